@@ -1,0 +1,96 @@
+"""The asyncio client: the same calls as `Client`, as coroutines.
+
+    async with AsyncClient("127.0.0.1:50051") as m:
+        a = await m.alloc(100)
+        await m.write(a.address, b"hi")
+        b = m.batch(); r = b.alloc(16); b.read(r, 16)
+        await m.execute(b)
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from memsim.client.errors import DeadlineExceeded, from_rpc_error
+from memsim.client.sync import DEFAULT_TIMEOUT, channel_options, core_target
+from memsim.client.types import LAYER_NAMES, Allocation, Batch, BatchResult, Freed
+from memsim.v1 import machine_pb2 as pb
+from memsim.v1 import machine_pb2_grpc
+
+
+class AsyncClient:
+    def __init__(self, target: str = "127.0.0.1:50051", *, core: int | None = None,
+                 timeout: float = DEFAULT_TIMEOUT):
+        self.target = core_target(target, core)
+        self.timeout = timeout
+        self._channel = grpc.aio.insecure_channel(self.target, options=channel_options())
+        self._stub = machine_pb2_grpc.MachineStub(self._channel)
+        self._stream = None
+        self._stream_lock = asyncio.Lock()
+        self._seq = 0
+
+    async def close(self) -> None:
+        if self._stream is not None:
+            self._stream.cancel()
+            self._stream = None
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(self, method, request):
+        try:
+            return await method(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    async def alloc(self, size: int) -> Allocation:
+        r = await self._call(self._stub.Alloc, pb.AllocRequest(size=size))
+        return Allocation(r.address, r.size, r.usable_size, r.size_class, LAYER_NAMES[r.layer], r.core,
+                          [(w.lock, w.wait_ns) for w in r.lock_waits])
+
+    async def free(self, address: int) -> Freed:
+        r = await self._call(self._stub.Free, pb.FreeRequest(address=address))
+        return Freed(LAYER_NAMES[r.layer], r.core, [(w.lock, w.wait_ns) for w in r.lock_waits])
+
+    async def read(self, address: int, length: int, offset: int = 0) -> bytes:
+        r = await self._call(self._stub.Read, pb.ReadRequest(address=address, offset=offset, length=length))
+        return r.data
+
+    async def write(self, address: int, data: bytes, offset: int = 0) -> None:
+        await self._call(self._stub.Write, pb.WriteRequest(address=address, offset=offset, data=bytes(data)))
+
+    async def info(self) -> pb.MachineInfo:
+        return await self._call(self._stub.GetInfo, pb.InfoRequest())
+
+    async def stats(self) -> pb.Stats:
+        return await self._call(self._stub.GetStats, pb.StatsRequest())
+
+    def batch(self) -> Batch:
+        return Batch()
+
+    async def execute(self, batch: Batch) -> BatchResult:
+        async with self._stream_lock:
+            if self._stream is None:
+                self._stream = self._stub.Batch()
+            self._seq += 1
+            try:
+                await self._stream.write(batch.to_proto(self._seq))
+                reply = await asyncio.wait_for(self._stream.read(), self.timeout)
+            except TimeoutError:
+                self._stream.cancel()
+                self._stream = None
+                raise DeadlineExceeded(f"no reply to batch {self._seq} within {self.timeout} s") from None
+            except grpc.RpcError as e:
+                self._stream = None
+                raise from_rpc_error(e) from None
+            if reply is grpc.aio.EOF:
+                self._stream = None
+                raise EOFError("the server closed the batch stream")
+        return batch.decode(reply)
+

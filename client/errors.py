@@ -1,0 +1,74 @@
+"""Typed exceptions, one per status code the machine answers with.
+
+`MemsimError.code` is the grpc.StatusCode; `str(e)` is the server's message, which says what
+was asked and what limit or state refused it.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class MemsimError(Exception):
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, message: str, code: grpc.StatusCode | None = None):
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class InvalidArgument(MemsimError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(MemsimError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class FailedPrecondition(MemsimError):
+    """Double free, invalid free."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class OutOfRange(MemsimError):
+    """An access past an object, or outside the heap: the machine's segmentation fault."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
+
+
+class ResourceExhausted(MemsimError):
+    """Out of memory (the message names the limit), or the server's RPC limit."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Unavailable(MemsimError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class DeadlineExceeded(MemsimError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class Internal(MemsimError):
+    code = grpc.StatusCode.INTERNAL
+
+
+_BY_CODE: dict[grpc.StatusCode, type[MemsimError]] = {
+    cls.code: cls
+    for cls in (InvalidArgument, NotFound, FailedPrecondition, OutOfRange, ResourceExhausted, Unavailable,
+                DeadlineExceeded, Internal)
+}
+_BY_VALUE = {c.value[0]: c for c in grpc.StatusCode}
+
+
+def from_code(code: grpc.StatusCode | int, message: str) -> MemsimError:
+    if isinstance(code, int):
+        code = _BY_VALUE.get(code, grpc.StatusCode.UNKNOWN)
+    return _BY_CODE.get(code, MemsimError)(message, code)
+
+
+def from_rpc_error(e: grpc.RpcError) -> MemsimError:
+    return from_code(e.code(), e.details() or str(e))  # type: ignore[attr-defined]

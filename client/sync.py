@@ -1,0 +1,168 @@
+"""The synchronous client.
+
+    from memsim.client import Client
+    with Client("127.0.0.1:50051") as m:          # any core (SO_REUSEPORT picks one)
+        a = m.alloc(100)
+        m.write(a.address, b"hello")
+        m.read(a.address, 5)                       # b'hello'
+        m.free(a.address)
+        b = m.batch()                              # many ops, one message, one core
+        r = b.alloc(64); b.write(r, b"x" * 64); b.read(r, 64); b.free(r)
+        b.execute()
+
+`core=N` connects to that core's own port (port + 1 + N) instead of the shared one. Every
+unary call carries a deadline (`timeout`, 10 s by default); a batch waits for its reply at
+most as long. Batches ride one long-lived bidirectional stream per client.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+
+import grpc
+
+from memsim.client.errors import DeadlineExceeded, from_rpc_error
+from memsim.client.types import LAYER_NAMES, Allocation, Batch, BatchResult, Freed
+from memsim.v1 import machine_pb2 as pb
+from memsim.v1 import machine_pb2_grpc
+
+DEFAULT_TIMEOUT = 10.0
+MAX_MESSAGE = 32 << 20
+_channel_ids = iter(range(1 << 62))
+
+
+def core_target(target: str, core: int | None) -> str:
+    if core is None:
+        return target
+    host, _, port = target.rpartition(":")
+    return f"{host}:{int(port) + 1 + core}"
+
+
+def channel_options() -> list[tuple[str, object]]:
+    # A distinct arg per channel so that channels do not share one connection (gRPC pools
+    # channels with equal args) and SO_REUSEPORT can spread them over cores.
+    return [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("memsim.channel_id", next(_channel_ids))]
+
+
+class _Stream:
+    """One bidi Batch stream: requests through a queue, replies collected by a reader thread."""
+
+    def __init__(self, stub: machine_pb2_grpc.MachineStub):
+        self._requests: queue.SimpleQueue[pb.OpBatch | None] = queue.SimpleQueue()
+        self._replies: queue.SimpleQueue[pb.BatchReply | BaseException] = queue.SimpleQueue()
+        self._call = stub.Batch(self._iter_requests())
+        self._reader = threading.Thread(target=self._read, daemon=True, name="memsim-batch-reader")
+        self._reader.start()
+
+    def _iter_requests(self) -> Iterator[pb.OpBatch]:
+        while True:
+            item = self._requests.get()
+            if item is None:
+                return
+            yield item
+
+    def _read(self) -> None:
+        try:
+            for reply in self._call:
+                self._replies.put(reply)
+            self._replies.put(EOFError("the server closed the batch stream"))
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting caller
+            self._replies.put(e)
+
+    def roundtrip(self, req: pb.OpBatch, timeout: float) -> pb.BatchReply:
+        self._requests.put(req)
+        try:
+            item = self._replies.get(timeout=timeout)
+        except queue.Empty:
+            self.close()
+            raise DeadlineExceeded(f"no reply to batch {req.seq} within {timeout} s") from None
+        if isinstance(item, grpc.RpcError):
+            raise from_rpc_error(item) from None
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._requests.put(None)
+        self._call.cancel()
+
+
+class Client:
+    def __init__(self, target: str = "127.0.0.1:50051", *, core: int | None = None,
+                 timeout: float = DEFAULT_TIMEOUT):
+        self.target = core_target(target, core)
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(self.target, options=channel_options())
+        self._stub = machine_pb2_grpc.MachineStub(self._channel)
+        self._stream: _Stream | None = None
+        self._stream_lock = threading.Lock()
+        self._seq = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise DeadlineExceeded(f"server at {self.target} not ready within {timeout} s") from None
+
+    def _call(self, method, request):
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    # -- single operations -----------------------------------------------------------------
+
+    def alloc(self, size: int) -> Allocation:
+        r = self._call(self._stub.Alloc, pb.AllocRequest(size=size))
+        return Allocation(r.address, r.size, r.usable_size, r.size_class, LAYER_NAMES[r.layer], r.core,
+                          [(w.lock, w.wait_ns) for w in r.lock_waits])
+
+    def free(self, address: int) -> Freed:
+        r = self._call(self._stub.Free, pb.FreeRequest(address=address))
+        return Freed(LAYER_NAMES[r.layer], r.core, [(w.lock, w.wait_ns) for w in r.lock_waits])
+
+    def read(self, address: int, length: int, offset: int = 0) -> bytes:
+        return self._call(self._stub.Read, pb.ReadRequest(address=address, offset=offset, length=length)).data
+
+    def write(self, address: int, data: bytes, offset: int = 0) -> None:
+        self._call(self._stub.Write, pb.WriteRequest(address=address, offset=offset, data=bytes(data)))
+
+    def info(self) -> pb.MachineInfo:
+        return self._call(self._stub.GetInfo, pb.InfoRequest())
+
+    def stats(self) -> pb.Stats:
+        return self._call(self._stub.GetStats, pb.StatsRequest())
+
+    # -- batches ---------------------------------------------------------------------------
+
+    def batch(self) -> Batch:
+        return Batch(self.execute)
+
+    def execute(self, batch: Batch) -> BatchResult:
+        with self._stream_lock:
+            if self._stream is None:
+                self._stream = _Stream(self._stub)
+            self._seq += 1
+            try:
+                reply = self._stream.roundtrip(batch.to_proto(self._seq), self.timeout)
+            except BaseException:
+                self._stream = None  # a failed stream is not reused
+                raise
+        return batch.decode(reply)

@@ -1,0 +1,141 @@
+"""Plain records the client returns, and the batch builder shared by the sync and async APIs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from memsim.client.errors import MemsimError, from_code
+from memsim.v1 import machine_pb2 as pb
+
+LAYER_NAMES = {pb.TINY: "tiny", pb.MCACHE: "mcache", pb.MCENTRAL: "mcentral", pb.MHEAP: "mheap",
+               pb.LAYER_UNSPECIFIED: ""}
+
+
+@dataclass(frozen=True)
+class Allocation:
+    address: int
+    size: int
+    usable_size: int
+    size_class: int
+    layer: str
+    core: int
+    lock_waits: list[tuple[str, int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Freed:
+    layer: str
+    core: int
+    lock_waits: list[tuple[str, int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """The address that op `index` of the same batch will allocate."""
+
+    index: int
+
+
+@dataclass
+class OpResult:
+    kind: str
+    address: int = 0  # ALLOC: the new object
+    layer: str = ""
+    data: bytes | None = None  # READ
+    error: MemsimError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class BatchResult:
+    results: list[OpResult]
+    core: int
+    lock_wait_ns: int
+
+    def __getitem__(self, i: int) -> OpResult:
+        return self.results[i]
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    @property
+    def errors(self) -> list[tuple[int, MemsimError]]:
+        return [(i, r.error) for i, r in enumerate(self.results) if r.error is not None]
+
+    def raise_first(self) -> BatchResult:
+        for _, e in self.errors:
+            raise e
+        return self
+
+
+_KIND_NAMES = {pb.ALLOC: "alloc", pb.FREE: "free", pb.READ: "read", pb.WRITE: "write"}
+
+
+class Batch:
+    """Operations to run in order on one core in one message. Build it, then `execute()`.
+
+    An op may target the address a previous op of the same batch allocates: pass the `Ref`
+    that `alloc()` returned.
+    """
+
+    def __init__(self, runner=None):
+        self._runner = runner
+        self.kind: list[int] = []
+        self.address: list[int] = []
+        self.size: list[int] = []
+        self.offset: list[int] = []
+        self.ref: list[int] = []
+        self.data: list[bytes] = []
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+    def _add(self, kind: int, target: int | Ref = 0, size: int = 0, offset: int = 0) -> Ref:
+        self.kind.append(kind)
+        if isinstance(target, Ref):
+            self.address.append(0)
+            self.ref.append(target.index)
+        else:
+            self.address.append(target)
+            self.ref.append(-1)
+        self.size.append(size)
+        self.offset.append(offset)
+        return Ref(len(self.kind) - 1)
+
+    def alloc(self, size: int) -> Ref:
+        return self._add(pb.ALLOC, 0, size)
+
+    def free(self, target: int | Ref) -> Ref:
+        return self._add(pb.FREE, target)
+
+    def read(self, target: int | Ref, length: int, offset: int = 0) -> Ref:
+        return self._add(pb.READ, target, length, offset)
+
+    def write(self, target: int | Ref, data: bytes, offset: int = 0) -> Ref:
+        self.data.append(bytes(data))
+        return self._add(pb.WRITE, target, 0, offset)
+
+    def to_proto(self, seq: int) -> pb.OpBatch:
+        refs = self.ref if any(r >= 0 for r in self.ref) else []
+        return pb.OpBatch(seq=seq, kind=self.kind, address=self.address, size=self.size, offset=self.offset,
+                          data=self.data, ref=refs)
+
+    def decode(self, reply: pb.BatchReply) -> BatchResult:
+        errors = {e.index: from_code(e.code, e.message) for e in reply.errors}
+        reads = iter(reply.data)
+        out = []
+        for i, k in enumerate(self.kind):
+            r = OpResult(kind=_KIND_NAMES.get(k, "?"), address=reply.address[i] if reply.address else 0,
+                         layer=LAYER_NAMES.get(reply.layer[i], "") if reply.layer else "", error=errors.get(i))
+            if k == pb.READ:
+                r.data = next(reads, b"")
+            out.append(r)
+        return BatchResult(out, reply.core, reply.lock_wait_ns)
+
+    def execute(self) -> BatchResult:
+        if self._runner is None:
+            raise RuntimeError("this batch is not bound to a client; use client.execute(batch)")
+        return self._runner(self)

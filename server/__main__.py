@@ -1,0 +1,5 @@
+import sys
+
+from memsim.server.cli import main
+
+sys.exit(main())

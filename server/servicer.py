@@ -1,0 +1,126 @@
+"""memsim.v1.Machine on one core: a thin adapter from gRPC to `server/ops.py` and `sim/`.
+
+Each handler takes the core's mutex around the heap work (see worker.py), turns a SimError
+into its status code with the simulator's message, and turns anything unexpected into
+INTERNAL without letting it take the worker down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+
+import grpc
+
+from memsim.server.ops import LAYERS, execute_batch
+from memsim.sim.alloc import layout as L
+from memsim.sim.alloc.heap import Heap
+from memsim.sim.alloc.memstats import read_cache_stats, read_central_stats, read_memstats
+from memsim.sim.alloc.sizeclasses import PAGE_SIZE, table
+from memsim.sim.errors import SimError
+from memsim.sim.machine import atomics
+from memsim.sim.system import Machine
+from memsim.v1 import machine_pb2 as pb
+from memsim.v1 import machine_pb2_grpc
+
+log = logging.getLogger("memsim.worker")
+
+STATUS = {c.value[0]: c for c in grpc.StatusCode}
+
+
+class MachineServicer(machine_pb2_grpc.MachineServicer):
+    def __init__(self, machine: Machine, heap: Heap, core: int, port: int):
+        self.machine = machine
+        self.heap = heap
+        self.core = core
+        self.port = port
+        self.core_lock = threading.Lock()
+
+    def _fail(self, context: grpc.ServicerContext, e: Exception) -> None:
+        if isinstance(e, SimError):
+            context.abort(STATUS[e.code], str(e))
+        log.exception("internal error on core %d", self.core)
+        context.abort(grpc.StatusCode.INTERNAL, f"internal error on core {self.core}: {type(e).__name__}: {e}")
+
+    # -- single operations -----------------------------------------------------------------
+
+    def Alloc(self, request: pb.AllocRequest, context: grpc.ServicerContext) -> pb.AllocReply:
+        try:
+            with self.core_lock:
+                r = self.heap.malloc(request.size)
+        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
+            self._fail(context, e)
+        return pb.AllocReply(address=r.address, size=r.size, usable_size=r.usable, size_class=r.size_class,
+                             layer=LAYERS[r.layer], core=self.core,
+                             lock_waits=[pb.LockWait(lock=n, wait_ns=w) for n, w in r.lock_waits])
+
+    def Free(self, request: pb.FreeRequest, context: grpc.ServicerContext) -> pb.FreeReply:
+        try:
+            with self.core_lock:
+                f = self.heap.free(request.address)
+        except Exception as e:  # noqa: BLE001
+            self._fail(context, e)
+        return pb.FreeReply(layer=LAYERS[f.layer], core=self.core,
+                            lock_waits=[pb.LockWait(lock=n, wait_ns=w) for n, w in f.lock_waits])
+
+    def Read(self, request: pb.ReadRequest, context: grpc.ServicerContext) -> pb.ReadReply:
+        try:
+            with self.core_lock:
+                data = self.heap.read(request.address, request.offset, request.length)
+        except Exception as e:  # noqa: BLE001
+            self._fail(context, e)
+        return pb.ReadReply(data=data, core=self.core)
+
+    def Write(self, request: pb.WriteRequest, context: grpc.ServicerContext) -> pb.WriteReply:
+        try:
+            with self.core_lock:
+                self.heap.write(request.address, request.offset, request.data)
+        except Exception as e:  # noqa: BLE001
+            self._fail(context, e)
+        return pb.WriteReply(core=self.core)
+
+    def Batch(self, request_iterator: Iterator[pb.OpBatch], context: grpc.ServicerContext) -> Iterator[pb.BatchReply]:
+        for req in request_iterator:
+            try:
+                with self.core_lock:
+                    reply = execute_batch(self.heap, req)
+            except Exception as e:  # noqa: BLE001
+                self._fail(context, e)
+            yield reply
+
+    # -- introspection ---------------------------------------------------------------------
+
+    def GetInfo(self, request: pb.InfoRequest, context: grpc.ServicerContext) -> pb.MachineInfo:
+        cfg = self.machine.config
+        classes = [pb.SizeClass(index=c.index, size=c.size, npages=c.npages, objects=c.objects,
+                                tail_waste=c.tail_waste, max_waste=c.max_waste, batch=c.batch)
+                   for c in table().classes]
+        return pb.MachineInfo(cores=cfg.cores, memory_bytes=cfg.memory_bytes, frame_size=cfg.frame_size,
+                              heap_page_size=PAGE_SIZE, per_core_caches=cfg.per_core_caches,
+                              global_lock=cfg.global_lock, core=self.core, port=self.port, size_classes=classes,
+                              atomics_backend=atomics.backend(), arena_base=self.heap.base)
+
+    def GetStats(self, request: pb.StatsRequest, context: grpc.ServicerContext) -> pb.Stats:
+        a = self.machine.arrays
+        ms = read_memstats(a)
+        memstats = pb.MemStats(
+            HeapAlloc=ms.HeapAlloc, HeapSys=ms.HeapSys, HeapIdle=ms.HeapIdle, HeapInuse=ms.HeapInuse,
+            HeapReleased=ms.HeapReleased, HeapObjects=ms.HeapObjects, Mallocs=ms.Mallocs, Frees=ms.Frees,
+            TotalAlloc=ms.TotalAlloc, TinyAllocs=ms.TinyAllocs, LargeAllocs=ms.LargeAllocs,
+            BySize=[pb.BySizeEntry(Size=b.Size, Mallocs=b.Mallocs, Frees=b.Frees) for b in ms.BySize])
+        locks = [pb.LockStat(name=s.name, acquisitions=s.acquisitions, contended=s.contended, wait_ns=s.wait_ns,
+                             max_wait_ns=s.max_wait_ns, owner_switches=s.owner_switches, hold_ns=s.hold_ns)
+                 for s in self.heap.locks.snapshot()]
+        caches = [pb.CacheStat(core=c.core, hits=c.hits, refills=c.refills, flushes=c.flushes,
+                               central_direct=c.central_direct, tiny_allocs=c.tiny_allocs, bad_frees=c.bad_frees)
+                  for c in read_cache_stats(a)]
+        centrals = [pb.CentralStat(size=c.size, spans=c.spans, free_objects=c.free_objects,
+                                   remove_range=c.remove_range, insert_range=c.insert_range,
+                                   span_allocs=c.span_allocs, span_frees=c.span_frees)
+                    for c in read_central_stats(a)]
+        g = a.heap_gauges
+        return pb.Stats(memstats=memstats, locks=locks, caches=caches, centrals=centrals,
+                        frames=self.machine.memory.frames_by_owner(), core=self.core,
+                        recoveries=int(g[L.G_RECOVERIES]), heap_grows=int(g[L.G_GROWS]),
+                        scavenged_pages=int(g[L.G_SCAVENGED_TOTAL]))

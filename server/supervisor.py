@@ -1,0 +1,199 @@
+"""The supervisor: owns the machine, forks one worker per core, restarts the dead, cleans up.
+
+Order matters, and this module exists to keep it:
+1. create every shared segment and the lock file (`Machine.create`);
+2. fork the workers *before this process imports grpc* (gRPC does not survive fork;
+   nothing in this module or its imports touches grpc);
+3. run the scavenger and wait for children; a worker that dies unexpectedly is recovered
+   (its locks were released by the kernel; `recovery.recover` takes back what it held and
+   rebuilds what it may have torn) and forked again on the same core;
+4. on SIGINT/SIGTERM or a normal exit, SIGTERM the workers, wait, SIGKILL stragglers, and
+   unlink every segment. Only PIDs this process forked are ever signalled.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+
+from memsim.sim.alloc.recovery import recover
+from memsim.sim.alloc.scavenger import Scavenger
+from memsim.sim.system import Machine, MachineConfig
+
+STOP_TIMEOUT = 5.0
+
+
+@dataclass
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 50051  # 0 = pick free ports
+    pin: bool = True  # pin worker c to CPU c % ncpu
+    scavenge_period: float = 1.0
+    scavenge_idle: float = 5.0
+
+
+def ports_free(host: str, base: int, n: int) -> bool:
+    for p in range(base, base + n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((host, p))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
+def pick_port(host: str, n: int) -> int:
+    """A base port such that base .. base+n-1 are all free right now."""
+    for _ in range(200):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind((host, 0))
+        base = s.getsockname()[1]
+        s.close()
+        if base + n < 65536 and ports_free(host, base, n):
+            return base
+    raise RuntimeError("could not find free ports")
+
+
+class Supervisor:
+    def __init__(self, config: MachineConfig, opts: ServeOptions):
+        self.config = config
+        self.opts = opts
+        self.machine: Machine | None = None
+        self.workers: dict[int, int] = {}  # pid -> core
+        self.restarts = 0
+        self._stopping = False
+
+    def _fork_worker(self, core: int) -> int:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                os.close(r)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                if self.opts.pin and hasattr(os, "sched_setaffinity"):
+                    ncpu = os.cpu_count() or 1
+                    os.sched_setaffinity(0, {core % ncpu})
+                from memsim.server.worker import run_worker
+
+                assert self.machine is not None
+                code = run_worker(self.machine, core, self.opts.host, self.opts.port, w)
+            except BaseException as e:  # noqa: BLE001 - a worker must never return into our stack
+                print(f"memsim: core {core} failed: {e!r}", file=sys.stderr)
+            finally:
+                os._exit(code)
+        os.close(w)
+        self.workers[pid] = core
+        self._await_ready(r, core)
+        return pid
+
+    def _await_ready(self, fd: int, core: int) -> None:
+        deadline = time.monotonic() + 30
+        buf = b""
+        try:
+            while b"\n" not in buf:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RuntimeError(f"core {core} did not start within 30 s")
+                ready, _, _ = select.select([fd], [], [], left)
+                if ready:
+                    chunk = os.read(fd, 64)
+                    if not chunk:
+                        raise RuntimeError(f"core {core} exited before it was ready")
+                    buf += chunk
+        finally:
+            os.close(fd)
+
+    def serve(self) -> int:
+        """Run until SIGINT/SIGTERM. Returns the exit code."""
+        if self.opts.port == 0:
+            self.opts.port = pick_port(self.opts.host, self.config.cores + 1)
+        elif not ports_free(self.opts.host, self.opts.port, self.config.cores + 1):
+            print(f"memsim: ports {self.opts.port}..{self.opts.port + self.config.cores} are not all free",
+                  file=sys.stderr)
+            return 2
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.machine = Machine.create(self.config)
+        scavenger: Scavenger | None = None
+        try:
+            for core in range(self.config.cores):
+                self._fork_worker(core)
+            sup_heap = self.machine.supervisor_heap()
+            scavenger = Scavenger(sup_heap, self.opts.scavenge_period, self.opts.scavenge_idle)
+            scavenger.start()
+            c = self.config
+            print(f"memsim: serving on {self.opts.host}:{self.opts.port} "
+                  f"(cores {c.cores} on ports {self.opts.port + 1}..{self.opts.port + c.cores}, "
+                  f"memory {c.memory_bytes} bytes, frames {c.frame_size} bytes, "
+                  f"per-core caches {'on' if c.per_core_caches else 'off'}, "
+                  f"locks {'one global' if c.global_lock else 'per class'}) "
+                  f"pids {' '.join(str(p) for p in self.workers)}", flush=True)
+            while not self._stopping:
+                self._reap(sup_heap, scavenger)
+                time.sleep(0.05)
+        finally:
+            if scavenger is not None:
+                scavenger.stop()
+            self._stop_workers()
+            self.machine.destroy()
+            print("memsim: stopped; shared memory unlinked", flush=True)
+        return 0
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._stopping = True
+
+    def _reap(self, sup_heap, scavenger: Scavenger) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            core = self.workers.pop(pid, None)
+            if core is None or self._stopping:
+                continue
+            why = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}"
+            with scavenger.paused:
+                report = recover(sup_heap, core)
+                self.restarts += 1
+                print(f"memsim: core {core} (pid {pid}) died ({why}); recovered {report}; restarting",
+                      flush=True)
+                newpid = self._fork_worker(core)
+            print(f"memsim: core {core} restarted as pid {newpid}", flush=True)
+
+    def _stop_workers(self) -> None:
+        for pid in list(self.workers):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                self.workers.pop(pid, None)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while self.workers and time.monotonic() < deadline:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid:
+                self.workers.pop(pid, None)
+            else:
+                time.sleep(0.05)
+        for pid in list(self.workers):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            self.workers.pop(pid, None)
+
+
+def serve(config: MachineConfig, opts: ServeOptions) -> int:
+    return Supervisor(config, opts).serve()

@@ -1,0 +1,73 @@
+"""A worker: one simulated core, serving memsim.v1.Machine over gRPC.
+
+The supervisor forks this process before anything gRPC exists (gRPC does not survive a
+fork), so this module is the first to import grpc, and it does so inside `run_worker`.
+
+A core runs one operation at a time. gRPC-Python's sync server hands calls to a thread
+pool, so every call that touches the heap takes the core's own mutex (`core_lock`), a
+plain in-process lock. That is the simulated CPU, not a shared lock: it is never contended
+across cores and it is what lets this core's mcache and tiny block go without any lock, as
+Go's P does. A batch takes it once for all its operations.
+
+Every worker listens on the shared port (SO_REUSEPORT, which balances connections, not
+calls) and on port + 1 + core, so that a client can pin itself to this core.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from concurrent import futures
+
+from memsim.sim.system import Machine
+
+MAX_MESSAGE = 32 << 20
+
+
+def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int, scavenge: bool = True) -> int:
+    import grpc
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection
+
+    from memsim.server.servicer import MachineServicer
+    from memsim.v1 import machine_pb2, machine_pb2_grpc
+
+    heap = machine.heap(core)
+    servicer = MachineServicer(machine, heap, core, port)
+    options = [("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", MAX_MESSAGE),
+               ("grpc.max_send_message_length", MAX_MESSAGE)]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"core{core}"),
+                         options=options, maximum_concurrent_rpcs=256)
+    machine_pb2_grpc.add_MachineServicer_to_server(servicer, server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (machine_pb2.DESCRIPTOR.services_by_name["Machine"].full_name, health.SERVICE_NAME,
+             reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    for p in (port, port + 1 + core):
+        if server.add_insecure_port(f"{host}:{p}") == 0:
+            print(f"memsim: core {core} could not listen on {host}:{p}", file=sys.stderr)
+            return 3
+    server.start()
+    for svc in ("", names[0]):
+        health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)
+
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
+    os.write(ready_fd, f"{core}\n".encode())
+    os.close(ready_fd)
+    while not stop.wait(0.5):
+        pass
+    for svc in ("", names[0]):
+        health_servicer.set(svc, health_pb2.HealthCheckResponse.NOT_SERVING)
+    server.stop(grace=1.0).wait(3)
+    with servicer.core_lock:
+        heap.release_caches()  # give this core's cached objects back, as Go does when a P goes away
+    return 0

@@ -1,0 +1,322 @@
+"""The heap as one core sees it: malloc, free, read and write (Go's malloc.go).
+
+A `Heap` is built once per core, in that core's worker process. It owns the core's private
+parts (its mcache and its tiny block) and reaches the shared parts (the mcentrals, the
+mheap, the object words) through the shared-memory arrays of `layout.py`. It is not
+thread-safe: a core runs one operation at a time, which the worker guarantees.
+
+Paths, in the order mallocgc tries them:
+    size < 16        tiny: pack into this core's 16-byte block (no lock)
+    size <= 32 KiB   small: pop this core's mcache list (no lock); refill a batch from the
+                     class's mcentral (class lock) which may take a span from the mheap
+                     (global lock)
+    size > 32 KiB    large: a run of pages straight from the mheap (global lock)
+Every result says which layer served it and which locks it waited on.
+
+Objects are zeroed when handed out, as Go's are. Addresses are real heap addresses at Go's
+arena base; a client holds them as opaque handles. Bounds are the *requested* size, so a
+write one byte past what was asked for is OUT_OF_RANGE even though the size class has room.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from memsim.sim.alloc import layout as L
+from memsim.sim.alloc.mcache import MCache
+from memsim.sim.alloc.mcentral import MCentral
+from memsim.sim.alloc.mheap import MHeap
+from memsim.sim.alloc.pagesource import PageSource
+from memsim.sim.alloc.sizeclasses import MAX_OBJECTS_PER_SPAN, MAX_SMALL_SIZE, PAGE_SIZE, TINY_SIZE, table
+from memsim.sim.alloc.tiny import BLOCK, TinyAllocator, free_tiny, is_tiny_marker, object_end
+from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound, OutOfRange
+from memsim.sim.machine.atomics import AtomicArray
+from memsim.sim.machine.locks import LockTable
+
+MAX_IO_BYTES = 16 << 20  # one read or write moves at most 16 MiB (gRPC messages stay bounded)
+
+LAYER_TINY, LAYER_MCACHE, LAYER_MCENTRAL, LAYER_MHEAP = "tiny", "mcache", "mcentral", "mheap"
+TINY_CLASS = table().class_of(TINY_SIZE)
+
+
+@dataclass
+class AllocResult:
+    address: int
+    size: int  # requested bytes (the object's bounds)
+    usable: int  # bytes of the slot: size class size, 16 for a tiny block, pages for large
+    size_class: int
+    layer: str
+    lock_waits: list[tuple[str, int]]
+
+
+@dataclass
+class FreeResult:
+    layer: str
+    lock_waits: list[tuple[str, int]]
+
+
+def lock_names(global_lock: bool) -> tuple[list[str], dict[str, str]]:
+    """Lock table layout: 'mheap' plus one 'mcentral/<size>B' per class, or one 'global' lock."""
+    central = [f"mcentral/{c.size}B" for c in table().classes]
+    if global_lock:
+        return ["global"], {n: "global" for n in ["mheap", *central]}
+    return ["mheap", *central], {}
+
+
+class Heap:
+    def __init__(self, core: int, a: L.HeapArrays, source: PageSource, locks: LockTable, data: np.ndarray,
+                 total_pages: int, per_core_caches: bool = True):
+        self.core = core
+        self.a = a
+        self.source = source
+        self.locks = locks
+        self.data = data
+        self.t = table()
+        self.sizes = self.t.sizes
+        self.mheap = MHeap(a, source, locks["mheap"], total_pages)
+        self.base = self.mheap.base
+        self.centrals: list[MCentral | None] = [None] + [
+            MCentral(c, a, locks[f"mcentral/{c.size}B"], self.mheap) for c in self.t.classes
+        ]
+        self.stats = a.core_stats[core]
+        self.mallocs = a.core_mallocs[core]
+        self.frees = a.core_frees[core]
+        self.mcache = MCache(core, self.centrals, self.stats, enabled=per_core_caches)
+        self.obj_words = AtomicArray(a.obj_size, locks.fd, stripe_base=1 << 20)
+        self.mark_words = AtomicArray(a.tiny_marks, locks.fd, stripe_base=1 << 21)
+        self.tiny = TinyAllocator(core, a, self.mark_words, self.obj_words)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _drain_waits(self) -> list[tuple[str, int]]:
+        w = self.locks.waits
+        if not w:
+            return []
+        out = list(w)
+        w.clear()
+        return out
+
+    def _slot_addr(self, slot: int, cls: int) -> int:
+        span, idx = divmod(slot, MAX_OBJECTS_PER_SPAN)
+        return self.base + span * PAGE_SIZE + idx * self.sizes[cls]
+
+    def _zero(self, addr: int, n: int) -> None:
+        p = addr - self.base
+        self.data[p:p + n] = 0
+
+    def _page_of(self, addr: int, what: str) -> int:
+        used = int(self.a.heap_gauges[L.G_ARENA_PAGES])
+        if not isinstance(addr, int) or addr < self.base or addr >= self.base + used * PAGE_SIZE:
+            raise _bad_address(what, addr, f"outside the heap arena [{self.base:#x}, {self.base + used * PAGE_SIZE:#x})")
+        return (addr - self.base) // PAGE_SIZE
+
+    # -- malloc ----------------------------------------------------------------------------
+
+    def malloc(self, size: int) -> AllocResult:
+        if not isinstance(size, int) or size <= 0:
+            raise InvalidArgument(f"bad allocation size {size!r}: must be a positive number of bytes")
+        limit = self.mheap.total_pages * PAGE_SIZE
+        if size > limit:
+            raise InvalidArgument(
+                f"bad allocation size {size}: larger than the machine's {limit} bytes of physical memory")
+        self.locks.waits.clear()
+        if size < TINY_SIZE:
+            return self._malloc_tiny(size)
+        if size <= MAX_SMALL_SIZE:
+            return self._malloc_small(size)
+        return self._malloc_large(size)
+
+    def _take(self, cls: int) -> tuple[int, str]:
+        c = self.centrals[cls]
+        assert c is not None
+        before = int(self.a.central_stats[cls, L.C_SPAN_ALLOCS])
+        slot, hit = self.mcache.alloc(cls)
+        if hit:
+            return slot, LAYER_MCACHE
+        grew = int(self.a.central_stats[cls, L.C_SPAN_ALLOCS]) != before
+        return slot, LAYER_MHEAP if grew else LAYER_MCENTRAL
+
+    def _malloc_small(self, size: int) -> AllocResult:
+        cls = self.t.class_of(size)
+        slot, layer = self._take(cls)
+        a = self.a
+        a.slot_state[slot] = L.ALLOCATED
+        addr = self._slot_addr(slot, cls)
+        self._zero(addr, self.sizes[cls])
+        a.obj_size[slot] = size  # publishes the object: from here on it can be read, written, freed
+        self.mallocs[cls] += 1
+        return AllocResult(addr, size, self.sizes[cls], cls, layer, self._drain_waits())
+
+    def _malloc_tiny(self, size: int) -> AllocResult:
+        tiny = self.tiny
+        off = tiny.fits(size)
+        layer = LAYER_TINY
+        if off < 0:
+            dead = tiny.retire()
+            if dead is not None:
+                self._free_tiny_block(dead)
+            slot, layer = self._take(TINY_CLASS)
+            if layer == LAYER_MCACHE:
+                layer = LAYER_TINY  # a new block from the cache is still the lock-free path
+            self.a.slot_state[slot] = L.ALLOCATED
+            addr = self._slot_addr(slot, TINY_CLASS)
+            self._zero(addr, BLOCK)
+            tiny.adopt(addr, slot, (addr - self.base) // BLOCK)
+            self.stats[L.S_TINY_BLOCK_ALLOCS] += 1
+            off = 0
+        addr = tiny.place(off, size)
+        self.stats[L.S_TINY_ALLOCS] += 1
+        return AllocResult(addr, size, size, TINY_CLASS, layer, self._drain_waits())
+
+    def _malloc_large(self, size: int) -> AllocResult:
+        npages = (size + PAGE_SIZE - 1) // PAGE_SIZE
+        with self.mheap.lock:
+            span = self.mheap.alloc_pages(npages, 0, reqsize=size)
+        addr = self.base + span * PAGE_SIZE
+        self._zero(addr, npages * PAGE_SIZE)
+        self.mallocs[0] += 1
+        self.stats[L.S_LARGE_ALLOCS] += 1
+        self.stats[L.S_LARGE_BYTES_ALLOC] += npages * PAGE_SIZE
+        return AllocResult(addr, size, npages * PAGE_SIZE, 0, LAYER_MHEAP, self._drain_waits())
+
+    # -- free ------------------------------------------------------------------------------
+
+    def free(self, addr: int) -> FreeResult:
+        self.locks.waits.clear()
+        a = self.a
+        page = self._page_of(addr, "free")
+        span = int(a.page_span[page])
+        state = int(a.span_state[span]) if span >= 0 else L.SPAN_FREE
+        if state == L.SPAN_LARGE:
+            return self._free_large(addr, span)
+        if state != L.SPAN_SMALL:
+            self.stats[L.S_BAD_FREES] += 1
+            raise FailedPrecondition(f"invalid free of {addr:#x}: no object is allocated there (its page is free)")
+        cls = int(a.span_class[span])
+        size = self.sizes[cls]
+        off = addr - self.base - span * PAGE_SIZE
+        idx, rem = divmod(off, size)
+        c = self.centrals[cls]
+        assert c is not None
+        if idx >= c.nelems:
+            self.stats[L.S_BAD_FREES] += 1
+            raise FailedPrecondition(f"invalid free of {addr:#x}: it is in the unused tail of a {size}-byte span")
+        slot = span * MAX_OBJECTS_PER_SPAN + idx
+        v = int(a.obj_size[slot])
+        if is_tiny_marker(v):
+            return self._free_tiny(addr, slot, rem)
+        if rem:
+            self.stats[L.S_BAD_FREES] += 1
+            raise FailedPrecondition(
+                f"invalid free of {addr:#x}: it points {rem} bytes into the {size}-byte object at {addr - rem:#x}")
+        if v == 0 or not self.obj_words.cas(slot, v, 0):
+            self.stats[L.S_BAD_FREES] += 1
+            raise FailedPrecondition(f"double free of {addr:#x}: the object is not allocated")
+        a.slot_state[slot] = self.mcache.state
+        n_flush = int(self.stats[L.S_CACHE_FLUSHES])
+        self.mcache.free(cls, slot)
+        self.frees[cls] += 1
+        layer = LAYER_MCACHE if self.mcache.enabled and int(self.stats[L.S_CACHE_FLUSHES]) == n_flush else LAYER_MCENTRAL
+        return FreeResult(layer, self._drain_waits())
+
+    def _free_tiny(self, addr: int, slot: int, off: int) -> FreeResult:
+        block_index = (addr - off - self.base) // BLOCK
+        freed, block_free = free_tiny(self.a, self.mark_words, self.obj_words, block_index, slot, off)
+        if not freed:
+            self.stats[L.S_BAD_FREES] += 1
+            raise FailedPrecondition(f"double free of {addr:#x}: no tiny object starts there")
+        self.stats[L.S_TINY_FREES] += 1
+        if block_free:
+            self._free_tiny_block(slot)
+        return FreeResult(LAYER_TINY, self._drain_waits())
+
+    def _free_tiny_block(self, slot: int) -> None:
+        """A tiny block with no live objects, already claimed (obj_size 0) by this core."""
+        self.a.slot_state[slot] = self.mcache.state
+        self.mcache.free(TINY_CLASS, slot)
+        self.stats[L.S_TINY_BLOCK_FREES] += 1
+
+    def _free_large(self, addr: int, span: int) -> FreeResult:
+        with self.mheap.lock:
+            # Re-check under the lock: two cores freeing the same large object race here.
+            if int(self.a.page_span[(addr - self.base) // PAGE_SIZE]) != span or \
+                    int(self.a.span_state[span]) != L.SPAN_LARGE:
+                self.stats[L.S_BAD_FREES] += 1
+                raise FailedPrecondition(f"double free of {addr:#x}: the object is not allocated")
+            if addr != self.base + span * PAGE_SIZE:
+                self.stats[L.S_BAD_FREES] += 1
+                raise FailedPrecondition(
+                    f"invalid free of {addr:#x}: it points into the large object at {self.base + span * PAGE_SIZE:#x}")
+            npages = int(self.a.span_npages[span])
+            self.mheap.free_pages(span)
+        self.frees[0] += 1
+        self.stats[L.S_LARGE_FREES] += 1
+        self.stats[L.S_LARGE_BYTES_FREED] += npages * PAGE_SIZE
+        return FreeResult(LAYER_MHEAP, self._drain_waits())
+
+    # -- read / write ----------------------------------------------------------------------
+
+    def object_bounds(self, addr: int, what: str = "access") -> tuple[int, int]:
+        """(physical offset, requested size) of the live object at addr."""
+        a = self.a
+        page = self._page_of(addr, what)
+        span = int(a.page_span[page])
+        state = int(a.span_state[span]) if span >= 0 else L.SPAN_FREE
+        if state == L.SPAN_LARGE:
+            if addr != self.base + span * PAGE_SIZE:
+                raise NotFound(f"{what}: {addr:#x} is not the start of an object "
+                               f"(it is inside the large object at {self.base + span * PAGE_SIZE:#x})")
+            return self.source.physical(addr), int(a.span_reqsize[span])
+        if state != L.SPAN_SMALL:
+            raise NotFound(f"{what}: no object is allocated at {addr:#x}")
+        cls = int(a.span_class[span])
+        idx, rem = divmod(addr - self.base - span * PAGE_SIZE, self.sizes[cls])
+        slot = span * MAX_OBJECTS_PER_SPAN + idx
+        v = int(a.obj_size[slot]) if idx < MAX_OBJECTS_PER_SPAN else 0
+        if is_tiny_marker(v):
+            m = int(a.tiny_marks[(addr - rem - self.base) // BLOCK])
+            if (m >> rem) & 1:
+                return self.source.physical(addr), object_end(m, rem) - rem + 1
+            raise NotFound(f"{what}: no object is allocated at {addr:#x}")
+        if rem or v == 0:
+            raise NotFound(f"{what}: no object is allocated at {addr:#x}")
+        return self.source.physical(addr), v
+
+    def _check_range(self, addr: int, offset: int, length: int, size: int, what: str) -> None:
+        if not isinstance(offset, int) or offset < 0 or length < 0:
+            raise InvalidArgument(f"{what}: offset and length must be non-negative, got {offset} and {length}")
+        if length > MAX_IO_BYTES:
+            raise InvalidArgument(f"{what}: {length} bytes is more than the {MAX_IO_BYTES}-byte limit of one operation")
+        if offset + length > size:
+            raise OutOfRange(
+                f"{what} of {length} bytes at offset {offset} of the {size}-byte object at {addr:#x} "
+                f"runs {offset + length - size} bytes past its end")
+
+    def read(self, addr: int, offset: int, length: int) -> bytes:
+        phys, size = self.object_bounds(addr, "read")
+        self._check_range(addr, offset, length, size, "read")
+        return self.data[phys + offset: phys + offset + length].tobytes()
+
+    def write(self, addr: int, offset: int, payload: bytes) -> None:
+        phys, size = self.object_bounds(addr, "write")
+        self._check_range(addr, offset, len(payload), size, "write")
+        if payload:
+            self.data[phys + offset: phys + offset + len(payload)] = np.frombuffer(payload, dtype=np.uint8)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def release_caches(self) -> int:
+        """Give back everything this core holds privately (on a clean worker stop)."""
+        dead = self.tiny.retire()
+        if dead is not None:
+            self._free_tiny_block(dead)
+        return self.mcache.release_all()
+
+
+def _bad_address(what: str, addr: object, why: str) -> Exception:
+    text = f"{addr:#x}" if isinstance(addr, int) else repr(addr)
+    if what == "free":
+        return FailedPrecondition(f"invalid free of {text}: {why}")
+    return OutOfRange(f"{what} at {text}: {why} (the machine's segmentation fault)")

@@ -1,0 +1,149 @@
+"""mheap: the page heap, behind one global lock (Go's mheap_.lock).
+
+It owns runs of 8 KiB pages. It hands a run to an mcentral as a span for small objects, or
+straight to the caller for an object above 32 KiB, and takes empty spans back. When no free
+run is long enough it grows the arena (Go grows the heap in chunks, ANCHORS §3) by
+committing more pages through the page source; when memory runs out it says how much it
+needed and what the machine has.
+
+Free runs are found first-fit over the page→span map (`page_span`, -1 = free), which is the
+flat form of Go's pageAlloc bitmap; Go adds a radix tree of run summaries to make the search
+O(log n) on terabyte heaps, which a 64 MiB machine does not need (a NumPy scan of 8192 pages
+takes tens of µs, under a lock taken once per span, not per object).
+
+Crash safety (a worker killed while holding this lock): allocation marks pages first and the
+span record last, freeing clears the span record first and the pages last, so a torn update
+can only leak pages, never hand the same page out twice; `Heap.recover()` reclaims pages
+whose span record is not live.
+
+Pages that stay free are returned to the machine by the scavenger (`scavenger.py`); a
+released page is committed again, zeroed, when it is reused.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from memsim.sim.alloc import layout as L
+from memsim.sim.alloc.pagesource import PageSource
+from memsim.sim.alloc.sizeclasses import PAGE_SIZE
+from memsim.sim.errors import ResourceExhausted
+from memsim.sim.machine.locks import SharedLock
+
+DEFAULT_GROW_PAGES = 512  # 4 MiB: Go grows the heap in 4 MiB chunks
+
+
+class MHeap:
+    def __init__(self, a: L.HeapArrays, source: PageSource, lock: SharedLock, total_pages: int,
+                 grow_pages: int = DEFAULT_GROW_PAGES):
+        self.a = a
+        self.source = source
+        self.lock = lock
+        self.total_pages = total_pages
+        self.grow_pages = grow_pages
+        self.base = source.reserve(total_pages * PAGE_SIZE)
+
+    # -- page runs -------------------------------------------------------------------------
+
+    def _find_run(self, npages: int, used: int) -> int:
+        """First page of the first free run of >= npages within the arena, or -1."""
+        if used == 0:
+            return -1
+        free = self.a.page_span[:used] < 0
+        if npages == 1:
+            idx = np.flatnonzero(free)
+            return int(idx[0]) if idx.size else -1
+        edges = np.diff(np.concatenate(([0], free.view(np.int8), [0])))
+        starts = np.flatnonzero(edges == 1)
+        ends = np.flatnonzero(edges == -1)
+        fits = np.flatnonzero(ends - starts >= npages)
+        return int(starts[fits[0]]) if fits.size else -1
+
+    def _grow(self, npages: int) -> None:
+        """Extend the arena so that a run of npages exists at its end."""
+        g = self.a.heap_gauges
+        used = int(g[L.G_ARENA_PAGES])
+        # Reuse a free tail of the arena: only the missing pages need committing.
+        tail = 0
+        while tail < used and self.a.page_span[used - 1 - tail] < 0:
+            tail += 1
+        need = npages - tail
+        grow = max(need, min(self.grow_pages, self.total_pages - used))
+        if used + need > self.total_pages:
+            inuse = int(g[L.G_INUSE_PAGES]) * PAGE_SIZE
+            raise ResourceExhausted(
+                f"out of memory: allocating {npages * PAGE_SIZE} bytes ({npages} pages) needs more than the "
+                f"machine's {self.total_pages * PAGE_SIZE} bytes of physical memory "
+                f"({inuse} bytes in use by spans, largest free run too small)"
+            )
+        grow = min(grow, self.total_pages - used)
+        self.source.commit(self.base + used * PAGE_SIZE, grow * PAGE_SIZE)
+        g[L.G_ARENA_PAGES] = used + grow
+        g[L.G_GROWS] += 1
+
+    def alloc_pages(self, npages: int, cls: int, reqsize: int = 0) -> int:
+        """Allocate a span of npages for class cls (0 = one large object). Caller holds the lock."""
+        assert self.lock.held
+        a = self.a
+        used = int(a.heap_gauges[L.G_ARENA_PAGES])
+        start = self._find_run(npages, used)
+        if start < 0:
+            self._grow(npages)
+            start = self._find_run(npages, int(a.heap_gauges[L.G_ARENA_PAGES]))
+            assert start >= 0
+        end = start + npages
+        scav = a.page_scav[start:end]
+        nscav = int(scav.sum())
+        if nscav:
+            # Released pages come back zeroed from the source, as MADV_DONTNEED pages do.
+            self.source.commit(self.base + start * PAGE_SIZE, npages * PAGE_SIZE)
+            scav[:] = 0
+            a.heap_gauges[L.G_RELEASED_PAGES] -= nscav
+        a.page_span[start:end] = start  # pages first ...
+        a.span_class[start] = cls
+        a.span_npages[start] = npages
+        a.span_reqsize[start] = reqsize
+        a.span_nfree[start] = 0
+        a.span_next[start] = -1
+        a.span_prev[start] = -1
+        a.span_state[start] = L.SPAN_LARGE if cls == 0 else L.SPAN_SMALL  # ... span record last
+        a.heap_gauges[L.G_INUSE_PAGES] += npages
+        return start
+
+    def free_pages(self, start: int) -> None:
+        """Return the span based at `start` to the free pages. Caller holds the lock."""
+        assert self.lock.held
+        a = self.a
+        npages = int(a.span_npages[start])
+        a.span_state[start] = L.SPAN_FREE  # span record first ...
+        a.page_freed_at[start:start + npages] = time.monotonic()
+        a.page_span[start:start + npages] = -1  # ... pages last
+        a.heap_gauges[L.G_INUSE_PAGES] -= npages
+
+    def addr_of_page(self, page: int) -> int:
+        return self.base + page * PAGE_SIZE
+
+    # -- scavenging ------------------------------------------------------------------------
+
+    def scavenge(self, idle_seconds: float, now: float | None = None) -> int:
+        """Release free pages idle for at least idle_seconds. Caller holds the lock. Returns pages."""
+        assert self.lock.held
+        a = self.a
+        used = int(a.heap_gauges[L.G_ARENA_PAGES])
+        if used == 0:
+            return 0
+        now = time.monotonic() if now is None else now
+        cand = (a.page_span[:used] < 0) & (a.page_scav[:used] == 0) & (a.page_freed_at[:used] <= now - idle_seconds)
+        if not cand.any():
+            return 0
+        edges = np.diff(np.concatenate(([0], cand.view(np.int8), [0])))
+        released = 0
+        for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+            self.source.release(self.base + int(s) * PAGE_SIZE, int(e - s) * PAGE_SIZE)
+            a.page_scav[s:e] = 1
+            released += int(e - s)
+        a.heap_gauges[L.G_RELEASED_PAGES] += released
+        a.heap_gauges[L.G_SCAVENGED_TOTAL] += released
+        return released

@@ -1,0 +1,70 @@
+"""Where the heap's pages come from: Go's arena contract, narrowed to three calls.
+
+Go's runtime asks the OS for memory in three steps (mem_linux.go): sysReserve takes
+address space without backing it, sysMap/sysUsed commits part of it so that touching it
+is legal, and sysUnused/sysFree gives the backing back (MADV_DONTNEED) while keeping the
+addresses. The heap here sees only that contract, so that virtual memory can later be slid
+underneath it (an address space of `sim/vm` as the source) without the allocator changing.
+
+`FlatPhysicalSource` is the first source: the heap's arena *is* the machine's physical
+memory, one-to-one, at Go's amd64 heap base 0xc000000000. Commit marks the frames as the
+heap's in the frame table; release hands them back and zeroes them, as MADV_DONTNEED
+does for anonymous memory, so a released page reads as zeros when committed again.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from memsim.sim.machine.memory import FRAME_FREE, FRAME_HEAP, PhysicalMemory
+
+ARENA_BASE = 0xC000000000  # Go's first arena hint on linux/amd64
+
+
+class PageSource(Protocol):
+    def reserve(self, nbytes: int) -> int:
+        """Reserve `nbytes` of address space; return its base address."""
+
+    def commit(self, addr: int, nbytes: int) -> None:
+        """Back [addr, addr+nbytes) with memory."""
+
+    def release(self, addr: int, nbytes: int) -> None:
+        """Return the backing of [addr, addr+nbytes); the addresses stay reserved."""
+
+    def physical(self, addr: int) -> int:
+        """Physical byte offset of a committed heap address."""
+
+
+class FlatPhysicalSource:
+    """The heap arena mapped 1:1 onto physical frames."""
+
+    def __init__(self, mem: PhysicalMemory):
+        self.mem = mem
+        self.base = ARENA_BASE
+        self.limit = mem.size
+
+    def reserve(self, nbytes: int) -> int:
+        if nbytes > self.limit:
+            raise ValueError(f"cannot reserve {nbytes} bytes: the machine has {self.limit}")
+        return self.base
+
+    def _frames(self, addr: int, nbytes: int, whole_only: bool) -> range:
+        fs = self.mem.frame_size
+        lo, hi = addr - self.base, addr - self.base + nbytes
+        if whole_only:
+            return range((lo + fs - 1) // fs, hi // fs)
+        return range(lo // fs, (hi + fs - 1) // fs)
+
+    def commit(self, addr: int, nbytes: int) -> None:
+        r = self._frames(addr, nbytes, whole_only=False)
+        self.mem.set_frames(r.start, r.stop, FRAME_HEAP)
+
+    def release(self, addr: int, nbytes: int) -> None:
+        # Only frames wholly inside the range: a big frame may still back a live page.
+        r = self._frames(addr, nbytes, whole_only=True)
+        if r.stop > r.start:
+            self.mem.zero_frames(r.start, r.stop)
+            self.mem.set_frames(r.start, r.stop, FRAME_FREE)
+
+    def physical(self, addr: int) -> int:
+        return addr - self.base

@@ -1,0 +1,128 @@
+"""After a core dies: take back what it held, rebuild what it may have torn, check the heap.
+
+A worker can be killed at any instruction. The kernel releases its fcntl locks, but the
+structures those locks guarded may be half updated, and the objects in its private mcache
+and its tiny block are nobody's. The supervisor therefore, before it restarts the core:
+
+1. takes every central lock and then the heap lock (the fixed lock order), so no other core
+   is inside a shared structure;
+2. frees pages whose span record is not live (a span allocation torn in half: mheap writes
+   pages first and the record last, so this is the only torn state it can leave);
+3. returns the dead core's cached objects (slot_state = CACHED by it) to FREE, marks its
+   tiny block retired (freeing it if it holds no live object) and rebuilds every class's
+   span list and free counts from the slot states, which are the ground truth;
+4. recomputes the heap gauges from the page map.
+
+An object in flight inside the dead core (its free had won the CAS but not yet reached the
+cache) is neither allocated nor cached; it is counted as leaked (`G_LEAKED`) rather than
+guessed at, because another live core might be doing the very same thing at that moment.
+Leaking one object is consistent; handing one out twice is not.
+
+`check()` verifies the invariants the concurrency tests rely on and returns what is wrong.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+import numpy as np
+
+from memsim.sim.alloc import layout as L
+from memsim.sim.alloc.heap import TINY_CLASS, Heap
+from memsim.sim.alloc.sizeclasses import MAX_OBJECTS_PER_SPAN, table
+
+
+def recover(heap: Heap, dead_core: int | None) -> dict[str, int]:
+    """Run with the machine otherwise live. `heap` is any core's view (the supervisor's)."""
+    a = heap.a
+    with ExitStack() as stack:
+        for c in heap.centrals[1:]:
+            assert c is not None
+            stack.enter_context(c.lock)
+        stack.enter_context(heap.mheap.lock)
+        torn = _free_torn_pages(a)
+        tiny_freed = 0
+        if dead_core is not None:
+            tiny_freed = _retire_tiny_blocks(a, dead_core)
+            a.core_stats[dead_core, L.S_TINY_BLOCK_FREES] += tiny_freed
+        reclaimed = 0
+        dead_state = None if dead_core is None else 1 + dead_core
+        for c in heap.centrals[1:]:
+            assert c is not None
+            reclaimed += c.rebuild(dead_state)
+        a.heap_gauges[L.G_INUSE_PAGES] = int(np.count_nonzero(a.page_span[: int(a.heap_gauges[L.G_ARENA_PAGES])] >= 0))
+        a.heap_gauges[L.G_RECOVERIES] += 1
+    return {"torn_pages": torn, "reclaimed_objects": reclaimed, "tiny_blocks_freed": tiny_freed}
+
+
+def _free_torn_pages(a: L.HeapArrays) -> int:
+    ps = a.page_span
+    used = np.flatnonzero(ps >= 0)
+    bases = ps[used]
+    torn = used[a.span_state[bases] == L.SPAN_FREE]
+    ps[torn] = -1
+    return int(torn.size)
+
+
+def _retire_tiny_blocks(a: L.HeapArrays, core: int) -> int:
+    held = np.flatnonzero(a.obj_size == (L.TINY_HELD | core))
+    freed = 0
+    for slot in held.tolist():
+        span, idx = divmod(slot, MAX_OBJECTS_PER_SPAN)
+        block = (span * 8192 + idx * 16) // 16
+        if int(a.tiny_marks[block]) == 0:
+            a.obj_size[slot] = 0
+            a.slot_state[slot] = L.FREE  # rebuild() counts it back into its span
+            freed += 1
+        else:
+            a.obj_size[slot] = L.TINY_RETIRED
+    return freed
+
+
+def check(heap: Heap, quiescent: bool = True) -> list[str]:
+    """Invariants of the heap. With quiescent=True (no core mid-operation, caches released)
+    the counts must also balance exactly."""
+    a = heap.a
+    problems: list[str] = []
+    t = table()
+    arena = int(a.heap_gauges[L.G_ARENA_PAGES])
+    inuse = int(np.count_nonzero(a.page_span[:arena] >= 0))
+    if inuse != int(a.heap_gauges[L.G_INUSE_PAGES]):
+        problems.append(f"HeapInuse pages {int(a.heap_gauges[L.G_INUSE_PAGES])} != pages mapped to spans {inuse}")
+    if np.any(a.page_span[arena:] >= 0):
+        problems.append("pages beyond the arena belong to spans")
+    for c in t.classes:
+        spans = np.flatnonzero((a.span_state == L.SPAN_SMALL) & (a.span_class == c.index))
+        listed = set()
+        s = int(a.central_head[c.index])
+        steps = 0
+        while s >= 0 and steps <= len(spans) + 1:
+            listed.add(s)
+            s = int(a.span_next[s])
+            steps += 1
+        if steps > len(spans):
+            problems.append(f"class {c.size}B: central list is longer than its spans (cycle?)")
+        total_free = 0
+        for span in spans.tolist():
+            lo = span * MAX_OBJECTS_PER_SPAN
+            st = a.slot_state[lo:lo + c.objects]
+            nfree = int(np.count_nonzero(st == L.FREE))
+            total_free += nfree
+            if nfree != int(a.span_nfree[span]):
+                problems.append(f"span {span} ({c.size}B): nfree {int(a.span_nfree[span])} != free slots {nfree}")
+            if (nfree > 0) != (span in listed):
+                problems.append(f"span {span} ({c.size}B): listed={span in listed} with {nfree} free objects")
+            sizes = a.obj_size[lo:lo + c.objects]
+            alloc = st == L.ALLOCATED
+            if np.any(sizes[~alloc] != 0):
+                problems.append(f"span {span} ({c.size}B): an object that is not allocated has a size")
+            if c.index != TINY_CLASS and np.any(sizes[alloc] == 0) and quiescent:
+                problems.append(f"span {span} ({c.size}B): an allocated object has no size")
+            if quiescent and np.any((st != L.FREE) & (st != L.ALLOCATED)):
+                problems.append(f"span {span} ({c.size}B): objects still cached after caches were released")
+        if listed - set(spans.tolist()):
+            problems.append(f"class {c.size}B: central list holds spans that are not this class's")
+        if total_free != int(a.central_stats[c.index, L.C_NFREE]):
+            problems.append(f"class {c.size}B: central free count {int(a.central_stats[c.index, L.C_NFREE])} "
+                            f"!= free slots {total_free}")
+    return problems

@@ -1,0 +1,136 @@
+"""The machine: its configuration, its two shared segments and its lock file, and the
+per-core views built on them.
+
+`Machine.create()` is called once, by the supervisor (or by a test), before any core exists.
+It makes:
+    memsim-<token>-phys   the physical memory (raw bytes)
+    memsim-<token>-meta   every shared structure: frame table, lock counters, the heap's
+                          page/span/slot arrays and per-core counters
+    a lock file           anonymous (unlinked at once), one byte per lock
+Cores are then forked from the creating process and call `machine.heap(core)` to build
+their private view; nothing is attached by name, so nothing can outlive `destroy()` except
+through a crash of the creator itself, and even then Python's resource tracker unlinks the
+two segments.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+from memsim.sim.alloc.heap import Heap, lock_names
+from memsim.sim.alloc.layout import MAX_CORES, HeapArrays, heap_specs
+from memsim.sim.alloc.pagesource import FlatPhysicalSource
+from memsim.sim.alloc.sizeclasses import PAGE_SIZE
+from memsim.sim.errors import InvalidArgument
+from memsim.sim.machine.locks import LockTable, lock_specs, make_lock_file
+from memsim.sim.machine.memory import PhysicalMemory, frame_specs
+from memsim.sim.machine.shm import SharedBytes, SharedRegion, new_token, segment_name
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class MachineConfig:
+    memory_bytes: int = 64 * MiB
+    frame_size: int = 4096
+    cores: int = 4
+    per_core_caches: bool = True
+    global_lock: bool = False
+
+    def validate(self) -> None:
+        fs = self.frame_size
+        if fs < 512 or fs > 2 * MiB or fs & (fs - 1):
+            raise InvalidArgument(f"frame size {fs} must be a power of two between 512 B and 2 MiB")
+        m = self.memory_bytes
+        if m < MiB or m % PAGE_SIZE or m % fs:
+            raise InvalidArgument(
+                f"memory {m} must be at least 1 MiB and a multiple of the frame size and of the heap's 8 KiB page")
+        if m > 8 << 30:
+            raise InvalidArgument(f"memory {m} is above this simulator's 8 GiB limit")
+        if not 1 <= self.cores <= MAX_CORES:
+            raise InvalidArgument(f"cores {self.cores} must be between 1 and {MAX_CORES}")
+
+    def as_dict(self) -> dict[str, int | bool]:
+        return asdict(self)
+
+
+class Machine:
+    def __init__(self, config: MachineConfig):
+        config.validate()
+        self.config = config
+        self.token = new_token()
+        self.creator_pid = os.getpid()
+        names, alias = lock_names(config.global_lock)
+        self._lock_names, self._lock_alias = names, alias
+        specs = (frame_specs(config.memory_bytes, config.frame_size) + lock_specs(len(names))
+                 + heap_specs(config.memory_bytes, config.cores))
+        self.phys = SharedBytes(segment_name(self.token, "phys"), config.memory_bytes)
+        try:
+            self.meta = SharedRegion.create(segment_name(self.token, "meta"), specs)
+        except BaseException:
+            self.phys.close()
+            self.phys.unlink()
+            raise
+        self.lock_fd = make_lock_file()
+        self.memory = PhysicalMemory(self.phys.data, config.frame_size, self.meta["frame_owner"],
+                                     self.meta["frame_bits"])
+        self.arrays = HeapArrays.from_region(self.meta.arrays)
+        self.arrays.initialise()
+        self._views: list[Heap] = []
+        self._destroyed = False
+
+    @classmethod
+    def create(cls, config: MachineConfig | None = None) -> Machine:
+        return cls(config or MachineConfig())
+
+    @property
+    def segment_names(self) -> list[str]:
+        return [self.phys.name, self.meta.name]
+
+    def locks(self, owner_id: int) -> LockTable:
+        """A lock table for one process (lock depth is per process)."""
+        return LockTable(self.lock_fd, self.meta["lock_stats"], self._lock_names, self._lock_alias, owner_id)
+
+    def heap(self, core: int) -> Heap:
+        """The heap as `core` sees it. Call in the core's own process, once."""
+        if not 0 <= core < self.config.cores:
+            raise InvalidArgument(f"core {core} does not exist (the machine has {self.config.cores})")
+        source = FlatPhysicalSource(self.memory)
+        h = Heap(core, self.arrays, source, self.locks(core + 1), self.phys.data,
+                 self.config.memory_bytes // PAGE_SIZE, per_core_caches=self.config.per_core_caches)
+        self._views.append(h)
+        return h
+
+    def supervisor_heap(self) -> Heap:
+        """A view for the supervisor's own work (scavenging, recovery, stats): core 0's
+        counters row is never written through it except by recovery bookkeeping."""
+        source = FlatPhysicalSource(self.memory)
+        h = Heap(0, self.arrays, source, self.locks(0), self.phys.data,
+                 self.config.memory_bytes // PAGE_SIZE, per_core_caches=self.config.per_core_caches)
+        self._views.append(h)
+        return h
+
+    def destroy(self) -> None:
+        """Unmap and (in the creating process) unlink everything. Idempotent."""
+        if self._destroyed:
+            return
+        self._destroyed = True
+        self._views.clear()
+        self.arrays = None  # type: ignore[assignment]
+        self.memory = None  # type: ignore[assignment]
+        owner = os.getpid() == self.creator_pid
+        for seg in (self.meta, self.phys):
+            seg.close()
+            if owner:
+                seg.unlink()
+        try:
+            os.close(self.lock_fd)
+        except OSError:
+            pass
+
+    def __enter__(self) -> Machine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.destroy()
