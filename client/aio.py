@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 
 import grpc
-
 from memsim.client.errors import DeadlineExceeded, from_rpc_error
 from memsim.client.sync import DEFAULT_TIMEOUT, channel_options, core_target
 from memsim.client.types import LAYER_NAMES, Allocation, Batch, BatchResult, Freed
@@ -68,8 +67,8 @@ class AsyncClient:
     async def info(self) -> pb.MachineInfo:
         return await self._call(self._stub.GetInfo, pb.InfoRequest())
 
-    async def stats(self) -> pb.Stats:
-        return await self._call(self._stub.GetStats, pb.StatsRequest())
+    async def stats(self, check_heap: bool = False) -> pb.Stats:
+        return await self._call(self._stub.GetStats, pb.StatsRequest(check_heap=check_heap))
 
     def batch(self) -> Batch:
         return Batch()

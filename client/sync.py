@@ -22,7 +22,6 @@ import threading
 from collections.abc import Iterator
 
 import grpc
-
 from memsim.client.errors import DeadlineExceeded, from_rpc_error
 from memsim.client.types import LAYER_NAMES, Allocation, Batch, BatchResult, Freed
 from memsim.v1 import machine_pb2 as pb
@@ -147,8 +146,9 @@ class Client:
     def info(self) -> pb.MachineInfo:
         return self._call(self._stub.GetInfo, pb.InfoRequest())
 
-    def stats(self) -> pb.Stats:
-        return self._call(self._stub.GetStats, pb.StatsRequest())
+    def stats(self, check_heap: bool = False) -> pb.Stats:
+        """Heap figures, locks and caches; check_heap=True also verifies the heap's invariants."""
+        return self._call(self._stub.GetStats, pb.StatsRequest(check_heap=check_heap))
 
     # -- batches ---------------------------------------------------------------------------
 

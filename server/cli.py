@@ -59,7 +59,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
     try:
         with Client(args.target, timeout=args.timeout) as c:
-            st = c.stats()
+            st = c.stats(check_heap=args.check)
             info = c.info()
     except MemsimError as e:
         print(f"memsim stats: {args.target}: {e.code.name}: {e}", file=sys.stderr)
@@ -68,7 +68,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(json.dumps(stats_to_dict(st, info), indent=2))
     else:
         render_stats(st, info, all_classes=args.all)
-    return 0
+        if args.check:
+            print("heap check: " + ("ok" if not st.heap_problems else "; ".join(st.heap_problems)))
+    return 1 if st.heap_problems else 0
 
 
 def cmd_sizeclasses(args: argparse.Namespace) -> int:
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=5.0)
     s.add_argument("--json", action="store_true")
     s.add_argument("--all", action="store_true", help="list every size class, not only those in use")
+    s.add_argument("--check", action="store_true", help="also verify the heap's invariants (exit 1 if broken)")
     s.set_defaults(func=cmd_stats)
 
     s = sub.add_parser("sizeclasses", help="print the size-class table and its waste")

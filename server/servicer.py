@@ -12,11 +12,11 @@ import threading
 from collections.abc import Iterator
 
 import grpc
-
 from memsim.server.ops import LAYERS, execute_batch
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.memstats import read_cache_stats, read_central_stats, read_memstats
+from memsim.sim.alloc.recovery import locked_check
 from memsim.sim.alloc.sizeclasses import PAGE_SIZE, table
 from memsim.sim.errors import SimError
 from memsim.sim.machine import atomics
@@ -59,7 +59,7 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
         try:
             with self.core_lock:
                 f = self.heap.free(request.address)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
             self._fail(context, e)
         return pb.FreeReply(layer=LAYERS[f.layer], core=self.core,
                             lock_waits=[pb.LockWait(lock=n, wait_ns=w) for n, w in f.lock_waits])
@@ -68,7 +68,7 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
         try:
             with self.core_lock:
                 data = self.heap.read(request.address, request.offset, request.length)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
             self._fail(context, e)
         return pb.ReadReply(data=data, core=self.core)
 
@@ -76,7 +76,7 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
         try:
             with self.core_lock:
                 self.heap.write(request.address, request.offset, request.data)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
             self._fail(context, e)
         return pb.WriteReply(core=self.core)
 
@@ -85,7 +85,7 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
             try:
                 with self.core_lock:
                     reply = execute_batch(self.heap, req)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 - every failure becomes a status code
                 self._fail(context, e)
             yield reply
 
@@ -120,7 +120,12 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
                                    span_allocs=c.span_allocs, span_frees=c.span_frees)
                     for c in read_central_stats(a)]
         g = a.heap_gauges
-        return pb.Stats(memstats=memstats, locks=locks, caches=caches, centrals=centrals,
+        problems: list[str] = []
+        if request.check_heap:
+            with self.core_lock:
+                problems = locked_check(self.heap)
+        return pb.Stats(heap_checked=request.check_heap, heap_problems=problems,
+                        memstats=memstats, locks=locks, caches=caches, centrals=centrals,
                         frames=self.machine.memory.frames_by_owner(), core=self.core,
                         recoveries=int(g[L.G_RECOVERIES]), heap_grows=int(g[L.G_GROWS]),
                         scavenged_pages=int(g[L.G_SCAVENGED_TOTAL]))

@@ -135,6 +135,7 @@ class Supervisor:
                   f"memory {c.memory_bytes} bytes, frames {c.frame_size} bytes, "
                   f"per-core caches {'on' if c.per_core_caches else 'off'}, "
                   f"locks {'one global' if c.global_lock else 'per class'}) "
+                  f"segments {','.join(self.machine.segment_names)} "
                   f"pids {' '.join(str(p) for p in self.workers)}", flush=True)
             while not self._stopping:
                 self._reap(sup_heap, scavenger)

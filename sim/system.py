@@ -15,6 +15,7 @@ two segments.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import asdict, dataclass
 
@@ -124,10 +125,8 @@ class Machine:
             seg.close()
             if owner:
                 seg.unlink()
-        try:
+        with contextlib.suppress(OSError):
             os.close(self.lock_fd)
-        except OSError:
-            pass
 
     def __enter__(self) -> Machine:
         return self

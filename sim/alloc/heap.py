@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.mcache import MCache
 from memsim.sim.alloc.mcentral import MCentral
@@ -109,7 +108,8 @@ class Heap:
     def _page_of(self, addr: int, what: str) -> int:
         used = int(self.a.heap_gauges[L.G_ARENA_PAGES])
         if not isinstance(addr, int) or addr < self.base or addr >= self.base + used * PAGE_SIZE:
-            raise _bad_address(what, addr, f"outside the heap arena [{self.base:#x}, {self.base + used * PAGE_SIZE:#x})")
+            end = self.base + used * PAGE_SIZE
+            raise _bad_address(what, addr, f"outside the heap arena [{self.base:#x}, {end:#x})")
         return (addr - self.base) // PAGE_SIZE
 
     # -- malloc ----------------------------------------------------------------------------
@@ -218,7 +218,8 @@ class Heap:
         n_flush = int(self.stats[L.S_CACHE_FLUSHES])
         self.mcache.free(cls, slot)
         self.frees[cls] += 1
-        layer = LAYER_MCACHE if self.mcache.enabled and int(self.stats[L.S_CACHE_FLUSHES]) == n_flush else LAYER_MCENTRAL
+        flushed = int(self.stats[L.S_CACHE_FLUSHES]) != n_flush
+        layer = LAYER_MCACHE if self.mcache.enabled and not flushed else LAYER_MCENTRAL
         return FreeResult(layer, self._drain_waits())
 
     def _free_tiny(self, addr: int, slot: int, off: int) -> FreeResult:

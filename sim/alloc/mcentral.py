@@ -23,7 +23,6 @@ migrate between cores; the counters (refills and flushes per core) show how much
 from __future__ import annotations
 
 import numpy as np
-
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.mheap import MHeap
 from memsim.sim.alloc.sizeclasses import MAX_OBJECTS_PER_SPAN, SizeClass

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.sizeclasses import PAGE_SIZE, TINY_SIZE, table
 

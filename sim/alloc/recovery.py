@@ -26,7 +26,6 @@ from __future__ import annotations
 from contextlib import ExitStack
 
 import numpy as np
-
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.heap import TINY_CLASS, Heap
 from memsim.sim.alloc.sizeclasses import MAX_OBJECTS_PER_SPAN, table
@@ -126,3 +125,17 @@ def check(heap: Heap, quiescent: bool = True) -> list[str]:
             problems.append(f"class {c.size}B: central free count {int(a.central_stats[c.index, L.C_NFREE])} "
                             f"!= free slots {total_free}")
     return problems
+
+
+def locked_check(heap: Heap) -> list[str]:
+    """check() while holding every central lock and the heap lock, with other cores running.
+
+    Lock-free transitions (CACHED <-> ALLOCATED on another core) cannot break what is checked
+    here: an object is FREE only under its class lock, and it has a size only while ALLOCATED.
+    """
+    with ExitStack() as stack:
+        for c in heap.centrals[1:]:
+            assert c is not None
+            stack.enter_context(c.lock)
+        stack.enter_context(heap.mheap.lock)
+        return check(heap, quiescent=False)

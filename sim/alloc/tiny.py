@@ -93,7 +93,7 @@ class TinyAllocator:
         return None
 
 
-def TINY_HELD_FOR(core: int) -> int:  # noqa: N802 - reads as the marker it builds
+def TINY_HELD_FOR(core: int) -> int:
     return L.TINY_HELD | core
 
 

@@ -16,6 +16,7 @@ Pitfalls this module exists to contain (ANCHORS §6):
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from dataclasses import dataclass
 from multiprocessing import shared_memory
@@ -98,10 +99,8 @@ class SharedRegion:
 
     def unlink(self) -> None:
         if self.owner:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 self._shm.unlink()
-            except FileNotFoundError:
-                pass
 
 
 class SharedBytes:
@@ -120,10 +119,8 @@ class SharedBytes:
         _close(self._shm)
 
     def unlink(self) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self._shm.unlink()
-        except FileNotFoundError:
-            pass
 
 
 def _close(shm: shared_memory.SharedMemory) -> None:
@@ -136,10 +133,10 @@ def _close(shm: shared_memory.SharedMemory) -> None:
     try:
         shm.close()
     except BufferError:
-        shm._buf = None  # noqa: SLF001 - the only way to hand the mapping over to the views
-        shm._mmap = None  # noqa: SLF001
+        shm._buf = None
+        shm._mmap = None
         if getattr(shm, "_fd", -1) >= 0:
             import os
 
-            os.close(shm._fd)  # noqa: SLF001
-            shm._fd = -1  # noqa: SLF001
+            os.close(shm._fd)
+            shm._fd = -1

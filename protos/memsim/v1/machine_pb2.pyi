@@ -210,8 +210,10 @@ class BatchReply(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., core: _Optional[int] = ..., address: _Optional[_Iterable[int]] = ..., layer: _Optional[_Iterable[_Union[Layer, str]]] = ..., data: _Optional[_Iterable[bytes]] = ..., errors: _Optional[_Iterable[_Union[OpError, _Mapping]]] = ..., lock_wait_ns: _Optional[int] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("check_heap",)
+    CHECK_HEAP_FIELD_NUMBER: _ClassVar[int]
+    check_heap: bool
+    def __init__(self, check_heap: _Optional[bool] = ...) -> None: ...
 
 class MemStats(_message.Message):
     __slots__ = ("HeapAlloc", "HeapSys", "HeapIdle", "HeapInuse", "HeapReleased", "HeapObjects", "Mallocs", "Frees", "TotalAlloc", "TinyAllocs", "LargeAllocs", "BySize")
@@ -306,7 +308,7 @@ class CentralStat(_message.Message):
     def __init__(self, size: _Optional[int] = ..., spans: _Optional[int] = ..., free_objects: _Optional[int] = ..., remove_range: _Optional[int] = ..., insert_range: _Optional[int] = ..., span_allocs: _Optional[int] = ..., span_frees: _Optional[int] = ...) -> None: ...
 
 class Stats(_message.Message):
-    __slots__ = ("memstats", "locks", "caches", "centrals", "frames", "core", "recoveries", "heap_grows", "scavenged_pages")
+    __slots__ = ("memstats", "locks", "caches", "centrals", "frames", "core", "recoveries", "heap_grows", "scavenged_pages", "heap_checked", "heap_problems")
     class FramesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -323,6 +325,8 @@ class Stats(_message.Message):
     RECOVERIES_FIELD_NUMBER: _ClassVar[int]
     HEAP_GROWS_FIELD_NUMBER: _ClassVar[int]
     SCAVENGED_PAGES_FIELD_NUMBER: _ClassVar[int]
+    HEAP_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    HEAP_PROBLEMS_FIELD_NUMBER: _ClassVar[int]
     memstats: MemStats
     locks: _containers.RepeatedCompositeFieldContainer[LockStat]
     caches: _containers.RepeatedCompositeFieldContainer[CacheStat]
@@ -332,4 +336,6 @@ class Stats(_message.Message):
     recoveries: int
     heap_grows: int
     scavenged_pages: int
-    def __init__(self, memstats: _Optional[_Union[MemStats, _Mapping]] = ..., locks: _Optional[_Iterable[_Union[LockStat, _Mapping]]] = ..., caches: _Optional[_Iterable[_Union[CacheStat, _Mapping]]] = ..., centrals: _Optional[_Iterable[_Union[CentralStat, _Mapping]]] = ..., frames: _Optional[_Mapping[str, int]] = ..., core: _Optional[int] = ..., recoveries: _Optional[int] = ..., heap_grows: _Optional[int] = ..., scavenged_pages: _Optional[int] = ...) -> None: ...
+    heap_checked: bool
+    heap_problems: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, memstats: _Optional[_Union[MemStats, _Mapping]] = ..., locks: _Optional[_Iterable[_Union[LockStat, _Mapping]]] = ..., caches: _Optional[_Iterable[_Union[CacheStat, _Mapping]]] = ..., centrals: _Optional[_Iterable[_Union[CentralStat, _Mapping]]] = ..., frames: _Optional[_Mapping[str, int]] = ..., core: _Optional[int] = ..., recoveries: _Optional[int] = ..., heap_grows: _Optional[int] = ..., scavenged_pages: _Optional[int] = ..., heap_checked: _Optional[bool] = ..., heap_problems: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -1,0 +1,83 @@
+"""Turning a Stats reply into a readable table (rich) or a plain dict (JSON)."""
+
+from __future__ import annotations
+
+from google.protobuf.json_format import MessageToDict
+from memsim.v1 import machine_pb2 as pb
+from rich.console import Console
+from rich.table import Table
+
+MEMSTATS_FIELDS = ["HeapAlloc", "HeapSys", "HeapIdle", "HeapInuse", "HeapReleased", "HeapObjects", "Mallocs",
+                   "Frees", "TotalAlloc", "TinyAllocs", "LargeAllocs"]
+
+
+def human(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(n) >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+def stats_to_dict(st: pb.Stats, info: pb.MachineInfo | None = None) -> dict:
+    d = MessageToDict(st, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    if info is not None:
+        d["machine"] = {"cores": info.cores, "memory_bytes": info.memory_bytes, "frame_size": info.frame_size,
+                        "per_core_caches": info.per_core_caches, "global_lock": info.global_lock,
+                        "atomics_backend": info.atomics_backend}
+    return d
+
+
+def render_stats(st: pb.Stats, info: pb.MachineInfo | None = None, all_classes: bool = False,
+                 console: Console | None = None) -> None:
+    con = console or Console()
+    ms = st.memstats
+    if info is not None:
+        con.print(f"[bold]machine[/bold]: {info.cores} cores, {human(info.memory_bytes)} physical memory in "
+                  f"{info.frame_size}-byte frames; per-core caches {'on' if info.per_core_caches else 'off'}, "
+                  f"{'one global lock' if info.global_lock else 'a lock per size class'}")
+    heap = Table(title="heap (Go MemStats)", show_header=True)
+    heap.add_column("field")
+    heap.add_column("value", justify="right")
+    heap.add_column("", justify="right")
+    for f in MEMSTATS_FIELDS:
+        v = getattr(ms, f)
+        heap.add_row(f, str(v), human(v) if f.startswith(("Heap", "Total")) and f != "HeapObjects" else "")
+    frames = ", ".join(f"{k} {v}" for k, v in sorted(st.frames.items()))
+    heap.caption = f"frames: {frames}; heap grows {st.heap_grows}; scavenged pages {st.scavenged_pages}; " \
+                   f"recovered workers {st.recoveries}"
+    con.print(heap)
+
+    by = Table(title="size classes" + ("" if all_classes else " in use"))
+    for col in ("size", "Mallocs", "Frees", "live", "spans", "free", "out", "in"):
+        by.add_column(col, justify="right")
+    central = {c.size: c for c in st.centrals}
+    for e in ms.BySize:
+        c = central.get(e.Size)
+        if not all_classes and e.Mallocs == 0 and (c is None or c.spans == 0):
+            continue
+        by.add_row(str(e.Size), str(e.Mallocs), str(e.Frees), str(e.Mallocs - e.Frees),
+                   str(c.spans if c else 0), str(c.free_objects if c else 0), str(c.remove_range if c else 0),
+                   str(c.insert_range if c else 0))
+    by.caption = "free = objects in the central list; out/in = batches moved to/from per-core caches"
+    con.print(by)
+
+    caches = Table(title="per-core caches (mcache)")
+    for col in ("core", "hits", "refills", "flushes", "direct", "tiny", "bad frees"):
+        caches.add_column(col, justify="right")
+    for c in st.caches:
+        caches.add_row(str(c.core), str(c.hits), str(c.refills), str(c.flushes), str(c.central_direct),
+                       str(c.tiny_allocs), str(c.bad_frees))
+    caches.caption = "direct = operations sent straight to mcentral because caches are off"
+    con.print(caches)
+
+    locks = Table(title="locks" + ("" if all_classes else " (busiest 12; --all for every lock)"))
+    for col in ("lock", "acq", "contended", "%", "wait ms", "max µs", "hold ms"):
+        locks.add_column(col, justify="right")
+    rows = sorted(st.locks, key=lambda x: -x.acquisitions)
+    if not all_classes:
+        rows = [lk for lk in rows if lk.acquisitions][:12]
+    for lk in rows:
+        pct = 100.0 * lk.contended / lk.acquisitions if lk.acquisitions else 0.0
+        locks.add_row(lk.name, str(lk.acquisitions), str(lk.contended), f"{pct:.1f}", f"{lk.wait_ns / 1e6:.2f}",
+                      f"{lk.max_wait_ns / 1e3:.1f}", f"{lk.hold_ns / 1e6:.1f}")
+    con.print(locks)

@@ -1,0 +1,458 @@
+"""Several cores (forked processes) on one machine: shared size classes, cross-core frees,
+racing double frees, and a core killed with SIGKILL mid-work. No gRPC.
+
+The machine is created in the test process; children are forked from it (start method
+pinned to 'fork'), build their own core's view with `machine.heap(core)`, report through a
+Queue and leave with os._exit so that pytest's teardown never runs in a child.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import multiprocessing as mp
+import os
+import queue
+import random
+import signal
+import time
+import traceback
+
+import pytest
+
+from memsim.sim.alloc import layout as L
+from memsim.sim.alloc.memstats import read_cache_stats, read_memstats
+from memsim.sim.alloc.recovery import check, recover
+from memsim.sim.errors import FailedPrecondition
+
+CTX = mp.get_context("fork")
+MiB = 1 << 20
+RESULT_TIMEOUT = 60.0
+
+# A few shared classes: tiny sizes, 16/24/48 B, 1 KiB, 4 KiB, and one large size.
+SIZES = [1, 3, 8, 12, 15, 16, 20, 48, 1000, 4000, 40000]
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def stamp(core: int, seq: int, size: int) -> bytes:
+    """(core, seq, checksum) spread over the whole object; never all zeros."""
+    d = hashlib.blake2b(f"{core}:{seq}:{size}".encode(), digest_size=32).digest()
+    return (d * (size // 32 + 1))[:size]
+
+
+def child_main(q, core: int, fn, *args) -> None:
+    """Run fn in a forked child; put ('ok'|'error', core, payload) and leave with os._exit."""
+    code = 0
+    try:
+        try:
+            payload = fn(core, *args)
+            q.put(("ok", core, payload))
+        except BaseException:
+            code = 1
+            q.put(("error", core, traceback.format_exc()))
+        q.close()
+        q.join_thread()  # flush the queue's feeder thread before os._exit
+    finally:
+        os._exit(code)
+
+
+def start(q, core: int, fn, *args):
+    p = CTX.Process(target=child_main, args=(q, core, fn, *args), daemon=True)
+    p.start()
+    return p
+
+
+def collect(q, procs: dict[int, mp.Process], want: set[int]) -> dict[int, object]:
+    """Results of the cores in `want`; fails fast on a child's error or silent death."""
+    results: dict[int, object] = {}
+    deadline = time.monotonic() + RESULT_TIMEOUT
+    while want - results.keys():
+        try:
+            kind, core, payload = q.get(timeout=0.2)
+        except queue.Empty:
+            for c in want - results.keys():
+                p = procs[c]
+                if not p.is_alive() and p.exitcode is not None:
+                    # it may have put its result just before exiting
+                    try:
+                        kind, core, payload = q.get(timeout=1.0)
+                    except queue.Empty:
+                        pytest.fail(f"core {c} died with exit code {p.exitcode} without reporting")
+                    break
+            else:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"no result from cores {sorted(want - results.keys())}")
+                continue
+        if kind == "error":
+            pytest.fail(f"core {core} failed:\n{payload}")
+        results[core] = payload
+    return results
+
+
+def reap(procs) -> None:
+    """Join every child; kill any that is still running. Never leaves a child behind."""
+    for p in procs:
+        p.join(timeout=10)
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=5)
+    assert not any(p.is_alive() for p in procs)
+
+
+def assert_disjoint_holds(holds) -> None:
+    """holds: (addr, size, t_alloc, t_free, core). While one object is held, no other may share a
+    byte with it. t_alloc is read after malloc returned and t_free before free was called, on the
+    system-wide monotonic clock, so two holds of the same bytes must be disjoint in time."""
+    events = []
+    for i, (_a, _s, t0, t1, _c) in enumerate(holds):
+        events.append((t0, 1, i))
+        events.append((t1, 0, i))  # at equal times, a free comes before an alloc
+    events.sort()
+    starts: list[int] = []  # sorted start addresses of held ranges
+    by_start: dict[int, int] = {}
+    for _t, kind, i in events:
+        a, s, _t0, _t1, c = holds[i]
+        if kind == 0:
+            starts.pop(bisect.bisect_left(starts, a))
+            del by_start[a]
+            continue
+        k = bisect.bisect_left(starts, a)
+        if k < len(starts):
+            assert starts[k] >= a + s, f"core {c} got {a:#x}+{s} while {holds[by_start[starts[k]]]} was held"
+        if k > 0:
+            j = by_start[starts[k - 1]]
+            assert holds[j][0] + holds[j][1] <= a, f"core {c} got {a:#x}+{s} while {holds[j]} was held"
+        starts.insert(k, a)
+        by_start[a] = i
+
+
+def lock_count(m) -> int:
+    return len(m.locks(0).snapshot())
+
+
+def assert_quiet(m, h) -> None:
+    """Every core has released its caches: the heap must be consistent and empty."""
+    h.release_caches()
+    assert check(h, quiescent=True) == []
+    s = read_memstats(m.arrays)
+    assert s.HeapAlloc == 0 and s.HeapObjects == 0
+    assert s.HeapIdle + s.HeapInuse == s.HeapSys
+    assert all(m.locks(0).probe_free(i) for i in range(lock_count(m)))
+
+
+# -- (a) many cores hammering the same size classes ----------------------------------------------
+
+
+def hammer(core: int, machine, nops: int, seed: int, go) -> dict:
+    h = machine.heap(core)
+    rng = random.Random(seed * 1000 + core)
+    go.wait(timeout=30)
+    live: dict[int, tuple[int, int, int]] = {}  # addr -> (size, seq, t_alloc)
+    holds = []
+    seq = 0
+
+    def release(addr: int) -> None:
+        size, s, t0 = live.pop(addr)
+        got = h.read(addr, 0, size)
+        assert got == stamp(core, s, size), f"core {core}: object {addr:#x} ({size} B) changed under us"
+        t1 = time.monotonic_ns()
+        h.free(addr)
+        holds.append((addr, size, t0, t1, core))
+
+    for i in range(nops):
+        # bursts: grow the live set, then shrink it, so batches move to and from mcentral
+        p_free = 0.2 if (i // 250) % 2 == 0 else 0.8
+        if live and (len(live) >= 300 or rng.random() < p_free):
+            release(rng.choice(list(live)))
+            continue
+        size = rng.choice(SIZES)
+        r = h.malloc(size)
+        t0 = time.monotonic_ns()
+        assert r.address not in live
+        assert h.read(r.address, 0, size) == bytes(size), f"core {core}: {r.address:#x} not zeroed"
+        seq += 1
+        h.write(r.address, 0, stamp(core, seq, size))
+        live[r.address] = (size, seq, t0)
+        if rng.random() < 0.1:  # re-verify a random live object now and then
+            a = rng.choice(list(live))
+            sz, s, _ = live[a]
+            assert h.read(a, 0, sz) == stamp(core, s, sz), f"core {core}: object {a:#x} changed under us"
+    for a in list(live):
+        release(a)
+    h.release_caches()
+    return {"holds": holds, "allocs": seq}
+
+
+@pytest.mark.parametrize(
+    "machine",
+    [{"memory_bytes": 16 * MiB}, {"memory_bytes": 16 * MiB, "per_core_caches": False},
+     {"memory_bytes": 16 * MiB, "global_lock": True}],
+    indirect=True, ids=["caches", "no-caches", "global-lock"])
+def test_hammer_same_size_classes(machine):
+    ncores, nops = 4, 3000
+    q, go = CTX.Queue(), CTX.Event()
+    procs = {c: start(q, c, hammer, machine, nops, 1, go) for c in range(ncores)}
+    try:
+        go.set()
+        results = collect(q, procs, set(procs))
+    finally:
+        reap(procs.values())
+    assert all(p.exitcode == 0 for p in procs.values())
+    holds = [x for r in results.values() for x in r["holds"]]
+    assert len(holds) == sum(r["allocs"] for r in results.values()) > ncores * nops // 3
+    assert len({h[4] for h in holds}) == ncores
+    assert_disjoint_holds(holds)
+    # some memory really was shared between cores over time (else the test proves little)
+    owners: dict[int, set[int]] = {}
+    for a, _s, _t0, _t1, c in holds:
+        owners.setdefault(a, set()).add(c)
+    assert any(len(cs) > 1 for cs in owners.values())
+    assert_quiet(machine, machine.heap(0))
+    s = read_memstats(machine.arrays)
+    assert s.Mallocs == s.Frees == len(holds)
+    assert sum(st.acquisitions for st in machine.locks(0).snapshot()) > 0
+    cs = read_cache_stats(machine.arrays)
+    assert all(c.flushes + c.central_direct > 0 for c in cs)  # every core gave objects back centrally
+
+
+def test_disjoint_holds_checker_catches_overlap():
+    ok = [(100, 16, 1, 5, 1), (100, 16, 6, 9, 2), (116, 8, 2, 8, 2)]
+    assert_disjoint_holds(ok)
+    with pytest.raises(AssertionError):
+        assert_disjoint_holds([*ok, (110, 8, 3, 4, 3)])  # overlaps bytes of the first hold
+    with pytest.raises(AssertionError):
+        assert_disjoint_holds([(200, 8, 1, 10, 1), (200, 8, 5, 12, 2)])
+
+
+# -- (b) cross-core frees -----------------------------------------------------------------------
+
+
+def producer(core: int, machine, n: int, chan) -> dict:
+    h = machine.heap(core)
+    rng = random.Random(core)
+    for seq in range(n):
+        size = rng.choice(SIZES)
+        r = h.malloc(size)
+        h.write(r.address, 0, stamp(core, seq, size))
+        chan.put((r.address, size, seq))
+    chan.put(None)
+    h.release_caches()
+    chan.close()
+    chan.join_thread()
+    return {"sent": n}
+
+
+def consumer(core: int, machine, producer_core: int, chan) -> dict:
+    h = machine.heap(core)
+    rng = random.Random(core)
+    freed = 0
+    mine = []
+    while True:
+        item = chan.get(timeout=RESULT_TIMEOUT)
+        if item is None:
+            break
+        addr, size, seq = item
+        assert h.read(addr, 0, size) == stamp(producer_core, seq, size), f"{addr:#x} changed in flight"
+        h.free(addr)
+        freed += 1
+        # reuse what we just freed from our own cache: objects migrate between cores
+        if rng.random() < 0.5:
+            sz = rng.choice(SIZES)
+            r = h.malloc(sz)
+            assert h.read(r.address, 0, sz) == bytes(sz)
+            h.write(r.address, 0, stamp(core, freed, sz))
+            mine.append((r.address, sz, freed))
+    for a, sz, s in mine:
+        assert h.read(a, 0, sz) == stamp(core, s, sz)
+        h.free(a)
+    h.release_caches()
+    return {"freed": freed}
+
+
+@pytest.mark.parametrize("machine", [{"memory_bytes": 16 * MiB}, {"memory_bytes": 16 * MiB,
+                                                                  "per_core_caches": False}],
+                         indirect=True, ids=["caches", "no-caches"])
+def test_cross_core_frees(machine):
+    n = 3000
+    q = CTX.Queue()
+    chans = [CTX.Queue(), CTX.Queue()]
+    procs = {
+        0: start(q, 0, producer, machine, n, chans[0]),
+        1: start(q, 1, consumer, machine, 0, chans[0]),
+        2: start(q, 2, producer, machine, n, chans[1]),
+        3: start(q, 3, consumer, machine, 2, chans[1]),
+    }
+    try:
+        results = collect(q, procs, set(procs))
+    finally:
+        reap(procs.values())
+    assert results[1]["freed"] == results[3]["freed"] == n
+    s = read_memstats(machine.arrays)
+    assert s.Mallocs == s.Frees
+    assert read_memstats(machine.arrays).TinyAllocs > 0
+    assert_quiet(machine, machine.heap(0))
+    # frees happened on the consumers' cores
+    frees_by_core = machine.arrays.core_frees.sum(axis=1) + machine.arrays.core_stats[:, L.S_TINY_FREES]
+    assert frees_by_core[1] > 0 and frees_by_core[3] > 0
+
+
+# -- (c) two cores free the same objects at once --------------------------------------------------
+
+
+def double_freer(core: int, machine, addrs, barrier) -> dict:
+    h = machine.heap(core)
+    order = list(addrs)
+    random.Random(core).shuffle(order)
+    barrier.wait(timeout=30)
+    won, lost = [], 0
+    for a in order:
+        try:
+            h.free(a)
+            won.append(a)
+        except FailedPrecondition:
+            lost += 1
+    h.release_caches()
+    return {"won": won, "lost": lost}
+
+
+@pytest.mark.parametrize("machine", [{}, {"per_core_caches": False}], indirect=True,
+                         ids=["caches", "no-caches"])
+def test_concurrent_double_free(machine):
+    parent = machine.heap(0)
+    rng = random.Random(5)
+    addrs = []
+    for _ in range(1500):
+        addrs.append(parent.malloc(rng.choice(SIZES)).address)
+    parent.release_caches()
+    addrs_same_order = list(addrs)  # also race in the same order: maximal overlap
+    q = CTX.Queue()
+    rounds = [(addrs[:750], "shuffled"), (addrs_same_order[750:], "same order")]
+    for chunk, how in rounds:
+        barrier = CTX.Barrier(2)
+        if how == "same order":
+            procs = {c: start(q, c, double_freer_in_order, machine, chunk, barrier) for c in (1, 2)}
+        else:
+            procs = {c: start(q, c, double_freer, machine, chunk, barrier) for c in (1, 2)}
+        try:
+            results = collect(q, procs, {1, 2})
+        finally:
+            reap(procs.values())
+        won1, won2 = set(results[1]["won"]), set(results[2]["won"])
+        assert not won1 & won2, f"{len(won1 & won2)} objects freed twice ({how})"
+        assert won1 | won2 == set(chunk)
+        assert results[1]["lost"] + results[2]["lost"] == len(chunk)
+    assert_quiet(machine, parent)
+    bad = machine.arrays.core_stats[:, L.S_BAD_FREES].sum()
+    assert bad == len(addrs)  # every losing free was counted as a bad free
+
+
+def double_freer_in_order(core: int, machine, addrs, barrier) -> dict:
+    h = machine.heap(core)
+    barrier.wait(timeout=30)
+    won, lost = [], 0
+    for a in addrs:
+        try:
+            h.free(a)
+            won.append(a)
+        except FailedPrecondition:
+            lost += 1
+    h.release_caches()
+    return {"won": won, "lost": lost}
+
+
+# -- (d) a core killed mid-work -----------------------------------------------------------------
+
+
+def worker_until_stopped(core: int, machine, running, stop, sizes) -> dict:
+    """Allocate and free in a loop until told to stop, then free everything and release."""
+    h = machine.heap(core)
+    rng = random.Random(core * 7919 + os.getpid())
+    live: list[tuple[int, int, int]] = []
+    seq = 0
+    while not stop.is_set():
+        for _ in range(50):
+            if live and (len(live) > 200 or rng.random() < 0.4):
+                a, sz, s = live.pop(rng.randrange(len(live)))
+                assert h.read(a, 0, sz) == stamp(core, s, sz)
+                h.free(a)
+            else:
+                sz = rng.choice(sizes)
+                seq += 1
+                a = h.malloc(sz).address
+                h.write(a, 0, stamp(core, seq, sz))
+                live.append((a, sz, seq))
+        running.set()
+    for a, sz, s in live:
+        assert h.read(a, 0, sz) == stamp(core, s, sz)
+        h.free(a)
+    h.release_caches()
+    return {"ops": seq}
+
+
+KILL_SIZES = [1, 5, 8, 13, 16, 24, 64, 256, 1000, 2048, 4000, 9000, 32768, 40000, 100_000]
+
+
+@pytest.mark.parametrize(
+    "machine",
+    [{"memory_bytes": 16 * MiB}, {"memory_bytes": 16 * MiB, "per_core_caches": False},
+     {"memory_bytes": 16 * MiB, "global_lock": True}],
+    indirect=True, ids=["caches", "no-caches", "global-lock"])
+def test_sigkill_mid_work_then_recover(machine):
+    parent = machine.heap(0)
+    q = CTX.Queue()
+    stop = CTX.Event()
+    rng = random.Random(42)
+    survivors: dict[int, mp.Process] = {}
+    victims: list[mp.Process] = []
+    try:
+        for c in (2, 3):
+            ev = CTX.Event()
+            survivors[c] = start(q, c, worker_until_stopped, machine, ev, stop, KILL_SIZES)
+            assert ev.wait(timeout=30)
+        for _round in range(4):  # kill core 1 again and again, each time mid-work
+            running = CTX.Event()
+            victim = start(q, 1, worker_until_stopped, machine, running, CTX.Event(), KILL_SIZES)
+            victims.append(victim)
+            assert running.wait(timeout=30), "victim never got going"
+            time.sleep(rng.uniform(0, 0.05))  # land on an arbitrary instruction
+            os.kill(victim.pid, signal.SIGKILL)
+            victim.join(timeout=10)
+            assert victim.exitcode == -signal.SIGKILL
+            # recover with the other cores still running
+            stats = recover(parent, 1)
+            assert set(stats) == {"torn_pages", "reclaimed_objects", "tiny_blocks_freed"}
+            r = parent.malloc(100)
+            parent.write(r.address, 0, b"z" * 100)
+            assert parent.read(r.address, 0, 100) == b"z" * 100
+            parent.free(r.address)
+        stop.set()
+        collect(q, survivors, {2, 3})
+    finally:
+        stop.set()
+        reap([*survivors.values(), *victims])
+    parent.release_caches()
+    problems = check(parent, quiescent=True)
+    assert problems == []
+    assert all(machine.locks(0).probe_free(i) for i in range(lock_count(machine)))
+    # the heap still serves every kind of allocation, from the parent and from a new core 1
+    for sz in KILL_SIZES:
+        r = parent.malloc(sz)
+        assert parent.read(r.address, 0, sz) == bytes(sz)
+        parent.write(r.address, 0, stamp(0, sz, sz))
+        assert parent.read(r.address, 0, sz) == stamp(0, sz, sz)
+        parent.free(r.address)
+    stop2, ev = CTX.Event(), CTX.Event()
+    p = start(q, 1, worker_until_stopped, machine, ev, stop2, KILL_SIZES)
+    try:
+        assert ev.wait(timeout=30)
+        stop2.set()
+        collect(q, {1: p}, {1})
+    finally:
+        reap([p])
+    parent.release_caches()
+    assert check(parent, quiescent=True) == []
+    s = read_memstats(machine.arrays)
+    assert s.HeapIdle + s.HeapInuse == s.HeapSys
+    assert int(machine.arrays.heap_gauges[L.G_RECOVERIES]) == 4
