@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+
 from memsim.client.errors import DeadlineExceeded, from_rpc_error
 from memsim.client.sync import DEFAULT_TIMEOUT, channel_options, core_target
 from memsim.client.types import LAYER_NAMES, Allocation, Batch, BatchResult, Freed

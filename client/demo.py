@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 
+from rich.console import Console
+
 from memsim.client import Client, MemsimError
 from memsim.client.loadgen import AllocLoad, print_report, run_alloc_load
 from memsim.client.local import LocalServer
 from memsim.client.report import human, render_stats
-from rich.console import Console
 
 
 def _segments() -> set[str]:
@@ -44,15 +45,15 @@ def run_demo(cores: int = 4, memory: int = 64 << 20, clients: int = 3, seconds: 
             big = m.alloc(100_000)
             con.print(f"alloc(100000) -> {big.address:#x}: large object, {big.usable_size} B of pages "
                       f"straight from the {big.layer}")
-            for x in (a, *t, big):
-                m.free(x.address)
-            for what, call in (("double free", lambda: m.free(a.address)),
-                               ("write past the end", lambda: m.write(t[0].address, b"xx")),
-                               ("alloc(0)", lambda: m.alloc(0))):
+            for what, call in (("write past the end of the 1-byte object", lambda: m.write(t[0].address, b"xx")),
+                               ("alloc(0)", lambda: m.alloc(0)),
+                               ("double free", lambda: (m.free(a.address), m.free(a.address)))):
                 try:
                     call()
                 except MemsimError as e:
                     con.print(f"{what}: [red]{e.code.name}[/red]: {e}")
+            for x in (*t, big):
+                m.free(x.address)
         con.rule(f"load: {clients} client processes × {seconds:g} s (Larson-style, batches of 100, one core each)")
         report = run_alloc_load(AllocLoad(target=srv.target, processes=clients, seconds=seconds, batch=100,
                                           slots=500, cross_free=0.1, pin=True, progress=True))

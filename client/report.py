@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from google.protobuf.json_format import MessageToDict
-from memsim.v1 import machine_pb2 as pb
+from google.protobuf.message import Message
 from rich.console import Console
 from rich.table import Table
+
+from memsim.v1 import machine_pb2 as pb
 
 MEMSTATS_FIELDS = ["HeapAlloc", "HeapSys", "HeapIdle", "HeapInuse", "HeapReleased", "HeapObjects", "Mallocs",
                    "Frees", "TotalAlloc", "TinyAllocs", "LargeAllocs"]
@@ -18,8 +19,24 @@ def human(n: int) -> str:
     return f"{n} B"
 
 
+def to_plain(msg: Message) -> dict:
+    """A message as plain dicts/lists/numbers (json_format would turn uint64 into strings)."""
+    out: dict = {}
+    for f in msg.DESCRIPTOR.fields:
+        v = getattr(msg, f.name)
+        if f.message_type is not None and f.message_type.GetOptions().map_entry:
+            out[f.name] = dict(v)
+        elif f.is_repeated:
+            out[f.name] = [to_plain(x) if isinstance(x, Message) else x for x in v]
+        elif isinstance(v, Message):
+            out[f.name] = to_plain(v)
+        else:
+            out[f.name] = v
+    return out
+
+
 def stats_to_dict(st: pb.Stats, info: pb.MachineInfo | None = None) -> dict:
-    d = MessageToDict(st, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    d = to_plain(st)
     if info is not None:
         d["machine"] = {"cores": info.cores, "memory_bytes": info.memory_bytes, "frame_size": info.frame_size,
                         "per_core_caches": info.per_core_caches, "global_lock": info.global_lock,

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterator
 
 import grpc
+
 from memsim.client.errors import DeadlineExceeded, from_rpc_error
 from memsim.client.types import LAYER_NAMES, Allocation, Batch, BatchResult, Freed
 from memsim.v1 import machine_pb2 as pb

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 
 import grpc
+
 from memsim.server.ops import LAYERS, execute_batch
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.heap import Heap

@@ -30,6 +30,7 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     import grpc
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection
+
     from memsim.server.servicer import MachineServicer
     from memsim.v1 import machine_pb2, machine_pb2_grpc
 

@@ -23,6 +23,7 @@ def running_server(**kw) -> Iterator[LocalServer]:
     finally:
         code = srv.stop()
         left = srv.segments_left()
-        assert code == 0, "server exited with %r:\n%s" % (code, "".join(srv.output))
+        log = "".join(srv.output)
+        assert code == 0, f"server exited with {code!r}:\n{log}"
         assert not left, f"segments left behind: {left}"
         assert not srv.alive_workers(), f"workers still alive: {srv.alive_workers()}"
