@@ -123,3 +123,24 @@ def test_client_errors_are_typed():
             assert e.code.name == "FAILED_PRECONDITION"
         else:
             pytest.fail("free(1) did not fail")
+
+
+def test_scavenger_returns_idle_pages_to_the_machine():
+    extra = ["--scavenge-idle", "0.2", "--scavenge-period", "0.2"]
+    with running_server(cores=1, memory="16MiB", extra=extra) as srv, Client(srv.target) as c:
+        held = [c.alloc(200_000).address for _ in range(20)]
+        c.write(held[0], b"dirty")
+        heap_frames = c.stats().frames["heap"]
+        for a in held:
+            c.free(a)
+        deadline = time.monotonic() + 15
+        st = c.stats()
+        while time.monotonic() < deadline and st.memstats.HeapReleased < 20 * 200_000:
+            time.sleep(0.2)
+            st = c.stats()
+        assert st.memstats.HeapReleased >= 20 * 200_000
+        assert st.frames["heap"] < heap_frames and st.frames["free"] > 0  # frames went back to the machine
+        assert st.memstats.HeapSys == c.stats().memstats.HeapSys  # addresses stay reserved
+        again = c.alloc(200_000)
+        assert c.stats().memstats.HeapReleased < st.memstats.HeapReleased  # reuse re-commits
+        assert c.read(again.address, 5) == b"\0" * 5
