@@ -3,6 +3,7 @@ the lock-free mcache path, the scavenger, and a model-based random test. No gRPC
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 
@@ -82,7 +83,7 @@ def test_distinct_live_objects_do_not_overlap(machine):
         h.write(r.address, 0, pattern(size, i))
         live.append((r.address, size, i))
     spans = sorted((a, a + s) for a, s, _ in live)
-    for (_, e1), (b2, _) in zip(spans, spans[1:], strict=False):
+    for (_, e1), (b2, _) in itertools.pairwise(spans):
         assert e1 <= b2
     for a, s, i in live:
         assert h.read(a, 0, s) == pattern(s, i)
@@ -237,16 +238,21 @@ def test_exhaustion_then_recovery(machine):
     total = machine.config.memory_bytes
     live = []
     errors = []
-    for size in (1 * MiB, 32768, 64, 8):  # fill with large, then small, then tiny objects
+    counts = []
+    for size in (3 * MiB, 100_000, 32768, 64, 8):  # fill with large, then small, then tiny objects
+        n = 0
         while True:
             try:
                 live.append(h.malloc(size).address)
+                n += 1
             except ResourceExhausted as e:
                 errors.append(str(e))
+                counts.append(n)
                 break
-    assert len(errors) == 4
+    assert counts[:4] == [2, 19, 2, 128]  # each size filled what the one before left
+    assert "allocating 3145728 bytes" in errors[0] and "6291456 bytes in use" in errors[0]
     for msg in errors:
-        assert str(total) in msg  # names the machine's size
+        assert f"machine's {total} bytes" in msg  # names the machine's size
     assert read_memstats(machine.arrays).HeapSys == total
     assert_identities(machine)
     assert check(h, quiescent=False) == []
@@ -272,6 +278,24 @@ def test_exhaustion_then_recovery(machine):
 
 
 # -- tiny objects ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("sizes", "offsets"), [
+    ((1, 1, 2, 4, 8), (0, 1, 2, 4, 8)),
+    ((4, 8), (0, 8)),  # 8-byte sizes align to 8
+    ((1, 12), (0, 4)),  # multiples of 4 align to 4
+    ((3, 6), (0, 4)),  # even sizes align to 2
+    ((5, 3, 7), (0, 5, 8)),  # odd sizes are not aligned
+    ((2, 2, 1, 9), (0, 2, 4, 5)),
+])
+def test_tiny_offsets_follow_go_alignment(machine, sizes, offsets):
+    h = machine.heap(0)
+    h.malloc(15), h.malloc(1)  # fill a block: the sequence starts a fresh one
+    addrs = [h.malloc(s).address for s in sizes]
+    block = addrs[0] - addrs[0] % 16
+    assert tuple(a - block for a in addrs) == offsets
+    h.release_caches()
+    assert check(h, quiescent=True) == []
 
 
 def test_tiny_packing_and_alignment(machine):
@@ -639,7 +663,7 @@ class HeapModel(RuleBasedStateMachine):
 
 
 TestHeapModel = HeapModel.TestCase
-TestHeapModel.settings = settings(max_examples=40, stateful_step_count=40, deadline=None,
+TestHeapModel.settings = settings(max_examples=60, stateful_step_count=40, deadline=None,
                                   suppress_health_check=[HealthCheck.too_slow])
 
 

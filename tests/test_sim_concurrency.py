@@ -9,6 +9,7 @@ Queue and leave with os._exit so that pytest's teardown never runs in a child.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import multiprocessing as mp
 import os
@@ -49,7 +50,7 @@ def child_main(q, core: int, fn, *args) -> None:
         try:
             payload = fn(core, *args)
             q.put(("ok", core, payload))
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - a child reports every failure, then os._exit
             code = 1
             q.put(("error", core, traceback.format_exc()))
         q.close()
@@ -89,6 +90,20 @@ def collect(q, procs: dict[int, mp.Process], want: set[int]) -> dict[int, object
             pytest.fail(f"core {core} failed:\n{payload}")
         results[core] = payload
     return results
+
+
+@contextlib.contextmanager
+def supervised(procs):
+    """Kill every child at once if the body fails; in any case join them all."""
+    try:
+        yield
+    except BaseException:
+        for p in list(procs):
+            if p.is_alive():
+                p.kill()
+        raise
+    finally:
+        reap(procs)
 
 
 def reap(procs) -> None:
@@ -191,14 +206,12 @@ def hammer(core: int, machine, nops: int, seed: int, go) -> dict:
      {"memory_bytes": 16 * MiB, "global_lock": True}],
     indirect=True, ids=["caches", "no-caches", "global-lock"])
 def test_hammer_same_size_classes(machine):
-    ncores, nops = 4, 3000
+    ncores, nops = 4, 5000
     q, go = CTX.Queue(), CTX.Event()
     procs = {c: start(q, c, hammer, machine, nops, 1, go) for c in range(ncores)}
-    try:
+    with supervised(procs.values()):
         go.set()
         results = collect(q, procs, set(procs))
-    finally:
-        reap(procs.values())
     assert all(p.exitcode == 0 for p in procs.values())
     holds = [x for r in results.values() for x in r["holds"]]
     assert len(holds) == sum(r["allocs"] for r in results.values()) > ncores * nops // 3
@@ -229,11 +242,13 @@ def test_disjoint_holds_checker_catches_overlap():
 # -- (b) cross-core frees -----------------------------------------------------------------------
 
 
-def producer(core: int, machine, n: int, chan) -> dict:
+def producer(core: int, machine, n: int, chan, credits, sizes) -> dict:
+    """Allocate, stamp and hand over; at most `credits` objects are in flight at once."""
     h = machine.heap(core)
     rng = random.Random(core)
     for seq in range(n):
-        size = rng.choice(SIZES)
+        assert credits.acquire(timeout=RESULT_TIMEOUT), "consumer stalled"
+        size = rng.choice(sizes)
         r = h.malloc(size)
         h.write(r.address, 0, stamp(core, seq, size))
         chan.put((r.address, size, seq))
@@ -244,11 +259,12 @@ def producer(core: int, machine, n: int, chan) -> dict:
     return {"sent": n}
 
 
-def consumer(core: int, machine, producer_core: int, chan) -> dict:
+def consumer(core: int, machine, producer_core: int, chan, credits, sizes) -> dict:
+    """Verify and free the producer's objects; reuse what that puts in our cache."""
     h = machine.heap(core)
     rng = random.Random(core)
     freed = 0
-    mine = []
+    mine: list[tuple[int, int, int]] = []
     while True:
         item = chan.get(timeout=RESULT_TIMEOUT)
         if item is None:
@@ -256,14 +272,18 @@ def consumer(core: int, machine, producer_core: int, chan) -> dict:
         addr, size, seq = item
         assert h.read(addr, 0, size) == stamp(producer_core, seq, size), f"{addr:#x} changed in flight"
         h.free(addr)
+        credits.release()
         freed += 1
-        # reuse what we just freed from our own cache: objects migrate between cores
-        if rng.random() < 0.5:
-            sz = rng.choice(SIZES)
+        if rng.random() < 0.5:  # objects migrate: what we just freed sits in our cache
+            sz = rng.choice(sizes)
             r = h.malloc(sz)
             assert h.read(r.address, 0, sz) == bytes(sz)
             h.write(r.address, 0, stamp(core, freed, sz))
             mine.append((r.address, sz, freed))
+        if len(mine) > 100:
+            a, sz, s = mine.pop(rng.randrange(len(mine)))
+            assert h.read(a, 0, sz) == stamp(core, s, sz)
+            h.free(a)
     for a, sz, s in mine:
         assert h.read(a, 0, sz) == stamp(core, s, sz)
         h.free(a)
@@ -271,43 +291,71 @@ def consumer(core: int, machine, producer_core: int, chan) -> dict:
     return {"freed": freed}
 
 
+def run_pairs(machine, n: int, in_flight: int, sizes) -> dict:
+    """Cores 0 -> 1 and 2 -> 3: each producer's objects are freed by its consumer."""
+    q = CTX.Queue()
+    chans = [CTX.Queue(), CTX.Queue()]
+    credits = [CTX.Semaphore(in_flight), CTX.Semaphore(in_flight)]
+    procs = {
+        0: start(q, 0, producer, machine, n, chans[0], credits[0], sizes),
+        1: start(q, 1, consumer, machine, 0, chans[0], credits[0], sizes),
+        2: start(q, 2, producer, machine, n, chans[1], credits[1], sizes),
+        3: start(q, 3, consumer, machine, 2, chans[1], credits[1], sizes),
+    }
+    with supervised(procs.values()):
+        return collect(q, procs, set(procs))
+
+
 @pytest.mark.parametrize("machine", [{"memory_bytes": 16 * MiB}, {"memory_bytes": 16 * MiB,
                                                                   "per_core_caches": False}],
                          indirect=True, ids=["caches", "no-caches"])
 def test_cross_core_frees(machine):
     n = 3000
-    q = CTX.Queue()
-    chans = [CTX.Queue(), CTX.Queue()]
-    procs = {
-        0: start(q, 0, producer, machine, n, chans[0]),
-        1: start(q, 1, consumer, machine, 0, chans[0]),
-        2: start(q, 2, producer, machine, n, chans[1]),
-        3: start(q, 3, consumer, machine, 2, chans[1]),
-    }
-    try:
-        results = collect(q, procs, set(procs))
-    finally:
-        reap(procs.values())
+    results = run_pairs(machine, n, in_flight=64, sizes=SIZES)
     assert results[1]["freed"] == results[3]["freed"] == n
     s = read_memstats(machine.arrays)
-    assert s.Mallocs == s.Frees
-    assert read_memstats(machine.arrays).TinyAllocs > 0
+    assert s.Mallocs == s.Frees and s.TinyAllocs > 0 and s.LargeAllocs > 0
     assert_quiet(machine, machine.heap(0))
-    # frees happened on the consumers' cores
+    # the frees of the producers' objects happened on the consumers' cores
     frees_by_core = machine.arrays.core_frees.sum(axis=1) + machine.arrays.core_stats[:, L.S_TINY_FREES]
-    assert frees_by_core[1] > 0 and frees_by_core[3] > 0
+    mallocs_by_core = machine.arrays.core_mallocs.sum(axis=1) + machine.arrays.core_stats[:, L.S_TINY_ALLOCS]
+    assert frees_by_core[1] >= n and frees_by_core[3] >= n
+    assert frees_by_core[0] == frees_by_core[2] == 0
+    assert mallocs_by_core.sum() == frees_by_core.sum()
+
+
+def test_remote_tiny_frees_race_the_owner_packing_its_block(machine):
+    """The consumer frees objects of the block the producer is still packing (a CAS on both
+    sides of the block's marks); a lost update would lose an object or free the block early."""
+    n = 3000
+    results = run_pairs(machine, n, in_flight=4, sizes=[1, 1, 2, 3, 4, 5, 8])
+    assert results[1]["freed"] == results[3]["freed"] == n
+    st = machine.arrays.core_stats
+    assert st[[1, 3], L.S_TINY_BLOCK_FREES].sum() > 0  # the consumers freed blocks the producers retired
+    assert_quiet(machine, machine.heap(0))
 
 
 # -- (c) two cores free the same objects at once --------------------------------------------------
 
 
-def double_freer(core: int, machine, addrs, barrier) -> dict:
+def double_freer(core: int, machine, addrs, lockstep, barrier) -> dict:
+    """Free every address. With `lockstep` (a shared array of per-core progress), meet the other
+    core before each free by spinning, so both try the same object within a microsecond."""
     h = machine.heap(core)
     order = list(addrs)
-    random.Random(core).shuffle(order)
+    if lockstep is None:
+        random.Random(core).shuffle(order)
+    other = 3 - core
     barrier.wait(timeout=30)
     won, lost = [], 0
-    for a in order:
+    for i, a in enumerate(order, start=1):
+        if lockstep is not None:
+            lockstep[core] = i
+            spins = 0
+            while lockstep[other] < i:
+                spins += 1
+                if spins % 1000 == 0:
+                    os.sched_yield()  # the other core may not be running
         try:
             h.free(a)
             won.append(a)
@@ -317,49 +365,30 @@ def double_freer(core: int, machine, addrs, barrier) -> dict:
     return {"won": won, "lost": lost}
 
 
-@pytest.mark.parametrize("machine", [{}, {"per_core_caches": False}], indirect=True,
-                         ids=["caches", "no-caches"])
+@pytest.mark.parametrize("machine", [{"memory_bytes": 16 * MiB}, {"memory_bytes": 16 * MiB, "per_core_caches": False}],
+                         indirect=True, ids=["caches", "no-caches"])
 def test_concurrent_double_free(machine):
     parent = machine.heap(0)
     rng = random.Random(5)
-    addrs = []
-    for _ in range(1500):
-        addrs.append(parent.malloc(rng.choice(SIZES)).address)
-    parent.release_caches()
-    addrs_same_order = list(addrs)  # also race in the same order: maximal overlap
     q = CTX.Queue()
-    rounds = [(addrs[:750], "shuffled"), (addrs_same_order[750:], "same order")]
-    for chunk, how in rounds:
-        barrier = CTX.Barrier(2)
-        if how == "same order":
-            procs = {c: start(q, c, double_freer_in_order, machine, chunk, barrier) for c in (1, 2)}
-        else:
-            procs = {c: start(q, c, double_freer, machine, chunk, barrier) for c in (1, 2)}
-        try:
-            results = collect(q, procs, {1, 2})
-        finally:
-            reap(procs.values())
-        won1, won2 = set(results[1]["won"]), set(results[2]["won"])
-        assert not won1 & won2, f"{len(won1 & won2)} objects freed twice ({how})"
-        assert won1 | won2 == set(chunk)
-        assert results[1]["lost"] + results[2]["lost"] == len(chunk)
-    assert_quiet(machine, parent)
+    total = 0
+    for _round in range(3):
+        addrs = [parent.malloc(rng.choice(SIZES)).address for _ in range(2400)]
+        total += len(addrs)
+        parent.release_caches()
+        # each core in its own random order, then both in the same order in lockstep
+        for chunk, lockstep in ((addrs[:600], None), (addrs[600:], CTX.RawArray("q", 3))):
+            barrier = CTX.Barrier(2)
+            procs = {c: start(q, c, double_freer, machine, chunk, lockstep, barrier) for c in (1, 2)}
+            with supervised(procs.values()):
+                results = collect(q, procs, {1, 2})
+            won1, won2 = set(results[1]["won"]), set(results[2]["won"])
+            assert not won1 & won2, f"{len(won1 & won2)} objects freed twice (lockstep={lockstep is not None})"
+            assert won1 | won2 == set(chunk)  # and every object was freed once
+            assert results[1]["lost"] + results[2]["lost"] == len(chunk)
+        assert_quiet(machine, parent)
     bad = machine.arrays.core_stats[:, L.S_BAD_FREES].sum()
-    assert bad == len(addrs)  # every losing free was counted as a bad free
-
-
-def double_freer_in_order(core: int, machine, addrs, barrier) -> dict:
-    h = machine.heap(core)
-    barrier.wait(timeout=30)
-    won, lost = [], 0
-    for a in addrs:
-        try:
-            h.free(a)
-            won.append(a)
-        except FailedPrecondition:
-            lost += 1
-    h.release_caches()
-    return {"won": won, "lost": lost}
+    assert bad == total  # every losing free was counted as a bad free
 
 
 # -- (d) a core killed mid-work -----------------------------------------------------------------
@@ -373,7 +402,7 @@ def worker_until_stopped(core: int, machine, running, stop, sizes) -> dict:
     seq = 0
     while not stop.is_set():
         for _ in range(50):
-            if live and (len(live) > 200 or rng.random() < 0.4):
+            if live and (len(live) > 64 or rng.random() < 0.4):
                 a, sz, s = live.pop(rng.randrange(len(live)))
                 assert h.read(a, 0, sz) == stamp(core, s, sz)
                 h.free(a)
@@ -391,6 +420,7 @@ def worker_until_stopped(core: int, machine, running, stop, sizes) -> dict:
     return {"ops": seq}
 
 
+KILL_ROUNDS = 6
 KILL_SIZES = [1, 5, 8, 13, 16, 24, 64, 256, 1000, 2048, 4000, 9000, 32768, 40000, 100_000]
 
 
@@ -405,16 +435,17 @@ def test_sigkill_mid_work_then_recover(machine):
     stop = CTX.Event()
     rng = random.Random(42)
     survivors: dict[int, mp.Process] = {}
-    victims: list[mp.Process] = []
-    try:
+    children: list[mp.Process] = []
+    with supervised(children):
         for c in (2, 3):
             ev = CTX.Event()
             survivors[c] = start(q, c, worker_until_stopped, machine, ev, stop, KILL_SIZES)
+            children.append(survivors[c])
             assert ev.wait(timeout=30)
-        for _round in range(4):  # kill core 1 again and again, each time mid-work
+        for _round in range(KILL_ROUNDS):  # kill core 1 again and again, each time mid-work
             running = CTX.Event()
             victim = start(q, 1, worker_until_stopped, machine, running, CTX.Event(), KILL_SIZES)
-            victims.append(victim)
+            children.append(victim)
             assert running.wait(timeout=30), "victim never got going"
             time.sleep(rng.uniform(0, 0.05))  # land on an arbitrary instruction
             os.kill(victim.pid, signal.SIGKILL)
@@ -429,9 +460,6 @@ def test_sigkill_mid_work_then_recover(machine):
             parent.free(r.address)
         stop.set()
         collect(q, survivors, {2, 3})
-    finally:
-        stop.set()
-        reap([*survivors.values(), *victims])
     parent.release_caches()
     problems = check(parent, quiescent=True)
     assert problems == []
@@ -445,14 +473,120 @@ def test_sigkill_mid_work_then_recover(machine):
         parent.free(r.address)
     stop2, ev = CTX.Event(), CTX.Event()
     p = start(q, 1, worker_until_stopped, machine, ev, stop2, KILL_SIZES)
-    try:
+    with supervised([p]):
         assert ev.wait(timeout=30)
         stop2.set()
         collect(q, {1: p}, {1})
-    finally:
-        reap([p])
     parent.release_caches()
     assert check(parent, quiescent=True) == []
     s = read_memstats(machine.arrays)
     assert s.HeapIdle + s.HeapInuse == s.HeapSys
-    assert int(machine.arrays.heap_gauges[L.G_RECOVERIES]) == 4
+    assert int(machine.arrays.heap_gauges[L.G_RECOVERIES]) == KILL_ROUNDS
+
+
+# -- (d') a core killed at a chosen instruction ------------------------------------------------------
+
+
+def _block(reached) -> None:
+    reached.set()
+    time.sleep(600)  # until SIGKILL
+    raise AssertionError("not killed")
+
+
+def stop_inside(core: int, machine, where: str, reached) -> dict:
+    """Run one operation that blocks (and is killed) at `where`."""
+    h = machine.heap(core)
+    c64 = h.centrals[h.t.class_of(64)]
+    if where == "malloc before publish":  # slot ALLOCATED, size not yet written
+        h._zero = lambda addr, n: _block(reached)
+        h.malloc(64)
+    elif where == "tiny block before adopt":
+        h._zero = lambda addr, n: _block(reached)
+        h.malloc(1)
+    elif where == "large before zeroing":
+        h._zero = lambda addr, n: _block(reached)
+        h.malloc(40000)
+    elif where == "free after winning the CAS":  # size 0, slot not yet cached
+        a = h.malloc(64).address
+        real = h.obj_words.cas
+
+        def cas(i, expected, desired):
+            ok = real(i, expected, desired)
+            if ok and desired == 0:
+                _block(reached)
+            return ok
+
+        h.obj_words.cas = cas
+        h.free(a)
+    elif where == "refill holding the class lock":
+        real = c64.remove_range
+        c64.remove_range = lambda n, state: (real(n, state), _block(reached))[0]
+        h.malloc(64)
+    elif where == "span grow holding class and heap locks":
+        real = h.mheap.alloc_pages
+        h.mheap.alloc_pages = lambda *args, **kw: (real(*args, **kw), _block(reached))[0]
+        h.malloc(64)
+    elif where == "flush holding the class lock":
+        addrs = [h.malloc(64).address for _ in range(100)]
+        real = c64.insert_range
+        c64.insert_range = lambda slots: (real(slots), _block(reached))[0]
+        for a in addrs:
+            h.free(a)
+    raise AssertionError(f"never stopped at {where!r}")
+
+
+LEAKED_AT = {
+    "large before zeroing": 5 * 8192,  # a large object its client never saw (recovery cannot tell)
+    "flush holding the class lock": 8192,  # the objects it had not freed yet are its clients'
+}
+HELD_AT = {
+    "refill holding the class lock": {"mcentral/64B"},
+    "span grow holding class and heap locks": {"mcentral/64B", "mheap"},
+    "flush holding the class lock": {"mcentral/64B"},
+}
+
+
+@pytest.mark.parametrize("where", [
+    "malloc before publish", "tiny block before adopt", "large before zeroing", "free after winning the CAS",
+    "refill holding the class lock", "span grow holding class and heap locks", "flush holding the class lock",
+])
+def test_sigkill_at_a_chosen_instruction(machine, where):
+    parent = machine.heap(0)
+    keep = [parent.malloc(s).address for s in (3, 100, 1000, 40000)]  # other cores' objects survive
+    for i, a in enumerate(keep):
+        parent.write(a, 0, stamp(0, i, 3))
+    parent.release_caches()
+    q, reached = CTX.Queue(), CTX.Event()
+    p = start(q, 1, stop_inside, machine, where, reached)
+    with supervised([p]):
+        if not reached.wait(timeout=30):
+            collect(q, {1: p}, {1})  # reports the child's error
+            pytest.fail("child never reached the kill point")
+        names = [s.name for s in machine.locks(0).snapshot()]
+        held = {n for i, n in enumerate(names) if not machine.locks(0).probe_free(i)}
+        assert held == HELD_AT.get(where, set())
+        os.kill(p.pid, signal.SIGKILL)
+        p.join(timeout=10)
+        assert p.exitcode == -signal.SIGKILL
+    assert all(machine.locks(0).probe_free(i) for i in range(lock_count(machine)))  # the kernel let go
+    recover(parent, 1)
+    assert check(parent, quiescent=True) == []
+    for i, a in enumerate(keep):
+        assert parent.read(a, 0, 3) == stamp(0, i, 3)
+        parent.free(a)
+    # the heap serves every path again, and a restarted core 1 works
+    for sz in (1, 8, 64, 1000, 40000):
+        rs = [parent.malloc(sz) for _ in range(200 if sz < 40000 else 3)]
+        for r in rs:
+            assert parent.read(r.address, 0, sz) == bytes(sz)
+            parent.free(r.address)
+    stop, ev = CTX.Event(), CTX.Event()
+    p = start(q, 1, worker_until_stopped, machine, ev, stop, KILL_SIZES)
+    with supervised([p]):
+        assert ev.wait(timeout=30)
+        stop.set()
+        collect(q, {1: p}, {1})
+    parent.release_caches()
+    assert check(parent, quiescent=True) == []
+    # nothing is left in use but what the dead core had handed out or half built for itself
+    assert read_memstats(machine.arrays).HeapInuse == LEAKED_AT.get(where, 0)

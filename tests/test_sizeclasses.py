@@ -28,7 +28,7 @@ def test_68_entries_including_class_0():
 
 
 def test_sizes_strictly_increase_and_respect_go_limits():
-    assert SIZES == sorted(set(SIZES))
+    assert sorted(set(SIZES)) == SIZES
     for c in T.classes:
         assert c.size % 8 == 0
         assert 1 <= c.npages <= 10
