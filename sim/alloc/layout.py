@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from memsim.sim.alloc.sizeclasses import MAX_OBJECTS_PER_SPAN, PAGE_SIZE, table
 from memsim.sim.machine.shm import ArraySpec
 
@@ -55,6 +56,9 @@ C_SPANS, C_NFREE, C_REMOVE_RANGE, C_INSERT_RANGE, C_SPAN_ALLOCS, C_SPAN_FREES = 
 (S_CACHE_HITS, S_CACHE_REFILLS, S_CACHE_FLUSHES, S_TINY_ALLOCS, S_TINY_FREES, S_LARGE_ALLOCS,
  S_LARGE_FREES, S_LARGE_BYTES_ALLOC, S_LARGE_BYTES_FREED, S_BAD_FREES, S_CENTRAL_DIRECT,
  S_TINY_BLOCK_ALLOCS, S_TINY_BLOCK_FREES) = range(13)
+# 1 + the slot this core is moving between ALLOCATED-with-no-size and live (malloc) or cached
+# (free), 0 = none: the only state recovery cannot otherwise attribute to a dead core.
+S_INFLIGHT = 13
 CORE_STAT_COLUMNS = 16
 
 

@@ -13,10 +13,11 @@ and its tiny block are nobody's. The supervisor therefore, before it restarts th
    span list and free counts from the slot states, which are the ground truth;
 4. recomputes the heap gauges from the page map.
 
-An object in flight inside the dead core (its free had won the CAS but not yet reached the
-cache) is neither allocated nor cached; it is counted as leaked (`G_LEAKED`) rather than
-guessed at, because another live core might be doing the very same thing at that moment.
-Leaking one object is consistent; handing one out twice is not.
+An object in flight inside the dead core (claimed by its malloc but not yet published, or
+its free had won the CAS but not yet reached the cache) is ALLOCATED with no size, which
+another live core's in-flight operation can look like too; so the slot is taken back only
+when it is the one the dead core recorded as in flight (`S_INFLIGHT`), which no other core
+can reach (a free or read of an object with no size fails).
 
 `check()` verifies the invariants the concurrency tests rely on and returns what is wrong.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 
 import numpy as np
+
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.heap import TINY_CLASS, Heap
 from memsim.sim.alloc.sizeclasses import MAX_OBJECTS_PER_SPAN, table
@@ -41,7 +43,9 @@ def recover(heap: Heap, dead_core: int | None) -> dict[str, int]:
         stack.enter_context(heap.mheap.lock)
         torn = _free_torn_pages(a)
         tiny_freed = 0
+        in_flight = 0
         if dead_core is not None:
+            in_flight = _reclaim_in_flight(a, dead_core)
             tiny_freed = _retire_tiny_blocks(a, dead_core)
             a.core_stats[dead_core, L.S_TINY_BLOCK_FREES] += tiny_freed
         reclaimed = 0
@@ -51,7 +55,19 @@ def recover(heap: Heap, dead_core: int | None) -> dict[str, int]:
             reclaimed += c.rebuild(dead_state)
         a.heap_gauges[L.G_INUSE_PAGES] = int(np.count_nonzero(a.page_span[: int(a.heap_gauges[L.G_ARENA_PAGES])] >= 0))
         a.heap_gauges[L.G_RECOVERIES] += 1
-    return {"torn_pages": torn, "reclaimed_objects": reclaimed, "tiny_blocks_freed": tiny_freed}
+    return {"torn_pages": torn, "reclaimed_objects": reclaimed + in_flight, "tiny_blocks_freed": tiny_freed}
+
+
+def _reclaim_in_flight(a: L.HeapArrays, core: int) -> int:
+    """Free the slot the dead core was between ALLOCATED-with-no-size and done with."""
+    slot = int(a.core_stats[core, L.S_INFLIGHT]) - 1
+    a.core_stats[core, L.S_INFLIGHT] = 0
+    if slot < 0 or a.span_state[slot // MAX_OBJECTS_PER_SPAN] != L.SPAN_SMALL:
+        return 0
+    if a.slot_state[slot] != L.ALLOCATED or a.obj_size[slot] != 0:
+        return 0  # still cached (rebuild takes it back) or published (the client's object)
+    a.slot_state[slot] = L.FREE  # rebuild() counts it back into its span
+    return 1
 
 
 def _free_torn_pages(a: L.HeapArrays) -> int:
