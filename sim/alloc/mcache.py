@@ -37,7 +37,7 @@ class MCache:
         assert c is not None
         with c.lock:
             if self.enabled:
-                lst.extend(c.remove_range(c.cls.batch, self.state))
+                lst.extend(c.remove_range(c.batch, self.state))
                 self.stats[L.S_CACHE_REFILLS] += 1
             else:
                 lst.extend(c.remove_range(1, self.state))
@@ -56,9 +56,9 @@ class MCache:
             lst.clear()
             self.stats[L.S_CENTRAL_DIRECT] += 1
             return
-        if len(lst) > 2 * c.cls.batch:
-            batch = lst[: c.cls.batch]
-            del lst[: c.cls.batch]
+        if len(lst) > 2 * c.batch:
+            batch = lst[: c.batch]
+            del lst[: c.batch]
             with c.lock:
                 c.insert_range(batch)
             self.stats[L.S_CACHE_FLUSHES] += 1

@@ -23,6 +23,7 @@ migrate between cores; the counters (refills and flushes per core) show how much
 from __future__ import annotations
 
 import numpy as np
+
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.mheap import MHeap
 from memsim.sim.alloc.sizeclasses import MAX_OBJECTS_PER_SPAN, SizeClass
@@ -37,6 +38,8 @@ class MCentral:
         self.heap = heap
         self.index = cls.index
         self.nelems = cls.objects
+        self.batch = cls.batch
+        self.grew_last = False  # did the last remove_range take a new span from the heap?
 
     # -- the span list ---------------------------------------------------------------------
 
@@ -85,12 +88,14 @@ class MCentral:
         """
         a = self.a
         out: list[int] = []
+        self.grew_last = False
         while len(out) < n:
             span = int(a.central_head[self.index])
             if span < 0:
                 if out:
                     break  # a partial batch beats growing the heap
                 span = self._grow()
+                self.grew_last = True
             lo = span * MAX_OBJECTS_PER_SPAN
             states = a.slot_state[lo:lo + self.nelems]
             idx = np.flatnonzero(states == L.FREE)[: n - len(out)]

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.sizeclasses import PAGE_SIZE, TINY_SIZE, table
 

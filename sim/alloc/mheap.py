@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.pagesource import PageSource
 from memsim.sim.alloc.sizeclasses import PAGE_SIZE

@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+
 from memsim.sim.machine.shm import ArraySpec
 
 # Columns of the lock-stats table (int64, 8 per row = one cache line per lock).

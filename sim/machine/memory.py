@@ -13,6 +13,7 @@ global lock for heap frames), so the table itself needs no lock.
 from __future__ import annotations
 
 import numpy as np
+
 from memsim.sim.machine.shm import ArraySpec
 
 FRAME_FREE, FRAME_HEAP, FRAME_PAGETABLE, FRAME_USER = 0, 1, 2, 3
