@@ -6,7 +6,7 @@ stream message. Server CPU per operation = the worker's utime+stime (from /proc)
 run divided by the operations served. The ratio batch/unary is the figure that matters
 (ANCHORS §7: ~0.5 ms per unary call, ~3 µs per op batched in gRPC-Python).
 
-Part 2, the three allocator designs on the same workload, with 1, 2 and 4 client
+Part 2, the allocator designs on the same workload, with 1, 2 and 4 client
 processes, each pinned to its own core of a 4-core server (this host has 2 CPUs, so 4
 workers and 4 clients share them; the ordering of the designs and the lock figures are what
 this shows, not scaling):

@@ -10,11 +10,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
+import msgpack
 
-from memsim.client.errors import DeadlineExceeded, from_rpc_error
-from memsim.client.sync import DEFAULT_TIMEOUT, channel_options, core_target
+from memsim.client.errors import DeadlineExceeded, Unavailable, from_rpc_error
+from memsim.client.sync import DEFAULT_TIMEOUT, build_request, channel_options, core_target
 from memsim.client.types import LAYER_NAMES, Allocation, Batch, BatchResult, Freed
 from memsim.v1 import machine_pb2 as pb
 from memsim.v1 import machine_pb2_grpc
@@ -50,20 +52,31 @@ class AsyncClient:
             raise from_rpc_error(e) from None
 
     async def alloc(self, size: int) -> Allocation:
-        r = await self._call(self._stub.Alloc, pb.AllocRequest(size=size))
+        r = await self._call(self._stub.Alloc, build_request(pb.AllocRequest, size=size))
         return Allocation(r.address, r.size, r.usable_size, r.size_class, LAYER_NAMES[r.layer], r.core,
                           [(w.lock, w.wait_ns) for w in r.lock_waits])
 
     async def free(self, address: int) -> Freed:
-        r = await self._call(self._stub.Free, pb.FreeRequest(address=address))
+        r = await self._call(self._stub.Free, build_request(pb.FreeRequest, address=address))
         return Freed(LAYER_NAMES[r.layer], r.core, [(w.lock, w.wait_ns) for w in r.lock_waits])
 
     async def read(self, address: int, length: int, offset: int = 0) -> bytes:
-        r = await self._call(self._stub.Read, pb.ReadRequest(address=address, offset=offset, length=length))
+        r = await self._call(self._stub.Read, build_request(pb.ReadRequest, address=address, offset=offset,
+                                                             length=length))
         return r.data
 
     async def write(self, address: int, data: bytes, offset: int = 0) -> None:
-        await self._call(self._stub.Write, pb.WriteRequest(address=address, offset=offset, data=bytes(data)))
+        await self._call(self._stub.Write, build_request(pb.WriteRequest, address=address, offset=offset,
+                                                         data=bytes(data)))
+
+    async def put_value(self, value: Any) -> Allocation:
+        payload = msgpack.packb(value, use_bin_type=True)
+        a = await self.alloc(len(payload))
+        await self.write(a.address, payload)
+        return a
+
+    async def get_value(self, obj: Allocation) -> Any:
+        return msgpack.unpackb(await self.read(obj.address, obj.size), raw=False)
 
     async def info(self) -> pb.MachineInfo:
         return await self._call(self._stub.GetInfo, pb.InfoRequest())
@@ -71,26 +84,39 @@ class AsyncClient:
     async def stats(self, check_heap: bool = False) -> pb.Stats:
         return await self._call(self._stub.GetStats, pb.StatsRequest(check_heap=check_heap))
 
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), timeout)
+        except TimeoutError:
+            raise DeadlineExceeded(f"server at {self.target} not ready within {timeout} s") from None
+
     def batch(self) -> Batch:
-        return Batch()
+        """A batch whose `await batch.execute()` runs on this client."""
+        return Batch(self.execute)
 
     async def execute(self, batch: Batch) -> BatchResult:
         async with self._stream_lock:
             if self._stream is None:
                 self._stream = self._stub.Batch()
             self._seq += 1
+            stream = self._stream
             try:
-                await self._stream.write(batch.to_proto(self._seq))
-                reply = await asyncio.wait_for(self._stream.read(), self.timeout)
-            except TimeoutError:
-                self._stream.cancel()
+                await stream.write(batch.to_proto(self._seq))
+                reply = await asyncio.wait_for(stream.read(), self.timeout)
+                if reply is grpc.aio.EOF:
+                    raise Unavailable("the server closed the batch stream")
+                if reply.seq != self._seq:
+                    raise Unavailable(f"batch stream out of step: sent batch {self._seq}, got {reply.seq}")
+            except BaseException as e:
+                # Cancelled, timed out or failed: this stream is finished; the next batch opens a new one.
+                stream.cancel()
                 self._stream = None
-                raise DeadlineExceeded(f"no reply to batch {self._seq} within {self.timeout} s") from None
-            except grpc.RpcError as e:
-                self._stream = None
-                raise from_rpc_error(e) from None
-            if reply is grpc.aio.EOF:
-                self._stream = None
-                raise EOFError("the server closed the batch stream")
+                if isinstance(e, TimeoutError):
+                    raise DeadlineExceeded(f"no reply to batch {self._seq} within {self.timeout} s") from None
+                if isinstance(e, grpc.RpcError):
+                    raise from_rpc_error(e) from None
+                if isinstance(e, asyncio.InvalidStateError):
+                    raise Unavailable(f"batch stream unusable: {e}") from None
+                raise
         return batch.decode(reply)
 

@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import os
-
 from rich.console import Console
 
 from memsim.client import Client, MemsimError
@@ -20,16 +18,8 @@ from memsim.client.local import LocalServer
 from memsim.client.report import human, render_stats
 
 
-def _segments() -> set[str]:
-    try:
-        return {n for n in os.listdir("/dev/shm") if n.startswith("memsim")}
-    except FileNotFoundError:
-        return set()
-
-
 def run_demo(cores: int = 4, memory: int = 64 << 20, clients: int = 3, seconds: float = 3.0) -> int:
     con = Console()
-    before = _segments()
     con.rule("memsim demo")
     with LocalServer(cores=cores, memory=f"{memory}B") as srv:
         con.print(f"server up at {srv.target}: supervisor pid {srv.proc.pid}, workers {srv.worker_pids}")
@@ -64,7 +54,7 @@ def run_demo(cores: int = 4, memory: int = 64 << 20, clients: int = 3, seconds: 
         con.print(f"the load freed everything it allocated: HeapAlloc {human(st.HeapAlloc)}, HeapObjects "
                   f"{st.HeapObjects}; HeapInuse {human(st.HeapInuse)} stays while per-core caches hold free objects")
         code = srv.stop()
-    left = set(srv.segments_left()) | (_segments() - before)
+    left = srv.segments_left()  # exactly the segments this server reported it made
     con.rule("stopped")
     con.print(f"server exit code {code}; shared-memory segments left behind: {sorted(left) or 'none'}")
     return 0 if code == 0 and not left else 1

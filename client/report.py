@@ -8,8 +8,8 @@ from rich.table import Table
 
 from memsim.v1 import machine_pb2 as pb
 
-MEMSTATS_FIELDS = ["HeapAlloc", "HeapSys", "HeapIdle", "HeapInuse", "HeapReleased", "HeapObjects", "Mallocs",
-                   "Frees", "TotalAlloc", "TinyAllocs", "LargeAllocs"]
+MEMSTATS_FIELDS = ["Alloc", "Sys", "HeapAlloc", "HeapSys", "HeapIdle", "HeapInuse", "HeapReleased", "HeapObjects",
+                   "Mallocs", "Frees", "TotalAlloc", "TinyAllocs", "LargeAllocs"]
 
 
 def human(n: int) -> str:
@@ -58,7 +58,8 @@ def render_stats(st: pb.Stats, info: pb.MachineInfo | None = None, all_classes: 
     heap.add_column("", justify="right")
     for f in MEMSTATS_FIELDS:
         v = getattr(ms, f)
-        heap.add_row(f, str(v), human(v) if f.startswith(("Heap", "Total")) and f != "HeapObjects" else "")
+        in_bytes = f in ("Alloc", "Sys") or (f.startswith(("Heap", "Total")) and f != "HeapObjects")
+        heap.add_row(f, str(v), human(v) if in_bytes else "")
     frames = ", ".join(f"{k} {v}" for k, v in sorted(st.frames.items()))
     heap.caption = f"frames: {frames}; heap grows {st.heap_grows}; scavenged pages {st.scavenged_pages}; " \
                    f"recovered workers {st.recoveries}"

@@ -20,10 +20,12 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
+import msgpack
 
-from memsim.client.errors import DeadlineExceeded, from_rpc_error
+from memsim.client.errors import DeadlineExceeded, InvalidArgument, Unavailable, from_rpc_error
 from memsim.client.types import LAYER_NAMES, Allocation, Batch, BatchResult, Freed
 from memsim.v1 import machine_pb2 as pb
 from memsim.v1 import machine_pb2_grpc
@@ -45,6 +47,14 @@ def channel_options() -> list[tuple[str, object]]:
     # channels with equal args) and SO_REUSEPORT can spread them over cores.
     return [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE),
             ("memsim.channel_id", next(_channel_ids))]
+
+
+def build_request(cls, **fields):
+    """A request message, or InvalidArgument for a field protobuf cannot carry (e.g. size=-1)."""
+    try:
+        return cls(**fields)
+    except (ValueError, TypeError) as e:
+        raise InvalidArgument(f"bad {cls.__name__} {fields}: {e}") from None
 
 
 class _Stream:
@@ -83,6 +93,9 @@ class _Stream:
             raise from_rpc_error(item) from None
         if isinstance(item, BaseException):
             raise item
+        if item.seq != req.seq:
+            self.close()
+            raise Unavailable(f"batch stream out of step: sent batch {req.seq}, got the reply to {item.seq}")
         return item
 
     def close(self) -> None:
@@ -127,22 +140,38 @@ class Client:
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
+    def _request(self, cls, **fields):
+        return build_request(cls, **fields)
+
     # -- single operations -----------------------------------------------------------------
 
     def alloc(self, size: int) -> Allocation:
-        r = self._call(self._stub.Alloc, pb.AllocRequest(size=size))
+        r = self._call(self._stub.Alloc, self._request(pb.AllocRequest, size=size))
         return Allocation(r.address, r.size, r.usable_size, r.size_class, LAYER_NAMES[r.layer], r.core,
                           [(w.lock, w.wait_ns) for w in r.lock_waits])
 
     def free(self, address: int) -> Freed:
-        r = self._call(self._stub.Free, pb.FreeRequest(address=address))
+        r = self._call(self._stub.Free, self._request(pb.FreeRequest, address=address))
         return Freed(LAYER_NAMES[r.layer], r.core, [(w.lock, w.wait_ns) for w in r.lock_waits])
 
     def read(self, address: int, length: int, offset: int = 0) -> bytes:
-        return self._call(self._stub.Read, pb.ReadRequest(address=address, offset=offset, length=length)).data
+        return self._call(self._stub.Read, self._request(pb.ReadRequest, address=address, offset=offset,
+                                                         length=length)).data
 
     def write(self, address: int, data: bytes, offset: int = 0) -> None:
-        self._call(self._stub.Write, pb.WriteRequest(address=address, offset=offset, data=bytes(data)))
+        self._call(self._stub.Write, self._request(pb.WriteRequest, address=address, offset=offset, data=bytes(data)))
+
+    # -- structured values (msgpack) -----------------------------------------------------
+
+    def put_value(self, value: Any) -> Allocation:
+        """Store a msgpack-encodable value in a new object; keep the Allocation to read it back."""
+        payload = msgpack.packb(value, use_bin_type=True)
+        a = self.alloc(len(payload))
+        self.write(a.address, payload)
+        return a
+
+    def get_value(self, obj: Allocation) -> Any:
+        return msgpack.unpackb(self.read(obj.address, obj.size), raw=False)
 
     def info(self) -> pb.MachineInfo:
         return self._call(self._stub.GetInfo, pb.InfoRequest())
@@ -164,6 +193,7 @@ class Client:
             try:
                 reply = self._stream.roundtrip(batch.to_proto(self._seq), self.timeout)
             except BaseException:
-                self._stream = None  # a failed stream is not reused
+                self._stream.close()  # a failed stream is not reused, and its threads must end
+                self._stream = None
                 raise
         return batch.decode(reply)

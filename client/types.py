@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from memsim.client.errors import MemsimError, from_code
+from memsim.client.errors import InvalidArgument, MemsimError, from_code
 from memsim.v1 import machine_pb2 as pb
 
 LAYER_NAMES = {pb.TINY: "tiny", pb.MCACHE: "mcache", pb.MCENTRAL: "mcentral", pb.MHEAP: "mheap",
@@ -120,8 +120,11 @@ class Batch:
 
     def to_proto(self, seq: int) -> pb.OpBatch:
         refs = self.ref if any(r >= 0 for r in self.ref) else []
-        return pb.OpBatch(seq=seq, kind=self.kind, address=self.address, size=self.size, offset=self.offset,
-                          data=self.data, ref=refs)
+        try:
+            return pb.OpBatch(seq=seq, kind=self.kind, address=self.address, size=self.size, offset=self.offset,
+                              data=self.data, ref=refs)
+        except (ValueError, TypeError) as e:  # e.g. a negative size: protobuf's uint64 cannot carry it
+            raise InvalidArgument(f"bad batch: {e}") from None
 
     def decode(self, reply: pb.BatchReply) -> BatchResult:
         errors = {e.index: from_code(e.code, e.message) for e in reply.errors}
@@ -136,6 +139,7 @@ class Batch:
         return BatchResult(out, reply.core, reply.lock_wait_ns)
 
     def execute(self) -> BatchResult:
+        """Run on the client that made this batch (with AsyncClient: `await batch.execute()`)."""
         if self._runner is None:
             raise RuntimeError("this batch is not bound to a client; use client.execute(batch)")
         return self._runner(self)

@@ -1,7 +1,7 @@
 """`memsim`: serve a machine, look at it, drive it.
 
     memsim serve [--cores 4] [--memory 64MiB] [--frame-size 4096] [--port 50051] [--no-caches] [--global-lock]
-    memsim stats [--target 127.0.0.1:50051] [--json]
+    memsim stats [--target 127.0.0.1:50051] [--json] [--all] [--check]
     memsim sizeclasses
     memsim demo                        start a default machine, run a short load, print, stop
     memsim bench alloc [...]           Larson-style load from many processes (see --help)
@@ -39,6 +39,7 @@ def _add_machine_args(p: argparse.ArgumentParser) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from memsim.server.supervisor import ServeOptions, serve
     from memsim.sim.errors import SimError
+    from memsim.sim.machine.shm import SharedMemoryFull
     from memsim.sim.system import MachineConfig
 
     config = MachineConfig(memory_bytes=args.memory, frame_size=args.frame_size, cores=args.cores,
@@ -50,7 +51,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     opts = ServeOptions(host=args.host, port=args.port, pin=not args.no_pin,
                         scavenge_period=args.scavenge_period, scavenge_idle=args.scavenge_idle)
-    return serve(config, opts)
+    try:
+        return serve(config, opts)
+    except SharedMemoryFull as e:
+        print(f"memsim serve: {e.strerror}", file=sys.stderr)
+        return 2
 
 
 def cmd_stats(args: argparse.Namespace) -> int:

@@ -8,10 +8,13 @@ path can be measured without the RPC around it.
 from __future__ import annotations
 
 from memsim.sim.alloc.heap import Heap
-from memsim.sim.errors import InvalidArgument, SimError
+from memsim.sim.errors import InvalidArgument, ResourceExhausted, SimError
 from memsim.v1 import machine_pb2 as pb
 
 MAX_BATCH_OPS = 10_000
+# READ results of one batch, in bytes: a reply must stay under gRPC's 32 MiB message limit,
+# and a worker must not build gigabytes of replies because one batch asked for them.
+MAX_REPLY_BYTES = 24 << 20
 
 LAYERS = {"tiny": pb.TINY, "mcache": pb.MCACHE, "mcentral": pb.MCENTRAL, "mheap": pb.MHEAP}
 
@@ -44,6 +47,7 @@ def execute_batch(heap: Heap, req: pb.OpBatch) -> pb.BatchReply:
     errors: list[pb.OpError] = []
     wait_ns = 0
     wi = 0
+    reply_bytes = 0
     for i, kind in enumerate(kinds):
         ref = refs[i]
         payload = b""
@@ -71,7 +75,13 @@ def execute_batch(heap: Heap, req: pb.OpBatch) -> pb.BatchReply:
                 for _, w in f.lock_waits:
                     wait_ns += w
             elif kind == pb.READ:
-                reads.append(heap.read(addr, offsets[i], sizes[i]))
+                if reply_bytes + sizes[i] > MAX_REPLY_BYTES:
+                    raise ResourceExhausted(
+                        f"op {i}: reading {sizes[i]} more bytes would take this batch's reply past its "
+                        f"{MAX_REPLY_BYTES}-byte limit ({reply_bytes} bytes read so far); split the batch")
+                data = heap.read(addr, offsets[i], sizes[i])
+                reply_bytes += len(data)
+                reads.append(data)
             elif kind == pb.WRITE:
                 heap.write(addr, offsets[i], payload)
             else:

@@ -104,8 +104,9 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
 
     def GetStats(self, request: pb.StatsRequest, context: grpc.ServicerContext) -> pb.Stats:
         a = self.machine.arrays
-        ms = read_memstats(a)
+        ms = read_memstats(a, metadata_bytes=self.machine.meta.size)
         memstats = pb.MemStats(
+            Alloc=ms.Alloc, Sys=ms.Sys,
             HeapAlloc=ms.HeapAlloc, HeapSys=ms.HeapSys, HeapIdle=ms.HeapIdle, HeapInuse=ms.HeapInuse,
             HeapReleased=ms.HeapReleased, HeapObjects=ms.HeapObjects, Mallocs=ms.Mallocs, Frees=ms.Frees,
             TotalAlloc=ms.TotalAlloc, TinyAllocs=ms.TinyAllocs, LargeAllocs=ms.LargeAllocs,

@@ -13,6 +13,7 @@ Order matters, and this module exists to keep it:
 
 from __future__ import annotations
 
+import ctypes
 import os
 import select
 import signal
@@ -69,30 +70,46 @@ class Supervisor:
         self.workers: dict[int, int] = {}  # pid -> core
         self.restarts = 0
         self._stopping = False
+        self._pending: dict[int, tuple[int, float]] = {}  # core -> (failed attempts, next try)
 
     def _fork_worker(self, core: int) -> int:
         r, w = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker
             code = 1
             try:
                 os.close(r)
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+                    signal.signal(sig, signal.SIG_DFL)
+                die_with_parent(parent)
                 if self.opts.pin and hasattr(os, "sched_setaffinity"):
                     ncpu = os.cpu_count() or 1
                     os.sched_setaffinity(0, {core % ncpu})
                 from memsim.server.worker import run_worker
 
                 assert self.machine is not None
-                code = run_worker(self.machine, core, self.opts.host, self.opts.port, w)
+                code = run_worker(self.machine, core, self.opts.host, self.opts.port, w, parent)
             except BaseException as e:  # noqa: BLE001 - a worker must never return into our stack
                 print(f"memsim: core {core} failed: {e!r}", file=sys.stderr)
             finally:
                 os._exit(code)
         os.close(w)
         self.workers[pid] = core
-        self._await_ready(r, core)
+        try:
+            self._await_ready(r, core)
+        except RuntimeError:
+            self._kill(pid)  # never leave a half-started core behind to be forked twice
+            raise
         return pid
+
+    def _kill(self, pid: int) -> None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        self.workers.pop(pid, None)
 
     def _await_ready(self, fd: int, core: int) -> None:
         deadline = time.monotonic() + 30
@@ -156,19 +173,35 @@ class Supervisor:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return
+                break
             if pid == 0:
-                return
+                break
             core = self.workers.pop(pid, None)
             if core is None or self._stopping:
                 continue
             why = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}"
             with scavenger.paused:
                 report = recover(sup_heap, core)
-                self.restarts += 1
-                print(f"memsim: core {core} (pid {pid}) died ({why}); recovered {report}; restarting",
-                      flush=True)
-                newpid = self._fork_worker(core)
+            self.restarts += 1
+            print(f"memsim: core {core} (pid {pid}) died ({why}); recovered {report}; restarting", flush=True)
+            self._pending[core] = (0, time.monotonic())
+        self._restart_pending(scavenger)
+
+    def _restart_pending(self, scavenger: Scavenger) -> None:
+        """Fork the cores waiting for a restart; a core that fails to start is retried with backoff."""
+        now = time.monotonic()
+        for core, (attempts, when) in list(self._pending.items()):
+            if when > now:
+                continue
+            try:
+                with scavenger.paused:
+                    newpid = self._fork_worker(core)
+            except (OSError, RuntimeError) as e:
+                delay = min(30.0, 0.5 * 2 ** attempts)
+                print(f"memsim: core {core} failed to restart ({e}); retrying in {delay:.1f} s", flush=True)
+                self._pending[core] = (attempts + 1, now + delay)
+                continue
+            del self._pending[core]
             print(f"memsim: core {core} restarted as pid {newpid}", flush=True)
 
     def _stop_workers(self) -> None:
@@ -188,12 +221,23 @@ class Supervisor:
             else:
                 time.sleep(0.05)
         for pid in list(self.workers):
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-            self.workers.pop(pid, None)
+            self._kill(pid)
+
+
+def die_with_parent(parent: int) -> None:
+    """Ask the kernel to SIGTERM this process when the supervisor dies (PR_SET_PDEATHSIG).
+
+    A supervisor killed with SIGKILL cannot stop its workers; without this they would go on
+    serving a machine nobody will clean up. Their exit also closes the last copies of the
+    resource tracker's pipe, so the tracker then unlinks the orphaned segments.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the worker's own parent check still stops it within a second
+    if os.getppid() != parent:  # the supervisor died before the prctl took effect
+        os._exit(1)
 
 
 def serve(config: MachineConfig, opts: ServeOptions) -> int:

@@ -24,9 +24,10 @@ from concurrent import futures
 from memsim.sim.system import Machine
 
 MAX_MESSAGE = 32 << 20
+MAX_THREADS = 64
 
 
-def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int, scavenge: bool = True) -> int:
+def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int, supervisor: int) -> int:
     import grpc
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection
@@ -38,8 +39,12 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     servicer = MachineServicer(machine, heap, core, port)
     options = [("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", MAX_MESSAGE),
                ("grpc.max_send_message_length", MAX_MESSAGE)]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"core{core}"),
-                         options=options, maximum_concurrent_rpcs=256)
+    # gRPC-Python's sync server holds a pool thread per in-flight call *and per open stream*,
+    # and every client keeps its batch stream open. Admitting more RPCs than there are threads
+    # would queue calls (health checks included) behind idle streams until their deadline;
+    # past the limit a caller gets RESOURCE_EXHAUSTED at once instead.
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix=f"core{core}"),
+                         options=options, maximum_concurrent_rpcs=MAX_THREADS - 4)
     machine_pb2_grpc.add_MachineServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -64,7 +69,8 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     os.write(ready_fd, f"{core}\n".encode())
     os.close(ready_fd)
     while not stop.wait(0.5):
-        pass
+        if os.getppid() != supervisor:  # orphaned: nobody will clean up after us, so stop
+            break
     for svc in ("", names[0]):
         health_servicer.set(svc, health_pb2.HealthCheckResponse.NOT_SERVING)
     server.stop(grace=1.0).wait(3)

@@ -29,7 +29,7 @@ def fuzz_server():
 
 
 sizes = st.one_of(st.integers(0, 40), st.integers(0, 70_000), st.sampled_from([16, 32768, 32769, 8 << 20, 1 << 40]))
-addresses = st.one_of(st.integers(0, 1 << 64 - 1), st.integers(BASE - 64, BASE + (8 << 20) + 64))
+addresses = st.one_of(st.integers(0, (1 << 64) - 1), st.integers(BASE - 64, BASE + (8 << 20) + 64))
 op = st.tuples(st.sampled_from(["alloc", "free", "read", "write", "free_live", "read_live", "write_live",
                                 "free_interior"]), sizes, addresses, st.integers(0, 200))
 

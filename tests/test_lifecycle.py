@@ -65,7 +65,8 @@ def test_kill_during_load_leaves_no_torn_state():
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(2.0)
         os.kill(srv.worker_pids[0], signal.SIGKILL)
-        load.communicate(timeout=120)  # the load may report errors from the killed core; that is fine
+        out, _ = load.communicate(timeout=120)
+        assert load.returncode == 0, out  # errors from the killed core are counted, not fatal
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not any("restarted as pid" in ln for ln in srv.output):
             time.sleep(0.1)
@@ -73,6 +74,9 @@ def test_kill_during_load_leaves_no_torn_state():
             st = c.stats(check_heap=True)
         assert st.heap_problems == []
         assert st.recoveries == 1
+        ms = st.memstats
+        assert ms.HeapIdle + ms.HeapInuse == ms.HeapSys and ms.HeapAlloc <= ms.HeapInuse
+        assert ms.Mallocs - ms.Frees == ms.HeapObjects
 
 
 def test_ports_in_use_is_a_clear_error():
@@ -81,6 +85,15 @@ def test_ports_in_use_is_a_clear_error():
                               "--memory", "4MiB"], capture_output=True, text=True, timeout=30)
         assert out.returncode == 2
         assert "are not all free" in out.stderr
+
+
+def test_full_dev_shm_is_a_clear_error():
+    from memsim.sim.machine.shm import SharedMemoryFull, _create
+
+    with pytest.raises(SharedMemoryFull) as ei:
+        _create("memsim-test-too-big", 1 << 46)
+    assert "give the machine less --memory" in ei.value.strerror
+    assert not os.path.exists("/dev/shm/memsim-test-too-big")
 
 
 def test_bad_machine_config_is_rejected():
@@ -144,3 +157,18 @@ def test_scavenger_returns_idle_pages_to_the_machine():
         again = c.alloc(200_000)
         assert c.stats().memstats.HeapReleased < st.memstats.HeapReleased  # reuse re-commits
         assert c.read(again.address, 5) == b"\0" * 5
+
+
+def test_supervisor_killed_takes_its_workers_and_segments_with_it():
+    srv = LocalServer(cores=2, memory="8MiB").start()
+    try:
+        os.kill(srv.proc.pid, signal.SIGKILL)  # no chance to clean up: the workers must notice
+        srv.proc.wait(10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (srv.alive_workers() or srv.segments_left()):
+            time.sleep(0.1)
+        assert srv.alive_workers() == []
+        assert srv.segments_left() == []  # the resource tracker unlinked them once the workers exited
+    finally:
+        for pid in srv.alive_workers():
+            os.kill(pid, signal.SIGKILL)

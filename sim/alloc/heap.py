@@ -45,7 +45,7 @@ TINY_CLASS = table().class_of(TINY_SIZE)
 class AllocResult:
     address: int
     size: int  # requested bytes (the object's bounds)
-    usable: int  # bytes of the slot: size class size, 16 for a tiny block, pages for large
+    usable: int  # bytes of the slot: its size class's size; for a tiny object its own size; pages if large
     size_class: int
     layer: str
     lock_waits: list[tuple[str, int]]
@@ -113,7 +113,7 @@ class Heap:
         return self.base + span * PAGE_SIZE + idx * self.sizes[cls]
 
     def _zero(self, addr: int, n: int) -> None:
-        p = addr - self.base
+        p = self.source.physical(addr)
         if n <= MAX_SMALL_SIZE:
             self._mem[p:p + n] = self._zeros[:n]
         else:
@@ -153,13 +153,15 @@ class Heap:
     def _malloc_small(self, size: int) -> AllocResult:
         cls = self.t.class_of(size)
         slot, layer = self._take(cls)
-        self.stats[L.S_INFLIGHT] = slot + 1  # if we die before publishing, recovery frees the slot
+        inflight = self.stats
+        inflight[L.S_INFLIGHT] = slot + 1  # if we die before publishing, recovery frees the slot
         self._slot_state[slot] = L.ALLOCATED
         addr = self._slot_addr(slot, cls)
         self._zero(addr, self.sizes[cls])
-        self._obj_size[slot] = size  # publishes the object: from here on it can be read, written, freed
-        self.stats[L.S_INFLIGHT] = 0
         self.mallocs[cls] += 1
+        inflight[L.S_INFLIGHT] = (slot + 1) | L.INFLIGHT_COUNTED
+        self._obj_size[slot] = size  # publishes the object: from here on it can be read, written, freed
+        inflight[L.S_INFLIGHT] = 0
         return AllocResult(addr, size, self.sizes[cls], cls, layer, self._drain_waits())
 
     def _malloc_tiny(self, size: int) -> AllocResult:
@@ -167,19 +169,23 @@ class Heap:
         off = tiny.fits(size)
         layer = LAYER_TINY
         if off < 0:
+            if tiny.block_slot >= 0:
+                self.stats[L.S_INFLIGHT] = (tiny.block_slot + 1) | L.INFLIGHT_FREE | L.INFLIGHT_TINY_BLOCK
             dead = tiny.retire()
             if dead is not None:
                 self._free_tiny_block(dead)
+            self.stats[L.S_INFLIGHT] = 0
             slot, layer = self._take(TINY_CLASS)
             if layer == LAYER_MCACHE:
                 layer = LAYER_TINY  # a new block from the cache is still the lock-free path
-            self.stats[L.S_INFLIGHT] = slot + 1  # until adopt() marks the block as ours
-            self.a.slot_state[slot] = L.ALLOCATED
+            self.stats[L.S_INFLIGHT] = (slot + 1) | L.INFLIGHT_TINY_BLOCK  # until adopt() marks it ours
+            self._slot_state[slot] = L.ALLOCATED
             addr = self._slot_addr(slot, TINY_CLASS)
             self._zero(addr, BLOCK)
+            self.stats[L.S_TINY_BLOCK_ALLOCS] += 1
+            self.stats[L.S_INFLIGHT] = (slot + 1) | L.INFLIGHT_TINY_BLOCK | L.INFLIGHT_COUNTED
             tiny.adopt(addr, slot, (addr - self.base) // BLOCK)
             self.stats[L.S_INFLIGHT] = 0
-            self.stats[L.S_TINY_BLOCK_ALLOCS] += 1
             off = 0
         addr = tiny.place(off, size)
         self.stats[L.S_TINY_ALLOCS] += 1
@@ -222,36 +228,44 @@ class Heap:
             self.stats[L.S_BAD_FREES] += 1
             raise FailedPrecondition(
                 f"invalid free of {addr:#x}: it points {rem} bytes into the {size}-byte object at {addr - rem:#x}")
-        self.stats[L.S_INFLIGHT] = slot + 1  # between the CAS and caching, only we know the slot
+        inflight = self.stats
+        inflight[L.S_INFLIGHT] = (slot + 1) | L.INFLIGHT_FREE  # between the CAS and caching, only we know it
         if v == 0 or not self.obj_words.cas(slot, v, 0):
-            self.stats[L.S_INFLIGHT] = 0
+            inflight[L.S_INFLIGHT] = 0
             self.stats[L.S_BAD_FREES] += 1
             raise FailedPrecondition(f"double free of {addr:#x}: the object is not allocated")
+        self.frees[cls] += 1
+        inflight[L.S_INFLIGHT] = (slot + 1) | L.INFLIGHT_FREE | L.INFLIGHT_COUNTED
         self._slot_state[slot] = self.mcache.state
-        self.stats[L.S_INFLIGHT] = 0
+        inflight[L.S_INFLIGHT] = 0
         n_flush = self.stats[L.S_CACHE_FLUSHES]
         self.mcache.free(cls, slot)
-        self.frees[cls] += 1
         flushed = self.stats[L.S_CACHE_FLUSHES] != n_flush
         layer = LAYER_MCACHE if self.mcache.enabled and not flushed else LAYER_MCENTRAL
         return FreeResult(layer, self._drain_waits())
 
     def _free_tiny(self, addr: int, slot: int, off: int) -> FreeResult:
         block_index = (addr - off - self.base) // BLOCK
+        self.stats[L.S_INFLIGHT] = (slot + 1) | L.INFLIGHT_FREE | L.INFLIGHT_TINY_BLOCK  # we may free the block
         freed, block_free = free_tiny(self.a, self.mark_words, self.obj_words, block_index, slot, off)
+        if block_free:
+            self._free_tiny_block(slot)
+        self.stats[L.S_INFLIGHT] = 0
         if not freed:
             self.stats[L.S_BAD_FREES] += 1
             raise FailedPrecondition(f"double free of {addr:#x}: no tiny object starts there")
         self.stats[L.S_TINY_FREES] += 1
-        if block_free:
-            self._free_tiny_block(slot)
         return FreeResult(LAYER_TINY, self._drain_waits())
 
     def _free_tiny_block(self, slot: int) -> None:
-        """A tiny block with no live objects, already claimed (obj_size 0) by this core."""
-        self.a.slot_state[slot] = self.mcache.state
-        self.mcache.free(TINY_CLASS, slot)
+        """A tiny block with no live objects, already claimed (obj_size 0) by this core.
+
+        The caller has recorded the slot as in flight (FREE | TINY_BLOCK)."""
         self.stats[L.S_TINY_BLOCK_FREES] += 1
+        self.stats[L.S_INFLIGHT] = (slot + 1) | L.INFLIGHT_FREE | L.INFLIGHT_TINY_BLOCK | L.INFLIGHT_COUNTED
+        self._slot_state[slot] = self.mcache.state
+        self.stats[L.S_INFLIGHT] = 0
+        self.mcache.free(TINY_CLASS, slot)
 
     def _free_large(self, addr: int, span: int) -> FreeResult:
         with self.mheap.lock:
@@ -290,6 +304,8 @@ class Heap:
         idx, rem = divmod(addr - self.base - span * PAGE_SIZE, self.sizes[cls])
         slot = span * MAX_OBJECTS_PER_SPAN + idx
         v = int(a.obj_size[slot]) if idx < MAX_OBJECTS_PER_SPAN else 0
+        if self._page_span[page] != span:  # the span was freed and reused while we looked
+            raise NotFound(f"{what}: no object is allocated at {addr:#x}")
         if is_tiny_marker(v):
             m = int(a.tiny_marks[(addr - rem - self.base) // BLOCK])
             if (m >> rem) & 1:
@@ -324,9 +340,12 @@ class Heap:
 
     def release_caches(self) -> int:
         """Give back everything this core holds privately (on a clean worker stop)."""
+        if self.tiny.block_slot >= 0:
+            self.stats[L.S_INFLIGHT] = (self.tiny.block_slot + 1) | L.INFLIGHT_FREE | L.INFLIGHT_TINY_BLOCK
         dead = self.tiny.retire()
         if dead is not None:
             self._free_tiny_block(dead)
+        self.stats[L.S_INFLIGHT] = 0
         return self.mcache.release_all()
 
 

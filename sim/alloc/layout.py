@@ -47,7 +47,7 @@ TINY_HELD = 0xC000  # | core
 SPAN_FREE, SPAN_SMALL, SPAN_LARGE = 0, 1, 2
 
 # heap_gauges columns
-G_ARENA_PAGES, G_INUSE_PAGES, G_RELEASED_PAGES, G_GROWS, G_SCAVENGED_TOTAL, G_RECOVERIES, G_LEAKED = range(7)
+G_ARENA_PAGES, G_INUSE_PAGES, G_RELEASED_PAGES, G_GROWS, G_SCAVENGED_TOTAL, G_RECOVERIES = range(6)
 
 # central_stats columns
 C_SPANS, C_NFREE, C_REMOVE_RANGE, C_INSERT_RANGE, C_SPAN_ALLOCS, C_SPAN_FREES = range(6)
@@ -59,12 +59,20 @@ C_SPANS, C_NFREE, C_REMOVE_RANGE, C_INSERT_RANGE, C_SPAN_ALLOCS, C_SPAN_FREES = 
 # 1 + the slot this core is moving between ALLOCATED-with-no-size and live (malloc) or cached
 # (free), 0 = none: the only state recovery cannot otherwise attribute to a dead core.
 S_INFLIGHT = 13
+# Flags on S_INFLIGHT. Without FREE the slot is being handed out; TINY_BLOCK says the slot is
+# a tiny block (counted in S_TINY_BLOCK_*, not in core_mallocs/core_frees); COUNTED says the
+# operation's counter has already been bumped. Recovery reads them to keep MemStats exact.
+INFLIGHT_FREE = 1 << 40
+INFLIGHT_TINY_BLOCK = 1 << 41
+INFLIGHT_COUNTED = 1 << 42
+INFLIGHT_SLOT = (1 << 40) - 1
 CORE_STAT_COLUMNS = 16
 
 
 def heap_specs(memory_bytes: int, ncores: int) -> list[ArraySpec]:
     npages = memory_bytes // PAGE_SIZE
     nclasses = len(table())
+    padded = -(-nclasses // 8) * 8  # per-core by-size rows end on a cache line
     nslots = npages * MAX_OBJECTS_PER_SPAN
     return [
         ArraySpec("page_span", "int32", (npages,)),
@@ -84,8 +92,8 @@ def heap_specs(memory_bytes: int, ncores: int) -> list[ArraySpec]:
         ArraySpec("obj_size", "uint16", (nslots,)),
         ArraySpec("tiny_marks", "uint32", (memory_bytes // 16,)),
         ArraySpec("core_stats", "int64", (ncores, CORE_STAT_COLUMNS)),
-        ArraySpec("core_mallocs", "int64", (ncores, nclasses)),
-        ArraySpec("core_frees", "int64", (ncores, nclasses)),
+        ArraySpec("core_mallocs", "int64", (ncores, padded)),
+        ArraySpec("core_frees", "int64", (ncores, padded)),
     ]
 
 

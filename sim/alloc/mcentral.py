@@ -101,6 +101,10 @@ class MCentral:
             idx = np.flatnonzero(states == L.FREE)[: n - len(out)]
             states[idx] = cached_state
             k = int(idx.size)
+            if k == 0:  # the count disagrees with the slots (a torn update): trust the slots
+                a.span_nfree[span] = 0
+                self._unlink(span)
+                continue
             a.span_nfree[span] -= k
             if a.span_nfree[span] == 0:
                 self._unlink(span)

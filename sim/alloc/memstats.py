@@ -6,6 +6,9 @@ A read is not a stop-the-world snapshot, so two figures taken while other cores 
 a few objects apart; at rest they are exact.
 
 Definitions (as Go's):
+    Alloc        = HeapAlloc
+    Sys          HeapSys plus the bytes of shared metadata that describe the heap (Go counts
+                 its span, bitmap and cache structures in Sys the same way)
     HeapSys      bytes of arena obtained from the page source (grown, released included)
     HeapInuse    bytes in spans in use (small spans and large objects)
     HeapIdle     HeapSys - HeapInuse
@@ -36,6 +39,8 @@ class SizeClassStats:
 
 @dataclass
 class MemStats:
+    Alloc: int = 0
+    Sys: int = 0
     HeapAlloc: int = 0
     HeapSys: int = 0
     HeapIdle: int = 0
@@ -72,11 +77,11 @@ class CentralStats:
     span_frees: int
 
 
-def read_memstats(a: L.HeapArrays) -> MemStats:
+def read_memstats(a: L.HeapArrays, metadata_bytes: int = 0) -> MemStats:
     t = table()
     sizes = np.asarray(t.sizes, dtype=np.int64)
-    mallocs = a.core_mallocs.sum(axis=0)
-    frees = a.core_frees.sum(axis=0)
+    mallocs = a.core_mallocs.sum(axis=0)[: len(sizes)]
+    frees = a.core_frees.sum(axis=0)[: len(sizes)]
     cs = a.core_stats.sum(axis=0)
     g = a.heap_gauges
     live_small = int(((mallocs[1:] - frees[1:]) * sizes[1:]).sum())
@@ -87,8 +92,11 @@ def read_memstats(a: L.HeapArrays) -> MemStats:
     n_mallocs = int(mallocs.sum() + cs[L.S_TINY_ALLOCS])
     n_frees = int(frees.sum() + cs[L.S_TINY_FREES])
     by_size = [SizeClassStats(int(sizes[c]), int(mallocs[c]), int(frees[c])) for c in range(1, len(sizes))]
+    heap_alloc = live_small + tiny_blocks * TINY_SIZE + large
     return MemStats(
-        HeapAlloc=live_small + tiny_blocks * TINY_SIZE + large,
+        Alloc=heap_alloc,
+        Sys=sys_ + metadata_bytes,
+        HeapAlloc=heap_alloc,
         HeapSys=sys_,
         HeapIdle=sys_ - inuse,
         HeapInuse=inuse,

@@ -13,7 +13,7 @@ takes tens of µs, under a lock taken once per span, not per object).
 
 Crash safety (a worker killed while holding this lock): allocation marks pages first and the
 span record last, freeing clears the span record first and the pages last, so a torn update
-can only leak pages, never hand the same page out twice; `Heap.recover()` reclaims pages
+can only leak pages, never hand the same page out twice; `recovery.recover()` reclaims pages
 whose span record is not live.
 
 Pages that stay free are returned to the machine by the scavenger (`scavenger.py`); a
@@ -80,6 +80,7 @@ class MHeap:
             )
         grow = min(grow, self.total_pages - used)
         self.source.commit(self.base + used * PAGE_SIZE, grow * PAGE_SIZE)
+        self.a.page_freed_at[used:used + grow] = time.monotonic()  # idle from now, not from boot
         g[L.G_ARENA_PAGES] = used + grow
         g[L.G_GROWS] += 1
 
@@ -122,9 +123,6 @@ class MHeap:
         a.page_span[start:start + npages] = -1  # ... pages last
         a.heap_gauges[L.G_INUSE_PAGES] -= npages
 
-    def addr_of_page(self, page: int) -> int:
-        return self.base + page * PAGE_SIZE
-
     # -- scavenging ------------------------------------------------------------------------
 
     def scavenge(self, idle_seconds: float, now: float | None = None) -> int:
@@ -139,11 +137,17 @@ class MHeap:
         if not cand.any():
             return 0
         edges = np.diff(np.concatenate(([0], cand.view(np.int8), [0])))
+        # The source gives memory back in whole granules (frames); with frames bigger than a
+        # heap page only the granules a free run covers entirely can go.
+        per = max(1, self.source.granule // PAGE_SIZE)
         released = 0
-        for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
-            self.source.release(self.base + int(s) * PAGE_SIZE, int(e - s) * PAGE_SIZE)
+        for s, e in zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True):
+            s, e = -(-s // per) * per, e // per * per
+            if e <= s:
+                continue
+            self.source.release(self.base + s * PAGE_SIZE, (e - s) * PAGE_SIZE)
             a.page_scav[s:e] = 1
-            released += int(e - s)
+            released += e - s
         a.heap_gauges[L.G_RELEASED_PAGES] += released
         a.heap_gauges[L.G_SCAVENGED_TOTAL] += released
         return released

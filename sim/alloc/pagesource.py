@@ -22,6 +22,8 @@ ARENA_BASE = 0xC000000000  # Go's first arena hint on linux/amd64
 
 
 class PageSource(Protocol):
+    granule: int  # bytes: the smallest unit release() can give back
+
     def reserve(self, nbytes: int) -> int:
         """Reserve `nbytes` of address space; return its base address."""
 
@@ -42,6 +44,7 @@ class FlatPhysicalSource:
         self.mem = mem
         self.base = ARENA_BASE
         self.limit = mem.size
+        self.granule = mem.frame_size
 
     def reserve(self, nbytes: int) -> int:
         if nbytes > self.limit:

@@ -29,8 +29,9 @@ from contextlib import ExitStack
 import numpy as np
 
 from memsim.sim.alloc import layout as L
-from memsim.sim.alloc.heap import TINY_CLASS, Heap
-from memsim.sim.alloc.sizeclasses import MAX_OBJECTS_PER_SPAN, table
+from memsim.sim.alloc.heap import Heap
+from memsim.sim.alloc.sizeclasses import MAX_OBJECTS_PER_SPAN, PAGE_SIZE, table
+from memsim.sim.alloc.tiny import BLOCK
 
 
 def recover(heap: Heap, dead_core: int | None) -> dict[str, int]:
@@ -46,7 +47,7 @@ def recover(heap: Heap, dead_core: int | None) -> dict[str, int]:
         in_flight = 0
         if dead_core is not None:
             in_flight = _reclaim_in_flight(a, dead_core)
-            tiny_freed = _retire_tiny_blocks(a, dead_core)
+            tiny_freed = _retire_tiny_blocks(heap, dead_core) + _free_empty_retired_blocks(heap)
             a.core_stats[dead_core, L.S_TINY_BLOCK_FREES] += tiny_freed
         reclaimed = 0
         dead_state = None if dead_core is None else 1 + dead_core
@@ -59,14 +60,27 @@ def recover(heap: Heap, dead_core: int | None) -> dict[str, int]:
 
 
 def _reclaim_in_flight(a: L.HeapArrays, core: int) -> int:
-    """Free the slot the dead core was between ALLOCATED-with-no-size and done with."""
-    slot = int(a.core_stats[core, L.S_INFLIGHT]) - 1
+    """Free the slot the dead core was between ALLOCATED-with-no-size and done with.
+
+    A malloc in flight was never counted, so reclaiming it needs no bookkeeping; a free in
+    flight had already won its CAS, so it is counted as the free it was (Frees, or a tiny
+    block freed) to keep HeapAlloc and HeapObjects exact.
+    """
+    word = int(a.core_stats[core, L.S_INFLIGHT])
     a.core_stats[core, L.S_INFLIGHT] = 0
+    slot = (word & L.INFLIGHT_SLOT) - 1
     if slot < 0 or a.span_state[slot // MAX_OBJECTS_PER_SPAN] != L.SPAN_SMALL:
         return 0
     if a.slot_state[slot] != L.ALLOCATED or a.obj_size[slot] != 0:
-        return 0  # still cached (rebuild takes it back) or published (the client's object)
+        return 0  # still cached (rebuild takes it back), published, or a tiny block not yet claimed
     a.slot_state[slot] = L.FREE  # rebuild() counts it back into its span
+    # The slot ends free. A free that was not yet counted, or a malloc that was, needs one
+    # more free on the books; a free already counted or a malloc not yet counted needs none.
+    if bool(word & L.INFLIGHT_FREE) != bool(word & L.INFLIGHT_COUNTED):
+        if word & L.INFLIGHT_TINY_BLOCK:
+            a.core_stats[core, L.S_TINY_BLOCK_FREES] += 1
+        else:
+            a.core_frees[core, int(a.span_class[slot // MAX_OBJECTS_PER_SPAN])] += 1
     return 1
 
 
@@ -79,18 +93,34 @@ def _free_torn_pages(a: L.HeapArrays) -> int:
     return int(torn.size)
 
 
-def _retire_tiny_blocks(a: L.HeapArrays, core: int) -> int:
-    held = np.flatnonzero(a.obj_size == (L.TINY_HELD | core))
+def _block_of(slot: int) -> int:
+    span, idx = divmod(slot, MAX_OBJECTS_PER_SPAN)
+    return (span * PAGE_SIZE + idx * BLOCK) // BLOCK
+
+
+def _retire_tiny_blocks(heap: Heap, core: int) -> int:
+    """Retire the dead core's tiny block the way TinyAllocator.retire() does: by CAS, because a
+    live core may be freeing the block's last object at this very moment."""
+    a = heap.a
     freed = 0
-    for slot in held.tolist():
-        span, idx = divmod(slot, MAX_OBJECTS_PER_SPAN)
-        block = (span * 8192 + idx * 16) // 16
-        if int(a.tiny_marks[block]) == 0:
-            a.obj_size[slot] = 0
+    held = L.TINY_HELD | core
+    for slot in np.flatnonzero(a.obj_size == held).tolist():
+        if not heap.obj_words.cas(slot, held, L.TINY_RETIRED):
+            continue
+        if int(a.tiny_marks[_block_of(slot)]) == 0 and heap.obj_words.cas(slot, L.TINY_RETIRED, 0):
             a.slot_state[slot] = L.FREE  # rebuild() counts it back into its span
             freed += 1
-        else:
-            a.obj_size[slot] = L.TINY_RETIRED
+    return freed
+
+
+def _free_empty_retired_blocks(heap: Heap) -> int:
+    """Retired tiny blocks with no live object whose freeing core died before claiming them."""
+    a = heap.a
+    freed = 0
+    for slot in np.flatnonzero(a.obj_size == L.TINY_RETIRED).tolist():
+        if int(a.tiny_marks[_block_of(slot)]) == 0 and heap.obj_words.cas(slot, L.TINY_RETIRED, 0):
+            a.slot_state[slot] = L.FREE
+            freed += 1
     return freed
 
 
@@ -131,7 +161,7 @@ def check(heap: Heap, quiescent: bool = True) -> list[str]:
             alloc = st == L.ALLOCATED
             if np.any(sizes[~alloc] != 0):
                 problems.append(f"span {span} ({c.size}B): an object that is not allocated has a size")
-            if c.index != TINY_CLASS and np.any(sizes[alloc] == 0) and quiescent:
+            if quiescent and np.any(sizes[alloc] == 0):
                 problems.append(f"span {span} ({c.size}B): an allocated object has no size")
             if quiescent and np.any((st != L.FREE) & (st != L.ALLOCATED)):
                 problems.append(f"span {span} ({c.size}B): objects still cached after caches were released")

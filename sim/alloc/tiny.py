@@ -44,7 +44,6 @@ def object_end(marks: int, off: int) -> int:
 
 class TinyAllocator:
     def __init__(self, core: int, a: L.HeapArrays, marks: AtomicArray, sizes: AtomicArray):
-        self.core = core
         self.a = a
         self.marks = marks
         self.sizes = sizes

@@ -78,9 +78,6 @@ class SharedLock:
         self._depth = 0
         self._t_acquired = 0
 
-    def set_owner(self, owner_id: int) -> None:
-        self._owner_id = owner_id
-
     def acquire(self) -> None:
         if self._depth:
             self._depth += 1
@@ -151,11 +148,6 @@ class LockTable:
 
     def __getitem__(self, name: str) -> SharedLock:
         return self._locks[name]
-
-    def set_owner(self, owner_id: int) -> None:
-        for lk in self._locks.values():
-            lk.set_owner(owner_id)
-        # Owner ids are core + 1 so that 0 means "never taken".
 
     def snapshot(self) -> list[LockStats]:
         out = []

@@ -17,6 +17,7 @@ Pitfalls this module exists to contain (ANCHORS §6):
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 from dataclasses import dataclass
 from multiprocessing import shared_memory
@@ -77,7 +78,7 @@ class SharedRegion:
 
     @classmethod
     def create(cls, name: str, specs: list[ArraySpec]) -> SharedRegion:
-        shm = shared_memory.SharedMemory(name=name, create=True, size=cls.size_of(specs))
+        shm = _create(name, cls.size_of(specs))
         # A fresh POSIX segment is zero-filled by the kernel; nothing to initialise.
         return cls(shm, specs, owner=True)
 
@@ -107,7 +108,7 @@ class SharedBytes:
     """A segment used as raw bytes (the machine's physical memory)."""
 
     def __init__(self, name: str, size: int):
-        self._shm = shared_memory.SharedMemory(name=name, create=True, size=size)
+        self._shm = _create(name, size)
         self.data: np.ndarray = np.frombuffer(self._shm.buf, dtype=np.uint8, count=size)
 
     @property
@@ -123,6 +124,39 @@ class SharedBytes:
             self._shm.unlink()
 
 
+class SharedMemoryFull(OSError):
+    """/dev/shm cannot hold the segment (containers often give it only 64 MiB)."""
+
+
+def _create(name: str, size: int) -> shared_memory.SharedMemory:
+    """Create a segment and reserve its pages now.
+
+    SharedMemory only ftruncates, so a segment bigger than what /dev/shm has left is created
+    happily and the process that first touches a missing page dies of SIGBUS, much later.
+    posix_fallocate makes that failure happen here, with a message.
+    """
+    shm = shared_memory.SharedMemory(name=name, create=True, size=size)
+    try:
+        os.posix_fallocate(shm._fd, 0, size)
+    except OSError as e:
+        shm.close()
+        shm.unlink()
+        raise SharedMemoryFull(
+            e.errno, f"cannot reserve {size} bytes of shared memory for {name}: {e.strerror} "
+            f"(/dev/shm has {_shm_free()} bytes free; give the machine less --memory or the container "
+            f"a bigger /dev/shm)"
+        ) from None
+    return shm
+
+
+def _shm_free() -> int:
+    try:
+        st = os.statvfs("/dev/shm")
+    except OSError:
+        return -1
+    return st.f_bavail * st.f_frsize
+
+
 def _close(shm: shared_memory.SharedMemory) -> None:
     """Close a segment; if views are still exported, leave the mapping to them.
 
@@ -136,7 +170,5 @@ def _close(shm: shared_memory.SharedMemory) -> None:
         shm._buf = None
         shm._mmap = None
         if getattr(shm, "_fd", -1) >= 0:
-            import os
-
             os.close(shm._fd)
             shm._fd = -1

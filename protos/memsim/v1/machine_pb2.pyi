@@ -216,7 +216,7 @@ class StatsRequest(_message.Message):
     def __init__(self, check_heap: _Optional[bool] = ...) -> None: ...
 
 class MemStats(_message.Message):
-    __slots__ = ("HeapAlloc", "HeapSys", "HeapIdle", "HeapInuse", "HeapReleased", "HeapObjects", "Mallocs", "Frees", "TotalAlloc", "TinyAllocs", "LargeAllocs", "BySize")
+    __slots__ = ("HeapAlloc", "HeapSys", "HeapIdle", "HeapInuse", "HeapReleased", "HeapObjects", "Mallocs", "Frees", "TotalAlloc", "TinyAllocs", "LargeAllocs", "BySize", "Alloc", "Sys")
     HEAPALLOC_FIELD_NUMBER: _ClassVar[int]
     HEAPSYS_FIELD_NUMBER: _ClassVar[int]
     HEAPIDLE_FIELD_NUMBER: _ClassVar[int]
@@ -229,6 +229,8 @@ class MemStats(_message.Message):
     TINYALLOCS_FIELD_NUMBER: _ClassVar[int]
     LARGEALLOCS_FIELD_NUMBER: _ClassVar[int]
     BYSIZE_FIELD_NUMBER: _ClassVar[int]
+    ALLOC_FIELD_NUMBER: _ClassVar[int]
+    SYS_FIELD_NUMBER: _ClassVar[int]
     HeapAlloc: int
     HeapSys: int
     HeapIdle: int
@@ -241,7 +243,9 @@ class MemStats(_message.Message):
     TinyAllocs: int
     LargeAllocs: int
     BySize: _containers.RepeatedCompositeFieldContainer[BySizeEntry]
-    def __init__(self, HeapAlloc: _Optional[int] = ..., HeapSys: _Optional[int] = ..., HeapIdle: _Optional[int] = ..., HeapInuse: _Optional[int] = ..., HeapReleased: _Optional[int] = ..., HeapObjects: _Optional[int] = ..., Mallocs: _Optional[int] = ..., Frees: _Optional[int] = ..., TotalAlloc: _Optional[int] = ..., TinyAllocs: _Optional[int] = ..., LargeAllocs: _Optional[int] = ..., BySize: _Optional[_Iterable[_Union[BySizeEntry, _Mapping]]] = ...) -> None: ...
+    Alloc: int
+    Sys: int
+    def __init__(self, HeapAlloc: _Optional[int] = ..., HeapSys: _Optional[int] = ..., HeapIdle: _Optional[int] = ..., HeapInuse: _Optional[int] = ..., HeapReleased: _Optional[int] = ..., HeapObjects: _Optional[int] = ..., Mallocs: _Optional[int] = ..., Frees: _Optional[int] = ..., TotalAlloc: _Optional[int] = ..., TinyAllocs: _Optional[int] = ..., LargeAllocs: _Optional[int] = ..., BySize: _Optional[_Iterable[_Union[BySizeEntry, _Mapping]]] = ..., Alloc: _Optional[int] = ..., Sys: _Optional[int] = ...) -> None: ...
 
 class BySizeEntry(_message.Message):
     __slots__ = ("Size", "Mallocs", "Frees")
