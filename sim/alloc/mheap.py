@@ -125,6 +125,18 @@ class MHeap:
 
     # -- scavenging ------------------------------------------------------------------------
 
+    def has_scavenge_work(self, idle_seconds: float) -> bool:
+        """An unlocked look: is any free page idle long enough and not yet released?
+
+        Racy by design (another core may be changing the arrays), and harmless: a wrong "no"
+        only delays scavenging to the next pass, a wrong "yes" costs one lock acquisition.
+        It keeps an idle machine's heap lock untouched, so the lock counters show the load.
+        """
+        used = int(self.a.heap_gauges[L.G_ARENA_PAGES])
+        a = self.a
+        cand = (a.page_span[:used] < 0) & (a.page_scav[:used] == 0)
+        return bool(cand.any() and (a.page_freed_at[:used][cand] <= time.monotonic() - idle_seconds).any())
+
     def scavenge(self, idle_seconds: float, now: float | None = None) -> int:
         """Release free pages idle for at least idle_seconds. Caller holds the lock. Returns pages."""
         assert self.lock.held

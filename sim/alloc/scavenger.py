@@ -20,6 +20,8 @@ DEFAULT_IDLE_SECONDS = 5.0
 
 
 def scavenge_once(heap: Heap, idle_seconds: float) -> int:
+    if not heap.mheap.has_scavenge_work(idle_seconds):
+        return 0
     with heap.mheap.lock:
         return heap.mheap.scavenge(idle_seconds)
 
