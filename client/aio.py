@@ -23,6 +23,8 @@ from memsim.v1 import machine_pb2_grpc
 
 
 class AsyncClient:
+    """The asyncio twin of `Client`: same calls, awaited; `await client.batch().execute()`."""
+
     def __init__(self, target: str = "127.0.0.1:50051", *, core: int | None = None,
                  timeout: float = DEFAULT_TIMEOUT):
         self.target = core_target(target, core)

@@ -51,8 +51,9 @@ def run_demo(cores: int = 4, memory: int = 64 << 20, clients: int = 3, seconds: 
         with Client(srv.target) as m:
             render_stats(m.stats(), m.info(), console=con)
             st = m.stats().memstats
-        con.print(f"the load freed everything it allocated: HeapAlloc {human(st.HeapAlloc)}, HeapObjects "
-                  f"{st.HeapObjects}; HeapInuse {human(st.HeapInuse)} stays while per-core caches hold free objects")
+        con.print(f"the load freed everything it allocated: HeapObjects {st.HeapObjects}; HeapAlloc "
+                  f"{human(st.HeapAlloc)} is the 16-byte tiny blocks the cores still hold, as Go's Ps do; "
+                  f"HeapInuse {human(st.HeapInuse)} stays while per-core caches hold free objects")
         code = srv.stop()
     left = srv.segments_left()  # exactly the segments this server reported it made
     con.rule("stopped")

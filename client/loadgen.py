@@ -10,18 +10,19 @@ next process, which frees them: the cross-core frees that make allocators intere
 Processes are started with the `spawn` method (this process has imported gRPC, which does
 not survive fork). Latency is measured per round trip (a batch or a call) into an
 HdrHistogram per process; the parent merges them. Throughput counts ops (an alloc or a
-free each). Ops and latencies count only in the timed window, not while the slots are
-first filled or while everything is freed at the end. Lock and cache counters are read
-from the server before and after, so the report shows what the load did to the machine
-(the lock counters include the fill and the drain).
+free each). Ops, latencies and the server's lock and cache counters all cover exactly the
+timed window: the processes fill their slots, meet at a barrier while the parent reads the
+server's counters, run, meet again for the second reading, and only then free everything.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import queue
 import random
+import threading
 import time
 from dataclasses import asdict, dataclass
 
@@ -58,7 +59,7 @@ class ProcResult:
 class _LoadProcess:
     """One client process of the load: Larson's loop against one connection."""
 
-    def __init__(self, i: int, load: AllocLoad, cores: int, counts, inbox, outbox):
+    def __init__(self, i: int, load: AllocLoad, cores: int, counts, inbox, outbox, phases=None):
         self.i = i
         self.load = load
         self.core = (i % cores) if load.pin else None
@@ -74,6 +75,7 @@ class _LoadProcess:
         self.done_upstream = False
         self.client = None
         self.measuring = False  # ops and latencies count only between the fill and the drain
+        self.phases = phases  # (filled, go, measured, drain): the parent snapshots the server between
 
     def note(self, e: BaseException) -> None:
         self.errors += 1
@@ -140,6 +142,17 @@ class _LoadProcess:
             else:
                 got.extend(item)
 
+    def _phase(self, first: int) -> None:
+        """Meet the other processes and the parent at a barrier, then wait for its go-ahead."""
+        if self.phases is None:
+            return
+        barrier, event = self.phases[first], self.phases[first + 1]
+        try:
+            barrier.wait(timeout=self.load.seconds + 120)
+        except threading.BrokenBarrierError:
+            return  # a peer died: carry on without the exact window
+        event.wait(timeout=60)
+
     def drive(self) -> float:
         from memsim.client import Client
 
@@ -149,6 +162,7 @@ class _LoadProcess:
             for lo in range(0, load.slots, per_msg * 2):
                 self.run_step([], [(s, rng.randint(load.min_size, load.max_size))
                                    for s in range(lo, min(load.slots, lo + per_msg * 2))])
+            self._phase(0)
             t_start = time.perf_counter()
             deadline = t_start + load.seconds
             self.measuring = True
@@ -173,6 +187,7 @@ class _LoadProcess:
                 self.counts[self.i] = self.ops
             elapsed = time.perf_counter() - t_start
             self.measuring = False
+            self._phase(2)
             # Drain: free what was handed to us until upstream says it is done, then free our
             # own live objects, so that the machine ends as empty as it began.
             self.outbox.put(None)
@@ -191,16 +206,18 @@ class _LoadProcess:
         return elapsed
 
 
-def _worker(i: int, load: AllocLoad, cores: int, counts, inbox, outbox, results) -> None:
+def _worker(i: int, load: AllocLoad, cores: int, counts, inbox, outbox, results, phases) -> None:
     # Never let this process's exit wait on a peer that stopped reading its queue.
     inbox.cancel_join_thread()
     outbox.cancel_join_thread()
-    p = _LoadProcess(i, load, cores, counts, inbox, outbox)
+    p = _LoadProcess(i, load, cores, counts, inbox, outbox, phases)
     elapsed = 0.0
     try:
         elapsed = p.drive()
     except Exception as e:  # noqa: BLE001 - reported with the results, never dropped
         p.note(e)
+        for barrier in phases[0::2]:  # do not keep the others waiting for us
+            barrier.abort()
     results.put(ProcResult(i, p.ops, p.errors, p.samples, p.hist.encode(), elapsed))
 
 
@@ -220,7 +237,8 @@ def _counter_deltas(before, after) -> dict:
     for c in after.caches:
         b = caches_b[c.core]
         caches.append({"core": c.core, "hits": c.hits - b.hits, "refills": c.refills - b.refills,
-                       "flushes": c.flushes - b.flushes, "central_direct": c.central_direct - b.central_direct})
+                       "flushes": c.flushes - b.flushes, "central_direct": c.central_direct - b.central_direct,
+                       "tiny_allocs": c.tiny_allocs - b.tiny_allocs})
     return {"locks": locks, "caches": caches}
 
 
@@ -231,18 +249,23 @@ def run_alloc_load(load: AllocLoad) -> dict:
     with Client(load.target, timeout=10.0) as c:
         c.wait_ready(10.0)
         info = c.info()
-        before = c.stats()
     ctx = mp.get_context("spawn")
+    # The server's counters are read exactly around the timed phase: every process fills its
+    # slots, meets the others at `filled`, waits for `go` (the parent has read the counters),
+    # runs, meets at `measured`, and frees everything only after `drain`.
+    phases = (ctx.Barrier(load.processes + 1), ctx.Event(), ctx.Barrier(load.processes + 1), ctx.Event())
     counts = ctx.Array("q", load.processes, lock=False)
     inboxes = [ctx.Queue() for _ in range(load.processes)]
     results = ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(i, load, info.cores, counts, inboxes[i],
-                                               inboxes[(i + 1) % load.processes], results), daemon=True)
+                                               inboxes[(i + 1) % load.processes], results, phases), daemon=True)
              for i in range(load.processes)]
     for p in procs:
         p.start()
     try:
+        before = _snapshot_at(load, phases[0], phases[1])
         _watch(load, procs, counts)
+        after = _snapshot_at(load, phases[2], phases[3])
         outs: list[ProcResult] = []
         deadline = time.monotonic() + load.seconds + 120
         while len(outs) < load.processes and time.monotonic() < deadline:
@@ -261,7 +284,7 @@ def run_alloc_load(load: AllocLoad) -> dict:
     if len(outs) < load.processes:
         raise RuntimeError(f"only {len(outs)} of {load.processes} load processes reported")
     with Client(load.target, timeout=10.0) as c:
-        after = c.stats()
+        end = c.stats()
     hist = HdrHistogram(1, MAX_LATENCY_US, 3)
     for o in outs:
         hist.decode_and_add(o.histogram)
@@ -269,6 +292,8 @@ def run_alloc_load(load: AllocLoad) -> dict:
     elapsed = max(o.elapsed for o in outs)
     deltas = _counter_deltas(before, after)
     hits = sum(c["hits"] for c in deltas["caches"])
+    fast = sum(c["hits"] + c["tiny_allocs"] for c in deltas["caches"])
+    mallocs = after.memstats.Mallocs - before.memstats.Mallocs
     central_acq = sum(lk["acquisitions"] for lk in deltas["locks"] if lk["name"].startswith(("mcentral", "global")))
     per = "call" if load.batch <= 1 else f"batch of {load.batch}"
     return {
@@ -285,10 +310,25 @@ def run_alloc_load(load: AllocLoad) -> dict:
                        "max": hist.get_max_value(), "count": hist.get_total_count()},
         "central_lock_acquisitions_per_op": central_acq / ops if ops else 0.0,
         "mcache_hits": hits,
+        "alloc_fast_path_share": fast / mallocs if mallocs else 0.0,  # mcache hits + tiny, of all allocations
+        "per_core_fast_path": [c["hits"] + c["tiny_allocs"] for c in deltas["caches"]],
         "locks": deltas["locks"],
         "caches": deltas["caches"],
-        "heap_after": {f: getattr(after.memstats, f) for f in ("HeapAlloc", "HeapInuse", "HeapSys", "HeapObjects")},
+        "heap_after": {f: getattr(end.memstats, f) for f in ("HeapAlloc", "HeapInuse", "HeapSys", "HeapObjects")},
     }
+
+
+def _snapshot_at(load: AllocLoad, barrier, event):
+    """Meet the load processes at `barrier`, read the server's counters, release them."""
+    from memsim.client import Client
+
+    with contextlib.suppress(threading.BrokenBarrierError):  # a process failed: figures are approximate
+        barrier.wait(timeout=load.seconds + 120)
+    try:
+        with Client(load.target, timeout=10.0) as c:
+            return c.stats()
+    finally:
+        event.set()
 
 
 def _watch(load: AllocLoad, procs, counts) -> None:
@@ -329,13 +369,19 @@ def print_report(r: dict) -> None:
     t.add_row(str(r["ops"]), f"{r['ops_per_s']:,.0f}", str(r["errors"]), str(lat["p50"]), str(lat["p99"]),
               str(lat["p99.9"]), f"{r['central_lock_acquisitions_per_op']:.4f}", str(r["mcache_hits"]))
     con.print(t)
-    lk = Table(title="busiest locks during the run")
-    for col in ("lock", "acq", "contended", "wait ms", "max µs (since start)"):
+    lk = Table(title="busiest locks during the timed run")
+    for col in ("lock", "acq", "contended", "wait ms"):
         lk.add_column(col, justify="right")
     for x in sorted(r["locks"], key=lambda x: -x["acquisitions"])[:8]:
-        lk.add_row(x["name"], str(x["acquisitions"]), str(x["contended"]), f"{x['wait_ns'] / 1e6:.2f}",
-                   f"{x['max_wait_ns_since_start'] / 1e3:.1f}")
+        lk.add_row(x["name"], str(x["acquisitions"]), str(x["contended"]), f"{x['wait_ns'] / 1e6:.2f}")
     con.print(lk)
+    per_core = r["per_core_fast_path"]
+    con.print(f"allocations on the lock-free path (mcache hits + tiny): {r['alloc_fast_path_share']:.1%}; "
+              f"per core: {per_core}")
+    idle = [i for i, n in enumerate(per_core) if n == 0]
+    if idle and lo["processes"] >= len(per_core):
+        con.print(f"[yellow]cores {idle} served nothing: SO_REUSEPORT balances connections, not calls; "
+                  f"use --pin to spread processes over cores[/yellow]")
     for s in r["error_samples"]:
         con.print(f"[yellow]error sample[/yellow]: {s}")
 
@@ -347,6 +393,8 @@ def run_alloc_bench(load: AllocLoad, json_path: str | None = None, quiet: bool =
         r = run_alloc_load(load)
     except MemsimError as e:
         print(f"memsim bench alloc: {load.target}: {e.code.name}: {e}")
+        if e.code.name == "UNAVAILABLE":
+            print("is a server running there? point at it with --target HOST:PORT")
         return 1
     if not quiet:
         print_report(r)

@@ -60,10 +60,10 @@ def render_stats(st: pb.Stats, info: pb.MachineInfo | None = None, all_classes: 
         v = getattr(ms, f)
         in_bytes = f in ("Alloc", "Sys") or (f.startswith(("Heap", "Total")) and f != "HeapObjects")
         heap.add_row(f, str(v), human(v) if in_bytes else "")
-    frames = ", ".join(f"{k} {v}" for k, v in sorted(st.frames.items()))
-    heap.caption = f"frames: {frames}; heap grows {st.heap_grows}; scavenged pages {st.scavenged_pages}; " \
-                   f"recovered workers {st.recoveries}"
     con.print(heap)
+    frames = ", ".join(f"{k} {v}" for k, v in sorted(st.frames.items()))
+    con.print(f"Sys = HeapSys + the shared metadata describing the heap. Frames: {frames}; "
+              f"heap grows {st.heap_grows}; scavenged pages {st.scavenged_pages}; recovered workers {st.recoveries}")
 
     by = Table(title="size classes" + ("" if all_classes else " in use"))
     for col in ("size", "Mallocs", "Frees", "live", "spans", "free", "out", "in"):

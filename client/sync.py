@@ -53,8 +53,10 @@ def build_request(cls, **fields):
     """A request message, or InvalidArgument for a field protobuf cannot carry (e.g. size=-1)."""
     try:
         return cls(**fields)
-    except (ValueError, TypeError) as e:
-        raise InvalidArgument(f"bad {cls.__name__} {fields}: {e}") from None
+    except (ValueError, TypeError):
+        bad = {k: v for k, v in fields.items() if not isinstance(v, bytes | bytearray)}
+        raise InvalidArgument(f"bad arguments {bad}: sizes, addresses and offsets are non-negative "
+                              f"integers below 2**64") from None
 
 
 class _Stream:
@@ -104,9 +106,16 @@ class _Stream:
 
 
 class Client:
+    """A connection to a memsim server (any core, or `core=N` for that core's own port).
+
+    Calls raise the typed exceptions of `memsim.client.errors`; each has a deadline of
+    `timeout` seconds. `batch()` builds many operations for one round trip on a stream.
+    """
+
     def __init__(self, target: str = "127.0.0.1:50051", *, core: int | None = None,
                  timeout: float = DEFAULT_TIMEOUT):
         self.target = core_target(target, core)
+        self.core = core
         self.timeout = timeout
         self._channel = grpc.insecure_channel(self.target, options=channel_options())
         self._stub = machine_pb2_grpc.MachineStub(self._channel)
@@ -138,7 +147,11 @@ class Client:
         try:
             return method(request, timeout=self.timeout)
         except grpc.RpcError as e:
-            raise from_rpc_error(e) from None
+            err = from_rpc_error(e)
+            if isinstance(err, Unavailable) and self.core is not None:
+                err = Unavailable(f"{err} (core {self.core} listens on the shared port + {1 + self.core}; "
+                                  f"does the machine have that many cores?)")
+            raise err from None
 
     def _request(self, cls, **fields):
         return build_request(cls, **fields)

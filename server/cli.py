@@ -1,7 +1,7 @@
 """`memsim`: serve a machine, look at it, drive it.
 
     memsim serve [--cores 4] [--memory 64MiB] [--frame-size 4096] [--port 50051] [--no-caches] [--global-lock]
-    memsim stats [--target 127.0.0.1:50051] [--json] [--all] [--check]
+    memsim stats [--target HOST:PORT] [--json] [--all] [--check]
     memsim sizeclasses
     memsim demo                        start a default machine, run a short load, print, stop
     memsim bench alloc [...]           Larson-style load from many processes (see --help)
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 
@@ -68,6 +69,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
             info = c.info()
     except MemsimError as e:
         print(f"memsim stats: {args.target}: {e.code.name}: {e}", file=sys.stderr)
+        if e.code.name == "UNAVAILABLE":
+            print("is a server running there? point at it with --target HOST:PORT", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(stats_to_dict(st, info), indent=2))
@@ -117,11 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("stats", help="heap figures, size classes in use and the lock table")
-    s.add_argument("--target", default="127.0.0.1:50051")
+    s.add_argument("--target", default="127.0.0.1:50051", help="the server's HOST:PORT (default 127.0.0.1:50051)")
     s.add_argument("--timeout", type=float, default=5.0)
     s.add_argument("--json", action="store_true")
     s.add_argument("--all", action="store_true", help="list every size class, not only those in use")
-    s.add_argument("--check", action="store_true", help="also verify the heap's invariants (exit 1 if broken)")
+    s.add_argument("--check", action="store_true",
+                   help="also verify the heap's invariants (exit 1 if broken); takes every lock once")
     s.set_defaults(func=cmd_stats)
 
     s = sub.add_parser("sizeclasses", help="print the size-class table and its waste")
@@ -137,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="load generators")
     bsub = b.add_subparsers(dest="bench", required=True)
     s = bsub.add_parser("alloc", help="Larson-style alloc/free load from many client processes")
-    s.add_argument("--target", default="127.0.0.1:50051")
+    s.add_argument("--target", default="127.0.0.1:50051", help="the server's HOST:PORT (default 127.0.0.1:50051)")
     s.add_argument("--processes", "-p", type=int, default=4)
     s.add_argument("--seconds", "-t", type=float, default=10.0)
     s.add_argument("--batch", type=int, default=100, help="ops per stream message; 1 = unary calls")
@@ -157,7 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:  # `memsim stats --json | head`: the reader left, which is fine
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

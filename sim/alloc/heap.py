@@ -226,6 +226,8 @@ class Heap:
             return self._free_tiny(addr, slot, rem)
         if rem:
             self.stats[L.S_BAD_FREES] += 1
+            if v == 0:  # e.g. a tiny object freed twice after its block went back to the heap
+                raise FailedPrecondition(f"double or invalid free of {addr:#x}: no object starts there")
             raise FailedPrecondition(
                 f"invalid free of {addr:#x}: it points {rem} bytes into the {size}-byte object at {addr - rem:#x}")
         inflight = self.stats
@@ -311,6 +313,9 @@ class Heap:
             if (m >> rem) & 1:
                 return self.source.physical(addr), object_end(m, rem) - rem + 1
             raise NotFound(f"{what}: no object is allocated at {addr:#x}")
+        if rem and v:
+            raise NotFound(f"{what}: {addr:#x} is {rem} bytes into the object at {addr - rem:#x}; "
+                           f"address the object's start and pass offset={rem}")
         if rem or v == 0:
             raise NotFound(f"{what}: no object is allocated at {addr:#x}")
         return self.source.physical(addr), v
@@ -323,7 +328,7 @@ class Heap:
         if offset + length > size:
             raise OutOfRange(
                 f"{what} of {length} bytes at offset {offset} of the {size}-byte object at {addr:#x} "
-                f"runs {offset + length - size} bytes past its end")
+                f"runs {offset + length - size} byte{'s' if offset + length - size != 1 else ''} past its end")
 
     def read(self, addr: int, offset: int, length: int) -> bytes:
         phys, size = self.object_bounds(addr, "read")
