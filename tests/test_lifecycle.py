@@ -172,3 +172,32 @@ def test_supervisor_killed_takes_its_workers_and_segments_with_it():
     finally:
         for pid in srv.alive_workers():
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_core_full_of_idle_streams_refuses_at_once_then_recovers():
+    from memsim.client import ResourceExhausted
+    from memsim.server.worker import MAX_THREADS
+
+    with running_server(cores=1, memory="4MiB") as srv:
+        clients = [Client(srv.target, core=0, timeout=10) for _ in range(MAX_THREADS - 4)]
+        try:
+            for c in clients:  # each keeps its batch stream, and so a server thread, open
+                b = c.batch()
+                b.alloc(8)
+                b.execute()
+            t0 = time.monotonic()
+            with Client(srv.target, core=0, timeout=10) as extra, pytest.raises(ResourceExhausted):
+                extra.info()
+            assert time.monotonic() - t0 < 5  # refused, not queued behind the idle streams
+        finally:
+            for c in clients:
+                c.close()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with Client(srv.target, core=0, timeout=5) as c:
+                    assert c.info().core == 0
+                break
+            except ResourceExhausted:
+                assert time.monotonic() < deadline, "streams were not released"
+                time.sleep(0.2)

@@ -539,6 +539,10 @@ LEAKED_AT = {
     "large before zeroing": 5 * 8192,  # a large object its client never saw (recovery cannot tell)
     "flush holding the class lock": 8192,  # the objects it had not freed yet are its clients'
 }
+LIVE_AT = {  # (HeapObjects, HeapAlloc) left at the end: objects the dead core's client still owns
+    # 100 allocated through refills of 32 (28 left cached); the flush fires at the 37th free
+    "flush holding the class lock": (63, 63 * 64),
+}
 HELD_AT = {
     "refill holding the class lock": {"mcentral/64B"},
     "span grow holding class and heap locks": {"mcentral/64B", "mheap"},
@@ -589,4 +593,7 @@ def test_sigkill_at_a_chosen_instruction(machine, where):
     parent.release_caches()
     assert check(parent, quiescent=True) == []
     # nothing is left in use but what the dead core had handed out or half built for itself
-    assert read_memstats(machine.arrays).HeapInuse == LEAKED_AT.get(where, 0)
+    s = read_memstats(machine.arrays)
+    assert s.HeapInuse == LEAKED_AT.get(where, 0)
+    # and the books balance exactly: every in-flight malloc or free was counted once or undone
+    assert (s.HeapObjects, s.HeapAlloc) == LIVE_AT.get(where, (0, 0))
