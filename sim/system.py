@@ -23,6 +23,7 @@ from memsim.sim.alloc.heap import Heap, lock_names
 from memsim.sim.alloc.layout import MAX_CORES, HeapArrays, heap_specs
 from memsim.sim.alloc.pagesource import FlatPhysicalSource
 from memsim.sim.alloc.sizeclasses import PAGE_SIZE
+from memsim.sim.cache.keyspace import Keyspace, KeyspaceArrays, keyspace_lock_names, keyspace_specs
 from memsim.sim.errors import InvalidArgument
 from memsim.sim.machine.locks import LockTable, lock_specs, make_lock_file
 from memsim.sim.machine.memory import PhysicalMemory, frame_specs
@@ -38,6 +39,7 @@ class MachineConfig:
     cores: int = 4
     per_core_caches: bool = True
     global_lock: bool = False
+    max_keys: int = 65536  # entries of the cache's keyspace (sim/cache/keyspace.py)
 
     def validate(self) -> None:
         fs = self.frame_size
@@ -51,6 +53,8 @@ class MachineConfig:
             raise InvalidArgument(f"memory {m} is above this simulator's 8 GiB limit")
         if not 1 <= self.cores <= MAX_CORES:
             raise InvalidArgument(f"cores {self.cores} must be between 1 and {MAX_CORES}")
+        if not 64 <= self.max_keys <= 1 << 26:
+            raise InvalidArgument(f"max_keys {self.max_keys} must be between 64 and {1 << 26}")
 
     def as_dict(self) -> dict[str, int | bool]:
         return asdict(self)
@@ -63,9 +67,10 @@ class Machine:
         self.token = new_token()
         self.creator_pid = os.getpid()
         names, alias = lock_names(config.global_lock)
+        names = names + keyspace_lock_names()
         self._lock_names, self._lock_alias = names, alias
         specs = (frame_specs(config.memory_bytes, config.frame_size) + lock_specs(len(names))
-                 + heap_specs(config.memory_bytes, config.cores))
+                 + heap_specs(config.memory_bytes, config.cores) + keyspace_specs(config.max_keys, config.cores))
         self.phys = SharedBytes(segment_name(self.token, "phys"), config.memory_bytes)
         try:
             self.meta = SharedRegion.create(segment_name(self.token, "meta"), specs)
@@ -78,6 +83,8 @@ class Machine:
                                      self.meta["frame_bits"])
         self.arrays = HeapArrays.from_region(self.meta.arrays)
         self.arrays.initialise()
+        self.ks_arrays = KeyspaceArrays.from_region(self.meta.arrays)
+        self.ks_arrays.initialise()
         self._views: list[Heap] = []
         self._destroyed = False
 
@@ -103,6 +110,10 @@ class Machine:
         self._views.append(h)
         return h
 
+    def keyspace(self, heap: Heap) -> Keyspace:
+        """The cache's keyspace as the core owning `heap` sees it (call in that core's process)."""
+        return Keyspace(self.ks_arrays, heap.locks, heap)
+
     def supervisor_heap(self) -> Heap:
         """A view for the supervisor's own work (scavenging, recovery, stats): core 0's
         counters row is never written through it except by recovery bookkeeping."""
@@ -119,6 +130,7 @@ class Machine:
         self._destroyed = True
         self._views.clear()
         self.arrays = None  # type: ignore[assignment]
+        self.ks_arrays = None  # type: ignore[assignment]
         self.memory = None  # type: ignore[assignment]
         owner = os.getpid() == self.creator_pid
         for seg in (self.meta, self.phys):

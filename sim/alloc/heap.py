@@ -341,6 +341,25 @@ class Heap:
         if payload:
             self._mem[phys + offset: phys + offset + len(payload)] = payload
 
+    def raw(self, addr: int, n: int) -> bytes:
+        """Unchecked read of n bytes at addr, for a structure that owns the object (the keyspace)."""
+        p = self.source.physical(addr)
+        return bytes(self._mem[p:p + n])
+
+    def usable_size(self, addr: int) -> int:
+        """malloc_usable_size(): the bytes the object occupies (its class size; its own size if tiny)."""
+        page = self._page_of(addr, "usable_size")
+        span = self._page_span[page]
+        if span < 0:
+            raise NotFound(f"usable_size: no object is allocated at {addr:#x}")
+        if self._span_state[span] == L.SPAN_LARGE:
+            return int(self.a.span_npages[span]) * PAGE_SIZE
+        cls = self._span_class[span]
+        idx = (addr - self.base - span * PAGE_SIZE) // self.sizes[cls]
+        if is_tiny_marker(self._obj_size[span * MAX_OBJECTS_PER_SPAN + idx]):
+            return self.object_bounds(addr)[1]
+        return self.sizes[cls]
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def release_caches(self) -> int:

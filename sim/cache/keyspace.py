@@ -1,0 +1,334 @@
+"""The keyspace: Redis's main dictionary as a shared-memory hash table with striped locks.
+
+Any core serves any key. A key hashes (BLAKE2b, 64 bits: Python's own hash is salted per
+process) to a bucket; bucket b belongs to stripe b % STRIPES, and that stripe's lock guards
+the bucket's chain and every entry on it. An operation takes one stripe lock, never two, so
+stripes cannot deadlock with each other. Free entries come from one shared stack under the
+`keyspace/entries` lock, moved in batches to a per-core list (the mcache pattern again: a new
+key takes that lock once per ENTRY_BATCH keys). Lock order: stripe -> entries -> mcentral ->
+mheap, never the other way round. (A pool per stripe would need no extra lock but caps a
+stripe at max_keys / STRIPES entries; an ordinary fill overflows one stripe long before the
+table is full.)
+
+An entry (arrays `e_*`, index e) holds: the key's hash, the key and the value as allocator
+objects (address and length; a zero-length value has no object), the expiry time in ms
+(0 = none) and the 24-bit LRU/LFU field of `evict.py`. Entries are never moved, so an entry
+index is a stable handle for sampling. Keys and values are allocated by the core that
+writes them and may be freed by any core (the allocator's cross-core frees).
+
+`used_memory` is Redis's: the allocator's usable size of every key and value object plus
+ENTRY_BYTES per key for the index, kept in per-core counters (a core adds what it allocates
+and subtracts what it frees; rows may go negative, their sum is exact).
+
+Not yet here (issue 3 goes on): the command set above GET/SET/DEL/EXPIRE, eviction wired to
+`evict.py`, the active expire cycle, recovery of a stripe whose holder died mid-update.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from memsim.sim.alloc.heap import Heap
+from memsim.sim.errors import InvalidArgument, ResourceExhausted
+from memsim.sim.machine.locks import LockTable
+from memsim.sim.machine.shm import ArraySpec
+
+STRIPES = 64
+ENTRY_BYTES = 48  # what one index entry would cost in a C layout: 5 words + 24-bit field + next
+MAX_KEY_BYTES = 512 << 20  # Redis's limit for a key or a string value
+MAX_VALUE_BYTES = 512 << 20
+
+# ks_core columns (per core)
+K_USED_BYTES, K_KEYS, K_HITS, K_MISSES, K_EXPIRED = range(5)
+
+
+def keyspace_specs(max_keys: int, ncores: int) -> list[ArraySpec]:
+    per = -(-max_keys // STRIPES)
+    n = per * STRIPES
+    nbuckets = 1 << max(4, (n - 1).bit_length())
+    return [
+        ArraySpec("ks_bucket", "int32", (nbuckets,)),
+        ArraySpec("e_hash", "uint64", (n,)),
+        ArraySpec("e_key", "uint64", (n,)),
+        ArraySpec("e_klen", "uint32", (n,)),
+        ArraySpec("e_val", "uint64", (n,)),
+        ArraySpec("e_vlen", "uint32", (n,)),
+        ArraySpec("e_expire", "int64", (n,)),
+        ArraySpec("e_lru", "uint32", (n,)),
+        ArraySpec("e_next", "int32", (n,)),
+        ArraySpec("ks_free", "int32", (n,)),  # the stack of free entry indices
+        ArraySpec("ks_free_top", "int64", (8,)),  # [0]: entries on the stack
+        ArraySpec("ks_core", "int64", (ncores, 8)),
+    ]
+
+
+ENTRY_BATCH = 32
+
+
+def keyspace_lock_names() -> list[str]:
+    return [f"keyspace/{s}" for s in range(STRIPES)] + ["keyspace/entries"]
+
+
+def key_hash(key: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class KeyspaceArrays:
+    ks_bucket: np.ndarray
+    e_hash: np.ndarray
+    e_key: np.ndarray
+    e_klen: np.ndarray
+    e_val: np.ndarray
+    e_vlen: np.ndarray
+    e_expire: np.ndarray
+    e_lru: np.ndarray
+    e_next: np.ndarray
+    ks_free: np.ndarray
+    ks_free_top: np.ndarray
+    ks_core: np.ndarray
+
+    @classmethod
+    def from_region(cls, region: dict[str, np.ndarray]) -> KeyspaceArrays:
+        return cls(**{f: region[f] for f in cls.__dataclass_fields__})
+
+    def initialise(self) -> None:
+        """First boot: empty buckets, every entry free in its stripe's stack."""
+        self.ks_bucket.fill(-1)
+        self.e_next.fill(-1)
+        self.ks_free[:] = np.arange(self.ks_free.shape[0], dtype=np.int32)[::-1]
+        self.ks_free_top[0] = self.ks_free.shape[0]
+
+
+class Keyspace:
+    """One core's handle on the shared keyspace. Like Heap: one per core process, one op at a time."""
+
+    def __init__(self, a: KeyspaceArrays, locks: LockTable, heap: Heap, clock: Callable[[], int] = now_ms):
+        self.a = a
+        self.heap = heap
+        self.clock = clock
+        self.locks = [locks[f"keyspace/{s}"] for s in range(STRIPES)]
+        self.entries_lock = locks["keyspace/entries"]
+        self.mask = a.ks_bucket.shape[0] - 1
+        self.capacity = a.ks_free.shape[0]
+        self.stats = memoryview(a.ks_core[heap.core])
+        self._entries: list[int] = []  # this core's free entries
+
+    # -- entries (the per-core list in front of the shared stack) ------------------------
+
+    def _take_entry(self) -> int:
+        if not self._entries:
+            a = self.a
+            with self.entries_lock:
+                top = int(a.ks_free_top[0])
+                k = min(ENTRY_BATCH, top)
+                self._entries.extend(a.ks_free[top - k:top].tolist())
+                a.ks_free_top[0] = top - k
+            if not self._entries:
+                raise ResourceExhausted(
+                    f"keyspace full: all {self.capacity} entries are in use (other cores may hold up to "
+                    f"{2 * ENTRY_BATCH} free ones each); start the machine with more keys")
+        return self._entries.pop()
+
+    def _put_entry(self, e: int) -> None:
+        self._entries.append(e)
+        if len(self._entries) > 2 * ENTRY_BATCH:
+            self._give_back(ENTRY_BATCH)
+
+    def _give_back(self, k: int) -> None:
+        a = self.a
+        batch, self._entries = self._entries[:k], self._entries[k:]
+        with self.entries_lock:
+            top = int(a.ks_free_top[0])
+            a.ks_free[top:top + len(batch)] = batch
+            a.ks_free_top[0] = top + len(batch)
+
+    def release(self) -> None:
+        """Give this core's free entries back (on a clean stop, with Heap.release_caches)."""
+        if self._entries:
+            self._give_back(len(self._entries))
+
+    # -- internals (caller holds the stripe lock) ----------------------------------------
+
+    def _find(self, bucket: int, h: int, key: bytes) -> tuple[int, int]:
+        """(entry, previous entry on the chain) for key, or (-1, -1)."""
+        a = self.a
+        prev, e = -1, int(a.ks_bucket[bucket])
+        while e >= 0:
+            if int(a.e_hash[e]) == h and int(a.e_klen[e]) == len(key) and \
+                    self.heap.raw(int(a.e_key[e]), len(key)) == key:
+                return e, prev
+            prev, e = e, int(a.e_next[e])
+        return -1, -1
+
+    def _usable(self, addr: int, n: int) -> int:
+        return self.heap.usable_size(addr) if n else 0
+
+    def _store(self, data: bytes) -> int:
+        """A new object holding data (0 for empty data); charges used_memory."""
+        if not data:
+            return 0
+        r = self.heap.malloc(len(data))
+        self.heap.write(r.address, 0, data)
+        self.stats[K_USED_BYTES] += r.usable
+        return r.address
+
+    def _drop(self, addr: int, n: int) -> None:
+        if n:
+            self.stats[K_USED_BYTES] -= self.heap.usable_size(addr)
+            self.heap.free(addr)
+
+    def _unlink_and_free(self, bucket: int, e: int, prev: int) -> None:
+        a = self.a
+        nxt = int(a.e_next[e])
+        if prev >= 0:
+            a.e_next[prev] = nxt
+        else:
+            a.ks_bucket[bucket] = nxt
+        self._drop(int(a.e_key[e]), int(a.e_klen[e]))
+        self._drop(int(a.e_val[e]), int(a.e_vlen[e]))
+        a.e_klen[e] = a.e_vlen[e] = 0
+        a.e_key[e] = a.e_val[e] = 0
+        a.e_expire[e] = 0
+        a.e_next[e] = -1
+        self._put_entry(e)
+        self.stats[K_USED_BYTES] -= ENTRY_BYTES
+        self.stats[K_KEYS] -= 1
+
+    def _expired(self, e: int) -> bool:
+        exp = int(self.a.e_expire[e])
+        return exp != 0 and exp <= self.clock()
+
+    def _locate(self, key: bytes) -> tuple[int, int, int]:
+        if not isinstance(key, bytes | bytearray) or not key:
+            raise InvalidArgument("bad key: keys are non-empty byte strings")
+        if len(key) > MAX_KEY_BYTES:
+            raise InvalidArgument(f"bad key: {len(key)} bytes is over the {MAX_KEY_BYTES}-byte limit")
+        h = key_hash(bytes(key))
+        bucket = h & self.mask
+        return h, bucket, bucket % STRIPES
+
+    def _lookup(self, key: bytes, stripe: int, bucket: int, h: int) -> int:
+        """The live entry for key, deleting it first if it has expired (Redis's lazy expiry)."""
+        e, prev = self._find(bucket, h, key)
+        if e >= 0 and self._expired(e):
+            self._unlink_and_free(bucket, e, prev)
+            self.stats[K_EXPIRED] += 1
+            return -1
+        return e
+
+    # -- commands ------------------------------------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        h, bucket, stripe = self._locate(key)
+        with self.locks[stripe]:
+            e = self._lookup(key, stripe, bucket, h)
+            if e < 0:
+                self.stats[K_MISSES] += 1
+                return None
+            self.stats[K_HITS] += 1
+            n = int(self.a.e_vlen[e])
+            return self.heap.raw(int(self.a.e_val[e]), n) if n else b""
+
+    def set(self, key: bytes, value: bytes, *, expire_at_ms: int = 0, nx: bool = False, xx: bool = False,
+            keepttl: bool = False, get: bool = False) -> tuple[bool, bytes | None]:
+        """SET with Redis's options. Returns (stored, old value if get=True)."""
+        if not isinstance(value, bytes | bytearray):
+            raise InvalidArgument("bad value: values are byte strings")
+        if len(value) > MAX_VALUE_BYTES:
+            raise InvalidArgument(f"bad value: {len(value)} bytes is over the {MAX_VALUE_BYTES}-byte limit")
+        if nx and xx:
+            raise InvalidArgument("syntax error: NX and XX are mutually exclusive")
+        h, bucket, stripe = self._locate(key)
+        a = self.a
+        with self.locks[stripe]:
+            e = self._lookup(key, stripe, bucket, h)
+            old = None
+            if get and e >= 0:
+                n = int(a.e_vlen[e])
+                old = self.heap.raw(int(a.e_val[e]), n) if n else b""
+            if (nx and e >= 0) or (xx and e < 0):
+                return False, old
+            if e >= 0:  # overwrite: a new value object, then drop the old one
+                new_val = self._store(bytes(value))
+                self._drop(int(a.e_val[e]), int(a.e_vlen[e]))
+                a.e_val[e] = new_val
+                a.e_vlen[e] = len(value)
+                if not keepttl:
+                    a.e_expire[e] = expire_at_ms
+                return True, old
+            e = self._take_entry()
+            try:
+                key_obj = self._store(bytes(key))
+                try:
+                    val_obj = self._store(bytes(value))
+                except BaseException:
+                    self._drop(key_obj, len(key))
+                    raise
+            except BaseException:
+                self._put_entry(e)  # out of memory: nothing was published
+                raise
+            a.e_hash[e] = h
+            a.e_key[e], a.e_klen[e] = key_obj, len(key)
+            a.e_val[e], a.e_vlen[e] = val_obj, len(value)
+            a.e_expire[e] = expire_at_ms
+            a.e_lru[e] = 0
+            a.e_next[e] = int(a.ks_bucket[bucket])
+            a.ks_bucket[bucket] = e  # publish last: the chain never points at a half-built entry
+            self.stats[K_USED_BYTES] += ENTRY_BYTES
+            self.stats[K_KEYS] += 1
+            return True, old
+
+    def delete(self, key: bytes) -> bool:
+        h, bucket, stripe = self._locate(key)
+        with self.locks[stripe]:
+            e, prev = self._find(bucket, h, key)
+            if e < 0:
+                return False
+            expired = self._expired(e)
+            self._unlink_and_free(bucket, e, prev)
+            if expired:
+                self.stats[K_EXPIRED] += 1
+            return not expired
+
+    def exists(self, key: bytes) -> bool:
+        h, bucket, stripe = self._locate(key)
+        with self.locks[stripe]:
+            return self._lookup(key, stripe, bucket, h) >= 0
+
+    def expire_at(self, key: bytes, when_ms: int) -> bool:
+        """PEXPIREAT: set an absolute expiry (0 = PERSIST). False if the key does not exist."""
+        h, bucket, stripe = self._locate(key)
+        with self.locks[stripe]:
+            e = self._lookup(key, stripe, bucket, h)
+            if e < 0:
+                return False
+            self.a.e_expire[e] = when_ms
+            return True
+
+    def pttl(self, key: bytes) -> int:
+        """Milliseconds to live; -2 if the key does not exist, -1 if it has no expiry (Redis's PTTL)."""
+        h, bucket, stripe = self._locate(key)
+        with self.locks[stripe]:
+            e = self._lookup(key, stripe, bucket, h)
+            if e < 0:
+                return -2
+            exp = int(self.a.e_expire[e])
+            return -1 if exp == 0 else max(0, exp - self.clock())
+
+    # -- figures -------------------------------------------------------------------------
+
+    def dbsize(self) -> int:
+        return int(self.a.ks_core[:, K_KEYS].sum())
+
+    def used_memory(self) -> int:
+        return int(self.a.ks_core[:, K_USED_BYTES].sum())

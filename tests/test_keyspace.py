@@ -1,0 +1,215 @@
+"""The cache's shared keyspace (sim/cache/keyspace.py): semantics, accounting, concurrency."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing as mp
+import os
+import random
+
+import pytest
+
+from memsim.sim.alloc.memstats import read_memstats
+from memsim.sim.alloc.recovery import check
+from memsim.sim.cache.keyspace import ENTRY_BYTES, K_EXPIRED, Keyspace
+from memsim.sim.errors import InvalidArgument, ResourceExhausted
+from memsim.sim.system import Machine, MachineConfig
+
+MiB = 1 << 20
+CTX = mp.get_context("fork")
+
+
+@pytest.fixture
+def ks_machine(request):
+    cfg = getattr(request, "param", {})
+    m = Machine.create(MachineConfig(memory_bytes=cfg.get("memory_bytes", 8 * MiB), cores=4,
+                                     max_keys=cfg.get("max_keys", 4096)))
+    try:
+        yield m
+    finally:
+        m.destroy()
+
+
+class Clock:
+    def __init__(self, t: int = 1_000_000):
+        self.t = t
+
+    def __call__(self) -> int:
+        return self.t
+
+
+def keyspace(m: Machine, core: int = 0, clock=None) -> Keyspace:
+    h = m.heap(core)
+    ks = m.keyspace(h)
+    if clock is not None:
+        ks.clock = clock
+    return ks
+
+
+def test_set_get_delete_exists(ks_machine):
+    ks = keyspace(ks_machine)
+    assert ks.get(b"nope") is None
+    assert ks.set(b"foo", b"bar") == (True, None)
+    assert ks.get(b"foo") == b"bar" and ks.exists(b"foo")
+    assert ks.set(b"foo", b"a much longer value than before") == (True, None)
+    assert ks.get(b"foo") == b"a much longer value than before"
+    assert ks.set(b"empty", b"") == (True, None) and ks.get(b"empty") == b""
+    assert ks.dbsize() == 2
+    assert ks.delete(b"foo") and not ks.delete(b"foo") and not ks.exists(b"foo")
+    assert ks.delete(b"empty") and ks.dbsize() == 0
+
+
+def test_nx_xx_get_keepttl(ks_machine):
+    clock = Clock()
+    ks = keyspace(ks_machine, clock=clock)
+    assert ks.set(b"k", b"1", xx=True) == (False, None)  # XX: only if it exists
+    assert ks.set(b"k", b"1", nx=True) == (True, None)
+    assert ks.set(b"k", b"2", nx=True) == (False, None) and ks.get(b"k") == b"1"
+    assert ks.set(b"k", b"3", xx=True, get=True) == (True, b"1")
+    assert ks.set(b"k", b"4", expire_at_ms=clock.t + 5000)
+    assert ks.set(b"k", b"5", keepttl=True) and ks.pttl(b"k") == 5000
+    assert ks.set(b"k", b"6") and ks.pttl(b"k") == -1  # a plain SET clears the TTL, as Redis's does
+    with pytest.raises(InvalidArgument, match="NX and XX"):
+        ks.set(b"k", b"7", nx=True, xx=True)
+
+
+def test_expiry_is_lazy_and_counted(ks_machine):
+    clock = Clock()
+    ks = keyspace(ks_machine, clock=clock)
+    ks.set(b"soon", b"v", expire_at_ms=clock.t + 100)
+    ks.set(b"later", b"v")
+    assert ks.pttl(b"soon") == 100 and ks.pttl(b"later") == -1 and ks.pttl(b"missing") == -2
+    assert ks.expire_at(b"later", clock.t + 10_000) and not ks.expire_at(b"missing", 1)
+    clock.t += 100
+    assert ks.get(b"soon") is None  # expired on access, deleted then
+    assert int(ks.a.ks_core[:, K_EXPIRED].sum()) == 1 and ks.dbsize() == 1
+    assert ks.expire_at(b"later", 0) and ks.pttl(b"later") == -1  # PERSIST
+
+
+def test_used_memory_is_usable_sizes_plus_index_and_returns_to_zero(ks_machine):
+    ks = keyspace(ks_machine)
+    h = ks.heap
+    rng = random.Random(1)
+    expected = 0
+    for i in range(300):
+        key = f"key:{i}".encode()
+        val = os.urandom(rng.choice([1, 5, 20, 100, 3000, 40_000]))
+        ks.set(key, val)
+    # recompute from the objects themselves
+    a = ks.a
+    live = [i for i in range(a.e_klen.shape[0]) if a.e_klen[i]]
+    for i in live:
+        expected += h.usable_size(int(a.e_key[i])) + ENTRY_BYTES
+        if a.e_vlen[i]:
+            expected += h.usable_size(int(a.e_val[i]))
+    assert len(live) == 300 and ks.used_memory() == expected
+    for i in range(300):
+        assert ks.delete(f"key:{i}".encode())
+    assert ks.used_memory() == 0 and ks.dbsize() == 0
+    ks.release()
+    assert int(ks.a.ks_free_top[0]) == ks.capacity  # every entry is back on the shared stack
+    h.release_caches()
+    assert read_memstats(ks_machine.arrays).HeapObjects == 0
+    assert check(h) == []
+
+
+def test_bad_keys_and_values(ks_machine):
+    ks = keyspace(ks_machine)
+    for bad in (b"", "text", None, 5):
+        with pytest.raises(InvalidArgument):
+            ks.set(bad, b"v")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument):
+        ks.set(b"k", "not bytes")  # type: ignore[arg-type]
+    assert ks.dbsize() == 0 and ks.used_memory() == 0
+
+
+@pytest.mark.parametrize("ks_machine", [{"max_keys": 64}], indirect=True)
+def test_full_keyspace_is_resource_exhausted_and_consistent(ks_machine):
+    ks = keyspace(ks_machine)
+    stored = []
+    with pytest.raises(ResourceExhausted, match="keyspace full"):
+        for i in range(10_000):
+            ks.set(f"k{i}".encode(), b"v" * 10)
+            stored.append(f"k{i}".encode())
+    assert ks.dbsize() == len(stored) <= 64
+    for k in stored:
+        assert ks.get(k) == b"v" * 10
+        assert ks.delete(k)
+    assert ks.used_memory() == 0
+
+
+@pytest.mark.parametrize("ks_machine", [{"max_keys": 1024}], indirect=True)
+def test_long_chains_survive_deletes_from_the_middle(ks_machine):
+    ks = keyspace(ks_machine)
+    keys = [f"chain:{i}".encode() for i in range(1000)]  # ~1000 keys in 1024 buckets: many chains
+    for k in keys:
+        ks.set(k, k[::-1])
+    assert int((ks.a.e_next >= 0).sum()) > 100  # chains really formed
+    for k in keys[::3]:
+        assert ks.delete(k)
+    for i, k in enumerate(keys):
+        assert ks.get(k) == (None if i % 3 == 0 else k[::-1])
+
+
+def value_for(key: bytes, version: int, size: int) -> bytes:
+    seed = hashlib.blake2b(key + version.to_bytes(4, "little"), digest_size=16).digest()
+    body = (seed * (size // 16 + 1))[:size]
+    return version.to_bytes(4, "little") + body
+
+
+def well_formed(key: bytes, value: bytes) -> bool:
+    version = int.from_bytes(value[:4], "little")
+    return value == value_for(key, version, len(value) - 4)
+
+
+def hammer(m: Machine, core: int, n_ops: int, q) -> None:
+    problems: list[str] = []
+    try:
+        ks = keyspace(m, core)
+        rng = random.Random(core)
+        for i in range(n_ops):
+            key = f"shared:{rng.randrange(200)}".encode()
+            r = rng.random()
+            if r < 0.45:
+                ks.set(key, value_for(key, core * 1_000_000 + i, rng.choice([0, 3, 12, 60, 700, 5000])))
+            elif r < 0.9:
+                v = ks.get(key)
+                if v is not None and not well_formed(key, v):
+                    problems.append(f"torn or foreign value under {key!r}")
+            else:
+                ks.delete(key)
+        ks.release()
+        ks.heap.release_caches()
+    except Exception as e:  # noqa: BLE001 - reported to the parent
+        problems.append(repr(e))
+    q.put((core, problems))
+    q.close()
+    q.join_thread()  # flush before os._exit, or the result is lost with the process
+    os._exit(0)
+
+
+def test_processes_share_keys_without_tearing_or_losing_memory(ks_machine):
+    q = CTX.Queue()
+    procs = [CTX.Process(target=hammer, args=(ks_machine, c, 3000, q)) for c in (1, 2, 3)]
+    for p in procs:
+        p.start()
+    try:
+        results = [q.get(timeout=120) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    assert [x for _, probs in results for x in probs] == []
+    ks = keyspace(ks_machine, 0)
+    present = [k for k in (f"shared:{i}".encode() for i in range(200)) if ks.exists(k)]
+    assert ks.dbsize() == len(present)
+    for k in present:
+        assert well_formed(k, ks.get(k))
+        assert ks.delete(k)
+    assert ks.used_memory() == 0
+    ks.release()
+    assert int(ks.a.ks_free_top[0]) == ks.capacity  # no entry lost or handed out twice
+    ks.heap.release_caches()
+    assert read_memstats(ks_machine.arrays).HeapObjects == 0
+    assert check(ks.heap) == []
