@@ -213,3 +213,125 @@ def test_processes_share_keys_without_tearing_or_losing_memory(ks_machine):
     ks.heap.release_caches()
     assert read_memstats(ks_machine.arrays).HeapObjects == 0
     assert check(ks.heap) == []
+
+
+def test_incr_family(ks_machine):
+    clock = Clock()
+    ks = keyspace(ks_machine, clock=clock)
+    assert ks.incrby(b"n", 1) == 1 and ks.incrby(b"n", 41) == 42 and ks.incrby(b"n", -50) == -8
+    assert ks.get(b"n") == b"-8"
+    ks.expire_at(b"n", clock.t + 1000)
+    ks.incrby(b"n", 1)
+    assert ks.pttl(b"n") == 1000  # INCR keeps the TTL, as Redis's does
+    for bad in (b"abc", b"1.5", b" 1", b"+1", b"01", b"", b"99999999999999999999"):
+        ks.set(b"bad", bad)
+        with pytest.raises(InvalidArgument, match="not an integer"):
+            ks.incrby(b"bad", 1)
+        assert ks.get(b"bad") == bad  # unchanged
+    ks.set(b"max", str((1 << 63) - 1).encode())
+    with pytest.raises(InvalidArgument, match="overflow"):
+        ks.incrby(b"max", 1)
+
+
+def test_append_strlen_getdel_mget_mset_flushall(ks_machine):
+    ks = keyspace(ks_machine)
+    assert ks.append(b"s", b"hello") == 5 and ks.append(b"s", b", world") == 12
+    assert ks.get(b"s") == b"hello, world" and ks.strlen(b"s") == 12 and ks.strlen(b"none") == 0
+    assert ks.getdel(b"s") == b"hello, world" and ks.get(b"s") is None and ks.getdel(b"s") is None
+    pairs = [(f"m{i}".encode(), f"v{i}".encode()) for i in range(50)]
+    ks.mset(pairs)
+    assert ks.mget([k for k, _ in pairs] + [b"absent"]) == [v for _, v in pairs] + [None]
+    assert all(lk.held is False for lk in ks.locks)  # MSET let every stripe go
+    assert ks.flushall() == 50 and ks.dbsize() == 0 and ks.used_memory() == 0
+
+
+def test_scan_returns_every_key_exactly_once(ks_machine):
+    ks = keyspace(ks_machine)
+    keys = {f"scan:{i}".encode() for i in range(700)}
+    for k in keys:
+        ks.set(k, b"x")
+    seen: list[bytes] = []
+    cursor = 0
+    while True:
+        cursor, batch = ks.scan(cursor, count=25)
+        seen.extend(batch)
+        if cursor == 0:
+            break
+    assert sorted(seen) == sorted(keys)
+    _, only = ks.scan(0, count=10_000, match=lambda k: k.endswith(b":7"))
+    assert only == [b"scan:7"]
+    with pytest.raises(InvalidArgument):
+        ks.scan(-1)
+
+
+def incr_many(m: Machine, core: int, n: int, q) -> None:
+    try:
+        ks = keyspace(m, core)
+        for _ in range(n):
+            ks.incrby(b"counter", 1)
+        ks.release()
+        ks.heap.release_caches()
+        q.put((core, None))
+    except Exception as e:  # noqa: BLE001 - reported to the parent
+        q.put((core, repr(e)))
+    q.close()
+    q.join_thread()
+    os._exit(0)
+
+
+def churn(m: Machine, core: int, n: int, q) -> None:
+    ks = keyspace(m, core)
+    for i in range(n):
+        k = f"churn:{i % 300}".encode()
+        ks.set(k, b"y") if i % 2 == 0 else ks.delete(k)
+    ks.release()
+    ks.heap.release_caches()
+    q.put((core, None))
+    q.close()
+    q.join_thread()
+    os._exit(0)
+
+
+def run_children(targets) -> list:
+    q = CTX.Queue()
+    procs = [CTX.Process(target=fn, args=(*args, q)) for fn, args in targets]
+    for p in procs:
+        p.start()
+    try:
+        return [q.get(timeout=120) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+
+
+def test_concurrent_incr_loses_no_update(ks_machine):
+    out = run_children([(incr_many, (ks_machine, c, 700)) for c in (1, 2, 3)])
+    assert [err for _, err in out] == [None, None, None]
+    assert keyspace(ks_machine, 0).get(b"counter") == b"2100"
+
+
+def test_scan_is_complete_while_another_core_writes(ks_machine):
+    ks = keyspace(ks_machine, 0)
+    stable = {f"stable:{i}".encode() for i in range(500)}
+    for k in stable:
+        ks.set(k, b"s")
+    q = CTX.Queue()
+    p = CTX.Process(target=churn, args=(ks_machine, 1, 20_000, q))
+    p.start()
+    try:
+        seen: list[bytes] = []
+        cursor = 0
+        while True:
+            cursor, batch = ks.scan(cursor, count=10)
+            seen.extend(batch)
+            if cursor == 0:
+                break
+        assert q.get(timeout=120) == (1, None)
+    finally:
+        p.join(timeout=30)
+        if p.is_alive():
+            p.kill()
+    got = [k for k in seen if k.startswith(b"stable:")]
+    assert sorted(got) == sorted(stable)  # every key present throughout, exactly once

@@ -20,8 +20,8 @@ writes them and may be freed by any core (the allocator's cross-core frees).
 ENTRY_BYTES per key for the index, kept in per-core counters (a core adds what it allocates
 and subtracts what it frees; rows may go negative, their sum is exact).
 
-Not yet here (issue 3 goes on): the command set above GET/SET/DEL/EXPIRE, eviction wired to
-`evict.py`, the active expire cycle, recovery of a stripe whose holder died mid-update.
+Not yet here (issue 3 goes on): eviction wired to `evict.py`, the active expire cycle,
+recovery of a stripe whose holder died mid-update.
 """
 
 from __future__ import annotations
@@ -76,6 +76,20 @@ def keyspace_lock_names() -> list[str]:
 
 def key_hash(key: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
+
+
+def _parse_int64(value: bytes) -> int:
+    """Redis's string2ll: a canonical decimal, no spaces or leading '+', within 64 bits."""
+    text = value.decode("ascii", errors="replace")
+    if not text or text != text.strip() or text.startswith("+") or (len(text) > 1 and text.lstrip("-").startswith("0")):
+        raise InvalidArgument("ERR value is not an integer or out of range")
+    try:
+        n = int(text)
+    except ValueError:
+        raise InvalidArgument("ERR value is not an integer or out of range") from None
+    if not -(1 << 63) <= n < (1 << 63):
+        raise InvalidArgument("ERR value is not an integer or out of range")
+    return n
 
 
 def now_ms() -> int:
@@ -324,6 +338,130 @@ class Keyspace:
                 return -2
             exp = int(self.a.e_expire[e])
             return -1 if exp == 0 else max(0, exp - self.clock())
+
+    def _value(self, e: int) -> bytes:
+        n = int(self.a.e_vlen[e])
+        return self.heap.raw(int(self.a.e_val[e]), n) if n else b""
+
+    def _replace_value(self, e: int, value: bytes) -> None:
+        """New value object first, old one dropped after: an OOM leaves the old value in place."""
+        a = self.a
+        new_val = self._store(value)
+        self._drop(int(a.e_val[e]), int(a.e_vlen[e]))
+        a.e_val[e] = new_val
+        a.e_vlen[e] = len(value)
+
+    def incrby(self, key: bytes, delta: int) -> int:
+        """INCRBY/DECRBY/INCR/DECR: a missing key counts as 0; the value must be a 64-bit integer."""
+        if not -(1 << 63) <= delta < (1 << 63):
+            raise InvalidArgument("ERR value is not an integer or out of range")
+        h, bucket, stripe = self._locate(key)
+        with self.locks[stripe]:
+            e = self._lookup(key, stripe, bucket, h)
+            current = 0
+            if e >= 0:
+                current = _parse_int64(self._value(e))
+            result = current + delta
+            if not -(1 << 63) <= result < (1 << 63):
+                raise InvalidArgument("ERR increment or decrement would overflow")
+            # Still under the stripe lock (re-entrant): read and write are one step, as in Redis.
+            self.set(key, str(result).encode(), keepttl=True)
+        return result
+
+    def append(self, key: bytes, tail: bytes) -> int:
+        """APPEND: returns the new length (a missing key is created)."""
+        h, bucket, stripe = self._locate(key)
+        with self.locks[stripe]:
+            e = self._lookup(key, stripe, bucket, h)
+            if e >= 0:
+                value = self._value(e) + bytes(tail)
+                if len(value) > MAX_VALUE_BYTES:
+                    raise InvalidArgument(f"ERR string exceeds maximum allowed size ({MAX_VALUE_BYTES} bytes)")
+                self._replace_value(e, value)
+                return len(value)
+            self.set(key, bytes(tail))  # under the same lock: nobody can create it in between
+            return len(tail)
+
+    def strlen(self, key: bytes) -> int:
+        h, bucket, stripe = self._locate(key)
+        with self.locks[stripe]:
+            e = self._lookup(key, stripe, bucket, h)
+            return int(self.a.e_vlen[e]) if e >= 0 else 0
+
+    def getdel(self, key: bytes) -> bytes | None:
+        h, bucket, stripe = self._locate(key)
+        with self.locks[stripe]:
+            e = self._lookup(key, stripe, bucket, h)
+            if e < 0:
+                self.stats[K_MISSES] += 1
+                return None
+            self.stats[K_HITS] += 1
+            value = self._value(e)
+            _, prev = self._find(bucket, h, key)
+            self._unlink_and_free(bucket, e, prev)
+            return value
+
+    def mget(self, keys: list[bytes]) -> list[bytes | None]:
+        return [self.get(k) for k in keys]
+
+    def mset(self, pairs: list[tuple[bytes, bytes]]) -> None:
+        """MSET, atomic as Redis's: every stripe involved is locked, in stripe order, for the whole write."""
+        located = [(self._locate(k), k, v) for k, v in pairs]
+        for _, _, v in located:
+            if not isinstance(v, bytes | bytearray):
+                raise InvalidArgument("bad value: values are byte strings")
+        stripes = sorted({loc[2] for loc, _, _ in located})
+        for s in stripes:
+            self.locks[s].acquire()
+        try:
+            for _, k, v in located:  # the stripe locks are held: set() re-enters them
+                self.set(k, v)
+        finally:
+            for s in reversed(stripes):
+                self.locks[s].release()
+
+    def flushall(self) -> int:
+        """FLUSHALL: delete every key, holding every stripe lock (in order) so nothing slips in."""
+        a = self.a
+        removed = 0
+        for s in range(STRIPES):
+            self.locks[s].acquire()
+        try:
+            for bucket in np.flatnonzero(a.ks_bucket >= 0).tolist():
+                while (e := int(a.ks_bucket[bucket])) >= 0:
+                    self._unlink_and_free(bucket, e, -1)
+                    removed += 1
+        finally:
+            for s in reversed(range(STRIPES)):
+                self.locks[s].release()
+        return removed
+
+    def scan(self, cursor: int, count: int = 10,
+             match: Callable[[bytes], bool] | None = None) -> tuple[int, list[bytes]]:
+        """SCAN: walk buckets from `cursor`; returns (next cursor, keys), cursor 0 when done.
+
+        The table never rehashes, so a bucket-order cursor gives Redis's guarantee: a key present
+        for the whole scan is returned (exactly once, in fact)."""
+        a = self.a
+        nb = a.ks_bucket.shape[0]
+        if not 0 <= cursor < nb:
+            raise InvalidArgument("ERR invalid cursor")
+        if count < 1:
+            raise InvalidArgument("ERR syntax error: COUNT must be positive")
+        keys: list[bytes] = []
+        b = cursor
+        while b < nb and len(keys) < count:
+            stripe = b % STRIPES
+            with self.locks[stripe]:
+                e = int(a.ks_bucket[b])
+                while e >= 0:
+                    if not self._expired(e):
+                        k = self.heap.raw(int(a.e_key[e]), int(a.e_klen[e]))
+                        if match is None or match(k):
+                            keys.append(k)
+                    e = int(a.e_next[e])
+            b += 1
+        return (0 if b >= nb else b), keys
 
     # -- figures -------------------------------------------------------------------------
 
