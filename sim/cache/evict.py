@@ -37,6 +37,17 @@ DEFAULT_LFU_LOG_FACTOR = 10
 DEFAULT_LFU_DECAY_TIME = 1  # minutes
 
 
+# maxmemory-policy ids, as stored in the shared configuration
+NOEVICTION, ALLKEYS_LRU, ALLKEYS_LFU, ALLKEYS_RANDOM, VOLATILE_LRU, VOLATILE_LFU, VOLATILE_RANDOM, VOLATILE_TTL = \
+    range(8)
+POLICY_IDS = {"noeviction": NOEVICTION, "allkeys-lru": ALLKEYS_LRU, "allkeys-lfu": ALLKEYS_LFU,
+              "allkeys-random": ALLKEYS_RANDOM, "volatile-lru": VOLATILE_LRU, "volatile-lfu": VOLATILE_LFU,
+              "volatile-random": VOLATILE_RANDOM, "volatile-ttl": VOLATILE_TTL}
+POLICY_NAMES = {v: k for k, v in POLICY_IDS.items()}
+LFU_POLICIES = (ALLKEYS_LFU, VOLATILE_LFU)
+VOLATILE_POLICIES = (VOLATILE_LRU, VOLATILE_LFU, VOLATILE_RANDOM, VOLATILE_TTL)
+
+
 # -- LRU clock -------------------------------------------------------------------------------
 
 def lru_clock(now_ms: int) -> int:

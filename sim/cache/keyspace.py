@@ -27,6 +27,7 @@ recovery of a stripe whose holder died mid-update.
 from __future__ import annotations
 
 import hashlib
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from memsim.sim.alloc.heap import Heap
+from memsim.sim.alloc.sizeclasses import MAX_SMALL_SIZE, PAGE_SIZE, TINY_SIZE
+from memsim.sim.cache.evict import LFU_INIT_VAL, LFU_POLICIES, lfu_minutes, lfu_pack, lfu_touch, lru_clock
 from memsim.sim.errors import InvalidArgument, ResourceExhausted
 from memsim.sim.machine.locks import LockTable
 from memsim.sim.machine.shm import ArraySpec
@@ -64,7 +67,27 @@ def keyspace_specs(max_keys: int, ncores: int) -> list[ArraySpec]:
         ArraySpec("ks_free", "int32", (n,)),  # the stack of free entry indices
         ArraySpec("ks_free_top", "int64", (8,)),  # [0]: entries on the stack
         ArraySpec("ks_core", "int64", (ncores, 8)),
+        ArraySpec("ks_evicted", "int64", (ncores, 8)),  # evicted keys per core, by policy id
+        ArraySpec("ks_config", "int64", (16,)),  # see CONFIG_FIELDS
     ]
+
+
+# ks_config columns: Redis's memory settings, settable at run time from any core (CONFIG SET).
+CONFIG_FIELDS = ("maxmemory", "policy", "samples", "lfu_log_factor", "lfu_decay_time", "tenacity")
+CONFIG_DEFAULTS = {"maxmemory": 0, "policy": 0, "samples": 5, "lfu_log_factor": 10, "lfu_decay_time": 1,
+                   "tenacity": 10}
+CONFIG_RANGES = {"maxmemory": (0, 1 << 62), "policy": (0, 7), "samples": (1, 64), "lfu_log_factor": (0, 1 << 31),
+                 "lfu_decay_time": (0, 1 << 31), "tenacity": (0, 100)}
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    maxmemory: int
+    policy: int
+    samples: int
+    lfu_log_factor: int
+    lfu_decay_time: int
+    tenacity: int
 
 
 ENTRY_BATCH = 32
@@ -110,6 +133,8 @@ class KeyspaceArrays:
     ks_free: np.ndarray
     ks_free_top: np.ndarray
     ks_core: np.ndarray
+    ks_evicted: np.ndarray
+    ks_config: np.ndarray
 
     @classmethod
     def from_region(cls, region: dict[str, np.ndarray]) -> KeyspaceArrays:
@@ -121,6 +146,8 @@ class KeyspaceArrays:
         self.e_next.fill(-1)
         self.ks_free[:] = np.arange(self.ks_free.shape[0], dtype=np.int32)[::-1]
         self.ks_free_top[0] = self.ks_free.shape[0]
+        for i, name in enumerate(CONFIG_FIELDS):
+            self.ks_config[i] = CONFIG_DEFAULTS[name]
 
 
 class Keyspace:
@@ -136,6 +163,67 @@ class Keyspace:
         self.capacity = a.ks_free.shape[0]
         self.stats = memoryview(a.ks_core[heap.core])
         self._entries: list[int] = []  # this core's free entries
+        self.evictor = None  # set by attach_evictor(); consulted before every write
+        self._rng = random.Random()  # the LFU counter's coin
+
+    # -- configuration (shared; CONFIG GET/SET) ------------------------------------------
+
+    @property
+    def config(self) -> CacheConfig:
+        c = self.a.ks_config
+        return CacheConfig(*(int(c[i]) for i in range(len(CONFIG_FIELDS))))
+
+    def config_set(self, name: str, value: int) -> None:
+        if name not in CONFIG_RANGES:
+            raise InvalidArgument(f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
+        lo, hi = CONFIG_RANGES[name]
+        if not isinstance(value, int) or not lo <= value <= hi:
+            raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
+                                  f"argument must be between {lo} and {hi} inclusive")
+        self.a.ks_config[CONFIG_FIELDS.index(name)] = value
+
+    def attach_evictor(self, evictor) -> None:
+        self.evictor = evictor
+
+    def count_eviction(self, policy: int) -> None:
+        self.a.ks_evicted[self.heap.core, policy] += 1
+
+    def evicted_keys(self) -> int:
+        return int(self.a.ks_evicted.sum())
+
+    def _admit(self, incoming: int) -> None:
+        """performEvictions() before a write, outside every stripe lock."""
+        if self.evictor is not None:
+            self.evictor.make_room(incoming)
+
+    def _charge(self, n: int) -> int:
+        """What storing n bytes adds to used_memory: the allocator's usable size for it."""
+        if n == 0:
+            return 0
+        if n < TINY_SIZE:
+            return n
+        if n <= MAX_SMALL_SIZE:
+            return self.heap.sizes[self.heap.t.class_of(n)]
+        return -(-n // PAGE_SIZE) * PAGE_SIZE
+
+    def key_of(self, e: int) -> bytes:
+        """The key of entry e, read without its lock (for sampling: may be stale, never invalid to read)."""
+        n = int(self.a.e_klen[e])
+        return self.heap.raw(int(self.a.e_key[e]), n) if n else b""
+
+    def _touch(self, e: int, new: bool = False) -> None:
+        """Stamp the 24-bit field on access: the LRU clock, or the LFU counter (decayed, then log-incremented)."""
+        cfg_policy = int(self.a.ks_config[1])
+        now = self.clock()
+        if cfg_policy in LFU_POLICIES:
+            minutes = lfu_minutes(now / 1000.0)
+            if new:
+                self.a.e_lru[e] = lfu_pack(minutes, LFU_INIT_VAL)
+            else:
+                c = self.a.ks_config
+                self.a.e_lru[e] = lfu_touch(int(self.a.e_lru[e]), int(c[3]), int(c[4]), minutes, self._rng.random())
+        else:
+            self.a.e_lru[e] = lru_clock(now)
 
     # -- entries (the per-core list in front of the shared stack) ------------------------
 
@@ -250,6 +338,7 @@ class Keyspace:
                 self.stats[K_MISSES] += 1
                 return None
             self.stats[K_HITS] += 1
+            self._touch(e)
             n = int(self.a.e_vlen[e])
             return self.heap.raw(int(self.a.e_val[e]), n) if n else b""
 
@@ -262,6 +351,13 @@ class Keyspace:
             raise InvalidArgument(f"bad value: {len(value)} bytes is over the {MAX_VALUE_BYTES}-byte limit")
         if nx and xx:
             raise InvalidArgument("syntax error: NX and XX are mutually exclusive")
+        self._locate(key)  # validate before evicting anything for it
+        self._admit(self._charge(len(key)) + self._charge(len(value)) + ENTRY_BYTES)
+        return self._set(key, value, expire_at_ms=expire_at_ms, nx=nx, xx=xx, keepttl=keepttl, get=get)
+
+    def _set(self, key: bytes, value: bytes, *, expire_at_ms: int = 0, nx: bool = False, xx: bool = False,
+             keepttl: bool = False, get: bool = False) -> tuple[bool, bytes | None]:
+        """SET without admission: the caller has made room (or holds stripe locks and must not evict)."""
         h, bucket, stripe = self._locate(key)
         a = self.a
         with self.locks[stripe]:
@@ -279,6 +375,7 @@ class Keyspace:
                 a.e_vlen[e] = len(value)
                 if not keepttl:
                     a.e_expire[e] = expire_at_ms
+                self._touch(e)
                 return True, old
             e = self._take_entry()
             try:
@@ -295,7 +392,7 @@ class Keyspace:
             a.e_key[e], a.e_klen[e] = key_obj, len(key)
             a.e_val[e], a.e_vlen[e] = val_obj, len(value)
             a.e_expire[e] = expire_at_ms
-            a.e_lru[e] = 0
+            self._touch(e, new=True)
             a.e_next[e] = int(a.ks_bucket[bucket])
             a.ks_bucket[bucket] = e  # publish last: the chain never points at a half-built entry
             self.stats[K_USED_BYTES] += ENTRY_BYTES
@@ -356,6 +453,7 @@ class Keyspace:
         if not -(1 << 63) <= delta < (1 << 63):
             raise InvalidArgument("ERR value is not an integer or out of range")
         h, bucket, stripe = self._locate(key)
+        self._admit(self._charge(len(key)) + self._charge(24) + ENTRY_BYTES)
         with self.locks[stripe]:
             e = self._lookup(key, stripe, bucket, h)
             current = 0
@@ -365,12 +463,13 @@ class Keyspace:
             if not -(1 << 63) <= result < (1 << 63):
                 raise InvalidArgument("ERR increment or decrement would overflow")
             # Still under the stripe lock (re-entrant): read and write are one step, as in Redis.
-            self.set(key, str(result).encode(), keepttl=True)
+            self._set(key, str(result).encode(), keepttl=True)
         return result
 
     def append(self, key: bytes, tail: bytes) -> int:
         """APPEND: returns the new length (a missing key is created)."""
         h, bucket, stripe = self._locate(key)
+        self._admit(self._charge(len(key)) + self._charge(self.strlen(key) + len(tail)) + ENTRY_BYTES)
         with self.locks[stripe]:
             e = self._lookup(key, stripe, bucket, h)
             if e >= 0:
@@ -379,7 +478,7 @@ class Keyspace:
                     raise InvalidArgument(f"ERR string exceeds maximum allowed size ({MAX_VALUE_BYTES} bytes)")
                 self._replace_value(e, value)
                 return len(value)
-            self.set(key, bytes(tail))  # under the same lock: nobody can create it in between
+            self._set(key, bytes(tail))  # under the same lock: nobody can create it in between
             return len(tail)
 
     def strlen(self, key: bytes) -> int:
@@ -410,12 +509,13 @@ class Keyspace:
         for _, _, v in located:
             if not isinstance(v, bytes | bytearray):
                 raise InvalidArgument("bad value: values are byte strings")
+        self._admit(sum(self._charge(len(k)) + self._charge(len(v)) + ENTRY_BYTES for _, k, v in located))
         stripes = sorted({loc[2] for loc, _, _ in located})
         for s in stripes:
             self.locks[s].acquire()
         try:
-            for _, k, v in located:  # the stripe locks are held: set() re-enters them
-                self.set(k, v)
+            for _, k, v in located:  # the stripe locks are held: _set() re-enters them
+                self._set(k, v)
         finally:
             for s in reversed(stripes):
                 self.locks[s].release()

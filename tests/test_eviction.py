@@ -1,0 +1,211 @@
+"""maxmemory and Redis's eight policies on the shared keyspace (sim/cache/eviction.py)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import random
+from collections import OrderedDict
+
+import pytest
+
+from memsim.sim.alloc.recovery import check
+from memsim.sim.cache.evict import POLICY_IDS, lru_test_trace
+from memsim.sim.cache.eviction import OOM_ERROR, Evictor, time_budget_s
+from memsim.sim.cache.keyspace import Keyspace
+from memsim.sim.errors import InvalidArgument, ResourceExhausted
+from memsim.sim.system import Machine, MachineConfig
+
+MiB = 1 << 20
+CTX = mp.get_context("fork")
+
+
+class Clock:
+    def __init__(self, t: int = 10**12, step: int = 0):
+        self.t, self.step = t, step
+
+    def __call__(self) -> int:
+        self.t += self.step
+        return self.t
+
+
+@pytest.fixture
+def machine():
+    m = Machine.create(MachineConfig(memory_bytes=16 * MiB, cores=4, max_keys=32768))
+    try:
+        yield m
+    finally:
+        m.destroy()
+
+
+def cache(m: Machine, core: int = 0, policy: str = "noeviction", maxmemory: int = 0, clock=None,
+          samples: int = 5) -> Keyspace:
+    ks = m.keyspace(m.heap(core))
+    ks.attach_evictor(Evictor(ks, seed=core))
+    if clock is not None:
+        ks.clock = clock
+    ks.config_set("policy", POLICY_IDS[policy])
+    ks.config_set("maxmemory", maxmemory)
+    ks.config_set("samples", samples)
+    return ks
+
+
+def test_noeviction_refuses_writes_with_redis_text_and_keeps_reads(machine):
+    ks = cache(machine, policy="noeviction", maxmemory=20_000)
+    stored = []
+    with pytest.raises(ResourceExhausted) as ei:
+        for i in range(10_000):
+            ks.set(f"k{i}".encode(), b"v" * 100)
+            stored.append(f"k{i}".encode())
+    assert str(ei.value) == OOM_ERROR
+    assert ks.used_memory() <= 20_000 and ks.dbsize() == len(stored) > 0
+    assert ks.get(stored[0]) == b"v" * 100  # reads still work
+    assert ks.delete(stored[0])  # and DEL frees room
+    ks.set(b"again", b"v" * 100)
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-lfu", "allkeys-random"])
+def test_allkeys_policies_stay_under_maxmemory_on_every_write(machine, policy):
+    ks = cache(machine, policy=policy, maxmemory=50_000, clock=Clock(step=5))
+    rng = random.Random(3)
+    for _ in range(3000):
+        ks.set(f"key:{rng.randrange(5000)}".encode(), os.urandom(rng.choice([10, 100, 400])))
+        assert ks.used_memory() <= 50_000
+    assert ks.evicted_keys() > 0
+    assert int(ks.a.ks_evicted[0, POLICY_IDS[policy]]) == ks.evicted_keys()
+
+
+def test_volatile_policies_evict_only_keys_with_a_ttl_and_act_as_noeviction_without(machine):
+    clock = Clock(step=1)
+    ks = cache(machine, policy="volatile-lru", maxmemory=40_000, clock=clock)
+    for i in range(100):
+        ks.set(f"keep:{i}".encode(), b"p" * 100)
+    for i in range(1000):
+        ks.set(f"ttl:{i}".encode(), b"t" * 100, expire_at_ms=clock.t + 10**9)
+    assert all(ks.get(f"keep:{i}".encode()) == b"p" * 100 for i in range(100))
+    assert ks.evicted_keys() > 0
+    ks.flushall()
+    for i in range(1000):
+        try:
+            ks.set(f"plain:{i}".encode(), b"p" * 100)
+        except ResourceExhausted as e:
+            assert str(e) == OOM_ERROR  # nothing has a TTL: volatile-* is noeviction
+            break
+    else:
+        pytest.fail("volatile-lru never refused a write with no TTL key to evict")
+
+
+def test_volatile_ttl_evicts_the_soonest_expiry_first(machine):
+    clock = Clock()
+    ks = cache(machine, policy="volatile-ttl", maxmemory=30_000, clock=clock, samples=64)
+    for i in range(60):
+        ks.set(f"t{i}".encode(), b"x" * 200, expire_at_ms=clock.t + 1_000_000 + i * 1000)
+    while ks.evicted_keys() == 0:
+        ks.set(f"more{clock.t}".encode(), b"y" * 200, expire_at_ms=clock.t + 10**9)
+        clock.t += 1
+    assert not ks.exists(b"t0")  # the soonest to expire went first
+    assert ks.exists(b"t59")
+
+
+def test_lfu_keeps_the_hot_keys(machine):
+    clock = Clock(step=1)
+    ks = cache(machine, policy="allkeys-lfu", maxmemory=60_000, clock=clock, samples=10)
+    hot = [f"hot:{i}".encode() for i in range(20)]
+    for k in hot:
+        ks.set(k, b"h" * 100)
+    for _ in range(30):
+        for k in hot:
+            ks.get(k)
+    for i in range(2000):
+        ks.set(f"cold:{i}".encode(), b"c" * 100)
+    assert sum(ks.exists(k) for k in hot) == len(hot)
+
+
+def test_config_set_validates_like_redis(machine):
+    ks = cache(machine)
+    with pytest.raises(InvalidArgument, match="between 1 and 64"):
+        ks.config_set("samples", 65)
+    with pytest.raises(InvalidArgument, match="Unknown option"):
+        ks.config_set("maxmemory-nonsense", 1)
+    with pytest.raises(InvalidArgument):
+        ks.config_set("tenacity", 101)
+    assert time_budget_s(10) == pytest.approx(500e-6 * 20) and time_budget_s(100) is None
+
+
+def test_sampled_lru_on_the_keyspace_tracks_exact_lru(machine):
+    # The lru-test workload on the real keyspace: 4k keys, equal values, a cache of ~22 %.
+    clock = Clock(step=1)  # one ms per request: ~1k requests per LRU-clock second
+    ks = cache(machine, policy="allkeys-lru", clock=clock)
+    value = b"v" * 64
+    ks.set(b"probe", value)
+    per_key = ks.used_memory()
+    ks.delete(b"probe")
+    cap = 880
+    ks.config_set("maxmemory", cap * per_key)
+    trace = lru_test_trace(4000, cycles=120, seed=9)
+    hits = 0
+    for k, write in trace:
+        key = b"lru:%d" % k
+        if write:
+            ks.set(key, value)
+        elif ks.get(key) is not None:
+            hits += 1
+    d: OrderedDict = OrderedDict()
+    exact = 0
+    for k, write in trace:
+        if k in d:
+            d.move_to_end(k)
+            if not write:
+                exact += 1
+        elif write:
+            if len(d) >= cap:
+                d.popitem(last=False)
+            d[k] = True
+    gets = len(trace) // 2
+    print(f"keyspace allkeys-lru hit {hits / gets:.4f} exact LRU {exact / gets:.4f}")
+    assert exact / gets - 0.03 <= hits / gets <= exact / gets + 0.01
+    assert ks.dbsize() <= cap
+
+
+def writer(m: Machine, core: int, q) -> None:
+    try:
+        ks = m.keyspace(m.heap(core))
+        ks.attach_evictor(Evictor(ks, seed=core))
+        rng = random.Random(core)
+        worst = 0
+        for i in range(1500):
+            ks.set(f"c{core}:{rng.randrange(3000)}".encode(), os.urandom(rng.choice([16, 200])))
+            worst = max(worst, ks.used_memory())
+            if i % 3 == 0:
+                ks.get(f"c{core}:{rng.randrange(3000)}".encode())
+        ks.release()
+        ks.heap.release_caches()
+        q.put((core, worst, None))
+    except Exception as e:  # noqa: BLE001 - reported to the parent
+        q.put((core, 0, repr(e)))
+    q.close()
+    q.join_thread()
+    os._exit(0)
+
+
+def test_three_cores_evicting_at_once(machine):
+    ks = cache(machine, policy="allkeys-lru", maxmemory=80_000, clock=Clock(step=2))
+    q = CTX.Queue()
+    procs = [CTX.Process(target=writer, args=(machine, c, q)) for c in (1, 2, 3)]
+    for p in procs:
+        p.start()
+    try:
+        out = [q.get(timeout=120) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    assert [err for *_, err in out] == [None] * 3
+    # Concurrent writers may overshoot by at most one value each (documented in eviction.py).
+    assert max(w for _, w, _ in out) <= 80_000 + 3 * 400
+    assert ks.used_memory() <= 80_000 + 3 * 400 and ks.evicted_keys() > 0
+    ks.flushall()
+    ks.release()
+    ks.heap.release_caches()
+    assert ks.used_memory() == 0 and check(ks.heap) == []
