@@ -10,11 +10,8 @@ pass maxmemory it evicts one key at a time:
   255 - decayed LFU counter, soonest expiry) and merge them into this core's 16-entry pool
   (`evict.py`), then delete the pool's best candidate that still exists.
 
-Sampling follows dictGetSomeKeys(): a random bucket, then the chains of the buckets after
-it. Buckets are in hash order, so neighbours are unrelated keys. (Sampling consecutive
-*entries* instead looked equivalent and was not: entries are handed out in insertion order,
-so neighbours have nearly the same age, and five of them score like one; a test on the
-lru-test workload caught it at 6 points under exact LRU.) The pool is per core (Redis has
+Sampling is the keyspace's dictGetSomeKeys() (`Keyspace.sample_entries`): a random bucket,
+then the chains of the buckets after it. The pool is per core (Redis has
 one because it has one thread); each core's pool sees the same shared 24-bit fields.
 
 Bounded like Redis (`maxmemory-eviction-tenacity`, 0-100, default 10): a time budget of
@@ -51,7 +48,6 @@ from memsim.sim.errors import ResourceExhausted
 
 OOM_ERROR = "OOM command not allowed when used memory > 'maxmemory'."
 PY_SLOWDOWN = 20
-SAMPLE_WINDOW = 256
 
 
 
@@ -94,26 +90,7 @@ class Evictor:
     # -- choosing a victim ---------------------------------------------------------------
 
     def _sample(self, volatile: bool, n: int) -> list[int]:
-        """Up to n live entries from the chains of consecutive buckets after a random one.
-
-        Read without the stripe locks, as a racy snapshot: a sampled entry may be gone by the
-        time it is used, which pop_best() handles by checking that the key still exists."""
-        a = self.ks.a
-        nb = a.ks_bucket.shape[0]
-        out: list[int] = []
-        start = self.rng.randrange(nb)
-        for _ in range(nb // SAMPLE_WINDOW + 1):
-            hi = min(nb, start + SAMPLE_WINDOW)
-            for head in a.ks_bucket[start:hi][a.ks_bucket[start:hi] >= 0].tolist():
-                e, steps = head, 0
-                while e >= 0 and steps < 64:
-                    if a.e_klen[e] and (not volatile or a.e_expire[e]):
-                        out.append(e)
-                        if len(out) >= n:
-                            return out
-                    e, steps = int(a.e_next[e]), steps + 1
-            start = 0 if hi >= nb else hi
-        return out
+        return self.ks.sample_entries(self.rng, n, volatile)
 
     def _choose(self, cfg) -> bytes | None:
         ks, a = self.ks, self.ks.a

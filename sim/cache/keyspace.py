@@ -65,7 +65,7 @@ def keyspace_specs(max_keys: int, ncores: int) -> list[ArraySpec]:
         ArraySpec("e_lru", "uint32", (n,)),
         ArraySpec("e_next", "int32", (n,)),
         ArraySpec("ks_free", "int32", (n,)),  # the stack of free entry indices
-        ArraySpec("ks_free_top", "int64", (8,)),  # [0]: entries on the stack
+        ArraySpec("ks_free_top", "int64", (8,)),  # [0]: entries on the stack; [1]: the expire cursor
         ArraySpec("ks_core", "int64", (ncores, 8)),
         ArraySpec("ks_evicted", "int64", (ncores, 8)),  # evicted keys per core, by policy id
         ArraySpec("ks_config", "int64", (16,)),  # see CONFIG_FIELDS
@@ -91,6 +91,7 @@ class CacheConfig:
 
 
 ENTRY_BATCH = 32
+SAMPLE_WINDOW = 256  # buckets looked at per step of a sample
 
 
 def keyspace_lock_names() -> list[str]:
@@ -562,6 +563,53 @@ class Keyspace:
                     e = int(a.e_next[e])
             b += 1
         return (0 if b >= nb else b), keys
+
+    def sample_entries(self, rng: random.Random, n: int, volatile: bool = False) -> list[int]:
+        """dictGetSomeKeys(): up to n live entries (with a TTL if volatile) from the chains of the
+        buckets after a random one. Buckets are in hash order, so neighbours are unrelated keys.
+        (Consecutive *entries* would not do: entries are handed out in insertion order, so
+        neighbours have nearly the same age and five of them score like one; the lru-test
+        workload put that 6 points under exact LRU.)
+
+        Read without the stripe locks, as a racy snapshot: a sampled entry may be gone by the
+        time it is used, so users re-check the key under its lock."""
+        a = self.a
+        nb = a.ks_bucket.shape[0]
+        out: list[int] = []
+        start = rng.randrange(nb)
+        for _ in range(nb // SAMPLE_WINDOW + 1):
+            hi = min(nb, start + SAMPLE_WINDOW)
+            for head in a.ks_bucket[start:hi][a.ks_bucket[start:hi] >= 0].tolist():
+                e, steps = head, 0
+                while e >= 0 and steps < 64:
+                    if a.e_klen[e] and (not volatile or a.e_expire[e]):
+                        out.append(e)
+                        if len(out) >= n:
+                            return out
+                    e, steps = int(a.e_next[e]), steps + 1
+            start = 0 if hi >= nb else hi
+        return out
+
+    def ttl_entries_from(self, cursor: int, n: int) -> tuple[list[int], int]:
+        """Entries with a TTL in bucket order from `cursor`: (up to n entries, next cursor).
+
+        The active expire cycle walks the whole table this way, as Redis walks its expires dict
+        with db->expires_cursor: a random start would keep re-sampling regions it had already
+        cleaned and stop while other regions were still full of dead keys."""
+        a = self.a
+        nb = a.ks_bucket.shape[0]
+        out: list[int] = []
+        b = cursor % nb
+        for _ in range(min(nb, 20 * n)):  # Redis visits at most num*20 buckets per loop
+            e, steps = int(a.ks_bucket[b]), 0
+            while e >= 0 and steps < 64:
+                if a.e_klen[e] and a.e_expire[e]:
+                    out.append(e)
+                e, steps = int(a.e_next[e]), steps + 1
+            b = (b + 1) % nb
+            if len(out) >= n:
+                break
+        return out, b
 
     # -- figures -------------------------------------------------------------------------
 
