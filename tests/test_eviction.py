@@ -39,7 +39,10 @@ def machine():
 
 
 def cache(m: Machine, core: int = 0, policy: str = "noeviction", maxmemory: int = 0, clock=None,
-          samples: int = 5) -> Keyspace:
+          samples: int = 5, tenacity: int = 100) -> Keyspace:
+    """A keyspace with an evictor. Tenacity 100 (no time box) unless a test is about the box:
+    on a loaded 2-CPU host a 10 ms budget can run out for reasons that have nothing to do with
+    the policy under test."""
     ks = m.keyspace(m.heap(core))
     ks.attach_evictor(Evictor(ks, seed=core))
     if clock is not None:
@@ -47,6 +50,7 @@ def cache(m: Machine, core: int = 0, policy: str = "noeviction", maxmemory: int 
     ks.config_set("policy", POLICY_IDS[policy])
     ks.config_set("maxmemory", maxmemory)
     ks.config_set("samples", samples)
+    ks.config_set("tenacity", tenacity)
     return ks
 
 
@@ -119,6 +123,17 @@ def test_lfu_keeps_the_hot_keys(machine):
     for i in range(2000):
         ks.set(f"cold:{i}".encode(), b"c" * 100)
     assert sum(ks.exists(k) for k in hot) == len(hot)
+
+
+def test_tenacity_bounds_the_eviction_loop_and_refuses_past_it(machine):
+    ks = cache(machine, policy="allkeys-lru", maxmemory=20_000, tenacity=0)  # a budget of zero
+    with pytest.raises(ResourceExhausted) as ei:
+        for i in range(10_000):
+            ks.set(f"k{i}".encode(), b"v" * 100)
+    assert str(ei.value) == OOM_ERROR and ks.evicted_keys() == 0 and ks.used_memory() <= 20_000
+    ks.config_set("tenacity", 10)
+    ks.set(b"now-it-fits", b"v" * 100)  # with a budget, the same write evicts and succeeds
+    assert ks.evicted_keys() >= 1
 
 
 def test_config_set_validates_like_redis(machine):
