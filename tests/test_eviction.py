@@ -104,9 +104,12 @@ def test_volatile_ttl_evicts_the_soonest_expiry_first(machine):
     ks = cache(machine, policy="volatile-ttl", maxmemory=30_000, clock=clock, samples=64)
     for i in range(60):
         ks.set(f"t{i}".encode(), b"x" * 200, expire_at_ms=clock.t + 1_000_000 + i * 1000)
-    while ks.evicted_keys() == 0:
+    for _ in range(1000):
+        if ks.evicted_keys():
+            break
         ks.set(f"more{clock.t}".encode(), b"y" * 200, expire_at_ms=clock.t + 10**9)
         clock.t += 1
+    assert ks.evicted_keys() > 0
     assert not ks.exists(b"t0")  # the soonest to expire went first
     assert ks.exists(b"t59")
 
@@ -127,13 +130,55 @@ def test_lfu_keeps_the_hot_keys(machine):
 
 def test_tenacity_bounds_the_eviction_loop_and_refuses_past_it(machine):
     ks = cache(machine, policy="allkeys-lru", maxmemory=20_000, tenacity=0)  # a budget of zero
+    for i in range(400):
+        ks.set(f"k{i}".encode(), b"v" * 60)  # fill with small keys
+    before = ks.evicted_keys()
     with pytest.raises(ResourceExhausted) as ei:
-        for i in range(10_000):
+        ks.set(b"big", b"B" * 6000)  # needs far more than 16 evictions
+    # Redis looks at the clock every 16 evicted keys: with no budget it stops at the first look.
+    assert str(ei.value) == OOM_ERROR and ks.evicted_keys() - before == 16
+    assert ks.used_memory() <= 20_000
+    ks.config_set("tenacity", 100)
+    ks.set(b"big", b"B" * 6000)  # unbounded: the same write evicts enough and succeeds
+    assert ks.get(b"big") == b"B" * 6000 and ks.used_memory() <= 20_000
+
+
+def test_a_write_bigger_than_maxmemory_evicts_nothing(machine):
+    ks = cache(machine, policy="allkeys-lru", maxmemory=20_000)
+    for i in range(50):
+        ks.set(f"k{i}".encode(), b"v" * 100)
+    with pytest.raises(ResourceExhausted, match="OOM"):
+        ks.set(b"huge", b"H" * 30_000)
+    assert ks.evicted_keys() == 0 and ks.dbsize() == 50
+
+
+def test_a_write_that_does_not_grow_memory_is_allowed_at_the_limit(machine):
+    ks = cache(machine, policy="noeviction", maxmemory=20_000)
+    stored = 0
+    with pytest.raises(ResourceExhausted):
+        for i in range(1000):
             ks.set(f"k{i}".encode(), b"v" * 100)
-    assert str(ei.value) == OOM_ERROR and ks.evicted_keys() == 0 and ks.used_memory() <= 20_000
-    ks.config_set("tenacity", 10)
-    ks.set(b"now-it-fits", b"v" * 100)  # with a budget, the same write evicts and succeeds
-    assert ks.evicted_keys() >= 1
+            stored += 1
+    ks.set(b"k0", b"w" * 100)  # same size: Redis accepts it while used <= maxmemory
+    ks.set(b"n", b"1") if ks.used_memory() + 200 < 20_000 else None
+    assert ks.get(b"k0") == b"w" * 100
+
+
+def test_volatile_policy_never_evicts_a_key_that_lost_its_ttl(machine):
+    clock = Clock(step=1)
+    ks = cache(machine, policy="volatile-lru", maxmemory=30_000, clock=clock, samples=64)
+    for i in range(200):
+        ks.set(f"t{i}".encode(), b"x" * 100, expire_at_ms=clock.t + 10**9)
+    persisted = [k for k in (f"t{i}".encode() for i in range(0, 200, 2)) if ks.exists(k)]
+    assert len(persisted) > 50
+    for k in persisted:
+        ks.expire_at(k, 0)  # PERSIST: the pool may still hold them from an earlier sample
+    for i in range(300):
+        try:
+            ks.set(f"n{i}".encode(), b"y" * 100, expire_at_ms=clock.t + 10**9)
+        except ResourceExhausted:
+            break
+    assert all(ks.exists(k) for k in persisted)
 
 
 def test_config_set_validates_like_redis(machine):

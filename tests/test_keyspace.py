@@ -66,9 +66,13 @@ def test_nx_xx_get_keepttl(ks_machine):
     assert ks.set(b"k", b"1", nx=True) == (True, None)
     assert ks.set(b"k", b"2", nx=True) == (False, None) and ks.get(b"k") == b"1"
     assert ks.set(b"k", b"3", xx=True, get=True) == (True, b"1")
-    assert ks.set(b"k", b"4", expire_at_ms=clock.t + 5000)
-    assert ks.set(b"k", b"5", keepttl=True) and ks.pttl(b"k") == 5000
-    assert ks.set(b"k", b"6") and ks.pttl(b"k") == -1  # a plain SET clears the TTL, as Redis's does
+    assert ks.set(b"k", b"4", expire_at_ms=clock.t + 5000) == (True, None)
+    assert ks.set(b"k", b"5", keepttl=True) == (True, None) and ks.pttl(b"k") == 5000
+    assert ks.set(b"k", b"6") == (True, None) and ks.pttl(b"k") == -1  # a plain SET clears the TTL
+    with pytest.raises(InvalidArgument, match="KEEPTTL"):
+        ks.set(b"k", b"7", keepttl=True, expire_at_ms=clock.t + 1)
+    with pytest.raises(InvalidArgument, match="invalid expire time"):
+        ks.set(b"k", b"7", expire_at_ms=-5)
     with pytest.raises(InvalidArgument, match="NX and XX"):
         ks.set(b"k", b"7", nx=True, xx=True)
 
@@ -223,7 +227,7 @@ def test_incr_family(ks_machine):
     ks.expire_at(b"n", clock.t + 1000)
     ks.incrby(b"n", 1)
     assert ks.pttl(b"n") == 1000  # INCR keeps the TTL, as Redis's does
-    for bad in (b"abc", b"1.5", b" 1", b"+1", b"01", b"", b"99999999999999999999"):
+    for bad in (b"abc", b"1.5", b" 1", b"+1", b"01", b"", b"99999999999999999999", b"1_0", b"-0", b"1\n"):
         ks.set(b"bad", bad)
         with pytest.raises(InvalidArgument, match="not an integer"):
             ks.incrby(b"bad", 1)

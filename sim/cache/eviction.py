@@ -71,20 +71,27 @@ class Evictor:
         limit = cfg.maxmemory
         if limit == 0 or self.ks.used_memory() + incoming <= limit:
             return 0
-        if cfg.policy == NOEVICTION:
+        if cfg.policy == NOEVICTION or incoming > limit:  # a write bigger than maxmemory: evict nothing for it
             raise ResourceExhausted(OOM_ERROR)
         budget = time_budget_s(cfg.tenacity)
+        volatile = cfg.policy in VOLATILE_POLICIES
         t0 = time.perf_counter()
         evicted = 0
+        misses = 0
         while self.ks.used_memory() + incoming > limit:
-            if budget is not None and time.perf_counter() - t0 > budget:
+            # Like Redis, look at the clock every 16 evicted keys, not before the first one.
+            if budget is not None and evicted and evicted % 16 == 0 and time.perf_counter() - t0 > budget:
                 raise ResourceExhausted(OOM_ERROR)
             key = self._choose(cfg)
             if key is None:  # nothing evictable (e.g. volatile-* and no key has a TTL)
                 raise ResourceExhausted(OOM_ERROR)
-            if self.ks.delete(key):
+            if self.ks.evict(key, volatile):
                 evicted += 1
                 self.ks.count_eviction(cfg.policy)
+            else:
+                misses += 1  # gone, or lost its TTL, since it was sampled
+                if misses > 1000:
+                    raise ResourceExhausted(OOM_ERROR)
         return evicted
 
     # -- choosing a victim ---------------------------------------------------------------
@@ -97,8 +104,14 @@ class Evictor:
         policy = cfg.policy
         volatile = policy in VOLATILE_POLICIES
         if policy in (ALLKEYS_RANDOM, VOLATILE_RANDOM):
-            picks = self._sample(volatile, 1)
-            return ks.key_of(picks[0]) if picks else None
+            for _ in range(16):
+                picks = self._sample(volatile, 1)
+                if not picks:
+                    return None
+                key = ks.key_of(picks[0])
+                if key:  # empty: the entry was freed between the sample and the read
+                    return key
+            return None
         for _ in range(16):  # Redis loops until the pool yields a key that still exists
             picks = self._sample(volatile, cfg.samples)
             if not picks:

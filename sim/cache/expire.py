@@ -63,10 +63,8 @@ def active_expire_cycle(ks: Keyspace, effort: int = 1, hz: int = HZ) -> CycleSta
         expired = 0
         for e in picks:
             exp = int(a.e_expire[e])
-            if exp and exp <= now:
-                key = ks.key_of(e)
-                if key and not ks.exists(key):  # exists() deletes it under its lock (lazy path)
-                    expired += 1
+            if exp and exp <= now and ks.expire_if_due(ks.key_of(e)):
+                expired += 1
         st.sampled += len(picks)
         st.expired += expired
         if expired * 100 <= stale * len(picks):

@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,15 +104,14 @@ def key_hash(key: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
 
 
+_INT64_TEXT = re.compile(rb"0|-?[1-9][0-9]*")  # Redis string2ll: no "-0", no leading zeros
+
+
 def _parse_int64(value: bytes) -> int:
     """Redis's string2ll: a canonical decimal, no spaces or leading '+', within 64 bits."""
-    text = value.decode("ascii", errors="replace")
-    if not text or text != text.strip() or text.startswith("+") or (len(text) > 1 and text.lstrip("-").startswith("0")):
+    if not _INT64_TEXT.fullmatch(value):  # int() alone would take "1_0", " 1" and "+1"
         raise InvalidArgument("ERR value is not an integer or out of range")
-    try:
-        n = int(text)
-    except ValueError:
-        raise InvalidArgument("ERR value is not an integer or out of range") from None
+    n = int(value)
     if not -(1 << 63) <= n < (1 << 63):
         raise InvalidArgument("ERR value is not an integer or out of range")
     return n
@@ -194,8 +195,46 @@ class Keyspace:
 
     def _admit(self, incoming: int) -> None:
         """performEvictions() before a write, outside every stripe lock."""
+        assert not any(lk.held for lk in self.locks), "eviction must never run inside a stripe lock"
         if self.evictor is not None:
             self.evictor.make_room(incoming)
+
+    def _growth(self, key: bytes, new_len: int) -> int:
+        """What writing a new_len-byte value under key adds to used_memory: the whole key, value and
+        index entry for a new key, only the value's difference for an existing one (read under the
+        key's stripe lock, released before any eviction)."""
+        h, bucket, stripe = self._locate(key)
+        with self.locks[stripe]:
+            e = self._lookup(key, stripe, bucket, h)
+            if e >= 0:
+                return self._charge(new_len) - self._charge(int(self.a.e_vlen[e]))
+        return self._charge(len(key)) + self._charge(new_len) + ENTRY_BYTES
+
+    def evict(self, key: bytes, volatile: bool) -> bool:
+        """Delete a victim chosen from a racy sample, re-checking under its lock that it is still
+        there (and, for volatile-* policies, still has a TTL: Redis looks it up in db->expires)."""
+        if not key:
+            return False
+        h, bucket, stripe = self._locate(key)
+        with self.locks[stripe]:
+            e, prev = self._find(bucket, h, key)
+            if e < 0 or (volatile and not int(self.a.e_expire[e])):
+                return False
+            self._unlink_and_free(bucket, e, prev)
+            return True
+
+    def expire_if_due(self, key: bytes) -> bool:
+        """Delete key if its time has come; True only if this call deleted it (active expiry)."""
+        if not key:
+            return False
+        h, bucket, stripe = self._locate(key)
+        with self.locks[stripe]:
+            e, prev = self._find(bucket, h, key)
+            if e < 0 or not self._expired(e):
+                return False
+            self._unlink_and_free(bucket, e, prev)
+            self.stats[K_EXPIRED] += 1
+            return True
 
     def _charge(self, n: int) -> int:
         """What storing n bytes adds to used_memory: the allocator's usable size for it."""
@@ -352,8 +391,11 @@ class Keyspace:
             raise InvalidArgument(f"bad value: {len(value)} bytes is over the {MAX_VALUE_BYTES}-byte limit")
         if nx and xx:
             raise InvalidArgument("syntax error: NX and XX are mutually exclusive")
-        self._locate(key)  # validate before evicting anything for it
-        self._admit(self._charge(len(key)) + self._charge(len(value)) + ENTRY_BYTES)
+        if keepttl and expire_at_ms:
+            raise InvalidArgument("ERR syntax error: KEEPTTL and an expiry are mutually exclusive")
+        if expire_at_ms < 0:
+            raise InvalidArgument("ERR invalid expire time in 'set' command")
+        self._admit(self._growth(key, len(value)))
         return self._set(key, value, expire_at_ms=expire_at_ms, nx=nx, xx=xx, keepttl=keepttl, get=get)
 
     def _set(self, key: bytes, value: bytes, *, expire_at_ms: int = 0, nx: bool = False, xx: bool = False,
@@ -454,7 +496,7 @@ class Keyspace:
         if not -(1 << 63) <= delta < (1 << 63):
             raise InvalidArgument("ERR value is not an integer or out of range")
         h, bucket, stripe = self._locate(key)
-        self._admit(self._charge(len(key)) + self._charge(24) + ENTRY_BYTES)
+        self._admit(self._growth(key, 20))  # at most 20 digits and a sign
         with self.locks[stripe]:
             e = self._lookup(key, stripe, bucket, h)
             current = 0
@@ -470,7 +512,7 @@ class Keyspace:
     def append(self, key: bytes, tail: bytes) -> int:
         """APPEND: returns the new length (a missing key is created)."""
         h, bucket, stripe = self._locate(key)
-        self._admit(self._charge(len(key)) + self._charge(self.strlen(key) + len(tail)) + ENTRY_BYTES)
+        self._admit(self._growth(key, self.strlen(key) + len(tail)))
         with self.locks[stripe]:
             e = self._lookup(key, stripe, bucket, h)
             if e >= 0:
@@ -510,31 +552,25 @@ class Keyspace:
         for _, _, v in located:
             if not isinstance(v, bytes | bytearray):
                 raise InvalidArgument("bad value: values are byte strings")
-        self._admit(sum(self._charge(len(k)) + self._charge(len(v)) + ENTRY_BYTES for _, k, v in located))
+        self._admit(sum(self._growth(k, len(v)) for _, k, v in located))
         stripes = sorted({loc[2] for loc, _, _ in located})
-        for s in stripes:
-            self.locks[s].acquire()
-        try:
+        with ExitStack() as held:
+            for s in stripes:
+                held.enter_context(self.locks[s])
             for _, k, v in located:  # the stripe locks are held: _set() re-enters them
                 self._set(k, v)
-        finally:
-            for s in reversed(stripes):
-                self.locks[s].release()
 
     def flushall(self) -> int:
         """FLUSHALL: delete every key, holding every stripe lock (in order) so nothing slips in."""
         a = self.a
         removed = 0
-        for s in range(STRIPES):
-            self.locks[s].acquire()
-        try:
+        with ExitStack() as held:
+            for s in range(STRIPES):
+                held.enter_context(self.locks[s])
             for bucket in np.flatnonzero(a.ks_bucket >= 0).tolist():
                 while (e := int(a.ks_bucket[bucket])) >= 0:
                     self._unlink_and_free(bucket, e, -1)
                     removed += 1
-        finally:
-            for s in reversed(range(STRIPES)):
-                self.locks[s].release()
         return removed
 
     def scan(self, cursor: int, count: int = 10,
