@@ -166,7 +166,7 @@ class Keyspace:
         self.stats = memoryview(a.ks_core[heap.core])
         self._entries: list[int] = []  # this core's free entries
         self.evictor = None  # set by attach_evictor(); consulted before every write
-        self._rng = random.Random()  # the LFU counter's coin
+        self._rng = random.Random(heap.core)  # the LFU counter's coin: reproducible per core
 
     # -- configuration (shared; CONFIG GET/SET) ------------------------------------------
 
