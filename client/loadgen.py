@@ -292,8 +292,7 @@ def run_alloc_load(load: AllocLoad) -> dict:
     elapsed = max(o.elapsed for o in outs)
     deltas = _counter_deltas(before, after)
     hits = sum(c["hits"] for c in deltas["caches"])
-    fast = sum(c["hits"] + c["tiny_allocs"] for c in deltas["caches"])
-    mallocs = after.memstats.Mallocs - before.memstats.Mallocs
+    refills = sum(c["refills"] for c in deltas["caches"])
     central_acq = sum(lk["acquisitions"] for lk in deltas["locks"] if lk["name"].startswith(("mcentral", "global")))
     per = "call" if load.batch <= 1 else f"batch of {load.batch}"
     return {
@@ -310,8 +309,10 @@ def run_alloc_load(load: AllocLoad) -> dict:
                        "max": hist.get_max_value(), "count": hist.get_total_count()},
         "central_lock_acquisitions_per_op": central_acq / ops if ops else 0.0,
         "mcache_hits": hits,
-        "alloc_fast_path_share": fast / mallocs if mallocs else 0.0,  # mcache hits + tiny, of all allocations
-        "per_core_fast_path": [c["hits"] + c["tiny_allocs"] for c in deltas["caches"]],
+        # Of the allocations that reached a per-core cache, the share it served without a lock
+        # (each refill is one allocation that missed). Tiny objects packed into a block are not counted.
+        "mcache_hit_rate": hits / (hits + refills) if hits + refills else 0.0,
+        "per_core_mcache_hits": [c["hits"] for c in deltas["caches"]],
         "locks": deltas["locks"],
         "caches": deltas["caches"],
         "heap_after": {f: getattr(end.memstats, f) for f in ("HeapAlloc", "HeapInuse", "HeapSys", "HeapObjects")},
@@ -375,9 +376,9 @@ def print_report(r: dict) -> None:
     for x in sorted(r["locks"], key=lambda x: -x["acquisitions"])[:8]:
         lk.add_row(x["name"], str(x["acquisitions"]), str(x["contended"]), f"{x['wait_ns'] / 1e6:.2f}")
     con.print(lk)
-    per_core = r["per_core_fast_path"]
-    con.print(f"allocations on the lock-free path (mcache hits + tiny): {r['alloc_fast_path_share']:.1%}; "
-              f"per core: {per_core}")
+    per_core = r["per_core_mcache_hits"]
+    con.print(f"mcache hit rate (allocations served without a lock): {r['mcache_hit_rate']:.2%}; "
+              f"hits per core: {per_core}")
     idle = [i for i, n in enumerate(per_core) if n == 0]
     if idle and lo["processes"] >= len(per_core):
         con.print(f"[yellow]cores {idle} served nothing: SO_REUSEPORT balances connections, not calls; "

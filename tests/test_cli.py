@@ -45,6 +45,7 @@ def test_stats_and_bench_alloc_against_a_server(tmp_path):
         assert r["ops"] > 0 and r["errors"] == 0 and r["ops_per_s"] > 0
         assert set(r["latency_us"]) >= {"p50", "p99", "p99.9"}
         assert r["central_lock_acquisitions_per_op"] < 0.1  # batching through the caches
+        assert 0.9 < r["mcache_hit_rate"] <= 1.0 and sum(r["per_core_mcache_hits"]) == r["mcache_hits"]
         assert r["heap_after"]["HeapObjects"] <= 2  # the load freed what it allocated (tiny blocks aside)
         assert "ops/s" in out.stdout and "busiest locks" in out.stdout
 
