@@ -379,8 +379,7 @@ class Keyspace:
                 return None
             self.stats[K_HITS] += 1
             self._touch(e)
-            n = int(self.a.e_vlen[e])
-            return self.heap.raw(int(self.a.e_val[e]), n) if n else b""
+            return self._value(e)
 
     def set(self, key: bytes, value: bytes, *, expire_at_ms: int = 0, nx: bool = False, xx: bool = False,
             keepttl: bool = False, get: bool = False) -> tuple[bool, bytes | None]:
@@ -407,8 +406,7 @@ class Keyspace:
             e = self._lookup(key, stripe, bucket, h)
             old = None
             if get and e >= 0:
-                n = int(a.e_vlen[e])
-                old = self.heap.raw(int(a.e_val[e]), n) if n else b""
+                old = self._value(e)
             if (nx and e >= 0) or (xx and e < 0):
                 return False, old
             if e >= 0:  # overwrite: a new value object, then drop the old one
