@@ -193,17 +193,7 @@ def hammer(m: Machine, core: int, n_ops: int, q) -> None:
 
 
 def test_processes_share_keys_without_tearing_or_losing_memory(ks_machine):
-    q = CTX.Queue()
-    procs = [CTX.Process(target=hammer, args=(ks_machine, c, 3000, q)) for c in (1, 2, 3)]
-    for p in procs:
-        p.start()
-    try:
-        results = [q.get(timeout=120) for _ in procs]
-    finally:
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.kill()
+    results = run_children([(hammer, (ks_machine, c, 3000)) for c in (1, 2, 3)])
     assert [x for _, probs in results for x in probs] == []
     ks = keyspace(ks_machine, 0)
     present = [k for k in (f"shared:{i}".encode() for i in range(200)) if ks.exists(k)]

@@ -370,16 +370,21 @@ class Keyspace:
 
     # -- commands ------------------------------------------------------------------------
 
+    def _read(self, key: bytes, stripe: int, bucket: int, h: int) -> int:
+        """A read's lookup (lock held): counts keyspace_hits/misses and touches the LRU/LFU field."""
+        e = self._lookup(key, stripe, bucket, h)
+        if e < 0:
+            self.stats[K_MISSES] += 1
+        else:
+            self.stats[K_HITS] += 1
+            self._touch(e)
+        return e
+
     def get(self, key: bytes) -> bytes | None:
         h, bucket, stripe = self._locate(key)
         with self.locks[stripe]:
-            e = self._lookup(key, stripe, bucket, h)
-            if e < 0:
-                self.stats[K_MISSES] += 1
-                return None
-            self.stats[K_HITS] += 1
-            self._touch(e)
-            return self._value(e)
+            e = self._read(key, stripe, bucket, h)
+            return self._value(e) if e >= 0 else None
 
     def set(self, key: bytes, value: bytes, *, expire_at_ms: int = 0, nx: bool = False, xx: bool = False,
             keepttl: bool = False, get: bool = False) -> tuple[bool, bytes | None]:
@@ -531,11 +536,9 @@ class Keyspace:
     def getdel(self, key: bytes) -> bytes | None:
         h, bucket, stripe = self._locate(key)
         with self.locks[stripe]:
-            e = self._lookup(key, stripe, bucket, h)
+            e = self._read(key, stripe, bucket, h)
             if e < 0:
-                self.stats[K_MISSES] += 1
                 return None
-            self.stats[K_HITS] += 1
             value = self._value(e)
             _, prev = self._find(bucket, h, key)
             self._unlink_and_free(bucket, e, prev)
