@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memsim.sim.policies import POLICIES, Policy, register
+from memsim.sim.policies import POLICIES, Keyed, KeyedPolicy, Policy, fingerprint, register
 from memsim.sim.policies.clock import Clock
 from memsim.sim.policies.lfu import LFU
 from memsim.sim.policies.s3fifo import S3FIFO
@@ -31,7 +31,7 @@ from memsim.sim.policies.twolist import TwoList
 ALL = sorted(POLICIES)
 
 
-def steps(policy: Policy, trace: list[int], capacity: int) -> list[tuple[int, str, int | None]]:
+def steps(policy: KeyedPolicy, trace: list[int], capacity: int) -> list[tuple[int, str, int | None]]:
     """The replay as (key, 'H' or 'M', victim) triples: what the hand-worked comments below spell out."""
     return [(s.key, "H" if s.hit else "M", s.victim) for s in replay(policy, trace, capacity)]
 
@@ -59,11 +59,13 @@ def test_register_adds_a_new_policy_and_refuses_clashes():
     try:
 
         @register("test-newest")
-        class Newest(POLICIES["lru"]):  # evicts the most recent key instead
-            def evict(self) -> Hashable:
-                if not len(self):
+        class Newest(POLICIES["lru"]):  # evicts the most recent slot instead
+            def evict(self) -> int:
+                newest = self._next[self._head]
+                if newest == self._head:
                     raise self._empty()
-                return self._order.popitem(last=True)[0]
+                self.remove(newest)
+                return newest
 
         assert POLICIES["test-newest"] is Newest and Newest.name == "test-newest"
         assert simulate("test-newest", [1, 2, 3, 1], 2) == SimResult(hits=1, misses=3, evictions=1)
@@ -91,6 +93,18 @@ def test_preconditions_fail_loudly(name):
     assert len(p) == 1 and 1 in p
     with pytest.raises(ValueError):
         POLICIES[name](0)
+    # the same contract on keys, through the adapter
+    k = Keyed(POLICIES[name](3))
+    with pytest.raises(KeyError):
+        k.evict()
+    with pytest.raises(KeyError):
+        k.hit("a")
+    with pytest.raises(KeyError):
+        k.remove("a")
+    k.insert("a")
+    with pytest.raises(ValueError, match="already present"):
+        k.insert("a")
+    assert len(k) == 1 and "a" in k and "b" not in k
 
 
 def test_simulate_errors_name_the_problem():
@@ -106,8 +120,8 @@ def test_simresult_and_options():
     assert r == SimResult(hits=1, misses=4, evictions=2)
     assert r.requests == 5 and r.miss_ratio == pytest.approx(0.8)
     assert SimResult(0, 0, 0).miss_ratio == 0.0
-    assert make("twolist", 10, active_ratio=0.3).max_active == 3
-    assert make("s3fifo", 100, small_ratio=0.2).small_capacity == 20
+    assert make("twolist", 10, active_ratio=0.3).policy.max_active == 3
+    assert make("s3fifo", 100, small_ratio=0.2).policy.small_capacity == 20
     with pytest.raises(TypeError):
         make("lru", 10, active_ratio=0.3)
 
@@ -164,18 +178,18 @@ def test_lru_lfu_fifo_equal_cachetools(name, alpha, n, seed):
 def test_lfu_breaks_ties_by_least_recent_use_like_cachetools():
     # 1 and 2 both reach count 2, but 2 got there first (its last access is older): 2 is the victim.
     # Breaking ties by insertion order instead would evict 1.
-    lfu, ct = LFU(2), cachetools.LFUCache(maxsize=2)
+    lfu, ct = Keyed(LFU(2)), cachetools.LFUCache(maxsize=2)
     for k in (1, 2):
         lfu.insert(k)
         ct[k] = k
     for k in (2, 1):
         lfu.hit(k)
         ct[k]
-    assert lfu.count(1) == lfu.count(2) == 2
+    assert lfu.policy.count(lfu.slot_of(1)) == lfu.policy.count(lfu.slot_of(2)) == 2
     assert lfu.evict() == 2
     assert ct.popitem()[0] == 2
     # the lowest count goes first whatever its recency
-    lfu = LFU(3)
+    lfu = Keyed(LFU(3))
     for k in (1, 2, 3):
         lfu.insert(k)
     for k in (1, 2, 1):
@@ -223,11 +237,11 @@ CLOCK_TRACE = [1, 2, 3, 3, 2, 1, 4, 1, 3, 5, 1, 2, 3, 1, 4]
 
 
 def test_clock_hand_worked():
-    clock = Clock(3)
+    clock = Keyed(Clock(3))
     assert steps(clock, CLOCK_TRACE, 3) == expected(
         CLOCK_TRACE, "MMMHHHMMHMHMMHM", {6: 1, 7: 2, 9: 4, 11: 3, 12: 5, 14: 2}
     )
-    assert not any(clock.referenced(k) for k in (3, 1, 4))
+    assert not any(clock.policy.referenced(clock.slot_of(k)) for k in (3, 1, 4))
     assert [clock.evict(), clock.evict(), clock.evict()] == [3, 1, 4]  # the ring's order
     # exact LRU parts ways at #6: it evicts 3 and so hits 1 at #7
     lru = replay(make("lru", 3), CLOCK_TRACE, 3)
@@ -236,11 +250,11 @@ def test_clock_hand_worked():
 
 def test_clock_referenced_on_insert_sweeps_a_full_revolution():
     clock = Clock(3, referenced_on_insert=True)
-    for k in (1, 2, 3):
+    for k in (0, 1, 2):
         clock.insert(k)
-    assert all(clock.referenced(k) for k in (1, 2, 3))
-    assert clock.evict() == 1  # every bit cleared on the way round, then the hand is back on 1
-    assert not clock.referenced(2) and not clock.referenced(3)
+    assert all(clock.referenced(k) for k in (0, 1, 2))
+    assert clock.evict() == 0  # every bit cleared on the way round, then the hand is back on 0
+    assert not clock.referenced(1) and not clock.referenced(2)
 
 
 # TWO LISTS (Linux active/inactive), capacity 4, active list at most 0.5 × 4 = 2 keys.
@@ -268,14 +282,16 @@ TWOLIST_TRACE = [1, 2, 3, 1, 2, 3, 4, 5, 1, 5, 6, 2, 3, 7, 8, 2, 9]
 
 
 def test_twolist_hand_worked():
-    tl = TwoList(4)
-    assert tl.max_active == 2
+    tl = Keyed(TwoList(4))
+    assert tl.policy.max_active == 2
     assert steps(tl, TWOLIST_TRACE, 4) == expected(
         TWOLIST_TRACE, "MMMHHHMMMHMHHMMHM", {7: 1, 8: 4, 10: 1, 13: 6, 14: 5, 16: 7}
     )
-    assert [tl.is_active(k) for k in (2, 3, 9, 8)] == [True, True, False, False]
+    assert [tl.policy.is_active(tl.slot_of(k)) for k in (2, 3, 9, 8)] == [True, True, False, False]
     with pytest.raises(KeyError):
-        tl.is_active(7)
+        tl.slot_of(7)
+    with pytest.raises(KeyError):
+        TwoList(2).is_active(0)  # an absent slot has no list
     assert [tl.evict() for _ in range(4)] == [8, 9, 3, 2]  # I's tail first, then A refills I from its tail
 
 
@@ -285,6 +301,7 @@ def test_twolist_active_ratio():
         tl.insert(k)
     for k in range(10):
         tl.hit(k)
+    assert tl.active_ratio == 0.3
     assert sum(tl.is_active(k) for k in range(10)) == 3
     assert [k for k in range(10) if tl.is_active(k)] == [7, 8, 9]
     with pytest.raises(ValueError):
@@ -313,35 +330,44 @@ def test_twolist_active_ratio():
 SIEVE_TRACE = [1, 2, 3, 1, 4, 1, 5, 2, 3, 2, 4, 5, 1, 4, 6]
 
 
+def sieve_order(sv: Keyed) -> list:
+    return [sv.key_of(s) for s in sv.policy.order()]
+
+
+def sieve_hand(sv: Keyed):
+    hand = sv.policy.hand
+    return None if hand is None else sv.key_of(hand)
+
+
 def test_sieve_hand_worked():
-    sv = Sieve(3)
+    sv = Keyed(Sieve(3))
     got = []
     for i, key in enumerate(SIEVE_TRACE):
         got += steps(sv, [key], 3)
         if i == 6:
-            assert sv.order() == [5, 4, 1] and sv.hand == 4 and sv.visited(1)
+            assert sieve_order(sv) == [5, 4, 1] and sieve_hand(sv) == 4 and sv.policy.visited(sv.slot_of(1))
         if i == 10:
-            assert sv.order() == [4, 2, 1] and sv.hand is None
+            assert sieve_order(sv) == [4, 2, 1] and sieve_hand(sv) is None
     assert got == expected(SIEVE_TRACE, "MMMHMHMMMHMMHHM", {4: 2, 6: 3, 7: 4, 8: 5, 10: 3, 11: 2, 14: 5})
-    assert sv.order() == [6, 4, 1] and sv.hand is None
-    assert [sv.visited(k) for k in (6, 4, 1)] == [False, False, True]
+    assert sieve_order(sv) == [6, 4, 1] and sieve_hand(sv) is None
+    assert [sv.policy.visited(sv.slot_of(k)) for k in (6, 4, 1)] == [False, False, True]
     # CLOCK on the same trace re-queues 1 behind the hand at #4, so the hand comes round to it
     # again with its bit clear and evicts it at #10, where SIEVE, whose hand had passed 1, keeps it
-    clock_victims = [s.victim for s in replay(Clock(3), SIEVE_TRACE, 3)]
+    clock_victims = [s.victim for s in replay(Keyed(Clock(3)), SIEVE_TRACE, 3)]
     assert clock_victims[:11] == [None, None, None, None, 2, None, 3, 4, 5, None, 1]
 
 
 def test_sieve_remove_under_the_hand_moves_the_hand_on():
     sv = Sieve(4)
-    for k in (1, 2, 3, 4):
-        sv.insert(k)
-    sv.hit(1)
-    assert sv.evict() == 2 and sv.hand == 3
-    sv.remove(3)
-    assert sv.hand == 4 and sv.order() == [4, 1]
-    sv.remove(4)  # the head: the hand wraps to the tail
-    assert sv.hand is None and sv.order() == [1]
-    assert sv.evict() == 1 and len(sv) == 0
+    for s in (0, 1, 2, 3):
+        sv.insert(s)
+    sv.hit(0)
+    assert sv.evict() == 1 and sv.hand == 2
+    sv.remove(2)
+    assert sv.hand == 3 and sv.order() == [3, 0]
+    sv.remove(3)  # the head: the hand wraps to the tail
+    assert sv.hand is None and sv.order() == [0]
+    assert sv.evict() == 0 and len(sv) == 0 and sv.check() == []
 
 
 # S3-FIFO, capacity 4: small S = max(1, ⌊0.4⌋) = 1, main M's share = 3, ghost G = 3 keys.
@@ -375,39 +401,49 @@ def test_sieve_remove_under_the_hand_moves_the_hand_on():
 S3FIFO_TRACE = [1, 2, 3, 1, 4, 5, 2, 3, 1, 2, 2, 6, 7, 6, 8, 3]
 
 
+def s3_queue(s3: Keyed, key: int) -> str:
+    """'small', 'main', 'ghost' or 'none': where the S3-FIFO under s3 keeps key."""
+    if key in s3:
+        return s3.policy.queue_of(s3.slot_of(key))
+    return "ghost" if s3.policy.in_ghost(fingerprint(key)) else "none"
+
+
 def test_s3fifo_hand_worked():
-    s3 = S3FIFO(4)
-    assert (s3.small_capacity, s3.main_capacity, s3.ghost_capacity) == (1, 3, 3)
+    s3 = Keyed(S3FIFO(4))
+    assert (s3.policy.small_capacity, s3.policy.main_capacity, s3.policy.ghost_capacity) == (1, 3, 3)
     got = []
     for i, key in enumerate(S3FIFO_TRACE):
         got += steps(s3, [key], 4)
         if i == 5:
-            assert [s3.queue_of(k) for k in (1, 2, 3, 4, 5)] == ["main", "ghost", "small", "small", "small"]
+            assert [s3_queue(s3, k) for k in (1, 2, 3, 4, 5)] == ["main", "ghost", "small", "small", "small"]
         if i == 13:
-            assert s3.queue_of(4) == "none" and s3.queue_of(6) == "main" and s3.queue_of(7) == "ghost"
+            assert s3_queue(s3, 4) == "none" and s3_queue(s3, 6) == "main" and s3_queue(s3, 7) == "ghost"
     assert got == expected(S3FIFO_TRACE, "MMMHMMMMHHHMMMMM", {5: 2, 6: 3, 7: 4, 11: 5, 12: 6, 13: 7, 14: 3, 15: 8})
-    assert [s3.queue_of(k) for k in (3, 2, 1, 6, 8, 7, 5, 4)] == [
+    assert [s3_queue(s3, k) for k in (3, 2, 1, 6, 8, 7, 5, 4)] == [
         "small", "main", "main", "main", "ghost", "ghost", "ghost", "none",
     ]  # fmt: skip
-    assert [s3.frequency(k) for k in (2, 1, 6, 3)] == [1, 0, 0, 0]
+    assert s3.policy.ghost() == [fingerprint(k) for k in (8, 7, 5)]  # newest first
+    assert [s3.policy.frequency(s3.slot_of(k)) for k in (2, 1, 6, 3)] == [1, 0, 0, 0]
     # M now [2₁ 1₀ 6₀], S [3]; M is not over its share, so S goes first, then M's 2-bit clock
     assert [s3.evict() for _ in range(4)] == [3, 6, 1, 2]
 
 
 def test_s3fifo_frequency_caps_at_3_and_small_can_drain_into_main():
     s3 = S3FIFO(4)
-    for k in (1, 2, 3, 4):
-        s3.insert(k)
+    for s in (0, 1, 2, 3):
+        s3.insert(s, fingerprint=100 + s)
     for _ in range(5):
-        s3.hit(1)
-    assert s3.frequency(1) == 3
-    for k in (2, 3, 4):
-        s3.hit(k)
-    # every key of S was hit: all move to M (freq reset to 0), and the victim comes from M's tail
-    assert s3.evict() == 1
-    assert [s3.queue_of(k) for k in (1, 2, 3, 4)] == ["none", "main", "main", "main"]
-    s3.remove(3)
-    assert s3.queue_of(3) == "none" and len(s3) == 2  # a DEL does not make a ghost
+        s3.hit(0)
+    assert s3.frequency(0) == 3
+    for s in (1, 2, 3):
+        s3.hit(s)
+    # every entry of S was hit: all move to M (freq reset to 0), and the victim comes from M's tail
+    assert s3.evict() == 0
+    assert [s3.queue_of(s) for s in (0, 1, 2, 3)] == ["none", "main", "main", "main"]
+    assert not s3.in_ghost(100)  # evicted from M: no ghost
+    s3.remove(2)
+    assert s3.queue_of(2) == "none" and len(s3) == 2 and not s3.in_ghost(102)  # a DEL does not make a ghost
+    assert s3.check() == []
     with pytest.raises(ValueError):
         S3FIFO(10, small_ratio=0)
 
@@ -422,7 +458,7 @@ OPS = st.lists(st.tuples(st.sampled_from(["insert", "hit", "remove", "evict"]), 
 @settings(max_examples=150, deadline=None)
 @given(ops=OPS, capacity=st.integers(1, 8))
 def test_any_operation_sequence_keeps_the_bookkeeping_exact(name, ops, capacity):
-    p = POLICIES[name](capacity)
+    p = Keyed(POLICIES[name](capacity, slots=13))  # keys 0..12 may all be present at once
     model: set[int] = set()
     for op, key in ops:
         if op == "insert":
@@ -455,17 +491,17 @@ def test_any_operation_sequence_keeps_the_bookkeeping_exact(name, ops, capacity)
                 p.evict()
         assert len(p) == len(model)
         assert {k for k in range(13) if k in p} == model
+    assert p.policy.check() == []
     # and it can always be emptied by evictions, each key exactly once
     assert sorted(p.evict() for _ in range(len(model))) == sorted(model)
+    assert p.policy.check() == []
 
 
-class Checked(Policy):
-    """Wraps a policy and checks every call the simulator makes: the owner's side of the contract."""
+class Checked:
+    """Wraps a keyed policy and checks every call the simulator makes: the owner's side of the contract."""
 
-    name = "checked"
-
-    def __init__(self, inner: Policy):
-        super().__init__(inner.capacity)
+    def __init__(self, inner: Keyed):
+        self.capacity = inner.capacity
         self.inner = inner
         self.keys: set[Hashable] = set()
 

@@ -1,117 +1,244 @@
-"""LFU: evict the key with the fewest accesses; among equals, the least recently used.
+"""LFU: evict the entry with the fewest accesses; among equals, the least recently used.
 
 Exact in-cache LFU, the policy of the early file and web caches and the reference point
 of Redis's approximated allkeys-lfu (which keeps an 8-bit logarithmic counter that
-decays; this one counts exactly and never decays). A key's count is 1 when it is
-inserted and grows by one per hit; it is forgotten with the key (no history of evicted
+decays; this one counts exactly and never decays). An entry's count is 1 when it is
+inserted and grows by one per hit; it is forgotten with the entry (no history of evicted
 keys: "in-cache" LFU, as in cachetools and libCacheSim).
 
 Structure: the O(1) scheme of Shah, Mitra and Matani ("An O(1) algorithm for implementing
 the LFU cache eviction scheme", 2010). A doubly linked list of frequency buckets in
-increasing count order, each bucket an insertion-ordered set of the keys with that count.
-A hit moves a key from bucket c to the end of bucket c + 1 (created right after c if
-missing); an empty bucket is unlinked; the victim is the first key of the first bucket.
-No heap, no scan: every operation is O(1).
+increasing count order, each bucket a list of the slots with that count in the order they
+reached it. A hit moves a slot from bucket c to the head of bucket c + 1 (created right
+after c if missing); an empty bucket is unlinked and freed; the victim is the tail (the
+earliest arrival) of the first bucket. No heap, no scan: every operation is O(1).
+
+Arrays (base.py explains slots and storage; lists.py the list conventions). Buckets come
+from a pool of `slots` bucket nodes (there are never more buckets than present slots,
+since each bucket is non-empty), numbered 0..slots-1:
+    pol_prev, pol_next    int32[2 * slots]  the slot lists: slots 0..slots-1, and at index
+                          slots + b the sentinel of bucket b's list; next[sentinel] = head
+                          (the latest to reach the count), prev[sentinel] = tail (the
+                          earliest, evicted first); -1 in both = not present / bucket free
+    pol_bucket            int32[slots]      the bucket of each present slot, -1 = absent
+    pol_bprev, pol_bnext  int32[slots + 1]  the bucket list in increasing count; index
+                          `slots` is its root sentinel (count 0), bnext[root] = the lowest
+                          count; a free bucket has bprev = -1 and bnext = the next free one
+    pol_bcount            int64[slots + 1]  each bucket's count (root: 0)
+    pol_meta              int64[3]          capacity, number of present slots, first free
+                                            bucket (-1: none)
+Invariants: counts strictly increase along the bucket list; every bucket on it is
+non-empty and every present slot is on the list of the bucket pol_bucket names; the lists'
+lengths add up to pol_meta[1]; the free chain holds the other buckets.
 
 Tie-breaking, chosen to agree exactly with cachetools.LFUCache (whose source does the
-same with its own bucket list): within a count, keys are ordered by the time they
-reached that count, and the earliest is evicted. Since a key's count rises at every
+same with its own bucket list): within a count, entries are ordered by the time they
+reached that count, and the earliest is evicted. Since an entry's count rises at every
 access, the time it reached its count IS its last access, so the rule is "least
-frequently used, ties broken by least recently used". (A new key joins the end of the
-count-1 bucket; a hit appends to the end of the next bucket; cachetools' in-place bump
-of a lone key's bucket gives the same order.) Any other rule (FIFO by insertion, random)
-changes miss counts on real traces by a fraction of a percent, enough to break an oracle
-comparison, which is why it is pinned down here and tested against cachetools.
+frequently used, ties broken by least recently used". (A new entry joins the head of the
+count-1 bucket; a hit joins the head of the next bucket; a slot alone in its bucket whose
+next count is missing has its bucket's count bumped in place, as cachetools does, which
+gives the same order without taking a new bucket.) Any other rule (FIFO by insertion,
+random) changes miss counts on real traces by a fraction of a percent, enough to break an
+oracle comparison, which is why it is pinned down here and tested against cachetools.
 
 Properties. LFU is a stack algorithm (Mattson et al. 1970), so no Belady anomaly. Under
 the independent reference model (a stationary Zipf trace), where popularity is the only
 signal, "perfect" LFU, which keeps counts for evicted keys too, is the best online policy;
 in-cache LFU forgets and comes close: ANCHORS §9 has it ~17 % below LRU's misses on Zipf
 1.0, on a par with ARC and SIEVE. Its weaknesses are
-the mirror of LRU's: counts accumulated in the past pin keys that are no longer popular
-(cache pollution under shifting popularity) and new keys, starting at 1, are the first
+the mirror of LRU's: counts accumulated in the past pin entries that are no longer popular
+(cache pollution under shifting popularity) and new entries, starting at 1, are the first
 victims; that is why Redis decays its counter and why W-TinyLFU adds a window and an
 admission filter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from typing import Any
 
-from memsim.sim.policies.base import Policy, register
+from memsim.sim.machine.shm import ArraySpec
+from memsim.sim.policies.base import SIZE, Policy, register
+from memsim.sim.policies.lists import fill, fill_chain, init_sentinels, link_after, push_head, unlink, walk
 
-
-class _Bucket:
-    """All keys with one access count, in the order they reached it (a dict is insertion-ordered)."""
-
-    __slots__ = ("count", "keys", "next", "prev")
-
-    def __init__(self, count: int):
-        self.count = count
-        self.keys: dict[Hashable, None] = {}
-        self.prev: _Bucket = self
-        self.next: _Bucket = self
+FREE = 2  # pol_meta cell: head of the free bucket chain
 
 
 @register("lfu")
 class LFU(Policy):
-    def __init__(self, capacity: int):
-        super().__init__(capacity)
-        self._root = _Bucket(0)  # sentinel of the circular bucket list; root.next has the lowest count
-        self._bucket: dict[Hashable, _Bucket] = {}
+    @classmethod
+    def array_specs(cls, slots: int) -> list[ArraySpec]:
+        return [
+            ArraySpec("pol_prev", "int32", (2 * slots,)),
+            ArraySpec("pol_next", "int32", (2 * slots,)),
+            ArraySpec("pol_bucket", "int32", (slots,)),
+            ArraySpec("pol_bprev", "int32", (slots + 1,)),
+            ArraySpec("pol_bnext", "int32", (slots + 1,)),
+            ArraySpec("pol_bcount", "int64", (slots + 1,)),
+            ArraySpec("pol_meta", "int64", (3,)),
+        ]
 
-    def _link_after(self, at: _Bucket, count: int) -> _Bucket:
-        b = _Bucket(count)
-        b.prev, b.next = at, at.next
-        at.next.prev = b
-        at.next = b
+    def _bind(self, arrays: dict[str, Any]) -> None:
+        self._prev = arrays["pol_prev"]
+        self._next = arrays["pol_next"]
+        self._bucket = arrays["pol_bucket"]
+        self._bprev = arrays["pol_bprev"]
+        self._bnext = arrays["pol_bnext"]
+        self._bcount = arrays["pol_bcount"]
+        self._root = self.slots
+
+    def _reset(self) -> None:
+        n = self.slots
+        init_sentinels(self._prev, self._next, 0, 0)  # bucket sentinels are linked when a bucket is taken
+        fill(self._bucket, -1)
+        fill(self._bprev, -1)
+        fill_chain(self._bnext, n)  # every bucket free: 0 → 1 → ... → n-1
+        fill(self._bcount, 0)
+        self._bprev[n] = self._bnext[n] = n  # the root, alone: no bucket in use
+        self._meta[FREE] = 0
+
+    def _new_bucket(self, after: int, count: int) -> int:
+        """Take a bucket from the free chain and link it after bucket `after` with `count`."""
+        meta = self._meta
+        b = meta[FREE]
+        if b < 0:  # cannot happen while the bookkeeping holds: buckets <= present slots
+            raise RuntimeError("LFU bucket pool exhausted: the policy's arrays are corrupt")
+        bnext = self._bnext
+        meta[FREE] = bnext[b]
+        self._bcount[b] = count
+        link_after(self._bprev, bnext, after, b)
+        h = self.slots + b
+        self._prev[h] = self._next[h] = h
         return b
 
-    @staticmethod
-    def _unlink(b: _Bucket) -> None:
-        b.prev.next = b.next
-        b.next.prev = b.prev
+    def _free_bucket(self, b: int) -> None:
+        """Unlink an empty bucket from the bucket list and give it back to the free chain."""
+        unlink(self._bprev, self._bnext, b)
+        h = self.slots + b
+        self._prev[h] = self._next[h] = -1
+        self._bnext[b] = self._meta[FREE]
+        self._meta[FREE] = b
 
-    def insert(self, key: Hashable) -> None:
-        if key in self._bucket:
-            raise self._present(key)
-        first = self._root.next
-        if first.count != 1:
-            first = self._link_after(self._root, 1)
-        first.keys[key] = None
-        self._bucket[key] = first
+    def insert(self, slot: int, fingerprint: int = 0) -> None:
+        n = self.slots
+        if not 0 <= slot < n:
+            raise self._out_of_range(slot)
+        if self._bucket[slot] >= 0:
+            raise self._present(slot)
+        first = self._bnext[self._root]
+        if self._bcount[first] != 1:  # the root's count, 0, when no bucket is in use
+            first = self._new_bucket(self._root, 1)
+        push_head(self._prev, self._next, n + first, slot)
+        self._bucket[slot] = first
+        self._meta[SIZE] += 1
 
-    def hit(self, key: Hashable) -> None:
-        b = self._bucket[key]
-        nxt = b.next
-        if nxt.count != b.count + 1:
-            nxt = self._link_after(b, b.count + 1)
-        del b.keys[key]
-        nxt.keys[key] = None
-        self._bucket[key] = nxt
-        if not b.keys:
-            self._unlink(b)
+    def hit(self, slot: int) -> None:
+        n = self.slots
+        if not 0 <= slot < n:
+            raise self._out_of_range(slot)
+        b = self._bucket[slot]
+        if b < 0:
+            raise KeyError(slot)
+        prv, nxt, bcount = self._prev, self._next, self._bcount
+        h = n + b
+        alone = nxt[slot] == h and prv[slot] == h
+        c1 = bcount[b] + 1
+        nb = self._bnext[b]
+        if bcount[nb] != c1:  # (the root's count 0 is never c + 1)
+            if alone:
+                bcount[b] = c1  # in place: same order, no bucket taken
+                return
+            nb = self._new_bucket(b, c1)
+        # unlink the slot from b, then make it the head of nb
+        p = prv[slot]
+        x = nxt[slot]
+        nxt[p] = x
+        prv[x] = p
+        push_head(prv, nxt, n + nb, slot)
+        self._bucket[slot] = nb
+        if alone:
+            self._free_bucket(b)
 
-    def remove(self, key: Hashable) -> None:
-        b = self._bucket.pop(key)
-        del b.keys[key]
-        if not b.keys:
-            self._unlink(b)
+    def _take(self, slot: int, b: int) -> None:
+        unlink(self._prev, self._next, slot)
+        self._bucket[slot] = -1
+        h = self.slots + b
+        if self._next[h] == h:
+            self._free_bucket(b)
+        self._meta[SIZE] -= 1
 
-    def evict(self) -> Hashable:
-        b = self._root.next
-        if b is self._root:
+    def remove(self, slot: int) -> None:
+        if not 0 <= slot < self.slots:
+            raise self._out_of_range(slot)
+        b = self._bucket[slot]
+        if b < 0:
+            raise KeyError(slot)
+        self._take(slot, b)
+
+    def evict(self) -> int:
+        b = self._bnext[self._root]
+        if b == self._root:
             raise self._empty()
-        key = next(iter(b.keys))
-        self.remove(key)
-        return key
+        victim = self._prev[self.slots + b]  # the tail: the earliest to reach the lowest count
+        self._take(victim, b)
+        return int(victim)
 
-    def count(self, key: Hashable) -> int:
-        """The access count of a present key (1 after insert, +1 per hit)."""
-        return self._bucket[key].count
+    def count(self, slot: int) -> int:
+        """The access count of a present slot (1 after insert, +1 per hit; KeyError if absent)."""
+        if slot not in self:
+            raise KeyError(slot)
+        return int(self._bcount[self._bucket[slot]])
 
-    def __len__(self) -> int:
-        return len(self._bucket)
+    def buckets(self) -> list[tuple[int, list[int]]]:
+        """(count, slots from head to tail) per bucket, lowest count first; for tests and explanations."""
+        out = []
+        b = int(self._bnext[self._root])
+        while b != self._root and len(out) <= self.slots:
+            out.append((int(self._bcount[b]), walk(self._prev, self._next, self.slots + b, self.slots)[0]))
+            b = int(self._bnext[b])
+        return out
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._bucket
+    def __contains__(self, slot: object) -> bool:
+        try:
+            return bool(0 <= slot < self.slots and self._bucket[slot] >= 0)  # type: ignore[operator]
+        except TypeError:  # not a slot number at all
+            return False
+
+    def check(self) -> list[str]:
+        n, root = self.slots, self._root
+        buckets, problems = walk(self._bprev, self._bnext, root, n)
+        counted = 0
+        seen: dict[int, int] = {}
+        last = 0
+        for b in buckets:
+            c = int(self._bcount[b])
+            if c <= last:
+                problems.append(f"bucket {b} has count {c} after count {last}: counts must increase")
+            last = c
+            members, more = walk(self._prev, self._next, n + b, n)
+            problems += more
+            if not members:
+                problems.append(f"bucket {b} (count {c}) is empty but still linked")
+            for s in members:
+                if not 0 <= s < n:
+                    problems.append(f"bucket {b}'s list reaches {s}, not a slot")
+                    continue
+                if s in seen:
+                    problems.append(f"slot {s} is in buckets {seen[s]} and {b}")
+                seen[s] = b
+                if self._bucket[s] != b:
+                    problems.append(f"slot {s} is on bucket {b}'s list but pol_bucket says {int(self._bucket[s])}")
+            counted += len(members)
+        problems += self._check_size(counted)
+        for s in range(n):
+            if self._bucket[s] >= 0 and s not in seen:
+                problems.append(f"slot {s} names bucket {int(self._bucket[s])} but is on no bucket list")
+        free, b = 0, int(self._meta[FREE])
+        while b >= 0 and free <= n:
+            if self._bprev[b] != -1:
+                problems.append(f"free bucket {b} still has a bprev link")
+            free += 1
+            b = int(self._bnext[b])
+        if free + len(buckets) != n:
+            problems.append(f"{len(buckets)} buckets in use + {free} free != the pool's {n}")
+        return problems

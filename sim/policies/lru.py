@@ -1,11 +1,17 @@
-"""LRU: evict the key whose last access is the oldest. Exact, not sampled.
+"""LRU: evict the entry whose last access is the oldest. Exact, not sampled.
 
 The classic (Mattson, Gecsei, Slutz and Traiger, "Evaluation techniques for storage
 hierarchies", IBM Systems Journal 1970, where it is the model stack algorithm). One
-recency-ordered list: a hit moves the key to the most-recent end, the victim is taken
-from the least-recent end. Here the list is an OrderedDict, whose move_to_end and
-popitem(last=False) are O(1) C code, which is also how cachetools.LRUCache does it and
-why the two agree exactly.
+recency-ordered list: a hit moves the slot to the most-recent end (list_move, as Linux's
+lru_cache_add/activate do), the victim is taken from the least-recent end. Same order as
+cachetools.LRUCache, which it equals exactly (tests/test_policies.py checks it).
+
+Arrays (base.py explains slots and storage; lists.py the list conventions):
+    pol_prev, pol_next  int32[slots + 1]  the recency list; index `slots` is its sentinel,
+                        next[sentinel] = most recent, prev[sentinel] = least recent (victim);
+                        -1 in both = slot not present
+    pol_meta            int64[2]          capacity, number of present slots
+Invariants: the list holds exactly the present slots, each once; its length is pol_meta[1].
 
 Properties. LRU is a stack algorithm: the contents of a cache of size C are always a
 subset of those of size C + 1 on the same trace, so its misses never rise with capacity
@@ -21,36 +27,101 @@ approximations are measured against.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Hashable
+from typing import Any
 
-from memsim.sim.policies.base import Policy, register
+from memsim.sim.machine.shm import ArraySpec
+from memsim.sim.policies.base import SIZE, Policy, register
+from memsim.sim.policies.lists import init_sentinels, unlink, walk
 
 
 @register("lru")
 class LRU(Policy):
-    def __init__(self, capacity: int):
-        super().__init__(capacity)
-        self._order: OrderedDict[Hashable, None] = OrderedDict()  # first = least recently used
+    @classmethod
+    def array_specs(cls, slots: int) -> list[ArraySpec]:
+        return [
+            ArraySpec("pol_prev", "int32", (slots + 1,)),
+            ArraySpec("pol_next", "int32", (slots + 1,)),
+            ArraySpec("pol_meta", "int64", (2,)),
+        ]
 
-    def insert(self, key: Hashable) -> None:
-        if key in self._order:
-            raise self._present(key)
-        self._order[key] = None
+    def _bind(self, arrays: dict[str, Any]) -> None:
+        self._prev = arrays["pol_prev"]
+        self._next = arrays["pol_next"]
+        self._head = self.slots  # the sentinel
 
-    def hit(self, key: Hashable) -> None:
-        self._order.move_to_end(key)
+    def _reset(self) -> None:
+        init_sentinels(self._prev, self._next, self._head, 1)
 
-    def remove(self, key: Hashable) -> None:
-        del self._order[key]
+    def insert(self, slot: int, fingerprint: int = 0) -> None:
+        nxt = self._next
+        if not 0 <= slot < self.slots:
+            raise self._out_of_range(slot)
+        if nxt[slot] >= 0:
+            raise self._present(slot)
+        prv, h = self._prev, self._head
+        first = nxt[h]  # lists.push_head, inlined: once per miss of the trace simulator
+        nxt[slot] = first
+        prv[slot] = h
+        prv[first] = slot
+        nxt[h] = slot
+        self._meta[SIZE] += 1
 
-    def evict(self) -> Hashable:
-        if not self._order:
+    def hit(self, slot: int) -> None:
+        # list_move to the head, inlined: this is the simulator's hottest path
+        nxt = self._next
+        if not 0 <= slot < self.slots:
+            raise self._out_of_range(slot)
+        n = nxt[slot]
+        if n < 0:
+            raise KeyError(slot)
+        prv = self._prev
+        p = prv[slot]
+        h = self._head
+        if p == h:
+            return  # already the most recent
+        nxt[p] = n
+        prv[n] = p
+        first = nxt[h]
+        nxt[slot] = first
+        prv[slot] = h
+        prv[first] = slot
+        nxt[h] = slot
+
+    def remove(self, slot: int) -> None:
+        if not 0 <= slot < self.slots:
+            raise self._out_of_range(slot)
+        if self._next[slot] < 0:
+            raise KeyError(slot)
+        unlink(self._prev, self._next, slot)
+        self._meta[SIZE] -= 1
+
+    def evict(self) -> int:
+        prv, h = self._prev, self._head
+        victim = prv[h]  # lists.pop_tail, inlined: once per miss of the trace simulator
+        if victim == h:
             raise self._empty()
-        return self._order.popitem(last=False)[0]
+        nxt = self._next
+        p = prv[victim]
+        nxt[p] = h
+        prv[h] = p
+        prv[victim] = nxt[victim] = -1
+        self._meta[SIZE] -= 1
+        return int(victim)
 
-    def __len__(self) -> int:
-        return len(self._order)
+    def order(self) -> list[int]:
+        """Present slots from most to least recently used (for tests and explanations)."""
+        return walk(self._prev, self._next, self._head, self.slots)[0]
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._order
+    def __contains__(self, slot: object) -> bool:
+        try:
+            return bool(0 <= slot < self.slots and self._next[slot] >= 0)  # type: ignore[operator]
+        except TypeError:  # not a slot number at all
+            return False
+
+    def check(self) -> list[str]:
+        members, problems = walk(self._prev, self._next, self._head, self.slots)
+        problems += self._check_size(len(members))
+        linked = sum(1 for s in range(self.slots) if self._next[s] >= 0)
+        if linked != len(members):
+            problems.append(f"{linked} slots have links but {len(members)} are on the list")
+        return problems

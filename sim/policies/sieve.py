@@ -1,119 +1,168 @@
-"""SIEVE: one FIFO queue, one visited bit per key, and a hand that stays where it stopped.
+"""SIEVE: one FIFO queue, one visited bit per entry, and a hand that stays where it stopped.
 
 Zhang, Yang, Yue, Vigfusson and Rashmi, "SIEVE is Simpler than LRU: an Efficient
 Turn-Key Eviction Algorithm for Web Caches", NSDI '24 (cachemon/SIEVE). The queue is
-ordered by insertion: new keys go to the head and are never moved. A hit only sets the
-key's visited bit. To evict, the hand (starting at the tail on the first eviction) walks
-toward the head: a visited key has its bit cleared and is passed over, IN PLACE; the
-first unvisited key is the victim; the hand then rests on the victim's neighbour toward
+ordered by insertion: new entries go to the head and are never moved. A hit only sets the
+entry's visited bit. To evict, the hand (starting at the tail on the first eviction) walks
+toward the head: a visited entry has its bit cleared and is passed over, IN PLACE; the
+first unvisited entry is the victim; the hand then rests on the victim's neighbour toward
 the head and the next eviction resumes from there (wrapping from the head back to the
 tail).
 
-The difference from CLOCK is small and is the whole point. CLOCK moves a surviving key
+The difference from CLOCK is small and is the whole point. CLOCK moves a surviving entry
 behind the hand, i.e. treats it like a new arrival; SIEVE leaves it where it is, so old
-popular keys collect near the tail, behind the hand, while new keys stream in at the
+popular entries collect near the tail, behind the hand, while new entries stream in at the
 head and meet the hand early: one-hit wonders are sifted out quickly ("quick demotion")
-and popular keys are kept without being re-queued ("lazy promotion").
+and popular entries are kept without being re-queued ("lazy promotion").
+
+Arrays (base.py explains slots and storage; lists.py the list conventions):
+    pol_prev, pol_next  int32[slots + 1]  the queue; index `slots` is its sentinel,
+                        next[sentinel] = head (newest), prev[sentinel] = tail (oldest), so
+                        the hand walks toward the head along prev; -1 in both = not present
+    pol_visited         int8[slots]       visited bit of each present slot (0 when absent)
+    pol_meta            int64[3]          capacity, number of present slots, hand (the slot
+                                          the next eviction starts from; -1 = the tail)
+Invariants: the queue holds exactly the present slots, each once, in insertion order; its
+length is pol_meta[1]; the hand is -1 or a present slot.
 
 Properties. A hit is one bit write (no lock, no list change), so it scales like FIFO
 (the paper reports 2× LRU's throughput at 16 threads); the hand is amortized O(1): each
-key it passes over paid with an earlier hit. Miss ratio at or below ARC's and close to
+entry it passes over paid with an earlier hit. Miss ratio at or below ARC's and close to
 S3-FIFO's on web traces (up to 63 % fewer misses than ARC, best on > 45 % of 1,559 traces;
 ANCHORS §9 on Zipf 1.0: .4202 against LRU's .5144; these figures are from the abstract
 and blogs, ANCHORS marks them unverified). It was designed for web caches: nothing in it
-resists a scan the way a two-queue design does, since every new key enters the one
-queue. The keys live on a doubly linked list here, because the victim may be in the
-middle of the queue.
+resists a scan the way a two-queue design does, since every new entry enters the one
+queue. The queue is doubly linked because the victim may be in the middle of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from typing import Any
 
-from memsim.sim.policies.base import Policy, register
+from memsim.sim.machine.shm import ArraySpec
+from memsim.sim.policies.base import SIZE, Policy, register
+from memsim.sim.policies.lists import fill, init_sentinels, unlink, walk
 
-
-class _Node:
-    __slots__ = ("key", "newer", "older", "visited")
-
-    def __init__(self, key: Hashable):
-        self.key = key
-        self.visited = False
-        self.newer: _Node | None = None  # toward the head
-        self.older: _Node | None = None  # toward the tail
+HAND = 2
 
 
 @register("sieve")
 class Sieve(Policy):
-    def __init__(self, capacity: int):
-        super().__init__(capacity)
-        self._nodes: dict[Hashable, _Node] = {}
-        self._head: _Node | None = None  # newest
-        self._tail: _Node | None = None  # oldest
-        self._hand: _Node | None = None  # None = start at the tail
+    @classmethod
+    def array_specs(cls, slots: int) -> list[ArraySpec]:
+        return [
+            ArraySpec("pol_prev", "int32", (slots + 1,)),
+            ArraySpec("pol_next", "int32", (slots + 1,)),
+            ArraySpec("pol_visited", "int8", (slots,)),
+            ArraySpec("pol_meta", "int64", (3,)),
+        ]
 
-    def insert(self, key: Hashable) -> None:
-        if key in self._nodes:
-            raise self._present(key)
-        node = _Node(key)
-        self._nodes[key] = node
-        node.older = self._head
-        if self._head is not None:
-            self._head.newer = node
-        else:
-            self._tail = node
-        self._head = node
+    def _bind(self, arrays: dict[str, Any]) -> None:
+        self._prev = arrays["pol_prev"]
+        self._next = arrays["pol_next"]
+        self._visited = arrays["pol_visited"]
+        self._head = self.slots  # the sentinel
 
-    def hit(self, key: Hashable) -> None:
-        self._nodes[key].visited = True
+    def _reset(self) -> None:
+        init_sentinels(self._prev, self._next, self._head, 1)
+        fill(self._visited, 0)
+        self._meta[HAND] = -1
 
-    def _unlink(self, node: _Node) -> None:
-        if node is self._hand:
-            self._hand = node.newer  # None (the head was under the hand) wraps to the tail next time
-        if node.newer is not None:
-            node.newer.older = node.older
-        else:
-            self._head = node.older
-        if node.older is not None:
-            node.older.newer = node.newer
-        else:
-            self._tail = node.newer
-        node.newer = node.older = None
+    def insert(self, slot: int, fingerprint: int = 0) -> None:
+        nxt = self._next
+        if not 0 <= slot < self.slots:
+            raise self._out_of_range(slot)
+        if nxt[slot] >= 0:
+            raise self._present(slot)
+        prv, h = self._prev, self._head
+        first = nxt[h]  # lists.push_head, inlined: once per miss of the trace simulator
+        nxt[slot] = first
+        prv[slot] = h
+        prv[first] = slot
+        nxt[h] = slot
+        self._meta[SIZE] += 1
 
-    def remove(self, key: Hashable) -> None:
-        self._unlink(self._nodes.pop(key))
+    def hit(self, slot: int) -> None:
+        if not 0 <= slot < self.slots:
+            raise self._out_of_range(slot)
+        if self._next[slot] < 0:
+            raise KeyError(slot)
+        self._visited[slot] = 1
 
-    def evict(self) -> Hashable:
-        if not self._nodes:
+    def _take(self, slot: int) -> None:
+        """Unlink a present slot; if the hand is on it, the hand moves to its newer neighbour
+        (to -1 if it was the head: the next eviction wraps to the tail)."""
+        meta, prv = self._meta, self._prev
+        if slot == meta[HAND]:
+            p = prv[slot]
+            meta[HAND] = -1 if p == self._head else p
+        unlink(prv, self._next, slot)
+        self._visited[slot] = 0
+        meta[SIZE] -= 1
+
+    def remove(self, slot: int) -> None:
+        if not 0 <= slot < self.slots:
+            raise self._out_of_range(slot)
+        if self._next[slot] < 0:
+            raise KeyError(slot)
+        self._take(slot)
+
+    def evict(self) -> int:
+        meta, prv, visited, head = self._meta, self._prev, self._visited, self._head
+        if meta[SIZE] == 0:
             raise self._empty()
-        node = self._hand or self._tail
-        while node.visited:
-            node.visited = False
-            node = node.newer or self._tail
-        self._hand = node
-        self._unlink(node)  # which moves the hand on to node.newer (None at the head: wrap to the tail)
-        del self._nodes[node.key]
-        return node.key
+        node = meta[HAND]
+        if node < 0:
+            node = prv[head]  # the tail
+        while visited[node]:
+            visited[node] = 0
+            node = prv[node]  # toward the head
+            if node == head:
+                node = prv[head]  # past the head: wrap to the tail
+        # the victim; the hand rests on its newer neighbour (-1 past the head: wrap to the tail).
+        # This is _take(node), inlined: once per miss of the trace simulator
+        p = prv[node]
+        meta[HAND] = -1 if p == head else p
+        nxt = self._next
+        n = nxt[node]
+        nxt[p] = n
+        prv[n] = p
+        prv[node] = nxt[node] = -1
+        meta[SIZE] -= 1
+        return int(node)
 
-    def visited(self, key: Hashable) -> bool:
-        """The visited bit of a present key."""
-        return self._nodes[key].visited
+    def visited(self, slot: int) -> bool:
+        """The visited bit of a present slot (KeyError if absent)."""
+        if slot not in self:
+            raise KeyError(slot)
+        return bool(self._visited[slot])
 
-    def order(self) -> list[Hashable]:
+    def order(self) -> list[int]:
         """The queue from head (newest) to tail (oldest); for tests and explanations."""
-        out, node = [], self._head
-        while node is not None:
-            out.append(node.key)
-            node = node.older
-        return out
+        return walk(self._prev, self._next, self._head, self.slots)[0]
 
     @property
-    def hand(self) -> Hashable | None:
-        """The key the next eviction starts from (None: the tail)."""
-        return None if self._hand is None else self._hand.key
+    def hand(self) -> int | None:
+        """The slot the next eviction starts from (None: the tail)."""
+        h = int(self._meta[HAND])
+        return None if h < 0 else h
 
-    def __len__(self) -> int:
-        return len(self._nodes)
+    def __contains__(self, slot: object) -> bool:
+        try:
+            return bool(0 <= slot < self.slots and self._next[slot] >= 0)  # type: ignore[operator]
+        except TypeError:  # not a slot number at all
+            return False
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._nodes
+    def check(self) -> list[str]:
+        members, problems = walk(self._prev, self._next, self._head, self.slots)
+        problems += self._check_size(len(members))
+        present = set(members)
+        hand = int(self._meta[HAND])
+        if hand >= 0 and hand not in present:
+            problems.append(f"the hand {hand} is not on a present slot")
+        for s in range(self.slots):
+            if (self._next[s] >= 0) != (s in present):
+                problems.append(f"slot {s}: its links disagree with the queue")
+            if self._visited[s] and s not in present:
+                problems.append(f"absent slot {s} has its visited bit set")
+        return problems
