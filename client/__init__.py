@@ -1,9 +1,12 @@
 """memsim's client library: importable without the server or the simulator.
 
-    from memsim.client import Client, AsyncClient
+    from memsim.client import Client, AsyncClient     # the allocator (memsim.v1.Machine)
+    from memsim.client import Cache, AsyncCache       # the Redis-like cache (memsim.v1.Cache)
 """
 
 from memsim.client.aio import AsyncClient
+from memsim.client.cache import Cache, Pipeline
+from memsim.client.cache_aio import AsyncCache, AsyncPipeline
 from memsim.client.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -19,7 +22,25 @@ from memsim.client.sync import Client
 from memsim.client.types import Allocation, Batch, BatchResult, Freed, OpResult, Ref
 
 __all__ = [
-    "Allocation", "AsyncClient", "Batch", "BatchResult", "Client", "DeadlineExceeded", "FailedPrecondition",
-    "Freed", "Internal", "InvalidArgument", "MemsimError", "NotFound", "OpResult", "OutOfRange", "Ref",
-    "ResourceExhausted", "Unavailable",
+    "Allocation",
+    "AsyncCache",
+    "AsyncClient",
+    "AsyncPipeline",
+    "Batch",
+    "BatchResult",
+    "Cache",
+    "Client",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "Freed",
+    "Internal",
+    "InvalidArgument",
+    "MemsimError",
+    "NotFound",
+    "OpResult",
+    "OutOfRange",
+    "Pipeline",
+    "Ref",
+    "ResourceExhausted",
+    "Unavailable",
 ]

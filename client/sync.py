@@ -59,17 +59,18 @@ def build_request(cls, **fields):
                               f"integers below 2**64") from None
 
 
-class _Stream:
-    """One bidi Batch stream: requests through a queue, replies collected by a reader thread."""
+class Stream:
+    """One bidi stream of batches (Machine.Batch, Cache.Pipeline): requests through a queue,
+    replies collected by a reader thread, each checked against its request's seq."""
 
-    def __init__(self, stub: machine_pb2_grpc.MachineStub):
-        self._requests: queue.SimpleQueue[pb.OpBatch | None] = queue.SimpleQueue()
-        self._replies: queue.SimpleQueue[pb.BatchReply | BaseException] = queue.SimpleQueue()
-        self._call = stub.Batch(self._iter_requests())
+    def __init__(self, open_stream):
+        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._replies: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._call = open_stream(self._iter_requests())
         self._reader = threading.Thread(target=self._read, daemon=True, name="memsim-batch-reader")
         self._reader.start()
 
-    def _iter_requests(self) -> Iterator[pb.OpBatch]:
+    def _iter_requests(self) -> Iterator[Any]:
         while True:
             item = self._requests.get()
             if item is None:
@@ -84,7 +85,7 @@ class _Stream:
         except BaseException as e:  # noqa: BLE001 - handed to the waiting caller
             self._replies.put(e)
 
-    def roundtrip(self, req: pb.OpBatch, timeout: float) -> pb.BatchReply:
+    def roundtrip(self, req: Any, timeout: float) -> Any:
         self._requests.put(req)
         try:
             item = self._replies.get(timeout=timeout)
@@ -119,7 +120,7 @@ class Client:
         self.timeout = timeout
         self._channel = grpc.insecure_channel(self.target, options=channel_options())
         self._stub = machine_pb2_grpc.MachineStub(self._channel)
-        self._stream: _Stream | None = None
+        self._stream: Stream | None = None
         self._stream_lock = threading.Lock()
         self._seq = 0
 
@@ -201,7 +202,7 @@ class Client:
     def execute(self, batch: Batch) -> BatchResult:
         with self._stream_lock:
             if self._stream is None:
-                self._stream = _Stream(self._stub)
+                self._stream = Stream(self._stub.Batch)
             self._seq += 1
             try:
                 reply = self._stream.roundtrip(batch.to_proto(self._seq), self.timeout)

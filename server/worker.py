@@ -1,4 +1,4 @@
-"""A worker: one simulated core, serving memsim.v1.Machine over gRPC.
+"""A worker: one simulated core, serving memsim.v1.Machine (the allocator) and memsim.v1.Cache over gRPC.
 
 The supervisor forks this process before anything gRPC exists (gRPC does not survive a
 fork), so this module is the first to import grpc, and it does so inside `run_worker`.
@@ -32,11 +32,15 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection
 
+    from memsim.server.cache_servicer import CacheCron, CacheServicer
     from memsim.server.servicer import MachineServicer
-    from memsim.v1 import machine_pb2, machine_pb2_grpc
+    from memsim.v1 import cache_pb2, cache_pb2_grpc, machine_pb2, machine_pb2_grpc
 
     heap = machine.heap(core)
     servicer = MachineServicer(machine, heap, core, port)
+    ks = machine.keyspace(heap)
+    cache = CacheServicer(cache_commands(machine, ks, core, port), core, servicer.core_lock)
+    cron = CacheCron(ks, machine.config.cores, servicer.core_lock)
     options = [("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", MAX_MESSAGE),
                ("grpc.max_send_message_length", MAX_MESSAGE)]
     # gRPC-Python's sync server holds a pool thread per in-flight call *and per open stream*,
@@ -46,17 +50,19 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix=f"core{core}"),
                          options=options, maximum_concurrent_rpcs=MAX_THREADS - 4)
     machine_pb2_grpc.add_MachineServicer_to_server(servicer, server)
+    cache_pb2_grpc.add_CacheServicer_to_server(cache, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = (machine_pb2.DESCRIPTOR.services_by_name["Machine"].full_name, health.SERVICE_NAME,
-             reflection.SERVICE_NAME)
+    names = (machine_pb2.DESCRIPTOR.services_by_name["Machine"].full_name,
+             cache_pb2.DESCRIPTOR.services_by_name["Cache"].full_name, health.SERVICE_NAME, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
     for p in (port, port + 1 + core):
         if server.add_insecure_port(f"{host}:{p}") == 0:
             print(f"memsim: core {core} could not listen on {host}:{p}", file=sys.stderr)
             return 3
     server.start()
-    for svc in ("", names[0]):
+    cron.start()
+    for svc in ("", *names[:2]):
         health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)
 
     stop = threading.Event()
@@ -71,9 +77,30 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     while not stop.wait(0.5):
         if os.getppid() != supervisor:  # orphaned: nobody will clean up after us, so stop
             break
-    for svc in ("", names[0]):
+    for svc in ("", *names[:2]):
         health_servicer.set(svc, health_pb2.HealthCheckResponse.NOT_SERVING)
     server.stop(grace=1.0).wait(3)
+    cron.stop()
     with servicer.core_lock:
+        ks.release()
         heap.release_caches()  # give this core's cached objects back, as Go does when a P goes away
     return 0
+
+
+def cache_commands(machine: Machine, ks, core: int, port: int):
+    """The core's command interpreter, with INFO's view of the machine."""
+    import time
+    from importlib.metadata import version
+
+    from memsim.sim.alloc.memstats import read_memstats
+    from memsim.sim.cache.commands import Commands
+    from memsim.sim.cache.expire import HZ
+    from memsim.sim.cache.info import ServerFacts, info_text
+
+    def memstats():
+        return read_memstats(machine.arrays, metadata_bytes=machine.meta.size)
+
+    facts = ServerFacts(version=version("memsim"), core=core, cores=machine.config.cores, port=port,
+                        started=time.time(), hz=HZ, heap_inuse=lambda: memstats().HeapInuse,
+                        heap_alloc=lambda: memstats().HeapAlloc, locks=ks.heap.locks.snapshot)
+    return Commands(ks, info=lambda sections: info_text(ks, facts, sections))

@@ -23,7 +23,9 @@ from memsim.sim.alloc.heap import Heap, lock_names
 from memsim.sim.alloc.layout import MAX_CORES, HeapArrays, heap_specs
 from memsim.sim.alloc.pagesource import FlatPhysicalSource
 from memsim.sim.alloc.sizeclasses import PAGE_SIZE
-from memsim.sim.cache.keyspace import Keyspace, KeyspaceArrays, keyspace_lock_names, keyspace_specs
+from memsim.sim.cache.config import POLICY_IDS
+from memsim.sim.cache.eviction import Evictor
+from memsim.sim.cache.keyspace import CONFIG_FIELDS, Keyspace, KeyspaceArrays, keyspace_lock_names, keyspace_specs
 from memsim.sim.errors import InvalidArgument
 from memsim.sim.machine.locks import LockTable, lock_specs, make_lock_file
 from memsim.sim.machine.memory import PhysicalMemory, frame_specs
@@ -40,6 +42,8 @@ class MachineConfig:
     per_core_caches: bool = True
     global_lock: bool = False
     max_keys: int = 65536  # entries of the cache's keyspace (sim/cache/keyspace.py)
+    maxmemory: int = 0  # the cache's limit in bytes at start (0 = none); CONFIG SET changes it later
+    maxmemory_policy: str = "noeviction"  # any name of sim/cache/config.py's POLICY_IDS
 
     def validate(self) -> None:
         fs = self.frame_size
@@ -55,8 +59,12 @@ class MachineConfig:
             raise InvalidArgument(f"cores {self.cores} must be between 1 and {MAX_CORES}")
         if not 64 <= self.max_keys <= 1 << 26:
             raise InvalidArgument(f"max_keys {self.max_keys} must be between 64 and {1 << 26}")
+        if self.maxmemory < 0:
+            raise InvalidArgument(f"maxmemory {self.maxmemory} must be 0 (no limit) or a number of bytes")
+        if self.maxmemory_policy not in POLICY_IDS:
+            raise InvalidArgument(f"maxmemory-policy {self.maxmemory_policy!r} is not one of: {', '.join(POLICY_IDS)}")
 
-    def as_dict(self) -> dict[str, int | bool]:
+    def as_dict(self) -> dict[str, int | bool | str]:
         return asdict(self)
 
 
@@ -85,6 +93,8 @@ class Machine:
         self.arrays.initialise()
         self.ks_arrays = KeyspaceArrays.from_region(self.meta.arrays)
         self.ks_arrays.initialise()
+        self.ks_arrays.ks_config[CONFIG_FIELDS.index("maxmemory")] = config.maxmemory
+        self.ks_arrays.ks_config[CONFIG_FIELDS.index("policy")] = POLICY_IDS[config.maxmemory_policy]
         self._views: list[Heap] = []
         self._destroyed = False
 
@@ -111,8 +121,11 @@ class Machine:
         return h
 
     def keyspace(self, heap: Heap) -> Keyspace:
-        """The cache's keyspace as the core owning `heap` sees it (call in that core's process)."""
-        return Keyspace(self.ks_arrays, heap.locks, heap)
+        """The cache's keyspace as the core owning `heap` sees it (call in that core's process),
+        with its evictor attached (performEvictions() before every write)."""
+        ks = Keyspace(self.ks_arrays, heap.locks, heap)
+        ks.attach_evictor(Evictor(ks, seed=heap.core))
+        return ks
 
     def supervisor_heap(self) -> Heap:
         """A view for the supervisor's own work (scavenging, recovery, stats): core 0's

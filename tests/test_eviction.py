@@ -172,7 +172,7 @@ def test_volatile_policy_never_evicts_a_key_that_lost_its_ttl(machine):
     persisted = [k for k in (f"t{i}".encode() for i in range(0, 200, 2)) if ks.exists(k)]
     assert len(persisted) > 50
     for k in persisted:
-        ks.expire_at(k, 0)  # PERSIST: the pool may still hold them from an earlier sample
+        ks.persist(k)  # the pool may still hold them from an earlier sample
     for i in range(300):
         try:
             ks.set(f"n{i}".encode(), b"y" * 100, expire_at_ms=clock.t + 10**9)

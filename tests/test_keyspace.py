@@ -87,7 +87,7 @@ def test_expiry_is_lazy_and_counted(ks_machine):
     clock.t += 100
     assert ks.get(b"soon") is None  # expired on access, deleted then
     assert int(ks.a.ks_core[:, K_EXPIRED].sum()) == 1 and ks.dbsize() == 1
-    assert ks.expire_at(b"later", 0) and ks.pttl(b"later") == -1  # PERSIST
+    assert ks.persist(b"later") and ks.pttl(b"later") == -1 and not ks.persist(b"later")
 
 
 def test_used_memory_is_usable_sizes_plus_index_and_returns_to_zero(ks_machine):

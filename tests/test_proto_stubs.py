@@ -16,7 +16,10 @@ def test_stubs_match_the_proto(tmp_path):
     spec.loader.exec_module(gen)
     gen.generate(tmp_path)
     checked_in = ROOT / "protos" / "memsim" / "v1"
-    for name in ("machine_pb2.py", "machine_pb2.pyi", "machine_pb2_grpc.py"):
+    names = [f"{p.stem}{suffix}" for p in sorted(checked_in.glob("*.proto"))
+             for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")]
+    assert len(names) >= 6
+    for name in names:
         fresh = (tmp_path / "memsim" / "v1" / name).read_text()
         assert fresh == (checked_in / name).read_text(), (
             f"{name} is stale: run `python tools/genproto.py` and commit the result")

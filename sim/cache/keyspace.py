@@ -48,8 +48,14 @@ ENTRY_BYTES = 48  # what one index entry would cost in a C layout: 5 words + 24-
 MAX_KEY_BYTES = 512 << 20  # Redis's limit for a key or a string value
 MAX_VALUE_BYTES = 512 << 20
 
-# ks_core columns (per core)
-K_USED_BYTES, K_KEYS, K_HITS, K_MISSES, K_EXPIRED = range(5)
+# ks_core columns (per core): what this core added to used_memory and the key count (rows may be
+# negative, their sum is exact), and Redis's INFO stats counted by this core
+K_USED_BYTES, K_KEYS, K_HITS, K_MISSES, K_EXPIRED, K_COMMANDS, K_REJECTED = range(7)
+STAT_COLUMNS = (K_HITS, K_MISSES, K_EXPIRED, K_COMMANDS, K_REJECTED)  # what CONFIG RESETSTAT zeroes
+MAX_POLICIES = 16  # columns of ks_evicted: Redis's 8 policies, then memsim's (config.py names them)
+# ks_gauge: [G_PEAK] used_memory_peak
+G_PEAK = 0
+INST_SAMPLES = 16  # Redis's STATS_METRIC_SAMPLES: instantaneous_ops_per_sec averages 16 samples
 
 
 def keyspace_specs(max_keys: int, ncores: int) -> list[ArraySpec]:
@@ -69,17 +75,20 @@ def keyspace_specs(max_keys: int, ncores: int) -> list[ArraySpec]:
         ArraySpec("ks_free", "int32", (n,)),  # the stack of free entry indices
         ArraySpec("ks_free_top", "int64", (8,)),  # [0]: entries on the stack; [1]: the expire cursor
         ArraySpec("ks_core", "int64", (ncores, 8)),
-        ArraySpec("ks_evicted", "int64", (ncores, 8)),  # evicted keys per core, by policy id
+        ArraySpec("ks_evicted", "int64", (ncores, MAX_POLICIES)),  # evicted keys per core, by policy id
+        ArraySpec("ks_gauge", "int64", (8,)),
+        # per core: [0] next sample, [1] time of the last (ms), [2] commands then, [3:] ops/s samples
+        ArraySpec("ks_inst", "int64", (ncores, 3 + INST_SAMPLES)),
         ArraySpec("ks_config", "int64", (16,)),  # see CONFIG_FIELDS
     ]
 
 
 # ks_config columns: Redis's memory settings, settable at run time from any core (CONFIG SET).
-CONFIG_FIELDS = ("maxmemory", "policy", "samples", "lfu_log_factor", "lfu_decay_time", "tenacity")
+CONFIG_FIELDS = ("maxmemory", "policy", "samples", "lfu_log_factor", "lfu_decay_time", "tenacity", "expire_effort")
 CONFIG_DEFAULTS = {"maxmemory": 0, "policy": 0, "samples": 5, "lfu_log_factor": 10, "lfu_decay_time": 1,
-                   "tenacity": 10}
-CONFIG_RANGES = {"maxmemory": (0, 1 << 62), "policy": (0, 7), "samples": (1, 64), "lfu_log_factor": (0, 1 << 31),
-                 "lfu_decay_time": (0, 1 << 31), "tenacity": (0, 100)}
+                   "tenacity": 10, "expire_effort": 1}
+CONFIG_RANGES = {"maxmemory": (0, 1 << 62), "policy": (0, 14), "samples": (1, 64), "lfu_log_factor": (0, 1 << 31),
+                 "lfu_decay_time": (0, 1 << 31), "tenacity": (0, 100), "expire_effort": (1, 10)}
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,7 @@ class CacheConfig:
     lfu_log_factor: int
     lfu_decay_time: int
     tenacity: int
+    expire_effort: int
 
 
 ENTRY_BATCH = 32
@@ -107,7 +117,7 @@ def key_hash(key: bytes) -> int:
 _INT64_TEXT = re.compile(rb"0|-?[1-9][0-9]*")  # Redis string2ll: no "-0", no leading zeros
 
 
-def _parse_int64(value: bytes) -> int:
+def parse_int64(value: bytes) -> int:
     """Redis's string2ll: a canonical decimal, no spaces or leading '+', within 64 bits."""
     if not _INT64_TEXT.fullmatch(value):  # int() alone would take "1_0", " 1" and "+1"
         raise InvalidArgument("ERR value is not an integer or out of range")
@@ -137,6 +147,8 @@ class KeyspaceArrays:
     ks_core: np.ndarray
     ks_evicted: np.ndarray
     ks_config: np.ndarray
+    ks_gauge: np.ndarray
+    ks_inst: np.ndarray
 
     @classmethod
     def from_region(cls, region: dict[str, np.ndarray]) -> KeyspaceArrays:
@@ -193,9 +205,13 @@ class Keyspace:
     def evicted_keys(self) -> int:
         return int(self.a.ks_evicted.sum())
 
+    def _limited(self) -> bool:
+        """Whether writes must pass performEvictions() (maxmemory is set), read before computing growth."""
+        return self.evictor is not None and int(self.a.ks_config[0]) != 0
+
     def _admit(self, incoming: int) -> None:
-        """performEvictions() before a write, outside every stripe lock."""
-        assert not any(lk.held for lk in self.locks), "eviction must never run inside a stripe lock"
+        """performEvictions() before a write. Callers hold no stripe lock (eviction takes other
+        stripes' locks, and lock order forbids stripe -> stripe); tests check it."""
         if self.evictor is not None:
             self.evictor.make_room(incoming)
 
@@ -399,7 +415,8 @@ class Keyspace:
             raise InvalidArgument("ERR syntax error: KEEPTTL and an expiry are mutually exclusive")
         if expire_at_ms < 0:
             raise InvalidArgument("ERR invalid expire time in 'set' command")
-        self._admit(self._growth(key, len(value)))
+        if self._limited():
+            self._admit(self._growth(key, len(value)))
         return self._set(key, value, expire_at_ms=expire_at_ms, nx=nx, xx=xx, keepttl=keepttl, get=get)
 
     def _set(self, key: bytes, value: bytes, *, expire_at_ms: int = 0, nx: bool = False, xx: bool = False,
@@ -462,15 +479,43 @@ class Keyspace:
         with self.locks[stripe]:
             return self._lookup(key, stripe, bucket, h) >= 0
 
-    def expire_at(self, key: bytes, when_ms: int) -> bool:
-        """PEXPIREAT: set an absolute expiry (0 = PERSIST). False if the key does not exist."""
+    def expire_at(self, key: bytes, when_ms: int, *, nx: bool = False, xx: bool = False, gt: bool = False,
+                  lt: bool = False) -> bool:
+        """PEXPIREAT with Redis 7's conditions (NX: no TTL yet; XX: has one; GT/LT: later/sooner than
+        the current one, no TTL counting as forever). A time already past deletes the key, as Redis
+        does, without counting it as expired. False if the key is missing or a condition failed."""
         h, bucket, stripe = self._locate(key)
         with self.locks[stripe]:
             e = self._lookup(key, stripe, bucket, h)
             if e < 0:
                 return False
+            cur = int(self.a.e_expire[e])
+            if (nx and cur) or (xx and not cur) or (gt and (not cur or when_ms <= cur)) or \
+                    (lt and cur and when_ms >= cur):
+                return False
+            if when_ms <= self.clock():
+                _, prev = self._find(bucket, h, key)
+                self._unlink_and_free(bucket, e, prev)
+                return True
             self.a.e_expire[e] = when_ms
             return True
+
+    def persist(self, key: bytes) -> bool:
+        """PERSIST: drop the key's TTL; False if it is missing or had none."""
+        h, bucket, stripe = self._locate(key)
+        with self.locks[stripe]:
+            e = self._lookup(key, stripe, bucket, h)
+            if e < 0 or not int(self.a.e_expire[e]):
+                return False
+            self.a.e_expire[e] = 0
+            return True
+
+    def object_field(self, key: bytes) -> int | None:
+        """The key's 24-bit LRU/LFU field without touching it (OBJECT FREQ/IDLETIME); None if missing."""
+        h, bucket, stripe = self._locate(key)
+        with self.locks[stripe]:
+            e = self._lookup(key, stripe, bucket, h)
+            return int(self.a.e_lru[e]) if e >= 0 else None
 
     def pttl(self, key: bytes) -> int:
         """Milliseconds to live; -2 if the key does not exist, -1 if it has no expiry (Redis's PTTL)."""
@@ -499,12 +544,13 @@ class Keyspace:
         if not -(1 << 63) <= delta < (1 << 63):
             raise InvalidArgument("ERR value is not an integer or out of range")
         h, bucket, stripe = self._locate(key)
-        self._admit(self._growth(key, 20))  # at most 20 digits and a sign
+        if self._limited():
+            self._admit(self._growth(key, 20))  # at most 20 digits and a sign
         with self.locks[stripe]:
             e = self._lookup(key, stripe, bucket, h)
             current = 0
             if e >= 0:
-                current = _parse_int64(self._value(e))
+                current = parse_int64(self._value(e))
             result = current + delta
             if not -(1 << 63) <= result < (1 << 63):
                 raise InvalidArgument("ERR increment or decrement would overflow")
@@ -515,7 +561,8 @@ class Keyspace:
     def append(self, key: bytes, tail: bytes) -> int:
         """APPEND: returns the new length (a missing key is created)."""
         h, bucket, stripe = self._locate(key)
-        self._admit(self._growth(key, self.strlen(key) + len(tail)))
+        if self._limited():
+            self._admit(self._growth(key, self.strlen(key) + len(tail)))
         with self.locks[stripe]:
             e = self._lookup(key, stripe, bucket, h)
             if e >= 0:
@@ -553,7 +600,8 @@ class Keyspace:
         for _, _, v in located:
             if not isinstance(v, bytes | bytearray):
                 raise InvalidArgument("bad value: values are byte strings")
-        self._admit(sum(self._growth(k, len(v)) for _, k, v in located))
+        if self._limited():
+            self._admit(sum(self._growth(k, len(v)) for _, k, v in located))
         stripes = sorted({loc[2] for loc, _, _ in located})
         with ExitStack() as held:
             for s in stripes:
@@ -589,8 +637,15 @@ class Keyspace:
         keys: list[bytes] = []
         b = cursor
         while b < nb and len(keys) < count:
-            stripe = b % STRIPES
-            with self.locks[stripe]:
+            # Empty buckets are skipped by one racy NumPy look, not locked one by one: a key that
+            # lands in one after the look was not present for the whole scan, so SCAN owes it nothing.
+            window = a.ks_bucket[b:b + SAMPLE_WINDOW]
+            busy = np.flatnonzero(window >= 0)
+            if not busy.size:
+                b += len(window)
+                continue
+            b += int(busy[0])
+            with self.locks[b % STRIPES]:
                 e = int(a.ks_bucket[b])
                 while e >= 0:
                     if not self._expired(e):
@@ -655,3 +710,44 @@ class Keyspace:
 
     def used_memory(self) -> int:
         return int(self.a.ks_core[:, K_USED_BYTES].sum())
+
+    def expires_summary(self) -> tuple[int, int]:
+        """(keys with a TTL, their mean time to live in ms) for INFO's keyspace line (a racy snapshot)."""
+        a = self.a
+        exp = a.e_expire[(a.e_klen > 0) & (a.e_expire != 0)]
+        if not exp.size:
+            return 0, 0
+        return int(exp.size), max(0, int(exp.mean()) - self.clock())
+
+    def used_memory_peak(self) -> int:
+        """Redis's peak: raised by whoever looks (the cron, INFO); a racy max is fine for a gauge."""
+        used = self.used_memory()
+        if used > int(self.a.ks_gauge[G_PEAK]):
+            self.a.ks_gauge[G_PEAK] = used
+        return int(self.a.ks_gauge[G_PEAK])
+
+    def stat(self, column: int) -> int:
+        return int(self.a.ks_core[:, column].sum())
+
+    def reset_stats(self) -> None:
+        """CONFIG RESETSTAT: zero the counters (not the keys, the bytes, or the peak's meaning)."""
+        a = self.a
+        for col in STAT_COLUMNS:
+            a.ks_core[:, col] = 0
+        a.ks_evicted[:] = 0
+        a.ks_inst[:, 3:] = 0
+        a.ks_gauge[G_PEAK] = self.used_memory()
+
+    def sample_ops(self, now_ms: int) -> None:
+        """trackInstantaneousMetric() for this core, run by its cron every 100 ms: one ops/s sample."""
+        row = self.a.ks_inst[self.heap.core]
+        done = int(self.stats[K_COMMANDS])
+        last_t = int(row[1])
+        if last_t and now_ms > last_t:
+            row[3 + int(row[0]) % INST_SAMPLES] = (done - int(row[2])) * 1000 // (now_ms - last_t)
+            row[0] = (int(row[0]) + 1) % INST_SAMPLES
+        row[1], row[2] = now_ms, done
+
+    def instantaneous_ops_per_sec(self) -> int:
+        """The sum over cores of each core's mean of its last 16 samples (Redis: getInstantaneousMetric)."""
+        return int(self.a.ks_inst[:, 3:].sum() // INST_SAMPLES)

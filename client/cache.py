@@ -1,0 +1,443 @@
+"""The cache client: redis-py's API for strings, over memsim.v1.Cache.
+
+    from memsim.client import Cache
+    r = Cache("127.0.0.1:50051")                  # or Cache(host="127.0.0.1", port=50051)
+    r.set("user:1", "ada", ex=60)                 # True
+    r.get("user:1")                               # b'ada' (bytes, as redis-py returns by default)
+    r.incr("hits"); r.mset({"a": 1, "b": 2}); r.mget("a", "b")
+    with r.pipeline() as p:                       # one stream message for all of them
+        p.set("x", 1).incr("x").get("x")
+        p.execute()                               # [True, 2, b'2']
+    r.info()["used_memory"]; r.config_set("maxmemory-policy", "allkeys-lru")
+
+Arguments are encoded as redis-py encodes them (str as UTF-8, int and float as their decimal
+text, bytes as they are) and replies come back as redis-py gives them (bytes values, True
+for OK, ints, None for nil), or as str with `decode_responses=True`. `codec="msgpack"` stores
+structured values instead: set/mset/getset pack any msgpack-encodable value, get/mget/getdel
+unpack it (counters still want plain decimal text, so INCR on such a value fails as it would
+on any non-integer).
+
+Errors are the typed exceptions of `memsim.client.errors`, carrying the server's Redis text
+("ERR syntax error", "OOM command not allowed when used memory > 'maxmemory'.").
+
+The command methods live in `CacheCommands`, written once: each builds its arguments and a
+reply callback and hands them to `execute_command`, which runs them now (Cache), queues them
+(Pipeline) or returns a coroutine (`cache_aio.AsyncCache`), as redis-py's CoreCommands does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import grpc
+import msgpack
+
+from memsim.client.errors import DeadlineExceeded, InvalidArgument, MemsimError, from_code, from_rpc_error
+from memsim.client.sync import DEFAULT_TIMEOUT, Stream, channel_options, core_target
+from memsim.v1 import cache_pb2 as pb
+from memsim.v1 import cache_pb2_grpc
+
+MAX_PIPELINE = 10_000  # commands per stream message (the server's limit)
+Callback = Callable[[Any], Any] | None
+
+
+# -- encoding ---------------------------------------------------------------------------------
+
+def encode(value: Any) -> bytes:
+    """redis-py's Encoder.encode: bytes as is, str as UTF-8, numbers as decimal text."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bool):
+        raise InvalidArgument("Invalid input of type: 'bool'. Convert to a bytes, string, int or float first.")
+    if isinstance(value, int | float):
+        return repr(value).encode()
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise InvalidArgument(f"Invalid input of type: '{type(value).__name__}'. Convert to a bytes, string, int or "
+                          f"float first.")
+
+
+def _ok(r: Any) -> bool:
+    return r == "OK"
+
+
+def _bool(r: Any) -> bool:
+    return bool(r)
+
+
+def _seconds(t: int | dt.timedelta) -> int:
+    return int(t.total_seconds()) if isinstance(t, dt.timedelta) else t
+
+
+def _millis(t: int | dt.timedelta) -> int:
+    return int(t.total_seconds() * 1000) if isinstance(t, dt.timedelta) else t
+
+
+def _timestamp(t: int | dt.datetime, ms: bool) -> int:
+    if isinstance(t, dt.datetime):
+        return int(t.timestamp() * (1000 if ms else 1))
+    return t
+
+
+def parse_info(text: bytes | str) -> dict[str, Any]:
+    """redis-py's parse_info: numbers become numbers, "keys=1,expires=0" becomes a dict."""
+    if isinstance(text, bytes):
+        text = text.decode()
+    out: dict[str, Any] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#") or ":" not in line:
+            continue
+        k, v = line.split(":", 1)
+        out[k] = _info_value(v)
+    return out
+
+
+def _info_value(v: str) -> Any:
+    if "=" in v and not v.startswith("="):
+        return {kk: _info_value(vv) for kk, vv in (p.split("=", 1) for p in v.split(",") if "=" in p)}
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
+
+
+def _pairs(r: list) -> dict:
+    return {r[i].decode() if isinstance(r[i], bytes) else r[i]: r[i + 1].decode() if isinstance(r[i + 1], bytes)
+            else r[i + 1] for i in range(0, len(r), 2)}
+
+
+# -- the commands, written once ----------------------------------------------------------------
+
+class CacheCommands:
+    """redis-py's string, key and server commands. Subclasses define execute_command."""
+
+    codec: str | None = None
+    decode_responses: bool = False
+
+    def execute_command(self, *args: Any, callback: Callback = None) -> Any:
+        raise NotImplementedError
+
+    # values through the codec
+    def _val(self, value: Any) -> bytes:
+        if self.codec == "msgpack":
+            return msgpack.packb(value, use_bin_type=True)
+        return encode(value)
+
+    def _out(self, r: Any) -> Any:
+        if r is None:
+            return None
+        if self.codec == "msgpack":
+            return msgpack.unpackb(r, raw=False)
+        return r.decode("utf-8", "replace") if self.decode_responses and isinstance(r, bytes) else r
+
+    def _outs(self, r: list) -> list:
+        return [self._out(x) for x in r]
+
+    def _key(self, r: Any) -> Any:
+        return r.decode("utf-8", "replace") if self.decode_responses and isinstance(r, bytes) else r
+
+    # strings
+    def get(self, name: Any) -> Any:
+        return self.execute_command("GET", name, callback=self._out)
+
+    def set(self, name: Any, value: Any, ex: int | dt.timedelta | None = None, px: int | dt.timedelta | None = None,
+            nx: bool = False, xx: bool = False, keepttl: bool = False, get: bool = False,
+            exat: int | dt.datetime | None = None, pxat: int | dt.datetime | None = None) -> Any:
+        args: list[Any] = ["SET", name, self._val(value)]
+        if ex is not None:
+            args += ["EX", _seconds(ex)]
+        if px is not None:
+            args += ["PX", _millis(px)]
+        if exat is not None:
+            args += ["EXAT", _timestamp(exat, ms=False)]
+        if pxat is not None:
+            args += ["PXAT", _timestamp(pxat, ms=True)]
+        if keepttl:
+            args.append("KEEPTTL")
+        if nx:
+            args.append("NX")
+        if xx:
+            args.append("XX")
+        if get:
+            args.append("GET")
+            return self.execute_command(*args, callback=self._out)
+        return self.execute_command(*args, callback=lambda r: True if r == "OK" else None)
+
+    def setex(self, name: Any, time: int | dt.timedelta, value: Any) -> Any:
+        return self.set(name, value, ex=time)
+
+    def psetex(self, name: Any, time_ms: int | dt.timedelta, value: Any) -> Any:
+        return self.set(name, value, px=time_ms)
+
+    def setnx(self, name: Any, value: Any) -> Any:
+        return self.execute_command("SET", name, self._val(value), "NX", callback=lambda r: r == "OK")
+
+    def getset(self, name: Any, value: Any) -> Any:
+        return self.set(name, value, get=True)
+
+    def getdel(self, name: Any) -> Any:
+        return self.execute_command("GETDEL", name, callback=self._out)
+
+    def mget(self, keys: Any, *args: Any) -> Any:
+        names = [keys] if isinstance(keys, str | bytes) else list(keys)
+        return self.execute_command("MGET", *names, *args, callback=self._outs)
+
+    def mset(self, mapping: Mapping[Any, Any]) -> Any:
+        flat: list[Any] = []
+        for k, v in mapping.items():
+            flat += [k, self._val(v)]
+        return self.execute_command("MSET", *flat, callback=_ok)
+
+    def incr(self, name: Any, amount: int = 1) -> Any:
+        return self.incrby(name, amount)
+
+    def incrby(self, name: Any, amount: int = 1) -> Any:
+        return self.execute_command("INCRBY", name, amount)
+
+    def decr(self, name: Any, amount: int = 1) -> Any:
+        return self.decrby(name, amount)
+
+    def decrby(self, name: Any, amount: int = 1) -> Any:
+        return self.execute_command("DECRBY", name, amount)
+
+    def append(self, key: Any, value: Any) -> Any:
+        return self.execute_command("APPEND", key, value)
+
+    def strlen(self, name: Any) -> Any:
+        return self.execute_command("STRLEN", name)
+
+    # keys
+    def delete(self, *names: Any) -> Any:
+        return self.execute_command("DEL", *names)
+
+    def unlink(self, *names: Any) -> Any:
+        return self.execute_command("UNLINK", *names)
+
+    def exists(self, *names: Any) -> Any:
+        return self.execute_command("EXISTS", *names)
+
+    def _expire_cmd(self, cmd: str, name: Any, when: int, nx: bool, xx: bool, gt: bool, lt: bool) -> Any:
+        flags = [f for f, on in (("NX", nx), ("XX", xx), ("GT", gt), ("LT", lt)) if on]
+        return self.execute_command(cmd, name, when, *flags, callback=_bool)
+
+    def expire(self, name: Any, time: int | dt.timedelta, nx: bool = False, xx: bool = False, gt: bool = False,
+               lt: bool = False) -> Any:
+        return self._expire_cmd("EXPIRE", name, _seconds(time), nx, xx, gt, lt)
+
+    def pexpire(self, name: Any, time: int | dt.timedelta, nx: bool = False, xx: bool = False, gt: bool = False,
+                lt: bool = False) -> Any:
+        return self._expire_cmd("PEXPIRE", name, _millis(time), nx, xx, gt, lt)
+
+    def expireat(self, name: Any, when: int | dt.datetime, nx: bool = False, xx: bool = False, gt: bool = False,
+                 lt: bool = False) -> Any:
+        return self._expire_cmd("EXPIREAT", name, _timestamp(when, ms=False), nx, xx, gt, lt)
+
+    def pexpireat(self, name: Any, when: int | dt.datetime, nx: bool = False, xx: bool = False, gt: bool = False,
+                  lt: bool = False) -> Any:
+        return self._expire_cmd("PEXPIREAT", name, _timestamp(when, ms=True), nx, xx, gt, lt)
+
+    def ttl(self, name: Any) -> Any:
+        return self.execute_command("TTL", name)
+
+    def pttl(self, name: Any) -> Any:
+        return self.execute_command("PTTL", name)
+
+    def persist(self, name: Any) -> Any:
+        return self.execute_command("PERSIST", name, callback=_bool)
+
+    def type(self, name: Any) -> Any:
+        return self.execute_command("TYPE", name)
+
+    def dbsize(self) -> Any:
+        return self.execute_command("DBSIZE")
+
+    def flushall(self, asynchronous: bool = False) -> Any:
+        return self.execute_command("FLUSHALL", *(["ASYNC"] if asynchronous else []), callback=_ok)
+
+    def flushdb(self, asynchronous: bool = False) -> Any:
+        return self.flushall(asynchronous)
+
+    def scan(self, cursor: int = 0, match: Any = None, count: int | None = None,
+             _type: str | None = None) -> Any:
+        args: list[Any] = ["SCAN", cursor]
+        if match is not None:
+            args += ["MATCH", match]
+        if count is not None:
+            args += ["COUNT", count]
+        if _type is not None:
+            args += ["TYPE", _type]
+        return self.execute_command(*args, callback=lambda r: (int(r[0]), [self._key(k) for k in r[1]]))
+
+    # server
+    def ping(self) -> Any:
+        return self.execute_command("PING", callback=lambda r: r == "PONG")
+
+    def echo(self, value: Any) -> Any:
+        return self.execute_command("ECHO", value, callback=self._key)
+
+    def info(self, section: str | None = None, *sections: str) -> Any:
+        args = [s for s in (section, *sections) if s is not None]
+        return self.execute_command("INFO", *args, callback=parse_info)
+
+    def config_get(self, pattern: str = "*") -> Any:
+        return self.execute_command("CONFIG", "GET", pattern, callback=_pairs)
+
+    def config_set(self, name: str, value: Any) -> Any:
+        return self.execute_command("CONFIG", "SET", name, value, callback=_ok)
+
+    def config_resetstat(self) -> Any:
+        return self.execute_command("CONFIG", "RESETSTAT", callback=_ok)
+
+    def object(self, infotype: str, key: Any) -> Any:
+        """OBJECT FREQ key / OBJECT IDLETIME key."""
+        return self.execute_command("OBJECT", infotype, key)
+
+
+# -- running them ------------------------------------------------------------------------------
+
+def to_batch(commands: list[tuple[tuple[Any, ...], Callback]], seq: int) -> pb.CommandBatch:
+    args: list[bytes] = []
+    argc: list[int] = []
+    for cmd, _ in commands:
+        args += [a if isinstance(a, bytes) else encode(a) for a in cmd]
+        argc.append(len(cmd))
+    return pb.CommandBatch(seq=seq, args=args, argc=argc)
+
+
+def decode_batch(commands: list[tuple[tuple[Any, ...], Callback]], reply: pb.ReplyBatch) -> list[Any]:
+    """Each command's reply through its callback; a failed command's slot holds its exception."""
+    raw = msgpack.unpackb(reply.replies, raw=False)
+    failed = {e.index: from_code(e.code, e.message) for e in reply.errors}
+    out: list[Any] = []
+    for i, ((_, cb), r) in enumerate(zip(commands, raw, strict=True)):
+        if i in failed:
+            out.append(failed[i])
+        else:
+            out.append(cb(r) if cb is not None else r)
+    return out
+
+
+class Cache(CacheCommands):
+    """A connection to a memsim server's cache (any core, or `core=N` for that core's own port)."""
+
+    def __init__(self, target: str | None = None, *, host: str = "127.0.0.1", port: int = 50051,
+                 core: int | None = None, timeout: float = DEFAULT_TIMEOUT, decode_responses: bool = False,
+                 codec: str | None = None):
+        if codec not in (None, "msgpack"):
+            raise InvalidArgument(f"codec {codec!r}: the choices are None (bytes) and 'msgpack'")
+        self.target = core_target(target or f"{host}:{port}", core)
+        self.core = core
+        self.timeout = timeout
+        self.decode_responses = decode_responses
+        self.codec = codec
+        self._channel = grpc.insecure_channel(self.target, options=channel_options())
+        self._stub = cache_pb2_grpc.CacheStub(self._channel)
+        self._stream: Stream | None = None
+        self._stream_lock = threading.Lock()
+        self._seq = 0
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        self._channel.close()
+
+    def __enter__(self) -> Cache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise DeadlineExceeded(f"server at {self.target} not ready within {timeout} s") from None
+
+    def execute_command(self, *args: Any, callback: Callback = None) -> Any:
+        req = pb.CommandRequest(args=[a if isinstance(a, bytes) else encode(a) for a in args])
+        try:
+            reply = self._stub.Command(req, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        r = msgpack.unpackb(reply.reply, raw=False)
+        return callback(r) if callback is not None else r
+
+    def pipeline(self, transaction: bool = False) -> Pipeline:
+        """Commands queued and sent in one stream message per 10,000 at execute().
+        Not a MULTI/EXEC transaction: transaction=True is refused rather than silently ignored."""
+        if transaction:
+            raise InvalidArgument("transactions (MULTI/EXEC) are not supported; use pipeline(transaction=False)")
+        return Pipeline(self)
+
+    def run_pipeline(self, commands: list[tuple[tuple[Any, ...], Callback]]) -> list[Any]:
+        out: list[Any] = []
+        for i in range(0, len(commands), MAX_PIPELINE):
+            chunk = commands[i:i + MAX_PIPELINE]
+            with self._stream_lock:
+                if self._stream is None:
+                    self._stream = Stream(self._stub.Pipeline)
+                self._seq += 1
+                try:
+                    reply = self._stream.roundtrip(to_batch(chunk, self._seq), self.timeout)
+                except BaseException:
+                    self._stream.close()
+                    self._stream = None
+                    raise
+            out += decode_batch(chunk, reply)
+        return out
+
+    def scan_iter(self, match: Any = None, count: int | None = None, _type: str | None = None) -> Iterator[Any]:
+        cursor = None
+        while cursor != 0:
+            cursor, keys = self.scan(cursor or 0, match=match, count=count, _type=_type)
+            yield from keys
+
+
+class Pipeline(CacheCommands):
+    """redis-py's Pipeline (transaction=False): commands return the pipeline; execute() returns the replies."""
+
+    def __init__(self, cache: Cache):
+        self.cache = cache
+        self.codec = cache.codec
+        self.decode_responses = cache.decode_responses
+        self.commands: list[tuple[tuple[Any, ...], Callback]] = []
+
+    def execute_command(self, *args: Any, callback: Callback = None) -> Pipeline:
+        self.commands.append((args, callback))
+        return self
+
+    def __len__(self) -> int:
+        return len(self.commands)
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.commands = []
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        """Send everything queued; the replies in order. With raise_on_error (redis-py's default)
+        the first failed command's exception is raised after all ran; otherwise it is in the list."""
+        commands, self.commands = self.commands, []
+        if not commands:
+            return []
+        out = self.cache.run_pipeline(commands)
+        if raise_on_error:
+            for r in out:
+                if isinstance(r, MemsimError):
+                    raise r
+        return out
+
+
+__all__ = ["Cache", "CacheCommands", "Pipeline", "encode", "parse_info"]

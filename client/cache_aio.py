@@ -1,0 +1,154 @@
+"""The asyncio cache client: `Cache`'s commands as coroutines, pipelines on one stream.
+
+    async with AsyncCache("127.0.0.1:50051") as r:
+        await r.set("k", "v")
+        await r.get("k")                           # b'v'
+        p = r.pipeline(); p.incr("n").get("n")
+        await p.execute()                          # [1, b'1']
+
+The command methods are `cache.CacheCommands`, shared with the sync client; here
+`execute_command` returns a coroutine, so every method is awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import msgpack
+
+from memsim.client.cache import MAX_PIPELINE, CacheCommands, Callback, decode_batch, encode, to_batch
+from memsim.client.errors import DeadlineExceeded, InvalidArgument, MemsimError, Unavailable, from_rpc_error
+from memsim.client.sync import DEFAULT_TIMEOUT, channel_options, core_target
+from memsim.v1 import cache_pb2 as pb
+from memsim.v1 import cache_pb2_grpc
+
+
+class AsyncCache(CacheCommands):
+    """The asyncio twin of `Cache`: same methods, awaited."""
+
+    def __init__(self, target: str | None = None, *, host: str = "127.0.0.1", port: int = 50051,
+                 core: int | None = None, timeout: float = DEFAULT_TIMEOUT, decode_responses: bool = False,
+                 codec: str | None = None):
+        if codec not in (None, "msgpack"):
+            raise InvalidArgument(f"codec {codec!r}: the choices are None (bytes) and 'msgpack'")
+        self.target = core_target(target or f"{host}:{port}", core)
+        self.timeout = timeout
+        self.decode_responses = decode_responses
+        self.codec = codec
+        self._channel = grpc.aio.insecure_channel(self.target, options=channel_options())
+        self._stub = cache_pb2_grpc.CacheStub(self._channel)
+        self._stream = None
+        self._stream_lock = asyncio.Lock()
+        self._seq = 0
+
+    async def close(self) -> None:
+        if self._stream is not None:
+            self._stream.cancel()
+            self._stream = None
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncCache:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), timeout)
+        except TimeoutError:
+            raise DeadlineExceeded(f"server at {self.target} not ready within {timeout} s") from None
+
+    def execute_command(self, *args: Any, callback: Callback = None) -> Any:
+        return self._command(args, callback)
+
+    async def _command(self, args: tuple[Any, ...], callback: Callback) -> Any:
+        req = pb.CommandRequest(args=[a if isinstance(a, bytes) else encode(a) for a in args])
+        try:
+            reply = await self._stub.Command(req, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        r = msgpack.unpackb(reply.reply, raw=False)
+        return callback(r) if callback is not None else r
+
+    def pipeline(self, transaction: bool = False) -> AsyncPipeline:
+        if transaction:
+            raise InvalidArgument("transactions (MULTI/EXEC) are not supported; use pipeline(transaction=False)")
+        return AsyncPipeline(self)
+
+    async def run_pipeline(self, commands: list[tuple[tuple[Any, ...], Callback]]) -> list[Any]:
+        out: list[Any] = []
+        for i in range(0, len(commands), MAX_PIPELINE):
+            chunk = commands[i:i + MAX_PIPELINE]
+            out += decode_batch(chunk, await self._roundtrip(chunk))
+        return out
+
+    async def _roundtrip(self, chunk: list[tuple[tuple[Any, ...], Callback]]) -> pb.ReplyBatch:
+        async with self._stream_lock:
+            if self._stream is None:
+                self._stream = self._stub.Pipeline()
+            self._seq += 1
+            stream = self._stream
+            try:
+                await stream.write(to_batch(chunk, self._seq))
+                reply = await asyncio.wait_for(stream.read(), self.timeout)
+                if reply is grpc.aio.EOF:
+                    raise Unavailable("the server closed the pipeline stream")
+                if reply.seq != self._seq:
+                    raise Unavailable(f"pipeline stream out of step: sent {self._seq}, got {reply.seq}")
+                return reply
+            except BaseException as e:
+                stream.cancel()  # cancelled, timed out or failed: the next pipeline opens a new stream
+                self._stream = None
+                if isinstance(e, TimeoutError):
+                    raise DeadlineExceeded(f"no reply to pipeline {self._seq} within {self.timeout} s") from None
+                if isinstance(e, grpc.RpcError):
+                    raise from_rpc_error(e) from None
+                if isinstance(e, asyncio.InvalidStateError):
+                    raise Unavailable(f"pipeline stream unusable: {e}") from None
+                raise
+
+    async def scan_iter(self, match: Any = None, count: int | None = None,
+                        _type: str | None = None) -> AsyncIterator[Any]:
+        cursor = None
+        while cursor != 0:
+            cursor, keys = await self.scan(cursor or 0, match=match, count=count, _type=_type)
+            for k in keys:
+                yield k
+
+
+class AsyncPipeline(CacheCommands):
+    """Queued commands; `await p.execute()` sends them."""
+
+    def __init__(self, cache: AsyncCache):
+        self.cache = cache
+        self.codec = cache.codec
+        self.decode_responses = cache.decode_responses
+        self.commands: list[tuple[tuple[Any, ...], Callback]] = []
+
+    def execute_command(self, *args: Any, callback: Callback = None) -> AsyncPipeline:
+        self.commands.append((args, callback))
+        return self
+
+    def __len__(self) -> int:
+        return len(self.commands)
+
+    async def __aenter__(self) -> AsyncPipeline:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.commands = []
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        commands, self.commands = self.commands, []
+        if not commands:
+            return []
+        out = await self.cache.run_pipeline(commands)
+        if raise_on_error:
+            for r in out:
+                if isinstance(r, MemsimError):
+                    raise r
+        return out

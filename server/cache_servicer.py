@@ -1,0 +1,144 @@
+"""memsim.v1.Cache on one core: gRPC to `sim/cache/commands.py` and back, plus the core's serverCron.
+
+The cache shares the core with the allocator service: both take the core's mutex (the
+simulated CPU, see worker.py), so a core runs one command at a time, as a Redis thread does.
+A pipeline message takes it once for all its commands.
+
+serverCron (`CacheCron`), hz times a second on each core, under the core's mutex:
+- one instantaneous_ops_per_sec sample for this core (Redis: trackInstantaneousMetric);
+- used_memory_peak;
+- a slow active-expire cycle (sim/cache/expire.py). Redis gives its one thread's cycle 25 %
+  of a CPU; here every core runs one, on a shared cursor, with that budget divided by the
+  number of cores, so the machine as a whole spends what one Redis would.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+
+import grpc
+import msgpack
+
+from memsim.sim.cache.commands import Commands
+from memsim.sim.cache.eviction import OOM_ERROR
+from memsim.sim.cache.expire import HZ, active_expire_cycle
+from memsim.sim.cache.keyspace import K_COMMANDS, K_REJECTED, Keyspace
+from memsim.sim.errors import ResourceExhausted, SimError
+from memsim.v1 import cache_pb2 as pb
+from memsim.v1 import cache_pb2_grpc
+from memsim.v1 import machine_pb2 as mpb
+
+log = logging.getLogger("memsim.worker")
+
+STATUS = {c.value[0]: c for c in grpc.StatusCode}
+MAX_PIPELINE = 10_000  # commands per message, as a batch of the allocator service
+MAX_REPLY_BYTES = 24 << 20  # replies of one message, under gRPC's 32 MiB message limit
+
+
+def run_commands(cmds: Commands, args: list[bytes], argc: list[int]) -> tuple[list, list[mpb.OpError]]:
+    """Execute a columnar batch; a failing command gets an OpError and a nil reply, the rest go on."""
+    replies: list = []
+    errors: list[mpb.OpError] = []
+    stats = cmds.stats
+    pos = 0
+    budget = MAX_REPLY_BYTES
+    for i, n in enumerate(argc):
+        command = args[pos:pos + n]
+        pos += n
+        try:
+            r = cmds.execute(command)
+            if isinstance(r, bytes):
+                budget -= len(r)
+                if budget < 0:
+                    raise ResourceExhausted(f"pipeline reply too large: more than {MAX_REPLY_BYTES} bytes of "
+                                            f"values in one message; split the pipeline")
+            replies.append(r)
+        except SimError as e:
+            if str(e) == OOM_ERROR:  # refused before it ran, as Redis counts it
+                stats[K_COMMANDS] -= 1
+                stats[K_REJECTED] += 1
+            errors.append(mpb.OpError(index=i, code=e.code, message=str(e)))
+            replies.append(None)
+    return replies, errors
+
+
+class CacheServicer(cache_pb2_grpc.CacheServicer):
+    def __init__(self, commands: Commands, core: int, core_lock: threading.Lock):
+        self.cmds = commands
+        self.core = core
+        self.core_lock = core_lock
+
+    def _fail(self, context: grpc.ServicerContext, e: Exception) -> None:
+        if isinstance(e, SimError):
+            context.abort(STATUS[e.code], str(e))
+        log.exception("internal error on core %d", self.core)
+        context.abort(grpc.StatusCode.INTERNAL, f"internal error on core {self.core}: {type(e).__name__}: {e}")
+
+    def Command(self, request: pb.CommandRequest, context: grpc.ServicerContext) -> pb.CommandReply:
+        try:
+            with self.core_lock:
+                try:
+                    r = self.cmds.execute(list(request.args))
+                except SimError as e:
+                    if str(e) == OOM_ERROR:
+                        self.cmds.stats[K_COMMANDS] -= 1
+                        self.cmds.stats[K_REJECTED] += 1
+                    raise
+        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
+            self._fail(context, e)
+        return pb.CommandReply(reply=msgpack.packb(r, use_bin_type=True), core=self.core)
+
+    def Pipeline(self, request_iterator: Iterator[pb.CommandBatch],
+                 context: grpc.ServicerContext) -> Iterator[pb.ReplyBatch]:
+        for req in request_iterator:
+            argc = list(req.argc)
+            if len(argc) > MAX_PIPELINE:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"bad pipeline: {len(argc)} commands is more than the {MAX_PIPELINE}-command limit")
+            if sum(argc) != len(req.args) or any(n == 0 for n in argc):
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"bad pipeline: argc sums to {sum(argc)} for {len(req.args)} arguments "
+                              f"(every command needs at least its name)")
+            try:
+                with self.core_lock:
+                    replies, errors = run_commands(self.cmds, list(req.args), argc)
+            except Exception as e:  # noqa: BLE001 - every failure becomes a status code
+                self._fail(context, e)
+            yield pb.ReplyBatch(seq=req.seq, core=self.core, replies=msgpack.packb(replies, use_bin_type=True),
+                                errors=errors)
+
+
+class CacheCron:
+    """serverCron for one core's keyspace: see the module doc. A daemon thread, stopped by stop()."""
+
+    def __init__(self, ks: Keyspace, cores: int, core_lock: threading.Lock, hz: int = HZ):
+        self.ks = ks
+        self.cores = cores
+        self.core_lock = core_lock
+        self.hz = hz
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="servercron", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(2)
+
+    def tick(self) -> None:
+        ks = self.ks
+        with self.core_lock:
+            ks.sample_ops(int(time.time() * 1000))
+            ks.used_memory_peak()
+            active_expire_cycle(ks, effort=ks.config.expire_effort, hz=self.hz * self.cores)
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0 / self.hz):
+            try:
+                self.tick()
+            except Exception:  # a cron must not die of one bad tick; it logs and goes on
+                log.exception("serverCron on core %d", self.ks.heap.core)

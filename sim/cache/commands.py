@@ -1,0 +1,428 @@
+"""The command table: Redis's string commands, parsed the way Redis parses them, run on a Keyspace.
+
+One entry per command, as in Redis's commands.def: the name, its arity (n = exactly n
+arguments counting the name; -n = at least n), whether it may need memory (`denyoom`: Redis
+runs performEvictions() first and refuses it with the OOM error when that fails) and its
+handler. A handler gets the keyspace context and the argument list and returns a reply of
+RESP's types, as plain Python values:
+
+    None      nil               int    integer          bytes  bulk string
+    str       status ("OK")     list   array of the above
+
+Errors are SimErrors carrying Redis's text ("ERR syntax error", "ERR value is not an integer
+or out of range", the OOM text) so that a client shows what redis-cli would; the server maps
+their class to a gRPC status code. Nothing here knows gRPC: `Commands.execute` is the whole
+interface, which is what the servicer, the tests and the local benchmarks call.
+
+Counting is Redis's: total_commands_processed counts every command that was executed,
+failed or not (Redis counts a command once it is called); rejected_calls counts those
+refused before running (unknown command, wrong arity, OOM).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from memsim.sim.cache import config as cfgmod
+from memsim.sim.cache.evict import LFU_POLICIES, estimate_idle_ms, lfu_decr_and_return, lfu_minutes, lru_clock
+from memsim.sim.cache.keyspace import K_COMMANDS, K_REJECTED, Keyspace, parse_int64
+from memsim.sim.errors import FailedPrecondition, InvalidArgument
+
+Reply = None | int | bytes | str | list
+OK = "OK"
+
+# Redis's own messages, worded once
+E_SYNTAX = "ERR syntax error"
+E_NOT_INT = "ERR value is not an integer or out of range"
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    arity: int
+    denyoom: bool
+    handler: Callable[[Commands, list[bytes]], Reply]
+
+
+COMMANDS: dict[str, CommandSpec] = {}
+
+
+def command(name: str, arity: int, denyoom: bool = False):
+    def deco(fn: Callable[[Commands, list[bytes]], Reply]):
+        COMMANDS[name] = CommandSpec(name, arity, denyoom, fn)
+        return fn
+
+    return deco
+
+
+def _int(arg: bytes) -> int:
+    return parse_int64(bytes(arg))
+
+
+def _upper(arg: bytes) -> str:
+    try:
+        return bytes(arg).decode("ascii").upper()
+    except UnicodeDecodeError:
+        return "?"
+
+
+class Commands:
+    """The command interpreter one core runs over its Keyspace handle."""
+
+    def __init__(self, ks: Keyspace, info: Callable[[list[str]], str] | None = None,
+                 clock: Callable[[], int] | None = None):
+        self.ks = ks
+        self.info = info  # INFO's text, built by the server (it knows the machine); None: INFO refused
+        self.clock = clock or ks.clock
+        self.stats = ks.stats
+
+    def execute(self, args: list[bytes]) -> Reply:
+        """Run one command. Raises a SimError with Redis's message when it fails."""
+        if not args:
+            self.stats[K_REJECTED] += 1
+            raise InvalidArgument("ERR empty command")
+        name = _upper(args[0]).lower()
+        spec = COMMANDS.get(name)
+        if spec is None:
+            self.stats[K_REJECTED] += 1
+            start = " ".join(f"'{bytes(a).decode('utf-8', 'replace')[:64]}'" for a in args[1:4])
+            raise InvalidArgument(f"ERR unknown command '{bytes(args[0]).decode('utf-8', 'replace')[:64]}', "
+                                  f"with args beginning with: {start}")
+        n = len(args)
+        if (spec.arity >= 0 and n != spec.arity) or (spec.arity < 0 and n < -spec.arity):
+            self.stats[K_REJECTED] += 1
+            raise InvalidArgument(f"ERR wrong number of arguments for '{name}' command")
+        self.stats[K_COMMANDS] += 1
+        return spec.handler(self, args)
+
+
+# -- strings --------------------------------------------------------------------------------
+
+@command("get", 2)
+def _get(c: Commands, a: list[bytes]) -> Reply:
+    return c.ks.get(a[1])
+
+
+@command("set", -3, denyoom=True)
+def _set(c: Commands, a: list[bytes]) -> Reply:
+    nx = xx = get = keepttl = False
+    expire_at = 0
+    i = 3
+    while i < len(a):
+        opt = _upper(a[i])
+        if opt == "NX" and not xx:
+            nx = True
+        elif opt == "XX" and not nx:
+            xx = True
+        elif opt == "GET":
+            get = True
+        elif opt == "KEEPTTL" and not expire_at:
+            keepttl = True
+        elif opt in ("EX", "PX", "EXAT", "PXAT") and not keepttl and not expire_at and i + 1 < len(a):
+            i += 1
+            n = _int(a[i])
+            if n <= 0 or (opt in ("EX", "EXAT") and n > (1 << 63) // 1000):
+                raise InvalidArgument("ERR invalid expire time in 'set' command")
+            now = c.clock()
+            expire_at = {"EX": now + n * 1000, "PX": now + n, "EXAT": n * 1000, "PXAT": n}[opt]
+        else:
+            raise InvalidArgument(E_SYNTAX)
+        i += 1
+    stored, old = c.ks.set(a[1], a[2], expire_at_ms=expire_at, nx=nx, xx=xx, keepttl=keepttl, get=get)
+    if get:
+        return old
+    return OK if stored else None
+
+
+@command("getdel", 2)
+def _getdel(c: Commands, a: list[bytes]) -> Reply:
+    return c.ks.getdel(a[1])
+
+
+@command("mget", -2)
+def _mget(c: Commands, a: list[bytes]) -> Reply:
+    return c.ks.mget(a[1:])
+
+
+@command("mset", -3, denyoom=True)
+def _mset(c: Commands, a: list[bytes]) -> Reply:
+    if len(a) % 2 != 1:
+        raise InvalidArgument("ERR wrong number of arguments for 'mset' command")
+    c.ks.mset(list(zip(a[1::2], a[2::2], strict=True)))
+    return OK
+
+
+def _incr(c: Commands, key: bytes, delta: int) -> Reply:
+    return c.ks.incrby(key, delta)
+
+
+@command("incr", 2, denyoom=True)
+def _incr1(c: Commands, a: list[bytes]) -> Reply:
+    return _incr(c, a[1], 1)
+
+
+@command("decr", 2, denyoom=True)
+def _decr1(c: Commands, a: list[bytes]) -> Reply:
+    return _incr(c, a[1], -1)
+
+
+@command("incrby", 3, denyoom=True)
+def _incrby(c: Commands, a: list[bytes]) -> Reply:
+    return _incr(c, a[1], _int(a[2]))
+
+
+@command("decrby", 3, denyoom=True)
+def _decrby(c: Commands, a: list[bytes]) -> Reply:
+    n = _int(a[2])
+    if n == -(1 << 63):
+        raise InvalidArgument("ERR decrement would overflow")
+    return _incr(c, a[1], -n)
+
+
+@command("append", 3, denyoom=True)
+def _append(c: Commands, a: list[bytes]) -> Reply:
+    return c.ks.append(a[1], a[2])
+
+
+@command("strlen", 2)
+def _strlen(c: Commands, a: list[bytes]) -> Reply:
+    return c.ks.strlen(a[1])
+
+
+# -- keys -----------------------------------------------------------------------------------
+
+@command("del", -2)
+def _del(c: Commands, a: list[bytes]) -> Reply:
+    return sum(c.ks.delete(k) for k in a[1:])
+
+
+@command("unlink", -2)
+def _unlink(c: Commands, a: list[bytes]) -> Reply:
+    return _del(c, a)
+
+
+@command("exists", -2)
+def _exists(c: Commands, a: list[bytes]) -> Reply:
+    return sum(c.ks.exists(k) for k in a[1:])
+
+
+def _expire(c: Commands, a: list[bytes], unit_ms: int, absolute: bool) -> Reply:
+    """EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT with Redis 7's NX/XX/GT/LT. A time in the past deletes the key."""
+    n = _int(a[2])
+    if not absolute and abs(n) > ((1 << 63) - 1 - c.clock()) // unit_ms:
+        raise InvalidArgument(f"ERR invalid expire time in '{_upper(a[0]).lower()}' command")
+    when = n * unit_ms if absolute else c.clock() + n * unit_ms
+    flags = {_upper(x) for x in a[3:]}
+    if not flags <= {"NX", "XX", "GT", "LT"} or len(flags) != len(a) - 3:
+        raise InvalidArgument(f"ERR Unsupported option {bytes(a[3 + len(flags) - 1]).decode('utf-8', 'replace')}")
+    if "NX" in flags and flags & {"XX", "GT", "LT"}:
+        raise InvalidArgument("ERR NX and XX, GT or LT options at the same time are not compatible")
+    if {"GT", "LT"} <= flags:
+        raise InvalidArgument("ERR GT and LT options at the same time are not compatible")
+    return int(c.ks.expire_at(a[1], when, nx="NX" in flags, xx="XX" in flags, gt="GT" in flags, lt="LT" in flags))
+
+
+@command("expire", -3)
+def _expire_s(c: Commands, a: list[bytes]) -> Reply:
+    return _expire(c, a, 1000, False)
+
+
+@command("pexpire", -3)
+def _pexpire(c: Commands, a: list[bytes]) -> Reply:
+    return _expire(c, a, 1, False)
+
+
+@command("expireat", -3)
+def _expireat(c: Commands, a: list[bytes]) -> Reply:
+    return _expire(c, a, 1000, True)
+
+
+@command("pexpireat", -3)
+def _pexpireat(c: Commands, a: list[bytes]) -> Reply:
+    return _expire(c, a, 1, True)
+
+
+@command("ttl", 2)
+def _ttl(c: Commands, a: list[bytes]) -> Reply:
+    ms = c.ks.pttl(a[1])
+    return ms if ms < 0 else (ms + 500) // 1000  # Redis rounds: (ttl+500)/1000
+
+
+@command("pttl", 2)
+def _pttl(c: Commands, a: list[bytes]) -> Reply:
+    return c.ks.pttl(a[1])
+
+
+@command("persist", 2)
+def _persist(c: Commands, a: list[bytes]) -> Reply:
+    return int(c.ks.persist(a[1]))
+
+
+@command("type", 2)
+def _type(c: Commands, a: list[bytes]) -> Reply:
+    return "string" if c.ks.exists(a[1]) else "none"
+
+
+@command("dbsize", 1)
+def _dbsize(c: Commands, a: list[bytes]) -> Reply:
+    return c.ks.dbsize()
+
+
+@command("flushall", -1)
+def _flushall(c: Commands, a: list[bytes]) -> Reply:
+    if len(a) > 2 or (len(a) == 2 and _upper(a[1]) not in ("SYNC", "ASYNC")):
+        raise InvalidArgument(E_SYNTAX)
+    c.ks.flushall()
+    return OK
+
+
+@command("flushdb", -1)
+def _flushdb(c: Commands, a: list[bytes]) -> Reply:
+    return _flushall(c, a)
+
+
+def glob_to_regex(pattern: bytes) -> re.Pattern[bytes]:
+    """Redis's stringmatchlen() glob: * ? [abc] [^a] [a-z] and backslash escapes, as a regex."""
+    out = bytearray()
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i:i + 1]
+        if ch == b"*":
+            out += b".*"
+        elif ch == b"?":
+            out += b"."
+        elif ch == b"\\" and i + 1 < n:
+            i += 1
+            out += re.escape(pattern[i:i + 1])
+        elif ch == b"[":
+            j = i + 1
+            negate = pattern[j:j + 1] == b"^"
+            if negate:
+                j += 1
+            body = bytearray()
+            while j < n and pattern[j:j + 1] != b"]":
+                if pattern[j:j + 1] == b"\\" and j + 1 < n:
+                    j += 1
+                    body += re.escape(pattern[j:j + 1])
+                elif pattern[j:j + 1] == b"-" and body and j + 1 < n and pattern[j + 1:j + 2] != b"]":
+                    body += b"-"
+                else:
+                    body += re.escape(pattern[j:j + 1])
+                j += 1
+            out += b"[" + (b"^" if negate else b"") + bytes(body) + b"]" if body else (b"[^\\s\\S]" if not negate
+                                                                                      else b"[\\s\\S]")
+            i = j
+        else:
+            out += re.escape(ch)
+        i += 1
+    return re.compile(bytes(out), re.DOTALL)
+
+
+@command("scan", -2)
+def _scan(c: Commands, a: list[bytes]) -> Reply:
+    try:
+        cursor = int(bytes(a[1]))
+    except ValueError:
+        raise InvalidArgument("ERR invalid cursor") from None
+    count, match = 10, None
+    i = 2
+    while i < len(a):
+        opt = _upper(a[i])
+        if opt == "COUNT" and i + 1 < len(a):
+            count = _int(a[i + 1])
+            if count < 1:
+                raise InvalidArgument(E_SYNTAX)
+        elif opt == "MATCH" and i + 1 < len(a):
+            rx = glob_to_regex(bytes(a[i + 1]))
+            match = lambda k, rx=rx: rx.fullmatch(k) is not None  # noqa: E731
+        elif opt == "TYPE" and i + 1 < len(a):
+            if _upper(a[i + 1]) != "STRING":
+                match = lambda k: False  # noqa: E731 - only strings live here
+        else:
+            raise InvalidArgument(E_SYNTAX)
+        i += 2
+    nxt, keys = c.ks.scan(cursor, count, match)
+    return [str(nxt).encode(), keys]
+
+
+# -- server ---------------------------------------------------------------------------------
+
+@command("ping", -1)
+def _ping(c: Commands, a: list[bytes]) -> Reply:
+    if len(a) > 2:
+        raise InvalidArgument("ERR wrong number of arguments for 'ping' command")
+    return bytes(a[1]) if len(a) == 2 else "PONG"
+
+
+@command("echo", 2)
+def _echo(c: Commands, a: list[bytes]) -> Reply:
+    return bytes(a[1])
+
+
+@command("time", 1)
+def _time(c: Commands, a: list[bytes]) -> Reply:
+    t = time.time_ns() // 1000
+    return [str(t // 1_000_000).encode(), str(t % 1_000_000).encode()]
+
+
+@command("info", -1)
+def _info(c: Commands, a: list[bytes]) -> Reply:
+    if c.info is None:
+        raise FailedPrecondition("ERR INFO is not available here")
+    return c.info([_upper(x).lower() for x in a[1:]]).encode()
+
+
+@command("config", -2)
+def _config(c: Commands, a: list[bytes]) -> Reply:
+    sub = _upper(a[1])
+    if sub == "GET" and len(a) >= 3:
+        out: list[bytes] = []
+        for pattern in a[2:]:
+            rx = glob_to_regex(bytes(pattern).lower())
+            for name, value in cfgmod.config_items(c.ks):
+                if rx.fullmatch(name.encode()) and name.encode() not in out[::2]:
+                    out += [name.encode(), value.encode()]
+        return out
+    if sub == "SET" and len(a) >= 4 and len(a) % 2 == 0:
+        pairs = [(_upper(k).lower(), bytes(v)) for k, v in zip(a[2::2], a[3::2], strict=True)]
+        parsed = [cfgmod.parse_config(name, value) for name, value in pairs]  # all or nothing
+        for field, value in parsed:
+            c.ks.config_set(field, value)
+        return OK
+    if sub == "RESETSTAT" and len(a) == 2:
+        c.ks.reset_stats()
+        return OK
+    raise InvalidArgument(f"ERR unknown subcommand or wrong number of arguments for 'config|{sub.lower()}'")
+
+
+@command("object", 3)
+def _object(c: Commands, a: list[bytes]) -> Reply:
+    sub = _upper(a[1])
+    if sub not in ("FREQ", "IDLETIME"):
+        raise InvalidArgument(f"ERR unknown subcommand or wrong number of arguments for 'object|{sub.lower()}'")
+    field = c.ks.object_field(a[2])
+    if field is None:
+        return None
+    lfu = c.ks.config.policy in LFU_POLICIES
+    now = c.clock()
+    if sub == "FREQ":
+        if not lfu:
+            raise FailedPrecondition("ERR An LFU maxmemory policy is not selected, access frequency not tracked. "
+                                     "Please note that when switching between policies at runtime LRU and LFU data "
+                                     "will take some time to adjust.")
+        return lfu_decr_and_return(field, c.ks.config.lfu_decay_time, lfu_minutes(now / 1000.0))
+    if lfu:
+        raise FailedPrecondition("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that "
+                                 "when switching between policies at runtime LRU and LFU data will take some time "
+                                 "to adjust.")
+    return estimate_idle_ms(field, lru_clock(now)) // 1000
+
+
+@command("command", -1)
+def _command(c: Commands, a: list[bytes]) -> Reply:
+    if len(a) >= 2 and _upper(a[1]) == "COUNT":
+        return len(COMMANDS)
+    return [name.encode() for name in sorted(COMMANDS)]
