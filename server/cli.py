@@ -35,6 +35,13 @@ def _add_machine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frame-size", type=parse_bytes, default=4096, help="frame (physical page) size (default 4096)")
     p.add_argument("--no-caches", action="store_true", help="experiment: no per-core caches, every alloc to mcentral")
     p.add_argument("--global-lock", action="store_true", help="experiment: one lock for all central lists and the heap")
+    p.add_argument("--max-keys", type=int, default=65536, help="entries of the cache's keyspace (default 65536)")
+    p.add_argument("--maxmemory", type=parse_bytes, default=0,
+                   help="the cache's memory limit, as Redis's maxmemory (default 0 = none; CONFIG SET changes it)")
+    p.add_argument("--maxmemory-policy", default="noeviction",
+                   help="Redis's eviction policy or memsim's: noeviction (default), allkeys-lru, allkeys-lfu, "
+                        "allkeys-random, volatile-lru|lfu|random|ttl, exact-lru, exact-lfu, fifo, clock, twolist, "
+                        "sieve, s3fifo")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -44,7 +51,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from memsim.sim.system import MachineConfig
 
     config = MachineConfig(memory_bytes=args.memory, frame_size=args.frame_size, cores=args.cores,
-                           per_core_caches=not args.no_caches, global_lock=args.global_lock)
+                           per_core_caches=not args.no_caches, global_lock=args.global_lock,
+                           max_keys=args.max_keys, maxmemory=args.maxmemory, maxmemory_policy=args.maxmemory_policy)
     try:
         config.validate()
     except SimError as e:
@@ -106,6 +114,34 @@ def cmd_bench_alloc(args: argparse.Namespace) -> int:
     return run_alloc_bench(load, json_path=args.json, quiet=args.quiet)
 
 
+def cmd_cli(args: argparse.Namespace) -> int:
+    from memsim.client.repl import main_cli
+
+    target = args.target or f"{args.host}:{args.port}"
+    return main_cli(target, args.command, True if args.raw else (False if args.no_raw else None), args.timeout)
+
+
+def cmd_bench_cache(args: argparse.Namespace) -> int:
+    from memsim.client.cachebench import CacheLoad, run_cache_bench
+
+    config = {}
+    if args.maxmemory is not None:
+        config["maxmemory"] = args.maxmemory
+    if args.maxmemory_policy is not None:
+        config["maxmemory-policy"] = args.maxmemory_policy
+    load = CacheLoad(target=args.target, processes=args.processes, seconds=args.seconds, warmup=args.warmup,
+                     workload=args.workload, keys=args.keys, alpha=args.alpha, read_ratio=args.read_ratio,
+                     value_size=args.value_size, pipeline=args.pipeline, fill_on_miss=not args.no_fill,
+                     scan_fraction=args.scan_fraction, seed=args.seed, pin=args.pin, progress=not args.no_progress,
+                     config=config, flush=not args.no_flush, rate=args.rate)
+    try:
+        load.validate()
+    except ValueError as e:
+        print(f"memsim bench cache: {e}", file=sys.stderr)
+        return 2
+    return run_cache_bench(load, json_path=args.json, quiet=args.quiet)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="memsim", description="A simulated machine's memory, served over gRPC.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -138,6 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seconds", type=float, default=3.0)
     s.set_defaults(func=cmd_demo)
 
+    s = sub.add_parser("cli", help="redis-cli for the cache: interactive, or one command from the arguments")
+    s.add_argument("--target", help="the server's HOST:PORT (default -h/-p: 127.0.0.1:50051)")
+    s.add_argument("-H", "--host", default="127.0.0.1")
+    s.add_argument("-p", "--port", type=int, default=50051)
+    s.add_argument("--raw", action="store_true", help="bare replies (the default when stdout is not a terminal)")
+    s.add_argument("--no-raw", action="store_true", help="typed replies even when stdout is not a terminal")
+    s.add_argument("--timeout", type=float, default=10.0)
+    s.add_argument("command", nargs=argparse.REMAINDER, help="a command to run instead of the shell, e.g. SET k v")
+    s.set_defaults(func=cmd_cli)
+
     b = sub.add_parser("bench", help="load generators")
     bsub = b.add_subparsers(dest="bench", required=True)
     s = bsub.add_parser("alloc", help="Larson-style alloc/free load from many client processes")
@@ -156,6 +202,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_bench_alloc)
+
+    s = bsub.add_parser("cache", help="cache load (GET/SET) from many client processes, with latency and hit ratio")
+    s.add_argument("--target", default="127.0.0.1:50051", help="the server's HOST:PORT (default 127.0.0.1:50051)")
+    s.add_argument("--processes", "-p", type=int, default=2)
+    s.add_argument("--seconds", "-t", type=float, default=10.0)
+    s.add_argument("--warmup", type=float, default=2.0, help="seconds of load before the measured window")
+    s.add_argument("--workload", "-w", default="zipf", choices=["uniform", "zipf", "hotset", "scan", "loop"])
+    s.add_argument("--keys", "-k", type=int, default=10_000)
+    s.add_argument("--alpha", type=float, default=1.0, help="Zipf exponent (zipf, scan)")
+    s.add_argument("--read-ratio", "-r", type=float, default=0.9, help="fraction of GETs (not hotset)")
+    s.add_argument("--value-size", "-d", default="32", help="N bytes, or A-B for uniform sizes (default 32)")
+    s.add_argument("--pipeline", "-P", type=int, default=100, help="commands per round trip; 1 = one per call")
+    s.add_argument("--no-fill", action="store_true", help="do not SET a key after its GET missed")
+    s.add_argument("--scan-fraction", type=float, default=0.3, help="share of cold sequential keys (scan)")
+    s.add_argument("--maxmemory", help="CONFIG SET maxmemory before the run (e.g. 2mb)")
+    s.add_argument("--maxmemory-policy", help="CONFIG SET maxmemory-policy before the run")
+    s.add_argument("--no-flush", action="store_true", help="keep the keys already there (default: FLUSHALL)")
+    s.add_argument("--rate", type=float, default=0.0, help="pace the load at this many ops/s in all (0 = flat out)")
+    s.add_argument("--pin", action="store_true", help="process i talks to core i %% cores on its own port")
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--json", help="write the report as JSON to this file")
+    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_bench_cache)
     return p
 
 

@@ -1,0 +1,425 @@
+"""`memsim bench cache`: a cache load from many client processes, memtier/redis-benchmark style.
+
+Every process runs the same loop against a client with redis-py's API, so the very same code
+drives memsim's `Cache` and a real `redis.Redis` (bench/bench_cache_vs_redis.py does both in
+one run). Workloads (key choice per operation):
+
+- `uniform`: any of `keys` keys, equally likely;
+- `zipf`: Zipf(alpha) over `keys` keys (rank 1 the hottest), as memtier's --key-pattern Z;
+- `hotset`: exactly redis-cli --lru-test: cycles of 250 SETs then 250 GETs, keys drawn by
+  redis-cli's powerLawRand(1, keys, 6.2), the 80/20 rule; read_ratio does not apply;
+- `scan`: Zipf(alpha) over the hot keys, with `scan_fraction` of operations instead walking
+  a sequential sweep over 10x as many cold keys, each touched once per sweep (the
+  one-hit-wonder pattern that LRU lets flush its cache and that S3-FIFO filters);
+- `loop`: keys 0, 1, ..., keys-1, 0, 1, ... (LRU's worst case once keys exceed the cache).
+
+Except for hotset, an operation is a GET with probability read_ratio, else a SET; a GET
+that misses is followed by a SET of that key (cache-aside, `fill_on_miss`), so the hit ratio
+is what a cache in front of a database would see. Values are random bytes, of a fixed size
+or uniform in a range.
+
+Measurement: processes are started with `spawn` (gRPC does not survive fork), warm up for
+`warmup` seconds, meet at a barrier while the parent reads the server's INFO, run for
+`seconds`, meet again for the second INFO reading. Throughput, the client-side hit ratio
+and the server's hits/misses/evictions all cover exactly that window. Latency is per round
+trip (one command, or one pipeline of `pipeline` commands), into an HdrHistogram per
+process, merged by the parent.
+
+`rate` paces the load (each process sends its share on a fixed schedule). It matters for hit
+ratios, not only for latency: Redis's LRU clock, and memsim's, tick once a second, so at tens
+of thousands of evictions a second every key touched in the same second looks equally idle
+and sampled LRU drifts towards random eviction. Two caches compared on hit ratio must see
+the same request rate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import queue
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+from memsim.sim.cache.evict import power_law_rand  # redis-cli's powerLawRand, shared with the trace model
+
+MAX_LATENCY_US = 60_000_000
+WORKLOADS = ("uniform", "zipf", "hotset", "scan", "loop")
+LRU_TEST_ALPHA = 6.2  # redis-cli's --lru-test
+LRU_TEST_CYCLE = 250
+
+
+@dataclass
+class CacheLoad:
+    target: str = "127.0.0.1:50051"
+    kind: str = "memsim"  # or "redis" (target is then host:port of a redis-server)
+    processes: int = 2
+    seconds: float = 10.0
+    warmup: float = 2.0
+    workload: str = "zipf"
+    keys: int = 10_000
+    alpha: float = 1.0
+    read_ratio: float = 0.9
+    value_size: str = "32"  # "N" or "A-B"
+    pipeline: int = 100  # commands per round trip; 1 = one command per call
+    fill_on_miss: bool = True
+    scan_fraction: float = 0.3
+    seed: int = 1
+    pin: bool = False  # memsim: process i talks to core i % cores
+    progress: bool = True
+    config: dict[str, str] = field(default_factory=dict)  # CONFIG SET before the run (maxmemory, policy)
+    flush: bool = True  # FLUSHALL before the run
+    rate: float = 0.0  # total ops/s to pace at (0 = as fast as possible); see the module doc
+
+    def validate(self) -> None:
+        if self.workload not in WORKLOADS:
+            raise ValueError(f"workload {self.workload!r} is not one of {', '.join(WORKLOADS)}")
+        if not 0 <= self.read_ratio <= 1:
+            raise ValueError("read_ratio is a fraction between 0 and 1")
+        if self.keys < 1 or self.processes < 1 or self.pipeline < 1 or self.seconds <= 0:
+            raise ValueError("keys, processes, pipeline and seconds must be positive")
+        parse_sizes(self.value_size)
+
+
+def parse_sizes(spec: str) -> tuple[int, int]:
+    lo, _, hi = spec.partition("-")
+    a, b = int(lo), int(hi or lo)
+    if not 0 <= a <= b:
+        raise ValueError(f"value size {spec!r}: give N or A-B with 0 <= A <= B")
+    return a, b
+
+
+class KeyChooser:
+    """The workload's key sequence for one process (seeded, so runs repeat)."""
+
+    def __init__(self, load: CacheLoad, index: int):
+        self.load = load
+        self.rng = random.Random(load.seed * 1000 + index)
+        self.np = np.random.default_rng(load.seed * 1000 + index)
+        self.pos = index * 7919  # loop/scan sweeps start at different places per process
+        self.buf: list[int] = []
+        if load.workload in ("zipf", "scan"):
+            w = np.arange(1, load.keys + 1, dtype=np.float64) ** -float(load.alpha)
+            self.cdf = np.cumsum(w) / w.sum()
+
+    def _zipf(self) -> int:
+        if not self.buf:
+            self.buf = np.minimum(np.searchsorted(self.cdf, self.np.random(4096), side="right"),
+                                  self.load.keys - 1).tolist()
+        return self.buf.pop()
+
+    def next(self) -> int:
+        w = self.load.workload
+        if w == "uniform":
+            return self.rng.randrange(self.load.keys)
+        if w == "zipf":
+            return self._zipf()
+        if w == "hotset":
+            return power_law_rand(self.rng, 1, self.load.keys, LRU_TEST_ALPHA)
+        if w == "loop":
+            self.pos += 1
+            return self.pos % self.load.keys
+        if self.rng.random() < self.load.scan_fraction:  # scan: a cold key of the sweep
+            self.pos += 1
+            return self.load.keys + self.pos % (10 * self.load.keys)
+        return self._zipf()
+
+
+def make_client(load: CacheLoad, index: int, cores: int) -> Any:
+    if load.kind == "redis":
+        import redis  # the peer, in the [bench] extra
+
+        host, _, port = load.target.rpartition(":")
+        return redis.Redis(host=host, port=int(port))
+    from memsim.client.cache import Cache
+
+    return Cache(load.target, core=(index % cores) if load.pin else None, timeout=60)
+
+
+@dataclass
+class Tally:
+    ops: int = 0
+    gets: int = 0
+    hits: int = 0
+    sets: int = 0
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+
+
+class _Runner:
+    """One process's loop: choose keys, send commands (one by one or pipelined), count."""
+
+    def __init__(self, load: CacheLoad, index: int, client: Any):
+        self.load = load
+        self.client = client
+        self.keys = KeyChooser(load, index)
+        self.rng = random.Random(load.seed * 7 + index)
+        self.lo, self.hi = parse_sizes(load.value_size)
+        self.payload = os.urandom(max(self.hi, 1) * 2)
+        self.hist = HdrHistogram(1, MAX_LATENCY_US, 3)
+        self.tally = Tally()
+        self.pending_fills: list[bytes] = []
+        self.cycle_pos = 0
+
+    def value(self) -> bytes:
+        n = self.lo if self.lo == self.hi else self.rng.randint(self.lo, self.hi)
+        off = self.rng.randrange(len(self.payload) - n + 1)
+        return self.payload[off:off + n]
+
+    def plan(self, n: int) -> list[tuple[bool, bytes]]:
+        """n (is_get, key) operations, misses of the last round's GETs filled first."""
+        ops: list[tuple[bool, bytes]] = [(False, k) for k in self.pending_fills[:n]]
+        self.pending_fills = self.pending_fills[n:]
+        hotset = self.load.workload == "hotset"
+        while len(ops) < n:
+            if hotset:  # redis-cli --lru-test: 250 SETs, then 250 GETs
+                is_get = self.cycle_pos >= LRU_TEST_CYCLE
+                self.cycle_pos = (self.cycle_pos + 1) % (2 * LRU_TEST_CYCLE)
+            else:
+                is_get = self.rng.random() < self.load.read_ratio
+            ops.append((is_get, b"key:%d" % self.keys.next()))
+        return ops
+
+    def step(self, count: bool) -> None:
+        ops = self.plan(self.load.pipeline)
+        t0 = time.perf_counter()
+        try:
+            if self.load.pipeline == 1:
+                is_get, key = ops[0]
+                results = [self.client.get(key) if is_get else self.client.set(key, self.value())]
+            else:
+                p = self.client.pipeline(transaction=False)
+                for is_get, key in ops:
+                    if is_get:
+                        p.get(key)
+                    else:
+                        p.set(key, self.value())
+                results = p.execute(raise_on_error=False)
+        except Exception as e:  # noqa: BLE001 - a load generator counts failures and goes on
+            self._error(e, len(ops), count)
+            return
+        dt_us = int((time.perf_counter() - t0) * 1e6)
+        fill = self.load.fill_on_miss and self.load.workload != "hotset"
+        t = self.tally
+        for (is_get, key), r in zip(ops, results, strict=True):
+            if isinstance(r, Exception):
+                self._error(r, 1, count)
+                continue
+            if is_get and r is None and fill:
+                self.pending_fills.append(key)
+            if count:
+                if is_get:
+                    t.gets += 1
+                    t.hits += r is not None
+                else:
+                    t.sets += 1
+        if count:
+            t.ops += len(ops)
+            self.hist.record_value(max(1, min(dt_us, MAX_LATENCY_US)))
+
+    def _error(self, e: BaseException, n: int, count: bool) -> None:
+        if count:
+            self.tally.errors += n
+        if len(self.tally.error_samples) < 5:
+            self.tally.error_samples.append(f"{type(e).__name__}: {e}"[:300])
+
+
+def _worker(i: int, load: CacheLoad, cores: int, barrier, results, progress) -> None:
+    client = make_client(load, i, cores)
+    runner = _Runner(load, i, client)
+    try:
+        per_step = load.pipeline * load.processes / load.rate if load.rate else 0.0
+        end = time.monotonic() + load.warmup
+        due = time.monotonic()
+        while time.monotonic() < end:
+            runner.step(count=False)
+            due = _pace(due, per_step)
+        barrier.wait()  # parent reads INFO
+        barrier.wait()
+        t0 = time.monotonic()
+        end = t0 + load.seconds
+        last = 0
+        due = t0
+        while time.monotonic() < end:
+            runner.step(count=True)
+            due = _pace(due, per_step)
+            if runner.tally.ops - last >= 2000:
+                progress.put(runner.tally.ops - last)
+                last = runner.tally.ops
+        elapsed = time.monotonic() - t0
+        barrier.wait()  # parent reads INFO again
+        results.put((i, asdict(runner.tally), runner.hist.encode(), elapsed))
+    except Exception as e:  # noqa: BLE001 - reported to the parent instead of a silent hang
+        barrier.abort()
+        results.put((i, {"fatal": f"{type(e).__name__}: {e}"}, b"", 0.0))
+    finally:
+        results.close()
+        results.join_thread()
+        progress.close()
+        progress.join_thread()
+        close = getattr(client, "close", None)
+        if close:
+            close()
+
+
+def _pace(due: float, per_step: float) -> float:
+    """Sleep until the next step's scheduled time (no catching up in bursts after a stall)."""
+    if not per_step:
+        return due
+    due += per_step
+    now = time.monotonic()
+    if due > now:
+        time.sleep(due - now)
+        return due
+    return max(due, now - per_step)
+
+
+INFO_FIELDS = ("keyspace_hits", "keyspace_misses", "evicted_keys", "expired_keys", "total_commands_processed",
+               "used_memory", "rejected_calls")
+
+
+def _server_info(load: CacheLoad) -> dict[str, int]:
+    c = make_client(load, 0, 1)
+    try:
+        info = c.info()
+        return {k: int(info.get(k, 0)) for k in INFO_FIELDS}
+    finally:
+        close = getattr(c, "close", None)
+        if close:
+            close()
+
+
+def _prepare(load: CacheLoad) -> int:
+    """FLUSHALL and CONFIG SET before the run; the number of cores (memsim) or 1."""
+    c = make_client(load, 0, 1)
+    try:
+        for name, value in load.config.items():
+            c.config_set(name, value)
+        if load.flush:
+            c.flushall()
+        if load.kind == "memsim":
+            return int(c.info("server")["cores"])
+        return 1
+    finally:
+        close = getattr(c, "close", None)
+        if close:
+            close()
+
+
+def run_cache_load(load: CacheLoad) -> dict:
+    load.validate()
+    cores = _prepare(load)
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(load.processes + 1)
+    results = ctx.Queue()
+    progress = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(i, load, cores, barrier, results, progress), daemon=True)
+             for i in range(load.processes)]
+    for p in procs:
+        p.start()
+    try:
+        timeout = load.warmup + 120
+        barrier.wait(timeout)
+        before = _server_info(load)
+        barrier.wait(timeout)
+        _progress(load, progress)
+        barrier.wait(load.seconds + 120)
+        after = _server_info(load)
+        got = [results.get(timeout=120) for _ in procs]
+    except Exception:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+        raise
+    finally:
+        for p in procs:
+            p.join(30)
+    fatal = [r[1]["fatal"] for r in got if "fatal" in r[1]]
+    if fatal:
+        raise RuntimeError(f"load process failed: {fatal[0]}")
+    return summarize(load, got, before, after)
+
+
+def _progress(load: CacheLoad, progress) -> None:
+    end = time.monotonic() + load.seconds
+    if not load.progress:
+        time.sleep(load.seconds)
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(f"[bold]{load.kind} {load.workload}"), BarColumn(),
+                  TextColumn("{task.fields[ops]:,} ops"), TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task("load", total=load.seconds, ops=0)
+        ops = 0
+        while (left := end - time.monotonic()) > 0:
+            with contextlib.suppress(queue.Empty):
+                ops += progress.get(timeout=min(0.2, left))
+            bar.update(task, completed=load.seconds - max(0.0, end - time.monotonic()), ops=ops)
+
+
+def summarize(load: CacheLoad, got: list, before: dict, after: dict) -> dict:
+    hist = HdrHistogram(1, MAX_LATENCY_US, 3)
+    t = Tally()
+    elapsed = max(r[3] for r in got)
+    for _, tally, enc, _ in got:
+        hist.decode_and_add(enc)
+        t.ops += tally["ops"]
+        t.gets += tally["gets"]
+        t.hits += tally["hits"]
+        t.sets += tally["sets"]
+        t.errors += tally["errors"]
+        t.error_samples += tally["error_samples"]
+    server = {k: after[k] - before[k] for k in INFO_FIELDS if k != "used_memory"}
+    sh, sm = server["keyspace_hits"], server["keyspace_misses"]
+    return {
+        "load": asdict(load),
+        "ops": t.ops, "elapsed_s": round(elapsed, 3), "ops_per_s": round(t.ops / elapsed, 1),
+        "gets": t.gets, "sets": t.sets, "hit_ratio": round(t.hits / t.gets, 4) if t.gets else None,
+        "errors": t.errors, "error_samples": t.error_samples[:5],
+        "latency_us": {"p50": hist.get_value_at_percentile(50), "p99": hist.get_value_at_percentile(99),
+                       "p99.9": hist.get_value_at_percentile(99.9), "max": hist.get_max_value(),
+                       "per": "command" if load.pipeline == 1 else f"pipeline of {load.pipeline}"},
+        "server": {**server, "hit_ratio": round(sh / (sh + sm), 4) if sh + sm else None,
+                   "used_memory": after["used_memory"]},
+    }
+
+
+def print_report(r: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    ld = r["load"]
+    title = (f"{ld['kind']} {ld['workload']}: {ld['processes']} processes, {ld['keys']:,} keys, "
+             f"pipeline {ld['pipeline']}, read ratio {ld['read_ratio']}, values {ld['value_size']} B")
+    t = Table(title=title, show_header=True)
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    lat = r["latency_us"]
+    s = r["server"]
+    rows = [("ops/s", f"{r['ops_per_s']:,.0f}"), ("ops", f"{r['ops']:,}"),
+            (f"latency p50 / p99 / p99.9 (µs per {lat['per']})", f"{lat['p50']:,} / {lat['p99']:,} / {lat['p99.9']:,}"),
+            ("hit ratio (client GETs)", "-" if r["hit_ratio"] is None else f"{r['hit_ratio']:.4f}"),
+            ("hit ratio (server keyspace_hits)", "-" if s["hit_ratio"] is None else f"{s['hit_ratio']:.4f}"),
+            ("evicted keys", f"{s['evicted_keys']:,}"), ("expired keys", f"{s['expired_keys']:,}"),
+            ("used_memory at the end", f"{s['used_memory']:,}"), ("errors", f"{r['errors']:,}")]
+    for k, v in rows:
+        t.add_row(k, v)
+    Console().print(t)
+    for e in r["error_samples"]:
+        print(f"  error: {e}")
+
+
+def run_cache_bench(load: CacheLoad, json_path: str | None = None, quiet: bool = False) -> int:
+    r = run_cache_load(load)
+    if not quiet:
+        print_report(r)
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(r, f, indent=2)
+    return 0 if r["ops"] else 1
