@@ -94,7 +94,7 @@ class Machine:
         self.ks_arrays = KeyspaceArrays.from_region(self.meta.arrays)
         self.ks_arrays.initialise()
         self.ks_arrays.ks_config[CONFIG_FIELDS.index("maxmemory")] = config.maxmemory
-        self.ks_arrays.ks_config[CONFIG_FIELDS.index("policy")] = POLICY_IDS[config.maxmemory_policy]
+        self.ks_arrays.boot_policy(POLICY_IDS[config.maxmemory_policy])
         self._views: list[Heap] = []
         self._destroyed = False
 

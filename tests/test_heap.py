@@ -471,7 +471,7 @@ def test_lock_table_names(machine):
     names = [s.name for s in machine.locks(0).snapshot()]
     assert names[0] == "mheap"
     assert names[1:len(T.classes) + 1] == [f"mcentral/{c.size}B" for c in T.classes]
-    assert names[len(T.classes) + 1:] == [f"keyspace/{s}" for s in range(64)] + ["keyspace/entries"]
+    assert names[len(T.classes) + 1:] == [f"keyspace/{s}" for s in range(64)] + ["keyspace/entries", "keyspace/policy"]
     assert all(machine.locks(0).probe_free(i) for i in range(len(names)))
 
 

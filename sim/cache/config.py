@@ -15,7 +15,8 @@ from __future__ import annotations
 import re
 
 from memsim.sim.cache.evict import POLICY_IDS as REDIS_POLICY_IDS
-from memsim.sim.cache.keyspace import Keyspace
+from memsim.sim.cache.exact import EXACT_IDS
+from memsim.sim.cache.keyspace import CONFIG_RANGES, Keyspace
 from memsim.sim.errors import InvalidArgument
 
 # memsim's policies beside Redis's: maxmemory-policy name -> sim/policies registry name
@@ -24,8 +25,9 @@ EXACT_POLICIES = {"exact-lru": "lru", "exact-lfu": "lfu", "fifo": "fifo", "clock
 POLICY_IDS: dict[str, int] = dict(REDIS_POLICY_IDS)
 POLICY_IDS.update({name: 8 + i for i, name in enumerate(EXACT_POLICIES)})
 POLICY_NAMES = {v: k for k, v in POLICY_IDS.items()}
-EXACT_POLICY_IDS = {POLICY_IDS[name]: impl for name, impl in EXACT_POLICIES.items()}
 NPOLICIES = len(POLICY_IDS)
+assert {POLICY_IDS[n]: impl for n, impl in EXACT_POLICIES.items()} == EXACT_IDS, "exact.py and this table disagree"
+assert CONFIG_RANGES["policy"] == (0, NPOLICIES - 1)
 
 # Redis parameter -> ks_config field
 PARAMS = {"maxmemory": "maxmemory", "maxmemory-policy": "policy", "maxmemory-samples": "samples",

@@ -43,6 +43,7 @@ from memsim.sim.cache.evict import (
     lfu_minutes,
     lru_clock,
 )
+from memsim.sim.cache.exact import FIRST_EXACT_ID
 from memsim.sim.cache.keyspace import Keyspace
 from memsim.sim.errors import ResourceExhausted
 
@@ -82,7 +83,7 @@ class Evictor:
             # Like Redis, look at the clock every 16 evicted keys, not before the first one.
             if budget is not None and evicted and evicted % 16 == 0 and time.perf_counter() - t0 > budget:
                 raise ResourceExhausted(OOM_ERROR)
-            key = self._choose(cfg)
+            key = self.ks.exact_victim() if cfg.policy >= FIRST_EXACT_ID else self._choose(cfg)
             if key is None:  # nothing evictable (e.g. volatile-* and no key has a TTL)
                 raise ResourceExhausted(OOM_ERROR)
             if self.ks.evict(key, volatile):

@@ -39,6 +39,8 @@ import numpy as np
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.sizeclasses import MAX_SMALL_SIZE, PAGE_SIZE, TINY_SIZE
 from memsim.sim.cache.evict import LFU_INIT_VAL, LFU_POLICIES, lfu_minutes, lfu_pack, lfu_touch, lru_clock
+from memsim.sim.cache.exact import FIRST_EXACT_ID, ExactPolicies, exact_specs, fingerprint
+from memsim.sim.cache.exact import PREFIX as EXACT_PREFIX
 from memsim.sim.errors import InvalidArgument, ResourceExhausted
 from memsim.sim.machine.locks import LockTable
 from memsim.sim.machine.shm import ArraySpec
@@ -53,8 +55,8 @@ MAX_VALUE_BYTES = 512 << 20
 K_USED_BYTES, K_KEYS, K_HITS, K_MISSES, K_EXPIRED, K_COMMANDS, K_REJECTED = range(7)
 STAT_COLUMNS = (K_HITS, K_MISSES, K_EXPIRED, K_COMMANDS, K_REJECTED)  # what CONFIG RESETSTAT zeroes
 MAX_POLICIES = 16  # columns of ks_evicted: Redis's 8 policies, then memsim's (config.py names them)
-# ks_gauge: [G_PEAK] used_memory_peak
-G_PEAK = 0
+# ks_gauge: [G_PEAK] used_memory_peak; [G_EXACT] the exact policy laid out in the kspol_ arrays (-1: none)
+G_PEAK, G_EXACT = 0, 1
 INST_SAMPLES = 16  # Redis's STATS_METRIC_SAMPLES: instantaneous_ops_per_sec averages 16 samples
 
 
@@ -80,6 +82,7 @@ def keyspace_specs(max_keys: int, ncores: int) -> list[ArraySpec]:
         # per core: [0] next sample, [1] time of the last (ms), [2] commands then, [3:] ops/s samples
         ArraySpec("ks_inst", "int64", (ncores, 3 + INST_SAMPLES)),
         ArraySpec("ks_config", "int64", (16,)),  # see CONFIG_FIELDS
+        *exact_specs(n),  # memsim's exact/modern policies over the entries (exact.py)
     ]
 
 
@@ -107,7 +110,7 @@ SAMPLE_WINDOW = 256  # buckets looked at per step of a sample
 
 
 def keyspace_lock_names() -> list[str]:
-    return [f"keyspace/{s}" for s in range(STRIPES)] + ["keyspace/entries"]
+    return [f"keyspace/{s}" for s in range(STRIPES)] + ["keyspace/entries", "keyspace/policy"]
 
 
 def key_hash(key: bytes) -> int:
@@ -149,10 +152,12 @@ class KeyspaceArrays:
     ks_config: np.ndarray
     ks_gauge: np.ndarray
     ks_inst: np.ndarray
+    pol: dict[str, np.ndarray]  # the kspol_* arrays of exact.py
 
     @classmethod
     def from_region(cls, region: dict[str, np.ndarray]) -> KeyspaceArrays:
-        return cls(**{f: region[f] for f in cls.__dataclass_fields__})
+        fields = {f: region[f] for f in cls.__dataclass_fields__ if f != "pol"}
+        return cls(**fields, pol={n: a for n, a in region.items() if n.startswith(EXACT_PREFIX)})
 
     def initialise(self) -> None:
         """First boot: empty buckets, every entry free in its stripe's stack."""
@@ -162,6 +167,14 @@ class KeyspaceArrays:
         self.ks_free_top[0] = self.ks_free.shape[0]
         for i, name in enumerate(CONFIG_FIELDS):
             self.ks_config[i] = CONFIG_DEFAULTS[name]
+        self.ks_gauge[G_EXACT] = -1
+
+    def boot_policy(self, pid: int) -> None:
+        """The policy at start, before any core runs (so without locks); an exact one is laid out empty."""
+        if pid >= FIRST_EXACT_ID:
+            ExactPolicies(self.pol, self.ks_free.shape[0]).lay_out(pid, [], [])
+            self.ks_gauge[G_EXACT] = pid
+        self.ks_config[CONFIG_FIELDS.index("policy")] = pid
 
 
 class Keyspace:
@@ -173,6 +186,8 @@ class Keyspace:
         self.clock = clock
         self.locks = [locks[f"keyspace/{s}"] for s in range(STRIPES)]
         self.entries_lock = locks["keyspace/entries"]
+        self.policy_lock = locks["keyspace/policy"]
+        self.exact = ExactPolicies(a.pol, a.ks_free.shape[0])
         self.mask = a.ks_bucket.shape[0] - 1
         self.capacity = a.ks_free.shape[0]
         self.stats = memoryview(a.ks_core[heap.core])
@@ -194,7 +209,40 @@ class Keyspace:
         if not isinstance(value, int) or not lo <= value <= hi:
             raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
                                   f"argument must be between {lo} and {hi} inclusive")
-        self.a.ks_config[CONFIG_FIELDS.index(name)] = value
+        if name == "policy":
+            self.set_policy(value)
+        else:
+            self.a.ks_config[CONFIG_FIELDS.index(name)] = value
+
+    def set_policy(self, pid: int) -> None:
+        """Switch maxmemory-policy with every stripe lock held, so that no command sees a half-built
+        exact policy: an exact one is laid out holding every live key, oldest 24-bit field first."""
+        a = self.a
+        with ExitStack() as held:
+            for lk in self.locks:
+                held.enter_context(lk)
+            held.enter_context(self.policy_lock)
+            if pid >= FIRST_EXACT_ID and int(a.ks_gauge[G_EXACT]) != pid:
+                live = np.flatnonzero(a.e_klen > 0)
+                live = live[np.argsort(a.e_lru[live], kind="stable")]
+                fps = [fingerprint(int(h)) for h in a.e_hash[live].tolist()]
+                self.exact.lay_out(pid, live.tolist(), fps)
+                a.ks_gauge[G_EXACT] = pid
+            elif pid < FIRST_EXACT_ID:
+                a.ks_gauge[G_EXACT] = -1
+            a.ks_config[CONFIG_FIELDS.index("policy")] = pid
+
+    def exact_victim(self) -> bytes | None:
+        """The exact policy's victim: its key (read under the policy lock, see exact.py), or None if empty."""
+        pid = int(self.a.ks_gauge[G_EXACT])
+        if pid < 0:
+            return None
+        with self.policy_lock:
+            pol = self.exact.get(pid)
+            if not len(pol):
+                return None
+            pol.set_capacity(max(1, min(pol.slots, len(pol))))
+            return self.key_of(pol.evict())
 
     def attach_evictor(self, evictor) -> None:
         self.evictor = evictor
@@ -271,6 +319,13 @@ class Keyspace:
         """Stamp the 24-bit field on access: the LRU clock, or the LFU counter (decayed, then log-incremented)."""
         cfg_policy = int(self.a.ks_config[1])
         now = self.clock()
+        if cfg_policy >= FIRST_EXACT_ID:
+            with self.policy_lock:
+                pol = self.exact.get(cfg_policy)
+                if new:
+                    pol.insert(e, fingerprint(int(self.a.e_hash[e])))
+                elif e in pol:  # not in it: an evictor has just taken it out (exact.py)
+                    pol.hit(e)
         if cfg_policy in LFU_POLICIES:
             minutes = lfu_minutes(now / 1000.0)
             if new:
@@ -347,6 +402,12 @@ class Keyspace:
 
     def _unlink_and_free(self, bucket: int, e: int, prev: int) -> None:
         a = self.a
+        pid = int(a.ks_gauge[G_EXACT])
+        if pid >= 0:  # first, while the key object still exists: see exact.py
+            with self.policy_lock:
+                pol = self.exact.get(pid)
+                if e in pol:
+                    pol.remove(e)
         nxt = int(a.e_next[e])
         if prev >= 0:
             a.e_next[prev] = nxt
