@@ -12,11 +12,14 @@ same code (memsim.client.cachebench: memsim's `Cache` and redis-py's `Redis` hav
    memsim's bucket array is allocated at start for max-keys and not in used_memory, so its
    share per key at this size is reported beside it.
 4. Hit ratios on redis-cli --lru-test's 80/20 workload (100,000 keys, cycles of 250 SETs and
-   250 GETs, one process), with maxmemory set so that about 22 % of the keys fit (ANCHORS §1),
+   250 GETs, one process), with maxmemory set so that 22 % of the keys fit (ANCHORS §1):
+   calibrated on each server by running the workload and scaling maxmemory until it holds
+   22,000 keys (the two count bytes differently, and Redis also counts its own startup
+   memory and client buffers, so equal bytes would not compare the policies),
    paced at the same request rate for every run (the LRU clock ticks once a second, so the
    rate changes sampled LRU's hit ratio; see cachebench.py): Redis allkeys-lru and
-   allkeys-lfu; memsim allkeys-lru and allkeys-lfu with the same number of keys fitting, and
-   allkeys-lru with Redis's maxmemory in bytes; memsim's exact-lru, SIEVE and S3-FIFO. Then a
+   allkeys-lfu; memsim allkeys-lru and allkeys-lfu, and allkeys-lru with Redis's maxmemory in
+   bytes (what the same setting buys); memsim's exact-lru, SIEVE and S3-FIFO. Then a
    Zipf(1.0) workload (90 % GETs, a GET miss is filled, 10 % of the keys fit) with Redis's
    allkeys-lru and memsim's allkeys-lru, SIEVE and S3-FIFO. Every hit-ratio run warms up
    (fills the cache) before its measured window.
@@ -101,6 +104,19 @@ def keys_held(client) -> int:
     return int(client.dbsize())
 
 
+def calibrate(kind: str, target: str, client, workload: str, want: int, guess: int, floor: int) -> int:
+    """maxmemory at which this server holds `want` keys of this workload (floor: its fixed memory)."""
+    m = guess
+    for _ in range(3):
+        hit_run(kind, target, workload, {"maxmemory-policy": "allkeys-lru", "maxmemory": str(m)}, 1.0, 8.0, 0.0)
+        held = keys_held(client)
+        if abs(held - want) <= want // 200:
+            break
+        m = floor + int((m - floor) * want / max(1, held))
+    client.config_set("maxmemory", 0)
+    return m
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=5.0, help="measured seconds per throughput figure")
@@ -139,14 +155,16 @@ def main() -> int:
         rc.flushall()
         mc.flushall()
         startup_r = int(rc.info("memory")["used_memory"])  # an empty Redis's own memory counts toward maxmemory
-        fit = int(KEYS * FIT)
-        max_r = startup_r + int(fit * bpk["redis"])
-        max_m = int(fit * bpk["memsim"])
-        zfit = int(KEYS * ZIPF_FIT)
-        zmax_r, zmax_m = startup_r + int(zfit * bpk["redis"]), int(zfit * bpk["memsim"])
+        fit, zfit = int(KEYS * FIT), int(KEYS * ZIPF_FIT)
+        rtarget = f"127.0.0.1:{rs.port}"
+        max_r = calibrate("redis", rtarget, rc, "hotset", fit, startup_r + int(fit * bpk["redis"]), startup_r)
+        max_m = calibrate("memsim", ms.target, mc, "hotset", fit, int(fit * bpk["memsim"]), 0)
+        zmax_r = calibrate("redis", rtarget, rc, "zipf", zfit, startup_r + int(zfit * bpk["redis"]), startup_r)
+        zmax_m = calibrate("memsim", ms.target, mc, "zipf", zfit, int(zfit * bpk["memsim"]), 0)
+        result["maxmemory"] = {"redis_startup": startup_r, "hotset": {"redis": max_r, "memsim": max_m},
+                               "zipf": {"redis": zmax_r, "memsim": zmax_m}}
         warm = args.warmup
         runs: dict[str, dict] = {}
-        rtarget = f"127.0.0.1:{rs.port}"
         plan = [
             ("hotset", "redis", "allkeys-lru", max_r), ("hotset", "redis", "allkeys-lfu", max_r),
             ("hotset", "memsim", "allkeys-lru", max_m), ("hotset", "memsim", "allkeys-lfu", max_m),

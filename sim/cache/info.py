@@ -35,6 +35,7 @@ from memsim.sim.cache.keyspace import (
     K_EXPIRED,
     K_HITS,
     K_MISSES,
+    K_READ_RETRIES,
     K_REJECTED,
     Keyspace,
 )
@@ -124,6 +125,7 @@ def _stats(ks: Keyspace, f: ServerFacts) -> str:
         ("evicted_keys", ks.evicted_keys()),
         ("keyspace_hits", ks.stat(K_HITS)),
         ("keyspace_misses", ks.stat(K_MISSES)),
+        ("keyspace_read_retries", ks.stat(K_READ_RETRIES)),  # lock-free GETs that fell back to the lock
         ("keyspace_lock_acquisitions", sum(s.acquisitions for s in locks)),
         ("keyspace_lock_contended", sum(s.contended for s in locks)),
         ("keyspace_lock_wait_ns", sum(s.wait_ns for s in locks)),

@@ -6,9 +6,13 @@ the bucket's chain and every entry on it. An operation takes one stripe lock, ne
 stripes cannot deadlock with each other. Free entries come from one shared stack under the
 `keyspace/entries` lock, moved in batches to a per-core list (the mcache pattern again: a new
 key takes that lock once per ENTRY_BATCH keys). Lock order: stripe -> entries -> mcentral ->
-mheap, never the other way round. (A pool per stripe would need no extra lock but caps a
-stripe at max_keys / STRIPES entries; an ordinary fill overflows one stripe long before the
-table is full.)
+mheap, never the other way round; `keyspace/policy` (exact.py) is a leaf taken inside a stripe.
+(A pool per stripe would need no extra lock but caps a stripe at max_keys / STRIPES entries;
+an ordinary fill overflows one stripe long before the table is full.)
+
+GET takes no lock at all when it can: each stripe's lock is a seqlock (SeqStripe), and a read
+that saw no writer come and go keeps its result. A lock pair is two fcntl calls, about a
+third of a GET's cost.
 
 An entry (arrays `e_*`, index e) holds: the key's hash, the key and the value as allocator
 objects (address and length; a zero-length value has no object), the expiry time in ms
@@ -27,6 +31,7 @@ recovery of a stripe whose holder died mid-update.
 from __future__ import annotations
 
 import hashlib
+import platform
 import random
 import re
 import time
@@ -42,7 +47,7 @@ from memsim.sim.cache.evict import LFU_INIT_VAL, LFU_POLICIES, lfu_minutes, lfu_
 from memsim.sim.cache.exact import FIRST_EXACT_ID, ExactPolicies, exact_specs, fingerprint
 from memsim.sim.cache.exact import PREFIX as EXACT_PREFIX
 from memsim.sim.errors import InvalidArgument, ResourceExhausted
-from memsim.sim.machine.locks import LockTable
+from memsim.sim.machine.locks import LockTable, SharedLock
 from memsim.sim.machine.shm import ArraySpec
 
 STRIPES = 64
@@ -52,8 +57,8 @@ MAX_VALUE_BYTES = 512 << 20
 
 # ks_core columns (per core): what this core added to used_memory and the key count (rows may be
 # negative, their sum is exact), and Redis's INFO stats counted by this core
-K_USED_BYTES, K_KEYS, K_HITS, K_MISSES, K_EXPIRED, K_COMMANDS, K_REJECTED = range(7)
-STAT_COLUMNS = (K_HITS, K_MISSES, K_EXPIRED, K_COMMANDS, K_REJECTED)  # what CONFIG RESETSTAT zeroes
+K_USED_BYTES, K_KEYS, K_HITS, K_MISSES, K_EXPIRED, K_COMMANDS, K_REJECTED, K_READ_RETRIES = range(8)
+STAT_COLUMNS = (K_HITS, K_MISSES, K_EXPIRED, K_COMMANDS, K_REJECTED, K_READ_RETRIES)  # CONFIG RESETSTAT zeroes these
 MAX_POLICIES = 16  # columns of ks_evicted: Redis's 8 policies, then memsim's (config.py names them)
 # ks_gauge: [G_PEAK] used_memory_peak; [G_EXACT] the exact policy laid out in the kspol_ arrays (-1: none)
 G_PEAK, G_EXACT = 0, 1
@@ -82,6 +87,7 @@ def keyspace_specs(max_keys: int, ncores: int) -> list[ArraySpec]:
         # per core: [0] next sample, [1] time of the last (ms), [2] commands then, [3:] ops/s samples
         ArraySpec("ks_inst", "int64", (ncores, 3 + INST_SAMPLES)),
         ArraySpec("ks_config", "int64", (16,)),  # see CONFIG_FIELDS
+        ArraySpec("ks_seq", "int64", (STRIPES,)),  # each stripe's seqcount (SeqStripe)
         *exact_specs(n),  # memsim's exact/modern policies over the entries (exact.py)
     ]
 
@@ -152,6 +158,7 @@ class KeyspaceArrays:
     ks_config: np.ndarray
     ks_gauge: np.ndarray
     ks_inst: np.ndarray
+    ks_seq: np.ndarray
     pol: dict[str, np.ndarray]  # the kspol_* arrays of exact.py
 
     @classmethod
@@ -177,6 +184,53 @@ class KeyspaceArrays:
         self.ks_config[CONFIG_FIELDS.index("policy")] = pid
 
 
+# Optimistic reads rely on x86-64's ordering (TSO: loads are not reordered with older loads,
+# stores not with older stores), as Linux's seqcount does with its barriers compiled away
+# there; Python has no portable fence, so elsewhere every read takes its stripe lock.
+OPTIMISTIC_READS = platform.machine() in ("x86_64", "AMD64")
+_RETRY = object()
+
+
+class SeqStripe:
+    """A stripe's lock plus its sequence count: Linux's seqlock_t (a lock and a seqcount).
+
+    Writers (anything under the stripe lock) make the count odd on the outermost acquire and
+    even again on the outermost release. A GET reads without the lock: it notes the count
+    (odd: a writer is inside, take the lock instead), walks the chain and copies the value,
+    and keeps the result only if the count is still the same; otherwise it takes the lock.
+    Every change to a chain, an entry on it or its value object happens under the stripe's
+    lock, and an entry or object is freed only by such a change, so an unchanged count means
+    nothing the reader looked at changed. What the reader saw in between may be garbage (a
+    freed entry, reused memory): it is bounded (chain steps, heap bounds) and thrown away."""
+
+    __slots__ = ("depth", "i", "lock", "seq")
+
+    def __init__(self, lock: SharedLock, seq: memoryview, i: int):
+        self.lock, self.seq, self.i = lock, seq, i
+        self.depth = 0
+
+    def __enter__(self) -> SeqStripe:
+        self.lock.acquire()
+        self.depth += 1
+        if self.depth == 1:
+            self.seq[self.i] += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.depth == 1:
+            self.seq[self.i] += 1
+        self.depth -= 1
+        self.lock.release()
+
+    @property
+    def held(self) -> bool:
+        return self.depth > 0
+
+    @property
+    def name(self) -> str:
+        return self.lock.name
+
+
 class Keyspace:
     """One core's handle on the shared keyspace. Like Heap: one per core process, one op at a time."""
 
@@ -184,7 +238,8 @@ class Keyspace:
         self.a = a
         self.heap = heap
         self.clock = clock
-        self.locks = [locks[f"keyspace/{s}"] for s in range(STRIPES)]
+        self.seq = memoryview(a.ks_seq)
+        self.locks = [SeqStripe(locks[f"keyspace/{s}"], self.seq, s) for s in range(STRIPES)]
         self.entries_lock = locks["keyspace/entries"]
         self.policy_lock = locks["keyspace/policy"]
         self.exact = ExactPolicies(a.pol, a.ks_free.shape[0])
@@ -373,10 +428,15 @@ class Keyspace:
     # -- internals (caller holds the stripe lock) ----------------------------------------
 
     def _find(self, bucket: int, h: int, key: bytes) -> tuple[int, int]:
-        """(entry, previous entry on the chain) for key, or (-1, -1)."""
+        """(entry, previous entry on the chain) for key, or (-1, -1). Also run without the lock by
+        optimistic reads, so a chain longer than the table (a cycle through reused entries) raises."""
         a = self.a
         prev, e = -1, int(a.ks_bucket[bucket])
+        steps = self.capacity
         while e >= 0:
+            steps -= 1
+            if steps < 0:
+                raise RuntimeError("chain longer than the table: changed under an optimistic read")
             if int(a.e_hash[e]) == h and int(a.e_klen[e]) == len(key) and \
                     self.heap.raw(int(a.e_key[e]), len(key)) == key:
                 return e, prev
@@ -459,9 +519,40 @@ class Keyspace:
 
     def get(self, key: bytes) -> bytes | None:
         h, bucket, stripe = self._locate(key)
+        if OPTIMISTIC_READS:
+            value = self._get_optimistic(key, stripe, bucket, h)
+            if value is not _RETRY:
+                return value
+            self.stats[K_READ_RETRIES] += 1
         with self.locks[stripe]:
             e = self._read(key, stripe, bucket, h)
             return self._value(e) if e >= 0 else None
+
+    def _get_optimistic(self, key: bytes, stripe: int, bucket: int, h: int) -> object:
+        """GET without the stripe lock (read_seqbegin / read_seqretry, see SeqStripe), or _RETRY.
+        An expired key is left to the locked path, which deletes it."""
+        seq = self.seq
+        start = seq[stripe]
+        if start & 1:
+            return _RETRY
+        try:
+            e, _ = self._find(bucket, h, key)
+            value = None
+            if e >= 0:
+                exp = int(self.a.e_expire[e])
+                if exp and exp <= self.clock():
+                    return _RETRY
+                value = self._value(e)
+        except Exception:  # noqa: BLE001 - garbage seen mid-change; the count check would reject it anyway
+            return _RETRY
+        if seq[stripe] != start:
+            return _RETRY
+        if e < 0:
+            self.stats[K_MISSES] += 1
+        else:
+            self.stats[K_HITS] += 1
+            self._touch(e)  # a racy store of the 24-bit field, as Redis's own is unlocked
+        return value
 
     def set(self, key: bytes, value: bytes, *, expire_at_ms: int = 0, nx: bool = False, xx: bool = False,
             keepttl: bool = False, get: bool = False) -> tuple[bool, bytes | None]:
