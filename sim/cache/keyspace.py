@@ -583,11 +583,8 @@ class Keyspace:
                 old = self._value(e)
             if (nx and e >= 0) or (xx and e < 0):
                 return False, old
-            if e >= 0:  # overwrite: a new value object, then drop the old one
-                new_val = self._store(bytes(value))
-                self._drop(int(a.e_val[e]), int(a.e_vlen[e]))
-                a.e_val[e] = new_val
-                a.e_vlen[e] = len(value)
+            if e >= 0:
+                self._replace_value(e, bytes(value))
                 if not keepttl:
                     a.e_expire[e] = expire_at_ms
                 self._touch(e)
@@ -684,8 +681,15 @@ class Keyspace:
         return self.heap.raw(int(self.a.e_val[e]), n) if n else b""
 
     def _replace_value(self, e: int, value: bytes) -> None:
-        """New value object first, old one dropped after: an OOM leaves the old value in place."""
+        """A value of the same length is written over the old one (the stripe's seqcount tells
+        lock-free readers); otherwise a new object first, the old one dropped after, so that an
+        OOM leaves the old value in place. Same length is the common case of a cache (fixed-size
+        records, counters), and skips a malloc and a free."""
         a = self.a
+        n = int(a.e_vlen[e])
+        if n and n == len(value):
+            self.heap.write(int(a.e_val[e]), 0, value)
+            return
         new_val = self._store(value)
         self._drop(int(a.e_val[e]), int(a.e_vlen[e]))
         a.e_val[e] = new_val
