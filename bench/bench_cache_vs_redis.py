@@ -107,10 +107,10 @@ def keys_held(client) -> int:
 def calibrate(kind: str, target: str, client, workload: str, want: int, guess: int, floor: int) -> int:
     """maxmemory at which this server holds `want` keys of this workload (floor: its fixed memory)."""
     m = guess
-    for _ in range(3):
+    for _ in range(6):
         hit_run(kind, target, workload, {"maxmemory-policy": "allkeys-lru", "maxmemory": str(m)}, 1.0, 8.0, 0.0)
         held = keys_held(client)
-        if abs(held - want) <= want // 200:
+        if abs(held - want) <= want // 500:
             break
         m = floor + int((m - floor) * want / max(1, held))
     client.config_set("maxmemory", 0)

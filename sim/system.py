@@ -26,10 +26,15 @@ from memsim.sim.alloc.sizeclasses import PAGE_SIZE
 from memsim.sim.cache.config import POLICY_IDS
 from memsim.sim.cache.eviction import Evictor
 from memsim.sim.cache.keyspace import CONFIG_FIELDS, Keyspace, KeyspaceArrays, keyspace_lock_names, keyspace_specs
-from memsim.sim.errors import InvalidArgument
+from memsim.sim.errors import FailedPrecondition, InvalidArgument
 from memsim.sim.machine.locks import LockTable, lock_specs, make_lock_file
 from memsim.sim.machine.memory import PhysicalMemory, frame_specs
 from memsim.sim.machine.shm import SharedBytes, SharedRegion, new_token, segment_name
+from memsim.sim.policies import POLICIES
+from memsim.sim.vm.frames import FramePool
+from memsim.sim.vm.layout import M_POLICY, M_SWAP_SLOTS, vm_lock_names, vm_specs
+from memsim.sim.vm.swap import make_swap_file
+from memsim.sim.vm.vm import VM
 
 MiB = 1 << 20
 
@@ -44,6 +49,21 @@ class MachineConfig:
     max_keys: int = 65536  # entries of the cache's keyspace (sim/cache/keyspace.py)
     maxmemory: int = 0  # the cache's limit in bytes at start (0 = none); CONFIG SET changes it later
     maxmemory_policy: str = "noeviction"  # any name of sim/cache/config.py's POLICY_IDS
+    vm_memory: int = 0  # the last vm_memory bytes of physical memory are virtual memory's frame pool
+    vm_policy: str = "twolist"  # page replacement over that pool: any sim/policies name (Linux: two lists)
+    swap_bytes: int | None = None  # the swap file's size (default: 4x vm_memory)
+    tlb_entries: int = 64  # per core (Skylake's L1 DTLB)
+    tlb_ways: int = 4
+
+    @property
+    def heap_bytes(self) -> int:
+        """What the allocator's heap gets: the memory below the VM's pool, in whole heap pages."""
+        return (self.memory_bytes - self.vm_memory) // PAGE_SIZE * PAGE_SIZE
+
+    @property
+    def swap_slots(self) -> int:
+        swap = 4 * self.vm_memory if self.swap_bytes is None else self.swap_bytes
+        return swap // self.frame_size
 
     def validate(self) -> None:
         fs = self.frame_size
@@ -61,10 +81,19 @@ class MachineConfig:
             raise InvalidArgument(f"max_keys {self.max_keys} must be between 64 and {1 << 26}")
         if self.maxmemory < 0:
             raise InvalidArgument(f"maxmemory {self.maxmemory} must be 0 (no limit) or a number of bytes")
+        if self.vm_memory < 0 or self.vm_memory % self.frame_size or self.vm_memory > self.memory_bytes - MiB:
+            raise InvalidArgument(f"vm_memory {self.vm_memory} must be whole frames of {self.frame_size} bytes and "
+                                  f"leave at least 1 MiB of the {self.memory_bytes} bytes to the heap")
+        if self.vm_policy not in POLICIES:
+            raise InvalidArgument(f"vm_policy {self.vm_policy!r} is not one of: {', '.join(sorted(POLICIES))}")
+        if self.swap_bytes is not None and (self.swap_bytes < 0 or self.swap_bytes > 64 << 30):
+            raise InvalidArgument(f"swap_bytes {self.swap_bytes} must be between 0 and 64 GiB")
+        if not (1 <= self.tlb_ways <= self.tlb_entries <= 65536 and self.tlb_entries % self.tlb_ways == 0):
+            raise InvalidArgument(f"a TLB of {self.tlb_entries} entries cannot be {self.tlb_ways}-way")
         if self.maxmemory_policy not in POLICY_IDS:
             raise InvalidArgument(f"maxmemory-policy {self.maxmemory_policy!r} is not one of: {', '.join(POLICY_IDS)}")
 
-    def as_dict(self) -> dict[str, int | bool | str]:
+    def as_dict(self) -> dict[str, int | bool | str | None]:
         return asdict(self)
 
 
@@ -75,10 +104,13 @@ class Machine:
         self.token = new_token()
         self.creator_pid = os.getpid()
         names, alias = lock_names(config.global_lock)
-        names = names + keyspace_lock_names()
+        names = names + keyspace_lock_names() + vm_lock_names()
         self._lock_names, self._lock_alias = names, alias
+        self.pool_frames = config.vm_memory // config.frame_size
+        policy_specs = POLICIES[config.vm_policy].array_specs(max(1, self.pool_frames))
         specs = (frame_specs(config.memory_bytes, config.frame_size) + lock_specs(len(names))
-                 + heap_specs(config.memory_bytes, config.cores) + keyspace_specs(config.max_keys, config.cores))
+                 + heap_specs(config.heap_bytes, config.cores) + keyspace_specs(config.max_keys, config.cores)
+                 + vm_specs(max(1, self.pool_frames), config.swap_slots, config.cores, policy_specs))
         self.phys = SharedBytes(segment_name(self.token, "phys"), config.memory_bytes)
         try:
             self.meta = SharedRegion.create(segment_name(self.token, "meta"), specs)
@@ -95,8 +127,38 @@ class Machine:
         self.ks_arrays.initialise()
         self.ks_arrays.ks_config[CONFIG_FIELDS.index("maxmemory")] = config.maxmemory
         self.ks_arrays.boot_policy(POLICY_IDS[config.maxmemory_policy])
+        self.swap_fd = make_swap_file(config.swap_slots, config.frame_size) if self.pool_frames else -1
+        self._boot_vm()
         self._views: list[Heap] = []
         self._destroyed = False
+
+    def _boot_vm(self) -> None:
+        """The VM's pool (the frames above the heap), its swap and its replacement policy, empty."""
+        a = self.meta.arrays
+        cfg = self.config
+        FramePool.initialise(a["vm_free"], a["vm_meta"], cfg.memory_bytes // cfg.frame_size - self.pool_frames,
+                             self.pool_frames)
+        if not self.pool_frames:
+            a["vm_free"][:] = 0
+        a["vm_meta"][M_SWAP_SLOTS] = cfg.swap_slots if self.pool_frames else 0
+        a["vm_meta"][M_POLICY] = sorted(POLICIES).index(cfg.vm_policy)
+        a["vm_rmap_space"][:] = -1
+        a["vm_rmap_vpn"][:] = -1
+        a["vm_frame_swap"][:] = -1
+        a["sd_anchor"][:] = -1
+        a["sd_space"][:] = -1
+        a["sd_next"][:] = -1
+        cls = POLICIES[cfg.vm_policy]
+        n = max(1, self.pool_frames)
+        cls(n, slots=n, arrays={s.name: a["vm" + s.name] for s in cls.array_specs(n)}, init=True)
+
+    def vm(self, core: int) -> VM:
+        """Virtual memory as `core` sees it (call in the core's own process)."""
+        if not self.pool_frames:
+            raise FailedPrecondition("this machine has no virtual memory: start it with vm_memory > 0 "
+                                     "(memsim serve --vm-memory 16MiB)")
+        return VM(self.meta.arrays, self.memory, self.locks(core + 1), self.swap_fd, core,
+                  tlb_entries=self.config.tlb_entries, tlb_ways=self.config.tlb_ways)
 
     @classmethod
     def create(cls, config: MachineConfig | None = None) -> Machine:
@@ -114,9 +176,9 @@ class Machine:
         """The heap as `core` sees it. Call in the core's own process, once."""
         if not 0 <= core < self.config.cores:
             raise InvalidArgument(f"core {core} does not exist (the machine has {self.config.cores})")
-        source = FlatPhysicalSource(self.memory)
+        source = FlatPhysicalSource(self.memory, self.config.heap_bytes)
         h = Heap(core, self.arrays, source, self.locks(core + 1), self.phys.data,
-                 self.config.memory_bytes // PAGE_SIZE, per_core_caches=self.config.per_core_caches)
+                 self.config.heap_bytes // PAGE_SIZE, per_core_caches=self.config.per_core_caches)
         self._views.append(h)
         return h
 
@@ -130,9 +192,9 @@ class Machine:
     def supervisor_heap(self) -> Heap:
         """A view for the supervisor's own work (scavenging, recovery, stats): core 0's
         counters row is never written through it except by recovery bookkeeping."""
-        source = FlatPhysicalSource(self.memory)
+        source = FlatPhysicalSource(self.memory, self.config.heap_bytes)
         h = Heap(0, self.arrays, source, self.locks(0), self.phys.data,
-                 self.config.memory_bytes // PAGE_SIZE, per_core_caches=self.config.per_core_caches)
+                 self.config.heap_bytes // PAGE_SIZE, per_core_caches=self.config.per_core_caches)
         self._views.append(h)
         return h
 
@@ -152,6 +214,9 @@ class Machine:
                 seg.unlink()
         with contextlib.suppress(OSError):
             os.close(self.lock_fd)
+        if self.swap_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.swap_fd)
 
     def __enter__(self) -> Machine:
         return self

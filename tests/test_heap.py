@@ -457,7 +457,7 @@ def test_without_caches_every_alloc_and_free_takes_the_class_lock(machine):
 @pytest.mark.parametrize("machine", [{"global_lock": True}], indirect=True)
 def test_global_lock_is_the_only_lock(machine):
     snap = machine.locks(0).snapshot()
-    assert [s.name for s in snap if not s.name.startswith("keyspace/")] == ["global"]  # the allocator's
+    assert [s.name for s in snap if not s.name.startswith(("keyspace/", "vm/"))] == ["global"]  # the allocator's
     h = machine.heap(0)
     rs = [h.malloc(s) for s in (1, 64, 5000, 40000)]
     assert machine.locks(0).snapshot()[0].acquisitions > 0
@@ -471,7 +471,10 @@ def test_lock_table_names(machine):
     names = [s.name for s in machine.locks(0).snapshot()]
     assert names[0] == "mheap"
     assert names[1:len(T.classes) + 1] == [f"mcentral/{c.size}B" for c in T.classes]
-    assert names[len(T.classes) + 1:] == [f"keyspace/{s}" for s in range(64)] + ["keyspace/entries", "keyspace/policy"]
+    rest = names[len(T.classes) + 1:]
+    assert rest[:66] == [f"keyspace/{s}" for s in range(64)] + ["keyspace/entries", "keyspace/policy"]
+    assert rest[66:71] == ["vm/spaces", "vm/frames", "vm/lru", "vm/swap", "vm/ipt"]
+    assert all(n.startswith("vm/space/") for n in rest[71:])
     assert all(machine.locks(0).probe_free(i) for i in range(len(names)))
 
 

@@ -40,10 +40,10 @@ class PageSource(Protocol):
 class FlatPhysicalSource:
     """The heap arena mapped 1:1 onto physical frames."""
 
-    def __init__(self, mem: PhysicalMemory):
+    def __init__(self, mem: PhysicalMemory, limit: int | None = None):
         self.mem = mem
         self.base = ARENA_BASE
-        self.limit = mem.size
+        self.limit = mem.size if limit is None else limit  # the heap's share (virtual memory has the rest)
         self.granule = mem.frame_size
 
     def reserve(self, nbytes: int) -> int:

@@ -115,6 +115,28 @@ class SharedLock:
             row[LAST_OWNER] = self._owner_id
         self._t_acquired = time.perf_counter_ns()
 
+    def try_acquire(self) -> bool:
+        """Take the lock only if it is free now (or already ours); False at once otherwise.
+        For a caller that holds another lock of the same rank (Linux's trylock_page in reclaim)."""
+        if self._depth:
+            self._depth += 1
+            return True
+        try:
+            fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, self.index, os.SEEK_SET)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            self._row[CONTENDED] += 1
+            return False
+        self._depth = 1
+        row = self._row
+        row[ACQ] += 1
+        if row[LAST_OWNER] != self._owner_id:
+            row[OWNER_SWITCH] += 1
+            row[LAST_OWNER] = self._owner_id
+        self._t_acquired = time.perf_counter_ns()
+        return True
+
     def release(self) -> None:
         self._depth -= 1
         if self._depth:

@@ -1,0 +1,105 @@
+"""The hybrid table: segmentation plus paging (OSTEP ch. 20; the 80386's segments over pages).
+
+The top 2 bits of a virtual address pick one of four segments (0 code, 1 data and heap,
+2 anonymous maps, 3 stack, by convention). Each segment has a base (the first frame of its
+own linear page table) and a bound (how many pages that table covers, from the segment's
+start): a page past the bound has no entry, so a table only as long as the segment's highest
+mapped page is paid for, where a linear table pays for the whole space. The cost is the
+segment's unused middle: a heap mapped at the start of its segment and a little data near
+its end still need the whole stretch between.
+
+A segment's table grows when a region is mapped past its bound (a new run, the entries
+copied, the old run freed: realloc for page tables) and stays put otherwise. A walk is one
+read after the segment is picked: levels = 1.
+"""
+
+from __future__ import annotations
+
+from memsim.sim.vm.pagetable import PageTable, TableContext
+
+SEGMENTS = 4
+
+
+class HybridTable(PageTable):
+    kind = "hybrid"
+
+    def __init__(self, ctx: TableContext):
+        super().__init__(ctx)
+        self.bits = int(self.a["sp_bits"][self.sp])
+        self.page_shift = ctx.frame_size.bit_length() - 1
+        self.seg_shift = self.bits - 2 - self.page_shift  # vpn bits inside a segment
+        self.width = 4 if self.bits <= 32 else 8
+        self.table = ctx.words32 if self.width == 4 else ctx.words
+
+    @staticmethod
+    def create(ctx: TableContext) -> None:
+        ctx.a["sp_seg_base"][ctx.space] = -1
+        ctx.a["sp_seg_frames"][ctx.space] = 0
+        ctx.a["sp_seg_bound"][ctx.space] = 0
+
+    def _split(self, vpn: int) -> tuple[int, int]:
+        return vpn >> self.seg_shift, vpn & ((1 << self.seg_shift) - 1)
+
+    def _index(self, seg: int, off: int) -> int:
+        base = int(self.a["sp_seg_base"][self.sp, seg])
+        return base * self.ctx.frame_size // self.width + off
+
+    def walk(self, vpn: int) -> tuple[int, int]:
+        seg, off = self._split(vpn)
+        if off >= int(self.a["sp_seg_bound"][self.sp, seg]):
+            return 0, 1  # past the bound: no entry (the region check has refused it before)
+        return int(self.table[self._index(seg, off)]), 1
+
+    def prepare(self, lo: int, hi: int) -> None:
+        for seg in range(lo >> self.seg_shift, ((hi - 1) >> self.seg_shift) + 1):
+            seg_hi = min(hi - (seg << self.seg_shift), 1 << self.seg_shift)
+            self._grow(seg, seg_hi)
+
+    def _grow(self, seg: int, pages: int) -> None:
+        a, sp = self.a, self.sp
+        bound = int(a["sp_seg_bound"][sp, seg])
+        if pages <= bound:
+            return
+        frames = -(-pages * self.width // self.ctx.frame_size)
+        pool = self.ctx.pool
+        new = self.ctx.alloc(frames)
+        pool.zero(new, frames)
+        old, old_frames = int(a["sp_seg_base"][sp, seg]), int(a["sp_seg_frames"][sp, seg])
+        per = self.ctx.frame_size // self.width
+        if old >= 0 and bound:
+            self.table[new * per:new * per + bound] = self.table[old * per:old * per + bound]
+            pool.give(old, old_frames)
+        a["sp_seg_base"][sp, seg] = new
+        a["sp_seg_frames"][sp, seg] = frames
+        a["sp_seg_bound"][sp, seg] = frames * per  # the run's whole length is usable
+
+    def set(self, vpn: int, pte: int) -> None:
+        seg, off = self._split(vpn)
+        if off >= int(self.a["sp_seg_bound"][self.sp, seg]):
+            if pte == 0:
+                return
+            self._grow(seg, off + 1)
+        if self.width == 4:
+            pte &= 0xFFFFFFFF
+        self.table[self._index(seg, off)] = pte
+
+    def clear_range(self, lo: int, hi: int) -> None:
+        for vpn_seg in range(lo >> self.seg_shift, ((hi - 1) >> self.seg_shift) + 1):
+            bound = int(self.a["sp_seg_bound"][self.sp, vpn_seg])
+            s_lo = max(lo - (vpn_seg << self.seg_shift), 0)
+            s_hi = min(hi - (vpn_seg << self.seg_shift), bound)
+            if s_hi > s_lo:
+                i = self._index(vpn_seg, 0)
+                self.table[i + s_lo:i + s_hi] = 0
+
+    def table_frames(self) -> int:
+        return int(self.a["sp_seg_frames"][self.sp].sum())
+
+    def destroy(self) -> None:
+        a, sp = self.a, self.sp
+        for seg in range(SEGMENTS):
+            if int(a["sp_seg_base"][sp, seg]) >= 0 and int(a["sp_seg_frames"][sp, seg]):
+                self.ctx.pool.give(int(a["sp_seg_base"][sp, seg]), int(a["sp_seg_frames"][sp, seg]))
+        a["sp_seg_base"][sp] = -1
+        a["sp_seg_frames"][sp] = 0
+        a["sp_seg_bound"][sp] = 0

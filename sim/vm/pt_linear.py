@@ -1,0 +1,64 @@
+"""The linear page table: one array of PTEs for the whole address space, indexed by vpn.
+
+Allocated whole when the space is created, as one contiguous run of frames (the MMU's base
+register points at it): 2^(bits - page shift) entries of 4 bytes for spaces of 32 bits or
+fewer (i386 without PAE) and of 8 bytes above. That is the textbook cost, here paid in real
+frames: a 32-bit space with 4 KiB pages takes 2^20 x 4 B = 4 MiB, touched or not, so 100
+such spaces need 400 MiB of the pool. A walk is one read.
+"""
+
+from __future__ import annotations
+
+from memsim.sim.errors import InvalidArgument
+from memsim.sim.vm.pagetable import PageTable, TableContext
+
+MAX_TABLE_BYTES = 1 << 33
+
+
+def linear_geometry(bits: int, page_shift: int, frame_size: int) -> tuple[int, int, int]:
+    """(entries, bytes per entry, frames) of a linear table for a space of `bits` bits."""
+    entries = 1 << (bits - page_shift)
+    width = 4 if bits <= 32 else 8
+    frames = -(-entries * width // frame_size)
+    return entries, width, frames
+
+
+class LinearTable(PageTable):
+    kind = "linear"
+
+    def __init__(self, ctx: TableContext):
+        super().__init__(ctx)
+        bits = int(self.a["sp_bits"][self.sp])
+        self.entries, self.width, self.frames = linear_geometry(bits, ctx.frame_size.bit_length() - 1,
+                                                                ctx.frame_size)
+        self.base = int(self.a["sp_root"][self.sp])
+        self.table = ctx.words32 if self.width == 4 else ctx.words
+        self.first = self.base * ctx.frame_size // self.width  # index of entry 0 in the pool's words
+
+    @staticmethod
+    def create(ctx: TableContext, bits: int) -> None:
+        entries, width, frames = linear_geometry(bits, ctx.frame_size.bit_length() - 1, ctx.frame_size)
+        if entries * width > MAX_TABLE_BYTES:
+            raise InvalidArgument(
+                f"a linear table for a {bits}-bit space needs {entries * width} bytes; use a multilevel or "
+                f"inverted table for wide spaces")
+        base = ctx.self.ctx.alloc(frames)
+        ctx.pool.zero(base, frames)
+        ctx.a["sp_root"][ctx.space] = base
+
+    def walk(self, vpn: int) -> tuple[int, int]:
+        return int(self.table[self.first + vpn]), 1
+
+    def set(self, vpn: int, pte: int) -> None:
+        if self.width == 4 and pte >> 32:
+            pte &= 0xFFFFFFFF  # a 32-bit entry has no NX bit: execute permission is the region's
+        self.table[self.first + vpn] = pte
+
+    def clear_range(self, lo: int, hi: int) -> None:
+        self.table[self.first + lo:self.first + hi] = 0
+
+    def table_frames(self) -> int:
+        return self.frames
+
+    def destroy(self) -> None:
+        self.ctx.pool.give(self.base, self.frames)

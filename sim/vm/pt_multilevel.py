@@ -1,0 +1,146 @@
+"""The multi-level page table: x86-64's radix tree (default 4 levels of 9 bits over 4 KiB pages).
+
+A vpn is cut into `levels` indices of `level_bits` bits each (the top level takes what is
+left); each level is a table of 2^bits 8-byte entries in its own frame(s), and a present
+non-leaf entry holds the frame of the next level's table, as PML4 -> PUD -> PMD -> PT do.
+Only the tables on the path to a mapped page exist: a sparse space (a little code at the
+bottom, a stack at the top) costs one table per level per used stretch, a few KiB, where a
+linear table for the same 48 bits would need 512 GiB. A walk reads one entry per level and
+stops early at a missing table (levels = reads taken). When unmapping leaves a table with no
+entry it is freed and its parent's entry cleared (Linux's free_pgtables), so that the table's
+cost follows the mappings down as well as up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from memsim.sim.vm import pte as P
+from memsim.sim.vm.pagetable import PageTable, TableContext
+
+NONLEAF = P.P | P.RW | P.US
+
+
+def level_shifts(bits: int, page_shift: int, levels: int, level_bits: int) -> list[tuple[int, int]]:
+    """(shift, width) of each level's index in the vpn, top level first."""
+    vbits = bits - page_shift
+    widths = [level_bits] * levels
+    widths[0] = vbits - level_bits * (levels - 1)
+    out, shift = [], vbits
+    for w in widths:
+        shift -= w
+        out.append((shift, w))
+    return out
+
+
+class MultiLevelTable(PageTable):
+    kind = "multilevel"
+
+    def __init__(self, ctx: TableContext):
+        super().__init__(ctx)
+        a = self.a
+        self.page_shift = ctx.frame_size.bit_length() - 1
+        self.levels = int(a["sp_levels"][self.sp])
+        self.level_bits = int(a["sp_level_bits"][self.sp])
+        self.shifts = level_shifts(int(a["sp_bits"][self.sp]), self.page_shift, self.levels, self.level_bits)
+        self.words = ctx.words
+        self.per_frame = ctx.frame_size // 8
+        self.table_span = [max(1, -(-(1 << w) * 8 // ctx.frame_size)) for _, w in self.shifts]  # frames/table
+
+    @staticmethod
+    def create(ctx: TableContext, levels: int, level_bits: int) -> None:
+        top_w = None
+        a = ctx.a
+        page_shift = ctx.frame_size.bit_length() - 1
+        shifts = level_shifts(int(a["sp_bits"][ctx.space]), page_shift, levels, level_bits)
+        top_w = shifts[0][1]
+        n = max(1, -(-(1 << top_w) * 8 // ctx.frame_size))
+        root = ctx.alloc(n)
+        ctx.pool.zero(root, n)
+        a["sp_root"][ctx.space] = root
+        a["sp_stats"][ctx.space, 7] = n
+
+    def _entry(self, table: int, index: int) -> int:
+        return table * self.per_frame + index
+
+    def walk(self, vpn: int) -> tuple[int, int]:
+        table = int(self.a["sp_root"][self.sp])
+        words = self.words
+        base = self.ctx.pool.base
+        for depth, (shift, w) in enumerate(self.shifts):
+            e = int(words[table * self.per_frame + ((vpn >> shift) & ((1 << w) - 1))])
+            if depth == len(self.shifts) - 1:
+                return e, depth + 1
+            if not e & P.P:
+                return 0, depth + 1
+            table = P.frame_of(e) - base
+        raise AssertionError("unreachable")
+
+    def set(self, vpn: int, pte: int) -> None:
+        table = int(self.a["sp_root"][self.sp])
+        words = self.words
+        base = self.ctx.pool.base
+        last = len(self.shifts) - 1
+        for depth, (shift, w) in enumerate(self.shifts):
+            i = table * self.per_frame + ((vpn >> shift) & ((1 << w) - 1))
+            if depth == last:
+                words[i] = pte
+                return
+            e = int(words[i])
+            if not e & P.P:
+                if pte == 0:
+                    return  # clearing something never mapped
+                span = self.table_span[depth + 1]
+                child = self.ctx.alloc(span)
+                self.ctx.pool.zero(child, span)
+                self.a["sp_stats"][self.sp, 7] += span
+                e = ((base + child) << P.PFN_SHIFT) | NONLEAF
+                words[i] = e
+            table = P.frame_of(e) - base
+
+    def clear_range(self, lo: int, hi: int) -> None:
+        self._clear(int(self.a["sp_root"][self.sp]), 0, 0, lo, hi)
+
+    def _clear(self, table: int, depth: int, prefix: int, lo: int, hi: int) -> bool:
+        """Clear vpns lo..hi-1 under this table; True if the table is now empty."""
+        shift, w = self.shifts[depth]
+        n = 1 << w
+        words = self.words
+        first = table * self.per_frame
+        span = 1 << shift  # vpns per entry at this level
+        i_lo = max(0, (lo - prefix) // span)
+        i_hi = min(n, -(-(hi - prefix) // span))
+        base = self.ctx.pool.base
+        for i in range(i_lo, i_hi):
+            e = int(words[first + i])
+            if not e:
+                continue
+            if depth == len(self.shifts) - 1:
+                words[first + i] = 0
+                continue
+            child_prefix = prefix + i * span
+            child = P.frame_of(e) - base
+            if self._clear(child, depth + 1, child_prefix, max(lo, child_prefix), min(hi, child_prefix + span)):
+                frames = self.table_span[depth + 1]
+                self.ctx.pool.give(child, frames)
+                self.a["sp_stats"][self.sp, 7] -= frames
+                words[first + i] = 0
+        return not np.any(words[first:first + n])
+
+    def table_frames(self) -> int:
+        return int(self.a["sp_stats"][self.sp, 7])
+
+    def destroy(self) -> None:
+        root = int(self.a["sp_root"][self.sp])
+        self._free_all(root, 0)
+        self.a["sp_stats"][self.sp, 7] = 0
+
+    def _free_all(self, table: int, depth: int) -> None:
+        if depth < len(self.shifts) - 1:
+            _, w = self.shifts[depth]
+            first = table * self.per_frame
+            entries = self.words[first:first + (1 << w)]
+            base = self.ctx.pool.base
+            for e in entries[entries != 0].tolist():
+                self._free_all(P.frame_of(int(e)) - base, depth + 1)
+        self.ctx.pool.give(table, self.table_span[depth])
