@@ -9,7 +9,7 @@ why such machines lean on their TLB.
 
 The table lives in pool frames, laid out once for the whole machine the first time a space
 asks for it: anchors (int32, a power of two >= frames), then per entry its key (space << 52 |
-vpn, int64), its flags (the PTE without its frame number, int64) and its chain link (int32).
+vpn, int64), its flags (the PTE without its frame number, uint64) and its chain link (int32).
 Chains are shared by all spaces, so the table has its own lock, `vm/ipt`, taken inside the
 caller's space lock (a leaf).
 
@@ -67,7 +67,7 @@ class InvertedTable(PageTable):
         off = start + self.anchors * 4
         off += (-off) % 8
         self.keys = mem[off:off + n * 8].view(np.int64)
-        self.flags = mem[off + n * 8:off + n * 16].view(np.int64)
+        self.flags = mem[off + n * 8:off + n * 16].view(np.uint64)  # NX is bit 63
         self.next = mem[off + n * 16:off + n * 20].view(np.int32)
         self.base = ctx.pool.base
         self.sd_anchor, self.sd_space, self.sd_vpn, self.sd_next = (

@@ -9,7 +9,7 @@ such spaces need 400 MiB of the pool. A walk is one read.
 
 from __future__ import annotations
 
-from memsim.sim.errors import InvalidArgument
+from memsim.sim.errors import InvalidArgument, ResourceExhausted
 from memsim.sim.vm.pagetable import PageTable, TableContext
 
 MAX_TABLE_BYTES = 1 << 33
@@ -42,7 +42,11 @@ class LinearTable(PageTable):
             raise InvalidArgument(
                 f"a linear table for a {bits}-bit space needs {entries * width} bytes; use a multilevel or "
                 f"inverted table for wide spaces")
-        base = ctx.self.ctx.alloc(frames)
+        if frames > ctx.pool.nframes:
+            raise ResourceExhausted(
+                f"a linear table for a {bits}-bit space is {entries * width} bytes ({frames} frames), more than the "
+                f"VM's whole pool of {ctx.pool.nframes} frames: give the machine more VM memory or use fewer bits")
+        base = ctx.alloc(frames)
         ctx.pool.zero(base, frames)
         ctx.a["sp_root"][ctx.space] = base
 

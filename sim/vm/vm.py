@@ -237,15 +237,16 @@ class VM:
     def _find_gap(self, sp: int, size: int, kind: str) -> int:
         bits = int(self.a["sp_bits"][sp])
         regs = self.regions(sp)
+        margin = self.fs * (16 if bits > 24 else 1)  # page 0 (and a little more) stays unmapped: NULL faults
         if int(self.a["sp_kind"][sp]) == 1:  # hybrid: each kind has its segment
             seg = HYBRID_SEGMENT[kind]
             lo_lim, hi_lim = seg << (bits - 2), (seg + 1) << (bits - 2)
-            lo_lim = max(lo_lim, self.fs * 16 if seg == 0 else lo_lim)
+            lo_lim = max(lo_lim, margin if seg == 0 else lo_lim)
         else:
-            lo_lim, hi_lim = self.fs * 16, 1 << bits
+            lo_lim, hi_lim = margin, 1 << bits
         taken = sorted((lo, hi) for lo, hi, *_ in regs if hi > lo_lim and lo < hi_lim)
         if kind in ("stack", "guard"):  # top down, as stacks grow
-            top = hi_lim - self.fs * 16
+            top = hi_lim - margin
             for lo, hi in reversed(taken):
                 if hi <= top - size:
                     break
@@ -399,6 +400,7 @@ class VM:
     def reclaim_one(self) -> bool:
         """Evict one page chosen by the policy; True if a frame was freed."""
         a = self.a
+        swap_full = False
         for _ in range(RECLAIM_TRIES):
             with self.lru_lock:
                 if not len(self.policy):
@@ -424,25 +426,38 @@ class VM:
                 e, _ = t.walk(vpn)
                 if not e & P.P or P.frame_of(e) != self.pool.base + f:
                     continue
+                slot = int(a["vm_frame_swap"][f])
+                if slot < 0 and e & P.D:
+                    try:
+                        slot = self.swap.take()
+                    except ResourceExhausted:
+                        # Swap is full: this page cannot go; a clean one still could (the next candidates).
+                        with self.lru_lock:
+                            if f not in self.policy:
+                                self.policy.insert(f)
+                        swap_full = True
+                        continue
                 with self.lru_lock:
                     if f in self.policy:
                         self.policy.remove(f)
-                self._swap_out(owner, vpn, f, e, t)
+                self._swap_out(owner, vpn, f, e, t, slot)
                 return True
             finally:
                 lock.release()
+        if swap_full:
+            raise ResourceExhausted(f"out of memory: every frame of the VM's pool is in use and swap is full "
+                                    f"({self.swap.slots} slots of {self.fs} bytes)")
         return False
 
-    def _swap_out(self, sp: int, vpn: int, f: int, e: int, t: PageTable) -> None:
+    def _swap_out(self, sp: int, vpn: int, f: int, e: int, t: PageTable, slot: int) -> None:
+        """Unmap the page in frame f: to swap slot `slot` (written only if the page is dirty), or,
+        for a never-written zero page (slot -1), nowhere: its next touch zero-fills again."""
         a = self.a
-        slot = int(a["vm_frame_swap"][f])
         dirty = bool(e & P.D)
-        if slot < 0 and not dirty:
-            t.set(vpn, 0)  # a zero page never written: drop it, the next touch zero-fills again
+        if slot < 0:
+            t.set(vpn, 0)
         else:
-            if slot < 0:
-                slot = self.swap.take()
-            if dirty or int(a["vm_frame_swap"][f]) < 0:
+            if dirty:
                 self.swap.write(slot, self.pool.view(f))
                 self.stat[S["pswpout"]] += 1
                 self.stat[S["bytes_swapped_out"]] += self.fs
@@ -471,8 +486,8 @@ class VM:
         if not prot & need:
             self.stat[S["protection_faults"]] += 1
             if kind == "guard":
-                raise FailedPrecondition(f"segmentation fault: {addr:#x} is the guard page below {name[:-6] or 'the'} "
-                                         f"stack of space {sp} (stack overflow)")
+                raise FailedPrecondition(f"segmentation fault: {addr:#x} is in the guard page below the stack "
+                                         f"'{name.removesuffix(' guard')}' of space {sp} (a stack overflow)")
             raise FailedPrecondition(f"protection fault: {'write to' if write else 'read of'} {addr:#x} in region "
                                      f"{name} ({prot_text(prot)}) of space {sp}")
         a = self.a
@@ -557,6 +572,7 @@ class VM:
         bits = int(self.a["sp_bits"][sp])
         n = length if data is None else len(data)
         if n < 0 or addr < 0 or addr + n > 1 << bits:
+            self.stat[S["segfaults"]] += 1
             raise OutOfRange(f"segmentation fault: {addr:#x}+{n} is outside space {sp}'s {bits}-bit addresses")
         out = bytearray()
         with self.space_locks[sp]:
@@ -588,6 +604,7 @@ class VM:
         self._check_space(sp)
         bits = int(self.a["sp_bits"][sp])
         if not 0 <= addr < 1 << bits:
+            self.stat[S["segfaults"]] += 1
             raise OutOfRange(f"segmentation fault: {addr:#x} is outside space {sp}'s {bits}-bit addresses")
         with self.space_locks[sp]:
             _, info = self._translate(sp, addr, write)
