@@ -14,8 +14,10 @@ from memsim.client.errors import (
     InvalidArgument,
     MemsimError,
     NotFound,
+    OutOfMemoryError,
     OutOfRange,
     ResourceExhausted,
+    ResponseError,
     Unavailable,
 )
 from memsim.client.sync import Client
@@ -38,9 +40,11 @@ __all__ = [
     "MemsimError",
     "NotFound",
     "OpResult",
+    "OutOfMemoryError",
     "OutOfRange",
     "Pipeline",
     "Ref",
     "ResourceExhausted",
+    "ResponseError",
     "Unavailable",
 ]

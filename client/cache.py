@@ -31,11 +31,19 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import urlparse
 
 import grpc
 import msgpack
 
-from memsim.client.errors import DeadlineExceeded, InvalidArgument, MemsimError, from_code, from_rpc_error
+from memsim.client.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    MemsimError,
+    Unavailable,
+    from_code,
+    from_rpc_error,
+)
 from memsim.client.sync import DEFAULT_TIMEOUT, Stream, channel_options, core_target
 from memsim.v1 import cache_pb2 as pb
 from memsim.v1 import cache_pb2_grpc
@@ -108,6 +116,30 @@ def _info_value(v: str) -> Any:
     return v
 
 
+def _as_redis_py(r: Any, decode: bool) -> Any:
+    """Replies without a callback as redis-py gives them: status strings as bytes (or str when
+    decoding), arrays as lists."""
+    if isinstance(r, str):
+        return r if decode else r.encode()
+    if isinstance(r, bytes):
+        return r.decode("utf-8") if decode else r
+    if isinstance(r, list):
+        return [_as_redis_py(x, decode) for x in r]
+    return r
+
+
+def _set_reply(r: Any) -> Any:
+    return True if r == "OK" else r
+
+
+# redis-py applies these by command name, also to execute_command (its RESPONSE_CALLBACKS)
+CALLBACKS: dict[str, Callable[[Any], Any]] = {
+    "SET": _set_reply, "MSET": _ok, "FLUSHALL": _ok, "FLUSHDB": _ok, "PING": lambda r: r == "PONG",
+    "EXPIRE": _bool, "PEXPIRE": _bool, "EXPIREAT": _bool, "PEXPIREAT": _bool, "PERSIST": _bool,
+    "TIME": lambda r: (int(r[0]), int(r[1])), "INFO": lambda r: parse_info(r),
+}
+
+
 def _pairs(r: list) -> dict:
     return {r[i].decode() if isinstance(r[i], bytes) else r[i]: r[i + 1].decode() if isinstance(r[i + 1], bytes)
             else r[i + 1] for i in range(0, len(r), 2)}
@@ -123,6 +155,18 @@ class CacheCommands:
 
     def execute_command(self, *args: Any, callback: Callback = None) -> Any:
         raise NotImplementedError
+
+    def _finish(self, args: tuple[Any, ...], callback: Callback) -> Callable[[Any], Any]:
+        """The reply's callback: the method's own, else redis-py's for that command name, else
+        redis-py's plain conversion."""
+        if callback is not None:
+            return callback
+        name = args[0].upper() if isinstance(args[0], str) else bytes(args[0]).decode("ascii", "replace").upper()
+        by_name = CALLBACKS.get(name)
+        if by_name is not None:
+            return by_name
+        decode = self.decode_responses
+        return lambda r: _as_redis_py(r, decode)
 
     # values through the codec
     def _val(self, value: Any) -> bytes:
@@ -255,8 +299,15 @@ class CacheCommands:
     def type(self, name: Any) -> Any:
         return self.execute_command("TYPE", name)
 
+    def keys(self, pattern: Any = "*") -> Any:
+        """KEYS: every matching key at once (slow on a big keyspace, as in Redis: prefer scan_iter)."""
+        return self.execute_command("KEYS", pattern, callback=lambda r: [self._key(k) for k in r])
+
+    def time(self) -> Any:
+        return self.execute_command("TIME")
+
     def dbsize(self) -> Any:
-        return self.execute_command("DBSIZE")
+        return self.execute_command("DBSIZE", callback=int)
 
     def flushall(self, asynchronous: bool = False) -> Any:
         return self.execute_command("FLUSHALL", *(["ASYNC"] if asynchronous else []), callback=_ok)
@@ -312,27 +363,55 @@ def to_batch(commands: list[tuple[tuple[Any, ...], Callback]], seq: int) -> pb.C
 
 
 def decode_batch(commands: list[tuple[tuple[Any, ...], Callback]], reply: pb.ReplyBatch) -> list[Any]:
-    """Each command's reply through its callback; a failed command's slot holds its exception."""
+    """Each command's reply through its callback; a failed command's slot holds its exception,
+    which says which command it was, as redis-py's does."""
     raw = msgpack.unpackb(reply.replies, raw=False)
-    failed = {e.index: from_code(e.code, e.message) for e in reply.errors}
+    failed = {e.index: (e.code, e.message) for e in reply.errors}
     out: list[Any] = []
-    for i, ((_, cb), r) in enumerate(zip(commands, raw, strict=True)):
+    for i, ((args, cb), r) in enumerate(zip(commands, raw, strict=True)):
         if i in failed:
-            out.append(failed[i])
+            code, message = failed[i]
+            shown = " ".join(a.decode("utf-8", "replace") if isinstance(a, bytes) else str(a) for a in args)[:120]
+            out.append(from_code(code, f"Command # {i + 1} ({shown}) of pipeline caused error: {message}"))
         else:
             out.append(cb(r) if cb is not None else r)
     return out
 
 
-class Cache(CacheCommands):
-    """A connection to a memsim server's cache (any core, or `core=N` for that core's own port)."""
+def resolve_target(host: str, port: int, db: int, target: str | None) -> str:
+    """redis-py's (host, port, db) or memsim's "host:port" (as the first argument, or target=)."""
+    if db != 0:
+        raise InvalidArgument(f"db {db}: the machine's cache has one database, db 0")
+    if target is not None:
+        return target
+    if ":" in host and not host.startswith("["):
+        return host  # Cache("127.0.0.1:50051")
+    return f"{host}:{port}"
 
-    def __init__(self, target: str | None = None, *, host: str = "127.0.0.1", port: int = 50051,
-                 core: int | None = None, timeout: float = DEFAULT_TIMEOUT, decode_responses: bool = False,
-                 codec: str | None = None):
+
+def parse_url(url: str) -> dict[str, Any]:
+    """redis://host:port/0 or memsim://host:port: redis-py's from_url, for the parts that apply."""
+    u = urlparse(url)
+    if u.scheme not in ("redis", "memsim"):
+        raise InvalidArgument(f"url {url!r}: the schemes are redis:// and memsim://")
+    db = int(u.path.lstrip("/") or 0)
+    return {"host": u.hostname or "127.0.0.1", "port": u.port or 50051, "db": db}
+
+
+class Cache(CacheCommands):
+    """A connection to a memsim server's cache (any core, or `core=N` for that core's own port).
+
+    Takes redis-py's (host, port, db=0, socket_timeout=...) or one "host:port" string."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 50051, db: int = 0, password: str | None = None,
+                 socket_timeout: float | None = None, *, target: str | None = None, core: int | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, decode_responses: bool = False, codec: str | None = None,
+                 **_ignored: Any):
         if codec not in (None, "msgpack"):
             raise InvalidArgument(f"codec {codec!r}: the choices are None (bytes) and 'msgpack'")
-        self.target = core_target(target or f"{host}:{port}", core)
+        if socket_timeout is not None:
+            timeout = socket_timeout
+        self.target = core_target(resolve_target(host, port, db, target), core)
         self.core = core
         self.timeout = timeout
         self.decode_responses = decode_responses
@@ -343,11 +422,18 @@ class Cache(CacheCommands):
         self._stream_lock = threading.Lock()
         self._seq = 0
 
+    @classmethod
+    def from_url(cls, url: str, **kw: Any) -> Cache:
+        return cls(**parse_url(url), **kw)
+
     def close(self) -> None:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
         self._channel.close()
+        self._closed = True
+
+    _closed = False
 
     def __enter__(self) -> Cache:
         return self
@@ -362,13 +448,14 @@ class Cache(CacheCommands):
             raise DeadlineExceeded(f"server at {self.target} not ready within {timeout} s") from None
 
     def execute_command(self, *args: Any, callback: Callback = None) -> Any:
+        if self._closed:
+            raise Unavailable(f"this Cache ({self.target}) was closed")
         req = pb.CommandRequest(args=[a if isinstance(a, bytes) else encode(a) for a in args])
         try:
             reply = self._stub.Command(req, timeout=self.timeout)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
-        r = msgpack.unpackb(reply.reply, raw=False)
-        return callback(r) if callback is not None else r
+        return self._finish(args, callback)(msgpack.unpackb(reply.reply, raw=False))
 
     def pipeline(self, transaction: bool = False) -> Pipeline:
         """Commands queued and sent in one stream message per 10,000 at execute().
@@ -411,7 +498,7 @@ class Pipeline(CacheCommands):
         self.commands: list[tuple[tuple[Any, ...], Callback]] = []
 
     def execute_command(self, *args: Any, callback: Callback = None) -> Pipeline:
-        self.commands.append((args, callback))
+        self.commands.append((args, self._finish(args, callback)))
         return self
 
     def __len__(self) -> int:

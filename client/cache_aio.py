@@ -19,7 +19,16 @@ from typing import Any
 import grpc
 import msgpack
 
-from memsim.client.cache import MAX_PIPELINE, CacheCommands, Callback, decode_batch, encode, to_batch
+from memsim.client.cache import (
+    MAX_PIPELINE,
+    CacheCommands,
+    Callback,
+    decode_batch,
+    encode,
+    parse_url,
+    resolve_target,
+    to_batch,
+)
 from memsim.client.errors import DeadlineExceeded, InvalidArgument, MemsimError, Unavailable, from_rpc_error
 from memsim.client.sync import DEFAULT_TIMEOUT, channel_options, core_target
 from memsim.v1 import cache_pb2 as pb
@@ -29,12 +38,15 @@ from memsim.v1 import cache_pb2_grpc
 class AsyncCache(CacheCommands):
     """The asyncio twin of `Cache`: same methods, awaited."""
 
-    def __init__(self, target: str | None = None, *, host: str = "127.0.0.1", port: int = 50051,
-                 core: int | None = None, timeout: float = DEFAULT_TIMEOUT, decode_responses: bool = False,
-                 codec: str | None = None):
+    def __init__(self, host: str = "127.0.0.1", port: int = 50051, db: int = 0, password: str | None = None,
+                 socket_timeout: float | None = None, *, target: str | None = None, core: int | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, decode_responses: bool = False, codec: str | None = None,
+                 **_ignored: Any):
         if codec not in (None, "msgpack"):
             raise InvalidArgument(f"codec {codec!r}: the choices are None (bytes) and 'msgpack'")
-        self.target = core_target(target or f"{host}:{port}", core)
+        if socket_timeout is not None:
+            timeout = socket_timeout
+        self.target = core_target(resolve_target(host, port, db, target), core)
         self.timeout = timeout
         self.decode_responses = decode_responses
         self.codec = codec
@@ -43,6 +55,10 @@ class AsyncCache(CacheCommands):
         self._stream = None
         self._stream_lock = asyncio.Lock()
         self._seq = 0
+
+    @classmethod
+    def from_url(cls, url: str, **kw: Any) -> AsyncCache:
+        return cls(**parse_url(url), **kw)
 
     async def close(self) -> None:
         if self._stream is not None:
@@ -71,8 +87,7 @@ class AsyncCache(CacheCommands):
             reply = await self._stub.Command(req, timeout=self.timeout)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
-        r = msgpack.unpackb(reply.reply, raw=False)
-        return callback(r) if callback is not None else r
+        return self._finish(args, callback)(msgpack.unpackb(reply.reply, raw=False))
 
     def pipeline(self, transaction: bool = False) -> AsyncPipeline:
         if transaction:
@@ -130,7 +145,7 @@ class AsyncPipeline(CacheCommands):
         self.commands: list[tuple[tuple[Any, ...], Callback]] = []
 
     def execute_command(self, *args: Any, callback: Callback = None) -> AsyncPipeline:
-        self.commands.append((args, callback))
+        self.commands.append((args, self._finish(args, callback)))
         return self
 
     def __len__(self) -> int:

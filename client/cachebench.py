@@ -287,8 +287,16 @@ INFO_FIELDS = ("keyspace_hits", "keyspace_misses", "evicted_keys", "expired_keys
 def _server_info(load: CacheLoad) -> dict[str, int]:
     c = make_client(load, 0, 1)
     try:
-        info = c.info()
-        return {k: int(info.get(k, 0)) for k in INFO_FIELDS}
+        info = c.info("all") if load.kind == "memsim" else c.info()
+        out = {k: int(info.get(k, 0)) for k in INFO_FIELDS}
+        out["dbsize"] = int(c.dbsize())
+        out["used_memory_peak"] = int(info.get("used_memory_peak", 0))
+        out["evictions_by_policy"] = {k.removeprefix("evicted_keys_"): int(v) for k, v in info.items()
+                                      if k.startswith("evicted_keys_") and int(v)}
+        cfg = c.config_get("maxmemory*")
+        out["config"] = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
+                         for k, v in cfg.items()}
+        return out
     finally:
         close = getattr(c, "close", None)
         if close:
@@ -377,16 +385,21 @@ def summarize(load: CacheLoad, got: list, before: dict, after: dict) -> dict:
         t.error_samples += tally["error_samples"]
     server = {k: after[k] - before[k] for k in INFO_FIELDS if k != "used_memory"}
     sh, sm = server["keyspace_hits"], server["keyspace_misses"]
+    samples = list(dict.fromkeys(t.error_samples))  # distinct messages
     return {
         "load": asdict(load),
         "ops": t.ops, "elapsed_s": round(elapsed, 3), "ops_per_s": round(t.ops / elapsed, 1),
         "gets": t.gets, "sets": t.sets, "hit_ratio": round(t.hits / t.gets, 4) if t.gets else None,
-        "errors": t.errors, "error_samples": t.error_samples[:5],
+        "errors": t.errors, "error_samples": samples[:5],
         "latency_us": {"p50": hist.get_value_at_percentile(50), "p99": hist.get_value_at_percentile(99),
                        "p99.9": hist.get_value_at_percentile(99.9), "max": hist.get_max_value(),
                        "per": "command" if load.pipeline == 1 else f"pipeline of {load.pipeline}"},
         "server": {**server, "hit_ratio": round(sh / (sh + sm), 4) if sh + sm else None,
-                   "used_memory": after["used_memory"]},
+                   "used_memory": after["used_memory"], "used_memory_peak": after["used_memory_peak"],
+                   "dbsize": after["dbsize"], "config": after["config"],
+                   "evictions_by_policy": {k: v - before["evictions_by_policy"].get(k, 0)
+                                           for k, v in after["evictions_by_policy"].items()
+                                           if v - before["evictions_by_policy"].get(k, 0)}},
     }
 
 
@@ -395,8 +408,11 @@ def print_report(r: dict) -> None:
     from rich.table import Table
 
     ld = r["load"]
+    reads = "250 SETs + 250 GETs a cycle" if ld["workload"] == "hotset" else f"read ratio {ld['read_ratio']}"
+    cfg = r["server"].get("config", {})
     title = (f"{ld['kind']} {ld['workload']}: {ld['processes']} processes, {ld['keys']:,} keys, "
-             f"pipeline {ld['pipeline']}, read ratio {ld['read_ratio']}, values {ld['value_size']} B")
+             f"pipeline {ld['pipeline']}, {reads}, values {ld['value_size']} B\n"
+             f"maxmemory {cfg.get('maxmemory', '?')}, policy {cfg.get('maxmemory-policy', '?')}")
     t = Table(title=title, show_header=True)
     t.add_column("figure")
     t.add_column("value", justify="right")

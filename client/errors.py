@@ -18,38 +18,48 @@ class MemsimError(Exception):
             self.code = code
 
 
-class InvalidArgument(MemsimError):
+class ResponseError(MemsimError):
+    """The server refused the call (redis-py's name for an error reply): every status below but
+    UNAVAILABLE, DEADLINE_EXCEEDED and INTERNAL. `except ResponseError` works as with redis-py."""
+
+
+class InvalidArgument(ResponseError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
 
-class NotFound(MemsimError):
+class NotFound(ResponseError):
     code = grpc.StatusCode.NOT_FOUND
 
 
-class FailedPrecondition(MemsimError):
+class FailedPrecondition(ResponseError):
     """Double free, invalid free."""
 
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
-class OutOfRange(MemsimError):
+class OutOfRange(ResponseError):
     """An access past an object, or outside the heap: the machine's segmentation fault."""
 
     code = grpc.StatusCode.OUT_OF_RANGE
 
 
-class ResourceExhausted(MemsimError):
+class ResourceExhausted(ResponseError):
     """Out of memory (the message names the limit), or the server's RPC limit."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-class Unavailable(MemsimError):
+class Unavailable(MemsimError, ConnectionError):
+    """No server there (or the client was closed); also a builtin ConnectionError, as redis-py's is."""
+
     code = grpc.StatusCode.UNAVAILABLE
 
 
-class DeadlineExceeded(MemsimError):
+class DeadlineExceeded(MemsimError, TimeoutError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+OutOfMemoryError = ResourceExhausted  # redis-py's name for the OOM error reply
 
 
 class Internal(MemsimError):

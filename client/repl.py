@@ -109,15 +109,24 @@ def quote(b: bytes) -> str:
     return "".join(out)
 
 
+def _raw(r: Any) -> Any:
+    return r  # the reply as the server sent it: the shell prints RESP's types, not redis-py's
+
+
+def raw_bytes(r: Any) -> bytes:
+    """--raw: bare values, one per line, bulk strings byte for byte (redis-cli's output to a pipe)."""
+    if r is None:
+        return b""
+    if isinstance(r, list):
+        return b"\n".join(raw_bytes(x) for x in r)
+    if isinstance(r, bytes):
+        return r
+    return str(r).encode()
+
+
 def format_reply(r: Any, raw: bool, indent: int = 0) -> str:
     if raw:
-        if r is None:
-            return ""
-        if isinstance(r, list):
-            return "\n".join(format_reply(x, True) for x in r)
-        if isinstance(r, bytes):
-            return r.decode("utf-8", "replace")
-        return str(r)
+        return raw_bytes(r).decode("utf-8", "replace")
     if r is None:
         return "(nil)"
     if isinstance(r, bool):
@@ -155,15 +164,22 @@ def run_line(cache: Any, line: str, raw: bool, out: TextIO) -> bool:
     if not args:
         return True
     try:
-        reply = cache.execute_command(*args)
+        reply = cache.execute_command(*args, callback=_raw)
     except MemsimError as e:
         msg = str(e)
         print(msg if raw else f"(error) {msg}", file=out)
         return False
-    text = format_reply(reply, raw)
-    if text or not raw:
-        print(text, file=out)
+    emit(reply, raw, out)
     return True
+
+
+def emit(reply: Any, raw: bool, out: TextIO) -> None:
+    if raw and out is sys.stdout:
+        out.flush()
+        sys.stdout.buffer.write(raw_bytes(reply) + b"\n")
+        sys.stdout.buffer.flush()
+    else:
+        print(format_reply(reply, raw), file=out)
 
 
 def repl(cache: Any, prompt: str, raw: bool) -> int:
@@ -188,9 +204,11 @@ def repl(cache: Any, prompt: str, raw: bool) -> int:
             if line.strip().lower() in ("quit", "exit"):
                 return 0
             if line.strip().lower() == "help":
-                print("Commands are Redis's: SET GET DEL EXISTS EXPIRE PEXPIRE TTL PTTL PERSIST MGET MSET INCR "
-                      "INCRBY DECR DECRBY APPEND STRLEN GETDEL DBSIZE FLUSHALL SCAN CONFIG GET|SET INFO "
-                      "OBJECT FREQ|IDLETIME PING. 'quit' leaves.")
+                try:
+                    names = cache.execute_command("COMMAND", callback=_raw)
+                    print("Commands: " + " ".join(n.decode().upper() for n in names) + ". 'quit' leaves.")
+                except MemsimError as e:
+                    print(f"(error) {e}")
                 continue
             run_line(cache, line, raw, sys.stdout)
     finally:
@@ -207,20 +225,20 @@ def main_cli(target: str, command: list[str], raw: bool | None, timeout: float) 
             raw = not sys.stdout.isatty()
         if command:  # like redis-cli: arguments are the command, taken as they are (no re-splitting)
             try:
-                reply = cache.execute_command(*[a.encode() for a in command])
+                reply = cache.execute_command(*[os.fsencode(a) for a in command], callback=_raw)
             except Unavailable as e:
                 print(f"Could not connect to memsim at {target}: {e}", file=sys.stderr)
                 return 1
             except MemsimError as e:
                 print(str(e) if raw else f"(error) {e}")
                 return 1
-            text = format_reply(reply, raw)
-            if text or not raw:
-                print(text)
+            emit(reply, raw, sys.stdout)
             return 0
         if not sys.stdin.isatty():
             ok = True
             for line in sys.stdin:
+                if line.strip().lower() in ("quit", "exit"):
+                    break
                 ok &= run_line(cache, line.rstrip("\n"), raw, sys.stdout)
             return 0 if ok else 1
         try:

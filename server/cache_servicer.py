@@ -7,6 +7,7 @@ A pipeline message takes it once for all its commands.
 serverCron (`CacheCron`), hz times a second on each core, under the core's mutex:
 - one instantaneous_ops_per_sec sample for this core (Redis: trackInstantaneousMetric);
 - used_memory_peak;
+- eviction down to maxmemory after CONFIG SET lowered it (bounded by tenacity per tick);
 - a slow active-expire cycle (sim/cache/expire.py). Redis gives its one thread's cycle 25 %
   of a CPU; here every core runs one, on a shared cursor, with that budget divided by the
   number of cores, so the machine as a whole spends what one Redis would.
@@ -134,6 +135,7 @@ class CacheCron:
         with self.core_lock:
             ks.sample_ops(int(time.time() * 1000))
             ks.used_memory_peak()
+            ks.shrink_to_limit()  # a lowered maxmemory is reached over a few ticks, as Redis's timer does
             active_expire_cycle(ks, effort=ks.config.expire_effort, hz=self.hz * self.cores)
 
     def _run(self) -> None:

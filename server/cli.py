@@ -139,7 +139,15 @@ def cmd_bench_cache(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"memsim bench cache: {e}", file=sys.stderr)
         return 2
-    return run_cache_bench(load, json_path=args.json, quiet=args.quiet)
+    from memsim.client import MemsimError
+
+    try:
+        return run_cache_bench(load, json_path=args.json, quiet=args.quiet)
+    except MemsimError as e:
+        print(f"memsim bench cache: {args.target}: {e.code.name}: {e}", file=sys.stderr)
+        if e.code.name == "UNAVAILABLE":
+            print("is a server running there? point at it with --target HOST:PORT", file=sys.stderr)
+        return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,10 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seconds", type=float, default=3.0)
     s.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser("cli", help="redis-cli for the cache: interactive, or one command from the arguments")
-    s.add_argument("--target", help="the server's HOST:PORT (default -h/-p: 127.0.0.1:50051)")
-    s.add_argument("-H", "--host", default="127.0.0.1")
-    s.add_argument("-p", "--port", type=int, default=50051)
+    s = sub.add_parser("cli", help="redis-cli for the cache: interactive, or one command from the arguments",
+                       add_help=False)  # -h is the host, as in redis-cli
+    s.add_argument("--help", action="help", help="show this help and exit")
+    s.add_argument("--target", help="the server's HOST:PORT (instead of -h and -p)")
+    s.add_argument("-h", "--host", default="127.0.0.1", help="server host (default 127.0.0.1)")
+    s.add_argument("-p", "--port", type=int, default=50051, help="server port (default 50051)")
     s.add_argument("--raw", action="store_true", help="bare replies (the default when stdout is not a terminal)")
     s.add_argument("--no-raw", action="store_true", help="typed replies even when stdout is not a terminal")
     s.add_argument("--timeout", type=float, default=10.0)
@@ -205,11 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = bsub.add_parser("cache", help="cache load (GET/SET) from many client processes, with latency and hit ratio")
     s.add_argument("--target", default="127.0.0.1:50051", help="the server's HOST:PORT (default 127.0.0.1:50051)")
-    s.add_argument("--processes", "-p", type=int, default=2)
-    s.add_argument("--seconds", "-t", type=float, default=10.0)
-    s.add_argument("--warmup", type=float, default=2.0, help="seconds of load before the measured window")
+    s.add_argument("--processes", "-p", type=int, default=2, help="client processes (default 2)")
+    s.add_argument("--seconds", "-t", type=float, default=10.0, help="measured seconds (default 10)")
+    s.add_argument("--warmup", type=float, default=2.0, help="seconds of load before the measured window (default 2)")
     s.add_argument("--workload", "-w", default="zipf", choices=["uniform", "zipf", "hotset", "scan", "loop"])
-    s.add_argument("--keys", "-k", type=int, default=10_000)
+    s.add_argument("--keys", "-k", type=int, default=10_000, help="distinct keys (default 10000)")
     s.add_argument("--alpha", type=float, default=1.0, help="Zipf exponent (zipf, scan)")
     s.add_argument("--read-ratio", "-r", type=float, default=0.9, help="fraction of GETs (not hotset)")
     s.add_argument("--value-size", "-d", default="32", help="N bytes, or A-B for uniform sizes (default 32)")

@@ -60,6 +60,19 @@ def test_one_command_from_the_arguments(server):
     assert info.startswith("# Memory") and "used_memory:" in info
 
 
+def test_host_and_port_flags_binary_values_and_nil_as_redis_cli(server):
+    host, port = server.target.rsplit(":", 1)
+    base = [sys.executable, "-m", "memsim.server", "cli", "-h", host, "-p", port]
+    assert subprocess.run([*base, "PING"], capture_output=True, text=True, timeout=60).stdout == "PONG\n"
+    subprocess.run([*base, "SET", "bin", os.fsdecode(b"\x01\x02\xff")], check=True, capture_output=True,
+                   timeout=60)
+    got = subprocess.run([*base, "GET", "bin"], capture_output=True, timeout=60).stdout
+    assert got == b"\x01\x02\xff\n"  # --raw (a pipe) writes the bytes as they are
+    assert subprocess.run([*base, "GET", "nope"], capture_output=True, timeout=60).stdout == b"\n"
+    out = cli(server, "--no-raw", stdin="SET q 1\nQUIT\nSET q 2\n")
+    assert out.stdout == "OK\n" and cli(server, "GET", "q").stdout == "1\n"
+
+
 def test_commands_from_stdin(server):
     out = cli(server, "--no-raw", stdin='SET a 1\nINCR a\nMGET a nope\nSET "spaced key" x\nGET "spaced key"\n')
     assert out.stdout.splitlines() == ["OK", "(integer) 2", '1) "2"', "2) (nil)", "OK", '"x"']

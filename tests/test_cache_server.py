@@ -49,8 +49,12 @@ def test_strings_as_redis_py_returns_them(r):
     assert r.mget(["m1", "m2"]) == [b"1", b"\x00\xff"]
     assert r.getdel("m1") == b"1" and r.getdel("m1") is None
     assert r.delete("m2", "s", "nope") == 2
-    assert r.dbsize() == 1 and r.type("a") == "string" and r.type("nope") == "none"
+    assert r.dbsize() == 1 and r.type("a") == b"string" and r.type("nope") == b"none"
     assert r.ping() is True and r.echo("hi") == b"hi"
+    assert r.execute_command("SET", "x", 1) is True and r.execute_command("GET", "x") == b"1"  # redis-py's callbacks
+    assert r.keys("*") and sorted(r.keys("[ax]")) == [b"a", b"x"]
+    sec, usec = r.time()
+    assert abs(sec - time.time()) < 5 and 0 <= usec < 1_000_000
 
 
 def test_expiry_commands(r):
@@ -273,3 +277,80 @@ def test_info_parse_matches_redis_py_shapes():
     text = "# Memory\r\nused_memory:100\r\nratio:1.5\r\nname:allkeys-lru\r\ndb0:keys=3,expires=1,avg_ttl=0\r\n"
     assert parse_info(text) == {"used_memory": 100, "ratio": 1.5, "name": "allkeys-lru",
                                 "db0": {"keys": 3, "expires": 1, "avg_ttl": 0}}
+
+
+def test_redis_py_constructors_and_exception_names(server):
+    from memsim.client import OutOfMemoryError, ResponseError
+
+    host, port = server.target.rsplit(":", 1)
+    for c in (Cache(host, int(port), db=0, socket_timeout=10), Cache(host=host, port=int(port)),
+              Cache.from_url(f"redis://{host}:{port}/0"), Cache(server.target)):
+        with c:
+            assert c.ping() is True
+    with pytest.raises(InvalidArgument, match="one database"):
+        Cache(host, int(port), db=3)
+    with Cache(server.target) as c:
+        c.set("text", "x")
+        with pytest.raises(ResponseError, match="not an integer"):
+            c.incr("text")
+        assert issubclass(OutOfMemoryError, ResponseError)
+        p = c.pipeline()
+        p.set("a", 1).incr("text")
+        with pytest.raises(ResponseError, match=r"Command # 2 \(INCRBY text 1\) of pipeline caused error"):
+            p.execute()
+    with pytest.raises(ConnectionError):  # a closed client, or no server: the builtin, as with redis-py
+        c.get("a")
+    with Cache("127.0.0.1:1", timeout=2) as nobody, pytest.raises(ConnectionError):
+        nobody.get("a")
+
+
+def test_refused_big_values_and_huge_ttls_leave_nothing_behind(server, r):
+    from memsim.client import Client
+
+    with Client(server.target) as m:
+        before = m.stats().memstats.HeapAlloc
+        for _ in range(3):
+            with pytest.raises(InvalidArgument, match="string exceeds maximum allowed size"):
+                r.set("big", b"x" * (17 << 20))
+        r.set("ten", b"y" * (10 << 20))
+        with pytest.raises(InvalidArgument, match="string exceeds maximum allowed size"):
+            r.append("ten", b"z" * (10 << 20))
+        r.delete("ten")
+        assert m.stats().memstats.HeapAlloc - before < 1 << 20  # nothing kept for the refused writes
+    r.set("k", "v")
+    for args in (["SET", "k", "v", "PX", "9223372036854775000"], ["SET", "k", "v", "EX", "9223372036854775"],
+                 ["EXPIREAT", "k", "9223372036854775807"], ["PEXPIRE", "k", "9223372036854775000"]):
+        with pytest.raises(InvalidArgument, match="invalid expire time"):
+            r.execute_command(*args)
+    assert r.get("k") == b"v" and r.ttl("k") == -1
+
+
+def test_lowering_maxmemory_evicts_at_once(r):
+    r.config_set("maxmemory-policy", "allkeys-lru")
+    p = r.pipeline()
+    for i in range(3000):
+        p.set(f"k{i}", "v" * 200)
+    p.execute()
+    assert r.info()["used_memory"] > 400_000
+    r.config_set("maxmemory", "200kb")  # evicts for up to tenacity's budget, the cron does the rest
+    deadline = time.monotonic() + 10
+    while r.info()["used_memory"] > 200 * 1024 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    info = r.info()
+    assert info["used_memory"] <= 200 * 1024 and info["evicted_keys"] > 0
+    assert r.set("after", "v") is True  # writes go on, no OOM under an allkeys policy
+    with pytest.raises(InvalidArgument, match="more than this machine's heap"):
+        r.config_set("maxmemory", "1gb")
+    with pytest.raises(InvalidArgument, match="argument 'maxmemory-samples'"):
+        r.config_set("maxmemory-samples", 100)
+
+
+def test_a_full_keyspace_evicts_under_an_allkeys_policy(server):
+    with running_server(cores=1, memory="8MiB", extra=["--max-keys", "256"]) as small, Cache(small.target) as c:
+        with pytest.raises(ResourceExhausted, match="--max-keys"):
+            for i in range(400):
+                c.set(f"k{i}", i)
+        c.config_set("maxmemory-policy", "allkeys-lru")
+        for i in range(400, 1000):
+            assert c.set(f"k{i}", i) is True
+        assert c.dbsize() <= 256 and c.info()["evicted_keys"] > 0 and c.get("k999") == b"999"

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from memsim.sim.cache import config as cfgmod
 from memsim.sim.cache.evict import LFU_POLICIES, estimate_idle_ms, lfu_decr_and_return, lfu_minutes, lru_clock
-from memsim.sim.cache.keyspace import K_COMMANDS, K_REJECTED, Keyspace, parse_int64
+from memsim.sim.cache.keyspace import K_COMMANDS, K_REJECTED, MAX_EXPIRE_MS, Keyspace, parse_int64
 from memsim.sim.errors import FailedPrecondition, InvalidArgument
 
 Reply = None | int | bytes | str | list
@@ -128,6 +128,8 @@ def _set(c: Commands, a: list[bytes]) -> Reply:
                 raise InvalidArgument("ERR invalid expire time in 'set' command")
             now = c.clock()
             expire_at = {"EX": now + n * 1000, "PX": now + n, "EXAT": n * 1000, "PXAT": n}[opt]
+            if expire_at > MAX_EXPIRE_MS:
+                raise InvalidArgument("ERR invalid expire time in 'set' command")
         else:
             raise InvalidArgument(E_SYNTAX)
         i += 1
@@ -215,6 +217,8 @@ def _expire(c: Commands, a: list[bytes], unit_ms: int, absolute: bool) -> Reply:
     if not absolute and abs(n) > ((1 << 63) - 1 - c.clock()) // unit_ms:
         raise InvalidArgument(f"ERR invalid expire time in '{_upper(a[0]).lower()}' command")
     when = n * unit_ms if absolute else c.clock() + n * unit_ms
+    if when > MAX_EXPIRE_MS:
+        raise InvalidArgument(f"ERR invalid expire time in '{_upper(a[0]).lower()}' command")
     flags = {_upper(x) for x in a[3:]}
     if not flags <= {"NX", "XX", "GT", "LT"} or len(flags) != len(a) - 3:
         raise InvalidArgument(f"ERR Unsupported option {bytes(a[3 + len(flags) - 1]).decode('utf-8', 'replace')}")
@@ -263,7 +267,20 @@ def _persist(c: Commands, a: list[bytes]) -> Reply:
 
 @command("type", 2)
 def _type(c: Commands, a: list[bytes]) -> Reply:
-    return "string" if c.ks.exists(a[1]) else "none"
+    return "string" if c.ks.exists(a[1]) else "none"  # a status reply, as Redis sends it
+
+
+@command("keys", 2)
+def _keys(c: Commands, a: list[bytes]) -> Reply:
+    """KEYS pattern: a whole SCAN in one call (as in Redis, slow on a big keyspace: use SCAN)."""
+    rx = glob_to_regex(bytes(a[1]))
+    out: list[bytes] = []
+    cursor = 0
+    while True:
+        cursor, keys = c.ks.scan(cursor, 1000, lambda k: rx.fullmatch(k) is not None)
+        out += keys
+        if cursor == 0:
+            return out
 
 
 @command("dbsize", 1)

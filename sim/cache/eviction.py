@@ -74,8 +74,10 @@ class Evictor:
             return 0
         if cfg.policy == NOEVICTION or incoming > limit:  # a write bigger than maxmemory: evict nothing for it
             raise ResourceExhausted(OOM_ERROR)
-        budget = time_budget_s(cfg.tenacity)
         volatile = cfg.policy in VOLATILE_POLICIES
+        if volatile and not self.ks.any_volatile():
+            raise ResourceExhausted(OOM_ERROR)  # no key has a TTL: nothing to sample for, refuse at once
+        budget = time_budget_s(cfg.tenacity)
         t0 = time.perf_counter()
         evicted = 0
         misses = 0
@@ -94,6 +96,24 @@ class Evictor:
                 if misses > 1000:
                     raise ResourceExhausted(OOM_ERROR)
         return evicted
+
+    def evict_one(self) -> bool:
+        """Evict one key by the current policy, whatever used_memory is (a full keyspace needs an
+        entry). False if the policy has nothing to evict."""
+        cfg = self.ks.config
+        if cfg.policy == NOEVICTION:
+            return False
+        volatile = cfg.policy in VOLATILE_POLICIES
+        if volatile and not self.ks.any_volatile():
+            return False
+        for _ in range(16):
+            key = self.ks.exact_victim() if cfg.policy >= FIRST_EXACT_ID else self._choose(cfg)
+            if key is None:
+                return False
+            if self.ks.evict(key, volatile):
+                self.ks.count_eviction(cfg.policy)
+                return True
+        return False
 
     # -- choosing a victim ---------------------------------------------------------------
 

@@ -86,7 +86,8 @@ def info_text(ks: Keyspace, facts: ServerFacts, sections: list[str]) -> str:
 def _server(ks: Keyspace, f: ServerFacts) -> str:
     up = int(time.time() - f.started)
     return _section("Server", [
-        ("memsim_version", f.version), ("redis_mode", "standalone"), ("arch_bits", 64),
+        # redis_version: the Redis whose command semantics this follows (clients check it for features)
+        ("redis_version", "7.0.0"), ("memsim_version", f.version), ("redis_mode", "standalone"), ("arch_bits", 64),
         ("process_id", os.getpid()), ("core", f.core), ("cores", f.cores), ("tcp_port", f.port),
         ("uptime_in_seconds", up), ("uptime_in_days", up // 86400), ("hz", f.hz)])
 

@@ -52,8 +52,11 @@ from memsim.sim.machine.shm import ArraySpec
 
 STRIPES = 64
 ENTRY_BYTES = 48  # what one index entry would cost in a C layout: 5 words + 24-bit field + next
-MAX_KEY_BYTES = 512 << 20  # Redis's limit for a key or a string value
-MAX_VALUE_BYTES = 512 << 20
+# Redis allows 512 MiB (proto-max-bulk-len); here one value is one allocator object moved by one
+# heap write, and a command crosses gRPC in one message, so both stop at the heap's 16 MiB.
+MAX_KEY_BYTES = 16 << 20
+MAX_VALUE_BYTES = 16 << 20
+MAX_EXPIRE_MS = (1 << 63) - 1
 
 # ks_core columns (per core): what this core added to used_memory and the key count (rows may be
 # negative, their sum is exact), and Redis's INFO stats counted by this core
@@ -96,6 +99,9 @@ def keyspace_specs(max_keys: int, ncores: int) -> list[ArraySpec]:
 CONFIG_FIELDS = ("maxmemory", "policy", "samples", "lfu_log_factor", "lfu_decay_time", "tenacity", "expire_effort")
 CONFIG_DEFAULTS = {"maxmemory": 0, "policy": 0, "samples": 5, "lfu_log_factor": 10, "lfu_decay_time": 1,
                    "tenacity": 10, "expire_effort": 1}
+CONFIG_PARAMS = {"maxmemory": "maxmemory", "policy": "maxmemory-policy", "samples": "maxmemory-samples",
+                 "lfu_log_factor": "lfu-log-factor", "lfu_decay_time": "lfu-decay-time",
+                 "tenacity": "maxmemory-eviction-tenacity", "expire_effort": "active-expire-effort"}
 CONFIG_RANGES = {"maxmemory": (0, 1 << 62), "policy": (0, 14), "samples": (1, 64), "lfu_log_factor": (0, 1 << 31),
                  "lfu_decay_time": (0, 1 << 31), "tenacity": (0, 100), "expire_effort": (1, 10)}
 
@@ -261,13 +267,33 @@ class Keyspace:
         if name not in CONFIG_RANGES:
             raise InvalidArgument(f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
         lo, hi = CONFIG_RANGES[name]
+        param = CONFIG_PARAMS[name]
         if not isinstance(value, int) or not lo <= value <= hi:
-            raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
+            raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument '{param}') - "
                                   f"argument must be between {lo} and {hi} inclusive")
+        heap_bytes = self.heap.mheap.total_pages * PAGE_SIZE
+        if name == "maxmemory" and value > heap_bytes:
+            # Redis takes any value and lets the OS's OOM killer decide; this machine's memory is known,
+            # and a limit above it would only make writes fail with the allocator's error, evicting nothing.
+            raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument 'maxmemory') - {value} "
+                                  f"bytes is more than this machine's heap of {heap_bytes} bytes")
         if name == "policy":
             self.set_policy(value)
         else:
             self.a.ks_config[CONFIG_FIELDS.index(name)] = value
+        if name in ("maxmemory", "policy"):
+            self.shrink_to_limit()
+
+    def shrink_to_limit(self) -> int:
+        """Evict down to maxmemory now (CONFIG SET lowering it, and the cron), as Redis's
+        performEvictions() does from its timer once a limit is lowered. Bounded by tenacity; what is
+        left is done by the next call. Returns keys evicted."""
+        if not self._limited() or self.used_memory() <= int(self.a.ks_config[0]):
+            return 0
+        try:
+            return self.evictor.make_room(0)
+        except ResourceExhausted:
+            return 0  # noeviction, or the time budget ran out: writes keep being refused until it is done
 
     def set_policy(self, pid: int) -> None:
         """Switch maxmemory-policy with every stripe lock held, so that no command sees a half-built
@@ -307,6 +333,19 @@ class Keyspace:
 
     def evicted_keys(self) -> int:
         return int(self.a.ks_evicted.sum())
+
+    def _entry_room(self) -> None:
+        """A new key needs an entry: when none is free (here or in the shared stack) and the policy
+        evicts, evict keys for one, as running out of index is running out of memory (outside locks)."""
+        if self._entries or int(self.a.ks_free_top[0]) or self.evictor is None:
+            return
+        if int(self.a.ks_config[1]) == 0:  # noeviction: _take_entry will say the keyspace is full
+            return
+        for _ in range(ENTRY_BATCH):
+            if self._entries or int(self.a.ks_free_top[0]):
+                return
+            if not self.evictor.evict_one():
+                return
 
     def _limited(self) -> bool:
         """Whether writes must pass performEvictions() (maxmemory is set), read before computing growth."""
@@ -404,7 +443,7 @@ class Keyspace:
             if not self._entries:
                 raise ResourceExhausted(
                     f"keyspace full: all {self.capacity} entries are in use (other cores may hold up to "
-                    f"{2 * ENTRY_BATCH} free ones each); start the machine with more keys")
+                    f"{2 * ENTRY_BATCH} free ones each); start the server with more (memsim serve --max-keys)")
         return self._entries.pop()
 
     def _put_entry(self, e: int) -> None:
@@ -451,7 +490,11 @@ class Keyspace:
         if not data:
             return 0
         r = self.heap.malloc(len(data))
-        self.heap.write(r.address, 0, data)
+        try:
+            self.heap.write(r.address, 0, data)
+        except BaseException:
+            self.heap.free(r.address)  # nothing may stay allocated for a write that failed
+            raise
         self.stats[K_USED_BYTES] += r.usable
         return r.address
 
@@ -560,15 +603,16 @@ class Keyspace:
         if not isinstance(value, bytes | bytearray):
             raise InvalidArgument("bad value: values are byte strings")
         if len(value) > MAX_VALUE_BYTES:
-            raise InvalidArgument(f"bad value: {len(value)} bytes is over the {MAX_VALUE_BYTES}-byte limit")
+            raise InvalidArgument(f"ERR string exceeds maximum allowed size ({MAX_VALUE_BYTES} bytes)")
         if nx and xx:
             raise InvalidArgument("syntax error: NX and XX are mutually exclusive")
         if keepttl and expire_at_ms:
             raise InvalidArgument("ERR syntax error: KEEPTTL and an expiry are mutually exclusive")
-        if expire_at_ms < 0:
+        if not 0 <= expire_at_ms <= MAX_EXPIRE_MS:
             raise InvalidArgument("ERR invalid expire time in 'set' command")
         if self._limited():
             self._admit(self._growth(key, len(value)))
+        self._entry_room()
         return self._set(key, value, expire_at_ms=expire_at_ms, nx=nx, xx=xx, keepttl=keepttl, get=get)
 
     def _set(self, key: bytes, value: bytes, *, expire_at_ms: int = 0, nx: bool = False, xx: bool = False,
@@ -697,6 +741,7 @@ class Keyspace:
 
     def incrby(self, key: bytes, delta: int) -> int:
         """INCRBY/DECRBY/INCR/DECR: a missing key counts as 0; the value must be a 64-bit integer."""
+        self._entry_room()
         if not -(1 << 63) <= delta < (1 << 63):
             raise InvalidArgument("ERR value is not an integer or out of range")
         h, bucket, stripe = self._locate(key)
@@ -716,6 +761,7 @@ class Keyspace:
 
     def append(self, key: bytes, tail: bytes) -> int:
         """APPEND: returns the new length (a missing key is created)."""
+        self._entry_room()
         h, bucket, stripe = self._locate(key)
         if self._limited():
             self._admit(self._growth(key, self.strlen(key) + len(tail)))
@@ -753,6 +799,7 @@ class Keyspace:
     def mset(self, pairs: list[tuple[bytes, bytes]]) -> None:
         """MSET, atomic as Redis's: every stripe involved is locked, in stripe order, for the whole write."""
         located = [(self._locate(k), k, v) for k, v in pairs]
+        self._entry_room()
         for _, _, v in located:
             if not isinstance(v, bytes | bytearray):
                 raise InvalidArgument("bad value: values are byte strings")
@@ -866,6 +913,10 @@ class Keyspace:
 
     def used_memory(self) -> int:
         return int(self.a.ks_core[:, K_USED_BYTES].sum())
+
+    def any_volatile(self) -> bool:
+        """Whether some key has a TTL (a racy NumPy look, for volatile-* policies' fast refusal)."""
+        return bool(np.any(self.a.e_expire[self.a.e_klen > 0]))
 
     def expires_summary(self) -> tuple[int, int]:
         """(keys with a TTL, their mean time to live in ms) for INFO's keyspace line (a racy snapshot)."""
