@@ -2,6 +2,7 @@
 
     from memsim.client import Client, AsyncClient     # the allocator (memsim.v1.Machine)
     from memsim.client import Cache, AsyncCache       # the Redis-like cache (memsim.v1.Cache)
+    from memsim.client import VMClient, AsyncVMClient # virtual memory (memsim.v1.VM)
 """
 
 from memsim.client.aio import AsyncClient
@@ -22,12 +23,16 @@ from memsim.client.errors import (
 )
 from memsim.client.sync import Client
 from memsim.client.types import Allocation, Batch, BatchResult, Freed, OpResult, Ref
+from memsim.client.vm import Space, Translation, VmBatch, VMClient
+from memsim.client.vm_aio import AsyncSpace, AsyncVMClient
 
 __all__ = [
     "Allocation",
     "AsyncCache",
     "AsyncClient",
     "AsyncPipeline",
+    "AsyncSpace",
+    "AsyncVMClient",
     "Batch",
     "BatchResult",
     "Cache",
@@ -46,5 +51,9 @@ __all__ = [
     "Ref",
     "ResourceExhausted",
     "ResponseError",
+    "Space",
+    "Translation",
     "Unavailable",
+    "VMClient",
+    "VmBatch",
 ]

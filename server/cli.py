@@ -36,12 +36,24 @@ def _add_machine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-caches", action="store_true", help="experiment: no per-core caches, every alloc to mcentral")
     p.add_argument("--global-lock", action="store_true", help="experiment: one lock for all central lists and the heap")
     p.add_argument("--max-keys", type=int, default=65536, help="entries of the cache's keyspace (default 65536)")
+    p.add_argument("--vm-memory", type=parse_bytes, default=None,
+                   help="physical memory given to virtual memory's frame pool (default: a quarter of --memory)")
+    p.add_argument("--vm-policy", default="twolist",
+                   help="page replacement: fifo, lru, lfu, clock, twolist (default, Linux's), sieve, s3fifo")
+    p.add_argument("--swap", type=parse_bytes, default=None, help="swap file size (default 4x --vm-memory)")
+    p.add_argument("--tlb-entries", type=int, default=64, help="TLB entries per core (default 64)")
+    p.add_argument("--tlb-ways", type=int, default=4, help="TLB associativity (default 4)")
     p.add_argument("--maxmemory", type=parse_bytes, default=0,
                    help="the cache's memory limit, as Redis's maxmemory (default 0 = none; CONFIG SET changes it)")
     p.add_argument("--maxmemory-policy", default="noeviction",
                    help="Redis's eviction policy or memsim's: noeviction (default), allkeys-lru, allkeys-lfu, "
                         "allkeys-random, volatile-lru|lfu|random|ttl, exact-lru, exact-lfu, fifo, clock, twolist, "
                         "sieve, s3fifo")
+
+
+def default_vm_memory(memory: int, frame_size: int) -> int:
+    """A quarter of the machine for virtual memory's pool, in whole frames (the heap keeps the rest)."""
+    return memory // 4 // max(frame_size, 8192) * max(frame_size, 8192)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -52,7 +64,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = MachineConfig(memory_bytes=args.memory, frame_size=args.frame_size, cores=args.cores,
                            per_core_caches=not args.no_caches, global_lock=args.global_lock,
-                           max_keys=args.max_keys, maxmemory=args.maxmemory, maxmemory_policy=args.maxmemory_policy)
+                           max_keys=args.max_keys, maxmemory=args.maxmemory, maxmemory_policy=args.maxmemory_policy,
+                           vm_memory=default_vm_memory(args.memory, args.frame_size) if args.vm_memory is None
+                           else args.vm_memory, vm_policy=args.vm_policy, swap_bytes=args.swap,
+                           tlb_entries=args.tlb_entries, tlb_ways=args.tlb_ways)
     try:
         config.validate()
     except SimError as e:
@@ -150,6 +165,26 @@ def cmd_bench_cache(args: argparse.Namespace) -> int:
         return 1
 
 
+def cmd_vm(args: argparse.Namespace) -> int:
+    from memsim.client.vmreport import main_vm
+
+    return main_vm(args.target, args.space, args.json, args.timeout)
+
+
+def cmd_bench_vm(args: argparse.Namespace) -> int:
+    from memsim.client import MemsimError
+    from memsim.client.vmbench import VmLoad, run_vm_bench
+
+    load = VmLoad(target=args.target, processes=args.processes, seconds=args.seconds, pattern=args.pattern,
+                  pages=args.pages, page_table=args.page_table, shared=args.shared, batch=args.batch,
+                  write_ratio=args.write_ratio, seed=args.seed, pin=args.pin, progress=not args.no_progress)
+    try:
+        return run_vm_bench(load, json_path=args.json, quiet=args.quiet)
+    except MemsimError as e:
+        print(f"memsim bench vm: {args.target}: {e.code.name}: {e}", file=sys.stderr)
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="memsim", description="A simulated machine's memory, served over gRPC.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -194,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("command", nargs=argparse.REMAINDER, help="a command to run instead of the shell, e.g. SET k v")
     s.set_defaults(func=cmd_cli)
 
+    s = sub.add_parser("vm", help="virtual memory: vmstat, and each address space's usage, faults and memory map")
+    s.add_argument("--target", default="127.0.0.1:50051", help="the server's HOST:PORT (default 127.0.0.1:50051)")
+    s.add_argument("--space", type=int, help="only this space")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--timeout", type=float, default=10.0)
+    s.set_defaults(func=cmd_vm)
+
     b = sub.add_parser("bench", help="load generators")
     bsub = b.add_subparsers(dest="bench", required=True)
     s = bsub.add_parser("alloc", help="Larson-style alloc/free load from many client processes")
@@ -236,6 +278,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_bench_cache)
+
+    s = bsub.add_parser("vm", help="loads and stores on address spaces: fault rates, TLB, swap traffic")
+    s.add_argument("--target", default="127.0.0.1:50051", help="the server's HOST:PORT (default 127.0.0.1:50051)")
+    s.add_argument("--processes", "-p", type=int, default=2, help="client processes (default 2)")
+    s.add_argument("--seconds", "-t", type=float, default=5.0, help="measured seconds (default 5)")
+    s.add_argument("--pattern", default="random", choices=["sequential", "random", "loop", "working-set"])
+    s.add_argument("--pages", type=int, default=256, help="pages each process touches (its working set)")
+    s.add_argument("--page-table", default="multilevel", choices=["linear", "hybrid", "multilevel", "inverted"])
+    s.add_argument("--shared", action="store_true", help="all processes use one space (default: one each)")
+    s.add_argument("--batch", type=int, default=100, help="accesses per stream message (default 100)")
+    s.add_argument("--write-ratio", type=float, default=0.3, help="share of stores (default 0.3)")
+    s.add_argument("--pin", action="store_true", help="process i talks to core i %% cores on its own port")
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--json", help="write the report as JSON to this file")
+    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_bench_vm)
     return p
 
 

@@ -34,7 +34,8 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
 
     from memsim.server.cache_servicer import CacheCron, CacheServicer
     from memsim.server.servicer import MachineServicer
-    from memsim.v1 import cache_pb2, cache_pb2_grpc, machine_pb2, machine_pb2_grpc
+    from memsim.server.vm_servicer import VmServicer
+    from memsim.v1 import cache_pb2, cache_pb2_grpc, machine_pb2, machine_pb2_grpc, vm_pb2, vm_pb2_grpc
 
     heap = machine.heap(core)
     servicer = MachineServicer(machine, heap, core, port)
@@ -51,10 +52,13 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
                          options=options, maximum_concurrent_rpcs=MAX_THREADS - 4)
     machine_pb2_grpc.add_MachineServicer_to_server(servicer, server)
     cache_pb2_grpc.add_CacheServicer_to_server(cache, server)
+    if machine.pool_frames:  # a machine started with --vm-memory
+        vm_pb2_grpc.add_VMServicer_to_server(VmServicer(machine.vm(core), core, servicer.core_lock), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (machine_pb2.DESCRIPTOR.services_by_name["Machine"].full_name,
-             cache_pb2.DESCRIPTOR.services_by_name["Cache"].full_name, health.SERVICE_NAME, reflection.SERVICE_NAME)
+             cache_pb2.DESCRIPTOR.services_by_name["Cache"].full_name,
+             vm_pb2.DESCRIPTOR.services_by_name["VM"].full_name, health.SERVICE_NAME, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
     for p in (port, port + 1 + core):
         if server.add_insecure_port(f"{host}:{p}") == 0:
@@ -62,7 +66,7 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
             return 3
     server.start()
     cron.start()
-    for svc in ("", *names[:2]):
+    for svc in ("", *names[:3]):
         health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)
 
     stop = threading.Event()
@@ -77,7 +81,7 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     while not stop.wait(0.5):
         if os.getppid() != supervisor:  # orphaned: nobody will clean up after us, so stop
             break
-    for svc in ("", *names[:2]):
+    for svc in ("", *names[:3]):
         health_servicer.set(svc, health_pb2.HealthCheckResponse.NOT_SERVING)
     server.stop(grace=1.0).wait(3)
     cron.stop()

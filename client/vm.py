@@ -1,0 +1,240 @@
+"""The virtual-memory client: address spaces on the machine, their regions, loads and stores.
+
+    from memsim.client import VMClient
+    with VMClient("127.0.0.1:50051") as vm:
+        sp = vm.create_space(page_table="multilevel")          # or linear, hybrid, inverted; bits=...
+        heap = sp.mmap(1 << 20, prot="rw", kind="heap")
+        sp.store(heap, b"hello"); sp.load(heap, 5)             # b'hello'
+        sp.translate(heap)     # Translation(frame=..., levels=0, tlb_hit=True, fault='none', ...)
+        sp.memory_usage()      # {'rss': ..., 'heapTotal': 1048576, 'heapUsed': ..., 'external': ..., ...}
+        sp.memory_map()        # smaps-like regions
+        b = sp.batch(); b.store(heap, b"x"); b.load(heap, 1); b.translate(heap); b.execute()
+        vm.vmstat()            # {'pgfault': ..., 'pgmajfault': ..., 'pswpin': ..., ...}
+        sp.destroy()
+
+Protections are "r", "rw", "rx", "rwx" (or R=1 | W=2 | X=4); kinds code, data, heap, stack
+(which gets a guard page below it) and anon. Faults come back as the typed errors of
+`memsim.client.errors`: OutOfRange for a segmentation fault, FailedPrecondition for a
+protection or guard-page fault, NotFound for a space that does not exist.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from memsim.client.errors import InvalidArgument, MemsimError, from_code, from_rpc_error
+from memsim.client.sync import DEFAULT_TIMEOUT, Stream, channel_options, core_target
+from memsim.v1 import vm_pb2 as pb
+from memsim.v1 import vm_pb2_grpc
+
+FAULT_NAMES = {0: "none", 1: "minor", 2: "major"}
+
+
+def prot_bits(prot: str | int) -> int:
+    if isinstance(prot, int):
+        return prot
+    if not set(prot) <= set("rwx-"):
+        raise InvalidArgument(f"protection {prot!r}: use letters r, w, x (e.g. 'rw') or R=1 | W=2 | X=4")
+    return ("r" in prot) * 1 | ("w" in prot) * 2 | ("x" in prot) * 4
+
+
+@dataclass(frozen=True)
+class Translation:
+    frame: int
+    levels: int
+    tlb_hit: bool
+    fault: str
+    page_table: str
+    core: int
+
+
+@dataclass
+class VmBatchResult:
+    results: list[Any]  # per op: bytes (load), None (store), Translation (translate), or the exception
+    errors: list[tuple[int, MemsimError]] = field(default_factory=list)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.results[i]
+
+    def raise_first(self) -> VmBatchResult:
+        if self.errors:
+            raise self.errors[0][1]
+        return self
+
+
+class VmBatch:
+    """Loads, stores and translations for one stream message."""
+
+    def __init__(self, run, space: int):
+        self._run = run
+        self.space = space
+        self.ops: list[int] = []
+        self.spaces: list[int] = []
+        self.addrs: list[int] = []
+        self.lengths: list[int] = []
+        self.data: list[bytes] = []
+
+    def _add(self, op: int, addr: int, length: int, space: int | None) -> VmBatch:
+        self.ops.append(op)
+        self.spaces.append(self.space if space is None else space)
+        self.addrs.append(addr)
+        self.lengths.append(length)
+        return self
+
+    def load(self, addr: int, length: int, space: int | None = None) -> VmBatch:
+        return self._add(pb.VM_LOAD, addr, length, space)
+
+    def store(self, addr: int, data: bytes, space: int | None = None) -> VmBatch:
+        self.data.append(bytes(data))
+        return self._add(pb.VM_STORE, addr, 0, space)
+
+    def translate(self, addr: int, write: bool = False, space: int | None = None) -> VmBatch:
+        return self._add(pb.VM_TRANSLATE, addr, int(write), space)
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    def to_proto(self, seq: int) -> pb.VmBatch:
+        return pb.VmBatch(seq=seq, op=self.ops, space=self.spaces, address=self.addrs, length=self.lengths,
+                          data=self.data)
+
+    def decode(self, reply: pb.VmBatchReply) -> VmBatchResult:
+        errors = {e.index: from_code(e.code, e.message) for e in reply.errors}
+        out: list[Any] = []
+        loads = iter(reply.data)
+        for i, op in enumerate(self.ops):
+            data = next(loads) if op == pb.VM_LOAD else None
+            if i in errors:
+                out.append(errors[i])
+            elif op == pb.VM_LOAD:
+                out.append(data)
+            elif op == pb.VM_TRANSLATE:
+                out.append(Translation(reply.frame[i], 0, reply.tlb_hit[i], FAULT_NAMES[reply.fault[i]], "",
+                                       reply.core))
+            else:
+                out.append(None)
+        return VmBatchResult(out, sorted(errors.items()))
+
+    def execute(self) -> VmBatchResult:
+        return self._run(self)
+
+
+class Space:
+    """One address space: a handle with the space's calls (all go through its VMClient)."""
+
+    def __init__(self, client: VMClient, stats: pb.SpaceStats):
+        self.client = client
+        self.id = stats.space
+        self.page_table = stats.page_table
+        self.bits = stats.bits
+
+    def __repr__(self) -> str:
+        return f"<Space {self.id} {self.page_table} {self.bits}-bit>"
+
+    def mmap(self, length: int, prot: str | int = "rw", kind: str = "anon", name: str = "",
+             address: int | None = None) -> int:
+        return self.client._call("Mmap", pb.MmapRequest(space=self.id, length=length, prot=prot_bits(prot), kind=kind,
+                                                        name=name, fixed=address is not None,
+                                                        address=address or 0)).address
+
+    def munmap(self, address: int, length: int) -> int:
+        return self.client._call("Munmap", pb.MunmapRequest(space=self.id, address=address,
+                                                            length=length)).pages_freed
+
+    def mprotect(self, address: int, length: int, prot: str | int) -> None:
+        self.client._call("Mprotect", pb.MprotectRequest(space=self.id, address=address, length=length,
+                                                         prot=prot_bits(prot)))
+
+    def load(self, address: int, length: int) -> bytes:
+        return self.client._call("Load", pb.LoadRequest(space=self.id, address=address, length=length)).data
+
+    def store(self, address: int, data: bytes) -> None:
+        self.client._call("Store", pb.StoreRequest(space=self.id, address=address, data=bytes(data)))
+
+    def translate(self, address: int, write: bool = False) -> Translation:
+        t = self.client._call("Translate", pb.TranslateRequest(space=self.id, address=address, write=write))
+        return Translation(t.frame, t.levels, t.tlb_hit, t.fault, t.page_table, t.core)
+
+    def memory_usage(self) -> dict[str, int]:
+        u = self.client._call("MemoryUsage", pb.SpaceRequest(space=self.id))
+        return {"rss": u.rss, "heapTotal": u.heapTotal, "heapUsed": u.heapUsed, "external": u.external,
+                "pageTables": u.page_tables, "swap": u.swap}
+
+    def memory_map(self) -> list[dict[str, Any]]:
+        m = self.client._call("MemoryMap", pb.SpaceRequest(space=self.id))
+        return [{"start": r.start, "end": r.end, "size": r.size, "rss": r.rss, "swap": r.swap, "perms": r.perms,
+                 "kind": r.kind, "name": r.name, "huge_pages": r.huge_pages} for r in m.regions]
+
+    def stats(self) -> pb.SpaceStats:
+        return self.client._call("SpaceStat", pb.SpaceRequest(space=self.id))
+
+    def batch(self) -> VmBatch:
+        return VmBatch(self.client.execute, self.id)
+
+    def destroy(self) -> None:
+        self.client._call("DestroySpace", pb.SpaceRequest(space=self.id))
+
+
+class VMClient:
+    """A connection to a memsim server's virtual memory (any core, or `core=N` for that core's port)."""
+
+    def __init__(self, target: str = "127.0.0.1:50051", *, core: int | None = None,
+                 timeout: float = DEFAULT_TIMEOUT):
+        self.target = core_target(target, core)
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(self.target, options=channel_options())
+        self._stub = vm_pb2_grpc.VMStub(self._channel)
+        self._stream: Stream | None = None
+        self._lock = threading.Lock()
+        self._seq = 0
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        self._channel.close()
+
+    def __enter__(self) -> VMClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, request: Any) -> Any:
+        try:
+            return getattr(self._stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    def create_space(self, page_table: str = "multilevel", bits: int = 0, levels: int = 0, level_bits: int = 0,
+                     name: str = "") -> Space:
+        st = self._call("CreateSpace", pb.CreateSpaceRequest(page_table=page_table, bits=bits, levels=levels,
+                                                             level_bits=level_bits, name=name))
+        return Space(self, st)
+
+    def space(self, space_id: int) -> Space:
+        return Space(self, self._call("SpaceStat", pb.SpaceRequest(space=space_id)))
+
+    def spaces(self) -> list[pb.SpaceStats]:
+        return list(self._call("ListSpaces", pb.ListSpacesRequest()).spaces)
+
+    def vmstat(self) -> dict[str, int]:
+        r = self._call("VmStat", pb.VmStatRequest())
+        return {**dict(r.counters), "policy": r.policy}
+
+    def execute(self, batch: VmBatch) -> VmBatchResult:
+        with self._lock:
+            if self._stream is None:
+                self._stream = Stream(self._stub.Batch)
+            self._seq += 1
+            try:
+                reply = self._stream.roundtrip(batch.to_proto(self._seq), self.timeout)
+            except BaseException:
+                self._stream.close()
+                self._stream = None
+                raise
+        return batch.decode(reply)

@@ -1,0 +1,131 @@
+"""The asyncio virtual-memory client: `VMClient`'s calls as coroutines.
+
+    async with AsyncVMClient("127.0.0.1:50051") as vm:
+        sp = await vm.create_space(page_table="inverted")
+        a = await sp.mmap(65536, kind="heap")
+        await sp.store(a, b"hi"); await sp.load(a, 2)
+        b = sp.batch(); b.load(a, 2); await b.execute()
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+
+from memsim.client.errors import DeadlineExceeded, Unavailable, from_rpc_error
+from memsim.client.sync import DEFAULT_TIMEOUT, channel_options, core_target
+from memsim.client.vm import Translation, VmBatch, VmBatchResult, prot_bits
+from memsim.v1 import vm_pb2 as pb
+from memsim.v1 import vm_pb2_grpc
+
+
+class AsyncSpace:
+    def __init__(self, client: AsyncVMClient, stats: pb.SpaceStats):
+        self.client = client
+        self.id = stats.space
+        self.page_table = stats.page_table
+        self.bits = stats.bits
+
+    async def mmap(self, length: int, prot: str | int = "rw", kind: str = "anon", name: str = "",
+                   address: int | None = None) -> int:
+        r = await self.client._call("Mmap", pb.MmapRequest(space=self.id, length=length, prot=prot_bits(prot),
+                                                           kind=kind, name=name, fixed=address is not None,
+                                                           address=address or 0))
+        return r.address
+
+    async def munmap(self, address: int, length: int) -> int:
+        return (await self.client._call("Munmap", pb.MunmapRequest(space=self.id, address=address,
+                                                                   length=length))).pages_freed
+
+    async def mprotect(self, address: int, length: int, prot: str | int) -> None:
+        await self.client._call("Mprotect", pb.MprotectRequest(space=self.id, address=address, length=length,
+                                                               prot=prot_bits(prot)))
+
+    async def load(self, address: int, length: int) -> bytes:
+        return (await self.client._call("Load", pb.LoadRequest(space=self.id, address=address, length=length))).data
+
+    async def store(self, address: int, data: bytes) -> None:
+        await self.client._call("Store", pb.StoreRequest(space=self.id, address=address, data=bytes(data)))
+
+    async def translate(self, address: int, write: bool = False) -> Translation:
+        t = await self.client._call("Translate", pb.TranslateRequest(space=self.id, address=address, write=write))
+        return Translation(t.frame, t.levels, t.tlb_hit, t.fault, t.page_table, t.core)
+
+    async def memory_usage(self) -> dict[str, int]:
+        u = await self.client._call("MemoryUsage", pb.SpaceRequest(space=self.id))
+        return {"rss": u.rss, "heapTotal": u.heapTotal, "heapUsed": u.heapUsed, "external": u.external,
+                "pageTables": u.page_tables, "swap": u.swap}
+
+    async def memory_map(self) -> list[dict[str, Any]]:
+        m = await self.client._call("MemoryMap", pb.SpaceRequest(space=self.id))
+        return [{"start": r.start, "end": r.end, "size": r.size, "rss": r.rss, "swap": r.swap, "perms": r.perms,
+                 "kind": r.kind, "name": r.name, "huge_pages": r.huge_pages} for r in m.regions]
+
+    def batch(self) -> VmBatch:
+        return VmBatch(self.client.execute, self.id)
+
+    async def destroy(self) -> None:
+        await self.client._call("DestroySpace", pb.SpaceRequest(space=self.id))
+
+
+class AsyncVMClient:
+    def __init__(self, target: str = "127.0.0.1:50051", *, core: int | None = None,
+                 timeout: float = DEFAULT_TIMEOUT):
+        self.target = core_target(target, core)
+        self.timeout = timeout
+        self._channel = grpc.aio.insecure_channel(self.target, options=channel_options())
+        self._stub = vm_pb2_grpc.VMStub(self._channel)
+        self._stream = None
+        self._lock = asyncio.Lock()
+        self._seq = 0
+
+    async def close(self) -> None:
+        if self._stream is not None:
+            self._stream.cancel()
+            self._stream = None
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncVMClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(self, method: str, request: Any) -> Any:
+        try:
+            return await getattr(self._stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    async def create_space(self, page_table: str = "multilevel", bits: int = 0, levels: int = 0,
+                           level_bits: int = 0, name: str = "") -> AsyncSpace:
+        st = await self._call("CreateSpace", pb.CreateSpaceRequest(page_table=page_table, bits=bits, levels=levels,
+                                                                   level_bits=level_bits, name=name))
+        return AsyncSpace(self, st)
+
+    async def vmstat(self) -> dict[str, int]:
+        r = await self._call("VmStat", pb.VmStatRequest())
+        return {**dict(r.counters), "policy": r.policy}
+
+    async def execute(self, batch: VmBatch) -> VmBatchResult:
+        async with self._lock:
+            if self._stream is None:
+                self._stream = self._stub.Batch()
+            self._seq += 1
+            stream = self._stream
+            try:
+                await stream.write(batch.to_proto(self._seq))
+                reply = await asyncio.wait_for(stream.read(), self.timeout)
+                if reply is grpc.aio.EOF:
+                    raise Unavailable("the server closed the VM batch stream")
+            except BaseException as e:
+                stream.cancel()
+                self._stream = None
+                if isinstance(e, TimeoutError):
+                    raise DeadlineExceeded(f"no reply to VM batch {self._seq} within {self.timeout} s") from None
+                if isinstance(e, grpc.RpcError):
+                    raise from_rpc_error(e) from None
+                raise
+        return batch.decode(reply)

@@ -1,0 +1,208 @@
+"""`memsim bench vm`: many client processes loading and storing in address spaces.
+
+Each process maps `pages` pages in its own space (or all share one, `--shared`), touches them
+once (the warm-up: first-touch faults), then runs its access pattern in batches of `batch`
+loads and stores of 8 bytes on the VM stream:
+
+- `sequential`: address after address, 64 bytes apart (many accesses per page: TLB reach);
+- `random`: a uniformly random page and offset;
+- `loop`: page after page, one access each, cyclically (LRU's and FIFO's worst case once the
+  loop is longer than the frames);
+- `working-set`: a shuffled sweep over all `pages`, again and again (the working-set model:
+  when the processes' sets together exceed the pool, every sweep faults: thrashing).
+
+The parent reads vmstat at a barrier before and after the timed window, so faults, swap
+traffic and TLB counts cover exactly the measured accesses. Reported: accesses/s, minor and
+major faults per 1000 accesses, the TLB hit ratio, pswpin/pswpout, and p50/p99 per batch.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import random
+import time
+from dataclasses import asdict, dataclass
+
+from hdrh.histogram import HdrHistogram
+
+PATTERNS = ("sequential", "random", "loop", "working-set")
+MAX_LATENCY_US = 60_000_000
+PAGE = 4096
+
+
+@dataclass
+class VmLoad:
+    target: str = "127.0.0.1:50051"
+    processes: int = 2
+    seconds: float = 5.0
+    pattern: str = "random"
+    pages: int = 256
+    page_table: str = "multilevel"
+    shared: bool = False
+    batch: int = 100
+    write_ratio: float = 0.3
+    seed: int = 1
+    pin: bool = False
+    progress: bool = True
+
+
+class Pattern:
+    def __init__(self, load: VmLoad, index: int, base: int, page: int):
+        self.load, self.base, self.page = load, base, page
+        self.rng = random.Random(load.seed * 1000 + index)
+        self.pos = index * 977
+        self.order: list[int] = []
+
+    def next(self) -> int:
+        n, page = self.load.pages, self.page
+        p = self.load.pattern
+        if p == "sequential":
+            self.pos += 64
+            return self.base + self.pos % (n * page)
+        if p == "random":
+            return self.base + self.rng.randrange(n) * page + self.rng.randrange(0, page - 8, 8)
+        if p == "loop":
+            self.pos += 1
+            return self.base + (self.pos % n) * page
+        if not self.order:
+            self.order = list(range(n))
+            self.rng.shuffle(self.order)
+        return self.base + self.order.pop() * page
+
+
+def _worker(i: int, load: VmLoad, space_id: int | None, cores: int, barrier, results) -> None:
+    from memsim.client.vm import VMClient
+
+    vm = VMClient(load.target, core=(i % cores) if load.pin else None, timeout=120)
+    try:
+        sp = vm.space(space_id) if space_id is not None else vm.create_space(load.page_table, name=f"bench{i}")
+        page = int(vm.vmstat()["page_size"])
+        base = sp.mmap(load.pages * page, kind="heap", name="bench")
+        for lo in range(0, load.pages, 256):  # warm-up: first touch of every page
+            b = sp.batch()
+            for p in range(lo, min(load.pages, lo + 256)):
+                b.store(base + p * page, b"%08d" % p)
+            b.execute().raise_first()
+        pat = Pattern(load, i, base, page)
+        rng = random.Random(i)
+        hist = HdrHistogram(1, MAX_LATENCY_US, 3)
+        barrier.wait()
+        barrier.wait()
+        t0 = time.monotonic()
+        end = t0 + load.seconds
+        n = errors = 0
+        while time.monotonic() < end:
+            b = sp.batch()
+            for _ in range(load.batch):
+                a = pat.next()
+                if rng.random() < load.write_ratio:
+                    b.store(a, b"12345678")
+                else:
+                    b.load(a, 8)
+            s = time.perf_counter()
+            r = b.execute()
+            hist.record_value(max(1, min(MAX_LATENCY_US, int((time.perf_counter() - s) * 1e6))))
+            n += len(b)
+            errors += len(r.errors)
+        elapsed = time.monotonic() - t0
+        barrier.wait()
+        if space_id is None:
+            sp.destroy()
+        results.put((i, n, errors, hist.encode(), elapsed, None))
+    except Exception as e:  # noqa: BLE001 - reported to the parent
+        barrier.abort()
+        results.put((i, 0, 0, b"", 0.0, f"{type(e).__name__}: {e}"))
+    finally:
+        results.close()
+        results.join_thread()
+        vm.close()
+
+
+def run_vm_load(load: VmLoad) -> dict:
+    from memsim.client.vm import VMClient
+
+    if load.pattern not in PATTERNS:
+        raise ValueError(f"pattern {load.pattern!r} is not one of {', '.join(PATTERNS)}")
+    with VMClient(load.target) as vm:
+        shared = vm.create_space(load.page_table, name="bench-shared") if load.shared else None
+        cores = 1
+        try:
+            from memsim.client.sync import Client
+
+            with Client(load.target) as c:
+                cores = c.info().cores
+        except Exception:  # noqa: BLE001 - pinning is optional
+            cores = 1
+        ctx = mp.get_context("spawn")
+        barrier = ctx.Barrier(load.processes + 1)
+        results = ctx.Queue()
+        procs = [ctx.Process(target=_worker, args=(i, load, shared.id if shared else None, cores, barrier, results),
+                             daemon=True) for i in range(load.processes)]
+        for p in procs:
+            p.start()
+        try:
+            barrier.wait(300)
+            before = vm.vmstat()
+            barrier.wait(60)
+            barrier.wait(load.seconds + 300)
+            after = vm.vmstat()
+            got = [results.get(timeout=120) for _ in procs]
+        finally:
+            for p in procs:
+                p.join(30)
+                if p.is_alive():
+                    p.kill()
+            if shared is not None:
+                shared.destroy()
+    fatal = [r[5] for r in got if r[5]]
+    if fatal:
+        raise RuntimeError(f"load process failed: {fatal[0]}")
+    hist = HdrHistogram(1, MAX_LATENCY_US, 3)
+    for r in got:
+        hist.decode_and_add(r[3])
+    n = sum(r[1] for r in got)
+    elapsed = max(r[4] for r in got)
+    d = {k: after[k] - before[k] for k in after if isinstance(after[k], int) and k in before}
+    hits, misses = d["tlb_hit"], d["tlb_miss"]
+    return {
+        "load": asdict(load), "accesses": n, "elapsed_s": round(elapsed, 3),
+        "accesses_per_s": round(n / elapsed, 1), "errors": sum(r[2] for r in got),
+        "faults_per_1000": round(1000 * d["pgfault"] / n, 3) if n else None,
+        "major_faults_per_1000": round(1000 * d["pgmajfault"] / n, 3) if n else None,
+        "tlb_hit_ratio": round(hits / (hits + misses), 4) if hits + misses else None,
+        "pswpin": d["pswpin"], "pswpout": d["pswpout"], "pgsteal": d["pgsteal"],
+        "swap_bytes": d["bytes_swapped_in"] + d["bytes_swapped_out"],
+        "latency_us": {"p50": hist.get_value_at_percentile(50), "p99": hist.get_value_at_percentile(99),
+                       "per": f"batch of {load.batch}"},
+        "pool_frames": after["pool_frames"], "policy": after.get("policy"), "vmstat_delta": d,
+    }
+
+
+def print_report(r: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    ld = r["load"]
+    t = Table(title=f"vm {ld['pattern']}: {ld['processes']} processes x {ld['pages']} pages "
+                    f"({'one shared space' if ld['shared'] else 'a space each'}, {ld['page_table']}), "
+                    f"pool {r['pool_frames']} frames, replacement {r['policy']}")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    for k, v in (("accesses/s", f"{r['accesses_per_s']:,.0f}"), ("faults per 1000 accesses", r["faults_per_1000"]),
+                 ("major faults per 1000", r["major_faults_per_1000"]), ("TLB hit ratio", r["tlb_hit_ratio"]),
+                 ("pswpin / pswpout", f"{r['pswpin']:,} / {r['pswpout']:,}"),
+                 ("latency p50 / p99 (µs per batch)", f"{r['latency_us']['p50']:,} / {r['latency_us']['p99']:,}"),
+                 ("errors", r["errors"])):
+        t.add_row(k, str(v))
+    Console().print(t)
+
+
+def run_vm_bench(load: VmLoad, json_path: str | None = None, quiet: bool = False) -> int:
+    r = run_vm_load(load)
+    if not quiet:
+        print_report(r)
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(r, f, indent=2)
+    return 0 if r["accesses"] else 1

@@ -1,0 +1,172 @@
+"""memsim.v1.VM on one core: gRPC to `sim/vm/vm.py` and back.
+
+Like the other services, every call takes the core's mutex (the simulated CPU, worker.py)
+around the VM work; the VM takes its own shared locks (a space's lock, the pool's, the
+policy's) inside. A batch message takes the mutex once for all its operations. A SimError
+becomes its status code with the simulator's message (which names the address and the
+region for a fault); anything else becomes INTERNAL without taking the worker down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+
+import grpc
+
+from memsim.sim.errors import InvalidArgument, SimError
+from memsim.sim.vm.vm import VM
+from memsim.v1 import machine_pb2 as mpb
+from memsim.v1 import vm_pb2 as pb
+from memsim.v1 import vm_pb2_grpc
+
+log = logging.getLogger("memsim.worker")
+STATUS = {c.value[0]: c for c in grpc.StatusCode}
+MAX_BATCH_OPS = 10_000
+MAX_REPLY_BYTES = 24 << 20
+FAULTS = {"none": 0, "minor": 1, "major": 2}
+
+
+def space_stats(d: dict) -> pb.SpaceStats:
+    return pb.SpaceStats(space=d["space"], page_table=d["page_table"], bits=d["bits"], name=d["name"],
+                         page_table_bytes=d["page_table_bytes"], rss_pages=d["rss_pages"],
+                         swap_pages=d["swap_pages"], minflt=d["minflt"], majflt=d["majflt"],
+                         tlb_hits=d["tlb_hits"], tlb_misses=d["tlb_misses"], tlb_hit_ratio=d["tlb_hit_ratio"],
+                         accesses=d["accesses"])
+
+
+def run_batch(vm: VM, req: pb.VmBatch, core: int) -> pb.VmBatchReply:
+    ops = list(req.op)
+    n = len(ops)
+    if n > MAX_BATCH_OPS:
+        raise InvalidArgument(f"bad batch: {n} ops is more than the {MAX_BATCH_OPS}-op limit")
+    spaces = list(req.space) or [0] * n
+    addrs = list(req.address)
+    lengths = list(req.length) or [0] * n
+    payloads = list(req.data)
+    if len(spaces) != n or len(addrs) != n or len(lengths) != n:
+        raise InvalidArgument(f"bad batch: space, address and length must each have one entry per op ({n})")
+    if len(payloads) != ops.count(pb.VM_STORE):
+        raise InvalidArgument(f"bad batch: {len(payloads)} payloads for {ops.count(pb.VM_STORE)} STORE ops")
+    reply = pb.VmBatchReply(seq=req.seq, core=core)
+    data, faults, hits, frames = reply.data, [], [], []
+    budget = MAX_REPLY_BYTES
+    store_i = 0
+    for i, op in enumerate(ops):
+        fault, hit, frame = 0, False, 0
+        try:
+            if op == pb.VM_LOAD:
+                if lengths[i] > budget:
+                    raise InvalidArgument(f"batch reads more than {MAX_REPLY_BYTES} bytes; split it")
+                budget -= lengths[i]
+                data.append(b"")
+                data[-1] = vm.load(spaces[i], addrs[i], lengths[i])
+            elif op == pb.VM_STORE:
+                payload = payloads[store_i]
+                store_i += 1
+                vm.store(spaces[i], addrs[i], payload)
+            elif op == pb.VM_TRANSLATE:
+                t = vm.translate(spaces[i], addrs[i], write=bool(lengths[i]))
+                fault, hit, frame = FAULTS[t["fault"]], t["tlb_hit"], t["frame"]
+            else:
+                raise InvalidArgument(f"bad batch: op {i} has kind {op}")
+        except SimError as e:
+            reply.errors.append(mpb.OpError(index=i, code=e.code, message=str(e)))
+        faults.append(fault)
+        hits.append(hit)
+        frames.append(frame)
+    reply.fault.extend(faults)
+    reply.tlb_hit.extend(hits)
+    reply.frame.extend(frames)
+    return reply
+
+
+class VmServicer(vm_pb2_grpc.VMServicer):
+    def __init__(self, vm: VM, core: int, core_lock: threading.Lock):
+        self.vm = vm
+        self.core = core
+        self.core_lock = core_lock
+
+    def _call(self, context: grpc.ServicerContext, fn, *args, **kw):
+        try:
+            with self.core_lock:
+                return fn(*args, **kw)
+        except SimError as e:
+            context.abort(STATUS[e.code], str(e))
+        except Exception as e:
+            log.exception("internal error on core %d", self.core)
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error on core {self.core}: {type(e).__name__}: {e}")
+
+    def CreateSpace(self, request: pb.CreateSpaceRequest, context: grpc.ServicerContext) -> pb.SpaceStats:
+        vm = self.vm
+
+        def create():
+            sp = vm.create_space(request.page_table or "multilevel", bits=request.bits or None,
+                                 levels=request.levels or None, level_bits=request.level_bits or 9,
+                                 name=request.name)
+            return vm.space_stats(sp)
+
+        return space_stats(self._call(context, create))
+
+    def DestroySpace(self, request: pb.SpaceRequest, context: grpc.ServicerContext) -> pb.SpaceStats:
+        def destroy():
+            st = self.vm.space_stats(request.space)
+            self.vm.destroy_space(request.space)
+            return st
+
+        return space_stats(self._call(context, destroy))
+
+    def ListSpaces(self, request: pb.ListSpacesRequest, context: grpc.ServicerContext) -> pb.ListSpacesReply:
+        stats = self._call(context, lambda: [self.vm.space_stats(sp) for sp in self.vm.spaces()])
+        return pb.ListSpacesReply(spaces=[space_stats(d) for d in stats])
+
+    def Mmap(self, request: pb.MmapRequest, context: grpc.ServicerContext) -> pb.MmapReply:
+        addr = self._call(context, self.vm.mmap, request.space, request.length, prot=request.prot,
+                          kind=request.kind or "anon", name=request.name,
+                          addr=request.address if request.fixed else None)
+        return pb.MmapReply(address=addr)
+
+    def Munmap(self, request: pb.MunmapRequest, context: grpc.ServicerContext) -> pb.MunmapReply:
+        n = self._call(context, self.vm.munmap, request.space, request.address, request.length)
+        return pb.MunmapReply(pages_freed=n)
+
+    def Mprotect(self, request: pb.MprotectRequest, context: grpc.ServicerContext) -> pb.MprotectReply:
+        self._call(context, self.vm.mprotect, request.space, request.address, request.length, request.prot)
+        return pb.MprotectReply()
+
+    def Load(self, request: pb.LoadRequest, context: grpc.ServicerContext) -> pb.LoadReply:
+        if request.length > MAX_REPLY_BYTES:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"a load of {request.length} bytes is more than the {MAX_REPLY_BYTES}-byte limit")
+        data = self._call(context, self.vm.load, request.space, request.address, request.length)
+        return pb.LoadReply(data=data, core=self.core)
+
+    def Store(self, request: pb.StoreRequest, context: grpc.ServicerContext) -> pb.StoreReply:
+        self._call(context, self.vm.store, request.space, request.address, request.data)
+        return pb.StoreReply(core=self.core)
+
+    def Translate(self, request: pb.TranslateRequest, context: grpc.ServicerContext) -> pb.Translation:
+        t = self._call(context, self.vm.translate, request.space, request.address, request.write)
+        return pb.Translation(frame=t["frame"], levels=t["levels"], tlb_hit=t["tlb_hit"], fault=t["fault"],
+                              page_table=t["kind"], core=self.core)
+
+    def MemoryUsage(self, request: pb.SpaceRequest, context: grpc.ServicerContext) -> pb.MemoryUsageReply:
+        u = self._call(context, self.vm.memory_usage, request.space)
+        return pb.MemoryUsageReply(rss=u["rss"], heapTotal=u["heapTotal"], heapUsed=u["heapUsed"],
+                                   external=u["external"], page_tables=u["pageTables"], swap=u["swap"])
+
+    def MemoryMap(self, request: pb.SpaceRequest, context: grpc.ServicerContext) -> pb.MemoryMapReply:
+        regions = self._call(context, self.vm.memory_map, request.space)
+        return pb.MemoryMapReply(regions=[pb.Region(**r) for r in regions])
+
+    def SpaceStat(self, request: pb.SpaceRequest, context: grpc.ServicerContext) -> pb.SpaceStats:
+        return space_stats(self._call(context, self.vm.space_stats, request.space))
+
+    def VmStat(self, request: pb.VmStatRequest, context: grpc.ServicerContext) -> pb.VmStatReply:
+        counters = self._call(context, self.vm.vmstat)
+        return pb.VmStatReply(counters=counters, policy=VM.policy_name(self.vm.a), core=self.core)
+
+    def Batch(self, request_iterator: Iterator[pb.VmBatch], context: grpc.ServicerContext) -> Iterator[pb.VmBatchReply]:
+        for req in request_iterator:
+            yield self._call(context, run_batch, self.vm, req, self.core)
