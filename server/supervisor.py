@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from memsim.sim.alloc.recovery import recover
 from memsim.sim.alloc.scavenger import Scavenger
 from memsim.sim.system import Machine, MachineConfig
+from memsim.sim.vm.recovery import recover as recover_vm
 
 STOP_TIMEOUT = 5.0
 
@@ -182,6 +183,8 @@ class Supervisor:
             why = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}"
             with scavenger.paused:
                 report = recover(sup_heap, core)
+                if self.machine.pool_frames:  # and virtual memory: a fault or reclaim may have been cut short
+                    report.update(recover_vm(self.machine.supervisor_vm()))
             self.restarts += 1
             print(f"memsim: core {core} (pid {pid}) died ({why}); recovered {report}; restarting", flush=True)
             self._pending[core] = (0, time.monotonic())

@@ -160,6 +160,11 @@ class Machine:
         return VM(self.meta.arrays, self.memory, self.locks(core + 1), self.swap_fd, core,
                   tlb_entries=self.config.tlb_entries, tlb_ways=self.config.tlb_ways)
 
+    def supervisor_vm(self) -> VM:
+        """The supervisor's view (recovery, reports): its own lock owner and vmstat row."""
+        return VM(self.meta.arrays, self.memory, self.locks(0), self.swap_fd, self.config.cores,
+                  tlb_entries=self.config.tlb_entries, tlb_ways=self.config.tlb_ways)
+
     @classmethod
     def create(cls, config: MachineConfig | None = None) -> Machine:
         return cls(config or MachineConfig())

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound, OutOfRange, ResourceExhausted
 from memsim.sim.system import Machine, MachineConfig
+from memsim.sim.vm.recovery import check
 from memsim.sim.vm.vm import KINDS, R, X
 
 MiB = 1 << 20
@@ -94,6 +95,7 @@ def test_translation_matches_a_dictionary_model(small_machine, kind, seq):
                         vm.load(sp, addr, 1)
         for page, content in model.items():  # everything, after all the swapping
             assert vm.load(sp, page, PAGE) == bytes(content)
+        assert check(vm) == []
     finally:
         vm.destroy_space(sp)
     assert vm.pool.free_frames() == vm.pool.nframes - int(vm.a["vm_meta"][5])  # only the shared IPT stays
@@ -398,5 +400,57 @@ def test_no_stale_translation_while_another_core_unmaps_and_evicts(kind):
         for i in range(pages):  # and the space is whole at the end
             got = vm.load(sp, base + i * PAGE, 22)
             assert got == b"\0" * 22 or got.startswith(b"%012d:" % ((base >> 12) + i))
+    finally:
+        m.destroy()
+
+
+# -- a core killed mid-change ---------------------------------------------------------------------------------
+
+def die_at(m: Machine, core: int, point: str, sp: int, base: int, q) -> None:
+    """Pressure the pool until the named step, where this process is SIGKILLed."""
+    vm = m.vm(core)
+    vm.crash_at = point
+    q.put("started")
+    q.close()
+    q.join_thread()
+    for round_ in range(50):
+        for i in range(48):
+            vm.store(sp, base + i * PAGE, stamp((base >> 12) + i, round_ + 1))
+        vm.munmap(sp, base + 40 * PAGE, 4 * PAGE)
+        vm.mmap(sp, 4 * PAGE, addr=base + 40 * PAGE)
+    os._exit(3)  # never reached: every point is passed within the first rounds
+
+
+@pytest.mark.parametrize("point", ["fault:frame-taken", "fault:swapped-in", "reclaim:written",
+                                   "munmap:frame-released"])
+@pytest.mark.parametrize("kind", ["multilevel", "inverted"])
+def test_a_core_killed_mid_change_leaves_a_machine_recovery_makes_whole(kind, point):
+    from memsim.sim.vm.recovery import recover
+
+    m = machine(vm_frames=40, policy="clock")
+    try:
+        sup = m.supervisor_vm()
+        sp = sup.create_space(kind)
+        base = sup.mmap(sp, 48 * PAGE, kind="heap")
+        keep = sup.create_space("multilevel")
+        kept = sup.mmap(keep, 8 * PAGE)
+        for i in range(8):
+            sup.store(keep, kept + i * PAGE, b"keep %d" % i)
+        q = CTX.Queue()
+        child = CTX.Process(target=die_at, args=(m, 1, point, sp, base, q))
+        child.start()
+        assert q.get(timeout=30) == "started"
+        child.join(60)
+        assert child.exitcode == -9, f"the child did not die at {point} (exit {child.exitcode})"
+        report = recover(sup)
+        assert check(sup) == [], report
+        for i in range(8):  # the other space's data came through
+            assert sup.load(keep, kept + i * PAGE, 5 + len(str(i))) == b"keep %d" % i
+        for i in range(48):  # and the damaged one still works: every page is whole or zero
+            got = sup.load(sp, base + i * PAGE, 22)
+            assert got == b"\0" * 22 or got.startswith(b"%012d:" % ((base >> 12) + i))
+            sup.store(sp, base + i * PAGE, b"after")
+        assert check(sup) == []
+        assert all(m.locks(0).probe_free(i) for i in range(len(m._lock_names)))
     finally:
         m.destroy()

@@ -28,6 +28,9 @@ per core in `vm_stat`; per space in `sp_stats` (rss and swap in pages, minflt, m
 
 from __future__ import annotations
 
+import os
+import signal
+
 import numpy as np
 
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound, OutOfRange, ResourceExhausted
@@ -93,6 +96,12 @@ class VM:
         self.policy = self._attach_policy()
         self.tlb = TLB(tlb_entries, tlb_ways, arrays["sp_tlbgen"], huge_pages=512)
         self._tables: dict[tuple[int, int], PageTable] = {}
+        self.crash_at: str | None = None  # tests: SIGKILL this process at the named step (recovery.py)
+
+    def _step(self, name: str) -> None:
+        """A named point inside a multi-step change, where a test may kill the process (see recovery.py)."""
+        if self.crash_at == name:
+            os.kill(os.getpid(), signal.SIGKILL)
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -349,6 +358,7 @@ class VM:
         resident = np.flatnonzero((a["vm_rmap_space"] == sp) & (a["vm_rmap_vpn"] >= lo) & (a["vm_rmap_vpn"] < hi))
         for f in resident.tolist():
             self._release_frame(f, sp)
+            self._step("munmap:frame-released")
             freed += 1
         if int(a["sp_stats"][sp, SP_SWAP]):
             for vpn in range(lo, hi) if hi - lo <= 1 << 16 else self._swapped_vpns(sp, lo, hi):
@@ -459,6 +469,7 @@ class VM:
         else:
             if dirty:
                 self.swap.write(slot, self.pool.view(f))
+                self._step("reclaim:written")
                 self.stat[S["pswpout"]] += 1
                 self.stat[S["bytes_swapped_out"]] += self.fs
             t.set(vpn, P.swap_entry(slot))
@@ -492,10 +503,12 @@ class VM:
                                      f"{name} ({prot_text(prot)}) of space {sp}")
         a = self.a
         f = self._take_frame(FRAME_USER)
+        self._step("fault:frame-taken")
         kind_of_fault = "minor"
         if P.is_swap(e):
             slot = P.swap_slot(e)
             self.swap.read(slot, self.pool.view(f))
+            self._step("fault:swapped-in")
             a["vm_frame_swap"][f] = slot  # the swap cache: the copy stays valid until the page is written
             a["sp_stats"][sp, SP_SWAP] -= 1
             self.stat[S["pgmajfault"]] += 1

@@ -1,0 +1,237 @@
+"""After a worker died mid-operation: find what the VM's shared state says that is not so, and repair it.
+
+A core killed inside a fault, an unmap or a reclaim leaves its locks to the kernel (they are
+fcntl locks) and may leave a step half done: a frame taken from the pool but not yet mapped,
+a PTE pointing at a frame already given back, a swap slot taken but not yet recorded, a
+table page allocated but not yet linked, counts off by one. Every structure here has a
+single truth that can be recomputed, as the heap's recovery rebuilds its central lists from
+the slot states:
+
+    the page tables       which (space, vpn) maps which frame or swap slot
+    the reverse map       which (space, vpn) each user frame belongs to
+
+`recover` takes every VM lock (the machine is otherwise live: other cores wait), then:
+1. a present PTE whose frame is not a user frame reverse-mapped to that very page is
+   cleared (the unmap or reclaim that was freeing it had got that far);
+2. a user frame that no PTE maps is given back to the pool (a fault or a swap-in that had
+   taken it), and its swap-cache slot forgotten;
+3. a page-table frame that no table of a live space (nor the inverted table) reaches is given
+   back (a table page allocated and not yet linked);
+4. swap slots are exactly those some PTE or swap-cache entry names;
+5. each space's rss and swap counts are recounted, the replacement policy is laid out again
+   from the user frames (their order is lost: a crash costs the policy its history), and every
+   space's TLB generation is bumped, so no core keeps a translation from before.
+`check` reports the same conditions without changing anything (the tests' invariant).
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+import numpy as np
+
+from memsim.sim.machine.memory import FRAME_FREE, FRAME_PAGETABLE, FRAME_USER
+from memsim.sim.policies import POLICIES
+from memsim.sim.vm import pte as P
+from memsim.sim.vm.layout import M_FREE, M_IPT_BASE, M_IPT_FRAMES, M_SWAP_USED, SP_RSS, SP_SWAP
+from memsim.sim.vm.pt_hybrid import HybridTable
+from memsim.sim.vm.pt_inverted import KEY_SHIFT, InvertedTable
+from memsim.sim.vm.pt_linear import LinearTable
+from memsim.sim.vm.pt_multilevel import MultiLevelTable
+from memsim.sim.vm.vm import VM
+
+
+def _table_frames(vm: VM, sp: int) -> set[int]:
+    """Pool frames the table of space sp occupies."""
+    t = vm.table(sp)
+    if isinstance(t, LinearTable):
+        return set(range(t.base, t.base + t.frames))
+    if isinstance(t, HybridTable):
+        out: set[int] = set()
+        for seg in range(4):
+            base, n = int(vm.a["sp_seg_base"][sp, seg]), int(vm.a["sp_seg_frames"][sp, seg])
+            if base >= 0 and n:
+                out.update(range(base, base + n))
+        return out
+    if isinstance(t, MultiLevelTable):
+        out = set()
+        stack = [(int(vm.a["sp_root"][sp]), 0)]
+        while stack:
+            table, depth = stack.pop()
+            span = t.table_span[depth]
+            out.update(range(table, table + span))
+            if depth < len(t.shifts) - 1:
+                first = table * t.per_frame
+                entries = t.words[first:first + (1 << t.shifts[depth][1])]
+                for e in entries[entries != 0].tolist():
+                    stack.append((P.frame_of(int(e)) - vm.pool.base, depth + 1))
+        return out
+    return set()
+
+
+def _entries(vm: VM, sp: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every non-zero PTE of space sp: (vpns, ptes) as int64/uint64 arrays."""
+    t = vm.table(sp)
+    if isinstance(t, LinearTable):
+        words = t.table[t.first:t.first + t.entries]
+        vpns = np.flatnonzero(words)
+        return vpns, words[vpns].astype(np.uint64)
+    if isinstance(t, HybridTable):
+        vs, es = [], []
+        for seg in range(4):
+            bound = int(vm.a["sp_seg_bound"][sp, seg])
+            if not bound:
+                continue
+            i = t._index(seg, 0)
+            words = t.table[i:i + bound]
+            nz = np.flatnonzero(words)
+            vs.append(nz + (seg << t.seg_shift))
+            es.append(words[nz].astype(np.uint64))
+        if not vs:
+            return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+        return np.concatenate(vs), np.concatenate(es)
+    if isinstance(t, MultiLevelTable):
+        vs, es = [], []
+        stack = [(int(vm.a["sp_root"][sp]), 0, 0)]
+        last = len(t.shifts) - 1
+        while stack:
+            table, depth, prefix = stack.pop()
+            shift, w = t.shifts[depth]
+            first = table * t.per_frame
+            entries = t.words[first:first + (1 << w)]
+            nz = np.flatnonzero(entries)
+            if depth == last:
+                vs.append(prefix + nz)
+                es.append(entries[nz].astype(np.uint64))
+            else:
+                for i in nz.tolist():
+                    stack.append((P.frame_of(int(entries[i])) - vm.pool.base, depth + 1, prefix + (i << shift)))
+        if not vs:
+            return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+        return np.concatenate(vs).astype(np.int64), np.concatenate(es)
+    assert isinstance(t, InvertedTable)
+    keys = t.keys
+    mine = np.flatnonzero((keys >= 0) & (keys >> KEY_SHIFT == sp))
+    vpns = keys[mine] & ((1 << KEY_SHIFT) - 1)
+    ptes = t.flags[mine] | ((mine.astype(np.uint64) + np.uint64(vm.pool.base)) << np.uint64(P.PFN_SHIFT))
+    sd = np.flatnonzero(vm.a["sd_space"] == sp)
+    svpns = vm.a["sd_vpn"][sd]
+    sptes = (sd.astype(np.uint64) << np.uint64(P.PFN_SHIFT)) | np.uint64(P.SW)
+    return np.concatenate([vpns, svpns]).astype(np.int64), np.concatenate([ptes.astype(np.uint64), sptes])
+
+
+def _survey(vm: VM) -> dict:
+    a = vm.a
+    base = vm.pool.base
+    rmap_s, rmap_v = a["vm_rmap_space"], a["vm_rmap_vpn"]
+    bad_ptes: list[tuple[int, int]] = []
+    mapped: set[int] = set()
+    slots: set[int] = set()
+    rss: dict[int, int] = {}
+    swap: dict[int, int] = {}
+    table_frames: set[int] = set()
+    ipt = int(a["vm_meta"][M_IPT_FRAMES])
+    if ipt:
+        table_frames.update(range(int(a["vm_meta"][M_IPT_BASE]), int(a["vm_meta"][M_IPT_BASE]) + ipt))
+    for sp in vm.spaces():
+        table_frames |= _table_frames(vm, sp)
+        vpns, ptes = _entries(vm, sp)
+        rss[sp] = swap[sp] = 0
+        for vpn, e in zip(vpns.tolist(), ptes.tolist(), strict=True):
+            if e & P.P:
+                f = P.frame_of(e) - base
+                if not 0 <= f < vm.pool.nframes or vm.pool.free_map[f] or int(rmap_s[f]) != sp \
+                        or int(rmap_v[f]) != vpn or f in mapped:
+                    bad_ptes.append((sp, vpn))
+                else:
+                    mapped.add(f)
+                    rss[sp] += 1
+            elif P.is_swap(e):
+                slots.add(P.swap_slot(e))
+                swap[sp] += 1
+    owner = vm.mem.frame_owner[base:base + vm.pool.nframes]
+    taken = vm.pool.free_map == 0
+    user = np.flatnonzero(taken & (owner == FRAME_USER)).tolist()
+    leaked_user = [f for f in user if f not in mapped]
+    for f in mapped:
+        s = int(a["vm_frame_swap"][f])
+        if s >= 0:
+            slots.add(s)
+    tables = np.flatnonzero(taken & (owner == FRAME_PAGETABLE)).tolist()
+    leaked_tables = [f for f in tables if f not in table_frames]
+    stray = np.flatnonzero(taken & (owner == FRAME_FREE)).tolist()  # taken, no owner recorded yet
+    used = set(np.flatnonzero(a["sw_used"][: vm.swap.slots]).tolist()) if vm.swap.slots else set()
+    return {"bad_ptes": bad_ptes, "mapped": mapped, "leaked_user": leaked_user, "leaked_tables": leaked_tables,
+            "stray": stray, "slots": slots, "used_slots": used, "rss": rss, "swap": swap}
+
+
+def check(vm: VM) -> list[str]:
+    """Every inconsistency of the VM's shared state (empty when sound). Take the locks or run quiescent."""
+    s = _survey(vm)
+    a = vm.a
+    out = [f"space {sp}: vpn {vpn:#x} maps a frame that is not its page" for sp, vpn in s["bad_ptes"]]
+    out += [f"frame {f}: a user frame no page maps" for f in s["leaked_user"]]
+    out += [f"frame {f}: a page-table frame no table reaches" for f in s["leaked_tables"]]
+    out += [f"frame {f}: taken from the pool with no owner" for f in s["stray"]]
+    if s["slots"] != s["used_slots"]:
+        out.append(f"swap: slots in use {len(s['used_slots'])}, referenced {len(s['slots'])}")
+    if int(a["vm_meta"][M_SWAP_USED]) != len(s["used_slots"]):
+        out.append(f"swap: the count says {int(a['vm_meta'][M_SWAP_USED])}, the map {len(s['used_slots'])}")
+    if int(a["vm_meta"][M_FREE]) != int(vm.pool.free_map.sum()):
+        out.append(f"pool: the count says {int(a['vm_meta'][M_FREE])} free, the map {int(vm.pool.free_map.sum())}")
+    for sp, n in s["rss"].items():
+        if int(a["sp_stats"][sp, SP_RSS]) != n:
+            out.append(f"space {sp}: rss says {int(a['sp_stats'][sp, SP_RSS])} pages, the table maps {n}")
+        if int(a["sp_stats"][sp, SP_SWAP]) != s["swap"][sp]:
+            out.append(f"space {sp}: swap says {int(a['sp_stats'][sp, SP_SWAP])} pages, the table has {s['swap'][sp]}")
+    pol = vm.policy
+    if len(pol) != len(s["mapped"]) or any(f not in pol for f in s["mapped"]):
+        out.append(f"policy: holds {len(pol)} frames, {len(s['mapped'])} are mapped")
+    out += [f"policy: {p}" for p in pol.check()]
+    return out
+
+
+def recover(vm: VM) -> dict[str, int]:
+    """Repair the VM after a core died (see the module doc); returns what was repaired."""
+    a = vm.a
+    with ExitStack() as held:
+        held.enter_context(vm.spaces_lock)
+        for lk in vm.space_locks:
+            held.enter_context(lk)
+        for lk in (vm.pool.lock, vm.lru_lock, vm.swap_lock, vm.ipt_lock):
+            held.enter_context(lk)
+        s = _survey(vm)
+        cleared = len(s["bad_ptes"])
+        for sp, vpn in s["bad_ptes"]:
+            vm.table(sp).set(vpn, 0)
+        freed = s["leaked_user"] + s["leaked_tables"] + s["stray"]
+        for f in freed:
+            a["vm_rmap_space"][f] = -1
+            a["vm_rmap_vpn"][f] = -1
+            a["vm_frame_swap"][f] = -1
+            vm.pool.free_map[f] = 1
+            vm.mem.frame_owner[vm.pool.base + f] = FRAME_FREE
+        for f in range(vm.pool.nframes):
+            if vm.pool.free_map[f]:
+                a["vm_rmap_space"][f] = -1
+                a["vm_rmap_vpn"][f] = -1
+                a["vm_frame_swap"][f] = -1
+        a["vm_meta"][M_FREE] = int(vm.pool.free_map.sum())
+        s = _survey(vm)  # again, now that bad entries and leaked frames are gone
+        if vm.swap.slots:
+            a["sw_used"][:] = 0
+            for slot in s["slots"]:
+                a["sw_used"][slot] = 1
+            a["vm_meta"][M_SWAP_USED] = len(s["slots"])
+        for sp in vm.spaces():
+            a["sp_stats"][sp, SP_RSS] = s["rss"].get(sp, 0)
+            a["sp_stats"][sp, SP_SWAP] = s["swap"].get(sp, 0)
+            a["sp_tlbgen"][sp] += 1
+        cls = POLICIES[VM.policy_name(a)]
+        n = vm.pool.nframes
+        pol = cls(n, slots=n, arrays={sp.name: a["vm" + sp.name] for sp in cls.array_specs(n)}, init=True)
+        for f in sorted(s["mapped"]):
+            pol.insert(f)
+        vm.policy = pol
+    return {"ptes_cleared": cleared, "frames_freed": len(freed),
+            "swap_slots_in_use": len(s["slots"]), "resident_pages": len(s["mapped"])}
