@@ -4,8 +4,10 @@
 2. as a library user: allocate, write, read and free one object, and show the errors a
    double free and an out-of-bounds write get;
 3. as a load test: a few client processes run the Larson-style load for a few seconds;
-4. print the machine's figures (Go MemStats, size classes, caches, locks) and stop it,
-   checking that no shared-memory segment was left behind.
+4. print the machine's figures (Go MemStats, size classes, caches, locks);
+5. the cache: redis-py-style calls, then a short 80/20 load under allkeys-lru and S3-FIFO;
+6. virtual memory: a process-like address space, a fault of each kind, its memory map;
+7. stop it, checking that no shared-memory segment was left behind.
 """
 
 from __future__ import annotations
@@ -54,8 +56,70 @@ def run_demo(cores: int = 4, memory: int = 64 << 20, clients: int = 3, seconds: 
         con.print(f"the load freed everything it allocated: HeapObjects {st.HeapObjects}; HeapAlloc "
                   f"{human(st.HeapAlloc)} is the 16-byte tiny blocks the cores still hold, as Go's Ps do; "
                   f"HeapInuse {human(st.HeapInuse)} stays while per-core caches hold free objects")
+        demo_cache(con, srv.target, seconds)
+        demo_vm(con, srv.target)
         code = srv.stop()
     left = srv.segments_left()  # exactly the segments this server reported it made
     con.rule("stopped")
     con.print(f"server exit code {code}; shared-memory segments left behind: {sorted(left) or 'none'}")
     return 0 if code == 0 and not left else 1
+
+
+def demo_cache(con: Console, target: str, seconds: float) -> None:
+    from memsim.client import Cache
+    from memsim.client.cachebench import CacheLoad, run_cache_load
+
+    con.rule("the cache: Redis's commands and policies on the machine's memory")
+    with Cache(target) as r:
+        r.set("user:1", "ada", ex=60)
+        con.print(f"SET user:1 ada EX 60; GET -> {r.get('user:1')!r}, TTL -> {r.ttl('user:1')}; "
+                  f"INCR hits -> {r.incr('hits')}")
+        p = r.pipeline()
+        p.mset({f"k{i}": i for i in range(100)}).mget("k1", "k2", "nope").incr("hits")
+        con.print(f"a pipeline (one stream message): {p.execute()[1:]}", markup=False)
+        info = r.info()
+        con.print(f"used_memory {info['used_memory']} B for {info['db0']['keys']} keys "
+                  f"(allocator objects: usable sizes + 48 B of index each)")
+    for policy in ("allkeys-lru", "s3fifo"):
+        rep = run_cache_load(CacheLoad(target=target, processes=1, seconds=seconds / 2, warmup=2.0,
+                                       workload="hotset", keys=20_000, value_size="16", pipeline=250,
+                                       config={"maxmemory": "400kb", "maxmemory-policy": policy}, progress=False))
+        con.print(f"redis-cli --lru-test workload, maxmemory 400 KB, {policy:12s}: hit ratio "
+                  f"{rep['hit_ratio']:.3f}, {rep['server']['evicted_keys']:,} evictions, "
+                  f"{rep['ops_per_s']:,.0f} ops/s")
+    with Cache(target) as r:
+        r.config_set("maxmemory", 0)
+        r.flushall()
+
+
+def demo_vm(con: Console, target: str) -> None:
+    from memsim.client import VMClient
+
+    con.rule("virtual memory: an address space, its page table and its faults")
+    with VMClient(target) as vm:
+        sp = vm.create_space(page_table="multilevel", name="demo")
+        code = sp.mmap(64 << 10, prot="rx", kind="code", name="text")
+        heap = sp.mmap(1 << 20, kind="heap", name="heap")
+        stack = sp.mmap(64 << 10, kind="stack", name="main")
+        first = sp.translate(heap, write=True)
+        again = sp.translate(heap)
+        con.print(f"first touch of the heap: {first.fault} fault, {first.levels}-level walk -> frame {first.frame}; "
+                  f"again: TLB hit {again.tlb_hit}")
+        for i in range(64):
+            sp.store(heap + i * 4096, b"page %d" % i)
+        sp.store(stack + (64 << 10) - 8, b"ret addr")
+        try:
+            sp.store(code, b"patch")
+        except MemsimError as e:
+            con.print(f"store into the code region: [red]{e.code.name}[/red]: {e}")
+        u = sp.memory_usage()
+        con.print(f"memory_usage: rss {human(u['rss'])}, heapTotal {human(u['heapTotal'])}, heapUsed "
+                  f"{human(u['heapUsed'])}, page tables {human(u['pageTables'])} "
+                  f"(a 48-bit linear table would need 512 GiB)")
+        for r in sp.memory_map():
+            con.print(f"  {r['start']:012x}-{r['end']:012x} {r['perms']} {human(r['size']):>9} rss "
+                      f"{human(r['rss']):>9}  {r['name']}")
+        st = vm.vmstat()
+        con.print(f"vmstat: pgfault {st['pgfault']}, pgmajfault {st['pgmajfault']}, pool {st['pool_frames']} frames "
+                  f"({st['policy']} replacement); see `memsim vm` and `memsim bench vm`")
+        sp.destroy()
