@@ -32,7 +32,7 @@ from memsim.sim.machine.memory import PhysicalMemory, frame_specs
 from memsim.sim.machine.shm import SharedBytes, SharedRegion, new_token, segment_name
 from memsim.sim.policies import POLICIES
 from memsim.sim.vm.frames import FramePool
-from memsim.sim.vm.layout import M_POLICY, M_SWAP_SLOTS, vm_lock_names, vm_specs
+from memsim.sim.vm.layout import M_POLICY, M_SWAP_SLOTS, M_THP, THP_MODES, vm_lock_names, vm_specs
 from memsim.sim.vm.swap import make_swap_file
 from memsim.sim.vm.vm import VM
 
@@ -54,6 +54,8 @@ class MachineConfig:
     swap_bytes: int | None = None  # the swap file's size (default: 4x vm_memory)
     tlb_entries: int = 64  # per core (Skylake's L1 DTLB)
     tlb_ways: int = 4
+    thp: str = "madvise"  # transparent huge pages: never | madvise | always (sim/vm/hugepage.py)
+    khugepaged_ms: int = 1000  # how often a worker's khugepaged scans (Linux: scan_sleep_millisecs 10000)
 
     @property
     def heap_bytes(self) -> int:
@@ -90,6 +92,8 @@ class MachineConfig:
             raise InvalidArgument(f"swap_bytes {self.swap_bytes} must be between 0 and 64 GiB")
         if not (1 <= self.tlb_ways <= self.tlb_entries <= 65536 and self.tlb_entries % self.tlb_ways == 0):
             raise InvalidArgument(f"a TLB of {self.tlb_entries} entries cannot be {self.tlb_ways}-way")
+        if self.thp not in THP_MODES:
+            raise InvalidArgument(f"thp {self.thp!r} is not one of {', '.join(THP_MODES)}")
         if self.maxmemory_policy not in POLICY_IDS:
             raise InvalidArgument(f"maxmemory-policy {self.maxmemory_policy!r} is not one of: {', '.join(POLICY_IDS)}")
 
@@ -142,9 +146,11 @@ class Machine:
             a["vm_free"][:] = 0
         a["vm_meta"][M_SWAP_SLOTS] = cfg.swap_slots if self.pool_frames else 0
         a["vm_meta"][M_POLICY] = sorted(POLICIES).index(cfg.vm_policy)
+        a["vm_meta"][M_THP] = THP_MODES.index(cfg.thp)
         a["vm_rmap_space"][:] = -1
         a["vm_rmap_vpn"][:] = -1
         a["vm_frame_swap"][:] = -1
+        a["vm_deposit"][:] = -1
         a["sd_anchor"][:] = -1
         a["sd_space"][:] = -1
         a["sd_next"][:] = -1

@@ -73,6 +73,21 @@ class FramePool:
             self.mem.frame_owner[self.base + f:self.base + f + n] = owner
             return f
 
+    def take_aligned(self, n: int, owner: int) -> int | None:
+        """n free frames starting at a multiple of n (a huge page's run), or None if no window is free."""
+        with self.lock:
+            k = self.nframes // n
+            if k == 0 or int(self.meta[M_FREE]) < n:
+                return None
+            windows = np.flatnonzero(self.free_map[:k * n].reshape(k, n).all(axis=1))
+            if not windows.size:
+                return None
+            f = int(windows[0]) * n
+            self.free_map[f:f + n] = 0
+            self.meta[M_FREE] -= n
+            self.mem.frame_owner[self.base + f:self.base + f + n] = owner
+            return f
+
     def give(self, f: int, n: int = 1) -> None:
         with self.lock:
             if self.free_map[f:f + n].any():

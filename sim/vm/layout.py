@@ -13,6 +13,7 @@ pool-relative frame numbers (0 .. pool_frames-1); a PTE holds the machine-wide f
     vm_rmap_vpn        (pool,) int64              space of owner  user frame -> its virtual page
     vm_frame_swap      (pool,) int64              space of owner  swap slot still holding a copy of the
                                                                   frame's page (swap cache), -1 none
+    vm_huge            (pool,) uint8              space of owner  1 head / 2 tail of a huge page (hugepage.py)
     vm_stat            (cores, NSTAT) int64       none (own row)  Linux's vmstat counters, per core
     sp_*               (MAX_SPACES, ...)          vm/space/<i>    the space table (space.py)
     vma_*              (MAX_SPACES, MAX_REGIONS)  vm/space/<i>    each space's regions (its VMAs)
@@ -35,13 +36,16 @@ MAX_REGIONS = 32
 NAME_BYTES = 24
 
 # vm_meta cells
-M_POOL_BASE, M_POOL_FRAMES, M_FREE, M_SWAP_SLOTS, M_SWAP_USED, M_IPT_FRAMES, M_IPT_BASE, M_POLICY = range(8)
+M_POOL_BASE, M_POOL_FRAMES, M_FREE, M_SWAP_SLOTS, M_SWAP_USED, M_IPT_FRAMES, M_IPT_BASE, M_POLICY, M_THP = range(9)
+THP_MODES = ("never", "madvise", "always")  # /sys/kernel/mm/transparent_hugepage/enabled
+HUGE_HEAD, HUGE_TAIL = 1, 2  # vm_huge: the first frame of a huge page, and the others
 
 # vm_stat columns: /proc/vmstat's names (tlb_* are the TLB's own, thp_* and compact_* for huge pages)
 VMSTAT = ("pgfault", "pgmajfault", "pswpin", "pswpout", "pgscan", "pgsteal", "tlb_hit", "tlb_miss",
           "pt_walks", "pt_walk_levels", "tlb_shootdowns", "thp_fault_alloc", "thp_collapse_alloc",
           "thp_split_page", "compact_stall", "compact_success", "segfaults", "protection_faults",
-          "accesses", "bytes_swapped_out", "bytes_swapped_in", "reclaim_busy_skips")
+          "accesses", "bytes_swapped_out", "bytes_swapped_in", "reclaim_busy_skips", "thp_fault_fallback",
+          "khugepaged_pages_scanned", "compact_migrate_pages")
 S = {name: i for i, name in enumerate(VMSTAT)}
 
 # sp_stats columns (per space, under its lock)
@@ -56,6 +60,8 @@ def vm_specs(pool_frames: int, swap_slots: int, ncores: int, policy_specs: list[
         ArraySpec("vm_rmap_space", "int32", (pool_frames,)),
         ArraySpec("vm_rmap_vpn", "int64", (pool_frames,)),
         ArraySpec("vm_frame_swap", "int64", (pool_frames,)),
+        ArraySpec("vm_huge", "uint8", (pool_frames,)),  # HUGE_HEAD / HUGE_TAIL for frames of a huge page
+        ArraySpec("vm_deposit", "int32", (pool_frames,)),  # huge head -> the page table kept for its split
         ArraySpec("vm_stat", "int64", (ncores + 1, len(VMSTAT))),  # row ncores: the supervisor
         ArraySpec("sp_state", "int8", (MAX_SPACES,)),
         ArraySpec("sp_kind", "int8", (MAX_SPACES,)),

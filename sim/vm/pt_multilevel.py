@@ -9,6 +9,11 @@ linear table for the same 48 bits would need 512 GiB. A walk reads one entry per
 stops early at a missing table (levels = reads taken). When unmapping leaves a table with no
 entry it is freed and its parent's entry cleared (Linux's free_pgtables), so that the table's
 cost follows the mappings down as well as up.
+
+Huge pages (hugepage.py): an entry of the next-to-last level (x86-64's PMD) with the PS bit
+is a leaf mapping 2^(last level's bits) pages (512 x 4 KiB = 2 MiB) of contiguous frames, and
+the walk ends there, one level early. Such an entry is written and split only by hugepage.py;
+`set` of a single page under one is refused (split first).
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ class MultiLevelTable(PageTable):
         self.words = ctx.words
         self.per_frame = ctx.frame_size // 8
         self.table_span = [max(1, -(-(1 << w) * 8 // ctx.frame_size)) for _, w in self.shifts]  # frames/table
+        self.huge_pages = 1 << self.shifts[-1][1]  # pages one PMD entry maps
+        self.pmd_depth = len(self.shifts) - 2  # -1 for a one-level table: no huge pages
 
     @staticmethod
     def create(ctx: TableContext, levels: int, level_bits: int) -> None:
@@ -73,8 +80,34 @@ class MultiLevelTable(PageTable):
                 return e, depth + 1
             if not e & P.P:
                 return 0, depth + 1
+            if e & P.PS:  # a huge page: this page's own frame inside the run
+                return (e & ~P.PFN_MASK) | ((P.frame_of(e) + (vpn & (self.huge_pages - 1))) << P.PFN_SHIFT), depth + 1
             table = P.frame_of(e) - base
         raise AssertionError("unreachable")
+
+    def pmd_index(self, vpn: int, create: bool) -> int | None:
+        """The word of the PMD entry covering vpn (creating the tables above it if asked), or None."""
+        if self.pmd_depth < 0:
+            return None
+        table = int(self.a["sp_root"][self.sp])
+        words = self.words
+        base = self.ctx.pool.base
+        for depth, (shift, w) in enumerate(self.shifts[:self.pmd_depth + 1]):
+            i = table * self.per_frame + ((vpn >> shift) & ((1 << w) - 1))
+            if depth == self.pmd_depth:
+                return i
+            e = int(words[i])
+            if not e & P.P:
+                if not create:
+                    return None
+                span = self.table_span[depth + 1]
+                child = self.ctx.alloc(span)
+                self.ctx.pool.zero(child, span)
+                self.a["sp_stats"][self.sp, 7] += span
+                e = ((base + child) << P.PFN_SHIFT) | NONLEAF
+                words[i] = e
+            table = P.frame_of(e) - base
+        return None
 
     def set(self, vpn: int, pte: int) -> None:
         table = int(self.a["sp_root"][self.sp])
@@ -87,6 +120,11 @@ class MultiLevelTable(PageTable):
                 words[i] = pte
                 return
             e = int(words[i])
+            if e & P.PS:  # under a huge page: only its flags may change here
+                if not pte & P.P or P.frame_of(pte) - (vpn & (self.huge_pages - 1)) != P.frame_of(e):
+                    raise RuntimeError(f"vpn {vpn:#x} is inside a huge page: split it first")
+                words[i] = (pte & ~P.PFN_MASK) | P.PS | (P.frame_of(e) << P.PFN_SHIFT)
+                return
             if not e & P.P:
                 if pte == 0:
                     return  # clearing something never mapped
@@ -115,7 +153,7 @@ class MultiLevelTable(PageTable):
             e = int(words[first + i])
             if not e:
                 continue
-            if depth == len(self.shifts) - 1:
+            if depth == len(self.shifts) - 1 or e & P.PS:  # a page, or a huge page wholly in range
                 words[first + i] = 0
                 continue
             child_prefix = prefix + i * span
@@ -142,5 +180,6 @@ class MultiLevelTable(PageTable):
             entries = self.words[first:first + (1 << w)]
             base = self.ctx.pool.base
             for e in entries[entries != 0].tolist():
-                self._free_all(P.frame_of(int(e)) - base, depth + 1)
+                if not int(e) & P.PS:  # a huge page's frames are not a table
+                    self._free_all(P.frame_of(int(e)) - base, depth + 1)
         self.ctx.pool.give(table, self.table_span[depth])

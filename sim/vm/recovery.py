@@ -33,7 +33,7 @@ import numpy as np
 from memsim.sim.machine.memory import FRAME_FREE, FRAME_PAGETABLE, FRAME_USER
 from memsim.sim.policies import POLICIES
 from memsim.sim.vm import pte as P
-from memsim.sim.vm.layout import M_FREE, M_IPT_BASE, M_IPT_FRAMES, M_SWAP_USED, SP_RSS, SP_SWAP
+from memsim.sim.vm.layout import HUGE_TAIL, M_FREE, M_IPT_BASE, M_IPT_FRAMES, M_SWAP_USED, SP_RSS, SP_SWAP
 from memsim.sim.vm.pt_hybrid import HybridTable
 from memsim.sim.vm.pt_inverted import KEY_SHIFT, InvertedTable
 from memsim.sim.vm.pt_linear import LinearTable
@@ -64,7 +64,8 @@ def _table_frames(vm: VM, sp: int) -> set[int]:
                 first = table * t.per_frame
                 entries = t.words[first:first + (1 << t.shifts[depth][1])]
                 for e in entries[entries != 0].tolist():
-                    stack.append((P.frame_of(int(e)) - vm.pool.base, depth + 1))
+                    if not int(e) & P.PS:
+                        stack.append((P.frame_of(int(e)) - vm.pool.base, depth + 1))
         return out
     return set()
 
@@ -105,7 +106,14 @@ def _entries(vm: VM, sp: int) -> tuple[np.ndarray, np.ndarray]:
                 es.append(entries[nz].astype(np.uint64))
             else:
                 for i in nz.tolist():
-                    stack.append((P.frame_of(int(entries[i])) - vm.pool.base, depth + 1, prefix + (i << shift)))
+                    e = int(entries[i])
+                    if e & P.PS:  # a huge page: one PTE per page it maps
+                        k = np.arange(t.huge_pages, dtype=np.int64)
+                        vs.append(prefix + (i << shift) + k)
+                        es.append(((np.uint64(e & ~P.PFN_MASK)) | ((np.uint64(P.frame_of(e)) + k.astype(np.uint64))
+                                                                     << np.uint64(P.PFN_SHIFT))).astype(np.uint64))
+                    else:
+                        stack.append((P.frame_of(e) - vm.pool.base, depth + 1, prefix + (i << shift)))
         if not vs:
             return np.zeros(0, np.int64), np.zeros(0, np.uint64)
         return np.concatenate(vs).astype(np.int64), np.concatenate(es)
@@ -133,6 +141,8 @@ def _survey(vm: VM) -> dict:
     ipt = int(a["vm_meta"][M_IPT_FRAMES])
     if ipt:
         table_frames.update(range(int(a["vm_meta"][M_IPT_BASE]), int(a["vm_meta"][M_IPT_BASE]) + ipt))
+    heads = np.flatnonzero(a["vm_huge"] == 1)
+    table_frames.update(int(d) for d in a["vm_deposit"][heads].tolist() if d >= 0)  # huge pages' reserves
     for sp in vm.spaces():
         table_frames |= _table_frames(vm, sp)
         vpns, ptes = _entries(vm, sp)
@@ -185,8 +195,9 @@ def check(vm: VM) -> list[str]:
         if int(a["sp_stats"][sp, SP_SWAP]) != s["swap"][sp]:
             out.append(f"space {sp}: swap says {int(a['sp_stats'][sp, SP_SWAP])} pages, the table has {s['swap'][sp]}")
     pol = vm.policy
-    if len(pol) != len(s["mapped"]) or any(f not in pol for f in s["mapped"]):
-        out.append(f"policy: holds {len(pol)} frames, {len(s['mapped'])} are mapped")
+    aging = [f for f in s["mapped"] if a["vm_huge"][f] != HUGE_TAIL]  # a huge page ages by its head
+    if len(pol) != len(aging) or any(f not in pol for f in aging):
+        out.append(f"policy: holds {len(pol)} frames, {len(aging)} pages (or huge pages) are mapped")
     out += [f"policy: {p}" for p in pol.check()]
     return out
 
@@ -216,6 +227,8 @@ def recover(vm: VM) -> dict[str, int]:
                 a["vm_rmap_space"][f] = -1
                 a["vm_rmap_vpn"][f] = -1
                 a["vm_frame_swap"][f] = -1
+                a["vm_huge"][f] = 0
+                a["vm_deposit"][f] = -1
         a["vm_meta"][M_FREE] = int(vm.pool.free_map.sum())
         s = _survey(vm)  # again, now that bad entries and leaked frames are gone
         if vm.swap.slots:
@@ -231,7 +244,8 @@ def recover(vm: VM) -> dict[str, int]:
         n = vm.pool.nframes
         pol = cls(n, slots=n, arrays={sp.name: a["vm" + sp.name] for sp in cls.array_specs(n)}, init=True)
         for f in sorted(s["mapped"]):
-            pol.insert(f)
+            if a["vm_huge"][f] != HUGE_TAIL:
+                pol.insert(f)
         vm.policy = pol
     return {"ptes_cleared": cleared, "frames_freed": len(freed),
             "swap_slots_in_use": len(s["slots"]), "resident_pages": len(s["mapped"])}

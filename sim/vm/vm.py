@@ -37,9 +37,12 @@ from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound, Out
 from memsim.sim.machine.locks import LockTable
 from memsim.sim.machine.memory import FRAME_PAGETABLE, FRAME_USER, PhysicalMemory
 from memsim.sim.policies import POLICIES, Policy
+from memsim.sim.vm import hugepage
 from memsim.sim.vm import pte as P
 from memsim.sim.vm.frames import FramePool
 from memsim.sim.vm.layout import (
+    HUGE_HEAD,
+    HUGE_TAIL,
     M_IPT_FRAMES,
     M_POLICY,
     MAX_REGIONS,
@@ -71,6 +74,12 @@ RECLAIM_TRIES = 64
 
 def prot_text(prot: int) -> str:
     return ("r" if prot & R else "-") + ("w" if prot & W else "-") + ("x" if prot & X else "-")
+
+
+def huge_count(a: dict, sp: int, v_lo: int, v_hi: int) -> int:
+    heads = np.flatnonzero((a["vm_huge"] == HUGE_HEAD) & (a["vm_rmap_space"] == sp))
+    vpns = a["vm_rmap_vpn"][heads]
+    return int(((vpns >= v_lo) & (vpns < v_hi)).sum())
 
 
 def _name(raw: np.ndarray) -> str:
@@ -274,8 +283,9 @@ class VM:
         raise ResourceExhausted(f"no gap of {size} bytes for a {kind} region in space {sp}")
 
     def mmap(self, sp: int, length: int, prot: int = R | W, kind: str = "anon", name: str = "",
-             addr: int | None = None, guard: bool = True) -> int:
-        """Map a region; returns its start. A stack gets a guard page below it (its own region)."""
+             addr: int | None = None, guard: bool = True, huge: bool = False) -> int:
+        """Map a region; returns its start. A stack gets a guard page below it (its own region).
+        huge=True is madvise(MADV_HUGEPAGE): the region may get transparent huge pages (hugepage.py)."""
         self._check_space(sp)
         if kind not in REGION_KINDS or kind == "guard":
             raise InvalidArgument(f"region kind {kind!r} is not one of code, data, heap, stack, anon")
@@ -299,7 +309,7 @@ class VM:
                 if rlo < start + size and lo < rhi:
                     raise FailedPrecondition(f"{lo:#x}..{start + size:#x} overlaps region {rname or rkind} "
                                              f"{rlo:#x}..{rhi:#x} in space {sp}")
-            new = [(start, start + size, prot, kind, name or kind)]
+            new = [(start, start + size, prot | (hugepage.MADV_HUGEPAGE if huge else 0), kind, name or kind)]
             if with_guard:
                 new.append((lo, start, 0, "guard", f"{name or 'stack'} guard"))
             self._set_regions(sp, regs + new)
@@ -326,6 +336,7 @@ class VM:
         self._check_space(sp)
         with self.space_locks[sp]:
             lo, hi = self._page_range(addr, length, sp)
+            hugepage.split_range(self, sp, lo >> self.shift, hi >> self.shift, self.table(sp))
             freed = self._drop_pages(sp, lo >> self.shift, hi >> self.shift)
             self._cut(sp, lo, hi, None)
             self.a["sp_tlbgen"][sp] += 1
@@ -341,7 +352,8 @@ class VM:
             for v in range(lo, hi, self.fs):
                 if self.region_at(sp, v) is None:
                     raise OutOfRange(f"mprotect of {v:#x}: not mapped in space {sp}")
-            self._cut(sp, lo, hi, prot)
+            hugepage.split_range(self, sp, lo >> self.shift, hi >> self.shift, self.table(sp))
+            self._cut(sp, lo, hi, prot)  # (the region's huge-page advice is dropped with its old protection)
             t = self.table(sp)
             for vpn in range(lo >> self.shift, hi >> self.shift):
                 e, _ = t.walk(vpn)
@@ -386,8 +398,13 @@ class VM:
         if slot >= 0:
             self.swap.give(slot)
             a["vm_frame_swap"][f] = -1
+        if a["vm_huge"][f] == HUGE_HEAD and int(a["vm_deposit"][f]) >= 0:  # its reserved table goes too
+            self.pool.give(int(a["vm_deposit"][f]))
+            a["sp_stats"][sp, 7] -= 1
+        a["vm_deposit"][f] = -1
         a["vm_rmap_space"][f] = -1
         a["vm_rmap_vpn"][f] = -1
+        a["vm_huge"][f] = 0
         a["sp_stats"][sp, SP_RSS] -= 1
         self.pool.give(f)
 
@@ -433,6 +450,12 @@ class VM:
                 if int(a["vm_rmap_space"][f]) != owner or int(a["vm_rmap_vpn"][f]) != vpn:
                     continue  # the frame changed hands before we got the lock
                 t = self.table(owner)
+                # memory pressure splits a huge page (thp_split_page)
+                if a["vm_huge"][f] == HUGE_HEAD and not hugepage.split(self, owner, vpn, t, except_frame=f):
+                    with self.lru_lock:
+                        if f not in self.policy:
+                            self.policy.insert(f)
+                    continue
                 e, _ = t.walk(vpn)
                 if not e & P.P or P.frame_of(e) != self.pool.base + f:
                     continue
@@ -502,6 +525,12 @@ class VM:
             raise FailedPrecondition(f"protection fault: {'write to' if write else 'read of'} {addr:#x} in region "
                                      f"{name} ({prot_text(prot)}) of space {sp}")
         a = self.a
+        if e == 0 and hugepage.eligible(self, sp, region, t):
+            huge = hugepage.fault_huge(self, sp, vpn, region, t, write)
+            if huge is not None:
+                self.stat[S["pgfault"]] += 1
+                a["sp_stats"][sp, SP_MINFLT] += 1
+                return huge, "minor"
         f = self._take_frame(FRAME_USER)
         self._step("fault:frame-taken")
         kind_of_fault = "minor"
@@ -543,7 +572,7 @@ class VM:
             self.stat[S["tlb_hit"]] += 1
             a["sp_stats"][sp, SP_TLB_HIT] += 1
             info["tlb_hit"] = True
-            frame = ent.frame
+            frame = ent.frame + (vpn % ent.span if ent.span > 1 else 0)  # a huge entry covers its whole run
             if write and not ent.dirty:  # x86 sets D through a walk on the first write via a clean entry
                 t = self.table(sp)
                 e, _ = t.walk(vpn)
@@ -571,9 +600,16 @@ class VM:
             if not e & P.A or write:
                 t.set(vpn, e | P.A)
             frame = P.frame_of(e)
-            self.tlb.fill(sp, vpn, TLBEntry(frame, bool(e & P.RW), bool(e & P.D), int(a["sp_tlbgen"][sp])))
+            gen = int(a["sp_tlbgen"][sp])
+            if e & P.PS:
+                hp = self.tlb.huge_pages
+                self.tlb.fill(sp, vpn, TLBEntry(frame - vpn % hp, bool(e & P.RW), bool(e & P.D), gen, span=hp))
+            else:
+                self.tlb.fill(sp, vpn, TLBEntry(frame, bool(e & P.RW), bool(e & P.D), gen))
         with self.lru_lock:
             f = frame - self.pool.base
+            if a["vm_huge"][f] == HUGE_TAIL:  # a huge page ages as one: its head is in the policy
+                f -= f % self.tlb.huge_pages
             if f in self.policy:
                 self.policy.hit(f)
         info["frame"] = frame
@@ -667,7 +703,8 @@ class VM:
                 if int(a["sp_stats"][sp, SP_SWAP]) and v_hi - v_lo <= 1 << 16:
                     swap = sum(1 for v in range(v_lo, v_hi) if P.is_swap(t.walk(v)[0]))
                 out.append({"start": lo, "end": hi, "size": hi - lo, "rss": rss * self.fs, "swap": swap * self.fs,
-                            "perms": prot_text(prot) + "p", "kind": kind, "name": name, "huge_pages": 0})
+                            "perms": prot_text(prot) + "p", "kind": kind, "name": name,
+                            "huge_pages": huge_count(a, sp, v_lo, v_hi)})
         return out
 
     def space_stats(self, sp: int) -> dict:
@@ -690,5 +727,6 @@ class VM:
         out.update({"pool_frames": self.pool.nframes, "free_frames": self.pool.free_frames(),
                     "swap_slots": int(meta[M_SWAP_SLOTS]), "swap_used": int(meta[M_SWAP_USED]),
                     "ipt_frames": int(meta[M_IPT_FRAMES]), "spaces": len(self.spaces()),
-                    "page_size": self.fs})
+                    "page_size": self.fs, "huge_pages": int((self.a["vm_huge"] == HUGE_HEAD).sum()),
+                    "thp_mode": int(meta[8])})
         return out

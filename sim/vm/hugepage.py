@@ -1,0 +1,264 @@
+"""Transparent huge pages: fault-time allocation, khugepaged's collapse, compaction, splitting.
+
+A huge page is an aligned run of H frames (H = 512 with 4 KiB frames: 2 MiB) mapped by one
+PMD entry with the PS bit (pt_multilevel.py), so one TLB entry covers all of it (tlb.py):
+TLB reach grows 512-fold for the price of finding 512 contiguous free frames. Only
+multilevel spaces have them, as only radix tables have a PMD. Linux's knobs and counters:
+
+- `thp` (vm_meta[M_THP]): never | madvise (regions mapped with huge=True, MADV_HUGEPAGE) |
+  always (every heap and anon region);
+- fault: the first touch of an aligned H-page range wholly inside an eligible region, whose
+  PMD is still empty, takes an aligned run (`thp_fault_alloc`); with no free run, direct
+  compaction (`compact_stall`, `compact_success`) migrates the few pages out of the emptiest
+  aligned window; if that fails too the fault falls back to a 4 KiB page
+  (`thp_fault_fallback`). That compaction is the latency spike the trade-off is about;
+- khugepaged (`collapse_scan`, a worker's background thread every `khugepaged_ms`): an
+  aligned range whose H pages are all present is copied into a fresh run and mapped huge, its
+  page table freed (`thp_collapse_alloc`); Linux's max_ptes_none would allow holes, here
+  only fully populated ranges are promoted, as the issue asks;
+- split (`thp_split_page`): a partial munmap or mprotect, or reclaim choosing a huge page
+  (memory pressure), turns the PMD entry back into a page table of H small PTEs.
+
+Bookkeeping: every frame of a huge page is reverse-mapped like a small page; vm_huge marks
+the head and the tails; the replacement policy holds only the head (the huge page ages as one).
+Each huge page keeps a page-table frame in reserve (`vm_deposit`, Linux's
+pgtable_trans_huge_deposit), so that splitting it never needs a free frame: reclaim splits
+exactly when no frame is free.
+Everything here runs under the space's lock (and takes a victim's or a migrated page's space
+lock only with a try-lock, as reclaim does).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from memsim.sim.machine.memory import FRAME_PAGETABLE, FRAME_USER
+from memsim.sim.vm import pte as P
+from memsim.sim.vm.layout import HUGE_HEAD, HUGE_TAIL, M_THP, SP_RSS, S
+from memsim.sim.vm.pt_multilevel import NONLEAF, MultiLevelTable
+
+MADV_HUGEPAGE = 8  # the region flag beside R/W/X in vma_prot
+THP_KINDS = ("heap", "anon")
+
+
+def eligible(vm, sp: int, region: tuple[int, int, int, str, str], t) -> bool:
+    mode = int(vm.a["vm_meta"][M_THP])
+    if mode == 0 or not isinstance(t, MultiLevelTable) or t.pmd_depth < 0:
+        return False
+    _, _, prot, kind, _ = region
+    return kind in THP_KINDS and (mode == 2 or bool(prot & MADV_HUGEPAGE))
+
+
+def fault_huge(vm, sp: int, vpn: int, region, t: MultiLevelTable, write: bool) -> int | None:
+    """Map the aligned huge page around vpn at its first touch; the PTE for vpn, or None to fall back."""
+    hp = t.huge_pages
+    base_vpn = vpn - vpn % hp
+    lo, hi, prot, _, _ = region
+    if base_vpn << vm.shift < lo or (base_vpn + hp) << vm.shift > hi:
+        return None  # the run would stick out of the region
+    i = t.pmd_index(base_vpn, create=True)
+    if i is None or int(t.words[i]):
+        return None  # a page table is already there (small pages were touched): khugepaged's job
+    f = vm.pool.take_aligned(hp, FRAME_USER)
+    if f is None:
+        f = compact(vm, sp, hp)
+    deposit = vm.pool.take(FRAME_PAGETABLE) if f is not None else None
+    if f is None or deposit is None:
+        if f is not None:
+            vm.pool.give(f, hp)
+        vm.stat[S["thp_fault_fallback"]] += 1
+        return None
+    vm.pool.zero(f, hp)
+    _claim(vm, sp, f, base_vpn, hp)
+    vm.a["vm_deposit"][f] = deposit
+    vm.a["sp_stats"][sp, 7] += 1
+    e = P.make(vm.pool.base + f, bool(prot & 2), bool(prot & 4)) | P.PS | P.A | (P.D if write else 0)
+    t.words[i] = e
+    with vm.lru_lock:
+        vm.policy.insert(f)
+    vm.a["sp_stats"][sp, SP_RSS] += hp
+    vm.stat[S["thp_fault_alloc"]] += 1
+    return (e & ~P.PFN_MASK) | ((P.frame_of(e) + vpn % hp) << P.PFN_SHIFT)
+
+
+def _claim(vm, sp: int, f: int, base_vpn: int, hp: int) -> None:
+    a = vm.a
+    a["vm_rmap_space"][f:f + hp] = sp
+    a["vm_rmap_vpn"][f:f + hp] = np.arange(base_vpn, base_vpn + hp)
+    a["vm_frame_swap"][f:f + hp] = -1
+    a["vm_huge"][f] = HUGE_HEAD
+    a["vm_huge"][f + 1:f + hp] = HUGE_TAIL
+
+
+def split(vm, sp: int, vpn: int, t: MultiLevelTable, except_frame: int = -1) -> bool:
+    """Turn the huge page around vpn into H small pages; False if no frame for the table (caller decides)."""
+    i = t.pmd_index(vpn, create=False)
+    if i is None:
+        return True
+    e = int(t.words[i])
+    if not e & P.PS:
+        return True
+    hp = t.huge_pages
+    head = P.frame_of(e) - vm.pool.base
+    table = int(vm.a["vm_deposit"][head])  # the table kept for this moment: no allocation
+    vm.a["vm_deposit"][head] = -1
+    vm.pool.zero(table)
+    flags = e & ~P.PFN_MASK & ~P.PS
+    first = table * t.per_frame
+    t.words[first:first + hp] = (np.uint64(flags)
+                                 | ((np.arange(hp, dtype=np.uint64) + np.uint64(vm.pool.base + head))
+                                    << np.uint64(P.PFN_SHIFT)))
+    t.words[i] = ((vm.pool.base + table) << P.PFN_SHIFT) | NONLEAF
+    vm.a["vm_huge"][head:head + hp] = 0
+    with vm.lru_lock:
+        for f in range(head, head + hp):
+            if f != except_frame and f not in vm.policy:
+                vm.policy.insert(f)
+    vm.a["sp_tlbgen"][sp] += 1
+    vm.stat[S["thp_split_page"]] += 1
+    return True
+
+
+def split_range(vm, sp: int, lo_vpn: int, hi_vpn: int, t) -> None:
+    """Split the huge pages that lo..hi-1 covers only in part (munmap, mprotect)."""
+    if not isinstance(t, MultiLevelTable) or t.pmd_depth < 0:
+        return
+    hp = t.huge_pages
+    from memsim.sim.errors import ResourceExhausted
+
+    for edge in {lo_vpn - lo_vpn % hp, (hi_vpn - 1) - (hi_vpn - 1) % hp}:
+        if (edge < lo_vpn or edge + hp > hi_vpn) and not split(vm, sp, edge, t):  # partly covered
+            raise ResourceExhausted("no free frame for the page table a partial unmap of a huge page needs")
+
+
+def _migrate(vm, f: int, window: range) -> bool:
+    """Move the page in user frame f to a free frame outside `window` (its space locked by the caller)."""
+    a = vm.a
+    sp, vpn = int(a["vm_rmap_space"][f]), int(a["vm_rmap_vpn"][f])
+    free = np.flatnonzero(vm.pool.free_map)
+    free = free[(free < window.start) | (free >= window.stop)]
+    if not free.size:
+        return False
+    with vm.pool.lock:
+        dst = int(free[0])
+        if not vm.pool.free_map[dst]:
+            return False
+        vm.pool.free_map[dst] = 0
+        vm.pool.meta[2] -= 1  # M_FREE
+        vm.mem.frame_owner[vm.pool.base + dst] = FRAME_USER
+    vm.pool.view(dst)[:] = vm.pool.view(f)
+    t = vm.table(sp)
+    e, _ = t.walk(vpn)
+    t.set(vpn, (e & ~P.PFN_MASK) | ((vm.pool.base + dst) << P.PFN_SHIFT))
+    a["vm_rmap_space"][dst], a["vm_rmap_vpn"][dst] = sp, vpn
+    a["vm_frame_swap"][dst] = a["vm_frame_swap"][f]
+    a["vm_rmap_space"][f] = a["vm_rmap_vpn"][f] = -1
+    a["vm_frame_swap"][f] = -1
+    with vm.lru_lock:
+        if f in vm.policy:
+            vm.policy.remove(f)
+        vm.policy.insert(dst)
+    a["sp_tlbgen"][sp] += 1
+    vm.pool.give(f)
+    vm.stat[S["compact_migrate_pages"]] += 1
+    return True
+
+
+def compact(vm, holding_sp: int, hp: int) -> int | None:
+    """Direct compaction: empty the aligned window with the fewest used frames (user pages only, no
+    tables, no huge pages) by migrating its pages, then take it. The run's first frame, or None."""
+    vm.stat[S["compact_stall"]] += 1
+    n = vm.pool.nframes // hp
+    if n == 0:
+        return None
+    owner = vm.mem.frame_owner[vm.pool.base:vm.pool.base + n * hp].reshape(n, hp)
+    huge = vm.a["vm_huge"][:n * hp].reshape(n, hp)
+    used = (vm.pool.free_map[:n * hp].reshape(n, hp) == 0)
+    movable = ~(owner == FRAME_PAGETABLE).any(axis=1) & ~(huge != 0).any(axis=1)
+    free_total = vm.pool.free_frames()
+    candidates = [w for w in np.argsort(used.sum(axis=1)).tolist() if movable[w]]
+    for w in candidates[:4]:
+        window = range(w * hp, (w + 1) * hp)
+        need = int(used[w].sum())
+        if free_total - (hp - need) < need:
+            return None  # not enough free frames elsewhere to take this window's pages
+        for f in [f for f in window if not vm.pool.free_map[f]]:
+            sp = int(vm.a["vm_rmap_space"][f])
+            if sp < 0:
+                break
+            lock = vm.space_locks[sp]
+            if not lock.try_acquire():
+                break
+            try:
+                if not _migrate(vm, f, window):
+                    break
+            finally:
+                lock.release()
+        got = vm.pool.take_aligned(hp, FRAME_USER)
+        if got is not None:
+            vm.stat[S["compact_success"]] += 1
+            return got
+    return None
+
+
+def collapse_scan(vm, max_ranges: int = 64) -> int:
+    """khugepaged: promote aligned, fully populated ranges of eligible regions; returns how many."""
+    collapsed = 0
+    scanned = 0
+    for sp in vm.spaces():
+        lock = vm.space_locks[sp]
+        if not lock.try_acquire():
+            continue
+        try:
+            t = vm.table(sp)
+            for region in vm.regions(sp):
+                if not eligible(vm, sp, region, t):
+                    continue
+                hp = t.huge_pages
+                lo, hi = region[0] >> vm.shift, region[1] >> vm.shift
+                for base_vpn in range(-(-lo // hp) * hp, hi - hp + 1, hp):
+                    if scanned >= max_ranges:
+                        return collapsed
+                    scanned += 1
+                    vm.stat[S["khugepaged_pages_scanned"]] += hp
+                    if _collapse(vm, sp, base_vpn, t):
+                        collapsed += 1
+        finally:
+            lock.release()
+    return collapsed
+
+
+def _collapse(vm, sp: int, base_vpn: int, t: MultiLevelTable) -> bool:
+    i = t.pmd_index(base_vpn, create=False)
+    if i is None:
+        return False
+    e = int(t.words[i])
+    if not e & P.P or e & P.PS:
+        return False
+    hp = t.huge_pages
+    table = P.frame_of(e) - vm.pool.base
+    ptes = t.words[table * t.per_frame:table * t.per_frame + hp]
+    if not bool(np.all(ptes & np.uint64(P.P))):
+        return False  # not fully populated (or some pages are in swap)
+    f = vm.pool.take_aligned(hp, FRAME_USER)
+    if f is None:
+        f = compact(vm, sp, hp)
+    if f is None:
+        return False
+    old = [P.frame_of(int(x)) - vm.pool.base for x in ptes.tolist()]
+    dirty = bool(np.any(ptes & np.uint64(P.D)))
+    writable = bool(np.all(ptes & np.uint64(P.RW)))
+    for k, src in enumerate(old):
+        vm.pool.view(f + k)[:] = vm.pool.view(src)
+    for src in old:
+        vm._release_frame(src, sp)  # rss -= 1 each; the run adds them back below
+    _claim(vm, sp, f, base_vpn, hp)
+    t.words[i] = (P.make(vm.pool.base + f, writable, not bool(int(ptes[0]) & P.NX)) | P.PS | P.A
+                  | (P.D if dirty else 0))
+    vm.a["vm_deposit"][f] = table  # the emptied page table is the new huge page's deposit
+    vm.a["sp_stats"][sp, SP_RSS] += hp
+    with vm.lru_lock:
+        vm.policy.insert(f)
+    vm.a["sp_tlbgen"][sp] += 1
+    vm.stat[S["thp_collapse_alloc"]] += 1
+    return True

@@ -1,0 +1,151 @@
+"""Transparent huge pages (sim/vm/hugepage.py): fault allocation, TLB reach, split, khugepaged, compaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from memsim.sim.system import Machine, MachineConfig
+from memsim.sim.vm.layout import M_THP
+from memsim.sim.vm.recovery import check
+
+MiB = 1 << 20
+PAGE = 4096
+HP = 512  # pages per huge page
+
+
+@pytest.fixture
+def m():
+    machine = Machine.create(MachineConfig(memory_bytes=24 * MiB, cores=2, vm_memory=8 * MiB, vm_policy="lru",
+                                           thp="always", tlb_entries=64, tlb_ways=4))
+    yield machine
+    machine.destroy()
+
+
+def aligned_start(vm, sp: int, size: int) -> int:
+    base = vm.mmap(sp, size + 2 * MiB, kind="heap")
+    return -(-base // (2 * MiB)) * (2 * MiB)
+
+
+def stamp(i: int) -> bytes:
+    return b"page %06d" % i
+
+
+def test_first_touch_maps_a_huge_page_and_one_tlb_entry_covers_it(m):
+    vm = m.vm(0)
+    sp = vm.create_space("multilevel")
+    start = aligned_start(vm, sp, 2 * MiB)
+    first = vm.translate(sp, start + 5 * PAGE, write=True)
+    assert first["fault"] == "minor"
+    vm.tlb.flush()
+    again = vm.translate(sp, start + 7 * PAGE)
+    assert again["levels"] == 3 and again["frame"] == first["frame"] + 2  # the walk ends at the PMD
+    st = vm.vmstat()
+    assert st["thp_fault_alloc"] == 1 and st["huge_pages"] == 1
+    assert vm.space_stats(sp)["rss_pages"] == HP
+    vm.tlb.flush()
+    misses0 = vm.tlb.misses
+    for i in range(HP):
+        vm.store(sp, start + i * PAGE, stamp(i))
+    assert vm.tlb.misses - misses0 == 1  # TLB reach: 2 MiB through one entry
+    for i in range(HP):
+        assert vm.load(sp, start + i * PAGE, 11) == stamp(i)
+    regions = vm.memory_map(sp)
+    assert sum(r["huge_pages"] for r in regions) == 1
+    assert check(vm) == []
+
+
+def test_small_pages_need_a_tlb_entry_each(m):
+    vm = m.vm(0)
+    m.meta.arrays["vm_meta"][M_THP] = 0  # never
+    sp = vm.create_space("multilevel")
+    start = aligned_start(vm, sp, 2 * MiB)
+    vm.tlb.flush()
+    misses0 = vm.tlb.misses
+    for i in range(HP):
+        vm.store(sp, start + i * PAGE, stamp(i))
+    assert vm.tlb.misses - misses0 == HP
+    assert vm.vmstat()["thp_fault_alloc"] == 0
+
+
+def test_partial_munmap_and_mprotect_split_and_keep_the_data(m):
+    vm = m.vm(0)
+    sp = vm.create_space("multilevel")
+    start = aligned_start(vm, sp, 2 * MiB)
+    for i in range(HP):
+        vm.store(sp, start + i * PAGE, stamp(i))
+    vm.munmap(sp, start + 100 * PAGE, PAGE)
+    assert vm.vmstat()["thp_split_page"] == 1 and vm.vmstat()["huge_pages"] == 0
+    for i in range(HP):
+        if i != 100:
+            assert vm.load(sp, start + i * PAGE, 11) == stamp(i)
+    assert vm.space_stats(sp)["rss_pages"] == HP - 1
+    assert check(vm) == []
+
+
+def test_khugepaged_collapses_a_fully_populated_range(m):
+    vm = m.vm(0)
+    from memsim.sim.vm.hugepage import collapse_scan
+
+    arrays = m.meta.arrays
+    arrays["vm_meta"][M_THP] = 0  # faults take small pages ...
+    sp = vm.create_space("multilevel")
+    start = aligned_start(vm, sp, 2 * MiB)
+    for i in range(HP - 1):
+        vm.store(sp, start + i * PAGE, stamp(i))
+    arrays["vm_meta"][M_THP] = 2  # ... then khugepaged may promote
+    assert collapse_scan(vm) == 0  # one page missing: not fully populated
+    vm.store(sp, start + (HP - 1) * PAGE, stamp(HP - 1))
+    tables_before = vm.space_stats(sp)["page_table_bytes"]
+    assert collapse_scan(vm) == 1
+    st = vm.vmstat()
+    assert st["thp_collapse_alloc"] == 1 and st["huge_pages"] == 1
+    assert vm.space_stats(sp)["page_table_bytes"] == tables_before  # its page table is kept as the deposit
+    for i in range(HP):
+        assert vm.load(sp, start + i * PAGE, 11) == stamp(i)
+    assert vm.translate(sp, start)["levels"] in (0, 3)
+    assert check(vm) == []
+
+
+def test_compaction_makes_room_for_a_huge_page(m):
+    vm = m.vm(0)
+    arrays = m.meta.arrays
+    arrays["vm_meta"][M_THP] = 0
+    other = vm.create_space("multilevel")
+    n_pages = vm.pool.nframes - 64
+    scattered = vm.mmap(other, n_pages * PAGE, kind="heap")
+    for i in range(n_pages):  # fill the pool, then free all but every 64th page:
+        vm.store(other, scattered + i * PAGE, stamp(i))
+    touched = list(range(0, n_pages, 64))
+    for i in touched:  # every aligned 2 MiB window of the pool keeps a few used frames
+        vm.munmap(other, scattered + (i + 1) * PAGE, min(63, n_pages - i - 1) * PAGE) if i + 1 < n_pages else None
+    n = vm.pool.nframes // HP
+    used = (vm.pool.free_map[: n * HP].reshape(n, HP) == 0).any(axis=1)
+    assert used.all(), "the test wants no free aligned window"
+    arrays["vm_meta"][M_THP] = 2
+    sp = vm.create_space("multilevel")
+    start = aligned_start(vm, sp, 2 * MiB)
+    vm.store(sp, start, b"huge")
+    st = vm.vmstat()
+    assert st["compact_stall"] >= 1 and st["compact_success"] >= 1 and st["thp_fault_alloc"] == 1
+    assert st["compact_migrate_pages"] > 0
+    for i in touched:  # the migrated pages kept their contents
+        assert vm.load(other, scattered + i * PAGE, 11) == stamp(i)
+    assert check(vm) == []
+
+
+def test_memory_pressure_splits_a_huge_page_and_swaps_its_pieces(m):
+    vm = m.vm(0)
+    sp = vm.create_space("multilevel")
+    start = aligned_start(vm, sp, 2 * MiB)
+    for i in range(HP):
+        vm.store(sp, start + i * PAGE, stamp(i))
+    m.meta.arrays["vm_meta"][M_THP] = 0
+    hog = vm.create_space("multilevel")
+    h = vm.mmap(hog, 1900 * PAGE, kind="heap")
+    for i in range(1900):
+        vm.store(hog, h + i * PAGE, b"hog")
+    st = vm.vmstat()
+    assert st["thp_split_page"] >= 1 and st["pswpout"] > 0
+    for i in range(HP):
+        assert vm.load(sp, start + i * PAGE, 11) == stamp(i)
+    assert check(vm) == []
