@@ -28,6 +28,7 @@ import grpc
 
 from memsim.client.errors import InvalidArgument, MemsimError, from_code, from_rpc_error
 from memsim.client.sync import DEFAULT_TIMEOUT, Stream, channel_options, core_target
+from memsim.client.sync import build_request as _req  # InvalidArgument for what protobuf cannot carry
 from memsim.v1 import vm_pb2 as pb
 from memsim.v1 import vm_pb2_grpc
 
@@ -137,46 +138,46 @@ class Space:
 
     def mmap(self, length: int, prot: str | int = "rw", kind: str = "anon", name: str = "",
              address: int | None = None) -> int:
-        return self.client._call("Mmap", pb.MmapRequest(space=self.id, length=length, prot=prot_bits(prot), kind=kind,
-                                                        name=name, fixed=address is not None,
-                                                        address=address or 0)).address
+        req = _req(pb.MmapRequest, space=self.id, length=length, prot=prot_bits(prot), kind=kind, name=name,
+                   fixed=address is not None, address=address or 0)
+        return self.client._call("Mmap", req).address
 
     def munmap(self, address: int, length: int) -> int:
-        return self.client._call("Munmap", pb.MunmapRequest(space=self.id, address=address,
+        return self.client._call("Munmap", _req(pb.MunmapRequest, space=self.id, address=address,
                                                             length=length)).pages_freed
 
     def mprotect(self, address: int, length: int, prot: str | int) -> None:
-        self.client._call("Mprotect", pb.MprotectRequest(space=self.id, address=address, length=length,
+        self.client._call("Mprotect", _req(pb.MprotectRequest, space=self.id, address=address, length=length,
                                                          prot=prot_bits(prot)))
 
     def load(self, address: int, length: int) -> bytes:
-        return self.client._call("Load", pb.LoadRequest(space=self.id, address=address, length=length)).data
+        return self.client._call("Load", _req(pb.LoadRequest, space=self.id, address=address, length=length)).data
 
     def store(self, address: int, data: bytes) -> None:
-        self.client._call("Store", pb.StoreRequest(space=self.id, address=address, data=bytes(data)))
+        self.client._call("Store", _req(pb.StoreRequest, space=self.id, address=address, data=bytes(data)))
 
     def translate(self, address: int, write: bool = False) -> Translation:
-        t = self.client._call("Translate", pb.TranslateRequest(space=self.id, address=address, write=write))
+        t = self.client._call("Translate", _req(pb.TranslateRequest, space=self.id, address=address, write=write))
         return Translation(t.frame, t.levels, t.tlb_hit, t.fault, t.page_table, t.core)
 
     def memory_usage(self) -> dict[str, int]:
-        u = self.client._call("MemoryUsage", pb.SpaceRequest(space=self.id))
+        u = self.client._call("MemoryUsage", _req(pb.SpaceRequest, space=self.id))
         return {"rss": u.rss, "heapTotal": u.heapTotal, "heapUsed": u.heapUsed, "external": u.external,
                 "pageTables": u.page_tables, "swap": u.swap}
 
     def memory_map(self) -> list[dict[str, Any]]:
-        m = self.client._call("MemoryMap", pb.SpaceRequest(space=self.id))
+        m = self.client._call("MemoryMap", _req(pb.SpaceRequest, space=self.id))
         return [{"start": r.start, "end": r.end, "size": r.size, "rss": r.rss, "swap": r.swap, "perms": r.perms,
                  "kind": r.kind, "name": r.name, "huge_pages": r.huge_pages} for r in m.regions]
 
     def stats(self) -> pb.SpaceStats:
-        return self.client._call("SpaceStat", pb.SpaceRequest(space=self.id))
+        return self.client._call("SpaceStat", _req(pb.SpaceRequest, space=self.id))
 
     def batch(self) -> VmBatch:
         return VmBatch(self.client.execute, self.id)
 
     def destroy(self) -> None:
-        self.client._call("DestroySpace", pb.SpaceRequest(space=self.id))
+        self.client._call("DestroySpace", _req(pb.SpaceRequest, space=self.id))
 
 
 class VMClient:
@@ -212,12 +213,12 @@ class VMClient:
 
     def create_space(self, page_table: str = "multilevel", bits: int = 0, levels: int = 0, level_bits: int = 0,
                      name: str = "") -> Space:
-        st = self._call("CreateSpace", pb.CreateSpaceRequest(page_table=page_table, bits=bits, levels=levels,
+        st = self._call("CreateSpace", _req(pb.CreateSpaceRequest, page_table=page_table, bits=bits, levels=levels,
                                                              level_bits=level_bits, name=name))
         return Space(self, st)
 
     def space(self, space_id: int) -> Space:
-        return Space(self, self._call("SpaceStat", pb.SpaceRequest(space=space_id)))
+        return Space(self, self._call("SpaceStat", _req(pb.SpaceRequest, space=space_id)))
 
     def spaces(self) -> list[pb.SpaceStats]:
         return list(self._call("ListSpaces", pb.ListSpacesRequest()).spaces)

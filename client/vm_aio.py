@@ -16,6 +16,7 @@ import grpc
 
 from memsim.client.errors import DeadlineExceeded, Unavailable, from_rpc_error
 from memsim.client.sync import DEFAULT_TIMEOUT, channel_options, core_target
+from memsim.client.sync import build_request as _req  # InvalidArgument for what protobuf cannot carry
 from memsim.client.vm import Translation, VmBatch, VmBatchResult, prot_bits
 from memsim.v1 import vm_pb2 as pb
 from memsim.v1 import vm_pb2_grpc
@@ -30,44 +31,48 @@ class AsyncSpace:
 
     async def mmap(self, length: int, prot: str | int = "rw", kind: str = "anon", name: str = "",
                    address: int | None = None) -> int:
-        r = await self.client._call("Mmap", pb.MmapRequest(space=self.id, length=length, prot=prot_bits(prot),
+        r = await self.client._call("Mmap", _req(pb.MmapRequest, space=self.id, length=length, prot=prot_bits(prot),
                                                            kind=kind, name=name, fixed=address is not None,
                                                            address=address or 0))
         return r.address
 
     async def munmap(self, address: int, length: int) -> int:
-        return (await self.client._call("Munmap", pb.MunmapRequest(space=self.id, address=address,
+        return (await self.client._call("Munmap", _req(pb.MunmapRequest, space=self.id, address=address,
                                                                    length=length))).pages_freed
 
     async def mprotect(self, address: int, length: int, prot: str | int) -> None:
-        await self.client._call("Mprotect", pb.MprotectRequest(space=self.id, address=address, length=length,
+        await self.client._call("Mprotect", _req(pb.MprotectRequest, space=self.id, address=address, length=length,
                                                                prot=prot_bits(prot)))
 
     async def load(self, address: int, length: int) -> bytes:
-        return (await self.client._call("Load", pb.LoadRequest(space=self.id, address=address, length=length))).data
+        req = _req(pb.LoadRequest, space=self.id, address=address, length=length)
+        return (await self.client._call("Load", req)).data
 
     async def store(self, address: int, data: bytes) -> None:
-        await self.client._call("Store", pb.StoreRequest(space=self.id, address=address, data=bytes(data)))
+        await self.client._call("Store", _req(pb.StoreRequest, space=self.id, address=address, data=bytes(data)))
 
     async def translate(self, address: int, write: bool = False) -> Translation:
-        t = await self.client._call("Translate", pb.TranslateRequest(space=self.id, address=address, write=write))
+        t = await self.client._call("Translate", _req(pb.TranslateRequest, space=self.id, address=address, write=write))
         return Translation(t.frame, t.levels, t.tlb_hit, t.fault, t.page_table, t.core)
 
     async def memory_usage(self) -> dict[str, int]:
-        u = await self.client._call("MemoryUsage", pb.SpaceRequest(space=self.id))
+        u = await self.client._call("MemoryUsage", _req(pb.SpaceRequest, space=self.id))
         return {"rss": u.rss, "heapTotal": u.heapTotal, "heapUsed": u.heapUsed, "external": u.external,
                 "pageTables": u.page_tables, "swap": u.swap}
 
     async def memory_map(self) -> list[dict[str, Any]]:
-        m = await self.client._call("MemoryMap", pb.SpaceRequest(space=self.id))
+        m = await self.client._call("MemoryMap", _req(pb.SpaceRequest, space=self.id))
         return [{"start": r.start, "end": r.end, "size": r.size, "rss": r.rss, "swap": r.swap, "perms": r.perms,
                  "kind": r.kind, "name": r.name, "huge_pages": r.huge_pages} for r in m.regions]
+
+    async def stats(self) -> pb.SpaceStats:
+        return await self.client._call("SpaceStat", _req(pb.SpaceRequest, space=self.id))
 
     def batch(self) -> VmBatch:
         return VmBatch(self.client.execute, self.id)
 
     async def destroy(self) -> None:
-        await self.client._call("DestroySpace", pb.SpaceRequest(space=self.id))
+        await self.client._call("DestroySpace", _req(pb.SpaceRequest, space=self.id))
 
 
 class AsyncVMClient:
@@ -101,9 +106,16 @@ class AsyncVMClient:
 
     async def create_space(self, page_table: str = "multilevel", bits: int = 0, levels: int = 0,
                            level_bits: int = 0, name: str = "") -> AsyncSpace:
-        st = await self._call("CreateSpace", pb.CreateSpaceRequest(page_table=page_table, bits=bits, levels=levels,
-                                                                   level_bits=level_bits, name=name))
+        req = _req(pb.CreateSpaceRequest, page_table=page_table, bits=bits, levels=levels, level_bits=level_bits,
+                   name=name)
+        st = await self._call("CreateSpace", req)
         return AsyncSpace(self, st)
+
+    async def space(self, space_id: int) -> AsyncSpace:
+        return AsyncSpace(self, await self._call("SpaceStat", _req(pb.SpaceRequest, space=space_id)))
+
+    async def spaces(self) -> list[pb.SpaceStats]:
+        return list((await self._call("ListSpaces", pb.ListSpacesRequest())).spaces)
 
     async def vmstat(self) -> dict[str, int]:
         r = await self._call("VmStat", pb.VmStatRequest())

@@ -18,9 +18,11 @@ major faults per 1000 accesses, the TLB hit ratio, pswpin/pswpout, and p50/p99 p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import random
+import threading
 import time
 from dataclasses import asdict, dataclass
 
@@ -75,6 +77,7 @@ def _worker(i: int, load: VmLoad, space_id: int | None, cores: int, barrier, res
     from memsim.client.vm import VMClient
 
     vm = VMClient(load.target, core=(i % cores) if load.pin else None, timeout=120)
+    sp = None
     try:
         sp = vm.space(space_id) if space_id is not None else vm.create_space(load.page_table, name=f"bench{i}")
         page = int(vm.vmstat()["page_size"])
@@ -107,13 +110,14 @@ def _worker(i: int, load: VmLoad, space_id: int | None, cores: int, barrier, res
             errors += len(r.errors)
         elapsed = time.monotonic() - t0
         barrier.wait()
-        if space_id is None:
-            sp.destroy()
         results.put((i, n, errors, hist.encode(), elapsed, None))
     except Exception as e:  # noqa: BLE001 - reported to the parent
         barrier.abort()
         results.put((i, 0, 0, b"", 0.0, f"{type(e).__name__}: {e}"))
     finally:
+        if space_id is None and sp is not None:
+            with contextlib.suppress(Exception):  # the server may be gone: nothing else to free then
+                sp.destroy()  # a failed run must not leave its frames and swap to the next one
         results.close()
         results.join_thread()
         vm.close()
@@ -124,6 +128,8 @@ def run_vm_load(load: VmLoad) -> dict:
 
     if load.pattern not in PATTERNS:
         raise ValueError(f"pattern {load.pattern!r} is not one of {', '.join(PATTERNS)}")
+    if load.processes < 1 or load.pages < 1 or load.batch < 1 or not 0 <= load.write_ratio <= 1:
+        raise ValueError("processes, pages and batch must be at least 1, write_ratio between 0 and 1")
     with VMClient(load.target) as vm:
         shared = vm.create_space(load.page_table, name="bench-shared") if load.shared else None
         cores = 1
@@ -148,6 +154,9 @@ def run_vm_load(load: VmLoad) -> dict:
             barrier.wait(load.seconds + 300)
             after = vm.vmstat()
             got = [results.get(timeout=120) for _ in procs]
+        except threading.BrokenBarrierError:
+            fatal = [r[5] for r in (results.get(timeout=30) for _ in procs) if r[5]]
+            raise RuntimeError(f"a load process failed: {fatal[0] if fatal else 'it died'}") from None
         finally:
             for p in procs:
                 p.join(30)

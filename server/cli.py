@@ -183,6 +183,9 @@ def cmd_bench_vm(args: argparse.Namespace) -> int:
     except MemsimError as e:
         print(f"memsim bench vm: {args.target}: {e.code.name}: {e}", file=sys.stderr)
         return 1
+    except (ValueError, RuntimeError) as e:
+        print(f"memsim bench vm: {e}", file=sys.stderr)
+        return 2
 
 
 def build_parser() -> argparse.ArgumentParser:

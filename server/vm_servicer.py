@@ -57,10 +57,10 @@ def run_batch(vm: VM, req: pb.VmBatch, core: int) -> pb.VmBatchReply:
         fault, hit, frame = 0, False, 0
         try:
             if op == pb.VM_LOAD:
+                data.append(b"")  # one slot per LOAD, empty if it fails
                 if lengths[i] > budget:
                     raise InvalidArgument(f"batch reads more than {MAX_REPLY_BYTES} bytes; split it")
                 budget -= lengths[i]
-                data.append(b"")
                 data[-1] = vm.load(spaces[i], addrs[i], lengths[i])
             elif op == pb.VM_STORE:
                 payload = payloads[store_i]

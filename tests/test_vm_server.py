@@ -72,6 +72,16 @@ def test_batches_and_asyncio(server):
         r = b.execute()
         assert r.results[8:16] == [b"page%d" % i for i in range(8)]
         assert r.results[16].tlb_hit and len(r.errors) == 1 and r.errors[0][0] == 17
+        big = sp.mmap(21 << 20, kind="heap")
+        b = sp.batch()
+        b.load(big, 20 << 20).load(big, 20 << 20).load(a, 5)  # the second passes the 24 MiB reply budget
+        r = b.execute()
+        assert len(r.results[0]) == 20 << 20 and isinstance(r.results[1], InvalidArgument)
+        assert r.results[2] == b"page0"
+        with pytest.raises(InvalidArgument):
+            sp.load(-1, 1)
+        with pytest.raises(InvalidArgument):
+            vm.create_space(bits=-1)
         sp.destroy()
 
     async def go():

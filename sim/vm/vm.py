@@ -45,6 +45,7 @@ from memsim.sim.vm.layout import (
     HUGE_TAIL,
     M_IPT_FRAMES,
     M_POLICY,
+    M_SWAP_USED,
     MAX_REGIONS,
     MAX_SPACES,
     NAME_BYTES,
@@ -280,7 +281,7 @@ class VM:
                 start = max(start, hi)
             if start + size <= hi_lim:
                 return start
-        raise ResourceExhausted(f"no gap of {size} bytes for a {kind} region in space {sp}")
+        raise ResourceExhausted(f"no free range of {size} bytes for a region of kind {kind} in space {sp}")
 
     def mmap(self, sp: int, length: int, prot: int = R | W, kind: str = "anon", name: str = "",
              addr: int | None = None, guard: bool = True, huge: bool = False) -> int:
@@ -293,6 +294,8 @@ class VM:
             raise InvalidArgument(f"prot {prot} must combine R=1, W=2, X=4")
         if length <= 0:
             raise InvalidArgument(f"length {length} must be positive")
+        if prot & (W | X):
+            prot |= R  # as on x86: a page that can be written or run can be read
         size = -(-length // self.fs) * self.fs
         with self.space_locks[sp]:
             with_guard = kind == "stack" and guard
@@ -313,7 +316,11 @@ class VM:
             if with_guard:
                 new.append((lo, start, 0, "guard", f"{name or 'stack'} guard"))
             self._set_regions(sp, regs + new)
-            self.table(sp).prepare(lo >> self.shift, (start + size) >> self.shift)
+            try:
+                self.table(sp).prepare(lo >> self.shift, (start + size) >> self.shift)
+            except BaseException:
+                self._set_regions(sp, regs)  # a table that could not grow: the region was never mapped
+                raise
             return start
 
     def _cut(self, sp: int, lo: int, hi: int, prot: int | None) -> None:
@@ -339,6 +346,9 @@ class VM:
             hugepage.split_range(self, sp, lo >> self.shift, hi >> self.shift, self.table(sp))
             freed = self._drop_pages(sp, lo >> self.shift, hi >> self.shift)
             self._cut(sp, lo, hi, None)
+            guards = [r for r in self.regions(sp) if r[3] == "guard" and r[1] == lo]
+            if guards and not any(r[0] == lo and r[3] == "stack" for r in self.regions(sp)):
+                self._cut(sp, guards[0][0], guards[0][1], None)  # the stack went: its guard goes too
             self.a["sp_tlbgen"][sp] += 1
             self.stat[S["tlb_shootdowns"]] += 1
             return freed
@@ -347,6 +357,8 @@ class VM:
         self._check_space(sp)
         if not 0 <= prot <= 7:
             raise InvalidArgument(f"prot {prot} must combine R=1, W=2, X=4")
+        if prot & (W | X):
+            prot |= R
         with self.space_locks[sp]:
             lo, hi = self._page_range(addr, length, sp)
             for v in range(lo, hi, self.fs):
@@ -358,7 +370,9 @@ class VM:
             for vpn in range(lo >> self.shift, hi >> self.shift):
                 e, _ = t.walk(vpn)
                 if e & P.P:
-                    t.set(vpn, (e | P.RW) if prot & W else (e & ~P.RW))
+                    e = (e | P.RW) if prot & W else (e & ~P.RW)
+                    # PROT_NONE keeps the page but takes the user's access away (U/S = 0: every access faults)
+                    t.set(vpn, (e | P.US) if prot & (R | W | X) else (e & ~P.US))
             self.a["sp_tlbgen"][sp] += 1
             self.stat[S["tlb_shootdowns"]] += 1
 
@@ -413,7 +427,30 @@ class VM:
     def _alloc_table_frames(self, n: int) -> int:
         if n == 1:
             return self._take_frame(FRAME_PAGETABLE)
+        try:
+            return self.pool.take_run(n, FRAME_PAGETABLE)
+        except ResourceExhausted:
+            if n > self.pool.nframes:
+                raise
+        self._empty_window(n)  # evict the pages of the cheapest window of n frames, then take it
         return self.pool.take_run(n, FRAME_PAGETABLE)
+
+    def _empty_window(self, n: int) -> None:
+        """Swap out every user page in the window of n frames that holds the fewest of them and no
+        page table or huge page (what a linear table's contiguous run needs)."""
+        a = self.a
+        owner = self.mem.frame_owner[self.pool.base:self.pool.base + self.pool.nframes]
+        blocked = ((owner == FRAME_PAGETABLE) | (a["vm_huge"] != 0)).astype(np.int64)
+        used = (self.pool.free_map == 0).astype(np.int64)
+        k = np.ones(n, dtype=np.int64)
+        bad = np.convolve(blocked, k, mode="valid")
+        cost = np.convolve(used, k, mode="valid") + bad * (self.pool.nframes + 1)
+        w = int(np.argmin(cost))
+        if bad[w]:
+            raise ResourceExhausted(f"no window of {n} frames without page tables in the VM's pool")
+        for f in range(w, w + n):
+            if not self.pool.free_map[f] and not self.reclaim_frame(f):
+                raise ResourceExhausted(f"could not evict frame {f} to make a run of {n} frames")
 
     def _take_frame(self, owner: int) -> int:
         for _ in range(RECLAIM_TRIES):
@@ -482,6 +519,31 @@ class VM:
                                     f"({self.swap.slots} slots of {self.fs} bytes)")
         return False
 
+    def reclaim_frame(self, f: int) -> bool:
+        """Evict the page in frame f (for a contiguous run); False if its space is busy or swap is full."""
+        a = self.a
+        owner, vpn = int(a["vm_rmap_space"][f]), int(a["vm_rmap_vpn"][f])
+        if owner < 0:
+            return False
+        lock = self.space_locks[owner]
+        if not lock.try_acquire():
+            return False
+        try:
+            t = self.table(owner)
+            e, _ = t.walk(vpn)
+            if not e & P.P or P.frame_of(e) != self.pool.base + f:
+                return False
+            slot = int(a["vm_frame_swap"][f])
+            if slot < 0 and e & P.D:
+                slot = self.swap.take()
+            with self.lru_lock:
+                if f in self.policy:
+                    self.policy.remove(f)
+            self._swap_out(owner, vpn, f, e, t, slot)
+            return True
+        finally:
+            lock.release()
+
     def _swap_out(self, sp: int, vpn: int, f: int, e: int, t: PageTable, slot: int) -> None:
         """Unmap the page in frame f: to swap slot `slot` (written only if the page is dirty), or,
         for a never-written zero page (slot -1), nowhere: its next touch zero-fills again."""
@@ -538,7 +600,8 @@ class VM:
             slot = P.swap_slot(e)
             self.swap.read(slot, self.pool.view(f))
             self._step("fault:swapped-in")
-            a["vm_frame_swap"][f] = slot  # the swap cache: the copy stays valid until the page is written
+            swap_full = 2 * int(a["vm_meta"][M_SWAP_USED]) > self.swap.slots  # Linux's vm_swap_full()
+            a["vm_frame_swap"][f] = -1 if swap_full else slot  # the swap cache: valid until the page is written
             a["sp_stats"][sp, SP_SWAP] -= 1
             self.stat[S["pgmajfault"]] += 1
             self.stat[S["pswpin"]] += 1
@@ -551,6 +614,9 @@ class VM:
             a["sp_stats"][sp, SP_MINFLT] += 1
         self.stat[S["pgfault"]] += 1
         new = P.make(self.pool.base + f, bool(prot & W), bool(prot & X)) | P.A
+        if kind_of_fault == "major" and a["vm_frame_swap"][f] < 0:
+            self.swap.give(P.swap_slot(e))  # swap is half full: the slot goes back, the page counts as dirty
+            new |= P.D
         a["vm_rmap_space"][f] = sp
         a["vm_rmap_vpn"][f] = vpn
         a["sp_stats"][sp, SP_RSS] += 1
@@ -568,7 +634,7 @@ class VM:
         info = {"tlb_hit": False, "levels": 0, "fault": "none"}
         ent = self.tlb.lookup(sp, vpn)
         t = None
-        if ent is not None and (not write or ent.writable):
+        if ent is not None and ent.user and (not write or ent.writable):
             self.stat[S["tlb_hit"]] += 1
             a["sp_stats"][sp, SP_TLB_HIT] += 1
             info["tlb_hit"] = True
@@ -587,13 +653,13 @@ class VM:
             self.stat[S["pt_walks"]] += 1
             self.stat[S["pt_walk_levels"]] += levels
             info["levels"] = levels
-            if not e & P.P or (write and not e & P.RW):
-                if e & P.P:  # present but read-only: the region says whether that is a fault
+            if not e & P.P or not e & P.US or (write and not e & P.RW):
+                if e & P.P:  # present but protected: the region says why
                     region = self.region_at(sp, addr)
                     prot = region[2] if region else 0
                     self.stat[S["protection_faults"]] += 1
-                    raise FailedPrecondition(f"protection fault: write to {addr:#x} in region "
-                                             f"{region[4] if region else '?'} ({prot_text(prot)}) of space {sp}")
+                    raise FailedPrecondition(f"protection fault: {'write to' if write else 'read of'} {addr:#x} in "
+                                             f"region {region[4] if region else '?'} ({prot_text(prot)}) of space {sp}")
                 e, info["fault"] = self._fault(sp, addr, vpn, write, t, e)
             if write and not e & P.D:
                 e |= P.D
@@ -606,6 +672,8 @@ class VM:
                 self.tlb.fill(sp, vpn, TLBEntry(frame - vpn % hp, bool(e & P.RW), bool(e & P.D), gen, span=hp))
             else:
                 self.tlb.fill(sp, vpn, TLBEntry(frame, bool(e & P.RW), bool(e & P.D), gen))
+            if not e & P.US:
+                raise AssertionError("a page without U/S was filled into the TLB")
         with self.lru_lock:
             f = frame - self.pool.base
             if a["vm_huge"][f] == HUGE_TAIL:  # a huge page ages as one: its head is in the policy
@@ -624,6 +692,8 @@ class VM:
             self.stat[S["segfaults"]] += 1
             raise OutOfRange(f"segmentation fault: {addr:#x}+{n} is outside space {sp}'s {bits}-bit addresses")
         out = bytearray()
+        if n == 0:
+            return b""  # a 0-byte access touches no page
         with self.space_locks[sp]:
             pos = 0
             while pos < n or (n == 0 and pos == 0):
