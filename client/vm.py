@@ -114,8 +114,8 @@ class VmBatch:
             elif op == pb.VM_LOAD:
                 out.append(data)
             elif op == pb.VM_TRANSLATE:
-                out.append(Translation(reply.frame[i], 0, reply.tlb_hit[i], FAULT_NAMES[reply.fault[i]], "",
-                                       reply.core))
+                out.append(Translation(reply.frame[i], reply.levels[i] if reply.levels else 0, reply.tlb_hit[i],
+                                       FAULT_NAMES[reply.fault[i]], "", reply.core))
             else:
                 out.append(None)
         return VmBatchResult(out, sorted(errors.items()))
@@ -137,9 +137,9 @@ class Space:
         return f"<Space {self.id} {self.page_table} {self.bits}-bit>"
 
     def mmap(self, length: int, prot: str | int = "rw", kind: str = "anon", name: str = "",
-             address: int | None = None) -> int:
+             address: int | None = None, huge: bool = False) -> int:
         req = _req(pb.MmapRequest, space=self.id, length=length, prot=prot_bits(prot), kind=kind, name=name,
-                   fixed=address is not None, address=address or 0)
+                   fixed=address is not None, address=address or 0, huge=huge)
         return self.client._call("Mmap", req).address
 
     def munmap(self, address: int, length: int) -> int:

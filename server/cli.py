@@ -43,6 +43,9 @@ def _add_machine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--swap", type=parse_bytes, default=None, help="swap file size (default 4x --vm-memory)")
     p.add_argument("--tlb-entries", type=int, default=64, help="TLB entries per core (default 64)")
     p.add_argument("--tlb-ways", type=int, default=4, help="TLB associativity (default 4)")
+    p.add_argument("--thp", default="madvise", choices=["never", "madvise", "always"],
+                   help="transparent huge pages (default madvise: regions mapped with huge=True)")
+    p.add_argument("--khugepaged-ms", type=int, default=1000, help="khugepaged's scan period (default 1000)")
     p.add_argument("--maxmemory", type=parse_bytes, default=0,
                    help="the cache's memory limit, as Redis's maxmemory (default 0 = none; CONFIG SET changes it)")
     p.add_argument("--maxmemory-policy", default="noeviction",
@@ -67,7 +70,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                            max_keys=args.max_keys, maxmemory=args.maxmemory, maxmemory_policy=args.maxmemory_policy,
                            vm_memory=default_vm_memory(args.memory, args.frame_size) if args.vm_memory is None
                            else args.vm_memory, vm_policy=args.vm_policy, swap_bytes=args.swap,
-                           tlb_entries=args.tlb_entries, tlb_ways=args.tlb_ways)
+                           tlb_entries=args.tlb_entries, tlb_ways=args.tlb_ways, thp=args.thp,
+                           khugepaged_ms=args.khugepaged_ms)
     try:
         config.validate()
     except SimError as e:

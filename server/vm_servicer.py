@@ -50,11 +50,11 @@ def run_batch(vm: VM, req: pb.VmBatch, core: int) -> pb.VmBatchReply:
     if len(payloads) != ops.count(pb.VM_STORE):
         raise InvalidArgument(f"bad batch: {len(payloads)} payloads for {ops.count(pb.VM_STORE)} STORE ops")
     reply = pb.VmBatchReply(seq=req.seq, core=core)
-    data, faults, hits, frames = reply.data, [], [], []
+    data, faults, hits, frames, levels = reply.data, [], [], [], []
     budget = MAX_REPLY_BYTES
     store_i = 0
     for i, op in enumerate(ops):
-        fault, hit, frame = 0, False, 0
+        fault, hit, frame, walk = 0, False, 0, 0
         try:
             if op == pb.VM_LOAD:
                 data.append(b"")  # one slot per LOAD, empty if it fails
@@ -68,7 +68,7 @@ def run_batch(vm: VM, req: pb.VmBatch, core: int) -> pb.VmBatchReply:
                 vm.store(spaces[i], addrs[i], payload)
             elif op == pb.VM_TRANSLATE:
                 t = vm.translate(spaces[i], addrs[i], write=bool(lengths[i]))
-                fault, hit, frame = FAULTS[t["fault"]], t["tlb_hit"], t["frame"]
+                fault, hit, frame, walk = FAULTS[t["fault"]], t["tlb_hit"], t["frame"], t["levels"]
             else:
                 raise InvalidArgument(f"bad batch: op {i} has kind {op}")
         except SimError as e:
@@ -76,7 +76,9 @@ def run_batch(vm: VM, req: pb.VmBatch, core: int) -> pb.VmBatchReply:
         faults.append(fault)
         hits.append(hit)
         frames.append(frame)
+        levels.append(walk)
     reply.fault.extend(faults)
+    reply.levels.extend(levels)
     reply.tlb_hit.extend(hits)
     reply.frame.extend(frames)
     return reply
@@ -124,7 +126,7 @@ class VmServicer(vm_pb2_grpc.VMServicer):
     def Mmap(self, request: pb.MmapRequest, context: grpc.ServicerContext) -> pb.MmapReply:
         addr = self._call(context, self.vm.mmap, request.space, request.length, prot=request.prot,
                           kind=request.kind or "anon", name=request.name,
-                          addr=request.address if request.fixed else None)
+                          addr=request.address if request.fixed else None, huge=request.huge)
         return pb.MmapReply(address=addr)
 
     def Munmap(self, request: pb.MunmapRequest, context: grpc.ServicerContext) -> pb.MunmapReply:
@@ -170,3 +172,38 @@ class VmServicer(vm_pb2_grpc.VMServicer):
     def Batch(self, request_iterator: Iterator[pb.VmBatch], context: grpc.ServicerContext) -> Iterator[pb.VmBatchReply]:
         for req in request_iterator:
             yield self._call(context, run_batch, self.vm, req, self.core)
+
+
+class Khugepaged:
+    """khugepaged: a daemon thread on one core that promotes fully populated ranges to huge pages
+    every `period_s` (Linux: scan_sleep_millisecs, 10 s by default; pages_to_scan 4096), under the
+    core's mutex like any other work of that core. Only the core that runs it pays its CPU."""
+
+    def __init__(self, vm: VM, core_lock: threading.Lock, period_s: float, ranges_per_scan: int = 8):
+        self.vm = vm
+        self.core_lock = core_lock
+        self.period_s = period_s
+        self.ranges_per_scan = ranges_per_scan  # 8 x 512 pages = Linux's pages_to_scan 4096
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="khugepaged", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(2)
+
+    def _run(self) -> None:
+        from memsim.sim.vm.hugepage import collapse_scan
+
+        while not self._stop.wait(self.period_s):
+            try:
+                with self.core_lock:
+                    collapse_scan(self.vm, self.ranges_per_scan)
+            except Exception:  # a background scan must not die of one bad pass; it logs and goes on
+                log.exception("khugepaged on core %d", self.core)
+
+    @property
+    def core(self) -> int:
+        return self.vm.core

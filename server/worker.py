@@ -34,7 +34,7 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
 
     from memsim.server.cache_servicer import CacheCron, CacheServicer
     from memsim.server.servicer import MachineServicer
-    from memsim.server.vm_servicer import VmServicer
+    from memsim.server.vm_servicer import Khugepaged, VmServicer
     from memsim.v1 import cache_pb2, cache_pb2_grpc, machine_pb2, machine_pb2_grpc, vm_pb2, vm_pb2_grpc
 
     heap = machine.heap(core)
@@ -52,8 +52,12 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
                          options=options, maximum_concurrent_rpcs=MAX_THREADS - 4)
     machine_pb2_grpc.add_MachineServicer_to_server(servicer, server)
     cache_pb2_grpc.add_CacheServicer_to_server(cache, server)
+    khugepaged = None
     if machine.pool_frames:  # a machine started with --vm-memory
-        vm_pb2_grpc.add_VMServicer_to_server(VmServicer(machine.vm(core), core, servicer.core_lock), server)
+        vm = machine.vm(core)
+        vm_pb2_grpc.add_VMServicer_to_server(VmServicer(vm, core, servicer.core_lock), server)
+        if core == 0 and machine.config.thp != "never":  # one khugepaged for the machine, on core 0
+            khugepaged = Khugepaged(vm, servicer.core_lock, machine.config.khugepaged_ms / 1000)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (machine_pb2.DESCRIPTOR.services_by_name["Machine"].full_name,
@@ -66,6 +70,8 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
             return 3
     server.start()
     cron.start()
+    if khugepaged is not None:
+        khugepaged.start()
     for svc in ("", *names[:3]):
         health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)
 
@@ -85,6 +91,8 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
         health_servicer.set(svc, health_pb2.HealthCheckResponse.NOT_SERVING)
     server.stop(grace=1.0).wait(3)
     cron.stop()
+    if khugepaged is not None:
+        khugepaged.stop()
     with servicer.core_lock:
         ks.release()
         heap.release_caches()  # give this core's cached objects back, as Go does when a P goes away

@@ -149,3 +149,51 @@ def test_memory_pressure_splits_a_huge_page_and_swaps_its_pieces(m):
     for i in range(HP):
         assert vm.load(sp, start + i * PAGE, 11) == stamp(i)
     assert check(vm) == []
+
+
+def test_khugepaged_thread_promotes_in_the_background(m):
+    import threading
+    import time
+
+    from memsim.server.vm_servicer import Khugepaged
+
+    vm = m.vm(0)
+    arrays = m.meta.arrays
+    arrays["vm_meta"][M_THP] = 0
+    sp = vm.create_space("multilevel")
+    start = aligned_start(vm, sp, 2 * MiB)
+    for i in range(HP):
+        vm.store(sp, start + i * PAGE, stamp(i))
+    arrays["vm_meta"][M_THP] = 2
+    k = Khugepaged(vm, threading.Lock(), period_s=0.05)
+    k.start()
+    try:
+        deadline = time.monotonic() + 30
+        while vm.vmstat()["thp_collapse_alloc"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        k.stop()
+    assert vm.vmstat()["thp_collapse_alloc"] == 1
+    assert vm.load(sp, start + 77 * PAGE, 11) == stamp(77)
+
+
+def test_huge_pages_through_the_server():
+    from memsim.client import VMClient
+    from tests.servers import running_server
+
+    with running_server(cores=1, memory="24MiB", extra=["--vm-memory", "8MiB", "--thp", "madvise"]) as srv, \
+            VMClient(srv.target) as vmc:
+        sp = vmc.create_space()
+        plain = sp.mmap(4 * MiB, kind="heap", name="plain")
+        huge = sp.mmap(4 * MiB, kind="heap", name="advised", huge=True)
+        for base in (plain, huge):
+            a = -(-base // (2 * MiB)) * (2 * MiB)
+            sp.store(a, b"x")
+        regions = {r["name"]: r for r in sp.memory_map()}
+        assert regions["plain"]["huge_pages"] == 0 and regions["advised"]["huge_pages"] == 1
+        assert regions["advised"]["rss"] == 2 * MiB and regions["plain"]["rss"] == PAGE
+        st = vmc.vmstat()
+        assert st["thp_fault_alloc"] == 1 and st["huge_pages"] == 1
+        b = sp.batch()
+        b.translate(-(-huge // (2 * MiB)) * (2 * MiB) + 9 * PAGE)
+        assert b.execute()[0].tlb_hit  # the huge entry filled by the store covers this page too

@@ -50,7 +50,7 @@ class ListSpacesReply(_message.Message):
     def __init__(self, spaces: _Optional[_Iterable[_Union[SpaceStats, _Mapping]]] = ...) -> None: ...
 
 class MmapRequest(_message.Message):
-    __slots__ = ("space", "length", "prot", "kind", "name", "fixed", "address")
+    __slots__ = ("space", "length", "prot", "kind", "name", "fixed", "address", "huge")
     SPACE_FIELD_NUMBER: _ClassVar[int]
     LENGTH_FIELD_NUMBER: _ClassVar[int]
     PROT_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +58,7 @@ class MmapRequest(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     FIXED_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HUGE_FIELD_NUMBER: _ClassVar[int]
     space: int
     length: int
     prot: int
@@ -65,7 +66,8 @@ class MmapRequest(_message.Message):
     name: str
     fixed: bool
     address: int
-    def __init__(self, space: _Optional[int] = ..., length: _Optional[int] = ..., prot: _Optional[int] = ..., kind: _Optional[str] = ..., name: _Optional[str] = ..., fixed: _Optional[bool] = ..., address: _Optional[int] = ...) -> None: ...
+    huge: bool
+    def __init__(self, space: _Optional[int] = ..., length: _Optional[int] = ..., prot: _Optional[int] = ..., kind: _Optional[str] = ..., name: _Optional[str] = ..., fixed: _Optional[bool] = ..., address: _Optional[int] = ..., huge: _Optional[bool] = ...) -> None: ...
 
 class MmapReply(_message.Message):
     __slots__ = ("address",)
@@ -277,7 +279,7 @@ class VmBatch(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., op: _Optional[_Iterable[_Union[VmOp, str]]] = ..., space: _Optional[_Iterable[int]] = ..., address: _Optional[_Iterable[int]] = ..., length: _Optional[_Iterable[int]] = ..., data: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class VmBatchReply(_message.Message):
-    __slots__ = ("seq", "core", "data", "fault", "tlb_hit", "frame", "errors")
+    __slots__ = ("seq", "core", "data", "fault", "tlb_hit", "frame", "errors", "levels")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     CORE_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
@@ -285,6 +287,7 @@ class VmBatchReply(_message.Message):
     TLB_HIT_FIELD_NUMBER: _ClassVar[int]
     FRAME_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
+    LEVELS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     core: int
     data: _containers.RepeatedScalarFieldContainer[bytes]
@@ -292,4 +295,5 @@ class VmBatchReply(_message.Message):
     tlb_hit: _containers.RepeatedScalarFieldContainer[bool]
     frame: _containers.RepeatedScalarFieldContainer[int]
     errors: _containers.RepeatedCompositeFieldContainer[_machine_pb2.OpError]
-    def __init__(self, seq: _Optional[int] = ..., core: _Optional[int] = ..., data: _Optional[_Iterable[bytes]] = ..., fault: _Optional[_Iterable[int]] = ..., tlb_hit: _Optional[_Iterable[bool]] = ..., frame: _Optional[_Iterable[int]] = ..., errors: _Optional[_Iterable[_Union[_machine_pb2.OpError, _Mapping]]] = ...) -> None: ...
+    levels: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, seq: _Optional[int] = ..., core: _Optional[int] = ..., data: _Optional[_Iterable[bytes]] = ..., fault: _Optional[_Iterable[int]] = ..., tlb_hit: _Optional[_Iterable[bool]] = ..., frame: _Optional[_Iterable[int]] = ..., errors: _Optional[_Iterable[_Union[_machine_pb2.OpError, _Mapping]]] = ..., levels: _Optional[_Iterable[int]] = ...) -> None: ...
