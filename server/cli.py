@@ -46,6 +46,10 @@ def _add_machine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--thp", default="madvise", choices=["never", "madvise", "always"],
                    help="transparent huge pages (default madvise: regions mapped with huge=True)")
     p.add_argument("--khugepaged-ms", type=int, default=1000, help="khugepaged's scan period (default 1000)")
+    p.add_argument("--heap-in-vm", action="store_true",
+                   help="experiment: the allocator's arena is address space 0 of the VM, paged like a process's heap")
+    p.add_argument("--heap-virtual", type=parse_bytes, default=None,
+                   help="with --heap-in-vm: the arena's size, which may exceed physical memory (default --memory)")
     p.add_argument("--maxmemory", type=parse_bytes, default=0,
                    help="the cache's memory limit, as Redis's maxmemory (default 0 = none; CONFIG SET changes it)")
     p.add_argument("--maxmemory-policy", default="noeviction",
@@ -71,7 +75,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                            vm_memory=default_vm_memory(args.memory, args.frame_size) if args.vm_memory is None
                            else args.vm_memory, vm_policy=args.vm_policy, swap_bytes=args.swap,
                            tlb_entries=args.tlb_entries, tlb_ways=args.tlb_ways, thp=args.thp,
-                           khugepaged_ms=args.khugepaged_ms)
+                           khugepaged_ms=args.khugepaged_ms, heap_in_vm=args.heap_in_vm,
+                           heap_virtual_bytes=args.heap_virtual)
     try:
         config.validate()
     except SimError as e:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 
 from memsim.sim.alloc.heap import Heap, lock_names
 from memsim.sim.alloc.layout import MAX_CORES, HeapArrays, heap_specs
-from memsim.sim.alloc.pagesource import FlatPhysicalSource
+from memsim.sim.alloc.pagesource import ARENA_BASE, FlatPhysicalSource
 from memsim.sim.alloc.sizeclasses import PAGE_SIZE
 from memsim.sim.cache.config import POLICY_IDS
 from memsim.sim.cache.eviction import Evictor
@@ -32,6 +32,7 @@ from memsim.sim.machine.memory import PhysicalMemory, frame_specs
 from memsim.sim.machine.shm import SharedBytes, SharedRegion, new_token, segment_name
 from memsim.sim.policies import POLICIES
 from memsim.sim.vm.frames import FramePool
+from memsim.sim.vm.heapsource import HEAP_SPACE, SpacePageSource
 from memsim.sim.vm.layout import M_POLICY, M_SWAP_SLOTS, M_THP, THP_MODES, vm_lock_names, vm_specs
 from memsim.sim.vm.swap import make_swap_file
 from memsim.sim.vm.vm import VM
@@ -55,11 +56,16 @@ class MachineConfig:
     tlb_entries: int = 64  # per core (Skylake's L1 DTLB)
     tlb_ways: int = 4
     thp: str = "madvise"  # transparent huge pages: never | madvise | always (sim/vm/hugepage.py)
+    heap_in_vm: bool = False  # the allocator's arena is an address space of the VM (sim/vm/heapsource.py)
+    heap_virtual_bytes: int | None = None  # with heap_in_vm: the arena's size (default: the whole memory)
     khugepaged_ms: int = 1000  # how often a worker's khugepaged scans (Linux: scan_sleep_millisecs 10000)
 
     @property
     def heap_bytes(self) -> int:
-        """What the allocator's heap gets: the memory below the VM's pool, in whole heap pages."""
+        """The allocator's arena: the memory below the VM's pool, in whole heap pages; or, with
+        heap_in_vm, a virtual arena in an address space (it may exceed the physical pool)."""
+        if self.heap_in_vm:
+            return (self.heap_virtual_bytes or self.memory_bytes) // PAGE_SIZE * PAGE_SIZE
         return (self.memory_bytes - self.vm_memory) // PAGE_SIZE * PAGE_SIZE
 
     @property
@@ -92,6 +98,10 @@ class MachineConfig:
             raise InvalidArgument(f"swap_bytes {self.swap_bytes} must be between 0 and 64 GiB")
         if not (1 <= self.tlb_ways <= self.tlb_entries <= 65536 and self.tlb_entries % self.tlb_ways == 0):
             raise InvalidArgument(f"a TLB of {self.tlb_entries} entries cannot be {self.tlb_ways}-way")
+        if self.heap_in_vm and not self.vm_memory:
+            raise InvalidArgument("heap_in_vm needs virtual memory: give vm_memory (the heap's pages come from it)")
+        if self.heap_in_vm and not MiB <= self.heap_bytes <= 8 << 30:
+            raise InvalidArgument(f"heap_virtual_bytes {self.heap_bytes} must be between 1 MiB and 8 GiB")
         if self.thp not in THP_MODES:
             raise InvalidArgument(f"thp {self.thp!r} is not one of {', '.join(THP_MODES)}")
         if self.maxmemory_policy not in POLICY_IDS:
@@ -133,7 +143,12 @@ class Machine:
         self.ks_arrays.boot_policy(POLICY_IDS[config.maxmemory_policy])
         self.swap_fd = make_swap_file(config.swap_slots, config.frame_size) if self.pool_frames else -1
         self._boot_vm()
+        if config.heap_in_vm:  # space 0: the heap's arena, mapped (not touched) before any core runs
+            boot = self.supervisor_vm()
+            sp = boot.create_space("multilevel", bits=48, name="go heap")
+            boot.mmap(sp, config.heap_bytes, kind="heap", name="arena", addr=ARENA_BASE)
         self._views: list[Heap] = []
+        self._vm_views: dict[tuple[int, int], VM] = {}
         self._destroyed = False
 
     def _boot_vm(self) -> None:
@@ -159,12 +174,18 @@ class Machine:
         cls(n, slots=n, arrays={s.name: a["vm" + s.name] for s in cls.array_specs(n)}, init=True)
 
     def vm(self, core: int) -> VM:
-        """Virtual memory as `core` sees it (call in the core's own process)."""
+        """Virtual memory as `core` sees it (call in the core's own process): one view per core and
+        process, shared by the VM service and a heap in an address space, so the core has one TLB."""
         if not self.pool_frames:
             raise FailedPrecondition("this machine has no virtual memory: start it with vm_memory > 0 "
                                      "(memsim serve --vm-memory 16MiB)")
-        return VM(self.meta.arrays, self.memory, self.locks(core + 1), self.swap_fd, core,
-                  tlb_entries=self.config.tlb_entries, tlb_ways=self.config.tlb_ways)
+        key = (os.getpid(), core)
+        view = self._vm_views.get(key)
+        if view is None:
+            view = VM(self.meta.arrays, self.memory, self.locks(core + 1), self.swap_fd, core,
+                      tlb_entries=self.config.tlb_entries, tlb_ways=self.config.tlb_ways)
+            self._vm_views[key] = view
+        return view
 
     def supervisor_vm(self) -> VM:
         """The supervisor's view (recovery, reports): its own lock owner and vmstat row."""
@@ -183,11 +204,16 @@ class Machine:
         """A lock table for one process (lock depth is per process)."""
         return LockTable(self.lock_fd, self.meta["lock_stats"], self._lock_names, self._lock_alias, owner_id)
 
+    def _heap_source(self, vm_view) -> FlatPhysicalSource | SpacePageSource:
+        if self.config.heap_in_vm:
+            return SpacePageSource(vm_view(), HEAP_SPACE)
+        return FlatPhysicalSource(self.memory, self.config.heap_bytes)
+
     def heap(self, core: int) -> Heap:
         """The heap as `core` sees it. Call in the core's own process, once."""
         if not 0 <= core < self.config.cores:
             raise InvalidArgument(f"core {core} does not exist (the machine has {self.config.cores})")
-        source = FlatPhysicalSource(self.memory, self.config.heap_bytes)
+        source = self._heap_source(lambda: self.vm(core))
         h = Heap(core, self.arrays, source, self.locks(core + 1), self.phys.data,
                  self.config.heap_bytes // PAGE_SIZE, per_core_caches=self.config.per_core_caches)
         self._views.append(h)
@@ -203,7 +229,7 @@ class Machine:
     def supervisor_heap(self) -> Heap:
         """A view for the supervisor's own work (scavenging, recovery, stats): core 0's
         counters row is never written through it except by recovery bookkeeping."""
-        source = FlatPhysicalSource(self.memory, self.config.heap_bytes)
+        source = self._heap_source(self.supervisor_vm)
         h = Heap(0, self.arrays, source, self.locks(0), self.phys.data,
                  self.config.heap_bytes // PAGE_SIZE, per_core_caches=self.config.per_core_caches)
         self._views.append(h)

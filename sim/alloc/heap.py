@@ -92,6 +92,8 @@ class Heap:
         self._gauges = memoryview(a.heap_gauges)
         self._nelems = [0] + [c.objects for c in self.t.classes]
         self._mem = memoryview(data)  # physical memory as bytes: slice copies are plain memcpy
+        # A paged source (the heap in an address space, sim/vm/heapsource.py) moves bytes itself.
+        self._paged = bool(getattr(source, "paged", False))
         self._zeros = bytes(MAX_SMALL_SIZE)
         self.mcache = MCache(core, self.centrals, self.stats, enabled=per_core_caches)
         self.obj_words = AtomicArray(a.obj_size, locks.fd, stripe_base=1 << 20)
@@ -113,6 +115,9 @@ class Heap:
         return self.base + span * PAGE_SIZE + idx * self.sizes[cls]
 
     def _zero(self, addr: int, n: int) -> None:
+        if self._paged:
+            self.source.zero(addr, n)
+            return
         p = self.source.physical(addr)
         if n <= MAX_SMALL_SIZE:
             self._mem[p:p + n] = self._zeros[:n]
@@ -333,16 +338,22 @@ class Heap:
     def read(self, addr: int, offset: int, length: int) -> bytes:
         phys, size = self.object_bounds(addr, "read")
         self._check_range(addr, offset, length, size, "read")
+        if self._paged:
+            return self.source.read(addr + offset, length)
         return bytes(self._mem[phys + offset: phys + offset + length])
 
     def write(self, addr: int, offset: int, payload: bytes) -> None:
         phys, size = self.object_bounds(addr, "write")
         self._check_range(addr, offset, len(payload), size, "write")
-        if payload:
+        if payload and self._paged:
+            self.source.write(addr + offset, payload)
+        elif payload:
             self._mem[phys + offset: phys + offset + len(payload)] = payload
 
     def raw(self, addr: int, n: int) -> bytes:
         """Unchecked read of n bytes at addr, for a structure that owns the object (the keyspace)."""
+        if self._paged:
+            return self.source.read(addr, n)
         p = self.source.physical(addr)
         return bytes(self._mem[p:p + n])
 

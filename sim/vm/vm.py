@@ -353,6 +353,18 @@ class VM:
             self.stat[S["tlb_shootdowns"]] += 1
             return freed
 
+    def discard(self, sp: int, addr: int, length: int) -> int:
+        """MADV_DONTNEED: free the pages of addr..addr+length (frames, swap slots) but keep the region;
+        the next touch is a minor fault on a zeroed frame. Returns pages freed."""
+        self._check_space(sp)
+        with self.space_locks[sp]:
+            lo, hi = self._page_range(addr, length, sp)
+            hugepage.split_range(self, sp, lo >> self.shift, hi >> self.shift, self.table(sp))
+            freed = self._drop_pages(sp, lo >> self.shift, hi >> self.shift)
+            self.a["sp_tlbgen"][sp] += 1
+            self.stat[S["tlb_shootdowns"]] += 1
+            return freed
+
     def mprotect(self, sp: int, addr: int, length: int, prot: int) -> None:
         self._check_space(sp)
         if not 0 <= prot <= 7:
