@@ -137,9 +137,9 @@ class Space:
         return f"<Space {self.id} {self.page_table} {self.bits}-bit>"
 
     def mmap(self, length: int, prot: str | int = "rw", kind: str = "anon", name: str = "",
-             address: int | None = None, huge: bool = False) -> int:
+             address: int | None = None, huge: bool = False, hugetlb: bool = False) -> int:
         req = _req(pb.MmapRequest, space=self.id, length=length, prot=prot_bits(prot), kind=kind, name=name,
-                   fixed=address is not None, address=address or 0, huge=huge)
+                   fixed=address is not None, address=address or 0, huge=huge, hugetlb=hugetlb)
         return self.client._call("Mmap", req).address
 
     def munmap(self, address: int, length: int) -> int:

@@ -30,10 +30,10 @@ class AsyncSpace:
         self.bits = stats.bits
 
     async def mmap(self, length: int, prot: str | int = "rw", kind: str = "anon", name: str = "",
-                   address: int | None = None, huge: bool = False) -> int:
+                   address: int | None = None, huge: bool = False, hugetlb: bool = False) -> int:
         r = await self.client._call("Mmap", _req(pb.MmapRequest, space=self.id, length=length, prot=prot_bits(prot),
                                                            kind=kind, name=name, fixed=address is not None,
-                                                           address=address or 0, huge=huge))
+                                                           address=address or 0, huge=huge, hugetlb=hugetlb))
         return r.address
 
     async def munmap(self, address: int, length: int) -> int:

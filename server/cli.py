@@ -46,6 +46,8 @@ def _add_machine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--thp", default="madvise", choices=["never", "madvise", "always"],
                    help="transparent huge pages (default madvise: regions mapped with huge=True)")
     p.add_argument("--khugepaged-ms", type=int, default=1000, help="khugepaged's scan period (default 1000)")
+    p.add_argument("--hugetlb-pages", type=int, default=0,
+                   help="explicit 2 MiB huge pages set aside at start, for mmap(hugetlb=True) (default 0)")
     p.add_argument("--heap-in-vm", action="store_true",
                    help="experiment: the allocator's arena is address space 0 of the VM, paged like a process's heap")
     p.add_argument("--heap-virtual", type=parse_bytes, default=None,
@@ -76,6 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                            else args.vm_memory, vm_policy=args.vm_policy, swap_bytes=args.swap,
                            tlb_entries=args.tlb_entries, tlb_ways=args.tlb_ways, thp=args.thp,
                            khugepaged_ms=args.khugepaged_ms, heap_in_vm=args.heap_in_vm,
+                           hugetlb_pages=args.hugetlb_pages,
                            heap_virtual_bytes=args.heap_virtual)
     try:
         config.validate()

@@ -126,7 +126,8 @@ class VmServicer(vm_pb2_grpc.VMServicer):
     def Mmap(self, request: pb.MmapRequest, context: grpc.ServicerContext) -> pb.MmapReply:
         addr = self._call(context, self.vm.mmap, request.space, request.length, prot=request.prot,
                           kind=request.kind or "anon", name=request.name,
-                          addr=request.address if request.fixed else None, huge=request.huge)
+                          addr=request.address if request.fixed else None, huge=request.huge,
+                          hugetlb=request.hugetlb)
         return pb.MmapReply(address=addr)
 
     def Munmap(self, request: pb.MunmapRequest, context: grpc.ServicerContext) -> pb.MunmapReply:

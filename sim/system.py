@@ -33,11 +33,13 @@ from memsim.sim.machine.shm import SharedBytes, SharedRegion, new_token, segment
 from memsim.sim.policies import POLICIES
 from memsim.sim.vm.frames import FramePool
 from memsim.sim.vm.heapsource import HEAP_SPACE, SpacePageSource
+from memsim.sim.vm.hugepage import reserve_hugetlb
 from memsim.sim.vm.layout import M_POLICY, M_SWAP_SLOTS, M_THP, THP_MODES, vm_lock_names, vm_specs
 from memsim.sim.vm.swap import make_swap_file
 from memsim.sim.vm.vm import VM
 
 MiB = 1 << 20
+HUGE_FRAMES = 512  # frames of a huge page: one PMD entry of x86-64's 9-bit levels
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class MachineConfig:
     tlb_entries: int = 64  # per core (Skylake's L1 DTLB)
     tlb_ways: int = 4
     thp: str = "madvise"  # transparent huge pages: never | madvise | always (sim/vm/hugepage.py)
+    hugetlb_pages: int = 0  # explicit huge pages set aside at boot (vm.nr_hugepages), for mmap(hugetlb=True)
     heap_in_vm: bool = False  # the allocator's arena is an address space of the VM (sim/vm/heapsource.py)
     heap_virtual_bytes: int | None = None  # with heap_in_vm: the arena's size (default: the whole memory)
     khugepaged_ms: int = 1000  # how often a worker's khugepaged scans (Linux: scan_sleep_millisecs 10000)
@@ -162,6 +165,13 @@ class Machine:
         a["vm_meta"][M_SWAP_SLOTS] = cfg.swap_slots if self.pool_frames else 0
         a["vm_meta"][M_POLICY] = sorted(POLICIES).index(cfg.vm_policy)
         a["vm_meta"][M_THP] = THP_MODES.index(cfg.thp)
+        if cfg.hugetlb_pages:
+            got = reserve_hugetlb(a, a["vm_free"], self.memory.frame_owner, int(a["vm_meta"][0]),
+                                  cfg.hugetlb_pages, HUGE_FRAMES)
+            if got < cfg.hugetlb_pages:
+                raise InvalidArgument(f"hugetlb_pages {cfg.hugetlb_pages}: only {got} huge pages of {HUGE_FRAMES} "
+                                      f"frames fit the VM's {self.pool_frames}-frame pool")
+            a["vm_meta"][2] = int(a["vm_free"].sum())  # M_FREE
         a["vm_rmap_space"][:] = -1
         a["vm_rmap_vpn"][:] = -1
         a["vm_frame_swap"][:] = -1

@@ -197,3 +197,41 @@ def test_huge_pages_through_the_server():
         b = sp.batch()
         b.translate(-(-huge // (2 * MiB)) * (2 * MiB) + 9 * PAGE)
         assert b.execute()[0].tlb_hit  # the huge entry filled by the store covers this page too
+
+
+def test_explicit_hugetlb_pages_come_from_the_boot_reservation():
+    from memsim.sim.errors import InvalidArgument, ResourceExhausted
+
+    machine = Machine.create(MachineConfig(memory_bytes=24 * MiB, cores=1, vm_memory=8 * MiB, hugetlb_pages=2,
+                                           vm_policy="clock"))
+    try:
+        vm = machine.vm(0)
+        st = vm.vmstat()
+        assert st["hugetlb_pages_total"] == 2 and st["hugetlb_pages_free"] == 2
+        assert st["free_frames"] == vm.pool.nframes - 2 * HP  # set aside at boot, out of the pool
+        sp = vm.create_space("multilevel")
+        a = vm.mmap(sp, 4 * MiB, hugetlb=True, name="db buffers")
+        assert a % (2 * MiB) == 0
+        for i in range(0, 2 * HP, 7):
+            vm.store(sp, a + i * PAGE, stamp(i))
+        st = vm.vmstat()
+        assert st["hugetlb_pages_free"] == 0 and st["hugetlb_faults"] == 2
+        hog = vm.create_space("multilevel")  # pressure: hugetlb pages are never reclaimed
+        h = vm.mmap(hog, 1600 * PAGE)
+        for i in range(1600):
+            vm.store(hog, h + i * PAGE, b"hog")
+        for i in range(0, 2 * HP, 7):
+            assert vm.load(sp, a + i * PAGE, 11) == stamp(i)
+        with pytest.raises(InvalidArgument, match="whole huge pages"):
+            vm.munmap(sp, a, PAGE)
+        b = vm.mmap(sp, 2 * MiB, hugetlb=True)
+        with pytest.raises(ResourceExhausted, match="hugetlb reservation"):
+            vm.store(sp, b, b"no page left")
+        vm.munmap(sp, a, 4 * MiB)
+        assert vm.vmstat()["hugetlb_pages_free"] == 2
+        vm.store(sp, b, b"now there is")
+        assert check(vm) == []
+        with pytest.raises(InvalidArgument, match="multiple"):
+            vm.mmap(sp, MiB, hugetlb=True)
+    finally:
+        machine.destroy()

@@ -34,10 +34,11 @@ import numpy as np
 
 from memsim.sim.machine.memory import FRAME_PAGETABLE, FRAME_USER
 from memsim.sim.vm import pte as P
-from memsim.sim.vm.layout import HUGE_HEAD, HUGE_TAIL, M_THP, SP_RSS, S
+from memsim.sim.vm.layout import HUGE_HEAD, HUGE_TAIL, HUGETLB_HEAD, HUGETLB_TAIL, M_THP, SP_RSS, S
 from memsim.sim.vm.pt_multilevel import NONLEAF, MultiLevelTable
 
-MADV_HUGEPAGE = 8  # the region flag beside R/W/X in vma_prot
+MADV_HUGEPAGE = 8  # the region flags beside R/W/X in vma_prot
+MAP_HUGETLB = 16
 THP_KINDS = ("heap", "anon")
 
 
@@ -100,6 +101,10 @@ def split(vm, sp: int, vpn: int, t: MultiLevelTable, except_frame: int = -1) -> 
         return True
     hp = t.huge_pages
     head = P.frame_of(e) - vm.pool.base
+    if vm.a["vm_huge"][head] == HUGETLB_HEAD:
+        from memsim.sim.errors import InvalidArgument
+
+        raise InvalidArgument("hugetlb pages are not split: unmap or protect whole huge pages")
     table = int(vm.a["vm_deposit"][head])  # the table kept for this moment: no allocation
     vm.a["vm_deposit"][head] = -1
     vm.pool.zero(table)
@@ -262,3 +267,52 @@ def _collapse(vm, sp: int, base_vpn: int, t: MultiLevelTable) -> bool:
     vm.a["sp_tlbgen"][sp] += 1
     vm.stat[S["thp_collapse_alloc"]] += 1
     return True
+
+
+# -- explicit huge pages: the hugetlb reservation ------------------------------------------------------
+
+def reserve_hugetlb(a: dict, pool_free: np.ndarray, owner: np.ndarray, base: int, count: int, hp: int) -> int:
+    """At boot: set `count` aligned runs of hp frames aside (vm.nr_hugepages); returns how many fit.
+    They leave the pool for good, as hugetlbfs pages leave the buddy allocator."""
+    n = 0
+    for w in range(len(pool_free) // hp):
+        if n == count:
+            break
+        f = w * hp
+        if pool_free[f:f + hp].all():
+            pool_free[f:f + hp] = 0
+            owner[base + f:base + f + hp] = FRAME_USER
+            a["vm_huge"][f] = HUGETLB_HEAD
+            a["vm_huge"][f + 1:f + hp] = HUGETLB_TAIL
+            n += 1
+    return n
+
+
+def hugetlb_free(vm) -> list[int]:
+    heads = np.flatnonzero(vm.a["vm_huge"] == HUGETLB_HEAD)
+    return [int(f) for f in heads if int(vm.a["vm_rmap_space"][f]) < 0]
+
+
+def fault_hugetlb(vm, sp: int, vpn: int, region, t: MultiLevelTable, write: bool) -> int:
+    """A MAP_HUGETLB region's fault: a page from the reservation, never from the pool, never swapped.
+    With none left the access fails, as SIGBUS does on Linux."""
+    from memsim.sim.errors import ResourceExhausted
+
+    hp = t.huge_pages
+    base_vpn = vpn - vpn % hp
+    free = hugetlb_free(vm)
+    if not free:
+        raise ResourceExhausted(f"no free huge page for {vpn << vm.shift:#x}: the hugetlb reservation "
+                                f"(memsim serve --hugetlb-pages) is all in use (SIGBUS on Linux)")
+    i = t.pmd_index(base_vpn, create=True)
+    f = free[0]
+    vm.pool.zero(f, hp)
+    a = vm.a
+    a["vm_rmap_space"][f:f + hp] = sp
+    a["vm_rmap_vpn"][f:f + hp] = np.arange(base_vpn, base_vpn + hp)
+    _, _, prot, _, _ = region
+    e = P.make(vm.pool.base + f, bool(prot & 2), bool(prot & 4)) | P.PS | P.A | (P.D if write else 0)
+    t.words[i] = e
+    a["sp_stats"][sp, SP_RSS] += hp
+    vm.stat[S["hugetlb_faults"]] += 1
+    return (e & ~P.PFN_MASK) | ((P.frame_of(e) + vpn % hp) << P.PFN_SHIFT)

@@ -38,14 +38,15 @@ NAME_BYTES = 24
 # vm_meta cells
 M_POOL_BASE, M_POOL_FRAMES, M_FREE, M_SWAP_SLOTS, M_SWAP_USED, M_IPT_FRAMES, M_IPT_BASE, M_POLICY, M_THP = range(9)
 THP_MODES = ("never", "madvise", "always")  # /sys/kernel/mm/transparent_hugepage/enabled
-HUGE_HEAD, HUGE_TAIL = 1, 2  # vm_huge: the first frame of a huge page, and the others
+HUGE_HEAD, HUGE_TAIL = 1, 2  # vm_huge: the first frame of a transparent huge page, and the others
+HUGETLB_HEAD, HUGETLB_TAIL = 3, 4  # the same for the hugetlb reservation (mapped or not)
 
 # vm_stat columns: /proc/vmstat's names (tlb_* are the TLB's own, thp_* and compact_* for huge pages)
 VMSTAT = ("pgfault", "pgmajfault", "pswpin", "pswpout", "pgscan", "pgsteal", "tlb_hit", "tlb_miss",
           "pt_walks", "pt_walk_levels", "tlb_shootdowns", "thp_fault_alloc", "thp_collapse_alloc",
           "thp_split_page", "compact_stall", "compact_success", "segfaults", "protection_faults",
           "accesses", "bytes_swapped_out", "bytes_swapped_in", "reclaim_busy_skips", "thp_fault_fallback",
-          "khugepaged_pages_scanned", "compact_migrate_pages")
+          "khugepaged_pages_scanned", "compact_migrate_pages", "hugetlb_faults")
 S = {name: i for i, name in enumerate(VMSTAT)}
 
 # sp_stats columns (per space, under its lock)

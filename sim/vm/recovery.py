@@ -33,7 +33,17 @@ import numpy as np
 from memsim.sim.machine.memory import FRAME_FREE, FRAME_PAGETABLE, FRAME_USER
 from memsim.sim.policies import POLICIES
 from memsim.sim.vm import pte as P
-from memsim.sim.vm.layout import HUGE_TAIL, M_FREE, M_IPT_BASE, M_IPT_FRAMES, M_SWAP_USED, SP_RSS, SP_SWAP
+from memsim.sim.vm.layout import (
+    HUGE_TAIL,
+    HUGETLB_HEAD,
+    HUGETLB_TAIL,
+    M_FREE,
+    M_IPT_BASE,
+    M_IPT_FRAMES,
+    M_SWAP_USED,
+    SP_RSS,
+    SP_SWAP,
+)
 from memsim.sim.vm.pt_hybrid import HybridTable
 from memsim.sim.vm.pt_inverted import KEY_SHIFT, InvertedTable
 from memsim.sim.vm.pt_linear import LinearTable
@@ -162,7 +172,8 @@ def _survey(vm: VM) -> dict:
     owner = vm.mem.frame_owner[base:base + vm.pool.nframes]
     taken = vm.pool.free_map == 0
     user = np.flatnonzero(taken & (owner == FRAME_USER)).tolist()
-    leaked_user = [f for f in user if f not in mapped]
+    reserved = (a["vm_huge"] == HUGETLB_HEAD) | (a["vm_huge"] == HUGETLB_TAIL)  # the hugetlb pool: never freed
+    leaked_user = [f for f in user if f not in mapped and not reserved[f]]
     for f in mapped:
         s = int(a["vm_frame_swap"][f])
         if s >= 0:
@@ -195,7 +206,7 @@ def check(vm: VM) -> list[str]:
         if int(a["sp_stats"][sp, SP_SWAP]) != s["swap"][sp]:
             out.append(f"space {sp}: swap says {int(a['sp_stats'][sp, SP_SWAP])} pages, the table has {s['swap'][sp]}")
     pol = vm.policy
-    aging = [f for f in s["mapped"] if a["vm_huge"][f] != HUGE_TAIL]  # a huge page ages by its head
+    aging = [f for f in s["mapped"] if a["vm_huge"][f] not in (HUGE_TAIL, HUGETLB_HEAD, HUGETLB_TAIL)]
     if len(pol) != len(aging) or any(f not in pol for f in aging):
         out.append(f"policy: holds {len(pol)} frames, {len(aging)} pages (or huge pages) are mapped")
     out += [f"policy: {p}" for p in pol.check()]
@@ -222,7 +233,11 @@ def recover(vm: VM) -> dict[str, int]:
             a["vm_frame_swap"][f] = -1
             vm.pool.free_map[f] = 1
             vm.mem.frame_owner[vm.pool.base + f] = FRAME_FREE
+        reserved_map = (a["vm_huge"] == HUGETLB_HEAD) | (a["vm_huge"] == HUGETLB_TAIL)
         for f in range(vm.pool.nframes):
+            if reserved_map[f] and f not in s["mapped"]:
+                a["vm_rmap_space"][f] = -1
+                a["vm_rmap_vpn"][f] = -1
             if vm.pool.free_map[f]:
                 a["vm_rmap_space"][f] = -1
                 a["vm_rmap_vpn"][f] = -1
@@ -244,7 +259,7 @@ def recover(vm: VM) -> dict[str, int]:
         n = vm.pool.nframes
         pol = cls(n, slots=n, arrays={sp.name: a["vm" + sp.name] for sp in cls.array_specs(n)}, init=True)
         for f in sorted(s["mapped"]):
-            if a["vm_huge"][f] != HUGE_TAIL:
+            if a["vm_huge"][f] not in (HUGE_TAIL, HUGETLB_HEAD, HUGETLB_TAIL):  # hugetlb pages never age out
                 pol.insert(f)
         vm.policy = pol
     return {"ptes_cleared": cleared, "frames_freed": len(freed),

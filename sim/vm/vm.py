@@ -43,6 +43,8 @@ from memsim.sim.vm.frames import FramePool
 from memsim.sim.vm.layout import (
     HUGE_HEAD,
     HUGE_TAIL,
+    HUGETLB_HEAD,
+    HUGETLB_TAIL,
     M_IPT_FRAMES,
     M_POLICY,
     M_SWAP_USED,
@@ -284,13 +286,16 @@ class VM:
         raise ResourceExhausted(f"no free range of {size} bytes for a region of kind {kind} in space {sp}")
 
     def mmap(self, sp: int, length: int, prot: int = R | W, kind: str = "anon", name: str = "",
-             addr: int | None = None, guard: bool = True, huge: bool = False) -> int:
+             addr: int | None = None, guard: bool = True, huge: bool = False, hugetlb: bool = False) -> int:
         """Map a region; returns its start. A stack gets a guard page below it (its own region).
-        huge=True is madvise(MADV_HUGEPAGE): the region may get transparent huge pages (hugepage.py)."""
+        huge=True is madvise(MADV_HUGEPAGE): the region may get transparent huge pages (hugepage.py);
+        hugetlb=True is MAP_HUGETLB: whole huge pages from the boot-time reservation, never swapped."""
+        if hugetlb:
+            return self._mmap_hugetlb(sp, length, prot, name, addr)
         self._check_space(sp)
         if kind not in REGION_KINDS or kind == "guard":
             raise InvalidArgument(f"region kind {kind!r} is not one of code, data, heap, stack, anon")
-        if not 0 <= prot <= 7:
+        if not 0 <= prot & ~hugepage.MAP_HUGETLB <= 7:
             raise InvalidArgument(f"prot {prot} must combine R=1, W=2, X=4")
         if length <= 0:
             raise InvalidArgument(f"length {length} must be positive")
@@ -322,6 +327,21 @@ class VM:
                 self._set_regions(sp, regs)  # a table that could not grow: the region was never mapped
                 raise
             return start
+
+    def _mmap_hugetlb(self, sp: int, length: int, prot: int, name: str, addr: int | None) -> int:
+        self._check_space(sp)
+        t = self.table(sp)
+        if not isinstance(t, MultiLevelTable) or t.pmd_depth < 0:
+            raise InvalidArgument("hugetlb mappings need a multilevel page table (their pages are PMD entries)")
+        hsize = t.huge_pages * self.fs
+        if length <= 0 or length % hsize:
+            raise InvalidArgument(f"a hugetlb mapping is whole huge pages: {length} is not a multiple of {hsize}")
+        if addr is not None and addr % hsize:
+            raise InvalidArgument(f"a hugetlb mapping starts on a huge page: {addr:#x} is not aligned to {hsize}")
+        with self.space_locks[sp]:
+            if addr is None:
+                addr = -(-self._find_gap(sp, length + hsize, "anon") // hsize) * hsize
+            return self.mmap(sp, length, prot | hugepage.MAP_HUGETLB, "anon", name or "hugetlb", addr=addr)
 
     def _cut(self, sp: int, lo: int, hi: int, prot: int | None) -> None:
         """Remove lo..hi from the regions (prot None) or set its protection, splitting regions."""
@@ -417,6 +437,11 @@ class VM:
 
     def _release_frame(self, f: int, sp: int) -> None:
         a = self.a
+        if a["vm_huge"][f] in (HUGETLB_HEAD, HUGETLB_TAIL):  # back to the reservation, not to the pool
+            a["vm_rmap_space"][f] = -1
+            a["vm_rmap_vpn"][f] = -1
+            a["sp_stats"][sp, SP_RSS] -= 1
+            return
         with self.lru_lock:
             if f in self.policy:
                 self.policy.remove(f)
@@ -599,6 +624,10 @@ class VM:
             raise FailedPrecondition(f"protection fault: {'write to' if write else 'read of'} {addr:#x} in region "
                                      f"{name} ({prot_text(prot)}) of space {sp}")
         a = self.a
+        if e == 0 and prot & hugepage.MAP_HUGETLB:
+            self.stat[S["pgfault"]] += 1
+            a["sp_stats"][sp, SP_MINFLT] += 1
+            return hugepage.fault_hugetlb(self, sp, vpn, region, t, write), "minor"
         if e == 0 and hugepage.eligible(self, sp, region, t):
             huge = hugepage.fault_huge(self, sp, vpn, region, t, write)
             if huge is not None:
@@ -810,5 +839,7 @@ class VM:
                     "swap_slots": int(meta[M_SWAP_SLOTS]), "swap_used": int(meta[M_SWAP_USED]),
                     "ipt_frames": int(meta[M_IPT_FRAMES]), "spaces": len(self.spaces()),
                     "page_size": self.fs, "huge_pages": int((self.a["vm_huge"] == HUGE_HEAD).sum()),
+                    "hugetlb_pages_total": int((self.a["vm_huge"] == HUGETLB_HEAD).sum()),
+                    "hugetlb_pages_free": len(hugepage.hugetlb_free(self)),
                     "thp_mode": int(meta[8])})
         return out

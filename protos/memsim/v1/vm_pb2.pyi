@@ -50,7 +50,7 @@ class ListSpacesReply(_message.Message):
     def __init__(self, spaces: _Optional[_Iterable[_Union[SpaceStats, _Mapping]]] = ...) -> None: ...
 
 class MmapRequest(_message.Message):
-    __slots__ = ("space", "length", "prot", "kind", "name", "fixed", "address", "huge")
+    __slots__ = ("space", "length", "prot", "kind", "name", "fixed", "address", "huge", "hugetlb")
     SPACE_FIELD_NUMBER: _ClassVar[int]
     LENGTH_FIELD_NUMBER: _ClassVar[int]
     PROT_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +59,7 @@ class MmapRequest(_message.Message):
     FIXED_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     HUGE_FIELD_NUMBER: _ClassVar[int]
+    HUGETLB_FIELD_NUMBER: _ClassVar[int]
     space: int
     length: int
     prot: int
@@ -67,7 +68,8 @@ class MmapRequest(_message.Message):
     fixed: bool
     address: int
     huge: bool
-    def __init__(self, space: _Optional[int] = ..., length: _Optional[int] = ..., prot: _Optional[int] = ..., kind: _Optional[str] = ..., name: _Optional[str] = ..., fixed: _Optional[bool] = ..., address: _Optional[int] = ..., huge: _Optional[bool] = ...) -> None: ...
+    hugetlb: bool
+    def __init__(self, space: _Optional[int] = ..., length: _Optional[int] = ..., prot: _Optional[int] = ..., kind: _Optional[str] = ..., name: _Optional[str] = ..., fixed: _Optional[bool] = ..., address: _Optional[int] = ..., huge: _Optional[bool] = ..., hugetlb: _Optional[bool] = ...) -> None: ...
 
 class MmapReply(_message.Message):
     __slots__ = ("address",)
