@@ -526,3 +526,24 @@ def test_a_failed_mmap_leaves_no_region_and_unmapping_a_stack_takes_its_guard():
         assert vm.regions(ml) == []
     finally:
         m.destroy()
+
+
+def test_a_hybrid_stack_segment_grows_down_and_costs_only_its_pages():
+    m = machine(vm_frames=512)
+    try:
+        vm = m.vm(0)
+        sp = vm.create_space("hybrid", bits=32)
+        code = vm.mmap(sp, 16 * PAGE, prot=R | X, kind="code")
+        stack = vm.mmap(sp, 16 * PAGE, kind="stack")
+        vm.load(sp, code, 1)
+        for i in range(16):
+            vm.store(sp, stack + i * PAGE, b"frame %d" % i)
+        assert vm.space_stats(sp)["page_table_bytes"] <= 4 * PAGE  # not the 1 MiB to the segment's top
+        for i in range(16):
+            assert vm.load(sp, stack + i * PAGE, 6 + len(str(i))) == b"frame %d" % i
+        with pytest.raises(FailedPrecondition, match="guard page"):
+            vm.store(sp, stack - 1, b"x")
+        vm.munmap(sp, stack + 4 * PAGE, 4 * PAGE)
+        assert vm.load(sp, stack, 7) == b"frame 0" and check(vm) == []
+    finally:
+        m.destroy()

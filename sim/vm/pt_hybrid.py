@@ -8,6 +8,9 @@ mapped page is paid for, where a linear table pays for the whole space. The cost
 segment's unused middle: a heap mapped at the start of its segment and a little data near
 its end still need the whole stretch between.
 
+The stack segment (3) grows down, as OSTEP's stack segment does: its bound counts pages down
+from the segment's top, so a stack at the top of the space costs only its own pages' entries.
+
 A segment's table grows when a region is mapped past its bound (a new run, the entries
 copied, the old run freed: realloc for page tables) and stays put otherwise. A walk is one
 read after the segment is picked: levels = 1.
@@ -18,6 +21,7 @@ from __future__ import annotations
 from memsim.sim.vm.pagetable import PageTable, TableContext
 
 SEGMENTS = 4
+GROWS_DOWN = 3  # the stack segment
 
 
 class HybridTable(PageTable):
@@ -38,7 +42,13 @@ class HybridTable(PageTable):
         ctx.a["sp_seg_bound"][ctx.space] = 0
 
     def _split(self, vpn: int) -> tuple[int, int]:
-        return vpn >> self.seg_shift, vpn & ((1 << self.seg_shift) - 1)
+        """(segment, index into its table): from the segment's start, or from its top for the stack."""
+        seg, off = vpn >> self.seg_shift, vpn & ((1 << self.seg_shift) - 1)
+        return seg, ((1 << self.seg_shift) - 1 - off) if seg == GROWS_DOWN else off
+
+    def vpn_of(self, seg: int, idx: int) -> int:
+        off = ((1 << self.seg_shift) - 1 - idx) if seg == GROWS_DOWN else idx
+        return (seg << self.seg_shift) | off
 
     def _index(self, seg: int, off: int) -> int:
         base = int(self.a["sp_seg_base"][self.sp, seg])
@@ -52,8 +62,9 @@ class HybridTable(PageTable):
 
     def prepare(self, lo: int, hi: int) -> None:
         for seg in range(lo >> self.seg_shift, ((hi - 1) >> self.seg_shift) + 1):
-            seg_hi = min(hi - (seg << self.seg_shift), 1 << self.seg_shift)
-            self._grow(seg, seg_hi)
+            first = max(lo, seg << self.seg_shift)
+            last = min(hi, (seg + 1) << self.seg_shift) - 1
+            self._grow(seg, max(self._split(first)[1], self._split(last)[1]) + 1)
 
     def _grow(self, seg: int, pages: int) -> None:
         a, sp = self.a, self.sp
@@ -84,13 +95,15 @@ class HybridTable(PageTable):
         self.table[self._index(seg, off)] = pte
 
     def clear_range(self, lo: int, hi: int) -> None:
-        for vpn_seg in range(lo >> self.seg_shift, ((hi - 1) >> self.seg_shift) + 1):
-            bound = int(self.a["sp_seg_bound"][self.sp, vpn_seg])
-            s_lo = max(lo - (vpn_seg << self.seg_shift), 0)
-            s_hi = min(hi - (vpn_seg << self.seg_shift), bound)
-            if s_hi > s_lo:
-                i = self._index(vpn_seg, 0)
-                self.table[i + s_lo:i + s_hi] = 0
+        for seg in range(lo >> self.seg_shift, ((hi - 1) >> self.seg_shift) + 1):
+            bound = int(self.a["sp_seg_bound"][self.sp, seg])
+            first = max(lo, seg << self.seg_shift)
+            last = min(hi, (seg + 1) << self.seg_shift) - 1
+            i_a, i_b = sorted((self._split(first)[1], self._split(last)[1]))
+            i_b = min(i_b, bound - 1)
+            if i_b >= i_a:
+                i = self._index(seg, 0)
+                self.table[i + i_a:i + i_b + 1] = 0
 
     def table_frames(self) -> int:
         return int(self.a["sp_seg_frames"][self.sp].sum())

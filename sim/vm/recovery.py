@@ -96,7 +96,7 @@ def _entries(vm: VM, sp: int) -> tuple[np.ndarray, np.ndarray]:
             i = t._index(seg, 0)
             words = t.table[i:i + bound]
             nz = np.flatnonzero(words)
-            vs.append(nz + (seg << t.seg_shift))
+            vs.append(np.array([t.vpn_of(seg, int(k)) for k in nz], dtype=np.int64))
             es.append(words[nz].astype(np.uint64))
         if not vs:
             return np.zeros(0, np.int64), np.zeros(0, np.uint64)
