@@ -120,6 +120,7 @@ def test_data_survives_swap_with_memory_oversubscribed_4x(kind):
         assert vm.space_stats(sp)["rss_pages"] <= 64
         use = vm.memory_usage(sp)
         assert use["rss"] < use["heapTotal"]  # rss differs from the heap's size, as for a real process
+        assert sum(r["swap"] for r in vm.memory_map(sp)) == use["swap"] > 0
         vm.destroy_space(sp)
         assert vm.vmstat()["swap_used"] == 0
     finally:

@@ -80,7 +80,7 @@ def _table_frames(vm: VM, sp: int) -> set[int]:
     return set()
 
 
-def _entries(vm: VM, sp: int) -> tuple[np.ndarray, np.ndarray]:
+def table_entries(vm: VM, sp: int) -> tuple[np.ndarray, np.ndarray]:
     """Every non-zero PTE of space sp: (vpns, ptes) as int64/uint64 arrays."""
     t = vm.table(sp)
     if isinstance(t, LinearTable):
@@ -155,7 +155,7 @@ def _survey(vm: VM) -> dict:
     table_frames.update(int(d) for d in a["vm_deposit"][heads].tolist() if d >= 0)  # huge pages' reserves
     for sp in vm.spaces():
         table_frames |= _table_frames(vm, sp)
-        vpns, ptes = _entries(vm, sp)
+        vpns, ptes = table_entries(vm, sp)
         rss[sp] = swap[sp] = 0
         for vpn, e in zip(vpns.tolist(), ptes.tolist(), strict=True):
             if e & P.P:

@@ -806,13 +806,16 @@ class VM:
         out = []
         with self.space_locks[sp]:
             vpns = a["vm_rmap_vpn"][a["vm_rmap_space"] == sp]
-            t = self.table(sp)
+            swapped = np.zeros(0, dtype=np.int64)
+            if int(a["sp_stats"][sp, SP_SWAP]):  # every swap entry of the table, in one pass
+                from memsim.sim.vm.recovery import table_entries
+
+                all_vpns, ptes = table_entries(self, sp)
+                swapped = all_vpns[((ptes & np.uint64(P.P)) == 0) & ((ptes & np.uint64(P.SW)) != 0)]
             for lo, hi, prot, kind, name in self.regions(sp):
                 v_lo, v_hi = lo >> self.shift, hi >> self.shift
                 rss = int(((vpns >= v_lo) & (vpns < v_hi)).sum())
-                swap = 0
-                if int(a["sp_stats"][sp, SP_SWAP]) and v_hi - v_lo <= 1 << 16:
-                    swap = sum(1 for v in range(v_lo, v_hi) if P.is_swap(t.walk(v)[0]))
+                swap = int(((swapped >= v_lo) & (swapped < v_hi)).sum())
                 out.append({"start": lo, "end": hi, "size": hi - lo, "rss": rss * self.fs, "swap": swap * self.fs,
                             "perms": prot_text(prot) + "p", "kind": kind, "name": name,
                             "huge_pages": huge_count(a, sp, v_lo, v_hi)})
