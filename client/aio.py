@@ -22,6 +22,49 @@ from memsim.v1 import machine_pb2 as pb
 from memsim.v1 import machine_pb2_grpc
 
 
+class AsyncStreamSession:
+    """One asyncio client's batch stream: opened on first use, replies checked by seq, replaced
+    after a cancel, a timeout or a failure. Shared by AsyncClient, AsyncCache and AsyncVMClient."""
+
+    def __init__(self, open_stream, what: str = "batch"):
+        self._open = open_stream
+        self.what = what
+        self._stream = None
+        self._lock = asyncio.Lock()
+        self._seq = 0
+
+    async def roundtrip(self, make_request, timeout: float) -> Any:
+        async with self._lock:
+            if self._stream is None:
+                self._stream = self._open()
+            self._seq += 1
+            stream = self._stream
+            try:
+                await stream.write(make_request(self._seq))
+                reply = await asyncio.wait_for(stream.read(), timeout)
+                if reply is grpc.aio.EOF:
+                    raise Unavailable(f"the server closed the {self.what} stream")
+                if reply.seq != self._seq:
+                    raise Unavailable(f"{self.what} stream out of step: sent {self._seq}, got {reply.seq}")
+                return reply
+            except BaseException as e:
+                # Cancelled, timed out or failed: this stream is finished; the next call opens a new one.
+                stream.cancel()
+                self._stream = None
+                if isinstance(e, TimeoutError):
+                    raise DeadlineExceeded(f"no reply to {self.what} {self._seq} within {timeout} s") from None
+                if isinstance(e, grpc.RpcError):
+                    raise from_rpc_error(e) from None
+                if isinstance(e, asyncio.InvalidStateError):
+                    raise Unavailable(f"{self.what} stream unusable: {e}") from None
+                raise
+
+    def cancel(self) -> None:
+        if self._stream is not None:
+            self._stream.cancel()
+            self._stream = None
+
+
 class AsyncClient:
     """The asyncio twin of `Client`: same calls, awaited; `await client.batch().execute()`."""
 
@@ -31,14 +74,10 @@ class AsyncClient:
         self.timeout = timeout
         self._channel = grpc.aio.insecure_channel(self.target, options=channel_options())
         self._stub = machine_pb2_grpc.MachineStub(self._channel)
-        self._stream = None
-        self._stream_lock = asyncio.Lock()
-        self._seq = 0
+        self._batches = AsyncStreamSession(self._stub.Batch)
 
     async def close(self) -> None:
-        if self._stream is not None:
-            self._stream.cancel()
-            self._stream = None
+        self._batches.cancel()
         await self._channel.close()
 
     async def __aenter__(self) -> AsyncClient:
@@ -97,28 +136,5 @@ class AsyncClient:
         return Batch(self.execute)
 
     async def execute(self, batch: Batch) -> BatchResult:
-        async with self._stream_lock:
-            if self._stream is None:
-                self._stream = self._stub.Batch()
-            self._seq += 1
-            stream = self._stream
-            try:
-                await stream.write(batch.to_proto(self._seq))
-                reply = await asyncio.wait_for(stream.read(), self.timeout)
-                if reply is grpc.aio.EOF:
-                    raise Unavailable("the server closed the batch stream")
-                if reply.seq != self._seq:
-                    raise Unavailable(f"batch stream out of step: sent batch {self._seq}, got {reply.seq}")
-            except BaseException as e:
-                # Cancelled, timed out or failed: this stream is finished; the next batch opens a new one.
-                stream.cancel()
-                self._stream = None
-                if isinstance(e, TimeoutError):
-                    raise DeadlineExceeded(f"no reply to batch {self._seq} within {self.timeout} s") from None
-                if isinstance(e, grpc.RpcError):
-                    raise from_rpc_error(e) from None
-                if isinstance(e, asyncio.InvalidStateError):
-                    raise Unavailable(f"batch stream unusable: {e}") from None
-                raise
-        return batch.decode(reply)
+        return batch.decode(await self._batches.roundtrip(batch.to_proto, self.timeout))
 

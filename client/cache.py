@@ -28,7 +28,6 @@ reply callback and hands them to `execute_command`, which runs them now (Cache),
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlparse
@@ -44,7 +43,7 @@ from memsim.client.errors import (
     from_code,
     from_rpc_error,
 )
-from memsim.client.sync import DEFAULT_TIMEOUT, Stream, channel_options, core_target
+from memsim.client.sync import DEFAULT_TIMEOUT, StreamSession, channel_options, core_target
 from memsim.v1 import cache_pb2 as pb
 from memsim.v1 import cache_pb2_grpc
 
@@ -418,18 +417,14 @@ class Cache(CacheCommands):
         self.codec = codec
         self._channel = grpc.insecure_channel(self.target, options=channel_options())
         self._stub = cache_pb2_grpc.CacheStub(self._channel)
-        self._stream: Stream | None = None
-        self._stream_lock = threading.Lock()
-        self._seq = 0
+        self._pipelines = StreamSession(self._stub.Pipeline)
 
     @classmethod
     def from_url(cls, url: str, **kw: Any) -> Cache:
         return cls(**parse_url(url), **kw)
 
     def close(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
+        self._pipelines.close()
         self._channel.close()
         self._closed = True
 
@@ -468,16 +463,7 @@ class Cache(CacheCommands):
         out: list[Any] = []
         for i in range(0, len(commands), MAX_PIPELINE):
             chunk = commands[i:i + MAX_PIPELINE]
-            with self._stream_lock:
-                if self._stream is None:
-                    self._stream = Stream(self._stub.Pipeline)
-                self._seq += 1
-                try:
-                    reply = self._stream.roundtrip(to_batch(chunk, self._seq), self.timeout)
-                except BaseException:
-                    self._stream.close()
-                    self._stream = None
-                    raise
+            reply = self._pipelines.roundtrip(lambda seq, chunk=chunk: to_batch(chunk, seq), self.timeout)
             out += decode_batch(chunk, reply)
         return out
 

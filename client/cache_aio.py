@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 import msgpack
 
+from memsim.client.aio import AsyncStreamSession
 from memsim.client.cache import (
     MAX_PIPELINE,
     CacheCommands,
@@ -29,7 +30,7 @@ from memsim.client.cache import (
     resolve_target,
     to_batch,
 )
-from memsim.client.errors import DeadlineExceeded, InvalidArgument, MemsimError, Unavailable, from_rpc_error
+from memsim.client.errors import DeadlineExceeded, InvalidArgument, MemsimError, from_rpc_error
 from memsim.client.sync import DEFAULT_TIMEOUT, channel_options, core_target
 from memsim.v1 import cache_pb2 as pb
 from memsim.v1 import cache_pb2_grpc
@@ -52,18 +53,14 @@ class AsyncCache(CacheCommands):
         self.codec = codec
         self._channel = grpc.aio.insecure_channel(self.target, options=channel_options())
         self._stub = cache_pb2_grpc.CacheStub(self._channel)
-        self._stream = None
-        self._stream_lock = asyncio.Lock()
-        self._seq = 0
+        self._pipelines = AsyncStreamSession(self._stub.Pipeline, "pipeline")
 
     @classmethod
     def from_url(cls, url: str, **kw: Any) -> AsyncCache:
         return cls(**parse_url(url), **kw)
 
     async def close(self) -> None:
-        if self._stream is not None:
-            self._stream.cancel()
-            self._stream = None
+        self._pipelines.cancel()
         await self._channel.close()
 
     async def __aenter__(self) -> AsyncCache:
@@ -102,29 +99,7 @@ class AsyncCache(CacheCommands):
         return out
 
     async def _roundtrip(self, chunk: list[tuple[tuple[Any, ...], Callback]]) -> pb.ReplyBatch:
-        async with self._stream_lock:
-            if self._stream is None:
-                self._stream = self._stub.Pipeline()
-            self._seq += 1
-            stream = self._stream
-            try:
-                await stream.write(to_batch(chunk, self._seq))
-                reply = await asyncio.wait_for(stream.read(), self.timeout)
-                if reply is grpc.aio.EOF:
-                    raise Unavailable("the server closed the pipeline stream")
-                if reply.seq != self._seq:
-                    raise Unavailable(f"pipeline stream out of step: sent {self._seq}, got {reply.seq}")
-                return reply
-            except BaseException as e:
-                stream.cancel()  # cancelled, timed out or failed: the next pipeline opens a new stream
-                self._stream = None
-                if isinstance(e, TimeoutError):
-                    raise DeadlineExceeded(f"no reply to pipeline {self._seq} within {self.timeout} s") from None
-                if isinstance(e, grpc.RpcError):
-                    raise from_rpc_error(e) from None
-                if isinstance(e, asyncio.InvalidStateError):
-                    raise Unavailable(f"pipeline stream unusable: {e}") from None
-                raise
+        return await self._pipelines.roundtrip(lambda seq: to_batch(chunk, seq), self.timeout)
 
     async def scan_iter(self, match: Any = None, count: int | None = None,
                         _type: str | None = None) -> AsyncIterator[Any]:

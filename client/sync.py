@@ -106,6 +106,36 @@ class Stream:
         self._call.cancel()
 
 
+class StreamSession:
+    """One client's batch stream, opened on first use, numbered, and replaced after any failure
+    (a failed stream is not reused, and its threads must end). Shared by Client, Cache, VMClient."""
+
+    def __init__(self, open_stream):
+        self._open = open_stream
+        self._stream: Stream | None = None
+        self._lock = threading.Lock()
+        self._seq = 0
+
+    def roundtrip(self, make_request, timeout: float) -> Any:
+        """Send make_request(seq) and return its reply."""
+        with self._lock:
+            if self._stream is None:
+                self._stream = Stream(self._open)
+            self._seq += 1
+            try:
+                return self._stream.roundtrip(make_request(self._seq), timeout)
+            except BaseException:
+                self._stream.close()
+                self._stream = None
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            if self._stream is not None:
+                self._stream.close()
+                self._stream = None
+
+
 class Client:
     """A connection to a memsim server (any core, or `core=N` for that core's own port).
 
@@ -120,16 +150,12 @@ class Client:
         self.timeout = timeout
         self._channel = grpc.insecure_channel(self.target, options=channel_options())
         self._stub = machine_pb2_grpc.MachineStub(self._channel)
-        self._stream: Stream | None = None
-        self._stream_lock = threading.Lock()
-        self._seq = 0
+        self._batches = StreamSession(self._stub.Batch)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
+        self._batches.close()
         self._channel.close()
 
     def __enter__(self) -> Client:
@@ -200,14 +226,4 @@ class Client:
         return Batch(self.execute)
 
     def execute(self, batch: Batch) -> BatchResult:
-        with self._stream_lock:
-            if self._stream is None:
-                self._stream = Stream(self._stub.Batch)
-            self._seq += 1
-            try:
-                reply = self._stream.roundtrip(batch.to_proto(self._seq), self.timeout)
-            except BaseException:
-                self._stream.close()  # a failed stream is not reused, and its threads must end
-                self._stream = None
-                raise
-        return batch.decode(reply)
+        return batch.decode(self._batches.roundtrip(batch.to_proto, self.timeout))

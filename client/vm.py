@@ -20,14 +20,13 @@ protection or guard-page fault, NotFound for a space that does not exist.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 
 from memsim.client.errors import InvalidArgument, MemsimError, from_code, from_rpc_error
-from memsim.client.sync import DEFAULT_TIMEOUT, Stream, channel_options, core_target
+from memsim.client.sync import DEFAULT_TIMEOUT, StreamSession, channel_options, core_target
 from memsim.client.sync import build_request as _req  # InvalidArgument for what protobuf cannot carry
 from memsim.v1 import vm_pb2 as pb
 from memsim.v1 import vm_pb2_grpc
@@ -189,14 +188,10 @@ class VMClient:
         self.timeout = timeout
         self._channel = grpc.insecure_channel(self.target, options=channel_options())
         self._stub = vm_pb2_grpc.VMStub(self._channel)
-        self._stream: Stream | None = None
-        self._lock = threading.Lock()
-        self._seq = 0
+        self._batches = StreamSession(self._stub.Batch)
 
     def close(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
+        self._batches.close()
         self._channel.close()
 
     def __enter__(self) -> VMClient:
@@ -228,14 +223,4 @@ class VMClient:
         return {**dict(r.counters), "policy": r.policy}
 
     def execute(self, batch: VmBatch) -> VmBatchResult:
-        with self._lock:
-            if self._stream is None:
-                self._stream = Stream(self._stub.Batch)
-            self._seq += 1
-            try:
-                reply = self._stream.roundtrip(batch.to_proto(self._seq), self.timeout)
-            except BaseException:
-                self._stream.close()
-                self._stream = None
-                raise
-        return batch.decode(reply)
+        return batch.decode(self._batches.roundtrip(batch.to_proto, self.timeout))

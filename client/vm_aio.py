@@ -9,12 +9,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import grpc
 
-from memsim.client.errors import DeadlineExceeded, Unavailable, from_rpc_error
+from memsim.client.aio import AsyncStreamSession
+from memsim.client.errors import from_rpc_error
 from memsim.client.sync import DEFAULT_TIMEOUT, channel_options, core_target
 from memsim.client.sync import build_request as _req  # InvalidArgument for what protobuf cannot carry
 from memsim.client.vm import Translation, VmBatch, VmBatchResult, prot_bits
@@ -82,14 +82,10 @@ class AsyncVMClient:
         self.timeout = timeout
         self._channel = grpc.aio.insecure_channel(self.target, options=channel_options())
         self._stub = vm_pb2_grpc.VMStub(self._channel)
-        self._stream = None
-        self._lock = asyncio.Lock()
-        self._seq = 0
+        self._batches = AsyncStreamSession(self._stub.Batch, "VM batch")
 
     async def close(self) -> None:
-        if self._stream is not None:
-            self._stream.cancel()
-            self._stream = None
+        self._batches.cancel()
         await self._channel.close()
 
     async def __aenter__(self) -> AsyncVMClient:
@@ -122,22 +118,4 @@ class AsyncVMClient:
         return {**dict(r.counters), "policy": r.policy}
 
     async def execute(self, batch: VmBatch) -> VmBatchResult:
-        async with self._lock:
-            if self._stream is None:
-                self._stream = self._stub.Batch()
-            self._seq += 1
-            stream = self._stream
-            try:
-                await stream.write(batch.to_proto(self._seq))
-                reply = await asyncio.wait_for(stream.read(), self.timeout)
-                if reply is grpc.aio.EOF:
-                    raise Unavailable("the server closed the VM batch stream")
-            except BaseException as e:
-                stream.cancel()
-                self._stream = None
-                if isinstance(e, TimeoutError):
-                    raise DeadlineExceeded(f"no reply to VM batch {self._seq} within {self.timeout} s") from None
-                if isinstance(e, grpc.RpcError):
-                    raise from_rpc_error(e) from None
-                raise
-        return batch.decode(reply)
+        return batch.decode(await self._batches.roundtrip(batch.to_proto, self.timeout))
