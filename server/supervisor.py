@@ -169,6 +169,11 @@ class Supervisor:
     def _on_signal(self, signum: int, frame: object) -> None:
         self._stopping = True
 
+    def _sup_keyspace(self, sup_heap):
+        if getattr(self, "_keyspace", None) is None:
+            self._keyspace = self.machine.keyspace(sup_heap)
+        return self._keyspace
+
     def _reap(self, sup_heap, scavenger: Scavenger) -> None:
         while True:
             try:
@@ -183,6 +188,7 @@ class Supervisor:
             why = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}"
             with scavenger.paused:
                 report = recover(sup_heap, core)
+                report["keyspace_stripes"] = self._sup_keyspace(sup_heap).recover()
                 if self.machine.pool_frames:  # and virtual memory: a fault or reclaim may have been cut short
                     report.update(recover_vm(self.machine.supervisor_vm()))
             self.restarts += 1

@@ -235,3 +235,95 @@ def test_explicit_hugetlb_pages_come_from_the_boot_reservation():
             vm.mmap(sp, MiB, hugetlb=True)
     finally:
         machine.destroy()
+
+
+# -- from a review of the change ---------------------------------------------------------------------------
+
+def test_collapse_keeps_pages_that_came_back_from_swap_and_skips_prot_none(m):
+    from memsim.sim.errors import FailedPrecondition
+    from memsim.sim.vm.hugepage import collapse_scan
+
+    vm = m.vm(0)
+    meta = m.meta.arrays["vm_meta"]
+    meta[M_THP] = 0
+    sp = vm.create_space("multilevel")
+    start = aligned_start(vm, sp, 2 * MiB)
+    for i in range(HP):
+        vm.store(sp, start + i * PAGE, stamp(i))
+    while vm.space_stats(sp)["rss_pages"]:
+        vm.reclaim_one()
+    for i in range(HP):  # back in, clean, their swap copies as the backup
+        assert vm.load(sp, start + i * PAGE, 11) == stamp(i)
+    meta[M_THP] = 2
+    assert collapse_scan(vm) == 1
+    while vm.space_stats(sp)["rss_pages"]:  # split and out again: the data must go to swap, not vanish
+        vm.reclaim_one()
+    assert all(vm.load(sp, start + i * PAGE, 11) == stamp(i) for i in range(HP))
+    meta[M_THP] = 0
+    other = vm.create_space("multilevel")
+    s2 = aligned_start(vm, other, 2 * MiB)
+    for i in range(HP):
+        vm.store(other, s2 + i * PAGE, b"secret")
+    vm.mprotect(other, s2, 2 * MiB, 0)
+    meta[M_THP] = 2
+    collapse_scan(vm)
+    vm.tlb.flush()
+    with pytest.raises(FailedPrecondition):
+        vm.load(other, s2, 6)
+    assert check(vm) == []
+
+
+def test_region_flags_come_only_from_keywords_and_huge_pages_only_with_the_tlbs_size():
+    from memsim.sim.errors import InvalidArgument
+
+    machine = Machine.create(MachineConfig(memory_bytes=24 * MiB, cores=1, vm_memory=8 * MiB, thp="always",
+                                           hugetlb_pages=1))
+    try:
+        vm = machine.vm(0)
+        sp = vm.create_space("multilevel")
+        with pytest.raises(InvalidArgument, match="prot"):
+            vm.mmap(sp, PAGE, prot=3 | 16)  # MAP_HUGETLB cannot ride in through prot
+        narrow = vm.create_space("multilevel", bits=44, level_bits=8)  # a PMD of 256 pages, not the TLB's 512
+        a = vm.mmap(narrow, 4 * MiB, kind="heap")
+        vm.store(narrow, a + 10 * PAGE, b"A" * 8)
+        vm.store(narrow, a + 300 * PAGE, b"B" * 8)
+        assert vm.load(narrow, a + 10 * PAGE, 8) == b"A" * 8 and vm.load(narrow, a + 300 * PAGE, 8) == b"B" * 8
+        assert vm.vmstat()["huge_pages"] == 0
+        assert check(vm) == []
+    finally:
+        machine.destroy()
+
+
+def _claim_hugetlb(machine, core: int, q) -> None:
+    import os
+
+    vm = machine.vm(core)
+    sp = vm.create_space("multilevel")
+    bad = 0
+    for r in range(150):
+        a = vm.mmap(sp, 2 * MiB, hugetlb=True)
+        vm.store(sp, a, b"core%d-%05d" % (core, r))
+        bad += vm.load(sp, a, 11) != b"core%d-%05d" % (core, r)
+        vm.munmap(sp, a, 2 * MiB)
+    q.put(bad)
+    q.close()
+    q.join_thread()
+    os._exit(0)
+
+
+def test_two_cores_never_get_the_same_hugetlb_page():
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    machine = Machine.create(MachineConfig(memory_bytes=32 * MiB, cores=2, vm_memory=16 * MiB, hugetlb_pages=3))
+    try:
+        q = ctx.Queue()
+        procs = [ctx.Process(target=_claim_hugetlb, args=(machine, c, q)) for c in (0, 1)]
+        for p in procs:
+            p.start()
+        assert [q.get(timeout=120) for _ in procs] == [0, 0]
+        for p in procs:
+            p.join(30)
+        assert check(machine.supervisor_vm()) == []
+    finally:
+        machine.destroy()

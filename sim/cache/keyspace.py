@@ -2,8 +2,9 @@
 
 Any core serves any key. A key hashes (BLAKE2b, 64 bits: Python's own hash is salted per
 process) to a bucket; bucket b belongs to stripe b % STRIPES, and that stripe's lock guards
-the bucket's chain and every entry on it. An operation takes one stripe lock, never two, so
-stripes cannot deadlock with each other. Free entries come from one shared stack under the
+the bucket's chain and every entry on it. An operation on one key takes its stripe's lock; one
+on many (MSET, FLUSHALL, a policy switch) takes theirs in ascending order, so stripes cannot
+deadlock with each other. Free entries come from one shared stack under the
 `keyspace/entries` lock, moved in batches to a per-core list (the mcache pattern again: a new
 key takes that lock once per ENTRY_BATCH keys). Lock order: stripe -> entries -> mcentral ->
 mheap, never the other way round; `keyspace/policy` (exact.py) is a leaf taken inside a stripe.
@@ -23,9 +24,6 @@ writes them and may be freed by any core (the allocator's cross-core frees).
 `used_memory` is Redis's: the allocator's usable size of every key and value object plus
 ENTRY_BYTES per key for the index, kept in per-core counters (a core adds what it allocates
 and subtracts what it frees; rows may go negative, their sum is exact).
-
-Not yet here (issue 3 goes on): eviction wired to `evict.py`, the active expire cycle,
-recovery of a stripe whose holder died mid-update.
 """
 
 from __future__ import annotations
@@ -248,6 +246,10 @@ class Keyspace:
         self.locks = [SeqStripe(locks[f"keyspace/{s}"], self.seq, s) for s in range(STRIPES)]
         self.entries_lock = locks["keyspace/entries"]
         self.policy_lock = locks["keyspace/policy"]
+        # A heap in an address space (sim/vm/heapsource.py) reads through the MMU: a lock-free read of a
+        # stale address would fault pages in and count segfaults, so reads take the stripe lock there.
+        self.heap_paged = bool(getattr(heap, "_paged", False))
+        self.optimistic = OPTIMISTIC_READS and not self.heap_paged
         self.exact = ExactPolicies(a.pol, a.ks_free.shape[0])
         self.mask = a.ks_bucket.shape[0] - 1
         self.capacity = a.ks_free.shape[0]
@@ -313,17 +315,39 @@ class Keyspace:
                 a.ks_gauge[G_EXACT] = -1
             a.ks_config[CONFIG_FIELDS.index("policy")] = pid
 
+    def recover(self) -> int:
+        """After a core died inside a stripe: the kernel released its lock, but the stripe's seqcount
+        was left odd, so lock-free readers would fall back to the lock forever. Even them out, holding
+        every stripe's lock (the raw locks: the seqlock wrappers would bump the counts themselves).
+        Returns how many were repaired. (The dead core's private free entries, up to 2 x ENTRY_BATCH,
+        are not recovered: live cores hold such lists too, and nothing records whose they are.)"""
+        with ExitStack() as held:
+            for st in self.locks:
+                held.enter_context(st.lock)
+            odd = [i for i in range(STRIPES) if self.seq[i] & 1]
+            for i in odd:
+                self.seq[i] += 1
+        return len(odd)
+
     def exact_victim(self) -> bytes | None:
         """The exact policy's victim: its key (read under the policy lock, see exact.py), or None if empty."""
-        pid = int(self.a.ks_gauge[G_EXACT])
-        if pid < 0:
+        if int(self.a.ks_gauge[G_EXACT]) < 0:
             return None
         with self.policy_lock:
+            pid = int(self.a.ks_gauge[G_EXACT])  # again, under the lock: a switch may have come first
+            if pid < 0:
+                return None
             pol = self.exact.get(pid)
             if not len(pol):
                 return None
             pol.set_capacity(max(1, min(pol.slots, len(pol))))
-            return self.key_of(pol.evict())
+            e = pol.evict()
+            if not self.heap_paged:
+                return self.key_of(e)
+            klen, addr = int(self.a.e_klen[e]), int(self.a.e_key[e])
+        # A heap in an address space reads through the VM (its locks, maybe swap I/O): not inside a leaf
+        # lock. Read after it: a stale read names a key the evictor then fails to find, or evicts anew.
+        return self.heap.raw(addr, klen) if klen and addr else None
 
     def attach_evictor(self, evictor) -> None:
         self.evictor = evictor
@@ -415,10 +439,11 @@ class Keyspace:
         now = self.clock()
         if cfg_policy >= FIRST_EXACT_ID:
             with self.policy_lock:
-                pol = self.exact.get(cfg_policy)
-                if new:
+                pid = int(self.a.ks_gauge[G_EXACT])  # under the lock: the one laid out now (set_policy)
+                pol = self.exact.get(pid) if pid >= 0 else None
+                if pol is not None and new:
                     pol.insert(e, fingerprint(int(self.a.e_hash[e])))
-                elif e in pol:  # not in it: an evictor has just taken it out (exact.py)
+                elif pol is not None and e in pol:  # not in it: an evictor has just taken it out (exact.py)
                     pol.hit(e)
         if cfg_policy in LFU_POLICIES:
             minutes = lfu_minutes(now / 1000.0)
@@ -505,11 +530,10 @@ class Keyspace:
 
     def _unlink_and_free(self, bucket: int, e: int, prev: int) -> None:
         a = self.a
-        pid = int(a.ks_gauge[G_EXACT])
-        if pid >= 0:  # first, while the key object still exists: see exact.py
+        if int(a.ks_gauge[G_EXACT]) >= 0:  # first, while the key object still exists: see exact.py
             with self.policy_lock:
-                pol = self.exact.get(pid)
-                if e in pol:
+                pid = int(a.ks_gauge[G_EXACT])
+                if pid >= 0 and e in (pol := self.exact.get(pid)):
                     pol.remove(e)
         nxt = int(a.e_next[e])
         if prev >= 0:
@@ -562,7 +586,7 @@ class Keyspace:
 
     def get(self, key: bytes) -> bytes | None:
         h, bucket, stripe = self._locate(key)
-        if OPTIMISTIC_READS:
+        if self.optimistic:
             value = self._get_optimistic(key, stripe, bucket, h)
             if value is not _RETRY:
                 return value

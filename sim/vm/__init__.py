@@ -1,4 +1,4 @@
-"""Virtual memory (issue 4, in progress): address spaces on the machine's frame pool.
+"""Virtual memory: address spaces on the machine's frame pool.
 
     layout.py       every shared array and lock of the VM, and the lock order
     frames.py       the frame pool (the top of physical memory): single frames and contiguous runs
@@ -11,6 +11,8 @@
     tlb.py          per-core TLB, set-associative, with the generation shootdown
     swap.py         the swap file (real, unlinked) and its slot map
     vm.py           spaces, regions, the MMU path, faults, reclaim through sim/policies, reports
+    hugepage.py     transparent huge pages (fault, khugepaged, compaction, split) and hugetlb
+    heapsource.py   the allocator's arena as an address space (Go's reserve/commit/release)
     recovery.py     check() and recover() after a core died mid-change
 
 The gRPC service is server/vm_servicer.py; the client is client/vm.py.

@@ -34,7 +34,7 @@ import numpy as np
 
 from memsim.sim.machine.memory import FRAME_PAGETABLE, FRAME_USER
 from memsim.sim.vm import pte as P
-from memsim.sim.vm.layout import HUGE_HEAD, HUGE_TAIL, HUGETLB_HEAD, HUGETLB_TAIL, M_THP, SP_RSS, S
+from memsim.sim.vm.layout import HUGE_HEAD, HUGE_TAIL, HUGETLB_HEAD, HUGETLB_TAIL, M_THP, SP_PT_FRAMES, SP_RSS, S
 from memsim.sim.vm.pt_multilevel import NONLEAF, MultiLevelTable
 
 MADV_HUGEPAGE = 8  # the region flags beside R/W/X in vma_prot
@@ -44,8 +44,8 @@ THP_KINDS = ("heap", "anon")
 
 def eligible(vm, sp: int, region: tuple[int, int, int, str, str], t) -> bool:
     mode = int(vm.a["vm_meta"][M_THP])
-    if mode == 0 or not isinstance(t, MultiLevelTable) or t.pmd_depth < 0:
-        return False
+    if mode == 0 or not isinstance(t, MultiLevelTable) or t.pmd_depth < 0 or t.huge_pages != vm.tlb.huge_pages:
+        return False  # (a PMD of another size than the TLB's huge entries: no huge pages there)
     _, _, prot, kind, _ = region
     return kind in THP_KINDS and (mode == 2 or bool(prot & MADV_HUGEPAGE))
 
@@ -106,7 +106,12 @@ def split(vm, sp: int, vpn: int, t: MultiLevelTable, except_frame: int = -1) -> 
 
         raise InvalidArgument("hugetlb pages are not split: unmap or protect whole huge pages")
     table = int(vm.a["vm_deposit"][head])  # the table kept for this moment: no allocation
-    vm.a["vm_deposit"][head] = -1
+    if table < 0:  # lost (a core died mid-split before): find one, or give up
+        found = vm.pool.take(FRAME_PAGETABLE)
+        if found is None:
+            return False
+        table = found
+        vm.a["sp_stats"][sp, SP_PT_FRAMES] += 1
     vm.pool.zero(table)
     flags = e & ~P.PFN_MASK & ~P.PS
     first = table * t.per_frame
@@ -114,6 +119,7 @@ def split(vm, sp: int, vpn: int, t: MultiLevelTable, except_frame: int = -1) -> 
                                  | ((np.arange(hp, dtype=np.uint64) + np.uint64(vm.pool.base + head))
                                     << np.uint64(P.PFN_SHIFT)))
     t.words[i] = ((vm.pool.base + table) << P.PFN_SHIFT) | NONLEAF
+    vm.a["vm_deposit"][head] = -1  # only now that the table is linked
     vm.a["vm_huge"][head:head + hp] = 0
     with vm.lru_lock:
         for f in range(head, head + hp):
@@ -195,7 +201,9 @@ def compact(vm, holding_sp: int, hp: int) -> int | None:
             if not lock.try_acquire():
                 break
             try:
-                if not _migrate(vm, f, window):
+                # again under the lock: the frame may have been freed or changed hands meanwhile
+                if (vm.pool.free_map[f] or int(vm.a["vm_rmap_space"][f]) != sp or vm.a["vm_huge"][f]
+                        or vm.mem.frame_owner[vm.pool.base + f] != FRAME_USER or not _migrate(vm, f, window)):
                     break
             finally:
                 lock.release()
@@ -207,10 +215,14 @@ def compact(vm, holding_sp: int, hp: int) -> int | None:
 
 
 def collapse_scan(vm, max_ranges: int = 64) -> int:
-    """khugepaged: promote aligned, fully populated ranges of eligible regions; returns how many."""
-    collapsed = 0
-    scanned = 0
-    for sp in vm.spaces():
+    """khugepaged: promote aligned, fully populated ranges of eligible regions, `max_ranges` per
+    call, going on from where the last call stopped (its cursor: space, vpn) as khugepaged's
+    mm_slot list does; returns how many ranges it collapsed."""
+    collapsed = scanned = 0
+    start_sp, start_vpn = getattr(vm, "khugepaged_cursor", (0, 0))
+    spaces = vm.spaces()
+    order = [sp for sp in spaces if sp >= start_sp] + [sp for sp in spaces if sp < start_sp]
+    for sp in order:
         lock = vm.space_locks[sp]
         if not lock.try_acquire():
             continue
@@ -222,7 +234,10 @@ def collapse_scan(vm, max_ranges: int = 64) -> int:
                 hp = t.huge_pages
                 lo, hi = region[0] >> vm.shift, region[1] >> vm.shift
                 for base_vpn in range(-(-lo // hp) * hp, hi - hp + 1, hp):
+                    if sp == start_sp and base_vpn < start_vpn:
+                        continue
                     if scanned >= max_ranges:
+                        vm.khugepaged_cursor = (sp, base_vpn)
                         return collapsed
                     scanned += 1
                     vm.stat[S["khugepaged_pages_scanned"]] += hp
@@ -230,6 +245,7 @@ def collapse_scan(vm, max_ranges: int = 64) -> int:
                         collapsed += 1
         finally:
             lock.release()
+    vm.khugepaged_cursor = (0, 0)  # a whole pass: start again from the first space
     return collapsed
 
 
@@ -243,23 +259,22 @@ def _collapse(vm, sp: int, base_vpn: int, t: MultiLevelTable) -> bool:
     hp = t.huge_pages
     table = P.frame_of(e) - vm.pool.base
     ptes = t.words[table * t.per_frame:table * t.per_frame + hp]
-    if not bool(np.all(ptes & np.uint64(P.P))):
-        return False  # not fully populated (or some pages are in swap)
+    if not bool(np.all(ptes & np.uint64(P.P))) or not bool(np.all(ptes & np.uint64(P.US))):
+        return False  # not fully populated (or some pages in swap), or PROT_NONE pages: leave them be
     f = vm.pool.take_aligned(hp, FRAME_USER)
     if f is None:
         f = compact(vm, sp, hp)
     if f is None:
         return False
     old = [P.frame_of(int(x)) - vm.pool.base for x in ptes.tolist()]
-    dirty = bool(np.any(ptes & np.uint64(P.D)))
     writable = bool(np.all(ptes & np.uint64(P.RW)))
     for k, src in enumerate(old):
         vm.pool.view(f + k)[:] = vm.pool.view(src)
     for src in old:
         vm._release_frame(src, sp)  # rss -= 1 each; the run adds them back below
     _claim(vm, sp, f, base_vpn, hp)
-    t.words[i] = (P.make(vm.pool.base + f, writable, not bool(int(ptes[0]) & P.NX)) | P.PS | P.A
-                  | (P.D if dirty else 0))
+    # Dirty always: the copy is new memory, and the pages' swap copies (if any) were let go with them.
+    t.words[i] = P.make(vm.pool.base + f, writable, not bool(int(ptes[0]) & P.NX)) | P.PS | P.A | P.D
     vm.a["vm_deposit"][f] = table  # the emptied page table is the new huge page's deposit
     vm.a["sp_stats"][sp, SP_RSS] += hp
     with vm.lru_lock:
@@ -296,21 +311,26 @@ def hugetlb_free(vm) -> list[int]:
 def fault_hugetlb(vm, sp: int, vpn: int, region, t: MultiLevelTable, write: bool) -> int:
     """A MAP_HUGETLB region's fault: a page from the reservation, never from the pool, never swapped.
     With none left the access fails, as SIGBUS does on Linux."""
-    from memsim.sim.errors import ResourceExhausted
+    from memsim.sim.errors import FailedPrecondition, ResourceExhausted
 
     hp = t.huge_pages
     base_vpn = vpn - vpn % hp
-    free = hugetlb_free(vm)
-    if not free:
-        raise ResourceExhausted(f"no free huge page for {vpn << vm.shift:#x}: the hugetlb reservation "
-                                f"(memsim serve --hugetlb-pages) is all in use (SIGBUS on Linux)")
+    lo, hi, prot, _, _ = region
+    if base_vpn << vm.shift < lo or (base_vpn + hp) << vm.shift > hi:
+        raise FailedPrecondition(f"{vpn << vm.shift:#x}: a hugetlb region is whole aligned huge pages")
     i = t.pmd_index(base_vpn, create=True)
-    f = free[0]
-    vm.pool.zero(f, hp)
+    if int(t.words[i]):
+        raise FailedPrecondition(f"{vpn << vm.shift:#x}: a page table is already where the huge page would go")
     a = vm.a
-    a["vm_rmap_space"][f:f + hp] = sp
-    a["vm_rmap_vpn"][f:f + hp] = np.arange(base_vpn, base_vpn + hp)
-    _, _, prot, _, _ = region
+    with vm.pool.lock:  # the reservation is shared by every space: claim a page under the pool's lock
+        free = hugetlb_free(vm)
+        if not free:
+            raise ResourceExhausted(f"no free huge page for {vpn << vm.shift:#x}: the hugetlb reservation "
+                                    f"(memsim serve --hugetlb-pages) is all in use (SIGBUS on Linux)")
+        f = free[0]
+        a["vm_rmap_space"][f:f + hp] = sp
+        a["vm_rmap_vpn"][f:f + hp] = np.arange(base_vpn, base_vpn + hp)
+    vm.pool.zero(f, hp)
     e = P.make(vm.pool.base + f, bool(prot & 2), bool(prot & 4)) | P.PS | P.A | (P.D if write else 0)
     t.words[i] = e
     a["sp_stats"][sp, SP_RSS] += hp

@@ -15,13 +15,14 @@ pool-relative frame numbers (0 .. pool_frames-1); a PTE holds the machine-wide f
                                                                   frame's page (swap cache), -1 none
     vm_huge            (pool,) uint8              space of owner  1 head / 2 tail of a huge page (hugepage.py)
     vm_stat            (cores, NSTAT) int64       none (own row)  Linux's vmstat counters, per core
-    sp_*               (MAX_SPACES, ...)          vm/space/<i>    the space table (space.py)
+    sp_*               (MAX_SPACES, ...)          vm/space/<i>    the space table (vm.py)
     vma_*              (MAX_SPACES, MAX_REGIONS)  vm/space/<i>    each space's regions (its VMAs)
     sw_used            (swap slots,) uint8        vm/swap         1 = slot in use
     sd_*                                          vm/swap         swap directory of inverted spaces
     vmpol_*                                       vm/lru          the replacement policy over pool frames
 
-Lock order: vm/spaces -> vm/space/<i> -> vm/frames -> vm/lru -> vm/swap. Reclaim runs holding
+Lock order: vm/spaces -> vm/space/<i> -> vm/ipt -> vm/frames -> vm/lru -> vm/swap (the inverted
+table's lock is taken inside a space's; laying that table out takes frames). Reclaim runs holding
 the faulting space's lock and takes a victim's space lock only with a try-lock (Linux's
 trylock_page in shrink_page_list): a busy victim goes back to the policy and the next one is
 tried, so two cores reclaiming from each other's spaces cannot deadlock.

@@ -11,8 +11,9 @@ the slot states:
     the reverse map       which (space, vpn) each user frame belongs to
 
 `recover` takes every VM lock (the machine is otherwise live: other cores wait), then:
-1. a present PTE whose frame is not a user frame reverse-mapped to that very page is
-   cleared (the unmap or reclaim that was freeing it had got that far);
+1. a present PTE whose frame is still taken but no longer reverse-mapped gets its reverse map
+   back (a release or reclaim cut short before the frame went back: the page stays); one whose
+   frame is free or another page's is cleared (the unmap or reclaim had got that far);
 2. a user frame that no PTE maps is given back to the pool (a fault or a swap-in that had
    taken it), and its swap-cache slot forgotten;
 3. a page-table frame that no table of a live space (nor the inverted table) reaches is given
@@ -143,6 +144,7 @@ def _survey(vm: VM) -> dict:
     base = vm.pool.base
     rmap_s, rmap_v = a["vm_rmap_space"], a["vm_rmap_vpn"]
     bad_ptes: list[tuple[int, int]] = []
+    adopt: list[tuple[int, int, int]] = []  # (frame, space, vpn): still mapped, reverse map already cleared
     mapped: set[int] = set()
     slots: set[int] = set()
     rss: dict[int, int] = {}
@@ -160,7 +162,12 @@ def _survey(vm: VM) -> dict:
         for vpn, e in zip(vpns.tolist(), ptes.tolist(), strict=True):
             if e & P.P:
                 f = P.frame_of(e) - base
-                if not 0 <= f < vm.pool.nframes or vm.pool.free_map[f] or int(rmap_s[f]) != sp \
+                if 0 <= f < vm.pool.nframes and not vm.pool.free_map[f] and int(rmap_s[f]) == -1 \
+                        and vm.mem.frame_owner[base + f] == FRAME_USER and f not in mapped:
+                    adopt.append((f, sp, vpn))  # a release or reclaim cut short before the frame went back
+                    mapped.add(f)
+                    rss[sp] += 1
+                elif not 0 <= f < vm.pool.nframes or vm.pool.free_map[f] or int(rmap_s[f]) != sp \
                         or int(rmap_v[f]) != vpn or f in mapped:
                     bad_ptes.append((sp, vpn))
                 else:
@@ -182,8 +189,9 @@ def _survey(vm: VM) -> dict:
     leaked_tables = [f for f in tables if f not in table_frames]
     stray = np.flatnonzero(taken & (owner == FRAME_FREE)).tolist()  # taken, no owner recorded yet
     used = set(np.flatnonzero(a["sw_used"][: vm.swap.slots]).tolist()) if vm.swap.slots else set()
-    return {"bad_ptes": bad_ptes, "mapped": mapped, "leaked_user": leaked_user, "leaked_tables": leaked_tables,
-            "stray": stray, "slots": slots, "used_slots": used, "rss": rss, "swap": swap}
+    return {"bad_ptes": bad_ptes, "adopt": adopt, "mapped": mapped, "leaked_user": leaked_user,
+            "leaked_tables": leaked_tables, "stray": stray, "slots": slots, "used_slots": used, "rss": rss,
+            "swap": swap}
 
 
 def check(vm: VM) -> list[str]:
@@ -191,6 +199,7 @@ def check(vm: VM) -> list[str]:
     s = _survey(vm)
     a = vm.a
     out = [f"space {sp}: vpn {vpn:#x} maps a frame that is not its page" for sp, vpn in s["bad_ptes"]]
+    out += [f"frame {f}: mapped by space {sp} at vpn {vpn:#x} but not reverse-mapped" for f, sp, vpn in s["adopt"]]
     out += [f"frame {f}: a user frame no page maps" for f in s["leaked_user"]]
     out += [f"frame {f}: a page-table frame no table reaches" for f in s["leaked_tables"]]
     out += [f"frame {f}: taken from the pool with no owner" for f in s["stray"]]
@@ -226,6 +235,9 @@ def recover(vm: VM) -> dict[str, int]:
         cleared = len(s["bad_ptes"])
         for sp, vpn in s["bad_ptes"]:
             vm.table(sp).set(vpn, 0)
+        for f, sp, vpn in s["adopt"]:
+            a["vm_rmap_space"][f] = sp
+            a["vm_rmap_vpn"][f] = vpn
         freed = s["leaked_user"] + s["leaked_tables"] + s["stray"]
         for f in freed:
             a["vm_rmap_space"][f] = -1

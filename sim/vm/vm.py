@@ -290,19 +290,25 @@ class VM:
         """Map a region; returns its start. A stack gets a guard page below it (its own region).
         huge=True is madvise(MADV_HUGEPAGE): the region may get transparent huge pages (hugepage.py);
         hugetlb=True is MAP_HUGETLB: whole huge pages from the boot-time reservation, never swapped."""
+        if not isinstance(prot, int) or not 0 <= prot <= 7:
+            raise InvalidArgument(f"prot {prot} must combine R=1, W=2, X=4")
         if hugetlb:
             return self._mmap_hugetlb(sp, length, prot, name, addr)
+        return self._mmap(sp, length, prot, kind, name, addr, guard, hugepage.MADV_HUGEPAGE if huge else 0)
+
+    def _mmap(self, sp: int, length: int, prot: int, kind: str, name: str, addr: int | None, guard: bool,
+              flags: int) -> int:
+        """mmap with the region flags (MADV_HUGEPAGE, MAP_HUGETLB) beside R/W/X."""
         self._check_space(sp)
         if kind not in REGION_KINDS or kind == "guard":
             raise InvalidArgument(f"region kind {kind!r} is not one of code, data, heap, stack, anon")
-        if not 0 <= prot & ~hugepage.MAP_HUGETLB <= 7:
-            raise InvalidArgument(f"prot {prot} must combine R=1, W=2, X=4")
         if length <= 0:
             raise InvalidArgument(f"length {length} must be positive")
         if prot & (W | X):
             prot |= R  # as on x86: a page that can be written or run can be read
         size = -(-length // self.fs) * self.fs
         with self.space_locks[sp]:
+            self._check_space(sp)  # again: a destroy may have come first
             with_guard = kind == "stack" and guard
             total = size + (self.fs if with_guard else 0)
             if addr is None:
@@ -317,7 +323,7 @@ class VM:
                 if rlo < start + size and lo < rhi:
                     raise FailedPrecondition(f"{lo:#x}..{start + size:#x} overlaps region {rname or rkind} "
                                              f"{rlo:#x}..{rhi:#x} in space {sp}")
-            new = [(start, start + size, prot | (hugepage.MADV_HUGEPAGE if huge else 0), kind, name or kind)]
+            new = [(start, start + size, prot | flags, kind, name or kind)]
             if with_guard:
                 new.append((lo, start, 0, "guard", f"{name or 'stack'} guard"))
             self._set_regions(sp, regs + new)
@@ -339,9 +345,10 @@ class VM:
         if addr is not None and addr % hsize:
             raise InvalidArgument(f"a hugetlb mapping starts on a huge page: {addr:#x} is not aligned to {hsize}")
         with self.space_locks[sp]:
+            self._check_space(sp)  # again, under the lock: a destroy may have come first
             if addr is None:
                 addr = -(-self._find_gap(sp, length + hsize, "anon") // hsize) * hsize
-            return self.mmap(sp, length, prot | hugepage.MAP_HUGETLB, "anon", name or "hugetlb", addr=addr)
+            return self._mmap(sp, length, prot, "anon", name or "hugetlb", addr, False, hugepage.MAP_HUGETLB)
 
     def _cut(self, sp: int, lo: int, hi: int, prot: int | None) -> None:
         """Remove lo..hi from the regions (prot None) or set its protection, splitting regions."""
@@ -362,7 +369,9 @@ class VM:
         """Unmap lo..hi: pages freed (frames and swap slots), regions cut. Returns pages freed."""
         self._check_space(sp)
         with self.space_locks[sp]:
+            self._check_space(sp)  # again: a destroy may have come first
             lo, hi = self._page_range(addr, length, sp)
+            self._whole_hugetlb(sp, lo, hi, "munmap")
             hugepage.split_range(self, sp, lo >> self.shift, hi >> self.shift, self.table(sp))
             freed = self._drop_pages(sp, lo >> self.shift, hi >> self.shift)
             self._cut(sp, lo, hi, None)
@@ -373,11 +382,20 @@ class VM:
             self.stat[S["tlb_shootdowns"]] += 1
             return freed
 
+    def _whole_hugetlb(self, sp: int, lo: int, hi: int, what: str) -> None:
+        """A hugetlb region is unmapped or protected in whole huge pages (its pages cannot be split)."""
+        hsize = self.tlb.huge_pages * self.fs
+        for rlo, rhi, rprot, _, name in self.regions(sp):
+            if rprot & hugepage.MAP_HUGETLB and rlo < hi and lo < rhi and (lo % hsize or hi % hsize):
+                raise InvalidArgument(f"{what} of {lo:#x}..{hi:#x} cuts the hugetlb region {name}: "
+                                      f"unmap or protect whole huge pages ({hsize} bytes, aligned)")
+
     def discard(self, sp: int, addr: int, length: int) -> int:
         """MADV_DONTNEED: free the pages of addr..addr+length (frames, swap slots) but keep the region;
         the next touch is a minor fault on a zeroed frame. Returns pages freed."""
         self._check_space(sp)
         with self.space_locks[sp]:
+            self._check_space(sp)  # again, under the lock: a destroy may have come first
             lo, hi = self._page_range(addr, length, sp)
             hugepage.split_range(self, sp, lo >> self.shift, hi >> self.shift, self.table(sp))
             freed = self._drop_pages(sp, lo >> self.shift, hi >> self.shift)
@@ -392,10 +410,12 @@ class VM:
         if prot & (W | X):
             prot |= R
         with self.space_locks[sp]:
+            self._check_space(sp)  # again, under the lock: a destroy may have come first
             lo, hi = self._page_range(addr, length, sp)
             for v in range(lo, hi, self.fs):
                 if self.region_at(sp, v) is None:
                     raise OutOfRange(f"mprotect of {v:#x}: not mapped in space {sp}")
+            self._whole_hugetlb(sp, lo, hi, "mprotect")
             hugepage.split_range(self, sp, lo >> self.shift, hi >> self.shift, self.table(sp))
             self._cut(sp, lo, hi, prot)  # (the region's huge-page advice is dropped with its old protection)
             t = self.table(sp)
@@ -437,14 +457,16 @@ class VM:
 
     def _release_frame(self, f: int, sp: int) -> None:
         a = self.a
-        if a["vm_huge"][f] in (HUGETLB_HEAD, HUGETLB_TAIL):  # back to the reservation, not to the pool
-            a["vm_rmap_space"][f] = -1
-            a["vm_rmap_vpn"][f] = -1
-            a["sp_stats"][sp, SP_RSS] -= 1
+        if a["vm_huge"][f] == HUGETLB_TAIL:
+            return  # released with its head, whole (hugetlb regions are unmapped in whole pages)
+        if a["vm_huge"][f] == HUGETLB_HEAD:  # back to the reservation, in one step under the pool's lock
+            hp = self.tlb.huge_pages
+            with self.pool.lock:
+                a["vm_rmap_space"][f:f + hp] = -1
+                a["vm_rmap_vpn"][f:f + hp] = -1
+            a["sp_stats"][sp, SP_RSS] -= hp
             return
-        with self.lru_lock:
-            if f in self.policy:
-                self.policy.remove(f)
+        self._unlist(f)
         slot = int(a["vm_frame_swap"][f])
         if slot >= 0:
             self.swap.give(slot)
@@ -544,9 +566,7 @@ class VM:
                                 self.policy.insert(f)
                         swap_full = True
                         continue
-                with self.lru_lock:
-                    if f in self.policy:
-                        self.policy.remove(f)
+                self._unlist(f)
                 self._swap_out(owner, vpn, f, e, t, slot)
                 return True
             finally:
@@ -557,7 +577,8 @@ class VM:
         return False
 
     def reclaim_frame(self, f: int) -> bool:
-        """Evict the page in frame f (for a contiguous run); False if its space is busy or swap is full."""
+        """Evict the small page in frame f (for a contiguous run); False if its space is busy, the
+        frame changed hands or is part of a huge page. Raises the OOM error if swap is full."""
         a = self.a
         owner, vpn = int(a["vm_rmap_space"][f]), int(a["vm_rmap_vpn"][f])
         if owner < 0:
@@ -566,6 +587,8 @@ class VM:
         if not lock.try_acquire():
             return False
         try:
+            if int(a["vm_rmap_space"][f]) != owner or int(a["vm_rmap_vpn"][f]) != vpn or a["vm_huge"][f]:
+                return False
             t = self.table(owner)
             e, _ = t.walk(vpn)
             if not e & P.P or P.frame_of(e) != self.pool.base + f:
@@ -573,13 +596,19 @@ class VM:
             slot = int(a["vm_frame_swap"][f])
             if slot < 0 and e & P.D:
                 slot = self.swap.take()
-            with self.lru_lock:
-                if f in self.policy:
-                    self.policy.remove(f)
+            self._unlist(f)
             self._swap_out(owner, vpn, f, e, t, slot)
             return True
         finally:
             lock.release()
+
+    def _unlist(self, f: int) -> None:
+        """Take frame f out of the policy and out of the reverse map in one step under vm/lru, so that a
+        reclaimer putting back a frame it could not lock never sees it half released."""
+        with self.lru_lock:
+            if f in self.policy:
+                self.policy.remove(f)
+            self.a["vm_rmap_space"][f] = -1
 
     def _swap_out(self, sp: int, vpn: int, f: int, e: int, t: PageTable, slot: int) -> None:
         """Unmap the page in frame f: to swap slot `slot` (written only if the page is dirty), or,
@@ -736,8 +765,9 @@ class VM:
         if n == 0:
             return b""  # a 0-byte access touches no page
         with self.space_locks[sp]:
+            self._check_space(sp)  # again, under the lock: a destroy may have come first
             pos = 0
-            while pos < n or (n == 0 and pos == 0):
+            while pos < n:
                 va = addr + pos
                 off = va & (self.fs - 1)
                 chunk = min(self.fs - off, n - pos)
@@ -748,9 +778,7 @@ class VM:
                 else:
                     self.mem.data[start:start + chunk] = np.frombuffer(data, dtype=np.uint8, count=chunk,
                                                                         offset=pos)
-                pos += max(chunk, 1)
-                if n == 0:
-                    break
+                pos += chunk
         return bytes(out)
 
     def load(self, sp: int, addr: int, length: int) -> bytes:
@@ -767,6 +795,7 @@ class VM:
             self.stat[S["segfaults"]] += 1
             raise OutOfRange(f"segmentation fault: {addr:#x} is outside space {sp}'s {bits}-bit addresses")
         with self.space_locks[sp]:
+            self._check_space(sp)  # again, under the lock: a destroy may have come first
             _, info = self._translate(sp, addr, write)
         info["kind"] = KINDS[int(self.a["sp_kind"][sp])]
         return info
@@ -787,6 +816,7 @@ class VM:
         self._check_space(sp)
         a = self.a
         with self.space_locks[sp]:
+            self._check_space(sp)  # again, under the lock: a destroy may have come first
             resident = np.flatnonzero(a["vm_rmap_space"] == sp)
             vpns = a["vm_rmap_vpn"][resident]
             heap_total = heap_used = 0
@@ -805,6 +835,7 @@ class VM:
         a = self.a
         out = []
         with self.space_locks[sp]:
+            self._check_space(sp)  # again, under the lock: a destroy may have come first
             vpns = a["vm_rmap_vpn"][a["vm_rmap_space"] == sp]
             swapped = np.zeros(0, dtype=np.int64)
             if int(a["sp_stats"][sp, SP_SWAP]):  # every swap entry of the table, in one pass
