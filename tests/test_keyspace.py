@@ -389,3 +389,19 @@ def test_recover_evens_out_a_stripe_left_odd_by_a_dead_core(ks_machine):
     ks.seq[5] += 1  # what a core killed inside stripe 5's lock leaves behind
     assert ks.recover() == 1 and all(not ks.seq[i] & 1 for i in range(64))
     assert ks.get(b"k") == b"v" and ks.recover() == 0
+
+
+@pytest.mark.parametrize("ks_machine", [{"max_keys": 128}], indirect=True)
+def test_mset_writes_all_or_nothing(ks_machine):
+    from memsim.sim.errors import ResourceExhausted
+
+    ks = keyspace(ks_machine, 0)
+    for i in range(100):
+        ks.set(b"old%d" % i, b"v")
+    keys_before, used_before = ks.dbsize(), ks.used_memory()
+    with pytest.raises(ResourceExhausted, match="keyspace full"):
+        ks.mset([(b"old1", b"changed")] + [(b"new%d" % i, b"x" * 50) for i in range(100)])
+    assert ks.dbsize() == keys_before and ks.used_memory() == used_before
+    assert ks.get(b"old1") == b"v" and not ks.exists(b"new0")  # nothing of it was written
+    ks.mset([(b"a", b"1"), (b"b", b"2"), (b"a", b"3")])  # a key twice: the last value wins
+    assert ks.mget([b"a", b"b"]) == [b"3", b"2"] and ks.dbsize() == keys_before + 2

@@ -821,20 +821,62 @@ class Keyspace:
         return [self.get(k) for k in keys]
 
     def mset(self, pairs: list[tuple[bytes, bytes]]) -> None:
-        """MSET, atomic as Redis's: every stripe involved is locked, in stripe order, for the whole write."""
-        located = [(self._locate(k), k, v) for k, v in pairs]
-        self._entry_room()
-        for _, _, v in located:
+        """MSET, atomic as Redis's: every stripe involved is locked, in stripe order, for the whole
+        write, and all of it or nothing is written: every entry and object the write needs is taken
+        first, and only then is anything published (a full keyspace or heap refuses the whole MSET)."""
+        for _, v in pairs:
             if not isinstance(v, bytes | bytearray):
                 raise InvalidArgument("bad value: values are byte strings")
+            if len(v) > MAX_VALUE_BYTES:
+                raise InvalidArgument(f"ERR string exceeds maximum allowed size ({MAX_VALUE_BYTES} bytes)")
+        last = {bytes(k): bytes(v) for k, v in pairs}  # a key given twice: the last value wins, as in Redis
+        located = [(self._locate(k), k, v) for k, v in last.items()]
+        self._entry_room()
         if self._limited():
             self._admit(sum(self._growth(k, len(v)) for _, k, v in located))
         stripes = sorted({loc[2] for loc, _, _ in located})
+        a = self.a
         with ExitStack() as held:
             for s in stripes:
                 held.enter_context(self.locks[s])
-            for _, k, v in located:  # the stripe locks are held: _set() re-enters them
-                self._set(k, v)
+            plan: list[tuple[int, int, int, int, bytes, bytes, int]] = []  # (entry or -1, bucket, hash, ...)
+            taken: list[tuple[int, int, int, int]] = []  # what to give back if anything fails
+            try:
+                for (h, bucket, stripe), k, v in located:
+                    e = self._lookup(k, stripe, bucket, h)
+                    val_obj = self._store(v)
+                    taken.append((-1, 0, val_obj, len(v)))
+                    if e >= 0:
+                        plan.append((e, bucket, h, val_obj, k, v, 0))
+                        continue
+                    new_e = self._take_entry()
+                    taken.append((new_e, 0, 0, 0))
+                    key_obj = self._store(k)
+                    taken.append((-1, 0, key_obj, len(k)))
+                    plan.append((new_e, bucket, h, val_obj, k, v, key_obj))
+            except BaseException:
+                for e, _, obj, n in taken:
+                    if e >= 0:
+                        self._put_entry(e)
+                    else:
+                        self._drop(obj, n)
+                raise
+            for e, bucket, h, val_obj, k, v, key_obj in plan:  # nothing can fail from here on
+                if not key_obj:  # an existing key: the new value object replaces the old one
+                    self._drop(int(a.e_val[e]), int(a.e_vlen[e]))
+                    a.e_val[e], a.e_vlen[e] = val_obj, len(v)
+                    a.e_expire[e] = 0
+                    self._touch(e)
+                    continue
+                a.e_hash[e] = h
+                a.e_key[e], a.e_klen[e] = key_obj, len(k)
+                a.e_val[e], a.e_vlen[e] = val_obj, len(v)
+                a.e_expire[e] = 0
+                self._touch(e, new=True)
+                a.e_next[e] = int(a.ks_bucket[bucket])
+                a.ks_bucket[bucket] = e
+                self.stats[K_USED_BYTES] += ENTRY_BYTES
+                self.stats[K_KEYS] += 1
 
     def flushall(self) -> int:
         """FLUSHALL: delete every key, holding every stripe lock (in order) so nothing slips in."""
