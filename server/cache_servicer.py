@@ -24,9 +24,8 @@ import grpc
 import msgpack
 
 from memsim.sim.cache.commands import Commands
-from memsim.sim.cache.eviction import OOM_ERROR
 from memsim.sim.cache.expire import HZ, active_expire_cycle
-from memsim.sim.cache.keyspace import K_COMMANDS, K_REJECTED, Keyspace
+from memsim.sim.cache.keyspace import Keyspace
 from memsim.sim.errors import ResourceExhausted, SimError
 from memsim.v1 import cache_pb2 as pb
 from memsim.v1 import cache_pb2_grpc
@@ -43,7 +42,6 @@ def run_commands(cmds: Commands, args: list[bytes], argc: list[int]) -> tuple[li
     """Execute a columnar batch; a failing command gets an OpError and a nil reply, the rest go on."""
     replies: list = []
     errors: list[mpb.OpError] = []
-    stats = cmds.stats
     pos = 0
     budget = MAX_REPLY_BYTES
     for i, n in enumerate(argc):
@@ -58,9 +56,6 @@ def run_commands(cmds: Commands, args: list[bytes], argc: list[int]) -> tuple[li
                                             f"values in one message; split the pipeline")
             replies.append(r)
         except SimError as e:
-            if str(e) == OOM_ERROR:  # refused before it ran, as Redis counts it
-                stats[K_COMMANDS] -= 1
-                stats[K_REJECTED] += 1
             errors.append(mpb.OpError(index=i, code=e.code, message=str(e)))
             replies.append(None)
     return replies, errors
@@ -81,13 +76,7 @@ class CacheServicer(cache_pb2_grpc.CacheServicer):
     def Command(self, request: pb.CommandRequest, context: grpc.ServicerContext) -> pb.CommandReply:
         try:
             with self.core_lock:
-                try:
-                    r = self.cmds.execute(list(request.args))
-                except SimError as e:
-                    if str(e) == OOM_ERROR:
-                        self.cmds.stats[K_COMMANDS] -= 1
-                        self.cmds.stats[K_REJECTED] += 1
-                    raise
+                r = self.cmds.execute(list(request.args))
         except Exception as e:  # noqa: BLE001 - every failure becomes a status code
             self._fail(context, e)
         return pb.CommandReply(reply=msgpack.packb(r, use_bin_type=True), core=self.core)

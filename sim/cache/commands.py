@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from memsim.sim.cache import config as cfgmod
 from memsim.sim.cache.evict import LFU_POLICIES, estimate_idle_ms, lfu_decr_and_return, lfu_minutes, lru_clock
+from memsim.sim.cache.eviction import OOMError
 from memsim.sim.cache.keyspace import K_COMMANDS, K_REJECTED, MAX_EXPIRE_MS, Keyspace, parse_int64
 from memsim.sim.errors import FailedPrecondition, InvalidArgument
 
@@ -96,7 +97,12 @@ class Commands:
             self.stats[K_REJECTED] += 1
             raise InvalidArgument(f"ERR wrong number of arguments for '{name}' command")
         self.stats[K_COMMANDS] += 1
-        return spec.handler(self, args)
+        try:
+            return spec.handler(self, args)
+        except OOMError:  # refused by maxmemory before it ran: rejected, not processed (Redis's counting)
+            self.stats[K_COMMANDS] -= 1
+            self.stats[K_REJECTED] += 1
+            raise
 
 
 # -- strings --------------------------------------------------------------------------------

@@ -48,6 +48,13 @@ from memsim.sim.cache.keyspace import Keyspace
 from memsim.sim.errors import ResourceExhausted
 
 OOM_ERROR = "OOM command not allowed when used memory > 'maxmemory'."
+
+
+class OOMError(ResourceExhausted):
+    """A write refused by maxmemory, before it ran: Redis counts it in rejected_calls, not as processed."""
+
+    def __init__(self) -> None:
+        super().__init__(OOM_ERROR)
 PY_SLOWDOWN = 20
 
 
@@ -73,10 +80,10 @@ class Evictor:
         if limit == 0 or self.ks.used_memory() + incoming <= limit:
             return 0
         if cfg.policy == NOEVICTION or incoming > limit:  # a write bigger than maxmemory: evict nothing for it
-            raise ResourceExhausted(OOM_ERROR)
+            raise OOMError()
         volatile = cfg.policy in VOLATILE_POLICIES
         if volatile and not self.ks.any_volatile():
-            raise ResourceExhausted(OOM_ERROR)  # no key has a TTL: nothing to sample for, refuse at once
+            raise OOMError()  # no key has a TTL: nothing to sample for, refuse at once
         budget = time_budget_s(cfg.tenacity)
         t0 = time.perf_counter()
         evicted = 0
@@ -84,17 +91,17 @@ class Evictor:
         while self.ks.used_memory() + incoming > limit:
             # Like Redis, look at the clock every 16 evicted keys, not before the first one.
             if budget is not None and evicted and evicted % 16 == 0 and time.perf_counter() - t0 > budget:
-                raise ResourceExhausted(OOM_ERROR)
+                raise OOMError()
             key = self.ks.exact_victim() if cfg.policy >= FIRST_EXACT_ID else self._choose(cfg)
             if key is None:  # nothing evictable (e.g. volatile-* and no key has a TTL)
-                raise ResourceExhausted(OOM_ERROR)
+                raise OOMError()
             if self.ks.evict(key, volatile):
                 evicted += 1
                 self.ks.count_eviction(cfg.policy)
             else:
                 misses += 1  # gone, or lost its TTL, since it was sampled
                 if misses > 1000:
-                    raise ResourceExhausted(OOM_ERROR)
+                    raise OOMError()
         return evicted
 
     def evict_one(self) -> bool:
