@@ -34,7 +34,7 @@ from memsim.sim.policies import POLICIES
 from memsim.sim.vm.frames import FramePool
 from memsim.sim.vm.heapsource import HEAP_SPACE, SpacePageSource
 from memsim.sim.vm.hugepage import reserve_hugetlb
-from memsim.sim.vm.layout import M_POLICY, M_SWAP_SLOTS, M_THP, THP_MODES, vm_lock_names, vm_specs
+from memsim.sim.vm.layout import M_FREE, M_POLICY, M_POOL_BASE, M_SWAP_SLOTS, M_THP, THP_MODES, vm_lock_names, vm_specs
 from memsim.sim.vm.swap import make_swap_file
 from memsim.sim.vm.vm import VM
 
@@ -166,12 +166,12 @@ class Machine:
         a["vm_meta"][M_POLICY] = sorted(POLICIES).index(cfg.vm_policy)
         a["vm_meta"][M_THP] = THP_MODES.index(cfg.thp)
         if cfg.hugetlb_pages:
-            got = reserve_hugetlb(a, a["vm_free"], self.memory.frame_owner, int(a["vm_meta"][0]),
+            got = reserve_hugetlb(a, a["vm_free"], self.memory.frame_owner, int(a["vm_meta"][M_POOL_BASE]),
                                   cfg.hugetlb_pages, HUGE_FRAMES)
             if got < cfg.hugetlb_pages:
                 raise InvalidArgument(f"hugetlb_pages {cfg.hugetlb_pages}: only {got} huge pages of {HUGE_FRAMES} "
                                       f"frames fit the VM's {self.pool_frames}-frame pool")
-            a["vm_meta"][2] = int(a["vm_free"].sum())  # M_FREE
+            a["vm_meta"][M_FREE] = int(a["vm_free"].sum())
         a["vm_rmap_space"][:] = -1
         a["vm_rmap_vpn"][:] = -1
         a["vm_frame_swap"][:] = -1

@@ -51,6 +51,19 @@ class FramePool:
             self.mem.frame_owner[self.base + f] = owner
             return f
 
+    def take_outside(self, window: range, owner: int) -> int | None:
+        """One free frame not in `window` (compaction's destination), or None."""
+        with self.lock:
+            free = np.flatnonzero(self.free_map)
+            free = free[(free < window.start) | (free >= window.stop)]
+            if not free.size:
+                return None
+            f = int(free[0])
+            self.free_map[f] = 0
+            self.meta[M_FREE] -= 1
+            self.mem.frame_owner[self.base + f] = owner
+            return f
+
     def take_run(self, n: int, owner: int) -> int:
         """n contiguous free frames (their first, pool-relative); RESOURCE_EXHAUSTED if no such run."""
         with self.lock:

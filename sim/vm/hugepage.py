@@ -72,7 +72,7 @@ def fault_huge(vm, sp: int, vpn: int, region, t: MultiLevelTable, write: bool) -
     vm.pool.zero(f, hp)
     _claim(vm, sp, f, base_vpn, hp)
     vm.a["vm_deposit"][f] = deposit
-    vm.a["sp_stats"][sp, 7] += 1
+    vm.a["sp_stats"][sp, SP_PT_FRAMES] += 1
     e = P.make(vm.pool.base + f, bool(prot & 2), bool(prot & 4)) | P.PS | P.A | (P.D if write else 0)
     t.words[i] = e
     with vm.lru_lock:
@@ -146,17 +146,9 @@ def _migrate(vm, f: int, window: range) -> bool:
     """Move the page in user frame f to a free frame outside `window` (its space locked by the caller)."""
     a = vm.a
     sp, vpn = int(a["vm_rmap_space"][f]), int(a["vm_rmap_vpn"][f])
-    free = np.flatnonzero(vm.pool.free_map)
-    free = free[(free < window.start) | (free >= window.stop)]
-    if not free.size:
+    dst = vm.pool.take_outside(window, FRAME_USER)
+    if dst is None:
         return False
-    with vm.pool.lock:
-        dst = int(free[0])
-        if not vm.pool.free_map[dst]:
-            return False
-        vm.pool.free_map[dst] = 0
-        vm.pool.meta[2] -= 1  # M_FREE
-        vm.mem.frame_owner[vm.pool.base + dst] = FRAME_USER
     vm.pool.view(dst)[:] = vm.pool.view(f)
     t = vm.table(sp)
     e, _ = t.walk(vpn)

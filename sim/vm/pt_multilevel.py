@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from memsim.sim.vm import pte as P
+from memsim.sim.vm.layout import SP_PT_FRAMES
 from memsim.sim.vm.pagetable import PageTable, TableContext
 
 NONLEAF = P.P | P.RW | P.US
@@ -65,7 +66,7 @@ class MultiLevelTable(PageTable):
         root = ctx.alloc(n)
         ctx.pool.zero(root, n)
         a["sp_root"][ctx.space] = root
-        a["sp_stats"][ctx.space, 7] = n
+        a["sp_stats"][ctx.space, SP_PT_FRAMES] = n
 
     def _entry(self, table: int, index: int) -> int:
         return table * self.per_frame + index
@@ -103,7 +104,7 @@ class MultiLevelTable(PageTable):
                 span = self.table_span[depth + 1]
                 child = self.ctx.alloc(span)
                 self.ctx.pool.zero(child, span)
-                self.a["sp_stats"][self.sp, 7] += span
+                self.a["sp_stats"][self.sp, SP_PT_FRAMES] += span
                 e = ((base + child) << P.PFN_SHIFT) | NONLEAF
                 words[i] = e
             table = P.frame_of(e) - base
@@ -131,7 +132,7 @@ class MultiLevelTable(PageTable):
                 span = self.table_span[depth + 1]
                 child = self.ctx.alloc(span)
                 self.ctx.pool.zero(child, span)
-                self.a["sp_stats"][self.sp, 7] += span
+                self.a["sp_stats"][self.sp, SP_PT_FRAMES] += span
                 e = ((base + child) << P.PFN_SHIFT) | NONLEAF
                 words[i] = e
             table = P.frame_of(e) - base
@@ -161,17 +162,17 @@ class MultiLevelTable(PageTable):
             if self._clear(child, depth + 1, child_prefix, max(lo, child_prefix), min(hi, child_prefix + span)):
                 frames = self.table_span[depth + 1]
                 self.ctx.pool.give(child, frames)
-                self.a["sp_stats"][self.sp, 7] -= frames
+                self.a["sp_stats"][self.sp, SP_PT_FRAMES] -= frames
                 words[first + i] = 0
         return not np.any(words[first:first + n])
 
     def table_frames(self) -> int:
-        return int(self.a["sp_stats"][self.sp, 7])
+        return int(self.a["sp_stats"][self.sp, SP_PT_FRAMES])
 
     def destroy(self) -> None:
         root = int(self.a["sp_root"][self.sp])
         self._free_all(root, 0)
-        self.a["sp_stats"][self.sp, 7] = 0
+        self.a["sp_stats"][self.sp, SP_PT_FRAMES] = 0
 
     def _free_all(self, table: int, depth: int) -> None:
         if depth < len(self.shifts) - 1:

@@ -48,12 +48,14 @@ from memsim.sim.vm.layout import (
     M_IPT_FRAMES,
     M_POLICY,
     M_SWAP_USED,
+    M_THP,
     MAX_REGIONS,
     MAX_SPACES,
     NAME_BYTES,
     SP_ACCESSES,
     SP_MAJFLT,
     SP_MINFLT,
+    SP_PT_FRAMES,
     SP_RSS,
     SP_SWAP,
     SP_TLB_HIT,
@@ -473,7 +475,7 @@ class VM:
             a["vm_frame_swap"][f] = -1
         if a["vm_huge"][f] == HUGE_HEAD and int(a["vm_deposit"][f]) >= 0:  # its reserved table goes too
             self.pool.give(int(a["vm_deposit"][f]))
-            a["sp_stats"][sp, 7] -= 1
+            a["sp_stats"][sp, SP_PT_FRAMES] -= 1
         a["vm_deposit"][f] = -1
         a["vm_rmap_space"][f] = -1
         a["vm_rmap_vpn"][f] = -1
@@ -875,5 +877,5 @@ class VM:
                     "page_size": self.fs, "huge_pages": int((self.a["vm_huge"] == HUGE_HEAD).sum()),
                     "hugetlb_pages_total": int((self.a["vm_huge"] == HUGETLB_HEAD).sum()),
                     "hugetlb_pages_free": len(hugepage.hugetlb_free(self)),
-                    "thp_mode": int(meta[8])})
+                    "thp_mode": int(meta[M_THP])})
         return out
