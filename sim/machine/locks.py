@@ -102,14 +102,19 @@ class SharedLock:
                         raise
             wait = time.perf_counter_ns() - t0
             self.waits.append((self.name, wait))
-        self._depth = 1
-        row = self._row
-        row[ACQ] += 1
         if contended:
+            row = self._row
             row[CONTENDED] += 1
             row[WAIT_NS] += wait
             if wait > row[MAX_WAIT_NS]:
                 row[MAX_WAIT_NS] = wait
+        self._acquired()
+
+    def _acquired(self) -> None:
+        """The bookkeeping of every first acquisition: depth, count, owner switches, hold start."""
+        self._depth = 1
+        row = self._row
+        row[ACQ] += 1
         if row[LAST_OWNER] != self._owner_id:
             row[OWNER_SWITCH] += 1
             row[LAST_OWNER] = self._owner_id
@@ -128,13 +133,7 @@ class SharedLock:
                 raise
             self._row[CONTENDED] += 1
             return False
-        self._depth = 1
-        row = self._row
-        row[ACQ] += 1
-        if row[LAST_OWNER] != self._owner_id:
-            row[OWNER_SWITCH] += 1
-            row[LAST_OWNER] = self._owner_id
-        self._t_acquired = time.perf_counter_ns()
+        self._acquired()
         return True
 
     def release(self) -> None:

@@ -31,8 +31,7 @@ class TLBEntry:
     writable: bool
     dirty: bool
     gen: int
-    span: int = 1  # pages covered: 1, or a huge page's run
-    user: bool = True  # U/S: a PROT_NONE page is never filled, so this stays True for every entry
+    span: int = 1  # pages covered: 1, or a huge page's run (a PROT_NONE page is never filled)
 
 
 class TLB:

@@ -706,7 +706,7 @@ class VM:
         info = {"tlb_hit": False, "levels": 0, "fault": "none"}
         ent = self.tlb.lookup(sp, vpn)
         t = None
-        if ent is not None and ent.user and (not write or ent.writable):
+        if ent is not None and (not write or ent.writable):
             self.stat[S["tlb_hit"]] += 1
             a["sp_stats"][sp, SP_TLB_HIT] += 1
             info["tlb_hit"] = True
@@ -744,8 +744,6 @@ class VM:
                 self.tlb.fill(sp, vpn, TLBEntry(frame - vpn % hp, bool(e & P.RW), bool(e & P.D), gen, span=hp))
             else:
                 self.tlb.fill(sp, vpn, TLBEntry(frame, bool(e & P.RW), bool(e & P.D), gen))
-            if not e & P.US:
-                raise AssertionError("a page without U/S was filled into the TLB")
         with self.lru_lock:
             f = frame - self.pool.base
             if a["vm_huge"][f] == HUGE_TAIL:  # a huge page ages as one: its head is in the policy
