@@ -42,6 +42,18 @@ def prot_bits(prot: str | int) -> int:
     return ("r" in prot) * 1 | ("w" in prot) * 2 | ("x" in prot) * 4
 
 
+def usage_dict(u: pb.MemoryUsageReply) -> dict[str, int]:
+    """memory_usage() as Node's process.memoryUsage() names it (shared by the sync and asyncio clients)."""
+    return {"rss": u.rss, "heapTotal": u.heapTotal, "heapUsed": u.heapUsed, "external": u.external,
+            "pageTables": u.page_tables, "swap": u.swap}
+
+
+def map_list(m: pb.MemoryMapReply) -> list[dict[str, Any]]:
+    """memory_map()'s regions as dicts, smaps-like."""
+    return [{"start": r.start, "end": r.end, "size": r.size, "rss": r.rss, "swap": r.swap, "perms": r.perms,
+             "kind": r.kind, "name": r.name, "huge_pages": r.huge_pages} for r in m.regions]
+
+
 @dataclass(frozen=True)
 class Translation:
     frame: int
@@ -160,14 +172,10 @@ class Space:
         return Translation(t.frame, t.levels, t.tlb_hit, t.fault, t.page_table, t.core)
 
     def memory_usage(self) -> dict[str, int]:
-        u = self.client._call("MemoryUsage", _req(pb.SpaceRequest, space=self.id))
-        return {"rss": u.rss, "heapTotal": u.heapTotal, "heapUsed": u.heapUsed, "external": u.external,
-                "pageTables": u.page_tables, "swap": u.swap}
+        return usage_dict(self.client._call("MemoryUsage", _req(pb.SpaceRequest, space=self.id)))
 
     def memory_map(self) -> list[dict[str, Any]]:
-        m = self.client._call("MemoryMap", _req(pb.SpaceRequest, space=self.id))
-        return [{"start": r.start, "end": r.end, "size": r.size, "rss": r.rss, "swap": r.swap, "perms": r.perms,
-                 "kind": r.kind, "name": r.name, "huge_pages": r.huge_pages} for r in m.regions]
+        return map_list(self.client._call("MemoryMap", _req(pb.SpaceRequest, space=self.id)))
 
     def stats(self) -> pb.SpaceStats:
         return self.client._call("SpaceStat", _req(pb.SpaceRequest, space=self.id))

@@ -17,7 +17,7 @@ from memsim.client.aio import AsyncStreamSession
 from memsim.client.errors import from_rpc_error
 from memsim.client.sync import DEFAULT_TIMEOUT, channel_options, core_target
 from memsim.client.sync import build_request as _req  # InvalidArgument for what protobuf cannot carry
-from memsim.client.vm import Translation, VmBatch, VmBatchResult, prot_bits
+from memsim.client.vm import Translation, VmBatch, VmBatchResult, map_list, prot_bits, usage_dict
 from memsim.v1 import vm_pb2 as pb
 from memsim.v1 import vm_pb2_grpc
 
@@ -56,14 +56,10 @@ class AsyncSpace:
         return Translation(t.frame, t.levels, t.tlb_hit, t.fault, t.page_table, t.core)
 
     async def memory_usage(self) -> dict[str, int]:
-        u = await self.client._call("MemoryUsage", _req(pb.SpaceRequest, space=self.id))
-        return {"rss": u.rss, "heapTotal": u.heapTotal, "heapUsed": u.heapUsed, "external": u.external,
-                "pageTables": u.page_tables, "swap": u.swap}
+        return usage_dict(await self.client._call("MemoryUsage", _req(pb.SpaceRequest, space=self.id)))
 
     async def memory_map(self) -> list[dict[str, Any]]:
-        m = await self.client._call("MemoryMap", _req(pb.SpaceRequest, space=self.id))
-        return [{"start": r.start, "end": r.end, "size": r.size, "rss": r.rss, "swap": r.swap, "perms": r.perms,
-                 "kind": r.kind, "name": r.name, "huge_pages": r.huge_pages} for r in m.regions]
+        return map_list(await self.client._call("MemoryMap", _req(pb.SpaceRequest, space=self.id)))
 
     async def stats(self) -> pb.SpaceStats:
         return await self.client._call("SpaceStat", _req(pb.SpaceRequest, space=self.id))
