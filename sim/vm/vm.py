@@ -440,22 +440,21 @@ class VM:
             self._release_frame(f, sp)
             self._step("munmap:frame-released")
             freed += 1
-        if int(a["sp_stats"][sp, SP_SWAP]):
-            for vpn in range(lo, hi) if hi - lo <= 1 << 16 else self._swapped_vpns(sp, lo, hi):
-                e, _ = t.walk(vpn)
-                if P.is_swap(e):
-                    self.swap.give(P.swap_slot(e))
-                    a["sp_stats"][sp, SP_SWAP] -= 1
-                    freed += 1
+        if int(a["sp_stats"][sp, SP_SWAP]):  # the swap entries in range, from one pass over the table
+            for e in self._swap_entries(sp, lo, hi):
+                self.swap.give(P.swap_slot(e))
+                a["sp_stats"][sp, SP_SWAP] -= 1
+                freed += 1
         t.clear_range(lo, hi)
         return freed
 
-    def _swapped_vpns(self, sp: int, lo: int, hi: int) -> list[int]:
-        # For very large ranges: only vpns of the regions that could hold pages (one walk each)
-        out = []
-        for rlo, rhi, *_ in self.regions(sp):
-            out += range(max(lo, rlo >> self.shift), min(hi, rhi >> self.shift))
-        return out
+    def _swap_entries(self, sp: int, lo: int, hi: int) -> list[int]:
+        """The swap PTEs of vpns lo..hi-1 (recovery's table walk, which reads each table once)."""
+        from memsim.sim.vm.recovery import table_entries
+
+        vpns, ptes = table_entries(self, sp)
+        sel = (vpns >= lo) & (vpns < hi) & ((ptes & np.uint64(P.P)) == 0) & ((ptes & np.uint64(P.SW)) != 0)
+        return [int(e) for e in ptes[sel].tolist()]
 
     def _release_frame(self, f: int, sp: int) -> None:
         a = self.a
