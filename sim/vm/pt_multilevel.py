@@ -86,6 +86,16 @@ class MultiLevelTable(PageTable):
             table = P.frame_of(e) - base
         raise AssertionError("unreachable")
 
+    def _new_table(self, i: int, depth: int) -> int:
+        """Allocate a zeroed table for level `depth` and link it from word i; returns the new entry."""
+        span = self.table_span[depth]
+        child = self.ctx.alloc(span)
+        self.ctx.pool.zero(child, span)
+        self.a["sp_stats"][self.sp, SP_PT_FRAMES] += span
+        e = ((self.ctx.pool.base + child) << P.PFN_SHIFT) | NONLEAF
+        self.words[i] = e
+        return e
+
     def pmd_index(self, vpn: int, create: bool) -> int | None:
         """The word of the PMD entry covering vpn (creating the tables above it if asked), or None."""
         if self.pmd_depth < 0:
@@ -101,12 +111,7 @@ class MultiLevelTable(PageTable):
             if not e & P.P:
                 if not create:
                     return None
-                span = self.table_span[depth + 1]
-                child = self.ctx.alloc(span)
-                self.ctx.pool.zero(child, span)
-                self.a["sp_stats"][self.sp, SP_PT_FRAMES] += span
-                e = ((base + child) << P.PFN_SHIFT) | NONLEAF
-                words[i] = e
+                e = self._new_table(i, depth + 1)
             table = P.frame_of(e) - base
         return None
 
@@ -129,12 +134,7 @@ class MultiLevelTable(PageTable):
             if not e & P.P:
                 if pte == 0:
                     return  # clearing something never mapped
-                span = self.table_span[depth + 1]
-                child = self.ctx.alloc(span)
-                self.ctx.pool.zero(child, span)
-                self.a["sp_stats"][self.sp, SP_PT_FRAMES] += span
-                e = ((base + child) << P.PFN_SHIFT) | NONLEAF
-                words[i] = e
+                e = self._new_table(i, depth + 1)
             table = P.frame_of(e) - base
 
     def clear_range(self, lo: int, hi: int) -> None:
