@@ -10,8 +10,15 @@ An access (load, store, translate) of space s, under s's lock (`vm/space/<s>`):
      machine's segmentation fault (OUT_OF_RANGE), a region without the permission is a
      protection fault (FAILED_PRECONDITION, the stack's guard page included); a PTE of 0 is a
      minor fault (a zeroed frame), a swap entry a major fault (the page read back from swap);
-  4. the replacement policy hears of the access (policy.hit: the simulator can tell it every
-     access, where hardware only sets the PTE's accessed bit), and A/D bits are set in the PTE.
+  4. the replacement policy hears of the access, once: a fault is its miss (policy.insert, the
+     page is new to it), any other access its hit (policy.hit: the simulator can tell it every
+     access, where hardware only sets the PTE's accessed bit), exactly the loop of the offline
+     simulator (sim/policies/simulate.py); A/D bits are set in the PTE.
+
+The policy learns each page's identity (`page_fingerprint`: the space's incarnation and the
+vpn, for S3-FIFO's ghost) and, before each insertion and eviction, its capacity: the frames
+that can hold pages now (free ones plus the pages it holds; page tables and the hugetlb
+reservation are not among them), the size the offline simulator calls its cache.
 
 A fault that finds no free frame reclaims one (Linux's shrink_page_list, one page at a time):
 the policy (`sim/policies`, over pool frames, under `vm/lru`) names a victim; its space is
@@ -36,7 +43,7 @@ import numpy as np
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound, OutOfRange, ResourceExhausted
 from memsim.sim.machine.locks import LockTable
 from memsim.sim.machine.memory import FRAME_PAGETABLE, FRAME_USER, PhysicalMemory
-from memsim.sim.policies import POLICIES, Policy
+from memsim.sim.policies import POLICIES, Policy, fingerprint
 from memsim.sim.vm import hugepage
 from memsim.sim.vm import pte as P
 from memsim.sim.vm.frames import FramePool
@@ -47,6 +54,7 @@ from memsim.sim.vm.layout import (
     HUGETLB_TAIL,
     M_IPT_FRAMES,
     M_POLICY,
+    M_SPACE_SERIAL,
     M_SWAP_USED,
     M_THP,
     MAX_REGIONS,
@@ -186,6 +194,8 @@ class VM:
                 raw = name.encode()[:NAME_BYTES]
                 a["sp_name"][sp, :len(raw)] = np.frombuffer(raw, dtype=np.uint8)
                 a["sp_tlbgen"][sp] += 1
+                a["vm_meta"][M_SPACE_SERIAL] += 1
+                a["sp_serial"][sp] = a["vm_meta"][M_SPACE_SERIAL]
                 ctx = self._ctx(sp)
                 if page_table == "linear":
                     LinearTable.create(ctx, bits)
@@ -531,6 +541,7 @@ class VM:
                     raise ResourceExhausted(
                         f"out of memory: the VM's {self.pool.nframes} frames hold only page tables; "
                         f"map less or give the machine more VM memory")
+                self._size_policy()
                 f = self.policy.evict()
             self.stat[S["pgscan"]] += 1
             owner, vpn = int(a["vm_rmap_space"][f]), int(a["vm_rmap_vpn"][f])
@@ -540,7 +551,7 @@ class VM:
             if not lock.try_acquire():
                 with self.lru_lock:
                     if f not in self.policy and int(a["vm_rmap_space"][f]) == owner:
-                        self.policy.insert(f)  # putback_lru_page: try it again later
+                        self._insert(f, owner, vpn)  # putback_lru_page: try it again later
                 self.stat[S["reclaim_busy_skips"]] += 1
                 continue
             try:
@@ -551,7 +562,7 @@ class VM:
                 if a["vm_huge"][f] == HUGE_HEAD and not hugepage.split(self, owner, vpn, t, except_frame=f):
                     with self.lru_lock:
                         if f not in self.policy:
-                            self.policy.insert(f)
+                            self._insert(f, owner, vpn)
                     continue
                 e, _ = t.walk(vpn)
                 if not e & P.P or P.frame_of(e) != self.pool.base + f:
@@ -564,7 +575,7 @@ class VM:
                         # Swap is full: this page cannot go; a clean one still could (the next candidates).
                         with self.lru_lock:
                             if f not in self.policy:
-                                self.policy.insert(f)
+                                self._insert(f, owner, vpn)
                         swap_full = True
                         continue
                 self._unlist(f)
@@ -602,6 +613,31 @@ class VM:
             return True
         finally:
             lock.release()
+
+    def page_fingerprint(self, sp: int, vpn: int) -> int:
+        """The policy's name for page vpn of space sp (base.py's fingerprint). A space slot reused by
+        a new space has a new serial, so a policy's memory of evicted pages (S3-FIFO's ghost) dies
+        with its space, as Linux's shadow entries live in the mapping itself (mm/workingset.c)."""
+        return fingerprint((int(self.a["sp_serial"][sp]), vpn))
+
+    def _size_policy(self, incoming: int = 0) -> None:
+        """Tell the policy its capacity (vm/lru held): the frames that can hold pages now, i.e. the
+        free ones, those of the pages it holds and `incoming` taken for pages it is about to hold.
+        Two-list sizes its active list from it, S3-FIFO its queues; the offline simulator's cache
+        size is the same number. (A huge page is one entry: with THP the capacity is a hint.)"""
+        cap = min(self.pool.nframes, max(1, self.pool.free_frames() + len(self.policy) + incoming))
+        if cap != self.policy.capacity:
+            self.policy.set_capacity(cap)
+
+    def _insert(self, f: int, sp: int, vpn: int) -> None:
+        """The page vpn of sp in frame f (taken from the pool) is new to the policy (vm/lru held)."""
+        self._size_policy(incoming=1)
+        self.policy.insert(f, self.page_fingerprint(sp, vpn))
+
+    def admit(self, f: int, sp: int, vpn: int) -> None:
+        """A page was faulted, split, collapsed or migrated into frame f: the policy's insertion."""
+        with self.lru_lock:
+            self._insert(f, sp, vpn)
 
     def _unlist(self, f: int) -> None:
         """Take frame f out of the policy and out of the reverse map in one step under vm/lru, so that a
@@ -692,8 +728,7 @@ class VM:
         a["vm_rmap_vpn"][f] = vpn
         a["sp_stats"][sp, SP_RSS] += 1
         t.set(vpn, new)
-        with self.lru_lock:
-            self.policy.insert(f)
+        self.admit(f, sp, vpn)
         return new, kind_of_fault
 
     def _translate(self, sp: int, addr: int, write: bool) -> tuple[int, dict]:
@@ -743,12 +778,13 @@ class VM:
                 self.tlb.fill(sp, vpn, TLBEntry(frame - vpn % hp, bool(e & P.RW), bool(e & P.D), gen, span=hp))
             else:
                 self.tlb.fill(sp, vpn, TLBEntry(frame, bool(e & P.RW), bool(e & P.D), gen))
-        with self.lru_lock:
-            f = frame - self.pool.base
-            if a["vm_huge"][f] == HUGE_TAIL:  # a huge page ages as one: its head is in the policy
-                f -= f % self.tlb.huge_pages
-            if f in self.policy:
-                self.policy.hit(f)
+        if info["fault"] == "none":  # a fault was the policy's miss (the insertion), not also a hit
+            with self.lru_lock:
+                f = frame - self.pool.base
+                if a["vm_huge"][f] == HUGE_TAIL:  # a huge page ages as one: its head is in the policy
+                    f -= f % self.tlb.huge_pages
+                if f in self.policy:
+                    self.policy.hit(f)
         info["frame"] = frame
         return frame, info
 
