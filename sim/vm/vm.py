@@ -161,22 +161,47 @@ class VM:
         if not isinstance(sp, int) or not 0 <= sp < MAX_SPACES or not int(self.a["sp_state"][sp]):
             raise NotFound(f"address space {sp} does not exist (create one with create_space)")
 
-    def create_space(self, page_table: str = "multilevel", bits: int | None = None, levels: int | None = None,
-                     level_bits: int = 9, name: str = "") -> int:
+    def _space_shape(self, page_table: str, bits: int | None, levels: int | None,
+                     level_bits: int | None) -> tuple[int, int, int]:
+        """Every create_space field checked before anything changes: (bits, levels, level_bits).
+        levels and level_bits describe a radix tree (x86-64: 4 levels of 9 bits), so only a
+        multilevel table has them; the space table stores them as int16, hence the bounds."""
         if page_table not in KINDS:
-            raise InvalidArgument(f"page table {page_table!r} is not one of {', '.join(KINDS)}")
+            raise InvalidArgument(f"page_table {page_table!r} is not one of {', '.join(KINDS)}")
+        for field, value in (("bits", bits), ("levels", levels), ("level_bits", level_bits)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise InvalidArgument(f"{field} must be an integer, got {value!r}")
         if bits is None:
             bits = 32 if page_table in ("linear", "hybrid") else 48
         if not self.shift + 2 <= bits <= 57:
-            raise InvalidArgument(f"address width {bits} bits must be between {self.shift + 2} and 57")
-        if page_table == "multilevel":
-            if not 1 <= level_bits <= 16:
-                raise InvalidArgument(f"level_bits {level_bits} must be between 1 and 16")
-            vbits = bits - self.shift
-            levels = levels or -(-vbits // level_bits)
-            if not 1 <= levels <= 8 or vbits - level_bits * (levels - 1) < 1 or vbits > level_bits * levels:
-                raise InvalidArgument(f"{levels} levels of {level_bits} bits do not cover a {bits}-bit space "
-                                      f"with {self.fs}-byte pages ({vbits} bits of page number)")
+            raise InvalidArgument(f"bits (the address width) is {bits}: it must be between {self.shift + 2} "
+                                  f"and 57 (0 = the default: 32 for linear and hybrid, 48 otherwise)")
+        if page_table != "multilevel":
+            for field, value in (("levels", levels), ("level_bits", level_bits)):
+                if value is not None:
+                    raise InvalidArgument(f"{field} is {value}: only a multilevel page table has levels "
+                                          f"(leave {field} unset, or 0, for a {page_table} table)")
+            return bits, 1, 9
+        if level_bits is None:
+            level_bits = 9
+        if not 1 <= level_bits <= 16:
+            raise InvalidArgument(f"level_bits is {level_bits}: it must be between 1 and 16 (0 = 9, as x86-64)")
+        if levels is not None and not 1 <= levels <= 8:
+            raise InvalidArgument(f"levels is {levels}: it must be between 1 and 8 (0 = as many as bits needs)")
+        vbits = bits - self.shift
+        levels = levels or -(-vbits // level_bits)
+        if not 1 <= levels <= 8 or vbits - level_bits * (levels - 1) < 1 or vbits > level_bits * levels:
+            raise InvalidArgument(f"{levels} levels of {level_bits} bits do not cover a {bits}-bit space "
+                                  f"with {self.fs}-byte pages ({vbits} bits of page number)")
+        return bits, levels, level_bits
+
+    def create_space(self, page_table: str = "multilevel", bits: int | None = None, levels: int | None = None,
+                     level_bits: int | None = None, name: str = "") -> int:
+        """A new address space; levels and level_bits (multilevel only) default to x86-64's 9-bit levels,
+        as many as the width needs."""
+        bits, levels, level_bits = self._space_shape(page_table, bits, levels, level_bits)
+        if not isinstance(name, str):
+            raise InvalidArgument(f"name must be a string, got {type(name).__name__}")
         a = self.a
         with self.spaces_lock:
             free = np.flatnonzero(a["sp_state"] == 0)
@@ -186,7 +211,7 @@ class VM:
             with self.space_locks[sp]:
                 a["sp_kind"][sp] = KINDS.index(page_table)
                 a["sp_bits"][sp] = bits
-                a["sp_levels"][sp] = levels or 1
+                a["sp_levels"][sp] = levels
                 a["sp_level_bits"][sp] = level_bits
                 a["sp_stats"][sp] = 0
                 a["vma_count"][sp] = 0
