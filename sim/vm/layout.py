@@ -74,6 +74,7 @@ def vm_specs(pool_frames: int, swap_slots: int, ncores: int, policy_specs: list[
         ArraySpec("sp_root", "int64", (MAX_SPACES,)),  # linear: first table frame; multilevel: root table
         ArraySpec("sp_tlbgen", "int64", (MAX_SPACES,)),
         ArraySpec("sp_serial", "int64", (MAX_SPACES,)),  # which incarnation of the slot: names its pages
+        ArraySpec("sp_hugetlb", "int64", (MAX_SPACES,)),  # huge pages its hugetlb regions reserve (+ vm/frames)
         ArraySpec("sp_seg_base", "int64", (MAX_SPACES, 4)),  # hybrid: each segment's table (first frame)
         ArraySpec("sp_seg_frames", "int64", (MAX_SPACES, 4)),  # hybrid: frames of that table
         ArraySpec("sp_seg_bound", "int64", (MAX_SPACES, 4)),  # hybrid: pages the segment's table covers

@@ -221,6 +221,7 @@ class VM:
                 a["sp_tlbgen"][sp] += 1
                 a["vm_meta"][M_SPACE_SERIAL] += 1
                 a["sp_serial"][sp] = a["vm_meta"][M_SPACE_SERIAL]
+                a["sp_hugetlb"][sp] = 0
                 ctx = self._ctx(sp)
                 if page_table == "linear":
                     LinearTable.create(ctx, bits)
@@ -261,6 +262,7 @@ class VM:
     def _set_regions(self, sp: int, regs: list[tuple[int, int, int, str, str]]) -> None:
         if len(regs) > MAX_REGIONS:
             raise ResourceExhausted(f"space {sp} would have {len(regs)} regions, more than {MAX_REGIONS}")
+        self._reserve_hugetlb(sp, regs)
         a = self.a
         regs = sorted(regs)
         for r, (lo, hi, prot, kind, name) in enumerate(regs):
@@ -271,6 +273,32 @@ class VM:
             raw = name.encode()[:NAME_BYTES]
             a["vma_name"][sp, r, :len(raw)] = np.frombuffer(raw, dtype=np.uint8)
         a["vma_count"][sp] = len(regs)
+
+    def _reserve_hugetlb(self, sp: int, regs: list[tuple[int, int, int, str, str]]) -> None:
+        """Reserve the huge pages of sp's hugetlb regions as they will be (every region change comes
+        here first), or refuse the change: Linux's hugetlb_reserve_pages, which makes a MAP_HUGETLB
+        mmap fail with ENOMEM when the pool cannot cover it instead of a SIGBUS at a later touch.
+        Under the pool's lock, which the faults that take reserved pages also hold."""
+        a = self.a
+        hsize = self.tlb.huge_pages * self.fs
+        want = sum(-(-(hi - lo) // hsize) for lo, hi, prot, _, _ in regs if prot & hugepage.MAP_HUGETLB)
+        had = int(a["sp_hugetlb"][sp])
+        if want == had:
+            return
+        with self.pool.lock:
+            if want > had:
+                total = int(np.count_nonzero(a["vm_huge"] == HUGETLB_HEAD))
+                reserved = int(a["sp_hugetlb"][a["sp_state"] != 0].sum())
+                if reserved - had + want > total:
+                    if not total:
+                        raise ResourceExhausted(
+                            f"a hugetlb mapping of {want - had} huge page(s) is refused: there is no hugetlb "
+                            f"reservation (vm.nr_hugepages is 0); start the server with --hugetlb-pages N")
+                    raise ResourceExhausted(
+                        f"a hugetlb mapping of {want - had} more huge page(s) is refused: {reserved} of the {total} "
+                        f"huge pages of the reservation (vm.nr_hugepages, --hugetlb-pages) are reserved by "
+                        f"hugetlb mappings already; unmap some, or start the server with more")
+            a["sp_hugetlb"][sp] = want
 
     def region_at(self, sp: int, addr: int) -> tuple[int, int, int, str, str] | None:
         a = self.a
@@ -349,7 +377,9 @@ class VM:
             with_guard = kind == "stack" and guard
             total = size + (self.fs if with_guard else 0)
             if addr is None:
-                start = self._find_gap(sp, total, kind) + (self.fs if with_guard else 0)
+                start = self._thp_gap(sp, size, prot | flags, kind)
+                if start is None:
+                    start = self._find_gap(sp, total, kind) + (self.fs if with_guard else 0)
             else:
                 start, _ = self._page_range(addr, length, sp)
                 if with_guard:
@@ -370,6 +400,23 @@ class VM:
                 self._set_regions(sp, regs)  # a table that could not grow: the region was never mapped
                 raise
             return start
+
+    def _thp_gap(self, sp: int, size: int, prot: int, kind: str) -> int | None:
+        """Where a region that may get transparent huge pages goes: on a huge-page boundary, so that
+        its first 2 MiB can be one huge page (Linux's thp_get_unmapped_area: ask for a huge page
+        more, round up). None if no huge page can go there (thp never, a table without a PMD, a region
+        too small for one and not madvised) or no such gap is left: any gap then does, as in Linux."""
+        t = self.table(sp)
+        if not hugepage.eligible(self, sp, (0, size, prot, kind, ""), t):
+            return None
+        hsize = t.huge_pages * self.fs
+        if size < hsize and not prot & hugepage.MADV_HUGEPAGE:
+            return None
+        try:
+            gap = self._find_gap(sp, size + hsize, kind)
+        except ResourceExhausted:
+            return None
+        return -(-gap // hsize) * hsize
 
     def _mmap_hugetlb(self, sp: int, length: int, prot: int, name: str, addr: int | None) -> int:
         self._check_space(sp)
@@ -397,7 +444,7 @@ class VM:
             if rlo < lo:
                 out.append((rlo, lo, rprot, kind, name))
             if prot is not None:
-                out.append((max(rlo, lo), min(rhi, hi), prot, kind, name))
+                out.append((max(rlo, lo), min(rhi, hi), prot | (rprot & hugepage.MAP_HUGETLB), kind, name))
             if rhi > hi:
                 out.append((hi, rhi, rprot, kind, name))
         self._set_regions(sp, out)
