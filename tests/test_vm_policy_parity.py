@@ -192,3 +192,25 @@ def test_live_faults_equal_offline_misses_through_the_server(policy):
         assert server_faults(trace, vm) == offline_misses(policy, trace, frames)
         assert server_faults(BELADY, vm) == offline_misses(policy, BELADY, frames)
         assert server_batch_faults(STRINGS["zipf"][0], vm) == offline_misses(policy, STRINGS["zipf"][0], frames)
+
+
+def test_recovery_lays_the_policy_out_under_each_page_s_name():
+    """After a core died, the policy is rebuilt from the resident frames, each with its page's
+    identity (S3-FIFO's ghost needs it) and the capacity the pool has for pages."""
+    from memsim.sim.vm.recovery import check, recover
+
+    m = Machine.create(MachineConfig(memory_bytes=8 * MiB, cores=1, vm_memory=9 * PAGE, vm_policy="s3fifo"))
+    try:
+        vm = m.vm(0)
+        sp = vm.create_space("linear", bits=21)
+        base = vm.mmap(sp, 12 * PAGE)
+        for page in range(12):
+            vm.load(sp, base + page * PAGE, 1)
+        recover(vm)
+        resident = (vm.a["vm_rmap_space"] == sp).nonzero()[0].tolist()
+        assert len(resident) == 8 and vm.policy.capacity == 8
+        for f in resident:
+            assert vm.policy.arrays["pol_fp"][f] == vm.page_fingerprint(sp, int(vm.a["vm_rmap_vpn"][f]))
+        assert check(vm) == []
+    finally:
+        m.destroy()

@@ -129,6 +129,25 @@ def test_a_refused_region_change_keeps_the_reservation_intact():
         m.destroy()
 
 
+def test_recovery_recounts_the_hugetlb_reservation():
+    from memsim.sim.vm.recovery import recover
+
+    m = hugetlb_machine(2)
+    try:
+        vm = m.vm(0)
+        sp = vm.create_space("multilevel")
+        vm.mmap(sp, HUGE, hugetlb=True)
+        vm.a["sp_hugetlb"][sp] = 2  # as a core killed between a region change and its count might leave it
+        assert any("huge pages reserved" in p for p in check(vm))
+        recover(vm)
+        assert check(vm) == []
+        vm.mmap(sp, HUGE, hugetlb=True)
+        with pytest.raises(ResourceExhausted):
+            vm.mmap(sp, HUGE, hugetlb=True)
+    finally:
+        m.destroy()
+
+
 @pytest.mark.parametrize("thp", ["madvise", "always"])
 def test_huge_mappings_start_on_a_huge_page(thp):
     m = Machine.create(MachineConfig(memory_bytes=24 * MiB, cores=1, vm_memory=12 * MiB, thp=thp))

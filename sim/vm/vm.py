@@ -274,14 +274,18 @@ class VM:
             a["vma_name"][sp, r, :len(raw)] = np.frombuffer(raw, dtype=np.uint8)
         a["vma_count"][sp] = len(regs)
 
+    def hugetlb_pages_of(self, regs: list[tuple[int, int, int, str, str]]) -> int:
+        """Huge pages the hugetlb regions among regs reserve (one per huge page they span)."""
+        hsize = self.tlb.huge_pages * self.fs
+        return sum(-(-(hi - lo) // hsize) for lo, hi, prot, _, _ in regs if prot & hugepage.MAP_HUGETLB)
+
     def _reserve_hugetlb(self, sp: int, regs: list[tuple[int, int, int, str, str]]) -> None:
         """Reserve the huge pages of sp's hugetlb regions as they will be (every region change comes
         here first), or refuse the change: Linux's hugetlb_reserve_pages, which makes a MAP_HUGETLB
         mmap fail with ENOMEM when the pool cannot cover it instead of a SIGBUS at a later touch.
         Under the pool's lock, which the faults that take reserved pages also hold."""
         a = self.a
-        hsize = self.tlb.huge_pages * self.fs
-        want = sum(-(-(hi - lo) // hsize) for lo, hi, prot, _, _ in regs if prot & hugepage.MAP_HUGETLB)
+        want = self.hugetlb_pages_of(regs)
         had = int(a["sp_hugetlb"][sp])
         if want == had:
             return
