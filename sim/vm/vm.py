@@ -357,8 +357,9 @@ class VM:
     def mmap(self, sp: int, length: int, prot: int = R | W, kind: str = "anon", name: str = "",
              addr: int | None = None, guard: bool = True, huge: bool = False, hugetlb: bool = False) -> int:
         """Map a region; returns its start. A stack gets a guard page below it (its own region).
-        huge=True is madvise(MADV_HUGEPAGE): the region may get transparent huge pages (hugepage.py);
-        hugetlb=True is MAP_HUGETLB: whole huge pages from the boot-time reservation, never swapped."""
+        huge=True is madvise(MADV_HUGEPAGE): the region may get transparent huge pages (hugepage.py)
+        and starts on a huge page; hugetlb=True is MAP_HUGETLB: whole huge pages from the boot-time
+        reservation, set aside at mmap (refused if the reservation cannot cover them), never swapped."""
         if not isinstance(prot, int) or not 0 <= prot <= 7:
             raise InvalidArgument(f"prot {prot} must combine R=1, W=2, X=4")
         if hugetlb:
