@@ -12,7 +12,7 @@
         vm.vmstat()            # {'pgfault': ..., 'pgmajfault': ..., 'pswpin': ..., ...}
         sp.destroy()
 
-Protections are "r", "rw", "rx", "rwx" (or R=1 | W=2 | X=4); kinds code, data, heap, stack
+Protections are "r", "rw", "rx", "rwx", "none" (or R=1 | W=2 | X=4); kinds code, data, heap, stack
 (which gets a guard page below it) and anon. Faults come back as the typed errors of
 `memsim.client.errors`: OutOfRange for a segmentation fault, FailedPrecondition for a
 protection or guard-page fault, NotFound for a space that does not exist.
@@ -35,10 +35,15 @@ FAULT_NAMES = {0: "none", 1: "minor", 2: "major"}
 
 
 def prot_bits(prot: str | int) -> int:
+    """R=1 | W=2 | X=4 from 'rwx' letters ('-' for a missing one, as /proc/<pid>/maps prints them),
+    or from 'none': PROT_NONE, Linux's spelling of a mapping no access may touch."""
     if isinstance(prot, int):
         return prot
-    if not set(prot) <= set("rwx-"):
-        raise InvalidArgument(f"protection {prot!r}: use letters r, w, x (e.g. 'rw') or R=1 | W=2 | X=4")
+    if isinstance(prot, str) and prot.lower() == "none":
+        return 0
+    if not isinstance(prot, str) or not set(prot) <= set("rwx-"):
+        raise InvalidArgument(f"protection {prot!r}: use letters r, w, x (e.g. 'rw'), 'none' for no access, "
+                              f"or R=1 | W=2 | X=4")
     return ("r" in prot) * 1 | ("w" in prot) * 2 | ("x" in prot) * 4
 
 

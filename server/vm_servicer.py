@@ -105,7 +105,7 @@ class VmServicer(vm_pb2_grpc.VMServicer):
 
         def create():
             sp = vm.create_space(request.page_table or "multilevel", bits=request.bits or None,
-                                 levels=request.levels or None, level_bits=request.level_bits or 9,
+                                 levels=request.levels or None, level_bits=request.level_bits or None,
                                  name=request.name)
             return vm.space_stats(sp)
 

@@ -75,8 +75,7 @@ def fault_huge(vm, sp: int, vpn: int, region, t: MultiLevelTable, write: bool) -
     vm.a["sp_stats"][sp, SP_PT_FRAMES] += 1
     e = P.make(vm.pool.base + f, bool(prot & 2), bool(prot & 4)) | P.PS | P.A | (P.D if write else 0)
     t.words[i] = e
-    with vm.lru_lock:
-        vm.policy.insert(f)
+    vm.admit(f, sp, base_vpn)
     vm.a["sp_stats"][sp, SP_RSS] += hp
     vm.stat[S["thp_fault_alloc"]] += 1
     return (e & ~P.PFN_MASK) | ((P.frame_of(e) + vpn % hp) << P.PFN_SHIFT)
@@ -122,9 +121,10 @@ def split(vm, sp: int, vpn: int, t: MultiLevelTable, except_frame: int = -1) -> 
     vm.a["vm_deposit"][head] = -1  # only now that the table is linked
     vm.a["vm_huge"][head:head + hp] = 0
     with vm.lru_lock:
+        base_vpn = vpn - vpn % hp
         for f in range(head, head + hp):
             if f != except_frame and f not in vm.policy:
-                vm.policy.insert(f)
+                vm._insert(f, sp, base_vpn + f - head)
     vm.a["sp_tlbgen"][sp] += 1
     vm.stat[S["thp_split_page"]] += 1
     return True
@@ -160,7 +160,7 @@ def _migrate(vm, f: int, window: range) -> bool:
     with vm.lru_lock:
         if f in vm.policy:
             vm.policy.remove(f)
-        vm.policy.insert(dst)
+        vm._insert(dst, sp, vpn)
     a["sp_tlbgen"][sp] += 1
     vm.pool.give(f)
     vm.stat[S["compact_migrate_pages"]] += 1
@@ -269,8 +269,7 @@ def _collapse(vm, sp: int, base_vpn: int, t: MultiLevelTable) -> bool:
     t.words[i] = P.make(vm.pool.base + f, writable, not bool(int(ptes[0]) & P.NX)) | P.PS | P.A | P.D
     vm.a["vm_deposit"][f] = table  # the emptied page table is the new huge page's deposit
     vm.a["sp_stats"][sp, SP_RSS] += hp
-    with vm.lru_lock:
-        vm.policy.insert(f)
+    vm.admit(f, sp, base_vpn)
     vm.a["sp_tlbgen"][sp] += 1
     vm.stat[S["thp_collapse_alloc"]] += 1
     return True

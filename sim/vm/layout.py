@@ -37,7 +37,8 @@ MAX_REGIONS = 32
 NAME_BYTES = 24
 
 # vm_meta cells
-M_POOL_BASE, M_POOL_FRAMES, M_FREE, M_SWAP_SLOTS, M_SWAP_USED, M_IPT_FRAMES, M_IPT_BASE, M_POLICY, M_THP = range(9)
+(M_POOL_BASE, M_POOL_FRAMES, M_FREE, M_SWAP_SLOTS, M_SWAP_USED, M_IPT_FRAMES, M_IPT_BASE, M_POLICY, M_THP,
+ M_SPACE_SERIAL) = range(10)  # M_SPACE_SERIAL: spaces ever created (under vm/spaces), see sp_serial
 THP_MODES = ("never", "madvise", "always")  # /sys/kernel/mm/transparent_hugepage/enabled
 HUGE_HEAD, HUGE_TAIL = 1, 2  # vm_huge: the first frame of a transparent huge page, and the others
 HUGETLB_HEAD, HUGETLB_TAIL = 3, 4  # the same for the hugetlb reservation (mapped or not)
@@ -72,6 +73,8 @@ def vm_specs(pool_frames: int, swap_slots: int, ncores: int, policy_specs: list[
         ArraySpec("sp_level_bits", "int16", (MAX_SPACES,)),
         ArraySpec("sp_root", "int64", (MAX_SPACES,)),  # linear: first table frame; multilevel: root table
         ArraySpec("sp_tlbgen", "int64", (MAX_SPACES,)),
+        ArraySpec("sp_serial", "int64", (MAX_SPACES,)),  # which incarnation of the slot: names its pages
+        ArraySpec("sp_hugetlb", "int64", (MAX_SPACES,)),  # huge pages its hugetlb regions reserve (+ vm/frames)
         ArraySpec("sp_seg_base", "int64", (MAX_SPACES, 4)),  # hybrid: each segment's table (first frame)
         ArraySpec("sp_seg_frames", "int64", (MAX_SPACES, 4)),  # hybrid: frames of that table
         ArraySpec("sp_seg_bound", "int64", (MAX_SPACES, 4)),  # hybrid: pages the segment's table covers

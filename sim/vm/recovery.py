@@ -19,9 +19,10 @@ the slot states:
 3. a page-table frame that no table of a live space (nor the inverted table) reaches is given
    back (a table page allocated and not yet linked);
 4. swap slots are exactly those some PTE or swap-cache entry names;
-5. each space's rss and swap counts are recounted, the replacement policy is laid out again
-   from the user frames (their order is lost: a crash costs the policy its history), and every
-   space's TLB generation is bumped, so no core keeps a translation from before.
+5. each space's rss and swap counts and its hugetlb reservation are recounted, the replacement
+   policy is laid out again from the user frames, each under its page's name (their order is
+   lost: a crash costs the policy its history), and every space's TLB generation is bumped, so
+   no core keeps a translation from before.
 `check` reports the same conditions without changing anything (the tests' invariant).
 """
 
@@ -214,6 +215,10 @@ def check(vm: VM) -> list[str]:
             out.append(f"space {sp}: rss says {int(a['sp_stats'][sp, SP_RSS])} pages, the table maps {n}")
         if int(a["sp_stats"][sp, SP_SWAP]) != s["swap"][sp]:
             out.append(f"space {sp}: swap says {int(a['sp_stats'][sp, SP_SWAP])} pages, the table has {s['swap'][sp]}")
+    for sp in vm.spaces():
+        if int(a["sp_hugetlb"][sp]) != vm.hugetlb_pages_of(vm.regions(sp)):
+            out.append(f"space {sp}: {int(a['sp_hugetlb'][sp])} huge pages reserved, its hugetlb regions span "
+                       f"{vm.hugetlb_pages_of(vm.regions(sp))}")
     pol = vm.policy
     aging = [f for f in s["mapped"] if a["vm_huge"][f] not in (HUGE_TAIL, HUGETLB_HEAD, HUGETLB_TAIL)]
     if len(pol) != len(aging) or any(f not in pol for f in aging):
@@ -266,13 +271,15 @@ def recover(vm: VM) -> dict[str, int]:
         for sp in vm.spaces():
             a["sp_stats"][sp, SP_RSS] = s["rss"].get(sp, 0)
             a["sp_stats"][sp, SP_SWAP] = s["swap"].get(sp, 0)
+            a["sp_hugetlb"][sp] = vm.hugetlb_pages_of(vm.regions(sp))
             a["sp_tlbgen"][sp] += 1
         cls = POLICIES[VM.policy_name(a)]
         n = vm.pool.nframes
         pol = cls(n, slots=n, arrays={sp.name: a["vm" + sp.name] for sp in cls.array_specs(n)}, init=True)
         for f in sorted(s["mapped"]):
             if a["vm_huge"][f] not in (HUGE_TAIL, HUGETLB_HEAD, HUGETLB_TAIL):  # hugetlb pages never age out
-                pol.insert(f)
+                pol.insert(f, vm.page_fingerprint(int(a["vm_rmap_space"][f]), int(a["vm_rmap_vpn"][f])))
         vm.policy = pol
+        vm._size_policy()
     return {"ptes_cleared": cleared, "frames_freed": len(freed),
             "swap_slots_in_use": len(s["slots"]), "resident_pages": len(s["mapped"])}

@@ -10,8 +10,15 @@ An access (load, store, translate) of space s, under s's lock (`vm/space/<s>`):
      machine's segmentation fault (OUT_OF_RANGE), a region without the permission is a
      protection fault (FAILED_PRECONDITION, the stack's guard page included); a PTE of 0 is a
      minor fault (a zeroed frame), a swap entry a major fault (the page read back from swap);
-  4. the replacement policy hears of the access (policy.hit: the simulator can tell it every
-     access, where hardware only sets the PTE's accessed bit), and A/D bits are set in the PTE.
+  4. the replacement policy hears of the access, once: a fault is its miss (policy.insert, the
+     page is new to it), any other access its hit (policy.hit: the simulator can tell it every
+     access, where hardware only sets the PTE's accessed bit), exactly the loop of the offline
+     simulator (sim/policies/simulate.py); A/D bits are set in the PTE.
+
+The policy learns each page's identity (`page_fingerprint`: the space's incarnation and the
+vpn, for S3-FIFO's ghost) and, before each insertion and eviction, its capacity: the frames
+that can hold pages now (free ones plus the pages it holds; page tables and the hugetlb
+reservation are not among them), the size the offline simulator calls its cache.
 
 A fault that finds no free frame reclaims one (Linux's shrink_page_list, one page at a time):
 the policy (`sim/policies`, over pool frames, under `vm/lru`) names a victim; its space is
@@ -36,7 +43,7 @@ import numpy as np
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound, OutOfRange, ResourceExhausted
 from memsim.sim.machine.locks import LockTable
 from memsim.sim.machine.memory import FRAME_PAGETABLE, FRAME_USER, PhysicalMemory
-from memsim.sim.policies import POLICIES, Policy
+from memsim.sim.policies import POLICIES, Policy, fingerprint
 from memsim.sim.vm import hugepage
 from memsim.sim.vm import pte as P
 from memsim.sim.vm.frames import FramePool
@@ -47,6 +54,7 @@ from memsim.sim.vm.layout import (
     HUGETLB_TAIL,
     M_IPT_FRAMES,
     M_POLICY,
+    M_SPACE_SERIAL,
     M_SWAP_USED,
     M_THP,
     MAX_REGIONS,
@@ -153,22 +161,47 @@ class VM:
         if not isinstance(sp, int) or not 0 <= sp < MAX_SPACES or not int(self.a["sp_state"][sp]):
             raise NotFound(f"address space {sp} does not exist (create one with create_space)")
 
-    def create_space(self, page_table: str = "multilevel", bits: int | None = None, levels: int | None = None,
-                     level_bits: int = 9, name: str = "") -> int:
+    def _space_shape(self, page_table: str, bits: int | None, levels: int | None,
+                     level_bits: int | None) -> tuple[int, int, int]:
+        """Every create_space field checked before anything changes: (bits, levels, level_bits).
+        levels and level_bits describe a radix tree (x86-64: 4 levels of 9 bits), so only a
+        multilevel table has them; the space table stores them as int16, hence the bounds."""
         if page_table not in KINDS:
-            raise InvalidArgument(f"page table {page_table!r} is not one of {', '.join(KINDS)}")
+            raise InvalidArgument(f"page_table {page_table!r} is not one of {', '.join(KINDS)}")
+        for field, value in (("bits", bits), ("levels", levels), ("level_bits", level_bits)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise InvalidArgument(f"{field} must be an integer, got {value!r}")
         if bits is None:
             bits = 32 if page_table in ("linear", "hybrid") else 48
         if not self.shift + 2 <= bits <= 57:
-            raise InvalidArgument(f"address width {bits} bits must be between {self.shift + 2} and 57")
-        if page_table == "multilevel":
-            if not 1 <= level_bits <= 16:
-                raise InvalidArgument(f"level_bits {level_bits} must be between 1 and 16")
-            vbits = bits - self.shift
-            levels = levels or -(-vbits // level_bits)
-            if not 1 <= levels <= 8 or vbits - level_bits * (levels - 1) < 1 or vbits > level_bits * levels:
-                raise InvalidArgument(f"{levels} levels of {level_bits} bits do not cover a {bits}-bit space "
-                                      f"with {self.fs}-byte pages ({vbits} bits of page number)")
+            raise InvalidArgument(f"bits (the address width) is {bits}: it must be between {self.shift + 2} "
+                                  f"and 57 (0 = the default: 32 for linear and hybrid, 48 otherwise)")
+        if page_table != "multilevel":
+            for field, value in (("levels", levels), ("level_bits", level_bits)):
+                if value is not None:
+                    raise InvalidArgument(f"{field} is {value}: only a multilevel page table has levels "
+                                          f"(leave {field} unset, or 0, for a {page_table} table)")
+            return bits, 1, 9
+        if level_bits is None:
+            level_bits = 9
+        if not 1 <= level_bits <= 16:
+            raise InvalidArgument(f"level_bits is {level_bits}: it must be between 1 and 16 (0 = 9, as x86-64)")
+        if levels is not None and not 1 <= levels <= 8:
+            raise InvalidArgument(f"levels is {levels}: it must be between 1 and 8 (0 = as many as bits needs)")
+        vbits = bits - self.shift
+        levels = levels or -(-vbits // level_bits)
+        if not 1 <= levels <= 8 or vbits - level_bits * (levels - 1) < 1 or vbits > level_bits * levels:
+            raise InvalidArgument(f"{levels} levels of {level_bits} bits do not cover a {bits}-bit space "
+                                  f"with {self.fs}-byte pages ({vbits} bits of page number)")
+        return bits, levels, level_bits
+
+    def create_space(self, page_table: str = "multilevel", bits: int | None = None, levels: int | None = None,
+                     level_bits: int | None = None, name: str = "") -> int:
+        """A new address space; levels and level_bits (multilevel only) default to x86-64's 9-bit levels,
+        as many as the width needs."""
+        bits, levels, level_bits = self._space_shape(page_table, bits, levels, level_bits)
+        if not isinstance(name, str):
+            raise InvalidArgument(f"name must be a string, got {type(name).__name__}")
         a = self.a
         with self.spaces_lock:
             free = np.flatnonzero(a["sp_state"] == 0)
@@ -178,7 +211,7 @@ class VM:
             with self.space_locks[sp]:
                 a["sp_kind"][sp] = KINDS.index(page_table)
                 a["sp_bits"][sp] = bits
-                a["sp_levels"][sp] = levels or 1
+                a["sp_levels"][sp] = levels
                 a["sp_level_bits"][sp] = level_bits
                 a["sp_stats"][sp] = 0
                 a["vma_count"][sp] = 0
@@ -186,6 +219,9 @@ class VM:
                 raw = name.encode()[:NAME_BYTES]
                 a["sp_name"][sp, :len(raw)] = np.frombuffer(raw, dtype=np.uint8)
                 a["sp_tlbgen"][sp] += 1
+                a["vm_meta"][M_SPACE_SERIAL] += 1
+                a["sp_serial"][sp] = a["vm_meta"][M_SPACE_SERIAL]
+                a["sp_hugetlb"][sp] = 0
                 ctx = self._ctx(sp)
                 if page_table == "linear":
                     LinearTable.create(ctx, bits)
@@ -226,6 +262,7 @@ class VM:
     def _set_regions(self, sp: int, regs: list[tuple[int, int, int, str, str]]) -> None:
         if len(regs) > MAX_REGIONS:
             raise ResourceExhausted(f"space {sp} would have {len(regs)} regions, more than {MAX_REGIONS}")
+        self._reserve_hugetlb(sp, regs)
         a = self.a
         regs = sorted(regs)
         for r, (lo, hi, prot, kind, name) in enumerate(regs):
@@ -236,6 +273,36 @@ class VM:
             raw = name.encode()[:NAME_BYTES]
             a["vma_name"][sp, r, :len(raw)] = np.frombuffer(raw, dtype=np.uint8)
         a["vma_count"][sp] = len(regs)
+
+    def hugetlb_pages_of(self, regs: list[tuple[int, int, int, str, str]]) -> int:
+        """Huge pages the hugetlb regions among regs reserve (one per huge page they span)."""
+        hsize = self.tlb.huge_pages * self.fs
+        return sum(-(-(hi - lo) // hsize) for lo, hi, prot, _, _ in regs if prot & hugepage.MAP_HUGETLB)
+
+    def _reserve_hugetlb(self, sp: int, regs: list[tuple[int, int, int, str, str]]) -> None:
+        """Reserve the huge pages of sp's hugetlb regions as they will be (every region change comes
+        here first), or refuse the change: Linux's hugetlb_reserve_pages, which makes a MAP_HUGETLB
+        mmap fail with ENOMEM when the pool cannot cover it instead of a SIGBUS at a later touch.
+        Under the pool's lock, which the faults that take reserved pages also hold."""
+        a = self.a
+        want = self.hugetlb_pages_of(regs)
+        had = int(a["sp_hugetlb"][sp])
+        if want == had:
+            return
+        with self.pool.lock:
+            if want > had:
+                total = int(np.count_nonzero(a["vm_huge"] == HUGETLB_HEAD))
+                reserved = int(a["sp_hugetlb"][a["sp_state"] != 0].sum())
+                if reserved - had + want > total:
+                    if not total:
+                        raise ResourceExhausted(
+                            f"a hugetlb mapping of {want - had} huge page(s) is refused: there is no hugetlb "
+                            f"reservation (vm.nr_hugepages is 0); start the server with --hugetlb-pages N")
+                    raise ResourceExhausted(
+                        f"a hugetlb mapping of {want - had} more huge page(s) is refused: {reserved} of the {total} "
+                        f"huge pages of the reservation (vm.nr_hugepages, --hugetlb-pages) are reserved by "
+                        f"hugetlb mappings already; unmap some, or start the server with more")
+            a["sp_hugetlb"][sp] = want
 
     def region_at(self, sp: int, addr: int) -> tuple[int, int, int, str, str] | None:
         a = self.a
@@ -290,8 +357,9 @@ class VM:
     def mmap(self, sp: int, length: int, prot: int = R | W, kind: str = "anon", name: str = "",
              addr: int | None = None, guard: bool = True, huge: bool = False, hugetlb: bool = False) -> int:
         """Map a region; returns its start. A stack gets a guard page below it (its own region).
-        huge=True is madvise(MADV_HUGEPAGE): the region may get transparent huge pages (hugepage.py);
-        hugetlb=True is MAP_HUGETLB: whole huge pages from the boot-time reservation, never swapped."""
+        huge=True is madvise(MADV_HUGEPAGE): the region may get transparent huge pages (hugepage.py)
+        and starts on a huge page; hugetlb=True is MAP_HUGETLB: whole huge pages from the boot-time
+        reservation, set aside at mmap (refused if the reservation cannot cover them), never swapped."""
         if not isinstance(prot, int) or not 0 <= prot <= 7:
             raise InvalidArgument(f"prot {prot} must combine R=1, W=2, X=4")
         if hugetlb:
@@ -314,7 +382,9 @@ class VM:
             with_guard = kind == "stack" and guard
             total = size + (self.fs if with_guard else 0)
             if addr is None:
-                start = self._find_gap(sp, total, kind) + (self.fs if with_guard else 0)
+                start = self._thp_gap(sp, size, prot | flags, kind)
+                if start is None:
+                    start = self._find_gap(sp, total, kind) + (self.fs if with_guard else 0)
             else:
                 start, _ = self._page_range(addr, length, sp)
                 if with_guard:
@@ -335,6 +405,23 @@ class VM:
                 self._set_regions(sp, regs)  # a table that could not grow: the region was never mapped
                 raise
             return start
+
+    def _thp_gap(self, sp: int, size: int, prot: int, kind: str) -> int | None:
+        """Where a region that may get transparent huge pages goes: on a huge-page boundary, so that
+        its first 2 MiB can be one huge page (Linux's thp_get_unmapped_area: ask for a huge page
+        more, round up). None if no huge page can go there (thp never, a table without a PMD, a region
+        too small for one and not madvised) or no such gap is left: any gap then does, as in Linux."""
+        t = self.table(sp)
+        if not hugepage.eligible(self, sp, (0, size, prot, kind, ""), t):
+            return None
+        hsize = t.huge_pages * self.fs
+        if size < hsize and not prot & hugepage.MADV_HUGEPAGE:
+            return None
+        try:
+            gap = self._find_gap(sp, size + hsize, kind)
+        except ResourceExhausted:
+            return None
+        return -(-gap // hsize) * hsize
 
     def _mmap_hugetlb(self, sp: int, length: int, prot: int, name: str, addr: int | None) -> int:
         self._check_space(sp)
@@ -362,7 +449,7 @@ class VM:
             if rlo < lo:
                 out.append((rlo, lo, rprot, kind, name))
             if prot is not None:
-                out.append((max(rlo, lo), min(rhi, hi), prot, kind, name))
+                out.append((max(rlo, lo), min(rhi, hi), prot | (rprot & hugepage.MAP_HUGETLB), kind, name))
             if rhi > hi:
                 out.append((hi, rhi, rprot, kind, name))
         self._set_regions(sp, out)
@@ -531,6 +618,7 @@ class VM:
                     raise ResourceExhausted(
                         f"out of memory: the VM's {self.pool.nframes} frames hold only page tables; "
                         f"map less or give the machine more VM memory")
+                self._size_policy()
                 f = self.policy.evict()
             self.stat[S["pgscan"]] += 1
             owner, vpn = int(a["vm_rmap_space"][f]), int(a["vm_rmap_vpn"][f])
@@ -540,7 +628,7 @@ class VM:
             if not lock.try_acquire():
                 with self.lru_lock:
                     if f not in self.policy and int(a["vm_rmap_space"][f]) == owner:
-                        self.policy.insert(f)  # putback_lru_page: try it again later
+                        self._insert(f, owner, vpn)  # putback_lru_page: try it again later
                 self.stat[S["reclaim_busy_skips"]] += 1
                 continue
             try:
@@ -551,7 +639,7 @@ class VM:
                 if a["vm_huge"][f] == HUGE_HEAD and not hugepage.split(self, owner, vpn, t, except_frame=f):
                     with self.lru_lock:
                         if f not in self.policy:
-                            self.policy.insert(f)
+                            self._insert(f, owner, vpn)
                     continue
                 e, _ = t.walk(vpn)
                 if not e & P.P or P.frame_of(e) != self.pool.base + f:
@@ -564,7 +652,7 @@ class VM:
                         # Swap is full: this page cannot go; a clean one still could (the next candidates).
                         with self.lru_lock:
                             if f not in self.policy:
-                                self.policy.insert(f)
+                                self._insert(f, owner, vpn)
                         swap_full = True
                         continue
                 self._unlist(f)
@@ -602,6 +690,31 @@ class VM:
             return True
         finally:
             lock.release()
+
+    def page_fingerprint(self, sp: int, vpn: int) -> int:
+        """The policy's name for page vpn of space sp (base.py's fingerprint). A space slot reused by
+        a new space has a new serial, so a policy's memory of evicted pages (S3-FIFO's ghost) dies
+        with its space, as Linux's shadow entries live in the mapping itself (mm/workingset.c)."""
+        return fingerprint((int(self.a["sp_serial"][sp]), vpn))
+
+    def _size_policy(self, incoming: int = 0) -> None:
+        """Tell the policy its capacity (vm/lru held): the frames that can hold pages now, i.e. the
+        free ones, those of the pages it holds and `incoming` taken for pages it is about to hold.
+        Two-list sizes its active list from it, S3-FIFO its queues; the offline simulator's cache
+        size is the same number. (A huge page is one entry: with THP the capacity is a hint.)"""
+        cap = min(self.pool.nframes, max(1, self.pool.free_frames() + len(self.policy) + incoming))
+        if cap != self.policy.capacity:
+            self.policy.set_capacity(cap)
+
+    def _insert(self, f: int, sp: int, vpn: int) -> None:
+        """The page vpn of sp in frame f (taken from the pool) is new to the policy (vm/lru held)."""
+        self._size_policy(incoming=1)
+        self.policy.insert(f, self.page_fingerprint(sp, vpn))
+
+    def admit(self, f: int, sp: int, vpn: int) -> None:
+        """A page was faulted, split, collapsed or migrated into frame f: the policy's insertion."""
+        with self.lru_lock:
+            self._insert(f, sp, vpn)
 
     def _unlist(self, f: int) -> None:
         """Take frame f out of the policy and out of the reverse map in one step under vm/lru, so that a
@@ -692,8 +805,7 @@ class VM:
         a["vm_rmap_vpn"][f] = vpn
         a["sp_stats"][sp, SP_RSS] += 1
         t.set(vpn, new)
-        with self.lru_lock:
-            self.policy.insert(f)
+        self.admit(f, sp, vpn)
         return new, kind_of_fault
 
     def _translate(self, sp: int, addr: int, write: bool) -> tuple[int, dict]:
@@ -743,12 +855,13 @@ class VM:
                 self.tlb.fill(sp, vpn, TLBEntry(frame - vpn % hp, bool(e & P.RW), bool(e & P.D), gen, span=hp))
             else:
                 self.tlb.fill(sp, vpn, TLBEntry(frame, bool(e & P.RW), bool(e & P.D), gen))
-        with self.lru_lock:
-            f = frame - self.pool.base
-            if a["vm_huge"][f] == HUGE_TAIL:  # a huge page ages as one: its head is in the policy
-                f -= f % self.tlb.huge_pages
-            if f in self.policy:
-                self.policy.hit(f)
+        if info["fault"] == "none":  # a fault was the policy's miss (the insertion), not also a hit
+            with self.lru_lock:
+                f = frame - self.pool.base
+                if a["vm_huge"][f] == HUGE_TAIL:  # a huge page ages as one: its head is in the policy
+                    f -= f % self.tlb.huge_pages
+                if f in self.policy:
+                    self.policy.hit(f)
         info["frame"] = frame
         return frame, info
 
