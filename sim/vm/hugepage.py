@@ -34,7 +34,17 @@ import numpy as np
 
 from memsim.sim.machine.memory import FRAME_PAGETABLE, FRAME_USER
 from memsim.sim.vm import pte as P
-from memsim.sim.vm.layout import HUGE_HEAD, HUGE_TAIL, HUGETLB_HEAD, HUGETLB_TAIL, M_THP, SP_PT_FRAMES, SP_RSS, S
+from memsim.sim.vm.layout import (
+    HUGE_FRAMES,
+    HUGE_HEAD,
+    HUGE_TAIL,
+    HUGETLB_HEAD,
+    HUGETLB_TAIL,
+    M_THP,
+    SP_PT_FRAMES,
+    SP_RSS,
+    S,
+)
 from memsim.sim.vm.pt_multilevel import NONLEAF, MultiLevelTable
 
 MADV_HUGEPAGE = 8  # the region flags beside R/W/X in vma_prot
@@ -300,18 +310,36 @@ def hugetlb_free(vm) -> list[int]:
     return [int(f) for f in heads if int(vm.a["vm_rmap_space"][f]) < 0]
 
 
+def check_hugetlb_span(t: MultiLevelTable, frame_size: int) -> None:
+    """A hugetlb page is one reserved run of HUGE_FRAMES frames mapped by one PMD entry, so the table's
+    PMD must map exactly that many pages (Linux: a hugetlb page size is one the architecture's table
+    levels can map, arch/x86/mm/hugetlbpage.c); otherwise the entry would claim frames past the run."""
+    from memsim.sim.errors import InvalidArgument
+
+    if t.huge_pages != HUGE_FRAMES:
+        raise InvalidArgument(
+            f"hugetlb pages are runs of {HUGE_FRAMES} frames ({HUGE_FRAMES * frame_size} bytes), but a PMD entry of "
+            f"this space's table maps {t.huge_pages} pages (level_bits={t.level_bits}): map hugetlb memory in a "
+            f"multilevel space with level_bits=9")
+
+
 def fault_hugetlb(vm, sp: int, vpn: int, region, t: MultiLevelTable, write: bool) -> int:
     """A MAP_HUGETLB region's fault: a page from the reservation, never from the pool, never swapped.
-    With none left the access fails, as SIGBUS does on Linux."""
-    from memsim.sim.errors import FailedPrecondition, ResourceExhausted
+    With none left the access fails, as SIGBUS does on Linux. Everything is checked, and the page
+    claimed, before a table is created: a refused fault changes nothing."""
+    from memsim.sim.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 
     hp = t.huge_pages
+    try:
+        check_hugetlb_span(t, vm.fs)  # mmap refuses such regions; one made otherwise must not fault either
+    except InvalidArgument as e:
+        raise FailedPrecondition(f"{vpn << vm.shift:#x}: no huge page can be mapped here: {e}") from None
     base_vpn = vpn - vpn % hp
     lo, hi, prot, _, _ = region
     if base_vpn << vm.shift < lo or (base_vpn + hp) << vm.shift > hi:
         raise FailedPrecondition(f"{vpn << vm.shift:#x}: a hugetlb region is whole aligned huge pages")
-    i = t.pmd_index(base_vpn, create=True)
-    if int(t.words[i]):
+    i = t.pmd_index(base_vpn, create=False)
+    if i is not None and int(t.words[i]):
         raise FailedPrecondition(f"{vpn << vm.shift:#x}: a page table is already where the huge page would go")
     a = vm.a
     with vm.pool.lock:  # the reservation is shared by every space: claim a page under the pool's lock
@@ -322,6 +350,13 @@ def fault_hugetlb(vm, sp: int, vpn: int, region, t: MultiLevelTable, write: bool
         f = free[0]
         a["vm_rmap_space"][f:f + hp] = sp
         a["vm_rmap_vpn"][f:f + hp] = np.arange(base_vpn, base_vpn + hp)
+    try:
+        i = t.pmd_index(base_vpn, create=True)  # the tables above the PMD may need frames (and reclaim)
+    except BaseException:
+        with vm.pool.lock:  # the page goes back to the reservation untouched
+            a["vm_rmap_space"][f:f + hp] = -1
+            a["vm_rmap_vpn"][f:f + hp] = -1
+        raise
     vm.pool.zero(f, hp)
     e = P.make(vm.pool.base + f, bool(prot & 2), bool(prot & 4)) | P.PS | P.A | (P.D if write else 0)
     t.words[i] = e

@@ -41,6 +41,7 @@ from memsim.sim.vm import hugepage
 from memsim.sim.vm import pte as P
 from memsim.sim.vm.frames import FramePool
 from memsim.sim.vm.layout import (
+    HUGE_FRAMES,
     HUGE_HEAD,
     HUGE_TAIL,
     HUGETLB_HEAD,
@@ -108,7 +109,7 @@ class VM:
         self.space_locks = [locks[f"vm/space/{i}"] for i in range(MAX_SPACES)]
         self.stat = arrays["vm_stat"][core]
         self.policy = self._attach_policy()
-        self.tlb = TLB(tlb_entries, tlb_ways, arrays["sp_tlbgen"], huge_pages=512)
+        self.tlb = TLB(tlb_entries, tlb_ways, arrays["sp_tlbgen"], huge_pages=HUGE_FRAMES)
         self._tables: dict[tuple[int, int], PageTable] = {}
         self.crash_at: str | None = None  # tests: SIGKILL this process at the named step (recovery.py)
 
@@ -341,6 +342,7 @@ class VM:
         t = self.table(sp)
         if not isinstance(t, MultiLevelTable) or t.pmd_depth < 0:
             raise InvalidArgument("hugetlb mappings need a multilevel page table (their pages are PMD entries)")
+        hugepage.check_hugetlb_span(t, self.fs)
         hsize = t.huge_pages * self.fs
         if length <= 0 or length % hsize:
             raise InvalidArgument(f"a hugetlb mapping is whole huge pages: {length} is not a multiple of {hsize}")
@@ -386,7 +388,7 @@ class VM:
 
     def _whole_hugetlb(self, sp: int, lo: int, hi: int, what: str) -> None:
         """A hugetlb region is unmapped or protected in whole huge pages (its pages cannot be split)."""
-        hsize = self.tlb.huge_pages * self.fs
+        hsize = HUGE_FRAMES * self.fs
         for rlo, rhi, rprot, _, name in self.regions(sp):
             if rprot & hugepage.MAP_HUGETLB and rlo < hi and lo < rhi and (lo % hsize or hi % hsize):
                 raise InvalidArgument(f"{what} of {lo:#x}..{hi:#x} cuts the hugetlb region {name}: "
@@ -461,7 +463,7 @@ class VM:
         if a["vm_huge"][f] == HUGETLB_TAIL:
             return  # released with its head, whole (hugetlb regions are unmapped in whole pages)
         if a["vm_huge"][f] == HUGETLB_HEAD:  # back to the reservation, in one step under the pool's lock
-            hp = self.tlb.huge_pages
+            hp = HUGE_FRAMES
             with self.pool.lock:
                 a["vm_rmap_space"][f:f + hp] = -1
                 a["vm_rmap_vpn"][f:f + hp] = -1
