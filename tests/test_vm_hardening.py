@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from memsim.sim.errors import FailedPrecondition, InvalidArgument
+from memsim.sim.errors import FailedPrecondition, InvalidArgument, OutOfRange, ResourceExhausted
 from memsim.sim.system import Machine, MachineConfig
+from memsim.sim.vm.layout import M_SWAP_USED, MAX_REGIONS
 from memsim.sim.vm.recovery import check
 
 MiB = 1 << 20
@@ -30,7 +31,7 @@ def snapshot(vm, sp: int) -> dict:
     order = np.argsort(vpns)
     a = vm.a
     return {"regions": vm.regions(sp), "stats": a["sp_stats"][sp].tolist(), "free": vm.pool.free_frames(),
-            "swap_used": int(a["vm_meta"][4]), "vpns": vpns[order].tolist(), "ptes": ptes[order].tolist(),
+            "swap_used": int(a["vm_meta"][M_SWAP_USED]), "vpns": vpns[order].tolist(), "ptes": ptes[order].tolist(),
             "huge": a["vm_huge"].tolist(), "usage": vm.memory_usage(sp)}
 
 
@@ -96,3 +97,143 @@ def test_hugetlb_on_a_wide_pmd_through_the_server():
         assert all(a.load(base + i * PAGE, 21) == stamp(a.id, i) for i in range(600))
         assert a.memory_usage()["rss"] >= 600 * PAGE
         assert vmc.vmstat()["hugetlb_pages_free"] == 1
+
+
+# -- 3. a refused call changes nothing ---------------------------------------------------------------------
+
+@pytest.fixture
+def thp_machine():
+    m = Machine.create(MachineConfig(memory_bytes=24 * MiB, cores=1, vm_memory=12 * MiB, hugetlb_pages=1,
+                                     thp="always", vm_policy="lru"))
+    yield m
+    m.destroy()
+
+
+def fill_regions_to_the_limit(vm, sp: int, base: int, pages: int) -> int:
+    """Punch one-page holes in the region at base until the space has MAX_REGIONS regions; returns the
+    page index of the next hole the limit refuses."""
+    i = 1
+    while len(vm.regions(sp)) < MAX_REGIONS:
+        vm.munmap(sp, base + i * PAGE, PAGE)
+        i += 2
+    assert i < pages
+    return i
+
+
+def assert_refused_changes_nothing(vm, sp: int, call, err, match: str) -> None:
+    before, stat = snapshot(vm, sp), vm.vmstat()
+    with pytest.raises(err, match=match):
+        call()
+    after, stat_after = snapshot(vm, sp), vm.vmstat()
+    assert after == before
+    changed = {k for k in stat if stat[k] != stat_after[k] and k not in ("pagewalk_entries",)}
+    assert not changed, changed
+    assert check(vm) == []
+
+
+def test_munmap_refused_at_the_region_limit_keeps_the_page_and_its_data(thp_machine):
+    vm = thp_machine.vm(0)
+    sp = vm.create_space("multilevel")
+    pages = 80
+    base = vm.mmap(sp, pages * PAGE)
+    for i in range(pages):
+        vm.store(sp, base + i * PAGE, stamp(sp, i))
+    nxt = fill_regions_to_the_limit(vm, sp, base, pages)
+    assert_refused_changes_nothing(vm, sp, lambda: vm.munmap(sp, base + nxt * PAGE, PAGE), ResourceExhausted,
+                                   "regions")
+    for i in range(0, pages):
+        if i % 2 == 0 or i >= nxt:
+            assert vm.load(sp, base + i * PAGE, 21) == stamp(sp, i)
+
+
+def test_mprotect_refused_at_the_region_limit_keeps_a_huge_page_whole(thp_machine):
+    vm = thp_machine.vm(0)
+    sp = vm.create_space("multilevel")
+    holes = vm.mmap(sp, 80 * PAGE)
+    fill_regions_to_the_limit(vm, sp, holes, 80)
+    vm.munmap(sp, holes + 2 * PAGE, PAGE)  # a one-page region gone: room for the huge page's region
+    assert len(vm.regions(sp)) == MAX_REGIONS - 1
+    big = vm.mmap(sp, 4 * MiB, kind="heap")
+    hstart = -(-big // (2 * MiB)) * (2 * MiB)
+    for i in range(HP):
+        vm.store(sp, hstart + i * PAGE, stamp(sp, i))
+    assert vm.vmstat()["huge_pages"] == 1
+    # the middle of the huge page read-only: 3 regions from 1, one too many
+    assert_refused_changes_nothing(vm, sp, lambda: vm.mprotect(sp, hstart + 8 * PAGE, PAGE, 1), ResourceExhausted,
+                                   "regions")
+    assert vm.vmstat()["huge_pages"] == 1
+    assert all(vm.load(sp, hstart + i * PAGE, 21) == stamp(sp, i) for i in range(HP))
+
+
+def test_mprotect_of_a_hole_changes_nothing(thp_machine):
+    vm = thp_machine.vm(0)
+    sp = vm.create_space("multilevel")
+    a = vm.mmap(sp, 8 * PAGE, addr=1 << 30)
+    vm.mmap(sp, 8 * PAGE, addr=(1 << 30) + 16 * PAGE)
+    for i in range(8):
+        vm.store(sp, a + i * PAGE, stamp(sp, i))
+    assert_refused_changes_nothing(vm, sp, lambda: vm.mprotect(sp, a, 24 * PAGE, 1), OutOfRange, "not mapped")
+    vm.store(sp, a, b"still writable")
+
+
+def test_munmap_and_madvise_cutting_hugetlb_change_nothing_not_even_a_thp_at_the_other_end(thp_machine):
+    vm = thp_machine.vm(0)
+    sp = vm.create_space("multilevel")
+    h = 64 * MiB
+    vm.mmap(sp, 2 * MiB, kind="heap", addr=h)
+    vm.mmap(sp, 2 * MiB, hugetlb=True, addr=h + 2 * MiB)
+    for i in range(0, 2 * HP, 5):
+        vm.store(sp, h + i * PAGE, stamp(sp, i))
+    assert vm.vmstat()["huge_pages"] == 1 and vm.vmstat()["hugetlb_pages_free"] == 0
+    for call in (lambda: vm.munmap(sp, h + PAGE, 2 * MiB), lambda: vm.discard(sp, h + PAGE, 2 * MiB),
+                 lambda: vm.mprotect(sp, h + PAGE, 2 * MiB, 1)):
+        assert_refused_changes_nothing(vm, sp, call, InvalidArgument, "hugetlb")
+    assert all(vm.load(sp, h + i * PAGE, 21) == stamp(sp, i) for i in range(0, 2 * HP, 5))
+
+
+def test_mmap_refusals_change_nothing(thp_machine):
+    vm = thp_machine.vm(0)
+    sp = vm.create_space("multilevel")
+    a = vm.mmap(sp, 4 * PAGE, addr=1 << 30)
+    vm.store(sp, a, stamp(sp, 0))
+    cases = [
+        (lambda: vm.mmap(sp, 4 * PAGE, addr=a + PAGE), FailedPrecondition, "overlaps"),
+        (lambda: vm.mmap(sp, 0), InvalidArgument, "positive"),
+        (lambda: vm.mmap(sp, PAGE, addr=a + 1), InvalidArgument, "aligned"),
+        (lambda: vm.mmap(sp, PAGE, kind="guard"), InvalidArgument, "kind"),
+        (lambda: vm.mmap(sp, 3 * MiB, hugetlb=True), InvalidArgument, "huge pages"),
+        (lambda: vm.mmap(sp, PAGE, addr=1 << 48), OutOfRange, "outside"),
+        (lambda: vm.mmap(sp, PAGE, prot=9), InvalidArgument, "prot"),
+    ]
+    for call, err, match in cases:
+        assert_refused_changes_nothing(vm, sp, call, err, match)
+    fill_regions_to_the_limit(vm, sp, vm.mmap(sp, 80 * PAGE), 80)
+    assert_refused_changes_nothing(vm, sp, lambda: vm.mmap(sp, PAGE, kind="stack"), ResourceExhausted, "regions")
+    assert vm.load(sp, a, 21) == stamp(sp, 0)
+
+
+# -- 4. swap-in with frames and swap both full -------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["multilevel", "linear", "hybrid", "inverted"])
+def test_every_page_reads_back_when_frames_and_swap_are_full(kind):
+    m = Machine.create(MachineConfig(memory_bytes=8 * MiB, cores=1, vm_memory=2 * MiB, swap_bytes=MiB,
+                                     vm_policy="lru", thp="never"))
+    try:
+        vm = m.vm(0)
+        sp = vm.create_space(kind, bits=24 if kind in ("linear", "hybrid") else None)
+        pages = vm.pool.nframes + vm.swap.slots + 64
+        base = vm.mmap(sp, pages * PAGE)
+        stored = 0
+        with pytest.raises(ResourceExhausted, match="swap is full"):
+            for i in range(pages):
+                vm.store(sp, base + i * PAGE, stamp(sp, i))
+                stored += 1
+        st = vm.vmstat()
+        assert st["free_frames"] == 0 and st["swap_used"] == st["swap_slots"]
+        assert stored > vm.pool.nframes
+        for rnd in range(2):  # every page, twice: each swap-in makes room by swapping another out
+            for i in range(stored):
+                assert vm.load(sp, base + i * PAGE, 21) == stamp(sp, i), (rnd, i)
+        assert check(vm) == []
+    finally:
+        m.destroy()

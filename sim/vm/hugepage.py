@@ -141,14 +141,31 @@ def split(vm, sp: int, vpn: int, t: MultiLevelTable, except_frame: int = -1) -> 
 
 
 def split_range(vm, sp: int, lo_vpn: int, hi_vpn: int, t) -> None:
-    """Split the huge pages that lo..hi-1 covers only in part (munmap, mprotect)."""
-    if not isinstance(t, MultiLevelTable) or t.pmd_depth < 0:
+    """Split the huge pages that lo..hi-1 covers only in part (munmap, mprotect, madvise). Checks every
+    one first (a hugetlb page is never split; one whose deposited table was lost needs a free frame),
+    so that a refusal leaves every huge page whole."""
+    from memsim.sim.errors import InvalidArgument, ResourceExhausted
+
+    if not isinstance(t, MultiLevelTable) or t.pmd_depth < 0 or lo_vpn >= hi_vpn:
         return
     hp = t.huge_pages
-    from memsim.sim.errors import ResourceExhausted
-
-    for edge in {lo_vpn - lo_vpn % hp, (hi_vpn - 1) - (hi_vpn - 1) % hp}:
-        if (edge < lo_vpn or edge + hp > hi_vpn) and not split(vm, sp, edge, t):  # partly covered
+    edges = []
+    for edge in sorted({lo_vpn - lo_vpn % hp, (hi_vpn - 1) - (hi_vpn - 1) % hp}):
+        if edge >= lo_vpn and edge + hp <= hi_vpn:
+            continue  # wholly covered: unmapped or protected whole
+        i = t.pmd_index(edge, create=False)
+        e = int(t.words[i]) if i is not None else 0
+        if not e & P.PS:
+            continue
+        head = P.frame_of(e) - vm.pool.base
+        if vm.a["vm_huge"][head] == HUGETLB_HEAD:
+            raise InvalidArgument(f"{lo_vpn << vm.shift:#x}..{hi_vpn << vm.shift:#x} cuts a hugetlb page, and "
+                                  f"hugetlb pages are not split: unmap, protect or discard whole huge pages")
+        edges.append((edge, int(vm.a["vm_deposit"][head]) < 0))
+    if sum(lost for _, lost in edges) > vm.pool.free_frames():
+        raise ResourceExhausted("no free frame for the page table a partial unmap of a huge page needs")
+    for edge, _ in edges:
+        if not split(vm, sp, edge, t):
             raise ResourceExhausted("no free frame for the page table a partial unmap of a huge page needs")
 
 

@@ -51,7 +51,8 @@ VMSTAT = ("pgfault", "pgmajfault", "pswpin", "pswpout", "pgscan", "pgsteal", "tl
           "pt_walks", "pt_walk_levels", "tlb_shootdowns", "thp_fault_alloc", "thp_collapse_alloc",
           "thp_split_page", "compact_stall", "compact_success", "segfaults", "protection_faults",
           "accesses", "bytes_swapped_out", "bytes_swapped_in", "reclaim_busy_skips", "thp_fault_fallback",
-          "khugepaged_pages_scanned", "compact_migrate_pages", "hugetlb_faults")
+          "khugepaged_pages_scanned", "compact_migrate_pages", "hugetlb_faults",
+          "pagewalk_entries")  # entries range walks handled one by one (pagetable.py): follows what is populated
 S = {name: i for i, name in enumerate(VMSTAT)}
 
 # sp_stats columns (per space, under its lock)

@@ -18,7 +18,9 @@ read after the segment is picked: levels = 1.
 
 from __future__ import annotations
 
-from memsim.sim.vm.pagetable import PageTable, TableContext
+import numpy as np
+
+from memsim.sim.vm.pagetable import NO_ENTRIES, PageTable, TableContext
 
 SEGMENTS = 4
 GROWS_DOWN = 3  # the stack segment
@@ -94,7 +96,13 @@ class HybridTable(PageTable):
             pte &= 0xFFFFFFFF
         self.table[self._index(seg, off)] = pte
 
-    def clear_range(self, lo: int, hi: int) -> None:
+    def _segment_slices(self, lo: int, hi: int) -> list[tuple[int, int, int]]:
+        """(segment, first index, last index + 1) of each segment's entries that vpns lo..hi-1 cover,
+        within the segment's bound: the entries that exist."""
+        out = []
+        lo, hi = max(0, lo), min(hi, SEGMENTS << self.seg_shift)
+        if lo >= hi:
+            return out
         for seg in range(lo >> self.seg_shift, ((hi - 1) >> self.seg_shift) + 1):
             bound = int(self.a["sp_seg_bound"][self.sp, seg])
             first = max(lo, seg << self.seg_shift)
@@ -102,8 +110,28 @@ class HybridTable(PageTable):
             i_a, i_b = sorted((self._split(first)[1], self._split(last)[1]))
             i_b = min(i_b, bound - 1)
             if i_b >= i_a:
-                i = self._index(seg, 0)
-                self.table[i + i_a:i + i_b + 1] = 0
+                out.append((seg, i_a, i_b + 1))
+        return out
+
+    def clear_range(self, lo: int, hi: int) -> None:
+        for seg, i_a, i_b in self._segment_slices(lo, hi):
+            i = self._index(seg, 0)
+            self.table[i + i_a:i + i_b] = 0
+
+    def entries(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        vs, es = [], []
+        for seg, i_a, i_b in self._segment_slices(lo, hi):
+            i = self._index(seg, 0)
+            words = self.table[i + i_a:i + i_b]
+            nz = np.flatnonzero(words)
+            idx = (i_a + nz).astype(np.int64)
+            off = ((1 << self.seg_shift) - 1 - idx) if seg == GROWS_DOWN else idx
+            vs.append((seg << self.seg_shift) | off)
+            es.append(words[nz].astype(np.uint64))
+            self.visited += int(nz.size)
+        if not vs:
+            return NO_ENTRIES
+        return np.concatenate(vs), np.concatenate(es)
 
     def table_frames(self) -> int:
         return int(self.a["sp_seg_frames"][self.sp].sum())

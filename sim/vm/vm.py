@@ -354,8 +354,10 @@ class VM:
                 addr = -(-self._find_gap(sp, length + hsize, "anon") // hsize) * hsize
             return self._mmap(sp, length, prot, "anon", name or "hugetlb", addr, False, hugepage.MAP_HUGETLB)
 
-    def _cut(self, sp: int, lo: int, hi: int, prot: int | None) -> None:
-        """Remove lo..hi from the regions (prot None) or set its protection, splitting regions."""
+    def _cut(self, sp: int, lo: int, hi: int, prot: int | None) -> list[tuple[int, int, int, str, str]]:
+        """The regions with lo..hi removed (prot None) or given `prot`, splitting regions; nothing changes.
+        A region keeps its MAP_HUGETLB flag through mprotect (Linux keeps VM_HUGETLB on the VMA): its
+        pages stay reserved huge pages."""
         out = []
         for rlo, rhi, rprot, kind, name in self.regions(sp):
             if rhi <= lo or rlo >= hi:
@@ -364,35 +366,43 @@ class VM:
             if rlo < lo:
                 out.append((rlo, lo, rprot, kind, name))
             if prot is not None:
-                out.append((max(rlo, lo), min(rhi, hi), prot, kind, name))
+                out.append((max(rlo, lo), min(rhi, hi), prot | (rprot & hugepage.MAP_HUGETLB), kind, name))
             if rhi > hi:
                 out.append((hi, rhi, rprot, kind, name))
-        self._set_regions(sp, out)
+        if len(out) > MAX_REGIONS:
+            raise ResourceExhausted(
+                f"{'munmap' if prot is None else 'mprotect'} of {lo:#x}..{hi:#x} would split a region and leave "
+                f"space {sp} with {len(out)} regions, more than {MAX_REGIONS}: change whole regions, or unmap "
+                f"some first")
+        return out
 
     def munmap(self, sp: int, addr: int, length: int) -> int:
-        """Unmap lo..hi: pages freed (frames and swap slots), regions cut. Returns pages freed."""
+        """Unmap lo..hi: pages freed (frames and swap slots), regions cut. Returns pages freed.
+        Everything is checked (the region limit, hugetlb pages, the splits) before anything changes."""
         self._check_space(sp)
         with self.space_locks[sp]:
             self._check_space(sp)  # again: a destroy may have come first
             lo, hi = self._page_range(addr, length, sp)
             self._whole_hugetlb(sp, lo, hi, "munmap")
-            hugepage.split_range(self, sp, lo >> self.shift, hi >> self.shift, self.table(sp))
+            regs = self._cut(sp, lo, hi, None)
+            guards = [r for r in regs if r[3] == "guard" and r[1] == lo]
+            if guards and not any(r[0] == lo and r[3] == "stack" for r in regs):
+                regs.remove(guards[0])  # the stack went: its guard goes too
+            t = self.table(sp)
+            hugepage.split_range(self, sp, lo >> self.shift, hi >> self.shift, t)
             freed = self._drop_pages(sp, lo >> self.shift, hi >> self.shift)
-            self._cut(sp, lo, hi, None)
-            guards = [r for r in self.regions(sp) if r[3] == "guard" and r[1] == lo]
-            if guards and not any(r[0] == lo and r[3] == "stack" for r in self.regions(sp)):
-                self._cut(sp, guards[0][0], guards[0][1], None)  # the stack went: its guard goes too
+            self._set_regions(sp, regs)
             self.a["sp_tlbgen"][sp] += 1
             self.stat[S["tlb_shootdowns"]] += 1
             return freed
 
     def _whole_hugetlb(self, sp: int, lo: int, hi: int, what: str) -> None:
-        """A hugetlb region is unmapped or protected in whole huge pages (its pages cannot be split)."""
+        """A hugetlb region is unmapped, protected or discarded in whole huge pages (its pages cannot be split)."""
         hsize = HUGE_FRAMES * self.fs
         for rlo, rhi, rprot, _, name in self.regions(sp):
             if rprot & hugepage.MAP_HUGETLB and rlo < hi and lo < rhi and (lo % hsize or hi % hsize):
                 raise InvalidArgument(f"{what} of {lo:#x}..{hi:#x} cuts the hugetlb region {name}: "
-                                      f"unmap or protect whole huge pages ({hsize} bytes, aligned)")
+                                      f"{what} whole huge pages ({hsize} bytes, aligned)")
 
     def discard(self, sp: int, addr: int, length: int) -> int:
         """MADV_DONTNEED: free the pages of addr..addr+length (frames, swap slots) but keep the region;
@@ -401,36 +411,63 @@ class VM:
         with self.space_locks[sp]:
             self._check_space(sp)  # again, under the lock: a destroy may have come first
             lo, hi = self._page_range(addr, length, sp)
+            self._whole_hugetlb(sp, lo, hi, "madvise")
             hugepage.split_range(self, sp, lo >> self.shift, hi >> self.shift, self.table(sp))
             freed = self._drop_pages(sp, lo >> self.shift, hi >> self.shift)
             self.a["sp_tlbgen"][sp] += 1
             self.stat[S["tlb_shootdowns"]] += 1
             return freed
 
+    def _check_mapped(self, sp: int, lo: int, hi: int, what: str) -> None:
+        """Every byte of lo..hi is in some region (mprotect's ENOMEM otherwise), from the regions alone."""
+        pos = lo
+        for rlo, rhi, *_ in self.regions(sp):  # by address
+            if rhi <= pos:
+                continue
+            if rlo > pos:
+                break
+            pos = rhi
+            if pos >= hi:
+                return
+        raise OutOfRange(f"{what} of {pos:#x}: not mapped in space {sp}")
+
     def mprotect(self, sp: int, addr: int, length: int, prot: int) -> None:
+        """Set the protection of addr..addr+length, every byte of which must be mapped. Everything is
+        checked (mapped, the region limit, hugetlb pages, the splits) before anything changes; the
+        entries are rewritten in one walk over what is populated, not page by page over the range."""
         self._check_space(sp)
-        if not 0 <= prot <= 7:
+        if not isinstance(prot, int) or not 0 <= prot <= 7:
             raise InvalidArgument(f"prot {prot} must combine R=1, W=2, X=4")
         if prot & (W | X):
             prot |= R
         with self.space_locks[sp]:
             self._check_space(sp)  # again, under the lock: a destroy may have come first
             lo, hi = self._page_range(addr, length, sp)
-            for v in range(lo, hi, self.fs):
-                if self.region_at(sp, v) is None:
-                    raise OutOfRange(f"mprotect of {v:#x}: not mapped in space {sp}")
+            self._check_mapped(sp, lo, hi, "mprotect")
             self._whole_hugetlb(sp, lo, hi, "mprotect")
-            hugepage.split_range(self, sp, lo >> self.shift, hi >> self.shift, self.table(sp))
-            self._cut(sp, lo, hi, prot)  # (the region's huge-page advice is dropped with its old protection)
+            regs = self._cut(sp, lo, hi, prot)  # (the region's huge-page advice is dropped with its old protection)
             t = self.table(sp)
-            for vpn in range(lo >> self.shift, hi >> self.shift):
-                e, _ = t.walk(vpn)
+            hugepage.split_range(self, sp, lo >> self.shift, hi >> self.shift, t)
+            self._set_regions(sp, regs)
+            vpns, ptes = self._entries(sp, lo >> self.shift, hi >> self.shift)
+            for vpn, e in zip(vpns.tolist(), ptes.tolist(), strict=True):
                 if e & P.P:
                     e = (e | P.RW) if prot & W else (e & ~P.RW)
                     # PROT_NONE keeps the page but takes the user's access away (U/S = 0: every access faults)
                     t.set(vpn, (e | P.US) if prot & (R | W | X) else (e & ~P.US))
             self.a["sp_tlbgen"][sp] += 1
             self.stat[S["tlb_shootdowns"]] += 1
+
+    def _entries(self, sp: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """The non-zero entries of vpns lo..hi-1 (pagetable.py), counted in pagewalk_entries."""
+        t = self.table(sp)
+        out = t.entries(lo, hi)
+        self._count_walk(t)
+        return out
+
+    def _count_walk(self, t: PageTable) -> None:
+        self.stat[S["pagewalk_entries"]] += t.visited
+        t.visited = 0
 
     def _drop_pages(self, sp: int, lo: int, hi: int) -> int:
         """Free the frames and swap slots of vpns lo..hi-1 and clear their entries (space lock held)."""
@@ -442,21 +479,15 @@ class VM:
             self._release_frame(f, sp)
             self._step("munmap:frame-released")
             freed += 1
-        if int(a["sp_stats"][sp, SP_SWAP]):  # the swap entries in range, from one pass over the table
-            for e in self._swap_entries(sp, lo, hi):
-                self.swap.give(P.swap_slot(e))
+        if int(a["sp_stats"][sp, SP_SWAP]):  # the swap entries in range, from one walk over what is populated
+            _, ptes = self._entries(sp, lo, hi)
+            for e in ptes[((ptes & np.uint64(P.P)) == 0) & ((ptes & np.uint64(P.SW)) != 0)].tolist():
+                self.swap.give(P.swap_slot(int(e)))
                 a["sp_stats"][sp, SP_SWAP] -= 1
                 freed += 1
         t.clear_range(lo, hi)
+        self._count_walk(t)
         return freed
-
-    def _swap_entries(self, sp: int, lo: int, hi: int) -> list[int]:
-        """The swap PTEs of vpns lo..hi-1 (recovery's table walk, which reads each table once)."""
-        from memsim.sim.vm.recovery import table_entries
-
-        vpns, ptes = table_entries(self, sp)
-        sel = (vpns >= lo) & (vpns < hi) & ((ptes & np.uint64(P.P)) == 0) & ((ptes & np.uint64(P.SW)) != 0)
-        return [int(e) for e in ptes[sel].tolist()]
 
     def _release_frame(self, f: int, sp: int) -> None:
         a = self.a
@@ -839,10 +870,8 @@ class VM:
             self._check_space(sp)  # again, under the lock: a destroy may have come first
             vpns = a["vm_rmap_vpn"][a["vm_rmap_space"] == sp]
             swapped = np.zeros(0, dtype=np.int64)
-            if int(a["sp_stats"][sp, SP_SWAP]):  # every swap entry of the table, in one pass
-                from memsim.sim.vm.recovery import table_entries
-
-                all_vpns, ptes = table_entries(self, sp)
+            if int(a["sp_stats"][sp, SP_SWAP]):  # every swap entry of the table, in one walk over what is populated
+                all_vpns, ptes = self._entries(sp, 0, 1 << (int(a["sp_bits"][sp]) - self.shift))
                 swapped = all_vpns[((ptes & np.uint64(P.P)) == 0) & ((ptes & np.uint64(P.SW)) != 0)]
             for lo, hi, prot, kind, name in self.regions(sp):
                 v_lo, v_hi = lo >> self.shift, hi >> self.shift
