@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import signal
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -86,6 +87,20 @@ def huge_count(a: dict, sp: int, v_lo: int, v_hi: int) -> int:
     heads = np.flatnonzero((a["vm_huge"] == HUGE_HEAD) & (a["vm_rmap_space"] == sp))
     vpns = a["vm_rmap_vpn"][heads]
     return int(((vpns >= v_lo) & (vpns < v_hi)).sum())
+
+
+@dataclass
+class SwapIn:
+    """A major fault in progress: its page's slot, already read into `page`. With frames and swap both
+    full, reclaim writes its victim into this slot and hands the victim's frame over (`frame`), so a
+    swapped-out page can always come back: Linux frees the slot at swap-in (mm/memory.c do_swap_page,
+    swap_free) where here the slot is reused at once."""
+
+    sp: int
+    vpn: int
+    slot: int
+    page: np.ndarray
+    frame: int = -1
 
 
 def _name(raw: np.ndarray) -> str:
@@ -545,17 +560,22 @@ class VM:
             if not self.pool.free_map[f] and not self.reclaim_frame(f):
                 raise ResourceExhausted(f"could not evict frame {f} to make a run of {n} frames")
 
-    def _take_frame(self, owner: int) -> int:
+    def _take_frame(self, owner: int, swap_in: SwapIn | None = None) -> int:
+        """A free frame, reclaiming for it if none is; a swap-in offers its slot to reclaim (SwapIn)."""
         for _ in range(RECLAIM_TRIES):
             f = self.pool.take(owner)
             if f is not None:
                 return f
-            self.reclaim_one()
+            self.reclaim_one(swap_in)
+            if swap_in is not None and swap_in.frame >= 0:
+                return swap_in.frame  # the victim went to the swap-in's slot and its frame came straight here
         raise ResourceExhausted("out of memory: no frame could be reclaimed from the VM's pool "
                                 f"({self.pool.nframes} frames; every candidate was busy)")
 
-    def reclaim_one(self) -> bool:
-        """Evict one page chosen by the policy; True if a frame was freed."""
+    def reclaim_one(self, swap_in: SwapIn | None = None) -> bool:
+        """Evict one page chosen by the policy; True if a frame was freed. When swap is full and the
+        victim is dirty, a swap-in's own slot (already read) takes the victim, and the victim's frame
+        goes to the swap-in instead of the pool (swap_in.frame), so no other core can take it between."""
         a = self.a
         swap_full = False
         for _ in range(RECLAIM_TRIES):
@@ -590,18 +610,24 @@ class VM:
                 if not e & P.P or P.frame_of(e) != self.pool.base + f:
                     continue
                 slot = int(a["vm_frame_swap"][f])
+                handover = False
                 if slot < 0 and e & P.D:
                     try:
                         slot = self.swap.take()
                     except ResourceExhausted:
-                        # Swap is full: this page cannot go; a clean one still could (the next candidates).
-                        with self.lru_lock:
-                            if f not in self.policy:
-                                self.policy.insert(f)
-                        swap_full = True
-                        continue
+                        if swap_in is None or swap_in.frame >= 0:
+                            # Swap is full: this page cannot go; a clean one still could (the next candidates).
+                            with self.lru_lock:
+                                if f not in self.policy:
+                                    self.policy.insert(f)
+                            swap_full = True
+                            continue
+                        slot, handover = swap_in.slot, True
+                        self.table(swap_in.sp).set(swap_in.vpn, 0)  # the slot is the victim's from now on
                 self._unlist(f)
-                self._swap_out(owner, vpn, f, e, t, slot)
+                self._swap_out(owner, vpn, f, e, t, slot, keep=handover)
+                if handover:
+                    swap_in.frame = f
                 return True
             finally:
                 lock.release()
@@ -644,7 +670,7 @@ class VM:
                 self.policy.remove(f)
             self.a["vm_rmap_space"][f] = -1
 
-    def _swap_out(self, sp: int, vpn: int, f: int, e: int, t: PageTable, slot: int) -> None:
+    def _swap_out(self, sp: int, vpn: int, f: int, e: int, t: PageTable, slot: int, keep: bool = False) -> None:
         """Unmap the page in frame f: to swap slot `slot` (written only if the page is dirty), or,
         for a never-written zero page (slot -1), nowhere: its next touch zero-fills again."""
         a = self.a
@@ -666,7 +692,8 @@ class VM:
         a["sp_tlbgen"][sp] += 1  # shootdown: no core may use a translation to f for this page again
         self.stat[S["tlb_shootdowns"]] += 1
         self.stat[S["pgsteal"]] += 1
-        self.pool.give(f)
+        if not keep:  # (kept: handed to the swap-in that gave its slot, still taken, still a user frame)
+            self.pool.give(f)
 
     # -- the access path -------------------------------------------------------------------------
 
@@ -697,15 +724,17 @@ class VM:
                 self.stat[S["pgfault"]] += 1
                 a["sp_stats"][sp, SP_MINFLT] += 1
                 return huge, "minor"
-        f = self._take_frame(FRAME_USER)
+        swap_in = SwapIn(sp, vpn, P.swap_slot(e), self.swap.read_page(P.swap_slot(e))) if P.is_swap(e) else None
+        f = self._take_frame(FRAME_USER, swap_in)
         self._step("fault:frame-taken")
         kind_of_fault = "minor"
-        if P.is_swap(e):
-            slot = P.swap_slot(e)
-            self.swap.read(slot, self.pool.view(f))
+        if swap_in is not None:
+            slot = swap_in.slot
+            self.pool.view(f)[:] = swap_in.page
             self._step("fault:swapped-in")
             swap_full = 2 * int(a["vm_meta"][M_SWAP_USED]) > self.swap.slots  # Linux's vm_swap_full()
-            a["vm_frame_swap"][f] = -1 if swap_full else slot  # the swap cache: valid until the page is written
+            keep_copy = not swap_full and swap_in.frame < 0  # (a victim took the slot: no copy left there)
+            a["vm_frame_swap"][f] = slot if keep_copy else -1  # the swap cache: valid until the page is written
             a["sp_stats"][sp, SP_SWAP] -= 1
             self.stat[S["pgmajfault"]] += 1
             self.stat[S["pswpin"]] += 1
@@ -718,8 +747,9 @@ class VM:
             a["sp_stats"][sp, SP_MINFLT] += 1
         self.stat[S["pgfault"]] += 1
         new = P.make(self.pool.base + f, bool(prot & W), bool(prot & X)) | P.A
-        if kind_of_fault == "major" and a["vm_frame_swap"][f] < 0:
-            self.swap.give(P.swap_slot(e))  # swap is half full: the slot goes back, the page counts as dirty
+        if swap_in is not None and a["vm_frame_swap"][f] < 0:
+            if swap_in.frame < 0:
+                self.swap.give(swap_in.slot)  # swap is half full: the slot goes back, the page counts as dirty
             new |= P.D
         a["vm_rmap_space"][f] = sp
         a["vm_rmap_vpn"][f] = vpn
