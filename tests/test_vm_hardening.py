@@ -237,3 +237,90 @@ def test_every_page_reads_back_when_frames_and_swap_are_full(kind):
         assert check(vm) == []
     finally:
         m.destroy()
+
+
+# -- 7. range calls cost what is populated -----------------------------------------------------------------
+
+RANGES = {  # kind -> (create_space kwargs, region length): as wide as each kind can map
+    "multilevel": ({}, TiB),
+    "inverted": ({}, TiB),
+    "hybrid": ({"bits": 32}, 256 * MiB),
+    "linear": ({"bits": 28}, 128 * MiB),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(RANGES))
+def test_range_calls_walk_what_is_populated_not_the_range(kind):
+    m = Machine.create(MachineConfig(memory_bytes=24 * MiB, cores=1, vm_memory=8 * MiB, swap_bytes=MiB,
+                                     vm_policy="lru", thp="never"))
+    try:
+        vm = m.vm(0)
+        kw, length = RANGES[kind]
+        sp = vm.create_space(kind, **kw)
+        base = vm.mmap(sp, length, name="vast")
+        n = 24
+        addrs = [base + (length // PAGE // n * i + 3) * PAGE for i in range(n)]
+        for i, a in enumerate(addrs):
+            vm.store(sp, a, stamp(sp, i))
+        for _ in range(4):  # a few in swap too: the walks must find swap entries as well
+            assert vm.reclaim_one()
+        walked0 = vm.vmstat()["pagewalk_entries"]
+        vm.mprotect(sp, base, length, 1)
+        assert [vm.load(sp, a, 21) for a in addrs] == [stamp(sp, i) for i in range(n)]
+        with pytest.raises(FailedPrecondition):
+            vm.store(sp, addrs[5], b"read-only now")
+        regions = vm.memory_map(sp)
+        assert sum(r["rss"] + r["swap"] for r in regions) == n * PAGE
+        assert vm.memory_usage(sp)["swap"] + vm.memory_usage(sp)["external"] == n * PAGE
+        low = sum(a < base + length // 2 for a in addrs)
+        assert vm.discard(sp, base, length // 2) == low
+        assert vm.munmap(sp, base, length) == n - low
+        walked = vm.vmstat()["pagewalk_entries"] - walked0
+        assert 0 < walked <= 16 * n, walked  # entries handled one by one: a few per populated page
+        assert vm.regions(sp) == [] and check(vm) == []
+    finally:
+        m.destroy()
+
+
+def test_khugepaged_finds_a_populated_range_at_the_end_of_a_vast_region():
+    from memsim.sim.vm.hugepage import collapse_scan
+    from memsim.sim.vm.layout import M_THP
+
+    m = Machine.create(MachineConfig(memory_bytes=24 * MiB, cores=1, vm_memory=8 * MiB, vm_policy="lru",
+                                     thp="never"))
+    try:
+        vm = m.vm(0)
+        sp = vm.create_space("multilevel")
+        length = 64 * TiB
+        base = vm.mmap(sp, length, kind="heap")
+        end = (base + length) // (2 * MiB) * (2 * MiB) - 2 * MiB
+        for i in range(HP):
+            vm.store(sp, end + i * PAGE, stamp(sp, i))
+        m.meta.arrays["vm_meta"][M_THP] = 2
+        assert collapse_scan(vm, 8) == 1
+        assert vm.vmstat()["khugepaged_pages_scanned"] == HP
+        assert all(vm.load(sp, end + i * PAGE, 21) == stamp(sp, i) for i in range(HP))
+        assert collapse_scan(vm, 8) == 0 and check(vm) == []
+    finally:
+        m.destroy()
+
+
+@pytest.mark.parametrize("kind", ["multilevel", "inverted"])
+def test_a_terabyte_mapping_through_the_server_answers_within_the_deadline(kind):
+    from memsim.client import VMClient
+    from tests.servers import running_server
+
+    with running_server(cores=1, memory="32MiB", extra=["--vm-memory", "8MiB"]) as srv, \
+            VMClient(srv.target, timeout=20) as vmc:
+        sp = vmc.create_space(kind)
+        base = sp.mmap(TiB, name="vast")
+        addrs = [base + i * (TiB // 16) + 7 * PAGE for i in range(16)]
+        for i, a in enumerate(addrs):
+            sp.store(a, stamp(sp.id, i))
+        walked0 = vmc.vmstat()["pagewalk_entries"]
+        sp.mprotect(base, TiB, "r")
+        assert [sp.load(a, 21) for a in addrs] == [stamp(sp.id, i) for i in range(16)]
+        assert sp.memory_usage()["external"] == 16 * PAGE
+        assert sum(r["rss"] for r in sp.memory_map()) == 16 * PAGE
+        assert sp.munmap(base, TiB) == 16
+        assert vmc.vmstat()["pagewalk_entries"] - walked0 <= 16 * 16
