@@ -324,3 +324,25 @@ def test_a_terabyte_mapping_through_the_server_answers_within_the_deadline(kind)
         assert sum(r["rss"] for r in sp.memory_map()) == 16 * PAGE
         assert sp.munmap(base, TiB) == 16
         assert vmc.vmstat()["pagewalk_entries"] - walked0 <= 16 * 16
+
+
+def test_a_run_of_frames_is_the_first_window_that_fits():
+    """take_run and the window reclaim empties find windows from one prefix sum (O(pool), whatever the
+    run's length); the first fitting window is still the one taken."""
+    from memsim.sim.vm.frames import window_sums
+
+    rng = np.random.default_rng(8)
+    flags = (rng.random(5000) < 0.9).astype(np.uint8)
+    for n in (1, 2, 7, 64, 333, 5000):
+        assert window_sums(flags, n).tolist() == np.convolve(flags.astype(np.int64), np.ones(n, np.int64),
+                                                              mode="valid").tolist()
+    m = Machine.create(MachineConfig(memory_bytes=24 * MiB, cores=1, vm_memory=8 * MiB))
+    try:
+        vm = m.vm(0)
+        taken = [vm.pool.take(1) for _ in range(40)]
+        for f in taken[5:9] + taken[20:32]:
+            vm.pool.give(f)
+        assert vm.pool.take_run(10, 1) == taken[20]  # the first window of 10 free frames
+        assert vm.pool.take_run(4, 1) == taken[5]
+    finally:
+        m.destroy()

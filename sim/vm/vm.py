@@ -40,7 +40,7 @@ from memsim.sim.machine.memory import FRAME_PAGETABLE, FRAME_USER, PhysicalMemor
 from memsim.sim.policies import POLICIES, Policy
 from memsim.sim.vm import hugepage
 from memsim.sim.vm import pte as P
-from memsim.sim.vm.frames import FramePool
+from memsim.sim.vm.frames import FramePool, window_sums
 from memsim.sim.vm.layout import (
     HUGE_FRAMES,
     HUGE_HEAD,
@@ -550,9 +550,8 @@ class VM:
         owner = self.mem.frame_owner[self.pool.base:self.pool.base + self.pool.nframes]
         blocked = ((owner == FRAME_PAGETABLE) | (a["vm_huge"] != 0)).astype(np.int64)
         used = (self.pool.free_map == 0).astype(np.int64)
-        k = np.ones(n, dtype=np.int64)
-        bad = np.convolve(blocked, k, mode="valid")
-        cost = np.convolve(used, k, mode="valid") + bad * (self.pool.nframes + 1)
+        bad = window_sums(blocked, n)
+        cost = window_sums(used, n) + bad * (self.pool.nframes + 1)
         w = int(np.argmin(cost))
         if bad[w]:
             raise ResourceExhausted(f"no window of {n} frames without page tables in the VM's pool")
