@@ -252,9 +252,12 @@ def collapse_scan(vm, max_ranges: int = 64) -> int:
                     continue
                 hp = t.huge_pages
                 lo, hi = region[0] >> vm.shift, region[1] >> vm.shift
-                for base_vpn in range(-(-lo // hp) * hp, hi - hp + 1, hp):
-                    if sp == start_sp and base_vpn < start_vpn:
-                        continue
+                # only ranges with a page table under their PMD entry: empty ones have nothing to collapse,
+                # and a vast region must cost what it holds (khugepaged skips pmd_none too)
+                first = max(-(-lo // hp) * hp, start_vpn if sp == start_sp else 0)
+                candidates = t.pmd_tables(first, (hi // hp) * hp)
+                vm._count_walk(t)
+                for base_vpn in candidates:
                     if scanned >= max_ranges:
                         vm.khugepaged_cursor = (sp, base_vpn)
                         return collapsed

@@ -202,6 +202,26 @@ class MultiLevelTable(PageTable):
                 self._collect(P.frame_of(e) - base, depth + 1, child_prefix, max(lo, child_prefix),
                               min(hi, child_prefix + span), vs, es)
 
+    def pmd_tables(self, lo: int, hi: int) -> list[int]:
+        """The first vpn of each PMD entry in lo..hi-1 that links a page table (not empty, not a huge page),
+        by address: what khugepaged can collapse, found without visiting empty ranges."""
+        out: list[int] = []
+        if self.pmd_depth >= 0 and lo < hi:
+            self._pmd_tables(int(self.a["sp_root"][self.sp]), 0, 0, lo, hi, out)
+        return out
+
+    def _pmd_tables(self, table: int, depth: int, prefix: int, lo: int, hi: int, out: list[int]) -> None:
+        idx, ents, span = self._present(table, depth, prefix, lo, hi)
+        for i, e in zip(idx.tolist(), ents.tolist(), strict=True):
+            if e & P.PS:
+                continue
+            child_prefix = prefix + i * span
+            if depth == self.pmd_depth:
+                out.append(child_prefix)
+            else:
+                self._pmd_tables(P.frame_of(e) - self.ctx.pool.base, depth + 1, child_prefix,
+                                 max(lo, child_prefix), min(hi, child_prefix + span), out)
+
     def table_frames(self) -> int:
         return int(self.a["sp_stats"][self.sp, SP_PT_FRAMES])
 
