@@ -120,13 +120,22 @@ def fill_regions_to_the_limit(vm, sp: int, base: int, pages: int) -> int:
     return i
 
 
-def assert_refused_changes_nothing(vm, sp: int, call, err, match: str) -> None:
+ACCESS_COUNTERS = {"accesses", "tlb_miss", "tlb_hit", "pt_walks", "pt_walk_levels", "segfaults", "protection_faults"}
+
+
+def assert_refused_changes_nothing(vm, sp: int, call, err, match: str, access: bool = False) -> None:
+    """The call is refused with err and changes nothing; a refused access still counts as an access
+    (and as the fault that refused it), as on hardware, but moves no byte and maps no page."""
     before, stat = snapshot(vm, sp), vm.vmstat()
     with pytest.raises(err, match=match):
         call()
     after, stat_after = snapshot(vm, sp), vm.vmstat()
+    if access:
+        for snap in (before, after):  # sp_stats: rss, swap, minflt, majflt stay; the access counters may not
+            snap["stats"] = snap["stats"][:4]
     assert after == before
-    changed = {k for k in stat if stat[k] != stat_after[k] and k not in ("pagewalk_entries",)}
+    allowed = {"pagewalk_entries"} | (ACCESS_COUNTERS if access else set())
+    changed = {k for k in stat if stat[k] != stat_after[k] and k not in allowed}
     assert not changed, changed
     assert check(vm) == []
 
@@ -344,5 +353,34 @@ def test_a_run_of_frames_is_the_first_window_that_fits():
             vm.pool.give(f)
         assert vm.pool.take_run(10, 1) == taken[20]  # the first window of 10 free frames
         assert vm.pool.take_run(4, 1) == taken[5]
+    finally:
+        m.destroy()
+
+
+def test_a_store_that_would_fault_partway_writes_nothing(thp_machine):
+    vm = thp_machine.vm(0)
+    sp = vm.create_space("multilevel")
+    a = vm.mmap(sp, 2 * PAGE, addr=1 << 30)
+    vm.mmap(sp, PAGE, prot=1, addr=(1 << 30) + 2 * PAGE)
+    vm.store(sp, a, b"k" * (2 * PAGE))
+    for start, n, err in ((a + PAGE, 2 * PAGE, FailedPrecondition), (a + PAGE, 3 * PAGE, FailedPrecondition),
+                          (a, 4 * PAGE, FailedPrecondition)):
+        assert_refused_changes_nothing(vm, sp, lambda s=start, k=n: vm.store(sp, s, b"z" * k), err, "protection",
+                                       access=True)
+    vm.munmap(sp, a + 2 * PAGE, PAGE)
+    assert_refused_changes_nothing(vm, sp, lambda: vm.store(sp, a + 100, b"z" * (2 * PAGE)), OutOfRange,
+                                   "segmentation fault", access=True)
+    assert vm.load(sp, a, 2 * PAGE) == b"k" * (2 * PAGE)
+
+
+def test_a_region_whose_hybrid_table_cannot_fit_is_refused_clearly():
+    m = Machine.create(MachineConfig(memory_bytes=24 * MiB, cores=1, vm_memory=8 * MiB))
+    try:
+        vm = m.vm(0)
+        sp = vm.create_space("hybrid", bits=48)
+        before = snapshot(vm, sp)
+        with pytest.raises(ResourceExhausted, match="multilevel or inverted"):
+            vm.mmap(sp, TiB)
+        assert snapshot(vm, sp) == before
     finally:
         m.destroy()

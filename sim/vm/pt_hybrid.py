@@ -75,6 +75,13 @@ class HybridTable(PageTable):
             return
         frames = -(-pages * self.width // self.ctx.frame_size)
         pool = self.ctx.pool
+        if frames > pool.nframes:  # refused before anything moves (a vast region in a wide hybrid space)
+            from memsim.sim.errors import ResourceExhausted
+
+            raise ResourceExhausted(
+                f"segment {seg}'s page table would need {pages} entries ({frames} frames) to cover this region, "
+                f"more than the VM's whole pool of {pool.nframes} frames: map a smaller region, or use a "
+                f"multilevel or inverted table for sparse wide spaces")
         new = self.ctx.alloc(frames)
         pool.zero(new, frames)
         old, old_frames = int(a["sp_seg_base"][sp, seg]), int(a["sp_seg_frames"][sp, seg])

@@ -827,6 +827,10 @@ class VM:
             return b""  # a 0-byte access touches no page
         with self.space_locks[sp]:
             self._check_space(sp)  # again, under the lock: a destroy may have come first
+            denied = self._first_denied(sp, addr, n, data is not None)
+            if denied is not None and denied > addr:  # it would fail partway: fail before a byte moves
+                self._translate(sp, denied, data is not None)  # raises that page's own fault
+                raise FailedPrecondition(f"{addr:#x}+{n} is not all accessible in space {sp}")  # (not reached)
             pos = 0
             while pos < n:
                 va = addr + pos
@@ -841,6 +845,20 @@ class VM:
                                                                         offset=pos)
                 pos += chunk
         return bytes(out)
+
+    def _first_denied(self, sp: int, addr: int, n: int, write: bool) -> int | None:
+        """The first address of addr..addr+n that no region allows this access to, from the regions alone."""
+        need = W if write else R
+        pos, end = addr, addr + n
+        for rlo, rhi, prot, *_ in self.regions(sp):  # by address
+            if rhi <= pos:
+                continue
+            if rlo > pos or not prot & need:
+                return pos
+            pos = rhi
+            if pos >= end:
+                return None
+        return pos
 
     def load(self, sp: int, addr: int, length: int) -> bytes:
         return self.access(sp, addr, length)
