@@ -26,6 +26,11 @@ pgtable_trans_huge_deposit), so that splitting it never needs a free frame: recl
 exactly when no frame is free.
 Everything here runs under the space's lock (and takes a victim's or a migrated page's space
 lock only with a try-lock, as reclaim does).
+
+hugetlb (MAP_HUGETLB): pages come from runs of HUGE_FRAMES frames set aside at boot, so a
+space can map them only if its PMD entry spans exactly that many pages (level_bits 9); mmap
+refuses other tables, and the fault checks again before it claims anything. khugepaged looks
+only at PMD entries that link a page table, so a vast, sparse region costs what it holds.
 """
 
 from __future__ import annotations

@@ -20,7 +20,16 @@ been freed or reused meanwhile), and the page is written to swap if it is dirty 
 copy there (a clean page read back from swap keeps its slot, Linux's swap cache, and is just
 dropped; a never-written zero page is dropped and zero-filled again on its next touch). Its
 PTE becomes a swap entry, its space's TLB generation is bumped (the shootdown), and the frame
-is handed to the faulting space.
+is handed to the faulting space. A major fault reads its page before it asks for a frame, so
+that with frames and swap both full its own slot can take the victim (SwapIn): a swapped-out
+page can always come back. (A core killed inside that exchange loses the faulting page, which
+is then only in its memory, as a machine losing power mid swap-in would.)
+
+Every call checks everything before it changes anything (regions and their limit, hugetlb
+pages, huge-page splits, an access's permissions over its whole range), so a refused call
+leaves data, regions and counters as they were. Range calls (mprotect, munmap, madvise, the
+reports) walk only what is populated (pagetable.py's entries), never the range page by page:
+a 1 TiB mapping costs what it holds.
 
 Counters are Linux's (/proc/vmstat): pgfault, pgmajfault, pswpin, pswpout, pgscan, pgsteal,
 per core in `vm_stat`; per space in `sp_stats` (rss and swap in pages, minflt, majflt).
@@ -460,7 +469,7 @@ class VM:
             lo, hi = self._page_range(addr, length, sp)
             self._check_mapped(sp, lo, hi, "mprotect")
             self._whole_hugetlb(sp, lo, hi, "mprotect")
-            regs = self._cut(sp, lo, hi, prot)  # (the region's huge-page advice is dropped with its old protection)
+            regs = self._cut(sp, lo, hi, prot)  # (MADV_HUGEPAGE is dropped with the old protection; MAP_HUGETLB stays)
             t = self.table(sp)
             hugepage.split_range(self, sp, lo >> self.shift, hi >> self.shift, t)
             self._set_regions(sp, regs)
