@@ -200,7 +200,7 @@ def test_munmap_and_madvise_cutting_hugetlb_change_nothing_not_even_a_thp_at_the
     assert all(vm.load(sp, h + i * PAGE, 21) == stamp(sp, i) for i in range(0, 2 * HP, 5))
 
 
-def test_mmap_refusals_change_nothing(thp_machine):
+def test_mmap_munmap_madvise_mprotect_refusals_change_nothing(thp_machine):
     vm = thp_machine.vm(0)
     sp = vm.create_space("multilevel")
     a = vm.mmap(sp, 4 * PAGE, addr=1 << 30)
@@ -213,6 +213,13 @@ def test_mmap_refusals_change_nothing(thp_machine):
         (lambda: vm.mmap(sp, 3 * MiB, hugetlb=True), InvalidArgument, "huge pages"),
         (lambda: vm.mmap(sp, PAGE, addr=1 << 48), OutOfRange, "outside"),
         (lambda: vm.mmap(sp, PAGE, prot=9), InvalidArgument, "prot"),
+        (lambda: vm.munmap(sp, a + 1, PAGE), InvalidArgument, "aligned"),
+        (lambda: vm.munmap(sp, a, 0), InvalidArgument, "positive"),
+        (lambda: vm.munmap(sp, a, 1 << 50), OutOfRange, "outside"),
+        (lambda: vm.discard(sp, a - PAGE, -1), InvalidArgument, "positive"),
+        (lambda: vm.mprotect(sp, a, PAGE, 9), InvalidArgument, "prot"),
+        (lambda: vm.mprotect(sp, a, PAGE, "r"), InvalidArgument, "prot"),
+        (lambda: vm.mprotect(sp, a - PAGE, 2 * PAGE, 1), OutOfRange, "not mapped"),
     ]
     for call, err, match in cases:
         assert_refused_changes_nothing(vm, sp, call, err, match)

@@ -82,7 +82,11 @@ def _table_frames(vm: VM, sp: int) -> set[int]:
 
 def table_entries(vm: VM, sp: int) -> tuple[np.ndarray, np.ndarray]:
     """Every non-zero PTE of space sp: (vpns, ptes) as int64/uint64 arrays (a huge page gives one per page)."""
-    return vm.table(sp).entries(0, 1 << (int(vm.a["sp_bits"][sp]) - vm.shift))
+    t = vm.table(sp)
+    visited = t.visited
+    out = t.entries(0, 1 << (int(vm.a["sp_bits"][sp]) - vm.shift))
+    t.visited = visited  # a check is not a call's walk: pagewalk_entries counts only the calls'
+    return out
 
 
 def _survey(vm: VM) -> dict:
