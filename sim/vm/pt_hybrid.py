@@ -63,10 +63,25 @@ class HybridTable(PageTable):
         return int(self.table[self._index(seg, off)]), 1
 
     def prepare(self, lo: int, hi: int) -> None:
+        needs = []
         for seg in range(lo >> self.seg_shift, ((hi - 1) >> self.seg_shift) + 1):
             first = max(lo, seg << self.seg_shift)
             last = min(hi, (seg + 1) << self.seg_shift) - 1
-            self._grow(seg, max(self._split(first)[1], self._split(last)[1]) + 1)
+            needs.append((seg, max(self._split(first)[1], self._split(last)[1]) + 1))
+        for seg, pages in needs:  # every segment checked before any grows
+            self._check_fits(seg, pages)
+        for seg, pages in needs:
+            self._grow(seg, pages)
+
+    def _check_fits(self, seg: int, pages: int) -> None:
+        frames = -(-pages * self.width // self.ctx.frame_size)
+        if frames > self.ctx.pool.nframes:  # (a vast region in a wide hybrid space)
+            from memsim.sim.errors import ResourceExhausted
+
+            raise ResourceExhausted(
+                f"segment {seg}'s page table would need {pages} entries ({frames} frames) to cover this region, "
+                f"more than the VM's whole pool of {self.ctx.pool.nframes} frames: map a smaller region, or use "
+                f"a multilevel or inverted table for sparse wide spaces")
 
     def _grow(self, seg: int, pages: int) -> None:
         a, sp = self.a, self.sp
@@ -75,13 +90,7 @@ class HybridTable(PageTable):
             return
         frames = -(-pages * self.width // self.ctx.frame_size)
         pool = self.ctx.pool
-        if frames > pool.nframes:  # refused before anything moves (a vast region in a wide hybrid space)
-            from memsim.sim.errors import ResourceExhausted
-
-            raise ResourceExhausted(
-                f"segment {seg}'s page table would need {pages} entries ({frames} frames) to cover this region, "
-                f"more than the VM's whole pool of {pool.nframes} frames: map a smaller region, or use a "
-                f"multilevel or inverted table for sparse wide spaces")
+        self._check_fits(seg, pages)
         new = self.ctx.alloc(frames)
         pool.zero(new, frames)
         old, old_frames = int(a["sp_seg_base"][sp, seg]), int(a["sp_seg_frames"][sp, seg])

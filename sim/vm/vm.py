@@ -836,7 +836,8 @@ class VM:
             return b""  # a 0-byte access touches no page
         with self.space_locks[sp]:
             self._check_space(sp)  # again, under the lock: a destroy may have come first
-            denied = self._first_denied(sp, addr, n, data is not None)
+            multi_page = (addr & (self.fs - 1)) + n > self.fs  # (one page faults whole or not at all)
+            denied = self._first_denied(sp, addr, n, data is not None) if multi_page else None
             if denied is not None and denied > addr:  # it would fail partway: fail before a byte moves
                 self._translate(sp, denied, data is not None)  # raises that page's own fault
                 raise FailedPrecondition(f"{addr:#x}+{n} is not all accessible in space {sp}")  # (not reached)
@@ -859,7 +860,10 @@ class VM:
         """The first address of addr..addr+n that no region allows this access to, from the regions alone."""
         need = W if write else R
         pos, end = addr, addr + n
-        for rlo, rhi, prot, *_ in self.regions(sp):  # by address
+        a, count = self.a, int(self.a["vma_count"][sp])
+        bounds = zip(a["vma_start"][sp, :count].tolist(), a["vma_end"][sp, :count].tolist(),
+                     a["vma_prot"][sp, :count].tolist(), strict=True)
+        for rlo, rhi, prot in bounds:  # by address
             if rhi <= pos:
                 continue
             if rlo > pos or not prot & need:
