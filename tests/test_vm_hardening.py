@@ -391,3 +391,62 @@ def test_a_region_whose_hybrid_table_cannot_fit_is_refused_clearly():
         assert snapshot(vm, sp) == before
     finally:
         m.destroy()
+
+
+@pytest.mark.parametrize("kind", ["multilevel", "linear", "hybrid", "inverted"])
+def test_random_calls_keep_every_page_and_the_machine_consistent(kind):
+    """A seeded mix of every range call, refused ones included, against a model of what each page holds."""
+    rng = np.random.default_rng(88)
+    m = Machine.create(MachineConfig(memory_bytes=16 * MiB, cores=1, vm_memory=4 * MiB, swap_bytes=16 * MiB,
+                                     vm_policy="clock", thp="always"))
+    try:
+        vm = m.vm(0)
+        sp = vm.create_space(kind, bits=26 if kind in ("linear", "hybrid") else None)
+        model: dict[int, bytes] = {}  # page address -> its stamp (absent: zeros)
+        base = vm.mmap(sp, 8 * MiB, kind="heap")
+        writable = {base + i * PAGE for i in range(8 * MiB // PAGE)}
+        mapped = set(writable)
+        for step in range(600):
+            op = rng.integers(6)
+            page = base + int(rng.integers(8 * MiB // PAGE)) * PAGE
+            n = int(rng.integers(1, 40)) * PAGE
+            span = {page + k * PAGE for k in range(n // PAGE)}
+            try:
+                if op <= 1:
+                    for page in sorted(span):  # page by page: the ones before a refusal are stored
+                        data = b"step %06d" % step
+                        vm.store(sp, page, data)
+                        model[page] = data
+                elif op == 2:
+                    vm.munmap(sp, page, n)
+                    mapped -= span
+                    writable -= span
+                    for p in span:
+                        model.pop(p, None)
+                elif op == 3:
+                    vm.discard(sp, page, n)
+                    for p in span:
+                        model.pop(p, None)
+                elif op == 4:
+                    prot = int(rng.choice([1, 3]))
+                    vm.mprotect(sp, page, n, prot)
+                    writable = (writable | span) if prot == 3 else (writable - span)
+                else:
+                    got = vm.load(sp, page, 11)
+                    assert got == model.get(page, bytes(11)), (step, hex(page))
+            except (OutOfRange, FailedPrecondition, ResourceExhausted, InvalidArgument) as e:
+                if op <= 1:  # refused stores: unmapped, read-only, or out of memory
+                    assert page not in writable or isinstance(e, ResourceExhausted), (step, e)
+                elif op == 4:
+                    assert not span <= mapped or isinstance(e, ResourceExhausted), (step, e)
+                elif op == 5:
+                    assert page not in mapped, (step, e)
+        for page in sorted(mapped):
+            assert vm.load(sp, page, 11) == model.get(page, bytes(11)), hex(page)
+        st = vm.vmstat()
+        assert st["pswpout"] and st["pswpin"]  # the walks met swap entries too
+        if kind == "multilevel":
+            assert st["thp_fault_alloc"] and st["thp_split_page"]
+        assert check(vm) == []
+    finally:
+        m.destroy()
