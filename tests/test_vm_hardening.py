@@ -450,3 +450,31 @@ def test_random_calls_keep_every_page_and_the_machine_consistent(kind):
         assert check(vm) == []
     finally:
         m.destroy()
+
+
+def test_refused_munmap_and_full_swap_through_the_server():
+    from memsim.client import VMClient
+    from memsim.client.errors import ResourceExhausted as ResourceExhaustedError
+    from tests.servers import running_server
+
+    with running_server(cores=1, memory="16MiB", extra=["--vm-memory", "1MiB", "--swap", "1MiB"]) as srv, \
+            VMClient(srv.target, timeout=20) as vmc:
+        sp = vmc.create_space()
+        pages = 800
+        base = sp.mmap(pages * PAGE)
+        stored = 0
+        with pytest.raises(ResourceExhaustedError, match="swap is full"):
+            for i in range(pages):
+                sp.store(base + i * PAGE, stamp(sp.id, i))
+                stored += 1
+        assert [sp.load(base + i * PAGE, 21) for i in range(stored)] == [stamp(sp.id, i) for i in range(stored)]
+        holes = 0
+        with pytest.raises(ResourceExhaustedError, match="regions"):
+            for i in range(1, stored, 2):  # punch one-page holes until the region limit refuses one
+                sp.munmap(base + i * PAGE, PAGE)
+                holes = i
+        kept = [i for i in range(stored) if i % 2 == 0 or i > holes]
+        assert len(sp.memory_map()) == MAX_REGIONS
+        assert [sp.load(base + i * PAGE, 21) for i in kept] == [stamp(sp.id, i) for i in kept]
+        st = vmc.vmstat()
+        assert st["pswpin"] and st["swap_used"] <= st["swap_slots"]
