@@ -13,7 +13,6 @@ from memsim.sim.vm.layout import M_SWAP_USED, MAX_REGIONS
 from memsim.sim.vm.recovery import check
 
 MiB = 1 << 20
-GiB = 1 << 30
 TiB = 1 << 40
 PAGE = 4096
 HP = 512
@@ -72,7 +71,7 @@ def test_hugetlb_fault_never_marks_frames_outside_its_run(hugetlb_machine):
     for i in range(600):
         vm.store(a_sp, base + i * PAGE, stamp(a_sp, i))
     odd = vm.create_space("multilevel", level_bits=10)
-    addr = vm._mmap(odd, 4 * MiB, 3, "anon", "forged", 4 * MiB, False, hugepage.MAP_HUGETLB)
+    addr = vm._mmap(odd, 2 * MiB, 3, "anon", "forged", 4 * MiB, False, hugepage.MAP_HUGETLB)
     rmap = vm.a["vm_rmap_space"].copy()
     with pytest.raises(FailedPrecondition, match="huge page"):
         vm.store(odd, addr, b"x")
