@@ -13,6 +13,8 @@ maps virtual page numbers of one address space to PTEs (pte.py):
 Every table is bytes in pool frames, read and written through NumPy views of physical
 memory, so a table's cost is frames the users' pages cannot have, exactly as in a kernel.
 The caller holds the space's lock for every call: a table is never walked and changed at once.
+The whole state of a table is its frames plus the few numbers in the space table (`sp_*`),
+so any core can walk any space's table.
 
 Range operations (clear_range, entries) cost what is populated, not the range's length, as
 Linux's walk_page_range (mm/pagewalk.c) skips empty PGD/PUD/PMD entries: a multilevel table
@@ -20,8 +22,6 @@ descends only into present tables, an inverted one looks only at the frames and 
 space owns, and a linear or hybrid table reads at most its own entries (which the space paid
 for in frames). `visited` counts the entries a range walk handled one by one (vmstat's
 pagewalk_entries), so that tests can see the cost follow the population.
-The whole state of a table is its frames plus the few numbers in the space table (`sp_*`),
-so any core can walk any space's table.
 """
 
 from __future__ import annotations
