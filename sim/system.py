@@ -34,12 +34,21 @@ from memsim.sim.policies import POLICIES
 from memsim.sim.vm.frames import FramePool
 from memsim.sim.vm.heapsource import HEAP_SPACE, SpacePageSource
 from memsim.sim.vm.hugepage import reserve_hugetlb
-from memsim.sim.vm.layout import M_FREE, M_POLICY, M_POOL_BASE, M_SWAP_SLOTS, M_THP, THP_MODES, vm_lock_names, vm_specs
+from memsim.sim.vm.layout import (
+    HUGE_FRAMES,
+    M_FREE,
+    M_POLICY,
+    M_POOL_BASE,
+    M_SWAP_SLOTS,
+    M_THP,
+    THP_MODES,
+    vm_lock_names,
+    vm_specs,
+)
 from memsim.sim.vm.swap import make_swap_file
 from memsim.sim.vm.vm import VM
 
 MiB = 1 << 20
-HUGE_FRAMES = 512  # frames of a huge page: one PMD entry of x86-64's 9-bit levels
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,13 @@ from memsim.sim.machine.memory import FRAME_FREE, PhysicalMemory
 from memsim.sim.vm.layout import M_FREE, M_POOL_BASE, M_POOL_FRAMES
 
 
+def window_sums(flags: np.ndarray, n: int) -> np.ndarray:
+    """The sum of every window of n consecutive entries, from one prefix sum: O(len) whatever n is
+    (np.convolve is O(len x n), minutes for a run of half a large pool)."""
+    prefix = np.concatenate(([0], np.cumsum(flags, dtype=np.int64)))
+    return prefix[n:] - prefix[:-n]
+
+
 class FramePool:
     def __init__(self, free: np.ndarray, meta: np.ndarray, mem: PhysicalMemory, lock: SharedLock):
         self.free_map = free
@@ -74,8 +81,7 @@ class FramePool:
                 if f is None:
                     raise ResourceExhausted("no free frame in the VM's pool")
                 return f
-            window = np.convolve(self.free_map.astype(np.int32), np.ones(n, dtype=np.int32), mode="valid")
-            hits = np.flatnonzero(window == n)
+            hits = np.flatnonzero(window_sums(self.free_map, n) == n)
             if not hits.size:
                 raise ResourceExhausted(
                     f"no run of {n} free contiguous frames ({n * self.frame_size} bytes) in the VM's pool: "

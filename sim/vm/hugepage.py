@@ -26,6 +26,11 @@ pgtable_trans_huge_deposit), so that splitting it never needs a free frame: recl
 exactly when no frame is free.
 Everything here runs under the space's lock (and takes a victim's or a migrated page's space
 lock only with a try-lock, as reclaim does).
+
+hugetlb (MAP_HUGETLB): pages come from runs of HUGE_FRAMES frames set aside at boot, so a
+space can map them only if its PMD entry spans exactly that many pages (level_bits 9); mmap
+refuses other tables, and the fault checks again before it claims anything. khugepaged looks
+only at PMD entries that link a page table, so a vast, sparse region costs what it holds.
 """
 
 from __future__ import annotations
@@ -34,7 +39,17 @@ import numpy as np
 
 from memsim.sim.machine.memory import FRAME_PAGETABLE, FRAME_USER
 from memsim.sim.vm import pte as P
-from memsim.sim.vm.layout import HUGE_HEAD, HUGE_TAIL, HUGETLB_HEAD, HUGETLB_TAIL, M_THP, SP_PT_FRAMES, SP_RSS, S
+from memsim.sim.vm.layout import (
+    HUGE_FRAMES,
+    HUGE_HEAD,
+    HUGE_TAIL,
+    HUGETLB_HEAD,
+    HUGETLB_TAIL,
+    M_THP,
+    SP_PT_FRAMES,
+    SP_RSS,
+    S,
+)
 from memsim.sim.vm.pt_multilevel import NONLEAF, MultiLevelTable
 
 MADV_HUGEPAGE = 8  # the region flags beside R/W/X in vma_prot
@@ -131,14 +146,31 @@ def split(vm, sp: int, vpn: int, t: MultiLevelTable, except_frame: int = -1) -> 
 
 
 def split_range(vm, sp: int, lo_vpn: int, hi_vpn: int, t) -> None:
-    """Split the huge pages that lo..hi-1 covers only in part (munmap, mprotect)."""
-    if not isinstance(t, MultiLevelTable) or t.pmd_depth < 0:
+    """Split the huge pages that lo..hi-1 covers only in part (munmap, mprotect, madvise). Checks every
+    one first (a hugetlb page is never split; one whose deposited table was lost needs a free frame),
+    so that a refusal leaves every huge page whole."""
+    from memsim.sim.errors import InvalidArgument, ResourceExhausted
+
+    if not isinstance(t, MultiLevelTable) or t.pmd_depth < 0 or lo_vpn >= hi_vpn:
         return
     hp = t.huge_pages
-    from memsim.sim.errors import ResourceExhausted
-
-    for edge in {lo_vpn - lo_vpn % hp, (hi_vpn - 1) - (hi_vpn - 1) % hp}:
-        if (edge < lo_vpn or edge + hp > hi_vpn) and not split(vm, sp, edge, t):  # partly covered
+    edges = []
+    for edge in sorted({lo_vpn - lo_vpn % hp, (hi_vpn - 1) - (hi_vpn - 1) % hp}):
+        if edge >= lo_vpn and edge + hp <= hi_vpn:
+            continue  # wholly covered: unmapped or protected whole
+        i = t.pmd_index(edge, create=False)
+        e = int(t.words[i]) if i is not None else 0
+        if not e & P.PS:
+            continue
+        head = P.frame_of(e) - vm.pool.base
+        if vm.a["vm_huge"][head] == HUGETLB_HEAD:
+            raise InvalidArgument(f"{lo_vpn << vm.shift:#x}..{hi_vpn << vm.shift:#x} cuts a hugetlb page, and "
+                                  f"hugetlb pages are not split: unmap, protect or discard whole huge pages")
+        edges.append((edge, int(vm.a["vm_deposit"][head]) < 0))
+    if sum(lost for _, lost in edges) > vm.pool.free_frames():
+        raise ResourceExhausted("no free frame for the page table a partial unmap of a huge page needs")
+    for edge, _ in edges:
+        if not split(vm, sp, edge, t):
             raise ResourceExhausted("no free frame for the page table a partial unmap of a huge page needs")
 
 
@@ -225,9 +257,12 @@ def collapse_scan(vm, max_ranges: int = 64) -> int:
                     continue
                 hp = t.huge_pages
                 lo, hi = region[0] >> vm.shift, region[1] >> vm.shift
-                for base_vpn in range(-(-lo // hp) * hp, hi - hp + 1, hp):
-                    if sp == start_sp and base_vpn < start_vpn:
-                        continue
+                # only ranges with a page table under their PMD entry: empty ones have nothing to collapse,
+                # and a vast region must cost what it holds (khugepaged skips pmd_none too)
+                first = max(-(-lo // hp) * hp, start_vpn if sp == start_sp else 0)
+                candidates = t.pmd_tables(first, (hi // hp) * hp)
+                vm._count_walk(t)
+                for base_vpn in candidates:
                     if scanned >= max_ranges:
                         vm.khugepaged_cursor = (sp, base_vpn)
                         return collapsed
@@ -299,18 +334,36 @@ def hugetlb_free(vm) -> list[int]:
     return [int(f) for f in heads if int(vm.a["vm_rmap_space"][f]) < 0]
 
 
+def check_hugetlb_span(t: MultiLevelTable, frame_size: int) -> None:
+    """A hugetlb page is one reserved run of HUGE_FRAMES frames mapped by one PMD entry, so the table's
+    PMD must map exactly that many pages (Linux: a hugetlb page size is one the architecture's table
+    levels can map, arch/x86/mm/hugetlbpage.c); otherwise the entry would claim frames past the run."""
+    from memsim.sim.errors import InvalidArgument
+
+    if t.huge_pages != HUGE_FRAMES:
+        raise InvalidArgument(
+            f"hugetlb pages are runs of {HUGE_FRAMES} frames ({HUGE_FRAMES * frame_size} bytes), but a PMD entry of "
+            f"this space's table maps {t.huge_pages} pages (level_bits={t.level_bits}): map hugetlb memory in a "
+            f"multilevel space with level_bits=9")
+
+
 def fault_hugetlb(vm, sp: int, vpn: int, region, t: MultiLevelTable, write: bool) -> int:
     """A MAP_HUGETLB region's fault: a page from the reservation, never from the pool, never swapped.
-    With none left the access fails, as SIGBUS does on Linux."""
-    from memsim.sim.errors import FailedPrecondition, ResourceExhausted
+    With none left the access fails, as SIGBUS does on Linux. Everything is checked, and the page
+    claimed, before a table is created: a refused fault changes nothing."""
+    from memsim.sim.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 
     hp = t.huge_pages
+    try:
+        check_hugetlb_span(t, vm.fs)  # mmap refuses such regions; one made otherwise must not fault either
+    except InvalidArgument as e:
+        raise FailedPrecondition(f"{vpn << vm.shift:#x}: no huge page can be mapped here: {e}") from None
     base_vpn = vpn - vpn % hp
     lo, hi, prot, _, _ = region
     if base_vpn << vm.shift < lo or (base_vpn + hp) << vm.shift > hi:
         raise FailedPrecondition(f"{vpn << vm.shift:#x}: a hugetlb region is whole aligned huge pages")
-    i = t.pmd_index(base_vpn, create=True)
-    if int(t.words[i]):
+    i = t.pmd_index(base_vpn, create=False)
+    if i is not None and int(t.words[i]):
         raise FailedPrecondition(f"{vpn << vm.shift:#x}: a page table is already where the huge page would go")
     a = vm.a
     with vm.pool.lock:  # the reservation is shared by every space: claim a page under the pool's lock
@@ -321,6 +374,13 @@ def fault_hugetlb(vm, sp: int, vpn: int, region, t: MultiLevelTable, write: bool
         f = free[0]
         a["vm_rmap_space"][f:f + hp] = sp
         a["vm_rmap_vpn"][f:f + hp] = np.arange(base_vpn, base_vpn + hp)
+    try:
+        i = t.pmd_index(base_vpn, create=True)  # the tables above the PMD may need frames (and reclaim)
+    except BaseException:
+        with vm.pool.lock:  # the page goes back to the reservation untouched
+            a["vm_rmap_space"][f:f + hp] = -1
+            a["vm_rmap_vpn"][f:f + hp] = -1
+        raise
     vm.pool.zero(f, hp)
     e = P.make(vm.pool.base + f, bool(prot & 2), bool(prot & 4)) | P.PS | P.A | (P.D if write else 0)
     t.words[i] = e

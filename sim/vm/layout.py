@@ -42,13 +42,18 @@ NAME_BYTES = 24
 THP_MODES = ("never", "madvise", "always")  # /sys/kernel/mm/transparent_hugepage/enabled
 HUGE_HEAD, HUGE_TAIL = 1, 2  # vm_huge: the first frame of a transparent huge page, and the others
 HUGETLB_HEAD, HUGETLB_TAIL = 3, 4  # the same for the hugetlb reservation (mapped or not)
+# Frames of a huge page: one PMD entry of x86-64's 9-bit levels. The hugetlb reservation is cut in runs
+# of this many frames and the TLB's huge entries span as many; a table whose PMD maps another number of
+# pages (level_bits other than 9) can have neither kind of huge page (hugepage.py).
+HUGE_FRAMES = 512
 
 # vm_stat columns: /proc/vmstat's names (tlb_* are the TLB's own, thp_* and compact_* for huge pages)
 VMSTAT = ("pgfault", "pgmajfault", "pswpin", "pswpout", "pgscan", "pgsteal", "tlb_hit", "tlb_miss",
           "pt_walks", "pt_walk_levels", "tlb_shootdowns", "thp_fault_alloc", "thp_collapse_alloc",
           "thp_split_page", "compact_stall", "compact_success", "segfaults", "protection_faults",
           "accesses", "bytes_swapped_out", "bytes_swapped_in", "reclaim_busy_skips", "thp_fault_fallback",
-          "khugepaged_pages_scanned", "compact_migrate_pages", "hugetlb_faults")
+          "khugepaged_pages_scanned", "compact_migrate_pages", "hugetlb_faults",
+          "pagewalk_entries")  # entries range walks handled one by one (pagetable.py): follows what is populated
 S = {name: i for i, name in enumerate(VMSTAT)}
 
 # sp_stats columns (per space, under its lock)

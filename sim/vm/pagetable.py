@@ -6,6 +6,7 @@ maps virtual page numbers of one address space to PTEs (pte.py):
     walk(vpn)  -> (pte, levels)   the entry (0 if none) and how many table reads the walk took
     set(vpn, pte)                 write an entry, allocating table pages on the way if needed
     clear_range(lo, hi)           drop entries of vpns lo..hi-1, freeing tables left empty
+    entries(lo, hi)               (vpns, ptes) of the non-zero entries of vpns lo..hi-1
     table_frames()                the pool frames this space's table occupies
     destroy()                     free every table frame
 
@@ -14,6 +15,13 @@ memory, so a table's cost is frames the users' pages cannot have, exactly as in 
 The caller holds the space's lock for every call: a table is never walked and changed at once.
 The whole state of a table is its frames plus the few numbers in the space table (`sp_*`),
 so any core can walk any space's table.
+
+Range operations (clear_range, entries) cost what is populated, not the range's length, as
+Linux's walk_page_range (mm/pagewalk.c) skips empty PGD/PUD/PMD entries: a multilevel table
+descends only into present tables, an inverted one looks only at the frames and swap slots its
+space owns, and a linear or hybrid table reads at most its own entries (which the space paid
+for in frames). `visited` counts the entries a range walk handled one by one (vmstat's
+pagewalk_entries), so that tests can see the cost follow the population.
 """
 
 from __future__ import annotations
@@ -73,6 +81,7 @@ class PageTable(ABC):
         self.ctx = ctx
         self.a = ctx.a
         self.sp = ctx.space
+        self.visited = 0  # entries handled one by one by range walks (clear_range, entries)
 
     @abstractmethod
     def walk(self, vpn: int) -> tuple[int, int]: ...
@@ -84,6 +93,9 @@ class PageTable(ABC):
     def clear_range(self, lo: int, hi: int) -> None: ...
 
     @abstractmethod
+    def entries(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    @abstractmethod
     def table_frames(self) -> int: ...
 
     @abstractmethod
@@ -91,3 +103,6 @@ class PageTable(ABC):
 
     def prepare(self, lo: int, hi: int) -> None:  # noqa: B027 - only the hybrid table sizes itself to its regions
         """A region lo..hi-1 (vpns) was mapped: a table that sizes itself to its regions grows here."""
+
+
+NO_ENTRIES = (np.zeros(0, np.int64), np.zeros(0, np.uint64))

@@ -18,7 +18,9 @@ read after the segment is picked: levels = 1.
 
 from __future__ import annotations
 
-from memsim.sim.vm.pagetable import PageTable, TableContext
+import numpy as np
+
+from memsim.sim.vm.pagetable import NO_ENTRIES, PageTable, TableContext
 
 SEGMENTS = 4
 GROWS_DOWN = 3  # the stack segment
@@ -61,10 +63,25 @@ class HybridTable(PageTable):
         return int(self.table[self._index(seg, off)]), 1
 
     def prepare(self, lo: int, hi: int) -> None:
+        needs = []
         for seg in range(lo >> self.seg_shift, ((hi - 1) >> self.seg_shift) + 1):
             first = max(lo, seg << self.seg_shift)
             last = min(hi, (seg + 1) << self.seg_shift) - 1
-            self._grow(seg, max(self._split(first)[1], self._split(last)[1]) + 1)
+            needs.append((seg, max(self._split(first)[1], self._split(last)[1]) + 1))
+        for seg, pages in needs:  # every segment checked before any grows
+            self._check_fits(seg, pages)
+        for seg, pages in needs:
+            self._grow(seg, pages)
+
+    def _check_fits(self, seg: int, pages: int) -> None:
+        frames = -(-pages * self.width // self.ctx.frame_size)
+        if frames > self.ctx.pool.nframes:  # (a vast region in a wide hybrid space)
+            from memsim.sim.errors import ResourceExhausted
+
+            raise ResourceExhausted(
+                f"segment {seg}'s page table would need {pages} entries ({frames} frames) to cover this region, "
+                f"more than the VM's whole pool of {self.ctx.pool.nframes} frames: map a smaller region, or use "
+                f"a multilevel or inverted table for sparse wide spaces")
 
     def _grow(self, seg: int, pages: int) -> None:
         a, sp = self.a, self.sp
@@ -73,6 +90,7 @@ class HybridTable(PageTable):
             return
         frames = -(-pages * self.width // self.ctx.frame_size)
         pool = self.ctx.pool
+        self._check_fits(seg, pages)
         new = self.ctx.alloc(frames)
         pool.zero(new, frames)
         old, old_frames = int(a["sp_seg_base"][sp, seg]), int(a["sp_seg_frames"][sp, seg])
@@ -94,7 +112,13 @@ class HybridTable(PageTable):
             pte &= 0xFFFFFFFF
         self.table[self._index(seg, off)] = pte
 
-    def clear_range(self, lo: int, hi: int) -> None:
+    def _segment_slices(self, lo: int, hi: int) -> list[tuple[int, int, int]]:
+        """(segment, first index, last index + 1) of each segment's entries that vpns lo..hi-1 cover,
+        within the segment's bound: the entries that exist."""
+        out = []
+        lo, hi = max(0, lo), min(hi, SEGMENTS << self.seg_shift)
+        if lo >= hi:
+            return out
         for seg in range(lo >> self.seg_shift, ((hi - 1) >> self.seg_shift) + 1):
             bound = int(self.a["sp_seg_bound"][self.sp, seg])
             first = max(lo, seg << self.seg_shift)
@@ -102,8 +126,28 @@ class HybridTable(PageTable):
             i_a, i_b = sorted((self._split(first)[1], self._split(last)[1]))
             i_b = min(i_b, bound - 1)
             if i_b >= i_a:
-                i = self._index(seg, 0)
-                self.table[i + i_a:i + i_b + 1] = 0
+                out.append((seg, i_a, i_b + 1))
+        return out
+
+    def clear_range(self, lo: int, hi: int) -> None:
+        for seg, i_a, i_b in self._segment_slices(lo, hi):
+            i = self._index(seg, 0)
+            self.table[i + i_a:i + i_b] = 0
+
+    def entries(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        vs, es = [], []
+        for seg, i_a, i_b in self._segment_slices(lo, hi):
+            i = self._index(seg, 0)
+            words = self.table[i + i_a:i + i_b]
+            nz = np.flatnonzero(words)
+            idx = (i_a + nz).astype(np.int64)
+            off = ((1 << self.seg_shift) - 1 - idx) if seg == GROWS_DOWN else idx
+            vs.append((seg << self.seg_shift) | off)
+            es.append(words[nz].astype(np.uint64))
+            self.visited += int(nz.size)
+        if not vs:
+            return NO_ENTRIES
+        return np.concatenate(vs), np.concatenate(es)
 
     def table_frames(self) -> int:
         return int(self.a["sp_seg_frames"][self.sp].sum())

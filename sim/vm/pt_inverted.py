@@ -26,7 +26,7 @@ from memsim.sim.machine.locks import SharedLock
 from memsim.sim.machine.memory import FRAME_PAGETABLE
 from memsim.sim.vm import pte as P
 from memsim.sim.vm.layout import M_IPT_BASE, M_IPT_FRAMES, M_POOL_FRAMES
-from memsim.sim.vm.pagetable import PageTable, TableContext
+from memsim.sim.vm.pagetable import NO_ENTRIES, PageTable, TableContext
 
 KEY_SHIFT = 52
 ENTRY_BYTES = 20  # key 8 + flags 8 + next 4
@@ -174,18 +174,35 @@ class InvertedTable(PageTable):
             if P.is_swap(pte):
                 self._sd_link(key, P.swap_slot(pte))
 
+    def _mine(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """The entries (frames) and swap-directory slots of this space's vpns lo..hi-1: one NumPy pass
+        over the frames and slots, whatever the range's length (the caller holds vm/ipt and vm/swap)."""
+        keys = self.keys
+        vpn = keys & ((1 << KEY_SHIFT) - 1)
+        frames = np.flatnonzero((keys >= 0) & (keys >> KEY_SHIFT == self.sp) & (vpn >= lo) & (vpn < hi))
+        slots = np.flatnonzero((self.sd_space == self.sp) & (self.sd_vpn >= lo) & (self.sd_vpn < hi))
+        self.visited += int(frames.size + slots.size)
+        return frames, slots
+
     def clear_range(self, lo: int, hi: int) -> None:
         sp = self.sp
-        with self.ipt_lock:
-            keys = self.keys
-            mine = np.flatnonzero((keys >> KEY_SHIFT == sp) & ((keys & ((1 << KEY_SHIFT) - 1)) >= lo)
-                                  & ((keys & ((1 << KEY_SHIFT) - 1)) < hi) & (keys >= 0))
-            for f in mine.tolist():
-                self._unlink(int(keys[f]))
-        with self.swap_lock:
-            sd = np.flatnonzero((self.sd_space == sp) & (self.sd_vpn >= lo) & (self.sd_vpn < hi))
-            for s in sd.tolist():
+        with self.ipt_lock, self.swap_lock:
+            frames, slots = self._mine(lo, hi)
+            for f in frames.tolist():
+                self._unlink(int(self.keys[f]))
+            for s in slots.tolist():
                 self._sd_unlink(ipt_key(sp, int(self.sd_vpn[s])))
+
+    def entries(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        with self.ipt_lock, self.swap_lock:
+            frames, slots = self._mine(lo, hi)
+            vpns = self.keys[frames] & ((1 << KEY_SHIFT) - 1)
+            ptes = self.flags[frames] | ((frames.astype(np.uint64) + np.uint64(self.base)) << np.uint64(P.PFN_SHIFT))
+            svpns = self.sd_vpn[slots]
+            sptes = (slots.astype(np.uint64) << np.uint64(P.PFN_SHIFT)) | np.uint64(P.SW)
+        if not frames.size and not slots.size:
+            return NO_ENTRIES
+        return np.concatenate([vpns, svpns]).astype(np.int64), np.concatenate([ptes.astype(np.uint64), sptes])
 
     def entries_used(self) -> int:
         keys = self.keys

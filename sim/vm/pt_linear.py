@@ -9,8 +9,10 @@ such spaces need 400 MiB of the pool. A walk is one read.
 
 from __future__ import annotations
 
+import numpy as np
+
 from memsim.sim.errors import InvalidArgument, ResourceExhausted
-from memsim.sim.vm.pagetable import PageTable, TableContext
+from memsim.sim.vm.pagetable import NO_ENTRIES, PageTable, TableContext
 
 MAX_TABLE_BYTES = 1 << 33
 
@@ -29,7 +31,7 @@ class LinearTable(PageTable):
     def __init__(self, ctx: TableContext):
         super().__init__(ctx)
         bits = int(self.a["sp_bits"][self.sp])
-        self.entries, self.width, self.frames = linear_geometry(bits, ctx.frame_size.bit_length() - 1,
+        self.entries_count, self.width, self.frames = linear_geometry(bits, ctx.frame_size.bit_length() - 1,
                                                                 ctx.frame_size)
         self.base = int(self.a["sp_root"][self.sp])
         self.table = ctx.words32 if self.width == 4 else ctx.words
@@ -59,7 +61,18 @@ class LinearTable(PageTable):
         self.table[self.first + vpn] = pte
 
     def clear_range(self, lo: int, hi: int) -> None:
-        self.table[self.first + lo:self.first + hi] = 0
+        lo, hi = max(0, lo), min(hi, self.entries_count)
+        if lo < hi:
+            self.table[self.first + lo:self.first + hi] = 0
+
+    def entries(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = max(0, lo), min(hi, self.entries_count)
+        if lo >= hi:
+            return NO_ENTRIES
+        words = self.table[self.first + lo:self.first + hi]
+        nz = np.flatnonzero(words)
+        self.visited += int(nz.size)
+        return (lo + nz).astype(np.int64), words[nz].astype(np.uint64)
 
     def table_frames(self) -> int:
         return self.frames

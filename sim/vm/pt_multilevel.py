@@ -22,7 +22,7 @@ import numpy as np
 
 from memsim.sim.vm import pte as P
 from memsim.sim.vm.layout import SP_PT_FRAMES
-from memsim.sim.vm.pagetable import PageTable, TableContext
+from memsim.sim.vm.pagetable import NO_ENTRIES, PageTable, TableContext
 
 NONLEAF = P.P | P.RW | P.US
 
@@ -140,22 +140,28 @@ class MultiLevelTable(PageTable):
     def clear_range(self, lo: int, hi: int) -> None:
         self._clear(int(self.a["sp_root"][self.sp]), 0, 0, lo, hi)
 
-    def _clear(self, table: int, depth: int, prefix: int, lo: int, hi: int) -> bool:
-        """Clear vpns lo..hi-1 under this table; True if the table is now empty."""
+    def _present(self, table: int, depth: int, prefix: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """(indices, entries) of the non-zero entries of this table that vpns lo..hi-1 reach, and the
+        vpns one entry spans: empty entries are skipped in one NumPy pass (mm/pagewalk.c's pmd_none)."""
         shift, w = self.shifts[depth]
-        n = 1 << w
-        words = self.words
-        first = table * self.per_frame
         span = 1 << shift  # vpns per entry at this level
         i_lo = max(0, (lo - prefix) // span)
-        i_hi = min(n, -(-(hi - prefix) // span))
+        i_hi = min(1 << w, -(-(hi - prefix) // span))
+        first = table * self.per_frame
+        words = self.words[first + i_lo:first + max(i_lo, i_hi)]
+        nz = np.flatnonzero(words)
+        self.visited += int(nz.size)
+        return i_lo + nz, words[nz], span
+
+    def _clear(self, table: int, depth: int, prefix: int, lo: int, hi: int) -> bool:
+        """Clear vpns lo..hi-1 under this table; True if the table is now empty."""
+        first = table * self.per_frame
+        idx, ents, span = self._present(table, depth, prefix, lo, hi)
         base = self.ctx.pool.base
-        for i in range(i_lo, i_hi):
-            e = int(words[first + i])
-            if not e:
-                continue
-            if depth == len(self.shifts) - 1 or e & P.PS:  # a page, or a huge page wholly in range
-                words[first + i] = 0
+        leaf = depth == len(self.shifts) - 1
+        for i, e in zip(idx.tolist(), ents.tolist(), strict=True):
+            if leaf or e & P.PS:  # a page, or a huge page wholly in range (split_range split the others)
+                self.words[first + i] = 0
                 continue
             child_prefix = prefix + i * span
             child = P.frame_of(e) - base
@@ -163,8 +169,58 @@ class MultiLevelTable(PageTable):
                 frames = self.table_span[depth + 1]
                 self.ctx.pool.give(child, frames)
                 self.a["sp_stats"][self.sp, SP_PT_FRAMES] -= frames
-                words[first + i] = 0
-        return not np.any(words[first:first + n])
+                self.words[first + i] = 0
+        return not np.any(self.words[first:first + (1 << self.shifts[depth][1])])
+
+    def entries(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """A huge page gives one entry per page it maps (its frame, its PMD's flags), so that every
+        caller sees small pages; the walk still costs what is present."""
+        vs: list[np.ndarray] = []
+        es: list[np.ndarray] = []
+        if lo < hi:
+            self._collect(int(self.a["sp_root"][self.sp]), 0, 0, lo, hi, vs, es)
+        if not vs:
+            return NO_ENTRIES
+        return np.concatenate(vs).astype(np.int64), np.concatenate(es).astype(np.uint64)
+
+    def _collect(self, table: int, depth: int, prefix: int, lo: int, hi: int, vs: list, es: list) -> None:
+        idx, ents, span = self._present(table, depth, prefix, lo, hi)
+        if depth == len(self.shifts) - 1:
+            vs.append(prefix + idx.astype(np.int64))
+            es.append(ents.astype(np.uint64))
+            return
+        base = self.ctx.pool.base
+        for i, e in zip(idx.tolist(), ents.tolist(), strict=True):
+            child_prefix = prefix + i * span
+            if e & P.PS:  # a huge page: one PTE per page it maps, clipped to the range
+                k = np.arange(max(lo, child_prefix), min(hi, child_prefix + span), dtype=np.int64)
+                self.visited += int(k.size)
+                vs.append(k)
+                frames = np.uint64(P.frame_of(e)) + (k - child_prefix).astype(np.uint64)
+                es.append(np.uint64(e & ~P.PFN_MASK) | (frames << np.uint64(P.PFN_SHIFT)))
+            else:
+                self._collect(P.frame_of(e) - base, depth + 1, child_prefix, max(lo, child_prefix),
+                              min(hi, child_prefix + span), vs, es)
+
+    def pmd_tables(self, lo: int, hi: int) -> list[int]:
+        """The first vpn of each PMD entry in lo..hi-1 that links a page table (not empty, not a huge page),
+        by address: what khugepaged can collapse, found without visiting empty ranges."""
+        out: list[int] = []
+        if self.pmd_depth >= 0 and lo < hi:
+            self._pmd_tables(int(self.a["sp_root"][self.sp]), 0, 0, lo, hi, out)
+        return out
+
+    def _pmd_tables(self, table: int, depth: int, prefix: int, lo: int, hi: int, out: list[int]) -> None:
+        idx, ents, span = self._present(table, depth, prefix, lo, hi)
+        for i, e in zip(idx.tolist(), ents.tolist(), strict=True):
+            if e & P.PS:
+                continue
+            child_prefix = prefix + i * span
+            if depth == self.pmd_depth:
+                out.append(child_prefix)
+            else:
+                self._pmd_tables(P.frame_of(e) - self.ctx.pool.base, depth + 1, child_prefix,
+                                 max(lo, child_prefix), min(hi, child_prefix + span), out)
 
     def table_frames(self) -> int:
         return int(self.a["sp_stats"][self.sp, SP_PT_FRAMES])

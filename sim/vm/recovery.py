@@ -47,7 +47,6 @@ from memsim.sim.vm.layout import (
     SP_SWAP,
 )
 from memsim.sim.vm.pt_hybrid import HybridTable
-from memsim.sim.vm.pt_inverted import KEY_SHIFT, InvertedTable
 from memsim.sim.vm.pt_linear import LinearTable
 from memsim.sim.vm.pt_multilevel import MultiLevelTable
 from memsim.sim.vm.vm import VM
@@ -83,61 +82,12 @@ def _table_frames(vm: VM, sp: int) -> set[int]:
 
 
 def table_entries(vm: VM, sp: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every non-zero PTE of space sp: (vpns, ptes) as int64/uint64 arrays."""
+    """Every non-zero PTE of space sp: (vpns, ptes) as int64/uint64 arrays (a huge page gives one per page)."""
     t = vm.table(sp)
-    if isinstance(t, LinearTable):
-        words = t.table[t.first:t.first + t.entries]
-        vpns = np.flatnonzero(words)
-        return vpns, words[vpns].astype(np.uint64)
-    if isinstance(t, HybridTable):
-        vs, es = [], []
-        for seg in range(4):
-            bound = int(vm.a["sp_seg_bound"][sp, seg])
-            if not bound:
-                continue
-            i = t._index(seg, 0)
-            words = t.table[i:i + bound]
-            nz = np.flatnonzero(words)
-            vs.append(np.array([t.vpn_of(seg, int(k)) for k in nz], dtype=np.int64))
-            es.append(words[nz].astype(np.uint64))
-        if not vs:
-            return np.zeros(0, np.int64), np.zeros(0, np.uint64)
-        return np.concatenate(vs), np.concatenate(es)
-    if isinstance(t, MultiLevelTable):
-        vs, es = [], []
-        stack = [(int(vm.a["sp_root"][sp]), 0, 0)]
-        last = len(t.shifts) - 1
-        while stack:
-            table, depth, prefix = stack.pop()
-            shift, w = t.shifts[depth]
-            first = table * t.per_frame
-            entries = t.words[first:first + (1 << w)]
-            nz = np.flatnonzero(entries)
-            if depth == last:
-                vs.append(prefix + nz)
-                es.append(entries[nz].astype(np.uint64))
-            else:
-                for i in nz.tolist():
-                    e = int(entries[i])
-                    if e & P.PS:  # a huge page: one PTE per page it maps
-                        k = np.arange(t.huge_pages, dtype=np.int64)
-                        vs.append(prefix + (i << shift) + k)
-                        es.append(((np.uint64(e & ~P.PFN_MASK)) | ((np.uint64(P.frame_of(e)) + k.astype(np.uint64))
-                                                                     << np.uint64(P.PFN_SHIFT))).astype(np.uint64))
-                    else:
-                        stack.append((P.frame_of(e) - vm.pool.base, depth + 1, prefix + (i << shift)))
-        if not vs:
-            return np.zeros(0, np.int64), np.zeros(0, np.uint64)
-        return np.concatenate(vs).astype(np.int64), np.concatenate(es)
-    assert isinstance(t, InvertedTable)
-    keys = t.keys
-    mine = np.flatnonzero((keys >= 0) & (keys >> KEY_SHIFT == sp))
-    vpns = keys[mine] & ((1 << KEY_SHIFT) - 1)
-    ptes = t.flags[mine] | ((mine.astype(np.uint64) + np.uint64(vm.pool.base)) << np.uint64(P.PFN_SHIFT))
-    sd = np.flatnonzero(vm.a["sd_space"] == sp)
-    svpns = vm.a["sd_vpn"][sd]
-    sptes = (sd.astype(np.uint64) << np.uint64(P.PFN_SHIFT)) | np.uint64(P.SW)
-    return np.concatenate([vpns, svpns]).astype(np.int64), np.concatenate([ptes.astype(np.uint64), sptes])
+    visited = t.visited
+    out = t.entries(0, 1 << (int(vm.a["sp_bits"][sp]) - vm.shift))
+    t.visited = visited  # a check is not a call's walk: pagewalk_entries counts only the calls'
+    return out
 
 
 def _survey(vm: VM) -> dict:

@@ -63,6 +63,12 @@ class Swap:
         if n != self.page_size:
             raise OSError(f"short write to swap slot {slot}: {n} of {self.page_size} bytes")
 
+    def read_page(self, slot: int) -> np.ndarray:
+        """A copy of the page in slot (a swap-in reads it before the slot may be reused)."""
+        page = np.empty(self.page_size, dtype=np.uint8)
+        self.read(slot, page)
+        return page
+
     def read(self, slot: int, into: np.ndarray) -> None:
         data = os.pread(self.fd, self.page_size, slot * self.page_size)
         if len(data) != self.page_size:

@@ -27,7 +27,16 @@ been freed or reused meanwhile), and the page is written to swap if it is dirty 
 copy there (a clean page read back from swap keeps its slot, Linux's swap cache, and is just
 dropped; a never-written zero page is dropped and zero-filled again on its next touch). Its
 PTE becomes a swap entry, its space's TLB generation is bumped (the shootdown), and the frame
-is handed to the faulting space.
+is handed to the faulting space. A major fault reads its page before it asks for a frame, so
+that with frames and swap both full its own slot can take the victim (SwapIn): a swapped-out
+page can always come back. (A core killed inside that exchange loses the faulting page, which
+is then only in its memory, as a machine losing power mid swap-in would.)
+
+Every call checks everything before it changes anything (regions and their limit, hugetlb
+pages, huge-page splits, an access's permissions over its whole range), so a refused call
+leaves data, regions and counters as they were. Range calls (mprotect, munmap, madvise, the
+reports) walk only what is populated (pagetable.py's entries), never the range page by page:
+a 1 TiB mapping costs what it holds.
 
 Counters are Linux's (/proc/vmstat): pgfault, pgmajfault, pswpin, pswpout, pgscan, pgsteal,
 per core in `vm_stat`; per space in `sp_stats` (rss and swap in pages, minflt, majflt).
@@ -37,6 +46,7 @@ from __future__ import annotations
 
 import os
 import signal
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,8 +56,9 @@ from memsim.sim.machine.memory import FRAME_PAGETABLE, FRAME_USER, PhysicalMemor
 from memsim.sim.policies import POLICIES, Policy, fingerprint
 from memsim.sim.vm import hugepage
 from memsim.sim.vm import pte as P
-from memsim.sim.vm.frames import FramePool
+from memsim.sim.vm.frames import FramePool, window_sums
 from memsim.sim.vm.layout import (
+    HUGE_FRAMES,
     HUGE_HEAD,
     HUGE_TAIL,
     HUGETLB_HEAD,
@@ -95,6 +106,20 @@ def huge_count(a: dict, sp: int, v_lo: int, v_hi: int) -> int:
     return int(((vpns >= v_lo) & (vpns < v_hi)).sum())
 
 
+@dataclass
+class SwapIn:
+    """A major fault in progress: its page's slot, already read into `page`. With frames and swap both
+    full, reclaim writes its victim into this slot and hands the victim's frame over (`frame`), so a
+    swapped-out page can always come back: Linux frees the slot at swap-in (mm/memory.c do_swap_page,
+    swap_free) where here the slot is reused at once."""
+
+    sp: int
+    vpn: int
+    slot: int
+    page: np.ndarray
+    frame: int = -1
+
+
 def _name(raw: np.ndarray) -> str:
     return bytes(raw).rstrip(b"\0").decode("utf-8", "replace")
 
@@ -116,7 +141,7 @@ class VM:
         self.space_locks = [locks[f"vm/space/{i}"] for i in range(MAX_SPACES)]
         self.stat = arrays["vm_stat"][core]
         self.policy = self._attach_policy()
-        self.tlb = TLB(tlb_entries, tlb_ways, arrays["sp_tlbgen"], huge_pages=512)
+        self.tlb = TLB(tlb_entries, tlb_ways, arrays["sp_tlbgen"], huge_pages=HUGE_FRAMES)
         self._tables: dict[tuple[int, int], PageTable] = {}
         self.crash_at: str | None = None  # tests: SIGKILL this process at the named step (recovery.py)
 
@@ -428,6 +453,7 @@ class VM:
         t = self.table(sp)
         if not isinstance(t, MultiLevelTable) or t.pmd_depth < 0:
             raise InvalidArgument("hugetlb mappings need a multilevel page table (their pages are PMD entries)")
+        hugepage.check_hugetlb_span(t, self.fs)
         hsize = t.huge_pages * self.fs
         if length <= 0 or length % hsize:
             raise InvalidArgument(f"a hugetlb mapping is whole huge pages: {length} is not a multiple of {hsize}")
@@ -439,8 +465,10 @@ class VM:
                 addr = -(-self._find_gap(sp, length + hsize, "anon") // hsize) * hsize
             return self._mmap(sp, length, prot, "anon", name or "hugetlb", addr, False, hugepage.MAP_HUGETLB)
 
-    def _cut(self, sp: int, lo: int, hi: int, prot: int | None) -> None:
-        """Remove lo..hi from the regions (prot None) or set its protection, splitting regions."""
+    def _cut(self, sp: int, lo: int, hi: int, prot: int | None) -> list[tuple[int, int, int, str, str]]:
+        """The regions with lo..hi removed (prot None) or given `prot`, splitting regions; nothing changes.
+        A region keeps its MAP_HUGETLB flag through mprotect (Linux keeps VM_HUGETLB on the VMA): its
+        pages stay reserved huge pages."""
         out = []
         for rlo, rhi, rprot, kind, name in self.regions(sp):
             if rhi <= lo or rlo >= hi:
@@ -452,32 +480,40 @@ class VM:
                 out.append((max(rlo, lo), min(rhi, hi), prot | (rprot & hugepage.MAP_HUGETLB), kind, name))
             if rhi > hi:
                 out.append((hi, rhi, rprot, kind, name))
-        self._set_regions(sp, out)
+        if len(out) > MAX_REGIONS:
+            raise ResourceExhausted(
+                f"{'munmap' if prot is None else 'mprotect'} of {lo:#x}..{hi:#x} would split a region and leave "
+                f"space {sp} with {len(out)} regions, more than {MAX_REGIONS}: change whole regions, or unmap "
+                f"some first")
+        return out
 
     def munmap(self, sp: int, addr: int, length: int) -> int:
-        """Unmap lo..hi: pages freed (frames and swap slots), regions cut. Returns pages freed."""
+        """Unmap lo..hi: pages freed (frames and swap slots), regions cut. Returns pages freed.
+        Everything is checked (the region limit, hugetlb pages, the splits) before anything changes."""
         self._check_space(sp)
         with self.space_locks[sp]:
             self._check_space(sp)  # again: a destroy may have come first
             lo, hi = self._page_range(addr, length, sp)
             self._whole_hugetlb(sp, lo, hi, "munmap")
-            hugepage.split_range(self, sp, lo >> self.shift, hi >> self.shift, self.table(sp))
+            regs = self._cut(sp, lo, hi, None)
+            guards = [r for r in regs if r[3] == "guard" and r[1] == lo]
+            if guards and not any(r[0] == lo and r[3] == "stack" for r in regs):
+                regs.remove(guards[0])  # the stack went: its guard goes too
+            t = self.table(sp)
+            hugepage.split_range(self, sp, lo >> self.shift, hi >> self.shift, t)
             freed = self._drop_pages(sp, lo >> self.shift, hi >> self.shift)
-            self._cut(sp, lo, hi, None)
-            guards = [r for r in self.regions(sp) if r[3] == "guard" and r[1] == lo]
-            if guards and not any(r[0] == lo and r[3] == "stack" for r in self.regions(sp)):
-                self._cut(sp, guards[0][0], guards[0][1], None)  # the stack went: its guard goes too
+            self._set_regions(sp, regs)
             self.a["sp_tlbgen"][sp] += 1
             self.stat[S["tlb_shootdowns"]] += 1
             return freed
 
     def _whole_hugetlb(self, sp: int, lo: int, hi: int, what: str) -> None:
-        """A hugetlb region is unmapped or protected in whole huge pages (its pages cannot be split)."""
-        hsize = self.tlb.huge_pages * self.fs
+        """A hugetlb region is unmapped, protected or discarded in whole huge pages (its pages cannot be split)."""
+        hsize = HUGE_FRAMES * self.fs
         for rlo, rhi, rprot, _, name in self.regions(sp):
             if rprot & hugepage.MAP_HUGETLB and rlo < hi and lo < rhi and (lo % hsize or hi % hsize):
                 raise InvalidArgument(f"{what} of {lo:#x}..{hi:#x} cuts the hugetlb region {name}: "
-                                      f"unmap or protect whole huge pages ({hsize} bytes, aligned)")
+                                      f"{what} whole huge pages ({hsize} bytes, aligned)")
 
     def discard(self, sp: int, addr: int, length: int) -> int:
         """MADV_DONTNEED: free the pages of addr..addr+length (frames, swap slots) but keep the region;
@@ -486,36 +522,63 @@ class VM:
         with self.space_locks[sp]:
             self._check_space(sp)  # again, under the lock: a destroy may have come first
             lo, hi = self._page_range(addr, length, sp)
+            self._whole_hugetlb(sp, lo, hi, "madvise")
             hugepage.split_range(self, sp, lo >> self.shift, hi >> self.shift, self.table(sp))
             freed = self._drop_pages(sp, lo >> self.shift, hi >> self.shift)
             self.a["sp_tlbgen"][sp] += 1
             self.stat[S["tlb_shootdowns"]] += 1
             return freed
 
+    def _check_mapped(self, sp: int, lo: int, hi: int, what: str) -> None:
+        """Every byte of lo..hi is in some region (mprotect's ENOMEM otherwise), from the regions alone."""
+        pos = lo
+        for rlo, rhi, *_ in self.regions(sp):  # by address
+            if rhi <= pos:
+                continue
+            if rlo > pos:
+                break
+            pos = rhi
+            if pos >= hi:
+                return
+        raise OutOfRange(f"{what} of {pos:#x}: not mapped in space {sp}")
+
     def mprotect(self, sp: int, addr: int, length: int, prot: int) -> None:
+        """Set the protection of addr..addr+length, every byte of which must be mapped. Everything is
+        checked (mapped, the region limit, hugetlb pages, the splits) before anything changes; the
+        entries are rewritten in one walk over what is populated, not page by page over the range."""
         self._check_space(sp)
-        if not 0 <= prot <= 7:
+        if not isinstance(prot, int) or not 0 <= prot <= 7:
             raise InvalidArgument(f"prot {prot} must combine R=1, W=2, X=4")
         if prot & (W | X):
             prot |= R
         with self.space_locks[sp]:
             self._check_space(sp)  # again, under the lock: a destroy may have come first
             lo, hi = self._page_range(addr, length, sp)
-            for v in range(lo, hi, self.fs):
-                if self.region_at(sp, v) is None:
-                    raise OutOfRange(f"mprotect of {v:#x}: not mapped in space {sp}")
+            self._check_mapped(sp, lo, hi, "mprotect")
             self._whole_hugetlb(sp, lo, hi, "mprotect")
-            hugepage.split_range(self, sp, lo >> self.shift, hi >> self.shift, self.table(sp))
-            self._cut(sp, lo, hi, prot)  # (the region's huge-page advice is dropped with its old protection)
+            regs = self._cut(sp, lo, hi, prot)  # (MADV_HUGEPAGE is dropped with the old protection; MAP_HUGETLB stays)
             t = self.table(sp)
-            for vpn in range(lo >> self.shift, hi >> self.shift):
-                e, _ = t.walk(vpn)
+            hugepage.split_range(self, sp, lo >> self.shift, hi >> self.shift, t)
+            self._set_regions(sp, regs)
+            vpns, ptes = self._entries(sp, lo >> self.shift, hi >> self.shift)
+            for vpn, e in zip(vpns.tolist(), ptes.tolist(), strict=True):
                 if e & P.P:
                     e = (e | P.RW) if prot & W else (e & ~P.RW)
                     # PROT_NONE keeps the page but takes the user's access away (U/S = 0: every access faults)
                     t.set(vpn, (e | P.US) if prot & (R | W | X) else (e & ~P.US))
             self.a["sp_tlbgen"][sp] += 1
             self.stat[S["tlb_shootdowns"]] += 1
+
+    def _entries(self, sp: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """The non-zero entries of vpns lo..hi-1 (pagetable.py), counted in pagewalk_entries."""
+        t = self.table(sp)
+        out = t.entries(lo, hi)
+        self._count_walk(t)
+        return out
+
+    def _count_walk(self, t: PageTable) -> None:
+        self.stat[S["pagewalk_entries"]] += t.visited
+        t.visited = 0
 
     def _drop_pages(self, sp: int, lo: int, hi: int) -> int:
         """Free the frames and swap slots of vpns lo..hi-1 and clear their entries (space lock held)."""
@@ -527,28 +590,22 @@ class VM:
             self._release_frame(f, sp)
             self._step("munmap:frame-released")
             freed += 1
-        if int(a["sp_stats"][sp, SP_SWAP]):  # the swap entries in range, from one pass over the table
-            for e in self._swap_entries(sp, lo, hi):
-                self.swap.give(P.swap_slot(e))
+        if int(a["sp_stats"][sp, SP_SWAP]):  # the swap entries in range, from one walk over what is populated
+            _, ptes = self._entries(sp, lo, hi)
+            for e in ptes[((ptes & np.uint64(P.P)) == 0) & ((ptes & np.uint64(P.SW)) != 0)].tolist():
+                self.swap.give(P.swap_slot(int(e)))
                 a["sp_stats"][sp, SP_SWAP] -= 1
                 freed += 1
         t.clear_range(lo, hi)
+        self._count_walk(t)
         return freed
-
-    def _swap_entries(self, sp: int, lo: int, hi: int) -> list[int]:
-        """The swap PTEs of vpns lo..hi-1 (recovery's table walk, which reads each table once)."""
-        from memsim.sim.vm.recovery import table_entries
-
-        vpns, ptes = table_entries(self, sp)
-        sel = (vpns >= lo) & (vpns < hi) & ((ptes & np.uint64(P.P)) == 0) & ((ptes & np.uint64(P.SW)) != 0)
-        return [int(e) for e in ptes[sel].tolist()]
 
     def _release_frame(self, f: int, sp: int) -> None:
         a = self.a
         if a["vm_huge"][f] == HUGETLB_TAIL:
             return  # released with its head, whole (hugetlb regions are unmapped in whole pages)
         if a["vm_huge"][f] == HUGETLB_HEAD:  # back to the reservation, in one step under the pool's lock
-            hp = self.tlb.huge_pages
+            hp = HUGE_FRAMES
             with self.pool.lock:
                 a["vm_rmap_space"][f:f + hp] = -1
                 a["vm_rmap_vpn"][f:f + hp] = -1
@@ -589,9 +646,8 @@ class VM:
         owner = self.mem.frame_owner[self.pool.base:self.pool.base + self.pool.nframes]
         blocked = ((owner == FRAME_PAGETABLE) | (a["vm_huge"] != 0)).astype(np.int64)
         used = (self.pool.free_map == 0).astype(np.int64)
-        k = np.ones(n, dtype=np.int64)
-        bad = np.convolve(blocked, k, mode="valid")
-        cost = np.convolve(used, k, mode="valid") + bad * (self.pool.nframes + 1)
+        bad = window_sums(blocked, n)
+        cost = window_sums(used, n) + bad * (self.pool.nframes + 1)
         w = int(np.argmin(cost))
         if bad[w]:
             raise ResourceExhausted(f"no window of {n} frames without page tables in the VM's pool")
@@ -599,17 +655,22 @@ class VM:
             if not self.pool.free_map[f] and not self.reclaim_frame(f):
                 raise ResourceExhausted(f"could not evict frame {f} to make a run of {n} frames")
 
-    def _take_frame(self, owner: int) -> int:
+    def _take_frame(self, owner: int, swap_in: SwapIn | None = None) -> int:
+        """A free frame, reclaiming for it if none is; a swap-in offers its slot to reclaim (SwapIn)."""
         for _ in range(RECLAIM_TRIES):
             f = self.pool.take(owner)
             if f is not None:
                 return f
-            self.reclaim_one()
+            self.reclaim_one(swap_in)
+            if swap_in is not None and swap_in.frame >= 0:
+                return swap_in.frame  # the victim went to the swap-in's slot and its frame came straight here
         raise ResourceExhausted("out of memory: no frame could be reclaimed from the VM's pool "
                                 f"({self.pool.nframes} frames; every candidate was busy)")
 
-    def reclaim_one(self) -> bool:
-        """Evict one page chosen by the policy; True if a frame was freed."""
+    def reclaim_one(self, swap_in: SwapIn | None = None) -> bool:
+        """Evict one page chosen by the policy; True if a frame was freed. When swap is full and the
+        victim is dirty, a swap-in's own slot (already read) takes the victim, and the victim's frame
+        goes to the swap-in instead of the pool (swap_in.frame), so no other core can take it between."""
         a = self.a
         swap_full = False
         for _ in range(RECLAIM_TRIES):
@@ -645,18 +706,24 @@ class VM:
                 if not e & P.P or P.frame_of(e) != self.pool.base + f:
                     continue
                 slot = int(a["vm_frame_swap"][f])
+                handover = False
                 if slot < 0 and e & P.D:
                     try:
                         slot = self.swap.take()
                     except ResourceExhausted:
-                        # Swap is full: this page cannot go; a clean one still could (the next candidates).
-                        with self.lru_lock:
-                            if f not in self.policy:
-                                self._insert(f, owner, vpn)
-                        swap_full = True
-                        continue
+                        if swap_in is None or swap_in.frame >= 0:
+                            # Swap is full: this page cannot go; a clean one still could (the next candidates).
+                            with self.lru_lock:
+                                if f not in self.policy:
+                                    self._insert(f, owner, vpn)
+                            swap_full = True
+                            continue
+                        slot, handover = swap_in.slot, True
+                        self.table(swap_in.sp).set(swap_in.vpn, 0)  # the slot is the victim's from now on
                 self._unlist(f)
-                self._swap_out(owner, vpn, f, e, t, slot)
+                self._swap_out(owner, vpn, f, e, t, slot, keep=handover)
+                if handover:
+                    swap_in.frame = f
                 return True
             finally:
                 lock.release()
@@ -724,7 +791,7 @@ class VM:
                 self.policy.remove(f)
             self.a["vm_rmap_space"][f] = -1
 
-    def _swap_out(self, sp: int, vpn: int, f: int, e: int, t: PageTable, slot: int) -> None:
+    def _swap_out(self, sp: int, vpn: int, f: int, e: int, t: PageTable, slot: int, keep: bool = False) -> None:
         """Unmap the page in frame f: to swap slot `slot` (written only if the page is dirty), or,
         for a never-written zero page (slot -1), nowhere: its next touch zero-fills again."""
         a = self.a
@@ -746,7 +813,8 @@ class VM:
         a["sp_tlbgen"][sp] += 1  # shootdown: no core may use a translation to f for this page again
         self.stat[S["tlb_shootdowns"]] += 1
         self.stat[S["pgsteal"]] += 1
-        self.pool.give(f)
+        if not keep:  # (kept: handed to the swap-in that gave its slot, still taken, still a user frame)
+            self.pool.give(f)
 
     # -- the access path -------------------------------------------------------------------------
 
@@ -777,15 +845,17 @@ class VM:
                 self.stat[S["pgfault"]] += 1
                 a["sp_stats"][sp, SP_MINFLT] += 1
                 return huge, "minor"
-        f = self._take_frame(FRAME_USER)
+        swap_in = SwapIn(sp, vpn, P.swap_slot(e), self.swap.read_page(P.swap_slot(e))) if P.is_swap(e) else None
+        f = self._take_frame(FRAME_USER, swap_in)
         self._step("fault:frame-taken")
         kind_of_fault = "minor"
-        if P.is_swap(e):
-            slot = P.swap_slot(e)
-            self.swap.read(slot, self.pool.view(f))
+        if swap_in is not None:
+            slot = swap_in.slot
+            self.pool.view(f)[:] = swap_in.page
             self._step("fault:swapped-in")
             swap_full = 2 * int(a["vm_meta"][M_SWAP_USED]) > self.swap.slots  # Linux's vm_swap_full()
-            a["vm_frame_swap"][f] = -1 if swap_full else slot  # the swap cache: valid until the page is written
+            keep_copy = not swap_full and swap_in.frame < 0  # (a victim took the slot: no copy left there)
+            a["vm_frame_swap"][f] = slot if keep_copy else -1  # the swap cache: valid until the page is written
             a["sp_stats"][sp, SP_SWAP] -= 1
             self.stat[S["pgmajfault"]] += 1
             self.stat[S["pswpin"]] += 1
@@ -798,8 +868,9 @@ class VM:
             a["sp_stats"][sp, SP_MINFLT] += 1
         self.stat[S["pgfault"]] += 1
         new = P.make(self.pool.base + f, bool(prot & W), bool(prot & X)) | P.A
-        if kind_of_fault == "major" and a["vm_frame_swap"][f] < 0:
-            self.swap.give(P.swap_slot(e))  # swap is half full: the slot goes back, the page counts as dirty
+        if swap_in is not None and a["vm_frame_swap"][f] < 0:
+            if swap_in.frame < 0:
+                self.swap.give(swap_in.slot)  # swap is half full: the slot goes back, the page counts as dirty
             new |= P.D
         a["vm_rmap_space"][f] = sp
         a["vm_rmap_vpn"][f] = vpn
@@ -878,6 +949,11 @@ class VM:
             return b""  # a 0-byte access touches no page
         with self.space_locks[sp]:
             self._check_space(sp)  # again, under the lock: a destroy may have come first
+            multi_page = (addr & (self.fs - 1)) + n > self.fs  # (one page faults whole or not at all)
+            denied = self._first_denied(sp, addr, n, data is not None) if multi_page else None
+            if denied is not None and denied > addr:  # it would fail partway: fail before a byte moves
+                self._translate(sp, denied, data is not None)  # raises that page's own fault
+                raise FailedPrecondition(f"{addr:#x}+{n} is not all accessible in space {sp}")  # (not reached)
             pos = 0
             while pos < n:
                 va = addr + pos
@@ -892,6 +968,23 @@ class VM:
                                                                         offset=pos)
                 pos += chunk
         return bytes(out)
+
+    def _first_denied(self, sp: int, addr: int, n: int, write: bool) -> int | None:
+        """The first address of addr..addr+n that no region allows this access to, from the regions alone."""
+        need = W if write else R
+        pos, end = addr, addr + n
+        a, count = self.a, int(self.a["vma_count"][sp])
+        bounds = zip(a["vma_start"][sp, :count].tolist(), a["vma_end"][sp, :count].tolist(),
+                     a["vma_prot"][sp, :count].tolist(), strict=True)
+        for rlo, rhi, prot in bounds:  # by address
+            if rhi <= pos:
+                continue
+            if rlo > pos or not prot & need:
+                return pos
+            pos = rhi
+            if pos >= end:
+                return None
+        return pos
 
     def load(self, sp: int, addr: int, length: int) -> bytes:
         return self.access(sp, addr, length)
@@ -950,10 +1043,8 @@ class VM:
             self._check_space(sp)  # again, under the lock: a destroy may have come first
             vpns = a["vm_rmap_vpn"][a["vm_rmap_space"] == sp]
             swapped = np.zeros(0, dtype=np.int64)
-            if int(a["sp_stats"][sp, SP_SWAP]):  # every swap entry of the table, in one pass
-                from memsim.sim.vm.recovery import table_entries
-
-                all_vpns, ptes = table_entries(self, sp)
+            if int(a["sp_stats"][sp, SP_SWAP]):  # every swap entry of the table, in one walk over what is populated
+                all_vpns, ptes = self._entries(sp, 0, 1 << (int(a["sp_bits"][sp]) - self.shift))
                 swapped = all_vpns[((ptes & np.uint64(P.P)) == 0) & ((ptes & np.uint64(P.SW)) != 0)]
             for lo, hi, prot, kind, name in self.regions(sp):
                 v_lo, v_hi = lo >> self.shift, hi >> self.shift
