@@ -477,3 +477,34 @@ def test_refused_munmap_and_full_swap_through_the_server():
         assert [sp.load(base + i * PAGE, 21) for i in kept] == [stamp(sp.id, i) for i in kept]
         st = vmc.vmstat()
         assert st["pswpin"] and st["swap_used"] <= st["swap_slots"]
+
+
+# -- a space slot reused while another core still knows its old table -------------------------------------
+
+@pytest.mark.parametrize("kind", ["linear", "hybrid", "multilevel", "inverted"])
+def test_a_core_never_uses_the_table_of_a_destroyed_space_that_had_the_same_slot(kind):
+    """Each core keeps its own view of a space's table; a space destroyed and created again in the same
+    slot by another core (same kind, new root) must not be walked, written or freed through the old view
+    (found by bench/fuzz.py: 'frames 0..1023 freed twice', and a store lost)."""
+    m = Machine.create(MachineConfig(memory_bytes=64 * MiB, cores=2, vm_memory=40 * MiB))
+    try:
+        core0, core1 = m.vm(0), m.vm(1)
+        sp = core0.create_space(kind)
+        core1.memory_usage(sp)  # core 1 now has a view of sp's table
+        core0.destroy_space(sp)
+        other = core0.create_space("multilevel")  # takes sp's slot
+        assert other == sp
+        keep = core0.create_space(kind)  # may take the old table's frames
+        core0.destroy_space(other)
+        again = core0.create_space(kind)  # sp's slot again, with a new table
+        assert again == sp
+        base = core1.mmap(again, 4 * PAGE)
+        core1.store(again, base, b"stored on core 1")
+        assert core0.load(again, base, 16) == b"stored on core 1"
+        kbase = core0.mmap(keep, PAGE)
+        core0.store(keep, kbase, b"keep")
+        core1.destroy_space(again)
+        assert core0.load(keep, kbase, 4) == b"keep"
+        assert check(core0) == []
+    finally:
+        m.destroy()

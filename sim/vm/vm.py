@@ -142,7 +142,10 @@ class VM:
         self.stat = arrays["vm_stat"][core]
         self.policy = self._attach_policy()
         self.tlb = TLB(tlb_entries, tlb_ways, arrays["sp_tlbgen"], huge_pages=HUGE_FRAMES)
-        self._tables: dict[tuple[int, int], PageTable] = {}
+        # This core's views of the spaces' tables, by slot, each with the incarnation (sp_serial) it was
+        # built for: a view caches what its table was created with (a linear table's first frame, the
+        # geometry), so a slot destroyed and created again by another core must not be reached through it.
+        self._tables: dict[int, tuple[int, PageTable]] = {}
         self.crash_at: str | None = None  # tests: SIGKILL this process at the named step (recovery.py)
 
     def _step(self, name: str) -> None:
@@ -167,19 +170,22 @@ class VM:
         return TableContext(self.pool, self.a, sp, self.fs, self._alloc_table_frames)
 
     def table(self, sp: int) -> PageTable:
+        serial = int(self.a["sp_serial"][sp])
+        cached = self._tables.get(sp)
+        if cached is not None and cached[0] == serial:
+            return cached[1]
         kind = int(self.a["sp_kind"][sp])
-        t = self._tables.get((sp, kind))
-        if t is None:
-            ctx = self._ctx(sp)
-            if kind == 0:
-                t = LinearTable(ctx)
-            elif kind == 1:
-                t = HybridTable(ctx)
-            elif kind == 2:
-                t = MultiLevelTable(ctx)
-            else:
-                t = InvertedTable(ctx, self.ipt_lock, self.swap_lock)
-            self._tables[(sp, kind)] = t
+        ctx = self._ctx(sp)
+        t: PageTable
+        if kind == 0:
+            t = LinearTable(ctx)
+        elif kind == 1:
+            t = HybridTable(ctx)
+        elif kind == 2:
+            t = MultiLevelTable(ctx)
+        else:
+            t = InvertedTable(ctx, self.ipt_lock, self.swap_lock)
+        self._tables[sp] = (serial, t)
         return t
 
     def _check_space(self, sp: int) -> None:
@@ -256,7 +262,6 @@ class VM:
                     MultiLevelTable.create(ctx, levels, level_bits)
                 else:
                     InvertedTable.create(ctx, self.ipt_lock)
-                self._tables.pop((sp, KINDS.index(page_table)), None)
                 a["sp_state"][sp] = 1
             return sp
 
@@ -270,7 +275,7 @@ class VM:
             a["vma_count"][sp] = 0
             a["sp_state"][sp] = 0
             a["sp_tlbgen"][sp] += 1
-            self._tables = {k: v for k, v in self._tables.items() if k[0] != sp}
+            self._tables.pop(sp, None)
 
     def spaces(self) -> list[int]:
         return np.flatnonzero(self.a["sp_state"] != 0).tolist()
