@@ -28,6 +28,7 @@ from memsim.sim.system import Machine, MachineConfig
 from memsim.sim.vm.recovery import recover as recover_vm
 
 STOP_TIMEOUT = 5.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @dataclass
@@ -234,18 +235,24 @@ class Supervisor:
 
 
 def die_with_parent(parent: int) -> None:
-    """Ask the kernel to SIGTERM this process when the supervisor dies (PR_SET_PDEATHSIG).
+    """Ask the kernel to SIGKILL this process the moment the supervisor dies (PR_SET_PDEATHSIG).
 
     A supervisor killed with SIGKILL cannot stop its workers; without this they would go on
-    serving a machine nobody will clean up. Their exit also closes the last copies of the
-    resource tracker's pipe, so the tracker then unlinks the orphaned segments.
+    serving a machine nobody will clean up. The signal is SIGKILL, not SIGTERM, because a
+    worker may be busy: a call blocked on a lock, or a long C loop that holds the GIL, never
+    lets a Python SIGTERM handler run, and a graceful stop would wait for the core's mutex that
+    call holds. With the supervisor gone there is nothing a graceful stop could save: the
+    machine dies with it. The workers' exit closes the last copies of the resource tracker's
+    pipe, and the tracker (multiprocessing.resource_tracker, started by the supervisor's first
+    segment) then unlinks both segments. See prctl(2): the signal is sent when the thread that
+    forked us exits, which is the supervisor's main thread (it forks every worker).
     """
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         pass  # not Linux: the worker's own parent check still stops it within a second
-    if os.getppid() != parent:  # the supervisor died before the prctl took effect
+    if os.getppid() != parent:  # the supervisor died before the prctl took effect: prctl(2)'s race
         os._exit(1)
 
 
