@@ -229,7 +229,12 @@ def test_supervisor_killed_while_a_worker_is_busy_takes_it_and_the_segments_with
     client = Client(srv.target, core=0, timeout=60)
     try:
         fcntl.lockf(held, fcntl.LOCK_EX, 1, 0, os.SEEK_SET)
-        threading.Thread(target=lambda: pytest.raises(MemsimError, client.alloc, 1 << 20), daemon=True).start()
+
+        def wait_for_the_heap() -> None:
+            with pytest.raises(MemsimError):  # the server dies under it
+                client.alloc(1 << 20)
+
+        threading.Thread(target=wait_for_the_heap, daemon=True).start()
         deadline = time.monotonic() + 20
         while worker not in _lock_waiters():
             assert time.monotonic() < deadline, "core 0 never waited for the page heap's lock"
