@@ -41,8 +41,16 @@ class ServeOptions:
 
 
 def ports_free(host: str, base: int, n: int) -> bool:
+    """Whether base .. base+n-1 can be listened on, as the workers will listen.
+
+    The probe sets SO_REUSEADDR as gRPC's own listeners do: without it, a connection the last
+    server closed first (an open stream at stop) keeps the port in TIME_WAIT for a minute and
+    the probe refuses a port that nothing listens on (Linux still refuses a port that a live
+    socket is listening on, SO_REUSEADDR or not; see socket(7)).
+    """
     for p in range(base, base + n):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, p))
         except OSError:
@@ -135,7 +143,8 @@ class Supervisor:
         if self.opts.port == 0:
             self.opts.port = pick_port(self.opts.host, self.config.cores + 1)
         elif not ports_free(self.opts.host, self.opts.port, self.config.cores + 1):
-            print(f"memsim: ports {self.opts.port}..{self.opts.port + self.config.cores} are not all free",
+            print(f"memsim: ports {self.opts.port}..{self.opts.port + self.config.cores} are not all free "
+                  f"(another server listens there?); choose another --port, or --port 0 to pick free ones",
                   file=sys.stderr)
             return 2
         signal.signal(signal.SIGTERM, self._on_signal)

@@ -251,3 +251,17 @@ def test_supervisor_killed_while_a_worker_is_busy_takes_it_and_the_segments_with
             os.kill(pid, signal.SIGKILL)
         os.close(held)
         client.close()
+
+
+def test_restart_on_the_same_port_right_after_a_stop_with_a_client_connected():
+    from memsim.server.supervisor import pick_port
+
+    port = pick_port("127.0.0.1", 2)
+    with running_server(cores=1, memory="4MiB", extra=["--port", str(port)]) as srv, Client(srv.target) as c:
+        b = c.batch()
+        b.alloc(100)
+        b.execute().raise_first()  # an open batch stream: the server closes that connection first,
+        srv.stop()  # so the server's side lingers in TIME_WAIT for a minute
+    with running_server(cores=1, memory="4MiB", extra=["--port", str(port)]) as again, Client(again.target) as c:
+        assert again.port == port
+        assert c.alloc(100).size == 100
