@@ -89,6 +89,8 @@ class CacheLoad:
 
 def parse_sizes(spec: str) -> tuple[int, int]:
     lo, _, hi = spec.partition("-")
+    if not lo.isdigit() or not (hi or lo).isdigit():
+        raise ValueError(f"value size {spec!r}: give N or A-B bytes, e.g. 32 or 16-256")
     a, b = int(lo), int(hi or lo)
     if not 0 <= a <= b:
         raise ValueError(f"value size {spec!r}: give N or A-B with 0 <= A <= B")

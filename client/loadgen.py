@@ -45,6 +45,17 @@ class AllocLoad:
     seed: int = 4141
     progress: bool = True
 
+    def validate(self) -> None:
+        """ValueError naming the first bad field, before any process starts or any call is made."""
+        if self.processes < 1 or self.slots < 1 or self.batch < 1:
+            raise ValueError("processes, slots and batch must be at least 1")
+        if not self.seconds > 0:
+            raise ValueError(f"seconds {self.seconds} must be above 0")
+        if not 1 <= self.min_size <= self.max_size:
+            raise ValueError(f"--min-size {self.min_size} and --max-size {self.max_size}: give 1 <= min <= max")
+        if not 0 <= self.cross_free <= 1:
+            raise ValueError(f"--cross-free {self.cross_free} is a fraction between 0 and 1")
+
 
 @dataclass
 class ProcResult:
@@ -246,6 +257,7 @@ def run_alloc_load(load: AllocLoad) -> dict:
     """Run the load and return the report as a dict (also used by bench/)."""
     from memsim.client import Client
 
+    load.validate()
     with Client(load.target, timeout=10.0) as c:
         c.wait_ready(10.0)
         info = c.info()

@@ -38,6 +38,7 @@ class ServeOptions:
     pin: bool = True  # pin worker c to CPU c % ncpu
     scavenge_period: float = 1.0
     scavenge_idle: float = 5.0
+    start_timeout: float = 30.0  # seconds a core has to import gRPC, bind and say it is ready
 
 
 def ports_free(host: str, base: int, n: int) -> bool:
@@ -81,6 +82,10 @@ class Supervisor:
         self.restarts = 0
         self._stopping = False
         self._pending: dict[int, tuple[int, float]] = {}  # core -> (failed attempts, next try)
+        # Core c is pinned to the c-th CPU this process may run on (not CPU c: a container's
+        # cpuset may not include it, and sched_setaffinity would refuse).
+        pin = opts.pin and hasattr(os, "sched_getaffinity")
+        self._cpus: list[int] = sorted(os.sched_getaffinity(0)) if pin else []
 
     def _fork_worker(self, core: int) -> int:
         r, w = os.pipe()
@@ -93,9 +98,8 @@ class Supervisor:
                 for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)
                 die_with_parent(parent)
-                if self.opts.pin and hasattr(os, "sched_setaffinity"):
-                    ncpu = os.cpu_count() or 1
-                    os.sched_setaffinity(0, {core % ncpu})
+                if self._cpus:
+                    os.sched_setaffinity(0, {self._cpus[core % len(self._cpus)]})
                 from memsim.server.worker import run_worker
 
                 assert self.machine is not None
@@ -122,13 +126,13 @@ class Supervisor:
         self.workers.pop(pid, None)
 
     def _await_ready(self, fd: int, core: int) -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.opts.start_timeout
         buf = b""
         try:
             while b"\n" not in buf:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise RuntimeError(f"core {core} did not start within 30 s")
+                    raise RuntimeError(f"core {core} did not start within {self.opts.start_timeout:g} s")
                 ready, _, _ = select.select([fd], [], [], left)
                 if ready:
                     chunk = os.read(fd, 64)
@@ -151,16 +155,22 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_signal)
         self.machine = Machine.create(self.config)
         scavenger: Scavenger | None = None
+        started = False
         try:
-            for core in range(self.config.cores):
-                self._fork_worker(core)
+            try:
+                for core in range(self.config.cores):
+                    self._fork_worker(core)
+            except (OSError, RuntimeError) as e:
+                print(f"memsim: {e}; {self._start_advice()}", file=sys.stderr)
+                return 1
+            started = True
             sup_heap = self.machine.supervisor_heap()
             scavenger = Scavenger(sup_heap, self.opts.scavenge_period, self.opts.scavenge_idle)
             scavenger.start()
             c = self.config
             print(f"memsim: serving on {self.opts.host}:{self.opts.port} "
                   f"(cores {c.cores} on ports {self.opts.port + 1}..{self.opts.port + c.cores}, "
-                  f"memory {c.memory_bytes} bytes, frames {c.frame_size} bytes, "
+                  f"{memory_shares(c)}, "
                   f"per-core caches {'on' if c.per_core_caches else 'off'}, "
                   f"locks {'one global' if c.global_lock else 'per class'}) "
                   f"segments {','.join(self.machine.segment_names)} "
@@ -173,8 +183,16 @@ class Supervisor:
                 scavenger.stop()
             self._stop_workers()
             self.machine.destroy()
-            print("memsim: stopped; shared memory unlinked", flush=True)
+            if started:
+                print("memsim: stopped; shared memory unlinked", flush=True)
         return 0
+
+    def _start_advice(self) -> str:
+        """The way out when a core fails to start, usually a busy host."""
+        pinned = (f"each worker is pinned to one CPU ({', '.join(map(str, self._cpus))}): try --no-pin to let the "
+                  f"kernel place them, " if self._cpus else "")
+        return (f"the server did not start and left nothing behind; {pinned}give more --start-timeout than "
+                f"{self.opts.start_timeout:g} s, or fewer --cores")
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self._stopping = True
@@ -241,6 +259,19 @@ class Supervisor:
                 time.sleep(0.05)
         for pid in list(self.workers):
             self._kill(pid)
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):g} MiB"
+
+
+def memory_shares(c: MachineConfig) -> str:
+    """Who gets which part of physical memory, in the words the README and `memsim stats` use."""
+    pool = c.vm_memory
+    heap = (f"heap {_mib(c.heap_bytes)} virtual, paged in the VM pool (--heap-in-vm)" if c.heap_in_vm
+            else f"heap {_mib(c.heap_bytes)} for the allocator and the cache")
+    return (f"physical memory {_mib(c.memory_bytes)} = {heap} + VM pool {_mib(pool)} "
+            f"({pool // c.frame_size} frames of {c.frame_size} B) for address spaces")
 
 
 def die_with_parent(parent: int) -> None:
