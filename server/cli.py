@@ -198,18 +198,33 @@ def cmd_stats(args: argparse.Namespace) -> int:
         with Client(args.target, timeout=args.timeout) as c:
             st = c.stats(check_heap=args.check)
             info = c.info()
+        pool = vm_pool_bytes(args.target, args.timeout)
     except MemsimError as e:
         print(f"memsim stats: {args.target}: {e.code.name}: {e}", file=sys.stderr)
         if e.code.name == "UNAVAILABLE":
             print("is a server running there? point at it with --target HOST:PORT", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(stats_to_dict(st, info), indent=2))
+        print(json.dumps(stats_to_dict(st, info, pool), indent=2))
     else:
-        render_stats(st, info, all_classes=args.all)
+        render_stats(st, info, all_classes=args.all, vm_pool_bytes=pool)
         if args.check:
             print("heap check: " + ("ok" if not st.heap_problems else "; ".join(st.heap_problems)))
     return 1 if st.heap_problems else 0
+
+
+def vm_pool_bytes(target: str, timeout: float) -> int:
+    """The VM pool's share of physical memory (0 on a machine started without virtual memory)."""
+    from memsim.client import MemsimError, VMClient
+
+    try:
+        with VMClient(target, timeout=timeout) as vm:
+            st = vm.vmstat()
+    except MemsimError as e:
+        if e.code.name == "UNIMPLEMENTED":
+            return 0
+        raise
+    return st["pool_frames"] * st["page_size"]
 
 
 def cmd_sizeclasses(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 
@@ -116,3 +117,54 @@ def test_maxmemory_rule_is_the_same_for_serve_and_config_set():
     assert reason in refused.stderr, (refused.stderr, reason)
     ok = memsim("serve", "--port", "0", "--memory", "8MiB", "--maxmemory", "5mb", "--start-timeout", "0.001")
     assert "heap" not in ok.stderr  # got past the rule (and then gave up starting, on purpose)
+
+
+def test_bench_cache_restores_the_config_it_changed_and_reports_an_unreachable_rate(tmp_path):
+    report = tmp_path / "out.json"
+    with running_server(cores=1, memory="16MiB") as srv, Cache(target=srv.target) as r:
+        r.config_set("maxmemory", "5mb")
+        r.config_set("maxmemory-policy", "allkeys-lfu")
+        out = memsim("bench", "cache", "--target", srv.target, "-p", "1", "-t", "0.5", "--warmup", "0", "-k", "500",
+                     "--maxmemory", "1mb", "--maxmemory-policy", "s3fifo", "--rate", "1e9", "--no-progress",
+                     "--json", str(report), timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert r.config_get("maxmemory") == {"maxmemory": str(5 << 20)}
+        assert r.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lfu"}
+    said = out.stderr.splitlines()
+    assert any("FLUSHALL" in ln and "--no-flush" in ln for ln in said), out.stderr  # said up front
+    assert any("restored" in ln and "maxmemory-policy" in ln for ln in said), out.stderr
+    data = json.loads(report.read_text())
+    assert data["rate"]["requested"] == 1e9 and 0 < data["rate"]["achieved"] < 1e9
+    assert data["server"]["config"]["maxmemory-policy"] == "s3fifo"  # the run itself ran under the bench's config
+    assert data["restored"] == {"maxmemory": str(5 << 20), "maxmemory-policy": "allkeys-lfu"}
+    assert "achieved" in out.stdout and "requested" in out.stdout
+
+
+def test_memsim_vm_reads_at_80_columns():
+    from memsim.client import VMClient
+
+    with running_server(cores=1, memory="16MiB") as srv, VMClient(srv.target) as vm:
+        sp = vm.create_space(page_table="multilevel", name="eighty")
+        heap = sp.mmap(1 << 20, kind="heap", name="heap")
+        stack = sp.mmap(64 << 10, kind="stack", name="main-thread-stack")
+        sp.store(heap, b"x")
+        sp.store(stack + (64 << 10) - 8, b"y")
+        out = subprocess.run([sys.executable, "-m", "memsim.server", "vm", "--target", srv.target],
+                             capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "80"})
+        sp.destroy()
+    assert out.returncode == 0, out.stderr
+    wide = [ln for ln in out.stdout.splitlines() if len(ln) > 80]
+    assert not wide, "\n".join(wide)
+    for word in ("pgfault", "pgmajfault", "swap", "TLB", "main-thread-stack", "eighty", "rw-", f"{heap:x}"):
+        assert word in out.stdout, (word, out.stdout)
+    assert "…" not in out.stdout  # nothing cut short
+
+
+def test_physical_memory_heap_and_vm_pool_are_named_alike_by_serve_and_stats():
+    with running_server(cores=1, memory="16MiB") as srv:
+        started = srv.output[-1]
+        text = memsim("stats", "--target", srv.target).stdout
+        machine = json.loads(memsim("stats", "--target", srv.target, "--json").stdout)["machine"]
+    assert machine["heap_bytes"] == 12 << 20 and machine["vm_pool_bytes"] == 4 << 20
+    for said in (started, " ".join(text.split())):
+        assert "physical memory 16" in said and "heap 12" in said and "VM pool 4" in said, said
