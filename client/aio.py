@@ -98,31 +98,31 @@ class AsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _call(self, method, request):
+    async def _call(self, method, request, timeout: float | None = None):
         if self._closed:
             raise client_closed(self)
         try:
-            return await method(request, timeout=self.timeout)
+            return await method(request, timeout=self.timeout if timeout is None else timeout)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
-    async def alloc(self, size: int) -> Allocation:
-        r = await self._call(self._stub.Alloc, build_request(pb.AllocRequest, size=size))
+    async def alloc(self, size: int, *, timeout: float | None = None) -> Allocation:
+        r = await self._call(self._stub.Alloc, build_request(pb.AllocRequest, size=size), timeout)
         return Allocation(r.address, r.size, r.usable_size, r.size_class, LAYER_NAMES[r.layer], r.core,
                           [(w.lock, w.wait_ns) for w in r.lock_waits])
 
-    async def free(self, obj: Allocation | int) -> Freed:
-        r = await self._call(self._stub.Free, build_request(pb.FreeRequest, address=address_of(obj)))
+    async def free(self, obj: Allocation | int, *, timeout: float | None = None) -> Freed:
+        r = await self._call(self._stub.Free, build_request(pb.FreeRequest, address=address_of(obj)), timeout)
         return Freed(LAYER_NAMES[r.layer], r.core, [(w.lock, w.wait_ns) for w in r.lock_waits])
 
-    async def read(self, address: int, length: int, offset: int = 0) -> bytes:
+    async def read(self, address: int, length: int, offset: int = 0, *, timeout: float | None = None) -> bytes:
         r = await self._call(self._stub.Read, build_request(pb.ReadRequest, address=address, offset=offset,
-                                                             length=length))
+                                                             length=length), timeout)
         return r.data
 
-    async def write(self, address: int, data: bytes, offset: int = 0) -> None:
+    async def write(self, address: int, data: bytes, offset: int = 0, *, timeout: float | None = None) -> None:
         await self._call(self._stub.Write, build_request(pb.WriteRequest, address=address, offset=offset,
-                                                         data=bytes(data)))
+                                                         data=bytes(data)), timeout)
 
     async def put_value(self, value: Any) -> Allocation:
         payload = msgpack.packb(value, use_bin_type=True)
@@ -144,11 +144,11 @@ class AsyncClient:
             search.learn((await self.execute(b)).results)
         return search.size
 
-    async def info(self) -> pb.MachineInfo:
-        return await self._call(self._stub.GetInfo, pb.InfoRequest())
+    async def info(self, *, timeout: float | None = None) -> pb.MachineInfo:
+        return await self._call(self._stub.GetInfo, pb.InfoRequest(), timeout)
 
-    async def stats(self, check_heap: bool = False) -> pb.Stats:
-        return await self._call(self._stub.GetStats, pb.StatsRequest(check_heap=check_heap))
+    async def stats(self, check_heap: bool = False, *, timeout: float | None = None) -> pb.Stats:
+        return await self._call(self._stub.GetStats, pb.StatsRequest(check_heap=check_heap), timeout)
 
     async def wait_ready(self, timeout: float = 10.0) -> None:
         try:

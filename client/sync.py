@@ -11,8 +11,8 @@
         b.execute()
 
 `core=N` connects to that core's own port (port + 1 + N) instead of the shared one. Every
-unary call carries a deadline (`timeout`, 10 s by default); a batch waits for its reply at
-most as long. Batches ride one long-lived bidirectional stream per client.
+unary call carries a deadline (the client's `timeout`, 10 s by default, or the call's own
+`timeout=`); a batch waits for its reply at most as long. Batches ride one long-lived bidirectional stream per client.
 """
 
 from __future__ import annotations
@@ -184,11 +184,11 @@ class Client:
         except grpc.FutureTimeoutError:
             raise DeadlineExceeded(f"server at {self.target} not ready within {timeout} s") from None
 
-    def _call(self, method, request):
+    def _call(self, method, request, timeout: float | None = None):
         if self._closed:
             raise client_closed(self)
         try:
-            return method(request, timeout=self.timeout)
+            return method(request, timeout=self.timeout if timeout is None else timeout)
         except grpc.RpcError as e:
             err = from_rpc_error(e)
             if isinstance(err, Unavailable) and self.core is not None:
@@ -201,22 +201,24 @@ class Client:
 
     # -- single operations -----------------------------------------------------------------
 
-    def alloc(self, size: int) -> Allocation:
-        r = self._call(self._stub.Alloc, self._request(pb.AllocRequest, size=size))
+    def alloc(self, size: int, *, timeout: float | None = None) -> Allocation:
+        r = self._call(self._stub.Alloc, self._request(pb.AllocRequest, size=size), timeout)
         return Allocation(r.address, r.size, r.usable_size, r.size_class, LAYER_NAMES[r.layer], r.core,
                           [(w.lock, w.wait_ns) for w in r.lock_waits])
 
-    def free(self, obj: Allocation | int) -> Freed:
+    def free(self, obj: Allocation | int, *, timeout: float | None = None) -> Freed:
         """Free an object, given as its Allocation or its address."""
-        r = self._call(self._stub.Free, self._request(pb.FreeRequest, address=address_of(obj)))
+        r = self._call(self._stub.Free, self._request(pb.FreeRequest, address=address_of(obj)), timeout)
         return Freed(LAYER_NAMES[r.layer], r.core, [(w.lock, w.wait_ns) for w in r.lock_waits])
 
-    def read(self, address: int, length: int, offset: int = 0) -> bytes:
+    def read(self, address: int, length: int, offset: int = 0, *, timeout: float | None = None) -> bytes:
+        """`length` bytes from `offset` bytes into the object at `address`."""
         return self._call(self._stub.Read, self._request(pb.ReadRequest, address=address, offset=offset,
-                                                         length=length)).data
+                                                         length=length), timeout).data
 
-    def write(self, address: int, data: bytes, offset: int = 0) -> None:
-        self._call(self._stub.Write, self._request(pb.WriteRequest, address=address, offset=offset, data=bytes(data)))
+    def write(self, address: int, data: bytes, offset: int = 0, *, timeout: float | None = None) -> None:
+        self._call(self._stub.Write, self._request(pb.WriteRequest, address=address, offset=offset, data=bytes(data)),
+                   timeout)
 
     # -- structured values (msgpack) -----------------------------------------------------
 
@@ -244,12 +246,12 @@ class Client:
             search.learn(self.execute(b).results)
         return search.size
 
-    def info(self) -> pb.MachineInfo:
-        return self._call(self._stub.GetInfo, pb.InfoRequest())
+    def info(self, *, timeout: float | None = None) -> pb.MachineInfo:
+        return self._call(self._stub.GetInfo, pb.InfoRequest(), timeout)
 
-    def stats(self, check_heap: bool = False) -> pb.Stats:
+    def stats(self, check_heap: bool = False, *, timeout: float | None = None) -> pb.Stats:
         """Heap figures, locks and caches; check_heap=True also verifies the heap's invariants."""
-        return self._call(self._stub.GetStats, pb.StatsRequest(check_heap=check_heap))
+        return self._call(self._stub.GetStats, pb.StatsRequest(check_heap=check_heap), timeout)
 
     # -- batches ---------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from memsim.client import (
     InvalidArgument,
     VMClient,
 )
-from tests.servers import running_server
+from tests.servers import page_heap_locked, running_server
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +106,29 @@ def test_get_value_of_bytes_that_are_not_msgpack_says_what_it_found(srv):
         m.write(b.address, b"hello")  # one fixint, then four bytes too many
         with pytest.raises(InvalidArgument, match="msgpack"):
             m.get_value(b.address)
+
+
+def test_every_allocator_call_takes_its_own_timeout(srv):
+    from memsim.client import DeadlineExceeded
+
+    with Client(srv.target, timeout=10) as m:
+        a = m.alloc(16, timeout=5)
+        m.write(a.address, b"hi", timeout=5, offset=3)
+        assert m.read(a.address, 2, offset=3, timeout=5) == b"hi"
+        assert m.stats(timeout=5).memstats.HeapObjects >= 1 and m.info(timeout=5).cores == 1
+        with page_heap_locked(srv.worker_pids[0]), pytest.raises(DeadlineExceeded):
+            m.alloc(1 << 20, timeout=0.5)  # waits for the page heap: this call's deadline, not the client's 10 s
+        m.free(a, timeout=5)
+
+
+def test_every_async_allocator_call_takes_its_own_timeout(srv):
+    from memsim.client import DeadlineExceeded
+
+    async def run():
+        async with AsyncClient(srv.target, timeout=10) as m:
+            a = await m.alloc(16, timeout=5)
+            with page_heap_locked(srv.worker_pids[0]), pytest.raises(DeadlineExceeded):
+                await m.alloc(1 << 20, timeout=0.5)
+            await m.free(a, timeout=5)
+
+    asyncio.run(run())

@@ -12,7 +12,7 @@ import pytest
 
 from memsim.client import Client, MemsimError
 from memsim.client.local import LocalServer
-from tests.servers import running_server
+from tests.servers import lock_waiters, page_heap_locked, running_server
 
 
 def test_sigterm_and_sigint_stop_cleanly_and_unlink_everything():
@@ -203,53 +203,35 @@ def test_a_core_full_of_idle_streams_refuses_at_once_then_recovers():
                 time.sleep(0.2)
 
 
-def _lock_file_of(pid: int) -> str:
-    """The machine's anonymous lock file, reopened through a worker's descriptor table."""
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        if "memsim-locks-" in os.readlink(f"/proc/{pid}/fd/{fd}"):
-            return f"/proc/{pid}/fd/{fd}"
-    raise AssertionError(f"worker {pid} has no lock file open")
-
-
-def _lock_waiters() -> set[int]:
-    """PIDs blocked on a record lock (the "->" lines of /proc/locks)."""
-    with open("/proc/locks") as f:
-        return {int(line.split()[5]) for line in f if "->" in line}
-
-
 def test_supervisor_killed_while_a_worker_is_busy_takes_it_and_the_segments_with_it():
-    import fcntl
     import threading
 
     srv = LocalServer(cores=2, memory="8MiB").start()
     worker = srv.worker_pids[0]
-    # Keep core 0 inside a call for as long as the test likes: hold the page heap's lock (byte 0
-    # of the lock file, 'mheap') and ask that core for a large object, which needs it.
-    held = os.open(_lock_file_of(worker), os.O_RDWR)
     client = Client(srv.target, core=0, timeout=60)
     try:
-        fcntl.lockf(held, fcntl.LOCK_EX, 1, 0, os.SEEK_SET)
+        # Keep core 0 inside a call for as long as the test likes: a large object needs the page
+        # heap's lock, which this process holds.
+        with page_heap_locked(worker):
+            def wait_for_the_heap() -> None:
+                with pytest.raises(MemsimError):  # the server dies under it
+                    client.alloc(1 << 20)
 
-        def wait_for_the_heap() -> None:
-            with pytest.raises(MemsimError):  # the server dies under it
-                client.alloc(1 << 20)
-
-        threading.Thread(target=wait_for_the_heap, daemon=True).start()
-        deadline = time.monotonic() + 20
-        while worker not in _lock_waiters():
-            assert time.monotonic() < deadline, "core 0 never waited for the page heap's lock"
-            time.sleep(0.05)
-        os.kill(srv.proc.pid, signal.SIGKILL)
-        srv.proc.wait(10)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and (srv.alive_workers() or srv.segments_left()):
-            time.sleep(0.1)
-        assert srv.alive_workers() == [], "a busy worker outlived its supervisor"
-        assert srv.segments_left() == []
+            threading.Thread(target=wait_for_the_heap, daemon=True).start()
+            deadline = time.monotonic() + 20
+            while worker not in lock_waiters():
+                assert time.monotonic() < deadline, "core 0 never waited for the page heap's lock"
+                time.sleep(0.05)
+            os.kill(srv.proc.pid, signal.SIGKILL)
+            srv.proc.wait(10)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and (srv.alive_workers() or srv.segments_left()):
+                time.sleep(0.1)
+            assert srv.alive_workers() == [], "a busy worker outlived its supervisor"
+            assert srv.segments_left() == []
     finally:
         for pid in srv.alive_workers():
             os.kill(pid, signal.SIGKILL)
-        os.close(held)
         client.close()
 
 
