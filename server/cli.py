@@ -159,20 +159,25 @@ def default_vm_memory(memory: int, frame_size: int) -> int:
     return memory // 4 // max(frame_size, 8192) * max(frame_size, 8192)
 
 
+def machine_config(args: argparse.Namespace):
+    """The MachineConfig that `memsim serve` with these flags would build (not yet validated)."""
+    from memsim.sim.system import MachineConfig
+
+    return MachineConfig(memory_bytes=args.memory, frame_size=args.frame_size, cores=args.cores,
+                         per_core_caches=not args.no_caches, global_lock=args.global_lock,
+                         max_keys=args.max_keys, maxmemory=args.maxmemory, maxmemory_policy=args.maxmemory_policy,
+                         vm_memory=default_vm_memory(args.memory, args.frame_size) if args.vm_memory is None
+                         else args.vm_memory, vm_policy=args.vm_policy, swap_bytes=args.swap,
+                         tlb_entries=args.tlb_entries, tlb_ways=args.tlb_ways, thp=args.thp,
+                         khugepaged_ms=args.khugepaged_ms, heap_in_vm=args.heap_in_vm,
+                         hugetlb_pages=args.hugetlb_pages, heap_virtual_bytes=args.heap_virtual)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from memsim.server.supervisor import ServeOptions, serve
     from memsim.sim.machine.shm import SharedMemoryFull
-    from memsim.sim.system import MachineConfig
 
-    config = MachineConfig(memory_bytes=args.memory, frame_size=args.frame_size, cores=args.cores,
-                           per_core_caches=not args.no_caches, global_lock=args.global_lock,
-                           max_keys=args.max_keys, maxmemory=args.maxmemory, maxmemory_policy=args.maxmemory_policy,
-                           vm_memory=default_vm_memory(args.memory, args.frame_size) if args.vm_memory is None
-                           else args.vm_memory, vm_policy=args.vm_policy, swap_bytes=args.swap,
-                           tlb_entries=args.tlb_entries, tlb_ways=args.tlb_ways, thp=args.thp,
-                           khugepaged_ms=args.khugepaged_ms, heap_in_vm=args.heap_in_vm,
-                           hugetlb_pages=args.hugetlb_pages,
-                           heap_virtual_bytes=args.heap_virtual)
+    config = machine_config(args)
     try:
         config.validate()
     except SimError as e:
