@@ -22,6 +22,7 @@ import json
 import multiprocessing as mp
 import queue
 import random
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -405,9 +406,9 @@ def run_alloc_bench(load: AllocLoad, json_path: str | None = None, quiet: bool =
     try:
         r = run_alloc_load(load)
     except MemsimError as e:
-        print(f"memsim bench alloc: {load.target}: {e.code.name}: {e}")
-        if e.code.name == "UNAVAILABLE":
-            print("is a server running there? point at it with --target HOST:PORT")
+        unavailable = e.code.name == "UNAVAILABLE"
+        hint = "; is a server running there? point at it with --target HOST:PORT" if unavailable else ""
+        print(f"memsim bench alloc: {load.target}: {e.code.name}: {e}{hint}", file=sys.stderr)
         return 1
     if not quiet:
         print_report(r)
