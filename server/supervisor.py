@@ -35,7 +35,7 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 50051  # 0 = pick free ports
-    pin: bool = True  # pin worker c to CPU c % ncpu
+    pin: bool = True  # pin worker c to the c-th CPU (mod their number) this process may use
     scavenge_period: float = 1.0
     scavenge_idle: float = 5.0
     start_timeout: float = 30.0  # seconds a core has to import gRPC, bind and say it is ready
@@ -267,11 +267,12 @@ def _mib(n: int) -> str:
 
 def memory_shares(c: MachineConfig) -> str:
     """Who gets which part of physical memory, in the words the README and `memsim stats` use."""
-    pool = c.vm_memory
-    heap = (f"heap {_mib(c.heap_bytes)} virtual, paged in the VM pool (--heap-in-vm)" if c.heap_in_vm
-            else f"heap {_mib(c.heap_bytes)} for the allocator and the cache")
-    return (f"physical memory {_mib(c.memory_bytes)} = {heap} + VM pool {_mib(pool)} "
-            f"({pool // c.frame_size} frames of {c.frame_size} B) for address spaces")
+    pool = f"VM pool {_mib(c.vm_memory)} ({c.vm_memory // c.frame_size} frames of {c.frame_size} B)"
+    if c.heap_in_vm:
+        return (f"physical memory {_mib(c.memory_bytes)}, of which the {pool} pages address spaces and the "
+                f"heap's {_mib(c.heap_bytes)} virtual arena for the allocator and the cache")
+    return (f"physical memory {_mib(c.memory_bytes)} = heap {_mib(c.heap_bytes)} for the allocator and the cache "
+            f"+ {pool} for address spaces")
 
 
 def die_with_parent(parent: int) -> None:
