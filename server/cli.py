@@ -193,6 +193,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except SimError as e:  # the machine could not be built from a configuration that looked valid
         print(f"memsim serve: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # e.g. the swap file's directory (MEMSIM_SWAP_DIR, else the temp dir)
+        where = f": {e.filename}" if e.filename else ""
+        print(f"memsim serve: cannot set the machine up: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -257,7 +261,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         MachineConfig(memory_bytes=args.memory, cores=args.cores).validate()
     except SimError as e:
         return usage_error(args, str(e))
-    return run_demo(cores=args.cores, memory=args.memory, clients=args.clients, seconds=args.seconds)
+    try:
+        return run_demo(cores=args.cores, memory=args.memory, clients=args.clients, seconds=args.seconds)
+    except RuntimeError as e:  # its server did not start, or a load process failed: the last line says why
+        last = [ln for ln in str(e).splitlines() if ln.strip()][-1:] or [repr(e)]
+        print(f"memsim demo: {last[0]}", file=sys.stderr)
+        return 1
 
 
 def cmd_bench_alloc(args: argparse.Namespace) -> int:

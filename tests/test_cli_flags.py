@@ -168,3 +168,18 @@ def test_physical_memory_heap_and_vm_pool_are_named_alike_by_serve_and_stats():
     assert machine["heap_bytes"] == 12 << 20 and machine["vm_pool_bytes"] == 4 << 20
     for said in (started, " ".join(text.split())):
         assert "physical memory 16" in said and "heap 12" in said and "VM pool 4" in said, said
+
+
+def test_a_machine_that_cannot_be_built_is_one_line_and_leaves_no_segment():
+    """The swap file goes where MEMSIM_SWAP_DIR says; a directory that is not there fails the
+    machine's boot after its segments exist: they must be unlinked, and the error said once."""
+    env = {**os.environ, "MEMSIM_SWAP_DIR": "/nonexistent/memsim-swap"}
+    for args in (["serve", "--port", "0", "--cores", "1", "--memory", "4MiB"],
+                 ["demo", "--cores", "1", "--memory", "4MiB", "--clients", "1", "--seconds", "0.1"]):
+        out = subprocess.run([sys.executable, "-m", "memsim.server", *args], capture_output=True, text=True,
+                             timeout=120, env=env)
+        assert out.returncode != 0
+        for bad in ("Traceback", "leaked", "Exception ignored"):
+            assert bad not in out.stderr, out.stderr
+        lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "/nonexistent/memsim-swap" in lines[0], out.stderr
