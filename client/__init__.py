@@ -9,6 +9,8 @@ from memsim.client.aio import AsyncClient
 from memsim.client.cache import Cache, Pipeline
 from memsim.client.cache_aio import AsyncCache, AsyncPipeline
 from memsim.client.errors import (
+    ClientClosed,
+    ConnectionError,
     DeadlineExceeded,
     FailedPrecondition,
     Internal,
@@ -37,6 +39,8 @@ __all__ = [
     "BatchResult",
     "Cache",
     "Client",
+    "ClientClosed",
+    "ConnectionError",
     "DeadlineExceeded",
     "FailedPrecondition",
     "Freed",

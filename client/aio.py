@@ -15,9 +15,9 @@ from typing import Any
 import grpc
 import msgpack
 
-from memsim.client.errors import DeadlineExceeded, Unavailable, from_rpc_error
+from memsim.client.errors import ClientClosed, DeadlineExceeded, Unavailable, client_closed, from_rpc_error
 from memsim.client.sync import DEFAULT_TIMEOUT, build_request, channel_options, core_target
-from memsim.client.types import LAYER_NAMES, Allocation, Batch, BatchResult, Freed
+from memsim.client.types import LAYER_NAMES, Allocation, Batch, BatchResult, Freed, ObjectSize, address_of, decode_value
 from memsim.v1 import machine_pb2 as pb
 from memsim.v1 import machine_pb2_grpc
 
@@ -32,9 +32,13 @@ class AsyncStreamSession:
         self._stream = None
         self._lock = asyncio.Lock()
         self._seq = 0
+        self._closed = False
 
     async def roundtrip(self, make_request, timeout: float) -> Any:
         async with self._lock:
+            if self._closed:
+                raise ClientClosed(f"this client is closed (its {self.what} stream went with it); "
+                                   f"make a new one to go on")
             if self._stream is None:
                 self._stream = self._open()
             self._seq += 1
@@ -64,6 +68,11 @@ class AsyncStreamSession:
             self._stream.cancel()
             self._stream = None
 
+    def close(self) -> None:
+        """The client is closing: end the stream, and refuse every later round trip."""
+        self._closed = True
+        self.cancel()
+
 
 class AsyncClient:
     """The asyncio twin of `Client`: same calls, awaited; `await client.batch().execute()`."""
@@ -77,8 +86,11 @@ class AsyncClient:
         self._batches = AsyncStreamSession(self._stub.Batch)
 
     async def close(self) -> None:
-        self._batches.cancel()
+        self._closed = True
+        self._batches.close()
         await self._channel.close()
+
+    _closed = False
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -86,29 +98,31 @@ class AsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _call(self, method, request):
+    async def _call(self, method, request, timeout: float | None = None):
+        if self._closed:
+            raise client_closed(self)
         try:
-            return await method(request, timeout=self.timeout)
+            return await method(request, timeout=self.timeout if timeout is None else timeout)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
-    async def alloc(self, size: int) -> Allocation:
-        r = await self._call(self._stub.Alloc, build_request(pb.AllocRequest, size=size))
+    async def alloc(self, size: int, *, timeout: float | None = None) -> Allocation:
+        r = await self._call(self._stub.Alloc, build_request(pb.AllocRequest, size=size), timeout)
         return Allocation(r.address, r.size, r.usable_size, r.size_class, LAYER_NAMES[r.layer], r.core,
                           [(w.lock, w.wait_ns) for w in r.lock_waits])
 
-    async def free(self, address: int) -> Freed:
-        r = await self._call(self._stub.Free, build_request(pb.FreeRequest, address=address))
+    async def free(self, obj: Allocation | int, *, timeout: float | None = None) -> Freed:
+        r = await self._call(self._stub.Free, build_request(pb.FreeRequest, address=address_of(obj)), timeout)
         return Freed(LAYER_NAMES[r.layer], r.core, [(w.lock, w.wait_ns) for w in r.lock_waits])
 
-    async def read(self, address: int, length: int, offset: int = 0) -> bytes:
+    async def read(self, address: int, length: int, offset: int = 0, *, timeout: float | None = None) -> bytes:
         r = await self._call(self._stub.Read, build_request(pb.ReadRequest, address=address, offset=offset,
-                                                             length=length))
+                                                             length=length), timeout)
         return r.data
 
-    async def write(self, address: int, data: bytes, offset: int = 0) -> None:
+    async def write(self, address: int, data: bytes, offset: int = 0, *, timeout: float | None = None) -> None:
         await self._call(self._stub.Write, build_request(pb.WriteRequest, address=address, offset=offset,
-                                                         data=bytes(data)))
+                                                         data=bytes(data)), timeout)
 
     async def put_value(self, value: Any) -> Allocation:
         payload = msgpack.packb(value, use_bin_type=True)
@@ -116,14 +130,25 @@ class AsyncClient:
         await self.write(a.address, payload)
         return a
 
-    async def get_value(self, obj: Allocation) -> Any:
-        return msgpack.unpackb(await self.read(obj.address, obj.size), raw=False)
+    async def get_value(self, obj: Allocation | int) -> Any:
+        address = address_of(obj)
+        size = obj.size if isinstance(obj, Allocation) else await self.object_size(address)
+        return decode_value(await self.read(address, size), address)
 
-    async def info(self) -> pb.MachineInfo:
-        return await self._call(self._stub.GetInfo, pb.InfoRequest())
+    async def object_size(self, address: int) -> int:
+        search = ObjectSize(address)
+        while offsets := search.offsets():
+            b = self.batch()
+            for o in offsets:
+                b.read(address, 1, offset=o)
+            search.learn((await self.execute(b)).results)
+        return search.size
 
-    async def stats(self, check_heap: bool = False) -> pb.Stats:
-        return await self._call(self._stub.GetStats, pb.StatsRequest(check_heap=check_heap))
+    async def info(self, *, timeout: float | None = None) -> pb.MachineInfo:
+        return await self._call(self._stub.GetInfo, pb.InfoRequest(), timeout)
+
+    async def stats(self, check_heap: bool = False, *, timeout: float | None = None) -> pb.Stats:
+        return await self._call(self._stub.GetStats, pb.StatsRequest(check_heap=check_heap), timeout)
 
     async def wait_ready(self, timeout: float = 10.0) -> None:
         try:

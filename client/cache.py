@@ -39,7 +39,7 @@ from memsim.client.errors import (
     DeadlineExceeded,
     InvalidArgument,
     MemsimError,
-    Unavailable,
+    client_closed,
     from_code,
     from_rpc_error,
 )
@@ -444,7 +444,7 @@ class Cache(CacheCommands):
 
     def execute_command(self, *args: Any, callback: Callback = None) -> Any:
         if self._closed:
-            raise Unavailable(f"this Cache ({self.target}) was closed")
+            raise client_closed(self)
         req = pb.CommandRequest(args=[a if isinstance(a, bytes) else encode(a) for a in args])
         try:
             reply = self._stub.Command(req, timeout=self.timeout)

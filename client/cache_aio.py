@@ -30,7 +30,7 @@ from memsim.client.cache import (
     resolve_target,
     to_batch,
 )
-from memsim.client.errors import DeadlineExceeded, InvalidArgument, MemsimError, from_rpc_error
+from memsim.client.errors import DeadlineExceeded, InvalidArgument, MemsimError, client_closed, from_rpc_error
 from memsim.client.sync import DEFAULT_TIMEOUT, channel_options, core_target
 from memsim.v1 import cache_pb2 as pb
 from memsim.v1 import cache_pb2_grpc
@@ -60,8 +60,11 @@ class AsyncCache(CacheCommands):
         return cls(**parse_url(url), **kw)
 
     async def close(self) -> None:
-        self._pipelines.cancel()
+        self._closed = True
+        self._pipelines.close()
         await self._channel.close()
+
+    _closed = False
 
     async def __aenter__(self) -> AsyncCache:
         return self
@@ -79,6 +82,8 @@ class AsyncCache(CacheCommands):
         return self._command(args, callback)
 
     async def _command(self, args: tuple[Any, ...], callback: Callback) -> Any:
+        if self._closed:
+            raise client_closed(self)
         req = pb.CommandRequest(args=[a if isinstance(a, bytes) else encode(a) for a in args])
         try:
             reply = await self._stub.Command(req, timeout=self.timeout)

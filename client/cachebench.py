@@ -89,6 +89,8 @@ class CacheLoad:
 
 def parse_sizes(spec: str) -> tuple[int, int]:
     lo, _, hi = spec.partition("-")
+    if not lo.isdigit() or not (hi or lo).isdigit():
+        raise ValueError(f"value size {spec!r}: give N or A-B bytes, e.g. 32 or 16-256")
     a, b = int(lo), int(hi or lo)
     if not 0 <= a <= b:
         raise ValueError(f"value size {spec!r}: give N or A-B with 0 <= A <= B")
@@ -303,26 +305,61 @@ def _server_info(load: CacheLoad) -> dict[str, int]:
             close()
 
 
-def _prepare(load: CacheLoad) -> int:
-    """FLUSHALL and CONFIG SET before the run; the number of cores (memsim) or 1."""
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _prepare(load: CacheLoad) -> tuple[int, dict[str, str]]:
+    """FLUSHALL and CONFIG SET before the run. Returns the number of cores (memsim) or 1, and
+    the values the CONFIG SETs replaced, for `_restore` after the run."""
     c = make_client(load, 0, 1)
+    saved: dict[str, str] = {}
     try:
         for name, value in load.config.items():
+            old = c.config_get(name)
             c.config_set(name, value)
+            saved.update({_text(k): _text(v) for k, v in old.items()})
         if load.flush:
             c.flushall()
         if load.kind == "memsim":
-            return int(c.info("server")["cores"])
-        return 1
+            return int(c.info("server")["cores"]), saved
+        return 1, saved
+    except BaseException:
+        _restore(load, saved, c)
+        raise
     finally:
         close = getattr(c, "close", None)
         if close:
             close()
 
 
+def _restore(load: CacheLoad, saved: dict[str, str], client: Any = None) -> None:
+    """Give the server back the configuration the run changed (FLUSHALL's keys cannot be)."""
+    if not saved:
+        return
+    c = client or make_client(load, 0, 1)
+    try:
+        for name, value in saved.items():
+            c.config_set(name, value)
+    finally:
+        close = getattr(c, "close", None)
+        if close and client is None:
+            close()
+
+
 def run_cache_load(load: CacheLoad) -> dict:
+    """Run the load; the server's configuration is restored afterwards, even after a failure."""
     load.validate()
-    cores = _prepare(load)
+    cores, saved = _prepare(load)
+    try:
+        report = _run(load, cores)
+    finally:
+        _restore(load, saved)
+    report["restored"] = saved
+    return report
+
+
+def _run(load: CacheLoad, cores: int) -> dict:
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(load.processes + 1)
     results = ctx.Queue()
@@ -389,6 +426,7 @@ def summarize(load: CacheLoad, got: list, before: dict, after: dict) -> dict:
     return {
         "load": asdict(load),
         "ops": t.ops, "elapsed_s": round(elapsed, 3), "ops_per_s": round(t.ops / elapsed, 1),
+        "rate": {"requested": load.rate, "achieved": round(t.ops / elapsed, 1)} if load.rate else None,
         "gets": t.gets, "sets": t.sets, "hit_ratio": round(t.hits / t.gets, 4) if t.gets else None,
         "errors": t.errors, "error_samples": samples[:5],
         "latency_us": {"p50": hist.get_value_at_percentile(50), "p99": hist.get_value_at_percentile(99),
@@ -424,14 +462,40 @@ def print_report(r: dict) -> None:
             ("hit ratio (server keyspace_hits)", "-" if s["hit_ratio"] is None else f"{s['hit_ratio']:.4f}"),
             ("evicted keys", f"{s['evicted_keys']:,}"), ("expired keys", f"{s['expired_keys']:,}"),
             ("used_memory at the end", f"{s['used_memory']:,}"), ("errors", f"{r['errors']:,}")]
+    rate = r.get("rate")
+    if rate:
+        short = rate["achieved"] < 0.95 * rate["requested"]
+        rows.insert(1, ("rate achieved / requested (ops/s)", f"{rate['achieved']:,.0f} / {rate['requested']:,.0f}"
+                        + (" (short)" if short else "")))
     for k, v in rows:
         t.add_row(k, v)
     Console().print(t)
+    if rate and rate["achieved"] < 0.95 * rate["requested"]:
+        print(f"  the requested rate was not reached: achieved {rate['achieved']:,.0f} ops/s of "
+              f"{rate['requested']:,.0f} (the server or these {ld['processes']} client processes are the limit); "
+              f"compare hit ratios only at rates both caches reached")
+    if r.get("restored"):
+        print("  restored after the run: " + ", ".join(f"{k} {v}" for k, v in r["restored"].items()))
     for e in r["error_samples"]:
         print(f"  error: {e}")
 
 
+def announce(load: CacheLoad) -> list[str]:
+    """What the run will do to the server beyond its load, said before it does it."""
+    said = []
+    if load.flush:
+        said.append(f"FLUSHALL on {load.target} first: its keys are deleted (--no-flush keeps them)")
+    if load.config:
+        said.append(", ".join(f"{k} {v}" for k, v in load.config.items())
+                    + " for the run; the previous values are restored after it")
+    return said
+
+
 def run_cache_bench(load: CacheLoad, json_path: str | None = None, quiet: bool = False) -> int:
+    import sys
+
+    for line in announce(load):
+        print(f"memsim bench cache: {line}", file=sys.stderr)
     r = run_cache_load(load)
     if not quiet:
         print_report(r)

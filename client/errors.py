@@ -55,11 +55,21 @@ class Unavailable(MemsimError, ConnectionError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class ClientClosed(Unavailable):
+    """A call on a client after its close() (or its `with` block): make a new client."""
+
+
+def client_closed(client: object) -> ClientClosed:
+    return ClientClosed(f"this {type(client).__name__} ({getattr(client, 'target', '?')}) is closed; "
+                        f"make a new one to go on")
+
+
 class DeadlineExceeded(MemsimError, TimeoutError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 OutOfMemoryError = ResourceExhausted  # redis-py's name for the OOM error reply
+ConnectionError = Unavailable  # redis-py's name: no server there, or a closed client
 
 
 class Internal(MemsimError):

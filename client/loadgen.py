@@ -22,6 +22,7 @@ import json
 import multiprocessing as mp
 import queue
 import random
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -44,6 +45,17 @@ class AllocLoad:
     cross_free: float = 0.1
     seed: int = 4141
     progress: bool = True
+
+    def validate(self) -> None:
+        """ValueError naming the first bad field, before any process starts or any call is made."""
+        if self.processes < 1 or self.slots < 1 or self.batch < 1:
+            raise ValueError("processes, slots and batch must be at least 1")
+        if not self.seconds > 0:
+            raise ValueError(f"seconds {self.seconds} must be above 0")
+        if not 1 <= self.min_size <= self.max_size:
+            raise ValueError(f"--min-size {self.min_size} and --max-size {self.max_size}: give 1 <= min <= max")
+        if not 0 <= self.cross_free <= 1:
+            raise ValueError(f"--cross-free {self.cross_free} is a fraction between 0 and 1")
 
 
 @dataclass
@@ -246,6 +258,7 @@ def run_alloc_load(load: AllocLoad) -> dict:
     """Run the load and return the report as a dict (also used by bench/)."""
     from memsim.client import Client
 
+    load.validate()
     with Client(load.target, timeout=10.0) as c:
         c.wait_ready(10.0)
         info = c.info()
@@ -393,9 +406,9 @@ def run_alloc_bench(load: AllocLoad, json_path: str | None = None, quiet: bool =
     try:
         r = run_alloc_load(load)
     except MemsimError as e:
-        print(f"memsim bench alloc: {load.target}: {e.code.name}: {e}")
-        if e.code.name == "UNAVAILABLE":
-            print("is a server running there? point at it with --target HOST:PORT")
+        unavailable = e.code.name == "UNAVAILABLE"
+        hint = "; is a server running there? point at it with --target HOST:PORT" if unavailable else ""
+        print(f"memsim bench alloc: {load.target}: {e.code.name}: {e}{hint}", file=sys.stderr)
         return 1
     if not quiet:
         print_report(r)

@@ -35,22 +35,32 @@ def to_plain(msg: Message) -> dict:
     return out
 
 
-def stats_to_dict(st: pb.Stats, info: pb.MachineInfo | None = None) -> dict:
+def stats_to_dict(st: pb.Stats, info: pb.MachineInfo | None = None, vm_pool_bytes: int | None = None) -> dict:
     d = to_plain(st)
     if info is not None:
         d["machine"] = {"cores": info.cores, "memory_bytes": info.memory_bytes, "frame_size": info.frame_size,
                         "per_core_caches": info.per_core_caches, "global_lock": info.global_lock,
                         "atomics_backend": info.atomics_backend}
+        if vm_pool_bytes is not None:
+            d["machine"].update(heap_bytes=info.memory_bytes - vm_pool_bytes, vm_pool_bytes=vm_pool_bytes)
     return d
 
 
+def memory_shares(memory_bytes: int, vm_pool_bytes: int) -> str:
+    """Physical memory and its two shares, named as `memsim serve` and the README name them."""
+    return (f"physical memory {human(memory_bytes)} = heap {human(memory_bytes - vm_pool_bytes)} (the allocator and "
+            f"the cache) + VM pool {human(vm_pool_bytes)} (address spaces)")
+
+
 def render_stats(st: pb.Stats, info: pb.MachineInfo | None = None, all_classes: bool = False,
-                 console: Console | None = None) -> None:
+                 console: Console | None = None, vm_pool_bytes: int | None = None) -> None:
     con = console or Console()
     ms = st.memstats
     if info is not None:
-        con.print(f"[bold]machine[/bold]: {info.cores} cores, {human(info.memory_bytes)} physical memory in "
-                  f"{info.frame_size}-byte frames; per-core caches {'on' if info.per_core_caches else 'off'}, "
+        memory = (memory_shares(info.memory_bytes, vm_pool_bytes) if vm_pool_bytes is not None
+                  else f"physical memory {human(info.memory_bytes)}")
+        con.print(f"[bold]machine[/bold]: {info.cores} cores; {memory}; {info.frame_size}-byte frames; "
+                  f"per-core caches {'on' if info.per_core_caches else 'off'}, "
                   f"{'one global lock' if info.global_lock else 'a lock per size class'}")
     heap = Table(title="heap (Go MemStats)", show_header=True)
     heap.add_column("field")

@@ -11,8 +11,8 @@
         b.execute()
 
 `core=N` connects to that core's own port (port + 1 + N) instead of the shared one. Every
-unary call carries a deadline (`timeout`, 10 s by default); a batch waits for its reply at
-most as long. Batches ride one long-lived bidirectional stream per client.
+unary call carries a deadline (the client's `timeout`, 10 s by default, or the call's own
+`timeout=`); a batch waits for its reply at most as long. Batches ride one long-lived bidirectional stream per client.
 """
 
 from __future__ import annotations
@@ -25,8 +25,15 @@ from typing import Any
 import grpc
 import msgpack
 
-from memsim.client.errors import DeadlineExceeded, InvalidArgument, Unavailable, from_rpc_error
-from memsim.client.types import LAYER_NAMES, Allocation, Batch, BatchResult, Freed
+from memsim.client.errors import (
+    ClientClosed,
+    DeadlineExceeded,
+    InvalidArgument,
+    Unavailable,
+    client_closed,
+    from_rpc_error,
+)
+from memsim.client.types import LAYER_NAMES, Allocation, Batch, BatchResult, Freed, ObjectSize, address_of, decode_value
 from memsim.v1 import machine_pb2 as pb
 from memsim.v1 import machine_pb2_grpc
 
@@ -115,10 +122,13 @@ class StreamSession:
         self._stream: Stream | None = None
         self._lock = threading.Lock()
         self._seq = 0
+        self._closed = False
 
     def roundtrip(self, make_request, timeout: float) -> Any:
         """Send make_request(seq) and return its reply."""
         with self._lock:
+            if self._closed:
+                raise ClientClosed("this client is closed (its batch stream went with it); make a new one to go on")
             if self._stream is None:
                 self._stream = Stream(self._open)
             self._seq += 1
@@ -131,6 +141,7 @@ class StreamSession:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._stream is not None:
                 self._stream.close()
                 self._stream = None
@@ -155,8 +166,11 @@ class Client:
     # -- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:
+        self._closed = True
         self._batches.close()
         self._channel.close()
+
+    _closed = False
 
     def __enter__(self) -> Client:
         return self
@@ -170,9 +184,11 @@ class Client:
         except grpc.FutureTimeoutError:
             raise DeadlineExceeded(f"server at {self.target} not ready within {timeout} s") from None
 
-    def _call(self, method, request):
+    def _call(self, method, request, timeout: float | None = None):
+        if self._closed:
+            raise client_closed(self)
         try:
-            return method(request, timeout=self.timeout)
+            return method(request, timeout=self.timeout if timeout is None else timeout)
         except grpc.RpcError as e:
             err = from_rpc_error(e)
             if isinstance(err, Unavailable) and self.core is not None:
@@ -185,21 +201,24 @@ class Client:
 
     # -- single operations -----------------------------------------------------------------
 
-    def alloc(self, size: int) -> Allocation:
-        r = self._call(self._stub.Alloc, self._request(pb.AllocRequest, size=size))
+    def alloc(self, size: int, *, timeout: float | None = None) -> Allocation:
+        r = self._call(self._stub.Alloc, self._request(pb.AllocRequest, size=size), timeout)
         return Allocation(r.address, r.size, r.usable_size, r.size_class, LAYER_NAMES[r.layer], r.core,
                           [(w.lock, w.wait_ns) for w in r.lock_waits])
 
-    def free(self, address: int) -> Freed:
-        r = self._call(self._stub.Free, self._request(pb.FreeRequest, address=address))
+    def free(self, obj: Allocation | int, *, timeout: float | None = None) -> Freed:
+        """Free an object, given as its Allocation or its address."""
+        r = self._call(self._stub.Free, self._request(pb.FreeRequest, address=address_of(obj)), timeout)
         return Freed(LAYER_NAMES[r.layer], r.core, [(w.lock, w.wait_ns) for w in r.lock_waits])
 
-    def read(self, address: int, length: int, offset: int = 0) -> bytes:
+    def read(self, address: int, length: int, offset: int = 0, *, timeout: float | None = None) -> bytes:
+        """`length` bytes from `offset` bytes into the object at `address`."""
         return self._call(self._stub.Read, self._request(pb.ReadRequest, address=address, offset=offset,
-                                                         length=length)).data
+                                                         length=length), timeout).data
 
-    def write(self, address: int, data: bytes, offset: int = 0) -> None:
-        self._call(self._stub.Write, self._request(pb.WriteRequest, address=address, offset=offset, data=bytes(data)))
+    def write(self, address: int, data: bytes, offset: int = 0, *, timeout: float | None = None) -> None:
+        self._call(self._stub.Write, self._request(pb.WriteRequest, address=address, offset=offset, data=bytes(data)),
+                   timeout)
 
     # -- structured values (msgpack) -----------------------------------------------------
 
@@ -210,15 +229,29 @@ class Client:
         self.write(a.address, payload)
         return a
 
-    def get_value(self, obj: Allocation) -> Any:
-        return msgpack.unpackb(self.read(obj.address, obj.size), raw=False)
+    def get_value(self, obj: Allocation | int) -> Any:
+        """The value put_value stored, given its Allocation or only its address (the object's size
+        is then found with a few batches of one-byte reads, see ObjectSize)."""
+        address = address_of(obj)
+        size = obj.size if isinstance(obj, Allocation) else self.object_size(address)
+        return decode_value(self.read(address, size), address)
 
-    def info(self) -> pb.MachineInfo:
-        return self._call(self._stub.GetInfo, pb.InfoRequest())
+    def object_size(self, address: int) -> int:
+        """The requested size of the object at `address`."""
+        search = ObjectSize(address)
+        while offsets := search.offsets():
+            b = self.batch()
+            for o in offsets:
+                b.read(address, 1, offset=o)
+            search.learn(self.execute(b).results)
+        return search.size
 
-    def stats(self, check_heap: bool = False) -> pb.Stats:
+    def info(self, *, timeout: float | None = None) -> pb.MachineInfo:
+        return self._call(self._stub.GetInfo, pb.InfoRequest(), timeout)
+
+    def stats(self, check_heap: bool = False, *, timeout: float | None = None) -> pb.Stats:
         """Heap figures, locks and caches; check_heap=True also verifies the heap's invariants."""
-        return self._call(self._stub.GetStats, pb.StatsRequest(check_heap=check_heap))
+        return self._call(self._stub.GetStats, pb.StatsRequest(check_heap=check_heap), timeout)
 
     # -- batches ---------------------------------------------------------------------------
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
 
 from memsim.client.errors import InvalidArgument, MemsimError, from_code
 from memsim.v1 import machine_pb2 as pb
@@ -20,6 +23,68 @@ class Allocation:
     layer: str
     core: int
     lock_waits: list[tuple[str, int]] = field(default_factory=list)
+
+
+def address_of(obj: Allocation | int) -> int:
+    """The address of an object given as its Allocation or as the address itself."""
+    return obj.address if isinstance(obj, Allocation) else obj
+
+
+def decode_value(payload: bytes, address: int) -> Any:
+    """A put_value object's value; InvalidArgument saying what was there if it is not msgpack."""
+    try:
+        return msgpack.unpackb(payload, raw=False)
+    except (ValueError, msgpack.exceptions.UnpackException) as e:
+        why = str(e) or type(e).__name__
+        raise InvalidArgument(f"the {len(payload)}-byte object at {address:#x} does not hold one msgpack value, as "
+                              f"put_value writes: it starts with {payload[:16].hex(' ')} ({why})") from None
+
+
+class ObjectSize:
+    """Find an object's requested size from its address alone, by reading one byte at chosen
+    offsets (a read at offset o succeeds exactly when o < size): first at 2**k - 1, then a
+    64-way search between the last offset that worked and the first that did not. An object
+    of n bytes costs about 1 + log64(n) batches of at most 64 one-byte reads.
+
+        search = ObjectSize(address)
+        while (offsets := search.offsets()):
+            search.learn(results of reading 1 byte at each offset, in one batch)
+        search.size
+    """
+
+    WAYS = 64
+    MAX_BITS = 40  # past any machine this simulator builds
+
+    def __init__(self, address: int):
+        self.address = address
+        self.lo = 0  # size >= lo
+        self.hi: int | None = None  # size < hi, once known
+        self._asked: list[int] = []
+
+    def offsets(self) -> list[int]:
+        if self.hi is None:
+            self._asked = [(1 << k) - 1 for k in range(self.MAX_BITS)]
+        elif self.hi - self.lo > 1:
+            step = max(1, (self.hi - self.lo) // self.WAYS)
+            self._asked = list(range(self.lo, self.hi - 1, step))[:self.WAYS]
+        else:
+            self._asked = []
+        return self._asked
+
+    def learn(self, results: list[OpResult]) -> None:
+        hi = self.hi if self.hi is not None else 1 << self.MAX_BITS
+        for offset, r in zip(self._asked, results, strict=True):
+            if r.ok:
+                self.lo = max(self.lo, offset + 1)
+            elif r.error is not None and r.error.code.name == "OUT_OF_RANGE" and offset > 0:
+                hi = min(hi, offset + 1)
+            else:  # no object there at all (NOT_FOUND, ...): say so as the server did
+                raise r.error if r.error is not None else InvalidArgument(f"no object at {self.address:#x}")
+        self.hi = hi
+
+    @property
+    def size(self) -> int:
+        return self.lo
 
 
 @dataclass(frozen=True)

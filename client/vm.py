@@ -25,7 +25,7 @@ from typing import Any
 
 import grpc
 
-from memsim.client.errors import InvalidArgument, MemsimError, from_code, from_rpc_error
+from memsim.client.errors import InvalidArgument, MemsimError, client_closed, from_code, from_rpc_error
 from memsim.client.sync import DEFAULT_TIMEOUT, StreamSession, channel_options, core_target
 from memsim.client.sync import build_request as _req  # InvalidArgument for what protobuf cannot carry
 from memsim.v1 import vm_pb2 as pb
@@ -204,8 +204,11 @@ class VMClient:
         self._batches = StreamSession(self._stub.Batch)
 
     def close(self) -> None:
+        self._closed = True
         self._batches.close()
         self._channel.close()
+
+    _closed = False
 
     def __enter__(self) -> VMClient:
         return self
@@ -214,6 +217,8 @@ class VMClient:
         self.close()
 
     def _call(self, method: str, request: Any) -> Any:
+        if self._closed:
+            raise client_closed(self)
         try:
             return getattr(self._stub, method)(request, timeout=self.timeout)
         except grpc.RpcError as e:

@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 
 from memsim.client.aio import AsyncStreamSession
-from memsim.client.errors import from_rpc_error
+from memsim.client.errors import client_closed, from_rpc_error
 from memsim.client.sync import DEFAULT_TIMEOUT, channel_options, core_target
 from memsim.client.sync import build_request as _req  # InvalidArgument for what protobuf cannot carry
 from memsim.client.vm import Translation, VmBatch, VmBatchResult, map_list, prot_bits, usage_dict
@@ -81,8 +81,11 @@ class AsyncVMClient:
         self._batches = AsyncStreamSession(self._stub.Batch, "VM batch")
 
     async def close(self) -> None:
-        self._batches.cancel()
+        self._closed = True
+        self._batches.close()
         await self._channel.close()
+
+    _closed = False
 
     async def __aenter__(self) -> AsyncVMClient:
         return self
@@ -91,6 +94,8 @@ class AsyncVMClient:
         await self.close()
 
     async def _call(self, method: str, request: Any) -> Any:
+        if self._closed:
+            raise client_closed(self)
         try:
             return await getattr(self._stub, method)(request, timeout=self.timeout)
         except grpc.RpcError as e:

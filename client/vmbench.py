@@ -48,6 +48,15 @@ class VmLoad:
     pin: bool = False
     progress: bool = True
 
+    def validate(self) -> None:
+        """ValueError naming what is wrong, before any process starts or any call is made."""
+        if self.pattern not in PATTERNS:
+            raise ValueError(f"pattern {self.pattern!r} is not one of {', '.join(PATTERNS)}")
+        if self.processes < 1 or self.pages < 1 or self.batch < 1 or not 0 <= self.write_ratio <= 1:
+            raise ValueError("processes, pages and batch must be at least 1, write_ratio between 0 and 1")
+        if not self.seconds > 0:
+            raise ValueError(f"seconds {self.seconds} must be above 0")
+
 
 class Pattern:
     def __init__(self, load: VmLoad, index: int, base: int, page: int):
@@ -126,10 +135,7 @@ def _worker(i: int, load: VmLoad, space_id: int | None, cores: int, barrier, res
 def run_vm_load(load: VmLoad) -> dict:
     from memsim.client.vm import VMClient
 
-    if load.pattern not in PATTERNS:
-        raise ValueError(f"pattern {load.pattern!r} is not one of {', '.join(PATTERNS)}")
-    if load.processes < 1 or load.pages < 1 or load.batch < 1 or not 0 <= load.write_ratio <= 1:
-        raise ValueError("processes, pages and batch must be at least 1, write_ratio between 0 and 1")
+    load.validate()
     with VMClient(load.target) as vm:
         shared = vm.create_space(load.page_table, name="bench-shared") if load.shared else None
         cores = 1

@@ -39,35 +39,56 @@ def collect(vm: VMClient, only: int | None) -> dict:
 
 
 def render(data: dict) -> None:
+    """Readable at 80 columns: vmstat as name/value pairs, each space as a line of figures and
+    a memory map whose empty columns (swap, huge pages) are left out."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    con = Console(width=None if sys.stdout.isatty() else 160)  # a pipe gets whole rows, not 80 columns
+    con = Console()  # the terminal's width, or $COLUMNS, or 80 for a pipe
     v = data["vmstat"]
-    t = Table(title=f"vmstat (replacement: {v.get('policy')}, page {v['page_size']} B)")
-    for col in ("pool frames", "free", "swap used/slots", "pgfault", "pgmajfault", "pswpin", "pswpout", "pgscan",
-                "pgsteal", "TLB hit ratio", "shootdowns", "huge pages (THP / hugetlb free)"):
-        t.add_column(col, justify="right", no_wrap=True)
     hits, misses = v["tlb_hit"], v["tlb_miss"]
-    t.add_row(str(v["pool_frames"]), str(v["free_frames"]), f"{v['swap_used']}/{v['swap_slots']}",
-              str(v["pgfault"]), str(v["pgmajfault"]), str(v["pswpin"]), str(v["pswpout"]), str(v["pgscan"]),
-              str(v["pgsteal"]), f"{hits / (hits + misses):.3f}" if hits + misses else "-",
-              str(v["tlb_shootdowns"]), f"{v['huge_pages']} / {v['hugetlb_pages_free']}")
+    pairs = [("pool frames", v["pool_frames"]), ("free frames", v["free_frames"]),
+             ("swap used", f"{v['swap_used']}/{v['swap_slots']}"), ("pgfault", v["pgfault"]),
+             ("pgmajfault", v["pgmajfault"]), ("pswpin", v["pswpin"]), ("pswpout", v["pswpout"]),
+             ("pgscan", v["pgscan"]), ("pgsteal", v["pgsteal"]),
+             ("TLB hit ratio", f"{hits / (hits + misses):.3f}" if hits + misses else "-"),
+             ("TLB shootdowns", v["tlb_shootdowns"]), ("THP huge pages", v["huge_pages"]),
+             ("hugetlb free", v["hugetlb_pages_free"])]
+    t = Table(title=f"vmstat (replacement: {v.get('policy')}, page {v['page_size']} B)", box=box.SIMPLE,
+              show_header=False)
+    for _ in range(3):
+        t.add_column(no_wrap=True)
+        t.add_column(justify="right", no_wrap=True)
+    for i in range(0, len(pairs), 3):
+        row = pairs[i:i + 3] + [("", "")] * (3 - len(pairs[i:i + 3]))
+        t.add_row(*(str(x) for pair in row for x in pair))
     con.print(t)
     if not data["spaces"]:
         con.print("no address spaces (create one with VMClient.create_space)")
     for s in data["spaces"]:
         u = s["memory_usage"]
-        con.print(f"\n[bold]space {s['space']}[/bold] {s['name'] or ''} - {s['page_table']} page table, "
+        con.print(f"\n[bold]space {s['space']}[/bold] {s['name'] or ''}: {s['page_table']} page table, "
                   f"{s['bits']}-bit, table {human(s['page_table_bytes'])}; rss {human(u['rss'])}, "
                   f"swap {human(u['swap'])}, heapTotal {human(u['heapTotal'])}, heapUsed {human(u['heapUsed'])}; "
                   f"faults {s['minflt']} minor / {s['majflt']} major; TLB hit ratio {s['tlb_hit_ratio']:.3f}")
-        m = Table(show_header=True)
-        for col in ("range", "size", "rss", "swap", "perms", "kind", "huge", "name"):
-            m.add_column(col, justify="right" if col in ("size", "rss", "swap", "huge") else "left", no_wrap=True)
-        for r in s["memory_map"]:
-            m.add_row(f"{r['start']:012x}-{r['end']:012x}", human(r["size"]), human(r["rss"]), human(r["swap"]),
-                      r["perms"], r["kind"], str(r["huge_pages"]), r["name"])
+        regions = s["memory_map"]
+        cols = ["range", "size", "rss"]
+        if any(r["swap"] for r in regions):
+            cols.append("swap")
+        cols += ["perms", "kind"]
+        if any(r["huge_pages"] for r in regions):
+            cols.append("huge")
+        cols.append("name")
+        m = Table(show_header=True, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        for col in cols:
+            m.add_column(col, justify="right" if col in ("size", "rss", "swap", "huge") else "left",
+                         no_wrap=col != "name", overflow="fold")
+        for r in regions:
+            cells = {"range": f"{r['start']:x}-{r['end']:x}", "size": human(r["size"]), "rss": human(r["rss"]),
+                     "swap": human(r["swap"]), "perms": r["perms"], "kind": r["kind"],
+                     "huge": str(r["huge_pages"]), "name": r["name"]}
+            m.add_row(*(cells[c] for c in cols))
         con.print(m)
 
 

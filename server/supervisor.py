@@ -28,20 +28,30 @@ from memsim.sim.system import Machine, MachineConfig
 from memsim.sim.vm.recovery import recover as recover_vm
 
 STOP_TIMEOUT = 5.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @dataclass
 class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 50051  # 0 = pick free ports
-    pin: bool = True  # pin worker c to CPU c % ncpu
+    pin: bool = True  # pin worker c to the c-th CPU (mod their number) this process may use
     scavenge_period: float = 1.0
     scavenge_idle: float = 5.0
+    start_timeout: float = 30.0  # seconds a core has to import gRPC, bind and say it is ready
 
 
 def ports_free(host: str, base: int, n: int) -> bool:
+    """Whether base .. base+n-1 can be listened on, as the workers will listen.
+
+    The probe sets SO_REUSEADDR as gRPC's own listeners do: without it, a connection the last
+    server closed first (an open stream at stop) keeps the port in TIME_WAIT for a minute and
+    the probe refuses a port that nothing listens on (Linux still refuses a port that a live
+    socket is listening on, SO_REUSEADDR or not; see socket(7)).
+    """
     for p in range(base, base + n):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, p))
         except OSError:
@@ -72,6 +82,10 @@ class Supervisor:
         self.restarts = 0
         self._stopping = False
         self._pending: dict[int, tuple[int, float]] = {}  # core -> (failed attempts, next try)
+        # Core c is pinned to the c-th CPU this process may run on (not CPU c: a container's
+        # cpuset may not include it, and sched_setaffinity would refuse).
+        pin = opts.pin and hasattr(os, "sched_getaffinity")
+        self._cpus: list[int] = sorted(os.sched_getaffinity(0)) if pin else []
 
     def _fork_worker(self, core: int) -> int:
         r, w = os.pipe()
@@ -84,9 +98,8 @@ class Supervisor:
                 for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)
                 die_with_parent(parent)
-                if self.opts.pin and hasattr(os, "sched_setaffinity"):
-                    ncpu = os.cpu_count() or 1
-                    os.sched_setaffinity(0, {core % ncpu})
+                if self._cpus:
+                    os.sched_setaffinity(0, {self._cpus[core % len(self._cpus)]})
                 from memsim.server.worker import run_worker
 
                 assert self.machine is not None
@@ -113,13 +126,13 @@ class Supervisor:
         self.workers.pop(pid, None)
 
     def _await_ready(self, fd: int, core: int) -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.opts.start_timeout
         buf = b""
         try:
             while b"\n" not in buf:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise RuntimeError(f"core {core} did not start within 30 s")
+                    raise RuntimeError(f"core {core} did not start within {self.opts.start_timeout:g} s")
                 ready, _, _ = select.select([fd], [], [], left)
                 if ready:
                     chunk = os.read(fd, 64)
@@ -134,23 +147,30 @@ class Supervisor:
         if self.opts.port == 0:
             self.opts.port = pick_port(self.opts.host, self.config.cores + 1)
         elif not ports_free(self.opts.host, self.opts.port, self.config.cores + 1):
-            print(f"memsim: ports {self.opts.port}..{self.opts.port + self.config.cores} are not all free",
+            print(f"memsim: ports {self.opts.port}..{self.opts.port + self.config.cores} are not all free "
+                  f"(another server listens there?); choose another --port, or --port 0 to pick free ones",
                   file=sys.stderr)
             return 2
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         self.machine = Machine.create(self.config)
         scavenger: Scavenger | None = None
+        started = False
         try:
-            for core in range(self.config.cores):
-                self._fork_worker(core)
+            try:
+                for core in range(self.config.cores):
+                    self._fork_worker(core)
+            except (OSError, RuntimeError) as e:
+                print(f"memsim: {e}; {self._start_advice()}", file=sys.stderr)
+                return 1
+            started = True
             sup_heap = self.machine.supervisor_heap()
             scavenger = Scavenger(sup_heap, self.opts.scavenge_period, self.opts.scavenge_idle)
             scavenger.start()
             c = self.config
             print(f"memsim: serving on {self.opts.host}:{self.opts.port} "
                   f"(cores {c.cores} on ports {self.opts.port + 1}..{self.opts.port + c.cores}, "
-                  f"memory {c.memory_bytes} bytes, frames {c.frame_size} bytes, "
+                  f"{memory_shares(c)}, "
                   f"per-core caches {'on' if c.per_core_caches else 'off'}, "
                   f"locks {'one global' if c.global_lock else 'per class'}) "
                   f"segments {','.join(self.machine.segment_names)} "
@@ -163,8 +183,16 @@ class Supervisor:
                 scavenger.stop()
             self._stop_workers()
             self.machine.destroy()
-            print("memsim: stopped; shared memory unlinked", flush=True)
+            if started:
+                print("memsim: stopped; shared memory unlinked", flush=True)
         return 0
+
+    def _start_advice(self) -> str:
+        """The way out when a core fails to start, usually a busy host."""
+        pinned = (f"each worker is pinned to one CPU ({', '.join(map(str, self._cpus))}): try --no-pin to let the "
+                  f"kernel place them, " if self._cpus else "")
+        return (f"the server did not start and left nothing behind; {pinned}give more --start-timeout than "
+                f"{self.opts.start_timeout:g} s, or fewer --cores")
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self._stopping = True
@@ -233,19 +261,39 @@ class Supervisor:
             self._kill(pid)
 
 
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):g} MiB"
+
+
+def memory_shares(c: MachineConfig) -> str:
+    """Who gets which part of physical memory, in the words the README and `memsim stats` use."""
+    pool = f"VM pool {_mib(c.vm_memory)} ({c.vm_memory // c.frame_size} frames of {c.frame_size} B)"
+    if c.heap_in_vm:
+        return (f"physical memory {_mib(c.memory_bytes)}, of which the {pool} pages address spaces and the "
+                f"heap's {_mib(c.heap_bytes)} virtual arena for the allocator and the cache")
+    return (f"physical memory {_mib(c.memory_bytes)} = heap {_mib(c.heap_bytes)} for the allocator and the cache "
+            f"+ {pool} for address spaces")
+
+
 def die_with_parent(parent: int) -> None:
-    """Ask the kernel to SIGTERM this process when the supervisor dies (PR_SET_PDEATHSIG).
+    """Ask the kernel to SIGKILL this process the moment the supervisor dies (PR_SET_PDEATHSIG).
 
     A supervisor killed with SIGKILL cannot stop its workers; without this they would go on
-    serving a machine nobody will clean up. Their exit also closes the last copies of the
-    resource tracker's pipe, so the tracker then unlinks the orphaned segments.
+    serving a machine nobody will clean up. The signal is SIGKILL, not SIGTERM, because a
+    worker may be busy: a call blocked on a lock, or a long C loop that holds the GIL, never
+    lets a Python SIGTERM handler run, and a graceful stop would wait for the core's mutex that
+    call holds. With the supervisor gone there is nothing a graceful stop could save: the
+    machine dies with it. The workers' exit closes the last copies of the resource tracker's
+    pipe, and the tracker (multiprocessing.resource_tracker, started by the supervisor's first
+    segment) then unlinks both segments. See prctl(2): the signal is sent when the thread that
+    forked us exits, which is the supervisor's main thread (it forks every worker).
     """
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         pass  # not Linux: the worker's own parent check still stops it within a second
-    if os.getppid() != parent:  # the supervisor died before the prctl took effect
+    if os.getppid() != parent:  # the supervisor died before the prctl took effect: prctl(2)'s race
         os._exit(1)
 
 

@@ -85,8 +85,11 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     os.write(ready_fd, f"{core}\n".encode())
     os.close(ready_fd)
     while not stop.wait(0.5):
-        if os.getppid() != supervisor:  # orphaned: nobody will clean up after us, so stop
-            break
+        if os.getppid() != supervisor:
+            # Orphaned (only where PR_SET_PDEATHSIG is missing): the machine is gone with its
+            # supervisor, so there is nothing to hand back, and a call in progress may hold the
+            # core's mutex for ever. Leave at once.
+            os._exit(1)
     for svc in ("", *names[:3]):
         health_servicer.set(svc, health_pb2.HealthCheckResponse.NOT_SERVING)
     server.stop(grace=1.0).wait(3)

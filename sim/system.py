@@ -25,7 +25,14 @@ from memsim.sim.alloc.pagesource import ARENA_BASE, FlatPhysicalSource
 from memsim.sim.alloc.sizeclasses import PAGE_SIZE
 from memsim.sim.cache.config import POLICY_IDS
 from memsim.sim.cache.eviction import Evictor
-from memsim.sim.cache.keyspace import CONFIG_FIELDS, Keyspace, KeyspaceArrays, keyspace_lock_names, keyspace_specs
+from memsim.sim.cache.keyspace import (
+    CONFIG_FIELDS,
+    Keyspace,
+    KeyspaceArrays,
+    keyspace_lock_names,
+    keyspace_specs,
+    maxmemory_over_heap,
+)
 from memsim.sim.errors import FailedPrecondition, InvalidArgument
 from memsim.sim.machine.locks import LockTable, lock_specs, make_lock_file
 from memsim.sim.machine.memory import PhysicalMemory, frame_specs
@@ -116,6 +123,16 @@ class MachineConfig:
             raise InvalidArgument(f"heap_virtual_bytes {self.heap_bytes} must be between 1 MiB and 8 GiB")
         if self.thp not in THP_MODES:
             raise InvalidArgument(f"thp {self.thp!r} is not one of {', '.join(THP_MODES)}")
+        too_big = maxmemory_over_heap(self.maxmemory, self.heap_bytes)
+        if too_big:
+            raise InvalidArgument(f"maxmemory: {too_big} (the rest of the {self.memory_bytes}-byte physical memory is "
+                                  f"the VM pool); give less --maxmemory, more --memory or less --vm-memory")
+        pool_frames = self.vm_memory // self.frame_size
+        if self.hugetlb_pages < 0 or self.hugetlb_pages > pool_frames // HUGE_FRAMES:
+            raise InvalidArgument(
+                f"hugetlb_pages {self.hugetlb_pages}: the VM pool of {pool_frames} frames holds "
+                f"{pool_frames // HUGE_FRAMES} huge pages of {HUGE_FRAMES} frames; give more --vm-memory "
+                f"({HUGE_FRAMES * self.frame_size} bytes per huge page) or fewer --hugetlb-pages")
         if self.maxmemory_policy not in POLICY_IDS:
             raise InvalidArgument(f"maxmemory-policy {self.maxmemory_policy!r} is not one of: {', '.join(POLICY_IDS)}")
 
@@ -137,6 +154,10 @@ class Machine:
         specs = (frame_specs(config.memory_bytes, config.frame_size) + lock_specs(len(names))
                  + heap_specs(config.heap_bytes, config.cores) + keyspace_specs(config.max_keys, config.cores)
                  + vm_specs(max(1, self.pool_frames), config.swap_slots, config.cores, policy_specs))
+        self._views: list[Heap] = []
+        self._vm_views: dict[tuple[int, int], VM] = {}
+        self._destroyed = False
+        self.lock_fd = self.swap_fd = -1
         self.phys = SharedBytes(segment_name(self.token, "phys"), config.memory_bytes)
         try:
             self.meta = SharedRegion.create(segment_name(self.token, "meta"), specs)
@@ -144,6 +165,14 @@ class Machine:
             self.phys.close()
             self.phys.unlink()
             raise
+        try:
+            self._boot(config)
+        except BaseException:
+            self.destroy()  # a machine that failed to boot leaves nothing behind in /dev/shm
+            raise
+
+    def _boot(self, config: MachineConfig) -> None:
+        """Everything after the two segments exist: the lock file, the arrays' initial state, the VM."""
         self.lock_fd = make_lock_file()
         self.memory = PhysicalMemory(self.phys.data, config.frame_size, self.meta["frame_owner"],
                                      self.meta["frame_bits"])
@@ -159,9 +188,6 @@ class Machine:
             boot = self.supervisor_vm()
             sp = boot.create_space("multilevel", bits=48, name="go heap")
             boot.mmap(sp, config.heap_bytes, kind="heap", name="arena", addr=ARENA_BASE)
-        self._views: list[Heap] = []
-        self._vm_views: dict[tuple[int, int], VM] = {}
-        self._destroyed = False
 
     def _boot_vm(self) -> None:
         """The VM's pool (the frames above the heap), its swap and its replacement policy, empty."""
@@ -268,8 +294,9 @@ class Machine:
             seg.close()
             if owner:
                 seg.unlink()
-        with contextlib.suppress(OSError):
-            os.close(self.lock_fd)
+        if self.lock_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.lock_fd)
         if self.swap_fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self.swap_fd)

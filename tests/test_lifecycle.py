@@ -12,7 +12,7 @@ import pytest
 
 from memsim.client import Client, MemsimError
 from memsim.client.local import LocalServer
-from tests.servers import running_server
+from tests.servers import lock_waiters, page_heap_locked, running_server
 
 
 def test_sigterm_and_sigint_stop_cleanly_and_unlink_everything():
@@ -201,3 +201,49 @@ def test_a_core_full_of_idle_streams_refuses_at_once_then_recovers():
             except ResourceExhausted:
                 assert time.monotonic() < deadline, "streams were not released"
                 time.sleep(0.2)
+
+
+def test_supervisor_killed_while_a_worker_is_busy_takes_it_and_the_segments_with_it():
+    import threading
+
+    srv = LocalServer(cores=2, memory="8MiB").start()
+    worker = srv.worker_pids[0]
+    client = Client(srv.target, core=0, timeout=60)
+    try:
+        # Keep core 0 inside a call for as long as the test likes: a large object needs the page
+        # heap's lock, which this process holds.
+        with page_heap_locked(worker):
+            def wait_for_the_heap() -> None:
+                with pytest.raises(MemsimError):  # the server dies under it
+                    client.alloc(1 << 20)
+
+            threading.Thread(target=wait_for_the_heap, daemon=True).start()
+            deadline = time.monotonic() + 20
+            while worker not in lock_waiters():
+                assert time.monotonic() < deadline, "core 0 never waited for the page heap's lock"
+                time.sleep(0.05)
+            os.kill(srv.proc.pid, signal.SIGKILL)
+            srv.proc.wait(10)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and (srv.alive_workers() or srv.segments_left()):
+                time.sleep(0.1)
+            assert srv.alive_workers() == [], "a busy worker outlived its supervisor"
+            assert srv.segments_left() == []
+    finally:
+        for pid in srv.alive_workers():
+            os.kill(pid, signal.SIGKILL)
+        client.close()
+
+
+def test_restart_on_the_same_port_right_after_a_stop_with_a_client_connected():
+    from memsim.server.supervisor import pick_port
+
+    port = pick_port("127.0.0.1", 2)
+    with running_server(cores=1, memory="4MiB", extra=["--port", str(port)]) as srv, Client(srv.target) as c:
+        b = c.batch()
+        b.alloc(100)
+        b.execute().raise_first()  # an open batch stream: the server closes that connection first,
+        srv.stop()  # so the server's side lingers in TIME_WAIT for a minute
+    with running_server(cores=1, memory="4MiB", extra=["--port", str(port)]) as again, Client(again.target) as c:
+        assert again.port == port
+        assert c.alloc(100).size == 100

@@ -123,6 +123,18 @@ def keyspace_lock_names() -> list[str]:
     return [f"keyspace/{s}" for s in range(STRIPES)] + ["keyspace/entries", "keyspace/policy"]
 
 
+def maxmemory_over_heap(value: int, heap_bytes: int) -> str | None:
+    """Why `value` cannot be the cache's maxmemory on a heap of `heap_bytes`, or None if it can.
+    The one rule for CONFIG SET and for a machine's configuration at start.
+
+    Redis takes any value and lets the OS's OOM killer decide; this machine's memory is known,
+    and a limit above it would only make writes fail with the allocator's error, evicting nothing.
+    """
+    if value > heap_bytes:
+        return f"{value} bytes is more than this machine's heap of {heap_bytes} bytes"
+    return None
+
+
 def key_hash(key: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
 
@@ -273,12 +285,9 @@ class Keyspace:
         if not isinstance(value, int) or not lo <= value <= hi:
             raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument '{param}') - "
                                   f"argument must be between {lo} and {hi} inclusive")
-        heap_bytes = self.heap.mheap.total_pages * PAGE_SIZE
-        if name == "maxmemory" and value > heap_bytes:
-            # Redis takes any value and lets the OS's OOM killer decide; this machine's memory is known,
-            # and a limit above it would only make writes fail with the allocator's error, evicting nothing.
-            raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument 'maxmemory') - {value} "
-                                  f"bytes is more than this machine's heap of {heap_bytes} bytes")
+        too_big = maxmemory_over_heap(value, self.heap.mheap.total_pages * PAGE_SIZE) if name == "maxmemory" else None
+        if too_big:
+            raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument 'maxmemory') - {too_big}")
         if name == "policy":
             self.set_policy(value)
         else:
