@@ -11,8 +11,10 @@ RESP's types, as plain Python values:
 
 Errors are SimErrors carrying Redis's text ("ERR syntax error", "ERR value is not an integer
 or out of range", the OOM text) so that a client shows what redis-cli would; the server maps
-their class to a gRPC status code. Nothing here knows gRPC: `Commands.execute` is the whole
-interface, which is what the servicer, the tests and the local benchmarks call.
+their class to a gRPC status code. `execute` raises nothing else: an exception a handler did
+not expect becomes a CommandFailed (INTERNAL), so a pipeline reports it in its slot and goes on.
+Nothing here knows gRPC: `Commands.execute` is the whole interface, which is what the servicer,
+the tests and the local benchmarks call.
 
 Counting is Redis's: total_commands_processed counts every command that was executed,
 failed or not (Redis counts a command once it is called); rejected_calls counts those
@@ -21,7 +23,7 @@ refused before running (unknown command, wrong arity, OOM).
 
 from __future__ import annotations
 
-import re
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,8 +31,11 @@ from dataclasses import dataclass
 from memsim.sim.cache import config as cfgmod
 from memsim.sim.cache.evict import LFU_POLICIES, estimate_idle_ms, lfu_decr_and_return, lfu_minutes, lru_clock
 from memsim.sim.cache.eviction import OOMError
-from memsim.sim.cache.keyspace import K_COMMANDS, K_REJECTED, MAX_EXPIRE_MS, Keyspace, parse_int64
-from memsim.sim.errors import FailedPrecondition, InvalidArgument
+from memsim.sim.cache.glob import compile_glob
+from memsim.sim.cache.keyspace import K_COMMANDS, K_REJECTED, MAX_EXPIRE_MS, Keyspace, parse_int64, string2ll
+from memsim.sim.errors import FailedPrecondition, InvalidArgument, SimError
+
+log = logging.getLogger("memsim.cache")
 
 Reply = None | int | bytes | str | list
 OK = "OK"
@@ -38,6 +43,13 @@ OK = "OK"
 # Redis's own messages, worded once
 E_SYNTAX = "ERR syntax error"
 E_NOT_INT = "ERR value is not an integer or out of range"
+
+
+class CommandFailed(SimError):
+    """A command that failed with an exception no handler expected (a bug): still that command's
+    own error reply, so that it cannot abort the pipeline or batch it came in, and logged."""
+
+    code, code_name = 13, "INTERNAL"
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,11 @@ class Commands:
             self.stats[K_COMMANDS] -= 1
             self.stats[K_REJECTED] += 1
             raise
+        except SimError:
+            raise
+        except Exception as e:  # one command's failure is its reply, never its caller's
+            log.exception("command %r failed", name)
+            raise CommandFailed(f"ERR internal error running '{name}': {type(e).__name__}: {e}"[:500]) from e
 
 
 # -- strings --------------------------------------------------------------------------------
@@ -279,11 +296,12 @@ def _type(c: Commands, a: list[bytes]) -> Reply:
 @command("keys", 2)
 def _keys(c: Commands, a: list[bytes]) -> Reply:
     """KEYS pattern: a whole SCAN in one call (as in Redis, slow on a big keyspace: use SCAN)."""
-    rx = glob_to_regex(bytes(a[1]))
+    pattern = compile_glob(bytes(a[1]))
+    match = None if pattern.matches_all else pattern.matches
     out: list[bytes] = []
     cursor = 0
     while True:
-        cursor, keys = c.ks.scan(cursor, 1000, lambda k: rx.fullmatch(k) is not None)
+        cursor, keys = c.ks.scan(cursor, 1000, match)
         out += keys
         if cursor == 0:
             return out
@@ -307,50 +325,12 @@ def _flushdb(c: Commands, a: list[bytes]) -> Reply:
     return _flushall(c, a)
 
 
-def glob_to_regex(pattern: bytes) -> re.Pattern[bytes]:
-    """Redis's stringmatchlen() glob: * ? [abc] [^a] [a-z] and backslash escapes, as a regex."""
-    out = bytearray()
-    i, n = 0, len(pattern)
-    while i < n:
-        ch = pattern[i:i + 1]
-        if ch == b"*":
-            out += b".*"
-        elif ch == b"?":
-            out += b"."
-        elif ch == b"\\" and i + 1 < n:
-            i += 1
-            out += re.escape(pattern[i:i + 1])
-        elif ch == b"[":
-            j = i + 1
-            negate = pattern[j:j + 1] == b"^"
-            if negate:
-                j += 1
-            body = bytearray()
-            while j < n and pattern[j:j + 1] != b"]":
-                if pattern[j:j + 1] == b"\\" and j + 1 < n:
-                    j += 1
-                    body += re.escape(pattern[j:j + 1])
-                elif pattern[j:j + 1] == b"-" and body and j + 1 < n and pattern[j + 1:j + 2] != b"]":
-                    body += b"-"
-                else:
-                    body += re.escape(pattern[j:j + 1])
-                j += 1
-            out += b"[" + (b"^" if negate else b"") + bytes(body) + b"]" if body else (b"[^\\s\\S]" if not negate
-                                                                                      else b"[\\s\\S]")
-            i = j
-        else:
-            out += re.escape(ch)
-        i += 1
-    return re.compile(bytes(out), re.DOTALL)
-
-
 @command("scan", -2)
 def _scan(c: Commands, a: list[bytes]) -> Reply:
-    try:
-        cursor = int(bytes(a[1]))
-    except ValueError:
-        raise InvalidArgument("ERR invalid cursor") from None
-    count, match = 10, None
+    cursor = string2ll(a[1])  # Redis: string2ull; a cursor past the table is refused by the keyspace
+    if cursor is None or cursor < 0:
+        raise InvalidArgument("ERR invalid cursor")
+    count, match, strings = 10, None, True
     i = 2
     while i < len(a):
         opt = _upper(a[i])
@@ -359,16 +339,15 @@ def _scan(c: Commands, a: list[bytes]) -> Reply:
             if count < 1:
                 raise InvalidArgument(E_SYNTAX)
         elif opt == "MATCH" and i + 1 < len(a):
-            rx = glob_to_regex(bytes(a[i + 1]))
-            match = lambda k, rx=rx: rx.fullmatch(k) is not None  # noqa: E731
+            pattern = compile_glob(bytes(a[i + 1]))
+            match = None if pattern.matches_all else pattern.matches
         elif opt == "TYPE" and i + 1 < len(a):
-            if _upper(a[i + 1]) != "STRING":
-                match = lambda k: False  # noqa: E731 - only strings live here
+            strings = _upper(a[i + 1]) == "STRING"  # only strings live here
         else:
             raise InvalidArgument(E_SYNTAX)
         i += 2
     nxt, keys = c.ks.scan(cursor, count, match)
-    return [str(nxt).encode(), keys]
+    return [str(nxt).encode(), keys if strings else []]
 
 
 # -- server ---------------------------------------------------------------------------------
@@ -403,10 +382,10 @@ def _config(c: Commands, a: list[bytes]) -> Reply:
     sub = _upper(a[1])
     if sub == "GET" and len(a) >= 3:
         out: list[bytes] = []
-        for pattern in a[2:]:
-            rx = glob_to_regex(bytes(pattern).lower())
+        for arg in a[2:]:
+            pattern = compile_glob(bytes(arg), nocase=True)  # Redis: stringmatch(pattern, name, 1)
             for name, value in cfgmod.config_items(c.ks):
-                if rx.fullmatch(name.encode()) and name.encode() not in out[::2]:
+                if pattern.matches(name.encode()) and name.encode() not in out[::2]:
                     out += [name.encode(), value.encode()]
         return out
     if sub == "SET" and len(a) >= 4 and len(a) % 2 == 0:
