@@ -110,3 +110,29 @@ def test_no_failure_aborts_a_pipeline(r):
     for i in (1, 3, 4, 6, 8):
         assert isinstance(out[i], InvalidArgument), (i, out[i])
     assert r.ping() is True
+
+
+@pytest.mark.parametrize("args, want", [
+    (["EXPIRE", "k", "100", "NX", "NX"], 1),  # Redis takes a flag twice
+    (["EXPIRE", "k", "100", "GT", "GT"], 0),
+    (["EXPIREAT", "k", "-9223372036854775"], 1),  # in the past: deleted, as Redis does
+    (["EXPIRE", "k", "-9223372036854775"], 1),
+    (["PEXPIRE", "k", "-9223372036854775808"], 1),
+])
+def test_expire_options_and_bounds_as_redis(r, args, want):
+    r.set("k", "v")
+    assert r.execute_command(*args) == want
+
+
+@pytest.mark.parametrize("args, text", [
+    (["EXPIRE", "k", "100", "FOO", "NX"], "ERR Unsupported option FOO"),
+    (["EXPIRE", "k", "100", "NX", "BAR"], "ERR Unsupported option BAR"),
+    (["EXPIRE", "k", "ten", "FOO"], "ERR Unsupported option FOO"),  # Redis looks at the options first
+    (["EXPIREAT", "k", "-9223372036854776"], "ERR invalid expire time in 'expireat' command"),
+    (["EXPIRE", "k", "9223372036854776"], "ERR invalid expire time in 'expire' command"),
+])
+def test_expire_errors_name_what_redis_names(r, args, text):
+    r.set("k", "v")
+    with pytest.raises(InvalidArgument) as e:
+        r.execute_command(*args)
+    assert str(e.value) == text and r.get("k") == b"v" and r.ttl("k") == -1

@@ -234,21 +234,31 @@ def _exists(c: Commands, a: list[bytes]) -> Reply:
     return sum(c.ks.exists(k) for k in a[1:])
 
 
+LLONG_MAX = (1 << 63) - 1
+
+
 def _expire(c: Commands, a: list[bytes], unit_ms: int, absolute: bool) -> Reply:
-    """EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT with Redis 7's NX/XX/GT/LT. A time in the past deletes the key."""
-    n = _int(a[2])
-    if not absolute and abs(n) > ((1 << 63) - 1 - c.clock()) // unit_ms:
-        raise InvalidArgument(f"ERR invalid expire time in '{_upper(a[0]).lower()}' command")
-    when = n * unit_ms if absolute else c.clock() + n * unit_ms
-    if when > MAX_EXPIRE_MS:
-        raise InvalidArgument(f"ERR invalid expire time in '{_upper(a[0]).lower()}' command")
-    flags = {_upper(x) for x in a[3:]}
-    if not flags <= {"NX", "XX", "GT", "LT"} or len(flags) != len(a) - 3:
-        raise InvalidArgument(f"ERR Unsupported option {bytes(a[3 + len(flags) - 1]).decode('utf-8', 'replace')}")
+    """EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT with Redis 7's NX/XX/GT/LT. A time in the past deletes the key.
+    In Redis's order (expireGenericCommand): the options, then the number, then its overflow checks."""
+    flags: set[str] = set()
+    for arg in a[3:]:
+        opt = _upper(arg)
+        if opt not in ("NX", "XX", "GT", "LT"):  # a flag given twice is fine, as in Redis
+            raise InvalidArgument(f"ERR Unsupported option {bytes(arg).decode('utf-8', 'replace')[:64]}")
+        flags.add(opt)
     if "NX" in flags and flags & {"XX", "GT", "LT"}:
         raise InvalidArgument("ERR NX and XX, GT or LT options at the same time are not compatible")
     if {"GT", "LT"} <= flags:
         raise InvalidArgument("ERR GT and LT options at the same time are not compatible")
+    n = _int(a[2])
+    invalid = InvalidArgument(f"ERR invalid expire time in '{_upper(a[0]).lower()}' command")
+    if unit_ms != 1 and not -((LLONG_MAX + 1) // unit_ms) <= n <= LLONG_MAX // unit_ms:
+        raise invalid  # Redis: when > LLONG_MAX / 1000 || when < LLONG_MIN / 1000 (C truncates toward zero)
+    base = 0 if absolute else c.clock()
+    when = n * unit_ms
+    if when > LLONG_MAX - base:
+        raise invalid
+    when += base
     return int(c.ks.expire_at(a[1], when, nx="NX" in flags, xx="XX" in flags, gt="GT" in flags, lt="LT" in flags))
 
 

@@ -787,6 +787,8 @@ class Keyspace:
             e = self._lookup(key, stripe, bucket, h)
             current = 0
             if e >= 0:
+                if int(self.a.e_vlen[e]) > MAX_INT64_CHARS:  # no integer: refused without copying it
+                    raise InvalidArgument("ERR value is not an integer or out of range")
                 current = parse_int64(self._value(e))
             result = current + delta
             if not -(1 << 63) <= result < (1 << 63):
@@ -804,9 +806,9 @@ class Keyspace:
         with self.locks[stripe]:
             e = self._lookup(key, stripe, bucket, h)
             if e >= 0:
-                value = self._value(e) + bytes(tail)
-                if len(value) > MAX_VALUE_BYTES:
+                if int(self.a.e_vlen[e]) + len(tail) > MAX_VALUE_BYTES:  # refused before copying anything
                     raise InvalidArgument(f"ERR string exceeds maximum allowed size ({MAX_VALUE_BYTES} bytes)")
+                value = self._value(e) + bytes(tail)
                 self._replace_value(e, value)
                 return len(value)
             self._set(key, bytes(tail))  # under the same lock: nobody can create it in between
