@@ -136,3 +136,14 @@ def test_expire_errors_name_what_redis_names(r, args, text):
     with pytest.raises(InvalidArgument) as e:
         r.execute_command(*args)
     assert str(e.value) == text and r.get("k") == b"v" and r.ttl("k") == -1
+
+
+def test_many_long_patterns_in_one_command_are_refused_or_only_the_last_compiled(server, r):
+    long = "*" + "[a-z]?" * 10_000  # 60 KB, under the one-pattern limit; compiling one takes about 0.1 s
+    r.set("k", "v")
+    with Cache(server.target, core=0, timeout=5) as c:  # 200 compiles would take 20 s
+        args = ["SCAN", "0"] + ["MATCH", long + "x"] * 200 + ["MATCH", "k"]  # 12 MB: Redis keeps the last
+        assert c.execute_command(*args) == [b"0", [b"k"]]
+        with pytest.raises(InvalidArgument, match=r"CONFIG GET patterns of \d+ bytes in all"):
+            c.execute_command("CONFIG", "GET", *[long + str(i) for i in range(200)])
+        assert c.config_get("maxmemory") == {"maxmemory": "0"}

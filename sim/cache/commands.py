@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from memsim.sim.cache import config as cfgmod
 from memsim.sim.cache.evict import LFU_POLICIES, estimate_idle_ms, lfu_decr_and_return, lfu_minutes, lru_clock
 from memsim.sim.cache.eviction import OOMError
-from memsim.sim.cache.glob import compile_glob
+from memsim.sim.cache.glob import MAX_PATTERN_BYTES, compile_glob
 from memsim.sim.cache.keyspace import K_COMMANDS, K_REJECTED, MAX_EXPIRE_MS, Keyspace, parse_int64, string2ll
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, SimError
 
@@ -340,7 +340,7 @@ def _scan(c: Commands, a: list[bytes]) -> Reply:
     cursor = string2ll(a[1])  # Redis: string2ull; a cursor past the table is refused by the keyspace
     if cursor is None or cursor < 0:
         raise InvalidArgument("ERR invalid cursor")
-    count, match, strings = 10, None, True
+    count, pattern, strings = 10, None, True
     i = 2
     while i < len(a):
         opt = _upper(a[i])
@@ -349,13 +349,14 @@ def _scan(c: Commands, a: list[bytes]) -> Reply:
             if count < 1:
                 raise InvalidArgument(E_SYNTAX)
         elif opt == "MATCH" and i + 1 < len(a):
-            pattern = compile_glob(bytes(a[i + 1]))
-            match = None if pattern.matches_all else pattern.matches
+            pattern = a[i + 1]  # the last MATCH wins, as in Redis; only that one is compiled
         elif opt == "TYPE" and i + 1 < len(a):
             strings = _upper(a[i + 1]) == "STRING"  # only strings live here
         else:
             raise InvalidArgument(E_SYNTAX)
         i += 2
+    glob = compile_glob(bytes(pattern)) if pattern is not None else None
+    match = None if glob is None or glob.matches_all else glob.matches
     nxt, keys = c.ks.scan(cursor, count, match)
     return [str(nxt).encode(), keys if strings else []]
 
@@ -391,9 +392,14 @@ def _info(c: Commands, a: list[bytes]) -> Reply:
 def _config(c: Commands, a: list[bytes]) -> Reply:
     sub = _upper(a[1])
     if sub == "GET" and len(a) >= 3:
+        patterns = list(dict.fromkeys(bytes(x) for x in a[2:]))
+        total = sum(len(x) for x in patterns)
+        if total > MAX_PATTERN_BYTES:  # compiling costs about 1 us a byte: held to one pattern's limit
+            raise InvalidArgument(f"ERR CONFIG GET patterns of {total} bytes in all, over the {MAX_PATTERN_BYTES}-byte "
+                                  f"limit")
         out: list[bytes] = []
-        for arg in a[2:]:
-            pattern = compile_glob(bytes(arg), nocase=True)  # Redis: stringmatch(pattern, name, 1)
+        for arg in patterns:
+            pattern = compile_glob(arg, nocase=True)  # Redis: stringmatch(pattern, name, 1)
             for name, value in cfgmod.config_items(c.ks):
                 if pattern.matches(name.encode()) and name.encode() not in out[::2]:
                     out += [name.encode(), value.encode()]
