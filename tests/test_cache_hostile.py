@@ -147,3 +147,10 @@ def test_many_long_patterns_in_one_command_are_refused_or_only_the_last_compiled
         with pytest.raises(InvalidArgument, match=r"CONFIG GET patterns of \d+ bytes in all"):
             c.execute_command("CONFIG", "GET", *[long + str(i) for i in range(200)])
         assert c.config_get("maxmemory") == {"maxmemory": "0"}
+
+
+def test_info_names_each_section_once_however_often_it_is_asked_for(r):
+    text = r.execute_command("INFO", *["memory"] * 5000, callback=lambda x: x)
+    assert text.count(b"# Memory") == 1 and b"# Server" not in text
+    both = r.execute_command("INFO", "memory", "all", "memory", callback=lambda x: x)
+    assert both.count(b"# Memory") == 1 and both.count(b"# Server") == 1 and b"# Evictions" in both
