@@ -124,7 +124,7 @@ def _tokens(p: bytes, nocase: bool) -> list[int | None]:
 
 def _regex_class(mask: int) -> bytes:
     if mask == ALL:
-        return rb"[\x00-\xff]"
+        return rb"(?s:.)"  # sre skips a run of these by arithmetic: '?' * 1000 costs one step
     if mask == 0:
         return rb"(?!)"
     if mask & (mask - 1) == 0:
@@ -202,10 +202,25 @@ def compile_glob(pattern: bytes, nocase: bool = False) -> GlobPattern:
                 groups.append([])  # consecutive stars are one group
         else:
             groups[-1].append(t)
-    classes: dict[int, bytes] = {}
-    for g in groups:
-        for t in g:
-            if t not in classes:
-                classes[t] = _regex_class(t)
-    segs = tuple(re.compile(b"".join(classes[t] for t in g)) for g in groups)
+    segs = tuple(re.compile(_segment_regex(g)) for g in groups)
     return GlobPattern(pattern, segs, tuple(len(g) for g in groups))
+
+
+def _segment_regex(tokens: list[int]) -> bytes:
+    """A run of equal byte sets that are not one byte is one fixed repeat (`[ab]{40}`, `(?s:.){40}`):
+    sre tests it in one tight loop, and skips a run of '?' in one step. Literal bytes stay spelled
+    out, so that sre's search for a literal prefix (a KMP table) applies."""
+    out = bytearray()
+    classes: dict[int, bytes] = {}
+    i = 0
+    while i < len(tokens):
+        t = tokens[i]
+        j = i + 1
+        if t & (t - 1):  # more than one byte
+            while j < len(tokens) and tokens[j] == t:
+                j += 1
+        if t not in classes:
+            classes[t] = _regex_class(t)
+        out += classes[t] if j - i == 1 else b"%s{%d}" % (classes[t], j - i)
+        i = j
+    return bytes(out)
