@@ -442,3 +442,16 @@ def test_a_command_that_raises_unexpectedly_is_its_own_error_reply(ks_machine, m
         cmds.execute([b"BROKEN"])
     assert e.value.code == 13
     assert cmds.execute([b"SET", b"k", b"v"]) == "OK" and cmds.execute([b"GET", b"k"]) == b"v"
+
+
+def test_keys_stops_building_its_reply_at_the_reply_limit(ks_machine):
+    from memsim.sim.cache.commands import Commands
+
+    cmds = Commands(keyspace(ks_machine))
+    for i in range(300):
+        cmds.execute([b"SET", b"key:%04d" % i, b"v"])
+    assert len(cmds.execute([b"KEYS", b"key:*"])) == 300
+    cmds.keys_reply_bytes = 1000  # 300 keys of 8 bytes are 2,400
+    with pytest.raises(ResourceExhausted, match="KEYS 'key:\\*' matches more than 1000 bytes of keys"):
+        cmds.execute([b"KEYS", b"key:*"])
+    assert len(cmds.execute([b"KEYS", b"key:00*"])) == 100

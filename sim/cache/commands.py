@@ -33,12 +33,16 @@ from memsim.sim.cache.evict import LFU_POLICIES, estimate_idle_ms, lfu_decr_and_
 from memsim.sim.cache.eviction import OOMError
 from memsim.sim.cache.glob import MAX_PATTERN_BYTES, compile_glob
 from memsim.sim.cache.keyspace import K_COMMANDS, K_REJECTED, MAX_EXPIRE_MS, Keyspace, parse_int64, string2ll
-from memsim.sim.errors import FailedPrecondition, InvalidArgument, SimError
+from memsim.sim.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, SimError
 
 log = logging.getLogger("memsim.cache")
 
 Reply = None | int | bytes | str | list
 OK = "OK"
+
+# KEYS builds its whole reply before the server sees it, so it counts what it builds against one
+# reply's payload limit (server/limits.py MAX_REPLY_BYTES, the same 24 MiB) and stops there.
+KEYS_REPLY_BYTES = 24 << 20
 
 # Redis's own messages, worded once
 E_SYNTAX = "ERR syntax error"
@@ -91,6 +95,7 @@ class Commands:
         self.info = info  # INFO's text, built by the server (it knows the machine); None: INFO refused
         self.clock = clock or ks.clock
         self.stats = ks.stats
+        self.keys_reply_bytes = KEYS_REPLY_BYTES
 
     def execute(self, args: list[bytes]) -> Reply:
         """Run one command. Raises a SimError with Redis's message when it fails."""
@@ -309,10 +314,15 @@ def _keys(c: Commands, a: list[bytes]) -> Reply:
     pattern = compile_glob(bytes(a[1]))
     match = None if pattern.matches_all else pattern.matches
     out: list[bytes] = []
+    size = 0
     cursor = 0
     while True:
         cursor, keys = c.ks.scan(cursor, 1000, match)
         out += keys
+        size += sum(len(k) for k in keys)
+        if size > c.keys_reply_bytes:  # counted as it is built: a big keyspace cannot make it grow without end
+            raise ResourceExhausted(f"ERR KEYS {bytes(a[1])[:64].decode('utf-8', 'replace')!r} matches more than "
+                                    f"{c.keys_reply_bytes} bytes of keys, over the one-reply limit; use SCAN")
         if cursor == 0:
             return out
 
