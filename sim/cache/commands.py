@@ -317,7 +317,7 @@ def _keys(c: Commands, a: list[bytes]) -> Reply:
     size = 0
     cursor = 0
     while True:
-        cursor, keys = c.ks.scan(cursor, 1000, match)
+        cursor, keys = c.ks.scan(cursor, 1000, match, max_bytes=c.keys_reply_bytes - size)
         out += keys
         size += sum(len(k) for k in keys)
         if size > c.keys_reply_bytes:  # counted as it is built: a big keyspace cannot make it grow without end

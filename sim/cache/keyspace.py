@@ -905,8 +905,8 @@ class Keyspace:
                     removed += 1
         return removed
 
-    def scan(self, cursor: int, count: int = 10,
-             match: Callable[[bytes], bool] | None = None) -> tuple[int, list[bytes]]:
+    def scan(self, cursor: int, count: int = 10, match: Callable[[bytes], bool] | None = None,
+             max_bytes: int | None = None) -> tuple[int, list[bytes]]:
         """SCAN: walk buckets from `cursor`; returns (next cursor, keys), cursor 0 when done.
 
         The table never rehashes, so a bucket-order cursor gives Redis's guarantee: a key present
@@ -915,7 +915,8 @@ class Keyspace:
         returns few per call (maybe none, with a cursor to go on from), never walks the whole table.
 
         `match` runs on copies of the keys after their stripe lock is released: a pattern's cost
-        (up to len(key) x len(pattern), glob.py) must not hold up other cores using the stripe."""
+        (up to len(key) x len(pattern), glob.py) must not hold up other cores using the stripe.
+        With max_bytes, the walk also stops after the bucket that takes the keys past it."""
         a = self.a
         nb = a.ks_bucket.shape[0]
         if not 0 <= cursor < nb:
@@ -923,9 +924,9 @@ class Keyspace:
         if count < 1:
             raise InvalidArgument("ERR syntax error: COUNT must be positive")
         keys: list[bytes] = []
-        seen = 0
+        seen = size = 0
         b = cursor
-        while b < nb and seen < count:
+        while b < nb and seen < count and (max_bytes is None or size <= max_bytes):
             # Empty buckets are skipped by one racy NumPy look, not locked one by one: a key that
             # lands in one after the look was not present for the whole scan, so SCAN owes it nothing.
             window = a.ks_bucket[b:b + SAMPLE_WINDOW]
@@ -936,7 +937,9 @@ class Keyspace:
             b += int(busy[0])
             found = self._bucket_keys(b)
             seen += len(found)
-            keys += found if match is None else [k for k in found if match(k)]
+            kept = found if match is None else [k for k in found if match(k)]
+            keys += kept
+            size += sum(len(k) for k in kept)
             b += 1
         return (0 if b >= nb else b), keys
 
