@@ -154,3 +154,15 @@ def test_info_names_each_section_once_however_often_it_is_asked_for(r):
     assert text.count(b"# Memory") == 1 and b"# Server" not in text
     both = r.execute_command("INFO", "memory", "all", "memory", callback=lambda x: x)
     assert both.count(b"# Memory") == 1 and both.count(b"# Server") == 1 and b"# Evictions" in both
+
+
+@pytest.mark.parametrize("args, text", [
+    (["lfu-log-factor", "5", "maxmemory-samples", "100"], "between 1 and 64"),
+    (["maxmemory-samples", "10", "maxmemory-samples", "0"], "duplicate parameter"),
+    (["maxmemory-policy", "allkeys-lru", "maxmemory", "1000gb"], "more than this machine's heap"),
+])
+def test_config_set_of_several_is_all_or_nothing(r, args, text):
+    before = r.config_get("*")
+    with pytest.raises(InvalidArgument, match=text):
+        r.execute_command("CONFIG", "SET", *args)
+    assert r.config_get("*") == before

@@ -416,7 +416,14 @@ def _config(c: Commands, a: list[bytes]) -> Reply:
         return out
     if sub == "SET" and len(a) >= 4 and len(a) % 2 == 0:
         pairs = [(_upper(k).lower(), bytes(v)) for k, v in zip(a[2::2], a[3::2], strict=True)]
-        parsed = [cfgmod.parse_config(name, value) for name, value in pairs]  # all or nothing
+        parsed = [cfgmod.parse_config(name, value) for name, value in pairs]  # all or nothing:
+        fields = [field for field, _ in parsed]
+        for (param, _), field in zip(pairs, fields, strict=True):
+            if fields.count(field) > 1:  # Redis 7: a parameter given twice is refused
+                raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument '{param}') - "
+                                      f"duplicate parameter")
+        for field, value in parsed:
+            c.ks.config_check(field, value)  # every value is checked before any is set
         for field, value in parsed:
             c.ks.config_set(field, value)
         return OK

@@ -277,7 +277,9 @@ class Keyspace:
         c = self.a.ks_config
         return CacheConfig(*(int(c[i]) for i in range(len(CONFIG_FIELDS))))
 
-    def config_set(self, name: str, value: int) -> None:
+    def config_check(self, name: str, value: int) -> None:
+        """What config_set would refuse, refused without changing anything (CONFIG SET of several
+        parameters checks them all first: all or nothing, as Redis 7's)."""
         if name not in CONFIG_RANGES:
             raise InvalidArgument(f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
         lo, hi = CONFIG_RANGES[name]
@@ -291,6 +293,9 @@ class Keyspace:
             # and a limit above it would only make writes fail with the allocator's error, evicting nothing.
             raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument 'maxmemory') - {value} "
                                   f"bytes is more than this machine's heap of {heap_bytes} bytes")
+
+    def config_set(self, name: str, value: int) -> None:
+        self.config_check(name, value)
         if name == "policy":
             self.set_policy(value)
         else:
