@@ -417,11 +417,12 @@ def _config(c: Commands, a: list[bytes]) -> Reply:
     if sub == "SET" and len(a) >= 4 and len(a) % 2 == 0:
         pairs = [(_upper(k).lower(), bytes(v)) for k, v in zip(a[2::2], a[3::2], strict=True)]
         parsed = [cfgmod.parse_config(name, value) for name, value in pairs]  # all or nothing:
-        fields = [field for field, _ in parsed]
-        for (param, _), field in zip(pairs, fields, strict=True):
-            if fields.count(field) > 1:  # Redis 7: a parameter given twice is refused
+        seen: set[str] = set()
+        for (param, _), (field, _) in zip(pairs, parsed, strict=True):
+            if field in seen:  # Redis 7: a parameter given twice is refused
                 raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument '{param}') - "
                                       f"duplicate parameter")
+            seen.add(field)
         for field, value in parsed:
             c.ks.config_check(field, value)  # every value is checked before any is set
         for field, value in parsed:
