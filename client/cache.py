@@ -466,7 +466,7 @@ def parse_url(url: str) -> dict[str, Any]:
 HARMLESS_REDIS_ARGS = frozenset({"socket_connect_timeout", "socket_keepalive", "socket_keepalive_options",
                                  "health_check_interval", "max_connections", "single_connection_client",
                                  "client_name", "lib_name", "lib_version"})
-# These are accepted only at redis-py's default (None, False, or as said): anything else asks for a
+# These are accepted only unset (None, False, "", or as _DEFAULT_OK says): anything else asks for a
 # feature the cache does not have, and silently ignoring it would hide that.
 _NO_AUTH = "the cache has no authentication (AUTH, ACL users)"
 _NO_TLS = "memsim serves plaintext gRPC only (no TLS)"
@@ -488,7 +488,7 @@ UNSUPPORTED_REDIS_ARGS: dict[str, str] = {
 _DEFAULT_OK = {"protocol": (2, "2")}
 
 
-def check_redis_args(cls: str, kw: dict[str, Any], encoding: str) -> None:
+def check_redis_args(cls: str, kw: dict[str, Any], encoding: str, encoding_errors: str) -> None:
     """Refuse, by name, a redis-py argument that would be silently ignored; TypeError for a name
     redis-py does not have either (a typo must not pass)."""
     for name, value in kw.items():
@@ -496,12 +496,17 @@ def check_redis_args(cls: str, kw: dict[str, Any], encoding: str) -> None:
             continue
         if name not in UNSUPPORTED_REDIS_ARGS:
             raise TypeError(f"{cls}() got an unexpected keyword argument {name!r}")
-        if value is not None and value is not False and value not in _DEFAULT_OK.get(name, ()):
+        if value and value not in _DEFAULT_OK.get(name, ()):  # redis-py too treats password="" as none
             raise InvalidArgument(f"{cls}({name}=...): not supported: {UNSUPPORTED_REDIS_ARGS[name]}")
     try:
         codecs.lookup(encoding)
     except LookupError:
         raise InvalidArgument(f"{cls}(encoding={encoding!r}): unknown encoding") from None
+    try:
+        codecs.lookup_error(encoding_errors)
+    except LookupError:
+        raise InvalidArgument(f"{cls}(encoding_errors={encoding_errors!r}): unknown error handler; the choices "
+                              f"include 'strict', 'replace', 'ignore', 'backslashreplace'") from None
 
 
 class Cache(CacheCommands):
@@ -513,13 +518,13 @@ class Cache(CacheCommands):
     socket_keepalive_options, health_check_interval, max_connections, single_connection_client,
     client_name, lib_name, lib_version. The rest (password, username, unix_socket_path,
     connection_pool, ssl..., retry..., protocol=3, ...) are refused with InvalidArgument unless
-    left at redis-py's default, and an unknown name is a TypeError."""
+    left unset (None, False, "", or protocol=2), and an unknown name is a TypeError."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 50051, db: int = 0, password: str | None = None,
                  socket_timeout: float | None = None, *, target: str | None = None, core: int | None = None,
                  timeout: float = DEFAULT_TIMEOUT, decode_responses: bool = False, codec: str | None = None,
                  encoding: str = "utf-8", encoding_errors: str = "strict", **redis_args: Any):
-        check_redis_args("Cache", {"password": password, **redis_args}, encoding)
+        check_redis_args("Cache", {"password": password, **redis_args}, encoding, encoding_errors)
         if codec not in (None, "msgpack"):
             raise InvalidArgument(f"codec {codec!r}: the choices are None (bytes) and 'msgpack'")
         if socket_timeout is not None:

@@ -45,7 +45,7 @@ class AsyncCache(CacheCommands):
                  socket_timeout: float | None = None, *, target: str | None = None, core: int | None = None,
                  timeout: float = DEFAULT_TIMEOUT, decode_responses: bool = False, codec: str | None = None,
                  encoding: str = "utf-8", encoding_errors: str = "strict", **redis_args: Any):
-        check_redis_args("AsyncCache", {"password": password, **redis_args}, encoding)
+        check_redis_args("AsyncCache", {"password": password, **redis_args}, encoding, encoding_errors)
         if codec not in (None, "msgpack"):
             raise InvalidArgument(f"codec {codec!r}: the choices are None (bytes) and 'msgpack'")
         if socket_timeout is not None:

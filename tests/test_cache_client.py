@@ -30,6 +30,7 @@ def server():
     ({"retry_on_timeout": True}, "not retried"),
     ({"protocol": 3}, "RESP3"),
     ({"encoding": "no-such-codec"}, "unknown encoding"),
+    ({"encoding_errors": "lenient"}, "unknown error handler"),
 ])
 def test_redis_py_arguments_that_cannot_work_here_are_refused_by_name(cls, kw, says):
     name = next(iter(kw))
@@ -41,7 +42,7 @@ def test_redis_py_arguments_that_cannot_work_here_are_refused_by_name(cls, kw, s
 def test_unknown_arguments_are_a_type_error_and_harmless_ones_are_accepted(cls):
     with pytest.raises(TypeError, match="decode_response"):
         cls("127.0.0.1:1", decode_response=True)  # a typo must not pass silently
-    c = cls("127.0.0.1:1", password=None, ssl=False, protocol=2, socket_connect_timeout=3, socket_keepalive=True,
+    c = cls("127.0.0.1:1", password="", ssl=False, protocol=2, socket_connect_timeout=3, socket_keepalive=True,
             health_check_interval=30, max_connections=10, client_name="app", retry_on_timeout=False)
     if cls is Cache:
         c.close()
