@@ -166,3 +166,9 @@ def test_config_set_of_several_is_all_or_nothing(r, args, text):
     with pytest.raises(InvalidArgument, match=text):
         r.execute_command("CONFIG", "SET", *args)
     assert r.config_get("*") == before
+
+
+@pytest.mark.parametrize("cursor", [HUGE, "-1", "+1", " 1", "1_0", "18446744073709551616"])
+def test_a_cursor_that_is_no_64_bit_number_is_redis_invalid_cursor(r, cursor):
+    with pytest.raises(InvalidArgument, match=r"^ERR invalid cursor$"):
+        r.execute_command("SCAN", cursor)
