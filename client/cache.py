@@ -10,9 +10,11 @@
         p.execute()                               # [True, 2, b'2']
     r.info()["used_memory"]; r.config_set("maxmemory-policy", "allkeys-lru")
 
-Arguments are encoded as redis-py encodes them (str as UTF-8, int and float as their decimal
-text, bytes as they are) and replies come back as redis-py gives them (bytes values, True
-for OK, ints, None for nil), or as str with `decode_responses=True`. `codec="msgpack"` stores
+Arguments are encoded as redis-py encodes them (str in `encoding`, UTF-8 by default, int and
+float as their decimal text, bytes as they are) and replies come back as redis-py gives them
+(bytes values, True for OK, ints, None for nil), or as str with `decode_responses=True`,
+decoded with `encoding` and `encoding_errors` ("strict" by default: bytes that are not UTF-8
+raise UnicodeDecodeError, as with redis-py; in a pipeline, in that command's slot). `codec="msgpack"` stores
 structured values instead: set/mset/getset pack any msgpack-encodable value, get/mget/getdel
 unpack it (counters still want plain decimal text, so INCR on such a value fails as it would
 on any non-integer).
@@ -27,10 +29,11 @@ reply callback and hands them to `execute_command`, which runs them now (Cache),
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, unquote, urlparse
 
 import grpc
 import msgpack
@@ -38,7 +41,6 @@ import msgpack
 from memsim.client.errors import (
     DeadlineExceeded,
     InvalidArgument,
-    MemsimError,
     client_closed,
     from_code,
     from_rpc_error,
@@ -53,12 +55,12 @@ Callback = Callable[[Any], Any] | None
 
 # -- encoding ---------------------------------------------------------------------------------
 
-def encode(value: Any) -> bytes:
-    """redis-py's Encoder.encode: bytes as is, str as UTF-8, numbers as decimal text."""
+def encode(value: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """redis-py's Encoder.encode: bytes as is, str in the encoding, numbers as decimal text."""
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
-        return value.encode()
+        return value.encode(encoding, errors)
     if isinstance(value, bool):
         raise InvalidArgument("Invalid input of type: 'bool'. Convert to a bytes, string, int or float first.")
     if isinstance(value, int | float):
@@ -115,13 +117,25 @@ def _info_value(v: str) -> Any:
     return v
 
 
-def _as_redis_py(r: Any, decode: bool) -> Any:
+def _unpack(value: bytes, name: Any) -> Any:
+    """A value stored with codec="msgpack"; one that was not (msgpack's own errors may have no
+    message at all) is a ValueError that says which key and what it holds."""
+    try:
+        return msgpack.unpackb(value, raw=False)
+    except (ValueError, msgpack.UnpackException) as e:
+        key = f" of {name!r}" if name is not None else ""
+        raise ValueError(f"value{key} ({len(value)} bytes, starting {value[:16]!r}) is not msgpack "
+                         f"({type(e).__name__}{': ' + str(e) if str(e) else ''}): was it stored without "
+                         f"codec='msgpack'?") from None
+
+
+def _as_redis_py(r: Any, decode: Callable[[bytes], str] | None) -> Any:
     """Replies without a callback as redis-py gives them: status strings as bytes (or str when
     decoding), arrays as lists."""
     if isinstance(r, str):
         return r if decode else r.encode()
     if isinstance(r, bytes):
-        return r.decode("utf-8") if decode else r
+        return decode(r) if decode else r
     if isinstance(r, list):
         return [_as_redis_py(x, decode) for x in r]
     return r
@@ -151,9 +165,19 @@ class CacheCommands:
 
     codec: str | None = None
     decode_responses: bool = False
+    encoding: str = "utf-8"
+    encoding_errors: str = "strict"
 
     def execute_command(self, *args: Any, callback: Callback = None) -> Any:
         raise NotImplementedError
+
+    def _encode(self, value: Any) -> bytes:
+        return encode(value, self.encoding, self.encoding_errors)
+
+    def _decode(self, value: bytes) -> str:
+        """redis-py's Encoder.decode: with the default "strict", bytes not in the encoding raise
+        UnicodeDecodeError rather than come back altered."""
+        return value.decode(self.encoding, self.encoding_errors)
 
     def _finish(self, args: tuple[Any, ...], callback: Callback) -> Callable[[Any], Any]:
         """The reply's callback: the method's own, else redis-py's for that command name, else
@@ -164,31 +188,34 @@ class CacheCommands:
         by_name = CALLBACKS.get(name)
         if by_name is not None:
             return by_name
-        decode = self.decode_responses
+        decode = self._decode if self.decode_responses else None
         return lambda r: _as_redis_py(r, decode)
 
     # values through the codec
     def _val(self, value: Any) -> bytes:
         if self.codec == "msgpack":
             return msgpack.packb(value, use_bin_type=True)
-        return encode(value)
+        return self._encode(value)
 
-    def _out(self, r: Any) -> Any:
+    def _out(self, r: Any, name: Any = None) -> Any:
         if r is None:
             return None
         if self.codec == "msgpack":
-            return msgpack.unpackb(r, raw=False)
-        return r.decode("utf-8", "replace") if self.decode_responses and isinstance(r, bytes) else r
+            return _unpack(r, name)
+        return self._decode(r) if self.decode_responses and isinstance(r, bytes) else r
 
-    def _outs(self, r: list) -> list:
-        return [self._out(x) for x in r]
+    def _outs(self, r: list, names: list[Any] | None = None) -> list:
+        return [self._out(x, names[i] if names else None) for i, x in enumerate(r)]
+
+    def _out_of(self, name: Any) -> Callable[[Any], Any]:
+        return lambda r: self._out(r, name)
 
     def _key(self, r: Any) -> Any:
-        return r.decode("utf-8", "replace") if self.decode_responses and isinstance(r, bytes) else r
+        return self._decode(r) if self.decode_responses and isinstance(r, bytes) else r
 
     # strings
     def get(self, name: Any) -> Any:
-        return self.execute_command("GET", name, callback=self._out)
+        return self.execute_command("GET", name, callback=self._out_of(name))
 
     def set(self, name: Any, value: Any, ex: int | dt.timedelta | None = None, px: int | dt.timedelta | None = None,
             nx: bool = False, xx: bool = False, keepttl: bool = False, get: bool = False,
@@ -210,7 +237,7 @@ class CacheCommands:
             args.append("XX")
         if get:
             args.append("GET")
-            return self.execute_command(*args, callback=self._out)
+            return self.execute_command(*args, callback=self._out_of(name))
         return self.execute_command(*args, callback=lambda r: True if r == "OK" else None)
 
     def setex(self, name: Any, time: int | dt.timedelta, value: Any) -> Any:
@@ -226,11 +253,12 @@ class CacheCommands:
         return self.set(name, value, get=True)
 
     def getdel(self, name: Any) -> Any:
-        return self.execute_command("GETDEL", name, callback=self._out)
+        return self.execute_command("GETDEL", name, callback=self._out_of(name))
 
     def mget(self, keys: Any, *args: Any) -> Any:
         names = [keys] if isinstance(keys, str | bytes) else list(keys)
-        return self.execute_command("MGET", *names, *args, callback=self._outs)
+        names += args
+        return self.execute_command("MGET", *names, callback=lambda r: self._outs(r, names))
 
     def mset(self, mapping: Mapping[Any, Any]) -> Any:
         flat: list[Any] = []
@@ -363,7 +391,8 @@ def to_batch(commands: list[tuple[tuple[Any, ...], Callback]], seq: int) -> pb.C
 
 def decode_batch(commands: list[tuple[tuple[Any, ...], Callback]], reply: pb.ReplyBatch) -> list[Any]:
     """Each command's reply through its callback; a failed command's slot holds its exception,
-    which says which command it was, as redis-py's does."""
+    which says which command it was, as redis-py's does. A reply its callback cannot take (bytes
+    that are not UTF-8 under decode_responses) leaves that exception in its slot, not the others'."""
     raw = msgpack.unpackb(reply.replies, raw=False)
     failed = {e.index: (e.code, e.message) for e in reply.errors}
     out: list[Any] = []
@@ -372,9 +401,16 @@ def decode_batch(commands: list[tuple[tuple[Any, ...], Callback]], reply: pb.Rep
             code, message = failed[i]
             shown = " ".join(a.decode("utf-8", "replace") if isinstance(a, bytes) else str(a) for a in args)[:120]
             out.append(from_code(code, f"Command # {i + 1} ({shown}) of pipeline caused error: {message}"))
-        else:
+            continue
+        try:
             out.append(cb(r) if cb is not None else r)
+        except Exception as e:  # noqa: BLE001 - kept in the command's slot, raised by execute()
+            out.append(e)
     return out
+
+
+def first_error(replies: list[Any]) -> Exception | None:
+    return next((r for r in replies if isinstance(r, Exception)), None)
 
 
 def resolve_target(host: str, port: int, db: int, target: str | None) -> str:
@@ -388,24 +424,107 @@ def resolve_target(host: str, port: int, db: int, target: str | None) -> str:
     return f"{host}:{port}"
 
 
+def _url_bool(v: str) -> bool:
+    return v.lower() not in ("", "0", "false", "f", "no", "n")
+
+
+# redis-py's URL_QUERY_ARGUMENT_PARSERS, for the arguments Cache takes; any other name is passed on as
+# text, and refused by name by the constructor
+_URL_QUERY = {"decode_responses": _url_bool, "socket_timeout": float, "socket_connect_timeout": float,
+              "socket_keepalive": _url_bool, "health_check_interval": int, "max_connections": int,
+              "single_connection_client": _url_bool, "retry_on_timeout": _url_bool, "protocol": int}
+
+
 def parse_url(url: str) -> dict[str, Any]:
-    """redis://host:port/0 or memsim://host:port: redis-py's from_url, for the parts that apply."""
+    """redis://[[user]:password@]host:port/0?arg=value or memsim://host:port: redis-py's from_url.
+    A password or an argument the cache cannot honour is refused by the constructor, by name."""
     u = urlparse(url)
     if u.scheme not in ("redis", "memsim"):
-        raise InvalidArgument(f"url {url!r}: the schemes are redis:// and memsim://")
-    db = int(u.path.lstrip("/") or 0)
-    return {"host": u.hostname or "127.0.0.1", "port": u.port or 50051, "db": db}
+        raise InvalidArgument(f"url {url!r}: the schemes are redis:// and memsim:// (no TLS, no unix sockets)")
+    try:
+        port = u.port
+    except ValueError:
+        raise InvalidArgument(f"url {url!r}: the port must be a number from 0 to 65535") from None
+    path = u.path.lstrip("/")
+    if path and not path.isdigit():
+        raise InvalidArgument(f"url {url!r}: the path is the database number; the cache has one database, db 0")
+    out: dict[str, Any] = {"host": u.hostname or "127.0.0.1", "port": port or 50051, "db": int(path or 0)}
+    if u.username:
+        out["username"] = unquote(u.username)
+    if u.password:
+        out["password"] = unquote(u.password)
+    for name, value in parse_qsl(u.query, keep_blank_values=True):
+        try:
+            out[name] = _URL_QUERY.get(name, str)(value)
+        except ValueError:
+            raise InvalidArgument(f"url {url!r}: {name}={value!r} is not a valid value") from None
+    return out
+
+
+# redis-py's Redis() arguments. These change nothing here and are accepted and ignored, whatever
+# their value: gRPC connects, keeps alive and multiplexes its own channel, and there is no CLIENT command.
+HARMLESS_REDIS_ARGS = frozenset({"socket_connect_timeout", "socket_keepalive", "socket_keepalive_options",
+                                 "health_check_interval", "max_connections", "single_connection_client",
+                                 "client_name", "lib_name", "lib_version"})
+# These are accepted only unset (None, False, "", or as _DEFAULT_OK says): anything else asks for a
+# feature the cache does not have, and silently ignoring it would hide that.
+_NO_AUTH = "the cache has no authentication (AUTH, ACL users)"
+_NO_TLS = "memsim serves plaintext gRPC only (no TLS)"
+_NO_RETRY = "calls are not retried; catch memsim.client.Unavailable / DeadlineExceeded to retry"
+UNSUPPORTED_REDIS_ARGS: dict[str, str] = {
+    "password": _NO_AUTH, "username": _NO_AUTH, "credential_provider": _NO_AUTH,
+    "unix_socket_path": "memsim serves gRPC over TCP: give host and port, or 'host:port'",
+    "connection_pool": "there is no connection pool: each client has its own gRPC channel",
+    "ssl": _NO_TLS, "ssl_keyfile": _NO_TLS, "ssl_certfile": _NO_TLS, "ssl_cert_reqs": _NO_TLS,
+    "ssl_ca_certs": _NO_TLS, "ssl_ca_path": _NO_TLS, "ssl_ca_data": _NO_TLS, "ssl_check_hostname": _NO_TLS,
+    "ssl_password": _NO_TLS, "ssl_validate_ocsp": _NO_TLS, "ssl_min_version": _NO_TLS, "ssl_ciphers": _NO_TLS,
+    "retry_on_timeout": _NO_RETRY, "retry_on_error": _NO_RETRY, "retry": _NO_RETRY,
+    "redis_connect_func": "there is no connection callback",
+    "protocol": "replies are RESP2-shaped (protocol=2); RESP3 is not supported",
+    "cache": "there is no client-side caching", "cache_config": "there is no client-side caching",
+    "charset": "use encoding= (redis-py's name since 4.0)",
+    "errors": "use encoding_errors= (redis-py's name since 4.0)",
+}
+_DEFAULT_OK = {"protocol": (2, "2")}
+
+
+def check_redis_args(cls: str, kw: dict[str, Any], encoding: str, encoding_errors: str) -> None:
+    """Refuse, by name, a redis-py argument that would be silently ignored; TypeError for a name
+    redis-py does not have either (a typo must not pass)."""
+    for name, value in kw.items():
+        if name in HARMLESS_REDIS_ARGS:
+            continue
+        if name not in UNSUPPORTED_REDIS_ARGS:
+            raise TypeError(f"{cls}() got an unexpected keyword argument {name!r}")
+        if value and value not in _DEFAULT_OK.get(name, ()):  # redis-py too treats password="" as none
+            raise InvalidArgument(f"{cls}({name}=...): not supported: {UNSUPPORTED_REDIS_ARGS[name]}")
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InvalidArgument(f"{cls}(encoding={encoding!r}): unknown encoding") from None
+    try:
+        codecs.lookup_error(encoding_errors)
+    except LookupError:
+        raise InvalidArgument(f"{cls}(encoding_errors={encoding_errors!r}): unknown error handler; the choices "
+                              f"include 'strict', 'replace', 'ignore', 'backslashreplace'") from None
 
 
 class Cache(CacheCommands):
     """A connection to a memsim server's cache (any core, or `core=N` for that core's own port).
 
-    Takes redis-py's (host, port, db=0, socket_timeout=...) or one "host:port" string."""
+    Takes redis-py's (host, port, db=0, socket_timeout=..., decode_responses=..., encoding=...,
+    encoding_errors=...) or one "host:port" string. Of redis-py's other arguments, these are
+    accepted and ignored, as they change nothing here: socket_connect_timeout, socket_keepalive,
+    socket_keepalive_options, health_check_interval, max_connections, single_connection_client,
+    client_name, lib_name, lib_version. The rest (password, username, unix_socket_path,
+    connection_pool, ssl..., retry..., protocol=3, ...) are refused with InvalidArgument unless
+    left unset (None, False, "", or protocol=2), and an unknown name is a TypeError."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 50051, db: int = 0, password: str | None = None,
                  socket_timeout: float | None = None, *, target: str | None = None, core: int | None = None,
                  timeout: float = DEFAULT_TIMEOUT, decode_responses: bool = False, codec: str | None = None,
-                 **_ignored: Any):
+                 encoding: str = "utf-8", encoding_errors: str = "strict", **redis_args: Any):
+        check_redis_args("Cache", {"password": password, **redis_args}, encoding, encoding_errors)
         if codec not in (None, "msgpack"):
             raise InvalidArgument(f"codec {codec!r}: the choices are None (bytes) and 'msgpack'")
         if socket_timeout is not None:
@@ -414,6 +533,7 @@ class Cache(CacheCommands):
         self.core = core
         self.timeout = timeout
         self.decode_responses = decode_responses
+        self.encoding, self.encoding_errors = encoding, encoding_errors
         self.codec = codec
         self._channel = grpc.insecure_channel(self.target, options=channel_options())
         self._stub = cache_pb2_grpc.CacheStub(self._channel)
@@ -445,7 +565,7 @@ class Cache(CacheCommands):
     def execute_command(self, *args: Any, callback: Callback = None) -> Any:
         if self._closed:
             raise client_closed(self)
-        req = pb.CommandRequest(args=[a if isinstance(a, bytes) else encode(a) for a in args])
+        req = pb.CommandRequest(args=[self._encode(a) for a in args])
         try:
             reply = self._stub.Command(req, timeout=self.timeout)
         except grpc.RpcError as e:
@@ -460,6 +580,8 @@ class Cache(CacheCommands):
         return Pipeline(self)
 
     def run_pipeline(self, commands: list[tuple[tuple[Any, ...], Callback]]) -> list[Any]:
+        if self._closed:
+            raise client_closed(self)
         out: list[Any] = []
         for i in range(0, len(commands), MAX_PIPELINE):
             chunk = commands[i:i + MAX_PIPELINE]
@@ -481,10 +603,11 @@ class Pipeline(CacheCommands):
         self.cache = cache
         self.codec = cache.codec
         self.decode_responses = cache.decode_responses
+        self.encoding, self.encoding_errors = cache.encoding, cache.encoding_errors
         self.commands: list[tuple[tuple[Any, ...], Callback]] = []
 
     def execute_command(self, *args: Any, callback: Callback = None) -> Pipeline:
-        self.commands.append((args, self._finish(args, callback)))
+        self.commands.append((tuple(self._encode(a) for a in args), self._finish(args, callback)))
         return self
 
     def __len__(self) -> int:
@@ -506,11 +629,9 @@ class Pipeline(CacheCommands):
         if not commands:
             return []
         out = self.cache.run_pipeline(commands)
-        if raise_on_error:
-            for r in out:
-                if isinstance(r, MemsimError):
-                    raise r
+        if raise_on_error and (e := first_error(out)) is not None:
+            raise e
         return out
 
 
-__all__ = ["Cache", "CacheCommands", "Pipeline", "encode", "parse_info"]
+__all__ = ["Cache", "CacheCommands", "Pipeline", "check_redis_args", "encode", "parse_info"]

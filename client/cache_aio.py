@@ -24,25 +24,28 @@ from memsim.client.cache import (
     MAX_PIPELINE,
     CacheCommands,
     Callback,
+    check_redis_args,
     decode_batch,
-    encode,
+    first_error,
     parse_url,
     resolve_target,
     to_batch,
 )
-from memsim.client.errors import DeadlineExceeded, InvalidArgument, MemsimError, client_closed, from_rpc_error
+from memsim.client.errors import DeadlineExceeded, InvalidArgument, client_closed, from_rpc_error
 from memsim.client.sync import DEFAULT_TIMEOUT, channel_options, core_target
 from memsim.v1 import cache_pb2 as pb
 from memsim.v1 import cache_pb2_grpc
 
 
 class AsyncCache(CacheCommands):
-    """The asyncio twin of `Cache`: same methods, awaited."""
+    """The asyncio twin of `Cache`: same methods and arguments (the same redis-py ones accepted,
+    ignored or refused: see `Cache`), awaited."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 50051, db: int = 0, password: str | None = None,
                  socket_timeout: float | None = None, *, target: str | None = None, core: int | None = None,
                  timeout: float = DEFAULT_TIMEOUT, decode_responses: bool = False, codec: str | None = None,
-                 **_ignored: Any):
+                 encoding: str = "utf-8", encoding_errors: str = "strict", **redis_args: Any):
+        check_redis_args("AsyncCache", {"password": password, **redis_args}, encoding, encoding_errors)
         if codec not in (None, "msgpack"):
             raise InvalidArgument(f"codec {codec!r}: the choices are None (bytes) and 'msgpack'")
         if socket_timeout is not None:
@@ -50,7 +53,9 @@ class AsyncCache(CacheCommands):
         self.target = core_target(resolve_target(host, port, db, target), core)
         self.timeout = timeout
         self.decode_responses = decode_responses
+        self.encoding, self.encoding_errors = encoding, encoding_errors
         self.codec = codec
+        self._closed = False
         self._channel = grpc.aio.insecure_channel(self.target, options=channel_options())
         self._stub = cache_pb2_grpc.CacheStub(self._channel)
         self._pipelines = AsyncStreamSession(self._stub.Pipeline, "pipeline")
@@ -65,6 +70,10 @@ class AsyncCache(CacheCommands):
         await self._channel.close()
 
     _closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise client_closed(self)
 
     async def __aenter__(self) -> AsyncCache:
         return self
@@ -82,9 +91,8 @@ class AsyncCache(CacheCommands):
         return self._command(args, callback)
 
     async def _command(self, args: tuple[Any, ...], callback: Callback) -> Any:
-        if self._closed:
-            raise client_closed(self)
-        req = pb.CommandRequest(args=[a if isinstance(a, bytes) else encode(a) for a in args])
+        self._check_open()
+        req = pb.CommandRequest(args=[self._encode(a) for a in args])
         try:
             reply = await self._stub.Command(req, timeout=self.timeout)
         except grpc.RpcError as e:
@@ -97,6 +105,7 @@ class AsyncCache(CacheCommands):
         return AsyncPipeline(self)
 
     async def run_pipeline(self, commands: list[tuple[tuple[Any, ...], Callback]]) -> list[Any]:
+        self._check_open()
         out: list[Any] = []
         for i in range(0, len(commands), MAX_PIPELINE):
             chunk = commands[i:i + MAX_PIPELINE]
@@ -122,10 +131,11 @@ class AsyncPipeline(CacheCommands):
         self.cache = cache
         self.codec = cache.codec
         self.decode_responses = cache.decode_responses
+        self.encoding, self.encoding_errors = cache.encoding, cache.encoding_errors
         self.commands: list[tuple[tuple[Any, ...], Callback]] = []
 
     def execute_command(self, *args: Any, callback: Callback = None) -> AsyncPipeline:
-        self.commands.append((args, self._finish(args, callback)))
+        self.commands.append((tuple(self._encode(a) for a in args), self._finish(args, callback)))
         return self
 
     def __len__(self) -> int:
@@ -142,8 +152,6 @@ class AsyncPipeline(CacheCommands):
         if not commands:
             return []
         out = await self.cache.run_pipeline(commands)
-        if raise_on_error:
-            for r in out:
-                if isinstance(r, MemsimError):
-                    raise r
+        if raise_on_error and (e := first_error(out)) is not None:
+            raise e
         return out

@@ -405,3 +405,53 @@ def test_mset_writes_all_or_nothing(ks_machine):
     assert ks.get(b"old1") == b"v" and not ks.exists(b"new0")  # nothing of it was written
     ks.mset([(b"a", b"1"), (b"b", b"2"), (b"a", b"3")])  # a key twice: the last value wins
     assert ks.mget([b"a", b"b"]) == [b"3", b"2"] and ks.dbsize() == keys_before + 2
+
+
+def test_scan_matches_outside_the_stripe_locks_and_count_bounds_the_keys_looked_at(ks_machine):
+    ks = keyspace(ks_machine)
+    for i in range(500):
+        ks.set(b"k%d" % i, b"v")
+    held_while_matching: list[str] = []
+
+    def match(key: bytes) -> bool:
+        held_while_matching.extend(lk.name for lk in ks.locks if lk.held)
+        return False
+
+    cursor, keys = ks.scan(0, count=10, match=match)
+    assert keys == [] and cursor != 0  # ten or so keys looked at, not the whole table for a MATCH of none
+    assert held_while_matching == []
+    seen, cursor, calls = 0, 0, 0
+    while True:
+        cursor, batch = ks.scan(cursor, count=10, match=lambda k: k.endswith(b"7"))
+        seen += len(batch)
+        calls += 1
+        if cursor == 0:
+            break
+    assert seen == 50 and calls >= 500 // 20
+
+
+def test_a_command_that_raises_unexpectedly_is_its_own_error_reply(ks_machine, monkeypatch):
+    from memsim.sim.cache import commands as cm
+
+    def broken(c, a):
+        raise ValueError("boom")
+
+    monkeypatch.setitem(cm.COMMANDS, "broken", cm.CommandSpec("broken", 1, False, broken))
+    cmds = cm.Commands(keyspace(ks_machine))
+    with pytest.raises(cm.CommandFailed, match="internal error running 'broken': ValueError: boom") as e:
+        cmds.execute([b"BROKEN"])
+    assert e.value.code == 13
+    assert cmds.execute([b"SET", b"k", b"v"]) == "OK" and cmds.execute([b"GET", b"k"]) == b"v"
+
+
+def test_keys_stops_building_its_reply_at_the_reply_limit(ks_machine):
+    from memsim.sim.cache.commands import Commands
+
+    cmds = Commands(keyspace(ks_machine))
+    for i in range(300):
+        cmds.execute([b"SET", b"key:%04d" % i, b"v"])
+    assert len(cmds.execute([b"KEYS", b"key:*"])) == 300
+    cmds.keys_reply_bytes = 1000  # 300 keys of 8 bytes are 2,400
+    with pytest.raises(ResourceExhausted, match="KEYS 'key:\\*' matches more than 1000 bytes of keys"):
+        cmds.execute([b"KEYS", b"key:*"])
+    assert len(cmds.execute([b"KEYS", b"key:00*"])) == 100

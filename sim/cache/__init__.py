@@ -4,6 +4,7 @@
                   allocator objects (used_memory is real bytes), Redis's string semantics
     commands.py   the command table: Redis's parsing, replies and error texts over a Keyspace
     config.py     CONFIG GET/SET: Redis's parameter names, memory units and policy names
+    glob.py       Redis's glob matching (stringmatchlen) for KEYS, SCAN MATCH, CONFIG GET
     info.py       INFO under Redis's names, and what each memory figure means here
     eviction.py   performEvictions(): maxmemory, Redis's eight policies, tenacity, the OOM error
     evict.py      Redis's pure pieces: 24-bit LRU clock, LFU log counter, the 16-entry pool

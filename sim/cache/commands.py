@@ -11,8 +11,10 @@ RESP's types, as plain Python values:
 
 Errors are SimErrors carrying Redis's text ("ERR syntax error", "ERR value is not an integer
 or out of range", the OOM text) so that a client shows what redis-cli would; the server maps
-their class to a gRPC status code. Nothing here knows gRPC: `Commands.execute` is the whole
-interface, which is what the servicer, the tests and the local benchmarks call.
+their class to a gRPC status code. `execute` raises nothing else: an exception a handler did
+not expect becomes a CommandFailed (INTERNAL), so a pipeline reports it in its slot and goes on.
+Nothing here knows gRPC: `Commands.execute` is the whole interface, which is what the servicer,
+the tests and the local benchmarks call.
 
 Counting is Redis's: total_commands_processed counts every command that was executed,
 failed or not (Redis counts a command once it is called); rejected_calls counts those
@@ -21,7 +23,7 @@ refused before running (unknown command, wrong arity, OOM).
 
 from __future__ import annotations
 
-import re
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,15 +31,29 @@ from dataclasses import dataclass
 from memsim.sim.cache import config as cfgmod
 from memsim.sim.cache.evict import LFU_POLICIES, estimate_idle_ms, lfu_decr_and_return, lfu_minutes, lru_clock
 from memsim.sim.cache.eviction import OOMError
-from memsim.sim.cache.keyspace import K_COMMANDS, K_REJECTED, MAX_EXPIRE_MS, Keyspace, parse_int64
-from memsim.sim.errors import FailedPrecondition, InvalidArgument
+from memsim.sim.cache.glob import MAX_PATTERN_BYTES, compile_glob
+from memsim.sim.cache.keyspace import K_COMMANDS, K_REJECTED, MAX_EXPIRE_MS, Keyspace, parse_int64, string2ll
+from memsim.sim.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, SimError
+
+log = logging.getLogger("memsim.cache")
 
 Reply = None | int | bytes | str | list
 OK = "OK"
 
+# KEYS builds its whole reply before the server sees it, so it counts what it builds against one
+# reply's payload limit (server/limits.py MAX_REPLY_BYTES, the same 24 MiB) and stops there.
+KEYS_REPLY_BYTES = 24 << 20
+
 # Redis's own messages, worded once
 E_SYNTAX = "ERR syntax error"
 E_NOT_INT = "ERR value is not an integer or out of range"
+
+
+class CommandFailed(SimError):
+    """A command that failed with an exception no handler expected (a bug): still that command's
+    own error reply, so that it cannot abort the pipeline or batch it came in, and logged."""
+
+    code, code_name = 13, "INTERNAL"
 
 
 @dataclass(frozen=True)
@@ -79,6 +95,7 @@ class Commands:
         self.info = info  # INFO's text, built by the server (it knows the machine); None: INFO refused
         self.clock = clock or ks.clock
         self.stats = ks.stats
+        self.keys_reply_bytes = KEYS_REPLY_BYTES
 
     def execute(self, args: list[bytes]) -> Reply:
         """Run one command. Raises a SimError with Redis's message when it fails."""
@@ -103,6 +120,11 @@ class Commands:
             self.stats[K_COMMANDS] -= 1
             self.stats[K_REJECTED] += 1
             raise
+        except SimError:
+            raise
+        except Exception as e:  # one command's failure is its reply, never its caller's
+            log.exception("command %r failed", name)
+            raise CommandFailed(f"ERR internal error running '{name}': {type(e).__name__}: {e}"[:500]) from e
 
 
 # -- strings --------------------------------------------------------------------------------
@@ -217,21 +239,31 @@ def _exists(c: Commands, a: list[bytes]) -> Reply:
     return sum(c.ks.exists(k) for k in a[1:])
 
 
+LLONG_MAX = (1 << 63) - 1
+
+
 def _expire(c: Commands, a: list[bytes], unit_ms: int, absolute: bool) -> Reply:
-    """EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT with Redis 7's NX/XX/GT/LT. A time in the past deletes the key."""
-    n = _int(a[2])
-    if not absolute and abs(n) > ((1 << 63) - 1 - c.clock()) // unit_ms:
-        raise InvalidArgument(f"ERR invalid expire time in '{_upper(a[0]).lower()}' command")
-    when = n * unit_ms if absolute else c.clock() + n * unit_ms
-    if when > MAX_EXPIRE_MS:
-        raise InvalidArgument(f"ERR invalid expire time in '{_upper(a[0]).lower()}' command")
-    flags = {_upper(x) for x in a[3:]}
-    if not flags <= {"NX", "XX", "GT", "LT"} or len(flags) != len(a) - 3:
-        raise InvalidArgument(f"ERR Unsupported option {bytes(a[3 + len(flags) - 1]).decode('utf-8', 'replace')}")
+    """EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT with Redis 7's NX/XX/GT/LT. A time in the past deletes the key.
+    In Redis's order (expireGenericCommand): the options, then the number, then its overflow checks."""
+    flags: set[str] = set()
+    for arg in a[3:]:
+        opt = _upper(arg)
+        if opt not in ("NX", "XX", "GT", "LT"):  # a flag given twice is fine, as in Redis
+            raise InvalidArgument(f"ERR Unsupported option {bytes(arg).decode('utf-8', 'replace')[:64]}")
+        flags.add(opt)
     if "NX" in flags and flags & {"XX", "GT", "LT"}:
         raise InvalidArgument("ERR NX and XX, GT or LT options at the same time are not compatible")
     if {"GT", "LT"} <= flags:
         raise InvalidArgument("ERR GT and LT options at the same time are not compatible")
+    n = _int(a[2])
+    invalid = InvalidArgument(f"ERR invalid expire time in '{_upper(a[0]).lower()}' command")
+    if unit_ms != 1 and not -((LLONG_MAX + 1) // unit_ms) <= n <= LLONG_MAX // unit_ms:
+        raise invalid  # Redis: when > LLONG_MAX / 1000 || when < LLONG_MIN / 1000 (C truncates toward zero)
+    base = 0 if absolute else c.clock()
+    when = n * unit_ms
+    if when > LLONG_MAX - base:
+        raise invalid
+    when += base
     return int(c.ks.expire_at(a[1], when, nx="NX" in flags, xx="XX" in flags, gt="GT" in flags, lt="LT" in flags))
 
 
@@ -279,12 +311,18 @@ def _type(c: Commands, a: list[bytes]) -> Reply:
 @command("keys", 2)
 def _keys(c: Commands, a: list[bytes]) -> Reply:
     """KEYS pattern: a whole SCAN in one call (as in Redis, slow on a big keyspace: use SCAN)."""
-    rx = glob_to_regex(bytes(a[1]))
+    pattern = compile_glob(bytes(a[1]))
+    match = None if pattern.matches_all else pattern.matches
     out: list[bytes] = []
+    size = 0
     cursor = 0
     while True:
-        cursor, keys = c.ks.scan(cursor, 1000, lambda k: rx.fullmatch(k) is not None)
+        cursor, keys = c.ks.scan(cursor, 1000, match, max_bytes=c.keys_reply_bytes - size)
         out += keys
+        size += sum(len(k) for k in keys)
+        if size > c.keys_reply_bytes:  # counted as it is built: a big keyspace cannot make it grow without end
+            raise ResourceExhausted(f"ERR KEYS {bytes(a[1])[:64].decode('utf-8', 'replace')!r} matches more than "
+                                    f"{c.keys_reply_bytes} bytes of keys, over the one-reply limit; use SCAN")
         if cursor == 0:
             return out
 
@@ -307,50 +345,12 @@ def _flushdb(c: Commands, a: list[bytes]) -> Reply:
     return _flushall(c, a)
 
 
-def glob_to_regex(pattern: bytes) -> re.Pattern[bytes]:
-    """Redis's stringmatchlen() glob: * ? [abc] [^a] [a-z] and backslash escapes, as a regex."""
-    out = bytearray()
-    i, n = 0, len(pattern)
-    while i < n:
-        ch = pattern[i:i + 1]
-        if ch == b"*":
-            out += b".*"
-        elif ch == b"?":
-            out += b"."
-        elif ch == b"\\" and i + 1 < n:
-            i += 1
-            out += re.escape(pattern[i:i + 1])
-        elif ch == b"[":
-            j = i + 1
-            negate = pattern[j:j + 1] == b"^"
-            if negate:
-                j += 1
-            body = bytearray()
-            while j < n and pattern[j:j + 1] != b"]":
-                if pattern[j:j + 1] == b"\\" and j + 1 < n:
-                    j += 1
-                    body += re.escape(pattern[j:j + 1])
-                elif pattern[j:j + 1] == b"-" and body and j + 1 < n and pattern[j + 1:j + 2] != b"]":
-                    body += b"-"
-                else:
-                    body += re.escape(pattern[j:j + 1])
-                j += 1
-            out += b"[" + (b"^" if negate else b"") + bytes(body) + b"]" if body else (b"[^\\s\\S]" if not negate
-                                                                                      else b"[\\s\\S]")
-            i = j
-        else:
-            out += re.escape(ch)
-        i += 1
-    return re.compile(bytes(out), re.DOTALL)
-
-
 @command("scan", -2)
 def _scan(c: Commands, a: list[bytes]) -> Reply:
-    try:
-        cursor = int(bytes(a[1]))
-    except ValueError:
-        raise InvalidArgument("ERR invalid cursor") from None
-    count, match = 10, None
+    cursor = string2ll(a[1])  # Redis: string2ull; a cursor past the table is refused by the keyspace
+    if cursor is None or cursor < 0:
+        raise InvalidArgument("ERR invalid cursor")
+    count, pattern, strings = 10, None, True
     i = 2
     while i < len(a):
         opt = _upper(a[i])
@@ -359,16 +359,16 @@ def _scan(c: Commands, a: list[bytes]) -> Reply:
             if count < 1:
                 raise InvalidArgument(E_SYNTAX)
         elif opt == "MATCH" and i + 1 < len(a):
-            rx = glob_to_regex(bytes(a[i + 1]))
-            match = lambda k, rx=rx: rx.fullmatch(k) is not None  # noqa: E731
+            pattern = a[i + 1]  # the last MATCH wins, as in Redis; only that one is compiled
         elif opt == "TYPE" and i + 1 < len(a):
-            if _upper(a[i + 1]) != "STRING":
-                match = lambda k: False  # noqa: E731 - only strings live here
+            strings = _upper(a[i + 1]) == "STRING"  # only strings live here
         else:
             raise InvalidArgument(E_SYNTAX)
         i += 2
+    glob = compile_glob(bytes(pattern)) if pattern is not None else None
+    match = None if glob is None or glob.matches_all else glob.matches
     nxt, keys = c.ks.scan(cursor, count, match)
-    return [str(nxt).encode(), keys]
+    return [str(nxt).encode(), keys if strings else []]
 
 
 # -- server ---------------------------------------------------------------------------------
@@ -402,16 +402,29 @@ def _info(c: Commands, a: list[bytes]) -> Reply:
 def _config(c: Commands, a: list[bytes]) -> Reply:
     sub = _upper(a[1])
     if sub == "GET" and len(a) >= 3:
+        patterns = list(dict.fromkeys(bytes(x) for x in a[2:]))
+        total = sum(len(x) for x in patterns)
+        if total > MAX_PATTERN_BYTES:  # compiling costs about 1 us a byte: held to one pattern's limit
+            raise InvalidArgument(f"ERR CONFIG GET patterns of {total} bytes in all, over the {MAX_PATTERN_BYTES}-byte "
+                                  f"limit")
         out: list[bytes] = []
-        for pattern in a[2:]:
-            rx = glob_to_regex(bytes(pattern).lower())
+        for arg in patterns:
+            pattern = compile_glob(arg, nocase=True)  # Redis: stringmatch(pattern, name, 1)
             for name, value in cfgmod.config_items(c.ks):
-                if rx.fullmatch(name.encode()) and name.encode() not in out[::2]:
+                if pattern.matches(name.encode()) and name.encode() not in out[::2]:
                     out += [name.encode(), value.encode()]
         return out
     if sub == "SET" and len(a) >= 4 and len(a) % 2 == 0:
         pairs = [(_upper(k).lower(), bytes(v)) for k, v in zip(a[2::2], a[3::2], strict=True)]
-        parsed = [cfgmod.parse_config(name, value) for name, value in pairs]  # all or nothing
+        parsed = [cfgmod.parse_config(name, value) for name, value in pairs]  # all or nothing:
+        seen: set[str] = set()
+        for (param, _), (field, _) in zip(pairs, parsed, strict=True):
+            if field in seen:  # Redis 7: a parameter given twice is refused
+                raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument '{param}') - "
+                                      f"duplicate parameter")
+            seen.add(field)
+        for field, value in parsed:
+            c.ks.config_check(field, value)  # every value is checked before any is set
         for field, value in parsed:
             c.ks.config_set(field, value)
         return OK

@@ -16,7 +16,7 @@ import re
 
 from memsim.sim.cache.evict import POLICY_IDS as REDIS_POLICY_IDS
 from memsim.sim.cache.exact import EXACT_IDS
-from memsim.sim.cache.keyspace import CONFIG_RANGES, Keyspace
+from memsim.sim.cache.keyspace import CONFIG_RANGES, Keyspace, string2ll
 from memsim.sim.errors import InvalidArgument
 
 # memsim's policies beside Redis's: maxmemory-policy name -> sim/policies registry name
@@ -36,14 +36,17 @@ PARAMS = {"maxmemory": "maxmemory", "maxmemory-policy": "policy", "maxmemory-sam
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
 _MEMORY = re.compile(r"([0-9]+)([a-z]*)")
+MAX_U64_DIGITS = 20  # 18446744073709551615: memtoull's strtoull refuses more (ERANGE)
 
 
 def parse_memory(text: str) -> int:
-    """Redis's memtoull(): digits and an optional unit, case-insensitive."""
+    """Redis's memtoull(): digits and an optional unit, case-insensitive, the digits an unsigned
+    64-bit number (looked at by length first: no parse costs more than 20 digits)."""
     m = _MEMORY.fullmatch(text.strip().lower())
-    if not m or m.group(2) not in _UNITS:
+    if not m or m.group(2) not in _UNITS or len(m.group(1)) > MAX_U64_DIGITS or int(m.group(1)) >= 1 << 64:
+        shown = text if len(text) <= 40 else f"{text[:40]}... ({len(text)} characters)"
         raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument 'maxmemory') - "
-                              f"argument must be a memory value, got '{text}'")
+                              f"argument must be a memory value, got '{shown}'")
     return int(m.group(1)) * _UNITS[m.group(2)]
 
 
@@ -60,10 +63,11 @@ def parse_config(param: str, value: bytes) -> tuple[str, int]:
             raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - "
                                   f"argument(s) must be one of the following: {', '.join(POLICY_IDS)}")
         return field, POLICY_IDS[text.lower()]
-    if not re.fullmatch(r"-?[0-9]+", text):
+    n = string2ll(value)  # Redis's numeric configs parse with string2ll too
+    if n is None:
         raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument '{param}') - "
                               f"argument couldn't be parsed into an integer")
-    return field, int(text)
+    return field, n
 
 
 def config_items(ks: Keyspace) -> list[tuple[str, str]]:

@@ -73,8 +73,11 @@ def _section(title: str, items: Iterable[tuple[str, object]]) -> str:
 
 
 def info_text(ks: Keyspace, facts: ServerFacts, sections: list[str]) -> str:
-    wanted = list(DEFAULT_SECTIONS) if not sections or sections == ["default"] else (
-        list(ALL_SECTIONS) if sections[0] in ("all", "everything") else sections)
+    # Redis's genInfoSectionDict: a set of names, so a section asked for twice is printed once (and
+    # a request of N names costs at most every section once); "all", "everything" and "default" anywhere.
+    asked = set(sections) if sections else {"default"}
+    wanted = [s for s in ALL_SECTIONS if s in asked or asked & {"all", "everything"}
+              or ("default" in asked and s in DEFAULT_SECTIONS)]
     out = []
     for s in wanted:
         builder = _BUILDERS.get(s)

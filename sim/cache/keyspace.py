@@ -140,14 +140,26 @@ def key_hash(key: bytes) -> int:
 
 
 _INT64_TEXT = re.compile(rb"0|-?[1-9][0-9]*")  # Redis string2ll: no "-0", no leading zeros
+# Redis's string2ll refuses LONG_STR_SIZE (21) bytes or more before looking at a digit: the longest
+# 64-bit decimal is "-9223372036854775808". Checked first, so that no parse costs more than 20 bytes
+# (Python's int() would take quadratic time on a 16 MiB value, and refuses 4,300 digits with a ValueError).
+MAX_INT64_CHARS = 20
+
+
+def string2ll(value: bytes) -> int | None:
+    """Redis's string2ll (src/util.c): a canonical decimal (no spaces, '+', "-0" or leading zeros)
+    within 64 bits, else None. Every integer argument and stored counter is parsed by this one."""
+    value = bytes(value)
+    if len(value) > MAX_INT64_CHARS or not _INT64_TEXT.fullmatch(value):  # int() would take "1_0", " 1", "+1"
+        return None
+    n = int(value)
+    return n if -(1 << 63) <= n < (1 << 63) else None
 
 
 def parse_int64(value: bytes) -> int:
-    """Redis's string2ll: a canonical decimal, no spaces or leading '+', within 64 bits."""
-    if not _INT64_TEXT.fullmatch(value):  # int() alone would take "1_0", " 1" and "+1"
-        raise InvalidArgument("ERR value is not an integer or out of range")
-    n = int(value)
-    if not -(1 << 63) <= n < (1 << 63):
+    """string2ll, or Redis's "value is not an integer or out of range"."""
+    n = string2ll(value)
+    if n is None:
         raise InvalidArgument("ERR value is not an integer or out of range")
     return n
 
@@ -277,7 +289,9 @@ class Keyspace:
         c = self.a.ks_config
         return CacheConfig(*(int(c[i]) for i in range(len(CONFIG_FIELDS))))
 
-    def config_set(self, name: str, value: int) -> None:
+    def config_check(self, name: str, value: int) -> None:
+        """What config_set would refuse, refused without changing anything (CONFIG SET of several
+        parameters checks them all first: all or nothing, as Redis 7's)."""
         if name not in CONFIG_RANGES:
             raise InvalidArgument(f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
         lo, hi = CONFIG_RANGES[name]
@@ -288,6 +302,9 @@ class Keyspace:
         too_big = maxmemory_over_heap(value, self.heap.mheap.total_pages * PAGE_SIZE) if name == "maxmemory" else None
         if too_big:
             raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument 'maxmemory') - {too_big}")
+
+    def config_set(self, name: str, value: int) -> None:
+        self.config_check(name, value)
         if name == "policy":
             self.set_policy(value)
         else:
@@ -784,6 +801,8 @@ class Keyspace:
             e = self._lookup(key, stripe, bucket, h)
             current = 0
             if e >= 0:
+                if int(self.a.e_vlen[e]) > MAX_INT64_CHARS:  # no integer: refused without copying it
+                    raise InvalidArgument("ERR value is not an integer or out of range")
                 current = parse_int64(self._value(e))
             result = current + delta
             if not -(1 << 63) <= result < (1 << 63):
@@ -801,9 +820,9 @@ class Keyspace:
         with self.locks[stripe]:
             e = self._lookup(key, stripe, bucket, h)
             if e >= 0:
-                value = self._value(e) + bytes(tail)
-                if len(value) > MAX_VALUE_BYTES:
+                if int(self.a.e_vlen[e]) + len(tail) > MAX_VALUE_BYTES:  # refused before copying anything
                     raise InvalidArgument(f"ERR string exceeds maximum allowed size ({MAX_VALUE_BYTES} bytes)")
+                value = self._value(e) + bytes(tail)
                 self._replace_value(e, value)
                 return len(value)
             self._set(key, bytes(tail))  # under the same lock: nobody can create it in between
@@ -900,12 +919,18 @@ class Keyspace:
                     removed += 1
         return removed
 
-    def scan(self, cursor: int, count: int = 10,
-             match: Callable[[bytes], bool] | None = None) -> tuple[int, list[bytes]]:
+    def scan(self, cursor: int, count: int = 10, match: Callable[[bytes], bool] | None = None,
+             max_bytes: int | None = None) -> tuple[int, list[bytes]]:
         """SCAN: walk buckets from `cursor`; returns (next cursor, keys), cursor 0 when done.
 
         The table never rehashes, so a bucket-order cursor gives Redis's guarantee: a key present
-        for the whole scan is returned (exactly once, in fact)."""
+        for the whole scan is returned (exactly once, in fact). As in Redis 7's scanGenericCommand,
+        `count` bounds the keys looked at, not the keys returned: a MATCH that selects few keys
+        returns few per call (maybe none, with a cursor to go on from), never walks the whole table.
+
+        `match` runs on copies of the keys after their stripe lock is released: a pattern's cost
+        (up to len(key) x len(pattern), glob.py) must not hold up other cores using the stripe.
+        With max_bytes, the walk also stops after the bucket that takes the keys past it."""
         a = self.a
         nb = a.ks_bucket.shape[0]
         if not 0 <= cursor < nb:
@@ -913,8 +938,9 @@ class Keyspace:
         if count < 1:
             raise InvalidArgument("ERR syntax error: COUNT must be positive")
         keys: list[bytes] = []
+        seen = size = 0
         b = cursor
-        while b < nb and len(keys) < count:
+        while b < nb and seen < count and (max_bytes is None or size <= max_bytes):
             # Empty buckets are skipped by one racy NumPy look, not locked one by one: a key that
             # lands in one after the look was not present for the whole scan, so SCAN owes it nothing.
             window = a.ks_bucket[b:b + SAMPLE_WINDOW]
@@ -923,16 +949,25 @@ class Keyspace:
                 b += len(window)
                 continue
             b += int(busy[0])
-            with self.locks[b % STRIPES]:
-                e = int(a.ks_bucket[b])
-                while e >= 0:
-                    if not self._expired(e):
-                        k = self.heap.raw(int(a.e_key[e]), int(a.e_klen[e]))
-                        if match is None or match(k):
-                            keys.append(k)
-                    e = int(a.e_next[e])
+            found = self._bucket_keys(b)
+            seen += len(found)
+            kept = found if match is None else [k for k in found if match(k)]
+            keys += kept
+            size += sum(len(k) for k in kept)
             b += 1
         return (0 if b >= nb else b), keys
+
+    def _bucket_keys(self, bucket: int) -> list[bytes]:
+        """Copies of the live keys on a bucket's chain, read under its stripe lock."""
+        a = self.a
+        out: list[bytes] = []
+        with self.locks[bucket % STRIPES]:
+            e = int(a.ks_bucket[bucket])
+            while e >= 0:
+                if not self._expired(e):
+                    out.append(self.heap.raw(int(a.e_key[e]), int(a.e_klen[e])))
+                e = int(a.e_next[e])
+        return out
 
     def sample_entries(self, rng: random.Random, n: int, volatile: bool = False) -> list[int]:
         """dictGetSomeKeys(): up to n live entries (with a TTL if volatile) from the chains of the
