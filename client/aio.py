@@ -35,6 +35,8 @@ class AsyncStreamSession:
 
     async def roundtrip(self, make_request, timeout: float) -> Any:
         async with self._lock:
+            if self._stream is not None and self._stream.done():  # ended while idle (serve --stream-idle-timeout)
+                self._stream = None
             if self._stream is None:
                 self._stream = self._open()
             self._seq += 1

@@ -18,6 +18,8 @@ import os
 import re
 import sys
 
+from memsim.server.limits import STREAM_IDLE_S
+
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
           "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
 
@@ -86,7 +88,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"memsim serve: {e}", file=sys.stderr)
         return 2
     opts = ServeOptions(host=args.host, port=args.port, pin=not args.no_pin,
-                        scavenge_period=args.scavenge_period, scavenge_idle=args.scavenge_idle)
+                        scavenge_period=args.scavenge_period, scavenge_idle=args.scavenge_idle,
+                        stream_idle_s=args.stream_idle_timeout)
+    if not args.stream_idle_timeout > 0:
+        print(f"memsim serve: --stream-idle-timeout must be a positive number of seconds, "
+              f"not {args.stream_idle_timeout:g}", file=sys.stderr)
+        return 2
     try:
         return serve(config, opts)
     except SharedMemoryFull as e:
@@ -211,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-pin", action="store_true", help="do not pin worker c to CPU c %% ncpu")
     s.add_argument("--scavenge-period", type=float, default=1.0, help="seconds between scavenger passes")
     s.add_argument("--scavenge-idle", type=float, default=5.0, help="release free pages idle this many seconds")
+    s.add_argument("--stream-idle-timeout", type=float, default=STREAM_IDLE_S, metavar="SECONDS",
+                   help=f"end a batch or pipeline stream that sends no request for this long (default "
+                        f"{STREAM_IDLE_S:g}); clients open a new one")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("stats", help="heap figures, size classes in use and the lock table")
