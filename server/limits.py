@@ -11,7 +11,9 @@ limit and the size. Two limits bind a reply:
 - `PENDING_REPLY_BYTES`, per core: replies built but not yet taken by their clients. gRPC holds
   a reply until HTTP/2 flow control lets it go (grpc/_server.py `_send_response` waits for the
   send to complete), so a client that asks and never reads would otherwise make a core hold
-  reply after reply. Each reply counts from when it is built until gRPC has sent it.
+  reply after reply. Each reply counts from when it is built until gRPC has sent it. A reply
+  waiting to be sent lives about three times over (the message, its serialised bytes, gRPC's
+  copy): twenty or sixty streams that never read, each asking 24 MiB, grow a worker by ~200 MiB.
 
 Every reply may take `SMALL_REPLY_BYTES` whatever the core holds, so that small calls (health
 checks, allocations, GETs of small values) keep working while a non-reading client fills the

@@ -4,6 +4,7 @@ streams, streams that never read, a core's reserve for unary calls and health ch
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -15,7 +16,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 
 from memsim.client import Cache, Client, ResourceExhausted, VMClient
 from memsim.server.limits import MAX_REPLY_BYTES, MAX_STREAMS, PENDING_REPLY_BYTES
-from memsim.v1 import cache_pb2, machine_pb2, vm_pb2
+from memsim.v1 import cache_pb2, machine_pb2, machine_pb2_grpc, vm_pb2
 from tests.servers import running_server
 
 MiB = 1 << 20
@@ -41,6 +42,28 @@ def thread_count(pid: int) -> int:
 def core_channel(srv, core: int = 0) -> grpc.Channel:
     return grpc.insecure_channel(f"{srv.host}:{srv.port + 1 + core}",
                                  options=[("grpc.max_receive_message_length", 64 * MiB)])
+
+
+def _frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def _literal(name: bytes, value: bytes) -> bytes:  # HPACK: literal field, not indexed, no Huffman
+    assert len(name) < 127 and len(value) < 127
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+def silent_stream(srv, path: str, request: bytes, core: int = 0) -> socket.socket:
+    """A gRPC stream opened over a bare HTTP/2 connection (RFC 9113) whose client then never
+    reads its socket and never grants flow-control window: the server can send it 64 KiB, no more."""
+    sock = socket.create_connection((srv.host, srv.port + 1 + core))
+    headers = b"".join(_literal(n, v) for n, v in [
+        (b":method", b"POST"), (b":scheme", b"http"), (b":path", path.encode()),
+        (b":authority", srv.host.encode()), (b"content-type", b"application/grpc"), (b"te", b"trailers")])
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0, b"") + _frame(4, 1, 0, b"")
+                 + _frame(1, 4, 1, headers)  # HEADERS, END_HEADERS, stream 1
+                 + _frame(0, 0, 1, b"\x00" + len(request).to_bytes(4, "big") + request))  # one message
+    return sock
 
 
 def all_methods() -> list[tuple[str, bool, bool]]:
@@ -251,12 +274,8 @@ def test_streams_that_never_read_leave_the_worker_bounded():
                 c.write(a, b"x" * (12 * MiB))
         before = vm_rss_kib(pid)
         read = machine_pb2.OpBatch(seq=1, kind=[machine_pb2.READ] * 2, address=objs, size=[12 * MiB] * 2)
-        # a channel per stream, each with its own HTTP/2 window that nobody reads
-        chans = [core_channel(srv) for _ in range(20)]
-        opened = []
+        silent = [silent_stream(srv, "/memsim.v1.Machine/Batch", read.SerializeToString()) for _ in range(20)]
         try:
-            for ch in chans:
-                opened.append(_open_batch_stream(ch, [read.SerializeToString()]))
             time.sleep(3)  # let the core build what it will
             grown_mib = (vm_rss_kib(pid) - before) / 1024
             # what the allowance lets it hold (each reply also exists serialised and in gRPC's
@@ -268,19 +287,9 @@ def test_streams_that_never_read_leave_the_worker_bounded():
                 res.read(objs[0], 12 * MiB)
                 out = res.execute()
                 assert not out[0].ok and "not yet taken by their clients" in str(out[0].error)
-            codes = []
-            for call, gate in opened:  # now read: every stream got its reads, or the core's refusal
-                reply = machine_pb2.BatchReply.FromString(next(call))
-                gate.set()
-                codes += [e.code for e in reply.errors]
-                call.cancel()
-            assert codes and set(codes) == {grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]}
         finally:
-            for call, gate in opened:
-                gate.set()
-                call.cancel()
-            for ch in chans:
-                ch.close()
+            for sock in silent:
+                sock.close()
         with Client(srv.target, core=0, timeout=30) as c:
             for a in objs:
                 c.free(a)
@@ -293,3 +302,83 @@ def test_pipeline_replies_are_msgpack_of_the_values(server, big_value):
         reply = cache_pb2.ReplyBatch.FromString(next(ch.stream_stream("/memsim.v1.Cache/Pipeline")(
             iter([req.SerializeToString()]), timeout=30)))
         assert msgpack.unpackb(reply.replies) == [b"v" * (16 * MiB), 16 * MiB]
+
+
+def test_a_stream_whose_client_takes_no_reply_is_cancelled_and_gives_its_reply_back():
+    idle = 5
+    with running_server(cores=1, memory="96MiB", extra=["--stream-idle-timeout", str(idle)]) as srv:
+        with Client(srv.target, core=0, timeout=30) as c:
+            objs = [c.alloc(12 * MiB).address for _ in range(2)]
+        read = machine_pb2.OpBatch(seq=1, kind=[machine_pb2.READ] * 2, address=objs, size=[12 * MiB] * 2)
+        t0 = time.monotonic()
+        stalled = [silent_stream(srv, "/memsim.v1.Machine/Batch", read.SerializeToString()) for _ in range(3)]
+        try:
+            with Client(srv.target, core=0, timeout=10) as c:
+                def big_read_refused() -> bool:
+                    b = c.batch()
+                    b.read(objs[0], 12 * MiB)
+                    out = b.execute()
+                    assert out[0].ok or "not yet taken by their clients" in str(out[0].error)
+                    return not out[0].ok
+
+                # the core holds the three replies nobody takes, up to its allowance, and refuses more ...
+                while not big_read_refused():
+                    assert time.monotonic() - t0 < idle - 1, "the core never filled its allowance"
+                    time.sleep(0.05)
+                # ... until those streams are cancelled, idle seconds after their send began
+                deadline = time.monotonic() + 4 * idle
+                while big_read_refused():
+                    assert time.monotonic() < deadline, "the stalled streams kept their replies"
+                    time.sleep(0.2)
+        finally:
+            for sock in stalled:
+                sock.close()
+        with Client(srv.target, core=0, timeout=30) as c:
+            for a in objs:
+                c.free(a)
+
+
+# -- errors while a reply is built ----------------------------------------------------------------
+
+class _BrokenReplies(machine_pb2_grpc.MachineServicer):
+    """Replies that cannot be built (a negative count for an unsigned field), outside any try."""
+
+    def GetInfo(self, request, context):
+        return machine_pb2.MachineInfo(cores=-1)
+
+    def Batch(self, request_iterator, context):
+        for req in request_iterator:
+            yield machine_pb2.BatchReply(seq=req.seq, core=-1)
+
+
+@pytest.mark.parametrize("wrapped", [True, False])
+def test_a_reply_that_cannot_be_built_is_internal_not_unknown(wrapped):
+    """Through the wire layer, INTERNAL with the cause; registered as generated, gRPC's UNKNOWN."""
+    from concurrent import futures
+
+    from memsim.server.wire import StreamGate, register
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    if wrapped:
+        register(server, machine_pb2_grpc.add_MachineServicer_to_server, _BrokenReplies(), 0, StreamGate(0))
+    else:
+        machine_pb2_grpc.add_MachineServicer_to_server(_BrokenReplies(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            stub = machine_pb2_grpc.MachineStub(ch)
+            codes = []
+            with pytest.raises(grpc.RpcError) as ei:
+                stub.GetInfo(machine_pb2.InfoRequest(), timeout=10)
+            codes.append(ei.value)
+            with pytest.raises(grpc.RpcError) as ei:
+                list(stub.Batch(iter([machine_pb2.OpBatch(seq=1)]), timeout=10))
+            codes.append(ei.value)
+        for e in codes:
+            if wrapped:
+                assert e.code() == grpc.StatusCode.INTERNAL and "ValueError" in e.details(), e.details()
+            else:
+                assert e.code() == grpc.StatusCode.UNKNOWN
+    finally:
+        server.stop(None)
