@@ -4,6 +4,7 @@ streams, streams that never read, a core's reserve for unary calls and health ch
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -14,7 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2
 
-from memsim.client import Cache, Client, ResourceExhausted, VMClient
+from memsim.client import AsyncClient, Cache, Client, ResourceExhausted, VMClient
 from memsim.server.limits import MAX_REPLY_BYTES, MAX_STREAMS, PENDING_REPLY_BYTES
 from memsim.v1 import cache_pb2, machine_pb2, machine_pb2_grpc, vm_pb2
 from tests.servers import running_server
@@ -261,6 +262,18 @@ def test_an_idle_stream_is_ended_with_a_clear_status_and_its_threads_end():
             b = c.batch()
             b.free(first[0].address)
             assert b.execute()[0].ok
+
+        async def go() -> None:  # and so does the asyncio client
+            async with AsyncClient(srv.target, core=0, timeout=10) as ac:
+                b = ac.batch()
+                b.alloc(8)
+                got = await b.execute()
+                await asyncio.sleep(2.5)
+                b = ac.batch()
+                b.free(got[0].address)
+                assert (await b.execute())[0].ok
+
+        asyncio.run(go())
 
 
 def test_streams_that_never_read_leave_the_worker_bounded():
