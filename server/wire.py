@@ -43,7 +43,7 @@ def fail(context: grpc.ServicerContext, e: Exception, core: int) -> None:
     exception raised by context.abort() (its code is already set) or by a cancelled call goes on."""
     if isinstance(e, grpc.RpcError) or context.code() is not None:
         raise e
-    if isinstance(e, SimError):
+    if isinstance(e, SimError) and e.code in STATUS and e.code != grpc.StatusCode.UNKNOWN.value[0]:
         context.abort(STATUS[e.code], str(e))
     log.error("internal error on core %d", core, exc_info=e)
     context.abort(grpc.StatusCode.INTERNAL, f"internal error on core {core}: {type(e).__name__}: {e}")
@@ -146,11 +146,6 @@ class StreamGate:
     def stop(self) -> None:
         self._stop.set()
 
-    @property
-    def open_streams(self) -> int:
-        with self._lock:
-            return len(self._open)
-
     @contextmanager
     def admit(self, context: grpc.ServicerContext, method: str) -> Iterator[_Stream]:
         stream = _Stream(context)
@@ -200,6 +195,7 @@ class StreamGate:
                            if s.sending_since is not None and now - s.sending_since > self.idle_s]
             for s in stalled:
                 log.warning("core %d: cancelling a stream whose client took no reply for %g s", self.core, self.idle_s)
+                s.sending_since = None  # once is enough: gRPC's send returns, the handler ends
                 s.context.cancel()
 
 
