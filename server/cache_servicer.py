@@ -81,7 +81,7 @@ def execute_within(cmds: Commands, command: list[bytes], budget: ReplyBudget) ->
     if keys and (changes or not budget.could_take(len(keys) * MAX_VALUE_BYTES)):
         known = sum(cmds.ks.strlen(k) for k in keys)
         what = bytes(command[0]).decode("ascii", "replace").upper()
-        budget.charge(known, f"{what} of {len(keys)} stored value(s), {known} bytes,")
+        budget.charge(known, f"{what} of {len(keys)} stored value(s)")
     r = cmds.execute(command)
     extra = payload_bytes(r) - known  # a value that grew meanwhile (another core), or a reply of other kinds
     if extra > 0:

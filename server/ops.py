@@ -75,7 +75,7 @@ def execute_batch(heap: Heap, req: pb.OpBatch, budget: ReplyBudget | None = None
                 for _, w in f.lock_waits:
                     wait_ns += w
             elif kind == pb.READ:
-                budget.charge(sizes[i], f"op {i}, a read of {sizes[i]} bytes,")
+                budget.charge(sizes[i], f"op {i} (READ)")
                 try:
                     reads.append(heap.read(addr, offsets[i], sizes[i]))
                 except SimError:

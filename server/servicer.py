@@ -72,7 +72,7 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
         budget = call_budget(self.replies, context)
         try:
             with self.core_lock:
-                budget.charge(request.length, f"a read of {request.length} bytes")
+                budget.charge(request.length, "a read")
                 data = self.heap.read(request.address, request.offset, request.length)
         except Exception as e:  # noqa: BLE001 - every failure becomes a status code
             self._fail(context, e)

@@ -61,7 +61,7 @@ def run_batch(vm: VM, req: pb.VmBatch, core: int, budget: ReplyBudget | None = N
         try:
             if op == pb.VM_LOAD:
                 data.append(b"")  # one slot per LOAD, empty if it fails
-                budget.charge(lengths[i], f"op {i}, a load of {lengths[i]} bytes,")
+                budget.charge(lengths[i], f"op {i} (LOAD)")
                 try:
                     data[-1] = vm.load(spaces[i], addrs[i], lengths[i])
                 except SimError:
@@ -148,7 +148,7 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         budget = call_budget(self.replies, context)
 
         def load() -> bytes:
-            budget.charge(request.length, f"a load of {request.length} bytes")
+            budget.charge(request.length, "a load")
             return self.vm.load(request.space, request.address, request.length)
 
         return pb.LoadReply(data=self._call(context, load), core=self.core)
