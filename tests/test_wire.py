@@ -61,6 +61,7 @@ def silent_stream(srv, path: str, request: bytes, core: int = 0) -> socket.socke
     headers = b"".join(_literal(n, v) for n, v in [
         (b":method", b"POST"), (b":scheme", b"http"), (b":path", path.encode()),
         (b":authority", srv.host.encode()), (b"content-type", b"application/grpc"), (b"te", b"trailers")])
+    # preface, our (empty) SETTINGS, and the ACK of the server's, sent blind since we never read
     sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0, b"") + _frame(4, 1, 0, b"")
                  + _frame(1, 4, 1, headers)  # HEADERS, END_HEADERS, stream 1
                  + _frame(0, 0, 1, b"\x00" + len(request).to_bytes(4, "big") + request))  # one message
