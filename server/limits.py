@@ -41,6 +41,7 @@ SMALL_REPLY_BYTES = 64 << 10  # a reply this small is allowed even when the core
 MAX_STREAMS = 64
 UNARY_THREADS = 16
 STREAM_IDLE_S = 120.0
+MAX_CALLS_PER_CONNECTION = 256  # calls (unary or streams) open at once on one HTTP/2 connection
 
 
 def mib(n: int) -> str:

@@ -24,7 +24,7 @@ import sys
 import threading
 from concurrent import futures
 
-from memsim.server.limits import MAX_MESSAGE, MAX_STREAMS, STREAM_IDLE_S, UNARY_THREADS
+from memsim.server.limits import MAX_CALLS_PER_CONNECTION, MAX_MESSAGE, MAX_STREAMS, STREAM_IDLE_S, UNARY_THREADS
 from memsim.sim.system import Machine
 
 MAX_THREADS = MAX_STREAMS + UNARY_THREADS
@@ -49,8 +49,11 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     ks = machine.keyspace(heap)
     cache = CacheServicer(cache_commands(machine, ks, core, port), core, servicer.core_lock, replies=replies)
     cron = CacheCron(ks, machine.config.cores, servicer.core_lock)
-    options = [("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", MAX_MESSAGE),
-               ("grpc.max_send_message_length", MAX_MESSAGE)]
+    # A connection may have MAX_CALLS_PER_CONNECTION calls open at once (HTTP/2's
+    # SETTINGS_MAX_CONCURRENT_STREAMS, RFC 9113 6.5.2): gRPC clients queue past it, and a client
+    # that ignores it loses the connection, instead of making the core keep every call it opens.
+    options = [("grpc.so_reuseport", 1), ("grpc.max_concurrent_streams", MAX_CALLS_PER_CONNECTION),
+               ("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)]
     # gRPC-Python's sync server holds a pool thread per call in progress *and per open stream*.
     # The gate lets streams take MAX_STREAMS threads at most, so UNARY_THREADS always remain for
     # unary calls and health checks. No maximum_concurrent_rpcs: it counts every call alike, so

@@ -54,17 +54,51 @@ def _literal(name: bytes, value: bytes) -> bytes:  # HPACK: literal field, not i
     return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
 
 
-def silent_stream(srv, path: str, request: bytes, core: int = 0) -> socket.socket:
-    """A gRPC stream opened over a bare HTTP/2 connection (RFC 9113) whose client then never
-    reads its socket and never grants flow-control window: the server can send it 64 KiB, no more."""
-    sock = socket.create_connection((srv.host, srv.port + 1 + core))
-    headers = b"".join(_literal(n, v) for n, v in [
+def _headers(srv, path: str) -> bytes:
+    return b"".join(_literal(n, v) for n, v in [
         (b":method", b"POST"), (b":scheme", b"http"), (b":path", path.encode()),
         (b":authority", srv.host.encode()), (b"content-type", b"application/grpc"), (b"te", b"trailers")])
-    # preface, our (empty) SETTINGS, and the ACK of the server's, sent blind since we never read
-    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0, b"") + _frame(4, 1, 0, b"")
-                 + _frame(1, 4, 1, headers)  # HEADERS, END_HEADERS, stream 1
-                 + _frame(0, 0, 1, b"\x00" + len(request).to_bytes(4, "big") + request))  # one message
+
+
+def _message(request: bytes) -> bytes:  # gRPC's length-prefixed message
+    return b"\x00" + len(request).to_bytes(4, "big") + request
+
+
+def _read_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        assert chunk, "the server closed the connection during the handshake"
+        data += chunk
+    return data
+
+
+def _read_frame(sock: socket.socket) -> tuple[int, int, int]:
+    """(type, flags, stream) of the next frame, its payload read and dropped."""
+    header = _read_exactly(sock, 9)
+    _read_exactly(sock, int.from_bytes(header[:3], "big"))
+    return header[3], header[4], int.from_bytes(header[5:9], "big") & 0x7FFFFFFF
+
+
+def silent_connection(srv, core: int = 0) -> socket.socket:
+    """A bare HTTP/2 connection (RFC 9113) whose client, once it has acknowledged the server's
+    SETTINGS, never grants flow-control window: the server can send it 64 KiB, no more."""
+    sock = socket.create_connection((srv.host, srv.port + 1 + core))
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0, b""))  # preface, our empty SETTINGS
+    while True:  # the server's frames up to its SETTINGS, which must be acknowledged (RFC 9113 6.5.3)
+        kind, flags, _ = _read_frame(sock)
+        if kind == 4 and not flags & 1:
+            sock.sendall(_frame(4, 1, 0, b""))
+            return sock
+
+
+def silent_stream(srv, path: str, request: bytes, core: int = 0) -> socket.socket:
+    """A gRPC stream on a silent connection: one request sent, and once the first bytes of its
+    reply have come (the server has built it), the stream left open and its window shut."""
+    sock = silent_connection(srv, core)
+    sock.sendall(_frame(1, 4, 1, _headers(srv, path)) + _frame(0, 0, 1, _message(request)))  # HEADERS, DATA
+    while _read_frame(sock)[0] != 0:  # up to the first DATA frame of the reply
+        pass
     return sock
 
 
@@ -322,7 +356,7 @@ def test_pipeline_replies_are_msgpack_of_the_values(server, big_value):
 
 
 def test_a_stream_whose_client_takes_no_reply_is_cancelled_and_gives_its_reply_back():
-    idle = 10  # long enough for a loaded host to build the three replies first
+    idle = 10  # long enough for a loaded host to build the three replies before the first is cancelled
     with running_server(cores=1, memory="96MiB", extra=["--stream-idle-timeout", str(idle)]) as srv:
         with Client(srv.target, core=0, timeout=30) as c:
             objs = [c.alloc(12 * MiB).address for _ in range(2)]
@@ -339,9 +373,7 @@ def test_a_stream_whose_client_takes_no_reply_is_cancelled_and_gives_its_reply_b
                     return not out[0].ok
 
                 # the core holds the three replies nobody takes, up to its allowance, and refuses more ...
-                while not big_read_refused():
-                    assert time.monotonic() - t0 < idle - 2, "the core never filled its allowance"
-                    time.sleep(0.05)
+                assert big_read_refused() and time.monotonic() - t0 < idle, "the core did not fill its allowance"
                 # ... until those streams are cancelled, idle seconds after their send began
                 deadline = time.monotonic() + 4 * idle
                 while big_read_refused():
@@ -353,6 +385,31 @@ def test_a_stream_whose_client_takes_no_reply_is_cancelled_and_gives_its_reply_b
         with Client(srv.target, core=0, timeout=30) as c:
             for a in objs:
                 c.free(a)
+
+
+def test_a_connection_cannot_keep_more_calls_open_than_the_limit():
+    """Twenty thousand unary calls opened on one connection whose client reads nothing: the
+    server keeps no more than its per-connection limit, drops the connection, and goes on."""
+    with running_server(cores=1, memory="16MiB") as srv:
+        pid = srv.worker_pids[0]
+        before = vm_rss_kib(pid)
+        sock = silent_connection(srv)
+        headers = _headers(srv, "/memsim.v1.Cache/Command")
+        ping = _message(cache_pb2.CommandRequest(args=[b"PING", b"x" * 1000]).SerializeToString())
+        sent = 0
+        try:
+            for first in range(0, 20_000, 500):
+                sock.sendall(b"".join(_frame(1, 4, 2 * i + 1, headers) + _frame(0, 1, 2 * i + 1, ping)  # END_STREAM
+                                      for i in range(first, first + 500)))
+                sent += 500
+        except OSError:  # the server closed the connection: what was asked
+            pass
+        time.sleep(2)
+        grown_mib = (vm_rss_kib(pid) - before) / 1024
+        sock.close()
+        assert grown_mib < 48, f"{sent} calls sent, worker grew {grown_mib:.0f} MiB"
+        with Cache(srv.target, core=0, timeout=10) as r:
+            assert r.ping()
 
 
 # -- errors while a reply is built ----------------------------------------------------------------
