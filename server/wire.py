@@ -303,7 +303,7 @@ def register(server: grpc.Server, add_to_server: Callable[[Any, Any], None], ser
     """Add servicer's methods to server through the wrappers above; returns the service's name."""
     found = _Handlers()
     add_to_server(servicer, found)
-    if not found.methods:  # stubs generated before grpcio 1.62 register generic handlers only
+    if not found.methods:  # stubs from an older grpcio-tools register generic handlers only
         raise TypeError(f"{add_to_server.__name__} registers no method handlers to wrap; regenerate the stubs")
     methods: dict[str, grpc.RpcMethodHandler] = {}
     for name, h in found.methods.items():
