@@ -39,6 +39,8 @@ class AsyncStreamSession:
             if self._closed:
                 raise ClientClosed(f"this client is closed (its {self.what} stream went with it); "
                                    f"make a new one to go on")
+            if self._stream is not None and self._stream.done():  # ended while idle (serve --stream-idle-timeout)
+                self._stream = None
             if self._stream is None:
                 self._stream = self._open()
             self._seq += 1

@@ -108,6 +108,12 @@ class Stream:
             raise Unavailable(f"batch stream out of step: sent batch {req.seq}, got the reply to {item.seq}")
         return item
 
+    @property
+    def ended(self) -> bool:
+        """The server ended the stream while no batch was outstanding (an idle stream is ended
+        after `memsim serve --stream-idle-timeout`): anything waiting now is its end, not a reply."""
+        return not self._replies.empty() or not self._reader.is_alive()
+
     def close(self) -> None:
         self._requests.put(None)
         self._call.cancel()
@@ -129,6 +135,9 @@ class StreamSession:
         with self._lock:
             if self._closed:
                 raise ClientClosed("this client is closed (its batch stream went with it); make a new one to go on")
+            if self._stream is not None and self._stream.ended:  # nothing was sent on it: open another
+                self._stream.close()
+                self._stream = None
             if self._stream is None:
                 self._stream = Stream(self._open)
             self._seq += 1

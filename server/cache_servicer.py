@@ -4,6 +4,11 @@ The cache shares the core with the allocator service: both take the core's mutex
 simulated CPU, see worker.py), so a core runs one command at a time, as a Redis thread does.
 A pipeline message takes it once for all its commands.
 
+Replies are budgeted (limits.py) before the values are copied: GET, GETDEL, SET ... GET and MGET
+copy stored values whose lengths the keyspace knows, so their sum is charged first and a reply
+that would not fit is refused before anything is read (`execute_within`). A GET that surely
+fits skips the measuring, to keep the hot path as it was.
+
 serverCron (`CacheCron`), hz times a second on each core, under the core's mutex:
 - one instantaneous_ops_per_sec sample for this core (Redis: trackInstantaneousMetric);
 - used_memory_peak;
@@ -23,10 +28,12 @@ from collections.abc import Iterator
 import grpc
 import msgpack
 
-from memsim.sim.cache.commands import Commands
+from memsim.server.limits import MAX_PIPELINE, PendingReplies, ReplyBudget
+from memsim.server.wire import call_budget, stream_replies
+from memsim.sim.cache.commands import Commands, Reply
 from memsim.sim.cache.expire import HZ, active_expire_cycle
-from memsim.sim.cache.keyspace import Keyspace
-from memsim.sim.errors import ResourceExhausted, SimError
+from memsim.sim.cache.keyspace import MAX_VALUE_BYTES, Keyspace
+from memsim.sim.errors import SimError
 from memsim.v1 import cache_pb2 as pb
 from memsim.v1 import cache_pb2_grpc
 from memsim.v1 import machine_pb2 as mpb
@@ -34,38 +41,89 @@ from memsim.v1 import machine_pb2 as mpb
 log = logging.getLogger("memsim.worker")
 
 STATUS = {c.value[0]: c for c in grpc.StatusCode}
-MAX_PIPELINE = 10_000  # commands per message, as a batch of the allocator service
-MAX_REPLY_BYTES = 24 << 20  # replies of one message, under gRPC's 32 MiB message limit
 
 
-def run_commands(cmds: Commands, args: list[bytes], argc: list[int]) -> tuple[list, list[mpb.OpError]]:
+def payload_bytes(r: Reply) -> int:
+    """What a reply carries, in bytes (a number counts as 8)."""
+    if isinstance(r, bytes | str):
+        return len(r)
+    if isinstance(r, list):
+        return sum(payload_bytes(x) for x in r)
+    return 8
+
+
+def _upper(arg: bytes) -> bytes:
+    return bytes(arg[:8]).upper()
+
+
+def value_keys(command: list[bytes]) -> tuple[list[bytes], bool]:
+    """The keys whose stored values the command's reply will copy, and whether the command also
+    changes something (so must not be refused once it has run): GET, GETDEL, SET ... GET, MGET."""
+    if not command:
+        return [], False
+    name, n = _upper(command[0]), len(command)
+    if name == b"GET" and n == 2:
+        return [command[1]], False
+    if name == b"MGET" and n >= 2:
+        return list(command[1:]), False
+    if name == b"GETDEL" and n == 2:
+        return [command[1]], True
+    if name == b"SET" and n >= 4 and any(_upper(a) == b"GET" for a in command[3:]):
+        return [command[1]], True
+    return [], False
+
+
+def execute_within(cmds: Commands, command: list[bytes], budget: ReplyBudget) -> Reply:
+    """Run one command with its reply charged to budget: the stored lengths of the values it will
+    copy first (refused before any copy), then whatever else the reply turned out to hold."""
+    keys, changes = value_keys(command)
+    known = 0
+    if keys and (changes or not budget.could_take(len(keys) * MAX_VALUE_BYTES)):
+        known = sum(cmds.ks.strlen(k) for k in keys)
+        what = bytes(command[0]).decode("ascii", "replace").upper()
+        budget.charge(known, f"{what} of {len(keys)} stored value(s)")
+    r = cmds.execute(command)
+    extra = payload_bytes(r) - known  # a value that grew meanwhile (another core), or a reply of other kinds
+    if extra > 0:
+        if changes:
+            budget.force(extra)  # it has run; its reply must go out
+        else:
+            budget.charge(extra, f"the reply to {bytes(command[0]).decode('ascii', 'replace').upper()}")
+    return r
+
+
+def run_commands(cmds: Commands, args: list[bytes], argc: list[int],
+                 budget: ReplyBudget | None = None) -> tuple[list, list[mpb.OpError]]:
     """Execute a columnar batch; a failing command gets an OpError and a nil reply, the rest go on."""
     replies: list = []
     errors: list[mpb.OpError] = []
     pos = 0
-    budget = MAX_REPLY_BYTES
+    if budget is None:
+        budget = ReplyBudget()
     for i, n in enumerate(argc):
         command = args[pos:pos + n]
         pos += n
         try:
-            r = cmds.execute(command)
-            if isinstance(r, bytes):
-                budget -= len(r)
-                if budget < 0:
-                    raise ResourceExhausted(f"pipeline reply too large: more than {MAX_REPLY_BYTES} bytes of "
-                                            f"values in one message; split the pipeline")
+            r = execute_within(cmds, command, budget)
             replies.append(r)
         except SimError as e:
             errors.append(mpb.OpError(index=i, code=e.code, message=str(e)))
+            replies.append(None)
+        except Exception as e:  # noqa: BLE001 - one command's failure is its slot's error, never the pipeline's
+            log.exception("pipeline command %d failed", i)
+            errors.append(mpb.OpError(index=i, code=grpc.StatusCode.INTERNAL.value[0],
+                                      message=f"ERR internal error: {type(e).__name__}: {e}"[:500]))
             replies.append(None)
     return replies, errors
 
 
 class CacheServicer(cache_pb2_grpc.CacheServicer):
-    def __init__(self, commands: Commands, core: int, core_lock: threading.Lock):
+    def __init__(self, commands: Commands, core: int, core_lock: threading.Lock,
+                 replies: PendingReplies | None = None):
         self.cmds = commands
         self.core = core
         self.core_lock = core_lock
+        self.replies = replies or PendingReplies(core)  # the core's reply bytes not yet sent (limits.py)
 
     def _fail(self, context: grpc.ServicerContext, e: Exception) -> None:
         if isinstance(e, SimError):
@@ -74,16 +132,17 @@ class CacheServicer(cache_pb2_grpc.CacheServicer):
         context.abort(grpc.StatusCode.INTERNAL, f"internal error on core {self.core}: {type(e).__name__}: {e}")
 
     def Command(self, request: pb.CommandRequest, context: grpc.ServicerContext) -> pb.CommandReply:
+        budget = call_budget(self.replies, context)
         try:
             with self.core_lock:
-                r = self.cmds.execute(list(request.args))
+                r = execute_within(self.cmds, list(request.args), budget)
         except Exception as e:  # noqa: BLE001 - every failure becomes a status code
             self._fail(context, e)
         return pb.CommandReply(reply=msgpack.packb(r, use_bin_type=True), core=self.core)
 
     def Pipeline(self, request_iterator: Iterator[pb.CommandBatch],
                  context: grpc.ServicerContext) -> Iterator[pb.ReplyBatch]:
-        for req in request_iterator:
+        def run(req: pb.CommandBatch, budget: ReplyBudget) -> pb.ReplyBatch:
             argc = list(req.argc)
             if len(argc) > MAX_PIPELINE:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
@@ -94,11 +153,13 @@ class CacheServicer(cache_pb2_grpc.CacheServicer):
                               f"(every command needs at least its name)")
             try:
                 with self.core_lock:
-                    replies, errors = run_commands(self.cmds, list(req.args), argc)
+                    replies, errors = run_commands(self.cmds, list(req.args), argc, budget)
             except Exception as e:  # noqa: BLE001 - every failure becomes a status code
                 self._fail(context, e)
-            yield pb.ReplyBatch(seq=req.seq, core=self.core, replies=msgpack.packb(replies, use_bin_type=True),
-                                errors=errors)
+            return pb.ReplyBatch(seq=req.seq, core=self.core, replies=msgpack.packb(replies, use_bin_type=True),
+                                 errors=errors)
+
+        yield from stream_replies(self.replies, request_iterator, run)
 
 
 class CacheCron:

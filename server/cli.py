@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
+from memsim.server.limits import STREAM_IDLE_S
 from memsim.sim.alloc.layout import MAX_CORES
 from memsim.sim.cache.config import POLICY_IDS, parse_memory
 from memsim.sim.errors import SimError
@@ -184,7 +185,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"memsim serve: {e}", file=sys.stderr)
         return 2
     opts = ServeOptions(host=args.host, port=args.port, pin=not args.no_pin, start_timeout=args.start_timeout,
-                        scavenge_period=args.scavenge_period, scavenge_idle=args.scavenge_idle)
+                        scavenge_period=args.scavenge_period, scavenge_idle=args.scavenge_idle,
+                        stream_idle_s=args.stream_idle_timeout)
     try:
         return serve(config, opts)
     except SharedMemoryFull as e:
@@ -363,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--start-timeout", type=SECONDS, default=30.0,
                    help="seconds each core has to start before the server gives up (default 30)")
     s.add_argument("--scavenge-idle", type=real(0), default=5.0, help="release free pages idle this many seconds")
+    s.add_argument("--stream-idle-timeout", type=SECONDS, default=STREAM_IDLE_S, metavar="SECONDS",
+                   help=f"end a batch or pipeline stream that sends no request for this long (default "
+                        f"{STREAM_IDLE_S:g}); clients open a new one")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("stats", help="heap figures, size classes in use and the lock table")

@@ -7,14 +7,10 @@ path can be measured without the RPC around it.
 
 from __future__ import annotations
 
+from memsim.server.limits import MAX_BATCH_OPS, ReplyBudget
 from memsim.sim.alloc.heap import Heap
-from memsim.sim.errors import InvalidArgument, ResourceExhausted, SimError
+from memsim.sim.errors import InvalidArgument, SimError
 from memsim.v1 import machine_pb2 as pb
-
-MAX_BATCH_OPS = 10_000
-# READ results of one batch, in bytes: a reply must stay under gRPC's 32 MiB message limit,
-# and a worker must not build gigabytes of replies because one batch asked for them.
-MAX_REPLY_BYTES = 24 << 20
 
 LAYERS = {"tiny": pb.TINY, "mcache": pb.MCACHE, "mcentral": pb.MCENTRAL, "mheap": pb.MHEAP}
 
@@ -27,8 +23,13 @@ def _column(values, n: int, name: str, default: int) -> list[int]:
     return list(values)
 
 
-def execute_batch(heap: Heap, req: pb.OpBatch) -> pb.BatchReply:
-    """Run every op of the batch in order; an op's failure is reported and the rest go on."""
+def execute_batch(heap: Heap, req: pb.OpBatch, budget: ReplyBudget | None = None) -> pb.BatchReply:
+    """Run every op of the batch in order; an op's failure is reported and the rest go on.
+
+    A READ is charged to the reply's budget (limits.py) before it copies anything; one that
+    does not fit fails with RESOURCE_EXHAUSTED and the rest of the batch goes on."""
+    if budget is None:
+        budget = ReplyBudget()
     kinds = list(req.kind)
     n = len(kinds)
     if n > MAX_BATCH_OPS:
@@ -47,7 +48,6 @@ def execute_batch(heap: Heap, req: pb.OpBatch) -> pb.BatchReply:
     errors: list[pb.OpError] = []
     wait_ns = 0
     wi = 0
-    reply_bytes = 0
     for i, kind in enumerate(kinds):
         ref = refs[i]
         payload = b""
@@ -75,13 +75,12 @@ def execute_batch(heap: Heap, req: pb.OpBatch) -> pb.BatchReply:
                 for _, w in f.lock_waits:
                     wait_ns += w
             elif kind == pb.READ:
-                if reply_bytes + sizes[i] > MAX_REPLY_BYTES:
-                    raise ResourceExhausted(
-                        f"op {i}: reading {sizes[i]} more bytes would take this batch's reply past its "
-                        f"{MAX_REPLY_BYTES}-byte limit ({reply_bytes} bytes read so far); split the batch")
-                data = heap.read(addr, offsets[i], sizes[i])
-                reply_bytes += len(data)
-                reads.append(data)
+                budget.charge(sizes[i], f"op {i} (READ)")
+                try:
+                    reads.append(heap.read(addr, offsets[i], sizes[i]))
+                except SimError:
+                    budget.refund(sizes[i])  # nothing was copied
+                    raise
             elif kind == pb.WRITE:
                 heap.write(addr, offsets[i], payload)
             else:

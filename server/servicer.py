@@ -13,7 +13,9 @@ from collections.abc import Iterator
 
 import grpc
 
+from memsim.server.limits import PendingReplies
 from memsim.server.ops import LAYERS, execute_batch
+from memsim.server.wire import call_budget, stream_replies
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.memstats import read_cache_stats, read_central_stats, read_memstats
@@ -31,12 +33,13 @@ STATUS = {c.value[0]: c for c in grpc.StatusCode}
 
 
 class MachineServicer(machine_pb2_grpc.MachineServicer):
-    def __init__(self, machine: Machine, heap: Heap, core: int, port: int):
+    def __init__(self, machine: Machine, heap: Heap, core: int, port: int, replies: PendingReplies | None = None):
         self.machine = machine
         self.heap = heap
         self.core = core
         self.port = port
         self.core_lock = threading.Lock()
+        self.replies = replies or PendingReplies(core)  # the core's reply bytes not yet sent (limits.py)
 
     def _fail(self, context: grpc.ServicerContext, e: Exception) -> None:
         if isinstance(e, SimError):
@@ -66,8 +69,10 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
                             lock_waits=[pb.LockWait(lock=n, wait_ns=w) for n, w in f.lock_waits])
 
     def Read(self, request: pb.ReadRequest, context: grpc.ServicerContext) -> pb.ReadReply:
+        budget = call_budget(self.replies, context)
         try:
             with self.core_lock:
+                budget.charge(request.length, "a read")
                 data = self.heap.read(request.address, request.offset, request.length)
         except Exception as e:  # noqa: BLE001 - every failure becomes a status code
             self._fail(context, e)
@@ -82,13 +87,11 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
         return pb.WriteReply(core=self.core)
 
     def Batch(self, request_iterator: Iterator[pb.OpBatch], context: grpc.ServicerContext) -> Iterator[pb.BatchReply]:
-        for req in request_iterator:
-            try:
-                with self.core_lock:
-                    reply = execute_batch(self.heap, req)
-            except Exception as e:  # noqa: BLE001 - every failure becomes a status code
-                self._fail(context, e)
-            yield reply
+        def run(req: pb.OpBatch, budget) -> pb.BatchReply:
+            with self.core_lock:
+                return execute_batch(self.heap, req, budget)
+
+        yield from stream_replies(self.replies, request_iterator, run)
 
     # -- introspection ---------------------------------------------------------------------
 

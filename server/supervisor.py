@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from memsim.server.limits import STREAM_IDLE_S
 from memsim.sim.alloc.recovery import recover
 from memsim.sim.alloc.scavenger import Scavenger
 from memsim.sim.system import Machine, MachineConfig
@@ -39,6 +40,7 @@ class ServeOptions:
     scavenge_period: float = 1.0
     scavenge_idle: float = 5.0
     start_timeout: float = 30.0  # seconds a core has to import gRPC, bind and say it is ready
+    stream_idle_s: float = STREAM_IDLE_S  # end a stream with no request for this long (limits.py)
 
 
 def ports_free(host: str, base: int, n: int) -> bool:
@@ -103,7 +105,8 @@ class Supervisor:
                 from memsim.server.worker import run_worker
 
                 assert self.machine is not None
-                code = run_worker(self.machine, core, self.opts.host, self.opts.port, w, parent)
+                code = run_worker(self.machine, core, self.opts.host, self.opts.port, w, parent,
+                                  stream_idle_s=self.opts.stream_idle_s)
             except BaseException as e:  # noqa: BLE001 - a worker must never return into our stack
                 print(f"memsim: core {core} failed: {e!r}", file=sys.stderr)
             finally:

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 
 import grpc
 
+from memsim.server.limits import MAX_BATCH_OPS, PendingReplies, ReplyBudget
+from memsim.server.wire import call_budget, stream_replies
 from memsim.sim.errors import InvalidArgument, SimError
 from memsim.sim.vm.vm import VM
 from memsim.v1 import machine_pb2 as mpb
@@ -23,8 +25,6 @@ from memsim.v1 import vm_pb2_grpc
 
 log = logging.getLogger("memsim.worker")
 STATUS = {c.value[0]: c for c in grpc.StatusCode}
-MAX_BATCH_OPS = 10_000
-MAX_REPLY_BYTES = 24 << 20
 FAULTS = {"none": 0, "minor": 1, "major": 2}
 
 
@@ -36,7 +36,11 @@ def space_stats(d: dict) -> pb.SpaceStats:
                          accesses=d["accesses"])
 
 
-def run_batch(vm: VM, req: pb.VmBatch, core: int) -> pb.VmBatchReply:
+def run_batch(vm: VM, req: pb.VmBatch, core: int, budget: ReplyBudget | None = None) -> pb.VmBatchReply:
+    """Every op in order; a failing op gets an OpError (a LOAD that does not fit the reply's
+    budget fails before it reads) and the rest go on."""
+    if budget is None:
+        budget = ReplyBudget()
     ops = list(req.op)
     n = len(ops)
     if n > MAX_BATCH_OPS:
@@ -51,17 +55,18 @@ def run_batch(vm: VM, req: pb.VmBatch, core: int) -> pb.VmBatchReply:
         raise InvalidArgument(f"bad batch: {len(payloads)} payloads for {ops.count(pb.VM_STORE)} STORE ops")
     reply = pb.VmBatchReply(seq=req.seq, core=core)
     data, faults, hits, frames, levels = reply.data, [], [], [], []
-    budget = MAX_REPLY_BYTES
     store_i = 0
     for i, op in enumerate(ops):
         fault, hit, frame, walk = 0, False, 0, 0
         try:
             if op == pb.VM_LOAD:
                 data.append(b"")  # one slot per LOAD, empty if it fails
-                if lengths[i] > budget:
-                    raise InvalidArgument(f"batch reads more than {MAX_REPLY_BYTES} bytes; split it")
-                budget -= lengths[i]
-                data[-1] = vm.load(spaces[i], addrs[i], lengths[i])
+                budget.charge(lengths[i], f"op {i} (LOAD)")
+                try:
+                    data[-1] = vm.load(spaces[i], addrs[i], lengths[i])
+                except SimError:
+                    budget.refund(lengths[i])  # nothing was copied
+                    raise
             elif op == pb.VM_STORE:
                 payload = payloads[store_i]
                 store_i += 1
@@ -85,10 +90,11 @@ def run_batch(vm: VM, req: pb.VmBatch, core: int) -> pb.VmBatchReply:
 
 
 class VmServicer(vm_pb2_grpc.VMServicer):
-    def __init__(self, vm: VM, core: int, core_lock: threading.Lock):
+    def __init__(self, vm: VM, core: int, core_lock: threading.Lock, replies: PendingReplies | None = None):
         self.vm = vm
         self.core = core
         self.core_lock = core_lock
+        self.replies = replies or PendingReplies(core)  # the core's reply bytes not yet sent (limits.py)
 
     def _call(self, context: grpc.ServicerContext, fn, *args, **kw):
         try:
@@ -139,11 +145,13 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         return pb.MprotectReply()
 
     def Load(self, request: pb.LoadRequest, context: grpc.ServicerContext) -> pb.LoadReply:
-        if request.length > MAX_REPLY_BYTES:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"a load of {request.length} bytes is more than the {MAX_REPLY_BYTES}-byte limit")
-        data = self._call(context, self.vm.load, request.space, request.address, request.length)
-        return pb.LoadReply(data=data, core=self.core)
+        budget = call_budget(self.replies, context)
+
+        def load() -> bytes:
+            budget.charge(request.length, "a load")
+            return self.vm.load(request.space, request.address, request.length)
+
+        return pb.LoadReply(data=self._call(context, load), core=self.core)
 
     def Store(self, request: pb.StoreRequest, context: grpc.ServicerContext) -> pb.StoreReply:
         self._call(context, self.vm.store, request.space, request.address, request.data)
@@ -171,8 +179,10 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         return pb.VmStatReply(counters=counters, policy=VM.policy_name(self.vm.a), core=self.core)
 
     def Batch(self, request_iterator: Iterator[pb.VmBatch], context: grpc.ServicerContext) -> Iterator[pb.VmBatchReply]:
-        for req in request_iterator:
-            yield self._call(context, run_batch, self.vm, req, self.core)
+        def run(req: pb.VmBatch, budget: ReplyBudget) -> pb.VmBatchReply:
+            return self._call(context, run_batch, self.vm, req, self.core, budget)
+
+        yield from stream_replies(self.replies, request_iterator, run)
 
 
 class Khugepaged:

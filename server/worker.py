@@ -3,6 +3,9 @@
 The supervisor forks this process before anything gRPC exists (gRPC does not survive a
 fork), so this module is the first to import grpc, and it does so inside `run_worker`.
 
+Every service goes on the wire through `wire.register` (request decoding, errors, stream
+limits) and reads its limits from `limits.py`.
+
 A core runs one operation at a time. gRPC-Python's sync server hands calls to a thread
 pool, so every call that touches the heap takes the core's own mutex (`core_lock`), a
 plain in-process lock. That is the simulated CPU, not a shared lock: it is never contended
@@ -21,54 +24,65 @@ import sys
 import threading
 from concurrent import futures
 
+from memsim.server.limits import MAX_CALLS_PER_CONNECTION, MAX_MESSAGE, MAX_STREAMS, STREAM_IDLE_S, UNARY_THREADS
 from memsim.sim.system import Machine
 
-MAX_MESSAGE = 32 << 20
-MAX_THREADS = 64
+MAX_THREADS = MAX_STREAMS + UNARY_THREADS
 
 
-def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int, supervisor: int) -> int:
+def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int, supervisor: int,
+               stream_idle_s: float = STREAM_IDLE_S) -> int:
     import grpc
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-    from grpc_reflection.v1alpha import reflection
+    from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
     from memsim.server.cache_servicer import CacheCron, CacheServicer
+    from memsim.server.limits import PendingReplies
     from memsim.server.servicer import MachineServicer
     from memsim.server.vm_servicer import Khugepaged, VmServicer
+    from memsim.server.wire import StreamGate, register
     from memsim.v1 import cache_pb2, cache_pb2_grpc, machine_pb2, machine_pb2_grpc, vm_pb2, vm_pb2_grpc
 
     heap = machine.heap(core)
-    servicer = MachineServicer(machine, heap, core, port)
+    replies = PendingReplies(core)  # one account for the core's three services
+    servicer = MachineServicer(machine, heap, core, port, replies=replies)
     ks = machine.keyspace(heap)
-    cache = CacheServicer(cache_commands(machine, ks, core, port), core, servicer.core_lock)
+    cache = CacheServicer(cache_commands(machine, ks, core, port), core, servicer.core_lock, replies=replies)
     cron = CacheCron(ks, machine.config.cores, servicer.core_lock)
-    options = [("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", MAX_MESSAGE),
-               ("grpc.max_send_message_length", MAX_MESSAGE)]
-    # gRPC-Python's sync server holds a pool thread per in-flight call *and per open stream*,
-    # and every client keeps its batch stream open. Admitting more RPCs than there are threads
-    # would queue calls (health checks included) behind idle streams until their deadline;
-    # past the limit a caller gets RESOURCE_EXHAUSTED at once instead.
+    # A connection may have MAX_CALLS_PER_CONNECTION calls open at once (HTTP/2's
+    # SETTINGS_MAX_CONCURRENT_STREAMS, RFC 9113 6.5.2): gRPC clients queue past it, and a client
+    # that ignores it loses the connection, instead of making the core keep every call it opens.
+    options = [("grpc.so_reuseport", 1), ("grpc.max_concurrent_streams", MAX_CALLS_PER_CONNECTION),
+               ("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)]
+    # gRPC-Python's sync server holds a pool thread per call in progress *and per open stream*.
+    # The gate lets streams take MAX_STREAMS threads at most, so UNARY_THREADS always remain for
+    # unary calls and health checks. No maximum_concurrent_rpcs: it counts every call alike, so
+    # idle streams would make it refuse health checks too.
+    gate = StreamGate(core, idle_s=stream_idle_s)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix=f"core{core}"),
-                         options=options, maximum_concurrent_rpcs=MAX_THREADS - 4)
-    machine_pb2_grpc.add_MachineServicer_to_server(servicer, server)
-    cache_pb2_grpc.add_CacheServicer_to_server(cache, server)
+                         options=options)
+    register(server, machine_pb2_grpc.add_MachineServicer_to_server, servicer, core, gate)
+    register(server, cache_pb2_grpc.add_CacheServicer_to_server, cache, core, gate)
     khugepaged = None
     if machine.pool_frames:  # a machine started with --vm-memory
         vm = machine.vm(core)
-        vm_pb2_grpc.add_VMServicer_to_server(VmServicer(vm, core, servicer.core_lock), server)
+        register(server, vm_pb2_grpc.add_VMServicer_to_server,
+                 VmServicer(vm, core, servicer.core_lock, replies=replies), core, gate)
         if core == 0 and machine.config.thp != "never":  # one khugepaged for the machine, on core 0
             khugepaged = Khugepaged(vm, servicer.core_lock, machine.config.khugepaged_ms / 1000)
     health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    register(server, health_pb2_grpc.add_HealthServicer_to_server, health_servicer, core, gate)
     names = (machine_pb2.DESCRIPTOR.services_by_name["Machine"].full_name,
              cache_pb2.DESCRIPTOR.services_by_name["Cache"].full_name,
              vm_pb2.DESCRIPTOR.services_by_name["VM"].full_name, health.SERVICE_NAME, reflection.SERVICE_NAME)
-    reflection.enable_server_reflection(names, server)
+    register(server, reflection_pb2_grpc.add_ServerReflectionServicer_to_server,
+             reflection.ReflectionServicer(names), core, gate)
     for p in (port, port + 1 + core):
         if server.add_insecure_port(f"{host}:{p}") == 0:
             print(f"memsim: core {core} could not listen on {host}:{p}", file=sys.stderr)
             return 3
     server.start()
+    gate.start()
     cron.start()
     if khugepaged is not None:
         khugepaged.start()
@@ -93,6 +107,7 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     for svc in ("", *names[:3]):
         health_servicer.set(svc, health_pb2.HealthCheckResponse.NOT_SERVING)
     server.stop(grace=1.0).wait(3)
+    gate.stop()
     cron.stop()
     if khugepaged is not None:
         khugepaged.stop()

@@ -174,21 +174,24 @@ def test_supervisor_killed_takes_its_workers_and_segments_with_it():
             os.kill(pid, signal.SIGKILL)
 
 
-def test_a_core_full_of_idle_streams_refuses_at_once_then_recovers():
+def test_a_core_full_of_idle_streams_refuses_another_stream_at_once_serves_unary_calls_then_recovers():
     from memsim.client import ResourceExhausted
-    from memsim.server.worker import MAX_THREADS
+    from memsim.server.limits import MAX_STREAMS
 
     with running_server(cores=1, memory="4MiB") as srv:
-        clients = [Client(srv.target, core=0, timeout=10) for _ in range(MAX_THREADS - 4)]
+        clients = [Client(srv.target, core=0, timeout=10) for _ in range(MAX_STREAMS)]
         try:
             for c in clients:  # each keeps its batch stream, and so a server thread, open
                 b = c.batch()
                 b.alloc(8)
                 b.execute()
-            t0 = time.monotonic()
-            with Client(srv.target, core=0, timeout=10) as extra, pytest.raises(ResourceExhausted):
-                extra.info()
-            assert time.monotonic() - t0 < 5  # refused, not queued behind the idle streams
+            # refused within the client's 5 s deadline, not queued behind the idle streams
+            with Client(srv.target, core=0, timeout=5) as extra:
+                with pytest.raises(ResourceExhausted, match="open streams"):
+                    b = extra.batch()
+                    b.alloc(8)
+                    b.execute()
+                assert extra.info().core == 0  # unary calls keep their own threads
         finally:
             for c in clients:
                 c.close()
@@ -196,7 +199,9 @@ def test_a_core_full_of_idle_streams_refuses_at_once_then_recovers():
         while True:
             try:
                 with Client(srv.target, core=0, timeout=5) as c:
-                    assert c.info().core == 0
+                    b = c.batch()
+                    b.alloc(8)
+                    assert b.execute()[0].ok
                 break
             except ResourceExhausted:
                 assert time.monotonic() < deadline, "streams were not released"

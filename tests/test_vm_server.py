@@ -10,7 +10,15 @@ import sys
 import grpc
 import pytest
 
-from memsim.client import AsyncVMClient, FailedPrecondition, InvalidArgument, NotFound, OutOfRange, VMClient
+from memsim.client import (
+    AsyncVMClient,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    ResourceExhausted,
+    VMClient,
+)
 from tests.servers import running_server
 
 BELADY = [1, 2, 3, 4, 1, 2, 5, 1, 2, 3, 4, 5]
@@ -76,7 +84,8 @@ def test_batches_and_asyncio(server):
         b = sp.batch()
         b.load(big, 20 << 20).load(big, 20 << 20).load(a, 5)  # the second passes the 24 MiB reply budget
         r = b.execute()
-        assert len(r.results[0]) == 20 << 20 and isinstance(r.results[1], InvalidArgument)
+        # over budget is RESOURCE_EXHAUSTED, as for the allocator's batches (it was INVALID_ARGUMENT)
+        assert len(r.results[0]) == 20 << 20 and isinstance(r.results[1], ResourceExhausted)
         assert r.results[2] == b"page0"
         with pytest.raises(InvalidArgument):
             sp.load(-1, 1)

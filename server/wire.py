@@ -1,0 +1,325 @@
+"""How a worker puts its servicers on the wire: every method of every service goes through here.
+
+`register` takes a servicer's generated `add_*Servicer_to_server` and wraps each method handler:
+
+- Undecodable request bytes: gRPC-Python's own deserializer failure answers INTERNAL
+  ("Exception deserializing request!", grpc/_server.py `_receive_message`); here the
+  deserializer catches the error and the method answers INVALID_ARGUMENT naming the message type.
+- Errors: the whole method runs inside the error wrapper, reply building included, so a SimError
+  is always its own status code and anything else is INTERNAL (logged), never gRPC's UNKNOWN
+  ("Exception calling application").
+- Streams (`StreamGate`): at most `MAX_STREAMS` open streams per core, a stream past the limit is
+  refused at once with RESOURCE_EXHAUSTED; a stream that sends no request for the idle timeout
+  is ended with UNAVAILABLE; a stream whose client has not taken a reply for that long is
+  cancelled. The thread pool has `UNARY_THREADS` more threads than streams may hold, so unary
+  calls and health checks always find one.
+
+Reply memory is budgeted in `limits.py`; `call_budget` and `stream_replies` tie a reply's
+budget to the life of the reply on the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import grpc
+
+from memsim.server.limits import MAX_STREAMS, STREAM_IDLE_S, PendingReplies, ReplyBudget
+from memsim.sim.errors import InvalidArgument, ResourceExhausted, SimError
+
+log = logging.getLogger("memsim.worker")
+
+STATUS = {c.value[0]: c for c in grpc.StatusCode}
+
+
+def fail(context: grpc.ServicerContext, e: Exception, core: int) -> None:
+    """End the call with e's status: a SimError's own code, INTERNAL for anything else. An
+    exception raised by context.abort() (its code is already set) or by a cancelled call goes on."""
+    if isinstance(e, grpc.RpcError) or context.code() is not None:
+        raise e
+    if isinstance(e, SimError) and e.code in STATUS and e.code != grpc.StatusCode.UNKNOWN.value[0]:
+        context.abort(STATUS[e.code], str(e))
+    log.error("internal error on core %d", core, exc_info=e)
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error on core {core}: {type(e).__name__}: {e}")
+
+
+# -- requests that do not decode ----------------------------------------------------------------
+
+class Undecodable:
+    """Stands for request bytes that are not a valid message, until the method can refuse them."""
+
+    def __init__(self, type_name: str, error: Exception):
+        self.message = f"bad request: the bytes are not a valid {type_name} message ({type(error).__name__}: {error})"
+
+
+def _tolerant(deserialize: Callable[[bytes], Any], type_name: str) -> Callable[[bytes], Any]:
+    def decode(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as e:  # noqa: BLE001 - any failure to decode is the caller's bad bytes
+            return Undecodable(type_name, e)
+
+    return decode
+
+
+def _decoded(request: Any) -> Any:
+    if isinstance(request, Undecodable):
+        raise InvalidArgument(request.message)
+    return request
+
+
+# -- streams --------------------------------------------------------------------------------
+
+_END = object()
+
+
+class _Raised:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+class _Pump:
+    """Reads a gRPC request iterator on its own thread, one request when asked, so that the
+    handler can wait for the next request with a timeout (gRPC's iterator has none)."""
+
+    def __init__(self, requests: Iterator[Any], name: str):
+        self._requests = requests
+        self._asks = threading.Semaphore(0)
+        self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            self._asks.acquire()
+            if self._closed:
+                return
+            try:
+                item = next(self._requests)
+            except StopIteration:
+                item = _END
+            except BaseException as e:  # noqa: BLE001 - handed to the handler thread
+                item = _Raised(e)
+            self._items.put(item)
+            if item is _END or isinstance(item, _Raised):
+                return
+
+    def next(self, timeout: float) -> Any:
+        """The next request, _END, a _Raised, or queue.Empty after timeout seconds."""
+        self._asks.release()
+        return self._items.get(timeout=timeout)
+
+    def close(self) -> None:
+        """Let the thread go: at once if it waits to be asked, or when gRPC's iterator returns
+        (the call has ended) if it is reading."""
+        self._closed = True
+        self._asks.release()
+
+
+class _Stream:
+    def __init__(self, context: grpc.ServicerContext):
+        self.context = context
+        self.sending_since: float | None = None  # a reply handed to gRPC and not yet sent
+
+
+class StreamGate:
+    """One core's open streams: admission, idle timeout, and a watchdog for replies never taken."""
+
+    def __init__(self, core: int, max_streams: int = MAX_STREAMS, idle_s: float = STREAM_IDLE_S):
+        self.core = core
+        self.max_streams = max_streams
+        self.idle_s = idle_s
+        self._open: set[_Stream] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, name="stream-watchdog", daemon=True)
+
+    def start(self) -> None:
+        self._watchdog.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @contextmanager
+    def admit(self, context: grpc.ServicerContext, method: str) -> Iterator[_Stream]:
+        stream = _Stream(context)
+        with self._lock:
+            if len(self._open) >= self.max_streams:
+                raise ResourceExhausted(
+                    f"{method}: core {self.core} already serves its limit of {self.max_streams} open streams; "
+                    f"close streams you do not use (a stream idle for {self.idle_s:g} s is ended) or use another core")
+            self._open.add(stream)
+        try:
+            yield stream
+        finally:
+            with self._lock:
+                self._open.discard(stream)
+
+    def requests(self, stream: _Stream, request_iterator: Iterator[Any], method: str) -> Iterator[Any]:
+        """The stream's requests, decoded, each awaited at most idle_s seconds."""
+        pump = _Pump(request_iterator, name=f"{method}-requests")
+        try:
+            while True:
+                try:
+                    item = pump.next(self.idle_s)
+                except queue.Empty:
+                    stream.context.abort(
+                        grpc.StatusCode.UNAVAILABLE,
+                        f"{method}: stream ended by core {self.core} after {self.idle_s:g} s without a request "
+                        f"(memsim serve --stream-idle-timeout); open a new stream")
+                if item is _END:
+                    return
+                if isinstance(item, _Raised):
+                    raise item.error
+                yield _decoded(item)
+        finally:
+            pump.close()
+
+    def sending(self, stream: _Stream, busy: bool) -> None:
+        stream.sending_since = time.monotonic() if busy else None
+
+    def _watch(self) -> None:
+        """Cancel streams whose client has not taken a reply for idle_s: their thread waits in
+        gRPC's send, holding the reply, and only the client's reading (or this) lets it go."""
+        period = max(0.05, min(1.0, self.idle_s / 4))
+        while not self._stop.wait(period):
+            now = time.monotonic()
+            with self._lock:
+                stalled = [s for s in self._open
+                           if s.sending_since is not None and now - s.sending_since > self.idle_s]
+            for s in stalled:
+                log.warning("core %d: cancelling a stream whose client took no reply for %g s", self.core, self.idle_s)
+                s.sending_since = None  # once is enough: gRPC's send returns, the handler ends
+                s.context.cancel()
+
+
+def stream_replies(replies: PendingReplies, requests: Iterator[Any],
+                   build: Callable[[Any, ReplyBudget], Any]) -> Iterator[Any]:
+    """A stream's replies, one per request, each built within a budget that counts against the
+    core's pending replies until gRPC asks for the next one (the previous one has been sent)."""
+    for req in requests:
+        budget = ReplyBudget(replies)
+        try:
+            reply = build(req, budget)
+            yield reply
+        finally:
+            budget.release()
+
+
+def call_budget(replies: PendingReplies, context: grpc.ServicerContext) -> ReplyBudget:
+    """The budget of a unary call's reply, given back when the call has ended (reply sent, or
+    the call cancelled): gRPC runs the call's callbacks then."""
+    budget = ReplyBudget(replies)
+    if not context.add_callback(budget.release):  # the call is already over: nothing will be sent
+        budget.pending = None
+    return budget
+
+
+# -- registration ---------------------------------------------------------------------------
+
+class _Handlers:
+    """Stands in for the server while a generated add_*Servicer_to_server names its handlers."""
+
+    def __init__(self) -> None:
+        self.service = ""
+        self.methods: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        pass
+
+    def add_registered_method_handlers(self, service: str, methods: dict[str, grpc.RpcMethodHandler]) -> None:
+        self.service = service
+        self.methods = dict(methods)
+
+
+def _request_type(handler: grpc.RpcMethodHandler) -> str:
+    owner = getattr(handler.request_deserializer, "__self__", None)
+    return owner.DESCRIPTOR.full_name if owner is not None else "request"
+
+
+def _unary(behavior: Callable, core: int) -> Callable:
+    def unary(request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return behavior(_decoded(request), context)
+        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
+            fail(context, e, core)
+
+    return unary
+
+
+def _streaming(behavior: Callable, core: int, gate: StreamGate, method: str) -> Callable:
+    def streaming(request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            with gate.admit(context, method) as stream:
+                replies = behavior(gate.requests(stream, request_iterator, method), context)
+                for reply in replies:
+                    gate.sending(stream, True)
+                    yield reply
+                    gate.sending(stream, False)
+        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
+            fail(context, e, core)
+
+    return streaming
+
+
+def _server_streaming(behavior: Callable, core: int, gate: StreamGate, method: str) -> Callable:
+    def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            with gate.admit(context, method) as stream:
+                for reply in behavior(_decoded(request), context):
+                    gate.sending(stream, True)
+                    yield reply
+                    gate.sending(stream, False)
+        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
+            fail(context, e, core)
+
+    return streaming
+
+
+def _nonblocking(behavior: Callable, core: int) -> Callable:
+    """A method that answers through a callback and holds no thread (gRPC's experimental_non_blocking,
+    as grpc_health's Watch): only its request's decoding and its errors are wrapped."""
+    def method(request: Any, context: grpc.ServicerContext, send_response_callback: Callable) -> None:
+        try:
+            behavior(_decoded(request), context, send_response_callback)
+        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
+            fail(context, e, core)
+
+    method.experimental_non_blocking = True  # type: ignore[attr-defined]
+    pool = getattr(behavior, "experimental_thread_pool", None)
+    if pool is not None:
+        method.experimental_thread_pool = pool  # type: ignore[attr-defined]
+    return method
+
+
+def register(server: grpc.Server, add_to_server: Callable[[Any, Any], None], servicer: Any, core: int,
+             gate: StreamGate) -> str:
+    """Add servicer's methods to server through the wrappers above; returns the service's name."""
+    found = _Handlers()
+    add_to_server(servicer, found)
+    if not found.methods:  # stubs from an older grpcio-tools register generic handlers only
+        raise TypeError(f"{add_to_server.__name__} registers no method handlers to wrap; regenerate the stubs")
+    methods: dict[str, grpc.RpcMethodHandler] = {}
+    for name, h in found.methods.items():
+        decode = _tolerant(h.request_deserializer, _request_type(h))
+        if h.unary_unary is not None:
+            methods[name] = h._replace(request_deserializer=decode, unary_unary=_unary(h.unary_unary, core))
+        elif h.stream_stream is not None:
+            methods[name] = h._replace(request_deserializer=decode,
+                                       stream_stream=_streaming(h.stream_stream, core, gate, f"{found.service}/{name}"))
+        elif h.unary_stream is not None and getattr(h.unary_stream, "experimental_non_blocking", False):
+            methods[name] = h._replace(request_deserializer=decode, unary_stream=_nonblocking(h.unary_stream, core))
+        elif h.unary_stream is not None:
+            methods[name] = h._replace(request_deserializer=decode, unary_stream=_server_streaming(
+                h.unary_stream, core, gate, f"{found.service}/{name}"))
+        else:
+            raise TypeError(f"{found.service}/{name}: client-streaming methods are not wrapped")
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(found.service, methods),))
+    server.add_registered_method_handlers(found.service, methods)
+    return found.service
