@@ -109,7 +109,7 @@ def run_commands(cmds: Commands, args: list[bytes], argc: list[int],
         except SimError as e:
             errors.append(mpb.OpError(index=i, code=e.code, message=str(e)))
             replies.append(None)
-        except Exception as e:  # noqa: BLE001 - one command's failure is its slot's error, never the pipeline's
+        except Exception as e:  # one command's failure is its slot's error, never the pipeline's
             log.exception("pipeline command %d failed", i)
             errors.append(mpb.OpError(index=i, code=grpc.StatusCode.INTERNAL.value[0],
                                       message=f"ERR internal error: {type(e).__name__}: {e}"[:500]))
