@@ -28,8 +28,9 @@ stamp reads back intact, the allocator's heap check (GetStats check_heap, what
 
 Each call's input comes from its own generator, seeded by (seed, service, index), plus what
 the campaign learned from earlier replies (live addresses, space ids); a failing call is
-printed with its seed, service and index, and `--replay SERVICE:INDEX` runs the same
-sequence on a fresh server up to that call and prints its request and reply.
+printed with its seed, service and index, and `--replay SERVICE:INDEX` (with the same seed and
+flags) runs the same sequence on a fresh server up to that call and prints its request and reply.
+`--check-every N` reads the stamps back every N calls, to pin a damage to a window of calls.
 
 Without --target the campaign starts its own server (client/local.py LocalServer) and stops it.
 The reusable logic (`Campaign`, `run_campaign`) is imported by tests/test_fuzz_campaign.py.
@@ -51,6 +52,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import grpc
+import msgpack
 from google.protobuf import descriptor as gdesc
 from google.protobuf import message_factory
 from google.protobuf.message import DecodeError, Message
@@ -683,6 +685,7 @@ class Report:
     recoveries_after: int = 0
     stamps: dict[str, dict[str, int]] = field(default_factory=dict)
     stamp_failures: list[str] = field(default_factory=list)
+    damage_windows: list[dict] = field(default_factory=list)  # with --check-every: when damage appeared
     heap_problems: list[str] = field(default_factory=list)
     unhealthy_cores: list[int] = field(default_factory=list)
 
@@ -763,7 +766,9 @@ class Campaign:
     def __init__(self, target: str, seed: int = 1, calls: int = 10_000, deadline: float = 5.0,
                  max_seconds: float = 1800.0, services: tuple[str, ...] = tuple(SERVICES),
                  verbose_index: tuple[str, int] | None = None, log: Callable[[str], None] = print,
-                 skip_defects: frozenset[int] = frozenset()):
+                 skip_defects: frozenset[int] = frozenset(), check_every: int = 0):
+        self.check_every = check_every
+        self.seen_damage: set[str] = set()
         self.target, self.seed, self.calls, self.deadline, self.max_seconds = target, seed, calls, deadline, max_seconds
         self.services = services
         self.verbose_index = verbose_index
@@ -786,7 +791,6 @@ class Campaign:
                     b"", timeout=self.deadline * 4))
         self.cores = [Core(host, self.info.port + 1 + c, c) for c in range(self.info.cores)]
         commands = self.unary(self.cores[0], "Cache", "Command", cache_pb2.CommandRequest(args=[b"COMMAND"]))
-        import msgpack  # the cache's replies are msgpack (protos/memsim/v1/cache.proto)
         names = msgpack.unpackb(commands.reply) if commands is not None else []
         self.fuzz: dict[str, ServiceFuzz] = {
             "Machine": MachineFuzz(self.info), "Cache": CacheFuzz(self.info, list(names)), "VM": VmFuzz(self.info),
@@ -834,37 +838,47 @@ class Campaign:
                 self.stamps.append(Stamp("vm", {"space": sp, "address": base + p * page, "kind": kind}, page,
                                          digest(data)))
 
-    def verify(self) -> None:
+    def damaged(self) -> tuple[dict[str, Counter], list[str]]:
         """Read every stamp back, through the cores that answer (the data is the machine's, any core reads it)."""
         counts: dict[str, Counter] = defaultdict(Counter)
+        problems = []
         cores = [c for c in self.cores if c.healthy(1.0)] or self.cores
         for i, s in enumerate(self.stamps):
-            core = cores[i % len(cores)]
             try:
-                if s.kind == "alloc":
-                    data = self.unary(core, "Machine", "Read", mpb.ReadRequest(address=s.where["address"],
-                                                                              length=s.length)).data
-                elif s.kind == "cache":
-                    key = s.where["key"].encode()
-                    import msgpack
-                    data = msgpack.unpackb(self.unary(core, "Cache", "Command", cache_pb2.CommandRequest(
-                        args=[b"GET", key])).reply)
-                    ttl = msgpack.unpackb(self.unary(core, "Cache", "Command", cache_pb2.CommandRequest(
-                        args=[b"TTL", key])).reply)
-                    if ttl != -1:
-                        raise ValueError(f"TTL {ttl} where none was set")
-                else:
-                    data = self.unary(core, "VM", "Load", vm_pb2.LoadRequest(
-                        space=s.where["space"], address=s.where["address"], length=s.length)).data
-                ok = isinstance(data, bytes) and digest(data) == s.sha256
-                problem = "" if ok else f"{s.kind} {s.where}: {s.length} bytes read back differ"
-            except (grpc.RpcError, ValueError) as e:
-                why = f"{e.code().name} {e.details()}" if isinstance(e, grpc.RpcError) else str(e)
-                problem = f"{s.kind} {s.where}: {why}"
+                problem = self.check_stamp(cores[i % len(cores)], s)
+            except grpc.RpcError as e:
+                problem = f"{e.code().name} {e.details()}"
             counts[s.kind]["intact" if not problem else "damaged"] += 1
             if problem:
-                self.report.stamp_failures.append(problem)
+                problems.append(f"{s.kind} {s.where}: {problem}")
+        return counts, problems
+
+    def check_stamp(self, core: Core, s: Stamp) -> str:
+        """What is wrong with one stamp, or ""."""
+        if s.kind == "alloc":
+            read = mpb.ReadRequest(address=s.where["address"], length=s.length)
+            data = self.unary(core, "Machine", "Read", read).data
+        elif s.kind == "cache":
+            key = s.where["key"].encode()
+            data = msgpack.unpackb(self.unary(core, "Cache", "Command", cache_pb2.CommandRequest(
+                args=[b"GET", key])).reply)
+            ttl = msgpack.unpackb(self.unary(core, "Cache", "Command", cache_pb2.CommandRequest(
+                args=[b"TTL", key])).reply)
+            if ttl != -1:
+                return f"TTL {ttl} where none was set"
+        else:
+            data = self.unary(core, "VM", "Load", vm_pb2.LoadRequest(
+                space=s.where["space"], address=s.where["address"], length=s.length)).data
+        if not isinstance(data, bytes):
+            return f"read back {data!r} where {s.length} bytes were written"
+        if digest(data) != s.sha256:
+            return f"{s.length} bytes written, {len(data)} read back, first {data[:16]!r}"
+        return ""
+
+    def verify(self) -> None:
+        counts, problems = self.damaged()
         self.report.stamps = {k: dict(c) for k, c in counts.items()}
+        self.report.stamp_failures.extend(problems)
 
     def release_stamps(self) -> None:
         """Give back what the stamps took (for a server the campaign did not start)."""
@@ -987,7 +1001,8 @@ class Campaign:
             self.report.wedges.append({"service": service, "method": md.name, "index": index, "core": core.core,
                                        "seed": self.seed, "mode": mode})
             self.log(f"core {core.core} stopped answering after {service}.{md.name} (seed {self.seed}, call {index})")
-        if self.verbose_index == (service, index):
+        if self.verbose_index is not None and self.verbose_index[1] == index \
+                and self.verbose_index[0] in (service, "*"):
             self.log(f"{service}.{md.name} #{index} ({mode}) request: {decoded!r}\n  -> {code} {details} {replies!r}")
 
     def pick_core(self, index: int) -> Core:
@@ -1004,6 +1019,15 @@ class Campaign:
 
     # -- the run ----------------------------------------------------------------------------
 
+    def check_between(self, first: int, last: int) -> None:
+        """Stamps read back during the run: the first damage is pinned to a window of calls to replay."""
+        _, problems = self.damaged()
+        new = [p for p in problems if p not in self.seen_damage]
+        if new:
+            self.seen_damage.update(new)
+            self.log(f"stamps damaged by calls {first}..{last} (seed {self.seed}): " + "; ".join(new[:5]))
+            self.report.damage_windows.append({"first": first, "last": last, "problems": new})
+
     def run(self) -> Report:
         self.t0 = time.monotonic()
         self.report.recoveries_before = self.recoveries()
@@ -1015,6 +1039,8 @@ class Campaign:
             for service in self.services:
                 self.one_call(service, i)
                 self.report.calls[service] = i + 1
+            if self.check_every and (i + 1) % self.check_every == 0:
+                self.check_between(i + 1 - self.check_every, i)
         for c in self.cores:  # a wedged core gets until the deadline to come back
             end = time.monotonic() + self.deadline * 2
             while not c.healthy(1.0) and time.monotonic() < end:
@@ -1048,7 +1074,7 @@ def run_campaign(seed: int = 1, calls: int = 10_000, target: str | None = None, 
                  max_seconds: float = 1800.0, services: tuple[str, ...] = tuple(SERVICES),
                  server: dict | None = None, verbose_index: tuple[str, int] | None = None,
                  log: Callable[[str], None] = print, keep_stamps: bool = False,
-                 skip_defects: frozenset[int] = frozenset()) -> Report:
+                 skip_defects: frozenset[int] = frozenset(), check_every: int = 0) -> Report:
     """Run a campaign against `target`, or against a server it starts (LocalServer(**server)) and stops."""
     srv = None
     if target is None:
@@ -1056,7 +1082,8 @@ def run_campaign(seed: int = 1, calls: int = 10_000, target: str | None = None, 
         srv = LocalServer(**kw).start()
         target = srv.target
     campaign = Campaign(target, seed=seed, calls=calls, deadline=deadline, max_seconds=max_seconds,
-                        services=services, verbose_index=verbose_index, log=log, skip_defects=skip_defects)
+                        services=services, verbose_index=verbose_index, log=log, skip_defects=skip_defects,
+                        check_every=check_every)
     try:
         campaign.connect()
         pids_before = sorted(srv.alive_workers()) if srv else []
@@ -1141,9 +1168,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deadline", type=float, default=5.0, help="seconds each call may take (default 5)")
     p.add_argument("--max-seconds", type=float, default=1800.0, help="bound on the whole run (default 1800)")
     p.add_argument("--services", default=",".join(SERVICES), help=f"comma-separated subset of {', '.join(SERVICES)}")
-    p.add_argument("--replay", metavar="SERVICE:INDEX", help="rerun up to this call and print its request and reply")
+    p.add_argument("--replay", metavar="SERVICE:INDEX",
+                   help="rerun the same calls (all services, interleaved as in the run) up to this one and print its "
+                        "request and reply; SERVICE * prints every service's call INDEX")
     p.add_argument("--skip-defect", default="", metavar="N,...",
                    help=f"leave out inputs known to wedge a core until these are fixed: {WEDGES}")
+    p.add_argument("--check-every", type=int, default=0, metavar="N",
+                   help="also read the stamps back every N calls per service, to find the call that damaged one")
     p.add_argument("--json", help="write the report as JSON to this file")
     args = p.parse_args(argv)
     try:
@@ -1157,11 +1188,12 @@ def main(argv: list[str] | None = None) -> int:
     verbose = None
     if args.replay:
         service, _, index = args.replay.partition(":")
-        if service not in SERVICES or not index.isdigit():
-            p.error(f"--replay takes SERVICE:INDEX with SERVICE one of {', '.join(SERVICES)}")
-        verbose, services, args.calls = (service, int(index)), (service,), int(index) + 1
+        if service not in (*SERVICES, "*") or not index.isdigit():
+            p.error(f"--replay takes SERVICE:INDEX with SERVICE one of {', '.join(SERVICES)} or *")
+        verbose, args.calls = (service, int(index)), int(index) + 1
     report = run_campaign(seed=args.seed, calls=args.calls, target=args.target, deadline=args.deadline,
-                          max_seconds=args.max_seconds, services=services, verbose_index=verbose, skip_defects=skip)
+                          max_seconds=args.max_seconds, services=services, verbose_index=verbose, skip_defects=skip,
+                          check_every=args.check_every)
     print_report(report)
     if args.json:
         with open(args.json, "w") as f:
