@@ -182,6 +182,19 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
     return bytes(b)
 
 
+# Call metadata a client may send: the session headers (server/sessions.py) with values a
+# broken or hostile client could put there, and a header nobody knows.
+METADATA_KEYS = ("memsim-client-id", "memsim-lease-seconds", "x-memsim-junk")
+METADATA_VALUES = ("", "0", "1", "7f", "ffffffffffffffff", "10000000000000000", "-1", "nan", "inf", "1e309", "zz",
+                   " ", "0x10", "3.5", "0.001", "86401", "1" * 200)
+
+
+def pick_metadata(rng: random.Random) -> list[tuple[str, str]]:
+    if rng.random() < 0.9:
+        return []
+    return [(rng.choice(METADATA_KEYS), rng.choice(METADATA_VALUES)) for _ in range(rng.randint(1, 2))]
+
+
 def junk(rng: random.Random) -> bytes:
     r = rng.random()
     if r < 0.1:
@@ -688,6 +701,8 @@ class Report:
     damage_windows: list[dict] = field(default_factory=list)  # with --check-every: when damage appeared
     heap_problems: list[str] = field(default_factory=list)
     unhealthy_cores: list[int] = field(default_factory=list)
+    worker_rss_kib_before: list[int] = field(default_factory=list)  # VmRSS of each worker (a server started here)
+    worker_rss_kib_after: list[int] = field(default_factory=list)
 
     def memsim_findings(self) -> list[Finding]:
         return [f for f in self.findings if f.origin == "memsim"]
@@ -898,7 +913,7 @@ class Campaign:
 
     # -- calls ------------------------------------------------------------------------------
 
-    def make_call(self, service: str, index: int) -> tuple[str, gdesc.MethodDescriptor, list[bytes], list]:
+    def make_call(self, service: str, index: int) -> tuple[str, gdesc.MethodDescriptor, list[bytes], list, list]:
         """The request(s) of call `index`: from its own generator, redrawn while it would hit a stamp."""
         sd = SERVICES[service]
         fz = self.fuzz[service]
@@ -934,21 +949,22 @@ class Campaign:
             if defect is not None:
                 self.report.skipped_known[str(defect)] = self.report.skipped_known.get(str(defect), 0) + 1
                 continue
-            return mode, md, raw, decoded
+            return mode, md, raw, decoded, pick_metadata(rng)
         ping = sd.methods_by_name.get("GetInfo") or sd.methods_by_name.get("VmStat") or md
-        return "structured", ping, [b""], [message_class(ping.input_type)()]
+        return "structured", ping, [b""], [message_class(ping.input_type)()], []
 
-    def invoke(self, core: Core, service: str, md: gdesc.MethodDescriptor, raw: list[bytes]) -> tuple[str, str, list]:
+    def invoke(self, core: Core, service: str, md: gdesc.MethodDescriptor, raw: list[bytes],
+               metadata: list | None = None) -> tuple[str, str, list]:
         """Send one call; returns (status name, details, replies)."""
         fn = core.callable(SERVICES[service], md)
-        timeout = self.deadline
+        kw = {"timeout": self.deadline, "metadata": metadata or None}
         out_cls = message_class(md.output_type)
         try:
             if not md.client_streaming and not md.server_streaming:
-                return "OK", "", [out_cls.FromString(fn(raw[0], timeout=timeout))]
+                return "OK", "", [out_cls.FromString(fn(raw[0], **kw))]
             if md.client_streaming and not md.server_streaming:
-                return "OK", "", [out_cls.FromString(fn(iter(raw), timeout=timeout))]
-            call = fn(raw[0] if not md.client_streaming else iter(raw), timeout=timeout)
+                return "OK", "", [out_cls.FromString(fn(iter(raw), **kw))]
+            call = fn(raw[0] if not md.client_streaming else iter(raw), **kw)
             replies = []
             for r in call:
                 replies.append(out_cls.FromString(r))
@@ -971,7 +987,7 @@ class Campaign:
         self._finding_keys[kind] += 1
         self.report.finding_counts[kind] = self._finding_keys[kind]
         if self._finding_keys[kind] <= 3:
-            req = "; ".join(repr(d)[:300].replace("\n", " ") if d is not None else "<undecodable>" for d in decoded)
+            req = "; ".join(str(d)[:300].replace("\n", " ") if d is not None else "<undecodable>" for d in decoded)
             f = Finding(service, method, index, self.seed, mode, code, message[:500], origin, known, req, kind)
             self.report.findings.append(f)
             if self._finding_keys[kind] == 1:
@@ -979,10 +995,12 @@ class Campaign:
                          f"{'known #' + known if known else 'NEW'}): {message[:200]}\n    request: {req[:400]}")
 
     def one_call(self, service: str, index: int) -> None:
-        mode, md, raw, decoded = self.make_call(service, index)
+        mode, md, raw, decoded, metadata = self.make_call(service, index)
         core = self.pick_core(index)
-        code, details, replies = self.invoke(core, service, md, raw)
+        code, details, replies = self.invoke(core, service, md, raw, metadata)
         self.hist[service][md.name][code] += 1
+        if metadata:
+            decoded = [*decoded, f"metadata {metadata}"]
         if code in BAD_CODES:
             self.record_finding(service, md.name, index, mode, code, details, decoded)
         for rep in replies:  # per-op errors inside batch and pipeline replies
@@ -1003,7 +1021,7 @@ class Campaign:
             self.log(f"core {core.core} stopped answering after {service}.{md.name} (seed {self.seed}, call {index})")
         if self.verbose_index is not None and self.verbose_index[1] == index \
                 and self.verbose_index[0] in (service, "*"):
-            self.log(f"{service}.{md.name} #{index} ({mode}) request: {decoded!r}\n  -> {code} {details} {replies!r}")
+            self.log(f"{service}.{md.name} #{index} ({mode}) request: {decoded}\n  -> {code} {details} {replies}")
 
     def pick_core(self, index: int) -> Core:
         """Round-robin over the cores that answer; a core that stopped answering is probed once a second."""
@@ -1087,9 +1105,11 @@ def run_campaign(seed: int = 1, calls: int = 10_000, target: str | None = None, 
     try:
         campaign.connect()
         pids_before = sorted(srv.alive_workers()) if srv else []
+        rss_before = [rss_kib(p) for p in pids_before]
         report = campaign.run()
         report.workers_before = pids_before
         report.workers_after = sorted(srv.alive_workers()) if srv else []
+        report.worker_rss_kib_before, report.worker_rss_kib_after = rss_before, [rss_kib(p) for p in pids_before]
         if srv is None and not keep_stamps:
             campaign.release_stamps()
         return report
@@ -1099,6 +1119,14 @@ def run_campaign(seed: int = 1, calls: int = 10_000, target: str | None = None, 
             code = srv.stop()
             if code != 0:
                 log(f"the server exited with {code}:\n" + "".join(srv.output[-40:]))
+
+
+def rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+    except OSError:
+        return 0
 
 
 def iter_rows(report: Report) -> Iterator[tuple[str, str, dict[str, int]]]:
@@ -1140,8 +1168,9 @@ def print_report(report: Report) -> None:
     heap = "clean" if not report.heap_problems else report.heap_problems
     console.print(f"stamps: {report.stamps}; heap check: {heap}"
                   f"; workers {report.workers_before} -> {report.workers_after}; recoveries "
-                  f"{report.recoveries_before} -> {report.recoveries_after}; redrawn to spare stamps: "
-                  f"{report.skipped_harmful}")
+                  f"{report.recoveries_before} -> {report.recoveries_after}; worker RSS KiB "
+                  f"{report.worker_rss_kib_before} -> {report.worker_rss_kib_after}; redrawn to spare stamps: "
+                  f"{report.skipped_harmful}; left out as known wedges: {report.skipped_known}")
     if report.finding_counts:
         ft = Table(title="INTERNAL / UNKNOWN, by kind")
         for col in ("origin", "service.method", "code", "count", "defect", "first message", "first call"):

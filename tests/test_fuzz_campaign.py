@@ -43,12 +43,12 @@ def test_a_call_is_the_same_request_for_the_same_seed_and_index():
             c = Campaign(srv.target, seed=5, calls=0, log=lambda s: None)
             c.connect()
             calls = (c.make_call(s, i) for s in SERVICES for i in range(60))
-            made.append([(mode, md.name, raw) for mode, md, raw, _ in calls])
+            made.append([(mode, md.name, raw, metadata) for mode, md, raw, _, metadata in calls])
             c.close()
         assert made[0] == made[1]
         other = Campaign(srv.target, seed=6, calls=0, log=lambda s: None)
         other.connect()
-        assert [other.make_call("Cache", i)[2] for i in range(60)] != [r for m, n, r in made[0][60:120]]
+        assert [other.make_call("Cache", i)[2] for i in range(60)] != [r for _, _, r, _ in made[0][60:120]]
         other.close()
 
 
