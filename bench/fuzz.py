@@ -209,7 +209,7 @@ def build(desc: gdesc.Descriptor, rng: random.Random, hint: Callable[[str, rando
           depth: int = 0) -> Message:
     """A message of `desc` with random fields: what the hint gives for a field's name, else edge values by type."""
     msg = message_class(desc)()
-    oneof_pick = {o.name: rng.choice(o.fields) for o in desc.oneofs}
+    oneof_pick = {o.name: rng.choice(o.fields) if rng.random() < 0.8 else None for o in desc.oneofs}
     for f in desc.fields:
         if f.containing_oneof is not None and oneof_pick[f.containing_oneof.name] is not f:
             continue
@@ -769,6 +769,13 @@ class Core:
         self.channel.close()
 
 
+def kept(request: Message) -> Message:
+    """The request with `keep` set where the server has one (an owner's lease never takes a stamp away)."""
+    if "keep" in request.DESCRIPTOR.fields_by_name:
+        request.keep = True
+    return request
+
+
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -827,7 +834,7 @@ class Campaign:
         m: MachineFuzz = self.fuzz["Machine"]  # type: ignore[assignment]
         for core in self.cores:
             for size in (1, 8, 16, 24, 100, 512, 1024, 4000, 8192, 32768, 40_000, 100_000):
-                a = self.unary(core, "Machine", "Alloc", mpb.AllocRequest(size=size))
+                a = self.unary(core, "Machine", "Alloc", kept(mpb.AllocRequest(size=size)))
                 data = stamp_bytes(self.seed, f"alloc/{core.core}/{size}", size)
                 self.unary(core, "Machine", "Write", mpb.WriteRequest(address=a.address, data=data))
                 m.protected.append((a.address, a.address + a.usable_size))
@@ -842,8 +849,8 @@ class Campaign:
         page = self.info.frame_size
         for kind, bits in (("linear", 24), ("hybrid", 32), ("multilevel", 48), ("inverted", 48)):
             core = self.cores[len(v.protected) % len(self.cores)]
-            sp = self.unary(core, "VM", "CreateSpace",
-                            vm_pb2.CreateSpaceRequest(page_table=kind, bits=bits, name=f"fuzz-stamp-{kind}")).space
+            create = kept(vm_pb2.CreateSpaceRequest(page_table=kind, bits=bits, name=f"fuzz-stamp-{kind}"))
+            sp = self.unary(core, "VM", "CreateSpace", create).space
             v.protected.add(sp)
             base = self.unary(core, "VM", "Mmap", vm_pb2.MmapRequest(space=sp, length=16 * page, prot=3,
                                                                      kind="data")).address
