@@ -701,7 +701,7 @@ class Report:
     damage_windows: list[dict] = field(default_factory=list)  # with --check-every: when damage appeared
     heap_problems: list[str] = field(default_factory=list)
     unhealthy_cores: list[int] = field(default_factory=list)
-    worker_rss_kib_before: list[int] = field(default_factory=list)  # VmRSS of each worker (a server started here)
+    worker_rss_kib_before: list[int] = field(default_factory=list)  # RssAnon of each worker (a server started here)
     worker_rss_kib_after: list[int] = field(default_factory=list)
 
     def memsim_findings(self) -> list[Finding]:
@@ -1129,9 +1129,10 @@ def run_campaign(seed: int = 1, calls: int = 10_000, target: str | None = None, 
 
 
 def rss_kib(pid: int) -> int:
+    """A process's own resident memory (RssAnon: not the machine's shared segments it maps)."""
     try:
         with open(f"/proc/{pid}/status") as f:
-            return next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+            return next((int(line.split()[1]) for line in f if line.startswith("RssAnon:")), 0)
     except OSError:
         return 0
 
@@ -1175,7 +1176,7 @@ def print_report(report: Report) -> None:
     heap = "clean" if not report.heap_problems else report.heap_problems
     console.print(f"stamps: {report.stamps}; heap check: {heap}"
                   f"; workers {report.workers_before} -> {report.workers_after}; recoveries "
-                  f"{report.recoveries_before} -> {report.recoveries_after}; worker RSS KiB "
+                  f"{report.recoveries_before} -> {report.recoveries_after}; worker RssAnon KiB "
                   f"{report.worker_rss_kib_before} -> {report.worker_rss_kib_after}; redrawn to spare stamps: "
                   f"{report.skipped_harmful}; left out as known wedges: {report.skipped_known}")
     if report.finding_counts:
