@@ -788,8 +788,8 @@ class Campaign:
     def __init__(self, target: str, seed: int = 1, calls: int = 10_000, deadline: float = 5.0,
                  max_seconds: float = 1800.0, services: tuple[str, ...] = tuple(SERVICES),
                  verbose_index: tuple[str, int] | None = None, log: Callable[[str], None] = print,
-                 skip_defects: frozenset[int] = frozenset(), check_every: int = 0):
-        self.check_every = check_every
+                 skip_defects: frozenset[int] = frozenset(), check_every: int = 0, check_from: int = 0):
+        self.check_every, self.check_from = check_every, check_from
         self.seen_damage: set[str] = set()
         self.target, self.seed, self.calls, self.deadline, self.max_seconds = target, seed, calls, deadline, max_seconds
         self.services = services
@@ -1064,7 +1064,7 @@ class Campaign:
             for service in self.services:
                 self.one_call(service, i)
                 self.report.calls[service] = i + 1
-            if self.check_every and (i + 1) % self.check_every == 0:
+            if self.check_every and (i + 1) % self.check_every == 0 and i >= self.check_from:
                 self.check_between(i + 1 - self.check_every, i)
         for c in self.cores:  # a wedged core gets until the deadline to come back
             end = time.monotonic() + self.deadline * 2
@@ -1099,7 +1099,7 @@ def run_campaign(seed: int = 1, calls: int = 10_000, target: str | None = None, 
                  max_seconds: float = 1800.0, services: tuple[str, ...] = tuple(SERVICES),
                  server: dict | None = None, verbose_index: tuple[str, int] | None = None,
                  log: Callable[[str], None] = print, keep_stamps: bool = False,
-                 skip_defects: frozenset[int] = frozenset(), check_every: int = 0) -> Report:
+                 skip_defects: frozenset[int] = frozenset(), check_every: int = 0, check_from: int = 0) -> Report:
     """Run a campaign against `target`, or against a server it starts (LocalServer(**server)) and stops."""
     srv = None
     if target is None:
@@ -1108,7 +1108,7 @@ def run_campaign(seed: int = 1, calls: int = 10_000, target: str | None = None, 
         target = srv.target
     campaign = Campaign(target, seed=seed, calls=calls, deadline=deadline, max_seconds=max_seconds,
                         services=services, verbose_index=verbose_index, log=log, skip_defects=skip_defects,
-                        check_every=check_every)
+                        check_every=check_every, check_from=check_from)
     try:
         campaign.connect()
         pids_before = sorted(srv.alive_workers()) if srv else []
@@ -1212,6 +1212,7 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"leave out inputs known to wedge a core until these are fixed: {WEDGES}")
     p.add_argument("--check-every", type=int, default=0, metavar="N",
                    help="also read the stamps back every N calls per service, to find the call that damaged one")
+    p.add_argument("--check-from", type=int, default=0, metavar="I", help="with --check-every: only from call I on")
     p.add_argument("--json", help="write the report as JSON to this file")
     args = p.parse_args(argv)
     try:
@@ -1230,7 +1231,7 @@ def main(argv: list[str] | None = None) -> int:
         verbose, args.calls = (service, int(index)), int(index) + 1
     report = run_campaign(seed=args.seed, calls=args.calls, target=args.target, deadline=args.deadline,
                           max_seconds=args.max_seconds, services=services, verbose_index=verbose, skip_defects=skip,
-                          check_every=args.check_every)
+                          check_every=args.check_every, check_from=args.check_from)
     print_report(report)
     if args.json:
         with open(args.json, "w") as f:
