@@ -44,6 +44,7 @@ import hashlib
 import json
 import random
 import re
+import signal
 import sys
 import time
 from collections import Counter, defaultdict
@@ -719,7 +720,9 @@ class Report:
         if self.recoveries_after != self.recoveries_before:
             out.append(f"workers recovered by the supervisor: {self.recoveries_after - self.recoveries_before}")
         if self.stamp_failures:
-            out.append(f"{len(self.stamp_failures)} stamps damaged: " + "; ".join(self.stamp_failures[:5]))
+            unverified = sum(c.get("unverified", 0) for c in self.stamps.values())
+            out.append(f"{len(self.stamp_failures) - unverified} stamps damaged, {unverified} not verified: "
+                       + "; ".join(self.stamp_failures[:5]))
         if self.heap_problems:
             out.append("heap check: " + "; ".join(self.heap_problems[:5]))
         if self.wedges:
@@ -825,7 +828,7 @@ class Campaign:
         return message_class(md.output_type).FromString(raw)
 
     def recoveries(self) -> int:
-        return self.unary(self.cores[0], "Machine", "GetStats", mpb.StatsRequest()).recoveries
+        return self.unary((self.answering() or self.cores)[0], "Machine", "GetStats", mpb.StatsRequest()).recoveries
 
     # -- stamps -----------------------------------------------------------------------------
 
@@ -864,16 +867,26 @@ class Campaign:
         """Read every stamp back, through the cores that answer (the data is the machine's, any core reads it)."""
         counts: dict[str, Counter] = defaultdict(Counter)
         problems = []
-        cores = [c for c in self.cores if c.healthy(1.0)] or self.cores
+        cores = self.answering()
         for i, s in enumerate(self.stamps):
+            if not cores:
+                counts[s.kind]["unverified"] += 1
+                problems.append(f"{s.kind} {s.where}: not verified, no core answers")
+                continue
+            core = cores[i % len(cores)]
             try:
-                problem = self.check_stamp(cores[i % len(cores)], s)
+                problem = self.check_stamp(core, s)
             except grpc.RpcError as e:
                 problem = f"{e.code().name} {e.details()}"
+                if e.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
+                    cores.remove(core)  # a wedged core: the rest go through the others
             counts[s.kind]["intact" if not problem else "damaged"] += 1
             if problem:
                 problems.append(f"{s.kind} {s.where}: {problem}")
         return counts, problems
+
+    def answering(self) -> list[Core]:
+        return [c for c in self.cores if c.healthy(1.0)]
 
     def check_stamp(self, core: Core, s: Stamp) -> str:
         """What is wrong with one stamp, or ""."""
@@ -902,17 +915,20 @@ class Campaign:
         self.report.stamps = {k: dict(c) for k, c in counts.items()}
         self.report.stamp_failures.extend(problems)
 
-    def release_stamps(self) -> None:
-        """Give back what the stamps took (for a server the campaign did not start)."""
+    def release(self) -> None:
+        """Give back what the campaign knows it made (for a server it did not start): the stamps, the
+        objects it still holds, the keys of its small key set and its address spaces. Keys with random
+        names that its SETs made stay."""
         core = self.cores[0]
-        for s in self.stamps:
+        m: MachineFuzz = self.fuzz["Machine"]  # type: ignore[assignment]
+        frees = [s.where["address"] for s in self.stamps if s.kind == "alloc"] + m.live
+        keys = [s.where["key"].encode() for s in self.stamps if s.kind == "cache"]
+        keys += [b"k%d" % i for i in range(64)] + [b"n%d" % i for i in range(8)] + [b"x" * 200]
+        for address in frees:
             with contextlib.suppress(grpc.RpcError):
-                if s.kind == "alloc":
-                    free = mpb.FreeRequest(address=s.where["address"])
-                    self.unary(self.cores[s.where["core"]], "Machine", "Free", free)
-                elif s.kind == "cache":
-                    delete = cache_pb2.CommandRequest(args=[b"DEL", s.where["key"].encode()])
-                    self.unary(core, "Cache", "Command", delete)
+                self.unary(core, "Machine", "Free", mpb.FreeRequest(address=address))
+        with contextlib.suppress(grpc.RpcError):
+            self.unary(core, "Cache", "Command", cache_pb2.CommandRequest(args=[b"DEL", *keys]))
         v: VmFuzz = self.fuzz["VM"]  # type: ignore[assignment]
         for sp in sorted(v.protected | set(v.spaces)):
             with contextlib.suppress(grpc.RpcError):
@@ -1001,9 +1017,12 @@ class Campaign:
                 self.log(f"{code} {service}.{method} (seed {self.seed}, call {index}, {mode}, "
                          f"{'known #' + known if known else 'NEW'}): {message[:200]}\n    request: {req[:400]}")
 
-    def one_call(self, service: str, index: int) -> None:
+    def one_call(self, service: str, index: int) -> bool:
+        """Make call `index` of `service`; False if no core answered in the time the run had left."""
         mode, md, raw, decoded, metadata = self.make_call(service, index)
         core = self.pick_core(index)
+        if core is None:
+            return False
         code, details, replies = self.invoke(core, service, md, raw, metadata)
         self.hist[service][md.name][code] += 1
         if metadata:
@@ -1029,18 +1048,38 @@ class Campaign:
         if self.verbose_index is not None and self.verbose_index[1] == index \
                 and self.verbose_index[0] in (service, "*"):
             self.log(f"{service}.{md.name} #{index} ({mode}) request: {decoded}\n  -> {code} {details} {replies}")
+        return True
 
-    def pick_core(self, index: int) -> Core:
-        """Round-robin over the cores that answer; a core that stopped answering is probed once a second."""
+    def pick_core(self, index: int) -> Core | None:
+        """Round-robin over the cores that answer; a core that stopped answering is probed once a second.
+        None when none answers and the run is out of time."""
         while True:
             now = time.monotonic()
             for c in self.cores:
                 if c.down_since is not None and now - c.down_since >= 1.0:
                     c.down_since = None if c.healthy(0.5) else now
             up = [c for c in self.cores if c.down_since is None]
-            if up or now - self.t0 > self.max_seconds:
-                return (up or self.cores)[index % len(up or self.cores)]
+            if up:
+                return up[index % len(up)]
+            if self.out_of_time():
+                return None
             time.sleep(0.5)
+
+    def calls_until_bound(self) -> str:
+        """Every service's calls, interleaved; why the run stopped short, or ""."""
+        for i in range(self.calls):
+            for service in self.services:
+                if self.out_of_time():
+                    return f"the {self.max_seconds:.0f} s bound came at call {i} of {service}"
+                if not self.one_call(service, i):
+                    return f"no core answered by the {self.max_seconds:.0f} s bound (call {i} of {service})"
+                self.report.calls[service] = i + 1
+            if self.check_every and (i + 1) % self.check_every == 0 and i >= self.check_from:
+                self.check_between(i + 1 - self.check_every, i)
+        return ""
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() - self.t0 > self.max_seconds
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -1057,24 +1096,16 @@ class Campaign:
         self.t0 = time.monotonic()
         self.report.recoveries_before = self.recoveries()
         self.stamp()
-        for i in range(self.calls):
-            if time.monotonic() - self.t0 > self.max_seconds:
-                self.report.stopped_early = f"the {self.max_seconds:.0f} s bound came after {i} calls per service"
-                break
-            for service in self.services:
-                self.one_call(service, i)
-                self.report.calls[service] = i + 1
-            if self.check_every and (i + 1) % self.check_every == 0 and i >= self.check_from:
-                self.check_between(i + 1 - self.check_every, i)
-        for c in self.cores:  # a wedged core gets until the deadline to come back
-            end = time.monotonic() + self.deadline * 2
-            while not c.healthy(1.0) and time.monotonic() < end:
-                time.sleep(0.2)
+        self.report.stopped_early = self.calls_until_bound()
+        end = time.monotonic() + self.deadline * 2  # a wedged core gets until then to come back
+        while len(self.answering()) < len(self.cores) and time.monotonic() < end:
+            time.sleep(0.2)
         self.report.unhealthy_cores = [c.core for c in self.cores if not c.healthy(2.0)]
         self.verify()
         try:
             self.report.recoveries_after = self.recoveries()
-            st = self.unary(self.cores[0], "Machine", "GetStats", mpb.StatsRequest(check_heap=True))
+            st = self.unary((self.answering() or self.cores)[0], "Machine", "GetStats",
+                            mpb.StatsRequest(check_heap=True))
             self.report.heap_problems = list(st.heap_problems)
         except grpc.RpcError as e:
             self.report.heap_problems = [f"GetStats(check_heap) failed: {e.code().name} {e.details()}"]
@@ -1098,7 +1129,7 @@ def grpc_code_name(code: int) -> str:
 def run_campaign(seed: int = 1, calls: int = 10_000, target: str | None = None, deadline: float = 5.0,
                  max_seconds: float = 1800.0, services: tuple[str, ...] = tuple(SERVICES),
                  server: dict | None = None, verbose_index: tuple[str, int] | None = None,
-                 log: Callable[[str], None] = print, keep_stamps: bool = False,
+                 log: Callable[[str], None] = print, release_after: bool = True,
                  skip_defects: frozenset[int] = frozenset(), check_every: int = 0, check_from: int = 0) -> Report:
     """Run a campaign against `target`, or against a server it starts (LocalServer(**server)) and stops."""
     srv = None
@@ -1117,8 +1148,8 @@ def run_campaign(seed: int = 1, calls: int = 10_000, target: str | None = None, 
         report.workers_before = pids_before
         report.workers_after = sorted(srv.alive_workers()) if srv else []
         report.worker_rss_kib_before, report.worker_rss_kib_after = rss_before, [rss_kib(p) for p in pids_before]
-        if srv is None and not keep_stamps:
-            campaign.release_stamps()
+        if srv is None and release_after:
+            campaign.release()
         return report
     finally:
         campaign.close()
@@ -1215,6 +1246,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check-from", type=int, default=0, metavar="I", help="with --check-every: only from call I on")
     p.add_argument("--json", help="write the report as JSON to this file")
     args = p.parse_args(argv)
+    # SIGTERM (a CI timeout, a kill) unwinds like ^C, so the server this run started is stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         skip = frozenset(int(n) for n in args.skip_defect.split(",") if n)
     except ValueError:
