@@ -24,7 +24,11 @@ kind), keeping a SHA-256 of each; after the run it reads them all back. It passe
 no INTERNAL or UNKNOWN came from memsim's code (per call, and per op inside batch and
 pipeline replies), no worker died (its PIDs, and the supervisor's recovery count), every
 stamp reads back intact, the allocator's heap check (GetStats check_heap, what
-`memsim stats --check` runs) is clean, and every core answers a health check at the end.
+`memsim stats --check` runs) is clean, and every core answers a health check and a PING at
+the end. After a call that timed out, the core it went to is probed the same way; one that does
+not answer is reported (a core wedged by one request) and skipped until it answers again.
+Health and reflection are gRPC's own services: an INTERNAL there with gRPC-Python's text for
+an undecodable request is reported as the library's, not counted against memsim.
 
 Each call's input comes from its own generator, seeded by (seed, service, index), plus what
 the campaign learned from earlier replies (live addresses, space ids); a failing call is
@@ -726,7 +730,7 @@ class Report:
         if self.heap_problems:
             out.append("heap check: " + "; ".join(self.heap_problems[:5]))
         if self.wedges:
-            out.append(f"{len(self.wedges)} times a core stopped answering health checks after a call: "
+            out.append(f"{len(self.wedges)} times a core stopped answering (health check and PING) after a call: "
                        + "; ".join(f"{w['service']}.{w['method']}#{w['index']} core {w['core']}"
                                    for w in self.wedges[:3]))
         if self.unhealthy_cores:
@@ -760,10 +764,14 @@ class Core:
         return self._calls[key]
 
     def healthy(self, timeout: float = 2.0) -> bool:
+        """The core says SERVING and runs a PING: the health service alone answers from its own thread
+        even while a call holds the core (worker.py's core_lock), a command does not."""
         check = self.callable(SERVICES["Health"], SERVICES["Health"].methods_by_name["Check"])
+        ping = self.callable(SERVICES["Cache"], SERVICES["Cache"].methods_by_name["Command"])
         try:
             reply = health_pb2.HealthCheckResponse.FromString(
                 check(health_pb2.HealthCheckRequest().SerializeToString(), timeout=timeout))
+            ping(cache_pb2.CommandRequest(args=[b"PING"]).SerializeToString(), timeout=timeout)
         except grpc.RpcError:
             return False
         return reply.status == health_pb2.HealthCheckResponse.SERVING

@@ -3,7 +3,7 @@
 300 calls per service (Machine, Cache, VM, health, reflection) of structured, mutated and junk
 requests against a real server; then no INTERNAL or UNKNOWN from memsim's code, no worker
 died or was recovered, every stamp (allocator objects, cache keys, VM pages written before the
-run) reads back intact, the heap check is clean and every core still answers its health check.
+run) reads back intact, the heap check is clean and every core still answers a health check and a PING.
 The full campaign is `python bench/fuzz.py --calls 10000 --seed 1 --json fuzz.json`.
 """
 
