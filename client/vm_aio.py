@@ -5,16 +5,27 @@
         a = await sp.mmap(65536, kind="heap")
         await sp.store(a, b"hi"); await sp.load(a, 2)
         b = sp.batch(); b.load(a, 2); await b.execute()
+
+Spaces are released as `VMClient`'s are (client/vm.py): at close, or when the lease runs out.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import grpc
 
 from memsim.client.aio import AsyncStreamSession
 from memsim.client.errors import from_rpc_error
+from memsim.client.session import (
+    CLIENT_ID_KEY,
+    DEFAULT_LEASE,
+    RELEASE_TIMEOUT,
+    AsyncKeepalive,
+    check_lease,
+    new_client_id,
+)
 from memsim.client.sync import DEFAULT_TIMEOUT, channel_options, core_target
 from memsim.client.sync import build_request as _req  # InvalidArgument for what protobuf cannot carry
 from memsim.client.vm import Translation, VmBatch, VmBatchResult, map_list, prot_bits, usage_dict
@@ -73,16 +84,31 @@ class AsyncSpace:
 
 class AsyncVMClient:
     def __init__(self, target: str = "127.0.0.1:50051", *, core: int | None = None,
-                 timeout: float = DEFAULT_TIMEOUT):
+                 timeout: float = DEFAULT_TIMEOUT, lease: float = DEFAULT_LEASE):
         self.target = core_target(target, core)
         self.timeout = timeout
+        self.lease = check_lease(lease)
+        self.client_id = new_client_id()
+        self._metadata = ((CLIENT_ID_KEY, self.client_id),)
         self._channel = grpc.aio.insecure_channel(self.target, options=channel_options())
         self._stub = vm_pb2_grpc.VMStub(self._channel)
         self._batches = AsyncStreamSession(self._stub.Batch, "VM batch")
+        self._keepalive = AsyncKeepalive(self._renew, self.lease)
 
     async def close(self) -> None:
+        """Close the connection, destroying the spaces this client made (but not those it kept)."""
+        await self._keepalive.stop()
+        if self._keepalive.started:
+            # If the server is gone or busy, the lease, no longer renewed, releases them.
+            with contextlib.suppress(grpc.RpcError):
+                await self._stub.Release(pb.ReleaseRequest(), timeout=min(self.timeout, RELEASE_TIMEOUT),
+                                         metadata=self._metadata)
         self._batches.cancel()
         await self._channel.close()
+
+    async def _renew(self) -> None:
+        await self._stub.Renew(pb.RenewRequest(), timeout=min(self.timeout, self._keepalive.period),
+                               metadata=self._metadata)
 
     async def __aenter__(self) -> AsyncVMClient:
         return self
@@ -92,22 +118,25 @@ class AsyncVMClient:
 
     async def _call(self, method: str, request: Any) -> Any:
         try:
-            return await getattr(self._stub, method)(request, timeout=self.timeout)
+            return await getattr(self._stub, method)(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
     async def create_space(self, page_table: str = "multilevel", bits: int = 0, levels: int = 0,
-                           level_bits: int = 0, name: str = "") -> AsyncSpace:
+                           level_bits: int = 0, name: str = "", keep: bool = False) -> AsyncSpace:
+        """A new space, destroyed when this client closes (or its lease runs out) unless keep=True."""
         req = _req(pb.CreateSpaceRequest, page_table=page_table, bits=bits, levels=levels, level_bits=level_bits,
-                   name=name)
+                   name=name, keep=keep, lease_seconds=self.lease)
+        if not keep:
+            self._keepalive.start()
         st = await self._call("CreateSpace", req)
         return AsyncSpace(self, st)
 
     async def space(self, space_id: int) -> AsyncSpace:
         return AsyncSpace(self, await self._call("SpaceStat", _req(pb.SpaceRequest, space=space_id)))
 
-    async def spaces(self) -> list[pb.SpaceStats]:
-        return list((await self._call("ListSpaces", pb.ListSpacesRequest())).spaces)
+    async def spaces(self, mine_only: bool = False) -> list[pb.SpaceStats]:
+        return list((await self._call("ListSpaces", pb.ListSpacesRequest(mine=mine_only))).spaces)
 
     async def vmstat(self) -> dict[str, int]:
         r = await self._call("VmStat", pb.VmStatRequest())

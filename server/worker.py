@@ -34,6 +34,7 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
 
     from memsim.server.cache_servicer import CacheCron, CacheServicer
     from memsim.server.servicer import MachineServicer
+    from memsim.server.sessions import LeaseReaper
     from memsim.server.vm_servicer import Khugepaged, VmServicer
     from memsim.v1 import cache_pb2, cache_pb2_grpc, machine_pb2, machine_pb2_grpc, vm_pb2, vm_pb2_grpc
 
@@ -52,10 +53,11 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
                          options=options, maximum_concurrent_rpcs=MAX_THREADS - 4)
     machine_pb2_grpc.add_MachineServicer_to_server(servicer, server)
     cache_pb2_grpc.add_CacheServicer_to_server(cache, server)
-    khugepaged = None
+    khugepaged = reaper = None
     if machine.pool_frames:  # a machine started with --vm-memory
         vm = machine.vm(core)
         vm_pb2_grpc.add_VMServicer_to_server(VmServicer(vm, core, servicer.core_lock), server)
+        reaper = LeaseReaper(vm, servicer.core_lock)  # on every core: any core may release any space
         if core == 0 and machine.config.thp != "never":  # one khugepaged for the machine, on core 0
             khugepaged = Khugepaged(vm, servicer.core_lock, machine.config.khugepaged_ms / 1000)
     health_servicer = health.HealthServicer()
@@ -72,6 +74,8 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     cron.start()
     if khugepaged is not None:
         khugepaged.start()
+    if reaper is not None:
+        reaper.start()
     for svc in ("", *names[:3]):
         health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)
 
@@ -93,6 +97,8 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     cron.stop()
     if khugepaged is not None:
         khugepaged.stop()
+    if reaper is not None:
+        reaper.stop()
     with servicer.core_lock:
         ks.release()
         heap.release_caches()  # give this core's cached objects back, as Go does when a P goes away

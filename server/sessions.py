@@ -1,0 +1,109 @@
+"""Client sessions on the server: who made what, for how long, and what to undo when they go.
+
+A client names itself with `memsim-client-id` gRPC metadata: 1-16 hex digits (not 0) it picks at
+random when it starts (client/session.py), so two clients never need to agree on anything and
+the server keeps no table of clients. What a client creates is recorded as its (address spaces:
+`sp_owner` in the VM's shared space table, sim/vm/vm.py, so any core can release any space)
+and lives on a lease:
+
+  * Release (Client.close) destroys at once what the client made and did not ask to keep;
+  * the client renews its lease every third of its length (a keepalive thread, or task, that
+    sends Renew; renewing on the client's ordinary calls would let an idle but live client lose
+    its spaces and cost a shared-memory store per call);
+  * a client that died without closing stops renewing, and `LeaseReaper`, one small thread on
+    every core, destroys what it held within about a second of the lease's end. Any core can
+    reap (the records are shared, the destroy is under vm/spaces), so no single core's death
+    strands a space; CreateSpace also reaps before it creates, so a full pool first gives back
+    what is already dead.
+
+The clock is CLOCK_MONOTONIC (time.monotonic), one clock for every process of the host and
+unmoved by changes to the wall clock. A lease is the client's choice (30 s by default, at most
+a day): short for tests, long for a client that may pause (a debugger, a laptop lid).
+
+Work whose caller has gone is undone the same way: a handler that has created something checks,
+after the work and before its reply, that the caller is still there (`caller_gone`) and, if not,
+destroys it again; its reply could only have been lost, and nobody could name what it made.
+gRPC cannot say whether a reply sent just before the deadline arrived, so the check narrows that
+window to the reply's own send; it cannot close it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+
+import grpc
+
+from memsim.sim.errors import InvalidArgument
+
+log = logging.getLogger("memsim.worker")
+
+CLIENT_ID_KEY = "memsim-client-id"
+DEFAULT_LEASE_S = 30.0
+MAX_LEASE_S = 86_400.0
+REAP_PERIOD_S = 1.0
+
+
+def client_id(context: grpc.ServicerContext) -> int:
+    """The caller's id from its metadata, or 0 if it sent none; InvalidArgument if it is malformed."""
+    for key, value in context.invocation_metadata() or ():
+        if key == CLIENT_ID_KEY:
+            text = value if isinstance(value, str) else value.decode("ascii", "replace")
+            try:
+                cid = int(text, 16) if 1 <= len(text) <= 16 else 0
+            except ValueError:
+                cid = 0
+            if not 0 < cid < 1 << 63:
+                raise InvalidArgument(f"{CLIENT_ID_KEY} {text[:40]!r} must be 1-16 hex digits naming a number "
+                                      f"between 1 and 2**63-1")
+            return cid
+    return 0
+
+
+def lease_seconds(requested: float) -> float:
+    """The lease a create asks for (0: the default), or InvalidArgument."""
+    if requested == 0:
+        return DEFAULT_LEASE_S
+    if not (math.isfinite(requested) and 0 < requested <= MAX_LEASE_S):
+        raise InvalidArgument(f"lease_seconds {requested} must be more than 0 and at most {MAX_LEASE_S:.0f} "
+                              f"(0 for the default {DEFAULT_LEASE_S:.0f} s)")
+    return requested
+
+
+def caller_gone(context: grpc.ServicerContext) -> bool:
+    """True if the caller cancelled or its deadline passed: a reply now would reach nobody."""
+    remaining = context.time_remaining()
+    return not context.is_active() or (remaining is not None and remaining <= 0)
+
+
+class LeaseReaper:
+    """A daemon thread on one core that destroys spaces whose lease has run out, every
+    REAP_PERIOD_S, under the core's mutex like any other work of that core."""
+
+    def __init__(self, vm, core_lock: threading.Lock, period_s: float = REAP_PERIOD_S):
+        self.vm = vm
+        self.core_lock = core_lock
+        self.period_s = period_s
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="lease-reaper", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(2)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            try:
+                if not self.vm.expired(time.monotonic()):  # the common case, without the core's mutex
+                    continue
+                with self.core_lock:
+                    gone = self.vm.reap(time.monotonic())
+                if gone:
+                    log.info("core %d released spaces %s: their client's lease ran out", self.vm.core, gone)
+            except Exception:  # a background pass must not die of one bad round; it logs and goes on
+                log.exception("lease reaper on core %d", self.vm.core)

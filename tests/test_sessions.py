@@ -1,0 +1,154 @@
+"""What a client creates is released when it closes or its lease runs out; work whose caller has gone is undone.
+
+Real servers on loopback (tests/servers.py); the README's own VM sample is run from README.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from memsim.client import AsyncVMClient, VMClient
+from tests.servers import running_server
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_vm_sample(target: str) -> str:
+    """The README's VM sample (the python block of its 'Virtual memory' section), aimed at target."""
+    section = README.read_text().split("## Virtual memory", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert "create_space" in code
+    return code.replace("127.0.0.1:50051", target)
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not within {timeout} s")
+        time.sleep(0.2)
+
+
+def test_readme_vm_sample_runs_many_more_times_than_the_pool_holds():
+    # 64 MiB machine: a 16 MiB pool holds three 4 MiB linear tables; the sample makes one per run.
+    with running_server(cores=2) as srv:
+        sample = readme_vm_sample(srv.target)
+        for _ in range(12):
+            exec(compile(sample, "README.md", "exec"), {})
+        with VMClient(srv.target) as vm:
+            assert vm.spaces() == []
+        for _ in range(2):  # and as a process of its own, the way a user runs it
+            subprocess.run([sys.executable, "-c", sample], check=True, timeout=60)
+
+
+CHILD = """
+import sys, time
+from memsim.client import AsyncVMClient, VMClient
+vm = VMClient(sys.argv[1], lease=float(sys.argv[2]))
+leased = vm.create_space(name="leased")
+kept = vm.create_space(name="kept", keep=True)
+sp = leased.mmap(1 << 16); leased.store(sp, b"x")
+print(leased.id, kept.id, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_clients_spaces_are_released_after_its_lease_and_kept_ones_survive():
+    with running_server(cores=2) as srv:
+        with VMClient(srv.target) as vm:
+            free_before = vm.vmstat()["free_frames"]
+        child = subprocess.Popen([sys.executable, "-c", CHILD, srv.target, "2"], stdout=subprocess.PIPE, text=True)
+        try:
+            leased, kept = map(int, child.stdout.readline().split())
+            with VMClient(srv.target) as vm:
+                time.sleep(3)  # longer than the lease: the child's keepalive renews it meanwhile
+                assert {s.space for s in vm.spaces()} == {leased, kept}
+                os.kill(child.pid, signal.SIGKILL)
+                child.wait(10)
+                wait_until(lambda: {s.space for s in vm.spaces()} == {kept}, 20, "the dead client's space released")
+                (st,) = vm.spaces()
+                assert st.keep and st.name == "kept"
+                vm.space(kept).destroy()
+                assert vm.vmstat()["free_frames"] == free_before  # every frame of both spaces came back
+        finally:
+            if child.poll() is None:
+                os.kill(child.pid, signal.SIGKILL)
+                child.wait(10)
+            child.stdout.close()
+
+
+def test_close_releases_only_what_the_client_made_and_not_what_it_kept():
+    with running_server(cores=2) as srv:
+        with VMClient(srv.target) as other:
+            theirs = other.create_space(name="theirs")
+            with VMClient(srv.target) as vm:
+                mine = vm.create_space(name="mine")
+                kept = vm.create_space(name="kept", keep=True)
+                assert [s.space for s in vm.spaces(mine_only=True)] == [mine.id]  # kept: nobody's
+                assert [s.space for s in other.spaces(mine_only=True)] == [theirs.id]
+            assert sorted(s.name for s in other.spaces()) == ["kept", "theirs"]
+            other.space(kept.id).destroy()
+        with VMClient(srv.target) as vm:
+            assert vm.spaces() == []
+
+
+def test_the_asyncio_client_renews_and_releases_too():
+    async def run(target: str) -> None:
+        async with AsyncVMClient(target, lease=1.5) as vm:
+            sp = await vm.create_space(name="async")
+            await asyncio.sleep(2.5)  # past the lease: only the keepalive task keeps the space
+            assert [s.space for s in await vm.spaces(mine_only=True)] == [sp.id]
+            kept = await vm.create_space(name="async-kept", keep=True)
+        async with AsyncVMClient(target) as vm:
+            assert [s.space for s in await vm.spaces()] == [kept.id]
+            await (await vm.space(kept.id)).destroy()
+
+    with running_server(cores=2) as srv:
+        asyncio.run(run(srv.target))
+
+
+def test_a_lease_is_renewed_while_the_client_idles():
+    with running_server(cores=2) as srv, VMClient(srv.target, lease=1.5) as vm:
+        sp = vm.create_space(name="idle")
+        time.sleep(3)  # two leases: the keepalive thread renews it
+        assert sp.stats().lease_remaining > 0 and sp.stats().owner == vm.client_id
+
+
+def test_bad_leases_and_client_ids_are_invalid_argument():
+    import grpc
+
+    from memsim.client import InvalidArgument
+    from memsim.v1 import vm_pb2 as pb
+    from memsim.v1 import vm_pb2_grpc
+
+    with pytest.raises(InvalidArgument, match="lease"):
+        VMClient("127.0.0.1:1", lease=0)
+    with running_server(cores=1) as srv, grpc.insecure_channel(srv.target) as ch:
+        stub = vm_pb2_grpc.VMStub(ch)
+        for bad in ("", "xyz", "0", "8000000000000000", "1" * 17):
+            with pytest.raises(grpc.RpcError) as e:
+                stub.CreateSpace(pb.CreateSpaceRequest(), metadata=(("memsim-client-id", bad),), timeout=10)
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "memsim-client-id" in e.value.details()
+        for lease in (-1.0, float("nan"), float("inf"), 1e9):
+            with pytest.raises(grpc.RpcError) as e:
+                stub.CreateSpace(pb.CreateSpaceRequest(lease_seconds=lease), timeout=10)
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "lease_seconds" in e.value.details()
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Release(pb.ReleaseRequest(), timeout=10)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert list(stub.ListSpaces(pb.ListSpacesRequest(), timeout=10).spaces) == []  # nothing was created
+        # No id: a lease nobody renews, so the space goes after one lease unless kept.
+        anon = stub.CreateSpace(pb.CreateSpaceRequest(lease_seconds=1), timeout=10)
+        kept = stub.CreateSpace(pb.CreateSpaceRequest(keep=True), timeout=10)
+        assert anon.owner and not anon.keep and kept.keep and not kept.owner
+        wait_until(lambda: [s.space for s in stub.ListSpaces(pb.ListSpacesRequest(), timeout=10).spaces]
+                   == [kept.space], 15, "the anonymous space reaped")
