@@ -2,7 +2,10 @@
 
 Each handler takes the core's mutex around the heap work (see worker.py), turns a SimError
 into its status code with the simulator's message, and turns anything unexpected into
-INTERNAL without letting it take the worker down.
+INTERNAL without letting it take the worker down. An allocation whose caller has gone by the
+time it is made (its deadline passed while it waited for the core, or it cancelled) is freed
+again before the reply, which could only be lost: nobody could ever name that object
+(server/sessions.py).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Iterator
 import grpc
 
 from memsim.server.ops import LAYERS, execute_batch
+from memsim.server.sessions import caller_gone
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.memstats import read_cache_stats, read_central_stats, read_memstats
@@ -28,6 +32,24 @@ from memsim.v1 import machine_pb2_grpc
 log = logging.getLogger("memsim.worker")
 
 STATUS = {c.value[0]: c for c in grpc.StatusCode}
+
+
+def allocated_by(req: pb.OpBatch, reply: pb.BatchReply) -> list[int]:
+    """The objects a batch allocated and did not free itself: what to free if its reply is lost.
+    (Its frees and writes of older objects cannot be undone; they were the caller's to ask for.)"""
+    failed = {e.index for e in reply.errors}
+    refs = list(req.ref)
+    addrs = list(req.address) or [0] * len(req.kind)
+    live: dict[int, None] = {}
+    for i, kind in enumerate(req.kind):
+        if i in failed:
+            continue
+        if kind == pb.ALLOC:
+            live[reply.address[i]] = None
+        elif kind == pb.FREE:
+            ref = refs[i] if refs else -1
+            live.pop(reply.address[ref] if ref >= 0 else addrs[i], None)
+    return list(live)
 
 
 class MachineServicer(machine_pb2_grpc.MachineServicer):
@@ -50,8 +72,15 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
         try:
             with self.core_lock:
                 r = self.heap.malloc(request.size)
+                gone = caller_gone(context)
+                if gone:
+                    self.heap.free(r.address)
         except Exception as e:  # noqa: BLE001 - every failure becomes a status code
             self._fail(context, e)
+        if gone:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                          f"the caller went away before the reply; the {request.size}-byte object at "
+                          f"{r.address:#x} was freed again")
         return pb.AllocReply(address=r.address, size=r.size, usable_size=r.usable, size_class=r.size_class,
                              layer=LAYERS[r.layer], core=self.core,
                              lock_waits=[pb.LockWait(lock=n, wait_ns=w) for n, w in r.lock_waits])
@@ -86,6 +115,9 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
             try:
                 with self.core_lock:
                     reply = execute_batch(self.heap, req)
+                    if not context.is_active():  # the stream was cancelled: this reply reaches nobody
+                        for address in allocated_by(req, reply):
+                            self.heap.free(address)
             except Exception as e:  # noqa: BLE001 - every failure becomes a status code
                 self._fail(context, e)
             yield reply

@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -152,3 +154,52 @@ def test_bad_leases_and_client_ids_are_invalid_argument():
         assert anon.owner and not anon.keep and kept.keep and not kept.owner
         wait_until(lambda: [s.space for s in stub.ListSpaces(pb.ListSpacesRequest(), timeout=10).spaces]
                    == [kept.space], 15, "the anonymous space reaped")
+
+
+BUSY_CORE = """
+import sys
+from memsim.client import Client
+with Client(sys.argv[1], core=0, timeout=60) as c:
+    b = c.batch()
+    for _ in range(5000):
+        r = b.alloc(64); b.free(r)
+    while True:
+        c.execute(b)  # holds core 0's mutex for tens of milliseconds at a time
+"""
+
+
+@contextmanager
+def busy_core(target: str, processes: int = 2) -> Iterator[None]:
+    """Core 0 kept busy by other clients, so that a call to it waits for its mutex past a short deadline."""
+    procs = [subprocess.Popen([sys.executable, "-c", BUSY_CORE, target]) for _ in range(processes)]
+    try:
+        time.sleep(1.5)
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(10)
+
+
+def heap_in_use(m) -> tuple[int, int]:
+    ms = m.stats().memstats
+    return ms.HeapAlloc, ms.HeapObjects
+
+
+def test_an_alloc_whose_caller_timed_out_is_freed_again():
+    from memsim.client import Client, DeadlineExceeded
+
+    with running_server(cores=1) as srv, Client(srv.target) as m:
+        baseline = heap_in_use(m)
+        timed_out = 0
+        with busy_core(srv.target), Client(srv.target, core=0, timeout=0.02) as hasty:
+            for _ in range(300):
+                try:
+                    m.free(hasty.alloc(1000).address)  # answered in time: its caller frees it
+                except DeadlineExceeded:
+                    timed_out += 1
+                if timed_out >= 20:
+                    break
+        assert timed_out >= 20
+        wait_until(lambda: heap_in_use(m) == baseline, 10, "the heap's in-use bytes back to their baseline")
+
