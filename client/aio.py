@@ -5,17 +5,31 @@
         await m.write(a.address, b"hi")
         b = m.batch(); r = b.alloc(16); b.read(r, 16)
         await m.execute(b)
+
+Objects are released as `Client`'s are (client/sync.py): at close, or when the lease runs out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 from typing import Any
 
 import grpc
 import msgpack
 
 from memsim.client.errors import DeadlineExceeded, Unavailable, from_rpc_error
+from memsim.client.session import (
+    DEFAULT_LEASE,
+    RELEASE_TIMEOUT,
+    AsyncKeepalive,
+    ObjectListing,
+    check_lease,
+    decode_objects,
+    new_client_id,
+    session_metadata,
+)
 from memsim.client.sync import DEFAULT_TIMEOUT, build_request, channel_options, core_target
 from memsim.client.types import LAYER_NAMES, Allocation, Batch, BatchResult, Freed
 from memsim.v1 import machine_pb2 as pb
@@ -69,16 +83,30 @@ class AsyncClient:
     """The asyncio twin of `Client`: same calls, awaited; `await client.batch().execute()`."""
 
     def __init__(self, target: str = "127.0.0.1:50051", *, core: int | None = None,
-                 timeout: float = DEFAULT_TIMEOUT):
+                 timeout: float = DEFAULT_TIMEOUT, lease: float = DEFAULT_LEASE):
         self.target = core_target(target, core)
         self.timeout = timeout
+        self.lease = check_lease(lease)
+        self.client_id = new_client_id()
+        self._metadata = session_metadata(self.client_id, self.lease)
         self._channel = grpc.aio.insecure_channel(self.target, options=channel_options())
         self._stub = machine_pb2_grpc.MachineStub(self._channel)
-        self._batches = AsyncStreamSession(self._stub.Batch)
+        self._batches = AsyncStreamSession(functools.partial(self._stub.Batch, metadata=self._metadata))
+        self._keepalive = AsyncKeepalive(self._renew, self.lease)
 
     async def close(self) -> None:
+        """Close the connection, freeing the objects this client allocated (but not those it kept)."""
+        await self._keepalive.stop()
+        if self._keepalive.started:
+            with contextlib.suppress(grpc.RpcError):  # server gone or busy: the lease frees them
+                await self._stub.Release(pb.ReleaseRequest(), timeout=max(self.timeout, RELEASE_TIMEOUT),
+                                         metadata=self._metadata)
         self._batches.cancel()
         await self._channel.close()
+
+    async def _renew(self) -> None:
+        await self._stub.Renew(pb.RenewRequest(), timeout=min(self.timeout, self._keepalive.period),
+                               metadata=self._metadata)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -88,12 +116,15 @@ class AsyncClient:
 
     async def _call(self, method, request):
         try:
-            return await method(request, timeout=self.timeout)
+            return await method(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
-    async def alloc(self, size: int) -> Allocation:
-        r = await self._call(self._stub.Alloc, build_request(pb.AllocRequest, size=size))
+    async def alloc(self, size: int, keep: bool = False) -> Allocation:
+        req = build_request(pb.AllocRequest, size=size, keep=keep)
+        if not keep:
+            self._keepalive.start()
+        r = await self._call(self._stub.Alloc, req)
         return Allocation(r.address, r.size, r.usable_size, r.size_class, LAYER_NAMES[r.layer], r.core,
                           [(w.lock, w.wait_ns) for w in r.lock_waits])
 
@@ -110,10 +141,15 @@ class AsyncClient:
         await self._call(self._stub.Write, build_request(pb.WriteRequest, address=address, offset=offset,
                                                          data=bytes(data)))
 
-    async def put_value(self, value: Any) -> Allocation:
+    async def put_value(self, value: Any, keep: bool = False) -> Allocation:
         payload = msgpack.packb(value, use_bin_type=True)
-        a = await self.alloc(len(payload))
-        await self.write(a.address, payload)
+        a = await self.alloc(len(payload), keep=keep)
+        try:
+            await self.write(a.address, payload)
+        except BaseException:
+            with contextlib.suppress(Exception):  # nobody could name the object: give it back
+                await self.free(a.address)
+            raise
         return a
 
     async def get_value(self, obj: Allocation) -> Any:
@@ -121,6 +157,11 @@ class AsyncClient:
 
     async def info(self) -> pb.MachineInfo:
         return await self._call(self._stub.GetInfo, pb.InfoRequest())
+
+    async def list_objects(self, core: int | None = None, client: str = "", mine: bool = False,
+                           limit: int = 1000) -> ObjectListing:
+        req = build_request(pb.ListObjectsRequest, core=core, client=client, mine=mine, limit=limit)
+        return decode_objects(await self._call(self._stub.ListObjects, req))
 
     async def stats(self, check_heap: bool = False) -> pb.Stats:
         return await self._call(self._stub.GetStats, pb.StatsRequest(check_heap=check_heap))
@@ -136,5 +177,7 @@ class AsyncClient:
         return Batch(self.execute)
 
     async def execute(self, batch: Batch) -> BatchResult:
+        if pb.ALLOC in batch.kind:
+            self._keepalive.start()
         return batch.decode(await self._batches.roundtrip(batch.to_proto, self.timeout))
 

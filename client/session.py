@@ -14,14 +14,42 @@ import contextlib
 import secrets
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 CLIENT_ID_KEY = "memsim-client-id"
+LEASE_KEY = "memsim-lease-seconds"
 DEFAULT_LEASE = 30.0
 RELEASE_TIMEOUT = 5.0  # close() waits at most this long for the server to release what we made
 
 
 def new_client_id() -> str:
     return f"{secrets.randbits(63) or 1:x}"
+
+
+def session_metadata(client_id: str, lease: float) -> tuple[tuple[str, str], ...]:
+    return ((CLIENT_ID_KEY, client_id), (LEASE_KEY, repr(lease)))
+
+
+@dataclass(frozen=True)
+class LiveObject:
+    """One live object of ListObjects: where, how big, which core allocated it, whose it is."""
+
+    address: int
+    size: int
+    core: int
+    client: str  # the owner's client id (hex); "" if nobody's (kept, the cache's, tiny, no id)
+    kind: str  # small, large or tiny
+
+
+@dataclass(frozen=True)
+class ObjectListing:
+    objects: list[LiveObject]
+    total: int  # every match; objects holds at most `limit` of them
+
+
+def decode_objects(reply) -> ObjectListing:
+    return ObjectListing([LiveObject(o.address, o.size, o.core, o.client, o.kind) for o in reply.objects],
+                         reply.total)
 
 
 def check_lease(lease: float) -> float:

@@ -13,10 +13,17 @@
 `core=N` connects to that core's own port (port + 1 + N) instead of the shared one. Every
 unary call carries a deadline (`timeout`, 10 s by default); a batch waits for its reply at
 most as long. Batches ride one long-lived bidirectional stream per client.
+
+What a client allocates is its own: `close()` frees it, and if the process dies without
+closing, the server does once the client's lease (`lease=`, 30 s) runs out (client/session.py).
+`alloc(size, keep=True)` makes an object nobody's, to outlive the client. `list_objects()`
+shows what is live, by core and by client, to find leaks.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import queue
 import threading
 from collections.abc import Iterator
@@ -26,6 +33,16 @@ import grpc
 import msgpack
 
 from memsim.client.errors import DeadlineExceeded, InvalidArgument, Unavailable, from_rpc_error
+from memsim.client.session import (
+    DEFAULT_LEASE,
+    RELEASE_TIMEOUT,
+    Keepalive,
+    ObjectListing,
+    check_lease,
+    decode_objects,
+    new_client_id,
+    session_metadata,
+)
 from memsim.client.types import LAYER_NAMES, Allocation, Batch, BatchResult, Freed
 from memsim.v1 import machine_pb2 as pb
 from memsim.v1 import machine_pb2_grpc
@@ -144,19 +161,34 @@ class Client:
     """
 
     def __init__(self, target: str = "127.0.0.1:50051", *, core: int | None = None,
-                 timeout: float = DEFAULT_TIMEOUT):
+                 timeout: float = DEFAULT_TIMEOUT, lease: float = DEFAULT_LEASE):
         self.target = core_target(target, core)
         self.core = core
         self.timeout = timeout
+        self.lease = check_lease(lease)
+        self.client_id = new_client_id()
+        self._metadata = session_metadata(self.client_id, self.lease)
         self._channel = grpc.insecure_channel(self.target, options=channel_options())
         self._stub = machine_pb2_grpc.MachineStub(self._channel)
-        self._batches = StreamSession(self._stub.Batch)
+        self._batches = StreamSession(functools.partial(self._stub.Batch, metadata=self._metadata))
+        self._keepalive = Keepalive(self._renew, self.lease)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Close the connection, freeing the objects this client allocated (but not those it kept)."""
+        self._keepalive.stop()
+        if self._keepalive.started:
+            # If the server is gone or busy, the lease, no longer renewed, frees them.
+            with contextlib.suppress(grpc.RpcError):
+                self._stub.Release(pb.ReleaseRequest(), timeout=max(self.timeout, RELEASE_TIMEOUT),
+                                   metadata=self._metadata)
         self._batches.close()
         self._channel.close()
+
+    def _renew(self) -> None:
+        self._stub.Renew(pb.RenewRequest(), timeout=min(self.timeout, self._keepalive.period),
+                         metadata=self._metadata)
 
     def __enter__(self) -> Client:
         return self
@@ -172,7 +204,7 @@ class Client:
 
     def _call(self, method, request):
         try:
-            return method(request, timeout=self.timeout)
+            return method(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             err = from_rpc_error(e)
             if isinstance(err, Unavailable) and self.core is not None:
@@ -185,8 +217,12 @@ class Client:
 
     # -- single operations -----------------------------------------------------------------
 
-    def alloc(self, size: int) -> Allocation:
-        r = self._call(self._stub.Alloc, self._request(pb.AllocRequest, size=size))
+    def alloc(self, size: int, keep: bool = False) -> Allocation:
+        """A new object, freed when this client closes (or its lease runs out) unless keep=True."""
+        req = self._request(pb.AllocRequest, size=size, keep=keep)
+        if not keep:
+            self._keepalive.start()  # before the call: an object it makes is never without renewal
+        r = self._call(self._stub.Alloc, req)
         return Allocation(r.address, r.size, r.usable_size, r.size_class, LAYER_NAMES[r.layer], r.core,
                           [(w.lock, w.wait_ns) for w in r.lock_waits])
 
@@ -203,11 +239,16 @@ class Client:
 
     # -- structured values (msgpack) -----------------------------------------------------
 
-    def put_value(self, value: Any) -> Allocation:
+    def put_value(self, value: Any, keep: bool = False) -> Allocation:
         """Store a msgpack-encodable value in a new object; keep the Allocation to read it back."""
         payload = msgpack.packb(value, use_bin_type=True)
-        a = self.alloc(len(payload))
-        self.write(a.address, payload)
+        a = self.alloc(len(payload), keep=keep)
+        try:
+            self.write(a.address, payload)
+        except BaseException:
+            with contextlib.suppress(Exception):  # nobody could name the object: give it back
+                self.free(a.address)
+            raise
         return a
 
     def get_value(self, obj: Allocation) -> Any:
@@ -215,6 +256,13 @@ class Client:
 
     def info(self) -> pb.MachineInfo:
         return self._call(self._stub.GetInfo, pb.InfoRequest())
+
+    def list_objects(self, core: int | None = None, client: str = "", mine: bool = False,
+                     limit: int = 1000) -> ObjectListing:
+        """Live objects (those `core` allocated; those of `client`, a client id, or this client's with
+        mine=True): up to `limit` of them, and how many match in all."""
+        req = self._request(pb.ListObjectsRequest, core=core, client=client, mine=mine, limit=limit)
+        return decode_objects(self._call(self._stub.ListObjects, req))
 
     def stats(self, check_heap: bool = False) -> pb.Stats:
         """Heap figures, locks and caches; check_heap=True also verifies the heap's invariants."""
@@ -226,4 +274,6 @@ class Client:
         return Batch(self.execute)
 
     def execute(self, batch: Batch) -> BatchResult:
+        if pb.ALLOC in batch.kind:
+            self._keepalive.start()
         return batch.decode(self._batches.roundtrip(batch.to_proto, self.timeout))

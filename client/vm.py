@@ -35,6 +35,7 @@ from memsim.client.errors import InvalidArgument, MemsimError, from_code, from_r
 from memsim.client.session import CLIENT_ID_KEY, DEFAULT_LEASE, RELEASE_TIMEOUT, Keepalive, check_lease, new_client_id
 from memsim.client.sync import DEFAULT_TIMEOUT, StreamSession, channel_options, core_target
 from memsim.client.sync import build_request as _req  # InvalidArgument for what protobuf cannot carry
+from memsim.v1 import machine_pb2 as mpb
 from memsim.v1 import vm_pb2 as pb
 from memsim.v1 import vm_pb2_grpc
 
@@ -215,13 +216,13 @@ class VMClient:
         if self._keepalive.started:
             # If the server is gone or busy, the lease, no longer renewed, releases them.
             with contextlib.suppress(grpc.RpcError):
-                self._stub.Release(pb.ReleaseRequest(), timeout=min(self.timeout, RELEASE_TIMEOUT),
+                self._stub.Release(mpb.ReleaseRequest(), timeout=min(self.timeout, RELEASE_TIMEOUT),
                                    metadata=self._metadata)
         self._batches.close()
         self._channel.close()
 
     def _renew(self) -> None:
-        self._stub.Renew(pb.RenewRequest(), timeout=min(self.timeout, self._keepalive.period),
+        self._stub.Renew(mpb.RenewRequest(), timeout=min(self.timeout, self._keepalive.period),
                          metadata=self._metadata)
 
     def __enter__(self) -> VMClient:

@@ -29,6 +29,7 @@ from memsim.client.session import (
 from memsim.client.sync import DEFAULT_TIMEOUT, channel_options, core_target
 from memsim.client.sync import build_request as _req  # InvalidArgument for what protobuf cannot carry
 from memsim.client.vm import Translation, VmBatch, VmBatchResult, map_list, prot_bits, usage_dict
+from memsim.v1 import machine_pb2 as mpb
 from memsim.v1 import vm_pb2 as pb
 from memsim.v1 import vm_pb2_grpc
 
@@ -101,13 +102,13 @@ class AsyncVMClient:
         if self._keepalive.started:
             # If the server is gone or busy, the lease, no longer renewed, releases them.
             with contextlib.suppress(grpc.RpcError):
-                await self._stub.Release(pb.ReleaseRequest(), timeout=min(self.timeout, RELEASE_TIMEOUT),
+                await self._stub.Release(mpb.ReleaseRequest(), timeout=min(self.timeout, RELEASE_TIMEOUT),
                                          metadata=self._metadata)
         self._batches.cancel()
         await self._channel.close()
 
     async def _renew(self) -> None:
-        await self._stub.Renew(pb.RenewRequest(), timeout=min(self.timeout, self._keepalive.period),
+        await self._stub.Renew(mpb.RenewRequest(), timeout=min(self.timeout, self._keepalive.period),
                                metadata=self._metadata)
 
     async def __aenter__(self) -> AsyncVMClient:

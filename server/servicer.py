@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 
 import grpc
 
 from memsim.server.ops import LAYERS, execute_batch
-from memsim.server.sessions import caller_gone
+from memsim.server.sessions import caller_gone, client_id, metadata_lease
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.memstats import read_cache_stats, read_central_stats, read_memstats
+from memsim.sim.alloc.owners import Owners
 from memsim.sim.alloc.recovery import locked_check
 from memsim.sim.alloc.sizeclasses import PAGE_SIZE, table
-from memsim.sim.errors import SimError
+from memsim.sim.errors import InvalidArgument, SimError
 from memsim.sim.machine import atomics
 from memsim.sim.system import Machine
 from memsim.v1 import machine_pb2 as pb
@@ -32,6 +34,8 @@ from memsim.v1 import machine_pb2_grpc
 log = logging.getLogger("memsim.worker")
 
 STATUS = {c.value[0]: c for c in grpc.StatusCode}
+RELEASE_CHUNK = 1000  # objects freed per hold of the core's mutex when a client is released
+MAX_LISTED = 100_000
 
 
 def allocated_by(req: pb.OpBatch, reply: pb.BatchReply) -> list[int]:
@@ -59,6 +63,16 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
         self.core = core
         self.port = port
         self.core_lock = threading.Lock()
+        self.owners = Owners(heap)
+
+    def _client_entry(self, context: grpc.ServicerContext, keep: bool = False) -> int:
+        """The caller's entry in the client table (claimed on its first allocation), or 0 for an
+        object that is nobody's: kept, or asked for without a client id (server/sessions.py)."""
+        cid = client_id(context)
+        lease = metadata_lease(context)
+        if keep or not cid:
+            return 0
+        return self.owners.claim(cid, lease, time.monotonic())
 
     def _fail(self, context: grpc.ServicerContext, e: Exception) -> None:
         if isinstance(e, SimError):
@@ -71,7 +85,7 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
     def Alloc(self, request: pb.AllocRequest, context: grpc.ServicerContext) -> pb.AllocReply:
         try:
             with self.core_lock:
-                r = self.heap.malloc(request.size)
+                r = self.heap.malloc(request.size, self._client_entry(context, request.keep))
                 gone = caller_gone(context)
                 if gone:
                     self.heap.free(r.address)
@@ -114,13 +128,100 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
         for req in request_iterator:
             try:
                 with self.core_lock:
-                    reply = execute_batch(self.heap, req)
+                    entry = self._client_entry(context) if pb.ALLOC in req.kind else 0
+                    reply = execute_batch(self.heap, req, client=entry)
                     if not context.is_active():  # the stream was cancelled: this reply reaches nobody
                         for address in allocated_by(req, reply):
                             self.heap.free(address)
             except Exception as e:  # noqa: BLE001 - every failure becomes a status code
                 self._fail(context, e)
             yield reply
+
+    # -- owners (sim/alloc/owners.py, server/sessions.py) -------------------------------------
+
+    def ListObjects(self, request: pb.ListObjectsRequest, context: grpc.ServicerContext) -> pb.ListObjectsReply:
+        try:
+            limit = request.limit or 1000
+            if limit > MAX_LISTED:
+                raise InvalidArgument(f"limit {limit} is more than {MAX_LISTED}; `total` counts every match")
+            core = request.core if request.HasField("core") else None
+            if core is not None and core >= self.machine.config.cores:
+                raise InvalidArgument(f"core {core}: the machine has cores 0..{self.machine.config.cores - 1}")
+            client = client_id(context) if request.mine else None
+            if request.mine and not client:
+                raise InvalidArgument("mine lists the caller's objects: send memsim-client-id metadata")
+            if request.client:
+                if request.mine:
+                    raise InvalidArgument("give client or mine, not both")
+                try:
+                    client = int(request.client, 16) if len(request.client) <= 16 else -1
+                except ValueError:
+                    client = -1
+                if not 0 < client < 1 << 63:
+                    raise InvalidArgument(f"client {request.client[:40]!r} must be a client id: 1-16 hex digits")
+            objects, total = self.owners.live(core=core, client=client, limit=limit)
+        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
+            self._fail(context, e)
+        return pb.ListObjectsReply(total=total, objects=[
+            pb.LiveObject(address=o.address, size=o.size, core=o.core, client=f"{o.client:x}" if o.client else "",
+                          kind=o.kind) for o in objects])
+
+    def Renew(self, request: pb.RenewRequest, context: grpc.ServicerContext) -> pb.RenewReply:
+        # Without the core's mutex, as VM.Renew: a renewal is one store to shared memory.
+        try:
+            held = self.owners.renew(self._caller(context, "Renew"), time.monotonic())
+        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
+            self._fail(context, e)
+        return pb.RenewReply(objects=held)
+
+    def Release(self, request: pb.ReleaseRequest, context: grpc.ServicerContext) -> pb.ReleaseReply:
+        try:
+            cid = self._caller(context, "Release")
+            freed = self.release(self.owners.entry_of(cid), cid, time.monotonic(), expired_only=False)
+        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
+            self._fail(context, e)
+        return pb.ReleaseReply(objects=freed)
+
+    def release(self, entry: int, cid: int, now: float, expired_only: bool) -> int:
+        """Free a client's objects, RELEASE_CHUNK per hold of the core's mutex (others' calls go
+        between); returns how many were freed."""
+        owners = self.owners
+        if not entry:
+            return 0
+        with self.core_lock:
+            if not owners.begin_release(entry, cid, now, expired_only):
+                return 0
+        freed = 0
+        for _ in range(len(owners.client_objects(entry)) // RELEASE_CHUNK + 2):  # free_some can only shrink it
+            with self.core_lock:
+                tried, n = owners.free_some(entry, RELEASE_CHUNK)
+            freed += n
+            if not tried:
+                break
+        with self.core_lock:
+            owners.finish_release(entry)
+        return freed
+
+    def expired(self, now: float) -> list[int]:
+        return self.owners.expired(now)
+
+    def reap(self, now: float) -> list[str]:
+        """Free the objects of every client whose lease ran out before `now` (LeaseReaper)."""
+        out = []
+        for entry in self.owners.expired(now):
+            cid = int(self.machine.arrays.client_id[entry])
+            n = self.release(entry, cid, now, expired_only=True)
+            if n:
+                out.append(f"{n} objects of client {abs(cid):x}")
+        return out
+
+    @staticmethod
+    def _caller(context: grpc.ServicerContext, call: str) -> int:
+        cid = client_id(context)
+        if not cid:
+            raise InvalidArgument(f"{call} acts on the caller's objects: send memsim-client-id metadata (1-16 hex "
+                                  f"digits) as memsim's clients do")
+        return cid
 
     # -- introspection ---------------------------------------------------------------------
 

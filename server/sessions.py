@@ -33,6 +33,7 @@ import logging
 import math
 import threading
 import time
+from typing import Protocol
 
 import grpc
 
@@ -41,6 +42,7 @@ from memsim.sim.errors import InvalidArgument
 log = logging.getLogger("memsim.worker")
 
 CLIENT_ID_KEY = "memsim-client-id"
+LEASE_KEY = "memsim-lease-seconds"  # the Machine service's lease (VM's CreateSpace carries its own)
 DEFAULT_LEASE_S = 30.0
 MAX_LEASE_S = 86_400.0
 REAP_PERIOD_S = 1.0
@@ -62,12 +64,27 @@ def client_id(context: grpc.ServicerContext) -> int:
     return 0
 
 
-def lease_seconds(requested: float) -> float:
+def metadata_lease(context: grpc.ServicerContext) -> float:
+    """The lease the caller's `memsim-lease-seconds` metadata asks for (default 30 s), or InvalidArgument."""
+    for key, value in context.invocation_metadata() or ():
+        if key == LEASE_KEY:
+            text = value if isinstance(value, str) else value.decode("ascii", "replace")
+            try:
+                seconds = float(text)
+            except ValueError:
+                seconds = -1.0
+            if seconds == 0:
+                seconds = -1.0  # 0 is the default only in a request field; here say a number
+            return lease_seconds(seconds, LEASE_KEY)
+    return DEFAULT_LEASE_S
+
+
+def lease_seconds(requested: float, what: str = "lease_seconds") -> float:
     """The lease a create asks for (0: the default), or InvalidArgument."""
     if requested == 0:
         return DEFAULT_LEASE_S
     if not (math.isfinite(requested) and 0 < requested <= MAX_LEASE_S):
-        raise InvalidArgument(f"lease_seconds {requested} must be more than 0 and at most {MAX_LEASE_S:.0f} "
+        raise InvalidArgument(f"{what} {requested} must be more than 0 and at most {MAX_LEASE_S:.0f} "
                               f"(0 for the default {DEFAULT_LEASE_S:.0f} s)")
     return requested
 
@@ -78,13 +95,21 @@ def caller_gone(context: grpc.ServicerContext) -> bool:
     return not context.is_active() or (remaining is not None and remaining <= 0)
 
 
-class LeaseReaper:
-    """A daemon thread on one core that destroys spaces whose lease has run out, every
-    REAP_PERIOD_S, under the core's mutex like any other work of that core."""
+class Leased(Protocol):
+    """A servicer whose clients hold things on leases (MachineServicer: objects; VmServicer: spaces)."""
 
-    def __init__(self, vm, core_lock: threading.Lock, period_s: float = REAP_PERIOD_S):
-        self.vm = vm
-        self.core_lock = core_lock
+    def expired(self, now: float) -> list: ...  # cheap, lock-free: is there anything to reap?
+
+    def reap(self, now: float) -> list: ...  # release what expired (taking the core's mutex itself)
+
+
+class LeaseReaper:
+    """A daemon thread on one core that releases what clients whose lease has run out held,
+    every REAP_PERIOD_S, under the core's mutex like any other work of that core."""
+
+    def __init__(self, core: int, leased: list[Leased], period_s: float = REAP_PERIOD_S):
+        self.core = core
+        self.leased = leased
         self.period_s = period_s
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="lease-reaper", daemon=True)
@@ -98,12 +123,11 @@ class LeaseReaper:
 
     def _run(self) -> None:
         while not self._stop.wait(self.period_s):
-            try:
-                if not self.vm.expired(time.monotonic()):  # the common case, without the core's mutex
-                    continue
-                with self.core_lock:
-                    gone = self.vm.reap(time.monotonic())
-                if gone:
-                    log.info("core %d released spaces %s: their client's lease ran out", self.vm.core, gone)
-            except Exception:  # a background pass must not die of one bad round; it logs and goes on
-                log.exception("lease reaper on core %d", self.vm.core)
+            for service in self.leased:
+                try:
+                    if service.expired(time.monotonic()):  # the common case: nothing, and no lock taken
+                        gone = service.reap(time.monotonic())
+                        if gone:
+                            log.info("core %d released %s: their client's lease ran out", self.core, gone)
+                except Exception:  # a background pass must not die of one bad round; it logs and goes on
+                    log.exception("lease reaper on core %d", self.core)

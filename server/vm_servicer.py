@@ -138,18 +138,26 @@ class VmServicer(vm_pb2_grpc.VMServicer):
 
         return space_stats(self._call(context, destroy))
 
-    def Renew(self, request: pb.RenewRequest, context: grpc.ServicerContext) -> pb.RenewReply:
+    def Renew(self, request: mpb.RenewRequest, context: grpc.ServicerContext) -> mpb.RenewReply:
         # Without the core's mutex: a renewal is one store to shared memory (sim/vm/vm.py, leases),
         # and a keepalive must not wait behind a long call on this core until its lease runs out.
         try:
             n = self.vm.renew(self._owner(context, "Renew"), time.monotonic())
         except SimError as e:
             context.abort(STATUS[e.code], str(e))
-        return pb.RenewReply(spaces=n)
+        return mpb.RenewReply(spaces=n)
 
-    def Release(self, request: pb.ReleaseRequest, context: grpc.ServicerContext) -> pb.ReleaseReply:
+    def Release(self, request: mpb.ReleaseRequest, context: grpc.ServicerContext) -> mpb.ReleaseReply:
         owner = self._call(context, self._owner, context, "Release")
-        return pb.ReleaseReply(spaces=self._call(context, self.vm.release, owner))
+        return mpb.ReleaseReply(spaces=self._call(context, self.vm.release, owner))
+
+    def expired(self, now: float) -> list[int]:
+        return self.vm.expired(now)
+
+    def reap(self, now: float) -> list[str]:
+        """Destroy the spaces whose lease ran out before `now` (LeaseReaper)."""
+        with self.core_lock:
+            return [f"space {sp}" for sp in self.vm.reap(now)]
 
     @staticmethod
     def _owner(context: grpc.ServicerContext, call: str) -> int:

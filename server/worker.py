@@ -53,11 +53,13 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
                          options=options, maximum_concurrent_rpcs=MAX_THREADS - 4)
     machine_pb2_grpc.add_MachineServicer_to_server(servicer, server)
     cache_pb2_grpc.add_CacheServicer_to_server(cache, server)
-    khugepaged = reaper = None
+    khugepaged = None
+    leased: list = [servicer]  # what clients hold on leases; on every core: any core may release any of it
     if machine.pool_frames:  # a machine started with --vm-memory
         vm = machine.vm(core)
-        vm_pb2_grpc.add_VMServicer_to_server(VmServicer(vm, core, servicer.core_lock), server)
-        reaper = LeaseReaper(vm, servicer.core_lock)  # on every core: any core may release any space
+        vm_servicer = VmServicer(vm, core, servicer.core_lock)
+        vm_pb2_grpc.add_VMServicer_to_server(vm_servicer, server)
+        leased.append(vm_servicer)
         if core == 0 and machine.config.thp != "never":  # one khugepaged for the machine, on core 0
             khugepaged = Khugepaged(vm, servicer.core_lock, machine.config.khugepaged_ms / 1000)
     health_servicer = health.HealthServicer()
@@ -74,8 +76,8 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     cron.start()
     if khugepaged is not None:
         khugepaged.start()
-    if reaper is not None:
-        reaper.start()
+    reaper = LeaseReaper(core, leased)
+    reaper.start()
     for svc in ("", *names[:3]):
         health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)
 
@@ -97,8 +99,7 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     cron.stop()
     if khugepaged is not None:
         khugepaged.stop()
-    if reaper is not None:
-        reaper.stop()
+    reaper.stop()
     with servicer.core_lock:
         ks.release()
         heap.release_caches()  # give this core's cached objects back, as Go does when a P goes away

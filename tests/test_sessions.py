@@ -129,6 +129,7 @@ def test_bad_leases_and_client_ids_are_invalid_argument():
     import grpc
 
     from memsim.client import InvalidArgument
+    from memsim.v1 import machine_pb2 as mpb
     from memsim.v1 import vm_pb2 as pb
     from memsim.v1 import vm_pb2_grpc
 
@@ -145,7 +146,7 @@ def test_bad_leases_and_client_ids_are_invalid_argument():
                 stub.CreateSpace(pb.CreateSpaceRequest(lease_seconds=lease), timeout=10)
             assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "lease_seconds" in e.value.details()
         with pytest.raises(grpc.RpcError) as e:
-            stub.Release(pb.ReleaseRequest(), timeout=10)
+            stub.Release(mpb.ReleaseRequest(), timeout=10)
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert list(stub.ListSpaces(pb.ListSpacesRequest(), timeout=10).spaces) == []  # nothing was created
         # No id: a lease nobody renews, so the space goes after one lease unless kept.
@@ -203,3 +204,76 @@ def test_an_alloc_whose_caller_timed_out_is_freed_again():
         assert timed_out >= 20
         wait_until(lambda: heap_in_use(m) == baseline, 10, "the heap's in-use bytes back to their baseline")
 
+
+
+def test_list_objects_shows_each_clients_live_objects_by_core_and_close_frees_them():
+    from memsim.client import Client
+
+    with running_server(cores=2) as srv, Client(srv.target) as watcher:
+        baseline = heap_in_use(watcher)
+        with Client(srv.target, core=0) as a, Client(srv.target, core=1) as b:
+            mine = [a.alloc(n) for n in (100, 3000, 100_000)]  # small, small, large
+            kept = a.alloc(200, keep=True)
+            batch = b.batch()
+            for n in (64, 64, 40_000):
+                batch.alloc(n)
+            theirs = [r.address for r in b.execute(batch).raise_first().results]
+            tiny = b.alloc(5)  # shares a 16-byte block: listed by core, nobody's
+            listing = a.list_objects(mine=True)
+            assert listing.total == 3
+            assert sorted((o.address, o.size, o.core, o.client) for o in listing.objects) == \
+                sorted((x.address, x.size, 0, a.client_id) for x in mine)
+            assert {o.kind for o in listing.objects} == {"small", "large"}
+            assert sorted(o.address for o in watcher.list_objects(client=b.client_id).objects) == sorted(theirs)
+            on_core1 = watcher.list_objects(core=1).objects
+            assert set(theirs) | {tiny.address} <= {o.address for o in on_core1}
+            assert not {x.address for x in mine} & {o.address for o in on_core1}
+            (k,) = [o for o in watcher.list_objects(core=0).objects if o.address == kept.address]
+            assert k.client == "" and k.size == 200
+            assert watcher.list_objects(limit=2).total >= 8 and len(watcher.list_objects(limit=2).objects) == 2
+        assert watcher.list_objects(client=a.client_id).total == 0
+        assert watcher.list_objects(client=b.client_id).total == 0
+        left = {o.address for o in watcher.list_objects().objects}
+        assert {kept.address, tiny.address} <= left and not left & ({x.address for x in mine} | set(theirs))
+        watcher.free(kept.address)
+        watcher.free(tiny.address)
+        assert heap_in_use(watcher)[1] == baseline[1]  # (core 1 still holds the tiny block: 16 bytes)
+        assert not watcher.stats(check_heap=True).heap_problems
+
+
+OBJECT_CHILD = """
+import sys, time
+from memsim.client import Client
+m = Client(sys.argv[1], lease=float(sys.argv[2]))
+leased = [m.alloc(1000).address for _ in range(50)]
+kept = m.alloc(1000, keep=True).address
+b = m.batch()
+for _ in range(20):
+    b.alloc(70_000)
+m.execute(b).raise_first()
+print(m.client_id, kept, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_clients_objects_are_freed_after_its_lease():
+    from memsim.client import Client
+
+    with running_server(cores=2) as srv, Client(srv.target) as watcher:
+        baseline = heap_in_use(watcher)
+        child = subprocess.Popen([sys.executable, "-c", OBJECT_CHILD, srv.target, "2"], stdout=subprocess.PIPE,
+                                 text=True)
+        try:
+            cid, kept = child.stdout.readline().split()
+            time.sleep(3)  # past the lease: the child's keepalive renews it
+            assert watcher.list_objects(client=cid).total == 70
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(10)
+            wait_until(lambda: watcher.list_objects(client=cid).total == 0, 20, "the dead client's objects freed")
+            watcher.free(int(kept))
+            assert heap_in_use(watcher) == baseline
+        finally:
+            if child.poll() is None:
+                os.kill(child.pid, signal.SIGKILL)
+                child.wait(10)
+            child.stdout.close()

@@ -37,26 +37,6 @@ class CreateSpaceRequest(_message.Message):
     lease_seconds: float
     def __init__(self, page_table: _Optional[str] = ..., bits: _Optional[int] = ..., levels: _Optional[int] = ..., level_bits: _Optional[int] = ..., name: _Optional[str] = ..., keep: _Optional[bool] = ..., lease_seconds: _Optional[float] = ...) -> None: ...
 
-class RenewRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
-
-class RenewReply(_message.Message):
-    __slots__ = ("spaces",)
-    SPACES_FIELD_NUMBER: _ClassVar[int]
-    spaces: int
-    def __init__(self, spaces: _Optional[int] = ...) -> None: ...
-
-class ReleaseRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
-
-class ReleaseReply(_message.Message):
-    __slots__ = ("spaces",)
-    SPACES_FIELD_NUMBER: _ClassVar[int]
-    spaces: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, spaces: _Optional[_Iterable[int]] = ...) -> None: ...
-
 class SpaceRequest(_message.Message):
     __slots__ = ("space",)
     SPACE_FIELD_NUMBER: _ClassVar[int]

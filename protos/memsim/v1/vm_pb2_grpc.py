@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from memsim.v1 import machine_pb2 as memsim_dot_v1_dot_machine__pb2
 from memsim.v1 import vm_pb2 as memsim_dot_v1_dot_vm__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -106,13 +107,13 @@ class VMStub:
                 _registered_method=True)
         self.Renew = channel.unary_unary(
                 '/memsim.v1.VM/Renew',
-                request_serializer=memsim_dot_v1_dot_vm__pb2.RenewRequest.SerializeToString,
-                response_deserializer=memsim_dot_v1_dot_vm__pb2.RenewReply.FromString,
+                request_serializer=memsim_dot_v1_dot_machine__pb2.RenewRequest.SerializeToString,
+                response_deserializer=memsim_dot_v1_dot_machine__pb2.RenewReply.FromString,
                 _registered_method=True)
         self.Release = channel.unary_unary(
                 '/memsim.v1.VM/Release',
-                request_serializer=memsim_dot_v1_dot_vm__pb2.ReleaseRequest.SerializeToString,
-                response_deserializer=memsim_dot_v1_dot_vm__pb2.ReleaseReply.FromString,
+                request_serializer=memsim_dot_v1_dot_machine__pb2.ReleaseRequest.SerializeToString,
+                response_deserializer=memsim_dot_v1_dot_machine__pb2.ReleaseReply.FromString,
                 _registered_method=True)
 
 
@@ -290,13 +291,13 @@ def add_VMServicer_to_server(servicer, server):
             ),
             'Renew': grpc.unary_unary_rpc_method_handler(
                     servicer.Renew,
-                    request_deserializer=memsim_dot_v1_dot_vm__pb2.RenewRequest.FromString,
-                    response_serializer=memsim_dot_v1_dot_vm__pb2.RenewReply.SerializeToString,
+                    request_deserializer=memsim_dot_v1_dot_machine__pb2.RenewRequest.FromString,
+                    response_serializer=memsim_dot_v1_dot_machine__pb2.RenewReply.SerializeToString,
             ),
             'Release': grpc.unary_unary_rpc_method_handler(
                     servicer.Release,
-                    request_deserializer=memsim_dot_v1_dot_vm__pb2.ReleaseRequest.FromString,
-                    response_serializer=memsim_dot_v1_dot_vm__pb2.ReleaseReply.SerializeToString,
+                    request_deserializer=memsim_dot_v1_dot_machine__pb2.ReleaseRequest.FromString,
+                    response_serializer=memsim_dot_v1_dot_machine__pb2.ReleaseReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -702,8 +703,8 @@ class VM:
             request,
             target,
             '/memsim.v1.VM/Renew',
-            memsim_dot_v1_dot_vm__pb2.RenewRequest.SerializeToString,
-            memsim_dot_v1_dot_vm__pb2.RenewReply.FromString,
+            memsim_dot_v1_dot_machine__pb2.RenewRequest.SerializeToString,
+            memsim_dot_v1_dot_machine__pb2.RenewReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -729,8 +730,8 @@ class VM:
             request,
             target,
             '/memsim.v1.VM/Release',
-            memsim_dot_v1_dot_vm__pb2.ReleaseRequest.SerializeToString,
-            memsim_dot_v1_dot_vm__pb2.ReleaseReply.FromString,
+            memsim_dot_v1_dot_machine__pb2.ReleaseRequest.SerializeToString,
+            memsim_dot_v1_dot_machine__pb2.ReleaseReply.FromString,
             options,
             channel_credentials,
             insecure,
