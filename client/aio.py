@@ -30,7 +30,15 @@ from memsim.client.session import (
     new_client_id,
     session_metadata,
 )
-from memsim.client.sync import DEFAULT_TIMEOUT, build_request, channel_options, core_target
+from memsim.client.sync import (
+    DEFAULT_TIMEOUT,
+    REPLY_GRACE,
+    build_request,
+    channel_options,
+    core_target,
+    expired_batch,
+    with_deadline,
+)
 from memsim.client.types import LAYER_NAMES, Allocation, Batch, BatchResult, Freed
 from memsim.v1 import machine_pb2 as pb
 from memsim.v1 import machine_pb2_grpc
@@ -83,15 +91,16 @@ class AsyncClient:
     """The asyncio twin of `Client`: same calls, awaited; `await client.batch().execute()`."""
 
     def __init__(self, target: str = "127.0.0.1:50051", *, core: int | None = None,
-                 timeout: float = DEFAULT_TIMEOUT, lease: float = DEFAULT_LEASE):
+                 timeout: float = DEFAULT_TIMEOUT, lease: float = DEFAULT_LEASE, keep: bool = False):
         self.target = core_target(target, core)
+        self.keep = keep  # the default for alloc(); True also makes batch allocations nobody's
         self.timeout = timeout
         self.lease = check_lease(lease)
         self.client_id = new_client_id()
         self._metadata = session_metadata(self.client_id, self.lease)
         self._channel = grpc.aio.insecure_channel(self.target, options=channel_options())
         self._stub = machine_pb2_grpc.MachineStub(self._channel)
-        self._batches = AsyncStreamSession(functools.partial(self._stub.Batch, metadata=self._metadata))
+        self._batches = AsyncStreamSession(functools.partial(self._stub.Batch, metadata=() if keep else self._metadata))
         self._keepalive = AsyncKeepalive(self._renew, self.lease)
 
     async def close(self) -> None:
@@ -120,7 +129,8 @@ class AsyncClient:
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
-    async def alloc(self, size: int, keep: bool = False) -> Allocation:
+    async def alloc(self, size: int, keep: bool | None = None) -> Allocation:
+        keep = self.keep if keep is None else keep
         req = build_request(pb.AllocRequest, size=size, keep=keep)
         if not keep:
             self._keepalive.start()
@@ -141,7 +151,7 @@ class AsyncClient:
         await self._call(self._stub.Write, build_request(pb.WriteRequest, address=address, offset=offset,
                                                          data=bytes(data)))
 
-    async def put_value(self, value: Any, keep: bool = False) -> Allocation:
+    async def put_value(self, value: Any, keep: bool | None = None) -> Allocation:
         payload = msgpack.packb(value, use_bin_type=True)
         a = await self.alloc(len(payload), keep=keep)
         try:
@@ -177,7 +187,9 @@ class AsyncClient:
         return Batch(self.execute)
 
     async def execute(self, batch: Batch) -> BatchResult:
-        if pb.ALLOC in batch.kind:
+        if pb.ALLOC in batch.kind and not self.keep:
             self._keepalive.start()
-        return batch.decode(await self._batches.roundtrip(batch.to_proto, self.timeout))
+        reply = await self._batches.roundtrip(lambda seq: with_deadline(batch.to_proto(seq), self.timeout),
+                                              self.timeout + REPLY_GRACE)
+        return batch.decode(expired_batch(reply, self.timeout))
 

@@ -16,7 +16,8 @@ most as long. Batches ride one long-lived bidirectional stream per client.
 
 What a client allocates is its own: `close()` frees it, and if the process dies without
 closing, the server does once the client's lease (`lease=`, 30 s) runs out (client/session.py).
-`alloc(size, keep=True)` makes an object nobody's, to outlive the client. `list_objects()`
+`alloc(size, keep=True)` makes an object nobody's, to outlive the client; `Client(keep=True)`
+makes all of them so (for clients that hand objects to others to free). `list_objects()`
 shows what is live, by core and by client, to find leaks.
 """
 
@@ -48,6 +49,7 @@ from memsim.v1 import machine_pb2 as pb
 from memsim.v1 import machine_pb2_grpc
 
 DEFAULT_TIMEOUT = 10.0
+REPLY_GRACE = 1.0  # a batch's reply may arrive this long after its timeout (see with_deadline)
 MAX_MESSAGE = 32 << 20
 _channel_ids = iter(range(1 << 62))
 
@@ -74,6 +76,21 @@ def build_request(cls, **fields):
         bad = {k: v for k, v in fields.items() if not isinstance(v, bytes | bytearray)}
         raise InvalidArgument(f"bad arguments {bad}: sizes, addresses and offsets are non-negative "
                               f"integers below 2**64") from None
+
+
+def with_deadline(request: Any, timeout: float) -> Any:
+    """request with timeout_ms: the server undoes a batch's allocations if it ends later than
+    that after arriving (server/servicer.py), and otherwise replies; as the caller waits
+    REPLY_GRACE longer, a reply the server sends is never one the caller has given up on."""
+    request.timeout_ms = max(1, min(int(timeout * 1000), (1 << 32) - 1))
+    return request
+
+
+def expired_batch(reply: Any, timeout: float) -> Any:
+    if reply.expired:
+        raise DeadlineExceeded(f"batch {reply.seq} did not finish within {timeout} s on core {reply.core}; "
+                               f"the objects it allocated were freed again (its other ops took effect)")
+    return reply
 
 
 class Stream:
@@ -161,8 +178,9 @@ class Client:
     """
 
     def __init__(self, target: str = "127.0.0.1:50051", *, core: int | None = None,
-                 timeout: float = DEFAULT_TIMEOUT, lease: float = DEFAULT_LEASE):
+                 timeout: float = DEFAULT_TIMEOUT, lease: float = DEFAULT_LEASE, keep: bool = False):
         self.target = core_target(target, core)
+        self.keep = keep  # the default for alloc(); True also makes batch allocations nobody's
         self.core = core
         self.timeout = timeout
         self.lease = check_lease(lease)
@@ -170,7 +188,7 @@ class Client:
         self._metadata = session_metadata(self.client_id, self.lease)
         self._channel = grpc.insecure_channel(self.target, options=channel_options())
         self._stub = machine_pb2_grpc.MachineStub(self._channel)
-        self._batches = StreamSession(functools.partial(self._stub.Batch, metadata=self._metadata))
+        self._batches = StreamSession(functools.partial(self._stub.Batch, metadata=() if keep else self._metadata))
         self._keepalive = Keepalive(self._renew, self.lease)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -217,8 +235,9 @@ class Client:
 
     # -- single operations -----------------------------------------------------------------
 
-    def alloc(self, size: int, keep: bool = False) -> Allocation:
+    def alloc(self, size: int, keep: bool | None = None) -> Allocation:
         """A new object, freed when this client closes (or its lease runs out) unless keep=True."""
+        keep = self.keep if keep is None else keep
         req = self._request(pb.AllocRequest, size=size, keep=keep)
         if not keep:
             self._keepalive.start()  # before the call: an object it makes is never without renewal
@@ -239,7 +258,7 @@ class Client:
 
     # -- structured values (msgpack) -----------------------------------------------------
 
-    def put_value(self, value: Any, keep: bool = False) -> Allocation:
+    def put_value(self, value: Any, keep: bool | None = None) -> Allocation:
         """Store a msgpack-encodable value in a new object; keep the Allocation to read it back."""
         payload = msgpack.packb(value, use_bin_type=True)
         a = self.alloc(len(payload), keep=keep)
@@ -274,6 +293,8 @@ class Client:
         return Batch(self.execute)
 
     def execute(self, batch: Batch) -> BatchResult:
-        if pb.ALLOC in batch.kind:
+        if pb.ALLOC in batch.kind and not self.keep:
             self._keepalive.start()
-        return batch.decode(self._batches.roundtrip(batch.to_proto, self.timeout))
+        reply = self._batches.roundtrip(lambda seq: with_deadline(batch.to_proto(seq), self.timeout),
+                                        self.timeout + REPLY_GRACE)
+        return batch.decode(expired_batch(reply, self.timeout))

@@ -5,7 +5,9 @@ into its status code with the simulator's message, and turns anything unexpected
 INTERNAL without letting it take the worker down. An allocation whose caller has gone by the
 time it is made (its deadline passed while it waited for the core, or it cancelled) is freed
 again before the reply, which could only be lost: nobody could ever name that object
-(server/sessions.py).
+(server/sessions.py). A batch says how long its caller waits (timeout_ms, from the moment it
+is sent, so from before it arrives here); one that ends later has its allocations freed and
+answers `expired`, while the caller, which waits a little longer than that, still gets it.
 """
 
 from __future__ import annotations
@@ -126,13 +128,16 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
 
     def Batch(self, request_iterator: Iterator[pb.OpBatch], context: grpc.ServicerContext) -> Iterator[pb.BatchReply]:
         for req in request_iterator:
+            arrived = time.monotonic()
             try:
                 with self.core_lock:
                     entry = self._client_entry(context) if pb.ALLOC in req.kind else 0
                     reply = execute_batch(self.heap, req, client=entry)
-                    if not context.is_active():  # the stream was cancelled: this reply reaches nobody
+                    late = req.timeout_ms and time.monotonic() - arrived > req.timeout_ms / 1000
+                    if late or not context.is_active():  # the caller has given up: nobody could name these
                         for address in allocated_by(req, reply):
                             self.heap.free(address)
+                        reply = pb.BatchReply(seq=req.seq, core=self.core, expired=True)
             except Exception as e:  # noqa: BLE001 - every failure becomes a status code
                 self._fail(context, e)
             yield reply

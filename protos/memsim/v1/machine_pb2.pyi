@@ -224,7 +224,7 @@ class WriteReply(_message.Message):
     def __init__(self, core: _Optional[int] = ...) -> None: ...
 
 class OpBatch(_message.Message):
-    __slots__ = ("seq", "kind", "address", "size", "offset", "data", "ref")
+    __slots__ = ("seq", "kind", "address", "size", "offset", "data", "ref", "timeout_ms")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -232,6 +232,7 @@ class OpBatch(_message.Message):
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     REF_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     kind: _containers.RepeatedScalarFieldContainer[OpKind]
     address: _containers.RepeatedScalarFieldContainer[int]
@@ -239,7 +240,8 @@ class OpBatch(_message.Message):
     offset: _containers.RepeatedScalarFieldContainer[int]
     data: _containers.RepeatedScalarFieldContainer[bytes]
     ref: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, seq: _Optional[int] = ..., kind: _Optional[_Iterable[_Union[OpKind, str]]] = ..., address: _Optional[_Iterable[int]] = ..., size: _Optional[_Iterable[int]] = ..., offset: _Optional[_Iterable[int]] = ..., data: _Optional[_Iterable[bytes]] = ..., ref: _Optional[_Iterable[int]] = ...) -> None: ...
+    timeout_ms: int
+    def __init__(self, seq: _Optional[int] = ..., kind: _Optional[_Iterable[_Union[OpKind, str]]] = ..., address: _Optional[_Iterable[int]] = ..., size: _Optional[_Iterable[int]] = ..., offset: _Optional[_Iterable[int]] = ..., data: _Optional[_Iterable[bytes]] = ..., ref: _Optional[_Iterable[int]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
 
 class OpError(_message.Message):
     __slots__ = ("index", "code", "message")
@@ -252,7 +254,7 @@ class OpError(_message.Message):
     def __init__(self, index: _Optional[int] = ..., code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class BatchReply(_message.Message):
-    __slots__ = ("seq", "core", "address", "layer", "data", "errors", "lock_wait_ns")
+    __slots__ = ("seq", "core", "address", "layer", "data", "errors", "lock_wait_ns", "expired")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     CORE_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -260,6 +262,7 @@ class BatchReply(_message.Message):
     DATA_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     LOCK_WAIT_NS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
     seq: int
     core: int
     address: _containers.RepeatedScalarFieldContainer[int]
@@ -267,7 +270,8 @@ class BatchReply(_message.Message):
     data: _containers.RepeatedScalarFieldContainer[bytes]
     errors: _containers.RepeatedCompositeFieldContainer[OpError]
     lock_wait_ns: int
-    def __init__(self, seq: _Optional[int] = ..., core: _Optional[int] = ..., address: _Optional[_Iterable[int]] = ..., layer: _Optional[_Iterable[_Union[Layer, str]]] = ..., data: _Optional[_Iterable[bytes]] = ..., errors: _Optional[_Iterable[_Union[OpError, _Mapping]]] = ..., lock_wait_ns: _Optional[int] = ...) -> None: ...
+    expired: bool
+    def __init__(self, seq: _Optional[int] = ..., core: _Optional[int] = ..., address: _Optional[_Iterable[int]] = ..., layer: _Optional[_Iterable[_Union[Layer, str]]] = ..., data: _Optional[_Iterable[bytes]] = ..., errors: _Optional[_Iterable[_Union[OpError, _Mapping]]] = ..., lock_wait_ns: _Optional[int] = ..., expired: _Optional[bool] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
     __slots__ = ("check_heap",)
