@@ -6,6 +6,7 @@ Real servers on loopback (tests/servers.py); the README's own VM sample is run f
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -303,3 +304,40 @@ def test_a_batch_that_ends_after_its_callers_timeout_frees_what_it_allocated():
         assert timed_out >= 5
         wait_until(lambda: heap_in_use(m) == baseline, 10, "the heap's in-use bytes back to their baseline")
         assert not m.stats(check_heap=True).heap_problems
+
+
+def test_memsim_stats_lists_live_objects_by_core_and_client():
+    from memsim.client import Client
+
+    memsim = [sys.executable, "-m", "memsim.server", "stats"]
+    with running_server(cores=2) as srv, Client(srv.target, core=1) as m:
+        objs = [m.alloc(n) for n in (100, 200_000)]
+        out = subprocess.run([*memsim, "--target", srv.target, "--objects"], capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "live objects: 2" in out.stdout and m.client_id in out.stdout and f"{objs[1].address:#x}" in out.stdout
+        js = json.loads(subprocess.run([*memsim, "--target", srv.target, "--json", "--client", m.client_id],
+                                       capture_output=True, text=True, timeout=60).stdout)
+        assert js["objects"]["total"] == 2
+        assert sorted((o["address"], o["core"]) for o in js["objects"]["listed"]) == [(o.address, 1) for o in objs]
+        bad = subprocess.run([*memsim, "--target", srv.target, "--client", "nothex"], capture_output=True,
+                             text=True, timeout=60)
+        assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stderr and "client" in bad.stderr
+
+
+def test_a_space_created_after_its_caller_gave_up_is_destroyed_again():
+    from memsim.client import DeadlineExceeded
+
+    with running_server(cores=1) as srv, VMClient(srv.target) as vm:
+        timed_out = 0
+        with busy_core(srv.target), VMClient(srv.target, core=0, timeout=0.02) as hasty:
+            for _ in range(1000):
+                try:
+                    sp = hasty.create_space("multilevel", keep=True)  # kept: only the server can undo it
+                    vm.space(sp.id).destroy()  # answered: its caller destroys it
+                except DeadlineExceeded:
+                    timed_out += 1
+                if timed_out >= 10:
+                    break
+        assert timed_out >= 10
+        wait_until(lambda: vm.spaces() == [], 10, "no space left behind")
