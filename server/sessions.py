@@ -2,29 +2,34 @@
 
 A client names itself with `memsim-client-id` gRPC metadata: 1-16 hex digits (not 0) it picks at
 random when it starts (client/session.py), so two clients never need to agree on anything and
-the server keeps no table of clients. What a client creates is recorded as its (address spaces:
-`sp_owner` in the VM's shared space table, sim/vm/vm.py, so any core can release any space)
-and lives on a lease:
+no handshake is needed. What a client creates is recorded as its own in shared memory, so that
+any core can list it and release it: address spaces in the VM's space table (`sp_owner`,
+sim/vm/vm.py), allocator objects in a per-slot owner word and a small client table
+(sim/alloc/owners.py). Each lives on a lease:
 
-  * Release (Client.close) destroys at once what the client made and did not ask to keep;
-  * the client renews its lease every third of its length (a keepalive thread, or task, that
-    sends Renew; renewing on the client's ordinary calls would let an idle but live client lose
-    its spaces and cost a shared-memory store per call);
+  * Release (Client.close / VMClient.close) frees at once what the client made and did not ask
+    to keep (`keep=True` makes a thing nobody's: it stays until someone frees or destroys it);
+  * the client renews its lease every third of its length (a keepalive thread, or asyncio
+    task, that sends Renew). Renewing on the client's ordinary calls instead would let an idle
+    but live client lose what it made, and cost a shared-memory store on every call;
   * a client that died without closing stops renewing, and `LeaseReaper`, one small thread on
-    every core, destroys what it held within about a second of the lease's end. Any core can
-    reap (the records are shared, the destroy is under vm/spaces), so no single core's death
-    strands a space; CreateSpace also reaps before it creates, so a full pool first gives back
-    what is already dead.
+    every core, releases what it held within about a second of the lease's end. Any core can
+    reap (the records are shared; the release itself is under vm/spaces, or marked in the
+    client table), so no single core's death strands anything; CreateSpace also reaps before it
+    creates, so a full pool first gives back what is already dead.
 
-The clock is CLOCK_MONOTONIC (time.monotonic), one clock for every process of the host and
-unmoved by changes to the wall clock. A lease is the client's choice (30 s by default, at most
-a day): short for tests, long for a client that may pause (a debugger, a laptop lid).
+The lease is the client's choice (30 s by default, at most a day): VM's CreateSpace carries it,
+the Machine service reads it from `memsim-lease-seconds` metadata. Short for tests, long for a
+client that may pause (a debugger, a laptop lid). The clock is CLOCK_MONOTONIC (time.monotonic),
+one clock for every process of the host and unmoved by changes to the wall clock.
 
 Work whose caller has gone is undone the same way: a handler that has created something checks,
-after the work and before its reply, that the caller is still there (`caller_gone`) and, if not,
-destroys it again; its reply could only have been lost, and nobody could name what it made.
-gRPC cannot say whether a reply sent just before the deadline arrived, so the check narrows that
-window to the reply's own send; it cannot close it.
+after the work and before its reply, that the caller is still there (`caller_gone`: its deadline
+has not passed and it has not cancelled) and, if not, frees or destroys it again; its reply could
+only have been lost, and nobody could name what it made. gRPC cannot say whether a reply sent
+just before the deadline arrives in time, so the check narrows that window to the reply's own
+transit; it cannot close it. A batch on a stream has no gRPC deadline: it carries its caller's
+timeout instead (server/servicer.py).
 """
 
 from __future__ import annotations
