@@ -24,7 +24,7 @@ import numpy as np
 
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.sizeclasses import MAX_OBJECTS_PER_SPAN, PAGE_SIZE
-from memsim.sim.alloc.tiny import BLOCK, is_tiny_marker, object_end
+from memsim.sim.alloc.tiny import BLOCK, object_end
 from memsim.sim.errors import FailedPrecondition, ResourceExhausted
 
 CLIENT_MASK = (1 << L.OWNER_CORE_SHIFT) - 1
@@ -133,13 +133,11 @@ class Owners:
     def client_objects(self, entry: int) -> list[int]:
         """Addresses of the small and large objects recorded for client entry `entry`."""
         a, base = self.a, self.heap.base
-        out: list[int] = []
         slots = self._small_slots()
         slots = slots[(a.obj_owner[slots] & CLIENT_MASK) == entry]
-        for slot in slots.tolist():
-            if a.obj_size[slot] and not is_tiny_marker(int(a.obj_size[slot])):
-                span, idx = divmod(slot, MAX_OBJECTS_PER_SPAN)
-                out.append(base + span * PAGE_SIZE + idx * self.heap.sizes[int(a.span_class[span])])
+        words = a.obj_size[slots]
+        slots = slots[(words != 0) & (words != L.TINY_RETIRED) & (words < L.TINY_HELD)]
+        out: list[int] = self._slot_addrs(slots).tolist()
         spans = self._large_spans()
         spans = spans[(a.obj_owner[spans * MAX_OBJECTS_PER_SPAN] & CLIENT_MASK) == entry]
         out.extend((base + spans * PAGE_SIZE).tolist())
@@ -148,7 +146,7 @@ class Owners:
     def live(self, core: int | None = None, client: int | None = None,
              limit: int = 1000) -> tuple[list[LiveObject], int]:
         """Up to `limit` live objects (those `core` allocated, those `client` holds), and how many match."""
-        a, base, sizes = self.a, self.heap.base, self.heap.sizes
+        a, base = self.a, self.heap.base
         entry = None if client is None else (self.entry_of(client) if client else 0)
         if client and not entry:
             return [], 0  # a client with no entry holds nothing
@@ -165,30 +163,32 @@ class Owners:
         slots = slots[keep(a.obj_owner[slots].astype(np.int64))]
         spans = self._large_spans()
         spans = spans[keep(a.obj_owner[spans * MAX_OBJECTS_PER_SPAN].astype(np.int64))]
+        words = a.obj_size[slots]
+        tiny = (words == L.TINY_RETIRED) | (words >= L.TINY_HELD)
+        small = slots[(words != 0) & ~tiny]  # 0: being allocated or freed right now
+        blocks = slots[tiny] if not entry else slots[:0]  # a tiny block is nobody's in particular
+        block_marks = a.tiny_marks[(self._slot_addrs(blocks) - base) // BLOCK] if blocks.size else blocks
+        # Counted without a loop, so that the cost in Python is bounded by `limit`, not by the heap.
+        total = int(spans.size + small.size + np.bitwise_count(block_marks & 0xFFFF).sum())
         out: list[LiveObject] = []
-        total = int(spans.size)
-        for span in spans.tolist():
-            if len(out) < limit:
-                out.append(self._describe(base + span * PAGE_SIZE, int(a.span_reqsize[span]),
-                                          int(a.obj_owner[span * MAX_OBJECTS_PER_SPAN]), "large"))
-        for slot in slots.tolist():
-            span, idx = divmod(slot, MAX_OBJECTS_PER_SPAN)
-            addr = base + span * PAGE_SIZE + idx * sizes[int(a.span_class[span])]
-            v, word = int(a.obj_size[slot]), int(a.obj_owner[slot])
-            if not v:
-                continue  # being allocated or freed right now
-            if not is_tiny_marker(v):
-                total += 1
-                if len(out) < limit:
-                    out.append(self._describe(addr, v, word, "small"))
-                continue
-            if entry:  # a tiny block is nobody's in particular
-                continue
+        for span in spans[:limit].tolist():
+            out.append(self._describe(base + span * PAGE_SIZE, int(a.span_reqsize[span]),
+                                      int(a.obj_owner[span * MAX_OBJECTS_PER_SPAN]), "large"))
+        small = small[:max(0, limit - len(out))]
+        for slot, addr in zip(small.tolist(), self._slot_addrs(small).tolist(), strict=True):
+            out.append(self._describe(addr, int(a.obj_size[slot]), int(a.obj_owner[slot]), "small"))
+        for slot, addr in zip(blocks.tolist(), self._slot_addrs(blocks).tolist(), strict=True):
+            if len(out) >= limit:
+                break
             for off, size in tiny_objects(int(a.tiny_marks[(addr - base) // BLOCK])):
-                total += 1
                 if len(out) < limit:
-                    out.append(self._describe(addr + off, size, word, "tiny"))
+                    out.append(self._describe(addr + off, size, int(a.obj_owner[slot]), "tiny"))
         return out, total
+
+    def _slot_addrs(self, slots: np.ndarray) -> np.ndarray:
+        spans, idx = np.divmod(slots, MAX_OBJECTS_PER_SPAN)
+        sizes = np.asarray(self.heap.sizes, dtype=np.int64)[self.a.span_class[spans]]
+        return self.heap.base + spans * PAGE_SIZE + idx * sizes
 
     def _describe(self, addr: int, size: int, word: int, kind: str) -> LiveObject:
         entry = word & CLIENT_MASK
