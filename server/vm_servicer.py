@@ -10,6 +10,7 @@ A space is held by the client that created it, on a lease (server/sessions.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import threading
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 import grpc
 
 from memsim.server.sessions import caller_gone, client_id, lease_seconds
-from memsim.sim.errors import InvalidArgument, SimError
+from memsim.sim.errors import InvalidArgument, NotFound, SimError
 from memsim.sim.vm.vm import VM
 from memsim.v1 import machine_pb2 as mpb
 from memsim.v1 import vm_pb2 as pb
@@ -172,7 +173,11 @@ class VmServicer(vm_pb2_grpc.VMServicer):
             owner = client_id(context) if request.mine else None
             if owner == 0:  # mine, from a caller with no id: it holds nothing (kept spaces are nobody's)
                 return []
-            return [self.vm.space_stats(sp) for sp in self.vm.spaces(owner)]
+            out = []
+            for sp in self.vm.spaces(owner):
+                with contextlib.suppress(NotFound):  # destroyed meanwhile by another core (a reaped lease)
+                    out.append(self.vm.space_stats(sp))
+            return out
 
         stats = self._call(context, listing)
         return pb.ListSpacesReply(spaces=[space_stats(d) for d in stats])

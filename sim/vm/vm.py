@@ -911,6 +911,11 @@ class VM:
 
     def space_stats(self, sp: int) -> dict:
         self._check_space(sp)
+        with self.space_locks[sp]:  # a destroy (a reaped lease, on any core) may be under way
+            self._check_space(sp)
+            return self._space_stats(sp)
+
+    def _space_stats(self, sp: int) -> dict:
         a = self.a
         st = a["sp_stats"][sp]
         hits, misses = int(st[SP_TLB_HIT]), int(st[SP_TLB_MISS])
