@@ -341,3 +341,33 @@ def test_a_space_created_after_its_caller_gave_up_is_destroyed_again():
                     break
         assert timed_out >= 10
         wait_until(lambda: vm.spaces() == [], 10, "no space left behind")
+
+
+def test_listing_spaces_while_another_core_destroys_them_never_fails():
+    # Reaped leases destroy spaces on any core at any time; a listing must skip them, not fail.
+    import threading
+
+    from memsim.client import MemsimError
+
+    with running_server(cores=2) as srv:
+        stop = threading.Event()
+
+        def churn() -> None:
+            with VMClient(srv.target, core=0) as vm:
+                while not stop.is_set():
+                    vm.create_space("inverted").destroy()
+
+        th = threading.Thread(target=churn)
+        th.start()
+        errors: list[str] = []
+        try:
+            with VMClient(srv.target, core=1) as vm:
+                for _ in range(3000):
+                    try:
+                        vm.spaces()
+                    except MemsimError as e:
+                        errors.append(f"{e.code.name}: {e}")
+        finally:
+            stop.set()
+            th.join(30)
+        assert errors == []
