@@ -113,9 +113,10 @@ class AsyncClient:
         self._batches.cancel()
         await self._channel.close()
 
-    async def _renew(self) -> None:
-        await self._stub.Renew(pb.RenewRequest(), timeout=min(self.timeout, self._keepalive.period),
-                               metadata=self._metadata)
+    async def _renew(self) -> bool:
+        reply = await self._stub.Renew(pb.RenewRequest(), timeout=min(self.timeout, self._keepalive.period),
+                                       metadata=self._metadata)
+        return reply.objects
 
     async def __aenter__(self) -> AsyncClient:
         return self

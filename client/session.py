@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import secrets
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -61,29 +62,53 @@ def check_lease(lease: float) -> float:
 
 
 class Keepalive:
-    """Calls renew() every lease/3 seconds on a daemon thread, from start() until stop()."""
+    """Calls renew() every lease/3 seconds on a daemon thread while the client holds anything.
 
-    def __init__(self, renew: Callable[[], object], lease: float):
+    renew() returns whether the server says the client still holds something. The thread ends
+    once, for a whole lease, the client has held nothing (all freed or destroyed by hand) or
+    renewals have failed (the server is gone, and has released everything or will): a client
+    left unclosed does not keep a thread calling a dead server for ever. start() (before every call
+    that may create something) brings it back; `used` says whether close() has anything to release.
+    """
+
+    def __init__(self, renew: Callable[[], bool], lease: float):
         self._renew = renew
+        self.lease = lease
         self.period = lease / 3
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._starts = 0  # bumped by every start(): a create under way keeps the thread alive
+        self.used = False
 
     def start(self) -> None:
         with self._lock:
+            self._starts += 1
+            self.used = True
             if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(target=self._run, daemon=True, name="memsim-keepalive")
                 self._thread.start()
 
     def _run(self) -> None:
+        idle_since: float | None = None  # since when renewals found nothing held, or failed
         while not self._stop.wait(self.period):
-            with contextlib.suppress(Exception):  # a missed renewal is retried; the lease has two more periods
-                self._renew()
+            with self._lock:
+                starts = self._starts
+            try:
+                held = bool(self._renew())
+            except Exception:  # noqa: BLE001 - a missed renewal is retried; the lease has two more periods
+                held = False
+            idle_since = None if held else idle_since or time.monotonic()
+            if idle_since is None or time.monotonic() - idle_since < self.lease:
+                continue  # (a create slower than one renewal must not find its keepalive gone)
+            with self._lock:
+                if self._starts == starts:  # nothing created since that renewal: done until the next start()
+                    self._thread = None
+                    return
 
     @property
     def started(self) -> bool:
-        return self._thread is not None
+        return self.used
 
     def stop(self) -> None:
         self._stop.set()
@@ -96,27 +121,43 @@ class Keepalive:
 class AsyncKeepalive:
     """The same as an asyncio task in the loop that starts it."""
 
-    def __init__(self, renew: Callable[[], Awaitable[object]], lease: float):
+    def __init__(self, renew: Callable[[], Awaitable[bool]], lease: float):
         self._renew = renew
+        self.lease = lease
         self.period = lease / 3
         self._task: asyncio.Task | None = None
+        self._starts = 0
+        self.used = False
 
     def start(self) -> None:
+        self._starts += 1
+        self.used = True
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="memsim-keepalive")
 
     async def _run(self) -> None:
+        idle_since: float | None = None  # since when renewals found nothing held, or failed
         while True:
             await asyncio.sleep(self.period)
-            with contextlib.suppress(Exception):  # a missed renewal is retried; the lease has two more periods
-                await self._renew()
+            starts = self._starts
+            try:
+                held = bool(await self._renew())
+            except Exception:  # noqa: BLE001 - a missed renewal is retried; the lease has two more periods
+                held = False
+            idle_since = None if held else idle_since or time.monotonic()
+            if idle_since is None or time.monotonic() - idle_since < self.lease:
+                continue  # (a create slower than one renewal must not find its keepalive gone)
+            if self._starts == starts:  # one event loop: no start() can come between this test and the end
+                self._task = None
+                return
 
     @property
     def started(self) -> bool:
-        return self._task is not None
+        return self.used
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):  # it is being stopped
-                await self._task
+                await task

@@ -204,9 +204,10 @@ class Client:
         self._batches.close()
         self._channel.close()
 
-    def _renew(self) -> None:
-        self._stub.Renew(pb.RenewRequest(), timeout=min(self.timeout, self._keepalive.period),
-                         metadata=self._metadata)
+    def _renew(self) -> bool:
+        """Renew this client's lease; whether it still holds any object."""
+        return self._stub.Renew(pb.RenewRequest(), timeout=min(self.timeout, self._keepalive.period),
+                                metadata=self._metadata).objects
 
     def __enter__(self) -> Client:
         return self

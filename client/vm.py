@@ -221,9 +221,10 @@ class VMClient:
         self._batches.close()
         self._channel.close()
 
-    def _renew(self) -> None:
-        self._stub.Renew(mpb.RenewRequest(), timeout=min(self.timeout, self._keepalive.period),
-                         metadata=self._metadata)
+    def _renew(self) -> bool:
+        """Renew this client's lease; whether it still holds any space."""
+        return self._stub.Renew(mpb.RenewRequest(), timeout=min(self.timeout, self._keepalive.period),
+                                metadata=self._metadata).spaces > 0
 
     def __enter__(self) -> VMClient:
         return self

@@ -107,9 +107,10 @@ class AsyncVMClient:
         self._batches.cancel()
         await self._channel.close()
 
-    async def _renew(self) -> None:
-        await self._stub.Renew(mpb.RenewRequest(), timeout=min(self.timeout, self._keepalive.period),
-                               metadata=self._metadata)
+    async def _renew(self) -> bool:
+        reply = await self._stub.Renew(mpb.RenewRequest(), timeout=min(self.timeout, self._keepalive.period),
+                                       metadata=self._metadata)
+        return reply.spaces > 0
 
     async def __aenter__(self) -> AsyncVMClient:
         return self

@@ -95,8 +95,8 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
             self._fail(context, e)
         if gone:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
-                          f"the caller went away before the reply; the {request.size}-byte object at "
-                          f"{r.address:#x} was freed again")
+                          f"the deadline passed (or was too close to reply) before the {request.size}-byte "
+                          f"object at {r.address:#x} was allocated; it was freed again")
         return pb.AllocReply(address=r.address, size=r.size, usable_size=r.usable, size_class=r.size_class,
                              layer=LAYERS[r.layer], core=self.core,
                              lock_waits=[pb.LockWait(lock=n, wait_ns=w) for n, w in r.lock_waits])

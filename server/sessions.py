@@ -27,9 +27,9 @@ Work whose caller has gone is undone the same way: a handler that has created so
 after the work and before its reply, that the caller is still there (`caller_gone`: its deadline
 has not passed and it has not cancelled) and, if not, frees or destroys it again; its reply could
 only have been lost, and nobody could name what it made. gRPC cannot say whether a reply sent
-just before the deadline arrives in time, so the check narrows that window to the reply's own
-transit; it cannot close it. A batch on a stream has no gRPC deadline: it carries its caller's
-timeout instead (server/servicer.py).
+just before the deadline arrives in time, so the check keeps a margin for the reply's transit
+(REPLY_MARGIN_S): it narrows the window, it cannot close it. A batch on a stream has no gRPC
+deadline: it carries its caller's timeout instead (server/servicer.py).
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ LEASE_KEY = "memsim-lease-seconds"  # the Machine service's lease (VM's CreateSp
 DEFAULT_LEASE_S = 30.0
 MAX_LEASE_S = 86_400.0
 REAP_PERIOD_S = 1.0
+REPLY_MARGIN_S = 0.02  # a reply sent with less time than this left may arrive after the deadline
 
 
 def client_id(context: grpc.ServicerContext) -> int:
@@ -95,9 +96,11 @@ def lease_seconds(requested: float, what: str = "lease_seconds") -> float:
 
 
 def caller_gone(context: grpc.ServicerContext) -> bool:
-    """True if the caller cancelled or its deadline passed: a reply now would reach nobody."""
+    """True if the caller cancelled, or its deadline is too close for a reply to reach it in time.
+    Undoing a call that could still have been answered costs the caller an error it sees; a
+    success it never sees costs an object nobody can name. Hence the margin."""
     remaining = context.time_remaining()
-    return not context.is_active() or (remaining is not None and remaining <= 0)
+    return not context.is_active() or (remaining is not None and remaining <= REPLY_MARGIN_S)
 
 
 class Leased(Protocol):

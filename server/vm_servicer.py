@@ -128,7 +128,8 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         st = self._call(context, create)
         if caller_gone(context):  # nobody can name this space: undo it (server/sessions.py)
             self._call(context, vm.destroy_if_held, st["space"], st["owner"])
-            context.abort(grpc.StatusCode.CANCELLED, f"the caller went away; space {st['space']} was destroyed again")
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"the deadline passed (or was too close to reply) "
+                          f"before space {st['space']} was made; it was destroyed again")
         return space_stats(st)
 
     def DestroySpace(self, request: pb.SpaceRequest, context: grpc.ServicerContext) -> pb.SpaceStats:

@@ -371,3 +371,21 @@ def test_listing_spaces_while_another_core_destroys_them_never_fails():
             stop.set()
             th.join(30)
         assert errors == []
+
+
+def test_the_keepalive_of_a_client_left_open_ends_once_it_holds_nothing_or_the_server_is_gone():
+    import threading
+
+    def keepalives() -> int:
+        return sum(t.name == "memsim-keepalive" and t.is_alive() for t in threading.enumerate())
+
+    with running_server(cores=1) as srv:
+        vm = VMClient(srv.target, lease=1.0)
+        sp = vm.create_space()
+        assert keepalives() == 1
+        sp.destroy()  # holds nothing now
+        wait_until(lambda: keepalives() == 0, 10, "the keepalive ended")
+        vm.create_space()  # and comes back with the next space
+        assert keepalives() == 1
+    wait_until(lambda: keepalives() == 0, 10, "the keepalive of a client whose server is gone ended")
+    vm.close()
