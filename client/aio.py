@@ -106,7 +106,7 @@ class AsyncClient:
     async def close(self) -> None:
         """Close the connection, freeing the objects this client allocated (but not those it kept)."""
         await self._keepalive.stop()
-        if self._keepalive.started:
+        if self._keepalive.needs_release():
             with contextlib.suppress(grpc.RpcError):  # server gone or busy: the lease frees them
                 await self._stub.Release(pb.ReleaseRequest(), timeout=max(self.timeout, RELEASE_TIMEOUT),
                                          metadata=self._metadata)

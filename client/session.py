@@ -106,9 +106,10 @@ class Keepalive:
                     self._thread = None
                     return
 
-    @property
-    def started(self) -> bool:
-        return self.used
+    def needs_release(self) -> bool:
+        """True once after anything was created: close() releases, and a second close() does not."""
+        used, self.used = self.used, False
+        return used
 
     def stop(self) -> None:
         self._stop.set()
@@ -151,9 +152,10 @@ class AsyncKeepalive:
                 self._task = None
                 return
 
-    @property
-    def started(self) -> bool:
-        return self.used
+    def needs_release(self) -> bool:
+        """True once after anything was created: close() releases, and a second close() does not."""
+        used, self.used = self.used, False
+        return used
 
     async def stop(self) -> None:
         task, self._task = self._task, None

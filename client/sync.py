@@ -196,7 +196,7 @@ class Client:
     def close(self) -> None:
         """Close the connection, freeing the objects this client allocated (but not those it kept)."""
         self._keepalive.stop()
-        if self._keepalive.started:
+        if self._keepalive.needs_release():
             # If the server is gone or busy, the lease, no longer renewed, frees them.
             with contextlib.suppress(grpc.RpcError):
                 self._stub.Release(pb.ReleaseRequest(), timeout=max(self.timeout, RELEASE_TIMEOUT),

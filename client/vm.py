@@ -213,7 +213,7 @@ class VMClient:
     def close(self) -> None:
         """Close the connection, destroying the spaces this client made (but not those it kept)."""
         self._keepalive.stop()
-        if self._keepalive.started:
+        if self._keepalive.needs_release():
             # If the server is gone or busy, the lease, no longer renewed, releases them.
             with contextlib.suppress(grpc.RpcError):
                 self._stub.Release(mpb.ReleaseRequest(), timeout=min(self.timeout, RELEASE_TIMEOUT),

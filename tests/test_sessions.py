@@ -389,3 +389,15 @@ def test_the_keepalive_of_a_client_left_open_ends_once_it_holds_nothing_or_the_s
         assert keepalives() == 1
     wait_until(lambda: keepalives() == 0, 10, "the keepalive of a client whose server is gone ended")
     vm.close()
+
+
+def test_closing_twice_is_harmless():
+    from memsim.client import Client
+
+    with running_server(cores=1) as srv:
+        m, vm = Client(srv.target), VMClient(srv.target)
+        m.alloc(100)
+        vm.create_space()
+        for _ in range(2):
+            m.close()
+            vm.close()
