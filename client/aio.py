@@ -114,7 +114,7 @@ class AsyncClient:
         await self._channel.close()
 
     async def _renew(self) -> bool:
-        reply = await self._stub.Renew(pb.RenewRequest(), timeout=min(self.timeout, self._keepalive.period),
+        reply = await self._stub.Renew(pb.RenewRequest(), timeout=min(self.timeout, self.lease / 2),
                                        metadata=self._metadata)
         return reply.objects
 

@@ -116,7 +116,7 @@ class Keepalive:
         with self._lock:
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(self.period + 1)
+            thread.join(self.lease / 2 + 1)  # a renewal under way ends within its timeout
 
 
 class AsyncKeepalive:

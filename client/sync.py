@@ -206,7 +206,7 @@ class Client:
 
     def _renew(self) -> bool:
         """Renew this client's lease; whether it still holds any object."""
-        return self._stub.Renew(pb.RenewRequest(), timeout=min(self.timeout, self._keepalive.period),
+        return self._stub.Renew(pb.RenewRequest(), timeout=min(self.timeout, self.lease / 2),
                                 metadata=self._metadata).objects
 
     def __enter__(self) -> Client:

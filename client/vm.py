@@ -223,7 +223,7 @@ class VMClient:
 
     def _renew(self) -> bool:
         """Renew this client's lease; whether it still holds any space."""
-        return self._stub.Renew(mpb.RenewRequest(), timeout=min(self.timeout, self._keepalive.period),
+        return self._stub.Renew(mpb.RenewRequest(), timeout=min(self.timeout, self.lease / 2),
                                 metadata=self._metadata).spaces > 0
 
     def __enter__(self) -> VMClient:

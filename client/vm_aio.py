@@ -108,7 +108,7 @@ class AsyncVMClient:
         await self._channel.close()
 
     async def _renew(self) -> bool:
-        reply = await self._stub.Renew(mpb.RenewRequest(), timeout=min(self.timeout, self._keepalive.period),
+        reply = await self._stub.Renew(mpb.RenewRequest(), timeout=min(self.timeout, self.lease / 2),
                                        metadata=self._metadata)
         return reply.spaces > 0
 

@@ -21,9 +21,12 @@ def test_objects_are_listed_by_core_and_client_and_a_release_frees_only_that_cli
     a_objs = [h0.malloc(n, ea).address for n in (24, 5000, 100_000)]
     b_objs = [h1.malloc(n, eb).address for n in (24, 70_000)]
     nobody = h1.malloc(48).address
-    tiny = [h0.malloc(3).address, h0.malloc(4).address]
+    tiny = [h0.malloc(3).address, h0.malloc(4).address]  # nobody's: one block
+    a_tiny = [h0.malloc(2, ea).address, h0.malloc(6, ea).address]  # A's: a block of A's own
+    assert a_tiny[0] // 16 != tiny[0] // 16 and a_tiny[1] // 16 == a_tiny[0] // 16
+    a_objs += a_tiny
     listed, total = own0.live(client=A)
-    assert total == 3 and sorted(o.address for o in listed) == sorted(a_objs)
+    assert total == 5 and sorted(o.address for o in listed) == sorted(a_objs)
     assert {o.core for o in listed} == {0} and {o.client for o in listed} == {A}
     on1, _ = own0.live(core=1)
     assert {o.address for o in on1} == {*b_objs, nobody}
@@ -32,10 +35,11 @@ def test_objects_are_listed_by_core_and_client_and_a_release_frees_only_that_cli
     assert sorted((o.address, o.size, o.kind) for o in unowned if o.kind == "tiny") == \
         [(tiny[0], 3, "tiny"), (tiny[1], 4, "tiny")]
     few, total = own0.live(limit=2)
-    assert len(few) == 2 and total == 3 + 2 + 1 + 2
+    assert len(few) == 2 and total == 5 + 2 + 1 + 2
 
     assert own1.begin_release(ea, A, now=1.0)  # core 1 releases core 0's client: the records are shared
     assert not own0.begin_release(ea, A, now=1.0)  # one releaser at a time
+    assert own1.free_some(ea, 2) == (2, 2)
     assert own1.free_some(ea, 2) == (2, 2)
     assert own1.free_some(ea, 2) == (1, 1)
     assert own1.free_some(ea, 2) == (0, 0)

@@ -136,7 +136,7 @@ class Heap:
 
     def malloc(self, size: int, client: int = 0) -> AllocResult:
         """An object of `size` bytes, recorded as allocated by this core for `client` (an entry of
-        owners.py's client table; 0 = nobody's). Tiny objects are recorded by block, core only."""
+        owners.py's client table; 0 = nobody's). Tiny objects are recorded by their block."""
         if not isinstance(size, int) or size <= 0:
             raise InvalidArgument(f"bad allocation size {size!r}: must be a positive number of bytes")
         limit = self.mheap.total_pages * PAGE_SIZE
@@ -146,7 +146,7 @@ class Heap:
         self.locks.waits.clear()
         owner = (self.core + 1) << L.OWNER_CORE_SHIFT | client
         if size < TINY_SIZE:
-            return self._malloc_tiny(size)
+            return self._malloc_tiny(size, owner)
         if size <= MAX_SMALL_SIZE:
             return self._malloc_small(size, owner)
         return self._malloc_large(size, owner)
@@ -174,9 +174,11 @@ class Heap:
         inflight[L.S_INFLIGHT] = 0
         return AllocResult(addr, size, self.sizes[cls], cls, layer, self._drain_waits())
 
-    def _malloc_tiny(self, size: int) -> AllocResult:
+    def _malloc_tiny(self, size: int, owner: int) -> AllocResult:
         tiny = self.tiny
-        off = tiny.fits(size)
+        # A block holds one owner's objects (owners.py), so that a client's release can free them:
+        # another owner's request starts a new block, as a full block does.
+        off = tiny.fits(size) if tiny.block_slot < 0 or self._obj_owner[tiny.block_slot] == owner else -1
         layer = LAYER_TINY
         if off < 0:
             if tiny.block_slot >= 0:
@@ -190,7 +192,7 @@ class Heap:
                 layer = LAYER_TINY  # a new block from the cache is still the lock-free path
             self.stats[L.S_INFLIGHT] = (slot + 1) | L.INFLIGHT_TINY_BLOCK  # until adopt() marks it ours
             self._slot_state[slot] = L.ALLOCATED
-            self._obj_owner[slot] = (self.core + 1) << L.OWNER_CORE_SHIFT  # a block is shared: no client
+            self._obj_owner[slot] = owner
             addr = self._slot_addr(slot, TINY_CLASS)
             self._zero(addr, BLOCK)
             self.stats[L.S_TINY_BLOCK_ALLOCS] += 1

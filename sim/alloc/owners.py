@@ -8,9 +8,10 @@ lease says until when it is alive. A closing client's objects are freed and its 
 back (begin_release, free_some, finish_release); `expired(now)` finds clients that died
 without closing, whose objects go the same way.
 
-A tiny object (under 16 bytes) shares a 16-byte block with others, possibly other clients':
-the block records its core only, so tiny objects are listed by core and never released with a
-client. A large object's record is at its span's first slot.
+A tiny object (under 16 bytes) shares a 16-byte block with others (Go's tiny allocator); a
+block holds one owner's objects only (heap.py starts a new block when another owner asks), so
+the block's record is each of its objects' record. A large object's record is at its span's
+first slot.
 
 Like `mheap.lock`'s other users, claiming and retiring entries take the heap lock (a client
 claims once, so it is rare); reading the table takes no lock.
@@ -131,13 +132,16 @@ class Owners:
         return pages[(a.span_state[:used] == L.SPAN_LARGE) & (a.page_span[:used] == pages)]
 
     def client_objects(self, entry: int) -> list[int]:
-        """Addresses of the small and large objects recorded for client entry `entry`."""
+        """Addresses of the objects (small, large, tiny) recorded for client entry `entry`."""
         a, base = self.a, self.heap.base
         slots = self._small_slots()
         slots = slots[(a.obj_owner[slots] & CLIENT_MASK) == entry]
         words = a.obj_size[slots]
-        slots = slots[(words != 0) & (words != L.TINY_RETIRED) & (words < L.TINY_HELD)]
-        out: list[int] = self._slot_addrs(slots).tolist()
+        tiny = (words == L.TINY_RETIRED) | (words >= L.TINY_HELD)
+        out: list[int] = self._slot_addrs(slots[(words != 0) & ~tiny]).tolist()
+        for block in self._slot_addrs(slots[tiny]).tolist():
+            marks = int(a.tiny_marks[(block - base) // BLOCK])
+            out.extend(block + off for off, _ in tiny_objects(marks))
         spans = self._large_spans()
         spans = spans[(a.obj_owner[spans * MAX_OBJECTS_PER_SPAN] & CLIENT_MASK) == entry]
         out.extend((base + spans * PAGE_SIZE).tolist())
@@ -166,7 +170,7 @@ class Owners:
         words = a.obj_size[slots]
         tiny = (words == L.TINY_RETIRED) | (words >= L.TINY_HELD)
         small = slots[(words != 0) & ~tiny]  # 0: being allocated or freed right now
-        blocks = slots[tiny] if not entry else slots[:0]  # a tiny block is nobody's in particular
+        blocks = slots[tiny]
         block_marks = a.tiny_marks[(self._slot_addrs(blocks) - base) // BLOCK] if blocks.size else blocks
         # Counted without a loop, so that the cost in Python is bounded by `limit`, not by the heap.
         total = int(spans.size + small.size + np.bitwise_count(block_marks & 0xFFFF).sum())
