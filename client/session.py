@@ -38,7 +38,7 @@ class LiveObject:
     address: int
     size: int
     core: int
-    client: str  # the owner's client id (hex); "" if nobody's (kept, the cache's, tiny, no id)
+    client: str  # the owner's client id (hex); "" if nobody's (kept, the cache's, a caller without an id)
     kind: str  # small, large or tiny
 
 
