@@ -106,11 +106,11 @@ class AsyncClient:
     async def close(self) -> None:
         """Close the connection, freeing the objects this client allocated (but not those it kept)."""
         await self._keepalive.stop()
+        self._batches.cancel()  # first: a server at its stream limit has room for Release
         if self._keepalive.needs_release():
             with contextlib.suppress(grpc.RpcError):  # server gone or busy: the lease frees them
                 await self._stub.Release(pb.ReleaseRequest(), timeout=max(self.timeout, RELEASE_TIMEOUT),
                                          metadata=self._metadata)
-        self._batches.cancel()
         await self._channel.close()
 
     async def _renew(self) -> bool:

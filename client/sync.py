@@ -196,12 +196,12 @@ class Client:
     def close(self) -> None:
         """Close the connection, freeing the objects this client allocated (but not those it kept)."""
         self._keepalive.stop()
+        self._batches.close()  # first: a server at its stream limit has room for Release
         if self._keepalive.needs_release():
             # If the server is gone or busy, the lease, no longer renewed, frees them.
             with contextlib.suppress(grpc.RpcError):
                 self._stub.Release(pb.ReleaseRequest(), timeout=max(self.timeout, RELEASE_TIMEOUT),
                                    metadata=self._metadata)
-        self._batches.close()
         self._channel.close()
 
     def _renew(self) -> bool:

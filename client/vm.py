@@ -213,12 +213,12 @@ class VMClient:
     def close(self) -> None:
         """Close the connection, destroying the spaces this client made (but not those it kept)."""
         self._keepalive.stop()
+        self._batches.close()  # first: a server at its stream limit has room for Release
         if self._keepalive.needs_release():
             # If the server is gone or busy, the lease, no longer renewed, releases them.
             with contextlib.suppress(grpc.RpcError):
                 self._stub.Release(mpb.ReleaseRequest(), timeout=min(self.timeout, RELEASE_TIMEOUT),
                                    metadata=self._metadata)
-        self._batches.close()
         self._channel.close()
 
     def _renew(self) -> bool:

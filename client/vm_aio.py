@@ -99,12 +99,12 @@ class AsyncVMClient:
     async def close(self) -> None:
         """Close the connection, destroying the spaces this client made (but not those it kept)."""
         await self._keepalive.stop()
+        self._batches.cancel()  # first: a server at its stream limit has room for Release
         if self._keepalive.needs_release():
             # If the server is gone or busy, the lease, no longer renewed, releases them.
             with contextlib.suppress(grpc.RpcError):
                 await self._stub.Release(mpb.ReleaseRequest(), timeout=min(self.timeout, RELEASE_TIMEOUT),
                                          metadata=self._metadata)
-        self._batches.cancel()
         await self._channel.close()
 
     async def _renew(self) -> bool:

@@ -427,3 +427,20 @@ def test_the_asyncio_allocator_client_frees_what_it_made_at_close():
         assert [o.address for o in watcher.list_objects().objects] == [kept]
         watcher.free(kept)
         assert heap_in_use(watcher)[1] == baseline[1]
+
+
+def test_clients_closing_on_a_core_full_of_their_streams_still_release_at_once():
+    from memsim.client import Client
+    from memsim.server.worker import MAX_THREADS
+
+    with running_server(cores=1, memory="4MiB") as srv:
+        clients = [Client(srv.target, core=0) for _ in range(MAX_THREADS - 4)]  # the core's whole stream budget
+        for c in clients:
+            b = c.batch()
+            b.alloc(8)
+            b.alloc(100)
+            b.execute().raise_first()
+        for c in clients:
+            c.close()  # its stream first, so that its Release finds a free thread
+        with Client(srv.target, core=0) as watcher:
+            assert watcher.list_objects().total == 0  # released by close, not by a lease 30 s later
