@@ -28,6 +28,7 @@ from memsim.client.session import (
     check_lease,
     decode_objects,
     new_client_id,
+    release_async,
     session_metadata,
 )
 from memsim.client.sync import (
@@ -108,9 +109,8 @@ class AsyncClient:
         await self._keepalive.stop()
         self._batches.cancel()  # first: a server at its stream limit has room for Release
         if self._keepalive.needs_release():
-            with contextlib.suppress(grpc.RpcError):  # server gone or busy: the lease frees them
-                await self._stub.Release(pb.ReleaseRequest(), timeout=max(self.timeout, RELEASE_TIMEOUT),
-                                         metadata=self._metadata)
+            await release_async(functools.partial(self._stub.Release, pb.ReleaseRequest()),
+                                max(self.timeout, RELEASE_TIMEOUT), self._metadata)
         await self._channel.close()
 
     async def _renew(self) -> bool:

@@ -53,6 +53,38 @@ def decode_objects(reply) -> ObjectListing:
                          reply.total)
 
 
+def release(call: Callable[..., object], timeout: float, metadata) -> None:
+    """Send Release at close. A core at its stream limit answers RESOURCE_EXHAUSTED until it has
+    seen our own stream end, so that is retried for up to `timeout`; any other failure (server
+    gone) is left to the lease, which, no longer renewed, releases the same things."""
+    import grpc
+
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            call(timeout=left, metadata=metadata)
+            return
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                return
+        time.sleep(0.05)
+
+
+async def release_async(call: Callable[..., Awaitable[object]], timeout: float, metadata) -> None:
+    """release() for the asyncio clients."""
+    import grpc
+
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            await call(timeout=left, metadata=metadata)
+            return
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                return
+        await asyncio.sleep(0.05)
+
+
 def check_lease(lease: float) -> float:
     from memsim.client.errors import InvalidArgument
 

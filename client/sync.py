@@ -42,6 +42,7 @@ from memsim.client.session import (
     check_lease,
     decode_objects,
     new_client_id,
+    release,
     session_metadata,
 )
 from memsim.client.types import LAYER_NAMES, Allocation, Batch, BatchResult, Freed
@@ -198,10 +199,8 @@ class Client:
         self._keepalive.stop()
         self._batches.close()  # first: a server at its stream limit has room for Release
         if self._keepalive.needs_release():
-            # If the server is gone or busy, the lease, no longer renewed, frees them.
-            with contextlib.suppress(grpc.RpcError):
-                self._stub.Release(pb.ReleaseRequest(), timeout=max(self.timeout, RELEASE_TIMEOUT),
-                                   metadata=self._metadata)
+            release(functools.partial(self._stub.Release, pb.ReleaseRequest()), max(self.timeout, RELEASE_TIMEOUT),
+                    self._metadata)
         self._channel.close()
 
     def _renew(self) -> bool:

@@ -25,14 +25,22 @@ protection or guard-page fault, NotFound for a space that does not exist.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 
 from memsim.client.errors import InvalidArgument, MemsimError, from_code, from_rpc_error
-from memsim.client.session import CLIENT_ID_KEY, DEFAULT_LEASE, RELEASE_TIMEOUT, Keepalive, check_lease, new_client_id
+from memsim.client.session import (
+    CLIENT_ID_KEY,
+    DEFAULT_LEASE,
+    RELEASE_TIMEOUT,
+    Keepalive,
+    check_lease,
+    new_client_id,
+    release,
+)
 from memsim.client.sync import DEFAULT_TIMEOUT, StreamSession, channel_options, core_target
 from memsim.client.sync import build_request as _req  # InvalidArgument for what protobuf cannot carry
 from memsim.v1 import machine_pb2 as mpb
@@ -215,10 +223,8 @@ class VMClient:
         self._keepalive.stop()
         self._batches.close()  # first: a server at its stream limit has room for Release
         if self._keepalive.needs_release():
-            # If the server is gone or busy, the lease, no longer renewed, releases them.
-            with contextlib.suppress(grpc.RpcError):
-                self._stub.Release(mpb.ReleaseRequest(), timeout=min(self.timeout, RELEASE_TIMEOUT),
-                                   metadata=self._metadata)
+            release(functools.partial(self._stub.Release, mpb.ReleaseRequest()), min(self.timeout, RELEASE_TIMEOUT),
+                    self._metadata)
         self._channel.close()
 
     def _renew(self) -> bool:

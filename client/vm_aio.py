@@ -11,7 +11,7 @@ Spaces are released as `VMClient`'s are (client/vm.py): at close, or when the le
 
 from __future__ import annotations
 
-import contextlib
+import functools
 from typing import Any
 
 import grpc
@@ -25,6 +25,7 @@ from memsim.client.session import (
     AsyncKeepalive,
     check_lease,
     new_client_id,
+    release_async,
 )
 from memsim.client.sync import DEFAULT_TIMEOUT, channel_options, core_target
 from memsim.client.sync import build_request as _req  # InvalidArgument for what protobuf cannot carry
@@ -101,10 +102,8 @@ class AsyncVMClient:
         await self._keepalive.stop()
         self._batches.cancel()  # first: a server at its stream limit has room for Release
         if self._keepalive.needs_release():
-            # If the server is gone or busy, the lease, no longer renewed, releases them.
-            with contextlib.suppress(grpc.RpcError):
-                await self._stub.Release(mpb.ReleaseRequest(), timeout=min(self.timeout, RELEASE_TIMEOUT),
-                                         metadata=self._metadata)
+            await release_async(functools.partial(self._stub.Release, mpb.ReleaseRequest()),
+                                min(self.timeout, RELEASE_TIMEOUT), self._metadata)
         await self._channel.close()
 
     async def _renew(self) -> bool:
