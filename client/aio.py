@@ -5,18 +5,41 @@
         await m.write(a.address, b"hi")
         b = m.batch(); r = b.alloc(16); b.read(r, 16)
         await m.execute(b)
+
+Objects are released as `Client`'s are (client/sync.py): at close, or when the lease runs out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 from typing import Any
 
 import grpc
 import msgpack
 
 from memsim.client.errors import ClientClosed, DeadlineExceeded, Unavailable, client_closed, from_rpc_error
-from memsim.client.sync import DEFAULT_TIMEOUT, build_request, channel_options, core_target
+from memsim.client.session import (
+    DEFAULT_LEASE,
+    RELEASE_TIMEOUT,
+    AsyncKeepalive,
+    ObjectListing,
+    check_lease,
+    decode_objects,
+    new_client_id,
+    release_async,
+    session_metadata,
+)
+from memsim.client.sync import (
+    DEFAULT_TIMEOUT,
+    REPLY_GRACE,
+    build_request,
+    channel_options,
+    core_target,
+    expired_batch,
+    with_deadline,
+)
 from memsim.client.types import LAYER_NAMES, Allocation, Batch, BatchResult, Freed, ObjectSize, address_of, decode_value
 from memsim.v1 import machine_pb2 as pb
 from memsim.v1 import machine_pb2_grpc
@@ -80,19 +103,36 @@ class AsyncClient:
     """The asyncio twin of `Client`: same calls, awaited; `await client.batch().execute()`."""
 
     def __init__(self, target: str = "127.0.0.1:50051", *, core: int | None = None,
-                 timeout: float = DEFAULT_TIMEOUT):
+                 timeout: float = DEFAULT_TIMEOUT, lease: float = DEFAULT_LEASE, keep: bool = False):
         self.target = core_target(target, core)
+        self.keep = keep  # the default for alloc(); True also makes batch allocations nobody's
         self.timeout = timeout
+        self.lease = check_lease(lease)
+        self.client_id = new_client_id()
+        self._metadata = session_metadata(self.client_id, self.lease)
         self._channel = grpc.aio.insecure_channel(self.target, options=channel_options())
         self._stub = machine_pb2_grpc.MachineStub(self._channel)
-        self._batches = AsyncStreamSession(self._stub.Batch)
+        self._batches = AsyncStreamSession(functools.partial(self._stub.Batch, metadata=() if keep else self._metadata))
+        self._keepalive = AsyncKeepalive(self._renew, self.lease)
 
     async def close(self) -> None:
+        """Close the connection, freeing the objects this client allocated (but not those it kept)."""
+        if self._closed:
+            return
         self._closed = True
-        self._batches.close()
+        await self._keepalive.stop()
+        self._batches.close()  # first: a server at its stream limit has room for Release
+        if self._keepalive.needs_release():
+            await release_async(functools.partial(self._stub.Release, pb.ReleaseRequest()),
+                                max(self.timeout, RELEASE_TIMEOUT), self._metadata)
         await self._channel.close()
 
     _closed = False
+
+    async def _renew(self) -> bool:
+        reply = await self._stub.Renew(pb.RenewRequest(), timeout=min(self.timeout, self.lease / 2),
+                                       metadata=self._metadata)
+        return reply.objects
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -104,12 +144,17 @@ class AsyncClient:
         if self._closed:
             raise client_closed(self)
         try:
-            return await method(request, timeout=self.timeout if timeout is None else timeout)
+            return await method(request, timeout=self.timeout if timeout is None else timeout,
+                                metadata=self._metadata)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
-    async def alloc(self, size: int, *, timeout: float | None = None) -> Allocation:
-        r = await self._call(self._stub.Alloc, build_request(pb.AllocRequest, size=size), timeout)
+    async def alloc(self, size: int, keep: bool | None = None, *, timeout: float | None = None) -> Allocation:
+        keep = self.keep if keep is None else keep
+        req = build_request(pb.AllocRequest, size=size, keep=keep)
+        if not keep:
+            self._keepalive.start()
+        r = await self._call(self._stub.Alloc, req, timeout)
         return Allocation(r.address, r.size, r.usable_size, r.size_class, LAYER_NAMES[r.layer], r.core,
                           [(w.lock, w.wait_ns) for w in r.lock_waits])
 
@@ -126,10 +171,15 @@ class AsyncClient:
         await self._call(self._stub.Write, build_request(pb.WriteRequest, address=address, offset=offset,
                                                          data=bytes(data)), timeout)
 
-    async def put_value(self, value: Any) -> Allocation:
+    async def put_value(self, value: Any, keep: bool | None = None) -> Allocation:
         payload = msgpack.packb(value, use_bin_type=True)
-        a = await self.alloc(len(payload))
-        await self.write(a.address, payload)
+        a = await self.alloc(len(payload), keep=keep)
+        try:
+            await self.write(a.address, payload)
+        except BaseException:
+            with contextlib.suppress(Exception):  # nobody could name the object: give it back
+                await self.free(a.address)
+            raise
         return a
 
     async def get_value(self, obj: Allocation | int) -> Any:
@@ -149,6 +199,11 @@ class AsyncClient:
     async def info(self, *, timeout: float | None = None) -> pb.MachineInfo:
         return await self._call(self._stub.GetInfo, pb.InfoRequest(), timeout)
 
+    async def list_objects(self, core: int | None = None, client: str = "", mine: bool = False,
+                           limit: int = 1000) -> ObjectListing:
+        req = build_request(pb.ListObjectsRequest, core=core, client=client, mine=mine, limit=limit)
+        return decode_objects(await self._call(self._stub.ListObjects, req))
+
     async def stats(self, check_heap: bool = False, *, timeout: float | None = None) -> pb.Stats:
         return await self._call(self._stub.GetStats, pb.StatsRequest(check_heap=check_heap), timeout)
 
@@ -163,5 +218,9 @@ class AsyncClient:
         return Batch(self.execute)
 
     async def execute(self, batch: Batch) -> BatchResult:
-        return batch.decode(await self._batches.roundtrip(batch.to_proto, self.timeout))
+        if pb.ALLOC in batch.kind and not self.keep:
+            self._keepalive.start()
+        reply = await self._batches.roundtrip(lambda seq: with_deadline(batch.to_proto(seq), self.timeout),
+                                              self.timeout + REPLY_GRACE)
+        return batch.decode(expired_batch(reply, self.timeout))
 

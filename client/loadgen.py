@@ -170,7 +170,8 @@ class _LoadProcess:
 
         load, rng = self.load, self.rng
         per_msg = max(1, load.batch // 2)  # a step is a free and an alloc
-        with Client(load.target, core=self.core, timeout=30.0) as self.client:
+        # keep=True: objects handed to the next process must outlive this client (it frees its own).
+        with Client(load.target, core=self.core, timeout=30.0, keep=True) as self.client:
             for lo in range(0, load.slots, per_msg * 2):
                 self.run_step([], [(s, rng.randint(load.min_size, load.max_size))
                                    for s in range(lo, min(load.slots, lo + per_msg * 2))])

@@ -109,3 +109,22 @@ def render_stats(st: pb.Stats, info: pb.MachineInfo | None = None, all_classes: 
         locks.add_row(lk.name, str(lk.acquisitions), str(lk.contended), f"{pct:.1f}", f"{lk.wait_ns / 1e6:.2f}",
                       f"{lk.max_wait_ns / 1e3:.1f}", f"{lk.hold_ns / 1e6:.1f}")
     con.print(locks)
+
+
+def render_objects(listing, console: Console | None = None, shown: int = 20) -> None:
+    """Live objects: a line per (core, client) with counts and bytes, then the first few objects."""
+    con = console or Console()
+    groups: dict[tuple[int, str], list[int]] = {}
+    for o in listing.objects:
+        g = groups.setdefault((o.core, o.client or "-"), [0, 0])
+        g[0] += 1
+        g[1] += o.size
+    t = Table(title=f"live objects: {listing.total}" + (f" (the first {len(listing.objects)} below)"
+                                                        if listing.total > len(listing.objects) else ""))
+    for col in ("core", "client", "objects", "bytes"):
+        t.add_column(col, justify="right" if col in ("objects", "bytes") else "left")
+    for (core, client), (n, size) in sorted(groups.items()):
+        t.add_row(str(core), client, str(n), human(size))
+    con.print(t)
+    for o in listing.objects[:shown]:
+        con.print(f"  {o.address:#x}  {o.size:>8} B  {o.kind:<5}  core {o.core}  client {o.client or '-'}")

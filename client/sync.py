@@ -13,10 +13,18 @@
 `core=N` connects to that core's own port (port + 1 + N) instead of the shared one. Every
 unary call carries a deadline (the client's `timeout`, 10 s by default, or the call's own
 `timeout=`); a batch waits for its reply at most as long. Batches ride one long-lived bidirectional stream per client.
+
+What a client allocates is its own: `close()` frees it, and if the process dies without
+closing, the server does once the client's lease (`lease=`, 30 s) runs out (client/session.py).
+`alloc(size, keep=True)` makes an object nobody's, to outlive the client; `Client(keep=True)`
+makes all of them so (for clients that hand objects to others to free). `list_objects()`
+shows what is live, by core and by client, to find leaks.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import queue
 import threading
 from collections.abc import Iterator
@@ -33,11 +41,23 @@ from memsim.client.errors import (
     client_closed,
     from_rpc_error,
 )
+from memsim.client.session import (
+    DEFAULT_LEASE,
+    RELEASE_TIMEOUT,
+    Keepalive,
+    ObjectListing,
+    check_lease,
+    decode_objects,
+    new_client_id,
+    release,
+    session_metadata,
+)
 from memsim.client.types import LAYER_NAMES, Allocation, Batch, BatchResult, Freed, ObjectSize, address_of, decode_value
 from memsim.v1 import machine_pb2 as pb
 from memsim.v1 import machine_pb2_grpc
 
 DEFAULT_TIMEOUT = 10.0
+REPLY_GRACE = 1.0  # a batch's reply may arrive this long after its timeout (see with_deadline)
 MAX_MESSAGE = 32 << 20
 _channel_ids = iter(range(1 << 62))
 
@@ -64,6 +84,21 @@ def build_request(cls, **fields):
         bad = {k: v for k, v in fields.items() if not isinstance(v, bytes | bytearray)}
         raise InvalidArgument(f"bad arguments {bad}: sizes, addresses and offsets are non-negative "
                               f"integers below 2**64") from None
+
+
+def with_deadline(request: Any, timeout: float) -> Any:
+    """request with timeout_ms: the server undoes a batch's allocations if it ends later than
+    that after arriving (server/servicer.py), and otherwise replies; as the caller waits
+    REPLY_GRACE longer, a reply the server sends is never one the caller has given up on."""
+    request.timeout_ms = max(1, min(int(timeout * 1000), (1 << 32) - 1))
+    return request
+
+
+def expired_batch(reply: Any, timeout: float) -> Any:
+    if reply.expired:
+        raise DeadlineExceeded(f"batch {reply.seq} did not finish within {timeout} s on core {reply.core}; "
+                               f"the objects it allocated were freed again (its other ops took effect)")
+    return reply
 
 
 class Stream:
@@ -164,22 +199,39 @@ class Client:
     """
 
     def __init__(self, target: str = "127.0.0.1:50051", *, core: int | None = None,
-                 timeout: float = DEFAULT_TIMEOUT):
+                 timeout: float = DEFAULT_TIMEOUT, lease: float = DEFAULT_LEASE, keep: bool = False):
         self.target = core_target(target, core)
+        self.keep = keep  # the default for alloc(); True also makes batch allocations nobody's
         self.core = core
         self.timeout = timeout
+        self.lease = check_lease(lease)
+        self.client_id = new_client_id()
+        self._metadata = session_metadata(self.client_id, self.lease)
         self._channel = grpc.insecure_channel(self.target, options=channel_options())
         self._stub = machine_pb2_grpc.MachineStub(self._channel)
-        self._batches = StreamSession(self._stub.Batch)
+        self._batches = StreamSession(functools.partial(self._stub.Batch, metadata=() if keep else self._metadata))
+        self._keepalive = Keepalive(self._renew, self.lease)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Close the connection, freeing the objects this client allocated (but not those it kept)."""
+        if self._closed:
+            return
         self._closed = True
-        self._batches.close()
+        self._keepalive.stop()
+        self._batches.close()  # first: a server at its stream limit has room for Release
+        if self._keepalive.needs_release():
+            release(functools.partial(self._stub.Release, pb.ReleaseRequest()), max(self.timeout, RELEASE_TIMEOUT),
+                    self._metadata)
         self._channel.close()
 
     _closed = False
+
+    def _renew(self) -> bool:
+        """Renew this client's lease; whether it still holds any object."""
+        return self._stub.Renew(pb.RenewRequest(), timeout=min(self.timeout, self.lease / 2),
+                                metadata=self._metadata).objects
 
     def __enter__(self) -> Client:
         return self
@@ -197,7 +249,7 @@ class Client:
         if self._closed:
             raise client_closed(self)
         try:
-            return method(request, timeout=self.timeout if timeout is None else timeout)
+            return method(request, timeout=self.timeout if timeout is None else timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             err = from_rpc_error(e)
             if isinstance(err, Unavailable) and self.core is not None:
@@ -210,8 +262,13 @@ class Client:
 
     # -- single operations -----------------------------------------------------------------
 
-    def alloc(self, size: int, *, timeout: float | None = None) -> Allocation:
-        r = self._call(self._stub.Alloc, self._request(pb.AllocRequest, size=size), timeout)
+    def alloc(self, size: int, keep: bool | None = None, *, timeout: float | None = None) -> Allocation:
+        """A new object, freed when this client closes (or its lease runs out) unless keep=True."""
+        keep = self.keep if keep is None else keep
+        req = self._request(pb.AllocRequest, size=size, keep=keep)
+        if not keep:
+            self._keepalive.start()  # before the call: an object it makes is never without renewal
+        r = self._call(self._stub.Alloc, req, timeout)
         return Allocation(r.address, r.size, r.usable_size, r.size_class, LAYER_NAMES[r.layer], r.core,
                           [(w.lock, w.wait_ns) for w in r.lock_waits])
 
@@ -231,11 +288,16 @@ class Client:
 
     # -- structured values (msgpack) -----------------------------------------------------
 
-    def put_value(self, value: Any) -> Allocation:
+    def put_value(self, value: Any, keep: bool | None = None) -> Allocation:
         """Store a msgpack-encodable value in a new object; keep the Allocation to read it back."""
         payload = msgpack.packb(value, use_bin_type=True)
-        a = self.alloc(len(payload))
-        self.write(a.address, payload)
+        a = self.alloc(len(payload), keep=keep)
+        try:
+            self.write(a.address, payload)
+        except BaseException:
+            with contextlib.suppress(Exception):  # nobody could name the object: give it back
+                self.free(a.address)
+            raise
         return a
 
     def get_value(self, obj: Allocation | int) -> Any:
@@ -258,6 +320,13 @@ class Client:
     def info(self, *, timeout: float | None = None) -> pb.MachineInfo:
         return self._call(self._stub.GetInfo, pb.InfoRequest(), timeout)
 
+    def list_objects(self, core: int | None = None, client: str = "", mine: bool = False,
+                     limit: int = 1000) -> ObjectListing:
+        """Live objects (those `core` allocated; those of `client`, a client id, or this client's with
+        mine=True): up to `limit` of them, and how many match in all."""
+        req = self._request(pb.ListObjectsRequest, core=core, client=client, mine=mine, limit=limit)
+        return decode_objects(self._call(self._stub.ListObjects, req))
+
     def stats(self, check_heap: bool = False, *, timeout: float | None = None) -> pb.Stats:
         """Heap figures, locks and caches; check_heap=True also verifies the heap's invariants."""
         return self._call(self._stub.GetStats, pb.StatsRequest(check_heap=check_heap), timeout)
@@ -268,4 +337,8 @@ class Client:
         return Batch(self.execute)
 
     def execute(self, batch: Batch) -> BatchResult:
-        return batch.decode(self._batches.roundtrip(batch.to_proto, self.timeout))
+        if pb.ALLOC in batch.kind and not self.keep:
+            self._keepalive.start()
+        reply = self._batches.roundtrip(lambda seq: with_deadline(batch.to_proto(seq), self.timeout),
+                                        self.timeout + REPLY_GRACE)
+        return batch.decode(expired_batch(reply, self.timeout))

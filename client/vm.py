@@ -10,7 +10,12 @@
         sp.memory_map()        # smaps-like regions
         b = sp.batch(); b.store(heap, b"x"); b.load(heap, 1); b.translate(heap); b.execute()
         vm.vmstat()            # {'pgfault': ..., 'pgmajfault': ..., 'pswpin': ..., ...}
-        sp.destroy()
+        sp.destroy()           # or leave it: closing the client destroys what it made
+
+A space belongs to the client that created it: `close()` destroys it, and if the process dies
+without closing, the server does once the client's lease (`lease=`, 30 s) runs out
+(client/session.py). `create_space(..., keep=True)` makes one that outlives its client, until
+someone calls `destroy()` on it (`vm.space(id)` gives a handle from any client).
 
 Protections are "r", "rw", "rx", "rwx", "none" (or R=1 | W=2 | X=4); kinds code, data, heap, stack
 (which gets a guard page below it) and anon. Faults come back as the typed errors of
@@ -20,14 +25,25 @@ protection or guard-page fault, NotFound for a space that does not exist.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 
 from memsim.client.errors import InvalidArgument, MemsimError, client_closed, from_code, from_rpc_error
+from memsim.client.session import (
+    CLIENT_ID_KEY,
+    DEFAULT_LEASE,
+    RELEASE_TIMEOUT,
+    Keepalive,
+    check_lease,
+    new_client_id,
+    release,
+)
 from memsim.client.sync import DEFAULT_TIMEOUT, StreamSession, channel_options, core_target
 from memsim.client.sync import build_request as _req  # InvalidArgument for what protobuf cannot carry
+from memsim.v1 import machine_pb2 as mpb
 from memsim.v1 import vm_pb2 as pb
 from memsim.v1 import vm_pb2_grpc
 
@@ -196,19 +212,35 @@ class VMClient:
     """A connection to a memsim server's virtual memory (any core, or `core=N` for that core's port)."""
 
     def __init__(self, target: str = "127.0.0.1:50051", *, core: int | None = None,
-                 timeout: float = DEFAULT_TIMEOUT):
+                 timeout: float = DEFAULT_TIMEOUT, lease: float = DEFAULT_LEASE):
         self.target = core_target(target, core)
         self.timeout = timeout
+        self.lease = check_lease(lease)
+        self.client_id = new_client_id()
+        self._metadata = ((CLIENT_ID_KEY, self.client_id),)
         self._channel = grpc.insecure_channel(self.target, options=channel_options())
         self._stub = vm_pb2_grpc.VMStub(self._channel)
         self._batches = StreamSession(self._stub.Batch)
+        self._keepalive = Keepalive(self._renew, self.lease)
 
     def close(self) -> None:
+        """Close the connection, destroying the spaces this client made (but not those it kept)."""
+        if self._closed:
+            return
         self._closed = True
-        self._batches.close()
+        self._keepalive.stop()
+        self._batches.close()  # first: a server at its stream limit has room for Release
+        if self._keepalive.needs_release():
+            release(functools.partial(self._stub.Release, mpb.ReleaseRequest()), min(self.timeout, RELEASE_TIMEOUT),
+                    self._metadata)
         self._channel.close()
 
     _closed = False
+
+    def _renew(self) -> bool:
+        """Renew this client's lease; whether it still holds any space."""
+        return self._stub.Renew(mpb.RenewRequest(), timeout=min(self.timeout, self.lease / 2),
+                                metadata=self._metadata).spaces > 0
 
     def __enter__(self) -> VMClient:
         return self
@@ -220,21 +252,25 @@ class VMClient:
         if self._closed:
             raise client_closed(self)
         try:
-            return getattr(self._stub, method)(request, timeout=self.timeout)
+            return getattr(self._stub, method)(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
     def create_space(self, page_table: str = "multilevel", bits: int = 0, levels: int = 0, level_bits: int = 0,
-                     name: str = "") -> Space:
-        st = self._call("CreateSpace", _req(pb.CreateSpaceRequest, page_table=page_table, bits=bits, levels=levels,
-                                                             level_bits=level_bits, name=name))
-        return Space(self, st)
+                     name: str = "", keep: bool = False) -> Space:
+        """A new space, destroyed when this client closes (or its lease runs out) unless keep=True."""
+        req = _req(pb.CreateSpaceRequest, page_table=page_table, bits=bits, levels=levels, level_bits=level_bits,
+                   name=name, keep=keep, lease_seconds=self.lease)
+        if not keep:
+            self._keepalive.start()  # before the call: a space it creates is never without renewal
+        return Space(self, self._call("CreateSpace", req))
 
     def space(self, space_id: int) -> Space:
         return Space(self, self._call("SpaceStat", _req(pb.SpaceRequest, space=space_id)))
 
-    def spaces(self) -> list[pb.SpaceStats]:
-        return list(self._call("ListSpaces", pb.ListSpacesRequest()).spaces)
+    def spaces(self, mine_only: bool = False) -> list[pb.SpaceStats]:
+        """Every space on the machine (each with its owner, keep and lease_remaining), or this client's."""
+        return list(self._call("ListSpaces", pb.ListSpacesRequest(mine=mine_only)).spaces)
 
     def vmstat(self) -> dict[str, int]:
         r = self._call("VmStat", pb.VmStatRequest())

@@ -5,19 +5,32 @@
         a = await sp.mmap(65536, kind="heap")
         await sp.store(a, b"hi"); await sp.load(a, 2)
         b = sp.batch(); b.load(a, 2); await b.execute()
+
+Spaces are released as `VMClient`'s are (client/vm.py): at close, or when the lease runs out.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import grpc
 
 from memsim.client.aio import AsyncStreamSession
 from memsim.client.errors import client_closed, from_rpc_error
+from memsim.client.session import (
+    CLIENT_ID_KEY,
+    DEFAULT_LEASE,
+    RELEASE_TIMEOUT,
+    AsyncKeepalive,
+    check_lease,
+    new_client_id,
+    release_async,
+)
 from memsim.client.sync import DEFAULT_TIMEOUT, channel_options, core_target
 from memsim.client.sync import build_request as _req  # InvalidArgument for what protobuf cannot carry
 from memsim.client.vm import Translation, VmBatch, VmBatchResult, map_list, prot_bits, usage_dict
+from memsim.v1 import machine_pb2 as mpb
 from memsim.v1 import vm_pb2 as pb
 from memsim.v1 import vm_pb2_grpc
 
@@ -73,19 +86,35 @@ class AsyncSpace:
 
 class AsyncVMClient:
     def __init__(self, target: str = "127.0.0.1:50051", *, core: int | None = None,
-                 timeout: float = DEFAULT_TIMEOUT):
+                 timeout: float = DEFAULT_TIMEOUT, lease: float = DEFAULT_LEASE):
         self.target = core_target(target, core)
         self.timeout = timeout
+        self.lease = check_lease(lease)
+        self.client_id = new_client_id()
+        self._metadata = ((CLIENT_ID_KEY, self.client_id),)
         self._channel = grpc.aio.insecure_channel(self.target, options=channel_options())
         self._stub = vm_pb2_grpc.VMStub(self._channel)
         self._batches = AsyncStreamSession(self._stub.Batch, "VM batch")
+        self._keepalive = AsyncKeepalive(self._renew, self.lease)
 
     async def close(self) -> None:
+        """Close the connection, destroying the spaces this client made (but not those it kept)."""
+        if self._closed:
+            return
         self._closed = True
-        self._batches.close()
+        await self._keepalive.stop()
+        self._batches.close()  # first: a server at its stream limit has room for Release
+        if self._keepalive.needs_release():
+            await release_async(functools.partial(self._stub.Release, mpb.ReleaseRequest()),
+                                min(self.timeout, RELEASE_TIMEOUT), self._metadata)
         await self._channel.close()
 
     _closed = False
+
+    async def _renew(self) -> bool:
+        reply = await self._stub.Renew(mpb.RenewRequest(), timeout=min(self.timeout, self.lease / 2),
+                                       metadata=self._metadata)
+        return reply.spaces > 0
 
     async def __aenter__(self) -> AsyncVMClient:
         return self
@@ -97,22 +126,25 @@ class AsyncVMClient:
         if self._closed:
             raise client_closed(self)
         try:
-            return await getattr(self._stub, method)(request, timeout=self.timeout)
+            return await getattr(self._stub, method)(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
     async def create_space(self, page_table: str = "multilevel", bits: int = 0, levels: int = 0,
-                           level_bits: int = 0, name: str = "") -> AsyncSpace:
+                           level_bits: int = 0, name: str = "", keep: bool = False) -> AsyncSpace:
+        """A new space, destroyed when this client closes (or its lease runs out) unless keep=True."""
         req = _req(pb.CreateSpaceRequest, page_table=page_table, bits=bits, levels=levels, level_bits=level_bits,
-                   name=name)
+                   name=name, keep=keep, lease_seconds=self.lease)
+        if not keep:
+            self._keepalive.start()
         st = await self._call("CreateSpace", req)
         return AsyncSpace(self, st)
 
     async def space(self, space_id: int) -> AsyncSpace:
         return AsyncSpace(self, await self._call("SpaceStat", _req(pb.SpaceRequest, space=space_id)))
 
-    async def spaces(self) -> list[pb.SpaceStats]:
-        return list((await self._call("ListSpaces", pb.ListSpacesRequest())).spaces)
+    async def spaces(self, mine_only: bool = False) -> list[pb.SpaceStats]:
+        return list((await self._call("ListSpaces", pb.ListSpacesRequest(mine=mine_only))).spaces)
 
     async def vmstat(self) -> dict[str, int]:
         r = await self._call("VmStat", pb.VmStatRequest())

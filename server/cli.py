@@ -1,7 +1,7 @@
 """`memsim`: serve a machine, look at it, drive it.
 
     memsim serve [--cores 4] [--memory 64MiB] [--frame-size 4096] [--port 50051] [--no-caches] [--global-lock]
-    memsim stats [--target HOST:PORT] [--json] [--all] [--check]
+    memsim stats [--target HOST:PORT] [--json] [--all] [--check] [--objects [--core N] [--client ID]]
     memsim sizeclasses
     memsim demo                        start a default machine, run a short load, print, stop
     memsim bench alloc [...]           Larson-style load from many processes (see --help)
@@ -209,6 +209,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
         with Client(args.target, timeout=args.timeout) as c:
             st = c.stats(check_heap=args.check)
             info = c.info()
+            listing = None
+            if args.objects or args.core is not None or args.client:
+                listing = c.list_objects(core=args.core, client=args.client, limit=args.limit)
         pool = vm_pool_bytes(args.target, args.timeout)
     except MemsimError as e:
         print(f"memsim stats: {args.target}: {e.code.name}: {e}", file=sys.stderr)
@@ -216,11 +219,18 @@ def cmd_stats(args: argparse.Namespace) -> int:
             print("is a server running there? point at it with --target HOST:PORT", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(stats_to_dict(st, info, pool), indent=2))
+        d = stats_to_dict(st, info, pool)
+        if listing is not None:
+            d["objects"] = {"total": listing.total, "listed": [vars(o) for o in listing.objects]}
+        print(json.dumps(d, indent=2))
     else:
         render_stats(st, info, all_classes=args.all, vm_pool_bytes=pool)
         if args.check:
             print("heap check: " + ("ok" if not st.heap_problems else "; ".join(st.heap_problems)))
+        if listing is not None:
+            from memsim.client.report import render_objects
+
+            render_objects(listing)
     return 1 if st.heap_problems else 0
 
 
@@ -377,6 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--all", action="store_true", help="list every size class, not only those in use")
     s.add_argument("--check", action="store_true",
                    help="also verify the heap's invariants (exit 1 if broken); takes every lock once")
+    s.add_argument("--objects", action="store_true",
+                   help="also list live objects by core and client (to find leaks), the first --limit of them")
+    s.add_argument("--core", type=int, default=None, help="with --objects: only those this core allocated")
+    s.add_argument("--client", default="", help="with --objects: only this client's (its id, as listed)")
+    s.add_argument("--limit", type=int, default=1000, help="with --objects: list at most this many (default 1000)")
     s.set_defaults(func=cmd_stats)
 
     s = sub.add_parser("sizeclasses", help="print the size-class table and its waste")

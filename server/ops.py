@@ -23,8 +23,9 @@ def _column(values, n: int, name: str, default: int) -> list[int]:
     return list(values)
 
 
-def execute_batch(heap: Heap, req: pb.OpBatch, budget: ReplyBudget | None = None) -> pb.BatchReply:
+def execute_batch(heap: Heap, req: pb.OpBatch, budget: ReplyBudget | None = None, client: int = 0) -> pb.BatchReply:
     """Run every op of the batch in order; an op's failure is reported and the rest go on.
+    Its objects are recorded as client entry `client`'s (sim/alloc/owners.py).
 
     A READ is charged to the reply's budget (limits.py) before it copies anything; one that
     does not fit fails with RESOURCE_EXHAUSTED and the rest of the batch goes on."""
@@ -64,7 +65,7 @@ def execute_batch(heap: Heap, req: pb.OpBatch, budget: ReplyBudget | None = None
             else:
                 addr = addrs[i]
             if kind == pb.ALLOC:
-                r = heap.malloc(sizes[i])
+                r = heap.malloc(sizes[i], client)
                 out_addr[i] = r.address
                 out_layer[i] = LAYERS[r.layer]
                 for _, w in r.lock_waits:

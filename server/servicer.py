@@ -2,26 +2,34 @@
 
 Each handler takes the core's mutex around the heap work (see worker.py), turns a SimError
 into its status code with the simulator's message, and turns anything unexpected into
-INTERNAL without letting it take the worker down.
+INTERNAL without letting it take the worker down. An allocation whose caller has gone by the
+time it is made (its deadline passed while it waited for the core, or it cancelled) is freed
+again before the reply, which could only be lost: nobody could ever name that object
+(server/sessions.py). A batch says how long its caller waits (timeout_ms, from the moment it
+is sent, so from before it arrives here); one that ends later has its allocations freed and
+answers `expired`, while the caller, which waits a little longer than that, still gets it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 
 import grpc
 
 from memsim.server.limits import PendingReplies
 from memsim.server.ops import LAYERS, execute_batch
+from memsim.server.sessions import caller_gone, client_id, metadata_lease
 from memsim.server.wire import call_budget, stream_replies
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.memstats import read_cache_stats, read_central_stats, read_memstats
+from memsim.sim.alloc.owners import Owners
 from memsim.sim.alloc.recovery import locked_check
 from memsim.sim.alloc.sizeclasses import PAGE_SIZE, table
-from memsim.sim.errors import SimError
+from memsim.sim.errors import InvalidArgument, SimError
 from memsim.sim.machine import atomics
 from memsim.sim.system import Machine
 from memsim.v1 import machine_pb2 as pb
@@ -30,6 +38,26 @@ from memsim.v1 import machine_pb2_grpc
 log = logging.getLogger("memsim.worker")
 
 STATUS = {c.value[0]: c for c in grpc.StatusCode}
+RELEASE_CHUNK = 1000  # objects freed per hold of the core's mutex when a client is released
+MAX_LISTED = 100_000
+
+
+def allocated_by(req: pb.OpBatch, reply: pb.BatchReply) -> list[int]:
+    """The objects a batch allocated and did not free itself: what to free if its reply is lost.
+    (Its frees and writes of older objects cannot be undone; they were the caller's to ask for.)"""
+    failed = {e.index for e in reply.errors}
+    refs = list(req.ref)
+    addrs = list(req.address) or [0] * len(req.kind)
+    live: dict[int, None] = {}
+    for i, kind in enumerate(req.kind):
+        if i in failed:
+            continue
+        if kind == pb.ALLOC:
+            live[reply.address[i]] = None
+        elif kind == pb.FREE:
+            ref = refs[i] if refs else -1
+            live.pop(reply.address[ref] if ref >= 0 else addrs[i], None)
+    return list(live)
 
 
 class MachineServicer(machine_pb2_grpc.MachineServicer):
@@ -40,6 +68,16 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
         self.port = port
         self.core_lock = threading.Lock()
         self.replies = replies or PendingReplies(core)  # the core's reply bytes not yet sent (limits.py)
+        self.owners = Owners(heap)
+
+    def _client_entry(self, context: grpc.ServicerContext, keep: bool = False) -> int:
+        """The caller's entry in the client table (claimed on its first allocation), or 0 for an
+        object that is nobody's: kept, or asked for without a client id (server/sessions.py)."""
+        cid = client_id(context)
+        lease = metadata_lease(context)
+        if keep or not cid:
+            return 0
+        return self.owners.claim(cid, lease, time.monotonic())
 
     def _fail(self, context: grpc.ServicerContext, e: Exception) -> None:
         if isinstance(e, SimError):
@@ -52,9 +90,16 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
     def Alloc(self, request: pb.AllocRequest, context: grpc.ServicerContext) -> pb.AllocReply:
         try:
             with self.core_lock:
-                r = self.heap.malloc(request.size)
+                r = self.heap.malloc(request.size, self._client_entry(context, request.keep))
+                gone = caller_gone(context)
+                if gone:
+                    self.heap.free(r.address)
         except Exception as e:  # noqa: BLE001 - every failure becomes a status code
             self._fail(context, e)
+        if gone:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                          f"the deadline passed (or was too close to reply) before the {request.size}-byte "
+                          f"object at {r.address:#x} was allocated; it was freed again")
         return pb.AllocReply(address=r.address, size=r.size, usable_size=r.usable, size_class=r.size_class,
                              layer=LAYERS[r.layer], core=self.core,
                              lock_waits=[pb.LockWait(lock=n, wait_ns=w) for n, w in r.lock_waits])
@@ -88,10 +133,104 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
 
     def Batch(self, request_iterator: Iterator[pb.OpBatch], context: grpc.ServicerContext) -> Iterator[pb.BatchReply]:
         def run(req: pb.OpBatch, budget) -> pb.BatchReply:
+            arrived = time.monotonic()
             with self.core_lock:
-                return execute_batch(self.heap, req, budget)
+                entry = self._client_entry(context) if pb.ALLOC in req.kind else 0
+                reply = execute_batch(self.heap, req, budget, client=entry)
+                late = req.timeout_ms and time.monotonic() - arrived > req.timeout_ms / 1000
+                if late or not context.is_active():  # the caller has given up: nobody could name these
+                    for address in allocated_by(req, reply):
+                        self.heap.free(address)
+                    reply = pb.BatchReply(seq=req.seq, core=self.core, expired=True)
+            return reply
 
         yield from stream_replies(self.replies, request_iterator, run)
+
+    # -- owners (sim/alloc/owners.py, server/sessions.py) -------------------------------------
+
+    def ListObjects(self, request: pb.ListObjectsRequest, context: grpc.ServicerContext) -> pb.ListObjectsReply:
+        try:
+            limit = request.limit or 1000
+            if limit > MAX_LISTED:
+                raise InvalidArgument(f"limit {limit} is more than {MAX_LISTED}; `total` counts every match")
+            core = request.core if request.HasField("core") else None
+            if core is not None and core >= self.machine.config.cores:
+                raise InvalidArgument(f"core {core}: the machine has cores 0..{self.machine.config.cores - 1}")
+            client = client_id(context) if request.mine else None
+            if request.mine and not client:
+                raise InvalidArgument("mine lists the caller's objects: send memsim-client-id metadata")
+            if request.client:
+                if request.mine:
+                    raise InvalidArgument("give client or mine, not both")
+                try:
+                    client = int(request.client, 16) if len(request.client) <= 16 else -1
+                except ValueError:
+                    client = -1
+                if not 0 < client < 1 << 63:
+                    raise InvalidArgument(f"client {request.client[:40]!r} must be a client id: 1-16 hex digits")
+            objects, total = self.owners.live(core=core, client=client, limit=limit)
+        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
+            self._fail(context, e)
+        return pb.ListObjectsReply(total=total, objects=[
+            pb.LiveObject(address=o.address, size=o.size, core=o.core, client=f"{o.client:x}" if o.client else "",
+                          kind=o.kind) for o in objects])
+
+    def Renew(self, request: pb.RenewRequest, context: grpc.ServicerContext) -> pb.RenewReply:
+        # Without the core's mutex, as VM.Renew: a renewal is one store to shared memory.
+        try:
+            held = self.owners.renew(self._caller(context, "Renew"), time.monotonic())
+        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
+            self._fail(context, e)
+        return pb.RenewReply(objects=held)
+
+    def Release(self, request: pb.ReleaseRequest, context: grpc.ServicerContext) -> pb.ReleaseReply:
+        try:
+            cid = self._caller(context, "Release")
+            freed = self.release(self.owners.entry_of(cid), cid, time.monotonic(), expired_only=False)
+        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
+            self._fail(context, e)
+        return pb.ReleaseReply(objects=freed)
+
+    def release(self, entry: int, cid: int, now: float, expired_only: bool) -> int:
+        """Free a client's objects, RELEASE_CHUNK per hold of the core's mutex (others' calls go
+        between); returns how many were freed."""
+        owners = self.owners
+        if not entry:
+            return 0
+        with self.core_lock:
+            if not owners.begin_release(entry, cid, now, expired_only):
+                return 0
+        freed = 0
+        for _ in range(len(owners.client_objects(entry)) // RELEASE_CHUNK + 2):  # free_some can only shrink it
+            with self.core_lock:
+                tried, n = owners.free_some(entry, RELEASE_CHUNK)
+            freed += n
+            if not tried:
+                break
+        with self.core_lock:
+            owners.finish_release(entry)
+        return freed
+
+    def expired(self, now: float) -> list[int]:
+        return self.owners.expired(now)
+
+    def reap(self, now: float) -> list[str]:
+        """Free the objects of every client whose lease ran out before `now` (LeaseReaper)."""
+        out = []
+        for entry in self.owners.expired(now):
+            cid = int(self.machine.arrays.client_id[entry])
+            n = self.release(entry, cid, now, expired_only=True)
+            if n:
+                out.append(f"{n} objects of client {abs(cid):x}")
+        return out
+
+    @staticmethod
+    def _caller(context: grpc.ServicerContext, call: str) -> int:
+        cid = client_id(context)
+        if not cid:
+            raise InvalidArgument(f"{call} acts on the caller's objects: send memsim-client-id metadata (1-16 hex "
+                                  f"digits) as memsim's clients do")
+        return cid
 
     # -- introspection ---------------------------------------------------------------------
 

@@ -5,19 +5,24 @@ around the VM work; the VM takes its own shared locks (a space's lock, the pool'
 policy's) inside. A batch message takes the mutex once for all its operations. A SimError
 becomes its status code with the simulator's message (which names the address and the
 region for a fault); anything else becomes INTERNAL without taking the worker down.
+A space is held by the client that created it, on a lease (server/sessions.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import secrets
 import threading
+import time
 from collections.abc import Iterator
 
 import grpc
 
 from memsim.server.limits import MAX_BATCH_OPS, PendingReplies, ReplyBudget
+from memsim.server.sessions import caller_gone, client_id, lease_seconds
 from memsim.server.wire import call_budget, stream_replies
-from memsim.sim.errors import InvalidArgument, SimError
+from memsim.sim.errors import InvalidArgument, NotFound, SimError
 from memsim.sim.vm.vm import VM
 from memsim.v1 import machine_pb2 as mpb
 from memsim.v1 import vm_pb2 as pb
@@ -33,7 +38,9 @@ def space_stats(d: dict) -> pb.SpaceStats:
                          page_table_bytes=d["page_table_bytes"], rss_pages=d["rss_pages"],
                          swap_pages=d["swap_pages"], minflt=d["minflt"], majflt=d["majflt"],
                          tlb_hits=d["tlb_hits"], tlb_misses=d["tlb_misses"], tlb_hit_ratio=d["tlb_hit_ratio"],
-                         accesses=d["accesses"])
+                         accesses=d["accesses"], owner=f"{d['owner']:x}" if d["owner"] else "",
+                         keep=not d["owner"],
+                         lease_remaining=max(0.0, d["lease_expiry"] - time.monotonic()) if d["owner"] else 0.0)
 
 
 def run_batch(vm: VM, req: pb.VmBatch, core: int, budget: ReplyBudget | None = None) -> pb.VmBatchReply:
@@ -110,12 +117,26 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         vm = self.vm
 
         def create():
+            lease = lease_seconds(request.lease_seconds)
+            owner = client_id(context)
+            if request.keep:
+                owner = 0
+            elif not owner:  # no id: a lease nobody can renew (vm.proto)
+                owner = secrets.randbits(63) or 1
+            now = time.monotonic()
+            vm.reap(now)  # what dead clients left goes back before a new space needs room
             sp = vm.create_space(request.page_table or "multilevel", bits=request.bits or None,
                                  levels=request.levels or None, level_bits=request.level_bits or None,
-                                 name=request.name)
+                                 name=request.name, owner=owner, lease=0.0 if request.keep else lease, now=now)
+            vm.renew(owner, now)  # creating is renewing: the client's other spaces live on too
             return vm.space_stats(sp)
 
-        return space_stats(self._call(context, create))
+        st = self._call(context, create)
+        if caller_gone(context):  # nobody can name this space: undo it (server/sessions.py)
+            self._call(context, vm.destroy_if_held, st["space"], st["owner"])
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"the deadline passed (or was too close to reply) "
+                          f"before space {st['space']} was made; it was destroyed again")
+        return space_stats(st)
 
     def DestroySpace(self, request: pb.SpaceRequest, context: grpc.ServicerContext) -> pb.SpaceStats:
         def destroy():
@@ -125,8 +146,47 @@ class VmServicer(vm_pb2_grpc.VMServicer):
 
         return space_stats(self._call(context, destroy))
 
+    def Renew(self, request: mpb.RenewRequest, context: grpc.ServicerContext) -> mpb.RenewReply:
+        # Without the core's mutex: a renewal is one store to shared memory (sim/vm/vm.py, leases),
+        # and a keepalive must not wait behind a long call on this core until its lease runs out.
+        try:
+            n = self.vm.renew(self._owner(context, "Renew"), time.monotonic())
+        except SimError as e:
+            context.abort(STATUS[e.code], str(e))
+        return mpb.RenewReply(spaces=n)
+
+    def Release(self, request: mpb.ReleaseRequest, context: grpc.ServicerContext) -> mpb.ReleaseReply:
+        owner = self._call(context, self._owner, context, "Release")
+        return mpb.ReleaseReply(spaces=self._call(context, self.vm.release, owner))
+
+    def expired(self, now: float) -> list[int]:
+        return self.vm.expired(now)
+
+    def reap(self, now: float) -> list[str]:
+        """Destroy the spaces whose lease ran out before `now` (LeaseReaper)."""
+        with self.core_lock:
+            return [f"space {sp}" for sp in self.vm.reap(now)]
+
+    @staticmethod
+    def _owner(context: grpc.ServicerContext, call: str) -> int:
+        owner = client_id(context)
+        if not owner:
+            raise InvalidArgument(f"{call} acts on the caller's spaces: send memsim-client-id metadata (1-16 hex "
+                                  f"digits) as memsim's clients do")
+        return owner
+
     def ListSpaces(self, request: pb.ListSpacesRequest, context: grpc.ServicerContext) -> pb.ListSpacesReply:
-        stats = self._call(context, lambda: [self.vm.space_stats(sp) for sp in self.vm.spaces()])
+        def listing():
+            owner = client_id(context) if request.mine else None
+            if owner == 0:  # mine, from a caller with no id: it holds nothing (kept spaces are nobody's)
+                return []
+            out = []
+            for sp in self.vm.spaces(owner):
+                with contextlib.suppress(NotFound):  # destroyed meanwhile by another core (a reaped lease)
+                    out.append(self.vm.space_stats(sp))
+            return out
+
+        stats = self._call(context, listing)
         return pb.ListSpacesReply(spaces=[space_stats(d) for d in stats])
 
     def Mmap(self, request: pb.MmapRequest, context: grpc.ServicerContext) -> pb.MmapReply:

@@ -39,6 +39,7 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     from memsim.server.cache_servicer import CacheCron, CacheServicer
     from memsim.server.limits import PendingReplies
     from memsim.server.servicer import MachineServicer
+    from memsim.server.sessions import LeaseReaper
     from memsim.server.vm_servicer import Khugepaged, VmServicer
     from memsim.server.wire import StreamGate, register
     from memsim.v1 import cache_pb2, cache_pb2_grpc, machine_pb2, machine_pb2_grpc, vm_pb2, vm_pb2_grpc
@@ -64,10 +65,12 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     register(server, machine_pb2_grpc.add_MachineServicer_to_server, servicer, core, gate)
     register(server, cache_pb2_grpc.add_CacheServicer_to_server, cache, core, gate)
     khugepaged = None
+    leased: list = [servicer]  # what clients hold on leases; on every core: any core may release any of it
     if machine.pool_frames:  # a machine started with --vm-memory
         vm = machine.vm(core)
-        register(server, vm_pb2_grpc.add_VMServicer_to_server,
-                 VmServicer(vm, core, servicer.core_lock, replies=replies), core, gate)
+        vm_servicer = VmServicer(vm, core, servicer.core_lock, replies=replies)
+        register(server, vm_pb2_grpc.add_VMServicer_to_server, vm_servicer, core, gate)
+        leased.append(vm_servicer)
         if core == 0 and machine.config.thp != "never":  # one khugepaged for the machine, on core 0
             khugepaged = Khugepaged(vm, servicer.core_lock, machine.config.khugepaged_ms / 1000)
     health_servicer = health.HealthServicer()
@@ -86,6 +89,8 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     cron.start()
     if khugepaged is not None:
         khugepaged.start()
+    reaper = LeaseReaper(core, leased)
+    reaper.start()
     for svc in ("", *names[:3]):
         health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)
 
@@ -111,6 +116,7 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     cron.stop()
     if khugepaged is not None:
         khugepaged.stop()
+    reaper.stop()
     with servicer.core_lock:
         ks.release()
         heap.release_caches()  # give this core's cached objects back, as Go does when a P goes away

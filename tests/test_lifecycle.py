@@ -33,7 +33,7 @@ def test_killed_worker_is_restarted_and_the_heap_stays_consistent():
         victim_pid = srv.worker_pids[1]
         # Core 1 holds objects in its cache and a live object; then it is killed mid-life.
         with Client(srv.target, core=1) as c:
-            live = c.alloc(200).address
+            live = c.alloc(200, keep=True).address  # kept: it must outlive this client too
             c.write(live, b"survivor")
             for _ in range(3):
                 b = c.batch()

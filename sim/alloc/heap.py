@@ -88,6 +88,7 @@ class Heap:
         self._span_state = memoryview(a.span_state)
         self._span_class = memoryview(a.span_class)
         self._slot_state = memoryview(a.slot_state)
+        self._obj_owner = memoryview(a.obj_owner)
         self._obj_size = memoryview(a.obj_size)
         self._gauges = memoryview(a.heap_gauges)
         self._nelems = [0] + [c.objects for c in self.t.classes]
@@ -133,7 +134,9 @@ class Heap:
 
     # -- malloc ----------------------------------------------------------------------------
 
-    def malloc(self, size: int) -> AllocResult:
+    def malloc(self, size: int, client: int = 0) -> AllocResult:
+        """An object of `size` bytes, recorded as allocated by this core for `client` (an entry of
+        owners.py's client table; 0 = nobody's). Tiny objects are recorded by their block."""
         if not isinstance(size, int) or size <= 0:
             raise InvalidArgument(f"bad allocation size {size!r}: must be a positive number of bytes")
         limit = self.mheap.total_pages * PAGE_SIZE
@@ -141,11 +144,12 @@ class Heap:
             raise InvalidArgument(
                 f"bad allocation size {size}: larger than the machine's {limit} bytes of physical memory")
         self.locks.waits.clear()
+        owner = (self.core + 1) << L.OWNER_CORE_SHIFT | client
         if size < TINY_SIZE:
-            return self._malloc_tiny(size)
+            return self._malloc_tiny(size, owner)
         if size <= MAX_SMALL_SIZE:
-            return self._malloc_small(size)
-        return self._malloc_large(size)
+            return self._malloc_small(size, owner)
+        return self._malloc_large(size, owner)
 
     def _take(self, cls: int) -> tuple[int, str]:
         slot, hit = self.mcache.alloc(cls)
@@ -155,7 +159,7 @@ class Heap:
         assert c is not None
         return slot, LAYER_MHEAP if c.grew_last else LAYER_MCENTRAL
 
-    def _malloc_small(self, size: int) -> AllocResult:
+    def _malloc_small(self, size: int, owner: int) -> AllocResult:
         cls = self.t.class_of(size)
         slot, layer = self._take(cls)
         inflight = self.stats
@@ -165,13 +169,16 @@ class Heap:
         self._zero(addr, self.sizes[cls])
         self.mallocs[cls] += 1
         inflight[L.S_INFLIGHT] = (slot + 1) | L.INFLIGHT_COUNTED
+        self._obj_owner[slot] = owner
         self._obj_size[slot] = size  # publishes the object: from here on it can be read, written, freed
         inflight[L.S_INFLIGHT] = 0
         return AllocResult(addr, size, self.sizes[cls], cls, layer, self._drain_waits())
 
-    def _malloc_tiny(self, size: int) -> AllocResult:
+    def _malloc_tiny(self, size: int, owner: int) -> AllocResult:
         tiny = self.tiny
-        off = tiny.fits(size)
+        # A block holds one owner's objects (owners.py), so that a client's release can free them:
+        # another owner's request starts a new block, as a full block does.
+        off = tiny.fits(size) if tiny.block_slot < 0 or self._obj_owner[tiny.block_slot] == owner else -1
         layer = LAYER_TINY
         if off < 0:
             if tiny.block_slot >= 0:
@@ -185,6 +192,7 @@ class Heap:
                 layer = LAYER_TINY  # a new block from the cache is still the lock-free path
             self.stats[L.S_INFLIGHT] = (slot + 1) | L.INFLIGHT_TINY_BLOCK  # until adopt() marks it ours
             self._slot_state[slot] = L.ALLOCATED
+            self._obj_owner[slot] = owner
             addr = self._slot_addr(slot, TINY_CLASS)
             self._zero(addr, BLOCK)
             self.stats[L.S_TINY_BLOCK_ALLOCS] += 1
@@ -196,10 +204,11 @@ class Heap:
         self.stats[L.S_TINY_ALLOCS] += 1
         return AllocResult(addr, size, size, TINY_CLASS, layer, self._drain_waits())
 
-    def _malloc_large(self, size: int) -> AllocResult:
+    def _malloc_large(self, size: int, owner: int) -> AllocResult:
         npages = (size + PAGE_SIZE - 1) // PAGE_SIZE
         with self.mheap.lock:
             span = self.mheap.alloc_pages(npages, 0, reqsize=size)
+            self._obj_owner[span * MAX_OBJECTS_PER_SPAN] = owner
         addr = self.base + span * PAGE_SIZE
         self._zero(addr, npages * PAGE_SIZE)
         self.mallocs[0] += 1

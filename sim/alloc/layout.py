@@ -14,7 +14,10 @@ Slot states (`slot_state`, uint8):
     1 + core     CACHED   free, held in that core's mcache (only that core touches it)
     255          ALLOCATED handed to a client
 `obj_size` (uint16) is the requested size of an allocated small object (0 when free), or a
-tiny-block marker. Freeing is decided by a CAS of `obj_size` from its value to 0: exactly one
+tiny-block marker. `obj_owner` (uint32) says who allocated the object in a slot (for a large
+object, the slot of its span's first object): (core + 1) << 24 | the client's entry in
+`client_id` (0: no client: the cache, a kept object, a caller without an id; owners.py).
+Freeing is decided by a CAS of `obj_size` from its value to 0: exactly one
 of two concurrent frees wins, so nothing is ever handed out twice.
 
 Writers:
@@ -23,6 +26,8 @@ Writers:
     slot_state 0 <-> CACHED           under the class lock (refill/flush)
     slot_state CACHED <-> ALLOCATED   by the caching core only (lock-free fast path)
     obj_size, tiny_marks              CAS, or the single owner of the slot
+    obj_owner                         the core that allocates the object, before publishing it
+    client_*                          claimed and retired under the heap lock (owners.py)
     core_stats[core]                  by that core only (Go's per-P stats)
 """
 
@@ -38,6 +43,8 @@ from memsim.sim.machine.shm import ArraySpec
 FREE = 0
 ALLOCATED = 255
 MAX_CORES = 254
+MAX_CLIENTS = 4096  # clients holding objects at once; entry 0 means "no client"
+OWNER_CORE_SHIFT = 24
 
 # obj_size markers for tiny blocks (sizes never exceed 0x8000)
 TINY_RETIRED = 0xBFFF
@@ -90,6 +97,10 @@ def heap_specs(memory_bytes: int, ncores: int) -> list[ArraySpec]:
         ArraySpec("heap_gauges", "int64", (16,)),
         ArraySpec("slot_state", "uint8", (nslots,)),
         ArraySpec("obj_size", "uint16", (nslots,)),
+        ArraySpec("obj_owner", "uint32", (nslots,)),
+        ArraySpec("client_id", "int64", (MAX_CLIENTS,)),
+        ArraySpec("client_lease", "float64", (MAX_CLIENTS,)),
+        ArraySpec("client_expiry", "float64", (MAX_CLIENTS,)),
         ArraySpec("tiny_marks", "uint32", (memory_bytes // 16,)),
         ArraySpec("core_stats", "int64", (ncores, CORE_STAT_COLUMNS)),
         ArraySpec("core_mallocs", "int64", (ncores, padded)),
@@ -116,6 +127,10 @@ class HeapArrays:
     heap_gauges: np.ndarray
     slot_state: np.ndarray
     obj_size: np.ndarray
+    obj_owner: np.ndarray
+    client_id: np.ndarray
+    client_lease: np.ndarray
+    client_expiry: np.ndarray
     tiny_marks: np.ndarray
     core_stats: np.ndarray
     core_mallocs: np.ndarray

@@ -16,6 +16,9 @@ object in it is dead). This machine has explicit free, so it needs what the GC p
   last object race for that, and a CAS of RETIRED → 0 picks exactly one of them.
 
 The fast path (the object fits the current block) takes no lock: one CAS on the marks.
+Unlike Go's, a block holds one owner's objects (owners.py): a request for another client, or
+for none, retires the current block and starts a new one, so that a client's release can find
+and free its tiny objects.
 """
 
 from __future__ import annotations

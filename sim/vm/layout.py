@@ -16,6 +16,9 @@ pool-relative frame numbers (0 .. pool_frames-1); a PTE holds the machine-wide f
     vm_huge            (pool,) uint8              space of owner  1 head / 2 tail of a huge page (hugepage.py)
     vm_stat            (cores, NSTAT) int64       none (own row)  Linux's vmstat counters, per core
     sp_*               (MAX_SPACES, ...)          vm/space/<i>    the space table (vm.py)
+    sp_owner/lease/expiry                         vm/spaces       who holds a space and until when
+                                                                  (vm.py, "leases"); VM.renew also stores
+                                                                  sp_expiry without it (see there)
     vma_*              (MAX_SPACES, MAX_REGIONS)  vm/space/<i>    each space's regions (its VMAs)
     sw_used            (swap slots,) uint8        vm/swap         1 = slot in use
     sd_*                                          vm/swap         swap directory of inverted spaces
@@ -85,6 +88,9 @@ def vm_specs(pool_frames: int, swap_slots: int, ncores: int, policy_specs: list[
         ArraySpec("sp_seg_bound", "int64", (MAX_SPACES, 4)),  # hybrid: pages the segment's table covers
         ArraySpec("sp_stats", "int64", (MAX_SPACES, 8)),
         ArraySpec("sp_name", "uint8", (MAX_SPACES, NAME_BYTES)),
+        ArraySpec("sp_owner", "int64", (MAX_SPACES,)),  # the client that holds the space's lease; 0 = kept
+        ArraySpec("sp_lease", "float64", (MAX_SPACES,)),  # the lease's length, seconds
+        ArraySpec("sp_expiry", "float64", (MAX_SPACES,)),  # CLOCK_MONOTONIC time the lease runs out
         ArraySpec("vma_count", "int16", (MAX_SPACES,)),
         ArraySpec("vma_start", "uint64", (MAX_SPACES, MAX_REGIONS)),
         ArraySpec("vma_end", "uint64", (MAX_SPACES, MAX_REGIONS)),

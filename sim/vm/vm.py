@@ -38,6 +38,15 @@ leaves data, regions and counters as they were. Range calls (mprotect, munmap, m
 reports) walk only what is populated (pagetable.py's entries), never the range page by page:
 a 1 TiB mapping costs what it holds.
 
+Leases. A space belongs to the client that created it (`sp_owner`, a random 63-bit id the
+client chose) for as long as that client renews its lease (`sp_expiry`, CLOCK_MONOTONIC, which
+every process of the host reads alike); `release(owner)` destroys what a closing client made,
+and `reap(now)` what a client that died without closing left behind. Owner 0 is a kept space:
+nobody's, never reaped (the user destroys it). Renewal is a plain store of a later expiry,
+without vm/spaces, so a client's keepalive never waits behind a destroy; a reaper re-checks
+owner and expiry under vm/spaces and the space's lock before it destroys anything, so at worst
+a renewal that races the very moment of expiry loses, as a lease past its end should.
+
 Counters are Linux's (/proc/vmstat): pgfault, pgmajfault, pswpin, pswpout, pgscan, pgsteal,
 per core in `vm_stat`; per space in `sp_stats` (rss and swap in pages, minflt, majflt).
 """
@@ -227,10 +236,14 @@ class VM:
         return bits, levels, level_bits
 
     def create_space(self, page_table: str = "multilevel", bits: int | None = None, levels: int | None = None,
-                     level_bits: int | None = None, name: str = "") -> int:
+                     level_bits: int | None = None, name: str = "", owner: int = 0, lease: float = 0.0,
+                     now: float = 0.0) -> int:
         """A new address space; levels and level_bits (multilevel only) default to x86-64's 9-bit levels,
-        as many as the width needs."""
+        as many as the width needs. owner != 0 holds it on a lease of `lease` seconds from `now` (see
+        leases above)."""
         bits, levels, level_bits = self._space_shape(page_table, bits, levels, level_bits)
+        if not 0 <= owner < 1 << 63 or (owner and not 0 < lease < float("inf")):
+            raise InvalidArgument(f"owner {owner} needs a positive, finite lease (got {lease})")
         if not isinstance(name, str):
             raise InvalidArgument(f"name must be a string, got {type(name).__name__}")
         a = self.a
@@ -249,6 +262,7 @@ class VM:
                 a["sp_name"][sp] = 0
                 raw = name.encode()[:NAME_BYTES]
                 a["sp_name"][sp, :len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+                a["sp_owner"][sp], a["sp_lease"][sp], a["sp_expiry"][sp] = owner, lease, now + lease
                 a["sp_tlbgen"][sp] += 1
                 a["vm_meta"][M_SPACE_SERIAL] += 1
                 a["sp_serial"][sp] = a["vm_meta"][M_SPACE_SERIAL]
@@ -268,17 +282,61 @@ class VM:
     def destroy_space(self, sp: int) -> None:
         self._check_space(sp)
         with self.spaces_lock, self.space_locks[sp]:
-            a = self.a
-            for r in range(int(a["vma_count"][sp])):
-                self._drop_pages(sp, int(a["vma_start"][sp, r]) >> self.shift, int(a["vma_end"][sp, r]) >> self.shift)
-            self.table(sp).destroy()
-            a["vma_count"][sp] = 0
-            a["sp_state"][sp] = 0
-            a["sp_tlbgen"][sp] += 1
-            self._tables.pop(sp, None)
+            self._check_space(sp)  # again, under the lock: another destroy may have come first
+            self._destroy_locked(sp)
 
-    def spaces(self) -> list[int]:
-        return np.flatnonzero(self.a["sp_state"] != 0).tolist()
+    def _destroy_locked(self, sp: int) -> None:
+        """Tear down space sp (vm/spaces and its lock held)."""
+        a = self.a
+        for r in range(int(a["vma_count"][sp])):
+            self._drop_pages(sp, int(a["vma_start"][sp, r]) >> self.shift, int(a["vma_end"][sp, r]) >> self.shift)
+        self.table(sp).destroy()
+        a["vma_count"][sp] = 0
+        a["sp_state"][sp] = 0
+        a["sp_owner"][sp] = 0
+        a["sp_tlbgen"][sp] += 1
+        self._tables.pop(sp, None)
+
+    def spaces(self, owner: int | None = None) -> list[int]:
+        """Every space, or those held by `owner`."""
+        live = self.a["sp_state"] != 0
+        if owner is not None:
+            live &= self.a["sp_owner"] == owner
+        return np.flatnonzero(live).tolist()
+
+    # -- leases (see the module header) ------------------------------------------------------------
+
+    def renew(self, owner: int, now: float) -> int:
+        """Extend every lease `owner` holds to `now` + its length; returns how many spaces it holds."""
+        a = self.a
+        mine = (a["sp_state"] != 0) & (a["sp_owner"] == owner) if owner else np.zeros(MAX_SPACES, dtype=bool)
+        a["sp_expiry"][mine] = now + a["sp_lease"][mine]
+        return int(mine.sum())
+
+    def destroy_if_held(self, sp: int, owner: int, expired_at: float | None = None) -> bool:
+        """Destroy sp if `owner` still holds it (and, with expired_at, its lease ended before then)."""
+        with self.spaces_lock, self.space_locks[sp]:
+            a = self.a
+            if not a["sp_state"][sp] or int(a["sp_owner"][sp]) != owner:
+                return False  # destroyed, or reused by someone else, meanwhile
+            if expired_at is not None and float(a["sp_expiry"][sp]) >= expired_at:
+                return False  # renewed meanwhile
+            self._destroy_locked(sp)
+            return True
+
+    def release(self, owner: int) -> list[int]:
+        """Destroy every space `owner` holds (its client is closing); returns their ids. Kept ones stay."""
+        if not owner:
+            return []
+        return [sp for sp in self.spaces(owner) if self.destroy_if_held(sp, owner, None)]
+
+    def expired(self, now: float) -> list[int]:
+        a = self.a
+        return np.flatnonzero((a["sp_state"] != 0) & (a["sp_owner"] != 0) & (a["sp_expiry"] < now)).tolist()
+
+    def reap(self, now: float) -> list[int]:
+        """Destroy every space whose lease ran out before `now` (its client died without closing)."""
+        return [sp for sp in self.expired(now) if self.destroy_if_held(sp, int(self.a["sp_owner"][sp]), now)]
 
     # -- regions ---------------------------------------------------------------------------------
 
@@ -1062,6 +1120,11 @@ class VM:
 
     def space_stats(self, sp: int) -> dict:
         self._check_space(sp)
+        with self.space_locks[sp]:  # a destroy (a reaped lease, on any core) may be under way
+            self._check_space(sp)
+            return self._space_stats(sp)
+
+    def _space_stats(self, sp: int) -> dict:
         a = self.a
         st = a["sp_stats"][sp]
         hits, misses = int(st[SP_TLB_HIT]), int(st[SP_TLB_MISS])
@@ -1070,7 +1133,8 @@ class VM:
                 "rss_pages": int(st[SP_RSS]), "swap_pages": int(st[SP_SWAP]), "minflt": int(st[SP_MINFLT]),
                 "majflt": int(st[SP_MAJFLT]), "tlb_hits": hits, "tlb_misses": misses,
                 "tlb_hit_ratio": hits / (hits + misses) if hits + misses else 0.0,
-                "accesses": int(st[SP_ACCESSES])}
+                "accesses": int(st[SP_ACCESSES]), "owner": int(a["sp_owner"][sp]),
+                "lease_expiry": float(a["sp_expiry"][sp])}
 
     def vmstat(self) -> dict[str, int]:
         from memsim.sim.vm.layout import M_SWAP_SLOTS, M_SWAP_USED, VMSTAT

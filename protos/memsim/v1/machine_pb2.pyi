@@ -90,10 +90,70 @@ class MachineInfo(_message.Message):
     def __init__(self, cores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., frame_size: _Optional[int] = ..., heap_page_size: _Optional[int] = ..., per_core_caches: _Optional[bool] = ..., global_lock: _Optional[bool] = ..., core: _Optional[int] = ..., port: _Optional[int] = ..., size_classes: _Optional[_Iterable[_Union[SizeClass, _Mapping]]] = ..., atomics_backend: _Optional[str] = ..., arena_base: _Optional[int] = ...) -> None: ...
 
 class AllocRequest(_message.Message):
-    __slots__ = ("size",)
+    __slots__ = ("size", "keep")
     SIZE_FIELD_NUMBER: _ClassVar[int]
+    KEEP_FIELD_NUMBER: _ClassVar[int]
     size: int
-    def __init__(self, size: _Optional[int] = ...) -> None: ...
+    keep: bool
+    def __init__(self, size: _Optional[int] = ..., keep: _Optional[bool] = ...) -> None: ...
+
+class ListObjectsRequest(_message.Message):
+    __slots__ = ("core", "client", "mine", "limit")
+    CORE_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    MINE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    core: int
+    client: str
+    mine: bool
+    limit: int
+    def __init__(self, core: _Optional[int] = ..., client: _Optional[str] = ..., mine: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class LiveObject(_message.Message):
+    __slots__ = ("address", "size", "core", "client", "kind")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    CORE_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    address: int
+    size: int
+    core: int
+    client: str
+    kind: str
+    def __init__(self, address: _Optional[int] = ..., size: _Optional[int] = ..., core: _Optional[int] = ..., client: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
+
+class ListObjectsReply(_message.Message):
+    __slots__ = ("objects", "total")
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    objects: _containers.RepeatedCompositeFieldContainer[LiveObject]
+    total: int
+    def __init__(self, objects: _Optional[_Iterable[_Union[LiveObject, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+
+class RenewRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RenewReply(_message.Message):
+    __slots__ = ("spaces", "objects")
+    SPACES_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    spaces: int
+    objects: bool
+    def __init__(self, spaces: _Optional[int] = ..., objects: _Optional[bool] = ...) -> None: ...
+
+class ReleaseRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReleaseReply(_message.Message):
+    __slots__ = ("spaces", "objects")
+    SPACES_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    spaces: _containers.RepeatedScalarFieldContainer[int]
+    objects: int
+    def __init__(self, spaces: _Optional[_Iterable[int]] = ..., objects: _Optional[int] = ...) -> None: ...
 
 class AllocReply(_message.Message):
     __slots__ = ("address", "size", "usable_size", "size_class", "layer", "core", "lock_waits")
@@ -164,7 +224,7 @@ class WriteReply(_message.Message):
     def __init__(self, core: _Optional[int] = ...) -> None: ...
 
 class OpBatch(_message.Message):
-    __slots__ = ("seq", "kind", "address", "size", "offset", "data", "ref")
+    __slots__ = ("seq", "kind", "address", "size", "offset", "data", "ref", "timeout_ms")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +232,7 @@ class OpBatch(_message.Message):
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     REF_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     kind: _containers.RepeatedScalarFieldContainer[OpKind]
     address: _containers.RepeatedScalarFieldContainer[int]
@@ -179,7 +240,8 @@ class OpBatch(_message.Message):
     offset: _containers.RepeatedScalarFieldContainer[int]
     data: _containers.RepeatedScalarFieldContainer[bytes]
     ref: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, seq: _Optional[int] = ..., kind: _Optional[_Iterable[_Union[OpKind, str]]] = ..., address: _Optional[_Iterable[int]] = ..., size: _Optional[_Iterable[int]] = ..., offset: _Optional[_Iterable[int]] = ..., data: _Optional[_Iterable[bytes]] = ..., ref: _Optional[_Iterable[int]] = ...) -> None: ...
+    timeout_ms: int
+    def __init__(self, seq: _Optional[int] = ..., kind: _Optional[_Iterable[_Union[OpKind, str]]] = ..., address: _Optional[_Iterable[int]] = ..., size: _Optional[_Iterable[int]] = ..., offset: _Optional[_Iterable[int]] = ..., data: _Optional[_Iterable[bytes]] = ..., ref: _Optional[_Iterable[int]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
 
 class OpError(_message.Message):
     __slots__ = ("index", "code", "message")
@@ -192,7 +254,7 @@ class OpError(_message.Message):
     def __init__(self, index: _Optional[int] = ..., code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class BatchReply(_message.Message):
-    __slots__ = ("seq", "core", "address", "layer", "data", "errors", "lock_wait_ns")
+    __slots__ = ("seq", "core", "address", "layer", "data", "errors", "lock_wait_ns", "expired")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     CORE_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -200,6 +262,7 @@ class BatchReply(_message.Message):
     DATA_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     LOCK_WAIT_NS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
     seq: int
     core: int
     address: _containers.RepeatedScalarFieldContainer[int]
@@ -207,7 +270,8 @@ class BatchReply(_message.Message):
     data: _containers.RepeatedScalarFieldContainer[bytes]
     errors: _containers.RepeatedCompositeFieldContainer[OpError]
     lock_wait_ns: int
-    def __init__(self, seq: _Optional[int] = ..., core: _Optional[int] = ..., address: _Optional[_Iterable[int]] = ..., layer: _Optional[_Iterable[_Union[Layer, str]]] = ..., data: _Optional[_Iterable[bytes]] = ..., errors: _Optional[_Iterable[_Union[OpError, _Mapping]]] = ..., lock_wait_ns: _Optional[int] = ...) -> None: ...
+    expired: bool
+    def __init__(self, seq: _Optional[int] = ..., core: _Optional[int] = ..., address: _Optional[_Iterable[int]] = ..., layer: _Optional[_Iterable[_Union[Layer, str]]] = ..., data: _Optional[_Iterable[bytes]] = ..., errors: _Optional[_Iterable[_Union[OpError, _Mapping]]] = ..., lock_wait_ns: _Optional[int] = ..., expired: _Optional[bool] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
     __slots__ = ("check_heap",)

@@ -69,6 +69,21 @@ class MachineStub:
                 request_serializer=memsim_dot_v1_dot_machine__pb2.OpBatch.SerializeToString,
                 response_deserializer=memsim_dot_v1_dot_machine__pb2.BatchReply.FromString,
                 _registered_method=True)
+        self.ListObjects = channel.unary_unary(
+                '/memsim.v1.Machine/ListObjects',
+                request_serializer=memsim_dot_v1_dot_machine__pb2.ListObjectsRequest.SerializeToString,
+                response_deserializer=memsim_dot_v1_dot_machine__pb2.ListObjectsReply.FromString,
+                _registered_method=True)
+        self.Renew = channel.unary_unary(
+                '/memsim.v1.Machine/Renew',
+                request_serializer=memsim_dot_v1_dot_machine__pb2.RenewRequest.SerializeToString,
+                response_deserializer=memsim_dot_v1_dot_machine__pb2.RenewReply.FromString,
+                _registered_method=True)
+        self.Release = channel.unary_unary(
+                '/memsim.v1.Machine/Release',
+                request_serializer=memsim_dot_v1_dot_machine__pb2.ReleaseRequest.SerializeToString,
+                response_deserializer=memsim_dot_v1_dot_machine__pb2.ReleaseReply.FromString,
+                _registered_method=True)
 
 
 class MachineServicer:
@@ -116,6 +131,24 @@ class MachineServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListObjects(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Renew(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Release(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MachineServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -153,6 +186,21 @@ def add_MachineServicer_to_server(servicer, server):
                     servicer.Batch,
                     request_deserializer=memsim_dot_v1_dot_machine__pb2.OpBatch.FromString,
                     response_serializer=memsim_dot_v1_dot_machine__pb2.BatchReply.SerializeToString,
+            ),
+            'ListObjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListObjects,
+                    request_deserializer=memsim_dot_v1_dot_machine__pb2.ListObjectsRequest.FromString,
+                    response_serializer=memsim_dot_v1_dot_machine__pb2.ListObjectsReply.SerializeToString,
+            ),
+            'Renew': grpc.unary_unary_rpc_method_handler(
+                    servicer.Renew,
+                    request_deserializer=memsim_dot_v1_dot_machine__pb2.RenewRequest.FromString,
+                    response_serializer=memsim_dot_v1_dot_machine__pb2.RenewReply.SerializeToString,
+            ),
+            'Release': grpc.unary_unary_rpc_method_handler(
+                    servicer.Release,
+                    request_deserializer=memsim_dot_v1_dot_machine__pb2.ReleaseRequest.FromString,
+                    response_serializer=memsim_dot_v1_dot_machine__pb2.ReleaseReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -344,6 +392,87 @@ class Machine:
             '/memsim.v1.Machine/Batch',
             memsim_dot_v1_dot_machine__pb2.OpBatch.SerializeToString,
             memsim_dot_v1_dot_machine__pb2.BatchReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListObjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memsim.v1.Machine/ListObjects',
+            memsim_dot_v1_dot_machine__pb2.ListObjectsRequest.SerializeToString,
+            memsim_dot_v1_dot_machine__pb2.ListObjectsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Renew(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memsim.v1.Machine/Renew',
+            memsim_dot_v1_dot_machine__pb2.RenewRequest.SerializeToString,
+            memsim_dot_v1_dot_machine__pb2.RenewReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Release(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memsim.v1.Machine/Release',
+            memsim_dot_v1_dot_machine__pb2.ReleaseRequest.SerializeToString,
+            memsim_dot_v1_dot_machine__pb2.ReleaseReply.FromString,
             options,
             channel_credentials,
             insecure,

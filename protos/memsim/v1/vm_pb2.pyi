@@ -20,18 +20,22 @@ VM_STORE: VmOp
 VM_TRANSLATE: VmOp
 
 class CreateSpaceRequest(_message.Message):
-    __slots__ = ("page_table", "bits", "levels", "level_bits", "name")
+    __slots__ = ("page_table", "bits", "levels", "level_bits", "name", "keep", "lease_seconds")
     PAGE_TABLE_FIELD_NUMBER: _ClassVar[int]
     BITS_FIELD_NUMBER: _ClassVar[int]
     LEVELS_FIELD_NUMBER: _ClassVar[int]
     LEVEL_BITS_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    KEEP_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     page_table: str
     bits: int
     levels: int
     level_bits: int
     name: str
-    def __init__(self, page_table: _Optional[str] = ..., bits: _Optional[int] = ..., levels: _Optional[int] = ..., level_bits: _Optional[int] = ..., name: _Optional[str] = ...) -> None: ...
+    keep: bool
+    lease_seconds: float
+    def __init__(self, page_table: _Optional[str] = ..., bits: _Optional[int] = ..., levels: _Optional[int] = ..., level_bits: _Optional[int] = ..., name: _Optional[str] = ..., keep: _Optional[bool] = ..., lease_seconds: _Optional[float] = ...) -> None: ...
 
 class SpaceRequest(_message.Message):
     __slots__ = ("space",)
@@ -40,8 +44,10 @@ class SpaceRequest(_message.Message):
     def __init__(self, space: _Optional[int] = ...) -> None: ...
 
 class ListSpacesRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("mine",)
+    MINE_FIELD_NUMBER: _ClassVar[int]
+    mine: bool
+    def __init__(self, mine: _Optional[bool] = ...) -> None: ...
 
 class ListSpacesReply(_message.Message):
     __slots__ = ("spaces",)
@@ -214,7 +220,7 @@ class MemoryMapReply(_message.Message):
     def __init__(self, regions: _Optional[_Iterable[_Union[Region, _Mapping]]] = ...) -> None: ...
 
 class SpaceStats(_message.Message):
-    __slots__ = ("space", "page_table", "bits", "name", "page_table_bytes", "rss_pages", "swap_pages", "minflt", "majflt", "tlb_hits", "tlb_misses", "tlb_hit_ratio", "accesses")
+    __slots__ = ("space", "page_table", "bits", "name", "page_table_bytes", "rss_pages", "swap_pages", "minflt", "majflt", "tlb_hits", "tlb_misses", "tlb_hit_ratio", "accesses", "owner", "keep", "lease_remaining")
     SPACE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TABLE_FIELD_NUMBER: _ClassVar[int]
     BITS_FIELD_NUMBER: _ClassVar[int]
@@ -228,6 +234,9 @@ class SpaceStats(_message.Message):
     TLB_MISSES_FIELD_NUMBER: _ClassVar[int]
     TLB_HIT_RATIO_FIELD_NUMBER: _ClassVar[int]
     ACCESSES_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    KEEP_FIELD_NUMBER: _ClassVar[int]
+    LEASE_REMAINING_FIELD_NUMBER: _ClassVar[int]
     space: int
     page_table: str
     bits: int
@@ -241,7 +250,10 @@ class SpaceStats(_message.Message):
     tlb_misses: int
     tlb_hit_ratio: float
     accesses: int
-    def __init__(self, space: _Optional[int] = ..., page_table: _Optional[str] = ..., bits: _Optional[int] = ..., name: _Optional[str] = ..., page_table_bytes: _Optional[int] = ..., rss_pages: _Optional[int] = ..., swap_pages: _Optional[int] = ..., minflt: _Optional[int] = ..., majflt: _Optional[int] = ..., tlb_hits: _Optional[int] = ..., tlb_misses: _Optional[int] = ..., tlb_hit_ratio: _Optional[float] = ..., accesses: _Optional[int] = ...) -> None: ...
+    owner: str
+    keep: bool
+    lease_remaining: float
+    def __init__(self, space: _Optional[int] = ..., page_table: _Optional[str] = ..., bits: _Optional[int] = ..., name: _Optional[str] = ..., page_table_bytes: _Optional[int] = ..., rss_pages: _Optional[int] = ..., swap_pages: _Optional[int] = ..., minflt: _Optional[int] = ..., majflt: _Optional[int] = ..., tlb_hits: _Optional[int] = ..., tlb_misses: _Optional[int] = ..., tlb_hit_ratio: _Optional[float] = ..., accesses: _Optional[int] = ..., owner: _Optional[str] = ..., keep: _Optional[bool] = ..., lease_remaining: _Optional[float] = ...) -> None: ...
 
 class VmStatRequest(_message.Message):
     __slots__ = ()

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from memsim.v1 import machine_pb2 as memsim_dot_v1_dot_machine__pb2
 from memsim.v1 import vm_pb2 as memsim_dot_v1_dot_vm__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -104,6 +105,16 @@ class VMStub:
                 request_serializer=memsim_dot_v1_dot_vm__pb2.VmBatch.SerializeToString,
                 response_deserializer=memsim_dot_v1_dot_vm__pb2.VmBatchReply.FromString,
                 _registered_method=True)
+        self.Renew = channel.unary_unary(
+                '/memsim.v1.VM/Renew',
+                request_serializer=memsim_dot_v1_dot_machine__pb2.RenewRequest.SerializeToString,
+                response_deserializer=memsim_dot_v1_dot_machine__pb2.RenewReply.FromString,
+                _registered_method=True)
+        self.Release = channel.unary_unary(
+                '/memsim.v1.VM/Release',
+                request_serializer=memsim_dot_v1_dot_machine__pb2.ReleaseRequest.SerializeToString,
+                response_deserializer=memsim_dot_v1_dot_machine__pb2.ReleaseReply.FromString,
+                _registered_method=True)
 
 
 class VMServicer:
@@ -193,6 +204,18 @@ class VMServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Renew(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Release(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VMServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -265,6 +288,16 @@ def add_VMServicer_to_server(servicer, server):
                     servicer.Batch,
                     request_deserializer=memsim_dot_v1_dot_vm__pb2.VmBatch.FromString,
                     response_serializer=memsim_dot_v1_dot_vm__pb2.VmBatchReply.SerializeToString,
+            ),
+            'Renew': grpc.unary_unary_rpc_method_handler(
+                    servicer.Renew,
+                    request_deserializer=memsim_dot_v1_dot_machine__pb2.RenewRequest.FromString,
+                    response_serializer=memsim_dot_v1_dot_machine__pb2.RenewReply.SerializeToString,
+            ),
+            'Release': grpc.unary_unary_rpc_method_handler(
+                    servicer.Release,
+                    request_deserializer=memsim_dot_v1_dot_machine__pb2.ReleaseRequest.FromString,
+                    response_serializer=memsim_dot_v1_dot_machine__pb2.ReleaseReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -645,6 +678,60 @@ class VM:
             '/memsim.v1.VM/Batch',
             memsim_dot_v1_dot_vm__pb2.VmBatch.SerializeToString,
             memsim_dot_v1_dot_vm__pb2.VmBatchReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Renew(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memsim.v1.VM/Renew',
+            memsim_dot_v1_dot_machine__pb2.RenewRequest.SerializeToString,
+            memsim_dot_v1_dot_machine__pb2.RenewReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Release(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memsim.v1.VM/Release',
+            memsim_dot_v1_dot_machine__pb2.ReleaseRequest.SerializeToString,
+            memsim_dot_v1_dot_machine__pb2.ReleaseReply.FromString,
             options,
             channel_credentials,
             insecure,
