@@ -431,10 +431,10 @@ def test_the_asyncio_allocator_client_frees_what_it_made_at_close():
 
 def test_clients_closing_on_a_core_full_of_their_streams_still_release_at_once():
     from memsim.client import Client
-    from memsim.server.worker import MAX_THREADS
+    from memsim.server.limits import MAX_STREAMS
 
     with running_server(cores=1, memory="4MiB") as srv:
-        clients = [Client(srv.target, core=0) for _ in range(MAX_THREADS - 4)]  # the core's whole stream budget
+        clients = [Client(srv.target, core=0) for _ in range(MAX_STREAMS)]  # the core's whole stream budget
         for c in clients:
             b = c.batch()
             b.alloc(8)

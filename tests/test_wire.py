@@ -319,7 +319,7 @@ def test_streams_that_never_read_leave_the_worker_bounded():
     its pending-reply allowance; the rest of the reads are refused, naming that limit."""
     with running_server(cores=1, memory="96MiB") as srv:
         pid = srv.worker_pids[0]
-        with Client(srv.target, core=0, timeout=30) as c:
+        with Client(srv.target, core=0, timeout=30, keep=True) as c:
             objs = [c.alloc(12 * MiB).address for _ in range(2)]
             for a in objs:
                 c.write(a, b"x" * (12 * MiB))
@@ -358,7 +358,7 @@ def test_pipeline_replies_are_msgpack_of_the_values(server, big_value):
 def test_a_stream_whose_client_takes_no_reply_is_cancelled_and_gives_its_reply_back():
     idle = 10  # long enough for a loaded host to build the three replies before the first is cancelled
     with running_server(cores=1, memory="96MiB", extra=["--stream-idle-timeout", str(idle)]) as srv:
-        with Client(srv.target, core=0, timeout=30) as c:
+        with Client(srv.target, core=0, timeout=30, keep=True) as c:
             objs = [c.alloc(12 * MiB).address for _ in range(2)]
         read = machine_pb2.OpBatch(seq=1, kind=[machine_pb2.READ] * 2, address=objs, size=[12 * MiB] * 2)
         t0 = time.monotonic()
