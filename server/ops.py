@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from memsim.server.limits import MAX_BATCH_OPS, ReplyBudget
 from memsim.sim.alloc.heap import Heap
+from memsim.sim.alloc.owners import check_client_access
 from memsim.sim.errors import InvalidArgument, SimError
 from memsim.v1 import machine_pb2 as pb
 
@@ -71,11 +72,13 @@ def execute_batch(heap: Heap, req: pb.OpBatch, budget: ReplyBudget | None = None
                 for _, w in r.lock_waits:
                     wait_ns += w
             elif kind == pb.FREE:
+                check_client_access(heap, addr, "free")
                 f = heap.free(addr)
                 out_layer[i] = LAYERS[f.layer]
                 for _, w in f.lock_waits:
                     wait_ns += w
             elif kind == pb.READ:
+                check_client_access(heap, addr, "read")
                 budget.charge(sizes[i], f"op {i} (READ)")
                 try:
                     reads.append(heap.read(addr, offsets[i], sizes[i]))
@@ -83,6 +86,7 @@ def execute_batch(heap: Heap, req: pb.OpBatch, budget: ReplyBudget | None = None
                     budget.refund(sizes[i])  # nothing was copied
                     raise
             elif kind == pb.WRITE:
+                check_client_access(heap, addr, "write")
                 heap.write(addr, offsets[i], payload)
             else:
                 raise InvalidArgument(f"op {i}: unknown op kind {kind}")

@@ -26,7 +26,7 @@ from memsim.server.wire import call_budget, stream_replies
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.memstats import read_cache_stats, read_central_stats, read_memstats
-from memsim.sim.alloc.owners import Owners
+from memsim.sim.alloc.owners import Owners, check_client_access
 from memsim.sim.alloc.recovery import locked_check
 from memsim.sim.alloc.sizeclasses import PAGE_SIZE, table
 from memsim.sim.errors import InvalidArgument, SimError
@@ -107,6 +107,7 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
     def Free(self, request: pb.FreeRequest, context: grpc.ServicerContext) -> pb.FreeReply:
         try:
             with self.core_lock:
+                check_client_access(self.heap, request.address, "free")
                 f = self.heap.free(request.address)
         except Exception as e:  # noqa: BLE001 - every failure becomes a status code
             self._fail(context, e)
@@ -117,6 +118,7 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
         budget = call_budget(self.replies, context)
         try:
             with self.core_lock:
+                check_client_access(self.heap, request.address, "read")
                 budget.charge(request.length, "a read")
                 data = self.heap.read(request.address, request.offset, request.length)
         except Exception as e:  # noqa: BLE001 - every failure becomes a status code
@@ -126,6 +128,7 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
     def Write(self, request: pb.WriteRequest, context: grpc.ServicerContext) -> pb.WriteReply:
         try:
             with self.core_lock:
+                check_client_access(self.heap, request.address, "write")
                 self.heap.write(request.address, request.offset, request.data)
         except Exception as e:  # noqa: BLE001 - every failure becomes a status code
             self._fail(context, e)

@@ -132,6 +132,26 @@ class Heap:
             raise _bad_address(what, addr, f"outside the heap arena [{self.base:#x}, {end:#x})")
         return (addr - self.base) // PAGE_SIZE
 
+    def owner_word(self, addr: int) -> int | None:
+        """obj_owner of the object addr falls in (a tiny object's: its block's; a large one's: its
+        span's first slot), or None where no span of objects is (owners.py reads it)."""
+        used = int(self._gauges[L.G_ARENA_PAGES])
+        if not isinstance(addr, int) or not self.base <= addr < self.base + used * PAGE_SIZE:
+            return None
+        span = int(self._page_span[(addr - self.base) // PAGE_SIZE])
+        if span < 0:
+            return None
+        state = self._span_state[span]
+        if state == L.SPAN_LARGE:
+            return int(self.a.obj_owner[span * MAX_OBJECTS_PER_SPAN])
+        if state != L.SPAN_SMALL:
+            return None
+        cls = self._span_class[span]
+        idx = (addr - self.base - span * PAGE_SIZE) // self.sizes[cls]
+        if idx >= self._nelems[cls]:
+            return None
+        return int(self.a.obj_owner[span * MAX_OBJECTS_PER_SPAN + idx])
+
     # -- malloc ----------------------------------------------------------------------------
 
     def malloc(self, size: int, client: int = 0) -> AllocResult:

@@ -29,6 +29,11 @@ from memsim.sim.alloc.tiny import BLOCK, object_end
 from memsim.sim.errors import FailedPrecondition, ResourceExhausted
 
 CLIENT_MASK = (1 << L.OWNER_CORE_SHIFT) - 1
+# The keyspace's own objects (sim/cache: keys and values). They are no client's, so no release
+# frees them, and they are not the allocator service's to free, read or write even given their
+# address: the cache alone decides their life, under its stripe locks. An entry no client table
+# row can have (the table has MAX_CLIENTS rows).
+CACHE_ENTRY = CLIENT_MASK
 RELEASE_GRACE_S = 60.0  # a release that has not finished by then (its core died) is taken over
 
 
@@ -197,9 +202,26 @@ class Owners:
     def _describe(self, addr: int, size: int, word: int, kind: str) -> LiveObject:
         entry = word & CLIENT_MASK
         return LiveObject(addr, size, (word >> L.OWNER_CORE_SHIFT) - 1,
-                          int(self.a.client_id[entry]) if entry else 0, kind)
+                          int(self.a.client_id[entry]) if 0 < entry < L.MAX_CLIENTS else 0, kind)
+
+    def check_client_access(self, addr: int, what: str) -> None:
+        check_client_access(self.heap, addr, what)
 
 
 def tiny_objects(marks: int) -> list[tuple[int, int]]:
     """(offset, size) of each object in a tiny block, from its start (bit i) and end (bit 16 + j) marks."""
     return [(off, object_end(marks, off) - off + 1) for off in range(BLOCK) if marks >> off & 1]
+
+
+def check_client_access(heap, addr: int, what: str) -> None:
+    """Refuse a client's free, read or write of an object of the cache (CACHE_ENTRY).
+
+    Checked before the operation, under the core's mutex; not atomic with it. The one
+    interleaving it misses needs the client to race a free of its own object on another core (a
+    double free, which it is told about) and the cache to allocate that very slot in between,
+    within the microseconds between this check and the operation's CAS; closing it would take the
+    owner word into the free's CAS, a double-word CAS on this layout."""
+    word = heap.owner_word(addr)
+    if word is not None and word & CLIENT_MASK == CACHE_ENTRY:
+        raise FailedPrecondition(f"{what} of {addr:#x} refused: the object there belongs to the cache "
+                                 f"(a key or a value of memsim.v1.Cache); only the cache's commands reach it")

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memsim.sim.alloc.heap import Heap
+from memsim.sim.alloc.owners import CACHE_ENTRY
 from memsim.sim.alloc.sizeclasses import MAX_SMALL_SIZE, PAGE_SIZE, TINY_SIZE
 from memsim.sim.cache.evict import LFU_INIT_VAL, LFU_POLICIES, lfu_minutes, lfu_pack, lfu_touch, lru_clock
 from memsim.sim.cache.exact import FIRST_EXACT_ID, ExactPolicies, exact_specs, fingerprint
@@ -540,7 +541,7 @@ class Keyspace:
         """A new object holding data (0 for empty data); charges used_memory."""
         if not data:
             return 0
-        r = self.heap.malloc(len(data))
+        r = self.heap.malloc(len(data), CACHE_ENTRY)  # the keyspace's, never a client's (owners.py)
         try:
             self.heap.write(r.address, 0, data)
         except BaseException:
