@@ -77,6 +77,7 @@ def run_batch(vm: VM, req: pb.VmBatch, core: int, budget: ReplyBudget | None = N
             elif op == pb.VM_STORE:
                 payload = payloads[store_i]
                 store_i += 1
+                vm.check_client_may_change(spaces[i], "store")
                 vm.store(spaces[i], addrs[i], payload)
             elif op == pb.VM_TRANSLATE:
                 t = vm.translate(spaces[i], addrs[i], write=bool(lengths[i]))
@@ -140,6 +141,7 @@ class VmServicer(vm_pb2_grpc.VMServicer):
 
     def DestroySpace(self, request: pb.SpaceRequest, context: grpc.ServicerContext) -> pb.SpaceStats:
         def destroy():
+            self.vm.check_client_may_change(request.space, "destroy")
             st = self.vm.space_stats(request.space)
             self.vm.destroy_space(request.space)
             return st
@@ -189,19 +191,28 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         stats = self._call(context, listing)
         return pb.ListSpacesReply(spaces=[space_stats(d) for d in stats])
 
+    def _change(self, context: grpc.ServicerContext, what: str, fn, space: int, *args, **kw):
+        """A call that changes a space: refused on the machine's own (vm.check_client_may_change)."""
+        def change():
+            self.vm.check_client_may_change(space, what)
+            return fn(space, *args, **kw)
+
+        return self._call(context, change)
+
     def Mmap(self, request: pb.MmapRequest, context: grpc.ServicerContext) -> pb.MmapReply:
-        addr = self._call(context, self.vm.mmap, request.space, request.length, prot=request.prot,
+        addr = self._change(context, "mmap", self.vm.mmap, request.space, request.length, prot=request.prot,
                           kind=request.kind or "anon", name=request.name,
                           addr=request.address if request.fixed else None, huge=request.huge,
                           hugetlb=request.hugetlb)
         return pb.MmapReply(address=addr)
 
     def Munmap(self, request: pb.MunmapRequest, context: grpc.ServicerContext) -> pb.MunmapReply:
-        n = self._call(context, self.vm.munmap, request.space, request.address, request.length)
+        n = self._change(context, "munmap", self.vm.munmap, request.space, request.address, request.length)
         return pb.MunmapReply(pages_freed=n)
 
     def Mprotect(self, request: pb.MprotectRequest, context: grpc.ServicerContext) -> pb.MprotectReply:
-        self._call(context, self.vm.mprotect, request.space, request.address, request.length, request.prot)
+        self._change(context, "mprotect", self.vm.mprotect, request.space, request.address, request.length,
+                     request.prot)
         return pb.MprotectReply()
 
     def Load(self, request: pb.LoadRequest, context: grpc.ServicerContext) -> pb.LoadReply:
@@ -214,7 +225,7 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         return pb.LoadReply(data=self._call(context, load), core=self.core)
 
     def Store(self, request: pb.StoreRequest, context: grpc.ServicerContext) -> pb.StoreReply:
-        self._call(context, self.vm.store, request.space, request.address, request.data)
+        self._change(context, "store", self.vm.store, request.space, request.address, request.data)
         return pb.StoreReply(core=self.core)
 
     def Translate(self, request: pb.TranslateRequest, context: grpc.ServicerContext) -> pb.Translation:

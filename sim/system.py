@@ -186,7 +186,7 @@ class Machine:
         self._boot_vm()
         if config.heap_in_vm:  # space 0: the heap's arena, mapped (not touched) before any core runs
             boot = self.supervisor_vm()
-            sp = boot.create_space("multilevel", bits=48, name="go heap")
+            sp = boot.create_space("multilevel", bits=48, name="go heap", system=True)
             boot.mmap(sp, config.heap_bytes, kind="heap", name="arena", addr=ARENA_BASE)
 
     def _boot_vm(self) -> None:

@@ -89,6 +89,7 @@ def vm_specs(pool_frames: int, swap_slots: int, ncores: int, policy_specs: list[
         ArraySpec("sp_stats", "int64", (MAX_SPACES, 8)),
         ArraySpec("sp_name", "uint8", (MAX_SPACES, NAME_BYTES)),
         ArraySpec("sp_owner", "int64", (MAX_SPACES,)),  # the client that holds the space's lease; 0 = kept
+        ArraySpec("sp_system", "int8", (MAX_SPACES,)),  # 1 = the machine's own (the heap's arena): clients only look
         ArraySpec("sp_lease", "float64", (MAX_SPACES,)),  # the lease's length, seconds
         ArraySpec("sp_expiry", "float64", (MAX_SPACES,)),  # CLOCK_MONOTONIC time the lease runs out
         ArraySpec("vma_count", "int16", (MAX_SPACES,)),

@@ -237,10 +237,11 @@ class VM:
 
     def create_space(self, page_table: str = "multilevel", bits: int | None = None, levels: int | None = None,
                      level_bits: int | None = None, name: str = "", owner: int = 0, lease: float = 0.0,
-                     now: float = 0.0) -> int:
+                     now: float = 0.0, system: bool = False) -> int:
         """A new address space; levels and level_bits (multilevel only) default to x86-64's 9-bit levels,
         as many as the width needs. owner != 0 holds it on a lease of `lease` seconds from `now` (see
-        leases above)."""
+        leases above). system=True makes it the machine's own (the allocator's arena with heap_in_vm):
+        see check_client_may_change."""
         bits, levels, level_bits = self._space_shape(page_table, bits, levels, level_bits)
         if not 0 <= owner < 1 << 63 or (owner and not 0 < lease < float("inf")):
             raise InvalidArgument(f"owner {owner} needs a positive, finite lease (got {lease})")
@@ -263,6 +264,7 @@ class VM:
                 raw = name.encode()[:NAME_BYTES]
                 a["sp_name"][sp, :len(raw)] = np.frombuffer(raw, dtype=np.uint8)
                 a["sp_owner"][sp], a["sp_lease"][sp], a["sp_expiry"][sp] = owner, lease, now + lease
+                a["sp_system"][sp] = system
                 a["sp_tlbgen"][sp] += 1
                 a["vm_meta"][M_SPACE_SERIAL] += 1
                 a["sp_serial"][sp] = a["vm_meta"][M_SPACE_SERIAL]
@@ -285,6 +287,15 @@ class VM:
             self._check_space(sp)  # again, under the lock: another destroy may have come first
             self._destroy_locked(sp)
 
+    def check_client_may_change(self, sp: int, what: str) -> None:
+        """Refuse a client's change (store, mmap, munmap, mprotect, destroy) of one of the machine's own
+        spaces: the allocator's arena (heap_in_vm) is changed only by the allocator, through its page
+        source, which knows what its bytes mean; a client may still load, translate and read the
+        reports, as a process may read /proc/kcore but not write it."""
+        if isinstance(sp, int) and 0 <= sp < MAX_SPACES and self.a["sp_system"][sp]:
+            raise FailedPrecondition(f"{what} in address space {sp} refused: it is the machine's own (the "
+                                     f"allocator's heap arena, --heap-in-vm); clients may load from it, not change it")
+
     def _destroy_locked(self, sp: int) -> None:
         """Tear down space sp (vm/spaces and its lock held)."""
         a = self.a
@@ -294,6 +305,7 @@ class VM:
         a["vma_count"][sp] = 0
         a["sp_state"][sp] = 0
         a["sp_owner"][sp] = 0
+        a["sp_system"][sp] = 0
         a["sp_tlbgen"][sp] += 1
         self._tables.pop(sp, None)
 
