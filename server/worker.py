@@ -24,7 +24,14 @@ import sys
 import threading
 from concurrent import futures
 
-from memsim.server.limits import MAX_CALLS_PER_CONNECTION, MAX_MESSAGE, MAX_STREAMS, STREAM_IDLE_S, UNARY_THREADS
+from memsim.server.limits import (
+    MAX_CALLS_PER_CONNECTION,
+    MAX_MESSAGE,
+    MAX_REPLY_BYTES,
+    MAX_STREAMS,
+    STREAM_IDLE_S,
+    UNARY_THREADS,
+)
 from memsim.sim.system import Machine
 
 MAX_THREADS = MAX_STREAMS + UNARY_THREADS
@@ -139,4 +146,4 @@ def cache_commands(machine: Machine, ks, core: int, port: int):
     facts = ServerFacts(version=version("memsim"), core=core, cores=machine.config.cores, port=port,
                         started=time.time(), hz=HZ, heap_inuse=lambda: memstats().HeapInuse,
                         heap_alloc=lambda: memstats().HeapAlloc, locks=ks.heap.locks.snapshot)
-    return Commands(ks, info=lambda sections: info_text(ks, facts, sections))
+    return Commands(ks, info=lambda sections: info_text(ks, facts, sections), keys_reply_bytes=MAX_REPLY_BYTES)

@@ -41,7 +41,8 @@ Reply = None | int | bytes | str | list
 OK = "OK"
 
 # KEYS builds its whole reply before the server sees it, so it counts what it builds against one
-# reply's payload limit (server/limits.py MAX_REPLY_BYTES, the same 24 MiB) and stops there.
+# reply's payload limit and stops there. The server sets `keys_reply_bytes` to its wire limit
+# (server/limits.py MAX_REPLY_BYTES); this default serves the interpreter used without a server.
 KEYS_REPLY_BYTES = 24 << 20
 
 # Redis's own messages, worded once
@@ -90,12 +91,12 @@ class Commands:
     """The command interpreter one core runs over its Keyspace handle."""
 
     def __init__(self, ks: Keyspace, info: Callable[[list[str]], str] | None = None,
-                 clock: Callable[[], int] | None = None):
+                 clock: Callable[[], int] | None = None, keys_reply_bytes: int = KEYS_REPLY_BYTES):
         self.ks = ks
         self.info = info  # INFO's text, built by the server (it knows the machine); None: INFO refused
         self.clock = clock or ks.clock
         self.stats = ks.stats
-        self.keys_reply_bytes = KEYS_REPLY_BYTES
+        self.keys_reply_bytes = keys_reply_bytes
 
     def execute(self, args: list[bytes]) -> Reply:
         """Run one command. Raises a SimError with Redis's message when it fails."""
