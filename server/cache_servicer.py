@@ -29,6 +29,7 @@ import grpc
 import msgpack
 
 from memsim.server.limits import MAX_PIPELINE, PendingReplies, ReplyBudget
+from memsim.server.periodic import Periodic
 from memsim.server.wire import call_budget, stream_replies
 from memsim.sim.cache.commands import Commands, Reply
 from memsim.sim.cache.expire import HZ, active_expire_cycle
@@ -162,23 +163,17 @@ class CacheServicer(cache_pb2_grpc.CacheServicer):
         yield from stream_replies(self.replies, request_iterator, run)
 
 
-class CacheCron:
-    """serverCron for one core's keyspace: see the module doc. A daemon thread, stopped by stop()."""
+class CacheCron(Periodic):
+    """serverCron for one core's keyspace, hz times a second: see the module doc."""
+
+    name = "servercron"
 
     def __init__(self, ks: Keyspace, cores: int, core_lock: threading.Lock, hz: int = HZ):
+        super().__init__(ks.heap.core, 1.0 / hz)
         self.ks = ks
         self.cores = cores
         self.core_lock = core_lock
         self.hz = hz
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="servercron", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.thread.join(2)
 
     def tick(self) -> None:
         ks = self.ks
@@ -187,10 +182,3 @@ class CacheCron:
             ks.used_memory_peak()
             ks.shrink_to_limit()  # a lowered maxmemory is reached over a few ticks, as Redis's timer does
             active_expire_cycle(ks, effort=ks.config.expire_effort, hz=self.hz * self.cores)
-
-    def _run(self) -> None:
-        while not self._stop.wait(1.0 / self.hz):
-            try:
-                self.tick()
-            except Exception:  # a cron must not die of one bad tick; it logs and goes on
-                log.exception("serverCron on core %d", self.ks.heap.core)

@@ -36,12 +36,12 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from typing import Protocol
 
 import grpc
 
+from memsim.server.periodic import Periodic
 from memsim.sim.errors import InvalidArgument
 
 log = logging.getLogger("memsim.worker")
@@ -111,31 +111,22 @@ class Leased(Protocol):
     def reap(self, now: float) -> list: ...  # release what expired (taking the core's mutex itself)
 
 
-class LeaseReaper:
-    """A daemon thread on one core that releases what clients whose lease has run out held,
-    every REAP_PERIOD_S, under the core's mutex like any other work of that core."""
+class LeaseReaper(Periodic):
+    """Releases, every REAP_PERIOD_S, what clients whose lease has run out held, on one core;
+    each service's reap takes the core's mutex itself, like any other work of that core."""
+
+    name = "lease-reaper"
 
     def __init__(self, core: int, leased: list[Leased], period_s: float = REAP_PERIOD_S):
-        self.core = core
+        super().__init__(core, period_s)
         self.leased = leased
-        self.period_s = period_s
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="lease-reaper", daemon=True)
 
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.thread.join(2)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.period_s):
-            for service in self.leased:
-                try:
-                    if service.expired(time.monotonic()):  # the common case: nothing, and no lock taken
-                        gone = service.reap(time.monotonic())
-                        if gone:
-                            log.info("core %d released %s: their client's lease ran out", self.core, gone)
-                except Exception:  # a background pass must not die of one bad round; it logs and goes on
-                    log.exception("lease reaper on core %d", self.core)
+    def tick(self) -> None:
+        for service in self.leased:
+            try:
+                if service.expired(time.monotonic()):  # the common case: nothing, and no lock taken
+                    gone = service.reap(time.monotonic())
+                    if gone:
+                        log.info("core %d released %s: their client's lease ran out", self.core, gone)
+            except Exception:  # one service's bad round must not keep the others from theirs
+                log.exception("lease reaper on core %d", self.core)

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import grpc
 
 from memsim.server.limits import MAX_BATCH_OPS, PendingReplies, ReplyBudget
+from memsim.server.periodic import Periodic
 from memsim.server.sessions import caller_gone, client_id, lease_seconds
 from memsim.server.wire import call_budget, stream_replies
 from memsim.sim.errors import InvalidArgument, NotFound, SimError
@@ -256,36 +257,21 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         yield from stream_replies(self.replies, request_iterator, run)
 
 
-class Khugepaged:
-    """khugepaged: a daemon thread on one core that promotes fully populated ranges to huge pages
-    every `period_s` (Linux: scan_sleep_millisecs, 10 s by default; pages_to_scan 4096), under the
-    core's mutex like any other work of that core. Only the core that runs it pays its CPU."""
+class Khugepaged(Periodic):
+    """khugepaged: promotes fully populated ranges to huge pages every `period_s` (Linux:
+    scan_sleep_millisecs, 10 s by default; pages_to_scan 4096), on one core, under its mutex.
+    Only the core that runs it pays its CPU."""
+
+    name = "khugepaged"
 
     def __init__(self, vm: VM, core_lock: threading.Lock, period_s: float, ranges_per_scan: int = 8):
+        super().__init__(vm.core, period_s)
         self.vm = vm
         self.core_lock = core_lock
-        self.period_s = period_s
         self.ranges_per_scan = ranges_per_scan  # 8 x 512 pages = Linux's pages_to_scan 4096
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="khugepaged", daemon=True)
 
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.thread.join(2)
-
-    def _run(self) -> None:
+    def tick(self) -> None:
         from memsim.sim.vm.hugepage import collapse_scan
 
-        while not self._stop.wait(self.period_s):
-            try:
-                with self.core_lock:
-                    collapse_scan(self.vm, self.ranges_per_scan)
-            except Exception:  # a background scan must not die of one bad pass; it logs and goes on
-                log.exception("khugepaged on core %d", self.core)
-
-    @property
-    def core(self) -> int:
-        return self.vm.core
+        with self.core_lock:
+            collapse_scan(self.vm, self.ranges_per_scan)
