@@ -30,7 +30,7 @@ import msgpack
 
 from memsim.server.limits import MAX_PIPELINE, PendingReplies, ReplyBudget
 from memsim.server.periodic import Periodic
-from memsim.server.wire import call_budget, stream_replies
+from memsim.server.wire import call_budget, op_error, stream_replies
 from memsim.sim.cache.commands import Commands, Reply
 from memsim.sim.cache.expire import HZ, active_expire_cycle
 from memsim.sim.cache.keyspace import MAX_VALUE_BYTES, Keyspace
@@ -107,13 +107,8 @@ def run_commands(cmds: Commands, args: list[bytes], argc: list[int],
         try:
             r = execute_within(cmds, command, budget)
             replies.append(r)
-        except SimError as e:
-            errors.append(mpb.OpError(index=i, code=e.code, message=str(e)))
-            replies.append(None)
-        except Exception as e:  # one command's failure is its slot's error, never the pipeline's
-            log.exception("pipeline command %d failed", i)
-            errors.append(mpb.OpError(index=i, code=grpc.StatusCode.INTERNAL.value[0],
-                                      message=f"ERR internal error: {type(e).__name__}: {e}"[:500]))
+        except Exception as e:  # noqa: BLE001 - one command's failure is its slot's error, never the pipeline's
+            errors.append(op_error(i, e, cmds.ks.heap.core))
             replies.append(None)
     return replies, errors
 

@@ -8,9 +8,10 @@ path can be measured without the RPC around it.
 from __future__ import annotations
 
 from memsim.server.limits import MAX_BATCH_OPS, ReplyBudget
+from memsim.server.wire import op_error
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.owners import check_client_access
-from memsim.sim.errors import InvalidArgument, SimError
+from memsim.sim.errors import InvalidArgument
 from memsim.v1 import machine_pb2 as pb
 
 LAYERS = {"tiny": pb.TINY, "mcache": pb.MCACHE, "mcentral": pb.MCENTRAL, "mheap": pb.MHEAP}
@@ -82,7 +83,7 @@ def execute_batch(heap: Heap, req: pb.OpBatch, budget: ReplyBudget | None = None
                 budget.charge(sizes[i], f"op {i} (READ)")
                 try:
                     reads.append(heap.read(addr, offsets[i], sizes[i]))
-                except SimError:
+                except Exception:
                     budget.refund(sizes[i])  # nothing was copied
                     raise
             elif kind == pb.WRITE:
@@ -90,10 +91,10 @@ def execute_batch(heap: Heap, req: pb.OpBatch, budget: ReplyBudget | None = None
                 heap.write(addr, offsets[i], payload)
             else:
                 raise InvalidArgument(f"op {i}: unknown op kind {kind}")
-        except SimError as e:
+        except Exception as e:  # noqa: BLE001 - one op's failure is its own error; the batch goes on (wire.op_error)
             if kind == pb.READ:
                 reads.append(b"")
-            errors.append(pb.OpError(index=i, code=e.code, message=str(e)))
+            errors.append(op_error(i, e, heap.core))
     return pb.BatchReply(seq=req.seq, core=heap.core, address=out_addr, layer=out_layer, data=reads,
                          errors=errors, lock_wait_ns=wait_ns)
 

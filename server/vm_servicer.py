@@ -22,7 +22,7 @@ import grpc
 from memsim.server.limits import MAX_BATCH_OPS, PendingReplies, ReplyBudget
 from memsim.server.periodic import Periodic
 from memsim.server.sessions import caller_gone, client_id, lease_seconds
-from memsim.server.wire import call_budget, stream_replies
+from memsim.server.wire import call_budget, op_error, stream_replies
 from memsim.sim.errors import InvalidArgument, NotFound, SimError
 from memsim.sim.vm.vm import VM
 from memsim.v1 import machine_pb2 as mpb
@@ -72,7 +72,7 @@ def run_batch(vm: VM, req: pb.VmBatch, core: int, budget: ReplyBudget | None = N
                 budget.charge(lengths[i], f"op {i} (LOAD)")
                 try:
                     data[-1] = vm.load(spaces[i], addrs[i], lengths[i])
-                except SimError:
+                except Exception:
                     budget.refund(lengths[i])  # nothing was copied
                     raise
             elif op == pb.VM_STORE:
@@ -85,8 +85,8 @@ def run_batch(vm: VM, req: pb.VmBatch, core: int, budget: ReplyBudget | None = N
                 fault, hit, frame, walk = FAULTS[t["fault"]], t["tlb_hit"], t["frame"], t["levels"]
             else:
                 raise InvalidArgument(f"bad batch: op {i} has kind {op}")
-        except SimError as e:
-            reply.errors.append(mpb.OpError(index=i, code=e.code, message=str(e)))
+        except Exception as e:  # noqa: BLE001 - one op's failure is its own error; the batch goes on (wire.op_error)
+            reply.errors.append(op_error(i, e, core))
         faults.append(fault)
         hits.append(hit)
         frames.append(frame)

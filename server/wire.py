@@ -32,6 +32,7 @@ import grpc
 
 from memsim.server.limits import MAX_STREAMS, STREAM_IDLE_S, PendingReplies, ReplyBudget
 from memsim.sim.errors import InvalidArgument, ResourceExhausted, SimError
+from memsim.v1 import machine_pb2 as mpb
 
 log = logging.getLogger("memsim.worker")
 
@@ -47,6 +48,16 @@ def fail(context: grpc.ServicerContext, e: Exception, core: int) -> None:
         context.abort(STATUS[e.code], str(e))
     log.error("internal error on core %d", core, exc_info=e)
     context.abort(grpc.StatusCode.INTERNAL, f"internal error on core {core}: {type(e).__name__}: {e}")
+
+
+def op_error(index: int, e: Exception, core: int) -> mpb.OpError:
+    """One op's failure inside a batch or pipeline, as that op's error (the rest of the batch goes
+    on): a SimError's own code, INTERNAL (logged) for anything else, as `fail` does for a call."""
+    if isinstance(e, SimError) and e.code in STATUS and e.code != grpc.StatusCode.UNKNOWN.value[0]:
+        return mpb.OpError(index=index, code=e.code, message=str(e))
+    log.error("internal error on core %d, op %d of a batch", core, index, exc_info=e)
+    return mpb.OpError(index=index, code=grpc.StatusCode.INTERNAL.value[0],
+                       message=f"internal error on core {core}: {type(e).__name__}: {e}"[:1000])
 
 
 # -- requests that do not decode ----------------------------------------------------------------
