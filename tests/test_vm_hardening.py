@@ -254,6 +254,38 @@ def test_every_page_reads_back_when_frames_and_swap_are_full(kind):
         m.destroy()
 
 
+def test_a_failed_swap_write_during_the_handover_loses_no_page(monkeypatch):
+    """With frames and swap full, reclaim writes its victim into the faulting page's own slot. If
+    that write fails (the swap device's I/O error), the faulting page must still be in its slot and
+    the victim still resident: the fault fails, nothing is lost."""
+    m = Machine.create(MachineConfig(memory_bytes=8 * MiB, cores=1, vm_memory=2 * MiB, swap_bytes=MiB,
+                                     vm_policy="lru", thp="never"))
+    try:
+        vm = m.vm(0)
+        sp = vm.create_space("multilevel")
+        pages = vm.pool.nframes + vm.swap.slots + 64
+        base = vm.mmap(sp, pages * PAGE)
+        stored = 0
+        with pytest.raises(ResourceExhausted, match="swap is full"):
+            for i in range(pages):
+                vm.store(sp, base + i * PAGE, stamp(sp, i))
+                stored += 1
+        real_write = vm.swap.write
+
+        def failing_write(slot, data):
+            raise OSError(5, "Input/output error (injected)")
+
+        monkeypatch.setattr(vm.swap, "write", failing_write)
+        with pytest.raises(OSError):
+            vm.load(sp, base, 21)  # page 0 went to swap long ago: a major fault with a handover
+        monkeypatch.setattr(vm.swap, "write", real_write)
+        for i in range(stored):
+            assert vm.load(sp, base + i * PAGE, 21) == stamp(sp, i), i
+        assert check(vm) == []
+    finally:
+        m.destroy()
+
+
 # -- 7. range calls cost what is populated -----------------------------------------------------------------
 
 RANGES = {  # kind -> (create_space kwargs, region length): as wide as each kind can map

@@ -796,7 +796,19 @@ class VM:
                         slot, handover = swap_in.slot, True
                         self.table(swap_in.sp).set(swap_in.vpn, 0)  # the slot is the victim's from now on
                 self._unlist(f)
-                self._swap_out(owner, vpn, f, e, t, slot, keep=handover)
+                try:
+                    self._swap_out(owner, vpn, f, e, t, slot, keep=handover)
+                except BaseException:
+                    # The victim's write failed (an I/O error of the swap file) before anything of it
+                    # changed (the write comes first in _swap_out): it stays resident, and a handed-over
+                    # slot still holds the faulting page, whose entry points there again.
+                    if handover:
+                        self.table(swap_in.sp).set(swap_in.vpn, P.swap_entry(slot))
+                    with self.lru_lock:
+                        self.a["vm_rmap_space"][f] = owner  # undo _unlist
+                        if f not in self.policy:
+                            self._insert(f, owner, vpn)
+                    raise
                 if handover:
                     swap_in.frame = f
                 return True
