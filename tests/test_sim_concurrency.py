@@ -16,6 +16,8 @@ import os
 import queue
 import random
 import signal
+import sys
+import threading
 import time
 import traceback
 
@@ -291,17 +293,14 @@ def consumer(core: int, machine, producer_core: int, chan, credits, sizes) -> di
     return {"freed": freed}
 
 
-def run_pairs(machine, n: int, in_flight: int, sizes) -> dict:
-    """Cores 0 -> 1 and 2 -> 3: each producer's objects are freed by its consumer."""
+def run_pairs(machine, n: int, in_flight: int, sizes, pairs: int = 2) -> dict:
+    """Cores 0 -> 1, 2 -> 3, ...: each producer's objects are freed by its consumer."""
     q = CTX.Queue()
-    chans = [CTX.Queue(), CTX.Queue()]
-    credits = [CTX.Semaphore(in_flight), CTX.Semaphore(in_flight)]
-    procs = {
-        0: start(q, 0, producer, machine, n, chans[0], credits[0], sizes),
-        1: start(q, 1, consumer, machine, 0, chans[0], credits[0], sizes),
-        2: start(q, 2, producer, machine, n, chans[1], credits[1], sizes),
-        3: start(q, 3, consumer, machine, 2, chans[1], credits[1], sizes),
-    }
+    procs = {}
+    for p in range(0, 2 * pairs, 2):
+        chan, credits = CTX.Queue(), CTX.Semaphore(in_flight)
+        procs[p] = start(q, p, producer, machine, n, chan, credits, sizes)
+        procs[p + 1] = start(q, p + 1, consumer, machine, p, chan, credits, sizes)
     with supervised(procs.values()):
         return collect(q, procs, set(procs))
 
@@ -333,6 +332,75 @@ def test_remote_tiny_frees_race_the_owner_packing_its_block(machine):
     st = machine.arrays.core_stats
     assert st[[1, 3], L.S_TINY_BLOCK_FREES].sum() > 0  # the consumers freed blocks the producers retired
     assert_quiet(machine, machine.heap(0))
+
+
+@pytest.mark.parametrize("machine", [{"memory_bytes": 16 * MiB, "cores": 8}], indirect=True)
+def test_tiny_block_freed_once_when_its_last_free_is_preempted(machine):
+    """Four producer/consumer pairs on two CPUs, tiny objects only, so that a consumer is often
+    preempted inside free_tiny between emptying a block and deciding whether to free it. Before
+    the retired flag moved into the marks word, the producer could free the emptied block itself,
+    reuse that slot as its next tiny block, fill and retire it, and the waking consumer's CAS of
+    obj_size RETIRED -> 0 then freed the new block with live objects in it (an ABA): a consumer's
+    read of an object in flight failed with "no object is allocated", or its stamp had changed."""
+    n = 6000
+    results = run_pairs(machine, n, in_flight=32, sizes=[1, 2, 3, 4, 5, 6, 7, 8, 12, 15], pairs=4)
+    assert all(results[c]["freed"] == n for c in (1, 3, 5, 7))
+    st = machine.arrays.core_stats
+    assert st[[1, 3, 5, 7], L.S_TINY_BLOCK_FREES].sum() > 0  # consumers did free retired blocks
+    assert st[[0, 2, 4, 6], L.S_TINY_BLOCK_FREES].sum() > 0  # and producers emptied ones at retire
+    assert_quiet(machine, machine.heap(0))
+
+
+def test_tiny_block_not_freed_by_a_stale_last_free(machine):
+    """The interleaving the stress test above waits for, forced: core 1's free of the last object
+    of core 0's current tiny block is held right after its CAS of the block's marks (as the
+    scheduler may preempt it there), while core 0 retires that block, reuses the slot as its next
+    block, places an object in it and retires it too. Core 1 then finishes its free, which must
+    not free the new block under its live object. Threads in one process stand in for the two
+    cores' processes; the pause is a trace hook on the CAS's return, not a change to the code."""
+    owner, remote = machine.heap(0), machine.heap(1)
+    x = owner.malloc(8).address  # core 0's new block: x at offset 0
+    held, go = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def pause_after_marks_cas(frame, event, arg):
+        if event == "return" and arg is True and frame.f_locals.get("self") is remote.mark_words \
+                and not held.is_set():
+            held.set()
+            assert go.wait(10), "the owner's side never finished"
+        return pause_after_marks_cas
+
+    def tracer(frame, event, arg):
+        return pause_after_marks_cas if frame.f_code.co_name == "cas" else None
+
+    def remote_free() -> None:
+        sys.settrace(tracer)
+        try:
+            remote.free(x)
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+            errors.append(e)
+        finally:
+            sys.settrace(None)
+
+    t = threading.Thread(target=remote_free)
+    t.start()
+    try:
+        assert held.wait(10), "core 1's free never reached the marks CAS"
+        y = owner.malloc(12).address  # does not fit: retires the (now empty) block and starts one
+        assert y == x, "the block's slot was not reused: the interleaving was not exercised"
+        owner.write(y, 0, stamp(0, 1, 12))
+        z = owner.malloc(8).address  # does not fit either: retires the block that holds y
+    finally:
+        go.set()
+        t.join(10)
+    assert not t.is_alive() and not errors, errors
+    assert owner.read(y, 0, 12) == stamp(0, 1, 12), "the block holding y was freed under it"
+    w = remote.malloc(16).address  # were the block freed, core 1's cache would hand it out now
+    assert w != y
+    for a in (y, z, w):
+        owner.free(a)
+    remote.release_caches()
+    assert_quiet(machine, owner)
 
 
 # -- (c) two cores free the same objects at once --------------------------------------------------
