@@ -309,6 +309,10 @@ def run_pairs(machine, n: int, in_flight: int, sizes, pairs: int = 2) -> dict:
                                                                   "per_core_caches": False}],
                          indirect=True, ids=["caches", "no-caches"])
 def test_cross_core_frees(machine):
+    """Producers' objects freed on their consumers' cores. It failed about once in 15 runs of the
+    suite under `-n 2` with "read: no object is allocated" for an object in flight: not the test
+    but the tiny allocator, whose retired block could be freed by a stale remote free after its
+    owner had reused the slot (tiny.py header; forced in test_tiny_block_not_freed_by_a_stale_last_free)."""
     n = 3000
     results = run_pairs(machine, n, in_flight=64, sizes=SIZES)
     assert results[1]["freed"] == results[3]["freed"] == n
@@ -586,6 +590,19 @@ def stop_inside(core: int, machine, where: str, reached) -> dict:
 
         h.obj_words.cas = cas
         h.free(a)
+    elif where == "tiny free after emptying a retired block":  # won the block, not yet claimed
+        x = h.malloc(8).address
+        h.malloc(12)  # does not fit: x's block is retired with x in it
+        real = h.mark_words.cas
+
+        def cas(i, expected, desired):
+            ok = real(i, expected, desired)
+            if ok and desired & 0xFFFF == 0:  # no object starts in the block any more
+                _block(reached)
+            return ok
+
+        h.mark_words.cas = cas
+        h.free(x)
     elif where == "refill holding the class lock":
         real = c64.remove_range
         c64.remove_range = lambda n, state: (real(n, state), _block(reached))[0]
@@ -606,10 +623,14 @@ def stop_inside(core: int, machine, where: str, reached) -> dict:
 LEAKED_AT = {
     "large before zeroing": 5 * 8192,  # a large object its client never saw (recovery cannot tell)
     "flush holding the class lock": 8192,  # the objects it had not freed yet are its clients'
+    "tiny free after emptying a retired block": 8192,  # the span of its live 12-byte object's block
 }
 LIVE_AT = {  # (HeapObjects, HeapAlloc) left at the end: objects the dead core's client still owns
     # 100 allocated through refills of 32 (28 left cached); the flush fires at the 37th free
     "flush holding the class lock": (63, 63 * 64),
+    # the block of its 12-byte object, not the won block; and the freed 8-byte object still counts,
+    # as the core died inside its free before counting it (recovery cannot tell which tiny free it was)
+    "tiny free after emptying a retired block": (2, 16),
 }
 HELD_AT = {
     "refill holding the class lock": {"mcentral/64B"},
@@ -620,6 +641,7 @@ HELD_AT = {
 
 @pytest.mark.parametrize("where", [
     "malloc before publish", "tiny block before adopt", "large before zeroing", "free after winning the CAS",
+    "tiny free after emptying a retired block",
     "refill holding the class lock", "span grow holding class and heap locks", "flush holding the class lock",
 ])
 def test_sigkill_at_a_chosen_instruction(machine, where):
