@@ -347,7 +347,9 @@ def test_tiny_block_freed_once_when_its_last_free_is_preempted(machine):
     obj_size RETIRED -> 0 then freed the new block with live objects in it (an ABA): a consumer's
     read of an object in flight failed with "no object is allocated", or its stamp had changed."""
     n = 6000
-    results = run_pairs(machine, n, in_flight=32, sizes=[1, 2, 3, 4, 5, 6, 7, 8, 12, 15], pairs=4)
+    # 9 to 15 bytes: one object per block, so that every malloc retires the block before, often
+    # just as the consumer frees that block's only object
+    results = run_pairs(machine, n, in_flight=8, sizes=[9, 10, 11, 12, 13, 14, 15], pairs=4)
     assert all(results[c]["freed"] == n for c in (1, 3, 5, 7))
     st = machine.arrays.core_stats
     assert st[[1, 3, 5, 7], L.S_TINY_BLOCK_FREES].sum() > 0  # consumers did free retired blocks
