@@ -9,8 +9,9 @@ and its tiny block are nobody's. The supervisor therefore, before it restarts th
 2. frees pages whose span record is not live (a span allocation torn in half: mheap writes
    pages first and the record last, so this is the only torn state it can leave);
 3. returns the dead core's cached objects (slot_state = CACHED by it) to FREE, marks its
-   tiny block retired (freeing it if it holds no live object) and rebuilds every class's
-   span list and free counts from the slot states, which are the ground truth;
+   tiny block retired (freeing it if it holds no live object), frees the tiny block it had
+   won (tiny.py) but not yet claimed, and rebuilds every class's span list and free counts
+   from the slot states, which are the ground truth;
 4. recomputes the heap gauges from the page map.
 
 An object in flight inside the dead core (claimed by its malloc but not yet published, or
