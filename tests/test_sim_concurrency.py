@@ -293,14 +293,17 @@ def consumer(core: int, machine, producer_core: int, chan, credits, sizes) -> di
     return {"freed": freed}
 
 
-def run_pairs(machine, n: int, in_flight: int, sizes, pairs: int = 2) -> dict:
-    """Cores 0 -> 1, 2 -> 3, ...: each producer's objects are freed by its consumer."""
+def run_pairs(machine, n: int, in_flight: int, sizes) -> dict:
+    """Cores 0 -> 1 and 2 -> 3: each producer's objects are freed by its consumer."""
     q = CTX.Queue()
-    procs = {}
-    for p in range(0, 2 * pairs, 2):
-        chan, credits = CTX.Queue(), CTX.Semaphore(in_flight)
-        procs[p] = start(q, p, producer, machine, n, chan, credits, sizes)
-        procs[p + 1] = start(q, p + 1, consumer, machine, p, chan, credits, sizes)
+    chans = [CTX.Queue(), CTX.Queue()]
+    credits = [CTX.Semaphore(in_flight), CTX.Semaphore(in_flight)]
+    procs = {
+        0: start(q, 0, producer, machine, n, chans[0], credits[0], sizes),
+        1: start(q, 1, consumer, machine, 0, chans[0], credits[0], sizes),
+        2: start(q, 2, producer, machine, n, chans[1], credits[1], sizes),
+        3: start(q, 3, consumer, machine, 2, chans[1], credits[1], sizes),
+    }
     with supervised(procs.values()):
         return collect(q, procs, set(procs))
 
@@ -338,22 +341,93 @@ def test_remote_tiny_frees_race_the_owner_packing_its_block(machine):
     assert_quiet(machine, machine.heap(0))
 
 
+def block_producer(core: int, machine, rounds: int, chan, freeing) -> dict:
+    """Per round, four 8-byte tiny objects: two fill a block that the third retires at once, the
+    third and fourth fill the next block, which stays this core's current block. The next round
+    starts the moment the consumer is about to free that block's last object, so that this core
+    retires the block while the consumer frees it (the race tiny.py's header describes)."""
+    h = machine.heap(core)
+    for r in range(rounds):
+        spins = 0
+        while freeing.value < r:  # the consumer is at the last object of the previous round
+            spins += 1
+            if spins % 100 == 0:
+                os.sched_yield()
+        objs = [h.malloc(8).address for _ in range(4)]
+        for i, a in enumerate(objs):
+            h.write(a, 0, stamp(core, 4 * r + i, 8))
+        chan.put((r, objs))
+    chan.put(None)
+    h.release_caches()
+    chan.close()
+    chan.join_thread()
+    return {"rounds": rounds}
+
+
+def block_consumer(core: int, machine, producer_core: int, chan, freeing) -> dict:
+    h = machine.heap(core)
+    rounds = 0
+    while (item := chan.get(timeout=RESULT_TIMEOUT)) is not None:
+        r, objs = item
+        for i, a in enumerate(objs):
+            got = h.read(a, 0, 8)
+            assert got == stamp(producer_core, 4 * r + i, 8), f"round {r}: object {a:#x} changed in flight"
+            if i == 3:
+                freeing.value = r + 1  # the producer now retires this block as we free its last object
+            h.free(a)
+        rounds += 1
+    h.release_caches()
+    return {"rounds": rounds}
+
+
+def preempt_at_random(pids: list[int], done: threading.Event) -> None:
+    """Stop each process for about a millisecond at a random instruction, again and again, as a
+    scheduler does to a process that has used its time slice (SIGSTOP, then SIGCONT)."""
+    rng = random.Random(7)
+    try:
+        while not done.is_set():
+            pid = rng.choice(pids)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+                time.sleep(rng.uniform(0.0002, 0.002))
+                os.kill(pid, signal.SIGCONT)
+            time.sleep(rng.uniform(0, 0.001))
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
 @pytest.mark.parametrize("machine", [{"memory_bytes": 16 * MiB, "cores": 8}], indirect=True)
 def test_tiny_block_freed_once_when_its_last_free_is_preempted(machine):
-    """Four producer/consumer pairs on two CPUs, tiny objects only, so that a consumer is often
-    preempted inside free_tiny between emptying a block and deciding whether to free it. Before
-    the retired flag moved into the marks word, the producer could free the emptied block itself,
-    reuse that slot as its next tiny block, fill and retire it, and the waking consumer's CAS of
-    obj_size RETIRED -> 0 then freed the new block with live objects in it (an ABA): a consumer's
-    read of an object in flight failed with "no object is allocated", or its stamp had changed."""
-    n = 6000
-    # 9 to 15 bytes: one object per block, so that every malloc retires the block before, often
-    # just as the consumer frees that block's only object
-    results = run_pairs(machine, n, in_flight=8, sizes=[9, 10, 11, 12, 13, 14, 15], pairs=4)
-    assert all(results[c]["freed"] == n for c in (1, 3, 5, 7))
+    """Four producer/consumer pairs race, thousands of times, a producer retiring its current tiny
+    block against its consumer freeing that block's last object, while the consumers are stopped
+    for a millisecond at random instructions (preempt_at_random). When a consumer stops inside
+    that free, after its CAS of the block's marks, the producer may free the block, take the same
+    slot back as its next block, fill and retire it; before the fix the waking consumer's CAS of
+    obj_size RETIRED -> 0 then freed that block with live objects in it (an ABA), and a
+    consumer's read of an object in flight failed with "no object is allocated" or its stamp had
+    changed."""
+    rounds = 3000
+    q = CTX.Queue()
+    procs = {}
+    for p in range(0, 8, 2):
+        chan, freeing = CTX.Queue(), CTX.RawValue("q", 0)
+        procs[p] = start(q, p, block_producer, machine, rounds, chan, freeing)
+        procs[p + 1] = start(q, p + 1, block_consumer, machine, p, chan, freeing)
+    done = threading.Event()
+    stopper = threading.Thread(target=preempt_at_random, args=([procs[c].pid for c in (1, 3, 5, 7)], done))
+    with supervised(procs.values()):
+        stopper.start()
+        try:
+            results = collect(q, procs, set(procs))
+        finally:
+            done.set()
+            stopper.join(10)
+    assert all(results[c]["rounds"] == rounds for c in (1, 3, 5, 7))
     st = machine.arrays.core_stats
-    assert st[[1, 3, 5, 7], L.S_TINY_BLOCK_FREES].sum() > 0  # consumers did free retired blocks
-    assert st[[0, 2, 4, 6], L.S_TINY_BLOCK_FREES].sum() > 0  # and producers emptied ones at retire
+    assert st[[1, 3, 5, 7], L.S_TINY_BLOCK_FREES].sum() > 0  # consumers freed retired blocks
+    assert st[[0, 2, 4, 6], L.S_TINY_BLOCK_FREES].sum() > 0  # and producers blocks emptied before retiring
     assert_quiet(machine, machine.heap(0))
 
 
