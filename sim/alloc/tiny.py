@@ -28,6 +28,13 @@ flight read as "no object is allocated" (tests/test_sim_concurrency.py,
 test_tiny_block_not_freed_by_a_stale_last_free). A remote free that empties a block now reads
 nothing after its CAS: `new`, the value it wrote, says whether it freed the block.
 
+Racy by design: the owner packs and retires, and other cores free, with no lock; a remote
+core may stall anywhere in free_tiny, and the block may be freed and reused under it. That is
+harmless because of the invariant: between adopt() and its free a block's marks word is
+RETIRED_MARK at most once, only the CAS that wrote it may free the block, and a core that
+stalls after its CAS acts only on what it wrote, never on a re-read of a word (obj_size, the
+marks) that the block's next incarnation can set to the same value.
+
 The fast path (the object fits the current block) takes no lock: one CAS on the marks.
 Unlike Go's, a block holds one owner's objects (owners.py): a request for another client, or
 for none, retires the current block and starts a new one, so that a client's release can find
