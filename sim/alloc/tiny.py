@@ -30,8 +30,8 @@ nothing after its CAS: `new`, the value it wrote, says whether it freed the bloc
 
 Racy by design: the owner packs and retires, and other cores free, with no lock; a remote
 core may stall anywhere in free_tiny, and the block may be freed and reused under it. That is
-harmless because of the invariant: between adopt() and its free a block's marks word is
-RETIRED_MARK at most once, only the CAS that wrote it may free the block, and a core that
+harmless because of the invariant: between adopt() and its free a block's marks word becomes
+RETIRED_MARK by exactly one CAS, only that CAS's writer may free the block, and a core that
 stalls after its CAS acts only on what it wrote, never on a re-read of a word (obj_size, the
 marks) that the block's next incarnation can set to the same value.
 
