@@ -338,6 +338,32 @@ def test_tiny_bounds_come_from_the_marks(machine):
     assert_empty(machine, h)
 
 
+@pytest.mark.parametrize("sizes", [(1, 15), (1,) * 16, (3, 5, 8), (3, 13)])
+def test_tiny_object_ending_at_the_blocks_last_byte(machine, sizes):
+    """An object that ends at byte 15 has no end mark (bit 31 is the block's RETIRED_MARK,
+    tiny.py): its bounds, its free and its double free still come out right."""
+    h = machine.heap(0)
+    h.malloc(15), h.malloc(1)  # fill a block: the sequence starts a fresh one
+    addrs = [h.malloc(n).address for n in sizes]
+    assert (addrs[-1] + sizes[-1]) % 16 == 0  # the last one ends the block
+    for i, (a, n) in enumerate(zip(addrs, sizes, strict=True)):
+        h.write(a, 0, bytes([i + 1]) * n)
+        with pytest.raises(OutOfRange):
+            h.write(a, 0, bytes(n + 1))
+    for i, (a, n) in enumerate(zip(addrs, sizes, strict=True)):
+        assert h.read(a, 0, n) == bytes([i + 1]) * n
+    h.free(addrs[-1])
+    with pytest.raises(FailedPrecondition):
+        h.free(addrs[-1])
+    for i, (a, n) in enumerate(zip(addrs[:-1], sizes, strict=False)):
+        assert h.read(a, 0, n) == bytes([i + 1]) * n
+        h.free(a)
+    h.release_caches()
+    assert check(h, quiescent=True) == []
+    s = read_memstats(machine.arrays)
+    assert (s.HeapObjects, s.HeapAlloc) == (2, 16)  # only the fillers and their block are left
+
+
 def test_freeing_every_object_of_a_retired_block_frees_the_block(machine):
     h = machine.heap(0)
     first = [h.malloc(s).address for s in (1, 1, 2, 4, 8)]  # fills the block exactly

@@ -18,7 +18,9 @@ tiny-block marker. `obj_owner` (uint32) says who allocated the object in a slot 
 object, the slot of its span's first object): (core + 1) << 24 | the client's entry in
 `client_id` (0: no client: the cache, a kept object, a caller without an id; owners.py).
 Freeing is decided by a CAS of `obj_size` from its value to 0: exactly one
-of two concurrent frees wins, so nothing is ever handed out twice.
+of two concurrent frees wins, so nothing is ever handed out twice. A tiny block is the
+exception: who frees it is decided by a CAS of its `tiny_marks` word (tiny.py explains why a
+CAS of `obj_size` alone could free a reused block).
 
 Writers:
     page_*, span_*, heap_gauges      only under the heap lock

@@ -209,7 +209,8 @@ class Owners:
 
 
 def tiny_objects(marks: int) -> list[tuple[int, int]]:
-    """(offset, size) of each object in a tiny block, from its start (bit i) and end (bit 16 + j) marks."""
+    """(offset, size) of each object in a tiny block, from its start (bit i) and end (bit 16 + j) marks
+    (an object with no end mark after its start ends at byte 15; tiny.py)."""
     return [(off, object_end(marks, off) - off + 1) for off in range(BLOCK) if marks >> off & 1]
 
 

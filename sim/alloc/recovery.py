@@ -9,8 +9,9 @@ and its tiny block are nobody's. The supervisor therefore, before it restarts th
 2. frees pages whose span record is not live (a span allocation torn in half: mheap writes
    pages first and the record last, so this is the only torn state it can leave);
 3. returns the dead core's cached objects (slot_state = CACHED by it) to FREE, marks its
-   tiny block retired (freeing it if it holds no live object) and rebuilds every class's
-   span list and free counts from the slot states, which are the ground truth;
+   tiny block retired (freeing it if it holds no live object), frees the tiny block it had
+   won (tiny.py) but not yet claimed, and rebuilds every class's span list and free counts
+   from the slot states, which are the ground truth;
 4. recomputes the heap gauges from the page map.
 
 An object in flight inside the dead core (claimed by its malloc but not yet published, or
@@ -31,7 +32,7 @@ import numpy as np
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.sizeclasses import MAX_OBJECTS_PER_SPAN, PAGE_SIZE, table
-from memsim.sim.alloc.tiny import BLOCK
+from memsim.sim.alloc.tiny import BLOCK, RETIRED_MARK, mark_retired
 
 
 def recover(heap: Heap, dead_core: int | None) -> dict[str, int]:
@@ -46,8 +47,9 @@ def recover(heap: Heap, dead_core: int | None) -> dict[str, int]:
         tiny_freed = 0
         in_flight = 0
         if dead_core is not None:
+            inflight_word = int(a.core_stats[dead_core, L.S_INFLIGHT])
             in_flight = _reclaim_in_flight(a, dead_core)
-            tiny_freed = _retire_tiny_blocks(heap, dead_core) + _free_empty_retired_blocks(heap)
+            tiny_freed = _retire_tiny_blocks(heap, dead_core) + _free_won_tiny_block(heap, dead_core, inflight_word)
             a.core_stats[dead_core, L.S_TINY_BLOCK_FREES] += tiny_freed
         reclaimed = 0
         dead_state = None if dead_core is None else 1 + dead_core
@@ -107,21 +109,31 @@ def _retire_tiny_blocks(heap: Heap, core: int) -> int:
     for slot in np.flatnonzero(a.obj_size == held).tolist():
         if not heap.obj_words.cas(slot, held, L.TINY_RETIRED):
             continue
-        if int(a.tiny_marks[_block_of(slot)]) == 0 and heap.obj_words.cas(slot, L.TINY_RETIRED, 0):
+        if mark_retired(a, heap.mark_words, heap.obj_words, slot, _block_of(slot)):
             a.slot_state[slot] = L.FREE  # rebuild() counts it back into its span
             freed += 1
     return freed
 
 
-def _free_empty_retired_blocks(heap: Heap) -> int:
-    """Retired tiny blocks with no live object whose freeing core died before claiming them."""
+def _free_won_tiny_block(heap: Heap, core: int, inflight_word: int) -> int:
+    """The tiny block the dead core had won (moved its marks to RETIRED_MARK, tiny.py) but not yet
+    claimed. Only the block it recorded as in flight can be one; but a live core that won it is in
+    the same state until its claim, with the block in its own S_INFLIGHT (set before its marks CAS,
+    cleared after the claim), and that core frees it itself. The marks are read before the other
+    cores' S_INFLIGHT, so a live winner is seen either still in flight or already done (obj_size 0,
+    and the claim below fails)."""
     a = heap.a
-    freed = 0
-    for slot in np.flatnonzero(a.obj_size == L.TINY_RETIRED).tolist():
-        if int(a.tiny_marks[_block_of(slot)]) == 0 and heap.obj_words.cas(slot, L.TINY_RETIRED, 0):
-            a.slot_state[slot] = L.FREE
-            freed += 1
-    return freed
+    slot = (inflight_word & L.INFLIGHT_SLOT) - 1
+    if slot < 0 or not inflight_word & L.INFLIGHT_TINY_BLOCK or \
+            a.span_state[slot // MAX_OBJECTS_PER_SPAN] != L.SPAN_SMALL:
+        return 0
+    if int(a.tiny_marks[_block_of(slot)]) != RETIRED_MARK or int(a.obj_size[slot]) != L.TINY_RETIRED:
+        return 0
+    others = np.delete(a.core_stats[:, L.S_INFLIGHT], core) & L.INFLIGHT_SLOT
+    if np.any(others == slot + 1) or not heap.obj_words.cas(slot, L.TINY_RETIRED, 0):
+        return 0
+    a.slot_state[slot] = L.FREE
+    return 1
 
 
 def check(heap: Heap, quiescent: bool = True) -> list[str]:
