@@ -29,7 +29,7 @@ from memsim.sim.alloc.memstats import read_cache_stats, read_central_stats, read
 from memsim.sim.alloc.owners import Owners, check_client_access
 from memsim.sim.alloc.recovery import locked_check
 from memsim.sim.alloc.sizeclasses import PAGE_SIZE, table
-from memsim.sim.errors import InvalidArgument, SimError
+from memsim.sim.errors import InvalidArgument, ResourceExhausted, SimError
 from memsim.sim.machine import atomics
 from memsim.sim.system import Machine
 from memsim.v1 import machine_pb2 as pb
@@ -40,6 +40,7 @@ log = logging.getLogger("memsim.worker")
 STATUS = {c.value[0]: c for c in grpc.StatusCode}
 RELEASE_CHUNK = 1000  # objects freed per hold of the core's mutex when a client is released
 MAX_LISTED = 100_000
+TABLE_FULL_LOG_PERIOD_S = 10.0  # at most one "client table full" line per core this often
 
 
 def allocated_by(req: pb.OpBatch, reply: pb.BatchReply) -> list[int]:
@@ -69,6 +70,7 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
         self.core_lock = threading.Lock()
         self.replies = replies or PendingReplies(core)  # the core's reply bytes not yet sent (limits.py)
         self.owners = Owners(heap)
+        self._table_full_logged = -TABLE_FULL_LOG_PERIOD_S
 
     def _client_entry(self, context: grpc.ServicerContext, keep: bool = False) -> int:
         """The caller's entry in the client table (claimed on its first allocation), or 0 for an
@@ -77,7 +79,18 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
         lease = metadata_lease(context)
         if keep or not cid:
             return 0
-        return self.owners.claim(cid, lease, time.monotonic())
+        try:
+            return self.owners.claim(cid, lease, time.monotonic())
+        except ResourceExhausted:
+            # Refusing would let whoever fills the table stop every other client's allocations; a
+            # nobody's object (like keep=True) lives until it is freed, which only its caller can do.
+            now = time.monotonic()
+            if now >= self._table_full_logged + TABLE_FULL_LOG_PERIOD_S:
+                self._table_full_logged = now
+                log.warning("core %d: the client table is full (%d entries); client %x's allocations are "
+                            "recorded as nobody's: its close or lease end will not free them",
+                            self.core, L.MAX_CLIENTS - 1, cid)
+            return 0
 
     def _fail(self, context: grpc.ServicerContext, e: Exception) -> None:
         if isinstance(e, SimError):
