@@ -26,7 +26,7 @@ from memsim.server.wire import call_budget, stream_replies
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.memstats import read_cache_stats, read_central_stats, read_memstats
-from memsim.sim.alloc.owners import Owners, check_client_access
+from memsim.sim.alloc.owners import TOMBSTONE, Owners, check_client_access
 from memsim.sim.alloc.recovery import locked_check
 from memsim.sim.alloc.sizeclasses import PAGE_SIZE, table
 from memsim.sim.errors import InvalidArgument, ResourceExhausted, SimError
@@ -209,35 +209,40 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
 
     def release(self, entry: int, cid: int, now: float, expired_only: bool) -> int:
         """Free a client's objects, RELEASE_CHUNK per hold of the core's mutex (others' calls go
-        between); returns how many were freed."""
+        between); returns how many were freed. `cid` TOMBSTONE sweeps a released entry (owners.py)."""
         owners = self.owners
         if not entry:
             return 0
         with self.core_lock:
             if not owners.begin_release(entry, cid, now, expired_only):
                 return 0
+        # Listed once, without the mutex: a scan of the shared records, none of this core's own
+        # state. Listing again per chunk made a release quadratic in the client's objects.
+        todo = owners.client_objects(entry)
         freed = 0
-        for _ in range(len(owners.client_objects(entry)) // RELEASE_CHUNK + 2):  # free_some can only shrink it
+        for start in range(0, len(todo), RELEASE_CHUNK):
             with self.core_lock:
-                tried, n = owners.free_some(entry, RELEASE_CHUNK)
-            freed += n
-            if not tried:
-                break
+                freed += owners.free_listed(entry, todo[start:start + RELEASE_CHUNK])
         with self.core_lock:
-            owners.finish_release(entry)
+            owners.finish_release(entry, now)
         return freed
 
     def expired(self, now: float) -> list[int]:
-        return self.owners.expired(now)
+        return self.owners.expired(now) + self.owners.tombstones(now)
 
     def reap(self, now: float) -> list[str]:
-        """Free the objects of every client whose lease ran out before `now` (LeaseReaper)."""
+        """Free the objects of every client whose lease ran out before `now`, and sweep released
+        entries due for it (LeaseReaper)."""
         out = []
         for entry in self.owners.expired(now):
             cid = int(self.machine.arrays.client_id[entry])
             n = self.release(entry, cid, now, expired_only=True)
             if n:
                 out.append(f"{n} objects of client {abs(cid):x}")
+        for entry in self.owners.tombstones(now):
+            n = self.release(entry, TOMBSTONE, now, expired_only=True)
+            if n:
+                out.append(f"{n} objects allocated under client entry {entry} as its client closed")
         return out
 
     @staticmethod

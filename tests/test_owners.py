@@ -125,7 +125,7 @@ def test_a_release_lists_the_clients_objects_once_not_once_per_chunk(machine):
 
 
 def test_a_released_entry_is_not_reused_until_a_late_allocation_under_it_is_swept(machine):
-    from memsim.sim.alloc.owners import RELEASE_GRACE_S
+    from memsim.sim.alloc.owners import TOMBSTONE_S
     srv, h1 = servicer_on(machine), machine.heap(1)
     own = srv.owners
     ea = own.claim(A, 30.0, now=0.0)  # an Alloc on core 1 got A's entry...
@@ -133,10 +133,10 @@ def test_a_released_entry_is_not_reused_until_a_late_allocation_under_it_is_swep
     late = h1.malloc(24, ea).address  # ...and then that Alloc published its object under the entry
     eb = own.claim(B, 30.0, now=2.0)
     assert eb != ea  # B does not inherit A's late object
-    assert own.expired(1.0 + RELEASE_GRACE_S / 2) == []  # within the grace period nothing to reap
+    assert srv.expired(1.0 + TOMBSTONE_S / 2) == []  # for a while, nothing to reap
     assert srv.release(eb, B, now=3.0, expired_only=False) == 0
     assert late in {o.address for o in own.live()[0]}  # B's close did not free it
-    srv.reap(2.0 + RELEASE_GRACE_S)  # the reaper sweeps the tombstone...
+    assert srv.reap(2.0 + TOMBSTONE_S)  # the reaper sweeps the tombstone...
     assert late not in {o.address for o in own.live()[0]}
     assert int(machine.arrays.client_id[ea]) == 0  # ...and only then gives the entry back
     assert own.claim(A, 30.0, now=100.0) in (ea, eb)
