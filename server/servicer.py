@@ -26,10 +26,10 @@ from memsim.server.wire import call_budget, stream_replies
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.memstats import read_cache_stats, read_central_stats, read_memstats
-from memsim.sim.alloc.owners import Owners, check_client_access
+from memsim.sim.alloc.owners import TOMBSTONE, Owners, check_client_access
 from memsim.sim.alloc.recovery import locked_check
 from memsim.sim.alloc.sizeclasses import PAGE_SIZE, table
-from memsim.sim.errors import InvalidArgument, SimError
+from memsim.sim.errors import InvalidArgument, ResourceExhausted, SimError
 from memsim.sim.machine import atomics
 from memsim.sim.system import Machine
 from memsim.v1 import machine_pb2 as pb
@@ -40,6 +40,7 @@ log = logging.getLogger("memsim.worker")
 STATUS = {c.value[0]: c for c in grpc.StatusCode}
 RELEASE_CHUNK = 1000  # objects freed per hold of the core's mutex when a client is released
 MAX_LISTED = 100_000
+TABLE_FULL_LOG_PERIOD_S = 10.0  # at most one "client table full" line per core this often
 
 
 def allocated_by(req: pb.OpBatch, reply: pb.BatchReply) -> list[int]:
@@ -69,6 +70,7 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
         self.core_lock = threading.Lock()
         self.replies = replies or PendingReplies(core)  # the core's reply bytes not yet sent (limits.py)
         self.owners = Owners(heap)
+        self._table_full_logged = -TABLE_FULL_LOG_PERIOD_S
 
     def _client_entry(self, context: grpc.ServicerContext, keep: bool = False) -> int:
         """The caller's entry in the client table (claimed on its first allocation), or 0 for an
@@ -77,7 +79,18 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
         lease = metadata_lease(context)
         if keep or not cid:
             return 0
-        return self.owners.claim(cid, lease, time.monotonic())
+        try:
+            return self.owners.claim(cid, lease, time.monotonic())
+        except ResourceExhausted:
+            # Refusing would let whoever fills the table stop every other client's allocations; a
+            # nobody's object (like keep=True) lives until it is freed, which only its caller can do.
+            now = time.monotonic()
+            if now >= self._table_full_logged + TABLE_FULL_LOG_PERIOD_S:
+                self._table_full_logged = now
+                log.warning("core %d: the client table is full (%d entries); client %x's allocations are "
+                            "recorded as nobody's: its close or lease end will not free them",
+                            self.core, L.MAX_CLIENTS - 1, cid)
+            return 0
 
     def _fail(self, context: grpc.ServicerContext, e: Exception) -> None:
         if isinstance(e, SimError):
@@ -196,35 +209,40 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
 
     def release(self, entry: int, cid: int, now: float, expired_only: bool) -> int:
         """Free a client's objects, RELEASE_CHUNK per hold of the core's mutex (others' calls go
-        between); returns how many were freed."""
+        between); returns how many were freed. `cid` TOMBSTONE sweeps a released entry (owners.py)."""
         owners = self.owners
         if not entry:
             return 0
         with self.core_lock:
             if not owners.begin_release(entry, cid, now, expired_only):
                 return 0
+        # Listed once, without the mutex: a scan of the shared records, none of this core's own
+        # state. Listing again per chunk made a release quadratic in the client's objects.
+        todo = owners.client_objects(entry)
         freed = 0
-        for _ in range(len(owners.client_objects(entry)) // RELEASE_CHUNK + 2):  # free_some can only shrink it
+        for start in range(0, len(todo), RELEASE_CHUNK):
             with self.core_lock:
-                tried, n = owners.free_some(entry, RELEASE_CHUNK)
-            freed += n
-            if not tried:
-                break
+                freed += owners.free_listed(entry, todo[start:start + RELEASE_CHUNK])
         with self.core_lock:
-            owners.finish_release(entry)
+            owners.finish_release(entry, now)
         return freed
 
     def expired(self, now: float) -> list[int]:
-        return self.owners.expired(now)
+        return self.owners.expired(now) + self.owners.tombstones(now)
 
     def reap(self, now: float) -> list[str]:
-        """Free the objects of every client whose lease ran out before `now` (LeaseReaper)."""
+        """Free the objects of every client whose lease ran out before `now`, and sweep released
+        entries due for it (LeaseReaper)."""
         out = []
         for entry in self.owners.expired(now):
             cid = int(self.machine.arrays.client_id[entry])
             n = self.release(entry, cid, now, expired_only=True)
             if n:
                 out.append(f"{n} objects of client {abs(cid):x}")
+        for entry in self.owners.tombstones(now):
+            n = self.release(entry, TOMBSTONE, now, expired_only=True)
+            if n:
+                out.append(f"{n} objects allocated under client entry {entry} as its client closed")
         return out
 
     @staticmethod

@@ -18,8 +18,10 @@ sim/vm/vm.py), allocator objects in a per-slot owner word and a small client tab
     client table), so no single core's death strands anything; CreateSpace also reaps before it
     creates, so a full pool first gives back what is already dead.
 
-The lease is the client's choice (30 s by default, at most a day): VM's CreateSpace carries it,
-the Machine service reads it from `memsim-lease-seconds` metadata. Short for tests, long for a
+The lease is the client's choice (30 s by default): VM's CreateSpace carries it (at most a day),
+the Machine service reads it from `memsim-lease-seconds` metadata (at most MAX_OBJECT_LEASE_S, an
+hour: its leases hold entries of a small shared client table, owners.py; when that table is full
+an allocation is made anyway, as nobody's, like keep=True, and a line is logged). Short for tests, long for a
 client that may pause (a debugger, a laptop lid). The clock is CLOCK_MONOTONIC (time.monotonic),
 one clock for every process of the host and unmoved by changes to the wall clock.
 
@@ -50,6 +52,9 @@ CLIENT_ID_KEY = "memsim-client-id"
 LEASE_KEY = "memsim-lease-seconds"  # the Machine service's lease (VM's CreateSpace carries its own)
 DEFAULT_LEASE_S = 30.0
 MAX_LEASE_S = 86_400.0
+# The Machine service's leases hold entries of a shared client table of 4095 (owners.py): a caller
+# minting client ids could otherwise hold it all for a day. An hour still covers a paused client.
+MAX_OBJECT_LEASE_S = 3_600.0
 REAP_PERIOD_S = 1.0
 REPLY_MARGIN_S = 0.02  # a reply sent with less time than this left may arrive after the deadline
 
@@ -81,16 +86,16 @@ def metadata_lease(context: grpc.ServicerContext) -> float:
                 seconds = -1.0
             if seconds == 0:
                 seconds = -1.0  # 0 is the default only in a request field; here say a number
-            return lease_seconds(seconds, LEASE_KEY)
+            return lease_seconds(seconds, LEASE_KEY, MAX_OBJECT_LEASE_S)
     return DEFAULT_LEASE_S
 
 
-def lease_seconds(requested: float, what: str = "lease_seconds") -> float:
-    """The lease a create asks for (0: the default), or InvalidArgument."""
+def lease_seconds(requested: float, what: str = "lease_seconds", most: float = MAX_LEASE_S) -> float:
+    """The lease a create asks for (0: the default), or InvalidArgument above `most` seconds."""
     if requested == 0:
         return DEFAULT_LEASE_S
-    if not (math.isfinite(requested) and 0 < requested <= MAX_LEASE_S):
-        raise InvalidArgument(f"{what} {requested} must be more than 0 and at most {MAX_LEASE_S:.0f} "
+    if not (math.isfinite(requested) and 0 < requested <= most):
+        raise InvalidArgument(f"{what} {requested} must be more than 0 and at most {most:.0f} "
                               f"(0 for the default {DEFAULT_LEASE_S:.0f} s)")
     return requested
 

@@ -7,7 +7,7 @@ import pytest
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.owners import Owners, tiny_objects
 from memsim.sim.alloc.recovery import check
-from memsim.sim.errors import ResourceExhausted
+from memsim.sim.errors import FailedPrecondition, ResourceExhausted
 
 A, B = 0xA11CE, 0xB0B
 
@@ -75,3 +75,88 @@ def test_tiny_block_marks_decode_to_objects():
     # objects at 0..2 (3 bytes), 4..7 (4 bytes), 8..8 (1 byte): start bits 0, 4, 8; end bits 2, 7, 8
     marks = (1 << 0 | 1 << 4 | 1 << 8) | (1 << 2 | 1 << 7 | 1 << 8) << 16
     assert tiny_objects(marks) == [(0, 3), (4, 4), (8, 1)]
+
+
+# -- a release frees only what its client still owns; one listing per release; entries reused safely ---------
+
+
+def servicer_on(machine, core: int = 0):
+    from memsim.server.servicer import MachineServicer
+    return MachineServicer(machine, machine.heap(core), core, port=0)
+
+
+def test_a_release_does_not_free_an_object_handed_to_another_client_after_it_was_listed(machine):
+    srv, h1 = servicer_on(machine), machine.heap(1)
+    own = srv.owners
+    ea, eb = own.claim(A, 30.0, now=0.0), own.claim(B, 30.0, now=0.0)
+    for _ in range(4):
+        srv.heap.malloc(100, ea)
+    *others, victim = own.client_objects(ea)  # listed last: the release frees the others first
+    free, raced = srv.heap.free, []
+
+    def free_racing(addr: int, *args, **kw):
+        if not raced:  # between two of the release's frees, core 1 frees A's victim and hands the slot to B
+            h1.free(victim)
+            raced.append(h1.malloc(100, eb).address)
+        return free(addr, *args, **kw)
+
+    srv.heap.free = free_racing
+    assert srv.release(ea, A, now=1.0, expired_only=False) == 3
+    assert raced == [victim]  # the same slot, now B's
+    assert [o.address for o in own.live(client=B)[0]] == [victim]  # B's object survived A's release
+    assert not set(others) & {o.address for o in own.live()[0]}
+    assert not check(h1, quiescent=False)
+
+
+def test_a_release_lists_the_clients_objects_once_not_once_per_chunk(machine):
+    from memsim.server import servicer as S
+    srv = servicer_on(machine)
+    own = srv.owners
+    ea = own.claim(A, 30.0, now=0.0)
+    n = 3 * S.RELEASE_CHUNK + 10
+    for i in range(n):
+        srv.heap.malloc(24 if i % 2 else 5, ea)
+    calls = []
+    listing = own.client_objects
+    own.client_objects = lambda entry: calls.append(entry) or listing(entry)
+    assert srv.release(ea, A, now=1.0, expired_only=False) == n
+    assert len(calls) == 1
+    assert own.live(client=A) == ([], 0) and not check(srv.heap, quiescent=False)
+
+
+def test_a_released_entry_is_not_reused_until_a_late_allocation_under_it_is_swept(machine):
+    from memsim.sim.alloc.owners import TOMBSTONE_S
+    srv, h1 = servicer_on(machine), machine.heap(1)
+    own = srv.owners
+    ea = own.claim(A, 30.0, now=0.0)  # an Alloc on core 1 got A's entry...
+    assert srv.release(ea, A, now=1.0, expired_only=False) == 0  # ...A closed meanwhile...
+    late = h1.malloc(24, ea).address  # ...and then that Alloc published its object under the entry
+    eb = own.claim(B, 30.0, now=2.0)
+    assert eb != ea  # B does not inherit A's late object
+    assert srv.expired(1.0 + TOMBSTONE_S / 2) == []  # for a while, nothing to reap
+    assert srv.release(eb, B, now=3.0, expired_only=False) == 0
+    assert late in {o.address for o in own.live()[0]}  # B's close did not free it
+    assert srv.reap(2.0 + TOMBSTONE_S)  # the reaper sweeps the tombstone...
+    assert late not in {o.address for o in own.live()[0]}
+    assert int(machine.arrays.client_id[ea]) == 0  # ...and only then gives the entry back
+    assert own.claim(A, 30.0, now=100.0) in (ea, eb)
+    assert not check(h1, quiescent=False)
+
+
+def test_the_owner_of_a_freed_slot_is_nobody_so_a_double_free_of_a_former_cache_object_says_so(machine):
+    from memsim.sim.alloc.owners import CACHE_ENTRY
+    heap = machine.heap(0)
+    ks = machine.keyspace(heap)
+    own = Owners(heap)
+    before = set(own.client_objects(CACHE_ENTRY))
+    ks.set(b"key", b"v" * 100)
+    made = set(own.client_objects(CACHE_ENTRY)) - before
+    assert ks.delete(b"key")
+    gone = made - set(own.client_objects(CACHE_ENTRY))
+    assert gone
+    for addr in gone:
+        assert heap.owner_word(addr) is None
+        own.check_client_access(addr, "free")  # no longer the cache's: nothing to refuse
+        with pytest.raises(FailedPrecondition, match="double"):
+            heap.free(addr)
+    ks.release()

@@ -444,3 +444,31 @@ def test_clients_closing_on_a_core_full_of_their_streams_still_release_at_once()
             c.close()  # its stream first, so that its Release finds a free thread
         with Client(srv.target, core=0) as watcher:
             assert watcher.list_objects().total == 0  # released by close, not by a lease 30 s later
+
+
+def test_one_caller_cannot_hold_the_client_table_and_a_full_table_still_allocates():
+    import grpc
+
+    from memsim.server.sessions import MAX_OBJECT_LEASE_S
+    from memsim.sim.alloc.layout import MAX_CLIENTS
+    from memsim.v1 import machine_pb2 as mpb
+    from memsim.v1 import machine_pb2_grpc
+
+    with running_server(cores=1) as srv, grpc.insecure_channel(srv.target) as ch:
+        stub = machine_pb2_grpc.MachineStub(ch)
+
+        def alloc(cid: int, lease: float) -> mpb.AllocReply:
+            md = (("memsim-client-id", f"{cid:x}"), ("memsim-lease-seconds", repr(lease)))
+            return stub.Alloc(mpb.AllocRequest(size=24), metadata=md, timeout=10)
+
+        with pytest.raises(grpc.RpcError) as e:
+            alloc(1, 86_400.0)  # a day-long lease on the shared client table
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert f"at most {MAX_OBJECT_LEASE_S:.0f}" in e.value.details()
+        for cid in range(1, MAX_CLIENTS):  # every entry of the table taken, each by a client of its own
+            alloc(cid, MAX_OBJECT_LEASE_S)
+        late = alloc(MAX_CLIENTS, 30.0)  # the table is full: the object is nobody's, not refused
+        listed = {o.address: o.client for o in stub.ListObjects(mpb.ListObjectsRequest(limit=100_000),
+                                                                  timeout=30).objects}
+        assert listed[late.address] == ""
+        assert sum(1 for c in listed.values() if c) == MAX_CLIENTS - 1

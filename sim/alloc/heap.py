@@ -133,8 +133,9 @@ class Heap:
         return (addr - self.base) // PAGE_SIZE
 
     def owner_word(self, addr: int) -> int | None:
-        """obj_owner of the object addr falls in (a tiny object's: its block's; a large one's: its
-        span's first slot), or None where no span of objects is (owners.py reads it)."""
+        """obj_owner of the allocated object addr falls in (a tiny object's: its block's; a large
+        one's: its span's first slot), or None where none is allocated (owners.py reads it). A free
+        slot keeps its last owner's word, which says nothing about who may free it now."""
         used = int(self._gauges[L.G_ARENA_PAGES])
         if not isinstance(addr, int) or not self.base <= addr < self.base + used * PAGE_SIZE:
             return None
@@ -148,9 +149,15 @@ class Heap:
             return None
         cls = self._span_class[span]
         idx = (addr - self.base - span * PAGE_SIZE) // self.sizes[cls]
-        if idx >= self._nelems[cls]:
+        slot = span * MAX_OBJECTS_PER_SPAN + idx
+        # obj_size 0 on an allocated slot: being allocated or freed right now, so nobody's yet.
+        if idx >= self._nelems[cls] or self._slot_state[slot] != L.ALLOCATED or self._obj_size[slot] == 0:
             return None
-        return int(self.a.obj_owner[span * MAX_OBJECTS_PER_SPAN + idx])
+        if is_tiny_marker(self._obj_size[slot]):  # a live block: is a tiny object still there?
+            start = self.base + span * PAGE_SIZE + idx * self.sizes[cls]
+            if not int(self.a.tiny_marks[(start - self.base) // BLOCK]) >> (addr - start) & 1:
+                return None
+        return int(self.a.obj_owner[slot])
 
     # -- malloc ----------------------------------------------------------------------------
 

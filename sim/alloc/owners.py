@@ -5,8 +5,24 @@ for it, that client's entry in a small shared client table (`client_id`, `client
 `client_expiry`, MAX_CLIENTS entries; entry 0 is "no client"). A client is named by the 63-bit
 id it chose (server/sessions.py); the table gives it an entry on its first allocation, and its
 lease says until when it is alive. A closing client's objects are freed and its entry given
-back (begin_release, free_some, finish_release); `expired(now)` finds clients that died
-without closing, whose objects go the same way.
+back (begin_release, client_objects, free_listed, finish_release); `expired(now)` finds clients
+that died without closing, whose objects go the same way.
+
+A release lists the entry's objects once and then frees that list, in chunks, with other work
+in between; meanwhile another core may free one of them (a client may free its own objects
+anywhere) and hand the slot to someone else. So each is freed only if its owner word still
+names the entry being released (free_listed), checked just before the free. The check is not
+atomic with the free's CAS (that would take a double-word CAS, as check_client_access says), so
+the free and reuse of that one slot on another core within those microseconds still escapes it.
+
+An allocation takes its client's entry before it publishes its object (heap.py writes the owner
+word just before the size), so one that took it just before the client's release began can
+publish after the release listed the entry. finish_release therefore does not give the entry
+back: it leaves a TOMBSTONE, which no claim takes, for TOMBSTONE_S; then the lease reaper
+(`tombstones(now)`) sweeps it like any release, freeing what was published late, and only then
+is the entry free. An allocation holds an entry for the length of one malloc under its core's
+mutex, far below TOMBSTONE_S; one stalled longer (a stopped core) could still leave its object
+to the entry's next client.
 
 A tiny object (under 16 bytes) shares a 16-byte block with others (Go's tiny allocator); a
 block holds one owner's objects only (heap.py starts a new block when another owner asks), so
@@ -19,6 +35,7 @@ claims once, so it is rare); reading the table takes no lock.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +52,10 @@ CLIENT_MASK = (1 << L.OWNER_CORE_SHIFT) - 1
 # row can have (the table has MAX_CLIENTS rows).
 CACHE_ENTRY = CLIENT_MASK
 RELEASE_GRACE_S = 60.0  # a release that has not finished by then (its core died) is taken over
+# client_id of a released entry awaiting its sweep. A negated client id (a release under way) is
+# -(2**63 - 1) at the least, so no client's release can look like a tombstone.
+TOMBSTONE = -(1 << 63)
+TOMBSTONE_S = 5.0  # how long a released entry stays out of claims before the reaper sweeps it
 
 
 @dataclass(frozen=True)
@@ -88,15 +109,22 @@ class Owners:
     def expired(self, now: float) -> list[int]:
         """Entries of clients whose lease ran out before `now` (and stalled releases, negated ids)."""
         a = self.a
-        return (np.flatnonzero((a.client_id[1:] != 0) & (a.client_expiry[1:] < now)) + 1).tolist()
+        ids = a.client_id[1:]
+        return (np.flatnonzero((ids != 0) & (ids != TOMBSTONE) & (a.client_expiry[1:] < now)) + 1).tolist()
+
+    def tombstones(self, now: float) -> list[int]:
+        """Released entries due for their sweep before `now` (begin_release(entry, TOMBSTONE, ...))."""
+        a = self.a
+        return (np.flatnonzero((a.client_id[1:] == TOMBSTONE) & (a.client_expiry[1:] < now)) + 1).tolist()
 
     # -- release: a closing client, or one whose lease ran out -----------------------------------
 
     def begin_release(self, entry: int, client: int, now: float, expired_only: bool = False) -> bool:
         """Take entry `entry` of `client` out of use (negated: no lookup finds it, no claim reuses
-        it) for one releaser, which then frees its objects (free_some) and gives it back
+        it) for one releaser, which then frees its objects (free_listed) and gives it back
         (finish_release). If that releaser dies, the entry's expiry (now + RELEASE_GRACE_S) lets a
-        reaper take it over later. False if the entry is not (or no longer) the client's."""
+        reaper take it over later. `client` TOMBSTONE begins a released entry's sweep. False if the
+        entry is not (or no longer) the client's."""
         a = self.a
         with self.heap.mheap.lock:
             if not client or int(a.client_id[entry]) != client:
@@ -109,20 +137,37 @@ class Owners:
 
     def free_some(self, entry: int, budget: int) -> tuple[int, int]:
         """Free up to `budget` objects of a released entry: (objects tried, objects freed); (0, 0)
-        when none is left."""
-        freed = 0
+        when none is left. Lists the entry each time: for a few objects; a release lists once."""
         todo = self.client_objects(entry)[:budget]
-        for addr in todo:
+        return len(todo), self.free_listed(entry, todo)
+
+    def free_listed(self, entry: int, addrs: list[int]) -> int:
+        """Free those of `addrs` (listed earlier for released entry `entry`) that are still that
+        entry's; how many were freed. Another core may have freed one since the listing and handed
+        its slot to another owner: the owner word, read just before the free, says so."""
+        freed = 0
+        for addr in addrs:
+            word = self.heap.owner_word(addr)
+            if word is None or word & CLIENT_MASK != entry:
+                continue  # freed meanwhile, and maybe someone else's now
             try:
                 self.heap.free(addr)
                 freed += 1
             except FailedPrecondition:
-                pass  # freed by someone else meanwhile (it was handed to another client)
-        return len(todo), freed
+                pass  # freed by someone else between the check and the free
+        return freed
 
-    def finish_release(self, entry: int) -> None:
+    def finish_release(self, entry: int, now: float | None = None) -> None:
+        """End a release begun at `now`: the entry becomes a TOMBSTONE until now + TOMBSTONE_S (an
+        allocation that took it before the release may still publish under it); end a
+        tombstone's sweep: the entry is free."""
+        a = self.a
         with self.heap.mheap.lock:
-            self.a.client_id[entry] = 0
+            if int(a.client_id[entry]) == TOMBSTONE:
+                a.client_id[entry] = 0
+            else:
+                a.client_expiry[entry] = (time.monotonic() if now is None else now) + TOMBSTONE_S
+                a.client_id[entry] = TOMBSTONE
 
     # -- live objects ------------------------------------------------------------------------
 
@@ -201,8 +246,9 @@ class Owners:
 
     def _describe(self, addr: int, size: int, word: int, kind: str) -> LiveObject:
         entry = word & CLIENT_MASK
-        return LiveObject(addr, size, (word >> L.OWNER_CORE_SHIFT) - 1,
-                          int(self.a.client_id[entry]) if 0 < entry < L.MAX_CLIENTS else 0, kind)
+        cid = int(self.a.client_id[entry]) if 0 < entry < L.MAX_CLIENTS else 0
+        # A negative id: a released (or releasing) entry, whose objects are on their way out.
+        return LiveObject(addr, size, (word >> L.OWNER_CORE_SHIFT) - 1, max(cid, 0), kind)
 
     def check_client_access(self, addr: int, what: str) -> None:
         check_client_access(self.heap, addr, what)
@@ -217,7 +263,9 @@ def tiny_objects(marks: int) -> list[tuple[int, int]]:
 def check_client_access(heap, addr: int, what: str) -> None:
     """Refuse a client's free, read or write of an object of the cache (CACHE_ENTRY).
 
-    Checked before the operation, under the core's mutex; not atomic with it. The one
+    A free slot is nobody's (heap.owner_word is None there), so a double free of what was once
+    the cache's is told it is a double free. Checked before the operation, under the core's
+    mutex; not atomic with it. The one
     interleaving it misses needs the client to race a free of its own object on another core (a
     double free, which it is told about) and the cache to allocate that very slot in between,
     within the microseconds between this check and the operation's CAS; closing it would take the
