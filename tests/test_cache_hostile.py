@@ -14,6 +14,10 @@ import grpc
 import pytest
 
 from memsim.client import Cache, InvalidArgument
+from memsim.server.cache_servicer import execute_within
+from memsim.server.limits import ReplyBudget
+from memsim.sim.cache.commands import Commands
+from memsim.sim.cache.eviction import OOMError
 from tests.servers import running_server
 
 NOT_INT = "ERR value is not an integer or out of range"
@@ -172,3 +176,15 @@ def test_config_set_of_several_is_all_or_nothing(r, args, text):
 def test_a_cursor_that_is_no_64_bit_number_is_redis_invalid_cursor(r, cursor):
     with pytest.raises(InvalidArgument, match=r"^ERR invalid cursor$"):
         r.execute_command("SCAN", cursor)
+
+
+def test_a_failing_set_get_gives_back_the_reply_bytes_it_was_charged(machine):
+    cmds = Commands(machine.keyspace(machine.heap(0)))
+    value = b"x" * (1 << 20)
+    cmds.execute([b"SET", b"k", value])
+    cmds.execute([b"CONFIG", b"SET", b"maxmemory", b"1", b"maxmemory-policy", b"noeviction"])
+    budget = ReplyBudget(limit=(1 << 20) + 4096)
+    with pytest.raises(OOMError):
+        execute_within(cmds, [b"SET", b"k", b"v", b"GET"], budget)
+    assert budget.used == 0  # refused before it copied anything: nothing of it stays charged
+    assert execute_within(cmds, [b"GET", b"k"], budget) == value
