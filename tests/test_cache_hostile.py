@@ -13,7 +13,7 @@ import threading
 import grpc
 import pytest
 
-from memsim.client import Cache, InvalidArgument
+from memsim.client import Cache, InvalidArgument, ResourceExhausted
 from memsim.server.cache_servicer import execute_within
 from memsim.server.limits import ReplyBudget
 from memsim.sim.cache.commands import Commands
@@ -176,6 +176,21 @@ def test_config_set_of_several_is_all_or_nothing(r, args, text):
 def test_a_cursor_that_is_no_64_bit_number_is_redis_invalid_cursor(r, cursor):
     with pytest.raises(InvalidArgument, match=r"^ERR invalid cursor$"):
         r.execute_command("SCAN", cursor)
+
+
+def test_a_pathological_match_on_a_long_key_answers_within_the_deadline(server, r):
+    # 1 MiB of 'a' against 16,000 [ab] and a 'c': every start matches 16,000 bytes and then fails,
+    # 16 billion byte tests (about 18 s) were it matched to the end; the match budget refuses it first.
+    key = b"a" * (1 << 20)
+    pattern = b"*" + b"[ab]" * 16_000 + b"c*"
+    r.set(key, "v")
+    with Cache(server.target, core=0, timeout=5) as c:
+        with pytest.raises(ResourceExhausted, match=r"step.*use SCAN"):
+            c.keys(pattern)
+        with pytest.raises(ResourceExhausted, match="step"):
+            c.scan(0, match=pattern, count=1)
+        assert c.keys(b"a*") == [key] and c.scan(0, match=b"*a", count=1000) == (0, [key])
+        assert c.ping() is True
 
 
 def test_a_failing_set_get_gives_back_the_reply_bytes_it_was_charged(machine):

@@ -27,11 +27,19 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from memsim.sim.cache import config as cfgmod
 from memsim.sim.cache.evict import LFU_POLICIES, estimate_idle_ms, lfu_decr_and_return, lfu_minutes, lru_clock
 from memsim.sim.cache.eviction import OOMError
-from memsim.sim.cache.glob import MAX_PATTERN_BYTES, compile_glob
+from memsim.sim.cache.glob import (
+    MATCH_STEPS,
+    MAX_PATTERN_BYTES,
+    GlobPattern,
+    MatchBudget,
+    MatchBudgetSpent,
+    compile_glob,
+)
 from memsim.sim.cache.keyspace import K_COMMANDS, K_REJECTED, MAX_EXPIRE_MS, Keyspace, parse_int64, string2ll
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, SimError
 
@@ -44,6 +52,8 @@ OK = "OK"
 # reply's payload limit and stops there. The server sets `keys_reply_bytes` to its wire limit
 # (server/limits.py MAX_REPLY_BYTES); this default serves the interpreter used without a server.
 KEYS_REPLY_BYTES = 24 << 20
+# SCAN's reply holds its cursor too: at most 20 digits
+CURSOR_BYTES = 20
 
 # Redis's own messages, worded once
 E_SYNTAX = "ERR syntax error"
@@ -97,6 +107,7 @@ class Commands:
         self.clock = clock or ks.clock
         self.stats = ks.stats
         self.keys_reply_bytes = keys_reply_bytes
+        self.match_steps = MATCH_STEPS  # one KEYS or SCAN call's pattern matching (glob.py MatchBudget)
 
     def execute(self, args: list[bytes]) -> Reply:
         """Run one command. Raises a SimError with Redis's message when it fails."""
@@ -311,14 +322,21 @@ def _type(c: Commands, a: list[bytes]) -> Reply:
 
 @command("keys", 2)
 def _keys(c: Commands, a: list[bytes]) -> Reply:
-    """KEYS pattern: a whole SCAN in one call (as in Redis, slow on a big keyspace: use SCAN)."""
+    """KEYS pattern: a whole SCAN in one call (as in Redis, slow on a big keyspace: use SCAN).
+    Its matching has one MatchBudget for the whole keyspace; spent, KEYS refuses (SCAN goes on)."""
     pattern = compile_glob(bytes(a[1]))
-    match = None if pattern.matches_all else pattern.matches
+    budget = MatchBudget(c.match_steps)
+    match = _matcher(pattern, budget)
     out: list[bytes] = []
     size = 0
     cursor = 0
     while True:
-        cursor, keys = c.ks.scan(cursor, 1000, match, max_bytes=c.keys_reply_bytes - size)
+        try:
+            cursor, keys = c.ks.scan(cursor, 1000, match, max_bytes=c.keys_reply_bytes - size)
+        except MatchBudgetSpent:
+            raise _keys_over_budget(a[1], budget) from None
+        if budget.spent:  # the scan stopped early at its cursor: KEYS has no cursor to give
+            raise _keys_over_budget(a[1], budget)
         out += keys
         size += sum(len(k) for k in keys)
         if size > c.keys_reply_bytes:  # counted as it is built: a big keyspace cannot make it grow without end
@@ -326,6 +344,19 @@ def _keys(c: Commands, a: list[bytes]) -> Reply:
                                     f"{c.keys_reply_bytes} bytes of keys, over the one-reply limit; use SCAN")
         if cursor == 0:
             return out
+
+
+def _keys_over_budget(pattern: bytes, budget: MatchBudget) -> ResourceExhausted:
+    return ResourceExhausted(f"ERR KEYS {bytes(pattern)[:64].decode('utf-8', 'replace')!r}: matching the keys against "
+                             f"this pattern takes more than the {budget.limit}-step match limit (long keys and long "
+                             f"runs of ? or [...]); use SCAN, which stops at the limit and goes on from its cursor")
+
+
+def _matcher(glob: GlobPattern | None, budget: MatchBudget) -> Callable[[bytes], bool] | None:
+    """The keyspace's `match` for a pattern, charged to budget; None when every key matches."""
+    if glob is None or glob.matches_all:
+        return None
+    return partial(glob.matches, budget=budget)
 
 
 @command("dbsize", 1)
@@ -367,8 +398,15 @@ def _scan(c: Commands, a: list[bytes]) -> Reply:
             raise InvalidArgument(E_SYNTAX)
         i += 2
     glob = compile_glob(bytes(pattern)) if pattern is not None else None
-    match = None if glob is None or glob.matches_all else glob.matches
-    nxt, keys = c.ks.scan(cursor, count, match)
+    budget = MatchBudget(c.match_steps)
+    # Like KEYS, bounded by the one-reply limit, and its matching by the budget: either cuts the call
+    # short with the cursor where it stopped (Redis's SCAN may return fewer keys than COUNT).
+    try:
+        nxt, keys = c.ks.scan(cursor, count, _matcher(glob, budget), max_bytes=c.keys_reply_bytes - CURSOR_BYTES)
+    except MatchBudgetSpent:  # not one bucket's keys matched within a whole budget
+        raise ResourceExhausted(f"ERR SCAN MATCH: matching the keys at cursor {cursor} against this pattern takes "
+                                f"more than the {budget.limit}-step match limit (long keys and long runs of ? or "
+                                f"[...]); use a shorter pattern") from None
     return [str(nxt).encode(), keys if strings else []]
 
 
