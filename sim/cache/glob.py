@@ -207,7 +207,7 @@ class GlobPattern:
             return False  # every non-star byte of the pattern consumes one byte of the key
         last = len(segs) - 1
         head = lens[0]
-        if budget is not None:
+        if budget is not None and head:
             budget.take(head)  # at one place: at most its length
         if last == 0:
             return head == size and segs[0].match(s) is not None
@@ -240,6 +240,12 @@ class GlobPattern:
         the one found: every earlier start was tried in an earlier window."""
         seg, n, literal = self.segments[k], max(self.lengths[k], 1), self.literal[k]
         last_start = len(s) - n
+        span = last_start - pos + 1
+        if span > 0 and (span + n if literal else span * n) <= min(budget.window, budget.left):
+            m = seg.search(s, pos)  # the common case: the whole search is one window
+            tried = span if m is None else m.start() - pos + 1
+            budget.left -= (tried + n) if literal else tried * n
+            return m
         while pos <= last_start:
             per_window = budget.window - n if literal else budget.window // n
             room = budget.left - n if literal else budget.left // n
