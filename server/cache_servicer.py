@@ -106,20 +106,21 @@ def run_commands(cmds: Commands, args: list[bytes], argc: list[int],
     pos = 0
     if budget is None:
         budget = ReplyBudget()
-    for i, n in enumerate(argc):
-        command = args[pos:pos + n]
-        pos += n
-        try:
-            r = execute_within(cmds, command, budget)
-            replies.append(r)
-        except SimError as e:
-            errors.append(mpb.OpError(index=i, code=e.code, message=str(e)))
-            replies.append(None)
-        except Exception as e:  # one command's failure is its slot's error, never the pipeline's
-            log.exception("pipeline command %d failed", i)
-            errors.append(mpb.OpError(index=i, code=grpc.StatusCode.INTERNAL.value[0],
-                                      message=f"ERR internal error: {type(e).__name__}: {e}"[:500]))
-            replies.append(None)
+    with cmds.match_batch():  # the mutex is held for them all: their KEYS/SCAN matching shares one budget
+        for i, n in enumerate(argc):
+            command = args[pos:pos + n]
+            pos += n
+            try:
+                r = execute_within(cmds, command, budget)
+                replies.append(r)
+            except SimError as e:
+                errors.append(mpb.OpError(index=i, code=e.code, message=str(e)))
+                replies.append(None)
+            except Exception as e:  # one command's failure is its slot's error, never the pipeline's
+                log.exception("pipeline command %d failed", i)
+                errors.append(mpb.OpError(index=i, code=grpc.StatusCode.INTERNAL.value[0],
+                                          message=f"ERR internal error: {type(e).__name__}: {e}"[:500]))
+                replies.append(None)
     return replies, errors
 
 

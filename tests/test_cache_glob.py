@@ -257,3 +257,19 @@ def test_scan_stops_at_the_reply_limit_whatever_its_count(machine):
     assert cursor != b"0" and 0 < sum(len(k) for k in got) <= 1000
     got, calls = full_scan(cmds, b"COUNT", b"9223372036854775807")
     assert sorted(got) == keys and calls >= 3
+
+
+def test_commands_of_one_pipeline_message_share_one_match_budget(machine):
+    cmds = commands(machine)
+    for i in range(200):
+        cmds.execute([b"SET", b"k%03d:" % i + b"a" * 40, b"v"])
+    scan = [b"SCAN", b"0", b"MATCH", b"*" + b"[a-z0-9]" * 3 + b"7:*", b"COUNT", b"1000"]
+    with cmds.match_batch(60_000):  # one whole SCAN takes about 48,000
+        assert cmds.execute(scan)[0] == b"0"
+        cursor, _ = cmds.execute(scan)
+        assert cursor != b"0"  # cut short by what the message has left
+        with pytest.raises(ResourceExhausted, match="pipeline message, 0 left"):
+            cmds.execute(scan)
+        with pytest.raises(ResourceExhausted, match="pipeline message"):
+            cmds.execute([b"KEYS", scan[3]])
+    assert cmds.execute(scan)[0] == b"0" and cmds.batch_match is None  # the next message starts afresh

@@ -203,3 +203,19 @@ def test_a_failing_set_get_gives_back_the_reply_bytes_it_was_charged(machine):
         execute_within(cmds, [b"SET", b"k", b"v", b"GET"], budget)
     assert budget.used == 0  # refused before it copied anything: nothing of it stays charged
     assert execute_within(cmds, [b"GET", b"k"], budget) == value
+
+
+def test_a_pipeline_of_pathological_scans_answers_within_the_deadline(server, r):
+    # Each SCAN alone stops at its own budget (~0.1 s); 100 of them in one message, under the core's
+    # mutex, would hold it for 10 s or more without the message's shared budget.
+    key = b"a" * (1 << 20)
+    pattern = b"*" + b"[ab]" * 200 + b"c*"  # 1 MiB x 201 tests: 200 million, over one command's budget
+    r.set(key, "v")
+    with Cache(server.target, core=0, timeout=5) as c:
+        p = c.pipeline()
+        for _ in range(100):
+            p.scan(0, match=pattern, count=1)
+        out = p.execute(raise_on_error=False)
+        assert len(out) == 100 and all(isinstance(x, ResourceExhausted) for x in out), out[:3]
+        assert "pipeline message" in str(out[-1])
+        assert c.scan(0, match=b"a*", count=1000) == (0, [key])

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
@@ -52,6 +53,9 @@ OK = "OK"
 # reply's payload limit and stops there. The server sets `keys_reply_bytes` to its wire limit
 # (server/limits.py MAX_REPLY_BYTES); this default serves the interpreter used without a server.
 KEYS_REPLY_BYTES = 24 << 20
+# A pipeline message runs all its commands under the core's mutex: their matching together may take
+# this many steps (~0.4 s), four commands' worth, then KEYS and SCAN MATCH refuse or stop early.
+PIPELINE_MATCH_STEPS = 4 * MATCH_STEPS
 # SCAN's reply holds its cursor too: at most 20 digits
 CURSOR_BYTES = 20
 
@@ -108,6 +112,36 @@ class Commands:
         self.stats = ks.stats
         self.keys_reply_bytes = keys_reply_bytes
         self.match_steps = MATCH_STEPS  # one KEYS or SCAN call's pattern matching (glob.py MatchBudget)
+        self.batch_match: MatchBudget | None = None  # what a pipeline message's commands have left
+
+    @contextmanager
+    def match_batch(self, steps: int = PIPELINE_MATCH_STEPS) -> Iterator[None]:
+        """Commands run together under the core's mutex (a pipeline message) share `steps` of
+        matching, so that many cheap-looking SCANs cannot add up to what one may not spend."""
+        self.batch_match = MatchBudget(steps)
+        try:
+            yield
+        finally:
+            self.batch_match = None
+
+    def match_budget(self) -> MatchBudget:
+        """One command's budget: match_steps, or what its pipeline message has left if less."""
+        batch = self.batch_match
+        budget = MatchBudget(self.match_steps)
+        if batch is not None and batch.left < budget.left:
+            budget.left = max(batch.left, 0)
+        budget.granted = budget.left
+        return budget
+
+    def pipeline_note(self) -> str:
+        b = self.batch_match
+        return "" if b is None else f", or the {b.limit}-step limit of one pipeline message, {max(b.left, 0)} left"
+
+    def matched(self, budget: MatchBudget) -> None:
+        """Charge what a command's matching took since it was last charged to its pipeline message."""
+        if self.batch_match is not None:
+            self.batch_match.left -= budget.granted - budget.left
+        budget.granted = budget.left
 
     def execute(self, args: list[bytes]) -> Reply:
         """Run one command. Raises a SimError with Redis's message when it fails."""
@@ -325,7 +359,7 @@ def _keys(c: Commands, a: list[bytes]) -> Reply:
     """KEYS pattern: a whole SCAN in one call (as in Redis, slow on a big keyspace: use SCAN).
     Its matching has one MatchBudget for the whole keyspace; spent, KEYS refuses (SCAN goes on)."""
     pattern = compile_glob(bytes(a[1]))
-    budget = MatchBudget(c.match_steps)
+    budget = c.match_budget()
     match = _matcher(pattern, budget)
     out: list[bytes] = []
     size = 0
@@ -334,9 +368,11 @@ def _keys(c: Commands, a: list[bytes]) -> Reply:
         try:
             cursor, keys = c.ks.scan(cursor, 1000, match, max_bytes=c.keys_reply_bytes - size)
         except MatchBudgetSpent:
-            raise _keys_over_budget(a[1], budget) from None
+            raise _keys_over_budget(a[1], budget, c.pipeline_note()) from None
+        finally:
+            c.matched(budget)
         if budget.spent:  # the scan stopped early at its cursor: KEYS has no cursor to give
-            raise _keys_over_budget(a[1], budget)
+            raise _keys_over_budget(a[1], budget, c.pipeline_note())
         out += keys
         size += sum(len(k) for k in keys)
         if size > c.keys_reply_bytes:  # counted as it is built: a big keyspace cannot make it grow without end
@@ -346,10 +382,11 @@ def _keys(c: Commands, a: list[bytes]) -> Reply:
             return out
 
 
-def _keys_over_budget(pattern: bytes, budget: MatchBudget) -> ResourceExhausted:
+def _keys_over_budget(pattern: bytes, budget: MatchBudget, note: str) -> ResourceExhausted:
     return ResourceExhausted(f"ERR KEYS {bytes(pattern)[:64].decode('utf-8', 'replace')!r}: matching the keys against "
                              f"this pattern takes more than the {budget.limit}-step match limit (long keys and long "
-                             f"runs of ? or [...]); use SCAN, which stops at the limit and goes on from its cursor")
+                             f"runs of ? or [...]{note}); use SCAN, which stops at the limit and goes on from its "
+                             f"cursor")
 
 
 def _matcher(glob: GlobPattern | None, budget: MatchBudget) -> Callable[[bytes], bool] | None:
@@ -398,15 +435,17 @@ def _scan(c: Commands, a: list[bytes]) -> Reply:
             raise InvalidArgument(E_SYNTAX)
         i += 2
     glob = compile_glob(bytes(pattern)) if pattern is not None else None
-    budget = MatchBudget(c.match_steps)
+    budget = c.match_budget()
     # Like KEYS, bounded by the one-reply limit, and its matching by the budget: either cuts the call
     # short with the cursor where it stopped (Redis's SCAN may return fewer keys than COUNT).
     try:
         nxt, keys = c.ks.scan(cursor, count, _matcher(glob, budget), max_bytes=c.keys_reply_bytes - CURSOR_BYTES)
     except MatchBudgetSpent:  # not one bucket's keys matched within a whole budget
+        c.matched(budget)
         raise ResourceExhausted(f"ERR SCAN MATCH: matching the keys at cursor {cursor} against this pattern takes "
                                 f"more than the {budget.limit}-step match limit (long keys and long runs of ? or "
-                                f"[...]); use a shorter pattern") from None
+                                f"[...]{c.pipeline_note()}); use a shorter pattern") from None
+    c.matched(budget)
     return [str(nxt).encode(), keys if strings else []]
 
 

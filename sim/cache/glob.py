@@ -173,6 +173,7 @@ class MatchBudget:
         self.limit = steps
         self.left = steps
         self.window = window  # steps one sre call may take
+        self.granted = steps  # `left` when last charged to a pipeline's budget (commands.py)
         self.spent = False
 
     def take(self, n: int) -> None:
