@@ -6,8 +6,9 @@ A pipeline message takes it once for all its commands.
 
 Replies are budgeted (limits.py) before the values are copied: GET, GETDEL, SET ... GET and MGET
 copy stored values whose lengths the keyspace knows, so their sum is charged first and a reply
-that would not fit is refused before anything is read (`execute_within`). A GET that surely
-fits skips the measuring, to keep the hot path as it was.
+that would not fit is refused before anything is read (`execute_within`); a command that then
+fails (SET ... GET refused by maxmemory) gives its charge back. A GET that surely fits skips the
+measuring, to keep the hot path as it was.
 
 serverCron (`CacheCron`), hz times a second on each core, under the core's mutex:
 - one instantaneous_ops_per_sec sample for this core (Redis: trackInstantaneousMetric);
@@ -83,7 +84,11 @@ def execute_within(cmds: Commands, command: list[bytes], budget: ReplyBudget) ->
         known = sum(cmds.ks.strlen(k) for k in keys)
         what = bytes(command[0]).decode("ascii", "replace").upper()
         budget.charge(known, f"{what} of {len(keys)} stored value(s)")
-    r = cmds.execute(command)
+    try:
+        r = cmds.execute(command)
+    except SimError:
+        budget.refund(known)  # refused before it copied anything (OOM, syntax): the rest of a pipeline may use it
+        raise
     extra = payload_bytes(r) - known  # a value that grew meanwhile (another core), or a reply of other kinds
     if extra > 0:
         if changes:
@@ -101,15 +106,16 @@ def run_commands(cmds: Commands, args: list[bytes], argc: list[int],
     pos = 0
     if budget is None:
         budget = ReplyBudget()
-    for i, n in enumerate(argc):
-        command = args[pos:pos + n]
-        pos += n
-        try:
-            r = execute_within(cmds, command, budget)
-            replies.append(r)
-        except Exception as e:  # noqa: BLE001 - one command's failure is its slot's error, never the pipeline's
-            errors.append(op_error(i, e, cmds.ks.heap.core))
-            replies.append(None)
+    with cmds.match_batch():  # the mutex is held for them all: their KEYS/SCAN matching shares one budget
+        for i, n in enumerate(argc):
+            command = args[pos:pos + n]
+            pos += n
+            try:
+                r = execute_within(cmds, command, budget)
+                replies.append(r)
+            except Exception as e:  # noqa: BLE001 - one command's failure is its slot's error, never the pipeline's
+                errors.append(op_error(i, e, cmds.ks.heap.core))
+                replies.append(None)
     return replies, errors
 
 

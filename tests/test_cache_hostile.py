@@ -13,7 +13,11 @@ import threading
 import grpc
 import pytest
 
-from memsim.client import Cache, InvalidArgument
+from memsim.client import Cache, InvalidArgument, ResourceExhausted
+from memsim.server.cache_servicer import execute_within
+from memsim.server.limits import ReplyBudget
+from memsim.sim.cache.commands import Commands
+from memsim.sim.cache.eviction import OOMError
 from tests.servers import running_server
 
 NOT_INT = "ERR value is not an integer or out of range"
@@ -172,3 +176,46 @@ def test_config_set_of_several_is_all_or_nothing(r, args, text):
 def test_a_cursor_that_is_no_64_bit_number_is_redis_invalid_cursor(r, cursor):
     with pytest.raises(InvalidArgument, match=r"^ERR invalid cursor$"):
         r.execute_command("SCAN", cursor)
+
+
+def test_a_pathological_match_on_a_long_key_answers_within_the_deadline(server, r):
+    # 1 MiB of 'a' against 16,000 [ab] and a 'c': every start matches 16,000 bytes and then fails,
+    # 16 billion byte tests (about 18 s) were it matched to the end; the match budget refuses it first.
+    key = b"a" * (1 << 20)
+    pattern = b"*" + b"[ab]" * 16_000 + b"c*"
+    r.set(key, "v")
+    with Cache(server.target, core=0, timeout=5) as c:
+        with pytest.raises(ResourceExhausted, match=r"step.*use SCAN"):
+            c.keys(pattern)
+        with pytest.raises(ResourceExhausted, match="step"):
+            c.scan(0, match=pattern, count=1)
+        assert c.keys(b"a*") == [key] and c.scan(0, match=b"*a", count=1000) == (0, [key])
+        assert c.ping() is True
+
+
+def test_a_failing_set_get_gives_back_the_reply_bytes_it_was_charged(machine):
+    cmds = Commands(machine.keyspace(machine.heap(0)))
+    value = b"x" * (1 << 20)
+    cmds.execute([b"SET", b"k", value])
+    cmds.execute([b"CONFIG", b"SET", b"maxmemory", b"1", b"maxmemory-policy", b"noeviction"])
+    budget = ReplyBudget(limit=(1 << 20) + 4096)
+    with pytest.raises(OOMError):
+        execute_within(cmds, [b"SET", b"k", b"v", b"GET"], budget)
+    assert budget.used == 0  # refused before it copied anything: nothing of it stays charged
+    assert execute_within(cmds, [b"GET", b"k"], budget) == value
+
+
+def test_a_pipeline_of_pathological_scans_answers_within_the_deadline(server, r):
+    # Each SCAN alone stops at its own budget (~0.1 s); 100 of them in one message, under the core's
+    # mutex, would hold it for 10 s or more without the message's shared budget.
+    key = b"a" * (1 << 20)
+    pattern = b"*" + b"[ab]" * 200 + b"c*"  # 1 MiB x 201 tests: 200 million, over one command's budget
+    r.set(key, "v")
+    with Cache(server.target, core=0, timeout=5) as c:
+        p = c.pipeline()
+        for _ in range(100):
+            p.scan(0, match=pattern, count=1)
+        out = p.execute(raise_on_error=False)
+        assert len(out) == 100 and all(isinstance(x, ResourceExhausted) for x in out), out[:3]
+        assert "pipeline message" in str(out[-1])
+        assert c.scan(0, match=b"a*", count=1000) == (0, [key])

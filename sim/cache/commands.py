@@ -25,13 +25,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 from memsim.sim.cache import config as cfgmod
 from memsim.sim.cache.evict import LFU_POLICIES, estimate_idle_ms, lfu_decr_and_return, lfu_minutes, lru_clock
 from memsim.sim.cache.eviction import OOMError
-from memsim.sim.cache.glob import MAX_PATTERN_BYTES, compile_glob
+from memsim.sim.cache.glob import (
+    MATCH_STEPS,
+    MAX_PATTERN_BYTES,
+    GlobPattern,
+    MatchBudget,
+    MatchBudgetSpent,
+    compile_glob,
+)
 from memsim.sim.cache.keyspace import K_COMMANDS, K_REJECTED, MAX_EXPIRE_MS, Keyspace, parse_int64, string2ll
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, SimError
 
@@ -44,6 +53,11 @@ OK = "OK"
 # reply's payload limit and stops there. The server sets `keys_reply_bytes` to its wire limit
 # (server/limits.py MAX_REPLY_BYTES); this default serves the interpreter used without a server.
 KEYS_REPLY_BYTES = 24 << 20
+# A pipeline message runs all its commands under the core's mutex: their matching together may take
+# this many steps (~0.4 s), four commands' worth, then KEYS and SCAN MATCH refuse or stop early.
+PIPELINE_MATCH_STEPS = 4 * MATCH_STEPS
+# SCAN's reply holds its cursor too: at most 20 digits
+CURSOR_BYTES = 20
 
 # Redis's own messages, worded once
 E_SYNTAX = "ERR syntax error"
@@ -97,6 +111,37 @@ class Commands:
         self.clock = clock or ks.clock
         self.stats = ks.stats
         self.keys_reply_bytes = keys_reply_bytes
+        self.match_steps = MATCH_STEPS  # one KEYS or SCAN call's pattern matching (glob.py MatchBudget)
+        self.batch_match: MatchBudget | None = None  # what a pipeline message's commands have left
+
+    @contextmanager
+    def match_batch(self, steps: int = PIPELINE_MATCH_STEPS) -> Iterator[None]:
+        """Commands run together under the core's mutex (a pipeline message) share `steps` of
+        matching, so that many cheap-looking SCANs cannot add up to what one may not spend."""
+        self.batch_match = MatchBudget(steps)
+        try:
+            yield
+        finally:
+            self.batch_match = None
+
+    def match_budget(self) -> MatchBudget:
+        """One command's budget: match_steps, or what its pipeline message has left if less."""
+        batch = self.batch_match
+        budget = MatchBudget(self.match_steps)
+        if batch is not None and batch.left < budget.left:
+            budget.left = max(batch.left, 0)
+        budget.granted = budget.left
+        return budget
+
+    def pipeline_note(self) -> str:
+        b = self.batch_match
+        return "" if b is None else f", or the {b.limit}-step limit of one pipeline message, {max(b.left, 0)} left"
+
+    def matched(self, budget: MatchBudget) -> None:
+        """Charge what a command's matching took since it was last charged to its pipeline message."""
+        if self.batch_match is not None:
+            self.batch_match.left -= budget.granted - budget.left
+        budget.granted = budget.left
 
     def execute(self, args: list[bytes]) -> Reply:
         """Run one command. Raises a SimError with Redis's message when it fails."""
@@ -311,14 +356,23 @@ def _type(c: Commands, a: list[bytes]) -> Reply:
 
 @command("keys", 2)
 def _keys(c: Commands, a: list[bytes]) -> Reply:
-    """KEYS pattern: a whole SCAN in one call (as in Redis, slow on a big keyspace: use SCAN)."""
+    """KEYS pattern: a whole SCAN in one call (as in Redis, slow on a big keyspace: use SCAN).
+    Its matching has one MatchBudget for the whole keyspace; spent, KEYS refuses (SCAN goes on)."""
     pattern = compile_glob(bytes(a[1]))
-    match = None if pattern.matches_all else pattern.matches
+    budget = c.match_budget()
+    match = _matcher(pattern, budget)
     out: list[bytes] = []
     size = 0
     cursor = 0
     while True:
-        cursor, keys = c.ks.scan(cursor, 1000, match, max_bytes=c.keys_reply_bytes - size)
+        try:
+            cursor, keys = c.ks.scan(cursor, 1000, match, max_bytes=c.keys_reply_bytes - size)
+        except MatchBudgetSpent:
+            raise _keys_over_budget(a[1], budget, c.pipeline_note()) from None
+        finally:
+            c.matched(budget)
+        if budget.spent:  # the scan stopped early at its cursor: KEYS has no cursor to give
+            raise _keys_over_budget(a[1], budget, c.pipeline_note())
         out += keys
         size += sum(len(k) for k in keys)
         if size > c.keys_reply_bytes:  # counted as it is built: a big keyspace cannot make it grow without end
@@ -326,6 +380,20 @@ def _keys(c: Commands, a: list[bytes]) -> Reply:
                                     f"{c.keys_reply_bytes} bytes of keys, over the one-reply limit; use SCAN")
         if cursor == 0:
             return out
+
+
+def _keys_over_budget(pattern: bytes, budget: MatchBudget, note: str) -> ResourceExhausted:
+    return ResourceExhausted(f"ERR KEYS {bytes(pattern)[:64].decode('utf-8', 'replace')!r}: matching the keys against "
+                             f"this pattern takes more than the {budget.limit}-step match limit (long keys and long "
+                             f"runs of ? or [...]{note}); use SCAN, which stops at the limit and goes on from its "
+                             f"cursor")
+
+
+def _matcher(glob: GlobPattern | None, budget: MatchBudget) -> Callable[[bytes], bool] | None:
+    """The keyspace's `match` for a pattern, charged to budget; None when every key matches."""
+    if glob is None or glob.matches_all:
+        return None
+    return partial(glob.matches, budget=budget)
 
 
 @command("dbsize", 1)
@@ -367,8 +435,17 @@ def _scan(c: Commands, a: list[bytes]) -> Reply:
             raise InvalidArgument(E_SYNTAX)
         i += 2
     glob = compile_glob(bytes(pattern)) if pattern is not None else None
-    match = None if glob is None or glob.matches_all else glob.matches
-    nxt, keys = c.ks.scan(cursor, count, match)
+    budget = c.match_budget()
+    # Like KEYS, bounded by the one-reply limit, and its matching by the budget: either cuts the call
+    # short with the cursor where it stopped (Redis's SCAN may return fewer keys than COUNT).
+    try:
+        nxt, keys = c.ks.scan(cursor, count, _matcher(glob, budget), max_bytes=c.keys_reply_bytes - CURSOR_BYTES)
+    except MatchBudgetSpent:  # not one bucket's keys matched within a whole budget
+        c.matched(budget)
+        raise ResourceExhausted(f"ERR SCAN MATCH: matching the keys at cursor {cursor} against this pattern takes "
+                                f"more than the {budget.limit}-step match limit (long keys and long runs of ? or "
+                                f"[...]{c.pipeline_note()}); use a shorter pattern") from None
+    c.matched(budget)
     return [str(nxt).encode(), keys if strings else []]
 
 

@@ -21,8 +21,17 @@ compiled to a regular expression of fixed length (no '*', '+' or alternation: tr
 place costs at most its length and cannot backtrack), and each segment is searched once from
 where the previous one ended. A match costs at most len(key) x len(pattern) byte tests, in C,
 the bound Redis has too: the worst case is a long key that nearly matches a long run of
-[classes] everywhere (a 1 MiB key and 1,000 of them: about 3 s). The backtracking regex this
-replaced, `.*.` per `*?`, took minutes for `*?*?*?*?*?*?*?b` on a 200-byte key.
+[classes] everywhere (a 1 MiB key and 1,000 of them: about 3 s; a 16 MiB key and a 64 KiB pattern:
+minutes). The backtracking regex this replaced, `.*.` per `*?`, took minutes for
+`*?*?*?*?*?*?*?b` on a 200-byte key.
+
+Budget. Redis just runs that long (KEYS, SCAN MATCH block its one thread). Here a core's mutex is
+held meanwhile, so KEYS and SCAN pass a `MatchBudget`: each search is cut into windows of start
+positions, each window charged its worst case before sre runs it (starts x segment length; a
+segment of literal bytes only starts + length, as sre's literal search is linear), the unused part
+given back when it matches early. When a window would overrun the budget the match raises
+`MatchBudgetSpent` instead: the command stops with no answer for that key (SCAN returns its cursor,
+KEYS refuses). Ordinary keys and patterns cost a few steps a byte and never meet it.
 """
 
 from __future__ import annotations
@@ -33,9 +42,18 @@ from dataclasses import dataclass
 from memsim.sim.errors import InvalidArgument
 
 MAX_NESTING = 1000  # Redis: "if (nesting > 1000) return 0;"
-# Redis has no limit; here a pattern is compiled to regexes (about 1 us a byte) and a match costs up
-# to len(key) x len(pattern), so a pattern is held to a size no real key pattern comes near.
+# Redis has no limit; here a pattern is compiled to regexes (about 1 us a byte, so 64 KiB is ~60 ms
+# before any budget applies), so a pattern is held to a size no real key pattern comes near. Its
+# matching cost is bounded by MatchBudget, not by this.
 MAX_PATTERN_BYTES = 64 << 10
+# One command's matching (KEYS, or one SCAN call): 100 million byte tests, about 0.1 s of sre at
+# ~1 ns a test (measured: a 4 MiB key against '*' + '[ab]' * 4000 + 'c*' is 16.8e9 tests in 18 s).
+# That is a whole 16 MiB key against a segment of 6 classes, or ~1 million 30-byte keys against
+# `*foo*`; what needs more is pathological, and holds the core's mutex no longer than this.
+MATCH_STEPS = 100_000_000
+# Steps one sre call may take (~1 ms): between calls the budget is checked, so a spent budget stops
+# a match within this much work instead of at the end of a search that may run for minutes.
+SEARCH_WINDOW = 1 << 20
 
 ALL = (1 << 256) - 1  # a set of bytes as a 256-bit mask
 _UPPER = sum(1 << c for c in range(ord("A"), ord("Z") + 1))
@@ -144,6 +162,27 @@ def _regex_class(mask: int) -> bytes:
     return bytes(runs) + b"]"
 
 
+class MatchBudgetSpent(Exception):
+    """A match stopped because its command's MatchBudget ran out: that key's answer is unknown."""
+
+
+class MatchBudget:
+    """The byte tests one command may still spend matching keys (see the module doc)."""
+
+    def __init__(self, steps: int = MATCH_STEPS, window: int = SEARCH_WINDOW):
+        self.limit = steps
+        self.left = steps
+        self.window = window  # steps one sre call may take
+        self.granted = steps  # `left` when last charged to a pipeline's budget (commands.py)
+        self.spent = False
+
+    def take(self, n: int) -> None:
+        if n > self.left:
+            self.spent = True
+            raise MatchBudgetSpent(f"match budget of {self.limit} steps spent")
+        self.left -= n
+
+
 @dataclass(frozen=True)
 class GlobPattern:
     """A compiled pattern: the segments between its star groups (the first one before any star,
@@ -152,13 +191,15 @@ class GlobPattern:
     source: bytes
     segments: tuple[re.Pattern[bytes], ...]
     lengths: tuple[int, ...]
+    literal: tuple[bool, ...]  # a segment of single bytes only: sre searches it in linear time
 
     @property
     def matches_all(self) -> bool:
         return self.lengths == (0, 0)  # "*": every (non-empty) key
 
-    def matches(self, s: bytes) -> bool:
-        """Redis's stringmatchlen(pattern, s): see the module doc for why this is the same answer."""
+    def matches(self, s: bytes, budget: MatchBudget | None = None) -> bool:
+        """Redis's stringmatchlen(pattern, s): see the module doc for why this is the same answer.
+        With a budget, raises MatchBudgetSpent rather than go past it."""
         size = len(s)
         if size == 0:
             return not self.source
@@ -167,6 +208,8 @@ class GlobPattern:
             return False  # every non-star byte of the pattern consumes one byte of the key
         last = len(segs) - 1
         head = lens[0]
+        if budget is not None and head:
+            budget.take(head)  # at one place: at most its length
         if last == 0:
             return head == size and segs[0].match(s) is not None
         if head and segs[0].match(s) is None:
@@ -181,14 +224,42 @@ class GlobPattern:
                 return False
             if k == last:  # the last segment must end the key
                 start = size - lens[k]
+                if budget is not None:
+                    budget.take(lens[k])
                 return start >= pos and segs[k].match(s, start) is not None
-            m = segs[k].search(s, pos)
+            m = segs[k].search(s, pos) if budget is None else self._search(k, s, pos, budget)
             if m is None:
                 return False
             pos = m.end()
             if pos == size:
                 return k + 1 == last and lens[last] == 0
             k += 1
+
+    def _search(self, k: int, s: bytes, pos: int, budget: MatchBudget) -> re.Match[bytes] | None:
+        """segments[k].search(s, pos), a window of start positions at a time, each charged first.
+        endpos = last start + length tries exactly that window's starts, and the leftmost match is
+        the one found: every earlier start was tried in an earlier window."""
+        seg, n, literal = self.segments[k], max(self.lengths[k], 1), self.literal[k]
+        last_start = len(s) - n
+        span = last_start - pos + 1
+        if span > 0 and (span + n if literal else span * n) <= min(budget.window, budget.left):
+            m = seg.search(s, pos)  # the common case: the whole search is one window
+            tried = span if m is None else m.start() - pos + 1
+            budget.left -= (tried + n) if literal else tried * n
+            return m
+        while pos <= last_start:
+            per_window = budget.window - n if literal else budget.window // n
+            room = budget.left - n if literal else budget.left // n
+            starts = min(last_start - pos + 1, max(1, per_window), room)
+            cost = (starts + n) if literal else starts * n
+            budget.take(cost if starts > 0 else budget.left + 1)  # not one start left: spent
+            m = seg.search(s, pos, pos + starts - 1 + n)
+            if m is not None:
+                tried = m.start() - pos + 1
+                budget.left += cost - ((tried + n) if literal else tried * n)  # the starts not tried
+                return m
+            pos += starts
+        return None
 
 
 def compile_glob(pattern: bytes, nocase: bool = False) -> GlobPattern:
@@ -205,7 +276,8 @@ def compile_glob(pattern: bytes, nocase: bool = False) -> GlobPattern:
         else:
             groups[-1].append(t)
     segs = tuple(re.compile(_segment_regex(g)) for g in groups)
-    return GlobPattern(pattern, segs, tuple(len(g) for g in groups))
+    literal = tuple(all(t and t & (t - 1) == 0 for t in g) for g in groups)
+    return GlobPattern(pattern, segs, tuple(len(g) for g in groups), literal)
 
 
 def _segment_regex(tokens: list[int]) -> bytes:

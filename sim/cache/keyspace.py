@@ -45,6 +45,7 @@ from memsim.sim.alloc.sizeclasses import MAX_SMALL_SIZE, PAGE_SIZE, TINY_SIZE
 from memsim.sim.cache.evict import LFU_INIT_VAL, LFU_POLICIES, lfu_minutes, lfu_pack, lfu_touch, lru_clock
 from memsim.sim.cache.exact import FIRST_EXACT_ID, ExactPolicies, exact_specs, fingerprint
 from memsim.sim.cache.exact import PREFIX as EXACT_PREFIX
+from memsim.sim.cache.glob import MatchBudgetSpent
 from memsim.sim.errors import InvalidArgument, ResourceExhausted
 from memsim.sim.machine.locks import LockTable, SharedLock
 from memsim.sim.machine.shm import ArraySpec
@@ -931,7 +932,12 @@ class Keyspace:
 
         `match` runs on copies of the keys after their stripe lock is released: a pattern's cost
         (up to len(key) x len(pattern), glob.py) must not hold up other cores using the stripe.
-        With max_bytes, the walk also stops after the bucket that takes the keys past it."""
+        When it raises MatchBudgetSpent (the command's matching budget, glob.py) the walk stops at
+        that bucket: the cursor returned is that bucket's, so the next call matches all of its keys
+        again and none is returned twice. Cut short before any bucket was taken, it raises
+        MatchBudgetSpent itself: that cursor would never move on.
+        With max_bytes, the walk stops before a bucket whose keys would take the reply past it,
+        unless that bucket is the first one taken (a call always makes progress)."""
         a = self.a
         nb = a.ks_bucket.shape[0]
         if not 0 <= cursor < nb:
@@ -941,7 +947,8 @@ class Keyspace:
         keys: list[bytes] = []
         seen = size = 0
         b = cursor
-        while b < nb and seen < count and (max_bytes is None or size <= max_bytes):
+        taken = False
+        while b < nb and seen < count:
             # Empty buckets are skipped by one racy NumPy look, not locked one by one: a key that
             # lands in one after the look was not present for the whole scan, so SCAN owes it nothing.
             window = a.ks_bucket[b:b + SAMPLE_WINDOW]
@@ -951,10 +958,17 @@ class Keyspace:
                 continue
             b += int(busy[0])
             found = self._bucket_keys(b)
-            seen += len(found)
-            kept = found if match is None else [k for k in found if match(k)]
+            try:
+                kept = found if match is None else [k for k in found if match(k)]
+            except MatchBudgetSpent:
+                if not taken:
+                    raise  # not one bucket's keys within a whole budget: no cursor would make progress
+                return b, keys  # this bucket again next time, whole
+            grown = size + sum(len(k) for k in kept)
+            if max_bytes is not None and grown > max_bytes and taken:
+                return b, keys  # this bucket starts the next reply
             keys += kept
-            size += sum(len(k) for k in kept)
+            size, seen, taken = grown, seen + len(found), True
             b += 1
         return (0 if b >= nb else b), keys
 
