@@ -22,6 +22,7 @@ import msgpack
 from memsim.client.errors import ClientClosed, DeadlineExceeded, Unavailable, client_closed, from_rpc_error
 from memsim.client.session import (
     DEFAULT_LEASE,
+    MAX_OBJECT_LEASE,
     RELEASE_TIMEOUT,
     AsyncKeepalive,
     ObjectListing,
@@ -107,7 +108,7 @@ class AsyncClient:
         self.target = core_target(target, core)
         self.keep = keep  # the default for alloc(); True also makes batch allocations nobody's
         self.timeout = timeout
-        self.lease = check_lease(lease)
+        self.lease = check_lease(lease, MAX_OBJECT_LEASE)
         self.client_id = new_client_id()
         self._metadata = session_metadata(self.client_id, self.lease)
         self._channel = grpc.aio.insecure_channel(self.target, options=channel_options())

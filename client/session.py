@@ -85,11 +85,18 @@ async def release_async(call: Callable[..., Awaitable[object]], timeout: float, 
         await asyncio.sleep(0.05)
 
 
-def check_lease(lease: float) -> float:
+# The longest leases the server grants (server/sessions.py: MAX_LEASE_S for address spaces,
+# MAX_OBJECT_LEASE_S for allocator objects, whose client table a long lease would hold), checked
+# here too so that a client refuses a lease at construction rather than at its first call.
+MAX_SPACE_LEASE = 86_400.0
+MAX_OBJECT_LEASE = 3_600.0
+
+
+def check_lease(lease: float, most: float = MAX_SPACE_LEASE) -> float:
     from memsim.client.errors import InvalidArgument
 
-    if not (isinstance(lease, int | float) and 0 < lease <= 86_400):
-        raise InvalidArgument(f"lease {lease!r} must be a number of seconds above 0 and at most 86400")
+    if not (isinstance(lease, int | float) and 0 < lease <= most):
+        raise InvalidArgument(f"lease {lease!r} must be a number of seconds above 0 and at most {most:g}")
     return float(lease)
 
 

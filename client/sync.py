@@ -43,6 +43,7 @@ from memsim.client.errors import (
 )
 from memsim.client.session import (
     DEFAULT_LEASE,
+    MAX_OBJECT_LEASE,
     RELEASE_TIMEOUT,
     Keepalive,
     ObjectListing,
@@ -204,7 +205,7 @@ class Client:
         self.keep = keep  # the default for alloc(); True also makes batch allocations nobody's
         self.core = core
         self.timeout = timeout
-        self.lease = check_lease(lease)
+        self.lease = check_lease(lease, MAX_OBJECT_LEASE)
         self.client_id = new_client_id()
         self._metadata = session_metadata(self.client_id, self.lease)
         self._channel = grpc.insecure_channel(self.target, options=channel_options())

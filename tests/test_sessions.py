@@ -472,3 +472,11 @@ def test_one_caller_cannot_hold_the_client_table_and_a_full_table_still_allocate
                                                                   timeout=30).objects}
         assert listed[late.address] == ""
         assert sum(1 for c in listed.values() if c) == MAX_CLIENTS - 1
+
+
+def test_a_client_refuses_at_construction_a_lease_the_server_would_refuse():
+    from memsim.client import Client, InvalidArgument, VMClient
+
+    with pytest.raises(InvalidArgument, match="at most 3600"):
+        Client("127.0.0.1:1", lease=7200)
+    VMClient("127.0.0.1:1", lease=7200).close()  # spaces may be held for up to a day
