@@ -35,11 +35,13 @@ SMALL_REPLY_BYTES = 64 << 10  # a reply this small is allowed even when the core
 
 # Threads and streams. gRPC-Python's sync server holds a pool thread per unary call in progress
 # and per open stream for its whole life. Streams may take MAX_STREAMS threads of a core, never
-# the UNARY_THREADS reserved for unary calls (health checks among them); a stream past the limit
-# is refused at once. A stream that sends no request for the idle timeout is ended, so that
-# abandoned streams give their thread back.
+# the UNARY_THREADS reserved for unary calls; a stream past the limit is refused at once. A stream
+# that sends no request for the idle timeout is ended, so that abandoned streams give their thread
+# back. Unary calls waiting for a busy core can still take every thread, so the calls that never wait
+# for it (health checks, lease renewals: wire.CONTROL_METHODS) have CONTROL_THREADS of their own.
 MAX_STREAMS = 64
 UNARY_THREADS = 16
+CONTROL_THREADS = 4
 STREAM_IDLE_S = 120.0
 MAX_CALLS_PER_CONNECTION = 256  # calls (unary or streams) open at once on one HTTP/2 connection
 

@@ -25,6 +25,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from contextlib import contextmanager
 from typing import Any
 
@@ -309,9 +310,16 @@ def _nonblocking(behavior: Callable, core: int) -> Callable:
     return method
 
 
+# Calls that never wait for the core's mutex and must answer while the core is busy: a health check,
+# and a lease renewal (a client whose renewals queued behind a long call would lose what it holds).
+# They run on the worker's small control pool, which no other call can fill.
+CONTROL_METHODS = frozenset({"grpc.health.v1.Health/Check", "memsim.v1.Machine/Renew", "memsim.v1.VM/Renew"})
+
+
 def register(server: grpc.Server, add_to_server: Callable[[Any, Any], None], servicer: Any, core: int,
-             gate: StreamGate) -> str:
-    """Add servicer's methods to server through the wrappers above; returns the service's name."""
+             gate: StreamGate, control_pool: futures.ThreadPoolExecutor | None = None) -> str:
+    """Add servicer's methods to server through the wrappers above; returns the service's name.
+    CONTROL_METHODS among them run on control_pool (gRPC's per-method experimental_thread_pool)."""
     found = _Handlers()
     add_to_server(servicer, found)
     if not found.methods:  # stubs from an older grpcio-tools register generic handlers only
@@ -320,7 +328,10 @@ def register(server: grpc.Server, add_to_server: Callable[[Any, Any], None], ser
     for name, h in found.methods.items():
         decode = _tolerant(h.request_deserializer, _request_type(h))
         if h.unary_unary is not None:
-            methods[name] = h._replace(request_deserializer=decode, unary_unary=_unary(h.unary_unary, core))
+            unary = _unary(h.unary_unary, core)
+            if control_pool is not None and f"{found.service}/{name}" in CONTROL_METHODS:
+                unary.experimental_thread_pool = control_pool  # type: ignore[attr-defined]
+            methods[name] = h._replace(request_deserializer=decode, unary_unary=unary)
         elif h.stream_stream is not None:
             methods[name] = h._replace(request_deserializer=decode,
                                        stream_stream=_streaming(h.stream_stream, core, gate, f"{found.service}/{name}"))

@@ -25,6 +25,7 @@ import threading
 from concurrent import futures
 
 from memsim.server.limits import (
+    CONTROL_THREADS,
     MAX_CALLS_PER_CONNECTION,
     MAX_MESSAGE,
     MAX_REPLY_BYTES,
@@ -63,30 +64,32 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     options = [("grpc.so_reuseport", 1), ("grpc.max_concurrent_streams", MAX_CALLS_PER_CONNECTION),
                ("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)]
     # gRPC-Python's sync server holds a pool thread per call in progress *and per open stream*.
-    # The gate lets streams take MAX_STREAMS threads at most, so UNARY_THREADS always remain for
-    # unary calls and health checks. No maximum_concurrent_rpcs: it counts every call alike, so
-    # idle streams would make it refuse health checks too.
+    # The gate lets streams take MAX_STREAMS threads at most, so UNARY_THREADS remain for unary
+    # calls; health checks and lease renewals run on a control pool of their own, which calls
+    # waiting for a busy core cannot fill. No maximum_concurrent_rpcs: it counts every call alike,
+    # so idle streams would make it refuse health checks too.
     gate = StreamGate(core, idle_s=stream_idle_s)
+    control = futures.ThreadPoolExecutor(max_workers=CONTROL_THREADS, thread_name_prefix=f"core{core}-control")
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix=f"core{core}"),
                          options=options)
-    register(server, machine_pb2_grpc.add_MachineServicer_to_server, servicer, core, gate)
-    register(server, cache_pb2_grpc.add_CacheServicer_to_server, cache, core, gate)
+    register(server, machine_pb2_grpc.add_MachineServicer_to_server, servicer, core, gate, control)
+    register(server, cache_pb2_grpc.add_CacheServicer_to_server, cache, core, gate, control)
     khugepaged = None
     leased: list = [servicer]  # what clients hold on leases; on every core: any core may release any of it
     if machine.pool_frames:  # a machine started with --vm-memory
         vm = machine.vm(core)
         vm_servicer = VmServicer(vm, core, servicer.core_lock, replies=replies)
-        register(server, vm_pb2_grpc.add_VMServicer_to_server, vm_servicer, core, gate)
+        register(server, vm_pb2_grpc.add_VMServicer_to_server, vm_servicer, core, gate, control)
         leased.append(vm_servicer)
         if core == 0 and machine.config.thp != "never":  # one khugepaged for the machine, on core 0
             khugepaged = Khugepaged(vm, servicer.core_lock, machine.config.khugepaged_ms / 1000)
     health_servicer = health.HealthServicer()
-    register(server, health_pb2_grpc.add_HealthServicer_to_server, health_servicer, core, gate)
+    register(server, health_pb2_grpc.add_HealthServicer_to_server, health_servicer, core, gate, control)
     names = (machine_pb2.DESCRIPTOR.services_by_name["Machine"].full_name,
              cache_pb2.DESCRIPTOR.services_by_name["Cache"].full_name,
              vm_pb2.DESCRIPTOR.services_by_name["VM"].full_name, health.SERVICE_NAME, reflection.SERVICE_NAME)
     register(server, reflection_pb2_grpc.add_ServerReflectionServicer_to_server,
-             reflection.ReflectionServicer(names), core, gate)
+             reflection.ReflectionServicer(names), core, gate, control)
     for p in (port, port + 1 + core):
         if server.add_insecure_port(f"{host}:{p}") == 0:
             print(f"memsim: core {core} could not listen on {host}:{p}", file=sys.stderr)

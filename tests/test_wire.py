@@ -456,3 +456,32 @@ def test_a_reply_that_cannot_be_built_is_internal_not_unknown(wrapped):
                 assert e.code() == grpc.StatusCode.UNKNOWN
     finally:
         server.stop(None)
+
+
+def test_health_and_renewals_answer_while_every_thread_of_a_core_waits_for_it():
+    """Unary calls that wait for a busy core hold a pool thread each; enough of them take every
+    thread. Health checks and lease renewals never wait for the core, so they run on a pool of their
+    own and still answer (else a core busy longer than a lease would see its clients' leases lapse)."""
+    from memsim.server.worker import MAX_THREADS
+    from tests.servers import lock_waiters, page_heap_locked
+
+    with running_server(cores=1, memory="16MiB") as srv:
+        worker = srv.worker_pids[0]
+        channel = grpc.insecure_channel(f"127.0.0.1:{srv.port + 1}")
+        stub = machine_pb2_grpc.MachineStub(channel)
+        with page_heap_locked(worker):
+            waiting = [stub.Alloc.future(machine_pb2.AllocRequest(size=1 << 20), timeout=60)
+                       for _ in range(MAX_THREADS + 8)]  # one thread holds the core; the rest queue behind it
+            deadline = time.monotonic() + 20
+            while worker not in lock_waiters():
+                assert time.monotonic() < deadline, "the core never waited for the page heap's lock"
+                time.sleep(0.05)
+            time.sleep(1.0)  # let the others take the pool's threads
+            health = health_pb2_grpc.HealthStub(channel)
+            assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == \
+                health_pb2.HealthCheckResponse.SERVING
+            with Client(srv.target, core=0, timeout=5) as c:
+                c._renew()  # a keepalive's call: answered, not queued behind the core
+        for f in waiting:  # each ends once the core is free again (most with out of memory: 88 MiB asked)
+            f.exception(timeout=60)
+        channel.close()
