@@ -15,9 +15,10 @@ limit and the size. Two limits bind a reply:
   waiting to be sent lives about three times over (the message, its serialised bytes, gRPC's
   copy): twenty or sixty streams that never read, each asking 24 MiB, grow a worker by ~200 MiB.
 
-Every reply may take `SMALL_REPLY_BYTES` whatever the core holds, so that small calls (health
-checks, allocations, GETs of small values) keep working while a non-reading client fills the
-core's allowance.
+A reply of at most `SMALL_REPLY_BYTES` may go past the core's limit, by `SMALL_REPLIES_BYTES` in
+all, so that small calls (GETs of small values, small reads) keep working while a non-reading
+client fills the core's allowance, and yet many unread small replies cannot grow a worker
+without bound either.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ MAX_REPLY_BYTES = 24 << 20  # payload of one reply; the other 8 MiB cover the re
 MAX_BATCH_OPS = 10_000  # ops of one allocator or VM batch message
 MAX_PIPELINE = 10_000  # commands of one cache pipeline message
 PENDING_REPLY_BYTES = 64 << 20  # per core: replies built and not yet sent (two and a half full replies)
-SMALL_REPLY_BYTES = 64 << 10  # a reply this small is allowed even when the core is at its limit
+SMALL_REPLY_BYTES = 64 << 10  # a reply this small is allowed even when the core is at its limit ...
+SMALL_REPLIES_BYTES = 16 << 20  # ... up to this much more in all: unread small replies are bounded too
 
 # Threads and streams. gRPC-Python's sync server holds a pool thread per unary call in progress
 # and per open stream for its whole life. Streams may take MAX_STREAMS threads of a core, never
@@ -60,9 +62,11 @@ class PendingReplies:
         self._lock = threading.Lock()
 
     def take(self, n: int, reply_so_far: int) -> bool:
-        """Count n more bytes, unless that takes the core past its limit and the reply past small."""
+        """Count n more bytes, unless that takes the core past its limit (a small reply: past its limit
+        and the small replies' allowance above it)."""
         with self._lock:
-            if self.held + n > self.limit and reply_so_far + n > SMALL_REPLY_BYTES:
+            over = self.held + n - self.limit
+            if over > 0 and (reply_so_far + n > SMALL_REPLY_BYTES or over > SMALL_REPLIES_BYTES):
                 return False
             self.held += n
             return True

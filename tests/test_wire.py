@@ -485,3 +485,20 @@ def test_health_and_renewals_answer_while_every_thread_of_a_core_waits_for_it():
         for f in waiting:  # each ends once the core is free again (most with out of memory: 88 MiB asked)
             f.exception(timeout=60)
         channel.close()
+
+
+def test_small_replies_may_pass_a_full_cores_limit_only_by_their_own_allowance():
+    """A small reply goes out while non-reading clients fill the core's allowance, but unread small
+    replies (256 calls a connection, any number of connections) cannot grow a worker without bound."""
+    from memsim.server.limits import SMALL_REPLIES_BYTES, SMALL_REPLY_BYTES, PendingReplies
+
+    p = PendingReplies(core=0, limit=1 << 20)
+    assert p.take(1 << 20, 0)  # the core's whole allowance, taken by a big reply nobody reads
+    assert not p.take(SMALL_REPLY_BYTES + 1, 0)  # a big one more is refused
+    taken = 0
+    while p.take(SMALL_REPLY_BYTES, 0):
+        taken += SMALL_REPLY_BYTES
+        assert taken <= SMALL_REPLIES_BYTES
+    assert taken == SMALL_REPLIES_BYTES
+    p.give(SMALL_REPLY_BYTES)
+    assert p.take(SMALL_REPLY_BYTES, 0)  # one sent: room for one more
