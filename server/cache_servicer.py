@@ -42,7 +42,6 @@ from memsim.v1 import machine_pb2 as mpb
 
 log = logging.getLogger("memsim.worker")
 
-STATUS = {c.value[0]: c for c in grpc.StatusCode}
 
 
 def payload_bytes(r: Reply) -> int:
@@ -127,19 +126,10 @@ class CacheServicer(cache_pb2_grpc.CacheServicer):
         self.core_lock = core_lock
         self.replies = replies or PendingReplies(core)  # the core's reply bytes not yet sent (limits.py)
 
-    def _fail(self, context: grpc.ServicerContext, e: Exception) -> None:
-        if isinstance(e, SimError):
-            context.abort(STATUS[e.code], str(e))
-        log.exception("internal error on core %d", self.core)
-        context.abort(grpc.StatusCode.INTERNAL, f"internal error on core {self.core}: {type(e).__name__}: {e}")
-
     def Command(self, request: pb.CommandRequest, context: grpc.ServicerContext) -> pb.CommandReply:
         budget = call_budget(self.replies, context)
-        try:
-            with self.core_lock:
-                r = execute_within(self.cmds, list(request.args), budget)
-        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
-            self._fail(context, e)
+        with self.core_lock:
+            r = execute_within(self.cmds, list(request.args), budget)
         return pb.CommandReply(reply=msgpack.packb(r, use_bin_type=True), core=self.core)
 
     def Pipeline(self, request_iterator: Iterator[pb.CommandBatch],
@@ -153,11 +143,8 @@ class CacheServicer(cache_pb2_grpc.CacheServicer):
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               f"bad pipeline: argc sums to {sum(argc)} for {len(req.args)} arguments "
                               f"(every command needs at least its name)")
-            try:
-                with self.core_lock:
-                    replies, errors = run_commands(self.cmds, list(req.args), argc, budget)
-            except Exception as e:  # noqa: BLE001 - every failure becomes a status code
-                self._fail(context, e)
+            with self.core_lock:
+                replies, errors = run_commands(self.cmds, list(req.args), argc, budget)
             return pb.ReplyBatch(seq=req.seq, core=self.core, replies=msgpack.packb(replies, use_bin_type=True),
                                  errors=errors)
 

@@ -1,13 +1,14 @@
 """memsim.v1.Machine on one core: a thin adapter from gRPC to `server/ops.py` and `sim/`.
 
-Each handler takes the core's mutex around the heap work (see worker.py), turns a SimError
-into its status code with the simulator's message, and turns anything unexpected into
-INTERNAL without letting it take the worker down. An allocation whose caller has gone by the
-time it is made (its deadline passed while it waited for the core, or it cancelled) is freed
-again before the reply, which could only be lost: nobody could ever name that object
-(server/sessions.py). A batch says how long its caller waits (timeout_ms, from the moment it
-is sent, so from before it arrives here); one that ends later has its allocations freed and
-answers `expired`, while the caller, which waits a little longer than that, still gets it.
+Each handler takes the core's mutex around the heap work (see worker.py); a failure becomes its
+status code in `wire.py`, through which every method is registered (a SimError its own code
+with the simulator's message, anything unexpected INTERNAL, never taking the worker down).
+An allocation whose caller has gone by the time it is made (its deadline passed while it
+waited for the core, or it cancelled) is freed again before the reply, which could only be
+lost: nobody could ever name that object (server/sessions.py). A batch says how long its
+caller waits (timeout_ms, from the moment it is sent, so from before it arrives here); one
+that ends later has its allocations freed and answers `expired`, while the caller, which
+waits a little longer than that, still gets it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from memsim.sim.alloc.memstats import read_cache_stats, read_central_stats, read
 from memsim.sim.alloc.owners import TOMBSTONE, Owners, check_client_access
 from memsim.sim.alloc.recovery import locked_check
 from memsim.sim.alloc.sizeclasses import PAGE_SIZE, table
-from memsim.sim.errors import InvalidArgument, ResourceExhausted, SimError
+from memsim.sim.errors import InvalidArgument, ResourceExhausted
 from memsim.sim.machine import atomics
 from memsim.sim.system import Machine
 from memsim.v1 import machine_pb2 as pb
@@ -37,7 +38,6 @@ from memsim.v1 import machine_pb2_grpc
 
 log = logging.getLogger("memsim.worker")
 
-STATUS = {c.value[0]: c for c in grpc.StatusCode}
 RELEASE_CHUNK = 1000  # objects freed per hold of the core's mutex when a client is released
 MAX_LISTED = 100_000
 TABLE_FULL_LOG_PERIOD_S = 10.0  # at most one "client table full" line per core this often
@@ -92,23 +92,14 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
                             self.core, L.MAX_CLIENTS - 1, cid)
             return 0
 
-    def _fail(self, context: grpc.ServicerContext, e: Exception) -> None:
-        if isinstance(e, SimError):
-            context.abort(STATUS[e.code], str(e))
-        log.exception("internal error on core %d", self.core)
-        context.abort(grpc.StatusCode.INTERNAL, f"internal error on core {self.core}: {type(e).__name__}: {e}")
-
     # -- single operations -----------------------------------------------------------------
 
     def Alloc(self, request: pb.AllocRequest, context: grpc.ServicerContext) -> pb.AllocReply:
-        try:
-            with self.core_lock:
-                r = self.heap.malloc(request.size, self._client_entry(context, request.keep))
-                gone = caller_gone(context)
-                if gone:
-                    self.heap.free(r.address)
-        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
-            self._fail(context, e)
+        with self.core_lock:
+            r = self.heap.malloc(request.size, self._client_entry(context, request.keep))
+            gone = caller_gone(context)
+            if gone:
+                self.heap.free(r.address)
         if gone:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                           f"the deadline passed (or was too close to reply) before the {request.size}-byte "
@@ -118,33 +109,24 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
                              lock_waits=[pb.LockWait(lock=n, wait_ns=w) for n, w in r.lock_waits])
 
     def Free(self, request: pb.FreeRequest, context: grpc.ServicerContext) -> pb.FreeReply:
-        try:
-            with self.core_lock:
-                check_client_access(self.heap, request.address, "free")
-                f = self.heap.free(request.address)
-        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
-            self._fail(context, e)
+        with self.core_lock:
+            check_client_access(self.heap, request.address, "free")
+            f = self.heap.free(request.address)
         return pb.FreeReply(layer=LAYERS[f.layer], core=self.core,
                             lock_waits=[pb.LockWait(lock=n, wait_ns=w) for n, w in f.lock_waits])
 
     def Read(self, request: pb.ReadRequest, context: grpc.ServicerContext) -> pb.ReadReply:
         budget = call_budget(self.replies, context)
-        try:
-            with self.core_lock:
-                check_client_access(self.heap, request.address, "read")
-                budget.charge(request.length, "a read")
-                data = self.heap.read(request.address, request.offset, request.length)
-        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
-            self._fail(context, e)
+        with self.core_lock:
+            check_client_access(self.heap, request.address, "read")
+            budget.charge(request.length, "a read")
+            data = self.heap.read(request.address, request.offset, request.length)
         return pb.ReadReply(data=data, core=self.core)
 
     def Write(self, request: pb.WriteRequest, context: grpc.ServicerContext) -> pb.WriteReply:
-        try:
-            with self.core_lock:
-                check_client_access(self.heap, request.address, "write")
-                self.heap.write(request.address, request.offset, request.data)
-        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
-            self._fail(context, e)
+        with self.core_lock:
+            check_client_access(self.heap, request.address, "write")
+            self.heap.write(request.address, request.offset, request.data)
         return pb.WriteReply(core=self.core)
 
     def Batch(self, request_iterator: Iterator[pb.OpBatch], context: grpc.ServicerContext) -> Iterator[pb.BatchReply]:
@@ -165,46 +147,37 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
     # -- owners (sim/alloc/owners.py, server/sessions.py) -------------------------------------
 
     def ListObjects(self, request: pb.ListObjectsRequest, context: grpc.ServicerContext) -> pb.ListObjectsReply:
-        try:
-            limit = request.limit or 1000
-            if limit > MAX_LISTED:
-                raise InvalidArgument(f"limit {limit} is more than {MAX_LISTED}; `total` counts every match")
-            core = request.core if request.HasField("core") else None
-            if core is not None and core >= self.machine.config.cores:
-                raise InvalidArgument(f"core {core}: the machine has cores 0..{self.machine.config.cores - 1}")
-            client = client_id(context) if request.mine else None
-            if request.mine and not client:
-                raise InvalidArgument("mine lists the caller's objects: send memsim-client-id metadata")
-            if request.client:
-                if request.mine:
-                    raise InvalidArgument("give client or mine, not both")
-                try:
-                    client = int(request.client, 16) if len(request.client) <= 16 else -1
-                except ValueError:
-                    client = -1
-                if not 0 < client < 1 << 63:
-                    raise InvalidArgument(f"client {request.client[:40]!r} must be a client id: 1-16 hex digits")
-            objects, total = self.owners.live(core=core, client=client, limit=limit)
-        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
-            self._fail(context, e)
+        limit = request.limit or 1000
+        if limit > MAX_LISTED:
+            raise InvalidArgument(f"limit {limit} is more than {MAX_LISTED}; `total` counts every match")
+        core = request.core if request.HasField("core") else None
+        if core is not None and core >= self.machine.config.cores:
+            raise InvalidArgument(f"core {core}: the machine has cores 0..{self.machine.config.cores - 1}")
+        client = client_id(context) if request.mine else None
+        if request.mine and not client:
+            raise InvalidArgument("mine lists the caller's objects: send memsim-client-id metadata")
+        if request.client:
+            if request.mine:
+                raise InvalidArgument("give client or mine, not both")
+            try:
+                client = int(request.client, 16) if len(request.client) <= 16 else -1
+            except ValueError:
+                client = -1
+            if not 0 < client < 1 << 63:
+                raise InvalidArgument(f"client {request.client[:40]!r} must be a client id: 1-16 hex digits")
+        objects, total = self.owners.live(core=core, client=client, limit=limit)
         return pb.ListObjectsReply(total=total, objects=[
             pb.LiveObject(address=o.address, size=o.size, core=o.core, client=f"{o.client:x}" if o.client else "",
                           kind=o.kind) for o in objects])
 
     def Renew(self, request: pb.RenewRequest, context: grpc.ServicerContext) -> pb.RenewReply:
         # Without the core's mutex, as VM.Renew: a renewal is one store to shared memory.
-        try:
-            held = self.owners.renew(self._caller(context, "Renew"), time.monotonic())
-        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
-            self._fail(context, e)
+        held = self.owners.renew(self._caller(context, "Renew"), time.monotonic())
         return pb.RenewReply(objects=held)
 
     def Release(self, request: pb.ReleaseRequest, context: grpc.ServicerContext) -> pb.ReleaseReply:
-        try:
-            cid = self._caller(context, "Release")
-            freed = self.release(self.owners.entry_of(cid), cid, time.monotonic(), expired_only=False)
-        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
-            self._fail(context, e)
+        cid = self._caller(context, "Release")
+        freed = self.release(self.owners.entry_of(cid), cid, time.monotonic(), expired_only=False)
         return pb.ReleaseReply(objects=freed)
 
     def release(self, entry: int, cid: int, now: float, expired_only: bool) -> int:

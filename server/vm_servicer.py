@@ -4,7 +4,7 @@ Like the other services, every call takes the core's mutex (the simulated CPU, w
 around the VM work; the VM takes its own shared locks (a space's lock, the pool's, the
 policy's) inside. A batch message takes the mutex once for all its operations. A SimError
 becomes its status code with the simulator's message (which names the address and the
-region for a fault); anything else becomes INTERNAL without taking the worker down.
+region for a fault) in `wire.py`; anything else becomes INTERNAL without taking the worker down.
 A space is held by the client that created it, on a lease (server/sessions.py).
 """
 
@@ -23,14 +23,13 @@ from memsim.server.limits import MAX_BATCH_OPS, PendingReplies, ReplyBudget
 from memsim.server.periodic import Periodic
 from memsim.server.sessions import caller_gone, client_id, lease_seconds
 from memsim.server.wire import call_budget, op_error, stream_replies
-from memsim.sim.errors import InvalidArgument, NotFound, SimError
+from memsim.sim.errors import InvalidArgument, NotFound
 from memsim.sim.vm.vm import VM
 from memsim.v1 import machine_pb2 as mpb
 from memsim.v1 import vm_pb2 as pb
 from memsim.v1 import vm_pb2_grpc
 
 log = logging.getLogger("memsim.worker")
-STATUS = {c.value[0]: c for c in grpc.StatusCode}
 FAULTS = {"none": 0, "minor": 1, "major": 2}
 
 
@@ -106,14 +105,9 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         self.replies = replies or PendingReplies(core)  # the core's reply bytes not yet sent (limits.py)
 
     def _call(self, context: grpc.ServicerContext, fn, *args, **kw):
-        try:
-            with self.core_lock:
-                return fn(*args, **kw)
-        except SimError as e:
-            context.abort(STATUS[e.code], str(e))
-        except Exception as e:
-            log.exception("internal error on core %d", self.core)
-            context.abort(grpc.StatusCode.INTERNAL, f"internal error on core {self.core}: {type(e).__name__}: {e}")
+        """fn on this core (its mutex held); a failure becomes its status code in wire.py."""
+        with self.core_lock:
+            return fn(*args, **kw)
 
     def CreateSpace(self, request: pb.CreateSpaceRequest, context: grpc.ServicerContext) -> pb.SpaceStats:
         vm = self.vm
@@ -152,10 +146,7 @@ class VmServicer(vm_pb2_grpc.VMServicer):
     def Renew(self, request: mpb.RenewRequest, context: grpc.ServicerContext) -> mpb.RenewReply:
         # Without the core's mutex: a renewal is one store to shared memory (sim/vm/vm.py, leases),
         # and a keepalive must not wait behind a long call on this core until its lease runs out.
-        try:
-            n = self.vm.renew(self._owner(context, "Renew"), time.monotonic())
-        except SimError as e:
-            context.abort(STATUS[e.code], str(e))
+        n = self.vm.renew(self._owner(context, "Renew"), time.monotonic())
         return mpb.RenewReply(spaces=n)
 
     def Release(self, request: mpb.ReleaseRequest, context: grpc.ServicerContext) -> mpb.ReleaseReply:
