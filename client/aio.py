@@ -23,13 +23,12 @@ from memsim.client.errors import ClientClosed, DeadlineExceeded, Unavailable, cl
 from memsim.client.session import (
     DEFAULT_LEASE,
     MAX_OBJECT_LEASE,
-    RELEASE_TIMEOUT,
     AsyncKeepalive,
     ObjectListing,
     check_lease,
+    close_session_async,
     decode_objects,
     new_client_id,
-    release_async,
     session_metadata,
 )
 from memsim.client.sync import (
@@ -121,12 +120,9 @@ class AsyncClient:
         if self._closed:
             return
         self._closed = True
-        await self._keepalive.stop()
-        self._batches.close()  # first: a server at its stream limit has room for Release
-        if self._keepalive.needs_release():
-            await release_async(functools.partial(self._stub.Release, pb.ReleaseRequest()),
-                                max(self.timeout, RELEASE_TIMEOUT), self._metadata)
-        await self._channel.close()
+        await close_session_async(self._keepalive, self._batches,
+                                  functools.partial(self._stub.Release, pb.ReleaseRequest()), self.timeout,
+                                  self._metadata, self._channel)
 
     _closed = False
 

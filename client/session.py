@@ -202,3 +202,25 @@ class AsyncKeepalive:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):  # it is being stopped
                 await task
+
+
+def close_session(keepalive: Keepalive, batches, release_call: Callable[..., object], timeout: float,
+                  metadata, channel) -> None:
+    """A client's close(), shared by Client and VMClient: stop renewing, end the batch stream first
+    (a core at its stream limit then has room for Release), release what the client holds (waiting
+    for that at least RELEASE_TIMEOUT, whatever the client's own timeout), close the channel."""
+    keepalive.stop()
+    batches.close()
+    if keepalive.needs_release():
+        release(release_call, max(timeout, RELEASE_TIMEOUT), metadata)
+    channel.close()
+
+
+async def close_session_async(keepalive: AsyncKeepalive, batches, release_call: Callable[..., Awaitable[object]],
+                              timeout: float, metadata, channel) -> None:
+    """close_session() for AsyncClient and AsyncVMClient."""
+    await keepalive.stop()
+    batches.close()
+    if keepalive.needs_release():
+        await release_async(release_call, max(timeout, RELEASE_TIMEOUT), metadata)
+    await channel.close()

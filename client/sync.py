@@ -44,13 +44,12 @@ from memsim.client.errors import (
 from memsim.client.session import (
     DEFAULT_LEASE,
     MAX_OBJECT_LEASE,
-    RELEASE_TIMEOUT,
     Keepalive,
     ObjectListing,
     check_lease,
+    close_session,
     decode_objects,
     new_client_id,
-    release,
     session_metadata,
 )
 from memsim.client.types import LAYER_NAMES, Allocation, Batch, BatchResult, Freed, ObjectSize, address_of, decode_value
@@ -220,12 +219,8 @@ class Client:
         if self._closed:
             return
         self._closed = True
-        self._keepalive.stop()
-        self._batches.close()  # first: a server at its stream limit has room for Release
-        if self._keepalive.needs_release():
-            release(functools.partial(self._stub.Release, pb.ReleaseRequest()), max(self.timeout, RELEASE_TIMEOUT),
-                    self._metadata)
-        self._channel.close()
+        close_session(self._keepalive, self._batches, functools.partial(self._stub.Release, pb.ReleaseRequest()),
+                      self.timeout, self._metadata, self._channel)
 
     _closed = False
 

@@ -35,11 +35,10 @@ from memsim.client.errors import InvalidArgument, MemsimError, client_closed, fr
 from memsim.client.session import (
     CLIENT_ID_KEY,
     DEFAULT_LEASE,
-    RELEASE_TIMEOUT,
     Keepalive,
     check_lease,
+    close_session,
     new_client_id,
-    release,
 )
 from memsim.client.sync import DEFAULT_TIMEOUT, StreamSession, channel_options, core_target
 from memsim.client.sync import build_request as _req  # InvalidArgument for what protobuf cannot carry
@@ -228,12 +227,8 @@ class VMClient:
         if self._closed:
             return
         self._closed = True
-        self._keepalive.stop()
-        self._batches.close()  # first: a server at its stream limit has room for Release
-        if self._keepalive.needs_release():
-            release(functools.partial(self._stub.Release, mpb.ReleaseRequest()), min(self.timeout, RELEASE_TIMEOUT),
-                    self._metadata)
-        self._channel.close()
+        close_session(self._keepalive, self._batches, functools.partial(self._stub.Release, mpb.ReleaseRequest()),
+                      self.timeout, self._metadata, self._channel)
 
     _closed = False
 

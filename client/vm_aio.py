@@ -21,11 +21,10 @@ from memsim.client.errors import client_closed, from_rpc_error
 from memsim.client.session import (
     CLIENT_ID_KEY,
     DEFAULT_LEASE,
-    RELEASE_TIMEOUT,
     AsyncKeepalive,
     check_lease,
+    close_session_async,
     new_client_id,
-    release_async,
 )
 from memsim.client.sync import DEFAULT_TIMEOUT, channel_options, core_target
 from memsim.client.sync import build_request as _req  # InvalidArgument for what protobuf cannot carry
@@ -102,12 +101,9 @@ class AsyncVMClient:
         if self._closed:
             return
         self._closed = True
-        await self._keepalive.stop()
-        self._batches.close()  # first: a server at its stream limit has room for Release
-        if self._keepalive.needs_release():
-            await release_async(functools.partial(self._stub.Release, mpb.ReleaseRequest()),
-                                min(self.timeout, RELEASE_TIMEOUT), self._metadata)
-        await self._channel.close()
+        await close_session_async(self._keepalive, self._batches,
+                                  functools.partial(self._stub.Release, mpb.ReleaseRequest()), self.timeout,
+                                  self._metadata, self._channel)
 
     _closed = False
 
