@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_stubs_match_the_proto(tmp_path):
-    spec = importlib.util.spec_from_file_location("genproto", ROOT / "tools" / "genproto.py")
+    spec = importlib.util.spec_from_file_location("genproto", ROOT / "dev" / "genproto.py")
     gen = importlib.util.module_from_spec(spec)
     sys.modules["genproto"] = gen
     spec.loader.exec_module(gen)
@@ -22,4 +22,4 @@ def test_stubs_match_the_proto(tmp_path):
     for name in names:
         fresh = (tmp_path / "memsim" / "v1" / name).read_text()
         assert fresh == (checked_in / name).read_text(), (
-            f"{name} is stale: run `python tools/genproto.py` and commit the result")
+            f"{name} is stale: run `python dev/genproto.py` and commit the result")
