@@ -91,4 +91,4 @@ def from_code(code: grpc.StatusCode | int, message: str) -> MemsimError:
 
 
 def from_rpc_error(e: grpc.RpcError) -> MemsimError:
-    return from_code(e.code(), e.details() or str(e))  # type: ignore[attr-defined]
+    return from_code(e.code(), e.details() or str(e))
