@@ -45,7 +45,7 @@ from memsim.client.rpc import Op, Steps, SyncRunner, command, roundtrip, unary
 from memsim.v1 import cache_pb2 as pb
 from memsim.v1 import cache_pb2_grpc
 
-MAX_PIPELINE = 10_000  # commands per stream message (the server's limit)
+MAX_PIPELINE = 10_000  # commands per stream message (the server's limit: server/limits.py)
 Queued = list[tuple[tuple[Any, ...], Callback]]  # a pipeline's commands: encoded arguments, reply callback
 
 

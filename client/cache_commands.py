@@ -121,7 +121,7 @@ CALLBACKS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def _pairs(r: list) -> dict:
+def _pairs(r: list[Any]) -> dict[Any, Any]:
     return {r[i].decode() if isinstance(r[i], bytes) else r[i]: r[i + 1].decode() if isinstance(r[i + 1], bytes)
             else r[i + 1] for i in range(0, len(r), 2)}
 
@@ -172,7 +172,7 @@ class CacheCommands:
             return _unpack(r, name)
         return self._decode(r) if self.decode_responses and isinstance(r, bytes) else r
 
-    def _outs(self, r: list, names: list[Any] | None = None) -> list:
+    def _outs(self, r: list[Any], names: list[Any] | None = None) -> list[Any]:
         return [self._out(x, names[i] if names else None) for i, x in enumerate(r)]
 
     def _out_of(self, name: Any) -> Callable[[Any], Any]:

@@ -42,7 +42,7 @@ from memsim.client.stream import AsyncStreamSession, OpenAsyncStream, OpenStream
 from memsim.v1 import machine_pb2 as mpb
 
 DEFAULT_TIMEOUT = 10.0
-MAX_MESSAGE = 32 << 20  # the server's limit too (server/limits.py): a 10,000-command pipeline fits
+MAX_MESSAGE = 32 << 20  # gRPC's send and receive limit; the server's is the same (server/limits.py)
 _channel_ids = iter(range(1 << 62))
 M = TypeVar("M", bound=Message)
 
