@@ -107,6 +107,7 @@ class Endpoint:
         raise NotImplementedError
 
     def _open_batches(self, open_stream: Any, what: str) -> StreamSession | AsyncStreamSession:
+        """The batch stream's session; `open_stream` is a method of the (untyped) generated stub."""
         raise NotImplementedError
 
     def _new_keepalive(self, lease: float) -> Keepalive | AsyncKeepalive:
