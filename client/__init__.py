@@ -1,8 +1,15 @@
-"""memsim's client library: importable without the server or the simulator.
+"""memsim's client library: it imports grpc and the protos (memsim.v1), never the server or the simulator.
 
     from memsim.client import Client, AsyncClient     # the allocator (memsim.v1.Machine)
     from memsim.client import Cache, AsyncCache       # the Redis-like cache (memsim.v1.Cache)
     from memsim.client import VMClient, AsyncVMClient # virtual memory (memsim.v1.VM)
+
+Each service's methods are written once and serve its sync and its asyncio client: machine.py
+(allocator), cache_commands.py and cache.py's CacheClient/PipelineCommands (cache), vm.py's
+SpaceCommands/VMCommands (VM). rpc.py says how one method body runs blocking or awaited;
+connection.py is the transport (channel, deadlines, close), stream.py the batch stream, session.py
+the client id and lease, errors.py the typed exceptions, types.py the allocator's records and batch.
+The public classes are in sync.py/aio.py, cache.py/cache_aio.py, vm.py/vm_aio.py.
 """
 
 from memsim.client.aio import AsyncClient

@@ -1,4 +1,7 @@
-"""Typed exceptions, one per status code the machine answers with.
+"""Typed exceptions, one per status code the machine answers with, and the client's one mapping
+from a status code to its exception (`from_code`: a batch op's error; `from_rpc_error`: a failed
+call). Every client module raises through here; redis-py's names (ResponseError, ConnectionError,
+OutOfMemoryError) are aliases of the same classes.
 
 `MemsimError.code` is the grpc.StatusCode; `str(e)` is the server's message, which says what
 was asked and what limit or state refused it.
@@ -91,4 +94,4 @@ def from_code(code: grpc.StatusCode | int, message: str) -> MemsimError:
 
 
 def from_rpc_error(e: grpc.RpcError) -> MemsimError:
-    return from_code(e.code(), e.details() or str(e))  # type: ignore[attr-defined]
+    return from_code(e.code(), e.details() or str(e))

@@ -1,5 +1,8 @@
 """A client's identity and its lease on what it creates (the server's side: server/sessions.py).
 
+Owns: the client id and lease metadata, the lease limits checked at construction, the keepalive
+(sync and asyncio), Release at close, and the ListObjects records.
+
 Each client object picks a random 63-bit id when it is made and sends it as `memsim-client-id`
 metadata on every call. What it creates without `keep=True` is the server's to release when the
 client closes (Release) or, if the process dies without closing, when its lease runs out: while
@@ -17,6 +20,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import grpc
+import grpc.aio
+
+from memsim.client.errors import InvalidArgument
+from memsim.client.stream import AsyncStreamSession, StreamSession
+from memsim.v1 import machine_pb2 as mpb
+
+Metadata = tuple[tuple[str, str], ...]
+
 CLIENT_ID_KEY = "memsim-client-id"
 LEASE_KEY = "memsim-lease-seconds"
 DEFAULT_LEASE = 30.0
@@ -27,7 +39,7 @@ def new_client_id() -> str:
     return f"{secrets.randbits(63) or 1:x}"
 
 
-def session_metadata(client_id: str, lease: float) -> tuple[tuple[str, str], ...]:
+def session_metadata(client_id: str, lease: float) -> Metadata:
     return ((CLIENT_ID_KEY, client_id), (LEASE_KEY, repr(lease)))
 
 
@@ -48,17 +60,15 @@ class ObjectListing:
     total: int  # every match; objects holds at most `limit` of them
 
 
-def decode_objects(reply) -> ObjectListing:
+def decode_objects(reply: mpb.ListObjectsReply) -> ObjectListing:
     return ObjectListing([LiveObject(o.address, o.size, o.core, o.client, o.kind) for o in reply.objects],
                          reply.total)
 
 
-def release(call: Callable[..., object], timeout: float, metadata) -> None:
+def release(call: Callable[..., object], timeout: float, metadata: Metadata) -> None:
     """Send Release at close. A core at its stream limit answers RESOURCE_EXHAUSTED until it has
     seen our own stream end, so that is retried for up to `timeout`; any other failure (server
     gone) is left to the lease, which, no longer renewed, releases the same things."""
-    import grpc
-
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
         try:
@@ -70,10 +80,8 @@ def release(call: Callable[..., object], timeout: float, metadata) -> None:
         time.sleep(0.05)
 
 
-async def release_async(call: Callable[..., Awaitable[object]], timeout: float, metadata) -> None:
+async def release_async(call: Callable[..., Awaitable[object]], timeout: float, metadata: Metadata) -> None:
     """release() for the asyncio clients."""
-    import grpc
-
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
         try:
@@ -93,8 +101,6 @@ MAX_OBJECT_LEASE = 3_600.0
 
 
 def check_lease(lease: float, most: float = MAX_SPACE_LEASE) -> float:
-    from memsim.client.errors import InvalidArgument
-
     if not (isinstance(lease, int | float) and 0 < lease <= most):
         raise InvalidArgument(f"lease {lease!r} must be a number of seconds above 0 and at most {most:g}")
     return float(lease)
@@ -165,7 +171,7 @@ class AsyncKeepalive:
         self._renew = renew
         self.lease = lease
         self.period = lease / 3
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._starts = 0
         self.used = False
 
@@ -204,23 +210,27 @@ class AsyncKeepalive:
                 await task
 
 
-def close_session(keepalive: Keepalive, batches, release_call: Callable[..., object], timeout: float,
-                  metadata, channel) -> None:
-    """A client's close(), shared by Client and VMClient: stop renewing, end the batch stream first
-    (a core at its stream limit then has room for Release), release what the client holds (waiting
-    for that at least RELEASE_TIMEOUT, whatever the client's own timeout), close the channel."""
-    keepalive.stop()
+def close_session(keepalive: Keepalive | None, batches: StreamSession, release_call: Callable[..., object],
+                  timeout: float, metadata: Metadata, channel: grpc.Channel) -> None:
+    """A client's close(): stop renewing, end the batch stream first (a core at its stream limit then
+    has room for Release), release what the client holds if it made anything (waiting for that at
+    least RELEASE_TIMEOUT, whatever the client's own timeout), close the channel. A client without a
+    lease (the cache's) has no keepalive and releases nothing."""
+    if keepalive is not None:
+        keepalive.stop()
     batches.close()
-    if keepalive.needs_release():
+    if keepalive is not None and keepalive.needs_release():
         release(release_call, max(timeout, RELEASE_TIMEOUT), metadata)
     channel.close()
 
 
-async def close_session_async(keepalive: AsyncKeepalive, batches, release_call: Callable[..., Awaitable[object]],
-                              timeout: float, metadata, channel) -> None:
-    """close_session() for AsyncClient and AsyncVMClient."""
-    await keepalive.stop()
+async def close_session_async(keepalive: AsyncKeepalive | None, batches: AsyncStreamSession,
+                              release_call: Callable[..., Awaitable[object]], timeout: float, metadata: Metadata,
+                              channel: grpc.aio.Channel) -> None:
+    """close_session() for the asyncio clients."""
+    if keepalive is not None:
+        await keepalive.stop()
     batches.close()
-    if keepalive.needs_release():
+    if keepalive is not None and keepalive.needs_release():
         await release_async(release_call, max(timeout, RELEASE_TIMEOUT), metadata)
-    await channel.close()
+    await channel.close(None)  # no grace: calls still running are cancelled, as a sync channel's close() does

@@ -1,16 +1,23 @@
-"""Plain records the client returns, and the batch builder shared by the sync and async APIs."""
+"""The allocator client's records (frozen dataclasses built from the replies), the batch builder
+shared by `Client` and `AsyncClient`, and the search that finds an object's size from its address.
+
+Touches only the protos (memsim.v1.machine_pb2) and the typed errors.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import msgpack
 
 from memsim.client.errors import InvalidArgument, MemsimError, from_code
 from memsim.v1 import machine_pb2 as pb
 
-LAYER_NAMES = {pb.TINY: "tiny", pb.MCACHE: "mcache", pb.MCENTRAL: "mcentral", pb.MHEAP: "mheap",
+R = TypeVar("R")  # what a bound batch's execute() returns: BatchResult, or a coroutine of one
+
+LAYER_NAMES: dict[pb.Layer, str] = {pb.TINY: "tiny", pb.MCACHE: "mcache", pb.MCENTRAL: "mcentral", pb.MHEAP: "mheap",
                pb.LAYER_UNSPECIFIED: ""}
 
 
@@ -136,19 +143,19 @@ class BatchResult:
         return self
 
 
-_KIND_NAMES = {pb.ALLOC: "alloc", pb.FREE: "free", pb.READ: "read", pb.WRITE: "write"}
+_KIND_NAMES: dict[pb.OpKind, str] = {pb.ALLOC: "alloc", pb.FREE: "free", pb.READ: "read", pb.WRITE: "write"}
 
 
-class Batch:
+class Batch(Generic[R]):
     """Operations to run in order on one core in one message. Build it, then `execute()`.
 
     An op may target the address a previous op of the same batch allocates: pass the `Ref`
     that `alloc()` returned.
     """
 
-    def __init__(self, runner=None):
+    def __init__(self, runner: Callable[[Batch[R]], R] | None = None):
         self._runner = runner
-        self.kind: list[int] = []
+        self.kind: list[pb.OpKind] = []
         self.address: list[int] = []
         self.size: list[int] = []
         self.offset: list[int] = []
@@ -158,7 +165,7 @@ class Batch:
     def __len__(self) -> int:
         return len(self.kind)
 
-    def _add(self, kind: int, target: int | Ref = 0, size: int = 0, offset: int = 0) -> Ref:
+    def _add(self, kind: pb.OpKind, target: int | Ref = 0, size: int = 0, offset: int = 0) -> Ref:
         self.kind.append(kind)
         if isinstance(target, Ref):
             self.address.append(0)
@@ -203,7 +210,7 @@ class Batch:
             out.append(r)
         return BatchResult(out, reply.core, reply.lock_wait_ns)
 
-    def execute(self) -> BatchResult:
+    def execute(self) -> R:
         """Run on the client that made this batch (with AsyncClient: `await batch.execute()`)."""
         if self._runner is None:
             raise RuntimeError("this batch is not bound to a client; use client.execute(batch)")

@@ -21,32 +21,31 @@ Protections are "r", "rw", "rx", "rwx", "none" (or R=1 | W=2 | X=4); kinds code,
 (which gets a guard page below it) and anon. Faults come back as the typed errors of
 `memsim.client.errors`: OutOfRange for a segmentation fault, FailedPrecondition for a
 protection or guard-page fault, NotFound for a space that does not exist.
+
+The methods are written once, in `SpaceCommands` and `VMCommands` (client/rpc.py's `command`):
+`Space` and `VMClient` here run them now, client/vm_aio.py's `AsyncSpace` and `AsyncVMClient`
+return coroutines. This module also owns the VM's records (Translation, VmBatchResult), the batch
+builder and the protection spelling; it touches only the protos and client/connection.py.
 """
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-import grpc
-
-from memsim.client.errors import InvalidArgument, MemsimError, client_closed, from_code, from_rpc_error
-from memsim.client.session import (
-    CLIENT_ID_KEY,
-    DEFAULT_LEASE,
-    Keepalive,
-    check_lease,
-    close_session,
-    new_client_id,
-)
-from memsim.client.sync import DEFAULT_TIMEOUT, StreamSession, channel_options, core_target
-from memsim.client.sync import build_request as _req  # InvalidArgument for what protobuf cannot carry
+from memsim.client.connection import DEFAULT_TIMEOUT, Connection, Endpoint, build_request
+from memsim.client.errors import InvalidArgument, MemsimError, from_code
+from memsim.client.rpc import Op, Steps, SyncRunner, command, roundtrip, unary
+from memsim.client.session import CLIENT_ID_KEY, DEFAULT_LEASE, check_lease, new_client_id
 from memsim.v1 import machine_pb2 as mpb
 from memsim.v1 import vm_pb2 as pb
 from memsim.v1 import vm_pb2_grpc
 
 FAULT_NAMES = {0: "none", 1: "minor", 2: "major"}
+R = TypeVar("R")  # what a bound batch's execute() returns: VmBatchResult, or a coroutine of one
+C = TypeVar("C")  # the client a space's calls go through
+SpaceT = TypeVar("SpaceT")  # the space handle a client makes: Space, or AsyncSpace
 
 
 def prot_bits(prot: str | int) -> int:
@@ -98,33 +97,33 @@ class VmBatchResult:
         return self
 
 
-class VmBatch:
+class VmBatch(Generic[R]):
     """Loads, stores and translations for one stream message."""
 
-    def __init__(self, run, space: int):
+    def __init__(self, run: Callable[[VmBatch[R]], R], space: int):
         self._run = run
         self.space = space
-        self.ops: list[int] = []
+        self.ops: list[pb.VmOp] = []
         self.spaces: list[int] = []
         self.addrs: list[int] = []
         self.lengths: list[int] = []
         self.data: list[bytes] = []
 
-    def _add(self, op: int, addr: int, length: int, space: int | None) -> VmBatch:
+    def _add(self, op: pb.VmOp, addr: int, length: int, space: int | None) -> VmBatch[R]:
         self.ops.append(op)
         self.spaces.append(self.space if space is None else space)
         self.addrs.append(addr)
         self.lengths.append(length)
         return self
 
-    def load(self, addr: int, length: int, space: int | None = None) -> VmBatch:
+    def load(self, addr: int, length: int, space: int | None = None) -> VmBatch[R]:
         return self._add(pb.VM_LOAD, addr, length, space)
 
-    def store(self, addr: int, data: bytes, space: int | None = None) -> VmBatch:
+    def store(self, addr: int, data: bytes, space: int | None = None) -> VmBatch[R]:
         self.data.append(bytes(data))
         return self._add(pb.VM_STORE, addr, 0, space)
 
-    def translate(self, addr: int, write: bool = False, space: int | None = None) -> VmBatch:
+    def translate(self, addr: int, write: bool = False, space: int | None = None) -> VmBatch[R]:
         return self._add(pb.VM_TRANSLATE, addr, int(write), space)
 
     def __len__(self) -> int:
@@ -151,125 +150,138 @@ class VmBatch:
                 out.append(None)
         return VmBatchResult(out, sorted(errors.items()))
 
-    def execute(self) -> VmBatchResult:
+    def execute(self) -> R:
         return self._run(self)
 
 
-class Space:
-    """One address space: a handle with the space's calls (all go through its VMClient)."""
+class SpaceCommands(Generic[C]):
+    """One address space's calls (a handle: each goes through the client that made it)."""
 
-    def __init__(self, client: VMClient, stats: pb.SpaceStats):
+    def __init__(self, client: C, stats: pb.SpaceStats):
         self.client = client
         self.id = stats.space
         self.page_table = stats.page_table
         self.bits = stats.bits
 
     def __repr__(self) -> str:
-        return f"<Space {self.id} {self.page_table} {self.bits}-bit>"
+        return f"<{type(self).__name__} {self.id} {self.page_table} {self.bits}-bit>"
 
+    @command
     def mmap(self, length: int, prot: str | int = "rw", kind: str = "anon", name: str = "",
-             address: int | None = None, huge: bool = False, hugetlb: bool = False) -> int:
-        req = _req(pb.MmapRequest, space=self.id, length=length, prot=prot_bits(prot), kind=kind, name=name,
-                   fixed=address is not None, address=address or 0, huge=huge, hugetlb=hugetlb)
-        return self.client._call("Mmap", req).address
+             address: int | None = None, huge: bool = False, hugetlb: bool = False) -> Steps[int]:
+        req = build_request(pb.MmapRequest, space=self.id, length=length, prot=prot_bits(prot), kind=kind, name=name,
+                            fixed=address is not None, address=address or 0, huge=huge, hugetlb=hugetlb)
+        return (yield from unary("Mmap", req, pb.MmapReply)).address
 
-    def munmap(self, address: int, length: int) -> int:
-        return self.client._call("Munmap", _req(pb.MunmapRequest, space=self.id, address=address,
-                                                            length=length)).pages_freed
+    @command
+    def munmap(self, address: int, length: int) -> Steps[int]:
+        req = build_request(pb.MunmapRequest, space=self.id, address=address, length=length)
+        return (yield from unary("Munmap", req, pb.MunmapReply)).pages_freed
 
-    def mprotect(self, address: int, length: int, prot: str | int) -> None:
-        self.client._call("Mprotect", _req(pb.MprotectRequest, space=self.id, address=address, length=length,
-                                                         prot=prot_bits(prot)))
+    @command
+    def mprotect(self, address: int, length: int, prot: str | int) -> Steps[None]:
+        req = build_request(pb.MprotectRequest, space=self.id, address=address, length=length, prot=prot_bits(prot))
+        yield from unary("Mprotect", req, pb.MprotectReply)
 
-    def load(self, address: int, length: int) -> bytes:
-        return self.client._call("Load", _req(pb.LoadRequest, space=self.id, address=address, length=length)).data
+    @command
+    def load(self, address: int, length: int) -> Steps[bytes]:
+        req = build_request(pb.LoadRequest, space=self.id, address=address, length=length)
+        return (yield from unary("Load", req, pb.LoadReply)).data
 
-    def store(self, address: int, data: bytes) -> None:
-        self.client._call("Store", _req(pb.StoreRequest, space=self.id, address=address, data=bytes(data)))
+    @command
+    def store(self, address: int, data: bytes) -> Steps[None]:
+        yield from unary("Store", build_request(pb.StoreRequest, space=self.id, address=address, data=bytes(data)),
+                         pb.StoreReply)
 
-    def translate(self, address: int, write: bool = False) -> Translation:
-        t = self.client._call("Translate", _req(pb.TranslateRequest, space=self.id, address=address, write=write))
+    @command
+    def translate(self, address: int, write: bool = False) -> Steps[Translation]:
+        req = build_request(pb.TranslateRequest, space=self.id, address=address, write=write)
+        t = yield from unary("Translate", req, pb.Translation)
         return Translation(t.frame, t.levels, t.tlb_hit, t.fault, t.page_table, t.core)
 
-    def memory_usage(self) -> dict[str, int]:
-        return usage_dict(self.client._call("MemoryUsage", _req(pb.SpaceRequest, space=self.id)))
+    @command
+    def memory_usage(self) -> Steps[dict[str, int]]:
+        return usage_dict((yield from unary("MemoryUsage", self._request(), pb.MemoryUsageReply)))
 
-    def memory_map(self) -> list[dict[str, Any]]:
-        return map_list(self.client._call("MemoryMap", _req(pb.SpaceRequest, space=self.id)))
+    @command
+    def memory_map(self) -> Steps[list[dict[str, Any]]]:
+        return map_list((yield from unary("MemoryMap", self._request(), pb.MemoryMapReply)))
 
-    def stats(self) -> pb.SpaceStats:
-        return self.client._call("SpaceStat", _req(pb.SpaceRequest, space=self.id))
+    @command
+    def stats(self) -> Steps[pb.SpaceStats]:
+        return (yield from unary("SpaceStat", self._request(), pb.SpaceStats))
 
-    def batch(self) -> VmBatch:
-        return VmBatch(self.client.execute, self.id)
+    @command
+    def destroy(self) -> Steps[None]:
+        yield from unary("DestroySpace", self._request(), pb.SpaceStats)
 
-    def destroy(self) -> None:
-        self.client._call("DestroySpace", _req(pb.SpaceRequest, space=self.id))
+    def _request(self) -> pb.SpaceRequest:
+        return build_request(pb.SpaceRequest, space=self.id)
 
 
-class VMClient:
-    """A connection to a memsim server's virtual memory (any core, or `core=N` for that core's port)."""
+class VMCommands(Endpoint, Generic[SpaceT]):
+    """The VM service's calls on a client; `_space` makes the client's kind of space handle."""
+
+    client_id: str
 
     def __init__(self, target: str = "127.0.0.1:50051", *, core: int | None = None,
                  timeout: float = DEFAULT_TIMEOUT, lease: float = DEFAULT_LEASE):
-        self.target = core_target(target, core)
-        self.timeout = timeout
-        self.lease = check_lease(lease)
+        lease = check_lease(lease)
         self.client_id = new_client_id()
-        self._metadata = ((CLIENT_ID_KEY, self.client_id),)
-        self._channel = grpc.insecure_channel(self.target, options=channel_options())
-        self._stub = vm_pb2_grpc.VMStub(self._channel)
-        self._batches = StreamSession(self._stub.Batch)
-        self._keepalive = Keepalive(self._renew, self.lease)
+        # The lease rides in CreateSpaceRequest.lease_seconds, so the metadata names only the client.
+        self._connect(target, core, timeout, vm_pb2_grpc.VMStub, "Batch", ((CLIENT_ID_KEY, self.client_id),),
+                      lease=lease, what="VM batch")
 
-    def close(self) -> None:
-        """Close the connection, destroying the spaces this client made (but not those it kept)."""
-        if self._closed:
-            return
-        self._closed = True
-        close_session(self._keepalive, self._batches, functools.partial(self._stub.Release, mpb.ReleaseRequest()),
-                      self.timeout, self._metadata, self._channel)
+    def _space(self, stats: pb.SpaceStats) -> SpaceT:
+        raise NotImplementedError
 
-    _closed = False
+    def _held(self, reply: mpb.RenewReply) -> bool:
+        return reply.spaces > 0
 
-    def _renew(self) -> bool:
-        """Renew this client's lease; whether it still holds any space."""
-        return self._stub.Renew(mpb.RenewRequest(), timeout=min(self.timeout, self.lease / 2),
-                                metadata=self._metadata).spaces > 0
-
-    def __enter__(self) -> VMClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _call(self, method: str, request: Any) -> Any:
-        if self._closed:
-            raise client_closed(self)
-        try:
-            return getattr(self._stub, method)(request, timeout=self.timeout, metadata=self._metadata)
-        except grpc.RpcError as e:
-            raise from_rpc_error(e) from None
-
+    @command
     def create_space(self, page_table: str = "multilevel", bits: int = 0, levels: int = 0, level_bits: int = 0,
-                     name: str = "", keep: bool = False) -> Space:
+                     name: str = "", keep: bool = False) -> Steps[SpaceT]:
         """A new space, destroyed when this client closes (or its lease runs out) unless keep=True."""
-        req = _req(pb.CreateSpaceRequest, page_table=page_table, bits=bits, levels=levels, level_bits=level_bits,
-                   name=name, keep=keep, lease_seconds=self.lease)
+        req = build_request(pb.CreateSpaceRequest, page_table=page_table, bits=bits, levels=levels,
+                            level_bits=level_bits, name=name, keep=keep, lease_seconds=self.lease)
         if not keep:
-            self._keepalive.start()  # before the call: a space it creates is never without renewal
-        return Space(self, self._call("CreateSpace", req))
+            self._start_keepalive()  # before the call: a space it creates is never without renewal
+        return self._space((yield from unary("CreateSpace", req, pb.SpaceStats)))
 
-    def space(self, space_id: int) -> Space:
-        return Space(self, self._call("SpaceStat", _req(pb.SpaceRequest, space=space_id)))
+    @command
+    def space(self, space_id: int) -> Steps[SpaceT]:
+        """A handle on an existing space (any client's)."""
+        return self._space((yield from unary("SpaceStat", build_request(pb.SpaceRequest, space=space_id),
+                                             pb.SpaceStats)))
 
-    def spaces(self, mine_only: bool = False) -> list[pb.SpaceStats]:
+    @command
+    def spaces(self, mine_only: bool = False) -> Steps[list[pb.SpaceStats]]:
         """Every space on the machine (each with its owner, keep and lease_remaining), or this client's."""
-        return list(self._call("ListSpaces", pb.ListSpacesRequest(mine=mine_only)).spaces)
+        return list((yield from unary("ListSpaces", pb.ListSpacesRequest(mine=mine_only), pb.ListSpacesReply)).spaces)
 
-    def vmstat(self) -> dict[str, int]:
-        r = self._call("VmStat", pb.VmStatRequest())
+    @command
+    def vmstat(self) -> Steps[dict[str, int | str]]:
+        """The machine's VM counters, as /proc/vmstat names them, and "policy": the replacement policy's name."""
+        r = yield from unary("VmStat", pb.VmStatRequest(), pb.VmStatReply)
         return {**dict(r.counters), "policy": r.policy}
 
-    def execute(self, batch: VmBatch) -> VmBatchResult:
-        return batch.decode(self._batches.roundtrip(batch.to_proto, self.timeout))
+    @command
+    def execute(self, batch: VmBatch[Any]) -> Steps[VmBatchResult]:
+        return batch.decode((yield from roundtrip(batch.to_proto, pb.VmBatchReply, self.timeout)))
+
+
+class Space(SpaceCommands["VMClient"], SyncRunner):
+    """One address space: a handle with the space's calls (all go through its VMClient)."""
+
+    def _perform(self, op: Op) -> Any:
+        return self.client._perform(op)
+
+    def batch(self) -> VmBatch[VmBatchResult]:
+        return VmBatch(self.client.execute, self.id)
+
+
+class VMClient(VMCommands[Space], Connection):
+    """A connection to a memsim server's virtual memory (any core, or `core=N` for that core's port)."""
+
+    def _space(self, stats: pb.SpaceStats) -> Space:
+        return Space(self, stats)
