@@ -1,4 +1,4 @@
-"""memsim.v1.VM on one core: gRPC to `sim/vm/vm.py` and back.
+"""memsim.v1.VM on one core: gRPC to `sim/vm/vm.py` (the VM's system-call surface) and back.
 
 Like the other services, every call takes the core's mutex (the simulated CPU, worker.py)
 around the VM work; the VM takes its own shared locks (a space's lock, the pool's, the
@@ -24,6 +24,10 @@ from memsim.server.periodic import Periodic
 from memsim.server.sessions import caller_gone, client_id, lease_seconds
 from memsim.server.wire import call_budget, op_error, stream_replies
 from memsim.sim.errors import InvalidArgument, NotFound
+from memsim.sim.vm.hugepage import collapse_scan
+from memsim.sim.vm.kinds import PAGE_TABLE_DEFAULT
+from memsim.sim.vm.lru import policy_name
+from memsim.sim.vm.task_mmu import SpaceStats
 from memsim.sim.vm.vm import VM
 from memsim.v1 import machine_pb2 as mpb
 from memsim.v1 import vm_pb2 as pb
@@ -33,7 +37,7 @@ log = logging.getLogger("memsim.worker")
 FAULTS = {"none": 0, "minor": 1, "major": 2}
 
 
-def space_stats(d: dict) -> pb.SpaceStats:
+def space_stats(d: SpaceStats) -> pb.SpaceStats:
     return pb.SpaceStats(space=d["space"], page_table=d["page_table"], bits=d["bits"], name=d["name"],
                          page_table_bytes=d["page_table_bytes"], rss_pages=d["rss_pages"],
                          swap_pages=d["swap_pages"], minflt=d["minflt"], majflt=d["majflt"],
@@ -121,7 +125,7 @@ class VmServicer(vm_pb2_grpc.VMServicer):
                 owner = secrets.randbits(63) or 1
             now = time.monotonic()
             vm.reap(now)  # what dead clients left goes back before a new space needs room
-            sp = vm.create_space(request.page_table or "multilevel", bits=request.bits or None,
+            sp = vm.create_space(request.page_table or PAGE_TABLE_DEFAULT, bits=request.bits or None,
                                  levels=request.levels or None, level_bits=request.level_bits or None,
                                  name=request.name, owner=owner, lease=0.0 if request.keep else lease, now=now)
             vm.renew(owner, now)  # creating is renewing: the client's other spaces live on too
@@ -144,7 +148,7 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         return space_stats(self._call(context, destroy))
 
     def Renew(self, request: mpb.RenewRequest, context: grpc.ServicerContext) -> mpb.RenewReply:
-        # Without the core's mutex: a renewal is one store to shared memory (sim/vm/vm.py, leases),
+        # Without the core's mutex: a renewal is one store to shared memory (sim/vm/leases.py),
         # and a keepalive must not wait behind a long call on this core until its lease runs out.
         n = self.vm.renew(self._owner(context, "Renew"), time.monotonic())
         return mpb.RenewReply(spaces=n)
@@ -239,7 +243,7 @@ class VmServicer(vm_pb2_grpc.VMServicer):
 
     def VmStat(self, request: pb.VmStatRequest, context: grpc.ServicerContext) -> pb.VmStatReply:
         counters = self._call(context, self.vm.vmstat)
-        return pb.VmStatReply(counters=counters, policy=VM.policy_name(self.vm.a), core=self.core)
+        return pb.VmStatReply(counters=counters, policy=policy_name(self.vm.a), core=self.core)
 
     def Batch(self, request_iterator: Iterator[pb.VmBatch], context: grpc.ServicerContext) -> Iterator[pb.VmBatchReply]:
         def run(req: pb.VmBatch, budget: ReplyBudget) -> pb.VmBatchReply:
@@ -262,7 +266,5 @@ class Khugepaged(Periodic):
         self.ranges_per_scan = ranges_per_scan  # 8 x 512 pages = Linux's pages_to_scan 4096
 
     def tick(self) -> None:
-        from memsim.sim.vm.hugepage import collapse_scan
-
         with self.core_lock:
             collapse_scan(self.vm, self.ranges_per_scan)

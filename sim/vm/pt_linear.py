@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from memsim.sim.errors import InvalidArgument, ResourceExhausted
-from memsim.sim.vm.pagetable import NO_ENTRIES, PageTable, TableContext
+from memsim.sim.vm.pagetable import NO_ENTRIES, PageTable, SpaceShape, TableContext, frame_run
 
 MAX_TABLE_BYTES = 1 << 33
 
@@ -26,20 +26,20 @@ def linear_geometry(bits: int, page_shift: int, frame_size: int) -> tuple[int, i
 
 
 class LinearTable(PageTable):
-    kind = "linear"
+    default_bits = 32
 
     def __init__(self, ctx: TableContext):
         super().__init__(ctx)
-        bits = int(self.a["sp_bits"][self.sp])
-        self.entries_count, self.width, self.frames = linear_geometry(bits, ctx.frame_size.bit_length() - 1,
-                                                                ctx.frame_size)
-        self.base = int(self.a["sp_root"][self.sp])
-        self.table = ctx.words32 if self.width == 4 else ctx.words
+        bits = int(self.a.sp_bits[self.sp])
+        self.entries_count, self.width, self.nframes = linear_geometry(bits, ctx.page_shift, ctx.frame_size)
+        self.base = int(self.a.sp_root[self.sp])
+        self.table = ctx.pool.words32 if self.width == 4 else ctx.pool.words
         self.first = self.base * ctx.frame_size // self.width  # index of entry 0 in the pool's words
 
-    @staticmethod
-    def create(ctx: TableContext, bits: int) -> None:
-        entries, width, frames = linear_geometry(bits, ctx.frame_size.bit_length() - 1, ctx.frame_size)
+    @classmethod
+    def create(cls, ctx: TableContext, shape: SpaceShape) -> None:
+        bits = shape.bits
+        entries, width, frames = linear_geometry(bits, ctx.page_shift, ctx.frame_size)
         if entries * width > MAX_TABLE_BYTES:
             raise InvalidArgument(
                 f"a linear table for a {bits}-bit space needs {entries * width} bytes; use a multilevel or "
@@ -50,7 +50,7 @@ class LinearTable(PageTable):
                 f"VM's whole pool of {ctx.pool.nframes} frames: give the machine more VM memory or use fewer bits")
         base = ctx.alloc(frames)
         ctx.pool.zero(base, frames)
-        ctx.a["sp_root"][ctx.space] = base
+        ctx.a.sp_root[ctx.space] = base
 
     def walk(self, vpn: int) -> tuple[int, int]:
         return int(self.table[self.first + vpn]), 1
@@ -74,8 +74,11 @@ class LinearTable(PageTable):
         self.visited += int(nz.size)
         return (lo + nz).astype(np.int64), words[nz].astype(np.uint64)
 
+    def frames(self) -> np.ndarray:
+        return frame_run(self.base, self.nframes)
+
     def table_frames(self) -> int:
-        return self.frames
+        return self.nframes
 
     def destroy(self) -> None:
-        self.ctx.pool.give(self.base, self.frames)
+        self.ctx.pool.give(self.base, self.nframes)
