@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound, OutOfRange, ResourceExhausted
 from memsim.sim.system import Machine, MachineConfig
-from memsim.sim.vm.recovery import check
 from memsim.sim.vm.kinds import KINDS
+from memsim.sim.vm.recovery import check
 from memsim.sim.vm.vma import R, X
 
 MiB = 1 << 20

@@ -19,8 +19,8 @@ from memsim.client import errors as cerr
 from memsim.client.vm import VMClient, prot_bits
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from memsim.sim.system import Machine, MachineConfig
-from memsim.sim.vm.recovery import check
 from memsim.sim.vm.kinds import KINDS
+from memsim.sim.vm.recovery import check
 from tests.servers import running_server
 
 MiB = 1 << 20
