@@ -164,8 +164,7 @@ class Machine:
     def _boot(self, config: MachineConfig) -> None:
         """Everything after the two segments exist: the lock file, the arrays' initial state, the VM."""
         self.lock_fd = make_lock_file()
-        self.memory = PhysicalMemory(self.phys.data, config.frame_size, self.meta["frame_owner"],
-                                     self.meta["frame_bits"])
+        self.memory = PhysicalMemory(self.phys.data, config.frame_size, self.meta["frame_owner"])
         self.arrays = HeapArrays.from_region(self.meta.arrays)
         self.arrays.initialise()
         self.ks_arrays = KeyspaceArrays.from_region(self.meta.arrays)
