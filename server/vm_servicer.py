@@ -15,7 +15,8 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Concatenate, ParamSpec, TypeVar
 
 import grpc
 
@@ -26,6 +27,7 @@ from memsim.server.wire import call_budget, op_error, stream_replies
 from memsim.sim.errors import InvalidArgument, NotFound
 from memsim.sim.vm.hugepage import collapse_scan
 from memsim.sim.vm.kinds import PAGE_TABLE_DEFAULT
+from memsim.sim.vm.layout import HUGE_FRAMES
 from memsim.sim.vm.lru import policy_name
 from memsim.sim.vm.task_mmu import SpaceStats
 from memsim.sim.vm.vm import VM
@@ -34,7 +36,10 @@ from memsim.v1 import vm_pb2 as pb
 from memsim.v1 import vm_pb2_grpc
 
 log = logging.getLogger("memsim.worker")
+Params = ParamSpec("Params")
+T = TypeVar("T")
 FAULTS = {"none": 0, "minor": 1, "major": 2}
+PAGES_TO_SCAN = 4096  # khugepaged's pages per scan (/sys/kernel/mm/transparent_hugepage/khugepaged/pages_to_scan)
 
 
 def space_stats(d: SpaceStats) -> pb.SpaceStats:
@@ -108,7 +113,8 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         self.core_lock = core_lock
         self.replies = replies or PendingReplies(core)  # the core's reply bytes not yet sent (limits.py)
 
-    def _call(self, context: grpc.ServicerContext, fn, *args, **kw):
+    def _call(self, context: grpc.ServicerContext, fn: Callable[Params, T], *args: Params.args,
+              **kw: Params.kwargs) -> T:
         """fn on this core (its mutex held); a failure becomes its status code in wire.py."""
         with self.core_lock:
             return fn(*args, **kw)
@@ -116,7 +122,7 @@ class VmServicer(vm_pb2_grpc.VMServicer):
     def CreateSpace(self, request: pb.CreateSpaceRequest, context: grpc.ServicerContext) -> pb.SpaceStats:
         vm = self.vm
 
-        def create():
+        def create() -> SpaceStats:
             lease = lease_seconds(request.lease_seconds)
             owner = client_id(context)
             if request.keep:
@@ -139,7 +145,7 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         return space_stats(st)
 
     def DestroySpace(self, request: pb.SpaceRequest, context: grpc.ServicerContext) -> pb.SpaceStats:
-        def destroy():
+        def destroy() -> SpaceStats:
             self.vm.check_client_may_change(request.space, "destroy")
             st = self.vm.space_stats(request.space)
             self.vm.destroy_space(request.space)
@@ -174,7 +180,7 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         return owner
 
     def ListSpaces(self, request: pb.ListSpacesRequest, context: grpc.ServicerContext) -> pb.ListSpacesReply:
-        def listing():
+        def listing() -> list[SpaceStats]:
             owner = client_id(context) if request.mine else None
             if owner == 0:  # mine, from a caller with no id: it holds nothing (kept spaces are nobody's)
                 return []
@@ -187,9 +193,10 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         stats = self._call(context, listing)
         return pb.ListSpacesReply(spaces=[space_stats(d) for d in stats])
 
-    def _change(self, context: grpc.ServicerContext, what: str, fn, space: int, *args, **kw):
+    def _change(self, context: grpc.ServicerContext, what: str, fn: Callable[Concatenate[int, Params], T],
+                space: int, *args: Params.args, **kw: Params.kwargs) -> T:
         """A call that changes a space: refused on the machine's own (vm.check_client_may_change)."""
-        def change():
+        def change() -> T:
             self.vm.check_client_may_change(space, what)
             return fn(space, *args, **kw)
 
@@ -259,11 +266,12 @@ class Khugepaged(Periodic):
 
     name = "khugepaged"
 
-    def __init__(self, vm: VM, core_lock: threading.Lock, period_s: float, ranges_per_scan: int = 8):
+    def __init__(self, vm: VM, core_lock: threading.Lock, period_s: float,
+                 ranges_per_scan: int = PAGES_TO_SCAN // HUGE_FRAMES):
         super().__init__(vm.core, period_s)
         self.vm = vm
         self.core_lock = core_lock
-        self.ranges_per_scan = ranges_per_scan  # 8 x 512 pages = Linux's pages_to_scan 4096
+        self.ranges_per_scan = ranges_per_scan  # huge-page ranges per scan: Linux's pages_to_scan in pages
 
     def tick(self) -> None:
         with self.core_lock:

@@ -25,8 +25,11 @@ One object per (core, space) maps the space's virtual page numbers to PTEs (pte.
 
 Every table is bytes in pool frames, read and written through NumPy views of physical
 memory (FramePool.words), so a table's cost is frames the users' pages cannot have, exactly
-as in a kernel. The caller holds the space's lock for every call: a table is never walked and
-changed at once. The whole state of a table is its frames plus the few numbers in the space
+as in a kernel. Locks: the caller holds the space's lock (`vm/space/<i>`) for every call, so a
+table is never walked and changed at once; creation also holds `vm/spaces`. A kind whose
+structure is shared by every space takes its own lock inside (the inverted table: `vm/ipt`,
+then `vm/swap` for its swap directory), and table frames come from `ctx.alloc` (vm/frames,
+possibly reclaiming: vmscan.py), in layout.py's order. The whole state of a table is its frames plus the few numbers in the space
 table (`sp_*`), so any core can walk any space's table.
 
 Range operations (clear_range, entries) cost what is populated, not the range's length, as
