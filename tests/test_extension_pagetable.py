@@ -11,7 +11,6 @@ import pytest
 
 from memsim.sim.errors import InvalidArgument
 from memsim.sim.vm.pagetable import (
-    NO_ENTRIES,
     PAGE_TABLES,
     PageTable,
     SpaceShape,
@@ -50,16 +49,10 @@ class FlatTable(PageTable):
         self.words[self.first + vpn] = pte
 
     def clear_range(self, lo: int, hi: int) -> None:
-        self.words[self.first + max(0, lo):self.first + min(hi, self.n)] = 0
+        self.array_clear(self.words, self.first, self.n, lo, hi)
 
     def entries(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = max(0, lo), min(hi, self.n)
-        if lo >= hi:
-            return NO_ENTRIES
-        words = self.words[self.first + lo:self.first + hi]
-        nz = np.flatnonzero(words)
-        self.visited += int(nz.size)
-        return (lo + nz).astype(np.int64), words[nz].astype(np.uint64)
+        return self.array_entries(self.words, self.first, self.n, lo, hi)
 
     def frames(self) -> np.ndarray:
         return frame_run(self.base, self.nframes)

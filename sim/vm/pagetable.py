@@ -29,8 +29,8 @@ as in a kernel. Locks: the caller holds the space's lock (`vm/space/<i>`) for ev
 table is never walked and changed at once; creation also holds `vm/spaces`. A kind whose
 structure is shared by every space takes its own lock inside (the inverted table: `vm/ipt`,
 then `vm/swap` for its swap directory), and table frames come from `ctx.alloc` (vm/frames,
-possibly reclaiming: vmscan.py), in layout.py's order. The whole state of a table is its frames plus the few numbers in the space
-table (`sp_*`), so any core can walk any space's table.
+possibly reclaiming: vmscan.py), in layout.py's order. The whole state of a table is its
+frames plus the few numbers in the space table (`sp_*`), so any core can walk any space's table.
 
 Range operations (clear_range, entries) cost what is populated, not the range's length, as
 Linux's walk_page_range (mm/pagewalk.c) skips empty PGD/PUD/PMD entries: a multilevel table
@@ -154,6 +154,25 @@ class PageTable(ABC):
 
     @abstractmethod
     def destroy(self) -> None: ...
+
+    # -- for kinds laid out as one array of entries (linear, a hybrid segment) ------------------
+
+    def array_entries(self, table: np.ndarray, first: int, n: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """entries(lo, hi) of a table of n entries at table[first:first + n], indexed by vpn."""
+        lo, hi = max(0, lo), min(hi, n)
+        if lo >= hi:
+            return NO_ENTRIES
+        words = table[first + lo:first + hi]
+        nz = np.flatnonzero(words)
+        self.visited += int(nz.size)
+        return (lo + nz).astype(np.int64), words[nz].astype(np.uint64)
+
+    @staticmethod
+    def array_clear(table: np.ndarray, first: int, n: int, lo: int, hi: int) -> None:
+        """clear_range(lo, hi) of the same."""
+        lo, hi = max(0, lo), min(hi, n)
+        if lo < hi:
+            table[first + lo:first + hi] = 0
 
 
 NO_ENTRIES = (np.zeros(0, np.int64), np.zeros(0, np.uint64))

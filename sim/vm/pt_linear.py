@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from memsim.sim.errors import InvalidArgument, ResourceExhausted
-from memsim.sim.vm.pagetable import NO_ENTRIES, PageTable, SpaceShape, TableContext, frame_run
+from memsim.sim.vm.pagetable import PageTable, SpaceShape, TableContext, frame_run
 
 MAX_TABLE_BYTES = 1 << 33
 
@@ -61,18 +61,10 @@ class LinearTable(PageTable):
         self.table[self.first + vpn] = pte
 
     def clear_range(self, lo: int, hi: int) -> None:
-        lo, hi = max(0, lo), min(hi, self.entries_count)
-        if lo < hi:
-            self.table[self.first + lo:self.first + hi] = 0
+        self.array_clear(self.table, self.first, self.entries_count, lo, hi)
 
     def entries(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = max(0, lo), min(hi, self.entries_count)
-        if lo >= hi:
-            return NO_ENTRIES
-        words = self.table[self.first + lo:self.first + hi]
-        nz = np.flatnonzero(words)
-        self.visited += int(nz.size)
-        return (lo + nz).astype(np.int64), words[nz].astype(np.uint64)
+        return self.array_entries(self.table, self.first, self.entries_count, lo, hi)
 
     def frames(self) -> np.ndarray:
         return frame_run(self.base, self.nframes)

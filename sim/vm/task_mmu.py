@@ -16,25 +16,10 @@ from typing import TypedDict
 
 import numpy as np
 
+from memsim.sim.vm import layout as L
 from memsim.sim.vm import pte as P
 from memsim.sim.vm.hugepage import hugetlb_free
-from memsim.sim.vm.layout import (
-    HUGE_HEAD,
-    HUGETLB_HEAD,
-    M_IPT_FRAMES,
-    M_SWAP_SLOTS,
-    M_SWAP_USED,
-    M_THP,
-    SP_ACCESSES,
-    SP_MAJFLT,
-    SP_MINFLT,
-    SP_RSS,
-    SP_SWAP,
-    SP_TLB_HIT,
-    SP_TLB_MISS,
-    VMSTAT,
-    VMArrays,
-)
+from memsim.sim.vm.layout import HUGE_HEAD, HUGETLB_HEAD, VMArrays
 from memsim.sim.vm.mm import MM, space_name
 from memsim.sim.vm.vma import prot_text, regions
 
@@ -99,7 +84,7 @@ def memory_usage(mm: MM, sp: int) -> MemoryUsage:
         rss = int(resident.size) * mm.fs
         tables = mm.table(sp).table_bytes()
         return MemoryUsage(rss=rss + tables, heapTotal=heap_total, heapUsed=heap_used, external=rss - heap_used,
-                           pageTables=tables, swap=int(a.sp_stats[sp, SP_SWAP]) * mm.fs)
+                           pageTables=tables, swap=int(a.sp_stats[sp, L.SP_SWAP]) * mm.fs)
 
 
 def memory_map(mm: MM, sp: int) -> list[RegionUsage]:
@@ -110,7 +95,7 @@ def memory_map(mm: MM, sp: int) -> list[RegionUsage]:
         mm.check_space(sp)  # again, under the lock: a destroy may have come first
         vpns = a.vm_rmap_vpn[a.vm_rmap_space == sp]
         swapped = np.zeros(0, dtype=np.int64)
-        if int(a.sp_stats[sp, SP_SWAP]):  # every swap entry of the table, in one walk over what is populated
+        if int(a.sp_stats[sp, L.SP_SWAP]):  # every swap entry of the table, in one walk over what is populated
             all_vpns, ptes = mm.entries(sp, 0, 1 << (mm.bits(sp) - mm.shift))
             swapped = all_vpns[((ptes & np.uint64(P.P)) == 0) & ((ptes & np.uint64(P.SW)) != 0)]
         for r in regions(mm, sp):
@@ -129,26 +114,26 @@ def space_stats(mm: MM, sp: int) -> SpaceStats:
         mm.check_space(sp)
         a = mm.a
         st = a.sp_stats[sp]
-        hits, misses = int(st[SP_TLB_HIT]), int(st[SP_TLB_MISS])
+        hits, misses = int(st[L.SP_TLB_HIT]), int(st[L.SP_TLB_MISS])
         t = mm.table(sp)
         return SpaceStats(space=sp, page_table=t.kind, bits=mm.bits(sp), name=space_name(a.sp_name[sp]),
-                          page_table_bytes=t.table_bytes(), rss_pages=int(st[SP_RSS]), swap_pages=int(st[SP_SWAP]),
-                          minflt=int(st[SP_MINFLT]), majflt=int(st[SP_MAJFLT]), tlb_hits=hits, tlb_misses=misses,
+                          page_table_bytes=t.table_bytes(), rss_pages=int(st[L.SP_RSS]), swap_pages=int(st[L.SP_SWAP]),
+                          minflt=int(st[L.SP_MINFLT]), majflt=int(st[L.SP_MAJFLT]), tlb_hits=hits, tlb_misses=misses,
                           tlb_hit_ratio=hits / (hits + misses) if hits + misses else 0.0,
-                          accesses=int(st[SP_ACCESSES]), owner=int(a.sp_owner[sp]),
+                          accesses=int(st[L.SP_ACCESSES]), owner=int(a.sp_owner[sp]),
                           lease_expiry=float(a.sp_expiry[sp]))
 
 
 def vmstat(mm: MM) -> dict[str, int]:
     a = mm.a
     tot = a.vm_stat.sum(axis=0)
-    out = {name: int(tot[i]) for i, name in enumerate(VMSTAT)}
+    out = {name: int(tot[i]) for i, name in enumerate(L.VMSTAT)}
     meta = a.vm_meta
     out.update({"pool_frames": mm.pool.nframes, "free_frames": mm.pool.free_frames(),
-                "swap_slots": int(meta[M_SWAP_SLOTS]), "swap_used": int(meta[M_SWAP_USED]),
-                "ipt_frames": int(meta[M_IPT_FRAMES]), "spaces": len(mm.spaces()),
+                "swap_slots": int(meta[L.M_SWAP_SLOTS]), "swap_used": int(meta[L.M_SWAP_USED]),
+                "ipt_frames": int(meta[L.M_IPT_FRAMES]), "spaces": len(mm.spaces()),
                 "page_size": mm.fs, "huge_pages": int((a.vm_huge == HUGE_HEAD).sum()),
                 "hugetlb_pages_total": int((a.vm_huge == HUGETLB_HEAD).sum()),
                 "hugetlb_pages_free": len(hugetlb_free(mm)),
-                "thp_mode": int(meta[M_THP])})
+                "thp_mode": int(meta[L.M_THP])})
     return out
