@@ -6,6 +6,10 @@ buddy allocator would find for a power of two, without its splitting and merging
 rare here, taken when a linear or segment table is created). Frames handed out are zeroed by
 their new owner, never here, so that a page read back from swap is not zeroed first.
 
+Owns `vm_free` and the pool's cells of `vm_meta` (M_POOL_BASE, M_POOL_FRAMES, M_FREE), under
+`vm/frames` (taken inside a space's lock, before vm/lru and vm/swap: layout.py's order).
+Invariant: vm_meta[M_FREE] is the number of 1s in vm_free (recovery.py checks it).
+
 Ownership is recorded in the machine's frame table (`frame_owner`: pagetable or user), so
 `frames_by_owner` shows what the VM holds.
 

@@ -14,6 +14,8 @@ from the segment's top, so a stack at the top of the space costs only its own pa
 A segment's table grows when a region is mapped past its bound (a new run, the entries
 copied, the old run freed: realloc for page tables) and stays put otherwise. A walk is one
 read after the segment is picked: levels = 1.
+
+Touches: its segments' runs of frames and `sp_seg_base/frames/bound`, under the space's lock.
 """
 
 from __future__ import annotations

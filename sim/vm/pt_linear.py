@@ -5,6 +5,8 @@ register points at it): 2^(bits - page shift) entries of 4 bytes for spaces of 3
 fewer (i386 without PAE) and of 8 bytes above. That is the textbook cost, here paid in real
 frames: a 32-bit space with 4 KiB pages takes 2^20 x 4 B = 4 MiB, touched or not, so 100
 such spaces need 400 MiB of the pool. A walk is one read.
+
+Touches: its run of frames and `sp_root` (the run's first frame), under the space's lock.
 """
 
 from __future__ import annotations

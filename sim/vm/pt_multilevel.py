@@ -14,6 +14,10 @@ Huge pages (hugepage.py): an entry of the next-to-last level (x86-64's PMD) with
 is a leaf mapping 2^(last level's bits) pages (512 x 4 KiB = 2 MiB) of contiguous frames, and
 the walk ends there, one level early. Such an entry is written and split only by hugepage.py;
 `set` of a single page under one is refused (split first).
+
+Touches: its tables' frames, `sp_root` and the space's page-table frame count
+(`sp_stats[SP_PT_FRAMES]`), under the space's lock. Invariant: that count is the frames of the
+tables reachable from the root plus the tables huge pages keep in reserve (hugepage.py).
 """
 
 from __future__ import annotations
