@@ -1,4 +1,4 @@
-"""memsim.v1.VM on one core: gRPC to `sim/vm/vm.py` and back.
+"""memsim.v1.VM on one core: gRPC to `sim/vm/vm.py` (the VM's system-call surface) and back.
 
 Like the other services, every call takes the core's mutex (the simulated CPU, worker.py)
 around the VM work; the VM takes its own shared locks (a space's lock, the pool's, the
@@ -15,7 +15,8 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Concatenate, ParamSpec, TypeVar
 
 import grpc
 
@@ -24,16 +25,24 @@ from memsim.server.periodic import Periodic
 from memsim.server.sessions import caller_gone, client_id, lease_seconds
 from memsim.server.wire import call_budget, op_error, stream_replies
 from memsim.sim.errors import InvalidArgument, NotFound
+from memsim.sim.vm.hugepage import collapse_scan
+from memsim.sim.vm.kinds import PAGE_TABLE_DEFAULT
+from memsim.sim.vm.layout import HUGE_FRAMES
+from memsim.sim.vm.lru import policy_name
+from memsim.sim.vm.task_mmu import SpaceStats
 from memsim.sim.vm.vm import VM
 from memsim.v1 import machine_pb2 as mpb
 from memsim.v1 import vm_pb2 as pb
 from memsim.v1 import vm_pb2_grpc
 
 log = logging.getLogger("memsim.worker")
+Params = ParamSpec("Params")
+T = TypeVar("T")
 FAULTS = {"none": 0, "minor": 1, "major": 2}
+PAGES_TO_SCAN = 4096  # khugepaged's pages per scan (/sys/kernel/mm/transparent_hugepage/khugepaged/pages_to_scan)
 
 
-def space_stats(d: dict) -> pb.SpaceStats:
+def space_stats(d: SpaceStats) -> pb.SpaceStats:
     return pb.SpaceStats(space=d["space"], page_table=d["page_table"], bits=d["bits"], name=d["name"],
                          page_table_bytes=d["page_table_bytes"], rss_pages=d["rss_pages"],
                          swap_pages=d["swap_pages"], minflt=d["minflt"], majflt=d["majflt"],
@@ -104,7 +113,8 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         self.core_lock = core_lock
         self.replies = replies or PendingReplies(core)  # the core's reply bytes not yet sent (limits.py)
 
-    def _call(self, context: grpc.ServicerContext, fn, *args, **kw):
+    def _call(self, context: grpc.ServicerContext, fn: Callable[Params, T], *args: Params.args,
+              **kw: Params.kwargs) -> T:
         """fn on this core (its mutex held); a failure becomes its status code in wire.py."""
         with self.core_lock:
             return fn(*args, **kw)
@@ -112,7 +122,7 @@ class VmServicer(vm_pb2_grpc.VMServicer):
     def CreateSpace(self, request: pb.CreateSpaceRequest, context: grpc.ServicerContext) -> pb.SpaceStats:
         vm = self.vm
 
-        def create():
+        def create() -> SpaceStats:
             lease = lease_seconds(request.lease_seconds)
             owner = client_id(context)
             if request.keep:
@@ -121,7 +131,7 @@ class VmServicer(vm_pb2_grpc.VMServicer):
                 owner = secrets.randbits(63) or 1
             now = time.monotonic()
             vm.reap(now)  # what dead clients left goes back before a new space needs room
-            sp = vm.create_space(request.page_table or "multilevel", bits=request.bits or None,
+            sp = vm.create_space(request.page_table or PAGE_TABLE_DEFAULT, bits=request.bits or None,
                                  levels=request.levels or None, level_bits=request.level_bits or None,
                                  name=request.name, owner=owner, lease=0.0 if request.keep else lease, now=now)
             vm.renew(owner, now)  # creating is renewing: the client's other spaces live on too
@@ -135,7 +145,7 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         return space_stats(st)
 
     def DestroySpace(self, request: pb.SpaceRequest, context: grpc.ServicerContext) -> pb.SpaceStats:
-        def destroy():
+        def destroy() -> SpaceStats:
             self.vm.check_client_may_change(request.space, "destroy")
             st = self.vm.space_stats(request.space)
             self.vm.destroy_space(request.space)
@@ -144,7 +154,7 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         return space_stats(self._call(context, destroy))
 
     def Renew(self, request: mpb.RenewRequest, context: grpc.ServicerContext) -> mpb.RenewReply:
-        # Without the core's mutex: a renewal is one store to shared memory (sim/vm/vm.py, leases),
+        # Without the core's mutex: a renewal is one store to shared memory (sim/vm/leases.py),
         # and a keepalive must not wait behind a long call on this core until its lease runs out.
         n = self.vm.renew(self._owner(context, "Renew"), time.monotonic())
         return mpb.RenewReply(spaces=n)
@@ -170,7 +180,7 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         return owner
 
     def ListSpaces(self, request: pb.ListSpacesRequest, context: grpc.ServicerContext) -> pb.ListSpacesReply:
-        def listing():
+        def listing() -> list[SpaceStats]:
             owner = client_id(context) if request.mine else None
             if owner == 0:  # mine, from a caller with no id: it holds nothing (kept spaces are nobody's)
                 return []
@@ -183,9 +193,10 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         stats = self._call(context, listing)
         return pb.ListSpacesReply(spaces=[space_stats(d) for d in stats])
 
-    def _change(self, context: grpc.ServicerContext, what: str, fn, space: int, *args, **kw):
+    def _change(self, context: grpc.ServicerContext, what: str, fn: Callable[Concatenate[int, Params], T],
+                space: int, *args: Params.args, **kw: Params.kwargs) -> T:
         """A call that changes a space: refused on the machine's own (vm.check_client_may_change)."""
-        def change():
+        def change() -> T:
             self.vm.check_client_may_change(space, what)
             return fn(space, *args, **kw)
 
@@ -239,7 +250,7 @@ class VmServicer(vm_pb2_grpc.VMServicer):
 
     def VmStat(self, request: pb.VmStatRequest, context: grpc.ServicerContext) -> pb.VmStatReply:
         counters = self._call(context, self.vm.vmstat)
-        return pb.VmStatReply(counters=counters, policy=VM.policy_name(self.vm.a), core=self.core)
+        return pb.VmStatReply(counters=counters, policy=policy_name(self.vm.a), core=self.core)
 
     def Batch(self, request_iterator: Iterator[pb.VmBatch], context: grpc.ServicerContext) -> Iterator[pb.VmBatchReply]:
         def run(req: pb.VmBatch, budget: ReplyBudget) -> pb.VmBatchReply:
@@ -255,14 +266,13 @@ class Khugepaged(Periodic):
 
     name = "khugepaged"
 
-    def __init__(self, vm: VM, core_lock: threading.Lock, period_s: float, ranges_per_scan: int = 8):
+    def __init__(self, vm: VM, core_lock: threading.Lock, period_s: float,
+                 ranges_per_scan: int = PAGES_TO_SCAN // HUGE_FRAMES):
         super().__init__(vm.core, period_s)
         self.vm = vm
         self.core_lock = core_lock
-        self.ranges_per_scan = ranges_per_scan  # 8 x 512 pages = Linux's pages_to_scan 4096
+        self.ranges_per_scan = ranges_per_scan  # huge-page ranges per scan: Linux's pages_to_scan in pages
 
     def tick(self) -> None:
-        from memsim.sim.vm.hugepage import collapse_scan
-
         with self.core_lock:
             collapse_scan(self.vm, self.ranges_per_scan)

@@ -38,22 +38,12 @@ from memsim.sim.machine.locks import LockTable, lock_specs, make_lock_file
 from memsim.sim.machine.memory import PhysicalMemory, frame_specs
 from memsim.sim.machine.shm import SharedBytes, SharedRegion, new_token, segment_name
 from memsim.sim.policies import POLICIES
-from memsim.sim.vm.frames import FramePool
 from memsim.sim.vm.heapsource import HEAP_SPACE, SpacePageSource
-from memsim.sim.vm.hugepage import reserve_hugetlb
-from memsim.sim.vm.layout import (
-    HUGE_FRAMES,
-    M_FREE,
-    M_POLICY,
-    M_POOL_BASE,
-    M_SWAP_SLOTS,
-    M_THP,
-    THP_MODES,
-    vm_lock_names,
-    vm_specs,
-)
+from memsim.sim.vm.kinds import THP_DEFAULT, THP_MODES
+from memsim.sim.vm.layout import HUGE_FRAMES, VMArrays, vm_lock_names, vm_specs
 from memsim.sim.vm.swap import make_swap_file
 from memsim.sim.vm.vm import VM
+from memsim.sim.vm.vm import boot as boot_vm
 
 MiB = 1 << 20
 
@@ -73,7 +63,7 @@ class MachineConfig:
     swap_bytes: int | None = None  # the swap file's size (default: 4x vm_memory)
     tlb_entries: int = 64  # per core (Skylake's L1 DTLB)
     tlb_ways: int = 4
-    thp: str = "madvise"  # transparent huge pages: never | madvise | always (sim/vm/hugepage.py)
+    thp: str = THP_DEFAULT  # transparent huge pages: one of sim/vm/kinds.py's THP_MODES (sim/vm/hugepage.py)
     hugetlb_pages: int = 0  # explicit huge pages set aside at boot (vm.nr_hugepages), for mmap(hugetlb=True)
     heap_in_vm: bool = False  # the allocator's arena is an address space of the VM (sim/vm/heapsource.py)
     heap_virtual_bytes: int | None = None  # with heap_in_vm: the arena's size (default: the whole memory)
@@ -174,8 +164,7 @@ class Machine:
     def _boot(self, config: MachineConfig) -> None:
         """Everything after the two segments exist: the lock file, the arrays' initial state, the VM."""
         self.lock_fd = make_lock_file()
-        self.memory = PhysicalMemory(self.phys.data, config.frame_size, self.meta["frame_owner"],
-                                     self.meta["frame_bits"])
+        self.memory = PhysicalMemory(self.phys.data, config.frame_size, self.meta["frame_owner"])
         self.arrays = HeapArrays.from_region(self.meta.arrays)
         self.arrays.initialise()
         self.ks_arrays = KeyspaceArrays.from_region(self.meta.arrays)
@@ -191,32 +180,10 @@ class Machine:
 
     def _boot_vm(self) -> None:
         """The VM's pool (the frames above the heap), its swap and its replacement policy, empty."""
-        a = self.meta.arrays
         cfg = self.config
-        FramePool.initialise(a["vm_free"], a["vm_meta"], cfg.memory_bytes // cfg.frame_size - self.pool_frames,
-                             self.pool_frames)
-        if not self.pool_frames:
-            a["vm_free"][:] = 0
-        a["vm_meta"][M_SWAP_SLOTS] = cfg.swap_slots if self.pool_frames else 0
-        a["vm_meta"][M_POLICY] = sorted(POLICIES).index(cfg.vm_policy)
-        a["vm_meta"][M_THP] = THP_MODES.index(cfg.thp)
-        if cfg.hugetlb_pages:
-            got = reserve_hugetlb(a, a["vm_free"], self.memory.frame_owner, int(a["vm_meta"][M_POOL_BASE]),
-                                  cfg.hugetlb_pages, HUGE_FRAMES)
-            if got < cfg.hugetlb_pages:
-                raise InvalidArgument(f"hugetlb_pages {cfg.hugetlb_pages}: only {got} huge pages of {HUGE_FRAMES} "
-                                      f"frames fit the VM's {self.pool_frames}-frame pool")
-            a["vm_meta"][M_FREE] = int(a["vm_free"].sum())
-        a["vm_rmap_space"][:] = -1
-        a["vm_rmap_vpn"][:] = -1
-        a["vm_frame_swap"][:] = -1
-        a["vm_deposit"][:] = -1
-        a["sd_anchor"][:] = -1
-        a["sd_space"][:] = -1
-        a["sd_next"][:] = -1
-        cls = POLICIES[cfg.vm_policy]
-        n = max(1, self.pool_frames)
-        cls(n, slots=n, arrays={s.name: a["vm" + s.name] for s in cls.array_specs(n)}, init=True)
+        boot_vm(VMArrays.from_region(self.meta.arrays), self.memory,
+                cfg.memory_bytes // cfg.frame_size - self.pool_frames, self.pool_frames, cfg.swap_slots,
+                sorted(POLICIES).index(cfg.vm_policy), cfg.thp, cfg.hugetlb_pages)
 
     def vm(self, core: int) -> VM:
         """Virtual memory as `core` sees it (call in the core's own process): one view per core and
@@ -227,14 +194,14 @@ class Machine:
         key = (os.getpid(), core)
         view = self._vm_views.get(key)
         if view is None:
-            view = VM(self.meta.arrays, self.memory, self.locks(core + 1), self.swap_fd, core,
+            view = VM(VMArrays.from_region(self.meta.arrays), self.memory, self.locks(core + 1), self.swap_fd, core,
                       tlb_entries=self.config.tlb_entries, tlb_ways=self.config.tlb_ways)
             self._vm_views[key] = view
         return view
 
     def supervisor_vm(self) -> VM:
         """The supervisor's view (recovery, reports): its own lock owner and vmstat row."""
-        return VM(self.meta.arrays, self.memory, self.locks(0), self.swap_fd, self.config.cores,
+        return VM(VMArrays.from_region(self.meta.arrays), self.memory, self.locks(0), self.swap_fd, self.config.cores,
                   tlb_entries=self.config.tlb_entries, tlb_ways=self.config.tlb_ways)
 
     @classmethod
@@ -286,6 +253,7 @@ class Machine:
             return
         self._destroyed = True
         self._views.clear()
+        self._vm_views.clear()
         self.arrays = None  # type: ignore[assignment]
         self.ks_arrays = None  # type: ignore[assignment]
         self.memory = None  # type: ignore[assignment]

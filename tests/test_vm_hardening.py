@@ -29,9 +29,9 @@ def snapshot(vm, sp: int) -> dict:
     vpns, ptes = table_entries(vm, sp)
     order = np.argsort(vpns)
     a = vm.a
-    return {"regions": vm.regions(sp), "stats": a["sp_stats"][sp].tolist(), "free": vm.pool.free_frames(),
-            "swap_used": int(a["vm_meta"][M_SWAP_USED]), "vpns": vpns[order].tolist(), "ptes": ptes[order].tolist(),
-            "huge": a["vm_huge"].tolist(), "usage": vm.memory_usage(sp)}
+    return {"regions": vm.regions(sp), "stats": a.sp_stats[sp].tolist(), "free": vm.pool.free_frames(),
+            "swap_used": int(a.vm_meta[M_SWAP_USED]), "vpns": vpns[order].tolist(), "ptes": ptes[order].tolist(),
+            "huge": a.vm_huge.tolist(), "usage": vm.memory_usage(sp)}
 
 
 # -- 1. hugetlb and the table's PMD span -------------------------------------------------------------------
@@ -63,7 +63,8 @@ def test_hugetlb_on_a_table_whose_pmd_is_not_the_reservations_run_is_refused_at_
 def test_hugetlb_fault_never_marks_frames_outside_its_run(hugetlb_machine):
     """Defence in depth: a hugetlb region on a table of another span (made by hand, as a crash or an
     older build could leave) must fail its fault without touching a frame."""
-    from memsim.sim.vm import hugepage
+    from memsim.sim.vm.mmap import mmap_region
+    from memsim.sim.vm.vma import MAP_HUGETLB
 
     vm = hugetlb_machine.vm(0)
     a_sp = vm.create_space("multilevel")
@@ -71,11 +72,11 @@ def test_hugetlb_fault_never_marks_frames_outside_its_run(hugetlb_machine):
     for i in range(600):
         vm.store(a_sp, base + i * PAGE, stamp(a_sp, i))
     odd = vm.create_space("multilevel", level_bits=10)
-    addr = vm._mmap(odd, 2 * MiB, 3, "anon", "forged", 4 * MiB, False, hugepage.MAP_HUGETLB)
-    rmap = vm.a["vm_rmap_space"].copy()
+    addr = mmap_region(vm, odd, 2 * MiB, 3, "anon", "forged", 4 * MiB, False, MAP_HUGETLB)
+    rmap = vm.a.vm_rmap_space.copy()
     with pytest.raises(FailedPrecondition, match="huge page"):
         vm.store(odd, addr, b"x")
-    assert (vm.a["vm_rmap_space"] == rmap).all()
+    assert (vm.a.vm_rmap_space == rmap).all()
     assert all(vm.load(a_sp, base + i * PAGE, 21) == stamp(a_sp, i) for i in range(600))
 
 

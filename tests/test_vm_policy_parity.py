@@ -125,7 +125,7 @@ def test_a_huge_page_fault_is_an_insertion_not_a_hit():
         base = vm.mmap(sp, 4 * MiB)
         base2 = -(-base // (2 * MiB)) * 2 * MiB
         vm.store(sp, base2, b"x")
-        heads = [int(f) for f in (vm.a["vm_huge"] == HUGE_HEAD).nonzero()[0]]
+        heads = [int(f) for f in (vm.a.vm_huge == HUGE_HEAD).nonzero()[0]]
         assert len(heads) == 1 and vm.policy.lists() == ([], heads)  # inactive: touched once
         vm.load(sp, base2 + 5 * PAGE, 1)  # the second access, through the huge TLB entry
         assert vm.policy.lists() == (heads, [])
@@ -207,10 +207,10 @@ def test_recovery_lays_the_policy_out_under_each_page_s_name():
         for page in range(12):
             vm.load(sp, base + page * PAGE, 1)
         recover(vm)
-        resident = (vm.a["vm_rmap_space"] == sp).nonzero()[0].tolist()
+        resident = (vm.a.vm_rmap_space == sp).nonzero()[0].tolist()
         assert len(resident) == 8 and vm.policy.capacity == 8
         for f in resident:
-            assert vm.policy.arrays["pol_fp"][f] == vm.page_fingerprint(sp, int(vm.a["vm_rmap_vpn"][f]))
+            assert vm.policy.arrays["pol_fp"][f] == vm.page_fingerprint(sp, int(vm.a.vm_rmap_vpn[f]))
         assert check(vm) == []
     finally:
         m.destroy()

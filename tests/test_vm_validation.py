@@ -19,8 +19,8 @@ from memsim.client import errors as cerr
 from memsim.client.vm import VMClient, prot_bits
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from memsim.sim.system import Machine, MachineConfig
+from memsim.sim.vm.kinds import KINDS
 from memsim.sim.vm.recovery import check
-from memsim.sim.vm.vm import KINDS
 from tests.servers import running_server
 
 MiB = 1 << 20
@@ -137,7 +137,7 @@ def test_recovery_recounts_the_hugetlb_reservation():
         vm = m.vm(0)
         sp = vm.create_space("multilevel")
         vm.mmap(sp, HUGE, hugetlb=True)
-        vm.a["sp_hugetlb"][sp] = 2  # as a core killed between a region change and its count might leave it
+        vm.a.sp_hugetlb[sp] = 2  # as a core killed between a region change and its count might leave it
         assert any("huge pages reserved" in p for p in check(vm))
         recover(vm)
         assert check(vm) == []

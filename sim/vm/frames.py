@@ -6,11 +6,21 @@ buddy allocator would find for a power of two, without its splitting and merging
 rare here, taken when a linear or segment table is created). Frames handed out are zeroed by
 their new owner, never here, so that a page read back from swap is not zeroed first.
 
+Owns `vm_free` and the pool's cells of `vm_meta` (M_POOL_BASE, M_POOL_FRAMES, M_FREE), under
+`vm/frames` (taken inside a space's lock, before vm/lru and vm/swap: layout.py's order).
+Invariant: vm_meta[M_FREE] is the number of 1s in vm_free (recovery.py checks it).
+
 Ownership is recorded in the machine's frame table (`frame_owner`: pagetable or user), so
 `frames_by_owner` shows what the VM holds.
+
+The pool's frames seen as 64-bit and 32-bit words (`words`, `words32`: how page tables read
+their entries) are views made once per pool object, so they live exactly as long as the core's
+VM view that owns the pool: nothing outlives a destroyed machine's mapping.
 """
 
 from __future__ import annotations
+
+from functools import cached_property
 
 import numpy as np
 
@@ -114,6 +124,16 @@ class FramePool:
             self.free_map[f:f + n] = 1
             self.meta[M_FREE] += n
             self.mem.frame_owner[self.base + f:self.base + f + n] = FRAME_FREE
+
+    @cached_property
+    def words(self) -> np.ndarray:
+        """The whole pool as 64-bit words (64-bit page-table entries)."""
+        return self.view(0, self.nframes).view(np.uint64)
+
+    @cached_property
+    def words32(self) -> np.ndarray:
+        """The whole pool as 32-bit words (the entries of tables for spaces of 32 bits or fewer)."""
+        return self.view(0, self.nframes).view(np.uint32)
 
     def view(self, f: int, n: int = 1) -> np.ndarray:
         """The bytes of pool frames f..f+n-1."""

@@ -37,7 +37,7 @@ class SpacePageSource:
 
     def reserve(self, nbytes: int) -> int:
         region = self.vm.region_at(self.space, ARENA_BASE)
-        if region is None or region[1] - region[0] < nbytes:
+        if region is None or region.end - region.start < nbytes:
             raise FailedPrecondition(f"the heap's space {self.space} has no {nbytes}-byte arena at {ARENA_BASE:#x}")
         return ARENA_BASE
 

@@ -1,4 +1,4 @@
-"""Every shared array of virtual memory, what it holds, and which lock guards it.
+"""Every shared array of virtual memory, what it holds, and which lock guards it; their typed record.
 
 The VM owns a POOL of physical frames: the last `vm_memory` bytes of the machine (the heap
 keeps the rest). Pool frames hold users' pages and page tables alike, so a page table's cost
@@ -15,14 +15,17 @@ pool-relative frame numbers (0 .. pool_frames-1); a PTE holds the machine-wide f
                                                                   frame's page (swap cache), -1 none
     vm_huge            (pool,) uint8              space of owner  1 head / 2 tail of a huge page (hugepage.py)
     vm_stat            (cores, NSTAT) int64       none (own row)  Linux's vmstat counters, per core
-    sp_*               (MAX_SPACES, ...)          vm/space/<i>    the space table (vm.py)
+    sp_*               (MAX_SPACES, ...)          vm/space/<i>    the space table (mm.py, spaces.py)
     sp_owner/lease/expiry                         vm/spaces       who holds a space and until when
-                                                                  (vm.py, "leases"); VM.renew also stores
+                                                                  (leases.py); renew also stores
                                                                   sp_expiry without it (see there)
-    vma_*              (MAX_SPACES, MAX_REGIONS)  vm/space/<i>    each space's regions (its VMAs)
+    vma_*              (MAX_SPACES, MAX_REGIONS)  vm/space/<i>    each space's regions, its VMAs (vma.py)
     sw_used            (swap slots,) uint8        vm/swap         1 = slot in use
     sd_*                                          vm/swap         swap directory of inverted spaces
-    vmpol_*                                       vm/lru          the replacement policy over pool frames
+    vmpolicy_*                                    vm/lru          the replacement policy over pool frames (lru.py)
+
+`VMArrays` is the typed record of these arrays that every module of the VM reads them through
+(`a.vm_meta[M_POLICY]`, never a name looked up in a dict); `VMLocks` the same for the locks.
 
 Lock order: vm/spaces -> vm/space/<i> -> vm/ipt -> vm/frames -> vm/lru -> vm/swap (the inverted
 table's lock is taken inside a space's; laying that table out takes frames). Reclaim runs holding
@@ -33,6 +36,11 @@ tried, so two cores reclaiming from each other's spaces cannot deadlock.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from memsim.sim.machine.locks import LockTable, SharedLock
 from memsim.sim.machine.shm import ArraySpec
 
 MAX_SPACES = 128
@@ -42,7 +50,6 @@ NAME_BYTES = 24
 # vm_meta cells
 (M_POOL_BASE, M_POOL_FRAMES, M_FREE, M_SWAP_SLOTS, M_SWAP_USED, M_IPT_FRAMES, M_IPT_BASE, M_POLICY, M_THP,
  M_SPACE_SERIAL) = range(10)  # M_SPACE_SERIAL: spaces ever created (under vm/spaces), see sp_serial
-THP_MODES = ("never", "madvise", "always")  # /sys/kernel/mm/transparent_hugepage/enabled
 HUGE_HEAD, HUGE_TAIL = 1, 2  # vm_huge: the first frame of a transparent huge page, and the others
 HUGETLB_HEAD, HUGETLB_TAIL = 3, 4  # the same for the hugetlb reservation (mapped or not)
 # Frames of a huge page: one PMD entry of x86-64's 9-bit levels. The hugetlb reservation is cut in runs
@@ -103,9 +110,79 @@ def vm_specs(pool_frames: int, swap_slots: int, ncores: int, policy_specs: list[
         ArraySpec("sd_space", "int32", (max(1, swap_slots),)),
         ArraySpec("sd_vpn", "int64", (max(1, swap_slots),)),
         ArraySpec("sd_next", "int32", (max(1, swap_slots),)),
-        *[ArraySpec("vm" + s.name, s.dtype, s.shape) for s in policy_specs],
+        *[ArraySpec(POLICY_PREFIX + s.name, s.dtype, s.shape) for s in policy_specs],
     ]
+
+
+POLICY_PREFIX = "vmpolicy_"  # the replacement policy's own arrays, under their policy's names
+
+
+@dataclass
+class VMArrays:
+    """Typed handles on the arrays above (views into the machine's meta segment)."""
+
+    vm_free: np.ndarray
+    vm_meta: np.ndarray
+    vm_rmap_space: np.ndarray
+    vm_rmap_vpn: np.ndarray
+    vm_frame_swap: np.ndarray
+    vm_huge: np.ndarray
+    vm_deposit: np.ndarray
+    vm_stat: np.ndarray
+    sp_state: np.ndarray
+    sp_kind: np.ndarray
+    sp_bits: np.ndarray
+    sp_levels: np.ndarray
+    sp_level_bits: np.ndarray
+    sp_root: np.ndarray
+    sp_tlbgen: np.ndarray
+    sp_serial: np.ndarray
+    sp_hugetlb: np.ndarray
+    sp_seg_base: np.ndarray
+    sp_seg_frames: np.ndarray
+    sp_seg_bound: np.ndarray
+    sp_stats: np.ndarray
+    sp_name: np.ndarray
+    sp_owner: np.ndarray
+    sp_system: np.ndarray
+    sp_lease: np.ndarray
+    sp_expiry: np.ndarray
+    vma_count: np.ndarray
+    vma_start: np.ndarray
+    vma_end: np.ndarray
+    vma_prot: np.ndarray
+    vma_kind: np.ndarray
+    vma_name: np.ndarray
+    sw_used: np.ndarray
+    sd_anchor: np.ndarray
+    sd_space: np.ndarray
+    sd_vpn: np.ndarray
+    sd_next: np.ndarray
+    policy: dict[str, np.ndarray]  # the replacement policy's arrays, by the policy's own names
+
+    @classmethod
+    def from_region(cls, region: dict[str, np.ndarray]) -> VMArrays:
+        named = {f.name: region[f.name] for f in fields(cls) if f.name != "policy"}
+        policy = {n.removeprefix(POLICY_PREFIX): v for n, v in region.items() if n.startswith(POLICY_PREFIX)}
+        return cls(**named, policy=policy)
 
 
 def vm_lock_names() -> list[str]:
     return ["vm/spaces", "vm/frames", "vm/lru", "vm/swap", "vm/ipt"] + [f"vm/space/{i}" for i in range(MAX_SPACES)]
+
+
+@dataclass
+class VMLocks:
+    """One process's handles on the VM's locks (the order is the module header's)."""
+
+    spaces: SharedLock
+    space: list[SharedLock]  # vm/space/<i>, one per slot of the space table
+    ipt: SharedLock
+    frames: SharedLock
+    lru: SharedLock
+    swap: SharedLock
+
+    @classmethod
+    def from_table(cls, locks: LockTable) -> VMLocks:
+        return cls(locks["vm/spaces"], [locks[f"vm/space/{i}"] for i in range(MAX_SPACES)], locks["vm/ipt"],
+                   locks["vm/frames"], locks["vm/lru"], locks["vm/swap"])

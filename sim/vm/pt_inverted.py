@@ -2,9 +2,10 @@
 
 Entry f describes pool frame f: which (space, vpn) it holds and that page's PTE flags. A
 lookup hashes (space, vpn) into an anchor table and follows the chain of entries with that
-hash, comparing keys (PowerPC's hashed page table and IA-64's VHPT descend from this; ANCHORS
-§8): the table's size follows physical memory, not the address spaces, so a thousand sparse
-64-bit spaces cost nothing more. The walk is 1 (the anchor) + the chain steps read, which is
+hash, comparing keys (PowerPC's hashed page table and IA-64's VHPT descend from this: Jacob
+and Mudge, "Virtual memory in contemporary microprocessors", IEEE Micro 18(4), 1998): the
+table's size follows physical memory, not the address spaces, so a thousand sparse 64-bit
+spaces cost nothing more. The walk is 1 (the anchor) + the chain steps read, which is
 why such machines lean on their TLB.
 
 The table lives in pool frames, laid out once for the whole machine the first time a space
@@ -22,11 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from memsim.sim.machine.locks import SharedLock
 from memsim.sim.machine.memory import FRAME_PAGETABLE
 from memsim.sim.vm import pte as P
-from memsim.sim.vm.layout import M_IPT_BASE, M_IPT_FRAMES, M_POOL_FRAMES
-from memsim.sim.vm.pagetable import NO_ENTRIES, PageTable, TableContext
+from memsim.sim.vm.layout import M_IPT_BASE, M_IPT_FRAMES, M_POOL_FRAMES, VMArrays
+from memsim.sim.vm.pagetable import NO_ENTRIES, NO_FRAMES, PageTable, SpaceShape, TableContext, frame_run
 
 KEY_SHIFT = 52
 ENTRY_BYTES = 20  # key 8 + flags 8 + next 4
@@ -50,13 +50,13 @@ def ipt_geometry(nframes: int, frame_size: int) -> tuple[int, int]:
 
 
 class InvertedTable(PageTable):
-    kind = "inverted"
+    default_bits = 48
 
-    def __init__(self, ctx: TableContext, ipt_lock: SharedLock, swap_lock: SharedLock):
+    def __init__(self, ctx: TableContext):
         super().__init__(ctx)
-        self.ipt_lock = ipt_lock
-        self.swap_lock = swap_lock
-        meta = self.a["vm_meta"]
+        self.ipt_lock = ctx.locks.ipt
+        self.swap_lock = ctx.locks.swap
+        meta = self.a.vm_meta
         n = int(meta[M_POOL_FRAMES])
         self.n = n
         self.anchors, _ = ipt_geometry(n, ctx.frame_size)
@@ -71,13 +71,13 @@ class InvertedTable(PageTable):
         self.next = mem[off + n * 16:off + n * 20].view(np.int32)
         self.base = ctx.pool.base
         self.sd_anchor, self.sd_space, self.sd_vpn, self.sd_next = (
-            self.a["sd_anchor"], self.a["sd_space"], self.a["sd_vpn"], self.a["sd_next"])
+            self.a.sd_anchor, self.a.sd_space, self.a.sd_vpn, self.a.sd_next)
 
-    @staticmethod
-    def create(ctx: TableContext, ipt_lock: SharedLock) -> None:
+    @classmethod
+    def create(cls, ctx: TableContext, shape: SpaceShape) -> None:
         """Lay the machine's table out on first use (the caller holds vm/spaces)."""
-        meta = ctx.a["vm_meta"]
-        with ipt_lock:
+        meta = ctx.a.vm_meta
+        with ctx.locks.ipt:
             if int(meta[M_IPT_FRAMES]):
                 return
             _anchors, frames = ipt_geometry(int(meta[M_POOL_FRAMES]), ctx.frame_size)
@@ -85,8 +85,7 @@ class InvertedTable(PageTable):
             ctx.pool.zero(base, frames)
             meta[M_IPT_BASE] = base
             meta[M_IPT_FRAMES] = frames
-            t = InvertedTable.__new__(InvertedTable)
-            InvertedTable.__init__(t, ctx, ipt_lock, ipt_lock)
+            t = InvertedTable(ctx)
             t.anchor[:] = EMPTY
             t.next[:] = EMPTY
             t.keys[:] = -1
@@ -208,8 +207,16 @@ class InvertedTable(PageTable):
         keys = self.keys
         return int(((keys >> KEY_SHIFT == self.sp) & (keys >= 0)).sum())
 
-    def table_frames(self) -> int:
-        return 0  # the machine's table is shared: its frames are reported machine-wide (vm_meta)
+    def frames(self) -> np.ndarray:
+        return NO_FRAMES  # the machine's table is shared: its frames are machine_frames, reported in vm_meta
+
+    def table_bytes(self) -> int:
+        """The space's share of the machine's table: the entries its resident pages use."""
+        return self.entries_used() * ENTRY_BYTES
+
+    @classmethod
+    def machine_frames(cls, a: VMArrays) -> np.ndarray:
+        return frame_run(int(a.vm_meta[M_IPT_BASE]), int(a.vm_meta[M_IPT_FRAMES]))
 
     def destroy(self) -> None:
         self.clear_range(0, 1 << KEY_SHIFT)

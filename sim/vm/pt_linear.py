@@ -5,6 +5,8 @@ register points at it): 2^(bits - page shift) entries of 4 bytes for spaces of 3
 fewer (i386 without PAE) and of 8 bytes above. That is the textbook cost, here paid in real
 frames: a 32-bit space with 4 KiB pages takes 2^20 x 4 B = 4 MiB, touched or not, so 100
 such spaces need 400 MiB of the pool. A walk is one read.
+
+Touches: its run of frames and `sp_root` (the run's first frame), under the space's lock.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from memsim.sim.errors import InvalidArgument, ResourceExhausted
-from memsim.sim.vm.pagetable import NO_ENTRIES, PageTable, TableContext
+from memsim.sim.vm.pagetable import PageTable, SpaceShape, TableContext, frame_run
 
 MAX_TABLE_BYTES = 1 << 33
 
@@ -26,20 +28,20 @@ def linear_geometry(bits: int, page_shift: int, frame_size: int) -> tuple[int, i
 
 
 class LinearTable(PageTable):
-    kind = "linear"
+    default_bits = 32
 
     def __init__(self, ctx: TableContext):
         super().__init__(ctx)
-        bits = int(self.a["sp_bits"][self.sp])
-        self.entries_count, self.width, self.frames = linear_geometry(bits, ctx.frame_size.bit_length() - 1,
-                                                                ctx.frame_size)
-        self.base = int(self.a["sp_root"][self.sp])
-        self.table = ctx.words32 if self.width == 4 else ctx.words
+        bits = int(self.a.sp_bits[self.sp])
+        self.entries_count, self.width, self.nframes = linear_geometry(bits, ctx.page_shift, ctx.frame_size)
+        self.base = int(self.a.sp_root[self.sp])
+        self.table = ctx.pool.words32 if self.width == 4 else ctx.pool.words
         self.first = self.base * ctx.frame_size // self.width  # index of entry 0 in the pool's words
 
-    @staticmethod
-    def create(ctx: TableContext, bits: int) -> None:
-        entries, width, frames = linear_geometry(bits, ctx.frame_size.bit_length() - 1, ctx.frame_size)
+    @classmethod
+    def create(cls, ctx: TableContext, shape: SpaceShape) -> None:
+        bits = shape.bits
+        entries, width, frames = linear_geometry(bits, ctx.page_shift, ctx.frame_size)
         if entries * width > MAX_TABLE_BYTES:
             raise InvalidArgument(
                 f"a linear table for a {bits}-bit space needs {entries * width} bytes; use a multilevel or "
@@ -50,7 +52,7 @@ class LinearTable(PageTable):
                 f"VM's whole pool of {ctx.pool.nframes} frames: give the machine more VM memory or use fewer bits")
         base = ctx.alloc(frames)
         ctx.pool.zero(base, frames)
-        ctx.a["sp_root"][ctx.space] = base
+        ctx.a.sp_root[ctx.space] = base
 
     def walk(self, vpn: int) -> tuple[int, int]:
         return int(self.table[self.first + vpn]), 1
@@ -61,21 +63,16 @@ class LinearTable(PageTable):
         self.table[self.first + vpn] = pte
 
     def clear_range(self, lo: int, hi: int) -> None:
-        lo, hi = max(0, lo), min(hi, self.entries_count)
-        if lo < hi:
-            self.table[self.first + lo:self.first + hi] = 0
+        self.array_clear(self.table, self.first, self.entries_count, lo, hi)
 
     def entries(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = max(0, lo), min(hi, self.entries_count)
-        if lo >= hi:
-            return NO_ENTRIES
-        words = self.table[self.first + lo:self.first + hi]
-        nz = np.flatnonzero(words)
-        self.visited += int(nz.size)
-        return (lo + nz).astype(np.int64), words[nz].astype(np.uint64)
+        return self.array_entries(self.table, self.first, self.entries_count, lo, hi)
+
+    def frames(self) -> np.ndarray:
+        return frame_run(self.base, self.nframes)
 
     def table_frames(self) -> int:
-        return self.frames
+        return self.nframes
 
     def destroy(self) -> None:
-        self.ctx.pool.give(self.base, self.frames)
+        self.ctx.pool.give(self.base, self.nframes)

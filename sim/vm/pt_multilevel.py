@@ -14,15 +14,20 @@ Huge pages (hugepage.py): an entry of the next-to-last level (x86-64's PMD) with
 is a leaf mapping 2^(last level's bits) pages (512 x 4 KiB = 2 MiB) of contiguous frames, and
 the walk ends there, one level early. Such an entry is written and split only by hugepage.py;
 `set` of a single page under one is refused (split first).
+
+Touches: its tables' frames, `sp_root` and the space's page-table frame count
+(`sp_stats[SP_PT_FRAMES]`), under the space's lock. Invariant: that count is the frames of the
+tables reachable from the root plus the tables huge pages keep in reserve (hugepage.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from memsim.sim.errors import InvalidArgument
 from memsim.sim.vm import pte as P
 from memsim.sim.vm.layout import SP_PT_FRAMES
-from memsim.sim.vm.pagetable import NO_ENTRIES, PageTable, TableContext
+from memsim.sim.vm.pagetable import NO_ENTRIES, PageTable, SpaceShape, TableContext, frame_run
 
 NONLEAF = P.P | P.RW | P.US
 
@@ -40,39 +45,52 @@ def level_shifts(bits: int, page_shift: int, levels: int, level_bits: int) -> li
 
 
 class MultiLevelTable(PageTable):
-    kind = "multilevel"
+    default_bits = 48
 
     def __init__(self, ctx: TableContext):
         super().__init__(ctx)
         a = self.a
-        self.page_shift = ctx.frame_size.bit_length() - 1
-        self.levels = int(a["sp_levels"][self.sp])
-        self.level_bits = int(a["sp_level_bits"][self.sp])
-        self.shifts = level_shifts(int(a["sp_bits"][self.sp]), self.page_shift, self.levels, self.level_bits)
-        self.words = ctx.words
+        self.page_shift = ctx.page_shift
+        self.levels = int(a.sp_levels[self.sp])
+        self.level_bits = int(a.sp_level_bits[self.sp])
+        self.shifts = level_shifts(int(a.sp_bits[self.sp]), self.page_shift, self.levels, self.level_bits)
+        self.words = ctx.pool.words
         self.per_frame = ctx.frame_size // 8
         self.table_span = [max(1, -(-(1 << w) * 8 // ctx.frame_size)) for _, w in self.shifts]  # frames/table
         self.huge_pages = 1 << self.shifts[-1][1]  # pages one PMD entry maps
         self.pmd_depth = len(self.shifts) - 2  # -1 for a one-level table: no huge pages
 
-    @staticmethod
-    def create(ctx: TableContext, levels: int, level_bits: int) -> None:
-        top_w = None
-        a = ctx.a
-        page_shift = ctx.frame_size.bit_length() - 1
-        shifts = level_shifts(int(a["sp_bits"][ctx.space]), page_shift, levels, level_bits)
-        top_w = shifts[0][1]
-        n = max(1, -(-(1 << top_w) * 8 // ctx.frame_size))
+    @classmethod
+    def shape(cls, bits: int, levels: int | None, level_bits: int | None, page_shift: int) -> SpaceShape:
+        """levels and level_bits describe the radix tree (x86-64: 4 levels of 9 bits); the space table
+        stores them as int16, hence the bounds."""
+        if level_bits is None:
+            level_bits = 9
+        if not 1 <= level_bits <= 16:
+            raise InvalidArgument(f"level_bits is {level_bits}: it must be between 1 and 16 (0 = 9, as x86-64)")
+        if levels is not None and not 1 <= levels <= 8:
+            raise InvalidArgument(f"levels is {levels}: it must be between 1 and 8 (0 = as many as bits needs)")
+        vbits = bits - page_shift
+        levels = levels or -(-vbits // level_bits)
+        if not 1 <= levels <= 8 or vbits - level_bits * (levels - 1) < 1 or vbits > level_bits * levels:
+            raise InvalidArgument(f"{levels} levels of {level_bits} bits do not cover a {bits}-bit space "
+                                  f"with {1 << page_shift}-byte pages ({vbits} bits of page number)")
+        return SpaceShape(bits, levels, level_bits)
+
+    @classmethod
+    def create(cls, ctx: TableContext, shape: SpaceShape) -> None:
+        shifts = level_shifts(shape.bits, ctx.page_shift, shape.levels, shape.level_bits)
+        n = max(1, -(-(1 << shifts[0][1]) * 8 // ctx.frame_size))
         root = ctx.alloc(n)
         ctx.pool.zero(root, n)
-        a["sp_root"][ctx.space] = root
-        a["sp_stats"][ctx.space, SP_PT_FRAMES] = n
+        ctx.a.sp_root[ctx.space] = root
+        ctx.a.sp_stats[ctx.space, SP_PT_FRAMES] = n
 
     def _entry(self, table: int, index: int) -> int:
         return table * self.per_frame + index
 
     def walk(self, vpn: int) -> tuple[int, int]:
-        table = int(self.a["sp_root"][self.sp])
+        table = int(self.a.sp_root[self.sp])
         words = self.words
         base = self.ctx.pool.base
         for depth, (shift, w) in enumerate(self.shifts):
@@ -91,7 +109,7 @@ class MultiLevelTable(PageTable):
         span = self.table_span[depth]
         child = self.ctx.alloc(span)
         self.ctx.pool.zero(child, span)
-        self.a["sp_stats"][self.sp, SP_PT_FRAMES] += span
+        self.a.sp_stats[self.sp, SP_PT_FRAMES] += span
         e = ((self.ctx.pool.base + child) << P.PFN_SHIFT) | NONLEAF
         self.words[i] = e
         return e
@@ -100,7 +118,7 @@ class MultiLevelTable(PageTable):
         """The word of the PMD entry covering vpn (creating the tables above it if asked), or None."""
         if self.pmd_depth < 0:
             return None
-        table = int(self.a["sp_root"][self.sp])
+        table = int(self.a.sp_root[self.sp])
         words = self.words
         base = self.ctx.pool.base
         for depth, (shift, w) in enumerate(self.shifts[:self.pmd_depth + 1]):
@@ -116,7 +134,7 @@ class MultiLevelTable(PageTable):
         return None
 
     def set(self, vpn: int, pte: int) -> None:
-        table = int(self.a["sp_root"][self.sp])
+        table = int(self.a.sp_root[self.sp])
         words = self.words
         base = self.ctx.pool.base
         last = len(self.shifts) - 1
@@ -138,7 +156,7 @@ class MultiLevelTable(PageTable):
             table = P.frame_of(e) - base
 
     def clear_range(self, lo: int, hi: int) -> None:
-        self._clear(int(self.a["sp_root"][self.sp]), 0, 0, lo, hi)
+        self._clear(int(self.a.sp_root[self.sp]), 0, 0, lo, hi)
 
     def _present(self, table: int, depth: int, prefix: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, int]:
         """(indices, entries) of the non-zero entries of this table that vpns lo..hi-1 reach, and the
@@ -168,7 +186,7 @@ class MultiLevelTable(PageTable):
             if self._clear(child, depth + 1, child_prefix, max(lo, child_prefix), min(hi, child_prefix + span)):
                 frames = self.table_span[depth + 1]
                 self.ctx.pool.give(child, frames)
-                self.a["sp_stats"][self.sp, SP_PT_FRAMES] -= frames
+                self.a.sp_stats[self.sp, SP_PT_FRAMES] -= frames
                 self.words[first + i] = 0
         return not np.any(self.words[first:first + (1 << self.shifts[depth][1])])
 
@@ -178,12 +196,13 @@ class MultiLevelTable(PageTable):
         vs: list[np.ndarray] = []
         es: list[np.ndarray] = []
         if lo < hi:
-            self._collect(int(self.a["sp_root"][self.sp]), 0, 0, lo, hi, vs, es)
+            self._collect(int(self.a.sp_root[self.sp]), 0, 0, lo, hi, vs, es)
         if not vs:
             return NO_ENTRIES
         return np.concatenate(vs).astype(np.int64), np.concatenate(es).astype(np.uint64)
 
-    def _collect(self, table: int, depth: int, prefix: int, lo: int, hi: int, vs: list, es: list) -> None:
+    def _collect(self, table: int, depth: int, prefix: int, lo: int, hi: int, vs: list[np.ndarray],
+                 es: list[np.ndarray]) -> None:
         idx, ents, span = self._present(table, depth, prefix, lo, hi)
         if depth == len(self.shifts) - 1:
             vs.append(prefix + idx.astype(np.int64))
@@ -207,7 +226,7 @@ class MultiLevelTable(PageTable):
         by address: what khugepaged can collapse, found without visiting empty ranges."""
         out: list[int] = []
         if self.pmd_depth >= 0 and lo < hi:
-            self._pmd_tables(int(self.a["sp_root"][self.sp]), 0, 0, lo, hi, out)
+            self._pmd_tables(int(self.a.sp_root[self.sp]), 0, 0, lo, hi, out)
         return out
 
     def _pmd_tables(self, table: int, depth: int, prefix: int, lo: int, hi: int, out: list[int]) -> None:
@@ -222,13 +241,27 @@ class MultiLevelTable(PageTable):
                 self._pmd_tables(P.frame_of(e) - self.ctx.pool.base, depth + 1, child_prefix,
                                  max(lo, child_prefix), min(hi, child_prefix + span), out)
 
+    def frames(self) -> np.ndarray:
+        """Every table reachable from the root (a huge page's frames are not a table)."""
+        out: list[np.ndarray] = []
+        stack = [(int(self.a.sp_root[self.sp]), 0)]
+        base = self.ctx.pool.base
+        while stack:
+            table, depth = stack.pop()
+            out.append(frame_run(table, self.table_span[depth]))
+            if depth < len(self.shifts) - 1:
+                first = table * self.per_frame
+                entries = self.words[first:first + (1 << self.shifts[depth][1])]
+                stack += [(P.frame_of(e) - base, depth + 1) for e in entries[entries != 0].tolist() if not e & P.PS]
+        return np.concatenate(out)
+
     def table_frames(self) -> int:
-        return int(self.a["sp_stats"][self.sp, SP_PT_FRAMES])
+        return int(self.a.sp_stats[self.sp, SP_PT_FRAMES])
 
     def destroy(self) -> None:
-        root = int(self.a["sp_root"][self.sp])
+        root = int(self.a.sp_root[self.sp])
         self._free_all(root, 0)
-        self.a["sp_stats"][self.sp, SP_PT_FRAMES] = 0
+        self.a.sp_stats[self.sp, SP_PT_FRAMES] = 0
 
     def _free_all(self, table: int, depth: int) -> None:
         if depth < len(self.shifts) - 1:

@@ -16,8 +16,10 @@ the slot states:
    frame is free or another page's is cleared (the unmap or reclaim had got that far);
 2. a user frame that no PTE maps is given back to the pool (a fault or a swap-in that had
    taken it), and its swap-cache slot forgotten;
-3. a page-table frame that no table of a live space (nor the inverted table) reaches is given
-   back (a table page allocated and not yet linked);
+3. a page-table frame that no table reaches is given back (a table page allocated and not yet
+   linked); what tables reach is asked of the page-table interface (pagetable.py): each live
+   space's `frames()`, each kind's `machine_frames` (the inverted table), whatever the kind, plus
+   the table each transparent huge page keeps in reserve (`vm_deposit`);
 4. swap slots are exactly those some PTE or swap-cache entry names;
 5. each space's rss and swap counts and its hugetlb reservation are recounted, the replacement
    policy is laid out again from the user frames, each under its page's name (their order is
@@ -29,85 +31,66 @@ the slot states:
 from __future__ import annotations
 
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from memsim.sim.machine.memory import FRAME_FREE, FRAME_PAGETABLE, FRAME_USER
-from memsim.sim.policies import POLICIES
 from memsim.sim.vm import pte as P
 from memsim.sim.vm.layout import (
+    HUGE_HEAD,
     HUGE_TAIL,
     HUGETLB_HEAD,
     HUGETLB_TAIL,
     M_FREE,
-    M_IPT_BASE,
-    M_IPT_FRAMES,
     M_SWAP_USED,
     SP_RSS,
     SP_SWAP,
 )
-from memsim.sim.vm.pt_hybrid import HybridTable
-from memsim.sim.vm.pt_linear import LinearTable
-from memsim.sim.vm.pt_multilevel import MultiLevelTable
-from memsim.sim.vm.vm import VM
+from memsim.sim.vm.lru import make_policy
+from memsim.sim.vm.mm import MM
+from memsim.sim.vm.pagetable import machine_frames
+from memsim.sim.vm.vma import hugetlb_pages_of, regions
 
 
-def _table_frames(vm: VM, sp: int) -> set[int]:
-    """Pool frames the table of space sp occupies."""
-    t = vm.table(sp)
-    if isinstance(t, LinearTable):
-        return set(range(t.base, t.base + t.frames))
-    if isinstance(t, HybridTable):
-        out: set[int] = set()
-        for seg in range(4):
-            base, n = int(vm.a["sp_seg_base"][sp, seg]), int(vm.a["sp_seg_frames"][sp, seg])
-            if base >= 0 and n:
-                out.update(range(base, base + n))
-        return out
-    if isinstance(t, MultiLevelTable):
-        out = set()
-        stack = [(int(vm.a["sp_root"][sp]), 0)]
-        while stack:
-            table, depth = stack.pop()
-            span = t.table_span[depth]
-            out.update(range(table, table + span))
-            if depth < len(t.shifts) - 1:
-                first = table * t.per_frame
-                entries = t.words[first:first + (1 << t.shifts[depth][1])]
-                for e in entries[entries != 0].tolist():
-                    if not int(e) & P.PS:
-                        stack.append((P.frame_of(int(e)) - vm.pool.base, depth + 1))
-        return out
-    return set()
-
-
-def table_entries(vm: VM, sp: int) -> tuple[np.ndarray, np.ndarray]:
+def table_entries(vm: MM, sp: int) -> tuple[np.ndarray, np.ndarray]:
     """Every non-zero PTE of space sp: (vpns, ptes) as int64/uint64 arrays (a huge page gives one per page)."""
     t = vm.table(sp)
     visited = t.visited
-    out = t.entries(0, 1 << (int(vm.a["sp_bits"][sp]) - vm.shift))
+    out = t.entries(0, 1 << (vm.bits(sp) - vm.shift))
     t.visited = visited  # a check is not a call's walk: pagewalk_entries counts only the calls'
     return out
 
 
-def _survey(vm: VM) -> dict:
+@dataclass
+class Survey:
+    """What the shared state says, recomputed from the page tables and the reverse map."""
+
+    bad_ptes: list[tuple[int, int]] = field(default_factory=list)  # (space, vpn): maps what is not its page
+    adopt: list[tuple[int, int, int]] = field(default_factory=list)  # (frame, space, vpn): reverse map lost
+    mapped: set[int] = field(default_factory=set)  # user frames some PTE maps
+    leaked_user: list[int] = field(default_factory=list)
+    leaked_tables: list[int] = field(default_factory=list)
+    stray: list[int] = field(default_factory=list)  # taken from the pool, no owner recorded
+    slots: set[int] = field(default_factory=set)  # swap slots some PTE or swap-cache entry names
+    used_slots: set[int] = field(default_factory=set)  # swap slots the slot map says are in use
+    rss: dict[int, int] = field(default_factory=dict)
+    swap: dict[int, int] = field(default_factory=dict)
+
+
+def _survey(vm: MM) -> Survey:
     a = vm.a
     base = vm.pool.base
-    rmap_s, rmap_v = a["vm_rmap_space"], a["vm_rmap_vpn"]
-    bad_ptes: list[tuple[int, int]] = []
-    adopt: list[tuple[int, int, int]] = []  # (frame, space, vpn): still mapped, reverse map already cleared
-    mapped: set[int] = set()
-    slots: set[int] = set()
-    rss: dict[int, int] = {}
-    swap: dict[int, int] = {}
-    table_frames: set[int] = set()
-    ipt = int(a["vm_meta"][M_IPT_FRAMES])
-    if ipt:
-        table_frames.update(range(int(a["vm_meta"][M_IPT_BASE]), int(a["vm_meta"][M_IPT_BASE]) + ipt))
-    heads = np.flatnonzero(a["vm_huge"] == 1)
-    table_frames.update(int(d) for d in a["vm_deposit"][heads].tolist() if d >= 0)  # huge pages' reserves
+    rmap_s, rmap_v = a.vm_rmap_space, a.vm_rmap_vpn
+    s = Survey()
+    bad_ptes, adopt, mapped, slots, rss, swap = s.bad_ptes, s.adopt, s.mapped, s.slots, s.rss, s.swap
+    # every frame a page table holds, through the interface: the machine's own (the inverted table's),
+    # each space's, and the table each transparent huge page keeps in reserve for its split
+    table_frames: set[int] = set(machine_frames(a).tolist())
+    heads = np.flatnonzero(a.vm_huge == HUGE_HEAD)
+    table_frames.update(int(d) for d in a.vm_deposit[heads].tolist() if d >= 0)
     for sp in vm.spaces():
-        table_frames |= _table_frames(vm, sp)
+        table_frames.update(vm.table(sp).frames().tolist())
         vpns, ptes = table_entries(vm, sp)
         rss[sp] = swap[sp] = 0
         for vpn, e in zip(vpns.tolist(), ptes.tolist(), strict=True):
@@ -130,106 +113,102 @@ def _survey(vm: VM) -> dict:
     owner = vm.mem.frame_owner[base:base + vm.pool.nframes]
     taken = vm.pool.free_map == 0
     user = np.flatnonzero(taken & (owner == FRAME_USER)).tolist()
-    reserved = (a["vm_huge"] == HUGETLB_HEAD) | (a["vm_huge"] == HUGETLB_TAIL)  # the hugetlb pool: never freed
-    leaked_user = [f for f in user if f not in mapped and not reserved[f]]
+    reserved = (a.vm_huge == HUGETLB_HEAD) | (a.vm_huge == HUGETLB_TAIL)  # the hugetlb pool: never freed
+    s.leaked_user = [f for f in user if f not in mapped and not reserved[f]]
     for f in mapped:
-        s = int(a["vm_frame_swap"][f])
-        if s >= 0:
-            slots.add(s)
+        slot = int(a.vm_frame_swap[f])
+        if slot >= 0:
+            slots.add(slot)
     tables = np.flatnonzero(taken & (owner == FRAME_PAGETABLE)).tolist()
-    leaked_tables = [f for f in tables if f not in table_frames]
-    stray = np.flatnonzero(taken & (owner == FRAME_FREE)).tolist()  # taken, no owner recorded yet
-    used = set(np.flatnonzero(a["sw_used"][: vm.swap.slots]).tolist()) if vm.swap.slots else set()
-    return {"bad_ptes": bad_ptes, "adopt": adopt, "mapped": mapped, "leaked_user": leaked_user,
-            "leaked_tables": leaked_tables, "stray": stray, "slots": slots, "used_slots": used, "rss": rss,
-            "swap": swap}
+    s.leaked_tables = [f for f in tables if f not in table_frames]
+    s.stray = np.flatnonzero(taken & (owner == FRAME_FREE)).tolist()  # taken, no owner recorded yet
+    s.used_slots = set(np.flatnonzero(a.sw_used[: vm.swap.slots]).tolist()) if vm.swap.slots else set()
+    return s
 
 
-def check(vm: VM) -> list[str]:
+def check(vm: MM) -> list[str]:
     """Every inconsistency of the VM's shared state (empty when sound). Take the locks or run quiescent."""
     s = _survey(vm)
     a = vm.a
-    out = [f"space {sp}: vpn {vpn:#x} maps a frame that is not its page" for sp, vpn in s["bad_ptes"]]
-    out += [f"frame {f}: mapped by space {sp} at vpn {vpn:#x} but not reverse-mapped" for f, sp, vpn in s["adopt"]]
-    out += [f"frame {f}: a user frame no page maps" for f in s["leaked_user"]]
-    out += [f"frame {f}: a page-table frame no table reaches" for f in s["leaked_tables"]]
-    out += [f"frame {f}: taken from the pool with no owner" for f in s["stray"]]
-    if s["slots"] != s["used_slots"]:
-        out.append(f"swap: slots in use {len(s['used_slots'])}, referenced {len(s['slots'])}")
-    if int(a["vm_meta"][M_SWAP_USED]) != len(s["used_slots"]):
-        out.append(f"swap: the count says {int(a['vm_meta'][M_SWAP_USED])}, the map {len(s['used_slots'])}")
-    if int(a["vm_meta"][M_FREE]) != int(vm.pool.free_map.sum()):
-        out.append(f"pool: the count says {int(a['vm_meta'][M_FREE])} free, the map {int(vm.pool.free_map.sum())}")
-    for sp, n in s["rss"].items():
-        if int(a["sp_stats"][sp, SP_RSS]) != n:
-            out.append(f"space {sp}: rss says {int(a['sp_stats'][sp, SP_RSS])} pages, the table maps {n}")
-        if int(a["sp_stats"][sp, SP_SWAP]) != s["swap"][sp]:
-            out.append(f"space {sp}: swap says {int(a['sp_stats'][sp, SP_SWAP])} pages, the table has {s['swap'][sp]}")
+    out = [f"space {sp}: vpn {vpn:#x} maps a frame that is not its page" for sp, vpn in s.bad_ptes]
+    out += [f"frame {f}: mapped by space {sp} at vpn {vpn:#x} but not reverse-mapped" for f, sp, vpn in s.adopt]
+    out += [f"frame {f}: a user frame no page maps" for f in s.leaked_user]
+    out += [f"frame {f}: a page-table frame no table reaches" for f in s.leaked_tables]
+    out += [f"frame {f}: taken from the pool with no owner" for f in s.stray]
+    if s.slots != s.used_slots:
+        out.append(f"swap: slots in use {len(s.used_slots)}, referenced {len(s.slots)}")
+    if int(a.vm_meta[M_SWAP_USED]) != len(s.used_slots):
+        out.append(f"swap: the count says {int(a.vm_meta[M_SWAP_USED])}, the map {len(s.used_slots)}")
+    if int(a.vm_meta[M_FREE]) != int(vm.pool.free_map.sum()):
+        out.append(f"pool: the count says {int(a.vm_meta[M_FREE])} free, the map {int(vm.pool.free_map.sum())}")
+    for sp, n in s.rss.items():
+        if int(a.sp_stats[sp, SP_RSS]) != n:
+            out.append(f"space {sp}: rss says {int(a.sp_stats[sp, SP_RSS])} pages, the table maps {n}")
+        if int(a.sp_stats[sp, SP_SWAP]) != s.swap[sp]:
+            out.append(f"space {sp}: swap says {int(a.sp_stats[sp, SP_SWAP])} pages, the table has {s.swap[sp]}")
     for sp in vm.spaces():
-        if int(a["sp_hugetlb"][sp]) != vm.hugetlb_pages_of(vm.regions(sp)):
-            out.append(f"space {sp}: {int(a['sp_hugetlb'][sp])} huge pages reserved, its hugetlb regions span "
-                       f"{vm.hugetlb_pages_of(vm.regions(sp))}")
+        spanned = hugetlb_pages_of(vm, regions(vm, sp))
+        if int(a.sp_hugetlb[sp]) != spanned:
+            out.append(f"space {sp}: {int(a.sp_hugetlb[sp])} huge pages reserved, its hugetlb regions span {spanned}")
     pol = vm.policy
-    aging = [f for f in s["mapped"] if a["vm_huge"][f] not in (HUGE_TAIL, HUGETLB_HEAD, HUGETLB_TAIL)]
+    aging = [f for f in s.mapped if a.vm_huge[f] not in (HUGE_TAIL, HUGETLB_HEAD, HUGETLB_TAIL)]
     if len(pol) != len(aging) or any(f not in pol for f in aging):
         out.append(f"policy: holds {len(pol)} frames, {len(aging)} pages (or huge pages) are mapped")
     out += [f"policy: {p}" for p in pol.check()]
     return out
 
 
-def recover(vm: VM) -> dict[str, int]:
+def recover(vm: MM) -> dict[str, int]:
     """Repair the VM after a core died (see the module doc); returns what was repaired."""
     a = vm.a
     with ExitStack() as held:
-        held.enter_context(vm.spaces_lock)
-        for lk in vm.space_locks:
+        held.enter_context(vm.locks.spaces)
+        for lk in vm.locks.space:
             held.enter_context(lk)
-        for lk in (vm.pool.lock, vm.lru_lock, vm.swap_lock, vm.ipt_lock):
+        for lk in (vm.locks.frames, vm.locks.lru, vm.locks.swap, vm.locks.ipt):
             held.enter_context(lk)
         s = _survey(vm)
-        cleared = len(s["bad_ptes"])
-        for sp, vpn in s["bad_ptes"]:
+        cleared = len(s.bad_ptes)
+        for sp, vpn in s.bad_ptes:
             vm.table(sp).set(vpn, 0)
-        for f, sp, vpn in s["adopt"]:
-            a["vm_rmap_space"][f] = sp
-            a["vm_rmap_vpn"][f] = vpn
-        freed = s["leaked_user"] + s["leaked_tables"] + s["stray"]
+        for f, sp, vpn in s.adopt:
+            a.vm_rmap_space[f] = sp
+            a.vm_rmap_vpn[f] = vpn
+        freed = s.leaked_user + s.leaked_tables + s.stray
         for f in freed:
-            a["vm_rmap_space"][f] = -1
-            a["vm_rmap_vpn"][f] = -1
-            a["vm_frame_swap"][f] = -1
+            a.vm_rmap_space[f] = -1
+            a.vm_rmap_vpn[f] = -1
+            a.vm_frame_swap[f] = -1
             vm.pool.free_map[f] = 1
             vm.mem.frame_owner[vm.pool.base + f] = FRAME_FREE
-        reserved_map = (a["vm_huge"] == HUGETLB_HEAD) | (a["vm_huge"] == HUGETLB_TAIL)
+        reserved_map = (a.vm_huge == HUGETLB_HEAD) | (a.vm_huge == HUGETLB_TAIL)
         for f in range(vm.pool.nframes):
-            if reserved_map[f] and f not in s["mapped"]:
-                a["vm_rmap_space"][f] = -1
-                a["vm_rmap_vpn"][f] = -1
+            if reserved_map[f] and f not in s.mapped:
+                a.vm_rmap_space[f] = -1
+                a.vm_rmap_vpn[f] = -1
             if vm.pool.free_map[f]:
-                a["vm_rmap_space"][f] = -1
-                a["vm_rmap_vpn"][f] = -1
-                a["vm_frame_swap"][f] = -1
-                a["vm_huge"][f] = 0
-                a["vm_deposit"][f] = -1
-        a["vm_meta"][M_FREE] = int(vm.pool.free_map.sum())
+                a.vm_rmap_space[f] = -1
+                a.vm_rmap_vpn[f] = -1
+                a.vm_frame_swap[f] = -1
+                a.vm_huge[f] = 0
+                a.vm_deposit[f] = -1
+        a.vm_meta[M_FREE] = int(vm.pool.free_map.sum())
         s = _survey(vm)  # again, now that bad entries and leaked frames are gone
         if vm.swap.slots:
-            a["sw_used"][:] = 0
-            for slot in s["slots"]:
-                a["sw_used"][slot] = 1
-            a["vm_meta"][M_SWAP_USED] = len(s["slots"])
+            a.sw_used[:] = 0
+            for slot in s.slots:
+                a.sw_used[slot] = 1
+            a.vm_meta[M_SWAP_USED] = len(s.slots)
         for sp in vm.spaces():
-            a["sp_stats"][sp, SP_RSS] = s["rss"].get(sp, 0)
-            a["sp_stats"][sp, SP_SWAP] = s["swap"].get(sp, 0)
-            a["sp_hugetlb"][sp] = vm.hugetlb_pages_of(vm.regions(sp))
-            a["sp_tlbgen"][sp] += 1
-        cls = POLICIES[VM.policy_name(a)]
-        n = vm.pool.nframes
-        pol = cls(n, slots=n, arrays={sp.name: a["vm" + sp.name] for sp in cls.array_specs(n)}, init=True)
-        for f in sorted(s["mapped"]):
-            if a["vm_huge"][f] not in (HUGE_TAIL, HUGETLB_HEAD, HUGETLB_TAIL):  # hugetlb pages never age out
-                pol.insert(f, vm.page_fingerprint(int(a["vm_rmap_space"][f]), int(a["vm_rmap_vpn"][f])))
-        vm.policy = pol
-        vm._size_policy()
+            a.sp_stats[sp, SP_RSS] = s.rss.get(sp, 0)
+            a.sp_stats[sp, SP_SWAP] = s.swap.get(sp, 0)
+            a.sp_hugetlb[sp] = hugetlb_pages_of(vm, regions(vm, sp))
+            a.sp_tlbgen[sp] += 1
+        pol = make_policy(a, vm.pool.nframes, init=True)
+        for f in sorted(s.mapped):
+            if a.vm_huge[f] not in (HUGE_TAIL, HUGETLB_HEAD, HUGETLB_TAIL):  # hugetlb pages never age out
+                pol.insert(f, vm.lru.fingerprint(int(a.vm_rmap_space[f]), int(a.vm_rmap_vpn[f])))
+        vm.lru.policy = pol
+        vm.lru.size()
     return {"ptes_cleared": cleared, "frames_freed": len(freed),
-            "swap_slots_in_use": len(s["slots"]), "resident_pages": len(s["mapped"])}
+            "swap_slots_in_use": len(s.slots), "resident_pages": len(s.mapped)}

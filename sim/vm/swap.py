@@ -6,8 +6,10 @@ lock file is: every worker inherits the descriptor, the data lives until the las
 closes it, and a killed machine leaves nothing behind on disk. Pages move with os.pwrite and
 os.pread at slot * page size, so a swapped page really leaves memory and really comes back.
 
-Slots are a byte map (`sw_used`) under the `vm/swap` lock, first free slot first; the count
-in use is vm_meta[M_SWAP_USED] (Linux's SwapTotal - SwapFree).
+Slots are a byte map (`sw_used`) under the `vm/swap` lock (the last in layout.py's order), first
+free slot first; the count in use is vm_meta[M_SWAP_USED] (Linux's SwapTotal - SwapFree).
+Invariant: a slot is in use iff one PTE (a swap entry) or one frame's swap cache
+(`vm_frame_swap`) names it (recovery.py recomputes the map from them).
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memsim.sim.vm.layout import HUGE_FRAMES
+
 
 @dataclass
 class TLBEntry:
@@ -35,7 +37,7 @@ class TLBEntry:
 
 
 class TLB:
-    def __init__(self, entries: int, ways: int, gens: np.ndarray, huge_pages: int = 512):
+    def __init__(self, entries: int, ways: int, gens: np.ndarray, huge_pages: int = HUGE_FRAMES):
         if entries < 1 or ways < 1 or entries % ways:
             raise ValueError(f"a TLB of {entries} entries cannot have {ways}-way sets")
         self.entries, self.ways = entries, ways
