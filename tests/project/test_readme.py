@@ -13,7 +13,7 @@ import pytest
 from memsim.server.cli import build_parser, machine_config
 from tests.servers import running_server
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 
 

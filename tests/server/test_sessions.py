@@ -22,7 +22,7 @@ import pytest
 from memsim.client import AsyncVMClient, VMClient
 from tests.servers import running_server
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def readme_vm_sample(target: str) -> str:
