@@ -9,6 +9,8 @@ The full campaign is `python bench/fuzz.py --calls 10000 --seed 1 --json fuzz.js
 
 from __future__ import annotations
 
+import pytest
+
 from bench.fuzz import (
     SERVER_EXTRA,
     SERVICES,
@@ -26,6 +28,7 @@ from tests.servers import running_server
 CALLS = 300
 
 
+@pytest.mark.integration
 def test_short_campaign_keeps_every_invariant():
     with running_server(cores=2, memory="64MiB", extra=list(SERVER_EXTRA)) as srv:
         pids = sorted(srv.alive_workers())
@@ -43,6 +46,7 @@ def test_short_campaign_keeps_every_invariant():
     assert report.violations() == []
 
 
+@pytest.mark.integration
 def test_a_call_is_the_same_request_for_the_same_seed_and_index():
     with running_server(cores=1, memory="16MiB") as srv:
         made = []
@@ -59,6 +63,7 @@ def test_a_call_is_the_same_request_for_the_same_seed_and_index():
         other.close()
 
 
+@pytest.mark.integration
 def test_damaged_stamps_are_reported():
     """The check after the run can fail: overwrite one object, delete one key, and it says so."""
     with running_server(cores=2, memory="16MiB") as srv:

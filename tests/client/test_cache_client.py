@@ -71,6 +71,7 @@ def test_from_url_refuses_what_it_cannot_honour():
 BINARY = b"\xff\xfe not utf-8"
 
 
+@pytest.mark.integration
 def test_binary_data_under_decode_responses_raises_as_redis_py_does(server):
     with Cache(server.target) as raw:
         raw.flushall()
@@ -101,6 +102,7 @@ def test_binary_data_under_decode_responses_raises_as_redis_py_does(server):
         assert raw.get("é".encode("latin-1")) == "é".encode("latin-1")  # arguments in that encoding too
 
 
+@pytest.mark.integration
 def test_async_binary_data_under_decode_responses_and_a_closed_client(server):
     async def go():
         async with AsyncCache(server.target) as raw:
@@ -121,6 +123,7 @@ def test_async_binary_data_under_decode_responses_and_a_closed_client(server):
     asyncio.run(go())
 
 
+@pytest.mark.integration
 def test_a_closed_cache_refuses_pipelines_with_unavailable(server):
     c = Cache(server.target)
     c.close()
@@ -128,6 +131,7 @@ def test_a_closed_cache_refuses_pipelines_with_unavailable(server):
         c.pipeline().get("a").execute()
 
 
+@pytest.mark.integration
 def test_msgpack_codec_on_a_value_that_is_not_msgpack_says_so(server):
     with Cache(server.target) as raw:
         raw.set("plain", b"\xc1")

@@ -20,6 +20,8 @@ from memsim.client import (
 )
 from tests.servers import page_heap_locked, running_server
 
+pytestmark = pytest.mark.integration  # every test here starts a server
+
 
 @pytest.fixture(scope="module")
 def srv():

@@ -43,6 +43,7 @@ def test_the_readme_has_samples():
     assert len(blocks("python")) >= 5 and sum(len(memsim_commands(b)) for _, b in blocks("sh")) >= 15
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("line, code", blocks("python"), ids=lambda x: f"line{x}" if isinstance(x, int) else "")
 def test_python_sample_runs(default_server, line, code):
     host, port = default_server.target.rsplit(":", 1)

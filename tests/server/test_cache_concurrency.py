@@ -20,6 +20,8 @@ import pytest
 from memsim.client import Cache
 from tests.servers import running_server
 
+pytestmark = pytest.mark.integration  # every test here starts a server
+
 PROCS = 3
 ROUNDS = 60
 

@@ -20,6 +20,8 @@ from memsim.sim.cache.commands import Commands
 from memsim.sim.cache.eviction import OOMError
 from tests.servers import running_server
 
+pytestmark = pytest.mark.integration  # every test here but one uses the module's server
+
 NOT_INT = "ERR value is not an integer or out of range"
 HUGE = "9" * 5000  # more digits than Python's int() converts (4,300) by default
 

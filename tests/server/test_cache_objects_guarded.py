@@ -33,6 +33,7 @@ def test_the_keyspace_records_its_objects_as_the_caches(machine):
     ks.release()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("size", [5, 100, 40_000])  # a tiny, a small and a large value
 def test_the_allocator_service_cannot_free_read_or_write_a_cache_value(size):
     with running_server(cores=1, memory="16MiB") as srv, Cache(srv.target) as r, Client(srv.target) as m:

@@ -17,6 +17,8 @@ from memsim.client import AsyncCache, Cache, FailedPrecondition, InvalidArgument
 from memsim.client.cache import parse_info
 from tests.servers import running_server
 
+pytestmark = pytest.mark.integration  # every test here but the INFO parser's uses the module's server
+
 OOM = "OOM command not allowed when used memory > 'maxmemory'."
 
 

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from memsim.client import Client
 from tests.servers import running_server
 
+pytestmark = pytest.mark.integration  # every test here starts a server
+
 BASE = 0xC000000000
 ALLOWED = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION,
            grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.RESOURCE_EXHAUSTED}

@@ -14,6 +14,8 @@ from memsim.client import Client, MemsimError
 from memsim.client.local import LocalServer
 from tests.servers import lock_waiters, page_heap_locked, running_server
 
+pytestmark = pytest.mark.integration  # every test here starts a server
+
 
 def test_sigterm_and_sigint_stop_cleanly_and_unlink_everything():
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -21,6 +21,8 @@ from memsim.client import (
 from memsim.v1 import machine_pb2 as pb
 from tests.servers import running_server
 
+pytestmark = pytest.mark.integration  # every test here starts a server
+
 MEM = 16 << 20
 
 

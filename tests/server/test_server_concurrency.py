@@ -15,8 +15,12 @@ import multiprocessing as mp
 import queue
 import random
 
+import pytest
+
 from memsim.client import Client
 from tests.servers import running_server
+
+pytestmark = pytest.mark.integration  # every test here starts a server
 
 SIZES = [5, 12, 48, 64, 64, 200, 1000, 40_000]
 PROCS = 4

@@ -22,6 +22,8 @@ import pytest
 from memsim.client import AsyncVMClient, VMClient
 from tests.servers import running_server
 
+pytestmark = pytest.mark.integration  # every test here starts a server
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 

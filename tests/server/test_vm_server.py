@@ -21,6 +21,8 @@ from memsim.client import (
 )
 from tests.servers import running_server
 
+pytestmark = pytest.mark.integration  # every test here starts a server
+
 BELADY = [1, 2, 3, 4, 1, 2, 5, 1, 2, 3, 4, 5]
 KiB = 1024
 

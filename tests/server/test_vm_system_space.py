@@ -11,6 +11,8 @@ from memsim.client import Client, FailedPrecondition, VMClient
 from memsim.v1 import vm_pb2 as pb
 from tests.servers import running_server
 
+pytestmark = pytest.mark.integration  # every test here starts a server
+
 
 def test_a_vm_client_cannot_change_the_allocators_space():
     with running_server(cores=1, memory="16MiB", extra=["--heap-in-vm", "--vm-memory", "8MiB"]) as srv, \

@@ -20,6 +20,8 @@ from memsim.server.limits import MAX_REPLY_BYTES, MAX_STREAMS, PENDING_REPLY_BYT
 from memsim.v1 import cache_pb2, machine_pb2, machine_pb2_grpc, vm_pb2
 from tests.servers import running_server
 
+pytestmark = pytest.mark.integration  # every test here starts a server
+
 MiB = 1 << 20
 JUNK = [b"\xff", b"\x0a\xff\xff\xff\xff\x0f", b"\x08", b"\x12\x05ab"]  # bad tag, bad length, cut varint, short field
 

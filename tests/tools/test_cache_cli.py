@@ -49,6 +49,7 @@ def test_replies_print_as_redis_cli_prints_them():
     assert format_reply([b"a", 1], True) == "a\n1"
 
 
+@pytest.mark.integration
 def test_one_command_from_the_arguments(server):
     assert cli(server, "SET", "greeting", "hello world").stdout == "OK\n"
     assert cli(server, "GET", "greeting").stdout == "hello world\n"  # raw: stdout is a pipe
@@ -60,6 +61,7 @@ def test_one_command_from_the_arguments(server):
     assert info.startswith("# Memory") and "used_memory:" in info
 
 
+@pytest.mark.integration
 def test_host_and_port_flags_binary_values_and_nil_as_redis_cli(server):
     host, port = server.target.rsplit(":", 1)
     base = [sys.executable, "-m", "memsim.server", "cli", "-h", host, "-p", port]
@@ -73,11 +75,13 @@ def test_host_and_port_flags_binary_values_and_nil_as_redis_cli(server):
     assert out.stdout == "OK\n" and cli(server, "GET", "q").stdout == "1\n"
 
 
+@pytest.mark.integration
 def test_commands_from_stdin(server):
     out = cli(server, "--no-raw", stdin='SET a 1\nINCR a\nMGET a nope\nSET "spaced key" x\nGET "spaced key"\n')
     assert out.stdout.splitlines() == ["OK", "(integer) 2", '1) "2"', "2) (nil)", "OK", '"x"']
 
 
+@pytest.mark.integration
 def test_no_server_is_a_clear_message(tmp_path):
     r = subprocess.run([sys.executable, "-m", "memsim.server", "cli", "--target", "127.0.0.1:1", "--timeout", "2",
                         "GET", "k"], capture_output=True, text=True, timeout=60)
@@ -97,6 +101,7 @@ def _read_until(fd: int, marker: bytes, timeout: float = 20.0) -> bytes:
     return buf
 
 
+@pytest.mark.integration
 def test_interactive_shell_on_a_terminal_keeps_history(server, tmp_path):
     env = {**os.environ, "HOME": str(tmp_path)}
     leader, follower = pty.openpty()
@@ -125,6 +130,7 @@ def test_interactive_shell_on_a_terminal_keeps_history(server, tmp_path):
     assert "INCR tty" in history and "GET nope" in history
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("workload", ["uniform", "zipf", "hotset", "scan", "loop"])
 def test_bench_cache_reports_throughput_latency_and_hits(server, tmp_path, workload):
     out = tmp_path / "r.json"

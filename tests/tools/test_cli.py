@@ -6,7 +6,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.servers import running_server
+
+pytestmark = pytest.mark.integration  # every test here starts a server
 
 MEMSIM = [sys.executable, "-m", "memsim.server"]
 

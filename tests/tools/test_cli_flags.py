@@ -14,6 +14,8 @@ import pytest
 from memsim.client import Cache
 from tests.servers import running_server
 
+pytestmark = pytest.mark.integration  # every test here starts a server
+
 NOWHERE = "127.0.0.1:1"  # nothing listens there: a command that got past its flags would fail differently
 
 

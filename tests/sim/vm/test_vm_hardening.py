@@ -79,6 +79,7 @@ def test_hugetlb_fault_never_marks_frames_outside_its_run(hugetlb_machine):
     assert all(vm.load(a_sp, base + i * PAGE, 21) == stamp(a_sp, i) for i in range(600))
 
 
+@pytest.mark.integration
 def test_hugetlb_on_a_wide_pmd_through_the_server():
     from memsim.client import VMClient
     from memsim.client.errors import InvalidArgument as InvalidArgumentError
@@ -352,6 +353,7 @@ def test_khugepaged_finds_a_populated_range_at_the_end_of_a_vast_region():
         m.destroy()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", ["multilevel", "inverted"])
 def test_a_terabyte_mapping_through_the_server_answers_within_the_deadline(kind):
     from memsim.client import VMClient
@@ -483,6 +485,7 @@ def test_random_calls_keep_every_page_and_the_machine_consistent(kind):
         m.destroy()
 
 
+@pytest.mark.integration
 def test_refused_munmap_and_full_swap_through_the_server():
     from memsim.client import VMClient
     from memsim.client.errors import ResourceExhausted as ResourceExhaustedError

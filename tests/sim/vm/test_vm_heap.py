@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from memsim.client import Cache, Client, VMClient
 from memsim.sim.system import Machine, MachineConfig
 from memsim.sim.vm.heapsource import HEAP_SPACE
@@ -56,6 +58,7 @@ def test_released_pages_go_back_to_the_pool_and_read_as_zeros():
         m.destroy()
 
 
+@pytest.mark.integration
 def test_a_server_with_its_heap_in_an_address_space():
     with running_server(cores=2, memory="32MiB", extra=["--vm-memory", "8MiB", "--heap-in-vm", "--heap-virtual",
                                                         "64MiB"]) as srv:

@@ -177,6 +177,7 @@ def test_khugepaged_thread_promotes_in_the_background(m):
     assert vm.load(sp, start + 77 * PAGE, 11) == stamp(77)
 
 
+@pytest.mark.integration
 def test_huge_pages_through_the_server():
     from memsim.client import VMClient
     from tests.servers import running_server

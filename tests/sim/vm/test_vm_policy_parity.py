@@ -184,6 +184,7 @@ def server_batch_faults(trace: list[int], vm: VMClient) -> int:
     return faults
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("policy", EVERY_POLICY)
 def test_live_faults_equal_offline_misses_through_the_server(policy):
     trace, frames = STRINGS["hot-and-scan"]

@@ -168,6 +168,7 @@ def test_huge_mappings_start_on_a_huge_page(thp):
         m.destroy()
 
 
+@pytest.mark.integration
 def test_the_vm_service_validates_up_front():
     with running_server(cores=1, memory="16MiB", extra=["--vm-memory", "8MiB"]) as srv, \
             VMClient(srv.target) as vm:
