@@ -142,7 +142,7 @@ def test_object_freq_and_idletime(r):
     assert r.object("freq", "f") == 5  # LFU_INIT_VAL
     for _ in range(100):
         r.get("f")
-    assert 5 < r.object("freq", "f") <= 20  # ANCHORS §1: 10 after 100 hits at log factor 10
+    assert 5 < r.object("freq", "f") <= 20  # redis.conf's LFU table: 10 after 100 hits at lfu-log-factor 10
     with pytest.raises(FailedPrecondition, match="An LFU maxmemory policy is selected"):
         r.object("idletime", "f")
     assert r.object("freq", "nope") is None

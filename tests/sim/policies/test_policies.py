@@ -588,8 +588,9 @@ def test_quality_ordering_on_zipf():
     assert m["opt"] < 0.8 * m["lru"]  # the gaps are wide, not noise
 
 
-def test_anchors_table_cell_reproduced():
-    # ANCHORS §9, α = 1.0, 100k objects, 1M requests, seed 42, cache 808 objects. zipf_trace's
+def test_libcachesim_table_cell_reproduced():
+    # libCacheSim's miss ratios (github.com/1a1a11a/libCacheSim) on a Zipf trace with α = 1.0,
+    # 100k objects, 1M requests, seed 42, a cache of 808 objects. zipf_trace's
     # inverse-CDF draw reproduces the table's trace: these policies match to all four digits.
     # (S3-FIFO does not: the table's is libCacheSim's Oct-2024 rework; ours gives .4189 vs .4186.)
     trace = zipf_trace(1_000_000, 100_000, 1.0, seed=42)
