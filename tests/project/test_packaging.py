@@ -1,5 +1,5 @@
 """Every package directory is shipped: pyproject lists packages explicitly (the import names are
-mapped onto sim/, server/, client/), so a new subpackage missing there would vanish from a
+mapped onto sim/, server/, client/, tools/), so a new subpackage missing there would vanish from a
 non-editable install (the README's demo command) while every test in a checkout passes."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-MAPPED = {"sim": "memsim.sim", "server": "memsim.server", "client": "memsim.client"}
+MAPPED = {"sim": "memsim.sim", "server": "memsim.server", "client": "memsim.client", "tools": "memsim.tools"}
 
 
 def test_every_package_directory_is_in_pyproject():
