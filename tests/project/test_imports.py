@@ -4,7 +4,7 @@ sim/ is the machine and knows nothing of the wire; server/ serves it (sim and th
 client); client/ is the library a user imports and talks to a server only through the protos;
 tools/ (the CLI, benches, demo, REPL, reports) may import any of them, and nothing imports tools.
 A cycle, even through a function-local import, means two modules are one mechanism cut in the
-wrong place. Every import statement of every module is read (tests/project/layout.py).
+wrong place. Every import statement of every module is read (tests/project/sources.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections import defaultdict
 
 import pytest
 
-from tests.project.layout import PACKAGES, ROOT, Import, Module, all_imports, modules, resolve
+from tests.project.sources import PACKAGES, ROOT, Import, Module, all_imports, modules, resolve
 
 # importer's package -> the packages it must not import, and why
 FORBIDDEN = {
@@ -35,8 +35,7 @@ def test_every_package_is_read():
     names = set(modules())
     for package in PACKAGES:
         assert package in names, f"{package}'s __init__.py not found"
-    assert {"memsim.server.worker", "memsim.client.cache", "memsim.sim.system"} <= names
-    assert len(all_imports()) > 100
+    assert len(names) > 50 and len(all_imports()) > 100
 
 
 @pytest.mark.parametrize("importer", sorted(FORBIDDEN))

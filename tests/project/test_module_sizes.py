@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.project.layout import modules
+from tests.project.sources import modules
 
 MAX_LINES = 500
 
