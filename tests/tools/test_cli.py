@@ -10,13 +10,14 @@ import pytest
 
 from tests.servers import running_server
 
-pytestmark = pytest.mark.integration  # every test here starts a server
-
 MEMSIM = [sys.executable, "-m", "memsim.server"]
 
 
 def run(args: list[str], timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run(MEMSIM + args, capture_output=True, text=True, timeout=timeout)
+
+
+pytestmark = pytest.mark.integration  # every test here runs the memsim program
 
 
 def test_demo_runs_and_leaves_nothing_behind():
