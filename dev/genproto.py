@@ -1,6 +1,6 @@
 """Regenerate the protobuf/gRPC stubs in protos/memsim/v1 from its .proto files.
 
-Run with the pinned grpcio-tools (see pyproject's test extra). tests/test_proto_stubs.py
+Run with the pinned grpcio-tools (see pyproject's test extra). tests/project/test_proto_stubs.py
 regenerates into a temporary directory and fails if the checked-in stubs differ.
 """
 

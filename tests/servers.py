@@ -1,4 +1,6 @@
-"""Helpers shared by the tests that start a real server (imported by those test modules)."""
+"""Helpers shared by the tests that start a real server (imported by those test modules).
+
+Such a test is marked `integration` (tests/conftest.py refuses to start a server from one that is not)."""
 
 from __future__ import annotations
 

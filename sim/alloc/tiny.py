@@ -24,7 +24,7 @@ RETIRED -> 0 made after the marks CAS, by both parties: a remote core preempted 
 emptying the still-held block and that CAS let the owner retire and free the block, take the
 same slot back from its cache as its next block, fill and retire it; the remote core's CAS then
 found RETIRED again (an ABA) and freed a block with live objects in it, whose objects in
-flight read as "no object is allocated" (tests/test_sim_concurrency.py,
+flight read as "no object is allocated" (tests/sim/alloc/test_sim_concurrency.py,
 test_tiny_block_not_freed_by_a_stale_last_free). A remote free that empties a block now reads
 nothing after its CAS: `new`, the value it wrote, says whether it freed the block.
 

@@ -4,7 +4,7 @@ The classic (Mattson, Gecsei, Slutz and Traiger, "Evaluation techniques for stor
 hierarchies", IBM Systems Journal 1970, where it is the model stack algorithm). One
 recency-ordered list: a hit moves the slot to the most-recent end (list_move, as Linux's
 lru_cache_add/activate do), the victim is taken from the least-recent end. Same order as
-cachetools.LRUCache, which it equals exactly (tests/test_policies.py checks it).
+cachetools.LRUCache, which it equals exactly (tests/sim/policies/test_policies.py checks it).
 
 Arrays (base.py explains slots and storage; lists.py the list conventions):
     pol_prev, pol_next  int32[slots + 1]  the recency list; index `slots` is its sentinel,
