@@ -22,7 +22,9 @@ import os
 import signal
 import sys
 import threading
+import time
 from concurrent import futures
+from importlib.metadata import version
 
 from memsim.server.limits import (
     CONTROL_THREADS,
@@ -33,6 +35,11 @@ from memsim.server.limits import (
     STREAM_IDLE_S,
     UNARY_THREADS,
 )
+from memsim.sim.alloc.memstats import MemStats, read_memstats
+from memsim.sim.cache.commands import Commands
+from memsim.sim.cache.expire import HZ
+from memsim.sim.cache.info import ServerFacts, info_text
+from memsim.sim.cache.keyspace import Keyspace
 from memsim.sim.system import Machine
 
 MAX_THREADS = MAX_STREAMS + UNARY_THREADS
@@ -133,17 +140,10 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     return 0
 
 
-def cache_commands(machine: Machine, ks, core: int, port: int):
+def cache_commands(machine: Machine, ks: Keyspace, core: int, port: int) -> Commands:
     """The core's command interpreter, with INFO's view of the machine."""
-    import time
-    from importlib.metadata import version
 
-    from memsim.sim.alloc.memstats import read_memstats
-    from memsim.sim.cache.commands import Commands
-    from memsim.sim.cache.expire import HZ
-    from memsim.sim.cache.info import ServerFacts, info_text
-
-    def memstats():
+    def memstats() -> MemStats:
         return read_memstats(machine.arrays, metadata_bytes=machine.meta.size)
 
     facts = ServerFacts(version=version("memsim"), core=core, cores=machine.config.cores, port=port,

@@ -191,7 +191,7 @@ class LFU(Policy):
 
     def buckets(self) -> list[tuple[int, list[int]]]:
         """(count, slots from head to tail) per bucket, lowest count first; for tests and explanations."""
-        out = []
+        out: list[tuple[int, list[int]]] = []
         b = int(self._bnext[self._root])
         while b != self._root and len(out) <= self.slots:
             out.append((int(self._bcount[b]), walk(self._prev, self._next, self.slots + b, self.slots)[0]))
