@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from memsim.sim.alloc.heap import Heap, lock_names
@@ -174,8 +175,7 @@ class Machine:
     def _boot(self, config: MachineConfig) -> None:
         """Everything after the two segments exist: the lock file, the arrays' initial state, the VM."""
         self.lock_fd = make_lock_file()
-        self.memory = PhysicalMemory(self.phys.data, config.frame_size, self.meta["frame_owner"],
-                                     self.meta["frame_bits"])
+        self.memory = PhysicalMemory(self.phys.data, config.frame_size, self.meta["frame_owner"])
         self.arrays = HeapArrays.from_region(self.meta.arrays)
         self.arrays.initialise()
         self.ks_arrays = KeyspaceArrays.from_region(self.meta.arrays)
@@ -249,7 +249,7 @@ class Machine:
         """A lock table for one process (lock depth is per process)."""
         return LockTable(self.lock_fd, self.meta["lock_stats"], self._lock_names, self._lock_alias, owner_id)
 
-    def _heap_source(self, vm_view) -> FlatPhysicalSource | SpacePageSource:
+    def _heap_source(self, vm_view: Callable[[], VM]) -> FlatPhysicalSource | SpacePageSource:
         if self.config.heap_in_vm:
             return SpacePageSource(vm_view(), HEAP_SPACE)
         return FlatPhysicalSource(self.memory, self.config.heap_bytes)
@@ -285,10 +285,12 @@ class Machine:
         if self._destroyed:
             return
         self._destroyed = True
+        # Every view of the segments this machine holds goes before they are unmapped: a view still
+        # alive would keep its segment mapped (shm.py's close detaches rather than fail).
         self._views.clear()
-        self.arrays = None  # type: ignore[assignment]
-        self.ks_arrays = None  # type: ignore[assignment]
-        self.memory = None  # type: ignore[assignment]
+        self._vm_views.clear()
+        with contextlib.suppress(AttributeError):  # a machine that failed to boot has not made them all
+            del self.memory, self.arrays, self.ks_arrays  # in the order _boot makes them
         owner = os.getpid() == self.creator_pid
         for seg in (self.meta, self.phys):
             seg.close()

@@ -201,6 +201,13 @@ class Policy(ABC):
     def _present(slot: int) -> ValueError:
         return ValueError(f"slot {slot} is already present: insert() is for new entries, use hit()")
 
+    def _index(self, slot: object) -> int:
+        """slot as an index of the policy's arrays, or -1 if it is none (not an integer, or outside
+        [0, slots)): what __contains__ asks before its one array read."""
+        if isinstance(slot, int | np.integer) and 0 <= slot < self.slots:
+            return int(slot)
+        return -1
+
     def _out_of_range(self, slot: object) -> IndexError:
         return IndexError(f"slot {slot!r} is outside [0, {self.slots}) for this {self.name!r} policy")
 

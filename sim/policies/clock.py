@@ -180,10 +180,8 @@ class Clock(Policy):
         return out
 
     def __contains__(self, slot: object) -> bool:
-        try:
-            return bool(0 <= slot < self.slots and self._next[slot] >= 0)  # type: ignore[operator]
-        except TypeError:  # not a slot number at all
-            return False
+        i = self._index(slot)
+        return i >= 0 and bool(self._next[i] >= 0)
 
     def check(self) -> list[str]:
         problems: list[str] = []

@@ -199,10 +199,8 @@ class LFU(Policy):
         return out
 
     def __contains__(self, slot: object) -> bool:
-        try:
-            return bool(0 <= slot < self.slots and self._bucket[slot] >= 0)  # type: ignore[operator]
-        except TypeError:  # not a slot number at all
-            return False
+        i = self._index(slot)
+        return i >= 0 and bool(self._bucket[i] >= 0)
 
     def check(self) -> list[str]:
         n, root = self.slots, self._root

@@ -113,10 +113,8 @@ class LRU(Policy):
         return walk(self._prev, self._next, self._head, self.slots)[0]
 
     def __contains__(self, slot: object) -> bool:
-        try:
-            return bool(0 <= slot < self.slots and self._next[slot] >= 0)  # type: ignore[operator]
-        except TypeError:  # not a slot number at all
-            return False
+        i = self._index(slot)
+        return i >= 0 and bool(self._next[i] >= 0)
 
     def check(self) -> list[str]:
         members, problems = walk(self._prev, self._next, self._head, self.slots)

@@ -186,10 +186,8 @@ class TwoList(Policy):
                 walk(self._prev, self._next, self._inactive, self.slots)[0])
 
     def __contains__(self, slot: object) -> bool:
-        try:
-            return bool(0 <= slot < self.slots and self._where[slot])  # type: ignore[operator]
-        except TypeError:  # not a slot number at all
-            return False
+        i = self._index(slot)
+        return i >= 0 and bool(self._where[i])
 
     def check(self) -> list[str]:
         inactive, problems = walk(self._prev, self._next, self._inactive, self.slots)
