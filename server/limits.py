@@ -50,6 +50,7 @@ MAX_CALLS_PER_CONNECTION = 256  # calls (unary or streams) open at once on one H
 
 
 def mib(n: int) -> str:
+    """n bytes as the MiB figure the messages and the supervisor's banner print."""
     return f"{n / (1 << 20):g} MiB"
 
 

@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from memsim.server.limits import STREAM_IDLE_S
+from memsim.server.limits import STREAM_IDLE_S, mib
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.recovery import recover
 from memsim.sim.alloc.scavenger import Scavenger
@@ -267,17 +267,13 @@ class Supervisor:
             self._kill(pid)
 
 
-def _mib(n: int) -> str:
-    return f"{n / (1 << 20):g} MiB"
-
-
 def memory_shares(c: MachineConfig) -> str:
     """Who gets which part of physical memory, in the words the README and `memsim stats` use."""
-    pool = f"VM pool {_mib(c.vm_memory)} ({c.vm_memory // c.frame_size} frames of {c.frame_size} B)"
+    pool = f"VM pool {mib(c.vm_memory)} ({c.vm_memory // c.frame_size} frames of {c.frame_size} B)"
     if c.heap_in_vm:
-        return (f"physical memory {_mib(c.memory_bytes)}, of which the {pool} pages address spaces and the "
-                f"heap's {_mib(c.heap_bytes)} virtual arena for the allocator and the cache")
-    return (f"physical memory {_mib(c.memory_bytes)} = heap {_mib(c.heap_bytes)} for the allocator and the cache "
+        return (f"physical memory {mib(c.memory_bytes)}, of which the {pool} pages address spaces and the "
+                f"heap's {mib(c.heap_bytes)} virtual arena for the allocator and the cache")
+    return (f"physical memory {mib(c.memory_bytes)} = heap {mib(c.heap_bytes)} for the allocator and the cache "
             f"+ {pool} for address spaces")
 
 

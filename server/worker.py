@@ -1,4 +1,4 @@
-"""A worker: one simulated core, serving memsim.v1.Machine (the allocator) and memsim.v1.Cache over gRPC.
+"""A worker: one simulated core, serving memsim.v1.Machine (the allocator), Cache and VM over gRPC.
 
 The supervisor forks this process before anything gRPC exists (gRPC does not survive a
 fork), so this module is the first to import grpc, and it does so inside `run_worker`.

@@ -38,7 +38,7 @@ from memsim.sim.errors import FailedPrecondition, InvalidArgument
 from memsim.sim.machine.locks import LockTable, lock_specs, make_lock_file
 from memsim.sim.machine.memory import PhysicalMemory, frame_specs
 from memsim.sim.machine.shm import SharedBytes, SharedRegion, new_token, segment_name
-from memsim.sim.policies import POLICIES
+from memsim.sim.policies import POLICIES, policy_id, policy_names
 from memsim.sim.vm.frames import FramePool
 from memsim.sim.vm.heapsource import HEAP_SPACE, SpacePageSource
 from memsim.sim.vm.hugepage import reserve_hugetlb
@@ -113,7 +113,7 @@ class MachineConfig:
             raise InvalidArgument(f"vm_memory {self.vm_memory} must be whole frames of {self.frame_size} bytes and "
                                   f"leave at least 1 MiB of the {self.memory_bytes} bytes to the heap")
         if self.vm_policy not in POLICIES:
-            raise InvalidArgument(f"vm_policy {self.vm_policy!r} is not one of: {', '.join(sorted(POLICIES))}")
+            raise InvalidArgument(f"vm_policy {self.vm_policy!r} is not one of: {', '.join(policy_names())}")
         if self.swap_bytes is not None and (self.swap_bytes < 0 or self.swap_bytes > 64 << 30):
             raise InvalidArgument(f"swap_bytes {self.swap_bytes} must be between 0 and 64 GiB")
         if not (1 <= self.tlb_ways <= self.tlb_entries <= 65536 and self.tlb_entries % self.tlb_ways == 0):
@@ -198,7 +198,7 @@ class Machine:
         if not self.pool_frames:
             a["vm_free"][:] = 0
         a["vm_meta"][M_SWAP_SLOTS] = cfg.swap_slots if self.pool_frames else 0
-        a["vm_meta"][M_POLICY] = sorted(POLICIES).index(cfg.vm_policy)
+        a["vm_meta"][M_POLICY] = policy_id(cfg.vm_policy)
         a["vm_meta"][M_THP] = THP_MODES.index(cfg.thp)
         if cfg.hugetlb_pages:
             got = reserve_hugetlb(a, a["vm_free"], self.memory.frame_owner, int(a["vm_meta"][M_POOL_BASE]),

@@ -67,7 +67,8 @@ import numpy as np
 
 from memsim.sim.machine.shm import ArraySpec
 
-__all__ = ["CAPACITY", "POLICIES", "SIZE", "ArraySpec", "Policy", "register"]
+__all__ = ["CAPACITY", "POLICIES", "SIZE", "ArraySpec", "Policy", "policy_id", "policy_name", "policy_names",
+           "register"]
 
 # the two pol_meta cells every policy has; a policy's own scalars follow
 CAPACITY = 0
@@ -224,6 +225,23 @@ class Policy(ABC):
 POLICIES: dict[str, type[Policy]] = {}
 
 P = TypeVar("P", bound=type[Policy])
+
+
+def policy_names() -> list[str]:
+    """Every registered policy's name, in the order of their ids (`policy_id`): what a choice
+    of policy offers (MachineConfig.vm_policy, the CLI's --vm-policy)."""
+    return sorted(POLICIES)
+
+
+def policy_id(name: str) -> int:
+    """The number a shared array stores for the policy `name` (the VM's vm_meta[M_POLICY]): its
+    rank among the registered names, the same in every process forked after registration."""
+    return policy_names().index(name)
+
+
+def policy_name(pid: int) -> str:
+    """The policy a shared array's number `pid` names (the inverse of `policy_id`)."""
+    return policy_names()[pid]
 
 
 def register(name: str) -> Callable[[P], P]:

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from memsim.sim.policies.base import POLICIES
+from memsim.sim.policies.base import POLICIES, policy_names
 from memsim.sim.policies.keyed import Keyed, KeyedPolicy
 
 __all__ = ["SimResult", "Step", "belady", "belady_misses", "make", "replay", "run", "simulate", "zipf_trace"]
@@ -65,7 +65,7 @@ def make(policy_name: str, capacity: int, **options: Any) -> Keyed:
     try:
         cls = POLICIES[policy_name]
     except KeyError:
-        raise KeyError(f"unknown policy {policy_name!r}; known: {', '.join(sorted(POLICIES))}") from None
+        raise KeyError(f"unknown policy {policy_name!r}; known: {', '.join(policy_names())}") from None
     return Keyed(cls(capacity, **options))
 
 
