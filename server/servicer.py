@@ -22,7 +22,7 @@ import grpc
 
 from memsim.server.limits import MAX_LISTED, PendingReplies, ReplyBudget
 from memsim.server.ops import LAYERS, execute_batch
-from memsim.server.sessions import caller_gone, client_id, metadata_lease
+from memsim.server.sessions import caller_gone, caller_id, client_id, metadata_lease
 from memsim.server.wire import DeadlineExceeded, batch_stream, call_budget
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.heap import Heap
@@ -168,11 +168,11 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
 
     def Renew(self, request: pb.RenewRequest, context: grpc.ServicerContext) -> pb.RenewReply:
         # Without the core's mutex, as VM.Renew: a renewal is one store to shared memory.
-        held = self.owners.renew(self._caller(context, "Renew"), time.monotonic())
+        held = self.owners.renew(caller_id(context, "Renew", "objects"), time.monotonic())
         return pb.RenewReply(objects=held)
 
     def Release(self, request: pb.ReleaseRequest, context: grpc.ServicerContext) -> pb.ReleaseReply:
-        cid = self._caller(context, "Release")
+        cid = caller_id(context, "Release", "objects")
         freed = self.release(self.owners.entry_of(cid), cid, time.monotonic(), expired_only=False)
         return pb.ReleaseReply(objects=freed)
 
@@ -213,14 +213,6 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
             if n:
                 out.append(f"{n} objects allocated under client entry {entry} as its client closed")
         return out
-
-    @staticmethod
-    def _caller(context: grpc.ServicerContext, call: str) -> int:
-        cid = client_id(context)
-        if not cid:
-            raise InvalidArgument(f"{call} acts on the caller's objects: send memsim-client-id metadata (1-16 hex "
-                                  f"digits) as memsim's clients do")
-        return cid
 
     # -- introspection ---------------------------------------------------------------------
 

@@ -59,6 +59,14 @@ from memsim.sim.vm.vm import VM
 MiB = 1 << 20
 
 
+def default_vm_memory(memory_bytes: int, frame_size: int) -> int:
+    """`memsim serve`'s VM pool when none is asked for: a quarter of the machine, in whole frames
+    and whole heap pages (the heap keeps the rest). A MachineConfig made without vm_memory has
+    no virtual memory at all (vm_memory=0), as the allocator's and the cache's tests want."""
+    unit = max(frame_size, PAGE_SIZE)
+    return memory_bytes // 4 // unit * unit
+
+
 @dataclass(frozen=True)
 class MachineConfig:
     memory_bytes: int = 64 * MiB
