@@ -1,8 +1,10 @@
-"""Executing operations on a core's heap, for unary calls and batches alike.
+"""The Machine service's batch executor: a batch message's ops on a core's heap.
 
-No gRPC here: this module turns protobuf requests into `Heap` calls and results (or
-`SimError`s) back into protobuf replies, so the servicer stays a thin adapter and the batch
-path can be measured without the RPC around it.
+No gRPC here: this module turns an `OpBatch` into `Heap` calls and their results (or each op's
+`SimError`) back into a `BatchReply`, so the servicer stays a thin adapter and the batch path
+can be measured without the RPC around it. `wire.batch_stream` runs it under the core's mutex,
+one message at a time; `wire.run_ops` makes one op's failure that op's error. `LAYERS` is the
+wire's name for the layer that served an allocation or free, for the unary calls too.
 """
 
 from __future__ import annotations
