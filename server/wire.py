@@ -22,8 +22,9 @@ INVALID_ARGUMENT), then runs its ops through `run_ops`: an op's failure is that 
 (`op_error`) and the ops after it still run.
 
 Reply memory is budgeted in `limits.py`; `call_budget` and `batch_stream` tie a reply's budget to
-the life of the reply on the wire. Every status code a call can end with is decided here (`fail`,
-`op_error`), from the SimError classes of sim/errors.py plus the server's own `DeadlineExceeded`.
+the life of the reply on the wire. Status codes are mapped here (`fail`, `op_error`) from the
+SimError classes of sim/errors.py plus the server's own `DeadlineExceeded`: a servicer raises
+one, it does not abort the call with a code of its own choosing.
 """
 
 from __future__ import annotations
