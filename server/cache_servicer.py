@@ -31,11 +31,11 @@ import msgpack
 
 from memsim.server.limits import MAX_PIPELINE, PendingReplies, ReplyBudget
 from memsim.server.periodic import Periodic
-from memsim.server.wire import call_budget, op_error, stream_replies
+from memsim.server.wire import batch_stream, call_budget, check_batch_size, run_ops
 from memsim.sim.cache.commands import Commands, Reply
 from memsim.sim.cache.expire import HZ, active_expire_cycle
 from memsim.sim.cache.keyspace import MAX_VALUE_BYTES, Keyspace
-from memsim.sim.errors import SimError
+from memsim.sim.errors import InvalidArgument, SimError
 from memsim.v1 import cache_pb2 as pb
 from memsim.v1 import cache_pb2_grpc
 from memsim.v1 import machine_pb2 as mpb
@@ -98,23 +98,25 @@ def execute_within(cmds: Commands, command: list[bytes], budget: ReplyBudget) ->
 
 
 def run_commands(cmds: Commands, args: list[bytes], argc: list[int],
-                 budget: ReplyBudget | None = None) -> tuple[list, list[mpb.OpError]]:
-    """Execute a columnar batch; a failing command gets an OpError and a nil reply, the rest go on."""
-    replies: list = []
-    errors: list[mpb.OpError] = []
-    pos = 0
+                 budget: ReplyBudget | None = None) -> tuple[list[Reply | None], list[mpb.OpError]]:
+    """The Cache service's pipeline executor (wire.batch_stream): a columnar batch of commands in
+    order; a failing command gets an OpError and a nil reply, the rest go on."""
+    check_batch_size(len(argc), MAX_PIPELINE, "pipeline", "command")
+    if sum(argc) != len(args) or any(n == 0 for n in argc):
+        raise InvalidArgument(f"bad pipeline: argc sums to {sum(argc)} for {len(args)} arguments "
+                              f"(every command needs at least its name)")
     if budget is None:
         budget = ReplyBudget()
+    starts = [0] * len(argc)
+    for i in range(1, len(argc)):
+        starts[i] = starts[i - 1] + argc[i - 1]
+    replies: list[Reply | None] = [None] * len(argc)
+
+    def command(i: int) -> None:
+        replies[i] = execute_within(cmds, args[starts[i]:starts[i] + argc[i]], budget)
+
     with cmds.match_batch():  # the mutex is held for them all: their KEYS/SCAN matching shares one budget
-        for i, n in enumerate(argc):
-            command = args[pos:pos + n]
-            pos += n
-            try:
-                r = execute_within(cmds, command, budget)
-                replies.append(r)
-            except Exception as e:  # noqa: BLE001 - one command's failure is its slot's error, never the pipeline's
-                errors.append(op_error(i, e, cmds.ks.heap.core))
-                replies.append(None)
+        errors = run_ops(len(argc), command, cmds.ks.heap.core)
     return replies, errors
 
 
@@ -134,21 +136,12 @@ class CacheServicer(cache_pb2_grpc.CacheServicer):
 
     def Pipeline(self, request_iterator: Iterator[pb.CommandBatch],
                  context: grpc.ServicerContext) -> Iterator[pb.ReplyBatch]:
-        def run(req: pb.CommandBatch, budget: ReplyBudget) -> pb.ReplyBatch:
-            argc = list(req.argc)
-            if len(argc) > MAX_PIPELINE:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"bad pipeline: {len(argc)} commands is more than the {MAX_PIPELINE}-command limit")
-            if sum(argc) != len(req.args) or any(n == 0 for n in argc):
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"bad pipeline: argc sums to {sum(argc)} for {len(req.args)} arguments "
-                              f"(every command needs at least its name)")
-            with self.core_lock:
-                replies, errors = run_commands(self.cmds, list(req.args), argc, budget)
+        def execute(req: pb.CommandBatch, budget: ReplyBudget, arrived: float) -> pb.ReplyBatch:
+            replies, errors = run_commands(self.cmds, list(req.args), list(req.argc), budget)
             return pb.ReplyBatch(seq=req.seq, core=self.core, replies=msgpack.packb(replies, use_bin_type=True),
                                  errors=errors)
 
-        yield from stream_replies(self.replies, request_iterator, run)
+        yield from batch_stream(request_iterator, self.replies, self.core_lock, execute)
 
 
 class CacheCron(Periodic):

@@ -31,6 +31,7 @@ MAX_MESSAGE = 32 << 20  # gRPC's send and receive limit, on the server and in th
 MAX_REPLY_BYTES = 24 << 20  # payload of one reply; the other 8 MiB cover the rest of the message
 MAX_BATCH_OPS = 10_000  # ops of one allocator or VM batch message
 MAX_PIPELINE = 10_000  # commands of one cache pipeline message
+MAX_LISTED = 100_000  # objects one Machine.ListObjects reply lists (its `total` counts every match)
 PENDING_REPLY_BYTES = 64 << 20  # per core: replies built and not yet sent (two and a half full replies)
 SMALL_REPLY_BYTES = 64 << 10  # a reply this small is allowed even when the core is at its limit ...
 SMALL_REPLIES_BYTES = 16 << 20  # ... up to this much more in all: unread small replies are bounded too
@@ -49,6 +50,7 @@ MAX_CALLS_PER_CONNECTION = 256  # calls (unary or streams) open at once on one H
 
 
 def mib(n: int) -> str:
+    """n bytes as the MiB figure the messages and the supervisor's banner print."""
     return f"{n / (1 << 20):g} MiB"
 
 

@@ -20,10 +20,10 @@ from collections.abc import Iterator
 
 import grpc
 
-from memsim.server.limits import PendingReplies
+from memsim.server.limits import MAX_LISTED, PendingReplies, ReplyBudget
 from memsim.server.ops import LAYERS, execute_batch
-from memsim.server.sessions import caller_gone, client_id, metadata_lease
-from memsim.server.wire import call_budget, stream_replies
+from memsim.server.sessions import caller_gone, caller_id, client_id, metadata_lease
+from memsim.server.wire import DeadlineExceeded, batch_stream, call_budget
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.memstats import read_cache_stats, read_central_stats, read_memstats
@@ -39,7 +39,6 @@ from memsim.v1 import machine_pb2_grpc
 log = logging.getLogger("memsim.worker")
 
 RELEASE_CHUNK = 1000  # objects freed per hold of the core's mutex when a client is released
-MAX_LISTED = 100_000
 TABLE_FULL_LOG_PERIOD_S = 10.0  # at most one "client table full" line per core this often
 
 
@@ -101,9 +100,8 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
             if gone:
                 self.heap.free(r.address)
         if gone:
-            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
-                          f"the deadline passed (or was too close to reply) before the {request.size}-byte "
-                          f"object at {r.address:#x} was allocated; it was freed again")
+            raise DeadlineExceeded(f"the deadline passed (or was too close to reply) before the {request.size}-byte "
+                                   f"object at {r.address:#x} was allocated; it was freed again")
         return pb.AllocReply(address=r.address, size=r.size, usable_size=r.usable, size_class=r.size_class,
                              layer=LAYERS[r.layer], core=self.core,
                              lock_waits=[pb.LockWait(lock=n, wait_ns=w) for n, w in r.lock_waits])
@@ -130,19 +128,17 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
         return pb.WriteReply(core=self.core)
 
     def Batch(self, request_iterator: Iterator[pb.OpBatch], context: grpc.ServicerContext) -> Iterator[pb.BatchReply]:
-        def run(req: pb.OpBatch, budget) -> pb.BatchReply:
-            arrived = time.monotonic()
-            with self.core_lock:
-                entry = self._client_entry(context) if pb.ALLOC in req.kind else 0
-                reply = execute_batch(self.heap, req, budget, client=entry)
-                late = req.timeout_ms and time.monotonic() - arrived > req.timeout_ms / 1000
-                if late or not context.is_active():  # the caller has given up: nobody could name these
-                    for address in allocated_by(req, reply):
-                        self.heap.free(address)
-                    reply = pb.BatchReply(seq=req.seq, core=self.core, expired=True)
+        def execute(req: pb.OpBatch, budget: ReplyBudget, arrived: float) -> pb.BatchReply:
+            entry = self._client_entry(context) if pb.ALLOC in req.kind else 0
+            reply = execute_batch(self.heap, req, budget, client=entry)
+            late = req.timeout_ms and time.monotonic() - arrived > req.timeout_ms / 1000
+            if late or not context.is_active():  # the caller has given up: nobody could name these
+                for address in allocated_by(req, reply):
+                    self.heap.free(address)
+                reply = pb.BatchReply(seq=req.seq, core=self.core, expired=True)
             return reply
 
-        yield from stream_replies(self.replies, request_iterator, run)
+        yield from batch_stream(request_iterator, self.replies, self.core_lock, execute)
 
     # -- owners (sim/alloc/owners.py, server/sessions.py) -------------------------------------
 
@@ -172,11 +168,11 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
 
     def Renew(self, request: pb.RenewRequest, context: grpc.ServicerContext) -> pb.RenewReply:
         # Without the core's mutex, as VM.Renew: a renewal is one store to shared memory.
-        held = self.owners.renew(self._caller(context, "Renew"), time.monotonic())
+        held = self.owners.renew(caller_id(context, "Renew", "objects"), time.monotonic())
         return pb.RenewReply(objects=held)
 
     def Release(self, request: pb.ReleaseRequest, context: grpc.ServicerContext) -> pb.ReleaseReply:
-        cid = self._caller(context, "Release")
+        cid = caller_id(context, "Release", "objects")
         freed = self.release(self.owners.entry_of(cid), cid, time.monotonic(), expired_only=False)
         return pb.ReleaseReply(objects=freed)
 
@@ -217,14 +213,6 @@ class MachineServicer(machine_pb2_grpc.MachineServicer):
             if n:
                 out.append(f"{n} objects allocated under client entry {entry} as its client closed")
         return out
-
-    @staticmethod
-    def _caller(context: grpc.ServicerContext, call: str) -> int:
-        cid = client_id(context)
-        if not cid:
-            raise InvalidArgument(f"{call} acts on the caller's objects: send memsim-client-id metadata (1-16 hex "
-                                  f"digits) as memsim's clients do")
-        return cid
 
     # -- introspection ---------------------------------------------------------------------
 

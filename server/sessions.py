@@ -75,6 +75,16 @@ def client_id(context: grpc.ServicerContext) -> int:
     return 0
 
 
+def caller_id(context: grpc.ServicerContext, call: str, what: str) -> int:
+    """The caller's id, for a call that acts on what the caller holds (`what`: "objects",
+    "spaces"); InvalidArgument if it sent none."""
+    cid = client_id(context)
+    if not cid:
+        raise InvalidArgument(f"{call} acts on the caller's {what}: send {CLIENT_ID_KEY} metadata (1-16 hex "
+                              f"digits) as memsim's clients do")
+    return cid
+
+
 def metadata_lease(context: grpc.ServicerContext) -> float:
     """The lease the caller's `memsim-lease-seconds` metadata asks for (default 30 s), or InvalidArgument."""
     for key, value in context.invocation_metadata() or ():

@@ -22,9 +22,11 @@ import sys
 import time
 from dataclasses import dataclass
 
-from memsim.server.limits import STREAM_IDLE_S
+from memsim.server.limits import STREAM_IDLE_S, mib
+from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.recovery import recover
 from memsim.sim.alloc.scavenger import Scavenger
+from memsim.sim.cache.keyspace import Keyspace
 from memsim.sim.system import Machine, MachineConfig
 from memsim.sim.vm.recovery import recover as recover_vm
 
@@ -80,6 +82,7 @@ class Supervisor:
         self.config = config
         self.opts = opts
         self.machine: Machine | None = None
+        self._keyspace: Keyspace | None = None  # the supervisor's view, made at the first recovery
         self.workers: dict[int, int] = {}  # pid -> core
         self.restarts = 0
         self._stopping = False
@@ -156,7 +159,7 @@ class Supervisor:
             return 2
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        self.machine = Machine.create(self.config)
+        machine = self.machine = Machine.create(self.config)
         scavenger: Scavenger | None = None
         started = False
         try:
@@ -167,7 +170,7 @@ class Supervisor:
                 print(f"memsim: {e}; {self._start_advice()}", file=sys.stderr)
                 return 1
             started = True
-            sup_heap = self.machine.supervisor_heap()
+            sup_heap = machine.supervisor_heap()
             scavenger = Scavenger(sup_heap, self.opts.scavenge_period, self.opts.scavenge_idle)
             scavenger.start()
             c = self.config
@@ -176,16 +179,16 @@ class Supervisor:
                   f"{memory_shares(c)}, "
                   f"per-core caches {'on' if c.per_core_caches else 'off'}, "
                   f"locks {'one global' if c.global_lock else 'per class'}) "
-                  f"segments {','.join(self.machine.segment_names)} "
+                  f"segments {','.join(machine.segment_names)} "
                   f"pids {' '.join(str(p) for p in self.workers)}", flush=True)
             while not self._stopping:
-                self._reap(sup_heap, scavenger)
+                self._reap(machine, sup_heap, scavenger)
                 time.sleep(0.05)
         finally:
             if scavenger is not None:
                 scavenger.stop()
             self._stop_workers()
-            self.machine.destroy()
+            machine.destroy()
             if started:
                 print("memsim: stopped; shared memory unlinked", flush=True)
         return 0
@@ -200,12 +203,12 @@ class Supervisor:
     def _on_signal(self, signum: int, frame: object) -> None:
         self._stopping = True
 
-    def _sup_keyspace(self, sup_heap):
-        if getattr(self, "_keyspace", None) is None:
-            self._keyspace = self.machine.keyspace(sup_heap)
+    def _sup_keyspace(self, machine: Machine, sup_heap: Heap) -> Keyspace:
+        if self._keyspace is None:
+            self._keyspace = machine.keyspace(sup_heap)
         return self._keyspace
 
-    def _reap(self, sup_heap, scavenger: Scavenger) -> None:
+    def _reap(self, machine: Machine, sup_heap: Heap, scavenger: Scavenger) -> None:
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -219,9 +222,9 @@ class Supervisor:
             why = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}"
             with scavenger.paused:
                 report = recover(sup_heap, core)
-                report["keyspace_stripes"] = self._sup_keyspace(sup_heap).recover()
-                if self.machine.pool_frames:  # and virtual memory: a fault or reclaim may have been cut short
-                    report.update(recover_vm(self.machine.supervisor_vm()))
+                report["keyspace_stripes"] = self._sup_keyspace(machine, sup_heap).recover()
+                if machine.pool_frames:  # and virtual memory: a fault or reclaim may have been cut short
+                    report.update(recover_vm(machine.supervisor_vm()))
             self.restarts += 1
             print(f"memsim: core {core} (pid {pid}) died ({why}); recovered {report}; restarting", flush=True)
             self._pending[core] = (0, time.monotonic())
@@ -264,17 +267,13 @@ class Supervisor:
             self._kill(pid)
 
 
-def _mib(n: int) -> str:
-    return f"{n / (1 << 20):g} MiB"
-
-
 def memory_shares(c: MachineConfig) -> str:
     """Who gets which part of physical memory, in the words the README and `memsim stats` use."""
-    pool = f"VM pool {_mib(c.vm_memory)} ({c.vm_memory // c.frame_size} frames of {c.frame_size} B)"
+    pool = f"VM pool {mib(c.vm_memory)} ({c.vm_memory // c.frame_size} frames of {c.frame_size} B)"
     if c.heap_in_vm:
-        return (f"physical memory {_mib(c.memory_bytes)}, of which the {pool} pages address spaces and the "
-                f"heap's {_mib(c.heap_bytes)} virtual arena for the allocator and the cache")
-    return (f"physical memory {_mib(c.memory_bytes)} = heap {_mib(c.heap_bytes)} for the allocator and the cache "
+        return (f"physical memory {mib(c.memory_bytes)}, of which the {pool} pages address spaces and the "
+                f"heap's {mib(c.heap_bytes)} virtual arena for the allocator and the cache")
+    return (f"physical memory {mib(c.memory_bytes)} = heap {mib(c.heap_bytes)} for the allocator and the cache "
             f"+ {pool} for address spaces")
 
 

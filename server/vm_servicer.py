@@ -23,7 +23,7 @@ import grpc
 from memsim.server.limits import MAX_BATCH_OPS, PendingReplies, ReplyBudget
 from memsim.server.periodic import Periodic
 from memsim.server.sessions import caller_gone, client_id, lease_seconds
-from memsim.server.wire import call_budget, op_error, stream_replies
+from memsim.server.wire import batch_stream, call_budget, check_batch_size, run_ops
 from memsim.sim.errors import InvalidArgument, NotFound
 from memsim.sim.vm.hugepage import collapse_scan
 from memsim.sim.vm.kinds import PAGE_TABLE_DEFAULT
@@ -53,14 +53,13 @@ def space_stats(d: SpaceStats) -> pb.SpaceStats:
 
 
 def run_batch(vm: VM, req: pb.VmBatch, core: int, budget: ReplyBudget | None = None) -> pb.VmBatchReply:
-    """Every op in order; a failing op gets an OpError (a LOAD that does not fit the reply's
-    budget fails before it reads) and the rest go on."""
+    """The VM service's batch executor (wire.batch_stream): every op in order; a failing op gets an
+    OpError (a LOAD that does not fit the reply's budget fails before it reads) and the rest go on."""
     if budget is None:
         budget = ReplyBudget()
     ops = list(req.op)
     n = len(ops)
-    if n > MAX_BATCH_OPS:
-        raise InvalidArgument(f"bad batch: {n} ops is more than the {MAX_BATCH_OPS}-op limit")
+    check_batch_size(n, MAX_BATCH_OPS)
     spaces = list(req.space) or [0] * n
     addrs = list(req.address)
     lengths = list(req.length) or [0] * n
@@ -69,36 +68,34 @@ def run_batch(vm: VM, req: pb.VmBatch, core: int, budget: ReplyBudget | None = N
         raise InvalidArgument(f"bad batch: space, address and length must each have one entry per op ({n})")
     if len(payloads) != ops.count(pb.VM_STORE):
         raise InvalidArgument(f"bad batch: {len(payloads)} payloads for {ops.count(pb.VM_STORE)} STORE ops")
+    next_payload = iter(payloads)
+    # A STORE's payload is its own whether or not the store succeeds.
+    payload_of = [next(next_payload) if op == pb.VM_STORE else b"" for op in ops]
     reply = pb.VmBatchReply(seq=req.seq, core=core)
-    data, faults, hits, frames, levels = reply.data, [], [], [], []
-    store_i = 0
-    for i, op in enumerate(ops):
-        fault, hit, frame, walk = 0, False, 0, 0
-        try:
-            if op == pb.VM_LOAD:
-                data.append(b"")  # one slot per LOAD, empty if it fails
-                budget.charge(lengths[i], f"op {i} (LOAD)")
-                try:
-                    data[-1] = vm.load(spaces[i], addrs[i], lengths[i])
-                except Exception:
-                    budget.refund(lengths[i])  # nothing was copied
-                    raise
-            elif op == pb.VM_STORE:
-                payload = payloads[store_i]
-                store_i += 1
-                vm.check_client_may_change(spaces[i], "store")
-                vm.store(spaces[i], addrs[i], payload)
-            elif op == pb.VM_TRANSLATE:
-                t = vm.translate(spaces[i], addrs[i], write=bool(lengths[i]))
-                fault, hit, frame, walk = FAULTS[t["fault"]], t["tlb_hit"], t["frame"], t["levels"]
-            else:
-                raise InvalidArgument(f"bad batch: op {i} has kind {op}")
-        except Exception as e:  # noqa: BLE001 - one op's failure is its own error; the batch goes on (wire.op_error)
-            reply.errors.append(op_error(i, e, core))
-        faults.append(fault)
-        hits.append(hit)
-        frames.append(frame)
-        levels.append(walk)
+    data = reply.data
+    faults, levels, frames = [0] * n, [0] * n, [0] * n
+    hits = [False] * n
+
+    def op(i: int) -> None:
+        kind = ops[i]
+        if kind == pb.VM_LOAD:
+            data.append(b"")  # one slot per LOAD, empty if it fails
+            budget.charge(lengths[i], f"op {i} (LOAD)")
+            try:
+                data[-1] = vm.load(spaces[i], addrs[i], lengths[i])
+            except Exception:
+                budget.refund(lengths[i])  # nothing was copied
+                raise
+        elif kind == pb.VM_STORE:
+            vm.check_client_may_change(spaces[i], "store")
+            vm.store(spaces[i], addrs[i], payload_of[i])
+        elif kind == pb.VM_TRANSLATE:
+            t = vm.translate(spaces[i], addrs[i], write=bool(lengths[i]))
+            faults[i], hits[i], frames[i], levels[i] = FAULTS[t["fault"]], t["tlb_hit"], t["frame"], t["levels"]
+        else:
+            raise InvalidArgument(f"bad batch: op {i} has kind {kind}")
+
+    reply.errors.extend(run_ops(n, op, core))
     reply.fault.extend(faults)
     reply.levels.extend(levels)
     reply.tlb_hit.extend(hits)
@@ -253,10 +250,10 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         return pb.VmStatReply(counters=counters, policy=policy_name(self.vm.a), core=self.core)
 
     def Batch(self, request_iterator: Iterator[pb.VmBatch], context: grpc.ServicerContext) -> Iterator[pb.VmBatchReply]:
-        def run(req: pb.VmBatch, budget: ReplyBudget) -> pb.VmBatchReply:
-            return self._call(context, run_batch, self.vm, req, self.core, budget)
+        def execute(req: pb.VmBatch, budget: ReplyBudget, arrived: float) -> pb.VmBatchReply:
+            return run_batch(self.vm, req, self.core, budget)
 
-        yield from stream_replies(self.replies, request_iterator, run)
+        yield from batch_stream(request_iterator, self.replies, self.core_lock, execute)
 
 
 class Khugepaged(Periodic):

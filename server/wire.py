@@ -14,8 +14,17 @@
   cancelled. The thread pool has `UNARY_THREADS` more threads than streams may hold, so unary
   calls and health checks always find one.
 
-Reply memory is budgeted in `limits.py`; `call_budget` and `stream_replies` tie a reply's
-budget to the life of the reply on the wire.
+Batches (`batch_stream`, `check_batch_size`, `run_ops`): the Machine's, the Cache's and the VM's
+batch streams have one shape. Per request: a reply budget, the core's mutex once, the service's
+executor (server/ops.py `execute_batch`, cache_servicer.py `run_commands`, vm_servicer.py
+`run_batch`), the reply. An executor checks the message (a malformed one ends the stream with
+INVALID_ARGUMENT), then runs its ops through `run_ops`: an op's failure is that op's `OpError`
+(`op_error`) and the ops after it still run.
+
+Reply memory is budgeted in `limits.py`; `call_budget` and `batch_stream` tie a reply's budget to
+the life of the reply on the wire. Status codes are mapped here (`fail`, `op_error`) from the
+SimError classes of sim/errors.py plus the server's own `DeadlineExceeded`: a servicer raises
+one, it does not abort the call with a code of its own choosing.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 
@@ -38,15 +47,35 @@ from memsim.v1 import machine_pb2 as mpb
 log = logging.getLogger("memsim.worker")
 
 STATUS = {c.value[0]: c for c in grpc.StatusCode}
+_UNKNOWN = grpc.StatusCode.UNKNOWN.value[0]
+
+Req = TypeVar("Req")
+Rep = TypeVar("Rep")
 
 
-def fail(context: grpc.ServicerContext, e: Exception, core: int) -> None:
+class DeadlineExceeded(SimError):
+    """The caller's deadline passed (or was too close to reply) before the work was done; the
+    work has been undone (server/sessions.py). The server's own error: sim/ never raises it."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+
+
+def _status(e: Exception) -> grpc.StatusCode | None:
+    """e's own status code: a SimError's, or None (INTERNAL) for anything else."""
+    if isinstance(e, SimError) and e.code in STATUS and e.code != _UNKNOWN:
+        return STATUS[e.code]
+    return None
+
+
+def fail(context: grpc.ServicerContext, e: Exception, core: int) -> NoReturn:
     """End the call with e's status: a SimError's own code, INTERNAL for anything else. An
     exception raised by context.abort() (its code is already set) or by a cancelled call goes on."""
-    if isinstance(e, grpc.RpcError) or context.code() is not None:
+    # grpc-stubs 1.53 lacks ServicerContext.code(), which grpcio has had since 1.38.
+    if isinstance(e, grpc.RpcError) or context.code() is not None:  # type: ignore[attr-defined]
         raise e
-    if isinstance(e, SimError) and e.code in STATUS and e.code != grpc.StatusCode.UNKNOWN.value[0]:
-        context.abort(STATUS[e.code], str(e))
+    code = _status(e)
+    if code is not None:
+        context.abort(code, str(e))
     log.error("internal error on core %d", core, exc_info=e)
     context.abort(grpc.StatusCode.INTERNAL, f"internal error on core {core}: {type(e).__name__}: {e}")
 
@@ -54,11 +83,50 @@ def fail(context: grpc.ServicerContext, e: Exception, core: int) -> None:
 def op_error(index: int, e: Exception, core: int) -> mpb.OpError:
     """One op's failure inside a batch or pipeline, as that op's error (the rest of the batch goes
     on): a SimError's own code, INTERNAL (logged) for anything else, as `fail` does for a call."""
-    if isinstance(e, SimError) and e.code in STATUS and e.code != grpc.StatusCode.UNKNOWN.value[0]:
-        return mpb.OpError(index=index, code=e.code, message=str(e))
+    code = _status(e)
+    if code is not None:
+        return mpb.OpError(index=index, code=code.value[0], message=str(e))
     log.error("internal error on core %d, op %d of a batch", core, index, exc_info=e)
     return mpb.OpError(index=index, code=grpc.StatusCode.INTERNAL.value[0],
                        message=f"internal error on core {core}: {type(e).__name__}: {e}"[:1000])
+
+
+# -- batches: one shape for the three services -------------------------------------------------
+
+def batch_stream(requests: Iterator[Req], replies: PendingReplies, core_lock: threading.Lock,
+                 execute: Callable[[Req, ReplyBudget, float], Rep]) -> Iterator[Rep]:
+    """A batch stream's replies, one per request: `execute(request, budget, arrived)` runs under
+    the core's mutex, taken once per request; `arrived` is when the request was read, before it
+    waited for the mutex. The reply's budget counts against the core's pending replies until gRPC
+    asks for the next one (the previous one has been sent). An exception ends the stream with its
+    status (the wrapper of `register`)."""
+    for req in requests:
+        arrived = time.monotonic()
+        budget = ReplyBudget(replies)
+        try:
+            with core_lock:
+                reply = execute(req, budget, arrived)
+            yield reply
+        finally:
+            budget.release()
+
+
+def check_batch_size(n: int, limit: int, what: str = "batch", unit: str = "op") -> None:
+    """Refuse a batch message of more than `limit` ops (limits.py) before running any."""
+    if n > limit:
+        raise InvalidArgument(f"bad {what}: {n} {unit}s is more than the {limit}-{unit} limit")
+
+
+def run_ops(n: int, op: Callable[[int], None], core: int) -> list[mpb.OpError]:
+    """op(0) .. op(n - 1) in order; a failing op becomes its OpError and the rest go on. An op
+    fills its own reply slots, so a failed one leaves them as the executor preset them."""
+    errors: list[mpb.OpError] = []
+    for i in range(n):
+        try:
+            op(i)
+        except Exception as e:  # noqa: BLE001 - one op's failure is its own error; the batch goes on
+            errors.append(op_error(i, e, core))
+    return errors
 
 
 # -- requests that do not decode ----------------------------------------------------------------
@@ -211,19 +279,6 @@ class StreamGate:
                 s.context.cancel()
 
 
-def stream_replies(replies: PendingReplies, requests: Iterator[Any],
-                   build: Callable[[Any, ReplyBudget], Any]) -> Iterator[Any]:
-    """A stream's replies, one per request, each built within a budget that counts against the
-    core's pending replies until gRPC asks for the next one (the previous one has been sent)."""
-    for req in requests:
-        budget = ReplyBudget(replies)
-        try:
-            reply = build(req, budget)
-            yield reply
-        finally:
-            budget.release()
-
-
 def call_budget(replies: PendingReplies, context: grpc.ServicerContext) -> ReplyBudget:
     """The budget of a unary call's reply, given back when the call has ended (reply sent, or
     the call cancelled): gRPC runs the call's callbacks then."""
@@ -255,59 +310,64 @@ def _request_type(handler: grpc.RpcMethodHandler) -> str:
     return owner.DESCRIPTOR.full_name if owner is not None else "request"
 
 
-def _unary(behavior: Callable, core: int) -> Callable:
-    def unary(request: Any, context: grpc.ServicerContext) -> Any:
+class _Wrapped:
+    """A servicer's method as registered with gRPC: the method inside the error wrapper. The two
+    class attributes are gRPC's per-method options, which grpc/_server.py reads off the behaviour."""
+
+    experimental_non_blocking = False
+    experimental_thread_pool: futures.ThreadPoolExecutor | None = None
+
+    def __init__(self, behavior: Callable[..., Any], core: int):
+        self.behavior = behavior
+        self.core = core
+
+
+class _Unary(_Wrapped):
+    def __call__(self, request: Any, context: grpc.ServicerContext) -> Any:
         try:
-            return behavior(_decoded(request), context)
+            return self.behavior(_decoded(request), context)
         except Exception as e:  # noqa: BLE001 - every failure becomes a status code
-            fail(context, e, core)
-
-    return unary
+            fail(context, e, self.core)
 
 
-def _streaming(behavior: Callable, core: int, gate: StreamGate, method: str) -> Callable:
-    def streaming(request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+class _Streaming(_Wrapped):
+    """A stream (bidirectional, or server-streaming when `unary_request`), admitted by the gate."""
+
+    def __init__(self, behavior: Callable[..., Iterator[Any]], core: int, gate: StreamGate, method: str,
+                 unary_request: bool):
+        super().__init__(behavior, core)
+        self.gate = gate
+        self.method = method
+        self.unary_request = unary_request
+
+    def __call__(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        gate = self.gate
         try:
-            with gate.admit(context, method) as stream:
-                replies = behavior(gate.requests(stream, request_iterator, method), context)
+            with gate.admit(context, self.method) as stream:
+                if self.unary_request:
+                    replies = self.behavior(_decoded(request), context)
+                else:
+                    replies = self.behavior(gate.requests(stream, request, self.method), context)
                 for reply in replies:
                     gate.sending(stream, True)
                     yield reply
                     gate.sending(stream, False)
         except Exception as e:  # noqa: BLE001 - every failure becomes a status code
-            fail(context, e, core)
-
-    return streaming
+            fail(context, e, self.core)
 
 
-def _server_streaming(behavior: Callable, core: int, gate: StreamGate, method: str) -> Callable:
-    def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        try:
-            with gate.admit(context, method) as stream:
-                for reply in behavior(_decoded(request), context):
-                    gate.sending(stream, True)
-                    yield reply
-                    gate.sending(stream, False)
-        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
-            fail(context, e, core)
-
-    return streaming
-
-
-def _nonblocking(behavior: Callable, core: int) -> Callable:
+class _NonBlocking(_Wrapped):
     """A method that answers through a callback and holds no thread (gRPC's experimental_non_blocking,
     as grpc_health's Watch): only its request's decoding and its errors are wrapped."""
-    def method(request: Any, context: grpc.ServicerContext, send_response_callback: Callable) -> None:
-        try:
-            behavior(_decoded(request), context, send_response_callback)
-        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
-            fail(context, e, core)
 
-    method.experimental_non_blocking = True  # type: ignore[attr-defined]
-    pool = getattr(behavior, "experimental_thread_pool", None)
-    if pool is not None:
-        method.experimental_thread_pool = pool  # type: ignore[attr-defined]
-    return method
+    experimental_non_blocking = True
+
+    def __call__(self, request: Any, context: grpc.ServicerContext,
+                 send_response_callback: Callable[[Any], None]) -> None:
+        try:
+            self.behavior(_decoded(request), context, send_response_callback)
+        except Exception as e:  # noqa: BLE001 - every failure becomes a status code
+            fail(context, e, self.core)
 
 
 # Calls that never wait for the core's mutex and must answer while the core is busy: a health check,
@@ -326,22 +386,29 @@ def register(server: grpc.Server, add_to_server: Callable[[Any, Any], None], ser
         raise TypeError(f"{add_to_server.__name__} registers no method handlers to wrap; regenerate the stubs")
     methods: dict[str, grpc.RpcMethodHandler] = {}
     for name, h in found.methods.items():
+        method = f"{found.service}/{name}"
+        if h.request_deserializer is None:
+            raise TypeError(f"{method}: no request deserializer to wrap; regenerate the stubs")
         decode = _tolerant(h.request_deserializer, _request_type(h))
+        out = h.response_serializer
         if h.unary_unary is not None:
-            unary = _unary(h.unary_unary, core)
-            if control_pool is not None and f"{found.service}/{name}" in CONTROL_METHODS:
-                unary.experimental_thread_pool = control_pool  # type: ignore[attr-defined]
-            methods[name] = h._replace(request_deserializer=decode, unary_unary=unary)
+            unary = _Unary(h.unary_unary, core)
+            if control_pool is not None and method in CONTROL_METHODS:
+                unary.experimental_thread_pool = control_pool
+            methods[name] = grpc.unary_unary_rpc_method_handler(unary, decode, out)
         elif h.stream_stream is not None:
-            methods[name] = h._replace(request_deserializer=decode,
-                                       stream_stream=_streaming(h.stream_stream, core, gate, f"{found.service}/{name}"))
+            methods[name] = grpc.stream_stream_rpc_method_handler(
+                _Streaming(h.stream_stream, core, gate, method, unary_request=False), decode, out)
         elif h.unary_stream is not None and getattr(h.unary_stream, "experimental_non_blocking", False):
-            methods[name] = h._replace(request_deserializer=decode, unary_stream=_nonblocking(h.unary_stream, core))
+            callback = _NonBlocking(h.unary_stream, core)
+            callback.experimental_thread_pool = getattr(h.unary_stream, "experimental_thread_pool", None)
+            methods[name] = grpc.unary_stream_rpc_method_handler(callback, decode, out)
         elif h.unary_stream is not None:
-            methods[name] = h._replace(request_deserializer=decode, unary_stream=_server_streaming(
-                h.unary_stream, core, gate, f"{found.service}/{name}"))
+            methods[name] = grpc.unary_stream_rpc_method_handler(
+                _Streaming(h.unary_stream, core, gate, method, unary_request=True), decode, out)
         else:
-            raise TypeError(f"{found.service}/{name}: client-streaming methods are not wrapped")
+            raise TypeError(f"{method}: client-streaming methods are not wrapped")
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(found.service, methods),))
-    server.add_registered_method_handlers(found.service, methods)
+    # grpc-stubs 1.53 lacks Server.add_registered_method_handlers, which grpcio has had since 1.63.
+    server.add_registered_method_handlers(found.service, methods)  # type: ignore[attr-defined]
     return found.service

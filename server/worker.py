@@ -1,7 +1,8 @@
-"""A worker: one simulated core, serving memsim.v1.Machine (the allocator) and memsim.v1.Cache over gRPC.
+"""A worker: one simulated core, serving memsim.v1.Machine (the allocator), Cache and VM over gRPC.
 
 The supervisor forks this process before anything gRPC exists (gRPC does not survive a
-fork), so this module is the first to import grpc, and it does so inside `run_worker`.
+fork) and imports this module only then, in the child (supervisor.py): this module and the
+servicers it imports are the first to import grpc.
 
 Every service goes on the wire through `wire.register` (request decoding, errors, stream
 limits) and reads its limits from `limits.py`.
@@ -22,8 +23,15 @@ import os
 import signal
 import sys
 import threading
+import time
 from concurrent import futures
+from importlib.metadata import version
 
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
+
+from memsim.server.cache_servicer import CacheCron, CacheServicer
 from memsim.server.limits import (
     CONTROL_THREADS,
     MAX_CALLS_PER_CONNECTION,
@@ -32,26 +40,25 @@ from memsim.server.limits import (
     MAX_STREAMS,
     STREAM_IDLE_S,
     UNARY_THREADS,
+    PendingReplies,
 )
+from memsim.server.servicer import MachineServicer
+from memsim.server.sessions import LeaseReaper
+from memsim.server.vm_servicer import Khugepaged, VmServicer
+from memsim.server.wire import StreamGate, register
+from memsim.sim.alloc.memstats import MemStats, read_memstats
+from memsim.sim.cache.commands import Commands
+from memsim.sim.cache.expire import HZ
+from memsim.sim.cache.info import ServerFacts, info_text
+from memsim.sim.cache.keyspace import Keyspace
 from memsim.sim.system import Machine
+from memsim.v1 import cache_pb2, cache_pb2_grpc, machine_pb2, machine_pb2_grpc, vm_pb2, vm_pb2_grpc
 
 MAX_THREADS = MAX_STREAMS + UNARY_THREADS
 
 
 def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int, supervisor: int,
                stream_idle_s: float = STREAM_IDLE_S) -> int:
-    import grpc
-    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-    from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
-
-    from memsim.server.cache_servicer import CacheCron, CacheServicer
-    from memsim.server.limits import PendingReplies
-    from memsim.server.servicer import MachineServicer
-    from memsim.server.sessions import LeaseReaper
-    from memsim.server.vm_servicer import Khugepaged, VmServicer
-    from memsim.server.wire import StreamGate, register
-    from memsim.v1 import cache_pb2, cache_pb2_grpc, machine_pb2, machine_pb2_grpc, vm_pb2, vm_pb2_grpc
-
     heap = machine.heap(core)
     replies = PendingReplies(core)  # one account for the core's three services
     servicer = MachineServicer(machine, heap, core, port, replies=replies)
@@ -133,17 +140,10 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     return 0
 
 
-def cache_commands(machine: Machine, ks, core: int, port: int):
+def cache_commands(machine: Machine, ks: Keyspace, core: int, port: int) -> Commands:
     """The core's command interpreter, with INFO's view of the machine."""
-    import time
-    from importlib.metadata import version
 
-    from memsim.sim.alloc.memstats import read_memstats
-    from memsim.sim.cache.commands import Commands
-    from memsim.sim.cache.expire import HZ
-    from memsim.sim.cache.info import ServerFacts, info_text
-
-    def memstats():
+    def memstats() -> MemStats:
         return read_memstats(machine.arrays, metadata_bytes=machine.meta.size)
 
     facts = ServerFacts(version=version("memsim"), core=core, cores=machine.config.cores, port=port,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from memsim.sim.alloc.heap import Heap, lock_names
@@ -37,7 +38,7 @@ from memsim.sim.errors import FailedPrecondition, InvalidArgument
 from memsim.sim.machine.locks import LockTable, lock_specs, make_lock_file
 from memsim.sim.machine.memory import PhysicalMemory, frame_specs
 from memsim.sim.machine.shm import SharedBytes, SharedRegion, new_token, segment_name
-from memsim.sim.policies import POLICIES
+from memsim.sim.policies import POLICIES, policy_id, policy_names
 from memsim.sim.vm.heapsource import HEAP_SPACE, SpacePageSource
 from memsim.sim.vm.kinds import THP_DEFAULT, THP_MODES
 from memsim.sim.vm.layout import HUGE_FRAMES, VMArrays, vm_lock_names, vm_specs
@@ -46,6 +47,14 @@ from memsim.sim.vm.vm import VM
 from memsim.sim.vm.vm import boot as boot_vm
 
 MiB = 1 << 20
+
+
+def default_vm_memory(memory_bytes: int, frame_size: int) -> int:
+    """`memsim serve`'s VM pool when none is asked for: a quarter of the machine, in whole frames
+    and whole heap pages (the heap keeps the rest). A MachineConfig made without vm_memory has
+    no virtual memory at all (vm_memory=0), as the allocator's and the cache's tests want."""
+    unit = max(frame_size, PAGE_SIZE)
+    return memory_bytes // 4 // unit * unit
 
 
 @dataclass(frozen=True)
@@ -102,7 +111,7 @@ class MachineConfig:
             raise InvalidArgument(f"vm_memory {self.vm_memory} must be whole frames of {self.frame_size} bytes and "
                                   f"leave at least 1 MiB of the {self.memory_bytes} bytes to the heap")
         if self.vm_policy not in POLICIES:
-            raise InvalidArgument(f"vm_policy {self.vm_policy!r} is not one of: {', '.join(sorted(POLICIES))}")
+            raise InvalidArgument(f"vm_policy {self.vm_policy!r} is not one of: {', '.join(policy_names())}")
         if self.swap_bytes is not None and (self.swap_bytes < 0 or self.swap_bytes > 64 << 30):
             raise InvalidArgument(f"swap_bytes {self.swap_bytes} must be between 0 and 64 GiB")
         if not (1 <= self.tlb_ways <= self.tlb_entries <= 65536 and self.tlb_entries % self.tlb_ways == 0):
@@ -183,7 +192,7 @@ class Machine:
         cfg = self.config
         boot_vm(VMArrays.from_region(self.meta.arrays), self.memory,
                 cfg.memory_bytes // cfg.frame_size - self.pool_frames, self.pool_frames, cfg.swap_slots,
-                sorted(POLICIES).index(cfg.vm_policy), cfg.thp, cfg.hugetlb_pages)
+                policy_id(cfg.vm_policy), cfg.thp, cfg.hugetlb_pages)
 
     def vm(self, core: int) -> VM:
         """Virtual memory as `core` sees it (call in the core's own process): one view per core and
@@ -216,7 +225,7 @@ class Machine:
         """A lock table for one process (lock depth is per process)."""
         return LockTable(self.lock_fd, self.meta["lock_stats"], self._lock_names, self._lock_alias, owner_id)
 
-    def _heap_source(self, vm_view) -> FlatPhysicalSource | SpacePageSource:
+    def _heap_source(self, vm_view: Callable[[], VM]) -> FlatPhysicalSource | SpacePageSource:
         if self.config.heap_in_vm:
             return SpacePageSource(vm_view(), HEAP_SPACE)
         return FlatPhysicalSource(self.memory, self.config.heap_bytes)
@@ -252,11 +261,12 @@ class Machine:
         if self._destroyed:
             return
         self._destroyed = True
+        # Every view of the segments this machine holds goes before they are unmapped: a view still
+        # alive would keep its segment mapped (shm.py's close detaches rather than fail).
         self._views.clear()
         self._vm_views.clear()
-        self.arrays = None  # type: ignore[assignment]
-        self.ks_arrays = None  # type: ignore[assignment]
-        self.memory = None  # type: ignore[assignment]
+        with contextlib.suppress(AttributeError):  # a machine that failed to boot has not made them all
+            del self.memory, self.arrays, self.ks_arrays  # in the order _boot makes them
         owner = os.getpid() == self.creator_pid
         for seg in (self.meta, self.phys):
             seg.close()

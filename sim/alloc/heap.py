@@ -72,7 +72,6 @@ class Heap:
         self.a = a
         self.source = source
         self.locks = locks
-        self.data = data
         self.t = table()
         self.sizes = self.t.sizes
         self.mheap = MHeap(a, source, locks["mheap"], total_pages)
@@ -80,21 +79,23 @@ class Heap:
         self.centrals: list[MCentral | None] = [None] + [
             MCentral(c, a, locks[f"mcentral/{c.size}B"], self.mheap) for c in self.t.classes
         ]
-        # Hot-path views: memoryview element access is 2-4x cheaper than NumPy's (ANCHORS §6).
-        self.stats = memoryview(a.core_stats[core])
-        self.mallocs = memoryview(a.core_mallocs[core])
-        self.frees = memoryview(a.core_frees[core])
-        self._page_span = memoryview(a.page_span)
-        self._span_state = memoryview(a.span_state)
-        self._span_class = memoryview(a.span_class)
-        self._slot_state = memoryview(a.slot_state)
-        self._obj_owner = memoryview(a.obj_owner)
-        self._obj_size = memoryview(a.obj_size)
-        self._gauges = memoryview(a.heap_gauges)
+        # Hot-path views (ndarray.data is a memoryview of the array): a memoryview's element store
+        # costs ~55 ns and load ~39 ns, a NumPy element's 94 and 239 (measured on the 2-core
+        # development VM, CPython 3.11).
+        self.stats = a.core_stats[core].data
+        self.mallocs = a.core_mallocs[core].data
+        self.frees = a.core_frees[core].data
+        self._page_span = a.page_span.data
+        self._span_state = a.span_state.data
+        self._span_class = a.span_class.data
+        self._slot_state = a.slot_state.data
+        self._obj_owner = a.obj_owner.data
+        self._obj_size = a.obj_size.data
+        self._gauges = a.heap_gauges.data
         self._nelems = [0] + [c.objects for c in self.t.classes]
-        self._mem = memoryview(data)  # physical memory as bytes: slice copies are plain memcpy
+        self._mem = data.data  # physical memory as bytes: slice copies are plain memcpy
         # A paged source (the heap in an address space, sim/vm/heapsource.py) moves bytes itself.
-        self._paged = bool(getattr(source, "paged", False))
+        self._paged = source.paged
         self._zeros = bytes(MAX_SMALL_SIZE)
         self.mcache = MCache(core, self.centrals, self.stats, enabled=per_core_caches)
         self.obj_words = AtomicArray(a.obj_size, locks.fd, stripe_base=1 << 20)
@@ -116,14 +117,11 @@ class Heap:
         return self.base + span * PAGE_SIZE + idx * self.sizes[cls]
 
     def _zero(self, addr: int, n: int) -> None:
-        if self._paged:
+        if self._paged or n > MAX_SMALL_SIZE:
             self.source.zero(addr, n)
             return
         p = self.source.physical(addr)
-        if n <= MAX_SMALL_SIZE:
-            self._mem[p:p + n] = self._zeros[:n]
-        else:
-            self.data[p:p + n] = 0
+        self._mem[p:p + n] = self._zeros[:n]
 
     def _page_of(self, addr: int, what: str) -> int:
         used = self._gauges[L.G_ARENA_PAGES]

@@ -19,7 +19,7 @@ from memsim.sim.alloc.mcentral import MCentral
 
 
 class MCache:
-    def __init__(self, core: int, centrals: list[MCentral | None], stats_row, enabled: bool = True):
+    def __init__(self, core: int, centrals: list[MCentral | None], stats_row: memoryview, enabled: bool = True):
         self.core = core
         self.state = 1 + core  # slot_state value for "cached by this core"
         self.centrals = centrals

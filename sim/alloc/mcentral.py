@@ -2,8 +2,9 @@
 
 Objects move between a core's cache and the central list in batches (tcmalloc's
 CentralFreeList::RemoveRange / InsertRange; `SizeClass.batch` objects, 32 for classes up to
-2 KiB), so the lock is taken once per batch rather than once per object: ANCHORS §6 measured
-0.031 lock acquisitions per op at batch 32.
+2 KiB), so the lock is taken once per batch rather than once per object: a local list in
+front of a locked shared stack took 0.031 lock acquisitions per op at batch 32 (4.95 M ops/s,
+against 0.22 M at batch 1; measured on the 2-core development VM).
 
 The list keeps, per class, a doubly linked list of the spans that have free objects
 (`central_head`, `span_next`/`span_prev`), each span's count of free objects (`span_nfree`),

@@ -2,7 +2,7 @@
 
 It owns runs of 8 KiB pages. It hands a run to an mcentral as a span for small objects, or
 straight to the caller for an object above 32 KiB, and takes empty spans back. When no free
-run is long enough it grows the arena (Go grows the heap in chunks, ANCHORS §3) by
+run is long enough it grows the arena (Go grows the heap in 4 MiB chunks: runtime/mheap.go's grow) by
 committing more pages through the page source; when memory runs out it says how much it
 needed and what the machine has.
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memsim.sim.alloc import layout as L
+from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.sizeclasses import MAX_OBJECTS_PER_SPAN, PAGE_SIZE
 from memsim.sim.alloc.tiny import BLOCK, object_end
 from memsim.sim.errors import FailedPrecondition, ResourceExhausted
@@ -70,7 +71,7 @@ class LiveObject:
 class Owners:
     """One core's view of the owner records (`heap` is that core's Heap, for its lock and layout)."""
 
-    def __init__(self, heap):
+    def __init__(self, heap: Heap):
         self.heap = heap
         self.a: L.HeapArrays = heap.a
 
@@ -78,7 +79,9 @@ class Owners:
 
     def entry_of(self, client: int) -> int:
         """The client's entry, or 0 if it has none."""
-        hits = np.flatnonzero(self.a.client_id == client) if client else ()
+        if not client:
+            return 0
+        hits = np.flatnonzero(self.a.client_id == client)
         return int(hits[0]) if len(hits) else 0
 
     def claim(self, client: int, lease: float, now: float) -> int:
@@ -260,7 +263,7 @@ def tiny_objects(marks: int) -> list[tuple[int, int]]:
     return [(off, object_end(marks, off) - off + 1) for off in range(BLOCK) if marks >> off & 1]
 
 
-def check_client_access(heap, addr: int, what: str) -> None:
+def check_client_access(heap: Heap, addr: int, what: str) -> None:
     """Refuse a client's free, read or write of an object of the cache (CACHE_ENTRY).
 
     A free slot is nobody's (heap.owner_word is None there), so a double free of what was once

@@ -2,9 +2,10 @@
 
 Go's mallocgc packs pointer-free objects smaller than 16 B into a per-P 16-byte block
 (`c.tiny`, `c.tinyoffset`), aligning each to 8, 4 or 2 bytes by its size, and so cuts the
-number of allocations and the heap; ANCHORS §3 cites −12 % allocations, −20 % heap on a JSON
-benchmark. Go never frees a tiny object on its own (the GC frees the block when every
-object in it is dead). This machine has explicit free, so it needs what the GC provides:
+number of allocations and the heap: −12 % allocations and −20 % heap on a JSON benchmark (the
+comment above the tiny allocator in Go's runtime/malloc.go). Go never frees a tiny object on
+its own (the GC frees the block when every object in it is dead). This machine has explicit
+free, so it needs what the GC provides:
 
 - `tiny_marks[block]` (uint32): bit i = an object starts at byte i, bit 16+j = an object
   ends at byte j, for j < 15: an object with no end bit after its start ends at byte 15, so

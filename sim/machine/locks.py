@@ -1,8 +1,8 @@
 """Named cross-process locks with contention counters in shared memory.
 
 Which primitive, and why. A simulated core is a process; the locks must exclude processes,
-and a worker killed while holding one must not wedge the machine (DESIGN: "choose a lock
-that the kernel releases on holder death"). A POSIX semaphore stays locked forever when
+and a worker killed while holding one must not wedge the machine, so the lock must be one
+the kernel releases when its holder dies. A POSIX semaphore stays locked forever when
 its holder dies; a SysV semaphore with SEM_UNDO is released but costs ~3 µs a pair. An
 fcntl record lock is released by the kernel when its holder dies, costs ~1.5 µs a pair
 here (one syscall each way), waits in the kernel rather than spinning (this machine has 2

@@ -1,12 +1,14 @@
 """Physical memory: the machine's frames and the frame table.
 
 The frames are one shared segment of raw bytes, `memory_bytes` long, cut into frames of
-`frame_size` bytes (defaults 64 MiB and 4 KiB). The frame table has one entry per frame in the
-metadata segment: who owns the frame (free, the heap, a page table, a user page). Page
-replacement keeps its own state in its policy's arrays (sim/vm/lru.py), not here.
+`frame_size` bytes (defaults 64 MiB and 4 KiB). The frame table (`frame_owner`, in the
+metadata segment) says who holds each frame: nobody, the heap (sim/alloc/pagesource.py), a
+page table or a user page of virtual memory (sim/vm). What page replacement knows of a frame
+(referenced, active, its list) is the replacement policy's own state (sim/policies), and the
+dirty bit is the page-table entry's, as in Linux.
 
 Frame ownership changes only under the lock of the layer that owns the frame (the heap's
-global lock for heap frames), so the table itself needs no lock.
+lock for heap frames, the VM's pool lock for its frames), so the table itself needs no lock.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from memsim.sim.machine.shm import ArraySpec
 
 FRAME_FREE, FRAME_HEAP, FRAME_PAGETABLE, FRAME_USER = 0, 1, 2, 3
 FRAME_OWNER_NAMES = {FRAME_FREE: "free", FRAME_HEAP: "heap", FRAME_PAGETABLE: "pagetable", FRAME_USER: "user"}
+
 
 def frame_specs(memory_bytes: int, frame_size: int) -> list[ArraySpec]:
     return [ArraySpec("frame_owner", "uint8", (memory_bytes // frame_size,))]
@@ -29,7 +32,6 @@ class PhysicalMemory:
         self.data = data
         self.frame_size = frame_size
         self.size = int(data.shape[0])
-        self.nframes = self.size // frame_size
         self.frame_owner = frame_owner
 
     def set_frames(self, lo: int, hi: int, owner: int) -> None:

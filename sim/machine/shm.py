@@ -6,9 +6,9 @@ forked from that process and inherit the mapping, so nobody ever attaches by nam
 Python's resource tracker has exactly one registration per segment (cpython gh-82300:
 an attaching process would unlink the segment when it exits).
 
-Pitfalls this module exists to contain (ANCHORS §6):
+Pitfalls this module exists to contain:
 - views are made with `np.frombuffer`, never `np.ndarray(buffer=...)`, which does not pin
-  the buffer and segfaults after `close()`;
+  the buffer and segfaults after `close()` (numpy#22190);
 - `close()` raises BufferError while any view is alive, so the region drops its own views
   first and callers must not keep arrays beyond the region's life;
 - each array starts on a 64-byte boundary so per-core rows never share a cache line.
@@ -17,10 +17,12 @@ Pitfalls this module exists to contain (ANCHORS §6):
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import secrets
 from dataclasses import dataclass
 from multiprocessing import shared_memory
+from typing import Protocol, cast
 
 import numpy as np
 
@@ -65,7 +67,7 @@ class SharedRegion:
         for s in specs:
             off = _align(off)
             count = s.nbytes // np.dtype(s.dtype).itemsize
-            arr = np.frombuffer(shm.buf, dtype=s.dtype, count=count, offset=off)
+            arr = np.frombuffer(_buffer(shm), dtype=s.dtype, count=count, offset=off)
             self.arrays[s.name] = arr.reshape(s.shape)
             off += s.nbytes
 
@@ -109,7 +111,7 @@ class SharedBytes:
 
     def __init__(self, name: str, size: int):
         self._shm = _create(name, size)
-        self.data: np.ndarray = np.frombuffer(self._shm.buf, dtype=np.uint8, count=size)
+        self.data: np.ndarray = np.frombuffer(_buffer(self._shm), dtype=np.uint8, count=size)
 
     @property
     def name(self) -> str:
@@ -122,6 +124,26 @@ class SharedBytes:
     def unlink(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._shm.unlink()
+
+
+class _Internals(Protocol):
+    """The private attributes of CPython's SharedMemory (Lib/multiprocessing/shared_memory.py)
+    that this module relies on: the segment's descriptor, its mmap and the memoryview over it."""
+
+    _fd: int
+    _mmap: mmap.mmap | None
+    _buf: memoryview | None
+
+
+def _internals(shm: shared_memory.SharedMemory) -> _Internals:
+    return cast(_Internals, shm)
+
+
+def _buffer(shm: shared_memory.SharedMemory) -> memoryview:
+    buf = shm.buf
+    if buf is None:  # only after close()
+        raise ValueError(f"shared memory segment {shm.name} is closed")
+    return buf
 
 
 class SharedMemoryFull(OSError):
@@ -137,7 +159,7 @@ def _create(name: str, size: int) -> shared_memory.SharedMemory:
     """
     shm = shared_memory.SharedMemory(name=name, create=True, size=size)
     try:
-        os.posix_fallocate(shm._fd, 0, size)
+        os.posix_fallocate(_internals(shm)._fd, 0, size)
     except OSError as e:
         shm.close()
         shm.unlink()
@@ -167,8 +189,9 @@ def _close(shm: shared_memory.SharedMemory) -> None:
     try:
         shm.close()
     except BufferError:
-        shm._buf = None
-        shm._mmap = None
-        if getattr(shm, "_fd", -1) >= 0:
-            os.close(shm._fd)
-            shm._fd = -1
+        raw = _internals(shm)
+        raw._buf = None
+        raw._mmap = None
+        if raw._fd >= 0:
+            os.close(raw._fd)
+            raw._fd = -1

@@ -16,7 +16,18 @@ one import line below.
 """
 
 from memsim.sim.policies import clock, fifo, lfu, lru, s3fifo, sieve, twolist  # noqa: F401  (they register)
-from memsim.sim.policies.base import POLICIES, ArraySpec, Policy, register
+from memsim.sim.policies.base import POLICIES, ArraySpec, Policy, policy_id, policy_name, policy_names, register
 from memsim.sim.policies.keyed import Keyed, KeyedPolicy, fingerprint
 
-__all__ = ["POLICIES", "ArraySpec", "Keyed", "KeyedPolicy", "Policy", "fingerprint", "register"]
+__all__ = [
+    "POLICIES",
+    "ArraySpec",
+    "Keyed",
+    "KeyedPolicy",
+    "Policy",
+    "fingerprint",
+    "policy_id",
+    "policy_name",
+    "policy_names",
+    "register",
+]

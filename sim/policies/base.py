@@ -67,7 +67,8 @@ import numpy as np
 
 from memsim.sim.machine.shm import ArraySpec
 
-__all__ = ["CAPACITY", "POLICIES", "SIZE", "ArraySpec", "Policy", "register"]
+__all__ = ["CAPACITY", "POLICIES", "SIZE", "ArraySpec", "Policy", "policy_id", "policy_name", "policy_names",
+           "register"]
 
 # the two pol_meta cells every policy has; a policy's own scalars follow
 CAPACITY = 0
@@ -201,6 +202,13 @@ class Policy(ABC):
     def _present(slot: int) -> ValueError:
         return ValueError(f"slot {slot} is already present: insert() is for new entries, use hit()")
 
+    def _index(self, slot: object) -> int:
+        """slot as an index of the policy's arrays, or -1 if it is none (not an integer, or outside
+        [0, slots)): what __contains__ asks before its one array read."""
+        if isinstance(slot, int | np.integer) and 0 <= slot < self.slots:
+            return int(slot)
+        return -1
+
     def _out_of_range(self, slot: object) -> IndexError:
         return IndexError(f"slot {slot!r} is outside [0, {self.slots}) for this {self.name!r} policy")
 
@@ -217,6 +225,23 @@ class Policy(ABC):
 POLICIES: dict[str, type[Policy]] = {}
 
 P = TypeVar("P", bound=type[Policy])
+
+
+def policy_names() -> list[str]:
+    """Every registered policy's name, in the order of their ids (`policy_id`): what a choice
+    of policy offers (MachineConfig.vm_policy, the CLI's --vm-policy)."""
+    return sorted(POLICIES)
+
+
+def policy_id(name: str) -> int:
+    """The number a shared array stores for the policy `name` (the VM's vm_meta[M_POLICY]): its
+    rank among the registered names, the same in every process forked after registration."""
+    return policy_names().index(name)
+
+
+def policy_name(pid: int) -> str:
+    """The policy a shared array's number `pid` names (the inverse of `policy_id`)."""
+    return policy_names()[pid]
 
 
 def register(name: str) -> Callable[[P], P]:

@@ -30,13 +30,14 @@ a fill and turns the next eviction into a full sweep; pass `referenced_on_insert
 for that variant (stored in pol_meta, so that every attached process agrees). One bit
 only (libCacheSim's "Clock-2" etc. keep small counters).
 
-Properties. A hit costs one bit write, no list surgery, so it scales like FIFO; misses
-sit just below LRU's (ANCHORS §9: .5027 against .5144 on Zipf 1.0, 808 objects). The hand
-is amortized O(1): each entry it skips had its bit set by an earlier hit. Not a stack
-algorithm. NOTE: the CLOCK of OSTEP's homework (paging-policy.py) is a different,
-randomised policy: each access bumps a per-page counter capped at 2 and the eviction
-probes random pages, decrementing, until it finds a zero (ANCHORS §8); its numbers will
-not match these.
+Properties. A hit costs one bit write, no list surgery, so it scales like FIFO; misses sit
+just below LRU's (.5027 against .5144 with 808 objects cached, on a 1M-request Zipf 1.0 trace
+of 100k objects (seed 42) replayed by libCacheSim 0.3.5). The hand is amortized O(1): each
+entry it skips had its bit set by an earlier hit. Not a stack algorithm. NOTE: the CLOCK of
+OSTEP's homework (paging-policy.py) is a different, randomised policy: each access bumps a
+per-page counter capped at 2 and the eviction probes random pages, decrementing, until it
+finds a zero (remzi-arpacidusseau/ostep-homework, vm-beyondphys-policy/paging-policy.py);
+its numbers will not match these.
 """
 
 from __future__ import annotations
@@ -180,10 +181,8 @@ class Clock(Policy):
         return out
 
     def __contains__(self, slot: object) -> bool:
-        try:
-            return bool(0 <= slot < self.slots and self._next[slot] >= 0)  # type: ignore[operator]
-        except TypeError:  # not a slot number at all
-            return False
+        i = self._index(slot)
+        return i >= 0 and bool(self._next[i] >= 0)
 
     def check(self) -> list[str]:
         problems: list[str] = []

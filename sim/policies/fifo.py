@@ -17,11 +17,12 @@ LRU whose hit does not move the slot, so it is written as exactly that.
 Properties. FIFO is not a stack algorithm and shows Belady's anomaly: on
 1,2,3,4,1,2,5,1,2,3,4,5 it has 9 faults with 3 frames and 10 with 4 (Belady, Nelson and
 Shedler, CACM 1969). It ignores popularity entirely, so it is the worst of the usual
-policies on skewed traces (ANCHORS §9: Zipf 1.0, 0.8 % of the objects cached, .556
-misses against LRU's .514). The modern FIFO-based policies keep its cheap hit and fix its
-blindness with one or two bits: CLOCK (reinsert if referenced), SIEVE (keep referenced
-objects in place, a hand that does not reset) and S3-FIFO (a small probationary FIFO that
-filters one-hit wonders). Same order as cachetools.FIFOCache, which it equals exactly.
+policies on skewed traces (.556 misses against LRU's .514 with 0.8 % of the objects cached, on
+a 1M-request Zipf 1.0 trace of 100k objects (seed 42) replayed by libCacheSim 0.3.5). The
+modern FIFO-based policies keep its cheap hit and fix its blindness with one or two bits:
+CLOCK (reinsert if referenced), SIEVE (keep referenced objects in place, a hand that does not
+reset) and S3-FIFO (a small probationary FIFO that filters one-hit wonders). Same order as
+cachetools.FIFOCache, which it equals exactly.
 """
 
 from __future__ import annotations

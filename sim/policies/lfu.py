@@ -45,12 +45,12 @@ oracle comparison, which is why it is pinned down here and tested against cachet
 Properties. LFU is a stack algorithm (Mattson et al. 1970), so no Belady anomaly. Under
 the independent reference model (a stationary Zipf trace), where popularity is the only
 signal, "perfect" LFU, which keeps counts for evicted keys too, is the best online policy;
-in-cache LFU forgets and comes close: ANCHORS §9 has it ~17 % below LRU's misses on Zipf
-1.0, on a par with ARC and SIEVE. Its weaknesses are
-the mirror of LRU's: counts accumulated in the past pin entries that are no longer popular
-(cache pollution under shifting popularity) and new entries, starting at 1, are the first
-victims; that is why Redis decays its counter and why W-TinyLFU adds a window and an
-admission filter.
+in-cache LFU forgets and comes close: ~17 % below LRU's misses (.4249 against .5144 with 808
+objects cached, on a 1M-request Zipf 1.0 trace of 100k objects (seed 42) replayed by
+libCacheSim 0.3.5), on a par with ARC and SIEVE. Its weaknesses are the mirror of LRU's:
+counts accumulated in the past pin entries that are no longer popular (cache pollution under
+shifting popularity) and new entries, starting at 1, are the first victims; that is why Redis
+decays its counter and why W-TinyLFU adds a window and an admission filter.
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ class LFU(Policy):
 
     def buckets(self) -> list[tuple[int, list[int]]]:
         """(count, slots from head to tail) per bucket, lowest count first; for tests and explanations."""
-        out = []
+        out: list[tuple[int, list[int]]] = []
         b = int(self._bnext[self._root])
         while b != self._root and len(out) <= self.slots:
             out.append((int(self._bcount[b]), walk(self._prev, self._next, self.slots + b, self.slots)[0]))
@@ -199,10 +199,8 @@ class LFU(Policy):
         return out
 
     def __contains__(self, slot: object) -> bool:
-        try:
-            return bool(0 <= slot < self.slots and self._bucket[slot] >= 0)  # type: ignore[operator]
-        except TypeError:  # not a slot number at all
-            return False
+        i = self._index(slot)
+        return i >= 0 and bool(self._bucket[i] >= 0)
 
     def check(self) -> list[str]:
         n, root = self.slots, self._root

@@ -27,9 +27,6 @@ array), because a list's length is state like any other and must be shared too.
 
 from __future__ import annotations
 
-from collections.abc import MutableSequence
-from typing import Any
-
 import numpy as np
 
 __all__ = [
@@ -46,11 +43,12 @@ __all__ = [
     "walk",
 ]
 
-# A list of ints or a 1-D integer NumPy array: whatever supports a[i] and a[i] = v.
-IndexArray = MutableSequence[int] | Any
+# A list of ints (the trace simulator's private storage) or a 1-D integer NumPy array (a view of
+# a SharedRegion): a[i], a[i] = v and slice stores work alike on both.
+IndexArray = list[int] | np.ndarray
 
 
-def fill(a: IndexArray, value: float, start: int = 0, stop: int | None = None) -> None:
+def fill(a: IndexArray, value: int, start: int = 0, stop: int | None = None) -> None:
     """a[start:stop] = value, on a list or an array: one C-level store either way (the
     keyspace's policy may have millions of slots, and a Python loop over them takes seconds)."""
     stop = len(a) if stop is None else stop

@@ -18,7 +18,8 @@ subset of those of size C + 1 on the same trace, so its misses never rise with c
 (no Belady anomaly; on 1,2,3,4,1,2,5,1,2,3,4,5 it has 10 faults with 3 frames, 8 with 4).
 It adapts to recency at once but cannot tell one hit from many, so a scan or a burst of
 one-hit wonders flushes the whole cache; on Zipf it sits between FIFO and the
-frequency-aware policies (ANCHORS §9). What it costs is the reason real systems
+frequency-aware policies (with 808 of 100k Zipf 1.0 objects cached, libCacheSim: FIFO .556,
+LRU .514, LFU .425, S3-FIFO .419). What it costs is the reason real systems
 approximate it: every hit writes the list (a lock, cache-line traffic across cores), so
 Redis samples 5 keys against a 24-bit clock, Linux keeps two lists and reference bits,
 and CLOCK/SIEVE replace the move by setting one bit. This module is the yardstick those
@@ -113,10 +114,8 @@ class LRU(Policy):
         return walk(self._prev, self._next, self._head, self.slots)[0]
 
     def __contains__(self, slot: object) -> bool:
-        try:
-            return bool(0 <= slot < self.slots and self._next[slot] >= 0)  # type: ignore[operator]
-        except TypeError:  # not a slot number at all
-            return False
+        i = self._index(slot)
+        return i >= 0 and bool(self._next[i] >= 0)
 
     def check(self) -> list[str]:
         members, problems = walk(self._prev, self._next, self._head, self.slots)

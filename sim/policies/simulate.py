@@ -26,11 +26,11 @@ from __future__ import annotations
 import heapq
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from memsim.sim.policies.base import POLICIES
+from memsim.sim.policies.base import POLICIES, policy_names
 from memsim.sim.policies.keyed import Keyed, KeyedPolicy
 
 __all__ = ["SimResult", "Step", "belady", "belady_misses", "make", "replay", "run", "simulate", "zipf_trace"]
@@ -59,14 +59,14 @@ class Step(NamedTuple):
     victim: Hashable | None
 
 
-def make(policy_name: str, capacity: int, **options: object) -> Keyed:
+def make(policy_name: str, capacity: int, **options: Any) -> Keyed:
     """A fresh keyed policy by its registry name, on private storage with `capacity` slots;
     options go to its constructor (e.g. active_ratio, or slots= to hold more keys than capacity)."""
     try:
         cls = POLICIES[policy_name]
     except KeyError:
-        raise KeyError(f"unknown policy {policy_name!r}; known: {', '.join(sorted(POLICIES))}") from None
-    return Keyed(cls(capacity, **options))  # type: ignore[arg-type]
+        raise KeyError(f"unknown policy {policy_name!r}; known: {', '.join(policy_names())}") from None
+    return Keyed(cls(capacity, **options))
 
 
 def run(policy: KeyedPolicy, trace: Iterable[Hashable], capacity: int) -> SimResult:

@@ -42,10 +42,11 @@ add up to pol_meta[1], the active one's is pol_meta[3].
 
 Properties. Scan resistant where LRU is not: a burst of one-hit entries cycles through the
 inactive list and never touches the active half. The price is the new entry's short life:
-it must be hit again within one inactive-list residence (about half the cache) or it is
-gone. On a stationary Zipf trace it behaves like a segmented LRU: on ANCHORS §9's Zipf 1.0
-trace with 808 objects it misses .4557, between LRU (.5144) and 2Q (.4351), and .2585 with
-8081 (LRU .2871, 2Q .2518). Every operation is O(1).
+it must be hit again within one inactive-list residence (about half the cache) or it is gone.
+On a stationary Zipf trace it behaves like a segmented LRU: on a 1M-request Zipf 1.0 trace of
+100k objects (seed 42) replayed by libCacheSim 0.3.5, with 808 objects cached it misses .4557,
+between LRU (.5144) and 2Q (.4351), and .2585 with 8081 (LRU .2871, 2Q .2518; LRU's and 2Q's
+figures are libCacheSim's). Every operation is O(1).
 """
 
 from __future__ import annotations
@@ -186,10 +187,8 @@ class TwoList(Policy):
                 walk(self._prev, self._next, self._inactive, self.slots)[0])
 
     def __contains__(self, slot: object) -> bool:
-        try:
-            return bool(0 <= slot < self.slots and self._where[slot])  # type: ignore[operator]
-        except TypeError:  # not a slot number at all
-            return False
+        i = self._index(slot)
+        return i >= 0 and bool(self._where[i])
 
     def check(self) -> list[str]:
         inactive, problems = walk(self._prev, self._next, self._inactive, self.slots)

@@ -23,13 +23,14 @@ from __future__ import annotations
 from memsim.sim.errors import ResourceExhausted
 from memsim.sim.machine.locks import SharedLock
 from memsim.sim.policies import POLICIES, Policy, fingerprint
+from memsim.sim.policies import policy_name as registered_name
 from memsim.sim.vm.frames import FramePool
 from memsim.sim.vm.layout import HUGE_TAIL, M_POLICY, VMArrays
 
 
 def policy_name(a: VMArrays) -> str:
-    """The policy the machine was booted with (vm_meta[M_POLICY] indexes the sorted names)."""
-    return sorted(POLICIES)[int(a.vm_meta[M_POLICY])]
+    """The policy the machine was booted with (vm_meta[M_POLICY] holds its `policy_id`)."""
+    return registered_name(int(a.vm_meta[M_POLICY]))
 
 
 def make_policy(a: VMArrays, nframes: int, init: bool) -> Policy:

@@ -124,7 +124,7 @@ class VM(MM):
 def boot(a: VMArrays, mem: PhysicalMemory, pool_base: int, pool_frames: int, swap_slots: int, policy: int,
          thp: str, hugetlb_pages: int) -> None:
     """Lay the VM's shared state out, empty, before any core runs: the pool (the frames from pool_base),
-    swap's slot count, the policy (its index in sorted(POLICIES)), the THP mode and the hugetlb
+    swap's slot count, the policy (its `policy_id`), the THP mode and the hugetlb
     reservation (refused if the pool cannot hold that many huge pages)."""
     FramePool.initialise(a.vm_free, a.vm_meta, pool_base, pool_frames)
     if not pool_frames:
