@@ -30,9 +30,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
-from memsim.sim.cache import config as cfgmod
-from memsim.sim.cache.evict import LFU_POLICIES, estimate_idle_ms, lfu_decr_and_return, lfu_minutes, lru_clock
-from memsim.sim.cache.eviction import OOMError
+from memsim.sim.cache.config import parse_config
+from memsim.sim.cache.evict import (
+    LFU_POLICIES,
+    OOMError,
+    estimate_idle_ms,
+    lfu_decr_and_return,
+    lfu_minutes,
+    lru_clock,
+)
+from memsim.sim.cache.expire import parse_expire
 from memsim.sim.cache.glob import (
     MATCH_STEPS,
     MAX_PATTERN_BYTES,
@@ -41,7 +48,10 @@ from memsim.sim.cache.glob import (
     MatchBudgetSpent,
     compile_glob,
 )
-from memsim.sim.cache.keyspace import K_COMMANDS, K_REJECTED, MAX_EXPIRE_MS, Keyspace, parse_int64, string2ll
+from memsim.sim.cache.keyspace import Keyspace
+from memsim.sim.cache.layout import K_COMMANDS, K_REJECTED
+from memsim.sim.cache.t_string import parse_set_options
+from memsim.sim.cache.util import parse_int64, string2ll
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, SimError
 
 log = logging.getLogger("memsim.cache")
@@ -61,7 +71,6 @@ CURSOR_BYTES = 20
 
 # Redis's own messages, worded once
 E_SYNTAX = "ERR syntax error"
-E_NOT_INT = "ERR value is not an integer or out of range"
 
 
 class CommandFailed(SimError):
@@ -182,33 +191,9 @@ def _get(c: Commands, a: list[bytes]) -> Reply:
 
 @command("set", -3, denyoom=True)
 def _set(c: Commands, a: list[bytes]) -> Reply:
-    nx = xx = get = keepttl = False
-    expire_at = 0
-    i = 3
-    while i < len(a):
-        opt = _upper(a[i])
-        if opt == "NX" and not xx:
-            nx = True
-        elif opt == "XX" and not nx:
-            xx = True
-        elif opt == "GET":
-            get = True
-        elif opt == "KEEPTTL" and not expire_at:
-            keepttl = True
-        elif opt in ("EX", "PX", "EXAT", "PXAT") and not keepttl and not expire_at and i + 1 < len(a):
-            i += 1
-            n = _int(a[i])
-            if n <= 0 or (opt in ("EX", "EXAT") and n > (1 << 63) // 1000):
-                raise InvalidArgument("ERR invalid expire time in 'set' command")
-            now = c.clock()
-            expire_at = {"EX": now + n * 1000, "PX": now + n, "EXAT": n * 1000, "PXAT": n}[opt]
-            if expire_at > MAX_EXPIRE_MS:
-                raise InvalidArgument("ERR invalid expire time in 'set' command")
-        else:
-            raise InvalidArgument(E_SYNTAX)
-        i += 1
-    stored, old = c.ks.set(a[1], a[2], expire_at_ms=expire_at, nx=nx, xx=xx, keepttl=keepttl, get=get)
-    if get:
+    o = parse_set_options(a[3:], c.clock())
+    stored, old = c.ks.set(a[1], a[2], expire_at_ms=o.expire_at_ms, nx=o.nx, xx=o.xx, keepttl=o.keepttl, get=o.get)
+    if o.get:
         return old
     return OK if stored else None
 
@@ -285,32 +270,10 @@ def _exists(c: Commands, a: list[bytes]) -> Reply:
     return sum(c.ks.exists(k) for k in a[1:])
 
 
-LLONG_MAX = (1 << 63) - 1
-
-
 def _expire(c: Commands, a: list[bytes], unit_ms: int, absolute: bool) -> Reply:
-    """EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT with Redis 7's NX/XX/GT/LT. A time in the past deletes the key.
-    In Redis's order (expireGenericCommand): the options, then the number, then its overflow checks."""
-    flags: set[str] = set()
-    for arg in a[3:]:
-        opt = _upper(arg)
-        if opt not in ("NX", "XX", "GT", "LT"):  # a flag given twice is fine, as in Redis
-            raise InvalidArgument(f"ERR Unsupported option {bytes(arg).decode('utf-8', 'replace')[:64]}")
-        flags.add(opt)
-    if "NX" in flags and flags & {"XX", "GT", "LT"}:
-        raise InvalidArgument("ERR NX and XX, GT or LT options at the same time are not compatible")
-    if {"GT", "LT"} <= flags:
-        raise InvalidArgument("ERR GT and LT options at the same time are not compatible")
-    n = _int(a[2])
-    invalid = InvalidArgument(f"ERR invalid expire time in '{_upper(a[0]).lower()}' command")
-    if unit_ms != 1 and not -((LLONG_MAX + 1) // unit_ms) <= n <= LLONG_MAX // unit_ms:
-        raise invalid  # Redis: when > LLONG_MAX / 1000 || when < LLONG_MIN / 1000 (C truncates toward zero)
-    base = 0 if absolute else c.clock()
-    when = n * unit_ms
-    if when > LLONG_MAX - base:
-        raise invalid
-    when += base
-    return int(c.ks.expire_at(a[1], when, nx="NX" in flags, xx="XX" in flags, gt="GT" in flags, lt="LT" in flags))
+    """EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT with Redis 7's NX/XX/GT/LT. A time in the past deletes the key."""
+    x = parse_expire(a, unit_ms, absolute, c.clock())
+    return int(c.ks.expire_at(x.key, x.when_ms, nx=x.nx, xx=x.xx, gt=x.gt, lt=x.lt))
 
 
 @command("expire", -3)
@@ -488,23 +451,23 @@ def _config(c: Commands, a: list[bytes]) -> Reply:
         out: list[bytes] = []
         for arg in patterns:
             pattern = compile_glob(arg, nocase=True)  # Redis: stringmatch(pattern, name, 1)
-            for name, value in cfgmod.config_items(c.ks):
+            for name, value in c.ks.config_items():
                 if pattern.matches(name.encode()) and name.encode() not in out[::2]:
                     out += [name.encode(), value.encode()]
         return out
     if sub == "SET" and len(a) >= 4 and len(a) % 2 == 0:
         pairs = [(_upper(k).lower(), bytes(v)) for k, v in zip(a[2::2], a[3::2], strict=True)]
-        parsed = [cfgmod.parse_config(name, value) for name, value in pairs]  # all or nothing:
+        parsed = [parse_config(name, value) for name, value in pairs]  # all or nothing:
         seen: set[str] = set()
         for (param, _), (field, _) in zip(pairs, parsed, strict=True):
             if field in seen:  # Redis 7: a parameter given twice is refused
                 raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument '{param}') - "
                                       f"duplicate parameter")
             seen.add(field)
-        for field, value in parsed:
-            c.ks.config_check(field, value)  # every value is checked before any is set
-        for field, value in parsed:
-            c.ks.config_set(field, value)
+        for field, n in parsed:
+            c.ks.config_check(field, n)  # every value is checked before any is set
+        for field, n in parsed:
+            c.ks.config_set(field, n)
         return OK
     if sub == "RESETSTAT" and len(a) == 2:
         c.ks.reset_stats()
