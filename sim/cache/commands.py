@@ -1,10 +1,13 @@
 """The command table: Redis's string commands, parsed the way Redis parses them, run on a Keyspace.
 
 One entry per command, as in Redis's commands.def: the name, its arity (n = exactly n
-arguments counting the name; -n = at least n), whether it may need memory (`denyoom`: Redis
-runs performEvictions() first and refuses it with the OOM error when that fails) and its
-handler. A handler gets the keyspace context and the argument list and returns a reply of
-RESP's types, as plain Python values:
+arguments counting the name; -n = at least n), whether it may need memory (`denyoom`, Redis's
+CMD_DENYOOM) and its handler. The parsing of the larger commands lives beside what they run:
+t_string.py parses SET's options, expire.py EXPIRE's, config.py does CONFIG GET/SET. A denyoom
+command's handler runs a keyspace write declared `@denyoom` (t_string.py), and that decorator's
+wrapper (evict.py) is where admission runs, before the write, as Redis's processCommand()
+calls performEvictions(): no handler and no write path admits on its own. A handler gets the
+context and the argument list and returns a reply of RESP's types, as plain Python values:
 
     None      nil               int    integer          bytes  bulk string
     str       status ("OK")     list   array of the above
@@ -30,7 +33,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
-from memsim.sim.cache.config import parse_config
 from memsim.sim.cache.evict import (
     LFU_POLICIES,
     OOMError,
@@ -42,7 +44,6 @@ from memsim.sim.cache.evict import (
 from memsim.sim.cache.expire import parse_expire
 from memsim.sim.cache.glob import (
     MATCH_STEPS,
-    MAX_PATTERN_BYTES,
     GlobPattern,
     MatchBudget,
     MatchBudgetSpent,
@@ -443,31 +444,9 @@ def _info(c: Commands, a: list[bytes]) -> Reply:
 def _config(c: Commands, a: list[bytes]) -> Reply:
     sub = _upper(a[1])
     if sub == "GET" and len(a) >= 3:
-        patterns = list(dict.fromkeys(bytes(x) for x in a[2:]))
-        total = sum(len(x) for x in patterns)
-        if total > MAX_PATTERN_BYTES:  # compiling costs about 1 us a byte: held to one pattern's limit
-            raise InvalidArgument(f"ERR CONFIG GET patterns of {total} bytes in all, over the {MAX_PATTERN_BYTES}-byte "
-                                  f"limit")
-        out: list[bytes] = []
-        for arg in patterns:
-            pattern = compile_glob(arg, nocase=True)  # Redis: stringmatch(pattern, name, 1)
-            for name, value in c.ks.config_items():
-                if pattern.matches(name.encode()) and name.encode() not in out[::2]:
-                    out += [name.encode(), value.encode()]
-        return out
+        return c.ks.config_get([bytes(x) for x in a[2:]])
     if sub == "SET" and len(a) >= 4 and len(a) % 2 == 0:
-        pairs = [(_upper(k).lower(), bytes(v)) for k, v in zip(a[2::2], a[3::2], strict=True)]
-        parsed = [parse_config(name, value) for name, value in pairs]  # all or nothing:
-        seen: set[str] = set()
-        for (param, _), (field, _) in zip(pairs, parsed, strict=True):
-            if field in seen:  # Redis 7: a parameter given twice is refused
-                raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument '{param}') - "
-                                      f"duplicate parameter")
-            seen.add(field)
-        for field, n in parsed:
-            c.ks.config_check(field, n)  # every value is checked before any is set
-        for field, n in parsed:
-            c.ks.config_set(field, n)
+        c.ks.config_set_pairs([(_upper(k).lower(), bytes(v)) for k, v in zip(a[2::2], a[3::2], strict=True)])
         return OK
     if sub == "RESETSTAT" and len(a) == 2:
         c.ks.reset_stats()

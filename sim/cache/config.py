@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from memsim.sim.alloc.sizeclasses import PAGE_SIZE
-from memsim.sim.cache.db import Db
 from memsim.sim.cache.evict import (
     DEFAULT_LFU_DECAY_TIME,
     DEFAULT_LFU_LOG_FACTOR,
@@ -34,6 +33,7 @@ from memsim.sim.cache.evict import (
     REDIS_POLICIES,
 )
 from memsim.sim.cache.exact import FIRST_EXACT_ID, ExactPolicies, registered_policies
+from memsim.sim.cache.glob import MAX_PATTERN_BYTES, compile_glob
 from memsim.sim.cache.layout import (
     C_EXPIRE_EFFORT,
     C_LFU_DECAY_TIME,
@@ -44,6 +44,7 @@ from memsim.sim.cache.layout import (
     C_TENACITY,
     CacheConfig,
 )
+from memsim.sim.cache.stats import Stats
 from memsim.sim.cache.util import string2ll
 from memsim.sim.errors import InvalidArgument
 
@@ -179,8 +180,9 @@ def maxmemory_over_heap(value: int, heap_bytes: int) -> str | None:
     return None
 
 
-class Config(Db):
-    """CONFIG GET/SET over ks_config."""
+class Config(Stats):
+    """CONFIG GET/SET/RESETSTAT over ks_config (RESETSTAT zeroes stats.py's counters, as Redis's
+    configResetStatCommand calls resetServerStats)."""
 
     @property
     def config(self) -> CacheConfig:
@@ -191,6 +193,36 @@ class Config(Db):
         cfg = self.config
         return [(p.name, POLICY_NAMES[cfg.policy] if p.kind == POLICY else str(getattr(cfg, p.field)))
                 for p in CONFIG_PARAMS]
+
+    def config_get(self, patterns: list[bytes]) -> list[bytes]:
+        """CONFIG GET pattern...: name, value, ... for every parameter some pattern matches, once each."""
+        patterns = list(dict.fromkeys(patterns))
+        total = sum(len(x) for x in patterns)
+        if total > MAX_PATTERN_BYTES:  # compiling costs about 1 us a byte: held to one pattern's limit
+            raise InvalidArgument(f"ERR CONFIG GET patterns of {total} bytes in all, over the {MAX_PATTERN_BYTES}-byte "
+                                  f"limit")
+        out: list[bytes] = []
+        for arg in patterns:
+            pattern = compile_glob(arg, nocase=True)  # Redis: stringmatch(pattern, name, 1)
+            for name, value in self.config_items():
+                if pattern.matches(name.encode()) and name.encode() not in out[::2]:
+                    out += [name.encode(), value.encode()]
+        return out
+
+    def config_set_pairs(self, pairs: list[tuple[str, bytes]]) -> None:
+        """CONFIG SET param value ...: all or nothing, as Redis 7's (every value parsed and checked first;
+        a parameter given twice refused)."""
+        parsed = [parse_config(name, value) for name, value in pairs]
+        seen: set[str] = set()
+        for (param, _), (field, _) in zip(pairs, parsed, strict=True):
+            if field in seen:
+                raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument '{param}') - "
+                                      f"duplicate parameter")
+            seen.add(field)
+        for field, n in parsed:
+            self.config_check(field, n)
+        for field, n in parsed:
+            self.config_set(field, n)
 
     def config_check(self, name: str, value: int) -> None:
         """What config_set would refuse, refused without changing anything (CONFIG SET of several

@@ -20,12 +20,11 @@ from memsim.sim.cache.db import KeyspaceArrays
 from memsim.sim.cache.exact import exact_specs
 from memsim.sim.cache.expire import Expires
 from memsim.sim.cache.layout import cache_specs, table_size
-from memsim.sim.cache.stats import Stats
 from memsim.sim.cache.t_string import Strings
 from memsim.sim.machine.shm import ArraySpec
 
 
-class Keyspace(Strings, Expires, Config, Stats):
+class Keyspace(Strings, Expires, Config):
     """One core's handle on the shared keyspace. Like Heap: one per core process, one op at a time."""
 
 
