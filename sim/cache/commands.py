@@ -81,19 +81,24 @@ class CommandFailed(SimError):
     code, code_name = 13, "INTERNAL"
 
 
+Handler = Callable[["Commands", list[bytes]], Reply]
+
+
 @dataclass(frozen=True)
 class CommandSpec:
     name: str
     arity: int
     denyoom: bool
-    handler: Callable[[Commands, list[bytes]], Reply]
+    handler: Handler
 
 
 COMMANDS: dict[str, CommandSpec] = {}
 
 
-def command(name: str, arity: int, denyoom: bool = False):
-    def deco(fn: Callable[[Commands, list[bytes]], Reply]):
+def command(name: str, arity: int, denyoom: bool = False) -> Callable[[Handler], Handler]:
+    """Put a handler in the table under `name`."""
+
+    def deco(fn: Handler) -> Handler:
         COMMANDS[name] = CommandSpec(name, arity, denyoom, fn)
         return fn
 
@@ -277,24 +282,10 @@ def _expire(c: Commands, a: list[bytes], unit_ms: int, absolute: bool) -> Reply:
     return int(c.ks.expire_at(x.key, x.when_ms, nx=x.nx, xx=x.xx, gt=x.gt, lt=x.lt))
 
 
-@command("expire", -3)
-def _expire_s(c: Commands, a: list[bytes]) -> Reply:
-    return _expire(c, a, 1000, False)
-
-
-@command("pexpire", -3)
-def _pexpire(c: Commands, a: list[bytes]) -> Reply:
-    return _expire(c, a, 1, False)
-
-
-@command("expireat", -3)
-def _expireat(c: Commands, a: list[bytes]) -> Reply:
-    return _expire(c, a, 1000, True)
-
-
-@command("pexpireat", -3)
-def _pexpireat(c: Commands, a: list[bytes]) -> Reply:
-    return _expire(c, a, 1, True)
+# EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT: one handler, by unit and by whether the time is absolute
+for _name, _unit_ms, _absolute in (("expire", 1000, False), ("pexpire", 1, False), ("expireat", 1000, True),
+                                   ("pexpireat", 1, True)):
+    command(_name, -3)(partial(_expire, unit_ms=_unit_ms, absolute=_absolute))
 
 
 @command("ttl", 2)
