@@ -118,6 +118,11 @@ class ConfigParam:
     def bounds(self) -> tuple[int, int]:
         return (self.lo, len(POLICY_IDS) - 1) if self.kind == POLICY else (self.lo, self.hi)
 
+    @property
+    def default_text(self) -> str:
+        """The default as CONFIG GET prints it (and `memsim serve` takes it)."""
+        return POLICY_NAMES[self.default] if self.kind == POLICY else str(self.default)
+
 
 CONFIG_PARAMS: tuple[ConfigParam, ...] = (
     ConfigParam("maxmemory", "maxmemory", C_MAXMEMORY, 0, 0, 1 << 62, MEMORY),
@@ -252,7 +257,7 @@ class Config(Stats):
         registered policy: one is laid out holding every live key, oldest 24-bit field first."""
         a = self.a
         with self.all_stripes() as held:
-            held.enter_context(self.exact._locked())
+            held.enter_context(self.exact.locked())
             if pid < FIRST_EXACT_ID:
                 self.exact.lay_out(pid, [])  # none: the registered policy's state is simply no longer used
             elif pid != self.exact.active:

@@ -132,13 +132,16 @@ class ExactPolicies:
         self._views = {pid: pol}
         self.gauge[G_EXACT] = pid
 
-    def _locked(self) -> SharedLock:
+    def locked(self) -> SharedLock:
+        """keyspace/policy, to hold (the caller holds the stripe of any entry it reports)."""
         assert self.lock is not None, "a core's view has the policy lock"
         return self.lock
 
     def touched(self, e: int, new: bool) -> None:
-        """A new key took entry e (new) or entry e was read or overwritten. Caller holds e's stripe."""
-        with self._locked():
+        """A new key took entry e (new) or entry e was read or overwritten. Caller holds e's stripe, but
+        for a lock-free GET's hit (db.py's _count_read): a hit of an entry gone meanwhile is refused by
+        `e in pol`, or lands on the entry's next key, as a racy LRU stamp would in Redis."""
+        with self.locked():
             pid = self.active  # under the lock: the one laid out now
             if pid < 0:
                 return
@@ -152,7 +155,7 @@ class ExactPolicies:
         """Entry e is being deleted, its key object not yet freed. Caller holds e's stripe."""
         if self.active < 0:
             return
-        with self._locked():
+        with self.locked():
             pid = self.active
             if pid >= 0 and e in (pol := self.get(pid)):
                 pol.remove(e)
@@ -162,7 +165,7 @@ class ExactPolicies:
         where it is), read under the policy lock; None if no policy is laid out or it holds nothing."""
         if self.active < 0:
             return None
-        with self._locked():
+        with self.locked():
             pid = self.active  # again, under the lock: a switch may have come first
             if pid < 0:
                 return None
