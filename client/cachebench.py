@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from memsim.sim.cache.evict import power_law_rand  # redis-cli's powerLawRand, shared with the trace model
+from memsim.sim.cache.lrutest import power_law_rand  # redis-cli's powerLawRand, shared with the trace model
 
 MAX_LATENCY_US = 60_000_000
 WORKLOADS = ("uniform", "zipf", "hotset", "scan", "loop")

@@ -33,8 +33,9 @@ from memsim.server.limits import MAX_PIPELINE, PendingReplies, ReplyBudget
 from memsim.server.periodic import Periodic
 from memsim.server.wire import batch_stream, call_budget, check_batch_size, run_ops
 from memsim.sim.cache.commands import Commands, Reply
+from memsim.sim.cache.db import MAX_VALUE_BYTES
 from memsim.sim.cache.expire import HZ, active_expire_cycle
-from memsim.sim.cache.keyspace import MAX_VALUE_BYTES, Keyspace
+from memsim.sim.cache.keyspace import Keyspace
 from memsim.sim.errors import InvalidArgument, SimError
 from memsim.v1 import cache_pb2 as pb
 from memsim.v1 import cache_pb2_grpc
@@ -161,5 +162,6 @@ class CacheCron(Periodic):
         with self.core_lock:
             ks.sample_ops(int(time.time() * 1000))
             ks.used_memory_peak()
-            ks.shrink_to_limit()  # a lowered maxmemory is reached over a few ticks, as Redis's timer does
+            if ks.evictor is not None:  # a lowered maxmemory is reached over a few ticks, as Redis's timer does
+                ks.evictor.shrink_to_limit()
             active_expire_cycle(ks, effort=ks.config.expire_effort, hz=self.hz * self.cores)

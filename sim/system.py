@@ -24,16 +24,11 @@ from memsim.sim.alloc.heap import Heap, lock_names
 from memsim.sim.alloc.layout import MAX_CORES, HeapArrays, heap_specs
 from memsim.sim.alloc.pagesource import ARENA_BASE, FlatPhysicalSource
 from memsim.sim.alloc.sizeclasses import PAGE_SIZE
-from memsim.sim.cache.config import POLICY_IDS
-from memsim.sim.cache.eviction import Evictor
-from memsim.sim.cache.keyspace import (
-    CONFIG_FIELDS,
-    Keyspace,
-    KeyspaceArrays,
-    keyspace_lock_names,
-    keyspace_specs,
-    maxmemory_over_heap,
-)
+from memsim.sim.cache.config import POLICY_IDS, maxmemory_over_heap
+from memsim.sim.cache.db import KeyspaceArrays
+from memsim.sim.cache.evict import Evictor
+from memsim.sim.cache.keyspace import Keyspace, boot_keyspace, keyspace_specs
+from memsim.sim.cache.layout import keyspace_lock_names
 from memsim.sim.errors import FailedPrecondition, InvalidArgument
 from memsim.sim.machine.locks import LockTable, lock_specs, make_lock_file
 from memsim.sim.machine.memory import PhysicalMemory, frame_specs
@@ -64,7 +59,7 @@ class MachineConfig:
     cores: int = 4
     per_core_caches: bool = True
     global_lock: bool = False
-    max_keys: int = 65536  # entries of the cache's keyspace (sim/cache/keyspace.py)
+    max_keys: int = 65536  # entries of the cache's keyspace (sim/cache/db.py)
     maxmemory: int = 0  # the cache's limit in bytes at start (0 = none); CONFIG SET changes it later
     maxmemory_policy: str = "noeviction"  # any name of sim/cache/config.py's POLICY_IDS
     vm_memory: int = 0  # the last vm_memory bytes of physical memory are virtual memory's frame pool
@@ -177,9 +172,7 @@ class Machine:
         self.arrays = HeapArrays.from_region(self.meta.arrays)
         self.arrays.initialise()
         self.ks_arrays = KeyspaceArrays.from_region(self.meta.arrays)
-        self.ks_arrays.initialise()
-        self.ks_arrays.ks_config[CONFIG_FIELDS.index("maxmemory")] = config.maxmemory
-        self.ks_arrays.boot_policy(POLICY_IDS[config.maxmemory_policy])
+        boot_keyspace(self.ks_arrays, config.maxmemory, config.maxmemory_policy)
         self.swap_fd = make_swap_file(config.swap_slots, config.frame_size) if self.pool_frames else -1
         self._boot_vm()
         if config.heap_in_vm:  # space 0: the heap's arena, mapped (not touched) before any core runs

@@ -1,15 +1,20 @@
-"""The Redis-like cache: a shared keyspace served by every core (memsim.v1.Cache).
+"""The Redis-like cache: a shared keyspace served by every core (memsim.v1.Cache), a file per Redis file.
 
-    keyspace.py   the shared-memory hash table: 64 striped seqlocks, keys and values as
-                  allocator objects (used_memory is real bytes), Redis's string semantics
-    commands.py   the command table: Redis's parsing, replies and error texts over a Keyspace
-    config.py     CONFIG GET/SET: Redis's parameter names, memory units and policy names
+    layout.py     every shared array and named cell, and the lock guarding each
+    db.py         the hash table (db.c/dict.c): entries, lookup, DEL, SCAN, sampling, FLUSHALL,
+                  used_memory; seqlock.py: a stripe's seqlock, what lock-free GETs trust
+    t_string.py   GET, SET and its options, MSET, INCRBY..., APPEND (t_string.c)
+    expire.py     EXPIRE/TTL/PERSIST beside the active expire cycle (expire.c)
+    config.py     the parameter table and the maxmemory-policy names, CONFIG GET/SET (config.c)
+    stats.py      INFO's counters and gauges (server.c); info.py prints INFO from them
+    evict.py      admission (@denyoom) and performEvictions(): Redis's 8 policies, the LRU clock,
+                  the LFU counter, the pool (evict.c)
+    exact.py      the sim/policies registry as maxmemory-policies, its state shared by all cores
+    keyspace.py   Keyspace: the above in one object per core; laying the cache out at creation
+    commands.py   the command table and the dispatcher: Redis's parsing, replies and error texts
     glob.py       Redis's glob matching (stringmatchlen) for KEYS, SCAN MATCH, CONFIG GET
-    info.py       INFO under Redis's names, and what each memory figure means here
-    eviction.py   performEvictions(): maxmemory, Redis's eight policies, tenacity, the OOM error
-    evict.py      Redis's pure pieces: 24-bit LRU clock, LFU log counter, the 16-entry pool
-    exact.py      memsim's exact/modern policies (sim/policies) over the entries, shared by all cores
-    expire.py     Redis's active expire cycle (cursor walk, 20 keys a loop, 10 % stale, time box)
+    lrutest.py    a trace model of Redis's sampled policies and redis-cli's --lru-test workload
+    util.py       string2ll (util.c), the one integer parser
 
 The gRPC service around it is server/cache_servicer.py; the client is client/cache.py.
 """

@@ -1,10 +1,13 @@
 """The command table: Redis's string commands, parsed the way Redis parses them, run on a Keyspace.
 
 One entry per command, as in Redis's commands.def: the name, its arity (n = exactly n
-arguments counting the name; -n = at least n), whether it may need memory (`denyoom`: Redis
-runs performEvictions() first and refuses it with the OOM error when that fails) and its
-handler. A handler gets the keyspace context and the argument list and returns a reply of
-RESP's types, as plain Python values:
+arguments counting the name; -n = at least n), whether it may need memory (`denyoom`, Redis's
+CMD_DENYOOM) and its handler. The parsing of the larger commands lives beside what they run:
+t_string.py parses SET's options, expire.py EXPIRE's, config.py does CONFIG GET/SET. A denyoom
+command's handler runs a keyspace write declared `@denyoom` (t_string.py), and that decorator's
+wrapper (evict.py) is where admission runs, before the write, as Redis's processCommand()
+calls performEvictions(): no handler and no write path admits on its own. A handler gets the
+context and the argument list and returns a reply of RESP's types, as plain Python values:
 
     None      nil               int    integer          bytes  bulk string
     str       status ("OK")     list   array of the above
@@ -30,18 +33,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
-from memsim.sim.cache import config as cfgmod
-from memsim.sim.cache.evict import LFU_POLICIES, estimate_idle_ms, lfu_decr_and_return, lfu_minutes, lru_clock
-from memsim.sim.cache.eviction import OOMError
+from memsim.sim.cache.evict import (
+    LFU_POLICIES,
+    OOMError,
+    estimate_idle_ms,
+    lfu_decr_and_return,
+    lfu_minutes,
+    lru_clock,
+)
+from memsim.sim.cache.expire import parse_expire
 from memsim.sim.cache.glob import (
     MATCH_STEPS,
-    MAX_PATTERN_BYTES,
     GlobPattern,
     MatchBudget,
     MatchBudgetSpent,
     compile_glob,
 )
-from memsim.sim.cache.keyspace import K_COMMANDS, K_REJECTED, MAX_EXPIRE_MS, Keyspace, parse_int64, string2ll
+from memsim.sim.cache.keyspace import Keyspace
+from memsim.sim.cache.layout import K_COMMANDS, K_REJECTED
+from memsim.sim.cache.t_string import parse_set_options
+from memsim.sim.cache.util import parse_int64, string2ll
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, SimError
 
 log = logging.getLogger("memsim.cache")
@@ -61,7 +72,6 @@ CURSOR_BYTES = 20
 
 # Redis's own messages, worded once
 E_SYNTAX = "ERR syntax error"
-E_NOT_INT = "ERR value is not an integer or out of range"
 
 
 class CommandFailed(SimError):
@@ -71,19 +81,24 @@ class CommandFailed(SimError):
     code, code_name = 13, "INTERNAL"
 
 
+Handler = Callable[["Commands", list[bytes]], Reply]
+
+
 @dataclass(frozen=True)
 class CommandSpec:
     name: str
     arity: int
     denyoom: bool
-    handler: Callable[[Commands, list[bytes]], Reply]
+    handler: Handler
 
 
 COMMANDS: dict[str, CommandSpec] = {}
 
 
-def command(name: str, arity: int, denyoom: bool = False):
-    def deco(fn: Callable[[Commands, list[bytes]], Reply]):
+def command(name: str, arity: int, denyoom: bool = False) -> Callable[[Handler], Handler]:
+    """Put a handler in the table under `name`."""
+
+    def deco(fn: Handler) -> Handler:
         COMMANDS[name] = CommandSpec(name, arity, denyoom, fn)
         return fn
 
@@ -182,33 +197,9 @@ def _get(c: Commands, a: list[bytes]) -> Reply:
 
 @command("set", -3, denyoom=True)
 def _set(c: Commands, a: list[bytes]) -> Reply:
-    nx = xx = get = keepttl = False
-    expire_at = 0
-    i = 3
-    while i < len(a):
-        opt = _upper(a[i])
-        if opt == "NX" and not xx:
-            nx = True
-        elif opt == "XX" and not nx:
-            xx = True
-        elif opt == "GET":
-            get = True
-        elif opt == "KEEPTTL" and not expire_at:
-            keepttl = True
-        elif opt in ("EX", "PX", "EXAT", "PXAT") and not keepttl and not expire_at and i + 1 < len(a):
-            i += 1
-            n = _int(a[i])
-            if n <= 0 or (opt in ("EX", "EXAT") and n > (1 << 63) // 1000):
-                raise InvalidArgument("ERR invalid expire time in 'set' command")
-            now = c.clock()
-            expire_at = {"EX": now + n * 1000, "PX": now + n, "EXAT": n * 1000, "PXAT": n}[opt]
-            if expire_at > MAX_EXPIRE_MS:
-                raise InvalidArgument("ERR invalid expire time in 'set' command")
-        else:
-            raise InvalidArgument(E_SYNTAX)
-        i += 1
-    stored, old = c.ks.set(a[1], a[2], expire_at_ms=expire_at, nx=nx, xx=xx, keepttl=keepttl, get=get)
-    if get:
+    o = parse_set_options(a[3:], c.clock())
+    stored, old = c.ks.set(a[1], a[2], expire_at_ms=o.expire_at_ms, nx=o.nx, xx=o.xx, keepttl=o.keepttl, get=o.get)
+    if o.get:
         return old
     return OK if stored else None
 
@@ -285,52 +276,16 @@ def _exists(c: Commands, a: list[bytes]) -> Reply:
     return sum(c.ks.exists(k) for k in a[1:])
 
 
-LLONG_MAX = (1 << 63) - 1
-
-
 def _expire(c: Commands, a: list[bytes], unit_ms: int, absolute: bool) -> Reply:
-    """EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT with Redis 7's NX/XX/GT/LT. A time in the past deletes the key.
-    In Redis's order (expireGenericCommand): the options, then the number, then its overflow checks."""
-    flags: set[str] = set()
-    for arg in a[3:]:
-        opt = _upper(arg)
-        if opt not in ("NX", "XX", "GT", "LT"):  # a flag given twice is fine, as in Redis
-            raise InvalidArgument(f"ERR Unsupported option {bytes(arg).decode('utf-8', 'replace')[:64]}")
-        flags.add(opt)
-    if "NX" in flags and flags & {"XX", "GT", "LT"}:
-        raise InvalidArgument("ERR NX and XX, GT or LT options at the same time are not compatible")
-    if {"GT", "LT"} <= flags:
-        raise InvalidArgument("ERR GT and LT options at the same time are not compatible")
-    n = _int(a[2])
-    invalid = InvalidArgument(f"ERR invalid expire time in '{_upper(a[0]).lower()}' command")
-    if unit_ms != 1 and not -((LLONG_MAX + 1) // unit_ms) <= n <= LLONG_MAX // unit_ms:
-        raise invalid  # Redis: when > LLONG_MAX / 1000 || when < LLONG_MIN / 1000 (C truncates toward zero)
-    base = 0 if absolute else c.clock()
-    when = n * unit_ms
-    if when > LLONG_MAX - base:
-        raise invalid
-    when += base
-    return int(c.ks.expire_at(a[1], when, nx="NX" in flags, xx="XX" in flags, gt="GT" in flags, lt="LT" in flags))
+    """EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT with Redis 7's NX/XX/GT/LT. A time in the past deletes the key."""
+    x = parse_expire(a, unit_ms, absolute, c.clock())
+    return int(c.ks.expire_at(x.key, x.when_ms, nx=x.nx, xx=x.xx, gt=x.gt, lt=x.lt))
 
 
-@command("expire", -3)
-def _expire_s(c: Commands, a: list[bytes]) -> Reply:
-    return _expire(c, a, 1000, False)
-
-
-@command("pexpire", -3)
-def _pexpire(c: Commands, a: list[bytes]) -> Reply:
-    return _expire(c, a, 1, False)
-
-
-@command("expireat", -3)
-def _expireat(c: Commands, a: list[bytes]) -> Reply:
-    return _expire(c, a, 1000, True)
-
-
-@command("pexpireat", -3)
-def _pexpireat(c: Commands, a: list[bytes]) -> Reply:
-    return _expire(c, a, 1, True)
+# EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT: one handler, by unit and by whether the time is absolute
+for _name, _unit_ms, _absolute in (("expire", 1000, False), ("pexpire", 1, False), ("expireat", 1000, True),
+                                   ("pexpireat", 1, True)):
+    command(_name, -3)(partial(_expire, unit_ms=_unit_ms, absolute=_absolute))
 
 
 @command("ttl", 2)
@@ -480,31 +435,9 @@ def _info(c: Commands, a: list[bytes]) -> Reply:
 def _config(c: Commands, a: list[bytes]) -> Reply:
     sub = _upper(a[1])
     if sub == "GET" and len(a) >= 3:
-        patterns = list(dict.fromkeys(bytes(x) for x in a[2:]))
-        total = sum(len(x) for x in patterns)
-        if total > MAX_PATTERN_BYTES:  # compiling costs about 1 us a byte: held to one pattern's limit
-            raise InvalidArgument(f"ERR CONFIG GET patterns of {total} bytes in all, over the {MAX_PATTERN_BYTES}-byte "
-                                  f"limit")
-        out: list[bytes] = []
-        for arg in patterns:
-            pattern = compile_glob(arg, nocase=True)  # Redis: stringmatch(pattern, name, 1)
-            for name, value in cfgmod.config_items(c.ks):
-                if pattern.matches(name.encode()) and name.encode() not in out[::2]:
-                    out += [name.encode(), value.encode()]
-        return out
+        return c.ks.config_get([bytes(x) for x in a[2:]])
     if sub == "SET" and len(a) >= 4 and len(a) % 2 == 0:
-        pairs = [(_upper(k).lower(), bytes(v)) for k, v in zip(a[2::2], a[3::2], strict=True)]
-        parsed = [cfgmod.parse_config(name, value) for name, value in pairs]  # all or nothing:
-        seen: set[str] = set()
-        for (param, _), (field, _) in zip(pairs, parsed, strict=True):
-            if field in seen:  # Redis 7: a parameter given twice is refused
-                raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument '{param}') - "
-                                      f"duplicate parameter")
-            seen.add(field)
-        for field, value in parsed:
-            c.ks.config_check(field, value)  # every value is checked before any is set
-        for field, value in parsed:
-            c.ks.config_set(field, value)
+        c.ks.config_set_pairs([(_upper(k).lower(), bytes(v)) for k, v in zip(a[2::2], a[3::2], strict=True)])
         return OK
     if sub == "RESETSTAT" and len(a) == 2:
         c.ks.reset_stats()

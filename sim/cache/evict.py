@@ -1,31 +1,70 @@
-"""Redis's approximated eviction (src/evict.c): the 24-bit LRU clock, the 8-bit logarithmic
-LFU counter, and the 16-entry eviction pool fed by sampling.
+"""Eviction, as Redis's src/evict.c: performEvictions() and what it chooses victims with.
+
+Owns: admission (`denyoom`, `Evictor.admit`: the one place a write makes room before it runs),
+`maxmemory` enforcement with Redis's eight policies and the registered ones (exact.py), the
+24-bit LRU clock, the 8-bit logarithmic LFU counter and the 16-entry eviction pool. Touches:
+ks_evicted (its core's row), e_lru/e_expire (racy reads, as Redis's own); deletes victims through
+db.py under their stripe locks, never holding one while choosing.
 
 Why approximate. Exact LRU needs a list threaded through every key and an update of that
 list on every read; Redis instead keeps 24 bits per object and, when memory is over the
 limit, samples `maxmemory-samples` keys (default 5), scores them, and merges them into a
 small pool of the best candidates seen so far (the pool survives between evictions, which
-is what makes 5 samples nearly as good as 10: ANCHORS §1 measures 72.3 % hits for samples 5
-against 74.4 % for exact LRU on redis-cli's --lru-test). The cost is a few dictionary
-probes per eviction and no work at all on a read beyond storing a clock value.
-
-Everything here is a pure function or a small class with no storage of its own, so that the
-keyspace (whatever holds the objects and their 24-bit fields) and the trace model below use
-the same code.
+is what makes 5 samples nearly as good as 10: Redis's "Key eviction" documentation compares
+them with exact LRU on redis-cli's --lru-test, and tests/test_cache_evict.py does the same on
+lrutest.py's model). The cost is a few dictionary probes per eviction and no work at all on a
+read beyond storing a clock value.
 
 The 24-bit field, by policy:
     LRU   the LRU clock (seconds, wrapping every 2^24 s ≈ 194 days) of the last access
     LFU   16 bits of "last decrement time" in minutes | 8 bits of logarithmic counter
 Scores (higher = better victim), as evictionPoolPopulate computes them:
     LRU   idle time in ms;   LFU   255 - decayed counter;   TTL   -(expire time);   random: n/a
+
+Admission. Redis's processCommand() calls performEvictions() before every command flagged
+denyoom and refuses it with the OOM error when that fails. Here a write is a keyspace method
+decorated `@denyoom(growth)` (t_string.py): the decorator is the table's flag and its wrapper
+the one call of admission. It evicts until used_memory + growth <= maxmemory, `growth` being
+what the write will add (the whole key, value and entry for a new key, the difference for an
+existing one), outside any stripe lock (eviction takes other stripes' locks, and the lock order
+forbids stripe -> stripe); then, if no entry is free, it evicts a key for one.
+
+- `noeviction` (the default, as in Redis) refuses the write with Redis's exact OOM text;
+- `*-random` deletes a random key (volatile: among keys with a TTL);
+- `*-lru`, `*-lfu`, `volatile-ttl` sample `maxmemory-samples` keys, score them and merge them into
+  this core's pool, then delete the pool's best candidate that still exists. The pool is per core
+  (Redis has one because it has one thread); each core's pool sees the same shared 24-bit fields;
+- a registered policy (exact.py) names its victim itself.
+
+Bounded like Redis (`maxmemory-eviction-tenacity`, 0-100, default 10): a time budget of
+50 µs × tenacity up to 10, then 500 µs × 1.15^(tenacity-10), unlimited at 100, here
+multiplied by PY_SLOWDOWN because this loop is Python. Redis lets a write through when the
+budget runs out and finishes on a timer; here the write is refused instead (the OOM error), so
+that used_memory never ends above maxmemory because of a write that returned success. Two cores
+writing at the same instant can still overshoot by one value each: the check and the write are
+not one atomic step across cores. `volatile-*` with no key that has a TTL act as `noeviction`,
+as in Redis.
 """
 
 from __future__ import annotations
 
 import random
+import time
 from bisect import bisect_left
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial, wraps
+from typing import Concatenate, Generic, ParamSpec, Protocol, TypeVar
+
+import numpy as np
+
+from memsim.sim.cache.exact import FIRST_EXACT_ID, ExactPolicies
+from memsim.sim.cache.layout import C_MAXMEMORY, ENTRY_BATCH, CacheConfig
+from memsim.sim.errors import ResourceExhausted
+
+K = TypeVar("K")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 LRU_BITS = 24
 LRU_CLOCK_MAX = (1 << LRU_BITS) - 1
@@ -40,10 +79,9 @@ DEFAULT_LFU_DECAY_TIME = 1  # minutes
 # maxmemory-policy ids, as stored in the shared configuration
 NOEVICTION, ALLKEYS_LRU, ALLKEYS_LFU, ALLKEYS_RANDOM, VOLATILE_LRU, VOLATILE_LFU, VOLATILE_RANDOM, VOLATILE_TTL = \
     range(8)
-POLICY_IDS = {"noeviction": NOEVICTION, "allkeys-lru": ALLKEYS_LRU, "allkeys-lfu": ALLKEYS_LFU,
-              "allkeys-random": ALLKEYS_RANDOM, "volatile-lru": VOLATILE_LRU, "volatile-lfu": VOLATILE_LFU,
-              "volatile-random": VOLATILE_RANDOM, "volatile-ttl": VOLATILE_TTL}
-POLICY_NAMES = {v: k for k, v in POLICY_IDS.items()}
+REDIS_POLICIES = {"noeviction": NOEVICTION, "allkeys-lru": ALLKEYS_LRU, "allkeys-lfu": ALLKEYS_LFU,
+                  "allkeys-random": ALLKEYS_RANDOM, "volatile-lru": VOLATILE_LRU, "volatile-lfu": VOLATILE_LFU,
+                  "volatile-random": VOLATILE_RANDOM, "volatile-ttl": VOLATILE_TTL}
 LFU_POLICIES = (ALLKEYS_LFU, VOLATILE_LFU)
 VOLATILE_POLICIES = (VOLATILE_LRU, VOLATILE_LFU, VOLATILE_RANDOM, VOLATILE_TTL)
 
@@ -112,19 +150,19 @@ def lfu_touch(field24: int, log_factor: int, decay_time: int, now_min: int, r: f
 # -- the pool --------------------------------------------------------------------------------
 
 @dataclass
-class EvictionPool:
+class EvictionPool(Generic[K]):
     """The 16 best candidates seen so far, ascending by score (the best victim is last).
 
     Entries are never re-scored: a key that became hot again after it entered the pool
-    keeps its old score until it is popped (Redis behaves the same; #2647 notes the one pool
-    shared by all DBs). Deleted keys are skipped when popped.
+    keeps its old score until it is popped (Redis's evictionPoolPopulate behaves the same). Deleted
+    keys are skipped when popped.
     """
 
     size: int = EVPOOL_SIZE
     scores: list[int] = field(default_factory=list)
-    keys: list[Hashable] = field(default_factory=list)
+    keys: list[K] = field(default_factory=list)
 
-    def populate(self, samples: Iterable[tuple[Hashable, int]]) -> None:
+    def populate(self, samples: Iterable[tuple[K, int]]) -> None:
         """evictionPoolPopulate(): merge scored samples. A sample enters if there is room or it
         beats the worst entry; when the pool is full the worst (leftmost) entry drops out."""
         for key, score in samples:
@@ -140,7 +178,7 @@ class EvictionPool:
                 self.keys.insert(k - 1, key)
             # else: not better than anything in a full pool
 
-    def pop_best(self, exists: Callable[[Hashable], bool]) -> Hashable | None:
+    def pop_best(self, exists: Callable[[K], bool]) -> K | None:
         """Take the best candidate that still exists, discarding stale entries on the way."""
         while self.keys:
             self.scores.pop()
@@ -153,110 +191,237 @@ class EvictionPool:
         return len(self.keys)
 
 
-# -- a trace-level model of Redis's allkeys policies ----------------------------------------
 
-class SampledCache:
-    """Redis's allkeys-lru / allkeys-lfu / allkeys-random over a trace, with a virtual clock.
 
-    Capacity is in keys (the lru-test's values are all the same size). Time advances by
-    1 / ops_per_second per request, so that the LRU clock's one-second resolution and the
-    LFU's one-minute decay see a realistic request rate. What matters is how many clock
-    ticks the cache takes to turn over: a keyspace scaled down 20x from the lru-test's 1M
-    keys needs a request rate scaled down as much (the default 5,000/s stands for Redis's
-    ~100k/s on 1M keys). Sampling is uniform over the keys
-    present (Redis's dictGetSomeKeys walks random buckets: nearly uniform for a full table).
-    """
+# -- performEvictions() ----------------------------------------------------------------------
 
-    def __init__(self, capacity: int, policy: str = "allkeys-lru", samples: int = DEFAULT_SAMPLES,
-                 ops_per_second: float = 5_000.0, log_factor: int = DEFAULT_LFU_LOG_FACTOR,
-                 decay_time: int = DEFAULT_LFU_DECAY_TIME, seed: int = 0):
-        if policy not in ("allkeys-lru", "allkeys-lfu", "allkeys-random"):
-            raise ValueError(f"unknown policy {policy!r}")
-        if not 1 <= samples <= 64:
-            raise ValueError("maxmemory-samples must be between 1 and 64")
-        self.capacity = capacity
-        self.policy = policy
-        self.samples = samples
-        self.dt_ms = 1000.0 / ops_per_second
-        self.log_factor = log_factor
-        self.decay_time = decay_time
+OOM_ERROR = "OOM command not allowed when used memory > 'maxmemory'."
+PY_SLOWDOWN = 20
+
+
+class OOMError(ResourceExhausted):
+    """A write refused by maxmemory, before it ran: Redis counts it in rejected_calls, not as processed."""
+
+    def __init__(self) -> None:
+        super().__init__(OOM_ERROR)
+
+
+def time_budget_s(tenacity: int) -> float | None:
+    """Redis's evictionTimeLimitUs(), in seconds × PY_SLOWDOWN; None = unlimited."""
+    if tenacity >= 100:
+        return None
+    us = 50.0 * tenacity if tenacity <= 10 else 500.0 * 1.15 ** (tenacity - 10)
+    return us * PY_SLOWDOWN / 1e6
+
+
+class EntryFields(Protocol):
+    """The shared arrays the evictor reads (db.py's KeyspaceArrays has them)."""
+
+    e_lru: np.ndarray
+    e_expire: np.ndarray
+    e_key: np.ndarray
+    e_klen: np.ndarray
+    ks_config: np.ndarray
+    ks_evicted: np.ndarray
+
+
+class RawReader(Protocol):
+    @property
+    def core(self) -> int: ...
+    def raw(self, addr: int, n: int) -> bytes: ...
+
+
+class Evictable(Protocol):
+    """What the evictor needs of a keyspace (keyspace.py's Keyspace)."""
+
+    @property
+    def a(self) -> EntryFields: ...
+    @property
+    def heap(self) -> RawReader: ...
+    @property
+    def heap_paged(self) -> bool: ...
+    @property
+    def exact(self) -> ExactPolicies: ...
+    def clock(self) -> int: ...
+    @property
+    def config(self) -> CacheConfig: ...
+    def used_memory(self) -> int: ...
+    def any_volatile(self) -> bool: ...
+    def entry_free(self) -> bool: ...
+    def exists(self, key: bytes) -> bool: ...
+    def key_of(self, e: int) -> bytes: ...
+    def evict(self, key: bytes, volatile: bool) -> bool: ...
+    def sample_entries(self, rng: random.Random, n: int, volatile: bool = False) -> list[int]: ...
+
+
+class Evictor:
+    """performEvictions() for one core's keyspace, with this core's pool and random generator."""
+
+    def __init__(self, ks: Evictable, seed: int | None = None):
+        self.ks = ks
+        self.pool: EvictionPool[bytes] = EvictionPool()
         self.rng = random.Random(seed)
-        self.pool = EvictionPool()
-        self.field: dict[Hashable, int] = {}  # key -> its 24-bit LRU/LFU field
-        self.keys: list[Hashable] = []  # for O(1) uniform sampling
-        self.pos: dict[Hashable, int] = {}
-        self.now_ms = 0.0
-        self.hits = self.misses = self.evictions = 0
 
-    def _now(self) -> tuple[int, int]:
-        return lru_clock(int(self.now_ms)), lfu_minutes(self.now_ms / 1000.0)
+    def admit(self, growth: Callable[[], int]) -> None:
+        """Before a denyoom write: make room for what it will add (growth() is asked only when
+        maxmemory is set), then an entry for a new key if none is free. Caller holds no stripe lock."""
+        if int(self.ks.a.ks_config[C_MAXMEMORY]):
+            self.make_room(growth())
+        self.entry_room()
 
-    def _stamp(self, key: Hashable, new: bool) -> None:
-        clock, minutes = self._now()
-        if self.policy == "allkeys-lfu":
-            old = lfu_pack(minutes, LFU_INIT_VAL) if new else self.field[key]
-            self.field[key] = old if new else lfu_touch(old, self.log_factor, self.decay_time, minutes,
-                                                        self.rng.random())
-        else:
-            self.field[key] = clock
+    def make_room(self, incoming: int) -> int:
+        """Evict until used_memory + incoming <= maxmemory. Returns keys evicted; raises the OOM error."""
+        cfg = self.ks.config
+        limit = cfg.maxmemory
+        if limit == 0 or self.ks.used_memory() + incoming <= limit:
+            return 0
+        if cfg.policy == NOEVICTION or incoming > limit:  # a write bigger than maxmemory: evict nothing for it
+            raise OOMError()
+        volatile = cfg.policy in VOLATILE_POLICIES
+        if volatile and not self.ks.any_volatile():
+            raise OOMError()  # no key has a TTL: nothing to sample for, refuse at once
+        budget = time_budget_s(cfg.tenacity)
+        t0 = time.perf_counter()
+        evicted = 0
+        misses = 0
+        while self.ks.used_memory() + incoming > limit:
+            # Like Redis, look at the clock every 16 evicted keys, not before the first one.
+            if budget is not None and evicted and evicted % 16 == 0 and time.perf_counter() - t0 > budget:
+                raise OOMError()
+            key = self._victim(cfg)
+            if key is None:  # nothing evictable (e.g. volatile-* and no key has a TTL)
+                raise OOMError()
+            if self.ks.evict(key, volatile):
+                evicted += 1
+                self._count(cfg.policy)
+            else:
+                misses += 1  # gone, or lost its TTL, since it was sampled
+                if misses > 1000:
+                    raise OOMError()
+        return evicted
 
-    def _score(self, key: Hashable) -> int:
-        clock, minutes = self._now()
-        if self.policy == "allkeys-lfu":
-            return 255 - lfu_decr_and_return(self.field[key], self.decay_time, minutes)
-        return estimate_idle_ms(self.field[key], clock)
+    def shrink_to_limit(self) -> int:
+        """Evict down to maxmemory now (CONFIG SET lowering it, and the cron), as Redis's
+        performEvictions() does from its timer once a limit is lowered. Bounded by tenacity; what is
+        left is done by the next call. Returns keys evicted."""
+        limit = int(self.ks.a.ks_config[C_MAXMEMORY])
+        if not limit or self.ks.used_memory() <= limit:
+            return 0
+        try:
+            return self.make_room(0)
+        except ResourceExhausted:
+            return 0  # noeviction, or the time budget ran out: writes keep being refused until it is done
 
-    def _remove(self, key: Hashable) -> None:
-        i = self.pos.pop(key)
-        last = self.keys.pop()
-        if i < len(self.keys):
-            self.keys[i] = last
-            self.pos[last] = i
-        del self.field[key]
+    def entry_room(self) -> None:
+        """A new key needs an entry: when none is free (here or in the shared stack) and the policy
+        evicts, evict keys for one, as running out of index is running out of memory."""
+        if self.ks.entry_free() or self.ks.config.policy == NOEVICTION:
+            return  # noeviction: taking the entry will say the keyspace is full
+        for _ in range(ENTRY_BATCH):
+            if self.ks.entry_free() or not self.evict_one():
+                return
 
-    def evict_one(self) -> Hashable:
-        if self.policy == "allkeys-random":
-            victim = self.keys[self.rng.randrange(len(self.keys))]
-        else:
-            victim = None
-            while victim is None:
-                picks = [self.keys[self.rng.randrange(len(self.keys))] for _ in range(self.samples)]
-                self.pool.populate((k, self._score(k)) for k in picks)
-                victim = self.pool.pop_best(self.field.__contains__)
-        self._remove(victim)
-        self.evictions += 1
-        return victim
-
-    def access(self, key: Hashable, write: bool = False) -> bool:
-        """A GET (write=False: a miss stores nothing) or a SET. Returns whether the key was present."""
-        self.now_ms += self.dt_ms
-        if key in self.field:
-            self.hits += 1
-            self._stamp(key, new=False)
-            return True
-        self.misses += 1
-        if write:
-            while len(self.keys) >= self.capacity:
-                self.evict_one()
-            self.pos[key] = len(self.keys)
-            self.keys.append(key)
-            self._stamp(key, new=True)
+    def evict_one(self) -> bool:
+        """Evict one key by the current policy, whatever used_memory is (a full keyspace needs an
+        entry). False if the policy has nothing to evict."""
+        cfg = self.ks.config
+        if cfg.policy == NOEVICTION:
+            return False
+        volatile = cfg.policy in VOLATILE_POLICIES
+        if volatile and not self.ks.any_volatile():
+            return False
+        for _ in range(16):
+            key = self._victim(cfg)
+            if key is None:
+                return False
+            if self.ks.evict(key, volatile):
+                self._count(cfg.policy)
+                return True
         return False
 
+    def _count(self, policy: int) -> None:
+        self.ks.a.ks_evicted[self.ks.heap.core, policy] += 1
 
-def power_law_rand(rng: random.Random, lo: int, hi: int, alpha: float) -> int:
-    """redis-cli's powerLawRand(): alpha 6.2 gives the 80-20 rule its --lru-test uses."""
-    hi += 1
-    r = rng.random()
-    pl = ((hi ** (alpha + 1) - lo ** (alpha + 1)) * r + lo ** (alpha + 1)) ** (1.0 / (alpha + 1))
-    return (hi - 1 - int(pl)) + lo
+    # -- choosing a victim ---------------------------------------------------------------
+
+    def _victim(self, cfg: CacheConfig) -> bytes | None:
+        return self._registered_victim() if cfg.policy >= FIRST_EXACT_ID else self._sampled_victim(cfg)
+
+    def _registered_victim(self) -> bytes | None:
+        """The registered policy's victim (exact.py): its key, read under the policy lock, or None if empty."""
+        ks = self.ks
+        if not ks.heap_paged:
+            return ks.exact.evict_entry(ks.key_of)
+        # A heap in an address space reads through the VM (its locks, maybe swap I/O): not inside a leaf
+        # lock. Read after it: a stale read names a key the evictor then fails to find, or evicts anew.
+        where = ks.exact.evict_entry(lambda e: (int(ks.a.e_key[e]), int(ks.a.e_klen[e])))
+        if where is None:
+            return None
+        addr, klen = where
+        return ks.heap.raw(addr, klen) if klen and addr else None
+
+    def _sampled_victim(self, cfg: CacheConfig) -> bytes | None:
+        ks, a = self.ks, self.ks.a
+        policy = cfg.policy
+        volatile = policy in VOLATILE_POLICIES
+        if policy in (ALLKEYS_RANDOM, VOLATILE_RANDOM):
+            for _ in range(16):
+                picks = ks.sample_entries(self.rng, 1, volatile)
+                if not picks:
+                    return None
+                key = ks.key_of(picks[0])
+                if key:  # empty: the entry was freed between the sample and the read
+                    return key
+            return None
+        for _ in range(16):  # Redis loops until the pool yields a key that still exists
+            picks = ks.sample_entries(self.rng, cfg.samples, volatile)
+            if not picks:
+                return None
+            now = ks.clock()
+            clock, minutes = lru_clock(now), lfu_minutes(now / 1000.0)
+            scored = []
+            for e in picks:
+                lru = int(a.e_lru[e])
+                if policy in LFU_POLICIES:
+                    score = 255 - lfu_decr_and_return(lru, cfg.lfu_decay_time, minutes)
+                elif policy == VOLATILE_TTL:
+                    score = -int(a.e_expire[e])  # the sooner the expiry, the better the victim
+                else:
+                    score = estimate_idle_ms(lru, clock)
+                key = ks.key_of(e)
+                if key:
+                    scored.append((key, score))
+            self.pool.populate(scored)
+            best = self.pool.pop_best(ks.exists)
+            if best is not None:
+                return best
+        return None
 
 
-def lru_test_trace(n_keys: int, cycles: int, per_cycle: int = 250, seed: int = 0) -> list[tuple[int, bool]]:
-    """redis-cli --lru-test: cycles of `per_cycle` SETs then `per_cycle` GETs on 80/20 keys."""
-    rng = random.Random(seed)
-    out: list[tuple[int, bool]] = []
-    for _ in range(cycles):
-        out.extend((power_law_rand(rng, 1, n_keys, 6.2), True) for _ in range(per_cycle))
-        out.extend((power_law_rand(rng, 1, n_keys, 6.2), False) for _ in range(per_cycle))
-    return out
+# -- admission: the one call of performEvictions() before a write ------------------------------
+
+class Admitting(Protocol):
+    evictor: Evictor | None
+
+
+A = TypeVar("A", bound=Admitting)
+
+
+def denyoom(growth: Callable[Concatenate[A, P], int], check: Callable[Concatenate[A, P], object] | None = None
+            ) -> Callable[[Callable[Concatenate[A, P], R]], Callable[Concatenate[A, P], R]]:
+    """Flag a keyspace write as Redis's CMD_DENYOOM: `check(ks, *args)` refuses bad arguments first (a
+    bad write is refused for what it is, not for memory), then admission (Evictor.admit) runs with
+    `growth(ks, *args)`, the bytes the write will add to used_memory (asked only under a maxmemory)."""
+
+    def deco(op: Callable[Concatenate[A, P], R]) -> Callable[Concatenate[A, P], R]:
+        @wraps(op)
+        def admitted(ks: A, *args: P.args, **kw: P.kwargs) -> R:
+            if check is not None:
+                check(ks, *args, **kw)
+            if ks.evictor is not None:
+                ks.evictor.admit(partial(growth, ks, *args, **kw))
+            return op(ks, *args, **kw)
+
+        return admitted
+
+    return deco

@@ -1,6 +1,7 @@
 """INFO: the cache's figures under Redis's names, as Redis's text ("# Section" and "name:value" lines).
 
-Every figure is read from shared memory, so any core answers for the whole machine.
+Owns the text (Redis's genRedisInfoString in src/server.c); the figures are stats.py's, db.py's
+and config.py's, every one read from shared memory, so any core answers for the whole machine.
 
 What the memory figures mean on this machine (Redis's meaning, translated):
 - used_memory: the allocator's usable bytes of every key and value object (size-class
@@ -29,16 +30,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from memsim.sim.cache.config import POLICY_NAMES
-from memsim.sim.cache.keyspace import (
-    ENTRY_BYTES,
-    K_COMMANDS,
-    K_EXPIRED,
-    K_HITS,
-    K_MISSES,
-    K_READ_RETRIES,
-    K_REJECTED,
-    Keyspace,
-)
+from memsim.sim.cache.db import ENTRY_BYTES
+from memsim.sim.cache.keyspace import Keyspace
+from memsim.sim.cache.layout import K_COMMANDS, K_EXPIRED, K_HITS, K_MISSES, K_READ_RETRIES, K_REJECTED
 from memsim.sim.machine.locks import LockStats
 
 DEFAULT_SECTIONS = ("server", "memory", "stats", "keyspace")

@@ -17,7 +17,7 @@ from memsim.client import Cache, InvalidArgument, ResourceExhausted
 from memsim.server.cache_servicer import execute_within
 from memsim.server.limits import ReplyBudget
 from memsim.sim.cache.commands import Commands
-from memsim.sim.cache.eviction import OOMError
+from memsim.sim.cache.evict import OOMError
 from tests.servers import running_server
 
 pytestmark = pytest.mark.integration  # every test here but one uses the module's server

@@ -19,16 +19,14 @@ from memsim.sim.cache.evict import (
     LFU_INIT_VAL,
     LRU_CLOCK_MAX,
     EvictionPool,
-    SampledCache,
     estimate_idle_ms,
     lfu_decr_and_return,
     lfu_log_incr,
     lfu_pack,
     lfu_touch,
     lru_clock,
-    lru_test_trace,
-    power_law_rand,
 )
+from memsim.sim.cache.lrutest import SampledCache, lru_test_trace, power_law_rand
 
 
 def test_lru_clock_is_24_bits_of_seconds_and_idle_survives_one_wrap():

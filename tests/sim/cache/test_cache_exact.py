@@ -19,7 +19,8 @@ import pytest
 
 from memsim.sim.cache.config import POLICY_IDS
 from memsim.sim.cache.exact import FIRST_EXACT_ID
-from memsim.sim.cache.keyspace import G_EXACT, Keyspace
+from memsim.sim.cache.keyspace import Keyspace
+from memsim.sim.cache.layout import G_EXACT
 from memsim.sim.policies import POLICIES, Keyed
 from memsim.sim.policies.simulate import zipf_trace
 from memsim.sim.system import Machine, MachineConfig

@@ -10,9 +10,10 @@ from collections import OrderedDict
 import pytest
 
 from memsim.sim.alloc.recovery import check
-from memsim.sim.cache.evict import POLICY_IDS, lru_test_trace
-from memsim.sim.cache.eviction import OOM_ERROR, Evictor, time_budget_s
+from memsim.sim.cache.config import POLICY_IDS
+from memsim.sim.cache.evict import OOM_ERROR, Evictor, time_budget_s
 from memsim.sim.cache.keyspace import Keyspace
+from memsim.sim.cache.lrutest import lru_test_trace
 from memsim.sim.errors import InvalidArgument, ResourceExhausted
 from memsim.sim.system import Machine, MachineConfig
 

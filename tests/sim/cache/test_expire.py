@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from memsim.sim.cache.expire import active_expire_cycle, cycle_parameters
-from memsim.sim.cache.keyspace import K_EXPIRED
+from memsim.sim.cache.layout import K_EXPIRED
 from memsim.sim.system import Machine, MachineConfig
 
 

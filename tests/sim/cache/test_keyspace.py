@@ -11,7 +11,9 @@ import pytest
 
 from memsim.sim.alloc.memstats import read_memstats
 from memsim.sim.alloc.recovery import check
-from memsim.sim.cache.keyspace import ENTRY_BYTES, K_EXPIRED, K_READ_RETRIES, Keyspace
+from memsim.sim.cache.db import ENTRY_BYTES
+from memsim.sim.cache.keyspace import Keyspace
+from memsim.sim.cache.layout import K_EXPIRED, K_READ_RETRIES
 from memsim.sim.errors import InvalidArgument, ResourceExhausted
 from memsim.sim.system import Machine, MachineConfig
 
