@@ -28,8 +28,8 @@ import platform
 import time
 from pathlib import Path
 
-from memsim.client.loadgen import AllocLoad, run_alloc_load
-from memsim.client.local import LocalServer, cpu_seconds
+from memsim.tools.loadgen import AllocLoad, run_alloc_load
+from memsim.tools.local import LocalServer, cpu_seconds
 
 DESIGNS = {
     "cached": {},

@@ -2,7 +2,7 @@
 
 Starts Debian's redis-server on loopback (installing the package if it is missing, see
 redis_peer.py) and a memsim server, and drives both with the same client processes and the
-same code (memsim.client.cachebench: memsim's `Cache` and redis-py's `Redis` have one API).
+same code (memsim.tools.cachebench: memsim's `Cache` and redis-py's `Redis` have one API).
 
 1. Single operations: SET, then GET, one command per round trip, `--procs` processes.
 2. Pipelined/batched: the same with pipelines of 100 (redis-py pipeline(transaction=False),
@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from redis_peer import RedisServer, ensure_redis_py, ensure_redis_server, redis_version
 
 from memsim.client.cache import Cache
-from memsim.client.cachebench import CacheLoad, run_cache_load
-from memsim.client.local import LocalServer
+from memsim.tools.cachebench import CacheLoad, run_cache_load
+from memsim.tools.local import LocalServer
 
 KEYS = 100_000
 FIT = 0.22  # share of the keys that fit, as in ANCHORS §1's lru-test setting

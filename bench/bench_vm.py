@@ -27,9 +27,9 @@ import sys
 import time
 from pathlib import Path
 
-from memsim.client.local import LocalServer
 from memsim.client.vm import VMClient
-from memsim.client.vmbench import VmLoad, run_vm_load
+from memsim.tools.local import LocalServer
+from memsim.tools.vmbench import VmLoad, run_vm_load
 
 POLICIES = ("fifo", "lru", "clock", "twolist", "sieve", "s3fifo")
 

@@ -64,7 +64,7 @@ from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
-from memsim.client.local import LocalServer
+from memsim.tools.local import LocalServer
 from memsim.v1 import cache_pb2, machine_pb2, vm_pb2
 from memsim.v1 import machine_pb2 as mpb
 

@@ -8,7 +8,7 @@ import sys
 
 from tests.servers import running_server
 
-MEMSIM = [sys.executable, "-m", "memsim.server"]
+MEMSIM = [sys.executable, "-m", "memsim.tools"]
 
 
 def run(args: list[str], timeout: float = 180) -> subprocess.CompletedProcess:

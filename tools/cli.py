@@ -86,7 +86,7 @@ parse_bytes.__name__ = "size"
 
 def value_sizes(text: str) -> str:
     """N or A-B bytes per value (`bench cache -d`)."""
-    from memsim.client.cachebench import parse_sizes
+    from memsim.tools.cachebench import parse_sizes
 
     try:
         parse_sizes(text)
@@ -203,7 +203,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     from memsim.client import Client, MemsimError
-    from memsim.client.report import render_stats, stats_to_dict
+    from memsim.tools.report import render_stats, stats_to_dict
 
     try:
         with Client(args.target, timeout=args.timeout) as c:
@@ -228,7 +228,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         if args.check:
             print("heap check: " + ("ok" if not st.heap_problems else "; ".join(st.heap_problems)))
         if listing is not None:
-            from memsim.client.report import render_objects
+            from memsim.tools.report import render_objects
 
             render_objects(listing)
     return 1 if st.heap_problems else 0
@@ -266,8 +266,8 @@ def cmd_sizeclasses(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from memsim.client.demo import run_demo
     from memsim.sim.system import MachineConfig
+    from memsim.tools.demo import run_demo
 
     try:  # the server the demo starts must be one that can start
         MachineConfig(memory_bytes=args.memory, cores=args.cores).validate()
@@ -282,7 +282,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_alloc(args: argparse.Namespace) -> int:
-    from memsim.client.loadgen import AllocLoad, run_alloc_bench
+    from memsim.tools.loadgen import AllocLoad, run_alloc_bench
 
     load = AllocLoad(target=args.target, processes=args.processes, seconds=args.seconds, batch=args.batch,
                      slots=args.slots, min_size=args.min_size, max_size=args.max_size, pin=args.pin,
@@ -301,14 +301,14 @@ def usage_error(args: argparse.Namespace, message: str) -> int:
 
 
 def cmd_cli(args: argparse.Namespace) -> int:
-    from memsim.client.repl import main_cli
+    from memsim.tools.repl import main_cli
 
     target = args.target or f"{args.host}:{args.port}"
     return main_cli(target, args.command, True if args.raw else (False if args.no_raw else None), args.timeout)
 
 
 def cmd_bench_cache(args: argparse.Namespace) -> int:
-    from memsim.client.cachebench import CacheLoad, run_cache_bench
+    from memsim.tools.cachebench import CacheLoad, run_cache_bench
 
     config = {}
     if args.maxmemory is not None:
@@ -336,14 +336,14 @@ def cmd_bench_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_vm(args: argparse.Namespace) -> int:
-    from memsim.client.vmreport import main_vm
+    from memsim.tools.vmreport import main_vm
 
     return main_vm(args.target, args.space, args.json, args.timeout)
 
 
 def cmd_bench_vm(args: argparse.Namespace) -> int:
     from memsim.client import MemsimError
-    from memsim.client.vmbench import VmLoad, run_vm_bench
+    from memsim.tools.vmbench import VmLoad, run_vm_bench
 
     load = VmLoad(target=args.target, processes=args.processes, seconds=args.seconds, pattern=args.pattern,
                   pages=args.pages, page_table=args.page_table, shared=args.shared, batch=args.batch,

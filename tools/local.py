@@ -1,6 +1,6 @@
 """Run a memsim server as a child process (for the demo, the tests and the benchmarks).
 
-The server is started as `python -m memsim.server serve --port 0 ...` in its own process
+The server is started as `python -m memsim.tools serve --port 0 ...` in its own process
 (never forked from a process that has gRPC loaded), and is known to be up once it prints
 its "serving on" line, which carries the port it chose and its worker PIDs. Stopping
 sends SIGTERM to that PID only and waits; the supervisor stops its own workers and unlinks
@@ -41,7 +41,7 @@ class LocalServer:
         return f"{self.host}:{self.port}"
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "memsim.server", "serve", "--port", "0", "--host", self.host,
+        cmd = [sys.executable, "-m", "memsim.tools", "serve", "--port", "0", "--host", self.host,
                "--cores", str(self.cores), "--memory", self.memory, "--frame-size", str(self.frame_size)]
         if self.no_caches:
             cmd.append("--no-caches")

@@ -15,9 +15,9 @@ from __future__ import annotations
 from rich.console import Console
 
 from memsim.client import Client, MemsimError
-from memsim.client.loadgen import AllocLoad, print_report, run_alloc_load
-from memsim.client.local import LocalServer
-from memsim.client.report import human, render_stats
+from memsim.tools.loadgen import AllocLoad, print_report, run_alloc_load
+from memsim.tools.local import LocalServer
+from memsim.tools.report import human, render_stats
 
 
 def run_demo(cores: int = 4, memory: int = 64 << 20, clients: int = 3, seconds: float = 3.0) -> int:
@@ -67,7 +67,7 @@ def run_demo(cores: int = 4, memory: int = 64 << 20, clients: int = 3, seconds: 
 
 def demo_cache(con: Console, target: str, seconds: float) -> None:
     from memsim.client import Cache
-    from memsim.client.cachebench import CacheLoad, run_cache_load
+    from memsim.tools.cachebench import CacheLoad, run_cache_load
 
     con.rule("the cache: Redis's commands and policies on the machine's memory")
     with Cache(target) as r:
