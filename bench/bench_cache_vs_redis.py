@@ -12,7 +12,8 @@ same code (memsim.tools.cachebench: memsim's `Cache` and redis-py's `Redis` have
    memsim's bucket array is allocated at start for max-keys and not in used_memory, so its
    share per key at this size is reported beside it.
 4. Hit ratios on redis-cli --lru-test's 80/20 workload (100,000 keys, cycles of 250 SETs and
-   250 GETs, one process), with maxmemory set so that 22 % of the keys fit (ANCHORS §1):
+   250 GETs, one process), with maxmemory set so that 22 % of the keys fit (few enough that the
+   policy decides the hit ratio):
    calibrated on each server by running the workload and scaling maxmemory until it holds
    22,000 keys (the two count bytes differently, and Redis also counts its own startup
    memory and client buffers, so equal bytes would not compare the policies),
@@ -42,11 +43,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from redis_peer import RedisServer, ensure_redis_py, ensure_redis_server, redis_version
 
 from memsim.client.cache import Cache
-from memsim.tools.cachebench import CacheLoad, run_cache_load
+from memsim.tools.cachebench import run_cache_load
+from memsim.tools.loads import CacheLoad
 from memsim.tools.local import LocalServer
 
 KEYS = 100_000
-FIT = 0.22  # share of the keys that fit, as in ANCHORS §1's lru-test setting
+FIT = 0.22  # share of the keys that fit: small enough that what the policy keeps decides the hit ratio
 ZIPF_FIT = 0.10  # Zipf(1.0) touches few distinct keys; at 22 % the cache would barely evict
 
 

@@ -1,7 +1,7 @@
 """Virtual memory on the machine, in one run: thrashing, replacement policies, THP, page-table cost.
 
 Every figure comes from real servers started here (memsim serve as a child process) and driven
-by `memsim bench vm`'s load (client/vmbench.py) or the VM client:
+by `memsim bench vm`'s load (tools/vmbench.py, on tools/harness.py) or the VM client:
 
 1. Thrashing: 2 processes, working-set pattern (shuffled sweeps over all their pages), on a
    2 MiB pool (512 frames): 100 pages each (fits) against 1000 each (does not).
@@ -28,8 +28,9 @@ import time
 from pathlib import Path
 
 from memsim.client.vm import VMClient
+from memsim.tools.loads import VmLoad
 from memsim.tools.local import LocalServer
-from memsim.tools.vmbench import VmLoad, run_vm_load
+from memsim.tools.vmbench import run_vm_load
 
 POLICIES = ("fifo", "lru", "clock", "twolist", "sieve", "s3fifo")
 

@@ -36,7 +36,7 @@ printed with its seed, service and index, and `--replay SERVICE:INDEX` (with the
 flags) runs the same sequence on a fresh server up to that call and prints its request and reply.
 `--check-every N` reads the stamps back every N calls, to pin a damage to a window of calls.
 
-Without --target the campaign starts its own server (client/local.py LocalServer) and stops it.
+Without --target the campaign starts its own server (tools/local.py's LocalServer) and stops it.
 The reusable logic (`Campaign`, `run_campaign`) is imported by tests/test_fuzz_campaign.py.
 """
 

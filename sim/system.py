@@ -78,6 +78,7 @@ class MachineConfig:
     heap_in_vm: bool = False  # the allocator's arena is an address space of the VM (sim/vm/heapsource.py)
     heap_virtual_bytes: int | None = None  # with heap_in_vm: the arena's size (default: the whole memory)
     khugepaged_ms: int = 1000  # how often a worker's khugepaged scans (Linux: scan_sleep_millisecs 10000)
+    VM_SHARE = 4  # not a field: `memsim serve` without --vm-memory gives 1/VM_SHARE of memory_bytes to the pool
 
     @property
     def heap_bytes(self) -> int:

@@ -39,59 +39,18 @@ import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from memsim.client import Cache
 from memsim.sim.cache.evict import power_law_rand  # redis-cli's powerLawRand, shared with the trace model
 from memsim.tools import harness
 from memsim.tools.harness import Lane
+from memsim.tools.loads import CacheLoad, parse_sizes
 
-WORKLOADS = ("uniform", "zipf", "hotset", "scan", "loop")
 LRU_TEST_ALPHA = 6.2  # redis-cli's --lru-test
 LRU_TEST_CYCLE = 250
-
-
-@dataclass
-class CacheLoad:
-    target: str = "127.0.0.1:50051"
-    kind: str = "memsim"  # or "redis" (target is then host:port of a redis-server)
-    processes: int = 2
-    seconds: float = 10.0
-    warmup: float = 2.0
-    workload: str = "zipf"
-    keys: int = 10_000
-    alpha: float = 1.0
-    read_ratio: float = 0.9
-    value_size: str = "32"  # "N" or "A-B"
-    pipeline: int = 100  # commands per round trip; 1 = one command per call
-    fill_on_miss: bool = True
-    scan_fraction: float = 0.3
-    seed: int = 1
-    pin: bool = False  # memsim: process i talks to core i % cores
-    progress: bool = True
-    config: dict[str, str] = field(default_factory=dict)  # CONFIG SET before the run (maxmemory, policy)
-    flush: bool = True  # FLUSHALL before the run
-    rate: float = 0.0  # total ops/s to pace at (0 = as fast as possible); see the module doc
-
-    def validate(self) -> None:
-        if self.workload not in WORKLOADS:
-            raise ValueError(f"workload {self.workload!r} is not one of {', '.join(WORKLOADS)}")
-        if not 0 <= self.read_ratio <= 1:
-            raise ValueError("read_ratio is a fraction between 0 and 1")
-        if self.keys < 1 or self.processes < 1 or self.pipeline < 1 or self.seconds <= 0:
-            raise ValueError("keys, processes, pipeline and seconds must be positive")
-        parse_sizes(self.value_size)
-
-
-def parse_sizes(spec: str) -> tuple[int, int]:
-    lo, _, hi = spec.partition("-")
-    if not lo.isdigit() or not (hi or lo).isdigit():
-        raise ValueError(f"value size {spec!r}: give N or A-B bytes, e.g. 32 or 16-256")
-    a, b = int(lo), int(hi or lo)
-    if not 0 <= a <= b:
-        raise ValueError(f"value size {spec!r}: give N or A-B with 0 <= A <= B")
-    return a, b
 
 
 class KeyChooser:
@@ -130,14 +89,33 @@ class KeyChooser:
         return self._zipf()
 
 
-def make_client(load: CacheLoad, index: int, cores: int) -> Any:
+class PipelineLike(Protocol):
+    def get(self, name: bytes) -> object: ...
+    def set(self, name: bytes, value: bytes) -> object: ...
+    def execute(self, raise_on_error: bool = ...) -> list[Any]: ...
+
+
+class RedisLike(Protocol):
+    """What the load asks of a client; memsim's Cache and redis-py's Redis both have it.
+    Replies are Any: a Redis reply is a string, an integer, nil, an array or a map."""
+
+    def get(self, name: bytes) -> Any: ...
+    def set(self, name: bytes, value: bytes) -> Any: ...
+    def pipeline(self, transaction: bool = ...) -> PipelineLike: ...
+    def info(self, section: str | None = ...) -> Any: ...
+    def dbsize(self) -> Any: ...
+    def config_get(self, pattern: str = ...) -> Any: ...
+    def config_set(self, name: str, value: Any) -> Any: ...
+    def flushall(self) -> Any: ...
+    def close(self) -> None: ...
+
+
+def make_client(load: CacheLoad, index: int, cores: int) -> RedisLike:
     if load.kind == "redis":
         import redis  # the peer, in the [bench] extra
 
         host, _, port = load.target.rpartition(":")
         return redis.Redis(host=host, port=int(port))
-    from memsim.client.cache import Cache
-
     return Cache(load.target, core=(index % cores) if load.pin else None, timeout=60)
 
 
@@ -169,7 +147,7 @@ class ProcResult:
 class _Runner:
     """One process's loop: choose keys, send commands (one by one or pipelined), count."""
 
-    def __init__(self, load: CacheLoad, lane: Lane, client: Any):
+    def __init__(self, load: CacheLoad, lane: Lane, client: RedisLike):
         self.load = load
         self.lane = lane
         self.client = client
@@ -266,14 +244,7 @@ def _worker(lane: Lane, load: CacheLoad, cores: int) -> ProcResult:
         lane.meet()  # the parent reads INFO again
         return ProcResult(runner.tally, lane.hist.encode(), elapsed)
     finally:
-        _close(client)
-
-
-def _close(client: Any) -> None:
-    """Close a memsim Cache or a redis.Redis (both have close())."""
-    close = getattr(client, "close", None)
-    if close:
-        close()
+        client.close()
 
 
 def _pace(due: float, per_step: float) -> float:
@@ -313,7 +284,7 @@ def _server_info(load: CacheLoad) -> ServerInfo:
         cfg = c.config_get("maxmemory*")
         return ServerInfo(counters, evictions, {_text(k): _text(v) for k, v in cfg.items()})
     finally:
-        _close(c)
+        c.close()
 
 
 def _text(v: Any) -> str:
@@ -339,10 +310,10 @@ def _prepare(load: CacheLoad) -> tuple[int, dict[str, str]]:
         _restore(load, saved, c)
         raise
     finally:
-        _close(c)
+        c.close()
 
 
-def _restore(load: CacheLoad, saved: dict[str, str], client: Any = None) -> None:
+def _restore(load: CacheLoad, saved: dict[str, str], client: RedisLike | None = None) -> None:
     """Give the server back the configuration the run changed (FLUSHALL's keys cannot be)."""
     if not saved:
         return
@@ -352,7 +323,7 @@ def _restore(load: CacheLoad, saved: dict[str, str], client: Any = None) -> None
             c.config_set(name, value)
     finally:
         if client is None:
-            _close(c)
+            c.close()
 
 
 def run_cache_load(load: CacheLoad) -> dict[str, Any]:

@@ -28,36 +28,11 @@ from typing import Any, TypeAlias
 from memsim.client import Client, MemsimError
 from memsim.tools import harness
 from memsim.tools.harness import Lane
+from memsim.tools.loads import AllocLoad
 from memsim.v1 import machine_pb2 as pb
 
 # A process's inbox: lists of addresses handed over to it to free, then None when its upstream is done.
 Handoffs: TypeAlias = "Queue[list[int] | None]"
-
-
-@dataclass
-class AllocLoad:
-    target: str = "127.0.0.1:50051"
-    processes: int = 4
-    seconds: float = 10.0
-    batch: int = 100  # ops per message; 1 = unary calls
-    slots: int = 1000
-    min_size: int = 8
-    max_size: int = 1000
-    pin: bool = False
-    cross_free: float = 0.1
-    seed: int = 4141
-    progress: bool = True
-
-    def validate(self) -> None:
-        """ValueError naming the first bad field, before any process starts or any call is made."""
-        if self.processes < 1 or self.slots < 1 or self.batch < 1:
-            raise ValueError("processes, slots and batch must be at least 1")
-        if not self.seconds > 0:
-            raise ValueError(f"seconds {self.seconds} must be above 0")
-        if not 1 <= self.min_size <= self.max_size:
-            raise ValueError(f"--min-size {self.min_size} and --max-size {self.max_size}: give 1 <= min <= max")
-        if not 0 <= self.cross_free <= 1:
-            raise ValueError(f"--cross-free {self.cross_free} is a fraction between 0 and 1")
 
 
 @dataclass

@@ -40,6 +40,13 @@ class LocalServer:
     def target(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        """The supervisor's PID, once started."""
+        if self.proc is None:
+            raise RuntimeError("this LocalServer is not started")
+        return self.proc.pid
+
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "memsim.tools", "serve", "--port", "0", "--host", self.host,
                "--cores", str(self.cores), "--memory", self.memory, "--frame-size", str(self.frame_size)]

@@ -92,9 +92,9 @@ def render_stats(st: pb.Stats, info: pb.MachineInfo | None = None, all_classes: 
     caches = Table(title="per-core caches (mcache)")
     for col in ("core", "hits", "refills", "flushes", "direct", "tiny", "bad frees"):
         caches.add_column(col, justify="right")
-    for c in st.caches:
-        caches.add_row(str(c.core), str(c.hits), str(c.refills), str(c.flushes), str(c.central_direct),
-                       str(c.tiny_allocs), str(c.bad_frees))
+    for mc in st.caches:
+        caches.add_row(str(mc.core), str(mc.hits), str(mc.refills), str(mc.flushes), str(mc.central_direct),
+                       str(mc.tiny_allocs), str(mc.bad_frees))
     caches.caption = "direct = operations sent straight to mcentral because caches are off"
     con.print(caches)
 

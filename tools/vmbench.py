@@ -27,33 +27,7 @@ from typing import Any
 from memsim.client import Client, MemsimError, VMClient
 from memsim.tools import harness
 from memsim.tools.harness import Lane
-
-PATTERNS = ("sequential", "random", "loop", "working-set")
-
-
-@dataclass
-class VmLoad:
-    target: str = "127.0.0.1:50051"
-    processes: int = 2
-    seconds: float = 5.0
-    pattern: str = "random"
-    pages: int = 256
-    page_table: str = "multilevel"
-    shared: bool = False
-    batch: int = 100
-    write_ratio: float = 0.3
-    seed: int = 1
-    pin: bool = False
-    progress: bool = True
-
-    def validate(self) -> None:
-        """ValueError naming what is wrong, before any process starts or any call is made."""
-        if self.pattern not in PATTERNS:
-            raise ValueError(f"pattern {self.pattern!r} is not one of {', '.join(PATTERNS)}")
-        if self.processes < 1 or self.pages < 1 or self.batch < 1 or not 0 <= self.write_ratio <= 1:
-            raise ValueError("processes, pages and batch must be at least 1, write_ratio between 0 and 1")
-        if not self.seconds > 0:
-            raise ValueError(f"seconds {self.seconds} must be above 0")
+from memsim.tools.loads import VmLoad
 
 
 class Pattern:
