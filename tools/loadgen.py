@@ -37,7 +37,6 @@ Handoffs: TypeAlias = "Queue[list[int] | None]"
 
 @dataclass
 class ProcResult:
-    index: int
     ops: int
     errors: int
     error_samples: list[str]
@@ -184,7 +183,7 @@ def _worker(lane: Lane, load: AllocLoad, cores: int, inbox: Handoffs, outbox: Ha
     except Exception as e:  # noqa: BLE001 - reported with the results, never dropped
         p.note(e)
         lane.abort()  # do not keep the others waiting for us
-    return ProcResult(lane.index, p.ops, p.errors, p.samples, lane.hist.encode(), elapsed)
+    return ProcResult(p.ops, p.errors, p.samples, lane.hist.encode(), elapsed)
 
 
 def _counter_deltas(before: pb.Stats, after: pb.Stats) -> dict[str, list[dict[str, int | str]]]:

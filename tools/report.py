@@ -1,4 +1,8 @@
-"""Turning a Stats reply into a readable table (rich) or a plain dict (JSON)."""
+"""How the allocator's figures read: a Stats/Info reply as rich tables (`memsim stats`, the demo)
+or as plain dicts (`memsim stats --json`), and object listings.
+
+Pure functions over the replies (memsim.v1 messages): they call no server and keep no state.
+"""
 
 from __future__ import annotations
 
