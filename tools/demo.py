@@ -22,7 +22,7 @@ from memsim.tools.local import LocalServer
 from memsim.tools.report import human, render_stats
 
 
-def run_demo(cores: int = 4, memory: int = 64 << 20, clients: int = 3, seconds: float = 3.0) -> int:
+def run_demo(*, cores: int, memory: int, clients: int, seconds: float) -> int:
     con = Console()
     con.rule("memsim demo")
     with LocalServer(cores=cores, memory=f"{memory}B") as srv:

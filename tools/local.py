@@ -23,9 +23,9 @@ READY = re.compile(r"serving on (\S+):(\d+) .* segments (\S+) pids ([\d ]+)")
 
 @dataclass
 class LocalServer:
-    cores: int = 4
-    memory: str = "64MiB"
-    frame_size: int = 4096
+    cores: int | None = None  # None: `memsim serve`'s default (MachineConfig's)
+    memory: str | None = None  # as --memory takes it, e.g. "64MiB"
+    frame_size: int | None = None
     no_caches: bool = False
     global_lock: bool = False
     extra: list[str] = field(default_factory=list)
@@ -48,8 +48,10 @@ class LocalServer:
         return self.proc.pid
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "memsim.tools", "serve", "--port", "0", "--host", self.host,
-               "--cores", str(self.cores), "--memory", self.memory, "--frame-size", str(self.frame_size)]
+        cmd = [sys.executable, "-m", "memsim.tools", "serve", "--port", "0", "--host", self.host]
+        for flag, value in (("--cores", self.cores), ("--memory", self.memory), ("--frame-size", self.frame_size)):
+            if value is not None:
+                cmd += [flag, str(value)]
         if self.no_caches:
             cmd.append("--no-caches")
         if self.global_lock:
