@@ -52,8 +52,6 @@ from memsim.tools.flags import (
     whole,
 )
 
-CACHE_POLICIES = list(POLICY_IDS)
-VM_POLICIES = sorted(POLICIES)
 DEFAULT = MachineConfig()  # `memsim serve`'s defaults are the machine's own
 
 
@@ -73,8 +71,8 @@ def _add_machine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vm-memory", type=parse_bytes, default=None,
                    help=f"physical memory given to virtual memory's frame pool (default: 1/{MachineConfig.VM_SHARE} "
                         f"of --memory)")
-    p.add_argument("--vm-policy", default=d.vm_policy, choices=VM_POLICIES, metavar="POLICY",
-                   help=f"page replacement: {one_of(VM_POLICIES, d.vm_policy)}")
+    p.add_argument("--vm-policy", default=d.vm_policy, choices=sorted(POLICIES), metavar="POLICY",
+                   help=f"page replacement: {one_of(sorted(POLICIES), d.vm_policy)}")
     p.add_argument("--swap", type=parse_bytes, default=d.swap_bytes, help="swap file size (default 4x --vm-memory)")
     p.add_argument("--tlb-entries", type=whole(1, 65536), default=d.tlb_entries,
                    help=f"TLB entries per core (default {d.tlb_entries})")
@@ -94,8 +92,8 @@ def _add_machine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--maxmemory", type=parse_bytes, default=d.maxmemory,
                    help=f"the cache's memory limit, as Redis's maxmemory (default {d.maxmemory} = none; CONFIG SET "
                         f"changes it)")
-    p.add_argument("--maxmemory-policy", default=d.maxmemory_policy, choices=CACHE_POLICIES, metavar="POLICY",
-                   help=f"Redis's eviction policy or memsim's: {one_of(CACHE_POLICIES, d.maxmemory_policy)}")
+    p.add_argument("--maxmemory-policy", default=d.maxmemory_policy, choices=POLICY_IDS, metavar="POLICY",
+                   help=f"Redis's eviction policy or memsim's: {one_of(POLICY_IDS, d.maxmemory_policy)}")
 
 
 def default_vm_memory(memory: int, frame_size: int) -> int:

@@ -32,8 +32,6 @@ from memsim.tools.flags import (
 )
 from memsim.tools.loads import PATTERNS, WORKLOADS, AllocLoad, CacheLoad, VmLoad, parse_sizes
 
-CACHE_POLICIES = list(POLICY_IDS)
-
 
 def value_sizes(text: str) -> str:
     """N or A-B bytes per value (`bench cache -d`)."""
@@ -165,8 +163,8 @@ def add_bench_parsers(sub: argparse._SubParsersAction[Parser]) -> argparse.Argum
     s.add_argument("--scan-fraction", type=FRACTION, default=c.scan_fraction,
                    help="share of cold sequential keys (scan)")
     s.add_argument("--maxmemory", type=redis_memory, help="CONFIG SET maxmemory for the run, restored after (e.g. 2mb)")
-    s.add_argument("--maxmemory-policy", choices=CACHE_POLICIES, metavar="POLICY",
-                   help=f"CONFIG SET maxmemory-policy for the run, restored after: {', '.join(CACHE_POLICIES)}")
+    s.add_argument("--maxmemory-policy", choices=POLICY_IDS, metavar="POLICY",
+                   help=f"CONFIG SET maxmemory-policy for the run, restored after: {', '.join(POLICY_IDS)}")
     s.add_argument("--no-flush", action="store_true", help="keep the keys already there (default: FLUSHALL)")
     s.add_argument("--rate", type=real(0), default=c.rate,
                    help="pace the load at this many ops/s in all (0 = flat out)")
