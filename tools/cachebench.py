@@ -18,7 +18,7 @@ that misses is followed by a SET of that key (cache-aside, `fill_on_miss`), so t
 is what a cache in front of a database would see. Values are random bytes, of a fixed size
 or uniform in a range.
 
-Measurement: processes are started with `spawn` (gRPC does not survive fork), warm up for
+Measurement (tools/harness.py): processes are started with `spawn` (gRPC does not survive fork), warm up for
 `warmup` seconds, meet at a barrier while the parent reads the server's INFO, run for
 `seconds`, meet again for the second INFO reading. Throughput, the client-side hit ratio
 and the server's hits/misses/evictions all cover exactly that window. Latency is per round

@@ -7,10 +7,10 @@ steps' worth of ops per stream message (or one unary call per op with --batch 1)
 fraction `cross_free` of the victims are not freed by their allocator but handed to the
 next process, which frees them: the cross-core frees that make allocators interesting.
 
-Processes are started with the `spawn` method (this process has imported gRPC, which does
-not survive fork). Latency is measured per round trip (a batch or a call) into an
-HdrHistogram per process; the parent merges them. Throughput counts ops (an alloc or a
-free each). Ops, latencies and the server's lock and cache counters all cover exactly the
+Processes are started by tools/harness.py with the `spawn` method (this process has
+imported gRPC, which does not survive fork). Latency is measured per round trip (a batch
+or a call) into an HdrHistogram per process; the parent merges them. Throughput counts
+ops (an alloc or a free each). Ops, latencies and the server's lock and cache counters all cover exactly the
 timed window: the processes fill their slots, meet at a barrier while the parent reads the
 server's counters, run, meet again for the second reading, and only then free everything.
 """

@@ -11,7 +11,7 @@ loads and stores of 8 bytes on the VM stream:
 - `working-set`: a shuffled sweep over all `pages`, again and again (the working-set model:
   when the processes' sets together exceed the pool, every sweep faults: thrashing).
 
-The parent reads vmstat at a barrier before and after the timed window, so faults, swap
+The parent reads vmstat at a barrier before and after the timed window (tools/harness.py), so faults, swap
 traffic and TLB counts cover exactly the measured accesses. Reported: accesses/s, minor and
 major faults per 1000 accesses, the TLB hit ratio, pswpin/pswpout, and p50/p99 per batch.
 """
