@@ -23,12 +23,11 @@ For each: ops/s, p50/p99 batch latency, central-lock acquisitions per op, conten
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
+from memsim.tools.harness import write_json
 from memsim.tools.loadgen import run_alloc_load
 from memsim.tools.loads import AllocLoad
 from memsim.tools.local import LocalServer, cpu_seconds
@@ -96,8 +95,7 @@ def main() -> None:
         "designs": designs(args.seconds, [int(x) for x in args.procs.split(",")]),
     }
     result["wall_s"] = time.time() - t0
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     rpc = result["rpc"]
     print(f"server CPU per op: unary {rpc['unary']['server_cpu_us_per_op']:.1f} µs, "
           f"batch of 100 {rpc['batch100']['server_cpu_us_per_op']:.1f} µs "

@@ -44,6 +44,7 @@ from redis_peer import RedisServer, ensure_redis_py, ensure_redis_server, redis_
 
 from memsim.client.cache import Cache
 from memsim.tools.cachebench import run_cache_load
+from memsim.tools.harness import write_json
 from memsim.tools.loads import CacheLoad
 from memsim.tools.local import LocalServer
 
@@ -198,8 +199,7 @@ def main() -> int:
         mc.close()
         rc.close()
     result["elapsed_s"] = round(time.time() - t_start, 1)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     print(json.dumps({"bytes_per_key_ratio": result["bytes_per_key"]["ratio"],
                       "throughput_ratios": result["throughput"]["ratios"],
                       "hit_ratio_summary": result["hit_ratio_summary"]}, indent=2))

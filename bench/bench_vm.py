@@ -20,7 +20,6 @@ by `memsim bench vm`'s load (tools/vmbench.py, on tools/harness.py) or the VM cl
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -28,6 +27,7 @@ import time
 from pathlib import Path
 
 from memsim.client.vm import VMClient
+from memsim.tools.harness import write_json
 from memsim.tools.loads import VmLoad
 from memsim.tools.local import LocalServer
 from memsim.tools.vmbench import run_vm_load
@@ -129,8 +129,7 @@ def main() -> int:
     result["huge_pages"] = huge_pages(args.seconds)
     print("page-table cost", flush=True)
     result["page_tables"] = table_cost()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     print(f"written to {args.out}")
     return 0
 

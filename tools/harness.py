@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from multiprocessing.context import SpawnContext, SpawnProcess
 from multiprocessing.queues import Queue
+from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from hdrh.histogram import HdrHistogram
@@ -250,5 +251,11 @@ def emit(report: dict[str, Any], json_path: str | None, quiet: bool, printer: Ca
     if not quiet:
         printer(report)
     if json_path:
-        with open(json_path, "w") as f:
-            json.dump(report, f, indent=2)
+        write_json(json_path, report)
+
+
+def write_json(path: str, report: dict[str, Any]) -> None:
+    """A report as indented JSON (the benches' one format), its folder made if it is missing."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
