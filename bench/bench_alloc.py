@@ -4,7 +4,8 @@ Part 1, the cost of the wire. One client process drives a 1-core server with the
 Larson-style load, first with one unary call per operation, then with 100 operations per
 stream message. Server CPU per operation = the worker's utime+stime (from /proc) over the
 run divided by the operations served. The ratio batch/unary is the figure that matters
-(ANCHORS §7: ~0.5 ms per unary call, ~3 µs per op batched in gRPC-Python).
+(roughly 0.5 ms per unary call against a few µs per op batched, in gRPC-Python: a unary call
+pays for a whole HTTP/2 request and its Python handlers, a batched op only for its share of one message).
 
 Part 2, the allocator designs on the same workload, with 1, 2 and 4 client
 processes, each pinned to its own core of a 4-core server (this host has 2 CPUs, so 4
@@ -22,14 +23,14 @@ For each: ops/s, p50/p99 batch latency, central-lock acquisitions per op, conten
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
-from memsim.client.loadgen import AllocLoad, run_alloc_load
-from memsim.client.local import LocalServer, cpu_seconds
+from memsim.tools.harness import write_json
+from memsim.tools.loadgen import run_alloc_load
+from memsim.tools.loads import AllocLoad
+from memsim.tools.local import LocalServer, cpu_seconds
 
 DESIGNS = {
     "cached": {},
@@ -94,8 +95,7 @@ def main() -> None:
         "designs": designs(args.seconds, [int(x) for x in args.procs.split(",")]),
     }
     result["wall_s"] = time.time() - t0
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     rpc = result["rpc"]
     print(f"server CPU per op: unary {rpc['unary']['server_cpu_us_per_op']:.1f} µs, "
           f"batch of 100 {rpc['batch100']['server_cpu_us_per_op']:.1f} µs "

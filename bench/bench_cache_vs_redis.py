@@ -2,7 +2,7 @@
 
 Starts Debian's redis-server on loopback (installing the package if it is missing, see
 redis_peer.py) and a memsim server, and drives both with the same client processes and the
-same code (memsim.client.cachebench: memsim's `Cache` and redis-py's `Redis` have one API).
+same code (memsim.tools.cachebench: memsim's `Cache` and redis-py's `Redis` have one API).
 
 1. Single operations: SET, then GET, one command per round trip, `--procs` processes.
 2. Pipelined/batched: the same with pipelines of 100 (redis-py pipeline(transaction=False),
@@ -12,7 +12,8 @@ same code (memsim.client.cachebench: memsim's `Cache` and redis-py's `Redis` hav
    memsim's bucket array is allocated at start for max-keys and not in used_memory, so its
    share per key at this size is reported beside it.
 4. Hit ratios on redis-cli --lru-test's 80/20 workload (100,000 keys, cycles of 250 SETs and
-   250 GETs, one process), with maxmemory set so that 22 % of the keys fit (ANCHORS §1):
+   250 GETs, one process), with maxmemory set so that 22 % of the keys fit (few enough that the
+   policy decides the hit ratio):
    calibrated on each server by running the workload and scaling maxmemory until it holds
    22,000 keys (the two count bytes differently, and Redis also counts its own startup
    memory and client buffers, so equal bytes would not compare the policies),
@@ -42,11 +43,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from redis_peer import RedisServer, ensure_redis_py, ensure_redis_server, redis_version
 
 from memsim.client.cache import Cache
-from memsim.client.cachebench import CacheLoad, run_cache_load
-from memsim.client.local import LocalServer
+from memsim.tools.cachebench import run_cache_load
+from memsim.tools.harness import write_json
+from memsim.tools.loads import CacheLoad
+from memsim.tools.local import LocalServer
 
 KEYS = 100_000
-FIT = 0.22  # share of the keys that fit, as in ANCHORS §1's lru-test setting
+FIT = 0.22  # share of the keys that fit: small enough that what the policy keeps decides the hit ratio
 ZIPF_FIT = 0.10  # Zipf(1.0) touches few distinct keys; at 22 % the cache would barely evict
 
 
@@ -196,8 +199,7 @@ def main() -> int:
         mc.close()
         rc.close()
     result["elapsed_s"] = round(time.time() - t_start, 1)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     print(json.dumps({"bytes_per_key_ratio": result["bytes_per_key"]["ratio"],
                       "throughput_ratios": result["throughput"]["ratios"],
                       "hit_ratio_summary": result["hit_ratio_summary"]}, indent=2))

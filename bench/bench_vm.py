@@ -1,7 +1,7 @@
 """Virtual memory on the machine, in one run: thrashing, replacement policies, THP, page-table cost.
 
 Every figure comes from real servers started here (memsim serve as a child process) and driven
-by `memsim bench vm`'s load (client/vmbench.py) or the VM client:
+by `memsim bench vm`'s load (tools/vmbench.py, on tools/harness.py) or the VM client:
 
 1. Thrashing: 2 processes, working-set pattern (shuffled sweeps over all their pages), on a
    2 MiB pool (512 frames): 100 pages each (fits) against 1000 each (does not).
@@ -20,16 +20,17 @@ by `memsim bench vm`'s load (client/vmbench.py) or the VM client:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
 from pathlib import Path
 
-from memsim.client.local import LocalServer
 from memsim.client.vm import VMClient
-from memsim.client.vmbench import VmLoad, run_vm_load
+from memsim.tools.harness import write_json
+from memsim.tools.loads import VmLoad
+from memsim.tools.local import LocalServer
+from memsim.tools.vmbench import run_vm_load
 
 POLICIES = ("fifo", "lru", "clock", "twolist", "sieve", "s3fifo")
 
@@ -128,8 +129,7 @@ def main() -> int:
     result["huge_pages"] = huge_pages(args.seconds)
     print("page-table cost", flush=True)
     result["page_tables"] = table_cost()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     print(f"written to {args.out}")
     return 0
 

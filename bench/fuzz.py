@@ -36,7 +36,7 @@ printed with its seed, service and index, and `--replay SERVICE:INDEX` (with the
 flags) runs the same sequence on a fresh server up to that call and prints its request and reply.
 `--check-every N` reads the stamps back every N calls, to pin a damage to a window of calls.
 
-Without --target the campaign starts its own server (client/local.py LocalServer) and stops it.
+Without --target the campaign starts its own server (tools/local.py's LocalServer) and stops it.
 The reusable logic (`Campaign`, `run_campaign`) is imported by tests/test_fuzz_campaign.py.
 """
 
@@ -64,7 +64,7 @@ from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
-from memsim.client.local import LocalServer
+from memsim.tools.local import LocalServer
 from memsim.v1 import cache_pb2, machine_pb2, vm_pb2
 from memsim.v1 import machine_pb2 as mpb
 

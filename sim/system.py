@@ -44,12 +44,16 @@ from memsim.sim.vm.vm import boot as boot_vm
 MiB = 1 << 20
 
 
+VM_SHARE = 4  # `memsim serve` without --vm-memory gives 1/VM_SHARE of the machine to the VM's pool
+
+
 def default_vm_memory(memory_bytes: int, frame_size: int) -> int:
-    """`memsim serve`'s VM pool when none is asked for: a quarter of the machine, in whole frames
-    and whole heap pages (the heap keeps the rest). A MachineConfig made without vm_memory has
-    no virtual memory at all (vm_memory=0), as the allocator's and the cache's tests want."""
+    """`memsim serve`'s VM pool when none is asked for: 1/VM_SHARE of the machine, in whole frames
+    and whole heap pages, so that the heap below the pool is whole pages too. A MachineConfig made
+    without vm_memory has no virtual memory at all (vm_memory=0), as the allocator's and the
+    cache's tests want."""
     unit = max(frame_size, PAGE_SIZE)
-    return memory_bytes // 4 // unit * unit
+    return memory_bytes // VM_SHARE // unit * unit
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class MachineConfig:
     global_lock: bool = False
     max_keys: int = 65536  # entries of the cache's keyspace (sim/cache/db.py)
     maxmemory: int = 0  # the cache's limit in bytes at start (0 = none); CONFIG SET changes it later
-    maxmemory_policy: str = "noeviction"  # any name of sim/cache/config.py's POLICY_IDS
+    maxmemory_policy: str = "noeviction"  # any name of sim/cache/config.py's maxmemory_policies()
     vm_memory: int = 0  # the last vm_memory bytes of physical memory are virtual memory's frame pool
     vm_policy: str = "twolist"  # page replacement over that pool: any sim/policies name (Linux: two lists)
     swap_bytes: int | None = None  # the swap file's size (default: 4x vm_memory)

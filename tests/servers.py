@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from memsim.client.local import LocalServer
+from memsim.tools.local import LocalServer
 
 
 def memsim_segments() -> set[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from memsim.server.cli import build_parser, machine_config
+from memsim.tools.cli import build_parser, machine_config
 from tests.servers import running_server
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from memsim.client import Client, MemsimError
-from memsim.client.local import LocalServer
+from memsim.tools.local import LocalServer
 from tests.servers import lock_waiters, page_heap_locked, running_server
 
 pytestmark = pytest.mark.integration  # every test here starts a server
@@ -62,7 +62,7 @@ def test_killed_worker_is_restarted_and_the_heap_stays_consistent():
 
 def test_kill_during_load_leaves_no_torn_state():
     with running_server(cores=2, memory="16MiB") as srv:
-        load = subprocess.Popen([sys.executable, "-m", "memsim.server", "bench", "alloc", "--target", srv.target,
+        load = subprocess.Popen([sys.executable, "-m", "memsim.tools", "bench", "alloc", "--target", srv.target,
                                  "--processes", "2", "--seconds", "4", "--pin", "--no-progress", "--quiet"],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(2.0)
@@ -83,7 +83,7 @@ def test_kill_during_load_leaves_no_torn_state():
 
 def test_ports_in_use_is_a_clear_error():
     with running_server(cores=1, memory="4MiB") as srv:
-        out = subprocess.run([sys.executable, "-m", "memsim.server", "serve", "--port", str(srv.port), "--cores", "1",
+        out = subprocess.run([sys.executable, "-m", "memsim.tools", "serve", "--port", str(srv.port), "--cores", "1",
                               "--memory", "4MiB"], capture_output=True, text=True, timeout=30)
         assert out.returncode == 2
         assert "are not all free" in out.stderr
@@ -99,7 +99,7 @@ def test_full_dev_shm_is_a_clear_error():
 
 
 def test_bad_machine_config_is_rejected():
-    out = subprocess.run([sys.executable, "-m", "memsim.server", "serve", "--port", "0", "--memory", "1000"],
+    out = subprocess.run([sys.executable, "-m", "memsim.tools", "serve", "--port", "0", "--memory", "1000"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "memory 1000 must be" in out.stderr
 

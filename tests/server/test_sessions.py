@@ -314,7 +314,7 @@ def test_a_batch_that_ends_after_its_callers_timeout_frees_what_it_allocated():
 def test_memsim_stats_lists_live_objects_by_core_and_client():
     from memsim.client import Client
 
-    memsim = [sys.executable, "-m", "memsim.server", "stats"]
+    memsim = [sys.executable, "-m", "memsim.tools", "stats"]
     with running_server(cores=2) as srv, Client(srv.target, core=1) as m:
         objs = [m.alloc(n) for n in (100, 200_000)]
         out = subprocess.run([*memsim, "--target", srv.target, "--objects"], capture_output=True, text=True,

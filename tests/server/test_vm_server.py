@@ -125,11 +125,11 @@ def test_memsim_vm_cli_prints_spaces_and_json(server):
     with VMClient(server.target) as vm:
         sp = vm.create_space(page_table="hybrid", bits=24, name="shown")
         sp.store(sp.mmap(16 * KiB, kind="heap", name="the-heap"), b"x")
-        out = subprocess.run([sys.executable, "-m", "memsim.server", "vm", "--target", server.target],
+        out = subprocess.run([sys.executable, "-m", "memsim.tools", "vm", "--target", server.target],
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         assert "vmstat" in out.stdout and "shown" in out.stdout and "the-heap" in out.stdout
-        js = subprocess.run([sys.executable, "-m", "memsim.server", "vm", "--target", server.target, "--json",
+        js = subprocess.run([sys.executable, "-m", "memsim.tools", "vm", "--target", server.target, "--json",
                              "--space", str(sp.id)], capture_output=True, text=True, timeout=60)
         data = json.loads(js.stdout)
         assert [s["name"] for s in data["spaces"]] == ["shown"]
@@ -138,7 +138,7 @@ def test_memsim_vm_cli_prints_spaces_and_json(server):
 
 
 def bench(target: str, pattern: str, pages: int, processes: int = 2) -> dict:
-    out = subprocess.run([sys.executable, "-m", "memsim.server", "bench", "vm", "--target", target, "-p",
+    out = subprocess.run([sys.executable, "-m", "memsim.tools", "bench", "vm", "--target", target, "-p",
                           str(processes), "-t", "1.5", "--pattern", pattern, "--pages", str(pages), "--json",
                           "/dev/stdout", "--quiet", "--no-progress"], capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from memsim.client.repl import SplitError, format_reply, quote, split_args
+from memsim.tools.repl import SplitError, format_reply, quote, split_args
 from tests.servers import running_server
 
 
@@ -23,7 +23,7 @@ def server():
 
 
 def cli(server, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "memsim.server", "cli", "--target", server.target, *args],
+    return subprocess.run([sys.executable, "-m", "memsim.tools", "cli", "--target", server.target, *args],
                           input=stdin, capture_output=True, text=True, timeout=60)
 
 
@@ -64,7 +64,7 @@ def test_one_command_from_the_arguments(server):
 @pytest.mark.integration
 def test_host_and_port_flags_binary_values_and_nil_as_redis_cli(server):
     host, port = server.target.rsplit(":", 1)
-    base = [sys.executable, "-m", "memsim.server", "cli", "-h", host, "-p", port]
+    base = [sys.executable, "-m", "memsim.tools", "cli", "-h", host, "-p", port]
     assert subprocess.run([*base, "PING"], capture_output=True, text=True, timeout=60).stdout == "PONG\n"
     subprocess.run([*base, "SET", "bin", os.fsdecode(b"\x01\x02\xff")], check=True, capture_output=True,
                    timeout=60)
@@ -83,7 +83,7 @@ def test_commands_from_stdin(server):
 
 @pytest.mark.integration
 def test_no_server_is_a_clear_message(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "memsim.server", "cli", "--target", "127.0.0.1:1", "--timeout", "2",
+    r = subprocess.run([sys.executable, "-m", "memsim.tools", "cli", "--target", "127.0.0.1:1", "--timeout", "2",
                         "GET", "k"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and r.stderr.startswith("Could not connect to memsim at 127.0.0.1:1") and not r.stdout
 
@@ -105,7 +105,7 @@ def _read_until(fd: int, marker: bytes, timeout: float = 20.0) -> bytes:
 def test_interactive_shell_on_a_terminal_keeps_history(server, tmp_path):
     env = {**os.environ, "HOME": str(tmp_path)}
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "memsim.server", "cli", "--target", server.target],
+    proc = subprocess.Popen([sys.executable, "-m", "memsim.tools", "cli", "--target", server.target],
                             stdin=follower, stdout=follower, stderr=follower, env=env, close_fds=True)
     os.close(follower)
     prompt = f"{server.target}> ".encode()
@@ -134,7 +134,7 @@ def test_interactive_shell_on_a_terminal_keeps_history(server, tmp_path):
 @pytest.mark.parametrize("workload", ["uniform", "zipf", "hotset", "scan", "loop"])
 def test_bench_cache_reports_throughput_latency_and_hits(server, tmp_path, workload):
     out = tmp_path / "r.json"
-    r = subprocess.run([sys.executable, "-m", "memsim.server", "bench", "cache", "--target", server.target,
+    r = subprocess.run([sys.executable, "-m", "memsim.tools", "bench", "cache", "--target", server.target,
                         "-p", "2", "-t", "1", "--warmup", "0.5", "-w", workload, "-k", "5000", "-P", "50",
                         "--maxmemory", "150kb", "--maxmemory-policy", "allkeys-lru", "--no-progress",
                         "--json", str(out)], capture_output=True, text=True, timeout=120)
@@ -146,6 +146,6 @@ def test_bench_cache_reports_throughput_latency_and_hits(server, tmp_path, workl
     # the client's count of hits and the server's keyspace_hits cover the same window
     assert abs(rep["hit_ratio"] - rep["server"]["hit_ratio"]) < 0.02
     assert rep["latency_us"]["p50"] <= rep["latency_us"]["p99"] <= rep["latency_us"]["p99.9"]
-    with subprocess.Popen([sys.executable, "-m", "memsim.server", "cli", "--target", server.target,
+    with subprocess.Popen([sys.executable, "-m", "memsim.tools", "cli", "--target", server.target,
                            "CONFIG", "SET", "maxmemory", "0"], stdout=subprocess.DEVNULL) as p:
         p.wait(30)

@@ -10,7 +10,7 @@ import pytest
 
 from tests.servers import running_server
 
-MEMSIM = [sys.executable, "-m", "memsim.server"]
+MEMSIM = [sys.executable, "-m", "memsim.tools"]
 
 
 def run(args: list[str], timeout: float = 180) -> subprocess.CompletedProcess:

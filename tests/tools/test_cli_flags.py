@@ -20,7 +20,7 @@ NOWHERE = "127.0.0.1:1"  # nothing listens there: a command that got past its fl
 
 
 def memsim(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "memsim.server", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "memsim.tools", *args], capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -98,7 +98,7 @@ def test_a_server_that_cannot_start_says_why_in_one_line_and_leaves_nothing(args
 
 
 def test_sizeclasses_json():
-    out = subprocess.run([sys.executable, "-m", "memsim.server", "sizeclasses", "--json"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "memsim.tools", "sizeclasses", "--json"], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     classes = json.loads(out.stdout)["classes"]
@@ -151,7 +151,7 @@ def test_memsim_vm_reads_at_80_columns():
         stack = sp.mmap(64 << 10, kind="stack", name="main-thread-stack")
         sp.store(heap, b"x")
         sp.store(stack + (64 << 10) - 8, b"y")
-        out = subprocess.run([sys.executable, "-m", "memsim.server", "vm", "--target", srv.target],
+        out = subprocess.run([sys.executable, "-m", "memsim.tools", "vm", "--target", srv.target],
                              capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "80"})
         sp.destroy()
     assert out.returncode == 0, out.stderr
@@ -178,7 +178,7 @@ def test_a_machine_that_cannot_be_built_is_one_line_and_leaves_no_segment():
     env = {**os.environ, "MEMSIM_SWAP_DIR": "/nonexistent/memsim-swap"}
     for args in (["serve", "--port", "0", "--cores", "1", "--memory", "4MiB"],
                  ["demo", "--cores", "1", "--memory", "4MiB", "--clients", "1", "--seconds", "0.1"]):
-        out = subprocess.run([sys.executable, "-m", "memsim.server", *args], capture_output=True, text=True,
+        out = subprocess.run([sys.executable, "-m", "memsim.tools", *args], capture_output=True, text=True,
                              timeout=120, env=env)
         assert out.returncode != 0
         for bad in ("Traceback", "leaked", "Exception ignored"):

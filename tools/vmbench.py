@@ -11,7 +11,7 @@ loads and stores of 8 bytes on the VM stream:
 - `working-set`: a shuffled sweep over all `pages`, again and again (the working-set model:
   when the processes' sets together exceed the pool, every sweep faults: thrashing).
 
-The parent reads vmstat at a barrier before and after the timed window, so faults, swap
+The parent reads vmstat at a barrier before and after the timed window (tools/harness.py), so faults, swap
 traffic and TLB counts cover exactly the measured accesses. Reported: accesses/s, minor and
 major faults per 1000 accesses, the TLB hit ratio, pswpin/pswpout, and p50/p99 per batch.
 """
@@ -19,43 +19,15 @@ major faults per 1000 accesses, the TLB hit ratio, pswpin/pswpout, and p50/p99 p
 from __future__ import annotations
 
 import contextlib
-import json
-import multiprocessing as mp
 import random
-import threading
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
-from hdrh.histogram import HdrHistogram
-
-PATTERNS = ("sequential", "random", "loop", "working-set")
-MAX_LATENCY_US = 60_000_000
-PAGE = 4096
-
-
-@dataclass
-class VmLoad:
-    target: str = "127.0.0.1:50051"
-    processes: int = 2
-    seconds: float = 5.0
-    pattern: str = "random"
-    pages: int = 256
-    page_table: str = "multilevel"
-    shared: bool = False
-    batch: int = 100
-    write_ratio: float = 0.3
-    seed: int = 1
-    pin: bool = False
-    progress: bool = True
-
-    def validate(self) -> None:
-        """ValueError naming what is wrong, before any process starts or any call is made."""
-        if self.pattern not in PATTERNS:
-            raise ValueError(f"pattern {self.pattern!r} is not one of {', '.join(PATTERNS)}")
-        if self.processes < 1 or self.pages < 1 or self.batch < 1 or not 0 <= self.write_ratio <= 1:
-            raise ValueError("processes, pages and batch must be at least 1, write_ratio between 0 and 1")
-        if not self.seconds > 0:
-            raise ValueError(f"seconds {self.seconds} must be above 0")
+from memsim.client import Client, MemsimError, VMClient
+from memsim.tools import harness
+from memsim.tools.harness import Lane
+from memsim.tools.loads import VmLoad
 
 
 class Pattern:
@@ -82,9 +54,16 @@ class Pattern:
         return self.base + self.order.pop() * page
 
 
-def _worker(i: int, load: VmLoad, space_id: int | None, cores: int, barrier, results) -> None:
-    from memsim.client.vm import VMClient
+@dataclass
+class ProcResult:
+    accesses: int
+    errors: int
+    histogram: bytes  # HdrHistogram encoding
+    elapsed: float
 
+
+def _worker(lane: Lane, load: VmLoad, space_id: int | None, cores: int) -> ProcResult:
+    i = lane.index
     vm = VMClient(load.target, core=(i % cores) if load.pin else None, timeout=120)
     sp = None
     try:
@@ -98,9 +77,7 @@ def _worker(i: int, load: VmLoad, space_id: int | None, cores: int, barrier, res
             b.execute().raise_first()
         pat = Pattern(load, i, base, page)
         rng = random.Random(i)
-        hist = HdrHistogram(1, MAX_LATENCY_US, 3)
-        barrier.wait()
-        barrier.wait()
+        lane.meet()  # the parent reads vmstat
         t0 = time.monotonic()
         end = t0 + load.seconds
         n = errors = 0
@@ -114,87 +91,62 @@ def _worker(i: int, load: VmLoad, space_id: int | None, cores: int, barrier, res
                     b.load(a, 8)
             s = time.perf_counter()
             r = b.execute()
-            hist.record_value(max(1, min(MAX_LATENCY_US, int((time.perf_counter() - s) * 1e6))))
+            lane.record(time.perf_counter() - s)
             n += len(b)
             errors += len(r.errors)
+            lane.count(n)
         elapsed = time.monotonic() - t0
-        barrier.wait()
-        results.put((i, n, errors, hist.encode(), elapsed, None))
-    except Exception as e:  # noqa: BLE001 - reported to the parent
-        barrier.abort()
-        results.put((i, 0, 0, b"", 0.0, f"{type(e).__name__}: {e}"))
+        lane.meet()  # the parent reads vmstat again
+        return ProcResult(n, errors, lane.hist.encode(), elapsed)
     finally:
         if space_id is None and sp is not None:
             with contextlib.suppress(Exception):  # the server may be gone: nothing else to free then
                 sp.destroy()  # a failed run must not leave its frames and swap to the next one
-        results.close()
-        results.join_thread()
         vm.close()
 
 
-def run_vm_load(load: VmLoad) -> dict:
-    from memsim.client.vm import VMClient
+def _cores(target: str) -> int:
+    """The server's cores, for --pin (1 if the allocator cannot say: pinning is optional)."""
+    try:
+        with Client(target) as c:
+            return c.info().cores
+    except MemsimError:
+        return 1
 
+
+def run_vm_load(load: VmLoad) -> dict[str, Any]:
     load.validate()
     with VMClient(load.target) as vm:
         shared = vm.create_space(load.page_table, name="bench-shared") if load.shared else None
-        cores = 1
         try:
-            from memsim.client.sync import Client
-
-            with Client(load.target) as c:
-                cores = c.info().cores
-        except Exception:  # noqa: BLE001 - pinning is optional
-            cores = 1
-        ctx = mp.get_context("spawn")
-        barrier = ctx.Barrier(load.processes + 1)
-        results = ctx.Queue()
-        procs = [ctx.Process(target=_worker, args=(i, load, shared.id if shared else None, cores, barrier, results),
-                             daemon=True) for i in range(load.processes)]
-        for p in procs:
-            p.start()
-        try:
-            barrier.wait(300)
-            before = vm.vmstat()
-            barrier.wait(60)
-            barrier.wait(load.seconds + 300)
-            after = vm.vmstat()
-            got = [results.get(timeout=120) for _ in procs]
-        except threading.BrokenBarrierError:
-            fatal = [r[5] for r in (results.get(timeout=30) for _ in procs) if r[5]]
-            raise RuntimeError(f"a load process failed: {fatal[0] if fatal else 'it died'}") from None
+            cores = _cores(load.target)
+            w = harness.run(_worker, [(load, shared.id if shared else None, cores)] * load.processes, vm.vmstat,
+                            seconds=load.seconds, timeout=load.seconds + 300, label=f"vm {load.pattern}",
+                            progress=load.progress)
         finally:
-            for p in procs:
-                p.join(30)
-                if p.is_alive():
-                    p.kill()
             if shared is not None:
                 shared.destroy()
-    fatal = [r[5] for r in got if r[5]]
-    if fatal:
-        raise RuntimeError(f"load process failed: {fatal[0]}")
-    hist = HdrHistogram(1, MAX_LATENCY_US, 3)
-    for r in got:
-        hist.decode_and_add(r[3])
-    n = sum(r[1] for r in got)
-    elapsed = max(r[4] for r in got)
-    d = {k: after[k] - before[k] for k in after if isinstance(after[k], int) and k in before}
+    got: list[ProcResult] = w.results
+    before, after = w.before, w.after
+    hist = harness.merge(r.histogram for r in got)
+    n = sum(r.accesses for r in got)
+    elapsed = max(r.elapsed for r in got)
+    d = {k: v - b for k, v in after.items() if isinstance(v, int) and isinstance(b := before.get(k), int)}
     hits, misses = d["tlb_hit"], d["tlb_miss"]
     return {
         "load": asdict(load), "accesses": n, "elapsed_s": round(elapsed, 3),
-        "accesses_per_s": round(n / elapsed, 1), "errors": sum(r[2] for r in got),
+        "accesses_per_s": round(n / elapsed, 1), "errors": sum(r.errors for r in got),
         "faults_per_1000": round(1000 * d["pgfault"] / n, 3) if n else None,
         "major_faults_per_1000": round(1000 * d["pgmajfault"] / n, 3) if n else None,
         "tlb_hit_ratio": round(hits / (hits + misses), 4) if hits + misses else None,
         "pswpin": d["pswpin"], "pswpout": d["pswpout"], "pgsteal": d["pgsteal"],
         "swap_bytes": d["bytes_swapped_in"] + d["bytes_swapped_out"],
-        "latency_us": {"p50": hist.get_value_at_percentile(50), "p99": hist.get_value_at_percentile(99),
-                       "per": f"batch of {load.batch}"},
+        "latency_us": {**harness.latency(hist, ("p50", "p99")), "per": f"batch of {load.batch}"},
         "pool_frames": after["pool_frames"], "policy": after.get("policy"), "vmstat_delta": d,
     }
 
 
-def print_report(r: dict) -> None:
+def print_report(r: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -215,9 +167,5 @@ def print_report(r: dict) -> None:
 
 def run_vm_bench(load: VmLoad, json_path: str | None = None, quiet: bool = False) -> int:
     r = run_vm_load(load)
-    if not quiet:
-        print_report(r)
-    if json_path:
-        with open(json_path, "w") as f:
-            json.dump(r, f, indent=2)
+    harness.emit(r, json_path, quiet, print_report)
     return 0 if r["accesses"] else 1

@@ -17,15 +17,24 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from types import ModuleType
 from typing import Any, TextIO
 
-from memsim.client.errors import MemsimError, Unavailable
+from memsim.client import Cache, MemsimError, Unavailable
 
 HISTORY = os.path.expanduser("~/.memsim_cli_history")
 
 
 class SplitError(ValueError):
     pass
+
+
+def _past_closing_quote(line: str, i: int) -> int:
+    """The index after the closing quote at i, which sdssplitargs requires be followed by a space or the end."""
+    i += 1
+    if i < len(line) and not line[i].isspace():
+        raise SplitError("Invalid argument(s): closing quote must be followed by a space")
+    return i
 
 
 def split_args(line: str) -> list[bytes]:
@@ -54,9 +63,7 @@ def split_args(line: str) -> list[bytes]:
                     i += 2
                     continue
                 if c == '"':
-                    i += 1
-                    if i < n and not line[i].isspace():
-                        raise SplitError("Invalid argument(s): closing quote must be followed by a space")
+                    i = _past_closing_quote(line, i)
                     break
                 cur += c.encode()
                 i += 1
@@ -71,9 +78,7 @@ def split_args(line: str) -> list[bytes]:
                     i += 2
                     continue
                 if c == "'":
-                    i += 1
-                    if i < n and not line[i].isspace():
-                        raise SplitError("Invalid argument(s): closing quote must be followed by a space")
+                    i = _past_closing_quote(line, i)
                     break
                 cur += c.encode()
                 i += 1
@@ -154,7 +159,7 @@ def format_reply(r: Any, raw: bool, indent: int = 0) -> str:
     return repr(r)
 
 
-def run_line(cache: Any, line: str, raw: bool, out: TextIO) -> bool:
+def run_line(cache: Cache, line: str, raw: bool, out: TextIO) -> bool:
     """Run one input line; False if it failed (the error is printed as redis-cli prints it)."""
     try:
         args = split_args(line)
@@ -182,11 +187,18 @@ def emit(reply: Any, raw: bool, out: TextIO) -> None:
         print(format_reply(reply, raw), file=out)
 
 
-def repl(cache: Any, prompt: str, raw: bool) -> int:
+def _readline() -> ModuleType | None:
+    """The line editor, for editing and history; None on a Python built without it (the shell still works).
+    Imported only when the shell starts: `memsim cli SET k v` and piped input never load it."""
     try:
         import readline
-    except ImportError:  # pragma: no cover - not on Linux
-        readline = None
+    except ImportError:  # pragma: no cover - CPython without its readline module
+        return None
+    return readline
+
+
+def repl(cache: Cache, prompt: str, raw: bool) -> int:
+    readline = _readline()
     if readline is not None:
         with contextlib.suppress(OSError):
             readline.read_history_file(HISTORY)
@@ -218,8 +230,6 @@ def repl(cache: Any, prompt: str, raw: bool) -> int:
 
 
 def main_cli(target: str, command: list[str], raw: bool | None, timeout: float) -> int:
-    from memsim.client.cache import Cache
-
     with Cache(target, timeout=timeout) as cache:
         if raw is None:
             raw = not sys.stdout.isatty()

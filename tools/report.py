@@ -1,4 +1,8 @@
-"""Turning a Stats reply into a readable table (rich) or a plain dict (JSON)."""
+"""How the allocator's figures read: a Stats/Info reply as rich tables (`memsim stats`, the demo)
+or as plain dicts (`memsim stats --json`), and object listings.
+
+Pure functions over the replies (memsim.v1 messages): they call no server and keep no state.
+"""
 
 from __future__ import annotations
 
@@ -92,9 +96,9 @@ def render_stats(st: pb.Stats, info: pb.MachineInfo | None = None, all_classes: 
     caches = Table(title="per-core caches (mcache)")
     for col in ("core", "hits", "refills", "flushes", "direct", "tiny", "bad frees"):
         caches.add_column(col, justify="right")
-    for c in st.caches:
-        caches.add_row(str(c.core), str(c.hits), str(c.refills), str(c.flushes), str(c.central_direct),
-                       str(c.tiny_allocs), str(c.bad_frees))
+    for mc in st.caches:
+        caches.add_row(str(mc.core), str(mc.hits), str(mc.refills), str(mc.flushes), str(mc.central_direct),
+                       str(mc.tiny_allocs), str(mc.bad_frees))
     caches.caption = "direct = operations sent straight to mcentral because caches are off"
     con.print(caches)
 

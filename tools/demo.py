@@ -14,17 +14,19 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from memsim.client import Client, MemsimError
-from memsim.client.loadgen import AllocLoad, print_report, run_alloc_load
-from memsim.client.local import LocalServer
-from memsim.client.report import human, render_stats
+from memsim.client import Cache, Client, MemsimError, VMClient
+from memsim.tools.cachebench import run_cache_load
+from memsim.tools.loadgen import print_report, run_alloc_load
+from memsim.tools.loads import AllocLoad, CacheLoad
+from memsim.tools.local import LocalServer
+from memsim.tools.report import human, render_stats
 
 
-def run_demo(cores: int = 4, memory: int = 64 << 20, clients: int = 3, seconds: float = 3.0) -> int:
+def run_demo(*, cores: int, memory: int, clients: int, seconds: float) -> int:
     con = Console()
     con.rule("memsim demo")
     with LocalServer(cores=cores, memory=f"{memory}B") as srv:
-        con.print(f"server up at {srv.target}: supervisor pid {srv.proc.pid}, workers {srv.worker_pids}")
+        con.print(f"server up at {srv.target}: supervisor pid {srv.pid}, workers {srv.worker_pids}")
         with Client(srv.target) as m:
             a = m.alloc(100)
             con.print(f"alloc(100) -> {a.address:#x}: size class {a.size_class} ({a.usable_size} B slot), "
@@ -66,9 +68,6 @@ def run_demo(cores: int = 4, memory: int = 64 << 20, clients: int = 3, seconds: 
 
 
 def demo_cache(con: Console, target: str, seconds: float) -> None:
-    from memsim.client import Cache
-    from memsim.client.cachebench import CacheLoad, run_cache_load
-
     con.rule("the cache: Redis's commands and policies on the machine's memory")
     with Cache(target) as r:
         r.set("user:1", "ada", ex=60)
@@ -93,8 +92,6 @@ def demo_cache(con: Console, target: str, seconds: float) -> None:
 
 
 def demo_vm(con: Console, target: str) -> None:
-    from memsim.client import VMClient
-
     con.rule("virtual memory: an address space, its page table and its faults")
     with VMClient(target) as vm:
         sp = vm.create_space(page_table="multilevel", name="demo")

@@ -11,15 +11,8 @@ from __future__ import annotations
 import json
 import sys
 
-from memsim.client.errors import MemsimError
-from memsim.client.vm import VMClient
-
-
-def human(n: int) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
+from memsim.client import MemsimError, VMClient
+from memsim.tools.report import human
 
 
 def collect(vm: VMClient, only: int | None) -> dict:

@@ -18,7 +18,7 @@ that misses is followed by a SET of that key (cache-aside, `fill_on_miss`), so t
 is what a cache in front of a database would see. Values are random bytes, of a fixed size
 or uniform in a range.
 
-Measurement: processes are started with `spawn` (gRPC does not survive fork), warm up for
+Measurement (tools/harness.py): processes are started with `spawn` (gRPC does not survive fork), warm up for
 `warmup` seconds, meet at a barrier while the parent reads the server's INFO, run for
 `seconds`, meet again for the second INFO reading. Throughput, the client-side hit ratio
 and the server's hits/misses/evictions all cover exactly that window. Latency is per round
@@ -34,67 +34,23 @@ the same request rate.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import multiprocessing as mp
 import os
-import queue
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from hdrh.histogram import HdrHistogram
 
+from memsim.client import Cache
 from memsim.sim.cache.lrutest import power_law_rand  # redis-cli's powerLawRand, shared with the trace model
+from memsim.tools import harness
+from memsim.tools.harness import Lane
+from memsim.tools.loads import CacheLoad, parse_sizes
 
-MAX_LATENCY_US = 60_000_000
-WORKLOADS = ("uniform", "zipf", "hotset", "scan", "loop")
 LRU_TEST_ALPHA = 6.2  # redis-cli's --lru-test
 LRU_TEST_CYCLE = 250
-
-
-@dataclass
-class CacheLoad:
-    target: str = "127.0.0.1:50051"
-    kind: str = "memsim"  # or "redis" (target is then host:port of a redis-server)
-    processes: int = 2
-    seconds: float = 10.0
-    warmup: float = 2.0
-    workload: str = "zipf"
-    keys: int = 10_000
-    alpha: float = 1.0
-    read_ratio: float = 0.9
-    value_size: str = "32"  # "N" or "A-B"
-    pipeline: int = 100  # commands per round trip; 1 = one command per call
-    fill_on_miss: bool = True
-    scan_fraction: float = 0.3
-    seed: int = 1
-    pin: bool = False  # memsim: process i talks to core i % cores
-    progress: bool = True
-    config: dict[str, str] = field(default_factory=dict)  # CONFIG SET before the run (maxmemory, policy)
-    flush: bool = True  # FLUSHALL before the run
-    rate: float = 0.0  # total ops/s to pace at (0 = as fast as possible); see the module doc
-
-    def validate(self) -> None:
-        if self.workload not in WORKLOADS:
-            raise ValueError(f"workload {self.workload!r} is not one of {', '.join(WORKLOADS)}")
-        if not 0 <= self.read_ratio <= 1:
-            raise ValueError("read_ratio is a fraction between 0 and 1")
-        if self.keys < 1 or self.processes < 1 or self.pipeline < 1 or self.seconds <= 0:
-            raise ValueError("keys, processes, pipeline and seconds must be positive")
-        parse_sizes(self.value_size)
-
-
-def parse_sizes(spec: str) -> tuple[int, int]:
-    lo, _, hi = spec.partition("-")
-    if not lo.isdigit() or not (hi or lo).isdigit():
-        raise ValueError(f"value size {spec!r}: give N or A-B bytes, e.g. 32 or 16-256")
-    a, b = int(lo), int(hi or lo)
-    if not 0 <= a <= b:
-        raise ValueError(f"value size {spec!r}: give N or A-B with 0 <= A <= B")
-    return a, b
 
 
 class KeyChooser:
@@ -133,14 +89,33 @@ class KeyChooser:
         return self._zipf()
 
 
-def make_client(load: CacheLoad, index: int, cores: int) -> Any:
+class PipelineLike(Protocol):
+    def get(self, name: bytes) -> object: ...
+    def set(self, name: bytes, value: bytes) -> object: ...
+    def execute(self, raise_on_error: bool = ...) -> list[Any]: ...
+
+
+class RedisLike(Protocol):
+    """What the load asks of a client; memsim's Cache and redis-py's Redis both have it.
+    Replies are Any: a Redis reply is a string, an integer, nil, an array or a map."""
+
+    def get(self, name: bytes) -> Any: ...
+    def set(self, name: bytes, value: bytes) -> Any: ...
+    def pipeline(self, transaction: bool = ...) -> PipelineLike: ...
+    def info(self, section: str | None = ...) -> Any: ...
+    def dbsize(self) -> Any: ...
+    def config_get(self, pattern: str = ...) -> Any: ...
+    def config_set(self, name: str, value: Any) -> Any: ...
+    def flushall(self) -> Any: ...
+    def close(self) -> None: ...
+
+
+def make_client(load: CacheLoad, index: int, cores: int) -> RedisLike:
     if load.kind == "redis":
         import redis  # the peer, in the [bench] extra
 
         host, _, port = load.target.rpartition(":")
         return redis.Redis(host=host, port=int(port))
-    from memsim.client.cache import Cache
-
     return Cache(load.target, core=(index % cores) if load.pin else None, timeout=60)
 
 
@@ -153,18 +128,33 @@ class Tally:
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
 
+    def add(self, other: Tally) -> None:
+        self.ops += other.ops
+        self.gets += other.gets
+        self.hits += other.hits
+        self.sets += other.sets
+        self.errors += other.errors
+        self.error_samples += other.error_samples
+
+
+@dataclass
+class ProcResult:
+    tally: Tally
+    histogram: bytes  # HdrHistogram encoding
+    elapsed: float
+
 
 class _Runner:
     """One process's loop: choose keys, send commands (one by one or pipelined), count."""
 
-    def __init__(self, load: CacheLoad, index: int, client: Any):
+    def __init__(self, load: CacheLoad, lane: Lane, client: RedisLike):
         self.load = load
+        self.lane = lane
         self.client = client
-        self.keys = KeyChooser(load, index)
-        self.rng = random.Random(load.seed * 7 + index)
+        self.keys = KeyChooser(load, lane.index)
+        self.rng = random.Random(load.seed * 7 + lane.index)
         self.lo, self.hi = parse_sizes(load.value_size)
         self.payload = os.urandom(max(self.hi, 1) * 2)
-        self.hist = HdrHistogram(1, MAX_LATENCY_US, 3)
         self.tally = Tally()
         self.pending_fills: list[bytes] = []
         self.cycle_pos = 0
@@ -206,7 +196,7 @@ class _Runner:
         except Exception as e:  # noqa: BLE001 - a load generator counts failures and goes on
             self._error(e, len(ops), count)
             return
-        dt_us = int((time.perf_counter() - t0) * 1e6)
+        took = time.perf_counter() - t0
         fill = self.load.fill_on_miss and self.load.workload != "hotset"
         t = self.tally
         for (is_get, key), r in zip(ops, results, strict=True):
@@ -223,7 +213,7 @@ class _Runner:
                     t.sets += 1
         if count:
             t.ops += len(ops)
-            self.hist.record_value(max(1, min(dt_us, MAX_LATENCY_US)))
+            self.lane.record(took)
 
     def _error(self, e: BaseException, n: int, count: bool) -> None:
         if count:
@@ -232,9 +222,9 @@ class _Runner:
             self.tally.error_samples.append(f"{type(e).__name__}: {e}"[:300])
 
 
-def _worker(i: int, load: CacheLoad, cores: int, barrier, results, progress) -> None:
-    client = make_client(load, i, cores)
-    runner = _Runner(load, i, client)
+def _worker(lane: Lane, load: CacheLoad, cores: int) -> ProcResult:
+    client = make_client(load, lane.index, cores)
+    runner = _Runner(load, lane, client)
     try:
         per_step = load.pipeline * load.processes / load.rate if load.rate else 0.0
         end = time.monotonic() + load.warmup
@@ -242,32 +232,19 @@ def _worker(i: int, load: CacheLoad, cores: int, barrier, results, progress) -> 
         while time.monotonic() < end:
             runner.step(count=False)
             due = _pace(due, per_step)
-        barrier.wait()  # parent reads INFO
-        barrier.wait()
+        lane.meet()  # the parent reads INFO
         t0 = time.monotonic()
         end = t0 + load.seconds
-        last = 0
         due = t0
         while time.monotonic() < end:
             runner.step(count=True)
             due = _pace(due, per_step)
-            if runner.tally.ops - last >= 2000:
-                progress.put(runner.tally.ops - last)
-                last = runner.tally.ops
+            lane.count(runner.tally.ops)
         elapsed = time.monotonic() - t0
-        barrier.wait()  # parent reads INFO again
-        results.put((i, asdict(runner.tally), runner.hist.encode(), elapsed))
-    except Exception as e:  # noqa: BLE001 - reported to the parent instead of a silent hang
-        barrier.abort()
-        results.put((i, {"fatal": f"{type(e).__name__}: {e}"}, b"", 0.0))
+        lane.meet()  # the parent reads INFO again
+        return ProcResult(runner.tally, lane.hist.encode(), elapsed)
     finally:
-        results.close()
-        results.join_thread()
-        progress.close()
-        progress.join_thread()
-        close = getattr(client, "close", None)
-        if close:
-            close()
+        client.close()
 
 
 def _pace(due: float, per_step: float) -> float:
@@ -286,23 +263,28 @@ INFO_FIELDS = ("keyspace_hits", "keyspace_misses", "evicted_keys", "expired_keys
                "used_memory", "rejected_calls")
 
 
-def _server_info(load: CacheLoad) -> dict[str, int]:
+@dataclass
+class ServerInfo:
+    """The INFO figures a report differences, read before and after the window."""
+
+    counters: dict[str, int]  # INFO_FIELDS, plus dbsize and used_memory_peak
+    evictions_by_policy: dict[str, int]
+    config: dict[str, str]
+
+
+def _server_info(load: CacheLoad) -> ServerInfo:
     c = make_client(load, 0, 1)
     try:
         info = c.info("all") if load.kind == "memsim" else c.info()
-        out = {k: int(info.get(k, 0)) for k in INFO_FIELDS}
-        out["dbsize"] = int(c.dbsize())
-        out["used_memory_peak"] = int(info.get("used_memory_peak", 0))
-        out["evictions_by_policy"] = {k.removeprefix("evicted_keys_"): int(v) for k, v in info.items()
-                                      if k.startswith("evicted_keys_") and int(v)}
+        counters = {k: int(info.get(k, 0)) for k in INFO_FIELDS}
+        counters["dbsize"] = int(c.dbsize())
+        counters["used_memory_peak"] = int(info.get("used_memory_peak", 0))
+        evictions = {k.removeprefix("evicted_keys_"): int(v) for k, v in info.items()
+                     if k.startswith("evicted_keys_") and int(v)}
         cfg = c.config_get("maxmemory*")
-        out["config"] = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
-                         for k, v in cfg.items()}
-        return out
+        return ServerInfo(counters, evictions, {_text(k): _text(v) for k, v in cfg.items()})
     finally:
-        close = getattr(c, "close", None)
-        if close:
-            close()
+        c.close()
 
 
 def _text(v: Any) -> str:
@@ -328,12 +310,10 @@ def _prepare(load: CacheLoad) -> tuple[int, dict[str, str]]:
         _restore(load, saved, c)
         raise
     finally:
-        close = getattr(c, "close", None)
-        if close:
-            close()
+        c.close()
 
 
-def _restore(load: CacheLoad, saved: dict[str, str], client: Any = None) -> None:
+def _restore(load: CacheLoad, saved: dict[str, str], client: RedisLike | None = None) -> None:
     """Give the server back the configuration the run changed (FLUSHALL's keys cannot be)."""
     if not saved:
         return
@@ -342,85 +322,32 @@ def _restore(load: CacheLoad, saved: dict[str, str], client: Any = None) -> None
         for name, value in saved.items():
             c.config_set(name, value)
     finally:
-        close = getattr(c, "close", None)
-        if close and client is None:
-            close()
+        if client is None:
+            c.close()
 
 
-def run_cache_load(load: CacheLoad) -> dict:
+def run_cache_load(load: CacheLoad) -> dict[str, Any]:
     """Run the load; the server's configuration is restored afterwards, even after a failure."""
     load.validate()
     cores, saved = _prepare(load)
     try:
-        report = _run(load, cores)
+        w = harness.run(_worker, [(load, cores)] * load.processes, lambda: _server_info(load), seconds=load.seconds,
+                        timeout=load.warmup + load.seconds + 120, label=f"[bold]{load.kind} {load.workload}",
+                        progress=load.progress)
+        report = summarize(load, w.results, w.before, w.after)
     finally:
         _restore(load, saved)
     report["restored"] = saved
     return report
 
 
-def _run(load: CacheLoad, cores: int) -> dict:
-    ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(load.processes + 1)
-    results = ctx.Queue()
-    progress = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(i, load, cores, barrier, results, progress), daemon=True)
-             for i in range(load.processes)]
-    for p in procs:
-        p.start()
-    try:
-        timeout = load.warmup + 120
-        barrier.wait(timeout)
-        before = _server_info(load)
-        barrier.wait(timeout)
-        _progress(load, progress)
-        barrier.wait(load.seconds + 120)
-        after = _server_info(load)
-        got = [results.get(timeout=120) for _ in procs]
-    except Exception:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-        raise
-    finally:
-        for p in procs:
-            p.join(30)
-    fatal = [r[1]["fatal"] for r in got if "fatal" in r[1]]
-    if fatal:
-        raise RuntimeError(f"load process failed: {fatal[0]}")
-    return summarize(load, got, before, after)
-
-
-def _progress(load: CacheLoad, progress) -> None:
-    end = time.monotonic() + load.seconds
-    if not load.progress:
-        time.sleep(load.seconds)
-        return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn(f"[bold]{load.kind} {load.workload}"), BarColumn(),
-                  TextColumn("{task.fields[ops]:,} ops"), TimeRemainingColumn(), transient=True) as bar:
-        task = bar.add_task("load", total=load.seconds, ops=0)
-        ops = 0
-        while (left := end - time.monotonic()) > 0:
-            with contextlib.suppress(queue.Empty):
-                ops += progress.get(timeout=min(0.2, left))
-            bar.update(task, completed=load.seconds - max(0.0, end - time.monotonic()), ops=ops)
-
-
-def summarize(load: CacheLoad, got: list, before: dict, after: dict) -> dict:
-    hist = HdrHistogram(1, MAX_LATENCY_US, 3)
+def summarize(load: CacheLoad, got: list[ProcResult], before: ServerInfo, after: ServerInfo) -> dict[str, Any]:
+    hist = harness.merge(r.histogram for r in got)
     t = Tally()
-    elapsed = max(r[3] for r in got)
-    for _, tally, enc, _ in got:
-        hist.decode_and_add(enc)
-        t.ops += tally["ops"]
-        t.gets += tally["gets"]
-        t.hits += tally["hits"]
-        t.sets += tally["sets"]
-        t.errors += tally["errors"]
-        t.error_samples += tally["error_samples"]
-    server = {k: after[k] - before[k] for k in INFO_FIELDS if k != "used_memory"}
+    for r in got:
+        t.add(r.tally)
+    elapsed = max(r.elapsed for r in got)
+    server: dict[str, Any] = {k: after.counters[k] - before.counters[k] for k in INFO_FIELDS if k != "used_memory"}
     sh, sm = server["keyspace_hits"], server["keyspace_misses"]
     samples = list(dict.fromkeys(t.error_samples))  # distinct messages
     return {
@@ -429,19 +356,19 @@ def summarize(load: CacheLoad, got: list, before: dict, after: dict) -> dict:
         "rate": {"requested": load.rate, "achieved": round(t.ops / elapsed, 1)} if load.rate else None,
         "gets": t.gets, "sets": t.sets, "hit_ratio": round(t.hits / t.gets, 4) if t.gets else None,
         "errors": t.errors, "error_samples": samples[:5],
-        "latency_us": {"p50": hist.get_value_at_percentile(50), "p99": hist.get_value_at_percentile(99),
-                       "p99.9": hist.get_value_at_percentile(99.9), "max": hist.get_max_value(),
+        "latency_us": {**harness.latency(hist),
                        "per": "command" if load.pipeline == 1 else f"pipeline of {load.pipeline}"},
         "server": {**server, "hit_ratio": round(sh / (sh + sm), 4) if sh + sm else None,
-                   "used_memory": after["used_memory"], "used_memory_peak": after["used_memory_peak"],
-                   "dbsize": after["dbsize"], "config": after["config"],
-                   "evictions_by_policy": {k: v - before["evictions_by_policy"].get(k, 0)
-                                           for k, v in after["evictions_by_policy"].items()
-                                           if v - before["evictions_by_policy"].get(k, 0)}},
+                   "used_memory": after.counters["used_memory"],
+                   "used_memory_peak": after.counters["used_memory_peak"],
+                   "dbsize": after.counters["dbsize"], "config": after.config,
+                   "evictions_by_policy": {k: v - before.evictions_by_policy.get(k, 0)
+                                           for k, v in after.evictions_by_policy.items()
+                                           if v - before.evictions_by_policy.get(k, 0)}},
     }
 
 
-def print_report(r: dict) -> None:
+def print_report(r: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -492,14 +419,8 @@ def announce(load: CacheLoad) -> list[str]:
 
 
 def run_cache_bench(load: CacheLoad, json_path: str | None = None, quiet: bool = False) -> int:
-    import sys
-
     for line in announce(load):
         print(f"memsim bench cache: {line}", file=sys.stderr)
     r = run_cache_load(load)
-    if not quiet:
-        print_report(r)
-    if json_path:
-        with open(json_path, "w") as f:
-            json.dump(r, f, indent=2)
+    harness.emit(r, json_path, quiet, print_report)
     return 0 if r["ops"] else 1

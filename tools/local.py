@@ -1,6 +1,6 @@
 """Run a memsim server as a child process (for the demo, the tests and the benchmarks).
 
-The server is started as `python -m memsim.server serve --port 0 ...` in its own process
+The server is started as `python -m memsim.tools serve --port 0 ...` in its own process
 (never forked from a process that has gRPC loaded), and is known to be up once it prints
 its "serving on" line, which carries the port it chose and its worker PIDs. Stopping
 sends SIGTERM to that PID only and waits; the supervisor stops its own workers and unlinks
@@ -23,9 +23,9 @@ READY = re.compile(r"serving on (\S+):(\d+) .* segments (\S+) pids ([\d ]+)")
 
 @dataclass
 class LocalServer:
-    cores: int = 4
-    memory: str = "64MiB"
-    frame_size: int = 4096
+    cores: int | None = None  # None: `memsim serve`'s default (MachineConfig's)
+    memory: str | None = None  # as --memory takes it, e.g. "64MiB"
+    frame_size: int | None = None
     no_caches: bool = False
     global_lock: bool = False
     extra: list[str] = field(default_factory=list)
@@ -40,9 +40,18 @@ class LocalServer:
     def target(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        """The supervisor's PID, once started."""
+        if self.proc is None:
+            raise RuntimeError("this LocalServer is not started")
+        return self.proc.pid
+
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "memsim.server", "serve", "--port", "0", "--host", self.host,
-               "--cores", str(self.cores), "--memory", self.memory, "--frame-size", str(self.frame_size)]
+        cmd = [sys.executable, "-m", "memsim.tools", "serve", "--port", "0", "--host", self.host]
+        for flag, value in (("--cores", self.cores), ("--memory", self.memory), ("--frame-size", self.frame_size)):
+            if value is not None:
+                cmd += [flag, str(value)]
         if self.no_caches:
             cmd.append("--no-caches")
         if self.global_lock:

@@ -1,0 +1,116 @@
+"""What a benchmark run is: the load records that `memsim bench ...` fills from its flags and
+bench/*.py build directly, with the workloads and patterns they choose from.
+
+Owns: AllocLoad (tools/loadgen.py), CacheLoad (tools/cachebench.py), VmLoad (tools/vmbench.py).
+Invariant: importable without gRPC. The CLI's parser is built before `memsim serve` forks its
+workers (gRPC's threads do not survive fork), and it reads its bench flags' defaults and choices
+here, so that each default is written once, in its dataclass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from memsim.tools.flags import DEFAULT_TARGET
+
+
+@dataclass
+class AllocLoad:
+    target: str = DEFAULT_TARGET
+    processes: int = 4
+    seconds: float = 10.0
+    batch: int = 100  # ops per message; 1 = unary calls
+    slots: int = 1000
+    min_size: int = 8
+    max_size: int = 1000
+    pin: bool = False
+    cross_free: float = 0.1
+    seed: int = 4141
+    progress: bool = True
+
+    def validate(self) -> None:
+        """ValueError naming the first bad field, before any process starts or any call is made."""
+        if self.processes < 1 or self.slots < 1 or self.batch < 1:
+            raise ValueError("processes, slots and batch must be at least 1")
+        if not self.seconds > 0:
+            raise ValueError(f"seconds {self.seconds} must be above 0")
+        if not 1 <= self.min_size <= self.max_size:
+            raise ValueError(f"--min-size {self.min_size} and --max-size {self.max_size}: give 1 <= min <= max")
+        if not 0 <= self.cross_free <= 1:
+            raise ValueError(f"--cross-free {self.cross_free} is a fraction between 0 and 1")
+
+
+# `memsim bench cache --workload` (tools/cachebench.py's module doc says what each does).
+WORKLOADS = ("uniform", "zipf", "hotset", "scan", "loop")
+
+@dataclass
+class CacheLoad:
+    target: str = DEFAULT_TARGET
+    kind: str = "memsim"  # or "redis" (target is then host:port of a redis-server)
+    processes: int = 2
+    seconds: float = 10.0
+    warmup: float = 2.0
+    workload: str = "zipf"
+    keys: int = 10_000
+    alpha: float = 1.0
+    read_ratio: float = 0.9
+    value_size: str = "32"  # "N" or "A-B"
+    pipeline: int = 100  # commands per round trip; 1 = one command per call
+    fill_on_miss: bool = True
+    scan_fraction: float = 0.3
+    seed: int = 1
+    pin: bool = False  # memsim: process i talks to core i % cores
+    progress: bool = True
+    config: dict[str, str] = field(default_factory=dict)  # CONFIG SET before the run (maxmemory, policy)
+    flush: bool = True  # FLUSHALL before the run
+    rate: float = 0.0  # total ops/s to pace at (0 = as fast as possible); see the module doc
+
+    def validate(self) -> None:
+        if self.workload not in WORKLOADS:
+            raise ValueError(f"workload {self.workload!r} is not one of {', '.join(WORKLOADS)}")
+        if not 0 <= self.read_ratio <= 1:
+            raise ValueError("read_ratio is a fraction between 0 and 1")
+        if self.keys < 1 or self.processes < 1 or self.pipeline < 1 or self.seconds <= 0:
+            raise ValueError("keys, processes, pipeline and seconds must be positive")
+        parse_sizes(self.value_size)
+
+
+def parse_sizes(spec: str) -> tuple[int, int]:
+    lo, _, hi = spec.partition("-")
+    if not lo.isdigit() or not (hi or lo).isdigit():
+        raise ValueError(f"value size {spec!r}: give N or A-B bytes, e.g. 32 or 16-256")
+    a, b = int(lo), int(hi or lo)
+    if not 0 <= a <= b:
+        raise ValueError(f"value size {spec!r}: give N or A-B with 0 <= A <= B")
+    return a, b
+
+
+# `memsim bench vm --pattern` (tools/vmbench.py's module doc says what each does).
+PATTERNS = ("sequential", "random", "loop", "working-set")
+
+
+@dataclass
+class VmLoad:
+    target: str = DEFAULT_TARGET
+    processes: int = 2
+    seconds: float = 5.0
+    pattern: str = "random"
+    pages: int = 256
+    page_table: str = "multilevel"
+    shared: bool = False
+    batch: int = 100
+    write_ratio: float = 0.3
+    seed: int = 1
+    pin: bool = False
+    progress: bool = True
+
+    def validate(self) -> None:
+        """ValueError naming what is wrong, before any process starts or any call is made."""
+        if self.pattern not in PATTERNS:
+            raise ValueError(f"pattern {self.pattern!r} is not one of {', '.join(PATTERNS)}")
+        if self.processes < 1 or self.pages < 1 or self.batch < 1 or not 0 <= self.write_ratio <= 1:
+            raise ValueError("processes, pages and batch must be at least 1, write_ratio between 0 and 1")
+        if not self.seconds > 0:
+            raise ValueError(f"seconds {self.seconds} must be above 0")
+
+
