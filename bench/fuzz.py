@@ -37,7 +37,7 @@ flags) runs the same sequence on a fresh server up to that call and prints its r
 `--check-every N` reads the stamps back every N calls, to pin a damage to a window of calls.
 
 Without --target the campaign starts its own server (tools/local.py's LocalServer) and stops it.
-The reusable logic (`Campaign`, `run_campaign`) is imported by tests/test_fuzz_campaign.py.
+The reusable logic (`Campaign`, `run_campaign`) is imported by tests/bench/test_fuzz_campaign.py.
 """
 
 from __future__ import annotations

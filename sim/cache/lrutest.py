@@ -2,7 +2,7 @@
 
 Owns no shared state: a private dictionary of keys and their 24-bit fields, driven by a virtual
 clock, over evict.py's own LRU clock, LFU counter and pool, so that the model and the keyspace
-run the same code. Used by tests/test_cache_evict.py (sampled LRU against exact LRU) and by the
+run the same code. Used by tests/sim/cache/test_cache_evict.py (sampled LRU against exact LRU) and by the
 cache benchmark's key generator (power_law_rand).
 """
 
