@@ -21,7 +21,7 @@ Arrays (base.py explains slots and storage; lists.py the link conventions):
     pol_meta            int64[4]      capacity, number of present slots, hand (the slot
                                       under the hand, -1 iff empty), referenced_on_insert
 Invariants: the ring through the hand holds exactly the present slots, each once; its
-length is pol_meta[1].
+length is pol_meta[SIZE].
 
 Choices: an entry enters with its bit CLEAR (it must be hit once to earn a second chance),
 as in libCacheSim and in SIEVE's and S3-FIFO's papers. Setting it at insertion, as a

@@ -11,7 +11,7 @@ Arrays (base.py explains slots and storage; lists.py the list conventions):
                         -1 in both = slot not present
     pol_meta            int64[2]          capacity, number of present slots
 Invariants: the queue holds exactly the present slots, each once, in insertion order; its
-length is pol_meta[1]. The layout and every operation but the hit are LRU's (lru.py): FIFO is
+length is pol_meta[SIZE]. The layout and every operation but the hit are LRU's (lru.py): FIFO is
 LRU whose hit does not move the slot, so it is written as exactly that.
 
 Properties. FIFO is not a stack algorithm and shows Belady's anomaly: on

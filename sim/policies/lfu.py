@@ -29,7 +29,7 @@ since each bucket is non-empty), numbered 0..slots-1:
                                             bucket (-1: none)
 Invariants: counts strictly increase along the bucket list; every bucket on it is
 non-empty and every present slot is on the list of the bucket pol_bucket names; the lists'
-lengths add up to pol_meta[1]; the free chain holds the other buckets.
+lengths add up to pol_meta[SIZE]; the free chain holds the other buckets.
 
 Tie-breaking, chosen to agree exactly with cachetools.LFUCache (whose source does the
 same with its own bucket list): within a count, entries are ordered by the time they

@@ -11,7 +11,7 @@ Arrays (base.py explains slots and storage; lists.py the list conventions):
                         next[sentinel] = most recent, prev[sentinel] = least recent (victim);
                         -1 in both = slot not present
     pol_meta            int64[2]          capacity, number of present slots
-Invariants: the list holds exactly the present slots, each once; its length is pol_meta[1].
+Invariants: the list holds exactly the present slots, each once; its length is pol_meta[SIZE].
 
 Properties. LRU is a stack algorithm: the contents of a cache of size C are always a
 subset of those of size C + 1 on the same trace, so its misses never rise with capacity

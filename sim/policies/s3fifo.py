@@ -58,7 +58,7 @@ Arrays (base.py explains slots and storage; lists.py the list conventions):
 G is a linked FIFO rather than a ring because a ghost hit removes a fingerprint from the
 MIDDLE of G, and which entry G drops next must not change when that happens (a ring with
 lazy deletion would count the holes and drop early).
-Invariants: every present slot is on the queue pol_where names; |S| + |M| = pol_meta[1];
+Invariants: every present slot is on the queue pol_where names; |S| + |M| = pol_meta[SIZE];
 |G| <= ghost_capacity (until a set_capacity() that shrinks it; the next ghost insertion
 trims it); every ghost node on G is in the hash set exactly once, and no other is.
 

@@ -23,7 +23,7 @@ Arrays (base.py explains slots and storage; lists.py the list conventions):
     pol_meta            int64[3]          capacity, number of present slots, hand (the slot
                                           the next eviction starts from; -1 = the tail)
 Invariants: the queue holds exactly the present slots, each once, in insertion order; its
-length is pol_meta[1]; the hand is -1 or a present slot.
+length is pol_meta[SIZE]; the hand is -1 or a present slot.
 
 Properties. A hit is one bit write (no lock, no list change), so it scales like FIFO
 (the paper reports 2× LRU's throughput at 16 threads); the hand is amortized O(1): each

@@ -38,7 +38,7 @@ lruvec's lists, the two lists share one pair of link arrays (a page is on one li
     pol_meta            int64[4]          capacity, number of present slots, max_active
                                           (⌊active_ratio × capacity⌋), active list length
 Invariants: each present slot is on exactly the list pol_where names; the lists' lengths
-add up to pol_meta[1], the active one's is pol_meta[3].
+add up to pol_meta[SIZE], the active one's is pol_meta[ACTIVE_LEN].
 
 Properties. Scan resistant where LRU is not: a burst of one-hit entries cycles through the
 inactive list and never touches the active half. The price is the new entry's short life:
