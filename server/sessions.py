@@ -4,7 +4,7 @@ A client names itself with `memsim-client-id` gRPC metadata: 1-16 hex digits (no
 random when it starts (client/session.py), so two clients never need to agree on anything and
 no handshake is needed. What a client creates is recorded as its own in shared memory, so that
 any core can list it and release it: address spaces in the VM's space table (`sp_owner`,
-sim/vm/vm.py), allocator objects in a per-slot owner word and a small client table
+sim/vm/leases.py), allocator objects in a per-slot owner word and a small client table
 (sim/alloc/owners.py). Each lives on a lease:
 
   * Release (Client.close / VMClient.close) frees at once what the client made and did not ask
