@@ -31,6 +31,7 @@ The descriptor's overloads give each client its exact type: `Callable[P, T]` on 
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, cast, overload
@@ -132,6 +133,23 @@ class command(Generic[S, P, T]):  # noqa: N801 - used as a decorator, as functoo
         self.body = body
         self.name = body.__name__
         self.__doc__ = body.__doc__  # for help() on the class
+        self._signature: inspect.Signature | None = None
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        """The method's signature as its callers see it: the body's, returning what the body returns
+        (not the generator), so that help(), IDEs and inspect.signature show the real method."""
+        if self._signature is None:
+            sig = inspect.signature(self.body)
+            ret = sig.return_annotation
+            if isinstance(ret, str) and ret.startswith("Steps[") and ret.endswith("]"):
+                ret = ret[len("Steps["):-1]
+            self._signature = sig.replace(return_annotation=ret)
+        return self._signature
+
+    def __call__(self, obj: S, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """`Class.method(instance, ...)`, as a plain method allows."""
+        return self.__get__(obj, type(obj))(*args, **kwargs)  # type: ignore[call-overload]  # obj's runner kind is known only at run time
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -154,11 +172,26 @@ class command(Generic[S, P, T]):  # noqa: N801 - used as a decorator, as functoo
             return self
         if not isinstance(obj, SyncRunner | AsyncRunner):
             raise TypeError(f"{type(obj).__name__}.{self.name}: a command runs on a SyncRunner or an AsyncRunner")
-        body, drive = self.body, obj._drive
+        body = self.body
         this = cast(S, obj)  # the descriptor protocol looks a command up only on instances of its class
+        bound: Callable[..., Any]
+        if isinstance(obj, AsyncRunner):
+            adrive = obj._drive
 
-        @functools.wraps(body)
-        def bound(*args: Any, **kwargs: Any) -> Any:
-            return drive(body(this, *args, **kwargs))
+            async def abound(*args: Any, **kwargs: Any) -> Any:  # a coroutine function, as inspect sees it
+                return await adrive(body(this, *args, **kwargs))
 
+            bound = abound
+        else:
+            sdrive = obj._drive
+
+            def sbound(*args: Any, **kwargs: Any) -> Any:
+                return sdrive(body(this, *args, **kwargs))
+
+            bound = sbound
+        functools.update_wrapper(bound, body)
+        # inspect follows __wrapped__ to the generator body; the signature it should show is the method's.
+        del bound.__dict__["__wrapped__"]
+        params = list(self.__signature__.parameters.values())[1:]  # without self
+        bound.__dict__["__signature__"] = self.__signature__.replace(parameters=params)
         return bound

@@ -5,6 +5,7 @@ server nor the simulator."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import subprocess
 import sys
 
@@ -72,6 +73,19 @@ def test_one_body_serves_a_blocking_and_an_awaiting_client():
 
     asyncio.run(run())
     assert Commands.read.__doc__ == "Read one object." and b.read.__doc__ == "Read one object."
+
+
+def test_a_command_looks_like_the_method_it_replaces():
+    """help(), IDEs and code that checks before awaiting see a plain method: the caller's
+    signature and return type (not the generator's), a coroutine function on the asyncio client,
+    and `Class.method(instance, ...)` works as for any method."""
+    b, a = Blocking(), Awaiting()
+    assert str(inspect.signature(b.read)) == "(address: 'int') -> 'bytes'"
+    assert str(inspect.signature(a.read)) == "(address: 'int') -> 'bytes'"
+    assert str(inspect.signature(Commands.read)) == "(self, address: 'int') -> 'bytes'"
+    assert inspect.iscoroutinefunction(a.read) and not inspect.iscoroutinefunction(b.read)
+    assert Blocking.read(b, 9) == b"\x09"
+    assert asyncio.run(Awaiting.read(a, 9)) == b"\x09"
 
 
 def test_the_client_library_imports_neither_the_server_nor_the_simulator():
