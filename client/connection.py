@@ -79,7 +79,7 @@ class Endpoint:
     target: str
     core: int | None
     timeout: float
-    lease: float
+    lease: float | None = None  # set by the clients that hold a lease (Client, VMClient); the cache holds none
     _metadata: Metadata = ()
     _stub: Any  # a generated stub (memsim.v1.*_pb2_grpc); the generated code is untyped
     _keepalive: Keepalive | AsyncKeepalive | None = None
@@ -125,6 +125,8 @@ class Endpoint:
     @command
     def _renew(self) -> Steps[bool]:
         """Renew this client's lease; whether it still holds anything."""
+        if self.lease is None:
+            raise TypeError(f"{type(self).__name__} holds no lease to renew")
         reply = yield from unary("Renew", mpb.RenewRequest(), mpb.RenewReply, min(self.timeout, self.lease / 2))
         return self._held(reply)
 
@@ -162,10 +164,10 @@ class Connection(Endpoint, SyncRunner):
         return Keepalive(self._renew, lease)
 
     def _perform(self, op: Op) -> Any:
+        if isinstance(op, Roundtrip):  # the stream session refuses itself once closed (stream.py)
+            return self._batches.roundtrip(op.make_request, op.timeout)
         if self._closed:
             raise client_closed(self)
-        if isinstance(op, Roundtrip):
-            return self._batches.roundtrip(op.make_request, op.timeout)
         method, kwargs = self._unary(op)
         try:
             return method(op.request, **kwargs)
@@ -210,10 +212,10 @@ class AsyncConnection(Endpoint, AsyncRunner):
         return AsyncKeepalive(self._renew, lease)
 
     async def _perform(self, op: Op) -> Any:
+        if isinstance(op, Roundtrip):  # the stream session refuses itself once closed (stream.py)
+            return await self._batches.roundtrip(op.make_request, op.timeout)
         if self._closed:
             raise client_closed(self)
-        if isinstance(op, Roundtrip):
-            return await self._batches.roundtrip(op.make_request, op.timeout)
         method, kwargs = self._unary(op)
         try:
             return await method(op.request, **kwargs)

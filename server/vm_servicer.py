@@ -22,8 +22,8 @@ import grpc
 
 from memsim.server.limits import MAX_BATCH_OPS, PendingReplies, ReplyBudget
 from memsim.server.periodic import Periodic
-from memsim.server.sessions import caller_gone, client_id, lease_seconds
-from memsim.server.wire import batch_stream, call_budget, check_batch_size, run_ops
+from memsim.server.sessions import caller_gone, caller_id, client_id, lease_seconds
+from memsim.server.wire import DeadlineExceeded, batch_stream, call_budget, check_batch_size, run_ops
 from memsim.sim.errors import InvalidArgument, NotFound
 from memsim.sim.vm.hugepage import collapse_scan
 from memsim.sim.vm.kinds import PAGE_TABLE_DEFAULT
@@ -137,8 +137,8 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         st = self._call(context, create)
         if caller_gone(context):  # nobody can name this space: undo it (server/sessions.py)
             self._call(context, vm.destroy_if_held, st["space"], st["owner"])
-            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"the deadline passed (or was too close to reply) "
-                          f"before space {st['space']} was made; it was destroyed again")
+            raise DeadlineExceeded(f"the deadline passed (or was too close to reply) before space {st['space']} "
+                                   f"was made; it was destroyed again")
         return space_stats(st)
 
     def DestroySpace(self, request: pb.SpaceRequest, context: grpc.ServicerContext) -> pb.SpaceStats:
@@ -153,11 +153,11 @@ class VmServicer(vm_pb2_grpc.VMServicer):
     def Renew(self, request: mpb.RenewRequest, context: grpc.ServicerContext) -> mpb.RenewReply:
         # Without the core's mutex: a renewal is one store to shared memory (sim/vm/leases.py),
         # and a keepalive must not wait behind a long call on this core until its lease runs out.
-        n = self.vm.renew(self._owner(context, "Renew"), time.monotonic())
+        n = self.vm.renew(caller_id(context, "Renew", "spaces"), time.monotonic())
         return mpb.RenewReply(spaces=n)
 
     def Release(self, request: mpb.ReleaseRequest, context: grpc.ServicerContext) -> mpb.ReleaseReply:
-        owner = self._call(context, self._owner, context, "Release")
+        owner = self._call(context, caller_id, context, "Release", "spaces")
         return mpb.ReleaseReply(spaces=self._call(context, self.vm.release, owner))
 
     def expired(self, now: float) -> list[int]:
@@ -167,14 +167,6 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         """Destroy the spaces whose lease ran out before `now` (LeaseReaper)."""
         with self.core_lock:
             return [f"space {sp}" for sp in self.vm.reap(now)]
-
-    @staticmethod
-    def _owner(context: grpc.ServicerContext, call: str) -> int:
-        owner = client_id(context)
-        if not owner:
-            raise InvalidArgument(f"{call} acts on the caller's spaces: send memsim-client-id metadata (1-16 hex "
-                                  f"digits) as memsim's clients do")
-        return owner
 
     def ListSpaces(self, request: pb.ListSpacesRequest, context: grpc.ServicerContext) -> pb.ListSpacesReply:
         def listing() -> list[SpaceStats]:

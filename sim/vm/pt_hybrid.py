@@ -58,10 +58,6 @@ class HybridTable(PageTable):
         seg, off = vpn >> self.seg_shift, vpn & ((1 << self.seg_shift) - 1)
         return seg, ((1 << self.seg_shift) - 1 - off) if seg == GROWS_DOWN else off
 
-    def vpn_of(self, seg: int, idx: int) -> int:
-        off = ((1 << self.seg_shift) - 1 - idx) if seg == GROWS_DOWN else idx
-        return (seg << self.seg_shift) | off
-
     def _index(self, seg: int, off: int) -> int:
         base = int(self.a.sp_seg_base[self.sp, seg])
         return base * self.ctx.frame_size // self.width + off

@@ -86,9 +86,6 @@ class MultiLevelTable(PageTable):
         ctx.a.sp_root[ctx.space] = root
         ctx.a.sp_stats[ctx.space, SP_PT_FRAMES] = n
 
-    def _entry(self, table: int, index: int) -> int:
-        return table * self.per_frame + index
-
     def walk(self, vpn: int) -> tuple[int, int]:
         table = int(self.a.sp_root[self.sp])
         words = self.words

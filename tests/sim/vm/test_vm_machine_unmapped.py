@@ -35,7 +35,7 @@ def use_every_kind(m: Machine) -> None:
     assert check(m.supervisor_vm()) == []
 
 
-def test_destroyed_machines_leave_nothing_mapped():
+def test_destroyed_machines_with_every_page_table_kind_leave_nothing_mapped():
     seen: list[str] = []
     for _ in range(4):
         m = Machine.create(MachineConfig(memory_bytes=8 * MiB, cores=2, vm_memory=4 * MiB, swap_bytes=4 * MiB))
