@@ -12,12 +12,14 @@ Parameters: Redis's names and value syntax (memtoull's memory units: "100mb", "1
 when asked, so a policy registered before the machine is created is a maxmemory-policy too:
 `exact-lru` and `exact-lfu` for the registry's `lru` and `lfu` (Redis's own LRU and LFU are
 the sampled ones), the registry's name for the others (`fifo`, `clock`, `twolist`, `sieve`,
-`s3fifo`, ...). Ids: Redis's 0-7, then exact.py's (8 + index in the registry's sorted names);
+`s3fifo`, ...). Ids: Redis's 0-7, then exact.py's (8 + the policy's place in exact.py's `BUILTIN_ORDER`, then
+in the order of registration);
 an id is also the column of its evicted-keys counter.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -59,14 +61,25 @@ def maxmemory_name(registered: str) -> str:
     return f"exact-{registered}" if registered in _PREFIXED or registered in REDIS_POLICIES else registered
 
 
+@functools.lru_cache(maxsize=8)
+def _policy_table(registered: tuple[str, ...]) -> dict[str, int]:
+    table = dict(REDIS_POLICIES)
+    for i, name in enumerate(registered):
+        table[maxmemory_name(name)] = FIRST_EXACT_ID + i
+    return table
+
+
+@functools.lru_cache(maxsize=8)
+def _name_table(registered: tuple[str, ...]) -> dict[int, str]:
+    return {i: name for name, i in _policy_table(registered).items()}
+
+
 class _PolicyIds(Mapping[str, int]):
-    """maxmemory-policy name -> id: Redis's eight, then the registry's, read from it on every look."""
+    """maxmemory-policy name -> id: Redis's eight, then the registry's (exact.py's order), built
+    once per state of the registry."""
 
     def _table(self) -> dict[str, int]:
-        table = dict(REDIS_POLICIES)
-        for i, registered in enumerate(registered_policies()):
-            table[maxmemory_name(registered)] = FIRST_EXACT_ID + i
-        return table
+        return _policy_table(registered_policies())
 
     def __getitem__(self, name: str) -> int:
         return self._table()[name]
@@ -75,14 +88,14 @@ class _PolicyIds(Mapping[str, int]):
         return iter(self._table())
 
     def __len__(self) -> int:
-        return len(REDIS_POLICIES) + len(registered_policies())
+        return len(self._table())
 
 
 class _PolicyNames(Mapping[int, str]):
     """id -> maxmemory-policy name (POLICY_IDS turned round)."""
 
     def __getitem__(self, pid: int) -> str:
-        return {i: name for name, i in POLICY_IDS.items()}[pid]
+        return _name_table(registered_policies())[pid]
 
     def __iter__(self) -> Iterator[int]:
         return iter(range(len(POLICY_IDS)))
@@ -239,6 +252,10 @@ class Config(Stats):
         if not isinstance(value, int) or not lo <= value <= hi:
             raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument '{p.name}') - "
                                   f"argument must be between {lo} and {hi} inclusive")
+        if p.kind == POLICY and value >= self.a.ks_evicted.shape[1]:
+            raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - "
+                                  f"{POLICY_NAMES[value]} was registered after this cache was laid out "
+                                  f"(register a policy before Machine.create)")
         too_big = maxmemory_over_heap(value, self.heap.mheap.total_pages * PAGE_SIZE) if p.kind == MEMORY else None
         if too_big:
             raise InvalidArgument(f"ERR CONFIG SET failed (possibly related to argument 'maxmemory') - {too_big}")

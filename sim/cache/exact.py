@@ -48,6 +48,7 @@ will hold, and the hint is the keyspace's entry count (the most it could hold).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -63,9 +64,21 @@ PREFIX = "kspol_"  # region names: kspol_<the policy's own array name>
 T = TypeVar("T")
 
 
-def registered_policies() -> list[str]:
+# The registry's built-in policies in the order their maxmemory-policy ids have always had (8-14, the
+# columns of INFO's "# Evictions"); policies registered later follow in the order of registration, so
+# a new one takes the next id and renumbers none before it.
+BUILTIN_ORDER = ("lru", "lfu", "fifo", "clock", "twolist", "sieve", "s3fifo")
+
+
+@functools.lru_cache(maxsize=8)
+def _id_order(registry: tuple[str, ...]) -> tuple[str, ...]:
+    builtin = [name for name in BUILTIN_ORDER if name in registry]
+    return (*builtin, *(name for name in registry if name not in BUILTIN_ORDER))
+
+
+def registered_policies() -> tuple[str, ...]:
     """The registry's policies in maxmemory-policy id order: id FIRST_EXACT_ID + index."""
-    return sorted(POLICIES)
+    return _id_order(tuple(POLICIES))
 
 
 def registry_name(pid: int) -> str:

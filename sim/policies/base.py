@@ -228,20 +228,22 @@ P = TypeVar("P", bound=type[Policy])
 
 
 def policy_names() -> list[str]:
-    """Every registered policy's name, in the order of their ids (`policy_id`): what a choice
-    of policy offers (MachineConfig.vm_policy, the CLI's --vm-policy)."""
+    """Every registered policy's name, sorted: what a choice of policy offers (MachineConfig.vm_policy,
+    the CLI's --vm-policy)."""
     return sorted(POLICIES)
 
 
 def policy_id(name: str) -> int:
-    """The number a shared array stores for the policy `name` (the VM's vm_meta[M_POLICY]): its
-    rank among the registered names, the same in every process forked after registration."""
-    return policy_names().index(name)
+    """The number a shared array stores for the policy `name` (the VM's vm_meta[M_POLICY]): its place
+    in the order of registration, which POLICIES keeps. A policy registered later takes the next
+    number and renumbers none before it, so what a running machine stored keeps its meaning; every
+    process forked after the registrations agrees on it."""
+    return list(POLICIES).index(name)
 
 
 def policy_name(pid: int) -> str:
     """The policy a shared array's number `pid` names (the inverse of `policy_id`)."""
-    return policy_names()[pid]
+    return list(POLICIES)[pid]
 
 
 def register(name: str) -> Callable[[P], P]:

@@ -17,13 +17,15 @@ from typing import Any
 import pytest
 
 from memsim.sim.cache.commands import Commands
+from memsim.sim.cache.config import POLICY_IDS, maxmemory_policies
 from memsim.sim.cache.db import ENTRY_BYTES
 from memsim.sim.cache.keyspace import Keyspace
 from memsim.sim.machine.shm import ArraySpec
-from memsim.sim.policies import POLICIES, Policy, register
+from memsim.sim.policies import POLICIES, Policy, policy_id, register
 from memsim.sim.policies.base import SIZE
 from memsim.sim.policies.simulate import make, replay, simulate
 from memsim.sim.system import Machine, MachineConfig
+from memsim.sim.vm.lru import policy_name as vm_policy_name
 
 MiB = 1 << 20
 PAGE = 4096
@@ -172,3 +174,29 @@ def test_the_machine_starts_with_the_new_policy(mru):
         assert type(ks.exact.get(ks.exact.active)) is MRU
     finally:
         m.destroy()
+
+
+def test_a_policy_registered_later_renumbers_nothing_and_is_refused_by_an_older_machine():
+    """Ids are places in the order of registration, so a machine's stored ids keep their meaning
+    when a policy is registered after it was made; its cache, laid out without the newcomer, refuses
+    to switch to it instead of reading arrays it never laid out."""
+    assert maxmemory_policies()[8:15] == ["exact-lru", "exact-lfu", "fifo", "clock", "twolist", "sieve", "s3fifo"]
+    m = Machine.create(MachineConfig(memory_bytes=8 * MiB, cores=1, max_keys=1024, maxmemory_policy="sieve",
+                                     vm_memory=64 * PAGE, vm_policy="twolist"))
+    try:
+        before = dict(POLICY_IDS), {n: policy_id(n) for n in POLICIES}
+        register(NAME)(MRU)
+        try:
+            assert {n: POLICY_IDS[n] for n in before[0]} == before[0]
+            assert {n: policy_id(n) for n in before[1]} == before[1] and policy_id(NAME) == len(before[1])
+            cmds = Commands(m.keyspace(m.heap(0)))
+            assert cmds.execute([b"CONFIG", b"GET", b"maxmemory-policy"]) == [b"maxmemory-policy", b"sieve"]
+            assert vm_policy_name(m.vm(0).a) == "twolist"
+            with pytest.raises(Exception, match="registered after this cache was laid out"):
+                cmds.execute([b"CONFIG", b"SET", b"maxmemory-policy", NAME.encode()])
+            assert cmds.execute([b"CONFIG", b"GET", b"maxmemory-policy"]) == [b"maxmemory-policy", b"sieve"]
+        finally:
+            del POLICIES[NAME]
+    finally:
+        m.destroy()
+
