@@ -27,7 +27,9 @@ decorated `@denyoom(growth)` (t_string.py): the decorator is the table's flag an
 the one call of admission. It evicts until used_memory + growth <= maxmemory, `growth` being
 what the write will add (the whole key, value and entry for a new key, the difference for an
 existing one), outside any stripe lock (eviction takes other stripes' locks, and the lock order
-forbids stripe -> stripe); then, if no entry is free, it evicts a key for one.
+forbids stripe -> stripe). When it evicted something it asks growth again: a victim may be the
+very key being written, which the write then makes anew, whole. Then, if no entry is free, it
+evicts a key for one.
 
 - `noeviction` (the default, as in Redis) refuses the write with Redis's exact OOM text;
 - `*-random` deletes a random key (volatile: among keys with a TTL);
@@ -266,7 +268,11 @@ class Evictor:
         """Before a denyoom write: make room for what it will add (growth() is asked only when
         maxmemory is set), then an entry for a new key if none is free. Caller holds no stripe lock."""
         if int(self.ks.a.ks_config[C_MAXMEMORY]):
-            self.make_room(growth())
+            incoming = growth()
+            if self.make_room(incoming) and (again := growth()) > incoming:
+                # It evicted the very key being written, whose growth was only the difference of its
+                # values: the write now makes the key anew, so room for all of it.
+                self.make_room(again)
         self.entry_room()
 
     def make_room(self, incoming: int) -> int:
