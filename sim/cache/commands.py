@@ -78,7 +78,7 @@ class CommandFailed(SimError):
     """A command that failed with an exception no handler expected (a bug): still that command's
     own error reply, so that it cannot abort the pipeline or batch it came in, and logged."""
 
-    code, code_name = 13, "INTERNAL"
+    code = 13
 
 
 Handler = Callable[["Commands", list[bytes]], Reply]

@@ -140,7 +140,7 @@ class Db:
         self.entries_lock = locks["keyspace/entries"]
         # A heap in an address space (sim/vm/heapsource.py) reads through the MMU: a lock-free read of a
         # stale address would fault pages in and count segfaults, so reads take the stripe lock there.
-        self.heap_paged = bool(getattr(heap, "_paged", False))
+        self.heap_paged = heap.source.paged
         self.optimistic = OPTIMISTIC_READS and not self.heap_paged
         self.exact = a.policies(locks["keyspace/policy"])
         self.mask = a.ks_bucket.shape[0] - 1
