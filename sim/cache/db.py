@@ -147,7 +147,7 @@ class Db:
         self.capacity = a.ks_free.shape[0]
         self.stats = a.ks_core[heap.core].data
         self._entries: list[int] = []  # this core's free entries
-        self.evictor: Evictor | None = None  # performEvictions() before a denyoom write (evict.py)
+        self.evictor: Evictor | None = None  # performEvictions(), run by the dispatcher (commands.py)
         self._rng = random.Random(heap.core)  # the LFU counter's coin: reproducible per core
 
     def attach_evictor(self, evictor: Evictor) -> None:
