@@ -239,7 +239,8 @@ class Machine:
 
     def keyspace(self, heap: Heap) -> Keyspace:
         """The cache's keyspace as the core owning `heap` sees it (call in that core's process),
-        with its evictor attached (performEvictions() before every write)."""
+        with its evictor attached (run by the command dispatcher, sim/cache/commands.py, before every
+        denyoom command)."""
         ks = Keyspace(self.ks_arrays, heap.locks, heap)
         ks.attach_evictor(Evictor(ks, seed=heap.core))
         return ks

@@ -1,13 +1,15 @@
 """The command table: Redis's string commands, parsed the way Redis parses them, run on a Keyspace.
 
 One entry per command, as in Redis's commands.def: the name, its arity (n = exactly n
-arguments counting the name; -n = at least n), whether it may need memory (`denyoom`, Redis's
-CMD_DENYOOM) and its handler. The parsing of the larger commands lives beside what they run:
-t_string.py parses SET's options, expire.py EXPIRE's, config.py does CONFIG GET/SET. A denyoom
-command's handler runs a keyspace write declared `@denyoom` (t_string.py), and that decorator's
-wrapper (evict.py) is where admission runs, before the write, as Redis's processCommand()
-calls performEvictions(): no handler and no write path admits on its own. A handler gets the
-context and the argument list and returns a reply of RESP's types, as plain Python values:
+arguments counting the name; -n = at least n), its handler, and, for a command that may need
+memory, its `denyoom` (Redis's CMD_DENYOOM): what the write will add to used_memory (`growth`)
+and the argument errors that refuse it for what it is before any OOM (`check`), both read from
+the argument list. `Commands.execute` runs the check and then admission (evict.py's
+Evictor.admit) before the handler of every denyoom entry, as Redis's processCommand() calls
+performEvictions(): that is the one call of admission, and no handler or keyspace write admits
+on its own. The parsing of the larger commands lives beside what they run: t_string.py parses
+SET's options, expire.py EXPIRE's, config.py does CONFIG GET/SET. A handler gets the context
+and the argument list and returns a reply of RESP's types, as plain Python values:
 
     None      nil               int    integer          bytes  bulk string
     str       status ("OK")     list   array of the above
@@ -51,7 +53,7 @@ from memsim.sim.cache.glob import (
 )
 from memsim.sim.cache.keyspace import Keyspace
 from memsim.sim.cache.layout import K_COMMANDS, K_REJECTED
-from memsim.sim.cache.t_string import parse_set_options
+from memsim.sim.cache.t_string import check_value, parse_set_options
 from memsim.sim.cache.util import parse_int64, string2ll
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, SimError
 
@@ -78,24 +80,35 @@ class CommandFailed(SimError):
     """A command that failed with an exception no handler expected (a bug): still that command's
     own error reply, so that it cannot abort the pipeline or batch it came in, and logged."""
 
-    code, code_name = 13, "INTERNAL"
+    code = 13
 
 
 Handler = Callable[["Commands", list[bytes]], Reply]
 
 
 @dataclass(frozen=True)
+class Denyoom:
+    """A command flagged CMD_DENYOOM, with what admission needs of its argument list: `growth`, the
+    bytes the write will add to used_memory (asked only under a maxmemory, outside any stripe lock),
+    and `check`, which raises the command's own argument errors first (a bad write is refused for
+    what it is, not for memory)."""
+
+    growth: Callable[[Commands, list[bytes]], int]
+    check: Callable[[Commands, list[bytes]], object] | None = None
+
+
+@dataclass(frozen=True)
 class CommandSpec:
     name: str
     arity: int
-    denyoom: bool
+    denyoom: Denyoom | None
     handler: Handler
 
 
 COMMANDS: dict[str, CommandSpec] = {}
 
 
-def command(name: str, arity: int, denyoom: bool = False) -> Callable[[Handler], Handler]:
+def command(name: str, arity: int, denyoom: Denyoom | None = None) -> Callable[[Handler], Handler]:
     """Put a handler in the table under `name`."""
 
     def deco(fn: Handler) -> Handler:
@@ -176,6 +189,8 @@ class Commands:
             raise InvalidArgument(f"ERR wrong number of arguments for '{name}' command")
         self.stats[K_COMMANDS] += 1
         try:
+            if spec.denyoom is not None:
+                self._admit(spec.denyoom, args)
             return spec.handler(self, args)
         except OOMError:  # refused by maxmemory before it ran: rejected, not processed (Redis's counting)
             self.stats[K_COMMANDS] -= 1
@@ -187,6 +202,14 @@ class Commands:
             log.exception("command %r failed", name)
             raise CommandFailed(f"ERR internal error running '{name}': {type(e).__name__}: {e}"[:500]) from e
 
+    def _admit(self, d: Denyoom, args: list[bytes]) -> None:
+        """processCommand()'s performEvictions() for a denyoom command: its argument check, then room
+        for its growth (Evictor.admit), before its handler runs and with no stripe lock held."""
+        if d.check is not None:
+            d.check(self, args)
+        if self.ks.evictor is not None:
+            self.ks.evictor.admit(partial(d.growth, self, args))
+
 
 # -- strings --------------------------------------------------------------------------------
 
@@ -195,7 +218,12 @@ def _get(c: Commands, a: list[bytes]) -> Reply:
     return c.ks.get(a[1])
 
 
-@command("set", -3, denyoom=True)
+def _set_check(c: Commands, a: list[bytes]) -> None:
+    parse_set_options(a[3:], c.clock())
+    check_value(a[2])
+
+
+@command("set", -3, denyoom=Denyoom(lambda c, a: c.ks.growth(a[1], len(a[2])), check=_set_check))
 def _set(c: Commands, a: list[bytes]) -> Reply:
     o = parse_set_options(a[3:], c.clock())
     stored, old = c.ks.set(a[1], a[2], expire_at_ms=o.expire_at_ms, nx=o.nx, xx=o.xx, keepttl=o.keepttl, get=o.get)
@@ -214,42 +242,46 @@ def _mget(c: Commands, a: list[bytes]) -> Reply:
     return c.ks.mget(a[1:])
 
 
-@command("mset", -3, denyoom=True)
-def _mset(c: Commands, a: list[bytes]) -> Reply:
+def _mset_check(c: Commands, a: list[bytes]) -> None:
     if len(a) % 2 != 1:
         raise InvalidArgument("ERR wrong number of arguments for 'mset' command")
+    for v in a[2::2]:
+        check_value(v)
+
+
+def _mset_growth(c: Commands, a: list[bytes]) -> int:
+    last = {bytes(k): v for k, v in zip(a[1::2], a[2::2], strict=True)}  # a key given twice: its last value
+    return sum(c.ks.growth(k, len(v)) for k, v in last.items())
+
+
+@command("mset", -3, denyoom=Denyoom(_mset_growth, check=_mset_check))
+def _mset(c: Commands, a: list[bytes]) -> Reply:
     c.ks.mset(list(zip(a[1::2], a[2::2], strict=True)))
     return OK
 
 
-def _incr(c: Commands, key: bytes, delta: int) -> Reply:
-    return c.ks.incrby(key, delta)
-
-
-@command("incr", 2, denyoom=True)
-def _incr1(c: Commands, a: list[bytes]) -> Reply:
-    return _incr(c, a[1], 1)
-
-
-@command("decr", 2, denyoom=True)
-def _decr1(c: Commands, a: list[bytes]) -> Reply:
-    return _incr(c, a[1], -1)
-
-
-@command("incrby", 3, denyoom=True)
-def _incrby(c: Commands, a: list[bytes]) -> Reply:
-    return _incr(c, a[1], _int(a[2]))
-
-
-@command("decrby", 3, denyoom=True)
-def _decrby(c: Commands, a: list[bytes]) -> Reply:
+def _decrby_delta(c: Commands, a: list[bytes]) -> int:
     n = _int(a[2])
     if n == -(1 << 63):
         raise InvalidArgument("ERR decrement would overflow")
-    return _incr(c, a[1], -n)
+    return -n
 
 
-@command("append", 3, denyoom=True)
+def _incr(c: Commands, a: list[bytes], delta: Callable[[Commands, list[bytes]], int]) -> Reply:
+    return c.ks.incrby(a[1], delta(c, a))
+
+
+# INCR/DECR/INCRBY/DECRBY: one handler, by how the delta is read (and checked, before admission);
+# each may write a new value of up to 20 digits and a sign
+_INCR_DELTAS: tuple[tuple[str, int, Callable[[Commands, list[bytes]], int]], ...] = (
+    ("incr", 2, lambda c, a: 1), ("decr", 2, lambda c, a: -1), ("incrby", 3, lambda c, a: _int(a[2])),
+    ("decrby", 3, _decrby_delta))
+for _name, _arity, _delta in _INCR_DELTAS:
+    command(_name, _arity, denyoom=Denyoom(lambda c, a: c.ks.growth(a[1], 20), check=_delta))(
+        partial(_incr, delta=_delta))
+
+
+@command("append", 3, denyoom=Denyoom(lambda c, a: c.ks.growth(a[1], c.ks.strlen(a[1]) + len(a[2]))))
 def _append(c: Commands, a: list[bytes]) -> Reply:
     return c.ks.append(a[1], a[2])
 

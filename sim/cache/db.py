@@ -140,14 +140,14 @@ class Db:
         self.entries_lock = locks["keyspace/entries"]
         # A heap in an address space (sim/vm/heapsource.py) reads through the MMU: a lock-free read of a
         # stale address would fault pages in and count segfaults, so reads take the stripe lock there.
-        self.heap_paged = bool(getattr(heap, "_paged", False))
+        self.heap_paged = heap.source.paged
         self.optimistic = OPTIMISTIC_READS and not self.heap_paged
         self.exact = a.policies(locks["keyspace/policy"])
         self.mask = a.ks_bucket.shape[0] - 1
         self.capacity = a.ks_free.shape[0]
         self.stats = a.ks_core[heap.core].data
         self._entries: list[int] = []  # this core's free entries
-        self.evictor: Evictor | None = None  # performEvictions() before a denyoom write (evict.py)
+        self.evictor: Evictor | None = None  # performEvictions(), run by the dispatcher (commands.py)
         self._rng = random.Random(heap.core)  # the LFU counter's coin: reproducible per core
 
     def attach_evictor(self, evictor: Evictor) -> None:

@@ -1,6 +1,6 @@
 """Eviction, as Redis's src/evict.c: performEvictions() and what it chooses victims with.
 
-Owns: admission (`denyoom`, `Evictor.admit`: the one place a write makes room before it runs),
+Owns: admission (`Evictor.admit`: where a denyoom command makes room before it runs),
 `maxmemory` enforcement with Redis's eight policies and the registered ones (exact.py), the
 24-bit LRU clock, the 8-bit logarithmic LFU counter and the 16-entry eviction pool. Touches:
 ks_evicted (its core's row), e_lru/e_expire (racy reads, as Redis's own); deletes victims through
@@ -11,9 +11,9 @@ list on every read; Redis instead keeps 24 bits per object and, when memory is o
 limit, samples `maxmemory-samples` keys (default 5), scores them, and merges them into a
 small pool of the best candidates seen so far (the pool survives between evictions, which
 is what makes 5 samples nearly as good as 10: Redis's "Key eviction" documentation compares
-them with exact LRU on redis-cli's --lru-test, and tests/test_cache_evict.py does the same on
-lrutest.py's model). The cost is a few dictionary probes per eviction and no work at all on a
-read beyond storing a clock value.
+them with exact LRU on redis-cli's --lru-test, and tests/sim/cache/test_cache_evict.py does the
+same on lrutest.py's model). The cost is a few dictionary probes per eviction and no work at all
+on a read beyond storing a clock value.
 
 The 24-bit field, by policy:
     LRU   the LRU clock (seconds, wrapping every 2^24 s ≈ 194 days) of the last access
@@ -22,12 +22,15 @@ Scores (higher = better victim), as evictionPoolPopulate computes them:
     LRU   idle time in ms;   LFU   255 - decayed counter;   TTL   -(expire time);   random: n/a
 
 Admission. Redis's processCommand() calls performEvictions() before every command flagged
-denyoom and refuses it with the OOM error when that fails. Here a write is a keyspace method
-decorated `@denyoom(growth)` (t_string.py): the decorator is the table's flag and its wrapper
-the one call of admission. It evicts until used_memory + growth <= maxmemory, `growth` being
-what the write will add (the whole key, value and entry for a new key, the difference for an
-existing one), outside any stripe lock (eviction takes other stripes' locks, and the lock order
-forbids stripe -> stripe); then, if no entry is free, it evicts a key for one.
+denyoom and refuses it with the OOM error when that fails. Here the flag is the command table's
+(commands.py: an entry's `denyoom` names the bytes the write will add and its argument check),
+and the dispatcher, `Commands.execute`, is the one caller of `Evictor.admit`, after the check and
+before the handler; no keyspace write admits on its own. Admission evicts until
+used_memory + growth <= maxmemory, `growth` being what the write will add (the whole key, value
+and entry for a new key, the difference for an existing one: t_string.py's `growth`), outside
+any stripe lock (eviction takes other stripes' locks, and the lock order forbids stripe ->
+stripe). When it evicted something it asks growth again: a victim may be the very key being
+written, which the write then makes anew, whole. Then, if no entry is free, it evicts a key for one.
 
 - `noeviction` (the default, as in Redis) refuses the write with Redis's exact OOM text;
 - `*-random` deletes a random key (volatile: among keys with a TTL);
@@ -53,8 +56,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import partial, wraps
-from typing import Concatenate, Generic, ParamSpec, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -63,8 +65,6 @@ from memsim.sim.cache.layout import C_MAXMEMORY, ENTRY_BATCH, CacheConfig
 from memsim.sim.errors import ResourceExhausted
 
 K = TypeVar("K")
-P = ParamSpec("P")
-R = TypeVar("R")
 
 LRU_BITS = 24
 LRU_CLOCK_MAX = (1 << LRU_BITS) - 1
@@ -263,10 +263,15 @@ class Evictor:
         self.rng = random.Random(seed)
 
     def admit(self, growth: Callable[[], int]) -> None:
-        """Before a denyoom write: make room for what it will add (growth() is asked only when
-        maxmemory is set), then an entry for a new key if none is free. Caller holds no stripe lock."""
+        """Before a denyoom command (its one caller is Commands.execute): make room for what it will add
+        (growth() is asked only when maxmemory is set), then an entry for a new key if none is free.
+        Caller holds no stripe lock."""
         if int(self.ks.a.ks_config[C_MAXMEMORY]):
-            self.make_room(growth())
+            incoming = growth()
+            if self.make_room(incoming) and (again := growth()) > incoming:
+                # It evicted the very key being written, whose growth was only the difference of its
+                # values: the write now makes the key anew, so room for all of it.
+                self.make_room(again)
         self.entry_room()
 
     def make_room(self, incoming: int) -> int:
@@ -396,32 +401,3 @@ class Evictor:
             if best is not None:
                 return best
         return None
-
-
-# -- admission: the one call of performEvictions() before a write ------------------------------
-
-class Admitting(Protocol):
-    evictor: Evictor | None
-
-
-A = TypeVar("A", bound=Admitting)
-
-
-def denyoom(growth: Callable[Concatenate[A, P], int], check: Callable[Concatenate[A, P], object] | None = None
-            ) -> Callable[[Callable[Concatenate[A, P], R]], Callable[Concatenate[A, P], R]]:
-    """Flag a keyspace write as Redis's CMD_DENYOOM: `check(ks, *args)` refuses bad arguments first (a
-    bad write is refused for what it is, not for memory), then admission (Evictor.admit) runs with
-    `growth(ks, *args)`, the bytes the write will add to used_memory (asked only under a maxmemory)."""
-
-    def deco(op: Callable[Concatenate[A, P], R]) -> Callable[Concatenate[A, P], R]:
-        @wraps(op)
-        def admitted(ks: A, *args: P.args, **kw: P.kwargs) -> R:
-            if check is not None:
-                check(ks, *args, **kw)
-            if ks.evictor is not None:
-                ks.evictor.admit(partial(growth, ks, *args, **kw))
-            return op(ks, *args, **kw)
-
-        return admitted
-
-    return deco

@@ -3,8 +3,9 @@ INCRBY and its kin, APPEND, STRLEN.
 
 Owns: what a string command does to the table (db.py), and SET's option parsing. Touches what
 db.py's lookup and write helpers touch: a key's stripe (MSET: every stripe of its keys, in
-ascending order), entries, the heap. Writes are `@denyoom` (evict.py): admission runs before
-them, outside any stripe lock, and nothing here evicts.
+ascending order), entries, the heap. Nothing here evicts: admission (evict.py) runs before a
+denyoom command's handler, from the dispatcher (commands.py), outside any stripe lock; `growth`
+is what it asks of a write here.
 
 Invariants: a write either publishes all of itself or nothing (an OOM from the heap leaves the
 old value in place; MSET takes every entry and object it needs before it publishes any); a read
@@ -18,7 +19,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 from memsim.sim.cache.db import ENTRY_BYTES, MAX_VALUE_BYTES, Db
-from memsim.sim.cache.evict import denyoom
 from memsim.sim.cache.layout import K_READ_RETRIES
 from memsim.sim.cache.util import E_NOT_INT, MAX_INT64_CHARS, parse_int64
 from memsim.sim.errors import InvalidArgument
@@ -67,49 +67,12 @@ def parse_set_options(args: list[bytes], now_ms: int) -> SetOptions:
     return o
 
 
-def _check_value(value: bytes) -> None:
+def check_value(value: bytes) -> None:
+    """A value SET, MSET and the keyspace's writes accept: bytes, at most MAX_VALUE_BYTES."""
     if not isinstance(value, bytes | bytearray):
         raise InvalidArgument("bad value: values are byte strings")
     if len(value) > MAX_VALUE_BYTES:
         raise InvalidArgument(E_TOO_BIG)
-
-
-def _check_set(ks: Strings, key: bytes, value: bytes, *, expire_at_ms: int = 0, nx: bool = False, xx: bool = False,
-               keepttl: bool = False, get: bool = False) -> None:
-    _check_value(value)
-    if nx and xx:
-        raise InvalidArgument("syntax error: NX and XX are mutually exclusive")
-    if keepttl and expire_at_ms:
-        raise InvalidArgument("ERR syntax error: KEEPTTL and an expiry are mutually exclusive")
-    if not 0 <= expire_at_ms <= MAX_EXPIRE_MS:
-        raise InvalidArgument(E_SET_EXPIRE)
-
-
-def _set_growth(ks: Strings, key: bytes, value: bytes, *, expire_at_ms: int = 0, nx: bool = False, xx: bool = False,
-                keepttl: bool = False, get: bool = False) -> int:
-    return ks.growth(key, len(value))
-
-
-def _check_delta(ks: Strings, key: bytes, delta: int) -> None:
-    if not -(1 << 63) <= delta < (1 << 63):
-        raise InvalidArgument(E_NOT_INT)
-
-
-def _incr_growth(ks: Strings, key: bytes, delta: int) -> int:
-    return ks.growth(key, 20)  # at most 20 digits and a sign
-
-
-def _append_growth(ks: Strings, key: bytes, tail: bytes) -> int:
-    return ks.growth(key, ks.strlen(key) + len(tail))
-
-
-def _check_mset(ks: Strings, pairs: list[tuple[bytes, bytes]]) -> None:
-    for _, v in pairs:
-        _check_value(v)
-
-
-def _mset_growth(ks: Strings, pairs: list[tuple[bytes, bytes]]) -> int:
-    return sum(ks.growth(k, len(v)) for k, v in {bytes(k): v for k, v in pairs}.items())
 
 
 class Strings(Db):
@@ -184,15 +147,21 @@ class Strings(Db):
 
     # -- writes ------------------------------------------------------------------------
 
-    @denyoom(_set_growth, check=_check_set)
     def set(self, key: bytes, value: bytes, *, expire_at_ms: int = 0, nx: bool = False, xx: bool = False,
             keepttl: bool = False, get: bool = False) -> tuple[bool, bytes | None]:
         """SET with Redis's options. Returns (stored, old value if get=True)."""
+        check_value(value)
+        if nx and xx:
+            raise InvalidArgument("syntax error: NX and XX are mutually exclusive")
+        if keepttl and expire_at_ms:
+            raise InvalidArgument("ERR syntax error: KEEPTTL and an expiry are mutually exclusive")
+        if not 0 <= expire_at_ms <= MAX_EXPIRE_MS:
+            raise InvalidArgument(E_SET_EXPIRE)
         return self._set(key, value, expire_at_ms=expire_at_ms, nx=nx, xx=xx, keepttl=keepttl, get=get)
 
     def _set(self, key: bytes, value: bytes, *, expire_at_ms: int = 0, nx: bool = False, xx: bool = False,
              keepttl: bool = False, get: bool = False) -> tuple[bool, bytes | None]:
-        """setGenericCommand() after admission (INCRBY and APPEND call it holding the stripe lock)."""
+        """setGenericCommand() on checked arguments (INCRBY and APPEND call it holding the stripe lock)."""
         h, bucket, stripe = self._locate(key)
         a = self.a
         with self.locks[stripe]:
@@ -237,9 +206,10 @@ class Strings(Db):
         a.e_val[e] = new_val
         a.e_vlen[e] = len(value)
 
-    @denyoom(_incr_growth, check=_check_delta)
     def incrby(self, key: bytes, delta: int) -> int:
         """INCRBY/DECRBY/INCR/DECR: a missing key counts as 0; the value must be a 64-bit integer."""
+        if not -(1 << 63) <= delta < (1 << 63):
+            raise InvalidArgument(E_NOT_INT)
         h, bucket, stripe = self._locate(key)
         with self.locks[stripe]:
             e = self._lookup(key, bucket, h)
@@ -255,7 +225,6 @@ class Strings(Db):
             self._set(key, str(result).encode(), keepttl=True)
         return result
 
-    @denyoom(_append_growth)
     def append(self, key: bytes, tail: bytes) -> int:
         """APPEND: returns the new length (a missing key is created)."""
         h, bucket, stripe = self._locate(key)
@@ -270,11 +239,12 @@ class Strings(Db):
             self._set(key, bytes(tail))  # under the same lock: nobody can create it in between
             return len(tail)
 
-    @denyoom(_mset_growth, check=_check_mset)
     def mset(self, pairs: list[tuple[bytes, bytes]]) -> None:
         """MSET, atomic as Redis's: every stripe involved is locked, in stripe order, for the whole
         write, and all of it or nothing is written: every entry and object the write needs is taken
         first, and only then is anything published (a full keyspace or heap refuses the whole MSET)."""
+        for _, v in pairs:
+            check_value(v)
         last = {bytes(k): bytes(v) for k, v in pairs}  # a key given twice: the last value wins, as in Redis
         located = [(self._locate(k), k, v) for k, v in last.items()]
         stripes = sorted({loc[2] for loc, _, _ in located})

@@ -17,6 +17,7 @@ import random
 import cachetools
 import pytest
 
+from memsim.sim.cache.commands import Commands
 from memsim.sim.cache.config import POLICY_IDS
 from memsim.sim.cache.exact import FIRST_EXACT_ID
 from memsim.sim.cache.keyspace import Keyspace
@@ -49,6 +50,11 @@ def cache(m: Machine, policy: str, keys_fitting: int, core: int = 0) -> Keyspace
     return ks
 
 
+def cmd_set(ks: Keyspace, key: bytes, value: bytes) -> None:
+    """SET as a client sends it: through the dispatcher, which runs admission (sim/cache/commands.py)."""
+    Commands(ks).execute([b"SET", key, value])
+
+
 def keyspace_misses(ks: Keyspace, trace: list[int]) -> int:
     """Cache-aside: GET, and SET on a miss."""
     misses = 0
@@ -56,7 +62,7 @@ def keyspace_misses(ks: Keyspace, trace: list[int]) -> int:
         key = b"k%05d" % k
         if ks.get(key) is None:
             misses += 1
-            ks.set(key, VALUE)
+            cmd_set(ks, key, VALUE)
     return misses
 
 
@@ -114,7 +120,7 @@ def test_sieve_and_s3fifo_beat_sampled_lru_on_zipf(machine):
 def test_switching_to_an_exact_policy_takes_the_live_keys_in(machine):
     ks = cache(machine, "allkeys-lru", 10_000)
     for i in range(300):
-        ks.set(b"k%05d" % i, VALUE)
+        cmd_set(ks, b"k%05d" % i, VALUE)
     ks.delete(b"k00007")
     ks.config_set("policy", POLICY_IDS["sieve"])
     pol = ks.exact.get(POLICY_IDS["sieve"])
@@ -133,7 +139,7 @@ def test_exact_policy_at_start(machine):
         ks = m.keyspace(m.heap(0))
         assert int(ks.a.ks_gauge[G_EXACT]) == POLICY_IDS["twolist"] >= FIRST_EXACT_ID
         for i in range(500):
-            ks.set(b"k%05d" % i, VALUE)
+            cmd_set(ks, b"k%05d" % i, VALUE)
         assert ks.used_memory() <= 20_000 and ks.evicted_keys() > 0
     finally:
         m.destroy()
@@ -149,7 +155,7 @@ def churn(m: Machine, core: int, seed: int, q) -> None:
             if r < 0.5:
                 ks.get(key)
             elif r < 0.9:
-                ks.set(key, VALUE)
+                cmd_set(ks, key, VALUE)
             else:
                 ks.delete(key)
         ks.release()

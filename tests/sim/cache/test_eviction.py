@@ -1,4 +1,4 @@
-"""maxmemory and Redis's eight policies on the shared keyspace (sim/cache/eviction.py)."""
+"""maxmemory and Redis's eight policies on the shared keyspace (sim/cache/evict.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections import OrderedDict
 import pytest
 
 from memsim.sim.alloc.recovery import check
+from memsim.sim.cache.commands import Commands
 from memsim.sim.cache.config import POLICY_IDS
 from memsim.sim.cache.evict import OOM_ERROR, Evictor, time_budget_s
 from memsim.sim.cache.keyspace import Keyspace
@@ -55,18 +56,23 @@ def cache(m: Machine, core: int = 0, policy: str = "noeviction", maxmemory: int 
     return ks
 
 
+def cmd_set(ks: Keyspace, key: bytes, value: bytes, expire_at_ms: int = 0) -> None:
+    """SET as a client sends it: through the dispatcher, which runs admission (sim/cache/commands.py)."""
+    Commands(ks).execute([b"SET", key, value] + ([b"PXAT", b"%d" % expire_at_ms] if expire_at_ms else []))
+
+
 def test_noeviction_refuses_writes_with_redis_text_and_keeps_reads(machine):
     ks = cache(machine, policy="noeviction", maxmemory=20_000)
     stored = []
     with pytest.raises(ResourceExhausted) as ei:
         for i in range(10_000):
-            ks.set(f"k{i}".encode(), b"v" * 100)
+            cmd_set(ks, f"k{i}".encode(), b"v" * 100)
             stored.append(f"k{i}".encode())
     assert str(ei.value) == OOM_ERROR
     assert ks.used_memory() <= 20_000 and ks.dbsize() == len(stored) > 0
     assert ks.get(stored[0]) == b"v" * 100  # reads still work
     assert ks.delete(stored[0])  # and DEL frees room
-    ks.set(b"again", b"v" * 100)
+    cmd_set(ks, b"again", b"v" * 100)
 
 
 @pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-lfu", "allkeys-random"])
@@ -74,7 +80,7 @@ def test_allkeys_policies_stay_under_maxmemory_on_every_write(machine, policy):
     ks = cache(machine, policy=policy, maxmemory=50_000, clock=Clock(step=5))
     rng = random.Random(3)
     for _ in range(3000):
-        ks.set(f"key:{rng.randrange(5000)}".encode(), os.urandom(rng.choice([10, 100, 400])))
+        cmd_set(ks, f"key:{rng.randrange(5000)}".encode(), os.urandom(rng.choice([10, 100, 400])))
         assert ks.used_memory() <= 50_000
     assert ks.evicted_keys() > 0
     assert int(ks.a.ks_evicted[0, POLICY_IDS[policy]]) == ks.evicted_keys()
@@ -84,15 +90,15 @@ def test_volatile_policies_evict_only_keys_with_a_ttl_and_act_as_noeviction_with
     clock = Clock(step=1)
     ks = cache(machine, policy="volatile-lru", maxmemory=40_000, clock=clock)
     for i in range(100):
-        ks.set(f"keep:{i}".encode(), b"p" * 100)
+        cmd_set(ks, f"keep:{i}".encode(), b"p" * 100)
     for i in range(1000):
-        ks.set(f"ttl:{i}".encode(), b"t" * 100, expire_at_ms=clock.t + 10**9)
+        cmd_set(ks, f"ttl:{i}".encode(), b"t" * 100, expire_at_ms=clock.t + 10**9)
     assert all(ks.get(f"keep:{i}".encode()) == b"p" * 100 for i in range(100))
     assert ks.evicted_keys() > 0
     ks.flushall()
     for i in range(1000):
         try:
-            ks.set(f"plain:{i}".encode(), b"p" * 100)
+            cmd_set(ks, f"plain:{i}".encode(), b"p" * 100)
         except ResourceExhausted as e:
             assert str(e) == OOM_ERROR  # nothing has a TTL: volatile-* is noeviction
             break
@@ -104,11 +110,11 @@ def test_volatile_ttl_evicts_the_soonest_expiry_first(machine):
     clock = Clock()
     ks = cache(machine, policy="volatile-ttl", maxmemory=30_000, clock=clock, samples=64)
     for i in range(60):
-        ks.set(f"t{i}".encode(), b"x" * 200, expire_at_ms=clock.t + 1_000_000 + i * 1000)
+        cmd_set(ks, f"t{i}".encode(), b"x" * 200, expire_at_ms=clock.t + 1_000_000 + i * 1000)
     for _ in range(1000):
         if ks.evicted_keys():
             break
-        ks.set(f"more{clock.t}".encode(), b"y" * 200, expire_at_ms=clock.t + 10**9)
+        cmd_set(ks, f"more{clock.t}".encode(), b"y" * 200, expire_at_ms=clock.t + 10**9)
         clock.t += 1
     assert ks.evicted_keys() > 0
     assert not ks.exists(b"t0")  # the soonest to expire went first
@@ -120,36 +126,36 @@ def test_lfu_keeps_the_hot_keys(machine):
     ks = cache(machine, policy="allkeys-lfu", maxmemory=60_000, clock=clock, samples=10)
     hot = [f"hot:{i}".encode() for i in range(20)]
     for k in hot:
-        ks.set(k, b"h" * 100)
+        cmd_set(ks, k, b"h" * 100)
     for _ in range(150):  # ~150 hits put a counter near 12 (cold keys stay at 5)
         for k in hot:
             ks.get(k)
     for i in range(2000):
-        ks.set(f"cold:{i}".encode(), b"c" * 100)
+        cmd_set(ks, f"cold:{i}".encode(), b"c" * 100)
     assert sum(ks.exists(k) for k in hot) == len(hot)
 
 
 def test_tenacity_bounds_the_eviction_loop_and_refuses_past_it(machine):
     ks = cache(machine, policy="allkeys-lru", maxmemory=20_000, tenacity=0)  # a budget of zero
     for i in range(400):
-        ks.set(f"k{i}".encode(), b"v" * 60)  # fill with small keys
+        cmd_set(ks, f"k{i}".encode(), b"v" * 60)  # fill with small keys
     before = ks.evicted_keys()
     with pytest.raises(ResourceExhausted) as ei:
-        ks.set(b"big", b"B" * 6000)  # needs far more than 16 evictions
+        cmd_set(ks, b"big", b"B" * 6000)  # needs far more than 16 evictions
     # Redis looks at the clock every 16 evicted keys: with no budget it stops at the first look.
     assert str(ei.value) == OOM_ERROR and ks.evicted_keys() - before == 16
     assert ks.used_memory() <= 20_000
     ks.config_set("tenacity", 100)
-    ks.set(b"big", b"B" * 6000)  # unbounded: the same write evicts enough and succeeds
+    cmd_set(ks, b"big", b"B" * 6000)  # unbounded: the same write evicts enough and succeeds
     assert ks.get(b"big") == b"B" * 6000 and ks.used_memory() <= 20_000
 
 
 def test_a_write_bigger_than_maxmemory_evicts_nothing(machine):
     ks = cache(machine, policy="allkeys-lru", maxmemory=20_000)
     for i in range(50):
-        ks.set(f"k{i}".encode(), b"v" * 100)
+        cmd_set(ks, f"k{i}".encode(), b"v" * 100)
     with pytest.raises(ResourceExhausted, match="OOM"):
-        ks.set(b"huge", b"H" * 30_000)
+        cmd_set(ks, b"huge", b"H" * 30_000)
     assert ks.evicted_keys() == 0 and ks.dbsize() == 50
 
 
@@ -158,10 +164,10 @@ def test_a_write_that_does_not_grow_memory_is_allowed_at_the_limit(machine):
     stored = 0
     with pytest.raises(ResourceExhausted):
         for i in range(1000):
-            ks.set(f"k{i}".encode(), b"v" * 100)
+            cmd_set(ks, f"k{i}".encode(), b"v" * 100)
             stored += 1
-    ks.set(b"k0", b"w" * 100)  # same size: Redis accepts it while used <= maxmemory
-    ks.set(b"n", b"1") if ks.used_memory() + 200 < 20_000 else None
+    cmd_set(ks, b"k0", b"w" * 100)  # same size: Redis accepts it while used <= maxmemory
+    cmd_set(ks, b"n", b"1") if ks.used_memory() + 200 < 20_000 else None
     assert ks.get(b"k0") == b"w" * 100
 
 
@@ -169,14 +175,14 @@ def test_volatile_policy_never_evicts_a_key_that_lost_its_ttl(machine):
     clock = Clock(step=1)
     ks = cache(machine, policy="volatile-lru", maxmemory=30_000, clock=clock, samples=64)
     for i in range(200):
-        ks.set(f"t{i}".encode(), b"x" * 100, expire_at_ms=clock.t + 10**9)
+        cmd_set(ks, f"t{i}".encode(), b"x" * 100, expire_at_ms=clock.t + 10**9)
     persisted = [k for k in (f"t{i}".encode() for i in range(0, 200, 2)) if ks.exists(k)]
     assert len(persisted) > 50
     for k in persisted:
         ks.persist(k)  # the pool may still hold them from an earlier sample
     for i in range(300):
         try:
-            ks.set(f"n{i}".encode(), b"y" * 100, expire_at_ms=clock.t + 10**9)
+            cmd_set(ks, f"n{i}".encode(), b"y" * 100, expire_at_ms=clock.t + 10**9)
         except ResourceExhausted:
             break
     assert all(ks.exists(k) for k in persisted)
@@ -198,7 +204,7 @@ def test_sampled_lru_on_the_keyspace_tracks_exact_lru(machine):
     clock = Clock(step=1)  # one ms per request: ~1k requests per LRU-clock second
     ks = cache(machine, policy="allkeys-lru", clock=clock)
     value = b"v" * 64
-    ks.set(b"probe", value)
+    cmd_set(ks, b"probe", value)
     per_key = ks.used_memory()
     ks.delete(b"probe")
     cap = 880
@@ -208,7 +214,7 @@ def test_sampled_lru_on_the_keyspace_tracks_exact_lru(machine):
     for k, write in trace:
         key = b"lru:%d" % k
         if write:
-            ks.set(key, value)
+            cmd_set(ks, key, value)
         elif ks.get(key) is not None:
             hits += 1
     d: OrderedDict = OrderedDict()
@@ -235,7 +241,7 @@ def writer(m: Machine, core: int, q) -> None:
         rng = random.Random(core)
         worst = 0
         for i in range(1500):
-            ks.set(f"c{core}:{rng.randrange(3000)}".encode(), os.urandom(rng.choice([16, 200])))
+            cmd_set(ks, f"c{core}:{rng.randrange(3000)}".encode(), os.urandom(rng.choice([16, 200])))
             worst = max(worst, ks.used_memory())
             if i % 3 == 0:
                 ks.get(f"c{core}:{rng.randrange(3000)}".encode())

@@ -438,7 +438,7 @@ def test_a_command_that_raises_unexpectedly_is_its_own_error_reply(ks_machine, m
     def broken(c, a):
         raise ValueError("boom")
 
-    monkeypatch.setitem(cm.COMMANDS, "broken", cm.CommandSpec("broken", 1, False, broken))
+    monkeypatch.setitem(cm.COMMANDS, "broken", cm.CommandSpec("broken", 1, None, broken))
     cmds = cm.Commands(keyspace(ks_machine))
     with pytest.raises(cm.CommandFailed, match="internal error running 'broken': ValueError: boom") as e:
         cmds.execute([b"BROKEN"])
