@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
+from memsim.sim.cache.db import check_key
 from memsim.sim.cache.evict import (
     LFU_POLICIES,
     OOMError,
@@ -221,6 +222,7 @@ def _get(c: Commands, a: list[bytes]) -> Reply:
 def _set_check(c: Commands, a: list[bytes]) -> None:
     parse_set_options(a[3:], c.clock())
     check_value(a[2])
+    check_key(a[1])
 
 
 @command("set", -3, denyoom=Denyoom(lambda c, a: c.ks.growth(a[1], len(a[2])), check=_set_check))
@@ -247,6 +249,8 @@ def _mset_check(c: Commands, a: list[bytes]) -> None:
         raise InvalidArgument("ERR wrong number of arguments for 'mset' command")
     for v in a[2::2]:
         check_value(v)
+    for k in a[1::2]:
+        check_key(k)
 
 
 def _mset_growth(c: Commands, a: list[bytes]) -> int:
@@ -276,12 +280,23 @@ def _incr(c: Commands, a: list[bytes], delta: Callable[[Commands, list[bytes]], 
 _INCR_DELTAS: tuple[tuple[str, int, Callable[[Commands, list[bytes]], int]], ...] = (
     ("incr", 2, lambda c, a: 1), ("decr", 2, lambda c, a: -1), ("incrby", 3, lambda c, a: _int(a[2])),
     ("decrby", 3, _decrby_delta))
+def _key_check(c: Commands, a: list[bytes]) -> None:
+    check_key(a[1])
+
+
+def _incr_check(c: Commands, a: list[bytes], delta: Callable[[Commands, list[bytes]], int]) -> None:
+    delta(c, a)
+    check_key(a[1])
+
+
 for _name, _arity, _delta in _INCR_DELTAS:
-    command(_name, _arity, denyoom=Denyoom(lambda c, a: c.ks.growth(a[1], 20), check=_delta))(
+    command(_name, _arity,
+            denyoom=Denyoom(lambda c, a: c.ks.growth(a[1], 20), check=partial(_incr_check, delta=_delta)))(
         partial(_incr, delta=_delta))
 
 
-@command("append", 3, denyoom=Denyoom(lambda c, a: c.ks.growth(a[1], c.ks.strlen(a[1]) + len(a[2]))))
+@command("append", 3, denyoom=Denyoom(lambda c, a: c.ks.growth(a[1], c.ks.strlen(a[1]) + len(a[2])),
+                                      check=_key_check))
 def _append(c: Commands, a: list[bytes]) -> Reply:
     return c.ks.append(a[1], a[2])
 

@@ -87,6 +87,15 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def check_key(key: bytes) -> None:
+    """Refuse what is not a key: the one rule, for every lookup and for the dispatcher's argument
+    checks, which run before admission so that a bad write evicts nothing (commands.py)."""
+    if not isinstance(key, bytes | bytearray) or not key:
+        raise InvalidArgument("bad key: keys are non-empty byte strings")
+    if len(key) > MAX_KEY_BYTES:
+        raise InvalidArgument(f"bad key: {len(key)} bytes is over the {MAX_KEY_BYTES}-byte limit")
+
+
 @dataclass
 class KeyspaceArrays:
     """The cache's shared arrays (layout.py says what each holds)."""
@@ -126,6 +135,9 @@ class KeyspaceArrays:
 
     def policies(self, lock: SharedLock | None) -> ExactPolicies:
         return ExactPolicies(self.pol, self.ks_free.shape[0], self.ks_gauge, self.e_hash, lock)
+
+
+@dataclass
 
 
 class Db:
@@ -261,10 +273,7 @@ class Db:
 
     def _locate(self, key: bytes) -> tuple[int, int, int]:
         """(hash, bucket, stripe) of a key, refusing what is not one."""
-        if not isinstance(key, bytes | bytearray) or not key:
-            raise InvalidArgument("bad key: keys are non-empty byte strings")
-        if len(key) > MAX_KEY_BYTES:
-            raise InvalidArgument(f"bad key: {len(key)} bytes is over the {MAX_KEY_BYTES}-byte limit")
+        check_key(key)
         h = key_hash(bytes(key))
         bucket = h & self.mask
         return h, bucket, bucket % STRIPES

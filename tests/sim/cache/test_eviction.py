@@ -159,6 +159,25 @@ def test_a_write_bigger_than_maxmemory_evicts_nothing(machine):
     assert ks.evicted_keys() == 0 and ks.dbsize() == 50
 
 
+@pytest.mark.parametrize("write", [
+    [b"SET", b"", b"x"], [b"MSET", b"new", b"x", b"", b"y"], [b"INCR", b""], [b"APPEND", b"", b"x"],
+])
+def test_a_write_with_a_bad_key_evicts_nothing_with_the_table_full(write):
+    """The dispatcher checks a denyoom command's keys before admission: a full table under an
+    evicting policy gives up no key for a write that is then refused."""
+    m = Machine.create(MachineConfig(memory_bytes=8 << 20, cores=1, max_keys=64, maxmemory_policy="allkeys-random"))
+    try:
+        ks = m.keyspace(m.heap(0))
+        cmds = Commands(ks)
+        for i in range(64):
+            cmds.execute([b"SET", b"k%d" % i, b"v"])
+        with pytest.raises(InvalidArgument, match="bad key"):
+            cmds.execute(write)
+        assert ks.dbsize() == 64 and ks.evicted_keys() == 0
+    finally:
+        m.destroy()
+
+
 def test_a_write_that_does_not_grow_memory_is_allowed_at_the_limit(machine):
     ks = cache(machine, policy="noeviction", maxmemory=20_000)
     stored = 0
