@@ -165,10 +165,10 @@ def run(body: Callable[..., R], args: Sequence[tuple[Any, ...]], snapshot: Calla
     results: Queue[tuple[int, R | _Failed]] = ctx.Queue()
     procs = [ctx.Process(target=_child, args=(body, Lane(i, barrier, counts, timeout, tolerant), args[i], results),
                          daemon=True) for i in range(n)]
-    for p in procs:
-        p.start()
     got: dict[int, R | _Failed] = {}
     try:
+        for p in procs:
+            p.start()
         try:
             before = _meet(barrier, snapshot, timeout, tolerant)
             _watch(seconds, procs, counts, label, progress)
@@ -183,7 +183,8 @@ def run(body: Callable[..., R], args: Sequence[tuple[Any, ...]], snapshot: Calla
         for p in procs:
             if p.is_alive():
                 p.kill()
-            p.join()
+            if p.pid is not None:  # started
+                p.join()
     failure = _first_failure(got)
     if failure:
         raise RuntimeError(f"load process failed: {failure}")
@@ -223,7 +224,10 @@ def _collect(results: Queue[tuple[int, R | _Failed]], procs: list[SpawnProcess],
 
 
 def _first_failure(got: dict[int, Any]) -> str:
-    return next((r.error for _, r in sorted(got.items()) if isinstance(r, _Failed)), "")
+    """The failure to report: a process's own error before a peer's broken barrier, which only
+    says that some other process failed first."""
+    failed = [r.error for _, r in sorted(got.items()) if isinstance(r, _Failed)]
+    return next((e for e in failed if not e.startswith("BrokenBarrierError")), failed[0] if failed else "")
 
 
 def _watch(seconds: float, procs: list[SpawnProcess], counts: Counts, label: str,

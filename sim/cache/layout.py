@@ -21,7 +21,7 @@ no cell holds two things). Touches nothing at run time: `sim/system.py` lays the
     ks_gauge      (len(G_*),)           int64   see G_* below
     ks_inst       (cores, I_SAMPLES+n)  int64   the row's core only instantaneous_ops_per_sec (I_*)
     ks_config     (len(C_*),)           int64   none (one store)    CONFIG's settings (C_*, config.py)
-    ks_seq        (STRIPES,)            int64   keyspace/<stripe>   each stripe's seqcount (db.py SeqStripe)
+    ks_seq        (STRIPES,)            int64   keyspace/<stripe>   each stripe's seqcount (seqlock.py SeqStripe)
     kspol_*       (per policy)          -       keyspace/policy     the sim/policies policy state (exact.py)
 
 Invariants: an entry is on exactly one of a bucket's chain, the shared free stack, or one core's

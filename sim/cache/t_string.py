@@ -103,7 +103,7 @@ class Strings(Db):
             return self._value(e) if e >= 0 else None
 
     def _get_optimistic(self, key: bytes, stripe: int, bucket: int, h: int) -> tuple[bool, bytes | None]:
-        """GET without the stripe lock (read_seqbegin / read_seqretry, see db.py's SeqStripe): (True, the
+        """GET without the stripe lock (read_seqbegin / read_seqretry, see seqlock.py's SeqStripe): (True, the
         reply), or (False, None) to retry under the lock. An expired key is left to the locked path,
         which deletes it."""
         seq = self.seq

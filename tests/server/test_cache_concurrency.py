@@ -117,7 +117,7 @@ def test_values_stay_whole_under_eviction(server):
             run_hammer(server.target, evicting=True)
             info = c.info()
             assert info["evicted_keys"] > 0
-            # Two cores writing at the same instant may overshoot by one value each (eviction.py).
+            # Two cores writing at the same instant may overshoot by one value each (evict.py).
             assert info["used_memory"] <= 30 * 1024 + 2 * 1024
             for k in c.scan_iter():
                 v = c.get(k)

@@ -288,7 +288,7 @@ def test_three_cores_evicting_at_once(machine):
             if p.is_alive():
                 p.kill()
     assert [err for *_, err in out] == [None] * 3
-    # Concurrent writers may overshoot by at most one value each (documented in eviction.py).
+    # Concurrent writers may overshoot by at most one value each (documented in evict.py).
     assert max(w for _, w, _ in out) <= 80_000 + 3 * 400
     assert ks.used_memory() <= 80_000 + 3 * 400 and ks.evicted_keys() > 0
     ks.flushall()

@@ -1,4 +1,5 @@
-"""The cache's shared keyspace (sim/cache/keyspace.py): semantics, accounting, concurrency."""
+"""The cache's shared keyspace through keyspace.py's Keyspace (sim/cache/db.py, t_string.py, expire.py):
+semantics, accounting, concurrency."""
 
 from __future__ import annotations
 
