@@ -149,7 +149,9 @@ class command(Generic[S, P, T]):  # noqa: N801 - used as a decorator, as functoo
 
     def __call__(self, obj: S, *args: P.args, **kwargs: P.kwargs) -> Any:
         """`Class.method(instance, ...)`, as a plain method allows."""
-        return self.__get__(obj, type(obj))(*args, **kwargs)  # type: ignore[call-overload]  # obj's runner kind is known only at run time
+        if isinstance(obj, SyncRunner | AsyncRunner):
+            return obj._drive(self.body(obj, *args, **kwargs))  # the value, or a coroutine of it
+        raise TypeError(f"{type(obj).__name__}.{self.name}: a command runs on a SyncRunner or an AsyncRunner")
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
