@@ -21,7 +21,7 @@ from memsim.sim.cache.commands import Commands
 from memsim.sim.cache.config import POLICY_IDS
 from memsim.sim.cache.exact import FIRST_EXACT_ID
 from memsim.sim.cache.keyspace import Keyspace
-from memsim.sim.cache.layout import G_EXACT
+from memsim.sim.cache.layout import C_MAXMEMORY, G_EXACT
 from memsim.sim.policies import POLICIES, Keyed
 from memsim.sim.policies.simulate import zipf_trace
 from memsim.sim.system import Machine, MachineConfig
@@ -182,4 +182,4 @@ def test_cores_share_one_exact_policy(machine, policy):
     assert pol.check() == []
     live = {e for e in range(ks.capacity) if int(ks.a.e_klen[e])}
     assert {e for e in live if e in pol} == live and len(pol) == len(live) == ks.dbsize()
-    assert ks.used_memory() <= int(ks.a.ks_config[0]) and ks.evicted_keys() > 0
+    assert ks.used_memory() <= int(ks.a.ks_config[C_MAXMEMORY]) and ks.evicted_keys() > 0

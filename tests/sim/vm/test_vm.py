@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound, OutOfRange, ResourceExhausted
 from memsim.sim.system import Machine, MachineConfig
 from memsim.sim.vm.kinds import KINDS
+from memsim.sim.vm.layout import M_IPT_FRAMES
 from memsim.sim.vm.recovery import check
 from memsim.sim.vm.vma import R, X
 
@@ -99,7 +100,7 @@ def test_translation_matches_a_dictionary_model(small_machine, kind, seq):
         assert check(vm) == []
     finally:
         vm.destroy_space(sp)
-    assert vm.pool.free_frames() == vm.pool.nframes - int(vm.a.vm_meta[5])  # only the shared IPT stays
+    assert vm.pool.free_frames() == vm.pool.nframes - int(vm.a.vm_meta[M_IPT_FRAMES])  # only the shared IPT stays
 
 
 # -- swap ----------------------------------------------------------------------------------------------
