@@ -87,15 +87,24 @@ class CommandFailed(SimError):
 Handler = Callable[["Commands", list[bytes]], Reply]
 
 
+def _first_key_missing(c: Commands, a: list[bytes]) -> bool:
+    """A denyoom command's `creates` unless it says otherwise: its key (args[1]) does not exist yet."""
+    return not c.ks.exists(a[1])
+
+
 @dataclass(frozen=True)
 class Denyoom:
     """A command flagged CMD_DENYOOM, with what admission needs of its argument list: `growth`, the
     bytes the write will add to used_memory (asked only under a maxmemory, outside any stripe lock),
-    and `check`, which raises the command's own argument errors first (a bad write is refused for
-    what it is, not for memory)."""
+    `check`, which raises the command's own argument errors first (a bad write is refused for what
+    it is, not for memory), and `creates`, whether it will make a key (then, with the index full, a
+    key is evicted for its entry; overwriting one needs none). Both growth and creates read the
+    keyspace without holding a lock across the admission: a racy estimate, as Redis's own
+    used_memory check before a command is."""
 
     growth: Callable[[Commands, list[bytes]], int]
     check: Callable[[Commands, list[bytes]], object] | None = None
+    creates: Callable[[Commands, list[bytes]], bool] = _first_key_missing
 
 
 @dataclass(frozen=True)
@@ -209,7 +218,7 @@ class Commands:
         if d.check is not None:
             d.check(self, args)
         if self.ks.evictor is not None:
-            self.ks.evictor.admit(partial(d.growth, self, args))
+            self.ks.evictor.admit(partial(d.growth, self, args), partial(d.creates, self, args))
 
 
 # -- strings --------------------------------------------------------------------------------
@@ -225,7 +234,25 @@ def _set_check(c: Commands, a: list[bytes]) -> None:
     check_key(a[1])
 
 
-@command("set", -3, denyoom=Denyoom(lambda c, a: c.ks.growth(a[1], len(a[2])), check=_set_check))
+def _set_writes(c: Commands, a: list[bytes]) -> tuple[bool, bool]:
+    """(whether SET will write at all, whether the key exists): NX on a key that exists and XX on one
+    that does not write nothing, and admit nothing."""
+    o = parse_set_options(a[3:], c.clock())
+    exists = c.ks.exists(a[1])
+    return not ((o.nx and exists) or (o.xx and not exists)), exists
+
+
+def _set_growth(c: Commands, a: list[bytes]) -> int:
+    writes, _ = _set_writes(c, a)
+    return c.ks.growth(a[1], len(a[2])) if writes else 0
+
+
+def _set_creates(c: Commands, a: list[bytes]) -> bool:
+    writes, exists = _set_writes(c, a)
+    return writes and not exists
+
+
+@command("set", -3, denyoom=Denyoom(_set_growth, check=_set_check, creates=_set_creates))
 def _set(c: Commands, a: list[bytes]) -> Reply:
     o = parse_set_options(a[3:], c.clock())
     stored, old = c.ks.set(a[1], a[2], expire_at_ms=o.expire_at_ms, nx=o.nx, xx=o.xx, keepttl=o.keepttl, get=o.get)
@@ -258,7 +285,8 @@ def _mset_growth(c: Commands, a: list[bytes]) -> int:
     return sum(c.ks.growth(k, len(v)) for k, v in last.items())
 
 
-@command("mset", -3, denyoom=Denyoom(_mset_growth, check=_mset_check))
+@command("mset", -3, denyoom=Denyoom(_mset_growth, check=_mset_check,
+                                     creates=lambda c, a: not all(c.ks.exists(k) for k in a[1::2])))
 def _mset(c: Commands, a: list[bytes]) -> Reply:
     c.ks.mset(list(zip(a[1::2], a[2::2], strict=True)))
     return OK

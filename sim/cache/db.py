@@ -137,9 +137,6 @@ class KeyspaceArrays:
         return ExactPolicies(self.pol, self.ks_free.shape[0], self.ks_gauge, self.e_hash, lock)
 
 
-@dataclass
-
-
 class Db:
     """One core's handle on the shared table. Like Heap: one per core process, one op at a time."""
 
@@ -498,8 +495,9 @@ class Db:
         nb = a.ks_bucket.shape[0]
         out: list[int] = []
         start = rng.randrange(nb)
-        for _ in range(nb // SAMPLE_WINDOW + 1):
-            hi = min(nb, start + SAMPLE_WINDOW)
+        scanned = 0
+        while scanned < nb:  # every bucket once at most, wrapping round to those before the start
+            hi = min(nb, start + SAMPLE_WINDOW, start + nb - scanned)
             for head in a.ks_bucket[start:hi][a.ks_bucket[start:hi] >= 0].tolist():
                 e, steps = head, 0
                 while e >= 0 and steps < 64:
@@ -508,5 +506,6 @@ class Db:
                         if len(out) >= n:
                             return out
                     e, steps = int(a.e_next[e]), steps + 1
+            scanned += hi - start
             start = 0 if hi >= nb else hi
         return out

@@ -262,17 +262,18 @@ class Evictor:
         self.pool: EvictionPool[bytes] = EvictionPool()
         self.rng = random.Random(seed)
 
-    def admit(self, growth: Callable[[], int]) -> None:
+    def admit(self, growth: Callable[[], int], creates: Callable[[], bool]) -> None:
         """Before a denyoom command (its one caller is Commands.execute): make room for what it will add
-        (growth() is asked only when maxmemory is set), then an entry for a new key if none is free.
-        Caller holds no stripe lock."""
+        (growth() is asked only when maxmemory is set), then an entry if it will make a key (creates())
+        and none is free. Caller holds no stripe lock."""
         if int(self.ks.a.ks_config[C_MAXMEMORY]):
             incoming = growth()
             if self.make_room(incoming) and (again := growth()) > incoming:
                 # It evicted the very key being written, whose growth was only the difference of its
                 # values: the write now makes the key anew, so room for all of it.
                 self.make_room(again)
-        self.entry_room()
+        if not self.ks.entry_free() and creates():
+            self.entry_room()
 
     def make_room(self, incoming: int) -> int:
         """Evict until used_memory + incoming <= maxmemory. Returns keys evicted; raises the OOM error."""

@@ -178,6 +178,53 @@ def test_a_write_with_a_bad_key_evicts_nothing_with_the_table_full(write):
         m.destroy()
 
 
+def test_set_nx_on_a_key_that_exists_and_xx_on_one_that_does_not_evict_nothing(machine):
+    """Such a SET writes nothing, so it needs no room (Redis evicts nothing while used_memory is
+    under maxmemory)."""
+    ks = cache(machine, policy="allkeys-lru", maxmemory=20_000)
+    stored = 0
+    while ks.used_memory() + 400 < 20_000:
+        cmd_set(ks, f"k{stored}".encode(), b"v" * 100)
+        stored += 1
+    c = Commands(ks)
+    assert c.execute([b"SET", b"k0", b"x" * 3000, b"NX"]) is None
+    assert c.execute([b"SET", b"nope", b"x" * 3000, b"XX"]) is None
+    assert ks.evicted_keys() == 0 and ks.dbsize() == stored
+
+
+def test_overwriting_a_key_in_a_full_index_evicts_no_other_key():
+    m = Machine.create(MachineConfig(memory_bytes=8 << 20, cores=1, max_keys=256, maxmemory_policy="allkeys-lru"))
+    try:
+        ks = m.keyspace(m.heap(0))
+        c = Commands(ks)
+        n = 0
+        while ks.entry_free() or n < 256:  # fill every entry of the index
+            c.execute([b"SET", b"k%d" % n, b"v"])
+            n += 1
+            if ks.evicted_keys():
+                break
+        full = ks.dbsize()
+        evicted = ks.evicted_keys()
+        for key in (b"k%d" % (n - 1), b"k%d" % (n - 2)):
+            c.execute([b"SET", key, b"w"])
+            c.execute([b"APPEND", key, b"x"])
+            c.execute([b"MSET", key, b"y"])
+        assert ks.dbsize() == full and ks.evicted_keys() == evicted
+    finally:
+        m.destroy()
+
+
+def test_a_write_that_evicts_its_own_key_is_made_room_for_whole(machine):
+    """Admission sized an existing key's write as its values' difference; if eviction then takes
+    that very key, the write makes it anew and needs room for all of it."""
+    ks = cache(machine, policy="allkeys-lru", maxmemory=20_000, clock=Clock(step=100_000), samples=64)
+    cmd_set(ks, b"only", b"a" * 9000)  # the older key: the one LRU takes
+    cmd_set(ks, b"other", b"o" * 8000)
+    cmd_set(ks, b"only", b"b" * 12_000)  # 3000 B more, so "only" itself is evicted to make room
+    assert ks.evicted_keys() >= 1 and ks.get(b"only") == b"b" * 12_000
+    assert ks.used_memory() <= 20_000
+
+
 def test_a_write_that_does_not_grow_memory_is_allowed_at_the_limit(machine):
     ks = cache(machine, policy="noeviction", maxmemory=20_000)
     stored = 0
@@ -295,3 +342,17 @@ def test_three_cores_evicting_at_once(machine):
     ks.release()
     ks.heap.release_caches()
     assert ks.used_memory() == 0 and check(ks.heap) == []
+
+
+def test_sampling_a_small_table_finds_every_key_whichever_bucket_it_starts_at():
+    """dictGetSomeKeys() walks on from a random bucket and wraps: on a table smaller than one sample
+    window, the buckets before the start are reached too."""
+    m = Machine.create(MachineConfig(memory_bytes=8 << 20, cores=1, max_keys=64))
+    try:
+        ks = m.keyspace(m.heap(0))
+        for key in (b"one", b"two"):
+            ks.set(key, b"v")
+        for seed in range(32):
+            assert len(ks.sample_entries(random.Random(seed), 5)) == 2
+    finally:
+        m.destroy()
