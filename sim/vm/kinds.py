@@ -4,7 +4,7 @@ The defaults (`MachineConfig`, `create_space`), the validation (`MachineConfig.v
 `create_space`) and the CLI's choices all read these names; nothing else spells them.
 
     PAGE_TABLES         name -> kind (pagetable.py's registry, filled here with the built-in kinds,
-                        in id order; a new kind is its own module plus one `register` line below)
+                        in id order; a new kind is its own module plus its import and one `register` line below)
     KINDS               the built-in kinds' names, in id order
     PAGE_TABLE_DEFAULT  the kind of a space created without one (x86-64's radix tree)
     THP_MODES           /sys/kernel/mm/transparent_hugepage/enabled, in vm_meta[M_THP]'s order
