@@ -13,9 +13,10 @@
     keyspace.py   Keyspace: the above in one object per core; laying the cache out at creation
     commands.py   the command table and the dispatcher: Redis's parsing, replies and error texts;
                   the one caller of admission, before every command flagged `denyoom`
+    scan.py       KEYS and SCAN (db.c keysCommand, scanGenericCommand), bounded in reply and matching
     glob.py       Redis's glob matching (stringmatchlen) for KEYS, SCAN MATCH, CONFIG GET
     lrutest.py    a trace model of Redis's sampled policies and redis-cli's --lru-test workload
-    util.py       string2ll (util.c), the one integer parser
+    util.py       string2ll (util.c), the one integer parser; option words, the syntax error
 
 The gRPC service around it is server/cache_servicer.py; the client is client/cache.py.
 """

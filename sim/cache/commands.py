@@ -47,34 +47,26 @@ from memsim.sim.cache.evict import (
 from memsim.sim.cache.expire import parse_expire
 from memsim.sim.cache.glob import (
     MATCH_STEPS,
-    GlobPattern,
     MatchBudget,
-    MatchBudgetSpent,
-    compile_glob,
 )
 from memsim.sim.cache.keyspace import Keyspace
 from memsim.sim.cache.layout import K_COMMANDS, K_REJECTED
+from memsim.sim.cache.scan import KEYS_REPLY_BYTES, keys, parse_scan, scan
 from memsim.sim.cache.t_string import check_value, parse_set_options
-from memsim.sim.cache.util import parse_int64, string2ll
-from memsim.sim.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, SimError
+from memsim.sim.cache.util import E_SYNTAX, parse_int64
+from memsim.sim.cache.util import upper as _upper
+from memsim.sim.errors import FailedPrecondition, InvalidArgument, SimError
 
 log = logging.getLogger("memsim.cache")
 
 Reply = None | int | bytes | str | list
 OK = "OK"
 
-# KEYS builds its whole reply before the server sees it, so it counts what it builds against one
-# reply's payload limit and stops there. The server sets `keys_reply_bytes` to its wire limit
-# (server/limits.py MAX_REPLY_BYTES); this default serves the interpreter used without a server.
-KEYS_REPLY_BYTES = 24 << 20
 # A pipeline message runs all its commands under the core's mutex: their matching together may take
 # this many steps (~0.4 s), four commands' worth, then KEYS and SCAN MATCH refuse or stop early.
 PIPELINE_MATCH_STEPS = 4 * MATCH_STEPS
-# SCAN's reply holds its cursor too: at most 20 digits
-CURSOR_BYTES = 20
 
 # Redis's own messages, worded once
-E_SYNTAX = "ERR syntax error"
 
 
 class CommandFailed(SimError):
@@ -130,13 +122,6 @@ def command(name: str, arity: int, denyoom: Denyoom | None = None) -> Callable[[
 
 def _int(arg: bytes) -> int:
     return parse_int64(bytes(arg))
-
-
-def _upper(arg: bytes) -> str:
-    try:
-        return bytes(arg).decode("ascii").upper()
-    except UnicodeDecodeError:
-        return "?"
 
 
 class Commands:
@@ -386,44 +371,8 @@ def _type(c: Commands, a: list[bytes]) -> Reply:
 
 @command("keys", 2)
 def _keys(c: Commands, a: list[bytes]) -> Reply:
-    """KEYS pattern: a whole SCAN in one call (as in Redis, slow on a big keyspace: use SCAN).
-    Its matching has one MatchBudget for the whole keyspace; spent, KEYS refuses (SCAN goes on)."""
-    pattern = compile_glob(bytes(a[1]))
-    budget = c.match_budget()
-    match = _matcher(pattern, budget)
-    out: list[bytes] = []
-    size = 0
-    cursor = 0
-    while True:
-        try:
-            cursor, keys = c.ks.scan(cursor, 1000, match, max_bytes=c.keys_reply_bytes - size)
-        except MatchBudgetSpent:
-            raise _keys_over_budget(a[1], budget, c.pipeline_note()) from None
-        finally:
-            c.matched(budget)
-        if budget.spent:  # the scan stopped early at its cursor: KEYS has no cursor to give
-            raise _keys_over_budget(a[1], budget, c.pipeline_note())
-        out += keys
-        size += sum(len(k) for k in keys)
-        if size > c.keys_reply_bytes:  # counted as it is built: a big keyspace cannot make it grow without end
-            raise ResourceExhausted(f"ERR KEYS {bytes(a[1])[:64].decode('utf-8', 'replace')!r} matches more than "
-                                    f"{c.keys_reply_bytes} bytes of keys, over the one-reply limit; use SCAN")
-        if cursor == 0:
-            return out
-
-
-def _keys_over_budget(pattern: bytes, budget: MatchBudget, note: str) -> ResourceExhausted:
-    return ResourceExhausted(f"ERR KEYS {bytes(pattern)[:64].decode('utf-8', 'replace')!r}: matching the keys against "
-                             f"this pattern takes more than the {budget.limit}-step match limit (long keys and long "
-                             f"runs of ? or [...]{note}); use SCAN, which stops at the limit and goes on from its "
-                             f"cursor")
-
-
-def _matcher(glob: GlobPattern | None, budget: MatchBudget) -> Callable[[bytes], bool] | None:
-    """The keyspace's `match` for a pattern, charged to budget; None when every key matches."""
-    if glob is None or glob.matches_all:
-        return None
-    return partial(glob.matches, budget=budget)
+    """KEYS pattern: a whole SCAN in one call (as in Redis, slow on a big keyspace: use SCAN)."""
+    return keys(c.ks, bytes(a[1]), c.match_budget(), c.keys_reply_bytes, c.pipeline_note, c.matched)
 
 
 @command("dbsize", 1)
@@ -446,37 +395,9 @@ def _flushdb(c: Commands, a: list[bytes]) -> Reply:
 
 @command("scan", -2)
 def _scan(c: Commands, a: list[bytes]) -> Reply:
-    cursor = string2ll(a[1])  # Redis: string2ull; a cursor past the table is refused by the keyspace
-    if cursor is None or cursor < 0:
-        raise InvalidArgument("ERR invalid cursor")
-    count, pattern, strings = 10, None, True
-    i = 2
-    while i < len(a):
-        opt = _upper(a[i])
-        if opt == "COUNT" and i + 1 < len(a):
-            count = _int(a[i + 1])
-            if count < 1:
-                raise InvalidArgument(E_SYNTAX)
-        elif opt == "MATCH" and i + 1 < len(a):
-            pattern = a[i + 1]  # the last MATCH wins, as in Redis; only that one is compiled
-        elif opt == "TYPE" and i + 1 < len(a):
-            strings = _upper(a[i + 1]) == "STRING"  # only strings live here
-        else:
-            raise InvalidArgument(E_SYNTAX)
-        i += 2
-    glob = compile_glob(bytes(pattern)) if pattern is not None else None
-    budget = c.match_budget()
-    # Like KEYS, bounded by the one-reply limit, and its matching by the budget: either cuts the call
-    # short with the cursor where it stopped (Redis's SCAN may return fewer keys than COUNT).
-    try:
-        nxt, keys = c.ks.scan(cursor, count, _matcher(glob, budget), max_bytes=c.keys_reply_bytes - CURSOR_BYTES)
-    except MatchBudgetSpent:  # not one bucket's keys matched within a whole budget
-        c.matched(budget)
-        raise ResourceExhausted(f"ERR SCAN MATCH: matching the keys at cursor {cursor} against this pattern takes "
-                                f"more than the {budget.limit}-step match limit (long keys and long runs of ? or "
-                                f"[...]{c.pipeline_note()}); use a shorter pattern") from None
-    c.matched(budget)
-    return [str(nxt).encode(), keys if strings else []]
+    cursor, count, pattern, strings = parse_scan(a)
+    nxt, found = scan(c.ks, cursor, count, pattern, c.match_budget(), c.keys_reply_bytes, c.pipeline_note, c.matched)
+    return [str(nxt).encode(), found if strings else []]
 
 
 # -- server ---------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Redis's integer parsing (src/util.c string2ll): the one parser of every integer argument and stored counter.
+"""Redis's integer parsing (src/util.c string2ll): the one parser of every integer argument and stored
+counter; and the one reading of a command's option word (`upper`) and Redis's shared syntax error.
 
 Owns no state and touches nothing shared.
 """
@@ -15,6 +16,15 @@ _INT64_TEXT = re.compile(rb"0|-?[1-9][0-9]*")  # Redis string2ll: no "-0", no le
 # (Python's int() would take quadratic time on a 16 MiB value, and refuses 4,300 digits with a ValueError).
 MAX_INT64_CHARS = 20
 E_NOT_INT = "ERR value is not an integer or out of range"
+E_SYNTAX = "ERR syntax error"  # Redis's shared.syntaxerr
+
+
+def upper(arg: bytes) -> str:
+    """A command name or option word as text, upper-cased ("?" if it is not ASCII: it matches none)."""
+    try:
+        return bytes(arg).decode("ascii").upper()
+    except UnicodeDecodeError:
+        return "?"
 
 
 def string2ll(value: bytes) -> int | None:
