@@ -70,7 +70,7 @@ def usage_dict(u: pb.MemoryUsageReply) -> dict[str, int]:
 def map_list(m: pb.MemoryMapReply) -> list[dict[str, Any]]:
     """memory_map()'s regions as dicts, smaps-like."""
     return [{"start": r.start, "end": r.end, "size": r.size, "rss": r.rss, "swap": r.swap, "perms": r.perms,
-             "kind": r.kind, "name": r.name, "huge_pages": r.huge_pages} for r in m.regions]
+             "kind": r.kind, "name": r.name, "huge_pages": r.huge_pages, "pinned": r.pinned} for r in m.regions]
 
 
 @dataclass(frozen=True)

@@ -192,7 +192,7 @@ class MemoryUsageReply(_message.Message):
     def __init__(self, rss: _Optional[int] = ..., heapTotal: _Optional[int] = ..., heapUsed: _Optional[int] = ..., external: _Optional[int] = ..., page_tables: _Optional[int] = ..., swap: _Optional[int] = ...) -> None: ...
 
 class Region(_message.Message):
-    __slots__ = ("start", "end", "size", "rss", "swap", "perms", "kind", "name", "huge_pages")
+    __slots__ = ("start", "end", "size", "rss", "swap", "perms", "kind", "name", "huge_pages", "pinned")
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -202,6 +202,7 @@ class Region(_message.Message):
     KIND_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     HUGE_PAGES_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
     start: int
     end: int
     size: int
@@ -211,7 +212,8 @@ class Region(_message.Message):
     kind: str
     name: str
     huge_pages: int
-    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., size: _Optional[int] = ..., rss: _Optional[int] = ..., swap: _Optional[int] = ..., perms: _Optional[str] = ..., kind: _Optional[str] = ..., name: _Optional[str] = ..., huge_pages: _Optional[int] = ...) -> None: ...
+    pinned: int
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., size: _Optional[int] = ..., rss: _Optional[int] = ..., swap: _Optional[int] = ..., perms: _Optional[str] = ..., kind: _Optional[str] = ..., name: _Optional[str] = ..., huge_pages: _Optional[int] = ..., pinned: _Optional[int] = ...) -> None: ...
 
 class MemoryMapReply(_message.Message):
     __slots__ = ("regions",)
