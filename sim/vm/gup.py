@@ -132,6 +132,7 @@ def pin_user_pages(mm: MM, sp: int, addr: int, npages: int, write: bool = True) 
                 frame = translate_locked(mm, sp, addr + i * mm.fs, write)["frame"]
                 _pin(mm, folio_head(mm.a, frame - mm.pool.base))
                 frames.append(frame)
+                mm.step("gup:pinned")
         except BaseException:
             for frame in frames:  # all or nothing: what this call pinned goes back
                 _unpin(mm, folio_head(mm.a, frame - mm.pool.base))
