@@ -200,6 +200,19 @@ class SpaceCommands(Generic[C]):
         return Translation(t.frame, t.levels, t.tlb_hit, t.fault, t.page_table, t.core)
 
     @command
+    def pin_user_pages(self, address: int, npages: int, write: bool = True) -> Steps[tuple[list[int], int]]:
+        """Fault in and pin npages pages (Linux's pin_user_pages): their machine-wide frames, and the core
+        that holds the pins; unpin on that core (a client made with core=...)."""
+        req = build_request(pb.PinUserPagesRequest, space=self.id, address=address, npages=npages, write=write)
+        reply = yield from unary("PinUserPages", req, pb.PinUserPagesReply)
+        return list(reply.frames), reply.core
+
+    @command
+    def unpin_user_pages(self, frames: list[int]) -> Steps[None]:
+        req = build_request(pb.UnpinUserPagesRequest, space=self.id, frames=list(frames))
+        yield from unary("UnpinUserPages", req, pb.UnpinUserPagesReply)
+
+    @command
     def memory_usage(self) -> Steps[dict[str, int]]:
         return usage_dict((yield from unary("MemoryUsage", self._request(), pb.MemoryUsageReply)))
 

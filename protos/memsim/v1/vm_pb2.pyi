@@ -149,6 +149,40 @@ class StoreReply(_message.Message):
     core: int
     def __init__(self, core: _Optional[int] = ...) -> None: ...
 
+class PinUserPagesRequest(_message.Message):
+    __slots__ = ("space", "address", "npages", "write")
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    NPAGES_FIELD_NUMBER: _ClassVar[int]
+    WRITE_FIELD_NUMBER: _ClassVar[int]
+    space: int
+    address: int
+    npages: int
+    write: bool
+    def __init__(self, space: _Optional[int] = ..., address: _Optional[int] = ..., npages: _Optional[int] = ..., write: _Optional[bool] = ...) -> None: ...
+
+class PinUserPagesReply(_message.Message):
+    __slots__ = ("frames", "core")
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    CORE_FIELD_NUMBER: _ClassVar[int]
+    frames: _containers.RepeatedScalarFieldContainer[int]
+    core: int
+    def __init__(self, frames: _Optional[_Iterable[int]] = ..., core: _Optional[int] = ...) -> None: ...
+
+class UnpinUserPagesRequest(_message.Message):
+    __slots__ = ("space", "frames")
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    space: int
+    frames: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, space: _Optional[int] = ..., frames: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class UnpinUserPagesReply(_message.Message):
+    __slots__ = ("core",)
+    CORE_FIELD_NUMBER: _ClassVar[int]
+    core: int
+    def __init__(self, core: _Optional[int] = ...) -> None: ...
+
 class TranslateRequest(_message.Message):
     __slots__ = ("space", "address", "write")
     SPACE_FIELD_NUMBER: _ClassVar[int]
