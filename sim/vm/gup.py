@@ -22,6 +22,8 @@ The rules, and why:
   pins with RLIMIT_MEMLOCK (per process, 8 MiB by default); here every space shares one pool, so
   the bound is the machine's, and it leaves three quarters of the pool to reclaim, which puts
   pinned victims back: reclaim always finds a page. Over it: RESOURCE_EXHAUSTED naming the limit.
+  A hugetlb page counts nothing: it is never reclaimed, pinned or not, and its reservation
+  (--hugetlb-pages) already bounds it.
   A page's pins are at most PIN_MAX_PER_PAGE (Linux refuses a pin that would overflow the
   folio's count).
 - munmap or MADV_DONTNEED of a range holding a pinned page, and a partial munmap or mprotect that
@@ -60,15 +62,16 @@ PIN_MAX_PER_PAGE = (1 << 15) - 1  # pins one page (or huge page) may hold: vm_pi
 
 
 def folio_frames(a: VMArrays, head: int) -> int:
-    """Frames a pin on this head holds: a whole huge page, or one frame."""
-    return HUGE_FRAMES if a.vm_huge[head] in (HUGE_HEAD, HUGETLB_HEAD) else 1
+    """Frames a pin on this head takes from reclaim: a whole transparent huge page, one small page, or
+    none for a hugetlb page (never reclaimed anyway: its reservation bounds it, not the pin limit)."""
+    huge = int(a.vm_huge[head])
+    return HUGE_FRAMES if huge == HUGE_HEAD else 0 if huge == HUGETLB_HEAD else 1
 
 
 def pinned_frames(a: VMArrays) -> int:
     """Frames the pin counts hold, recounted (what vm_meta[M_PINNED] says; recovery.py checks it)."""
-    heads = np.flatnonzero(a.vm_pincount > 0)
-    huge = np.isin(a.vm_huge[heads], (HUGE_HEAD, HUGETLB_HEAD))
-    return int(np.where(huge, HUGE_FRAMES, 1).sum())
+    huge = a.vm_huge[np.flatnonzero(a.vm_pincount > 0)]
+    return int(np.where(huge == HUGE_HEAD, HUGE_FRAMES, np.where(huge == HUGETLB_HEAD, 0, 1)).sum())
 
 
 def _check_range(mm: MM, sp: int, addr: int, npages: int, write: bool) -> None:
@@ -191,8 +194,6 @@ def release_space_pins(mm: MM, sp: int) -> int:
 def check_unpinned(mm: MM, sp: int, lo_vpn: int, hi_vpn: int, what: str) -> None:
     """Refuse (FAILED_PRECONDITION) a munmap or MADV_DONTNEED of vpns lo..hi-1 holding a pinned page."""
     a = mm.a
-    if not int(a.vm_meta[M_PINNED]):
-        return  # nothing is pinned anywhere: no scan
     frames = np.flatnonzero((a.vm_rmap_space == sp) & (a.vm_rmap_vpn >= lo_vpn) & (a.vm_rmap_vpn < hi_vpn))
     if any_pinned(a, frames):
         raise FailedPrecondition(f"{what} of {lo_vpn << mm.shift:#x}..{hi_vpn << mm.shift:#x} in space {sp} refused: "

@@ -200,6 +200,24 @@ def test_a_pinned_subpage_pins_its_huge_page_whole(thp):
     assert check(vm) == []
 
 
+def test_a_pinned_hugetlb_page_holds_its_mapping_and_takes_nothing_from_the_limit():
+    m = make(2048, cores=2, memory=24 * MiB, hugetlb_pages=1)
+    try:
+        vm = m.vm(0)
+        sp = vm.create_space("multilevel")
+        start = vm.mmap(sp, 2 * MiB, hugetlb=True)
+        frames = vm.pin_user_pages(sp, start + 10 * PAGE, 3)
+        assert int(vm.a.vm_pincount[frames[0] - 10 - vm.pool.base]) == 3 and int(vm.a.vm_meta[M_PINNED]) == 0
+        with pytest.raises(FailedPrecondition, match="pinned"):
+            vm.munmap(sp, start, 2 * MiB)
+        assert check(vm) == []
+        vm.unpin_user_pages(sp, frames)
+        vm.munmap(sp, start, 2 * MiB)
+        assert no_pins(vm) and check(vm) == []
+    finally:
+        m.destroy()
+
+
 # -- validation and the limit ------------------------------------------------------------------------
 
 def test_bad_input_is_refused_and_pins_nothing():
