@@ -25,6 +25,7 @@ from memsim.server.periodic import Periodic
 from memsim.server.sessions import caller_gone, caller_id, client_id, lease_seconds
 from memsim.server.wire import DeadlineExceeded, batch_stream, call_budget, check_batch_size, run_ops
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound
+from memsim.sim.vm.gup import MAX_PIN_PAGES
 from memsim.sim.vm.hugepage import collapse_scan
 from memsim.sim.vm.kinds import PAGE_TABLE_DEFAULT
 from memsim.sim.vm.layout import HUGE_FRAMES
@@ -229,7 +230,8 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         budget = call_budget(self.replies, context)
 
         def pin(space: int, address: int, npages: int, write: bool) -> list[int]:
-            budget.charge(8 * npages, "a pin's frame list")  # (refused before a page is pinned)
+            # (charged before a page is pinned; a count over the per-call bound is the VM's InvalidArgument)
+            budget.charge(8 * min(npages, MAX_PIN_PAGES), "a pin's frame list")
             return self.vm.pin_user_pages(space, address, npages, write)
 
         frames = self._change(context, "pin_user_pages", pin, request.space, request.address, request.npages,

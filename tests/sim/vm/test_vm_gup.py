@@ -380,7 +380,8 @@ def test_processes_pin_write_through_frames_and_reclaim_at_once():
         lasts = dict(r for r in results if isinstance(r, tuple))
         assert sorted(lasts) == [0, 1, 2]
         st = sup.vmstat()
-        assert st["pswpout"] > 0 and st["nr_foll_pin_acquired"] == st["nr_foll_pin_released"] > 0
+        assert st["pswpout"] > 0 and st["reclaim_pinned_skips"] > 0  # reclaim met pinned pages, and left them
+        assert st["nr_foll_pin_acquired"] == st["nr_foll_pin_released"] > 0
         assert no_pins(sup) and check(sup) == []
         for c, sp in enumerate(spaces):  # every page holds what its process last wrote, through either path
             assert {i: sup.load(sp, bases[c] + i * PAGE, 16) for i in lasts[c]} == lasts[c]
