@@ -317,21 +317,29 @@ def _child(q, fn, *args) -> None:
         os._exit(code)
 
 
-def pinner(m: Machine, core: int, sp: int, base: int, pages: int, rounds: int) -> tuple[int, dict[int, bytes]]:
-    """Pin a random run, write stamps through the frames, check them after other work, unpin; the
-    last stamp of each page is returned for the parent's check."""
+HELD = 4  # pages 0..3 of each pinner's space stay pinned the whole time (a collector's long-held pages)
+
+
+def pinner(m: Machine, core: int, sp: int, base: int, pages: int, deadline: float) -> tuple[int, dict[int, bytes]]:
+    """Hold HELD pages pinned throughout; meanwhile, round after round until the deadline (and at least
+    20 rounds), pin a random run of the others, write stamps through the frames, check them after
+    other work, unpin. The last stamp of each page is returned for the parent's check."""
     rng = np.random.default_rng(core)
     vm = m.vm(core)
-    last: dict[int, bytes] = {}
-    for r in range(rounds):
+    held = vm.pin_user_pages(sp, base, HELD)
+    last: dict[int, bytes] = {i: stamp(f"{core}:held", i) for i in range(HELD)}
+    for i, f in enumerate(held):
+        write_through(vm, f, last[i])
+    r = 0
+    while r < 20 or time.monotonic() < deadline:
         n = int(rng.integers(1, 9))
-        first = int(rng.integers(0, pages - n))
+        first = int(rng.integers(HELD, pages - n))
         frames = vm.pin_user_pages(sp, base + first * PAGE, n)
         for k, f in enumerate(frames):
             last[first + k] = stamp(f"{core}:{r}", first + k)
             write_through(vm, f, last[first + k])
         for _ in range(8):  # unpinned pages of its own, under the others' pressure
-            i = int(rng.integers(0, pages))
+            i = int(rng.integers(HELD, pages))
             if not first <= i < first + n:
                 last[i] = stamp(f"{core}:{r}:s", i)
                 vm.store(sp, base + i * PAGE, last[i])
@@ -339,6 +347,9 @@ def pinner(m: Machine, core: int, sp: int, base: int, pages: int, rounds: int) -
             got = read_through(vm, f, 16)
             assert got == last[first + k], f"core {core} round {r}: frame {f} lost its stamp"
         vm.unpin_user_pages(sp, frames)
+        r += 1
+    assert [read_through(vm, f, 16) for f in held] == [last[i] for i in range(HELD)], f"core {core}: held pages"
+    vm.unpin_user_pages(sp, held)
     return core, last
 
 
@@ -362,9 +373,10 @@ def test_processes_pin_write_through_frames_and_reclaim_at_once():
         spaces = [sup.create_space("multilevel", name=f"gc{c}") for c in range(3)]
         bases = [sup.mmap(sp, pages * PAGE) for sp in spaces]
         q = CTX.Queue()
-        procs = [CTX.Process(target=_child, args=(q, pinner, m, c, spaces[c], bases[c], pages, 60), daemon=True)
+        deadline = time.monotonic() + 6
+        procs = [CTX.Process(target=_child, args=(q, pinner, m, c, spaces[c], bases[c], pages, deadline), daemon=True)
                  for c in range(3)]
-        procs.append(CTX.Process(target=_child, args=(q, reclaimer, m, 3, 256, time.monotonic() + 8), daemon=True))
+        procs.append(CTX.Process(target=_child, args=(q, reclaimer, m, 3, 256, deadline), daemon=True))
         for p in procs:
             p.start()
         results = []
