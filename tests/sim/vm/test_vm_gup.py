@@ -69,41 +69,45 @@ def hog(vm, pages: int) -> None:
         vm.store(sp, base + i * PAGE, b"hog %d" % i)
 
 
+@pytest.fixture
+def m(request):
+    """A machine with a pool of 256 frames (a pin limit of 64); parametrize indirectly to change its config."""
+    machine = make(256, **(getattr(request, "param", None) or {}))
+    yield machine
+    machine.destroy()
+
+
 # -- reclaim ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("pinned", [True, False])
-def test_pinned_pages_survive_reclaim_pressure_and_unpinned_ones_do_not(pinned):
-    m = make(256)
-    try:
-        vm = m.vm(0)
-        sp = vm.create_space("multilevel", name="v8 heap")
-        base = vm.mmap(sp, 32 * PAGE)
-        if pinned:
-            frames = vm.pin_user_pages(sp, base, 32)
-            for i, f in enumerate(frames):
-                write_through(vm, f, stamp("gc", i))
-        else:
-            for i in range(32):
-                vm.store(sp, base + i * PAGE, stamp("gc", i))
-        hog(vm, 1024)  # 4x the pool
-        st = vm.vmstat()
-        assert st["pswpout"] > 0
-        if pinned:
-            assert vm.space_stats(sp)["swap_pages"] == 0 and vm.space_stats(sp)["rss_pages"] == 32
-            assert st["reclaim_pinned_skips"] > 0
-            assert [read_through(vm, f, 16) for f in frames] == [stamp("gc", i) for i in range(32)]
-            assert [vm.translate(sp, base + i * PAGE)["frame"] for i in range(32)] == frames
-            assert sum(r["pinned"] for r in vm.memory_map(sp)) == 32 * PAGE
-            assert check(vm) == []
-            vm.unpin_user_pages(sp, frames)
-            assert no_pins(vm) and vm.vmstat()["nr_foll_pin_released"] == 32
-            hog(vm, 1024)  # now they may go
-        assert vm.space_stats(sp)["swap_pages"] > 0
-        for i in range(32):  # and come back whole
-            assert vm.load(sp, base + i * PAGE, 16) == stamp("gc", i)
+def test_pinned_pages_survive_reclaim_pressure_and_unpinned_ones_do_not(pinned, m):
+    vm = m.vm(0)
+    sp = vm.create_space("multilevel", name="v8 heap")
+    base = vm.mmap(sp, 32 * PAGE)
+    if pinned:
+        frames = vm.pin_user_pages(sp, base, 32)
+        for i, f in enumerate(frames):
+            write_through(vm, f, stamp("gc", i))
+    else:
+        for i in range(32):
+            vm.store(sp, base + i * PAGE, stamp("gc", i))
+    hog(vm, 1024)  # 4x the pool
+    st = vm.vmstat()
+    assert st["pswpout"] > 0
+    if pinned:
+        assert vm.space_stats(sp)["swap_pages"] == 0 and vm.space_stats(sp)["rss_pages"] == 32
+        assert st["reclaim_pinned_skips"] > 0
+        assert [read_through(vm, f, 16) for f in frames] == [stamp("gc", i) for i in range(32)]
+        assert [vm.translate(sp, base + i * PAGE)["frame"] for i in range(32)] == frames
+        assert sum(r["pinned"] for r in vm.memory_map(sp)) == 32 * PAGE
         assert check(vm) == []
-    finally:
-        m.destroy()
+        vm.unpin_user_pages(sp, frames)
+        assert no_pins(vm) and vm.vmstat()["nr_foll_pin_released"] == 32
+        hog(vm, 1024)  # now they may go
+    assert vm.space_stats(sp)["swap_pages"] > 0
+    for i in range(32):  # and come back whole
+        assert vm.load(sp, base + i * PAGE, 16) == stamp("gc", i)
+    assert check(vm) == []
 
 
 # -- huge pages: compaction, khugepaged, split ---------------------------------------------------------
@@ -220,85 +224,78 @@ def test_a_pinned_hugetlb_page_holds_its_mapping_and_takes_nothing_from_the_limi
 
 # -- validation and the limit ------------------------------------------------------------------------
 
-def test_bad_input_is_refused_and_pins_nothing():
-    m = make(256, heap_in_vm=True)
-    try:
-        vm = m.vm(0)
-        sp = vm.create_space("multilevel")
-        ro = vm.mmap(sp, 4 * PAGE, prot=R)
-        rw = vm.mmap(sp, 8 * PAGE)  # (nothing mapped after it)
-        stack = vm.mmap(sp, 4 * PAGE, kind="stack")
-        gone = vm.create_space("multilevel")
-        gone_base = vm.mmap(gone, PAGE)
-        vm.destroy_space(gone)
-        system = next(s for s in vm.spaces() if vm.a.sp_system[s])
-        refusals = [
-            (OutOfRange, lambda: vm.pin_user_pages(sp, rw + 6 * PAGE, 4)),  # runs past the region
-            (OutOfRange, lambda: vm.pin_user_pages(sp, 0, 1)),  # nothing mapped
-            (OutOfRange, lambda: vm.pin_user_pages(sp, 1 << 60, 1)),  # outside the space
-            (FailedPrecondition, lambda: vm.pin_user_pages(sp, ro, 2)),  # read-only, write=True
-            (FailedPrecondition, lambda: vm.pin_user_pages(sp, stack - PAGE, 2, write=False)),  # the guard page
-            (NotFound, lambda: vm.pin_user_pages(gone, gone_base, 1)),  # destroyed
-            (NotFound, lambda: vm.pin_user_pages(500, 0, 1)),
-            (FailedPrecondition, lambda: vm.pin_user_pages(system, 0, 1, write=False)),  # the machine's own
-            (InvalidArgument, lambda: vm.pin_user_pages(sp, rw, 0)),
-            (InvalidArgument, lambda: vm.pin_user_pages(sp, rw, MAX_PIN_PAGES + 1)),
-            (InvalidArgument, lambda: vm.pin_user_pages(sp, rw + 1, 1)),  # not page-aligned
-            (InvalidArgument, lambda: vm.pin_user_pages(sp, rw, 1, write=1)),
-            (FailedPrecondition, lambda: vm.unpin_user_pages(sp, [vm.pool.base])),  # never pinned
-        ]
-        for error, call in refusals:
-            with pytest.raises(error):
-                call()
-        assert no_pins(vm)
-        assert vm.space_stats(sp)["rss_pages"] == 0  # refused before a page was faulted in
-        assert vm.vmstat()["nr_foll_pin_acquired"] == 0
-        frames = vm.pin_user_pages(sp, rw, 2)
-        for bad in ([frames[0], frames[0]], [frames[0] + 1000], [*frames, frames[0]]):  # more than pinned
-            with pytest.raises(FailedPrecondition):
-                vm.unpin_user_pages(sp, bad)
+@pytest.mark.parametrize("m", [{"heap_in_vm": True}], indirect=True)  # (a space of the machine's own)
+def test_bad_input_is_refused_and_pins_nothing(m):
+    vm = m.vm(0)
+    sp = vm.create_space("multilevel")
+    ro = vm.mmap(sp, 4 * PAGE, prot=R)
+    rw = vm.mmap(sp, 8 * PAGE)  # (nothing mapped after it)
+    stack = vm.mmap(sp, 4 * PAGE, kind="stack")
+    gone = vm.create_space("multilevel")
+    gone_base = vm.mmap(gone, PAGE)
+    vm.destroy_space(gone)
+    system = next(s for s in vm.spaces() if vm.a.sp_system[s])
+    refusals = [
+        (OutOfRange, lambda: vm.pin_user_pages(sp, rw + 6 * PAGE, 4)),  # runs past the region
+        (OutOfRange, lambda: vm.pin_user_pages(sp, 0, 1)),  # nothing mapped
+        (OutOfRange, lambda: vm.pin_user_pages(sp, 1 << 60, 1)),  # outside the space
+        (FailedPrecondition, lambda: vm.pin_user_pages(sp, ro, 2)),  # read-only, write=True
+        (FailedPrecondition, lambda: vm.pin_user_pages(sp, stack - PAGE, 2, write=False)),  # the guard page
+        (NotFound, lambda: vm.pin_user_pages(gone, gone_base, 1)),  # destroyed
+        (NotFound, lambda: vm.pin_user_pages(500, 0, 1)),
+        (FailedPrecondition, lambda: vm.pin_user_pages(system, 0, 1, write=False)),  # the machine's own
+        (InvalidArgument, lambda: vm.pin_user_pages(sp, rw, 0)),
+        (InvalidArgument, lambda: vm.pin_user_pages(sp, rw, MAX_PIN_PAGES + 1)),
+        (InvalidArgument, lambda: vm.pin_user_pages(sp, rw + 1, 1)),  # not page-aligned
+        (InvalidArgument, lambda: vm.pin_user_pages(sp, rw, 1, write=1)),
+        (FailedPrecondition, lambda: vm.unpin_user_pages(sp, [vm.pool.base])),  # never pinned
+    ]
+    for error, call in refusals:
+        with pytest.raises(error):
+            call()
+    assert no_pins(vm)
+    assert vm.space_stats(sp)["rss_pages"] == 0  # refused before a page was faulted in
+    assert vm.vmstat()["nr_foll_pin_acquired"] == 0
+    frames = vm.pin_user_pages(sp, rw, 2)
+    for bad in ([frames[0], frames[0]], [frames[0] + 1000], [*frames, frames[0]]):  # more than pinned
         with pytest.raises(FailedPrecondition):
-            m.vm(1).unpin_user_pages(sp, frames)  # another core's pins
-        assert int(vm.a.vm_meta[M_PINNED]) == 2
-        for what in (lambda: vm.munmap(sp, rw, PAGE), lambda: vm.discard(sp, rw, 8 * PAGE)):
-            with pytest.raises(FailedPrecondition, match="pinned"):
-                what()
-        assert vm.load(sp, rw, 1) == b"\0" and vm.space_stats(sp)["rss_pages"] == 2
-        vm.unpin_user_pages(sp, frames)
-        assert no_pins(vm) and check(vm) == []
-    finally:
-        m.destroy()
+            vm.unpin_user_pages(sp, bad)
+    with pytest.raises(FailedPrecondition):
+        m.vm(1).unpin_user_pages(sp, frames)  # another core's pins
+    assert int(vm.a.vm_meta[M_PINNED]) == 2
+    for what in (lambda: vm.munmap(sp, rw, PAGE), lambda: vm.discard(sp, rw, 8 * PAGE)):
+        with pytest.raises(FailedPrecondition, match="pinned"):
+            what()
+    assert vm.load(sp, rw, 1) == b"\0" and vm.space_stats(sp)["rss_pages"] == 2
+    vm.unpin_user_pages(sp, frames)
+    assert no_pins(vm) and check(vm) == []
 
 
-def test_the_pin_limit_holds_and_a_refusal_pins_nothing():
-    m = make(256)
-    try:
-        vm = m.vm(0)
-        limit = int(vm.a.vm_meta[M_PIN_LIMIT])
-        assert limit == 256 // 4
-        sp = vm.create_space("multilevel")
-        base = vm.mmap(sp, 2 * limit * PAGE)
-        first = vm.pin_user_pages(sp, base, limit - 10)
-        again = vm.pin_user_pages(sp, base, 5)  # the same pages again: no new frames
-        assert int(vm.a.vm_meta[M_PINNED]) == limit - 10
-        with pytest.raises(ResourceExhausted, match="pin limit of 64 frames"):
-            vm.pin_user_pages(sp, base + (limit - 10) * PAGE, 11)  # 10 fit, the 11th does not
-        assert int(vm.a.vm_meta[M_PINNED]) == limit - 10 and int(vm.a.vm_pincount.sum()) == limit - 5
-        other = vm.create_space("multilevel")  # the limit is the machine's
-        o = vm.mmap(other, 16 * PAGE)
-        assert len(vm.pin_user_pages(other, o, 10)) == 10
-        with pytest.raises(ResourceExhausted):
-            vm.pin_user_pages(other, o + 10 * PAGE, 1)
-        hog(vm, 512)  # reclaim still works beside a full pin budget
-        vm.unpin_user_pages(sp, again)
-        vm.unpin_user_pages(sp, first)
-        vm.destroy_space(other)  # a destroy releases its space's pins
-        assert no_pins(vm) and check(vm) == []
-        st = vm.vmstat()
-        assert st["nr_foll_pin_acquired"] == st["nr_foll_pin_released"] == limit - 10 + 5 + 10
-        assert st["pinned_frames"] == 0 and st["pin_limit_frames"] == limit
-    finally:
-        m.destroy()
+def test_the_pin_limit_holds_and_a_refusal_pins_nothing(m):
+    vm = m.vm(0)
+    limit = int(vm.a.vm_meta[M_PIN_LIMIT])
+    assert limit == 256 // 4
+    sp = vm.create_space("multilevel")
+    base = vm.mmap(sp, 2 * limit * PAGE)
+    first = vm.pin_user_pages(sp, base, limit - 10)
+    again = vm.pin_user_pages(sp, base, 5)  # the same pages again: no new frames
+    assert int(vm.a.vm_meta[M_PINNED]) == limit - 10
+    with pytest.raises(ResourceExhausted, match="pin limit of 64 frames"):
+        vm.pin_user_pages(sp, base + (limit - 10) * PAGE, 11)  # 10 fit, the 11th does not
+    assert int(vm.a.vm_meta[M_PINNED]) == limit - 10 and int(vm.a.vm_pincount.sum()) == limit - 5
+    other = vm.create_space("multilevel")  # the limit is the machine's
+    o = vm.mmap(other, 16 * PAGE)
+    assert len(vm.pin_user_pages(other, o, 10)) == 10
+    with pytest.raises(ResourceExhausted):
+        vm.pin_user_pages(other, o + 10 * PAGE, 1)
+    hog(vm, 512)  # reclaim still works beside a full pin budget
+    vm.unpin_user_pages(sp, again)
+    vm.unpin_user_pages(sp, first)
+    vm.destroy_space(other)  # a destroy releases its space's pins
+    assert no_pins(vm) and check(vm) == []
+    st = vm.vmstat()
+    assert st["nr_foll_pin_acquired"] == st["nr_foll_pin_released"] == limit - 10 + 5 + 10
+    assert st["pinned_frames"] == 0 and st["pin_limit_frames"] == limit
 
 
 # -- several processes at once --------------------------------------------------------------------------
@@ -414,50 +411,42 @@ def pin_and_die(m: Machine, core: int, sp: int, base: int, npages: int, crash_at
 
 
 @pytest.mark.parametrize("crash_at", [None, "gup:pinned"])
-def test_recovery_releases_a_killed_core_s_pins_and_only_its_own(crash_at):
-    m = make(256)
-    try:
-        sup = m.supervisor_vm()
-        sp = sup.create_space("multilevel")
-        base = sup.mmap(sp, 32 * PAGE)
-        alive = m.vm(2).pin_user_pages(sp, base + 16 * PAGE, 4)  # core 2 lives on
-        q = CTX.Queue()
-        child = CTX.Process(target=pin_and_die, args=(m, 1, sp, base, 8, crash_at, q))
-        child.start()
-        if crash_at is None:
-            assert len(q.get(timeout=30)) == 8
-        child.join(30)
-        assert child.exitcode == -signal.SIGKILL
-        dead = int(sup.a.vm_pin_core[1].sum())
-        assert dead == (8 if crash_at is None else 1)  # (killed after its first page's pin)
-        report = recover(sup, 1)
-        assert report["pins_released"] == dead
-        assert not sup.a.vm_pin_core[1].any() and int(sup.a.vm_meta[M_PINNED]) == 4
-        assert check(sup) == []
-        with pytest.raises(FailedPrecondition):
-            sup.munmap(sp, base + 16 * PAGE, PAGE)  # core 2's pins hold
-        sup.munmap(sp, base, 8 * PAGE)  # the dead core's pages are free to go
-        m.vm(2).unpin_user_pages(sp, alive)
-        assert no_pins(sup) and check(sup) == []
-    finally:
-        m.destroy()
+def test_recovery_releases_a_killed_core_s_pins_and_only_its_own(crash_at, m):
+    sup = m.supervisor_vm()
+    sp = sup.create_space("multilevel")
+    base = sup.mmap(sp, 32 * PAGE)
+    alive = m.vm(2).pin_user_pages(sp, base + 16 * PAGE, 4)  # core 2 lives on
+    q = CTX.Queue()
+    child = CTX.Process(target=pin_and_die, args=(m, 1, sp, base, 8, crash_at, q))
+    child.start()
+    if crash_at is None:
+        assert len(q.get(timeout=30)) == 8
+    child.join(30)
+    assert child.exitcode == -signal.SIGKILL
+    dead = int(sup.a.vm_pin_core[1].sum())
+    assert dead == (8 if crash_at is None else 1)  # (killed after its first page's pin)
+    report = recover(sup, 1)
+    assert report["pins_released"] == dead
+    assert not sup.a.vm_pin_core[1].any() and int(sup.a.vm_meta[M_PINNED]) == 4
+    assert check(sup) == []
+    with pytest.raises(FailedPrecondition):
+        sup.munmap(sp, base + 16 * PAGE, PAGE)  # core 2's pins hold
+    sup.munmap(sp, base, 8 * PAGE)  # the dead core's pages are free to go
+    m.vm(2).unpin_user_pages(sp, alive)
+    assert no_pins(sup) and check(sup) == []
 
 
-def test_check_sees_a_pin_count_out_of_step_and_recovery_recounts_it():
-    m = make(256)
-    try:
-        vm = m.vm(0)
-        sp = vm.create_space("multilevel")
-        base = vm.mmap(sp, 4 * PAGE)
-        frames = vm.pin_user_pages(sp, base, 2)
-        f = frames[0] - vm.pool.base
-        vm.a.vm_pincount[f] += 1  # a count no core's record explains
-        vm.a.vm_pincount[frames[1] - vm.pool.base + 1] = 1  # a pin on a frame no page of it maps
-        problems = check(vm)
-        assert any("cores' pins sum" in p for p in problems) and any("no page maps" in p for p in problems)
-        recover(m.supervisor_vm())  # no core died: the records stand, the counts follow them
-        assert check(vm) == [] and int(vm.a.vm_pincount[f]) == 1
-        vm.unpin_user_pages(sp, frames)
-        assert no_pins(vm)
-    finally:
-        m.destroy()
+def test_check_sees_a_pin_count_out_of_step_and_recovery_recounts_it(m):
+    vm = m.vm(0)
+    sp = vm.create_space("multilevel")
+    base = vm.mmap(sp, 4 * PAGE)
+    frames = vm.pin_user_pages(sp, base, 2)
+    f = frames[0] - vm.pool.base
+    vm.a.vm_pincount[f] += 1  # a count no core's record explains
+    vm.a.vm_pincount[frames[1] - vm.pool.base + 1] = 1  # a pin on a frame no page of it maps
+    problems = check(vm)
+    assert any("cores' pins sum" in p for p in problems) and any("no page maps" in p for p in problems)
+    recover(m.supervisor_vm())  # no core died: the records stand, the counts follow them
+    assert check(vm) == [] and int(vm.a.vm_pincount[f]) == 1
+    vm.unpin_user_pages(sp, frames)
+    assert no_pins(vm)
