@@ -70,7 +70,7 @@ def usage_dict(u: pb.MemoryUsageReply) -> dict[str, int]:
 def map_list(m: pb.MemoryMapReply) -> list[dict[str, Any]]:
     """memory_map()'s regions as dicts, smaps-like."""
     return [{"start": r.start, "end": r.end, "size": r.size, "rss": r.rss, "swap": r.swap, "perms": r.perms,
-             "kind": r.kind, "name": r.name, "huge_pages": r.huge_pages} for r in m.regions]
+             "kind": r.kind, "name": r.name, "huge_pages": r.huge_pages, "pinned": r.pinned} for r in m.regions]
 
 
 @dataclass(frozen=True)
@@ -198,6 +198,19 @@ class SpaceCommands(Generic[C]):
         req = build_request(pb.TranslateRequest, space=self.id, address=address, write=write)
         t = yield from unary("Translate", req, pb.Translation)
         return Translation(t.frame, t.levels, t.tlb_hit, t.fault, t.page_table, t.core)
+
+    @command
+    def pin_user_pages(self, address: int, npages: int, write: bool = True) -> Steps[tuple[list[int], int]]:
+        """Fault in and pin npages pages (Linux's pin_user_pages): their machine-wide frames, and the core
+        that holds the pins; unpin on that core (a client made with core=...)."""
+        req = build_request(pb.PinUserPagesRequest, space=self.id, address=address, npages=npages, write=write)
+        reply = yield from unary("PinUserPages", req, pb.PinUserPagesReply)
+        return list(reply.frames), reply.core
+
+    @command
+    def unpin_user_pages(self, frames: list[int]) -> Steps[None]:
+        req = build_request(pb.UnpinUserPagesRequest, space=self.id, frames=list(frames))
+        yield from unary("UnpinUserPages", req, pb.UnpinUserPagesReply)
 
     @command
     def memory_usage(self) -> Steps[dict[str, int]]:

@@ -224,7 +224,7 @@ class Supervisor:
                 report = recover(sup_heap, core)
                 report["keyspace_stripes"] = self._sup_keyspace(machine, sup_heap).recover()
                 if machine.pool_frames:  # and virtual memory: a fault or reclaim may have been cut short
-                    report.update(recover_vm(machine.supervisor_vm()))
+                    report.update(recover_vm(machine.supervisor_vm(), core))
             self.restarts += 1
             print(f"memsim: core {core} (pid {pid}) died ({why}); recovered {report}; restarting", flush=True)
             self._pending[core] = (0, time.monotonic())

@@ -24,7 +24,8 @@ from memsim.server.limits import MAX_BATCH_OPS, PendingReplies, ReplyBudget
 from memsim.server.periodic import Periodic
 from memsim.server.sessions import caller_gone, caller_id, client_id, lease_seconds
 from memsim.server.wire import DeadlineExceeded, batch_stream, call_budget, check_batch_size, run_ops
-from memsim.sim.errors import InvalidArgument, NotFound
+from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound
+from memsim.sim.vm.gup import MAX_PIN_PAGES
 from memsim.sim.vm.hugepage import collapse_scan
 from memsim.sim.vm.kinds import PAGE_TABLE_DEFAULT
 from memsim.sim.vm.layout import HUGE_FRAMES
@@ -224,6 +225,28 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         t = self._call(context, self.vm.translate, request.space, request.address, request.write)
         return pb.Translation(frame=t["frame"], levels=t["levels"], tlb_hit=t["tlb_hit"], fault=t["fault"],
                               page_table=t["kind"], core=self.core)
+
+    def PinUserPages(self, request: pb.PinUserPagesRequest, context: grpc.ServicerContext) -> pb.PinUserPagesReply:
+        budget = call_budget(self.replies, context)
+
+        def pin(space: int, address: int, npages: int, write: bool) -> list[int]:
+            # (charged before a page is pinned; a count over the per-call bound is the VM's InvalidArgument)
+            budget.charge(8 * min(npages, MAX_PIN_PAGES), "a pin's frame list")
+            return self.vm.pin_user_pages(space, address, npages, write)
+
+        frames = self._change(context, "pin_user_pages", pin, request.space, request.address, request.npages,
+                              request.write)
+        if caller_gone(context):  # nobody will unpin what it never heard of: undo it (server/sessions.py)
+            with contextlib.suppress(FailedPrecondition):  # (a destroy came first: its pins went with it)
+                self._call(context, self.vm.unpin_user_pages, request.space, frames)
+            raise DeadlineExceeded(f"the deadline passed (or was too close to reply) before {len(frames)} pages of "
+                                   f"space {request.space} were pinned; they were unpinned again")
+        return pb.PinUserPagesReply(frames=frames, core=self.core)
+
+    def UnpinUserPages(self, request: pb.UnpinUserPagesRequest,
+                       context: grpc.ServicerContext) -> pb.UnpinUserPagesReply:
+        self._call(context, self.vm.unpin_user_pages, request.space, list(request.frames))
+        return pb.UnpinUserPagesReply(core=self.core)
 
     def MemoryUsage(self, request: pb.SpaceRequest, context: grpc.ServicerContext) -> pb.MemoryUsageReply:
         u = self._call(context, self.vm.memory_usage, request.space)

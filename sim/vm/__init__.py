@@ -18,6 +18,7 @@
     hugepage.py     transparent huge pages (fault, khugepaged, compaction, split) and hugetlb
     vmscan.py       reclaim and the frame allocator it serves (mm/vmscan.c)
     memory.py       the MMU path, the fault handler, zap (mm/memory.c)
+    gup.py          pin_user_pages, unpin_user_pages: frames held against reclaim and migration (mm/gup.c)
     mmap.py         mmap, munmap, get_unmapped_area (mm/mmap.c)
     mprotect.py     mprotect (mm/mprotect.c)
     madvise.py      MADV_DONTNEED (mm/madvise.c)

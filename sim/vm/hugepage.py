@@ -24,6 +24,11 @@ the head and the tails; the replacement policy holds only the head (the huge pag
 Each huge page keeps a page-table frame in reserve (`vm_deposit`, Linux's
 pgtable_trans_huge_deposit), so that splitting it never needs a free frame: reclaim splits
 exactly when no frame is free.
+Pinned pages (gup.py, FOLL_PIN; a huge page's pins are on its head) are never migrated, copied
+away or split: compaction skips a window holding one, khugepaged a range holding one, and a
+split of a pinned huge page (a partial munmap or mprotect) is refused, as Linux's migration
+and split_folio refuse a folio_maybe_dma_pinned folio (its frames must stay what the pin holder
+was given).
 Everything here runs under the space's lock (and takes a victim's or a migrated page's space
 lock only with a try-lock, as reclaim does). Touches, beside the space's table: the reverse map,
 `vm_huge`, `vm_deposit`, `sp_stats`, the pool (vm/frames) and the policy (vm/lru).
@@ -58,7 +63,7 @@ from memsim.sim.vm.layout import (
 from memsim.sim.vm.mm import MM
 from memsim.sim.vm.pagetable import PageTable
 from memsim.sim.vm.pt_multilevel import NONLEAF, MultiLevelTable
-from memsim.sim.vm.rmap import release_frame
+from memsim.sim.vm.rmap import any_pinned, folio_maybe_dma_pinned, release_frame
 from memsim.sim.vm.vma import MADV_HUGEPAGE, Region, W, X, regions
 
 THP_KINDS = ("heap", "anon")
@@ -122,7 +127,8 @@ def _claim(mm: MM, sp: int, f: int, base_vpn: int, hp: int) -> None:
 
 
 def split(mm: MM, sp: int, vpn: int, t: MultiLevelTable, except_frame: int = -1) -> bool:
-    """Turn the huge page around vpn into H small pages; False if no frame for the table (caller decides)."""
+    """Turn the huge page around vpn into H small pages; False if no frame for the table or the huge page
+    is pinned (caller decides)."""
     i = t.pmd_index(vpn, create=False)
     if i is None:
         return True
@@ -133,6 +139,8 @@ def split(mm: MM, sp: int, vpn: int, t: MultiLevelTable, except_frame: int = -1)
     head = P.frame_of(e) - mm.pool.base
     if mm.a.vm_huge[head] == HUGETLB_HEAD:
         raise InvalidArgument("hugetlb pages are not split: unmap or protect whole huge pages")
+    if mm.a.vm_pincount[head] > 0:
+        return False  # its pins hold the huge page whole (callers check first: this is the last guard)
     table = int(mm.a.vm_deposit[head])  # the table kept for this moment: no allocation
     if table < 0:  # lost (a core died mid-split before): find one, or give up
         found = mm.pool.take(FRAME_PAGETABLE)
@@ -162,7 +170,7 @@ def split(mm: MM, sp: int, vpn: int, t: MultiLevelTable, except_frame: int = -1)
 def split_range(mm: MM, sp: int, lo_vpn: int, hi_vpn: int, t: PageTable) -> None:
     """Split the huge pages that lo..hi-1 covers only in part (munmap, mprotect, madvise). Checks every
     one first (a hugetlb page is never split; one whose deposited table was lost needs a free frame),
-    so that a refusal leaves every huge page whole."""
+    so that a refusal leaves every huge page whole. A pinned huge page is not split (FAILED_PRECONDITION)."""
     pmd = pmd_table(t)
     if pmd is None or lo_vpn >= hi_vpn:
         return
@@ -179,6 +187,9 @@ def split_range(mm: MM, sp: int, lo_vpn: int, hi_vpn: int, t: PageTable) -> None
         if mm.a.vm_huge[head] == HUGETLB_HEAD:
             raise InvalidArgument(f"{lo_vpn << mm.shift:#x}..{hi_vpn << mm.shift:#x} cuts a hugetlb page, and "
                                   f"hugetlb pages are not split: unmap, protect or discard whole huge pages")
+        if mm.a.vm_pincount[head] > 0:
+            raise FailedPrecondition(f"{lo_vpn << mm.shift:#x}..{hi_vpn << mm.shift:#x} cuts a pinned huge page "
+                                     f"(pin_user_pages) of space {sp}: unpin it first, or change whole huge pages")
         edges.append((edge, int(mm.a.vm_deposit[head]) < 0))
     if sum(lost for _, lost in edges) > mm.pool.free_frames():
         raise ResourceExhausted("no free frame for the page table a partial unmap of a huge page needs")
@@ -213,7 +224,7 @@ def _migrate(mm: MM, f: int, window: range) -> bool:
 
 def compact(mm: MM, holding_sp: int, hp: int) -> int | None:
     """Direct compaction: empty the aligned window with the fewest used frames (user pages only, no
-    tables, no huge pages) by migrating its pages, then take it. The run's first frame, or None."""
+    tables, no huge pages, no pinned pages) by migrating its pages, then take it. The run's first frame, or None."""
     mm.stat[S["compact_stall"]] += 1
     n = mm.pool.nframes // hp
     if n == 0:
@@ -221,7 +232,8 @@ def compact(mm: MM, holding_sp: int, hp: int) -> int | None:
     owner = mm.mem.frame_owner[mm.pool.base:mm.pool.base + n * hp].reshape(n, hp)
     huge = mm.a.vm_huge[:n * hp].reshape(n, hp)
     used = (mm.pool.free_map[:n * hp].reshape(n, hp) == 0)
-    movable = ~(owner == FRAME_PAGETABLE).any(axis=1) & ~(huge != 0).any(axis=1)
+    pinned = mm.a.vm_pincount[:n * hp].reshape(n, hp) > 0
+    movable = ~(owner == FRAME_PAGETABLE).any(axis=1) & ~(huge != 0).any(axis=1) & ~pinned.any(axis=1)
     free_total = mm.pool.free_frames()
     candidates = [w for w in np.argsort(used.sum(axis=1)).tolist() if movable[w]]
     for w in candidates[:4]:
@@ -239,7 +251,8 @@ def compact(mm: MM, holding_sp: int, hp: int) -> int | None:
             try:
                 # again under the lock: the frame may have been freed or changed hands meanwhile
                 if (mm.pool.free_map[f] or int(mm.a.vm_rmap_space[f]) != sp or mm.a.vm_huge[f]
-                        or mm.mem.frame_owner[mm.pool.base + f] != FRAME_USER or not _migrate(mm, f, window)):
+                        or folio_maybe_dma_pinned(mm.a, f) or mm.mem.frame_owner[mm.pool.base + f] != FRAME_USER
+                        or not _migrate(mm, f, window)):
                     break
             finally:
                 lock.release()
@@ -301,12 +314,14 @@ def _collapse(mm: MM, sp: int, base_vpn: int, t: MultiLevelTable) -> bool:
     ptes = t.words[table * t.per_frame:table * t.per_frame + hp]
     if not bool(np.all(ptes & np.uint64(P.P))) or not bool(np.all(ptes & np.uint64(P.US))):
         return False  # not fully populated (or some pages in swap), or PROT_NONE pages: leave them be
+    old = [P.frame_of(int(x)) - mm.pool.base for x in ptes.tolist()]
+    if any_pinned(mm.a, np.array(old, dtype=np.int64)):
+        return False  # a pinned page is not copied away (Linux's collapse skips a pinned page too)
     f = mm.pool.take_aligned(hp, FRAME_USER)
     if f is None:
         f = compact(mm, sp, hp)
     if f is None:
         return False
-    old = [P.frame_of(int(x)) - mm.pool.base for x in ptes.tolist()]
     writable = bool(np.all(ptes & np.uint64(P.RW)))
     for k, src in enumerate(old):
         mm.pool.view(f + k)[:] = mm.pool.view(src)

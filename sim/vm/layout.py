@@ -8,12 +8,16 @@ pool-relative frame numbers (0 .. pool_frames-1); a PTE holds the machine-wide f
 
     array              shape                      lock            meaning
     vm_free            (pool,) uint8              vm/frames       1 = frame free
-    vm_meta            (16,) int64                vm/frames       see M_* below
+    vm_meta            (16,) int64                vm/frames       see M_* below (M_PINNED, M_PIN_LIMIT: gup.py)
     vm_rmap_space      (pool,) int32              space of owner  user frame -> its space (-1: none)
     vm_rmap_vpn        (pool,) int64              space of owner  user frame -> its virtual page
     vm_frame_swap      (pool,) int64              space of owner  swap slot still holding a copy of the
                                                                   frame's page (swap cache), -1 none
     vm_huge            (pool,) uint8              space of owner  1 head / 2 tail of a huge page (hugepage.py)
+    vm_pincount        (pool,) int32              space of owner  FOLL_PIN pins of the page (of a huge page: on
+                                                                  its head frame only); the sum of vm_pin_core
+    vm_pin_core        (cores+1, pool) int16      space of owner  the same, per core that took them (gup.py), so
+                                                                  recovery can release a dead core's pins
     vm_stat            (cores, NSTAT) int64       none (own row)  Linux's vmstat counters, per core
     sp_*               (MAX_SPACES, ...)          vm/space/<i>    the space table (mm.py, spaces.py)
     sp_owner/lease/expiry                         vm/spaces       who holds a space and until when
@@ -49,7 +53,8 @@ NAME_BYTES = 24
 
 # vm_meta cells
 (M_POOL_BASE, M_POOL_FRAMES, M_FREE, M_SWAP_SLOTS, M_SWAP_USED, M_IPT_FRAMES, M_IPT_BASE, M_POLICY, M_THP,
- M_SPACE_SERIAL) = range(10)  # M_SPACE_SERIAL: spaces ever created (under vm/spaces), see sp_serial
+ M_SPACE_SERIAL, M_PINNED, M_PIN_LIMIT) = range(12)  # M_SPACE_SERIAL: spaces ever created (under vm/spaces), see
+# sp_serial; M_PINNED: frames held by FOLL_PIN pins (a pinned huge page counts all its frames), at most M_PIN_LIMIT
 HUGE_HEAD, HUGE_TAIL = 1, 2  # vm_huge: the first frame of a transparent huge page, and the others
 HUGETLB_HEAD, HUGETLB_TAIL = 3, 4  # the same for the hugetlb reservation (mapped or not)
 # Frames of a huge page: one PMD entry of x86-64's 9-bit levels. The hugetlb reservation is cut in runs
@@ -63,7 +68,10 @@ VMSTAT = ("pgfault", "pgmajfault", "pswpin", "pswpout", "pgscan", "pgsteal", "tl
           "thp_split_page", "compact_stall", "compact_success", "segfaults", "protection_faults",
           "accesses", "bytes_swapped_out", "bytes_swapped_in", "reclaim_busy_skips", "thp_fault_fallback",
           "khugepaged_pages_scanned", "compact_migrate_pages", "hugetlb_faults",
-          "pagewalk_entries")  # entries range walks handled one by one (pagetable.py): follows what is populated
+          "pagewalk_entries",
+          "nr_foll_pin_acquired", "nr_foll_pin_released",  # pages pinned and unpinned (gup.py)
+          "reclaim_pinned_skips")  # victims reclaim put back because they were pinned (vmscan.py)
+# pagewalk_entries: entries range walks handled one by one (pagetable.py): follows what is populated
 S = {name: i for i, name in enumerate(VMSTAT)}
 
 # sp_stats columns (per space, under its lock)
@@ -80,6 +88,8 @@ def vm_specs(pool_frames: int, swap_slots: int, ncores: int, policy_specs: list[
         ArraySpec("vm_frame_swap", "int64", (pool_frames,)),
         ArraySpec("vm_huge", "uint8", (pool_frames,)),  # HUGE_HEAD / HUGE_TAIL for frames of a huge page
         ArraySpec("vm_deposit", "int32", (pool_frames,)),  # huge head -> the page table kept for its split
+        ArraySpec("vm_pincount", "int32", (pool_frames,)),
+        ArraySpec("vm_pin_core", "int16", (ncores + 1, pool_frames)),  # row ncores: the supervisor
         ArraySpec("vm_stat", "int64", (ncores + 1, len(VMSTAT))),  # row ncores: the supervisor
         ArraySpec("sp_state", "int8", (MAX_SPACES,)),
         ArraySpec("sp_kind", "int8", (MAX_SPACES,)),
@@ -128,6 +138,8 @@ class VMArrays:
     vm_frame_swap: np.ndarray
     vm_huge: np.ndarray
     vm_deposit: np.ndarray
+    vm_pincount: np.ndarray
+    vm_pin_core: np.ndarray
     vm_stat: np.ndarray
     sp_state: np.ndarray
     sp_kind: np.ndarray

@@ -124,7 +124,7 @@ def _fault(mm: MM, sp: int, addr: int, vpn: int, write: bool, t: PageTable, e: i
     return new, kind_of_fault
 
 
-def _translate(mm: MM, sp: int, addr: int, write: bool) -> Translation:
+def translate_locked(mm: MM, sp: int, addr: int, write: bool) -> Translation:
     """The frame (machine-wide) backing addr, faulting it in; and what happened (space lock held)."""
     vpn = addr >> mm.shift
     a = mm.a
@@ -191,14 +191,14 @@ def access(mm: MM, sp: int, addr: int, length: int, data: bytes | None = None) -
         multi_page = (addr & (mm.fs - 1)) + n > mm.fs  # (one page faults whole or not at all)
         denied = first_denied(mm, sp, addr, n, data is not None) if multi_page else None
         if denied is not None and denied > addr:  # it would fail partway: fail before a byte moves
-            _translate(mm, sp, denied, data is not None)  # raises that page's own fault
+            translate_locked(mm, sp, denied, data is not None)  # raises that page's own fault
             raise FailedPrecondition(f"{addr:#x}+{n} is not all accessible in space {sp}")  # (not reached)
         pos = 0
         while pos < n:
             va = addr + pos
             off = va & (mm.fs - 1)
             chunk = min(mm.fs - off, n - pos)
-            start = _translate(mm, sp, va, data is not None)["frame"] * mm.fs + off
+            start = translate_locked(mm, sp, va, data is not None)["frame"] * mm.fs + off
             if data is None:
                 out += mm.mem.data[start:start + chunk].tobytes()
             else:
@@ -216,7 +216,7 @@ def translate(mm: MM, sp: int, addr: int, write: bool = False) -> Translation:
         raise OutOfRange(f"segmentation fault: {addr:#x} is outside space {sp}'s {bits}-bit addresses")
     with mm.locks.space[sp]:
         mm.check_space(sp)  # again, under the lock: a destroy may have come first
-        return _translate(mm, sp, addr, write)
+        return translate_locked(mm, sp, addr, write)
 
 
 def zap_range(mm: MM, sp: int, lo: int, hi: int) -> int:

@@ -10,13 +10,15 @@ part, frees what the range holds (memory.zap_range) and shoots the space's TLB e
 
 Touches: the space's regions, table and counters (its lock held, `vm/space/<i>`); through
 zap_range the pool, swap and policy. Every check (overlap, the region limit, hugetlb pages, the
-splits) is made before anything changes, so a refused call leaves the space as it was.
+splits, pinned pages: gup.py) is made before anything changes, so a refused call leaves the space
+as it was.
 """
 
 from __future__ import annotations
 
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from memsim.sim.vm import hugepage
+from memsim.sim.vm.gup import check_unpinned
 from memsim.sim.vm.layout import S
 from memsim.sim.vm.memory import zap_range
 from memsim.sim.vm.mm import MM
@@ -153,6 +155,7 @@ def munmap(mm: MM, sp: int, addr: int, length: int) -> int:
         mm.check_space(sp)  # again: a destroy may have come first
         lo, hi = page_range(mm, sp, addr, length)
         whole_hugetlb(mm, sp, lo, hi, "munmap")
+        check_unpinned(mm, sp, lo >> mm.shift, hi >> mm.shift, "munmap")
         regs = cut(mm, sp, lo, hi, None)
         guards = [r for r in regs if r.kind == "guard" and r.end == lo]
         if guards and not any(r.start == lo and r.kind == "stack" for r in regs):

@@ -24,7 +24,11 @@ the slot states:
 5. each space's rss and swap counts and its hugetlb reservation are recounted, the replacement
    policy is laid out again from the user frames, each under its page's name (their order is
    lost: a crash costs the policy its history), and every space's TLB generation is bumped, so
-   no core keeps a translation from before.
+   no core keeps a translation from before;
+6. pins (gup.py): the dead core's (`vm_pin_core[core]`, when recover is told which core died) are
+   released, as are pins on frames no page maps any more or on a huge page's tail; each frame's
+   count (`vm_pincount`) is recounted as the sum of its cores' and the machine's (M_PINNED)
+   from them. A core killed mid-pin is thereby whole: its row is dropped, whatever it had reached.
 `check` reports the same conditions without changing anything (the tests' invariant).
 """
 
@@ -37,12 +41,14 @@ import numpy as np
 
 from memsim.sim.machine.memory import FRAME_FREE, FRAME_PAGETABLE, FRAME_USER
 from memsim.sim.vm import pte as P
+from memsim.sim.vm.gup import pinned_frames
 from memsim.sim.vm.layout import (
     HUGE_HEAD,
     HUGE_TAIL,
     HUGETLB_HEAD,
     HUGETLB_TAIL,
     M_FREE,
+    M_PINNED,
     M_SWAP_USED,
     SP_RSS,
     SP_SWAP,
@@ -155,11 +161,32 @@ def check(vm: MM) -> list[str]:
     if len(pol) != len(aging) or any(f not in pol for f in aging):
         out.append(f"policy: holds {len(pol)} frames, {len(aging)} pages (or huge pages) are mapped")
     out += [f"policy: {p}" for p in pol.check()]
+    return out + _check_pins(vm, s)
+
+
+def _pinnable(vm: MM, s: Survey) -> np.ndarray:
+    """Frames that may carry pins: mapped small pages and huge pages' heads."""
+    ok = np.zeros(vm.pool.nframes, dtype=bool)
+    ok[np.fromiter(s.mapped, dtype=np.int64, count=len(s.mapped))] = True
+    return ok & ~np.isin(vm.a.vm_huge, (HUGE_TAIL, HUGETLB_TAIL))
+
+
+def _check_pins(vm: MM, s: Survey) -> list[str]:
+    a = vm.a
+    per_core = a.vm_pin_core.sum(axis=0, dtype=np.int64)
+    out = [f"frame {f}: {int(a.vm_pincount[f])} pins, its cores' pins sum to {int(per_core[f])}"
+           for f in np.flatnonzero(a.vm_pincount != per_core).tolist()]
+    out += [f"frame {f}: a negative pin count" for f in np.flatnonzero((a.vm_pin_core < 0).any(axis=0)).tolist()]
+    out += [f"frame {f}: pinned, but no page maps it (or a huge page's tail)"
+            for f in np.flatnonzero((a.vm_pincount != 0) & ~_pinnable(vm, s)).tolist()]
+    if int(a.vm_meta[M_PINNED]) != pinned_frames(a):
+        out.append(f"pins: the count says {int(a.vm_meta[M_PINNED])} frames pinned, the pin counts {pinned_frames(a)}")
     return out
 
 
-def recover(vm: MM) -> dict[str, int]:
-    """Repair the VM after a core died (see the module doc); returns what was repaired."""
+def recover(vm: MM, core: int | None = None) -> dict[str, int]:
+    """Repair the VM after a core died (see the module doc), releasing `core`'s pins if it is given;
+    returns what was repaired."""
     a = vm.a
     with ExitStack() as held:
         held.enter_context(vm.locks.spaces)
@@ -210,5 +237,13 @@ def recover(vm: MM) -> dict[str, int]:
                 pol.insert(f, vm.lru.fingerprint(int(a.vm_rmap_space[f]), int(a.vm_rmap_vpn[f])))
         vm.lru.policy = pol
         vm.lru.size()
+        pins_before = int(a.vm_pincount.sum())
+        if core is not None:
+            a.vm_pin_core[core] = 0
+        a.vm_pin_core[:, ~_pinnable(vm, s)] = 0
+        np.maximum(a.vm_pin_core, 0, out=a.vm_pin_core)
+        a.vm_pincount[:] = a.vm_pin_core.sum(axis=0)
+        a.vm_meta[M_PINNED] = pinned_frames(a)
     return {"ptes_cleared": cleared, "frames_freed": len(freed),
-            "swap_slots_in_use": len(s.slots), "resident_pages": len(s.mapped)}
+            "swap_slots_in_use": len(s.slots), "resident_pages": len(s.mapped),
+            "pins_released": pins_before - int(a.vm_pincount.sum())}

@@ -8,12 +8,39 @@ Touches, for a frame of space sp (sp's lock held by the caller): the frame's rev
 swap-cache slot (`vm_frame_swap`, given back through `vm/swap`), its huge-page marks
 (`vm_huge`, `vm_deposit`), sp's rss and page-table counts, the policy (`vm/lru`, lru.py) and
 the pool (`vm/frames`). A hugetlb page's frames go back to the reservation, never to the pool.
+
+`folio_maybe_dma_pinned` is Linux's name for the question reclaim, compaction, khugepaged and
+split ask before they move or drop a page: does a FOLL_PIN pin (gup.py) hold it? A huge page's
+pins are counted on its head frame (Linux's folio pincount), so a pinned subpage pins all of it.
 """
 
 from __future__ import annotations
 
-from memsim.sim.vm.layout import HUGE_FRAMES, HUGE_HEAD, HUGETLB_HEAD, HUGETLB_TAIL, SP_PT_FRAMES, SP_RSS
+import numpy as np
+
+from memsim.sim.vm.layout import HUGE_FRAMES, HUGE_HEAD, HUGETLB_HEAD, HUGETLB_TAIL, SP_PT_FRAMES, SP_RSS, VMArrays
 from memsim.sim.vm.mm import MM
+
+
+def folio_head(a: VMArrays, f: int) -> int:
+    """The frame that carries frame f's pins: its huge page's head (huge pages are aligned runs), or f."""
+    return f - f % HUGE_FRAMES if a.vm_huge[f] else f
+
+
+def folio_maybe_dma_pinned(a: VMArrays, f: int) -> bool:
+    """Frame f's page (or the huge page it is part of) is pinned (mm.h folio_maybe_dma_pinned)."""
+    return bool(a.vm_pincount[folio_head(a, f)] > 0)
+
+
+def pinned_mask(a: VMArrays, frames: np.ndarray) -> np.ndarray:
+    """For each of `frames` (pool-relative): is it pinned, or part of a pinned huge page."""
+    heads = np.where(a.vm_huge[frames] != 0, frames - frames % HUGE_FRAMES, frames)
+    return np.asarray(a.vm_pincount[heads] > 0, dtype=bool)
+
+
+def any_pinned(a: VMArrays, frames: np.ndarray) -> bool:
+    """Some frame among `frames` (pool-relative) is pinned, or part of a pinned huge page."""
+    return bool(frames.size) and bool(pinned_mask(a, frames).any())
 
 
 def release_frame(mm: MM, f: int, sp: int) -> None:

@@ -9,8 +9,9 @@ incarnation: table objects built for an older one are not reused (mm.py), and th
 memory of its pages dies with it (lru.py).
 
 Touches: the slot's `sp_*` and `vma_count` (under vm/spaces and the slot's lock), the
-machine-wide serial (`vm_meta[M_SPACE_SERIAL]`, under vm/spaces); destroying frees every page
-(memory.zap_range) and the table's frames. Lock order: vm/spaces -> vm/space/<i> -> the rest.
+machine-wide serial (`vm_meta[M_SPACE_SERIAL]`, under vm/spaces); destroying releases the
+space's pins (gup.py), frees every page (memory.zap_range) and the table's frames.
+Lock order: vm/spaces -> vm/space/<i> -> the rest.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from memsim.sim.vm.gup import release_space_pins
 from memsim.sim.vm.kinds import PAGE_TABLE_DEFAULT
 from memsim.sim.vm.layout import M_SPACE_SERIAL, MAX_SPACES
 from memsim.sim.vm.memory import zap_range
@@ -84,8 +86,9 @@ def destroy_space(mm: MM, sp: int) -> None:
 
 
 def destroy_locked(mm: MM, sp: int) -> None:
-    """Tear down space sp (vm/spaces and its lock held)."""
+    """Tear down space sp (vm/spaces and its lock held). Its pins go first: an exit drops them (gup.py)."""
     a = mm.a
+    release_space_pins(mm, sp)
     for r in range(int(a.vma_count[sp])):
         zap_range(mm, sp, int(a.vma_start[sp, r]) >> mm.shift, int(a.vma_end[sp, r]) >> mm.shift)
     mm.table(sp).destroy()

@@ -1,13 +1,18 @@
 """The reports: Linux's fs/proc/task_mmu.c (/proc/<pid>/smaps, status) and mm/vmstat.c (/proc/vmstat).
 
     memory_usage(sp)  Node's process.memoryUsage() names over one space
-    memory_map(sp)    smaps: each region with its size, rss, swap and huge pages
+    memory_map(sp)    smaps: each region with its size, rss, swap, huge pages and pinned bytes
     space_stats(sp)   the space's row of the space table and its counters
     vmstat()          the machine's counters, summed over the cores' rows, and its gauges
 
 Every figure comes from the shared arrays and the page-table interface (`table_bytes`,
 `entries`), whatever the space's kind. Each report of a space takes its lock (a destroy, a
 reaped lease on any core, may be under way) and walks only what is populated.
+
+`pinned` (smaps) is memsim's own field: Linux's smaps has no line for FOLL_PIN pins. It is the
+bytes of the region's resident pages a pin holds (gup.py; a pinned huge page counts whole, as
+it is held whole). vmstat's nr_foll_pin_acquired and nr_foll_pin_released are Linux's names;
+`pinned_frames` and `pin_limit_frames` are memsim's gauges of the machine-wide pin bound.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from memsim.sim.vm import pte as P
 from memsim.sim.vm.hugepage import hugetlb_free
 from memsim.sim.vm.layout import HUGE_HEAD, HUGETLB_HEAD, VMArrays
 from memsim.sim.vm.mm import MM, space_name
+from memsim.sim.vm.rmap import pinned_mask
 from memsim.sim.vm.vma import prot_text, regions
 
 
@@ -43,6 +49,7 @@ class RegionUsage(TypedDict):
     kind: str
     name: str
     huge_pages: int
+    pinned: int  # bytes held by pin_user_pages (memsim's field: Linux's smaps has none)
 
 
 class SpaceStats(TypedDict):
@@ -93,7 +100,9 @@ def memory_map(mm: MM, sp: int) -> list[RegionUsage]:
     out: list[RegionUsage] = []
     with mm.locks.space[sp]:
         mm.check_space(sp)  # again, under the lock: a destroy may have come first
-        vpns = a.vm_rmap_vpn[a.vm_rmap_space == sp]
+        frames = np.flatnonzero(a.vm_rmap_space == sp)
+        vpns = a.vm_rmap_vpn[frames]
+        pinned_vpns = vpns[pinned_mask(a, frames)]
         swapped = np.zeros(0, dtype=np.int64)
         if int(a.sp_stats[sp, L.SP_SWAP]):  # every swap entry of the table, in one walk over what is populated
             all_vpns, ptes = mm.entries(sp, 0, 1 << (mm.bits(sp) - mm.shift))
@@ -104,7 +113,8 @@ def memory_map(mm: MM, sp: int) -> list[RegionUsage]:
             swap = int(((swapped >= v_lo) & (swapped < v_hi)).sum())
             out.append(RegionUsage(start=r.start, end=r.end, size=r.end - r.start, rss=rss * mm.fs,
                                    swap=swap * mm.fs, perms=prot_text(r.prot) + "p", kind=r.kind, name=r.name,
-                                   huge_pages=huge_count(a, sp, v_lo, v_hi)))
+                                   huge_pages=huge_count(a, sp, v_lo, v_hi),
+                                   pinned=int(((pinned_vpns >= v_lo) & (pinned_vpns < v_hi)).sum()) * mm.fs))
     return out
 
 
@@ -135,5 +145,6 @@ def vmstat(mm: MM) -> dict[str, int]:
                 "page_size": mm.fs, "huge_pages": int((a.vm_huge == HUGE_HEAD).sum()),
                 "hugetlb_pages_total": int((a.vm_huge == HUGETLB_HEAD).sum()),
                 "hugetlb_pages_free": len(hugetlb_free(mm)),
-                "thp_mode": int(meta[L.M_THP])})
+                "thp_mode": int(meta[L.M_THP]),
+                "pinned_frames": int(meta[L.M_PINNED]), "pin_limit_frames": int(meta[L.M_PIN_LIMIT])})
     return out

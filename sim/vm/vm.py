@@ -11,6 +11,7 @@ is one module's function, named where Linux keeps it:
     mprotect                           mprotect.py (mm/mprotect.c)
     discard                            madvise.py  (MADV_DONTNEED)
     load, store, translate             memory.py   (mm/memory.c handle_mm_fault)
+    pin_user_pages, unpin_user_pages   gup.py      (mm/gup.c, FOLL_PIN)
     reclaim_one                        vmscan.py   (mm/vmscan.c)
     memory_usage, memory_map, ...      task_mmu.py (fs/proc/task_mmu.c, mm/vmstat.c)
 
@@ -22,11 +23,11 @@ from __future__ import annotations
 
 from memsim.sim.errors import InvalidArgument
 from memsim.sim.machine.memory import PhysicalMemory
-from memsim.sim.vm import leases, madvise, memory, mmap, mprotect, spaces, task_mmu, vmscan
+from memsim.sim.vm import gup, leases, madvise, memory, mmap, mprotect, spaces, task_mmu, vmscan
 from memsim.sim.vm.frames import FramePool
 from memsim.sim.vm.hugepage import reserve_hugetlb
 from memsim.sim.vm.kinds import PAGE_TABLE_DEFAULT, THP_MODES
-from memsim.sim.vm.layout import HUGE_FRAMES, M_FREE, M_POLICY, M_SWAP_SLOTS, M_THP, VMArrays
+from memsim.sim.vm.layout import HUGE_FRAMES, M_FREE, M_PIN_LIMIT, M_POLICY, M_SWAP_SLOTS, M_THP, VMArrays
 from memsim.sim.vm.lru import make_policy
 from memsim.sim.vm.mm import MM
 from memsim.sim.vm.vma import R, Region, W, region_at, regions
@@ -100,6 +101,13 @@ class VM(MM):
     def translate(self, sp: int, addr: int, write: bool = False) -> memory.Translation:
         return memory.translate(self, sp, addr, write)
 
+    def pin_user_pages(self, sp: int, addr: int, npages: int, write: bool = True) -> list[int]:
+        """Fault in and pin npages pages from addr; their machine-wide frames (gup.py)."""
+        return gup.pin_user_pages(self, sp, addr, npages, write)
+
+    def unpin_user_pages(self, sp: int, frames: list[int]) -> None:
+        gup.unpin_user_pages(self, sp, frames)
+
     def reclaim_one(self) -> bool:
         return vmscan.reclaim_one(self)
 
@@ -132,6 +140,7 @@ def boot(a: VMArrays, mem: PhysicalMemory, pool_base: int, pool_frames: int, swa
     a.vm_meta[M_SWAP_SLOTS] = swap_slots if pool_frames else 0
     a.vm_meta[M_POLICY] = policy
     a.vm_meta[M_THP] = THP_MODES.index(thp)
+    a.vm_meta[M_PIN_LIMIT] = pool_frames // gup.PIN_SHARE
     if hugetlb_pages:
         got = reserve_hugetlb(a, mem.frame_owner, hugetlb_pages)
         if got < hugetlb_pages:

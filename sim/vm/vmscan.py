@@ -8,7 +8,11 @@ reused meanwhile), and the page is written to swap if it is dirty or has no copy
 page read back from swap keeps its slot, Linux's swap cache, and is just dropped; a
 never-written zero page is dropped and zero-filled again on its next touch). Its PTE becomes a
 swap entry, its space's TLB generation is bumped (the shootdown), and the frame is handed to
-the faulting space. Memory pressure splits a huge page first (thp_split_page).
+the faulting space. Memory pressure splits a huge page first (thp_split_page). A pinned page
+(gup.py: FOLL_PIN, a huge page pinned through any subpage) is never evicted, split or emptied out
+of a window: it goes back to the policy (`reclaim_pinned_skips`), as Linux's shrink_folio_list
+keeps a folio_maybe_dma_pinned folio. gup.py bounds pins to a share of the pool so that reclaim
+always has pages left to take.
 
 A major fault reads its page before it asks for a frame (`SwapIn`), so that with frames and swap
 both full its own slot can take the victim: a swapped-out page can always come back. (A core
@@ -34,7 +38,7 @@ from memsim.sim.vm.frames import window_sums
 from memsim.sim.vm.layout import HUGE_HEAD, SP_RSS, SP_SWAP, S
 from memsim.sim.vm.mm import MM
 from memsim.sim.vm.pagetable import PageTable
-from memsim.sim.vm.rmap import clear
+from memsim.sim.vm.rmap import clear, folio_maybe_dma_pinned
 
 RECLAIM_TRIES = 64
 
@@ -84,13 +88,13 @@ def _empty_window(mm: MM, n: int) -> None:
     page table or huge page (what a linear table's contiguous run needs)."""
     pool = mm.pool
     owner = mm.mem.frame_owner[pool.base:pool.base + pool.nframes]
-    blocked = ((owner == FRAME_PAGETABLE) | (mm.a.vm_huge != 0)).astype(np.int64)
+    blocked = ((owner == FRAME_PAGETABLE) | (mm.a.vm_huge != 0) | (mm.a.vm_pincount > 0)).astype(np.int64)
     used = (pool.free_map == 0).astype(np.int64)
     bad = window_sums(blocked, n)
     cost = window_sums(used, n) + bad * (pool.nframes + 1)
     w = int(np.argmin(cost))
     if bad[w]:
-        raise ResourceExhausted(f"no window of {n} frames without page tables in the VM's pool")
+        raise ResourceExhausted(f"no window of {n} frames without page tables or pinned pages in the VM's pool")
     for f in range(w, w + n):
         if not pool.free_map[f] and not reclaim_frame(mm, f):
             raise ResourceExhausted(f"could not evict frame {f} to make a run of {n} frames")
@@ -116,6 +120,10 @@ def reclaim_one(mm: MM, swap_in: SwapIn | None = None) -> bool:
         try:
             if int(a.vm_rmap_space[f]) != owner or int(a.vm_rmap_vpn[f]) != vpn:
                 continue  # the frame changed hands before we got the lock
+            if folio_maybe_dma_pinned(a, f):
+                mm.lru.putback(f, owner, vpn)  # pinned: it stays, and ages again
+                mm.stat[S["reclaim_pinned_skips"]] += 1
+                continue
             t = mm.table(owner)
             pmd = hugepage.pmd_table(t)
             # memory pressure splits a huge page (thp_split_page)
@@ -166,7 +174,7 @@ def reclaim_one(mm: MM, swap_in: SwapIn | None = None) -> bool:
 
 def reclaim_frame(mm: MM, f: int) -> bool:
     """Evict the small page in frame f (for a contiguous run); False if its space is busy, the
-    frame changed hands or is part of a huge page. Raises the OOM error if swap is full."""
+    frame changed hands, is part of a huge page or is pinned. Raises the OOM error if swap is full."""
     a = mm.a
     owner, vpn = int(a.vm_rmap_space[f]), int(a.vm_rmap_vpn[f])
     if owner < 0:
@@ -175,7 +183,8 @@ def reclaim_frame(mm: MM, f: int) -> bool:
     if not lock.try_acquire():
         return False
     try:
-        if int(a.vm_rmap_space[f]) != owner or int(a.vm_rmap_vpn[f]) != vpn or a.vm_huge[f]:
+        if int(a.vm_rmap_space[f]) != owner or int(a.vm_rmap_vpn[f]) != vpn or a.vm_huge[f] \
+                or folio_maybe_dma_pinned(a, f):
             return False
         t = mm.table(owner)
         e, _ = t.walk(vpn)

@@ -1,4 +1,5 @@
-"""Virtual memory over gRPC, against real servers: the client, the CLI, the benchmark, Belady on the machine."""
+"""Virtual memory over gRPC, against real servers: the client, the CLI, the benchmark, Belady on the machine,
+pinned pages (PinUserPages / UnpinUserPages: sim/vm/gup.py)."""
 
 from __future__ import annotations
 
@@ -172,3 +173,46 @@ def belady_faults(policy: str, frames: int) -> int:
 def test_beladys_anomaly_through_the_server():
     assert (belady_faults("fifo", 3), belady_faults("fifo", 4)) == (9, 10)
     assert (belady_faults("lru", 3), belady_faults("lru", 4)) == (10, 8)
+
+
+# -- pinned pages (sim/vm/gup.py) ----------------------------------------------------------------
+
+PAGE_4K = 4 * KiB
+
+
+def test_pin_and_unpin_through_the_server(server):
+    with VMClient(server.target, core=0) as vm, VMClient(server.target, core=1) as other:
+        sp = vm.create_space(name="v8 heap")
+        ro = sp.mmap(2 * PAGE_4K, prot="r")
+        heap = sp.mmap(16 * PAGE_4K, kind="heap")  # (nothing mapped after it)
+        sp.store(heap, b"before")
+        frames, core = sp.pin_user_pages(heap, 8)
+        assert core == 0 and len(frames) == 8 and frames[0] == sp.translate(heap).frame
+        assert sum(r["pinned"] for r in sp.memory_map()) == 8 * PAGE_4K
+        st = vm.vmstat()
+        assert st["nr_foll_pin_acquired"] == 8 and st["pinned_frames"] == 8 and st["pin_limit_frames"] == 64
+        with pytest.raises(FailedPrecondition, match="pinned"):
+            sp.munmap(heap, PAGE_4K)
+        with pytest.raises(FailedPrecondition, match="does not allow writing"):
+            sp.pin_user_pages(ro, 1)
+        with pytest.raises(OutOfRange, match="not mapped"):
+            sp.pin_user_pages(heap + 15 * PAGE_4K, 4)
+        big = vm.create_space()
+        with pytest.raises(ResourceExhausted, match="pin limit of 64 frames"):
+            big.pin_user_pages(big.mmap(80 * PAGE_4K), 80)  # 56 more fit
+        with pytest.raises(FailedPrecondition, match="core 1"):
+            other.space(sp.id).unpin_user_pages(frames)  # pins belong to the core that took them
+        assert vm.vmstat()["pinned_frames"] == 8  # every refusal above pinned nothing
+        sp.unpin_user_pages(frames)
+        assert sp.munmap(heap, PAGE_4K) == 1
+        st = vm.vmstat()
+        assert st["pinned_frames"] == 0 and st["nr_foll_pin_released"] == st["nr_foll_pin_acquired"] == 8
+
+
+def test_a_closing_client_s_spaces_take_their_pins_with_them(server):
+    with VMClient(server.target, core=1) as vm:
+        sp = vm.create_space()
+        _, core = sp.pin_user_pages(sp.mmap(4 * PAGE_4K), 4)
+        assert core == 1 and vm.vmstat()["pinned_frames"] == 4
+    with VMClient(server.target) as vm:
+        assert vm.vmstat()["pinned_frames"] == 0

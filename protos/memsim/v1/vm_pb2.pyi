@@ -149,6 +149,40 @@ class StoreReply(_message.Message):
     core: int
     def __init__(self, core: _Optional[int] = ...) -> None: ...
 
+class PinUserPagesRequest(_message.Message):
+    __slots__ = ("space", "address", "npages", "write")
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    NPAGES_FIELD_NUMBER: _ClassVar[int]
+    WRITE_FIELD_NUMBER: _ClassVar[int]
+    space: int
+    address: int
+    npages: int
+    write: bool
+    def __init__(self, space: _Optional[int] = ..., address: _Optional[int] = ..., npages: _Optional[int] = ..., write: _Optional[bool] = ...) -> None: ...
+
+class PinUserPagesReply(_message.Message):
+    __slots__ = ("frames", "core")
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    CORE_FIELD_NUMBER: _ClassVar[int]
+    frames: _containers.RepeatedScalarFieldContainer[int]
+    core: int
+    def __init__(self, frames: _Optional[_Iterable[int]] = ..., core: _Optional[int] = ...) -> None: ...
+
+class UnpinUserPagesRequest(_message.Message):
+    __slots__ = ("space", "frames")
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    space: int
+    frames: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, space: _Optional[int] = ..., frames: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class UnpinUserPagesReply(_message.Message):
+    __slots__ = ("core",)
+    CORE_FIELD_NUMBER: _ClassVar[int]
+    core: int
+    def __init__(self, core: _Optional[int] = ...) -> None: ...
+
 class TranslateRequest(_message.Message):
     __slots__ = ("space", "address", "write")
     SPACE_FIELD_NUMBER: _ClassVar[int]
@@ -192,7 +226,7 @@ class MemoryUsageReply(_message.Message):
     def __init__(self, rss: _Optional[int] = ..., heapTotal: _Optional[int] = ..., heapUsed: _Optional[int] = ..., external: _Optional[int] = ..., page_tables: _Optional[int] = ..., swap: _Optional[int] = ...) -> None: ...
 
 class Region(_message.Message):
-    __slots__ = ("start", "end", "size", "rss", "swap", "perms", "kind", "name", "huge_pages")
+    __slots__ = ("start", "end", "size", "rss", "swap", "perms", "kind", "name", "huge_pages", "pinned")
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -202,6 +236,7 @@ class Region(_message.Message):
     KIND_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     HUGE_PAGES_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
     start: int
     end: int
     size: int
@@ -211,7 +246,8 @@ class Region(_message.Message):
     kind: str
     name: str
     huge_pages: int
-    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., size: _Optional[int] = ..., rss: _Optional[int] = ..., swap: _Optional[int] = ..., perms: _Optional[str] = ..., kind: _Optional[str] = ..., name: _Optional[str] = ..., huge_pages: _Optional[int] = ...) -> None: ...
+    pinned: int
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., size: _Optional[int] = ..., rss: _Optional[int] = ..., swap: _Optional[int] = ..., perms: _Optional[str] = ..., kind: _Optional[str] = ..., name: _Optional[str] = ..., huge_pages: _Optional[int] = ..., pinned: _Optional[int] = ...) -> None: ...
 
 class MemoryMapReply(_message.Message):
     __slots__ = ("regions",)

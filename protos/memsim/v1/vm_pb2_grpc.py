@@ -115,6 +115,16 @@ class VMStub:
                 request_serializer=memsim_dot_v1_dot_machine__pb2.ReleaseRequest.SerializeToString,
                 response_deserializer=memsim_dot_v1_dot_machine__pb2.ReleaseReply.FromString,
                 _registered_method=True)
+        self.PinUserPages = channel.unary_unary(
+                '/memsim.v1.VM/PinUserPages',
+                request_serializer=memsim_dot_v1_dot_vm__pb2.PinUserPagesRequest.SerializeToString,
+                response_deserializer=memsim_dot_v1_dot_vm__pb2.PinUserPagesReply.FromString,
+                _registered_method=True)
+        self.UnpinUserPages = channel.unary_unary(
+                '/memsim.v1.VM/UnpinUserPages',
+                request_serializer=memsim_dot_v1_dot_vm__pb2.UnpinUserPagesRequest.SerializeToString,
+                response_deserializer=memsim_dot_v1_dot_vm__pb2.UnpinUserPagesReply.FromString,
+                _registered_method=True)
 
 
 class VMServicer:
@@ -216,6 +226,18 @@ class VMServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PinUserPages(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnpinUserPages(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VMServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -298,6 +320,16 @@ def add_VMServicer_to_server(servicer, server):
                     servicer.Release,
                     request_deserializer=memsim_dot_v1_dot_machine__pb2.ReleaseRequest.FromString,
                     response_serializer=memsim_dot_v1_dot_machine__pb2.ReleaseReply.SerializeToString,
+            ),
+            'PinUserPages': grpc.unary_unary_rpc_method_handler(
+                    servicer.PinUserPages,
+                    request_deserializer=memsim_dot_v1_dot_vm__pb2.PinUserPagesRequest.FromString,
+                    response_serializer=memsim_dot_v1_dot_vm__pb2.PinUserPagesReply.SerializeToString,
+            ),
+            'UnpinUserPages': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnpinUserPages,
+                    request_deserializer=memsim_dot_v1_dot_vm__pb2.UnpinUserPagesRequest.FromString,
+                    response_serializer=memsim_dot_v1_dot_vm__pb2.UnpinUserPagesReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -732,6 +764,60 @@ class VM:
             '/memsim.v1.VM/Release',
             memsim_dot_v1_dot_machine__pb2.ReleaseRequest.SerializeToString,
             memsim_dot_v1_dot_machine__pb2.ReleaseReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PinUserPages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memsim.v1.VM/PinUserPages',
+            memsim_dot_v1_dot_vm__pb2.PinUserPagesRequest.SerializeToString,
+            memsim_dot_v1_dot_vm__pb2.PinUserPagesReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnpinUserPages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memsim.v1.VM/UnpinUserPages',
+            memsim_dot_v1_dot_vm__pb2.UnpinUserPagesRequest.SerializeToString,
+            memsim_dot_v1_dot_vm__pb2.UnpinUserPagesReply.FromString,
             options,
             channel_credentials,
             insecure,
