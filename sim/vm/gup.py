@@ -8,7 +8,9 @@ store through the frame is never lost to a stale swap copy), returns each page's
 frame (its bytes: `mem.data[frame * frame_size:][:frame_size]`) and holds each page until
 `unpin_user_pages`. A huge page is held whole: its pins are counted on its head frame (Linux's
 folio pincount), whichever subpages were pinned. While pinned, a page is never reclaimed
-(vmscan.py), migrated by compaction, copied away by khugepaged or split (hugepage.py).
+(vmscan.py: met by reclaim, it leaves the replacement policy until its last unpin, as Linux parks
+such pages on the unevictable list), migrated by compaction, copied away by khugepaged or split
+(hugepage.py).
 
 The rules, and why:
 - all or nothing: the space (live, not the machine's own arena), npages (1..MAX_PIN_PAGES) and the
@@ -20,8 +22,9 @@ The rules, and why:
 - the limit: at most vm_meta[M_PIN_LIMIT] frames of the machine are pinned at once (a pinned huge
   page counts all its frames), a quarter of the pool (PIN_SHARE) from boot. Linux bounds long-term
   pins with RLIMIT_MEMLOCK (per process, 8 MiB by default); here every space shares one pool, so
-  the bound is the machine's, and it leaves three quarters of the pool to reclaim, which puts
-  pinned victims back: reclaim always finds a page. Over it: RESOURCE_EXHAUSTED naming the limit.
+  the bound is the machine's, a quarter of the frames reclaim can use (the pool less the hugetlb
+  reservation), so that three quarters stay for user pages and page tables to be reclaimed from.
+  Over it: RESOURCE_EXHAUSTED naming the limit.
   A hugetlb page counts nothing: it is never reclaimed, pinned or not, and its reservation
   (--hugetlb-pages) already bounds it.
   A page's pins are at most PIN_MAX_PER_PAGE (Linux refuses a pin that would overflow the
@@ -103,8 +106,8 @@ def _pin(mm: MM, head: int) -> None:
             if pinned + n > limit:
                 raise ResourceExhausted(
                     f"pin_user_pages refused: {pinned} of the VM's {mm.pool.nframes} frames are pinned and "
-                    f"{n} more would pass the machine's pin limit of {limit} frames (1/{PIN_SHARE} of the pool, "
-                    f"vm_meta[M_PIN_LIMIT]; Linux's RLIMIT_MEMLOCK); unpin some first")
+                    f"{n} more would pass the machine's pin limit of {limit} frames (1/{PIN_SHARE} of the pool less "
+                    f"its hugetlb reservation, vm_meta[M_PIN_LIMIT]; Linux's RLIMIT_MEMLOCK); unpin some first")
             a.vm_meta[M_PINNED] = pinned + n
     a.vm_pin_core[mm.core, head] += 1
     a.vm_pincount[head] += 1
@@ -117,6 +120,14 @@ def _unpin(mm: MM, head: int) -> None:
     if not a.vm_pincount[head]:
         with mm.pool.lock:
             a.vm_meta[M_PINNED] -= folio_frames(a, head)
+        _make_evictable(mm, head)
+
+
+def _make_evictable(mm: MM, head: int) -> None:
+    """The last pin is gone: a page reclaim took off the policy while it was pinned (vmscan.py) goes
+    back to it (hugetlb pages never age, so they never were in it)."""
+    if int(mm.a.vm_huge[head]) != HUGETLB_HEAD:
+        mm.lru.putback(head, int(mm.a.vm_rmap_space[head]), int(mm.a.vm_rmap_vpn[head]), still_mapped=True)
 
 
 def pin_user_pages(mm: MM, sp: int, addr: int, npages: int, write: bool = True) -> list[int]:

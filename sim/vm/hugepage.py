@@ -322,6 +322,9 @@ def _collapse(mm: MM, sp: int, base_vpn: int, t: MultiLevelTable) -> bool:
         f = compact(mm, sp, hp)
     if f is None:
         return False
+    # Compaction may have moved this very range's pages (their space's lock is ours, and re-entrant):
+    # read their frames again from the entries it rewrote.
+    old = [P.frame_of(int(x)) - mm.pool.base for x in ptes.tolist()]
     writable = bool(np.all(ptes & np.uint64(P.RW)))
     for k, src in enumerate(old):
         mm.pool.view(f + k)[:] = mm.pool.view(src)

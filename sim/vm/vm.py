@@ -140,13 +140,16 @@ def boot(a: VMArrays, mem: PhysicalMemory, pool_base: int, pool_frames: int, swa
     a.vm_meta[M_SWAP_SLOTS] = swap_slots if pool_frames else 0
     a.vm_meta[M_POLICY] = policy
     a.vm_meta[M_THP] = THP_MODES.index(thp)
-    a.vm_meta[M_PIN_LIMIT] = pool_frames // gup.PIN_SHARE
+    reserved = 0
     if hugetlb_pages:
         got = reserve_hugetlb(a, mem.frame_owner, hugetlb_pages)
         if got < hugetlb_pages:
             raise InvalidArgument(f"hugetlb_pages {hugetlb_pages}: only {got} huge pages of {HUGE_FRAMES} "
                                   f"frames fit the VM's {pool_frames}-frame pool")
         a.vm_meta[M_FREE] = int(a.vm_free.sum())
+        reserved = got * HUGE_FRAMES
+    # of the frames reclaim can use: the hugetlb reservation is never reclaimed, so it is not counted
+    a.vm_meta[M_PIN_LIMIT] = (pool_frames - reserved) // gup.PIN_SHARE
     for rows in (a.vm_rmap_space, a.vm_rmap_vpn, a.vm_frame_swap, a.vm_deposit, a.sd_anchor, a.sd_space, a.sd_next):
         rows.fill(-1)
     make_policy(a, max(1, pool_frames), init=True)

@@ -121,7 +121,10 @@ def reclaim_one(mm: MM, swap_in: SwapIn | None = None) -> bool:
             if int(a.vm_rmap_space[f]) != owner or int(a.vm_rmap_vpn[f]) != vpn:
                 continue  # the frame changed hands before we got the lock
             if folio_maybe_dma_pinned(a, f):
-                mm.lru.putback(f, owner, vpn)  # pinned: it stays, and ages again
+                # Pinned: it stays, and stays out of the policy until its last unpin puts it back
+                # (gup.py), as Linux parks a page it cannot evict on the unevictable list. Put back at
+                # once, a policy that ranks it worst again (LFU's lowest count, SIEVE's hand) would
+                # hand it to every following try and starve the whole pool of victims.
                 mm.stat[S["reclaim_pinned_skips"]] += 1
                 continue
             t = mm.table(owner)

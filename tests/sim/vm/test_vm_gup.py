@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound, OutOfRange, ResourceExhausted
+from memsim.sim.policies import policy_names
 from memsim.sim.system import Machine, MachineConfig
 from memsim.sim.vm.gup import MAX_PIN_PAGES
 from memsim.sim.vm.hugepage import collapse_scan
@@ -450,3 +451,73 @@ def test_check_sees_a_pin_count_out_of_step_and_recovery_recounts_it(m):
     assert check(vm) == [] and int(vm.a.vm_pincount[f]) == 1
     vm.unpin_user_pages(sp, frames)
     assert no_pins(vm)
+
+
+@pytest.mark.parametrize("policy", policy_names())
+def test_a_few_pins_leave_reclaim_victims_under_every_policy(policy):
+    """Reclaim takes a pinned page off the policy until its last unpin: put back at once, a policy
+    that ranks it worst again (LFU's lowest count, SIEVE's hand) would hand it to every try and
+    leave the machine out of memory with three quarters of the pool reclaimable."""
+    m = make(256, vm_policy=policy)
+    vm = m.vm(0)
+    try:
+        sp = vm.create_space("multilevel", name="p")
+        base = vm.mmap(sp, 64 * PAGE)
+        frames = vm.pin_user_pages(sp, base, 8, True)
+        sp2 = vm.create_space("multilevel", name="hog")
+        b2 = vm.mmap(sp2, 400 * PAGE)
+        for i in range(400):
+            vm.store(sp2, b2 + i * PAGE, b"x")
+            for _ in range(3):
+                vm.load(sp2, b2 + i * PAGE, 1)
+        assert check(vm) == []
+        vm.unpin_user_pages(sp, frames)  # back in the policy: reclaimable again
+        assert all(f - vm.pool.base in vm.lru for f in frames) and check(vm) == [] and no_pins(vm)
+    finally:
+        m.destroy()
+
+
+def test_khugepaged_collapses_from_the_frames_compaction_moved_the_range_to(thp):
+    """Collapsing a range may compact first, and compaction may move the range's own pages: the copy
+    must read them where they went, not where they were."""
+    vm = thp.vm(0)
+    meta = thp.meta.arrays["vm_meta"]
+    meta[M_THP] = 0
+    filler = vm.create_space("multilevel")
+    fb = vm.mmap(filler, 600 * PAGE, kind="heap")
+    for i in range(600):
+        vm.store(filler, fb + i * PAGE, b"f")
+    sp = vm.create_space("multilevel")
+    start = aligned_start(vm, sp, 2 * MiB)
+    other = vm.create_space("multilevel")
+    ob = vm.mmap(other, 1400 * PAGE, kind="heap")
+    oi = 0
+    for i in range(HP):  # the range's pages interleaved with another space's
+        vm.store(sp, start + i * PAGE, stamp("k", i))
+        vm.store(other, ob + oi * PAGE, b"o")
+        oi += 1
+    while vm.pool.free_frames() > 0 and oi < 1400:
+        vm.store(other, ob + oi * PAGE, b"o")
+        oi += 1
+    for j in range(oi):  # free the other space's pages outside window 0, and filler pages inside it
+        if (vm.translate(other, ob + j * PAGE)["frame"] - vm.pool.base) // HP >= 1:
+            vm.munmap(other, ob + j * PAGE, PAGE)
+    vm.munmap(filler, fb + 100 * PAGE, 450 * PAGE)
+    meta[M_THP] = 2
+    assert collapse_scan(vm) == 1 and vm.vmstat()["compact_migrate_pages"] > 0
+    assert [i for i in range(HP) if vm.load(sp, start + i * PAGE, 16) != stamp("k", i)] == []
+    assert check(vm) == []
+
+
+def test_the_pin_limit_is_a_quarter_of_what_reclaim_can_use_not_of_the_hugetlb_reservation():
+    m = make(2048, memory=32 * MiB, vm_policy="clock", hugetlb_pages=3)  # 1536 frames reserved, 512 left
+    vm = m.vm(0)
+    try:
+        assert int(vm.a.vm_meta[M_PIN_LIMIT]) == (2048 - 3 * HP) // 4
+        sp = vm.create_space("multilevel", name="p")
+        base = vm.mmap(sp, 512 * PAGE)
+        with pytest.raises(ResourceExhausted, match="pin limit"):
+            vm.pin_user_pages(sp, base, 505, True)
+        assert no_pins(vm)
+    finally:
+        m.destroy()
