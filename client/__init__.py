@@ -7,8 +7,9 @@
 Each service's methods are written once and serve its sync and its asyncio client: machine.py
 (allocator), cache_commands.py and cache.py's CacheClient/PipelineCommands (cache), vm.py's
 SpaceCommands/VMCommands (VM). rpc.py says how one method body runs blocking or awaited;
-connection.py is the transport (channel, deadlines, close), stream.py the batch stream, session.py
-the client id and lease, errors.py the typed exceptions, types.py the allocator's records and batch.
+connection.py is the transport (channel, deadlines, close), stream.py the batch stream, cache_url.py
+redis-py's Redis()/from_url arguments and URLs, session.py the client id and lease, errors.py the
+typed exceptions, types.py the allocator's records and batch.
 The public classes are in sync.py/aio.py, cache.py/cache_aio.py, vm.py/vm_aio.py.
 """
 

@@ -29,6 +29,7 @@ from memsim.sim.errors import SimError
 from memsim.sim.policies import policy_names
 from memsim.sim.system import VM_SHARE, MachineConfig, default_vm_memory
 from memsim.sim.vm.kinds import THP_MODES
+from memsim.sim.vm.layout import HUGE_FRAMES
 from memsim.tools.cli_bench import add_bench_parsers
 from memsim.tools.flags import (
     CLIENT_PORT,
@@ -82,8 +83,8 @@ def _add_machine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--khugepaged-ms", type=whole(1), default=d.khugepaged_ms,
                    help=f"khugepaged's scan period (default {d.khugepaged_ms})")
     p.add_argument("--hugetlb-pages", type=whole(0), default=d.hugetlb_pages,
-                   help=f"explicit 2 MiB huge pages set aside at start, for mmap(hugetlb=True) (default "
-                        f"{d.hugetlb_pages})")
+                   help=f"explicit huge pages of {HUGE_FRAMES} frames (2 MiB with 4 KiB frames) set aside at "
+                        f"start, for mmap(hugetlb=True) (default {d.hugetlb_pages})")
     p.add_argument("--heap-in-vm", action="store_true",
                    help="experiment: the allocator's arena is address space 0 of the VM, paged like a process's heap")
     p.add_argument("--heap-virtual", type=parse_bytes, default=d.heap_virtual_bytes,
@@ -229,16 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="serve a machine until SIGINT/SIGTERM")
     _add_machine_args(s)
-    s.add_argument("--host", default=DEFAULT_HOST)
+    s.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
     s.add_argument("--port", type=PORT, default=DEFAULT_PORT,
                    help="shared port; core c also on port+1+c (0 = pick free)")
     s.add_argument("--no-pin", action="store_true", help="do not pin worker c to CPU c %% ncpu")
     s.add_argument("--scavenge-period", type=SECONDS, default=SERVE.scavenge_period,
-                   help="seconds between scavenger passes")
+                   help=f"seconds between scavenger passes (default {SERVE.scavenge_period})")
     s.add_argument("--start-timeout", type=SECONDS, default=SERVE.start_timeout,
                    help=f"seconds each core has to start before the server gives up (default {SERVE.start_timeout:g})")
     s.add_argument("--scavenge-idle", type=real(0), default=SERVE.scavenge_idle,
-                   help="release free pages idle this many seconds")
+                   help=f"release free pages idle this many seconds (default {SERVE.scavenge_idle})")
     s.add_argument("--stream-idle-timeout", type=SECONDS, default=SERVE.stream_idle_s, metavar="SECONDS",
                    help=f"end a batch or pipeline stream that sends no request for this long (default "
                         f"{SERVE.stream_idle_s:g}); clients open a new one")

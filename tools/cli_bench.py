@@ -125,7 +125,7 @@ def _common(s: argparse.ArgumentParser, load: AllocLoad | CacheLoad | VmLoad, wh
 
 def _output(s: argparse.ArgumentParser, load: AllocLoad | CacheLoad | VmLoad) -> None:
     s.add_argument("--pin", action="store_true", help="process i talks to core i %% cores on its own port")
-    s.add_argument("--seed", type=whole(0), default=load.seed)
+    s.add_argument("--seed", type=whole(0), default=load.seed, help=f"random seed (default {load.seed})")
     s.add_argument("--json", help="write the report as JSON to this file")
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--quiet", action="store_true")
@@ -139,8 +139,10 @@ def add_bench_parsers(sub: argparse._SubParsersAction[Parser]) -> argparse.Argum
     a = AllocLoad()
     s = bsub.add_parser("alloc", help="Larson-style alloc/free load from many client processes")
     _common(s, a, "alloc")
-    s.add_argument("--batch", type=COUNT, default=a.batch, help="ops per stream message; 1 = unary calls")
-    s.add_argument("--slots", type=COUNT, default=a.slots, help="live objects per process (Larson's chunks)")
+    s.add_argument("--batch", type=COUNT, default=a.batch,
+                   help=f"ops per stream message; 1 = unary calls (default {a.batch})")
+    s.add_argument("--slots", type=COUNT, default=a.slots,
+                   help=f"live objects per process (Larson's chunks) (default {a.slots})")
     s.add_argument("--min-size", type=COUNT, default=a.min_size, help=f"smallest object, bytes (default {a.min_size})")
     s.add_argument("--max-size", type=COUNT, default=a.max_size, help=f"largest object, bytes (default {a.max_size})")
     s.add_argument("--cross-free", type=FRACTION, default=a.cross_free,
@@ -152,16 +154,18 @@ def add_bench_parsers(sub: argparse._SubParsersAction[Parser]) -> argparse.Argum
     _common(s, c, "cache")
     s.add_argument("--warmup", type=real(0), default=c.warmup,
                    help=f"seconds of load before the measured window (default {c.warmup:g})")
-    s.add_argument("--workload", "-w", default=c.workload, choices=WORKLOADS)
+    s.add_argument("--workload", "-w", default=c.workload, choices=WORKLOADS, help=f"(default {c.workload})")
     s.add_argument("--keys", "-k", type=COUNT, default=c.keys, help=f"distinct keys (default {c.keys})")
-    s.add_argument("--alpha", type=real(0), default=c.alpha, help="Zipf exponent (zipf, scan)")
-    s.add_argument("--read-ratio", "-r", type=FRACTION, default=c.read_ratio, help="fraction of GETs (not hotset)")
+    s.add_argument("--alpha", type=real(0), default=c.alpha, help=f"Zipf exponent (zipf, scan) (default {c.alpha})")
+    s.add_argument("--read-ratio", "-r", type=FRACTION, default=c.read_ratio,
+                   help=f"fraction of GETs (not hotset) (default {c.read_ratio})")
     s.add_argument("--value-size", "-d", type=value_sizes, default=c.value_size,
                    help=f"N bytes, or A-B for uniform sizes (default {c.value_size})")
-    s.add_argument("--pipeline", "-P", type=COUNT, default=c.pipeline, help="commands per round trip; 1 = one per call")
+    s.add_argument("--pipeline", "-P", type=COUNT, default=c.pipeline,
+                   help=f"commands per round trip; 1 = one per call (default {c.pipeline})")
     s.add_argument("--no-fill", action="store_true", help="do not SET a key after its GET missed")
     s.add_argument("--scan-fraction", type=FRACTION, default=c.scan_fraction,
-                   help="share of cold sequential keys (scan)")
+                   help=f"share of cold sequential keys (scan) (default {c.scan_fraction})")
     s.add_argument("--maxmemory", type=redis_memory, help="CONFIG SET maxmemory for the run, restored after (e.g. 2mb)")
     s.add_argument("--maxmemory-policy", choices=maxmemory_policies(), metavar="POLICY",
                    help=f"CONFIG SET maxmemory-policy for the run, restored after: {', '.join(maxmemory_policies())}")
@@ -173,9 +177,10 @@ def add_bench_parsers(sub: argparse._SubParsersAction[Parser]) -> argparse.Argum
     v = VmLoad()
     s = bsub.add_parser("vm", help="loads and stores on address spaces: fault rates, TLB, swap traffic")
     _common(s, v, "vm")
-    s.add_argument("--pattern", default=v.pattern, choices=PATTERNS)
-    s.add_argument("--pages", type=COUNT, default=v.pages, help="pages each process touches (its working set)")
-    s.add_argument("--page-table", default=v.page_table, choices=list(PAGE_TABLES))
+    s.add_argument("--pattern", default=v.pattern, choices=PATTERNS, help=f"(default {v.pattern})")
+    s.add_argument("--pages", type=COUNT, default=v.pages,
+                   help=f"pages each process touches (its working set) (default {v.pages})")
+    s.add_argument("--page-table", default=v.page_table, choices=list(PAGE_TABLES), help=f"(default {v.page_table})")
     s.add_argument("--shared", action="store_true", help="all processes use one space (default: one each)")
     s.add_argument("--batch", type=COUNT, default=v.batch, help=f"accesses per stream message (default {v.batch})")
     s.add_argument("--write-ratio", type=FRACTION, default=v.write_ratio,

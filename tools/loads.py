@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from memsim.sim.vm.kinds import PAGE_TABLE_DEFAULT
 from memsim.tools.flags import DEFAULT_TARGET
 
 
@@ -96,7 +97,7 @@ class VmLoad:
     seconds: float = 5.0
     pattern: str = "random"
     pages: int = 256
-    page_table: str = "multilevel"
+    page_table: str = PAGE_TABLE_DEFAULT
     shared: bool = False
     batch: int = 100
     write_ratio: float = 0.3

@@ -308,6 +308,8 @@ def test_check_notices_corruption(name):
     present = [s for s in range(8) if s in p]
     corruptions = [("pol_meta", 1, len(p) + 1), ("pol_next", present[1], present[1]), ("pol_prev", present[0], -1)]
     for array, index, value in corruptions:
+        if array not in arrays:  # a policy without doubly linked lists (not every one has them)
+            continue
         saved = arrays[array][index]
         arrays[array][index] = value
         assert p.check() != [], (array, index, value)

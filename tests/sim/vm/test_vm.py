@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound, OutOfRange, ResourceExhausted
 from memsim.sim.system import Machine, MachineConfig
-from memsim.sim.vm.kinds import KINDS
+from memsim.sim.vm.kinds import KINDS, PAGE_TABLES
 from memsim.sim.vm.layout import M_IPT_FRAMES
 from memsim.sim.vm.recovery import check
 from memsim.sim.vm.vma import R, X
@@ -40,7 +40,8 @@ def machine(vm_frames: int, policy: str = "twolist", swap_pages: int | None = No
 
 
 def bits_for(kind: str) -> int:
-    return 24 if kind in ("linear", "hybrid") else 48
+    """A narrow space for the kinds whose table spans the whole space (their default is 32 bits)."""
+    return 24 if PAGE_TABLES[kind].default_bits <= 32 else 48
 
 
 # -- the dictionary model -------------------------------------------------------------------------
