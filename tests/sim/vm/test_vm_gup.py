@@ -364,7 +364,7 @@ def reclaimer(m: Machine, core: int, pages: int, deadline: float) -> int:
 
 
 def test_processes_pin_write_through_frames_and_reclaim_at_once():
-    m = make(192, cores=4)
+    m = make(320, cores=4)  # 3 x 48 pages and a 256-page hog: reclaim all the time, with some headroom
     try:
         sup = m.supervisor_vm()
         pages = 48
