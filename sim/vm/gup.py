@@ -38,8 +38,8 @@ The rules, and why:
   exit, a reaped lease) releases its pins first (`release_space_pins`): the space goes whatever
   its pin holders think, and their later unpin of those frames is refused.
 - a short-term pin (the default) belongs to the core that took it (`vm_pin_core[core]`): an unpin
-  by another core is refused, and recovery (recovery.py) releases a dead core's pins, as Linux
-  drops a task's short pins when it exits.
+  by another core is refused, and recovery (recovery.py) releases a dead core's pins. (Linux records
+  no pin's holder; its short-term pins last one I/O, and here one core's work.)
 - a long-term pin (longterm=True, Linux's FOLL_LONGTERM: pin_user_pages.rst, "Case 1/2") belongs
   to the address space, not to a core: it is counted in `vm_pin_longterm` instead, any core may
   release it (with longterm=True), recovery of a dead core leaves it, and only its unpin or the
@@ -47,9 +47,9 @@ The rules, and why:
   managed heap, docs/design/managed-heap.md). Either kind counts in `vm_pincount` and against the
   limit alike, and an unpin releases only pins of its own kind (each frame must hold that many).
 
-Locks: a frame's pin counts (`vm_pincount`, `vm_pin_core`, `vm_pin_longterm`) are guarded by its space's lock
-(`vm/space/<i>`), as its reverse map is; the machine's count (`vm_meta[M_PINNED]`) is changed
-under `vm/frames`, taken inside the space's lock (layout.py's order). Counters: Linux's
+Locks: a frame's pin counts (`vm_pincount`, `vm_pin_core`, `vm_pin_longterm`) are guarded by its
+space's lock (`vm/space/<i>`), as its reverse map is; the machine's count (`vm_meta[M_PINNED]`) is
+changed under `vm/frames`, taken inside the space's lock (layout.py's order). Counters: Linux's
 nr_foll_pin_acquired and nr_foll_pin_released (/proc/vmstat), one per page.
 """
 
