@@ -200,16 +200,19 @@ class SpaceCommands(Generic[C]):
         return Translation(t.frame, t.levels, t.tlb_hit, t.fault, t.page_table, t.core)
 
     @command
-    def pin_user_pages(self, address: int, npages: int, write: bool = True) -> Steps[tuple[list[int], int]]:
+    def pin_user_pages(self, address: int, npages: int, write: bool = True,
+                       longterm: bool = False) -> Steps[tuple[list[int], int]]:
         """Fault in and pin npages pages (Linux's pin_user_pages): their machine-wide frames, and the core
-        that holds the pins; unpin on that core (a client made with core=...)."""
-        req = build_request(pb.PinUserPagesRequest, space=self.id, address=address, npages=npages, write=write)
+        that holds the pins; unpin on that core (a client made with core=...). longterm=True (FOLL_LONGTERM):
+        the space's pins, which outlive the core and any core unpins (with longterm=True)."""
+        req = build_request(pb.PinUserPagesRequest, space=self.id, address=address, npages=npages, write=write,
+                            longterm=longterm)
         reply = yield from unary("PinUserPages", req, pb.PinUserPagesReply)
         return list(reply.frames), reply.core
 
     @command
-    def unpin_user_pages(self, frames: list[int]) -> Steps[None]:
-        req = build_request(pb.UnpinUserPagesRequest, space=self.id, frames=list(frames))
+    def unpin_user_pages(self, frames: list[int], longterm: bool = False) -> Steps[None]:
+        req = build_request(pb.UnpinUserPagesRequest, space=self.id, frames=list(frames), longterm=longterm)
         yield from unary("UnpinUserPages", req, pb.UnpinUserPagesReply)
 
     @command

@@ -229,23 +229,23 @@ class VmServicer(vm_pb2_grpc.VMServicer):
     def PinUserPages(self, request: pb.PinUserPagesRequest, context: grpc.ServicerContext) -> pb.PinUserPagesReply:
         budget = call_budget(self.replies, context)
 
-        def pin(space: int, address: int, npages: int, write: bool) -> list[int]:
+        def pin(space: int, address: int, npages: int, write: bool, longterm: bool) -> list[int]:
             # (charged before a page is pinned; a count over the per-call bound is the VM's InvalidArgument)
             budget.charge(8 * min(npages, MAX_PIN_PAGES), "a pin's frame list")
-            return self.vm.pin_user_pages(space, address, npages, write)
+            return self.vm.pin_user_pages(space, address, npages, write, longterm)
 
         frames = self._change(context, "pin_user_pages", pin, request.space, request.address, request.npages,
-                              request.write)
+                              request.write, request.longterm)
         if caller_gone(context):  # nobody will unpin what it never heard of: undo it (server/sessions.py)
             with contextlib.suppress(FailedPrecondition):  # (a destroy came first: its pins went with it)
-                self._call(context, self.vm.unpin_user_pages, request.space, frames)
+                self._call(context, self.vm.unpin_user_pages, request.space, frames, request.longterm)
             raise DeadlineExceeded(f"the deadline passed (or was too close to reply) before {len(frames)} pages of "
                                    f"space {request.space} were pinned; they were unpinned again")
         return pb.PinUserPagesReply(frames=frames, core=self.core)
 
     def UnpinUserPages(self, request: pb.UnpinUserPagesRequest,
                        context: grpc.ServicerContext) -> pb.UnpinUserPagesReply:
-        self._call(context, self.vm.unpin_user_pages, request.space, list(request.frames))
+        self._call(context, self.vm.unpin_user_pages, request.space, list(request.frames), request.longterm)
         return pb.UnpinUserPagesReply(core=self.core)
 
     def MemoryUsage(self, request: pb.SpaceRequest, context: grpc.ServicerContext) -> pb.MemoryUsageReply:

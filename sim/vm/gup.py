@@ -37,12 +37,19 @@ The rules, and why:
   that splits nothing is allowed, as on Linux: a pin is not a permission. Destroying a space (an
   exit, a reaped lease) releases its pins first (`release_space_pins`): the space goes whatever
   its pin holders think, and their later unpin of those frames is refused.
-- pins belong to the core that took them (`vm_pin_core[core]`): an unpin by another core is
-  refused, and recovery (recovery.py) releases a dead core's pins.
+- a short-term pin (the default) belongs to the core that took it (`vm_pin_core[core]`): an unpin
+  by another core is refused, and recovery (recovery.py) releases a dead core's pins. (Linux records
+  no pin's holder; its short-term pins last one I/O, and here one core's work.)
+- a long-term pin (longterm=True, Linux's FOLL_LONGTERM: pin_user_pages.rst, "Case 1/2") belongs
+  to the address space, not to a core: it is counted in `vm_pin_longterm` instead, any core may
+  release it (with longterm=True), recovery of a dead core leaves it, and only its unpin or the
+  space's destruction ends it. It is what a holder that outlives any one core needs (an isolate's
+  managed heap, docs/design/managed-heap.md). Either kind counts in `vm_pincount` and against the
+  limit alike, and an unpin releases only pins of its own kind (each frame must hold that many).
 
-Locks: a frame's pin counts (`vm_pincount`, `vm_pin_core`) are guarded by its space's lock
-(`vm/space/<i>`), as its reverse map is; the machine's count (`vm_meta[M_PINNED]`) is changed
-under `vm/frames`, taken inside the space's lock (layout.py's order). Counters: Linux's
+Locks: a frame's pin counts (`vm_pincount`, `vm_pin_core`, `vm_pin_longterm`) are guarded by its
+space's lock (`vm/space/<i>`), as its reverse map is; the machine's count (`vm_meta[M_PINNED]`) is
+changed under `vm/frames`, taken inside the space's lock (layout.py's order). Counters: Linux's
 nr_foll_pin_acquired and nr_foll_pin_released (/proc/vmstat), one per page.
 """
 
@@ -61,7 +68,7 @@ from memsim.sim.vm.vma import first_denied, page_range, prot_text, region_at
 
 PIN_SHARE = 4  # at most 1/PIN_SHARE of the pool's frames pinned at once (vm_meta[M_PIN_LIMIT] at boot)
 MAX_PIN_PAGES = 1 << 16  # pages one call may pin (256 MiB of 4 KiB pages); the limit above bounds them too
-PIN_MAX_PER_PAGE = (1 << 15) - 1  # pins one page (or huge page) may hold: vm_pin_core is int16
+PIN_MAX_PER_PAGE = (1 << 15) - 1  # pins one page (or huge page) may hold: vm_pin_core, vm_pin_longterm are int16
 
 
 def folio_frames(a: VMArrays, head: int) -> int:
@@ -94,7 +101,13 @@ def _check_range(mm: MM, sp: int, addr: int, npages: int, write: bool) -> None:
                              f"{'writing (pin with write=False to read)' if write else 'reading'}")
 
 
-def _pin(mm: MM, head: int) -> None:
+def _check_bools(**flags: object) -> None:
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise InvalidArgument(f"{name} must be a bool, got {value!r}")
+
+
+def _pin(mm: MM, head: int, longterm: bool) -> None:
     a = mm.a
     if int(a.vm_pincount[head]) >= PIN_MAX_PER_PAGE:
         raise ResourceExhausted(f"frame {mm.pool.base + head} already holds {PIN_MAX_PER_PAGE} pins, "
@@ -109,14 +122,25 @@ def _pin(mm: MM, head: int) -> None:
                     f"{n} more would pass the machine's pin limit of {limit} frames (1/{PIN_SHARE} of the pool less "
                     f"its hugetlb reservation, vm_meta[M_PIN_LIMIT]; Linux's RLIMIT_MEMLOCK); unpin some first")
             a.vm_meta[M_PINNED] = pinned + n
-    a.vm_pin_core[mm.core, head] += 1
+    if longterm:
+        a.vm_pin_longterm[head] += 1
+    else:
+        a.vm_pin_core[mm.core, head] += 1
     a.vm_pincount[head] += 1
 
 
-def _unpin(mm: MM, head: int) -> None:
+def _held(mm: MM, head: int, longterm: bool) -> int:
+    """Pins of the kind an unpin may release on this head: the space's long-term ones, or this core's."""
+    return int(mm.a.vm_pin_longterm[head] if longterm else mm.a.vm_pin_core[mm.core, head])
+
+
+def _unpin(mm: MM, head: int, longterm: bool) -> None:
     a = mm.a
     a.vm_pincount[head] -= 1
-    a.vm_pin_core[mm.core, head] -= 1
+    if longterm:
+        a.vm_pin_longterm[head] -= 1
+    else:
+        a.vm_pin_core[mm.core, head] -= 1
     if not a.vm_pincount[head]:
         with mm.pool.lock:
             a.vm_meta[M_PINNED] -= folio_frames(a, head)
@@ -130,12 +154,12 @@ def _make_evictable(mm: MM, head: int) -> None:
         mm.lru.putback(head, int(mm.a.vm_rmap_space[head]), int(mm.a.vm_rmap_vpn[head]), still_mapped=True)
 
 
-def pin_user_pages(mm: MM, sp: int, addr: int, npages: int, write: bool = True) -> list[int]:
-    """Fault in and pin the npages pages from addr; their machine-wide frames, in order (see the header)."""
+def pin_user_pages(mm: MM, sp: int, addr: int, npages: int, write: bool = True, longterm: bool = False) -> list[int]:
+    """Fault in and pin the npages pages from addr; their machine-wide frames, in order (see the header).
+    longterm=True: FOLL_LONGTERM, pins of the space that outlive this core."""
     if not isinstance(npages, int) or isinstance(npages, bool) or not 1 <= npages <= MAX_PIN_PAGES:
         raise InvalidArgument(f"npages {npages!r} must be an integer from 1 to {MAX_PIN_PAGES}")
-    if not isinstance(write, bool):
-        raise InvalidArgument(f"write must be a bool, got {write!r}")
+    _check_bools(write=write, longterm=longterm)
     mm.check_space(sp)
     with mm.locks.space[sp]:
         mm.check_space(sp)  # again, under the lock: a destroy may have come first
@@ -144,21 +168,23 @@ def pin_user_pages(mm: MM, sp: int, addr: int, npages: int, write: bool = True) 
         try:
             for i in range(npages):
                 frame = translate_locked(mm, sp, addr + i * mm.fs, write)["frame"]
-                _pin(mm, folio_head(mm.a, frame - mm.pool.base))
+                _pin(mm, folio_head(mm.a, frame - mm.pool.base), longterm)
                 frames.append(frame)
                 mm.step("gup:pinned")
         except BaseException:
             for frame in frames:  # all or nothing: what this call pinned goes back
-                _unpin(mm, folio_head(mm.a, frame - mm.pool.base))
+                _unpin(mm, folio_head(mm.a, frame - mm.pool.base), longterm)
             raise
         mm.stat[S["nr_foll_pin_acquired"]] += npages
         return frames
 
 
-def unpin_user_pages(mm: MM, sp: int, frames: list[int]) -> None:
-    """Release pins this core took on pages of space sp (the frames pin_user_pages returned). All of
-    them are checked first: each must be a page of sp that this core holds a pin on, as many times
-    as it is listed; otherwise FAILED_PRECONDITION and nothing changes."""
+def unpin_user_pages(mm: MM, sp: int, frames: list[int], longterm: bool = False) -> None:
+    """Release pins this core took on pages of space sp (the frames pin_user_pages returned), or with
+    longterm=True long-term pins of sp, whichever core took them. All of them are checked first: each
+    must be a page of sp holding such a pin as many times as it is listed; otherwise
+    FAILED_PRECONDITION and nothing changes."""
+    _check_bools(longterm=longterm)
     if not isinstance(frames, list) or not all(isinstance(f, int) and not isinstance(f, bool) for f in frames):
         raise InvalidArgument("frames must be a list of the frame numbers pin_user_pages returned")
     if len(frames) > MAX_PIN_PAGES:
@@ -175,14 +201,15 @@ def unpin_user_pages(mm: MM, sp: int, frames: list[int]) -> None:
                                          f"was destroyed, which released its pins, or it was never pinned)")
             heads[folio_head(a, f)] += 1
         for head, n in heads.items():
-            if int(a.vm_pin_core[mm.core, head]) < n:
+            if _held(mm, head, longterm) < n:
+                whose = "long-term" if longterm else f"short-term of core {mm.core}"
                 raise FailedPrecondition(
                     f"unpin_user_pages: frame {mm.pool.base + head} of space {sp} holds "
-                    f"{int(a.vm_pin_core[mm.core, head])} pin(s) of core {mm.core}, fewer than the {n} to release "
-                    f"(pins are released by the core that took them)")
+                    f"{_held(mm, head, longterm)} {whose} pin(s), fewer than the {n} to release (a short-term pin "
+                    f"is released by the core that took it, a long-term one by any core with longterm=True)")
         for head, n in heads.items():
             for _ in range(n):
-                _unpin(mm, head)
+                _unpin(mm, head, longterm)
         mm.stat[S["nr_foll_pin_released"]] += len(frames)
 
 
@@ -195,6 +222,7 @@ def release_space_pins(mm: MM, sp: int) -> int:
     dropped = int(a.vm_pincount[heads].sum())
     held = sum(folio_frames(a, int(h)) for h in heads.tolist())
     a.vm_pin_core[:, heads] = 0
+    a.vm_pin_longterm[heads] = 0
     a.vm_pincount[heads] = 0
     with mm.pool.lock:
         a.vm_meta[M_PINNED] -= held

@@ -15,9 +15,12 @@ pool-relative frame numbers (0 .. pool_frames-1); a PTE holds the machine-wide f
                                                                   frame's page (swap cache), -1 none
     vm_huge            (pool,) uint8              space of owner  1 head / 2 tail of a huge page (hugepage.py)
     vm_pincount        (pool,) int32              space of owner  FOLL_PIN pins of the page (of a huge page: on
-                                                                  its head frame only); the sum of vm_pin_core
-    vm_pin_core        (cores+1, pool) int16      space of owner  the same, per core that took them (gup.py), so
-                                                                  recovery can release a dead core's pins
+                                                                  its head frame only); vm_pin_core's column
+                                                                  sum plus vm_pin_longterm
+    vm_pin_core        (cores+1, pool) int16      space of owner  the short-term pins, per core that took them
+                                                                  (gup.py), so recovery can release a dead core's
+    vm_pin_longterm    (pool,) int16              space of owner  the long-term pins (FOLL_LONGTERM), the space's:
+                                                                  no core holds them, recovery leaves them
     vm_stat            (cores, NSTAT) int64       none (own row)  Linux's vmstat counters, per core
     sp_*               (MAX_SPACES, ...)          vm/space/<i>    the space table (mm.py, spaces.py)
     sp_owner/lease/expiry                         vm/spaces       who holds a space and until when
@@ -90,6 +93,7 @@ def vm_specs(pool_frames: int, swap_slots: int, ncores: int, policy_specs: list[
         ArraySpec("vm_deposit", "int32", (pool_frames,)),  # huge head -> the page table kept for its split
         ArraySpec("vm_pincount", "int32", (pool_frames,)),
         ArraySpec("vm_pin_core", "int16", (ncores + 1, pool_frames)),  # row ncores: the supervisor
+        ArraySpec("vm_pin_longterm", "int16", (pool_frames,)),
         ArraySpec("vm_stat", "int64", (ncores + 1, len(VMSTAT))),  # row ncores: the supervisor
         ArraySpec("sp_state", "int8", (MAX_SPACES,)),
         ArraySpec("sp_kind", "int8", (MAX_SPACES,)),
@@ -140,6 +144,7 @@ class VMArrays:
     vm_deposit: np.ndarray
     vm_pincount: np.ndarray
     vm_pin_core: np.ndarray
+    vm_pin_longterm: np.ndarray
     vm_stat: np.ndarray
     sp_state: np.ndarray
     sp_kind: np.ndarray

@@ -25,9 +25,10 @@ the slot states:
    policy is laid out again from the user frames, each under its page's name (their order is
    lost: a crash costs the policy its history), and every space's TLB generation is bumped, so
    no core keeps a translation from before;
-6. pins (gup.py): the dead core's (`vm_pin_core[core]`, when recover is told which core died) are
-   released, as are pins on frames no page maps any more or on a huge page's tail; each frame's
-   count (`vm_pincount`) is recounted as the sum of its cores' and the machine's (M_PINNED)
+6. pins (gup.py): the dead core's short-term ones (`vm_pin_core[core]`, when recover is told which
+   core died) are released, as are pins on frames no page maps any more or on a huge page's tail;
+   long-term pins (`vm_pin_longterm`) are the space's and stay. Each frame's count (`vm_pincount`)
+   is recounted as the sum of its cores' plus its long-term pins, and the machine's (M_PINNED)
    from them. A core killed mid-pin is thereby whole: its row is dropped, whatever it had reached.
 `check` reports the same conditions without changing anything (the tests' invariant).
 """
@@ -175,10 +176,11 @@ def _pinnable(vm: MM, s: Survey) -> np.ndarray:
 
 def _check_pins(vm: MM, s: Survey) -> list[str]:
     a = vm.a
-    per_core = a.vm_pin_core.sum(axis=0, dtype=np.int64)
-    out = [f"frame {f}: {int(a.vm_pincount[f])} pins, its cores' pins sum to {int(per_core[f])}"
-           for f in np.flatnonzero(a.vm_pincount != per_core).tolist()]
-    out += [f"frame {f}: a negative pin count" for f in np.flatnonzero((a.vm_pin_core < 0).any(axis=0)).tolist()]
+    held = a.vm_pin_core.sum(axis=0, dtype=np.int64) + a.vm_pin_longterm
+    out = [f"frame {f}: {int(a.vm_pincount[f])} pins, its cores' pins sum to {int(held[f])} with its long-term ones"
+           for f in np.flatnonzero(a.vm_pincount != held).tolist()]
+    negative = (a.vm_pin_core < 0).any(axis=0) | (a.vm_pin_longterm < 0)
+    out += [f"frame {f}: a negative pin count" for f in np.flatnonzero(negative).tolist()]
     out += [f"frame {f}: pinned, but no page maps it (or a huge page's tail)"
             for f in np.flatnonzero((a.vm_pincount != 0) & ~_pinnable(vm, s)).tolist()]
     if int(a.vm_meta[M_PINNED]) != pinned_frames(a):
@@ -242,9 +244,12 @@ def recover(vm: MM, core: int | None = None) -> dict[str, int]:
         pins_before = int(a.vm_pincount.sum())
         if core is not None:
             a.vm_pin_core[core] = 0
-        a.vm_pin_core[:, ~_pinnable(vm, s)] = 0
+        unpinnable = ~_pinnable(vm, s)
+        a.vm_pin_core[:, unpinnable] = 0
+        a.vm_pin_longterm[unpinnable] = 0
         np.maximum(a.vm_pin_core, 0, out=a.vm_pin_core)
-        a.vm_pincount[:] = a.vm_pin_core.sum(axis=0)
+        np.maximum(a.vm_pin_longterm, 0, out=a.vm_pin_longterm)
+        a.vm_pincount[:] = a.vm_pin_core.sum(axis=0) + a.vm_pin_longterm
         a.vm_meta[M_PINNED] = pinned_frames(a)
     return {"ptes_cleared": cleared, "frames_freed": len(freed),
             "swap_slots_in_use": len(s.slots), "resident_pages": len(s.mapped),

@@ -101,12 +101,13 @@ class VM(MM):
     def translate(self, sp: int, addr: int, write: bool = False) -> memory.Translation:
         return memory.translate(self, sp, addr, write)
 
-    def pin_user_pages(self, sp: int, addr: int, npages: int, write: bool = True) -> list[int]:
+    def pin_user_pages(self, sp: int, addr: int, npages: int, write: bool = True,
+                       longterm: bool = False) -> list[int]:
         """Fault in and pin npages pages from addr; their machine-wide frames (gup.py)."""
-        return gup.pin_user_pages(self, sp, addr, npages, write)
+        return gup.pin_user_pages(self, sp, addr, npages, write, longterm)
 
-    def unpin_user_pages(self, sp: int, frames: list[int]) -> None:
-        gup.unpin_user_pages(self, sp, frames)
+    def unpin_user_pages(self, sp: int, frames: list[int], longterm: bool = False) -> None:
+        gup.unpin_user_pages(self, sp, frames, longterm)
 
     def reclaim_one(self) -> bool:
         return vmscan.reclaim_one(self)

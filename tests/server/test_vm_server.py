@@ -209,6 +209,17 @@ def test_pin_and_unpin_through_the_server(server):
         assert st["pinned_frames"] == 0 and st["nr_foll_pin_released"] == st["nr_foll_pin_acquired"] == 8
 
 
+def test_a_long_term_pin_through_the_server_is_released_from_another_core(server):
+    with VMClient(server.target, core=0) as vm, VMClient(server.target, core=1) as other:
+        sp = vm.create_space(name="isolate heap")
+        heap = sp.mmap(4 * PAGE_4K, kind="heap")
+        frames, core = sp.pin_user_pages(heap, 4, longterm=True)
+        assert core == 0 and vm.vmstat()["pinned_frames"] == 4
+        with pytest.raises(FailedPrecondition, match="core 1"):
+            other.space(sp.id).unpin_user_pages(frames)  # not core 1's short-term pins
+        other.space(sp.id).unpin_user_pages(frames, longterm=True)  # the space's: any core releases them
+        assert vm.vmstat()["pinned_frames"] == 0
+
 def test_a_closing_client_s_spaces_take_their_pins_with_them(server):
     with VMClient(server.target, core=1) as vm:
         sp = vm.create_space()

@@ -150,16 +150,18 @@ class StoreReply(_message.Message):
     def __init__(self, core: _Optional[int] = ...) -> None: ...
 
 class PinUserPagesRequest(_message.Message):
-    __slots__ = ("space", "address", "npages", "write")
+    __slots__ = ("space", "address", "npages", "write", "longterm")
     SPACE_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     NPAGES_FIELD_NUMBER: _ClassVar[int]
     WRITE_FIELD_NUMBER: _ClassVar[int]
+    LONGTERM_FIELD_NUMBER: _ClassVar[int]
     space: int
     address: int
     npages: int
     write: bool
-    def __init__(self, space: _Optional[int] = ..., address: _Optional[int] = ..., npages: _Optional[int] = ..., write: _Optional[bool] = ...) -> None: ...
+    longterm: bool
+    def __init__(self, space: _Optional[int] = ..., address: _Optional[int] = ..., npages: _Optional[int] = ..., write: _Optional[bool] = ..., longterm: _Optional[bool] = ...) -> None: ...
 
 class PinUserPagesReply(_message.Message):
     __slots__ = ("frames", "core")
@@ -170,12 +172,14 @@ class PinUserPagesReply(_message.Message):
     def __init__(self, frames: _Optional[_Iterable[int]] = ..., core: _Optional[int] = ...) -> None: ...
 
 class UnpinUserPagesRequest(_message.Message):
-    __slots__ = ("space", "frames")
+    __slots__ = ("space", "frames", "longterm")
     SPACE_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
+    LONGTERM_FIELD_NUMBER: _ClassVar[int]
     space: int
     frames: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, space: _Optional[int] = ..., frames: _Optional[_Iterable[int]] = ...) -> None: ...
+    longterm: bool
+    def __init__(self, space: _Optional[int] = ..., frames: _Optional[_Iterable[int]] = ..., longterm: _Optional[bool] = ...) -> None: ...
 
 class UnpinUserPagesReply(_message.Message):
     __slots__ = ("core",)

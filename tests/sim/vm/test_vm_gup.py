@@ -7,7 +7,9 @@ them through their frames, and reclaim, compaction, khugepaged and split leave t
   partial munmap/mprotect does not split a pinned huge page;
 - bad input is refused before anything is pinned or faulted; the machine's pin limit holds;
 - several processes pinning, writing through frames and reclaiming at once keep every checksum;
-- recovery releases a killed core's pins (also one killed mid-pin), and only its own.
+- recovery releases a killed core's pins (also one killed mid-pin), and only its own;
+- long-term pins (FOLL_LONGTERM) are the space's: they outlive the core that took them, any core
+  releases them, check() counts them, destroying the space releases them, the limit counts them.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def read_through(vm, frame: int, n: int) -> bytes:
 
 def no_pins(vm) -> bool:
     a = vm.a
-    return not a.vm_pincount.any() and not a.vm_pin_core.any() and int(a.vm_meta[M_PINNED]) == 0
+    return (not a.vm_pincount.any() and not a.vm_pin_core.any() and not a.vm_pin_longterm.any()
+            and int(a.vm_meta[M_PINNED]) == 0)
 
 
 def hog(vm, pages: int) -> None:
@@ -521,3 +524,101 @@ def test_the_pin_limit_is_a_quarter_of_what_reclaim_can_use_not_of_the_hugetlb_r
         assert no_pins(vm)
     finally:
         m.destroy()
+
+
+# -- long-term pins (FOLL_LONGTERM) ---------------------------------------------------------------------
+
+def pin_both_and_die(m: Machine, core: int, sp: int, base: int, q) -> None:
+    vm = m.vm(core)
+    q.put((vm.pin_user_pages(sp, base, 4, longterm=True), vm.pin_user_pages(sp, base + 4 * PAGE, 4)))
+    q.close()
+    q.join_thread()
+    os.kill(os.getpid(), signal.SIGKILL)  # dies holding both kinds
+
+
+def test_a_long_term_pin_outlives_the_core_that_took_it_and_a_short_term_one_does_not(m):
+    sup = m.supervisor_vm()
+    sp = sup.create_space("multilevel", name="isolate heap")
+    base = sup.mmap(sp, 16 * PAGE)
+    q = CTX.Queue()
+    child = CTX.Process(target=pin_both_and_die, args=(m, 1, sp, base, q))
+    child.start()
+    longterm, short = q.get(timeout=30)
+    child.join(30)
+    assert child.exitcode == -signal.SIGKILL
+    report = recover(sup, 1)
+    assert report["pins_released"] == 4 and check(sup) == []
+    assert not sup.a.vm_pin_core.any() and int(sup.a.vm_meta[M_PINNED]) == 4
+    assert [int(sup.a.vm_pincount[f - sup.pool.base]) for f in longterm + short] == [1] * 4 + [0] * 4
+    with pytest.raises(FailedPrecondition):
+        sup.munmap(sp, base, PAGE)  # the long-term pins hold the pages
+    sup.munmap(sp, base + 4 * PAGE, 4 * PAGE)  # the dead core's short-term ones are gone
+    with pytest.raises(FailedPrecondition, match="long-term"):
+        m.vm(2).unpin_user_pages(sp, longterm + longterm, longterm=True)  # more than they hold: nothing goes
+    m.vm(2).unpin_user_pages(sp, longterm, longterm=True)  # another core releases them
+    assert no_pins(sup) and check(sup) == []
+
+
+def test_another_core_unpins_a_long_term_pin_but_not_a_short_term_one(m):
+    vm0, vm1 = m.vm(0), m.vm(1)
+    sp = vm0.create_space("multilevel")
+    base = vm0.mmap(sp, 8 * PAGE)
+    longterm = vm0.pin_user_pages(sp, base, 2, longterm=True)
+    short = vm0.pin_user_pages(sp, base + 2 * PAGE, 2)
+    with pytest.raises(FailedPrecondition):
+        vm1.unpin_user_pages(sp, short)  # core 0's
+    with pytest.raises(FailedPrecondition):
+        vm1.unpin_user_pages(sp, short, longterm=True)  # not long-term pins
+    with pytest.raises(FailedPrecondition):
+        vm0.unpin_user_pages(sp, longterm)  # not core 0's short-term pins either
+    with pytest.raises(InvalidArgument):
+        vm1.unpin_user_pages(sp, longterm, longterm=1)
+    assert int(vm0.a.vm_pincount.sum()) == 4
+    vm1.unpin_user_pages(sp, longterm, longterm=True)
+    vm0.unpin_user_pages(sp, short)
+    assert no_pins(vm0) and check(vm0) == []
+    assert vm0.vmstat()["nr_foll_pin_released"] == 4
+
+
+def test_check_sees_a_long_term_pin_count_out_of_step(m):
+    vm = m.vm(0)
+    sp = vm.create_space("multilevel")
+    base = vm.mmap(sp, 4 * PAGE)
+    frames = vm.pin_user_pages(sp, base, 2, longterm=True)
+    assert check(vm) == []
+    f = frames[0] - vm.pool.base
+    vm.a.vm_pin_longterm[f] += 1  # a long-term pin the count does not hold
+    assert any("cores' pins sum" in p for p in check(vm))
+    recover(m.supervisor_vm())  # the records stand, the counts follow them
+    assert check(vm) == [] and int(vm.a.vm_pincount[f]) == 2
+    vm.unpin_user_pages(sp, frames + frames[:1], longterm=True)
+    assert no_pins(vm)
+
+
+def test_destroying_the_space_releases_its_long_term_pins(m):
+    vm = m.vm(0)
+    sp = vm.create_space("multilevel")
+    base = vm.mmap(sp, 8 * PAGE)
+    frames = vm.pin_user_pages(sp, base, 8, longterm=True)
+    vm.pin_user_pages(sp, base, 2)
+    vm.destroy_space(sp)
+    assert no_pins(vm) and check(vm) == []
+    assert vm.vmstat()["nr_foll_pin_released"] == 10
+    with pytest.raises((FailedPrecondition, NotFound)):
+        vm.unpin_user_pages(sp, frames, longterm=True)
+
+
+def test_the_pin_limit_counts_long_term_pins(m):
+    vm = m.vm(0)
+    limit = int(vm.a.vm_meta[M_PIN_LIMIT])
+    sp = vm.create_space("multilevel")
+    base = vm.mmap(sp, (limit + 1) * PAGE)
+    held = vm.pin_user_pages(sp, base, limit - 2, longterm=True)
+    with pytest.raises(ResourceExhausted, match="pin limit"):
+        vm.pin_user_pages(sp, base + (limit - 2) * PAGE, 3)  # short-term pins share the limit
+    with pytest.raises(ResourceExhausted, match="pin limit"):
+        vm.pin_user_pages(sp, base + (limit - 2) * PAGE, 3, longterm=True)
+    assert int(vm.a.vm_meta[M_PINNED]) == limit - 2 and int(vm.a.vm_pin_longterm.sum()) == limit - 2
+    vm.pin_user_pages(sp, base + (limit - 2) * PAGE, 2, longterm=True)  # exactly the limit
+    assert int(vm.a.vm_meta[M_PINNED]) == limit and check(vm) == []
+    vm.unpin_user_pages(sp, held, longterm=True)
