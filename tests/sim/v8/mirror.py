@@ -1,0 +1,275 @@
+"""The test's side of the oracle: drive a real isolate and the model together, and compare them.
+
+What it owns: the oid <-> Handle map (kept by hand, as PyPy's direct GC tests keep `stackroots`),
+the handles of every open scope and every global, the handles that died (closed scopes, dropped
+globals), and the last GC sequence number read from the isolate's trace ring. It touches the
+isolate only through the API of V8API.md (new_*, set/get_field, payloads, scopes, globals, gc,
+trace, memory_usage, space_of, same) and the machine's VM only for the space's own usage.
+
+Invariant: after every call through a Mirror the model has replayed exactly the GCs the isolate ran
+(read back from `iso.trace`, so a scavenge on "allocation failure" inside new_object is modelled
+before the object it made room for), and every live handle maps to the oid of its object.
+
+`check_graph` follows the whole reachable graph through the API, from the root handles: every
+object's kind, field count, fields (Smis by value, references by identity with `iso.same`),
+payload, ArrayBuffer backing store and space must be the model's. `check_figures` compares
+memory_usage with the model's exact figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from memsim.sim.system import Machine, MachineConfig
+from memsim.sim.v8 import Handle
+from memsim.sim.vm.vm import VM
+from tests.sim.v8.oracle import ARRAY_BUFFER, Oracle, Ref, Value
+
+KiB, MiB = 1 << 10, 1 << 20
+PAGE = 64 * KiB  # the tests' V8 page: small, so that a few objects fill new space
+
+
+def machine_config(cores: int = 1) -> MachineConfig:
+    """A machine small enough for many hypothesis examples, with a VM pool for the heaps' pages."""
+    return MachineConfig(memory_bytes=32 * MiB, vm_memory=16 * MiB, cores=cores, v8_page_size=PAGE)
+
+
+@contextlib.contextmanager
+def small_machine(cores: int = 1) -> Iterator[Machine]:
+    m = Machine.create(machine_config(cores))
+    try:
+        yield m
+    finally:
+        m.destroy()
+
+
+def isolate_space(m: Machine, core: int, iso_id: int) -> int:
+    """The sim/vm space the isolate lives in (IsolateInfo.space)."""
+    rows = [info for info in m.v8(core).list_isolates() if info.id == iso_id]
+    assert len(rows) == 1, f"isolate {iso_id} is listed {len(rows)} times"
+    return rows[0].space
+
+
+@dataclass
+class Traced:
+    """One GC the isolate ran, with what the model says it reclaimed."""
+    kind: str
+    reason: str
+    live_before: int
+    live_after: int
+    died_bytes: int
+    freed_backing: int
+
+
+class Mirror:
+    """A real isolate (used inside its `enter`) and its model, driven in lockstep."""
+
+    def __init__(self, iso, vm: VM, space: int, page_size: int = PAGE):
+        self.iso = iso
+        self.vm = vm
+        self.space = space
+        self.model = Oracle(page_size)
+        self.scopes: list[list[Handle]] = [[]]
+        self.globals: dict[Handle, int] = {}  # global handle -> the model's gid
+        self.oid_of: dict[Handle, int] = {}
+        self.stale: list[Handle] = []
+        self.last_seq = max((ev.seq for ev in iso.trace(after_seq=0)), default=0)
+        self.gcs: list[Traced] = []
+
+    # -- handles -----------------------------------------------------------------------------------
+
+    def locals(self) -> list[Handle]:
+        return [h for scope in self.scopes for h in scope]
+
+    def handles(self) -> list[Handle]:
+        """Every live handle, locals of every open scope first, then the globals."""
+        return self.locals() + list(self.globals)
+
+    def _local(self, h: Handle, oid: int) -> Handle:
+        self.scopes[-1].append(h)
+        self.oid_of[h] = oid
+        return h
+
+    def value(self, v: int | Handle) -> Value:
+        return Ref(self.oid_of[v]) if isinstance(v, Handle) else v
+
+    # -- GCs: replay what the isolate ran --------------------------------------------------------
+
+    def sync(self) -> list[Traced]:
+        """Replay in the model every GC the isolate ran since the last call, oldest first."""
+        out = []
+        for ev in self.iso.trace(after_seq=self.last_seq):
+            assert ev.seq > self.last_seq
+            self.last_seq = ev.seq
+            r = self.model.gc(ev.kind)
+            assert ev.live_before - ev.live_after == r.died_bytes, (
+                f"{ev.kind} ({ev.reason}): heapUsed fell {ev.live_before} -> {ev.live_after}, "
+                f"by {ev.live_before - ev.live_after} bytes; what died is {r.died_bytes} bytes")
+            out.append(Traced(ev.kind, ev.reason, ev.live_before, ev.live_after, r.died_bytes, r.freed_backing))
+        self.gcs.extend(out)
+        return out
+
+    def gc(self, minor: bool = False) -> Traced:
+        ev = self.iso.gc(minor=minor)
+        assert ev.kind == ("Scavenge" if minor else "Mark-Compact") and ev.reason == "testing"
+        done = self.sync()
+        assert done and done[-1].kind == ev.kind and self.last_seq == ev.seq, "the trace ring lacks the GC just run"
+        return done[-1]
+
+    # -- the mutator ---------------------------------------------------------------------------------
+
+    def new_object(self, fields: Sequence[int | Handle] = (), payload: bytes = b"", nfields: int | None = None,
+                   pretenure: bool = False) -> Handle:
+        values = [self.value(v) for v in fields]
+        h = self.iso.new_object(fields=list(fields), payload=payload, nfields=nfields, pretenure=pretenure)
+        self.sync()
+        return self._local(h, self.model.new_object(values, payload, nfields, pretenure))
+
+    def new_string(self, data: bytes, pretenure: bool = False) -> Handle:
+        h = self.iso.new_string(data, pretenure=pretenure)
+        self.sync()
+        return self._local(h, self.model.new_string(data, pretenure))
+
+    def new_array_buffer(self, byte_length: int) -> Handle:
+        h = self.iso.new_array_buffer(byte_length)
+        self.sync()
+        return self._local(h, self.model.new_array_buffer(byte_length))
+
+    def set_field(self, h: Handle, i: int, v: int | Handle) -> None:
+        self.iso.set_field(h, i, v)
+        self.model.set_field(self.oid_of[h], i, self.value(v))
+
+    def get_field(self, h: Handle, i: int) -> int | Handle:
+        v = self.iso.get_field(h, i)
+        mv = self.model.get_field(self.oid_of[h], i)
+        if isinstance(mv, Ref):
+            assert isinstance(v, Handle), f"field {i} should hold a reference, holds {v!r}"
+            return self._local(v, mv.oid)
+        assert v == mv, f"field {i} holds {v!r}, the model says {mv!r}"
+        return v
+
+    def write_payload(self, h: Handle, offset: int, data: bytes) -> None:
+        self.iso.write_payload(h, offset, data)
+        self.model.write_payload(self.oid_of[h], offset, data)
+
+    def write_backing(self, h: Handle, offset: int, data: bytes) -> None:
+        self.iso.write_backing(h, offset, data)
+        self.model.write_backing(self.oid_of[h], offset, data)
+
+    def open_scope(self) -> None:
+        self.iso.open_scope()
+        self.model.open_scope()
+        self.scopes.append([])
+
+    def close_scope(self, escape: Handle | None = None) -> Handle | None:
+        escaped_oid = None if escape is None else self.oid_of[escape]
+        r = self.iso.close_scope(escape=escape)
+        self.model.close_scope(escaped_oid)
+        for h in self.scopes.pop():
+            self.stale.append(h)
+            del self.oid_of[h]
+        if escaped_oid is None:
+            assert r is None
+            return None
+        assert isinstance(r, Handle)
+        return self._local(r, escaped_oid)
+
+    def make_persistent(self, h: Handle) -> Handle:
+        oid = self.oid_of[h]
+        g = self.iso.make_persistent(h)
+        self.globals[g] = self.model.make_persistent(oid)
+        self.oid_of[g] = oid
+        return g
+
+    def drop(self, g: Handle) -> None:
+        self.iso.drop(g)
+        self.model.drop(self.globals.pop(g))
+        del self.oid_of[g]
+        self.stale.append(g)
+
+    # -- checks ------------------------------------------------------------------------------------
+
+    def check_object(self, h: Handle, oid: int) -> None:
+        obj = self.model.objects[oid]
+        iso = self.iso
+        assert iso.type_of(h) == obj.kind, f"oid {oid}: type {iso.type_of(h)}, model {obj.kind}"
+        assert iso.space_of(h) == obj.space, f"oid {oid} ({obj.kind}, age {obj.age}): in {iso.space_of(h)}, " \
+                                             f"the model says {obj.space}"
+        if obj.kind == ARRAY_BUFFER:
+            assert iso.byte_length(h) == len(obj.backing)
+            assert iso.read_backing(h) == bytes(obj.backing), f"oid {oid}: backing store differs"
+            return
+        assert iso.nfields(h) == len(obj.fields)
+        assert iso.payload_len(h) == len(obj.payload)
+        assert iso.read_payload(h) == bytes(obj.payload), f"oid {oid}: payload differs"
+
+    def check_graph(self) -> int:
+        """Follow every reachable object through the API and compare it with the model; returns how
+        many objects it saw. Runs in a scope of its own, so it leaves the handles as they were."""
+        iso = self.iso
+        iso.open_scope()
+        try:
+            handle_of: dict[int, Handle] = {}
+            stack: list[int] = []
+            for h in self.handles():
+                oid = self.oid_of[h]
+                if oid in handle_of:
+                    assert iso.same(h, handle_of[oid]), f"two handles of oid {oid} are not the same object"
+                else:
+                    handle_of[oid] = h
+                    stack.append(oid)
+            while stack:
+                oid = stack.pop()
+                h = handle_of[oid]
+                self.check_object(h, oid)
+                for i, f in enumerate(self.model.objects[oid].fields):
+                    v = iso.get_field(h, i)
+                    if not isinstance(f, Ref):
+                        assert v == f, f"oid {oid} field {i}: {v!r}, the model says Smi {f}"
+                        continue
+                    assert isinstance(v, Handle), f"oid {oid} field {i}: {v!r}, the model says a reference"
+                    if f.oid in handle_of:
+                        assert iso.same(v, handle_of[f.oid]), f"oid {oid} field {i} points at another object"
+                    else:
+                        handle_of[f.oid] = v
+                        stack.append(f.oid)
+            assert set(handle_of) == self.model.reachable()
+            return len(handle_of)
+        finally:
+            iso.close_scope()
+
+    def check_figures(self) -> None:
+        """memory_usage against the model's exact figures, and heapTotal against the VM's count of the
+        space's resident heap bytes (the committed pages are exactly the pinned ones)."""
+        mu = self.iso.memory_usage()
+        assert mu["heapUsed"] == self.model.heap_bytes(), (
+            f"heapUsed {mu['heapUsed']}, the model's objects not yet reclaimed {self.model.heap_bytes()}")
+        assert mu["external"] == self.model.external_bytes(), (
+            f"external {mu['external']}, the model's backing stores {self.model.external_bytes()}")
+        assert mu["arrayBuffers"] == self.model.external_bytes()
+        assert mu["heapTotal"] == self.vm.memory_usage(self.space).heapUsed
+
+    def check_after_full_gc(self) -> None:
+        """After a mark-compact nothing unreachable is left: heapUsed is the reachable bytes."""
+        mu = self.iso.memory_usage()
+        assert mu["heapUsed"] == self.model.live_bytes(), (
+            f"heapUsed {mu['heapUsed']} after a full GC, the reachable objects' bytes {self.model.live_bytes()}")
+        assert mu["external"] == self.model.reachable_external_bytes()
+
+
+@contextlib.contextmanager
+def mirrored_isolate(m: Machine, core: int = 0, *, semi_space_size: int = PAGE, max_old_space_size: int = 1 * MiB,
+                     growing_factor: float = 1.5, verify_heap: bool = True) -> Iterator[Mirror]:
+    """A fresh isolate on `core`, entered, with verify_heap on, and its Mirror; destroyed on exit."""
+    v8 = m.v8(core)
+    iso_id = v8.create_isolate(semi_space_size=semi_space_size, max_old_space_size=max_old_space_size,
+                               growing_factor=growing_factor)
+    try:
+        space = isolate_space(m, core, iso_id)
+        with v8.enter(iso_id) as iso:
+            iso.testing(verify_heap=verify_heap)
+            yield Mirror(iso, m.vm(core), space)
+    finally:
+        v8.destroy_isolate(iso_id)
