@@ -249,7 +249,7 @@ class Mirror:
         assert mu["external"] == self.model.external_bytes(), (
             f"external {mu['external']}, the model's backing stores {self.model.external_bytes()}")
         assert mu["arrayBuffers"] == self.model.external_bytes()
-        assert mu["heapTotal"] == self.vm.memory_usage(self.space).heapUsed
+        assert mu["heapTotal"] == self.vm.memory_usage(self.space)["heapUsed"]
 
     def check_after_full_gc(self) -> None:
         """After a mark-compact nothing unreachable is left: heapUsed is the reachable bytes."""

@@ -110,6 +110,14 @@ class IsolateAgainstOracle(RuleBasedStateMachine):
     def new_array_buffer(self, byte_length):
         self.allocate(lambda: self.mi.new_array_buffer(byte_length))
 
+    @rule(payload_len=st.integers(PAGE // 8, PAGE // 2 - 64), pretenure=st.booleans())
+    def new_medium(self, payload_len, pretenure):
+        """Below page/2 but big: a few fill the one-page semi-space, so scavenges run on "allocation
+        failure" inside an allocation."""
+        self.seed += 1
+        payload = pattern(payload_len, self.seed)
+        self.allocate(lambda: self.mi.new_object([self.seed], payload, pretenure=pretenure))
+
     @rule(data=st.data(), string=st.booleans(), extra=st.integers(1, PAGE // 4))
     def new_large(self, data, string, extra):
         """Above page/2 (kMaxRegularHeapObjectSize): large-object space."""
