@@ -87,8 +87,11 @@ class IsolateAgainstOracle(RuleBasedStateMachine):
             self.mi.sync()
             text = str(e)
             assert "JavaScript heap out of memory" in text and "max_old_space_size" in text, text
-        if len(self.mi.gcs) > before:
-            self.after_gc(any(t.kind == "Mark-Compact" for t in self.mi.gcs[before:]))
+        triggered = self.mi.gcs[before:]
+        for t in triggered:
+            assert t.reason in ("allocation failure", "last resort"), f"{t.kind} inside an allocation: {t.reason!r}"
+        if triggered:
+            self.after_gc(any(t.kind == "Mark-Compact" for t in triggered))
 
     def after_gc(self, major: bool) -> None:
         self.mi.check_graph()
