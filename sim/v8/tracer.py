@@ -34,7 +34,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import NamedTuple, TypedDict
 
 import numpy as np
@@ -83,67 +83,68 @@ N_CTR = HIST0 + HIST_BUCKETS * len(KINDS)
 C = {n: i for i, n in enumerate(CTR_COLS)}
 
 
-@dataclass(frozen=True)
+@dataclass
 class GcEvent:
-    """One collection, as the ring holds it; `line` and `nvp` are V8's two trace formats of it."""
+    """One collection: a row of tr_ring, by field name; `line` and `nvp` are V8's two formats of it."""
 
-    seq: int
-    kind: str
-    reason: str
-    collector_reason: str
-    pid: int
-    heap_base: int
-    start_ms: float
-    end_ms: float
-    live_before: int
-    committed_before: int
-    live_after: int
-    committed_after: int
-    pause_ms: float
-    main_cpu_ms: float
-    total_cpu_ms: float
-    scavenge_ms: float
-    scavenge_roots_ms: float
-    mark_ms: float
-    evacuate_ms: float
-    sweep_ms: float
-    incremental_ms: float
-    incremental_steps: int
-    incremental_longest_ms: float
-    incremental_walltime_ms: float
-    allocated: int
-    promoted: int
-    new_space_survived: int
-    nodes_copied_in_new: int
-    nodes_died_in_new: int
-    nodes_promoted: int
-    new_space_size_at_start: int
-    compacted: int
-    objects_scanned: int
-    words_scanned: int
-    words_copied: int
-    slots_visited: int
-    barrier_slow_paths: int
-    mutator_ms: float
-    average_mu: float
-    current_mu: float
-    promotion_ratio: float
-    average_survival_ratio: float
-    promotion_rate: float
-    new_space_survive_rate: float
-    scavenge_throughput: float
-    compaction_speed: float
+    seq: int = 0
+    kind: str = "Scavenge"
+    reason: str = "unknown"
+    collector_reason: str = ""
+    pid: int = 0
+    heap_base: int = 0
+    start_ms: float = 0.0
+    end_ms: float = 0.0
+    live_before: int = 0
+    committed_before: int = 0
+    live_after: int = 0
+    committed_after: int = 0
+    pause_ms: float = 0.0
+    main_cpu_ms: float = 0.0
+    total_cpu_ms: float = 0.0
+    scavenge_ms: float = 0.0
+    scavenge_roots_ms: float = 0.0
+    mark_ms: float = 0.0
+    evacuate_ms: float = 0.0
+    sweep_ms: float = 0.0
+    incremental_ms: float = 0.0
+    incremental_steps: int = 0
+    incremental_longest_ms: float = 0.0
+    incremental_walltime_ms: float = 0.0
+    allocated: int = 0
+    promoted: int = 0
+    new_space_survived: int = 0
+    nodes_copied_in_new: int = 0
+    nodes_died_in_new: int = 0
+    nodes_promoted: int = 0
+    new_space_size_at_start: int = 0
+    compacted: int = 0
+    objects_scanned: int = 0
+    words_scanned: int = 0
+    words_copied: int = 0
+    slots_visited: int = 0
+    barrier_slow_paths: int = 0
+    mutator_ms: float = 0.0
+    average_mu: float = 1.0  # V8's initial mutator utilisation
+    current_mu: float = 1.0
+    promotion_ratio: float = 0.0
+    average_survival_ratio: float = 0.0
+    promotion_rate: float = 0.0
+    new_space_survive_rate: float = 0.0
+    scavenge_throughput: float = 0.0
+    compaction_speed: float = 0.0
     line: str = ""
     nvp: str = ""
 
     @classmethod
     def from_row(cls, row: np.ndarray) -> GcEvent:
-        v: dict[str, float | int | str] = {name: int(row[i]) if name in _INT_COLS else float(row[i])
-                                           for i, name in enumerate(RING_COLS)}
+        ev = cls()
+        for i, name in enumerate(RING_COLS):
+            setattr(ev, name, int(row[i]) if name in _INT_COLS else float(row[i]))
         for name, table in (("kind", KINDS), ("reason", REASONS), ("collector_reason", COLLECTOR_REASONS)):
-            v[name] = table[int(row[R[name]])]
-        ev = cls(**v)  # type: ignore[arg-type]  # each value has its field's type (_INT_COLS, the tables)
-        return replace(ev, line=trace_line(ev), nvp=trace_nvp(ev))
+            setattr(ev, name, table[int(row[R[name]])])
+        ev.line, ev.nvp = trace_line(ev), trace_nvp(ev)
+        return ev
 
 
 RING_COLS = tuple(f.name for f in fields(GcEvent) if f.name not in ("line", "nvp"))  # tr_ring's columns
@@ -448,8 +449,7 @@ class GcTracer:
         return MAX_SPEED if ms <= 0 else max(1.0, min(nbytes / ms, MAX_SPEED))
 
     def speeds(self) -> Speeds:
-        """The speeds the heap controller's growing factor needs (heap_controller.heap_growing_factor:
-        gc_speed = mark_compact, mutator_speed = allocation)."""
+        """For heap_controller.heap_growing_factor: gc_speed = mark_compact, mutator_speed = allocation."""
         return Speeds(*(self._speed(s) for s in _SPEEDS))
 
     def _count(self, kind: int, pause: float, cnt: Mapping[str, int]) -> None:

@@ -4,7 +4,6 @@ ring (seq order, wrap-around, bounds) and the pause histogram against numpy with
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 
@@ -52,21 +51,14 @@ def mb(x: float) -> int:
     return round(x * MB)
 
 
-def event(**kw) -> GcEvent:
-    zero = {f.name: (0 if f.type == "int" else 0.0) for f in dataclasses.fields(GcEvent) if f.type in ("int", "float")}
-    base = {**zero, "kind": "Scavenge", "reason": "testing", "collector_reason": "", "average_mu": 1.0,
-            "current_mu": 1.0}
-    return GcEvent(**{**base, **kw})
-
-
 def test_the_trace_line_is_node_20s_scavenge_line():
-    ev = event(pid=9850, heap_base=0x3EF8FC00, end_ms=127.0, live_before=mb(4.1), committed_before=mb(4.2),
+    ev = GcEvent(pid=9850, heap_base=0x3EF8FC00, end_ms=127.0, live_before=mb(4.1), committed_before=mb(4.2),
                live_after=mb(3.5), committed_after=mb(5.2), pause_ms=7.88, reason="allocation failure")
     assert trace_line(ev) == NODE_SCAVENGE
 
 
 def test_the_trace_line_is_node_20s_mark_compact_line_with_incremental_marking():
-    ev = event(kind="Mark-Compact", pid=9850, heap_base=0x3EF8FC00, end_ms=359.0, live_before=mb(16.2),
+    ev = GcEvent(kind="Mark-Compact", pid=9850, heap_base=0x3EF8FC00, end_ms=359.0, live_before=mb(16.2),
                committed_before=mb(45.2), live_after=mb(12.8), committed_after=mb(47.3), pause_ms=23.64,
                incremental_ms=2.2, incremental_steps=29, incremental_longest_ms=0.1, incremental_walltime_ms=33.0,
                reason="finalize incremental marking via stack guard", collector_reason="GC in old space requested")
@@ -92,7 +84,7 @@ def test_the_tracer_writes_node_20s_lines_for_equal_inputs(arrays):
 
 
 def test_nvp_line_names_and_formats():
-    ev = event(pid=7, heap_base=0x10, end_ms=12.5, pause_ms=1.26, mutator_ms=10.04, scavenge_ms=1.234,
+    ev = GcEvent(pid=7, heap_base=0x10, end_ms=12.5, pause_ms=1.26, mutator_ms=10.04, scavenge_ms=1.234,
                scavenge_roots_ms=0.1, allocated=1048576, promoted=2048, new_space_survived=4096,
                nodes_died_in_new=90, nodes_copied_in_new=8, nodes_promoted=2, promotion_ratio=0.19531,
                average_survival_ratio=0.5859, promotion_rate=50.0, scavenge_throughput=832208.5)
@@ -101,8 +93,8 @@ def test_nvp_line_names_and_formats():
         "sweep=0.0 allocated=1048576 promoted=2048 new_space_survived=4096 nodes_died_in_new=90 "
         "nodes_copied_in_new=8 nodes_promoted=2 promotion_ratio=0.2% average_survival_ratio=0.6% "
         "promotion_rate=50.0% scavenge_throughput=832208 compaction_speed=0")
-    assert " gc=mc " in trace_nvp(event(kind="Mark-Compact"))
-    assert trace_line(event()).startswith("[0:(nil)]")  # glibc's %p of a null pointer
+    assert " gc=mc " in trace_nvp(GcEvent(kind="Mark-Compact"))
+    assert trace_line(GcEvent()).startswith("[0:(nil)]")  # glibc's %p of a null pointer
 
 
 def test_mutator_utilisation_follows_record_mutator_utilization(arrays):
