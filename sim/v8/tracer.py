@@ -14,7 +14,8 @@ the tracer only while it holds it, so no lock is taken here.
 
 Invariants: seq grows by one per event and iso_ctr[.., seq] names the last event written; a ring row is
 whole before seq moves; nothing a later call needs lives in a Python object (any core may run any
-isolate), so a tracer is a cheap view over its isolate's rows.
+isolate), so a tracer is a cheap view over its isolate's rows. A core that dies inside end() leaves the
+ring whole, but the GC redone after it may add its totals and averages a second time.
 
 Pause histogram: bucket 0 holds pauses below 10 us * 2^(1/4), bucket b >= 1 [10 us * 2^(b/4),
 10 us * 2^((b+1)/4)): four per octave, the last one open-ended. A percentile is the bucket of the
@@ -46,14 +47,14 @@ MB = 1 << 20
 KINDS = ("Scavenge", "Mark-Compact")  # GCTracer's ToString(type, false)
 KIND_SHORT = ("s", "mc")  # ToString(type, true): the nvp line's gc=
 SCAVENGE, MARK_COMPACT = 0, 1
-# Heap::GarbageCollectionReasonToString (src/heap/gc-tracer.h ToString(GarbageCollectionReason)).
+# V8's ToString(GarbageCollectionReason), formerly Heap::GarbageCollectionReasonToString (heap.cc).
 REASONS = ("unknown", "allocation failure", "allocation limit", "context disposal", "counters extension",
            "debugger", "deserialize", "external memory pressure", "finalize incremental marking via stack guard",
            "finalize incremental marking via task", "full hash-table", "heap profiler", "task", "last resort",
            "low memory notification", "make heap iterable", "memory pressure", "memory reducer", "runtime",
            "sampling profiler", "snapshot creator", "testing")
 # Heap::SelectGarbageCollector's collector reasons (the text after "; " in the line).
-COLLECTOR_REASONS = ("", "GC in old space requested", "scavenge might not succeed", "GC forced by flag")
+COLLECTOR_REASONS = ("", "GC in old space requested", "GC in old space forced by flags", "scavenge might not succeed")
 PHASES = ("scavenge", "scavenge.roots", "mark", "evacuate", "sweep")  # the GCTracer scopes reported
 
 HIST_BUCKETS = 96
@@ -183,10 +184,11 @@ def _prefix(ev: GcEvent) -> str:
 
 def trace_line(ev: GcEvent) -> str:
     """GCTracer::Print (V8 11.3, node 20): "%s %.1f (%.1f) -> %.1f (%.1f) MB, %.2f / %.2f ms %s (average mu
-    = %.3f, current mu = %.3f) %s; %s". The incremental-marking suffix fills the first %s only when
-    marking took steps, hence the two spaces before "(average" otherwise. V8 leaves a blank at the end
-    when the collector reason is empty; this line is a record, not a terminal write, so it is stripped
-    (node's lines as users paste them end at the ";")."""
+    = %.3f, current mu = %.3f) %s; %s": live (committed) MB before -> after, the pause / the time in
+    embedder callbacks (none here: 0.00), the incremental-marking suffix (only when marking took steps,
+    hence two spaces before "(average" otherwise), mutator utilisation, reason; collector reason. V8
+    leaves a blank at the end when the collector reason is empty; this record strips it, as node's
+    lines do when users quote them."""
     incremental = ""
     if ev.incremental_steps > 0:
         incremental = (f" (+ {ev.incremental_ms:.1f} ms in {ev.incremental_steps} steps since start of marking, "
@@ -224,7 +226,7 @@ def hist_percentile(hist: np.ndarray, q: float, max_ms: float) -> float:
     n = int(hist.sum())
     if n == 0:
         return 0.0
-    rank = max(1, math.ceil(q / 100 * n))
+    rank = max(1, math.ceil(q * n / 100 - 1e-9))  # the epsilon: q = 99, n = 100 is rank 99, not 100
     b = int(np.searchsorted(np.cumsum(hist), rank))
     return max_ms if b == HIST_BUCKETS - 1 else min(bucket_estimate(b), max_ms)
 
@@ -248,7 +250,8 @@ class TracerCounters(TypedDict):
 
 
 class Speeds(NamedTuple):
-    """Bytes per ms, each the bounded average of the last 10 GCs (GCTracer::BoundedAverageSpeed)."""
+    """Bytes per ms, each the bounded average of the last 10 GCs (GCTracer::BoundedAverageSpeed). V8 feeds
+    the growing factor its old generation's allocation rate; here `allocation` counts every byte."""
 
     scavenge: float  # ScavengeSpeedInBytesPerMillisecond: new-space bytes at start / pause
     mark_compact: float  # MarkCompactSpeedInBytesPerMillisecond: live after / pause
@@ -257,7 +260,7 @@ class Speeds(NamedTuple):
 
 
 class GcTracer:
-    """One isolate's tracer: a view over its rows of the three arrays."""
+    """One isolate's tracer: a view over its rows of the four arrays."""
 
     def __init__(self, arrays: TracerArrays, iso: int):
         if not 0 <= iso < arrays.tr_state.shape[0]:
@@ -292,8 +295,7 @@ class GcTracer:
             if value not in table:
                 raise InvalidArgument(f"{value!r} is not one of {table}")
         if min(live, committed, new_space_size) < 0:
-            raise InvalidArgument(f"sizes cannot be negative (live {live}, committed {committed}, "
-                                  f"new space {new_space_size})")
+            raise InvalidArgument(f"negative size: live {live}, committed {committed}, new space {new_space_size}")
         if not math.isfinite(now) or now < self._st("prev_end_ms"):
             raise InvalidArgument(f"GC start {now} ms is before the previous GC's end "
                                   f"({self._st('prev_end_ms')} ms since the isolate was created)")
@@ -312,8 +314,7 @@ class GcTracer:
             raise FailedPrecondition(f"isolate {self.iso} has no GC in progress (start() was not called)")
 
     @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        """Time a phase (a GCTracer::Scope): scavenge, scavenge.roots, mark, evacuate, sweep."""
+    def phase(self, name: str) -> Iterator[None]:  # a GCTracer::Scope, one of PHASES
         self.add_phase(name, 0.0)
         t0 = time.perf_counter()
         try:
@@ -380,9 +381,8 @@ class GcTracer:
         return GcEvent.from_row(row)
 
     def _survival(self, start_new_space_size: int, promoted: int, survived: int) -> None:
-        """Heap::UpdateSurvivalStatistics, after Heap::GarbageCollectionPrologue has moved the last GC's
-        surviving bytes to previous_new_space_surviving_object_size_. With an empty new space at the
-        start V8 returns early and the ratios keep their previous values."""
+        """Heap::UpdateSurvivalStatistics (the prologue kept the last GC's survivors as `previous`); with an
+        empty new space at the start V8 returns early and the ratios keep their previous values."""
         previous = self._st("last_survived")
         self._set("last_survived", survived)
         if start_new_space_size == 0:
