@@ -105,7 +105,8 @@ def collect_garbage(h: HeapContext, kind: str, reason: str, force: bool = False)
     old_space.give_back_lab(h)  # every page iterable before a collection (V8's FreeLinearAllocationArea)
     h.a.iso_phase[h.iso] = SCAVENGE if kind == KIND_SCAVENGE else MC_MARK
     if os.environ.get(PAUSE_ENV) == kind:
-        print(f"isolate {h.iso}: paused in {kind} on core {h.core} (test hook {PAUSE_ENV})", file=sys.stderr, flush=True)
+        print(f"isolate {h.iso}: paused in {kind} on core {h.core} (test hook {PAUSE_ENV})",
+              file=sys.stderr, flush=True)
         time.sleep(PAUSE_SECONDS)
     t0 = time.perf_counter()
     if kind == KIND_SCAVENGE:
