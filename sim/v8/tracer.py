@@ -4,9 +4,8 @@ monotonic counters and pause histogram (V8's GCTracer, src/heap/gc-tracer.cc).
 Owns four shared arrays (`tracer_specs`), guarded by the isolate's locker (v8::Locker): the heap calls
 the tracer only while it holds it, so no lock is taken here.
 
-    tr_ring   (I, ring, N_RING) f64  the last `ring` events, row (seq-1) % ring; columns = GcEvent's fields,
-                                     all numeric (kind and reasons as indices into KINDS, REASONS, ...)
-    tr_cur    (I, N_RING) f64        the open event, filled from start() to end()
+    tr_ring   (I, ring, N_RING) f64  the last `ring` events, row (seq-1) % ring; columns: GcEvent's fields
+    tr_cur    (I, N_RING) f64        the open event, from start() to end() (kind, reasons: table indices)
     tr_state  (I, N_STATE) f64       the previous event's end, the running figures V8 keeps (mutator
                                      utilisation, survival ratios, 10-sample speed rings), the heap base
     iso_ctr   (I, N_CTR) i64         monotonic totals: seq, GCs per kind, bytes and work counters; per kind
@@ -217,10 +216,6 @@ def pause_bucket(pause_ms: float) -> int:
     return 0 if pause_ms < HIST_BASE_MS else min(HIST_BUCKETS - 1, math.floor(4 * math.log2(pause_ms / HIST_BASE_MS)))
 
 
-def bucket_estimate(b: int) -> float:
-    return HIST_BASE_MS * 2 ** ((b + 0.5) / 4)  # the bucket's geometric midpoint, ms
-
-
 def hist_percentile(hist: np.ndarray, q: float, max_ms: float) -> float:
     """The nearest-rank q-th percentile (0 < q <= 100) of the pauses counted in `hist`; 0 when empty."""
     n = int(hist.sum())
@@ -228,7 +223,7 @@ def hist_percentile(hist: np.ndarray, q: float, max_ms: float) -> float:
         return 0.0
     rank = max(1, math.ceil(q * n / 100 - 1e-9))  # the epsilon: q = 99, n = 100 is rank 99, not 100
     b = int(np.searchsorted(np.cumsum(hist), rank))
-    return max_ms if b == HIST_BUCKETS - 1 else min(bucket_estimate(b), max_ms)
+    return max_ms if b == HIST_BUCKETS - 1 else min(HIST_BASE_MS * 2 ** ((b + 0.5) / 4), max_ms)  # mid-bucket
 
 
 class PauseStats(TypedDict):
@@ -301,11 +296,10 @@ class GcTracer:
                                   f"({self._st('prev_end_ms')} ms since the isolate was created)")
         cur = self.arrays.tr_cur[self.iso]
         cur[:] = 0
-        for name, x in (("kind", KINDS.index(kind)), ("reason", REASONS.index(reason)),
-                            ("collector_reason", COLLECTOR_REASONS.index(collector_reason)), ("start_ms", now),
-                            ("live_before", live), ("committed_before", committed),
-                            ("new_space_size_at_start", new_space_size)):
-            cur[R[name]] = x
+        cur[[R[n] for n in ("kind", "reason", "collector_reason", "start_ms", "live_before", "committed_before",
+                            "new_space_size_at_start")]] = (KINDS.index(kind), REASONS.index(reason),
+                                                            COLLECTOR_REASONS.index(collector_reason), now, live,
+                                                            committed, new_space_size)
         self._set("cur_mono_ms", time.monotonic() * 1000)
         self._set("open", 1)
 
@@ -328,17 +322,26 @@ class GcTracer:
         self._open()
         self.arrays.tr_cur[self.iso, R[_PHASE_COL[name]]] += ms
 
-    def end(self, counters: Mapping[str, int], live_after: int, committed_after: int,
+    def end(self, counters: Mapping[str, int] | object, live_after: int, committed_after: int,
             now: float | None = None) -> GcEvent:
         """GCTracer::StopObservablePause + Heap::UpdateSurvivalStatistics: append the event to the ring, add
-        it to the counters, and return it with its lines. `counters` maps COUNTER_KEYS to ints (missing:
-        0; "allocated": V8's estimate). `now` is the end time (ms since creation); without it the pause
-        is measured on CLOCK_MONOTONIC from start()."""
+        it to the counters, and return it with its lines. `counters`: a mapping of COUNTER_KEYS, or a
+        record (gc_work.GcWork) whose fields of those names count, with its phase_ms added to the
+        phases and its new_space_size_at_start; missing counters are 0, "allocated" V8's estimate.
+        `now` is the end time (ms since creation); without it, the pause since start() is measured."""
         self._open()
-        bad = set(counters) - set(COUNTER_KEYS)
-        if bad:
-            raise InvalidArgument(f"unknown GC counters {sorted(bad)}; known: {COUNTER_KEYS}")
-        cnt = {k: int(counters.get(k, 0)) for k in COUNTER_KEYS}
+        if isinstance(counters, Mapping):
+            if bad := set(counters) - set(COUNTER_KEYS):
+                raise InvalidArgument(f"unknown GC counters {sorted(bad)}; known: {COUNTER_KEYS}")
+            given = dict(counters)
+        else:
+            given = {k: getattr(counters, k) for k in COUNTER_KEYS if hasattr(counters, k)}
+            for name, ms in getattr(counters, "phase_ms", {}).items():
+                if name in PHASES:
+                    self.add_phase(name, ms)
+            self.arrays.tr_cur[self.iso, R["new_space_size_at_start"]] = getattr(
+                counters, "new_space_size_at_start", self._cur("new_space_size_at_start"))
+        cnt = {k: int(given.get(k, 0)) for k in COUNTER_KEYS}
         if min(*cnt.values(), live_after, committed_after) < 0:
             raise InvalidArgument(f"GC counters and sizes cannot be negative: {cnt}")
         start_ms = self._cur("start_ms")
@@ -347,7 +350,7 @@ class GcTracer:
         if not math.isfinite(now) or now < start_ms:
             raise InvalidArgument(f"GC end {now} ms is before its start {start_ms} ms")
         kind, pause, young = int(self._cur("kind")), now - start_ms, int(self._cur("new_space_size_at_start"))
-        if "allocated" not in counters:  # PrintNVP: current start_object_size - previous end_object_size
+        if "allocated" not in given:  # PrintNVP: current start_object_size - previous end_object_size
             cnt["allocated"] = max(0, int(self._cur("live_before")) - int(self._st("prev_end_live")))
         mutator = start_ms - self._st("prev_end_ms")
         self._survival(young, cnt["promoted"], cnt["new_space_survived"])
@@ -400,9 +403,8 @@ class GcTracer:
         return self._ring_sum("surv", "b") / n if n else 0.0
 
     def _mutator_utilization(self, end_ms: float, mc_ms: float) -> None:
-        """GCTracer::RecordMutatorUtilization as node 20's V8 (11.3) has it: the first mark-compact only
-        records its end time; later ones average (old + new) / 2 the mark-compact and mutator durations
-        between consecutive mark-compacts, and current mu = mutator / total of the latest interval."""
+        """GCTracer::RecordMutatorUtilization as node 20's V8 (11.3) has it: the first mark-compact only records
+        its end; later ones average, (old + new) / 2, the mark-compact and mutator times between two."""
         if not self._st("prev_mc_set"):
             self._set("prev_mc_end_ms", end_ms)
             self._set("prev_mc_set", 1)
@@ -432,8 +434,7 @@ class GcTracer:
     def _push(self, ring: str, nbytes: float, ms: float = 0.0) -> None:
         pos = int(self._st(f"{ring}.pos"))
         self._set(f"{ring}.b{pos}", nbytes)
-        if ring != "surv":
-            self._set(f"{ring}.d{pos}", ms)
+        self._set(f"{ring}.d{pos}", ms)
         self._set(f"{ring}.pos", (pos + 1) % SPEED_RING)
         self._set(f"{ring}.n", min(SPEED_RING, self._st(f"{ring}.n") + 1))
 
@@ -488,10 +489,9 @@ class GcTracer:
         """The events after `after_seq`, oldest first, at most max_records (1 .. the ring's size, default all).
         Events the ring has overwritten are skipped: the first one returned may have a seq > after_seq + 1."""
         max_records = self.ring_size if max_records is None else max_records
-        if not 1 <= max_records <= self.ring_size:
-            raise InvalidArgument(f"max_records {max_records} must be in 1..{self.ring_size} (the trace ring's size)")
-        if after_seq < 0:
-            raise InvalidArgument(f"after_seq {after_seq} is negative")
+        if not 1 <= max_records <= self.ring_size or after_seq < 0:
+            raise InvalidArgument(f"max_records {max_records} must be in 1..{self.ring_size} (the trace ring's size), "
+                                  f"after_seq ({after_seq}) >= 0")
         last = int(self.arrays.iso_ctr[self.iso, C["seq"]])
         first = max(after_seq + 1, last - self.ring_size + 1, 1)
         rows = self.arrays.tr_ring[self.iso]

@@ -12,6 +12,7 @@ import pytest
 
 from memsim.sim.errors import FailedPrecondition, InvalidArgument
 from memsim.sim.machine.shm import SharedRegion, new_token, segment_name
+from memsim.sim.v8.gc_work import GcWork
 from memsim.sim.v8.tracer import (
     HIST_BUCKETS,
     MAX_SPEED,
@@ -198,6 +199,21 @@ def test_any_core_continues_the_event_from_shared_arrays(arrays):
     assert (ev.seq, ev.scavenge_ms, ev.new_space_survived, ev.live_before) == (1, 0.25, 3, 10)
     with pytest.raises(FailedPrecondition):
         GcTracer(arrays, 0).end({}, 1, 1, now=3.0)
+
+
+def test_end_takes_the_collectors_record(arrays):
+    """The heap hands end() its GcWork: the counters of the tracer's names, its phase times and its new-space
+    size at the start count; the record's other fields (objects marked, pages released ...) do not."""
+    t = GcTracer(arrays, 0)
+    t.start("Scavenge", "allocation failure", 5000, 9000, now=10.0)
+    work = GcWork(promoted=300, new_space_survived=700, nodes_copied_in_new=7, nodes_promoted=3, nodes_died_in_new=90,
+                  new_space_size_at_start=4000, words_scanned=250, objects_marked=11, pages_released=2,
+                  phase_ms={"scavenge": 1.25, "scavenge.roots": 0.25, "total": 1.5})
+    ev = t.end(work, 4000, 9000, now=11.5)
+    assert (ev.promoted, ev.new_space_survived, ev.nodes_died_in_new, ev.words_scanned) == (300, 700, 90, 250)
+    assert (ev.scavenge_ms, ev.scavenge_roots_ms, ev.new_space_size_at_start) == (1.25, 0.25, 4000)
+    assert ev.promotion_ratio == pytest.approx(7.5) and ev.new_space_survive_rate == pytest.approx(17.5)
+    assert "scavenge=1.25 scavenge.roots=0.25" in ev.nvp and "nodes_died_in_new=90" in ev.nvp
 
 
 def test_errors(arrays):
