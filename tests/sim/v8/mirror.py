@@ -88,11 +88,11 @@ class Traced:
 class Mirror:
     """A real isolate (used inside its `enter`) and its model, driven in lockstep."""
 
-    def __init__(self, iso: Isolate, vm: VM, space: int, page_size: int = PAGE):
+    def __init__(self, iso: Isolate, vm: VM, space: int, page_size: int = PAGE, semi_space_size: int = PAGE):
         self.iso = iso
         self.vm = vm
         self.space = space
-        self.model = Oracle(page_size)
+        self.model = Oracle(page_size, semi_space_size)
         self.scopes: list[list[Handle]] = [[]]
         self.globals: dict[Handle, int] = {}  # global handle -> the model's gid
         self.oid_of: dict[Handle, int] = {}
@@ -296,6 +296,6 @@ def mirrored_isolate(m: Machine, core: int = 0, *, semi_space_size: int = PAGE, 
         space = isolate_space(m, core, iso_id)
         with v8.enter(iso_id) as iso:
             iso.testing(verify_heap=verify_heap)
-            yield Mirror(iso, m.vm(core), space)
+            yield Mirror(iso, m.vm(core), space, PAGE, semi_space_size)
     finally:
         v8.destroy_isolate(iso_id)

@@ -86,12 +86,19 @@ class GcResult:
     freed_backing: int = 0
 
 
+CHUNK_HEADER = 64  # a page's MemoryChunk header (design-managed-heap.md section 4); the rest is its area
+
+
 class Oracle:
     """One isolate's heap as a model. `page_size` fixes where large objects start (above page/2,
-    V8's kMaxRegularHeapObjectSize)."""
+    V8's kMaxRegularHeapObjectSize); `semi_space_size` the biggest young object: one above half a
+    semi-space's area goes to old space instead, since new space could not hold it twice (a
+    scavenge copies within new space; sim/v8/heap.py's allocate_raw)."""
 
-    def __init__(self, page_size: int):
+    def __init__(self, page_size: int, semi_space_size: int | None = None):
         self.page_size = page_size
+        semi = page_size if semi_space_size is None else semi_space_size
+        self.young_max = (semi // page_size) * (page_size - CHUNK_HEADER) // 2
         self.objects: dict[int, Obj] = {}
         self.scopes: list[list[int]] = [[]]
         self.globals: dict[int, int] = {}
@@ -103,7 +110,7 @@ class Oracle:
     def _space_for(self, size: int, pretenure: bool) -> str:
         if size > self.page_size // 2:
             return LO_SPACE
-        return OLD_SPACE if pretenure else NEW_SPACE
+        return OLD_SPACE if pretenure or size > self.young_max else NEW_SPACE
 
     def _add(self, obj: Obj) -> int:
         for oid in obj.refs():

@@ -28,10 +28,16 @@ def test_sizes_are_the_designs():
 
 
 def test_spaces_at_allocation():
-    o = Oracle(PAGE)
+    o = Oracle(PAGE, semi_space_size=2 * PAGE)
     assert o.objects[o.new_object(payload=bytes(PAGE // 2 - 8))].space == NEW_SPACE  # exactly page/2
     assert o.objects[o.new_object(payload=bytes(PAGE // 2 - 7))].space == LO_SPACE
+    one_page = Oracle(PAGE)  # a one-page semi-space cannot hold page/2 twice: old space
+    assert one_page.objects[one_page.new_object(payload=bytes(PAGE // 2 - 8))].space == OLD_SPACE
     assert o.objects[o.new_string(b"x", pretenure=True)].space == OLD_SPACE
+    small_semi = Oracle(PAGE * 4, semi_space_size=PAGE * 4)  # half a semi-space's area: 131,040 bytes
+    assert small_semi.young_max == (PAGE * 4 - 64) // 2
+    assert small_semi.objects[small_semi.new_object(payload=bytes(small_semi.young_max - 8))].space == NEW_SPACE
+    assert small_semi.objects[small_semi.new_object(payload=bytes(small_semi.young_max))].space == OLD_SPACE
 
 
 def test_promotion_on_the_second_survival():
