@@ -32,7 +32,7 @@ from memsim.sim.alloc.memstats import read_memstats
 from memsim.sim.errors import FailedPrecondition, ResourceExhausted
 from memsim.sim.v8 import Handle
 from tests.sim.v8.mirror import PAGE, Mirror, mirrored_isolate, small_machine
-from tests.sim.v8.oracle import ARRAY_BUFFER, OBJECT, SMI_MAX, SMI_MIN
+from tests.sim.v8.oracle import OBJECT, SMI_MAX, SMI_MIN
 
 smis = st.integers(SMI_MIN, SMI_MAX)
 small_payloads = st.binary(max_size=40)
@@ -110,7 +110,7 @@ class IsolateAgainstOracle(RuleBasedStateMachine):
     def new_string(self, payload, pretenure):
         self.allocate(lambda: self.mi.new_string(payload, pretenure=pretenure))
 
-    @rule(byte_length=st.integers(1, 300))
+    @rule(byte_length=st.integers(0, 300))
     def new_array_buffer(self, byte_length):
         self.allocate(lambda: self.mi.new_array_buffer(byte_length))
 
@@ -160,13 +160,17 @@ class IsolateAgainstOracle(RuleBasedStateMachine):
         off = data.draw(st.integers(0, n - 1))
         mi.write_payload(h, off, data.draw(st.binary(min_size=1, max_size=n - off)))
 
-    @precondition(lambda self: self.has((ARRAY_BUFFER,)))
+    @precondition(lambda self: any(o.backing for o in self.mi.model.objects.values()))
     @rule(data=st.data())
     def write_backing(self, data):
-        h = self.pick(data, (ARRAY_BUFFER,))
-        n = len(self.mi.model.objects[self.mi.oid_of[h]].backing)
+        mi = self.mi
+        hs = [h for h in mi.handles() if mi.model.objects[mi.oid_of[h]].backing]
+        if not hs:
+            return
+        h = data.draw(st.sampled_from(hs))
+        n = len(mi.model.objects[mi.oid_of[h]].backing)
         off = data.draw(st.integers(0, n - 1))
-        self.mi.write_backing(h, off, data.draw(st.binary(min_size=1, max_size=n - off)))
+        mi.write_backing(h, off, data.draw(st.binary(min_size=1, max_size=n - off)))
 
     # -- roots -------------------------------------------------------------------------------------
 
