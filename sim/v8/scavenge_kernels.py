@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from memsim.sim.v8.dm_kernels import copy_words, test_and_set_bit, word_index
-from memsim.sim.v8.jit import njit, on_warm
+from memsim.sim.v8.jit import njit_kernel, on_warm
 from memsim.sim.v8.layout import CHUNK_HEADER, HEAP_BASE, T_NEW_LIMIT, T_NEW_TOP, T_OLD_LIMIT, T_OLD_TOP
 from memsim.sim.v8.objects import FILLER, JS_ARRAY_BUFFER, JS_OBJECT, header, itype_of, nfields_of, size_of
 
@@ -49,7 +49,7 @@ DONE, NEED_OLD, PAUSED, TO_SPACE_FULL = range(4)
 MARK_NEW, MARK_OLD = 1, 2  # array_buffer_sweeper.py's marks
 
 
-@njit
+@njit_kernel
 def _alloc_old(top: np.ndarray, size: int, st: np.ndarray) -> int:
     """The promotion LAB's next `size` bytes, or 0 (S_NEED set unless old space is known full)."""
     if st[S_OLD_FULL]:
@@ -61,7 +61,7 @@ def _alloc_old(top: np.ndarray, size: int, st: np.ndarray) -> int:
     return 0
 
 
-@njit
+@njit_kernel
 def _alloc_to(words: np.ndarray, dm: np.ndarray, top: np.ndarray, size: int, p: np.ndarray) -> int:
     """`size` bytes at to-space's top (not yet published), moving to the next page with a filler
     over the tail when the current one cannot hold them (no object straddles a page); 0 if full."""
@@ -79,7 +79,7 @@ def _alloc_to(words: np.ndarray, dm: np.ndarray, top: np.ndarray, size: int, p: 
     return t
 
 
-@njit
+@njit_kernel
 def _evacuate(words: np.ndarray, dm: np.ndarray, pg_alloc: np.ndarray, ext_mark: np.ndarray, top: np.ndarray,
               promo: np.ndarray, p: np.ndarray, st: np.ndarray, ctr: np.ndarray, w: int) -> int:
     """V8's ScavengeObject for one tagged word: the word the slot must hold afterwards. Anything
@@ -134,12 +134,12 @@ def _evacuate(words: np.ndarray, dm: np.ndarray, pg_alloc: np.ndarray, ext_mark:
     return dst | 1
 
 
-@njit
+@njit_kernel
 def _young(w: int, p: np.ndarray) -> bool:
     return (w & 1) == 1 and p[P_TO_LO] <= w - 1 < p[P_TO_HI]
 
 
-@njit
+@njit_kernel
 def _scan_fields(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: np.ndarray,
                  pg_alloc: np.ndarray, ext_mark: np.ndarray, top: np.ndarray, promo: np.ndarray, p: np.ndarray,
                  st: np.ndarray, ctr: np.ndarray, obj: int, fi: int, old_host: bool) -> int:
@@ -167,7 +167,7 @@ def _scan_fields(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_sl
     return -1
 
 
-@njit
+@njit_kernel
 def _cheney(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: np.ndarray, pg_alloc: np.ndarray,
             ext_mark: np.ndarray, top: np.ndarray, promo: np.ndarray, p: np.ndarray, st: np.ndarray,
             ctr: np.ndarray) -> bool:
@@ -203,7 +203,7 @@ def _cheney(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: 
             return True
 
 
-@njit
+@njit_kernel
 def run(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: np.ndarray, pg_alloc: np.ndarray,
         ext_mark: np.ndarray, hs: np.ndarray, gh: np.ndarray, gh_used: np.ndarray, rs: np.ndarray, top: np.ndarray,
         promo: np.ndarray, p: np.ndarray, st: np.ndarray, ctr: np.ndarray, stop: int) -> int:
@@ -250,7 +250,7 @@ def run(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: np.n
     return DONE if st[S_PHASE] >= PH_DONE else PAUSED
 
 
-@njit
+@njit_kernel
 def count_objects(words: np.ndarray, dm: np.ndarray, p: np.ndarray, lo: int, top: int, current: int) -> int:
     """Live objects (not fillers) in the semispace starting at `lo`: every page before `current`
     (the page of the allocation top) to its end, `current` up to `top`."""
