@@ -121,10 +121,11 @@ class _Run:
                 self.st[k.S_OLD_FULL] = 1  # promotion fails from now on: copy within new space
 
 
-def _zap_from_space(h: HeapContext, base: int) -> None:
-    """Zero from-space's object areas, each page one FILLER, and drop its age-mark flag."""
+def _zap_from_space(h: HeapContext, base: int, last: int) -> None:
+    """Zero from-space's object areas up to its last used page, each page one FILLER (the pages
+    after it were zapped by an earlier scavenge, or are still zero from their commit)."""
     ps = h.g.page_size
-    for page in range(base, base + h.bounds.semi, ps):
+    for page in range(base, last + 1, ps):
         h.dmap.fill(page + CHUNK_HEADER, ps - CHUNK_HEADER)
         h.dmap.store(page + CHUNK_HEADER, filler(ps - CHUNK_HEADER))
 
@@ -153,7 +154,7 @@ def scavenge(h: HeapContext, work: GcWork) -> None:
     c = r.ctr
     h.top[T_NEW_USED] = int(c[k.K_COPIED_BYTES])
     _mark_below_age_mark(h, top)
-    _zap_from_space(h, from_base)
+    _zap_from_space(h, from_base, old_current)
     work.external_freed += array_buffer_sweeper.sweep_young(h)
 
     work.promoted += int(c[k.K_PROMOTED_BYTES])

@@ -123,7 +123,10 @@ def test_dead_objects_are_reclaimed(v8: V8):
             iso.new_object([iso.new_object([5])], payload=b"garbage" * 3)
         iso.close_scope()
         before = iso.memory_usage()["heapUsed"]
+        was = iso.address_of(live[0])
         work = scavenge(iso)
+        # from-space is zapped: no stale header or forwarding word is left where the objects were
+        assert iso.h.dmap.load(was) == 0 and iso.h.dmap.load(was + 8) == 0
         survivors = object_size(3, 4) + object_size(0, len(b"a string that lives"))
         assert iso.memory_usage()["heapUsed"] == survivors == work.new_space_survived
         assert before - survivors == 500 * (object_size(1, 21) + object_size(1, 0))
@@ -147,6 +150,26 @@ def test_promotion_on_the_second_survival_not_the_first(v8: V8):
         assert iso.space_of(b) == "old_space"
         assert iso.same(iso.get_field(b, 0), a) and iso.read_payload(a) == b"a"
         assert iso.memory_usage()["heapUsed"] == 2 * object_size(1, 1)
+
+
+def test_a_promoted_object_pointing_young_is_remembered(v8: V8):
+    iso_id = v8.create_isolate(semi_space_size=2 * PAGE, max_old_space_size=8 * PAGE)
+    with v8.enter(iso_id) as iso:
+        a = iso.new_object([0])
+        scavenge(iso)  # a survives once
+        iso.open_scope()
+        iso.set_field(a, 0, iso.new_object([5], payload=b"young"))  # a new-space host: no barrier
+        iso.close_scope()
+        scavenge(iso)  # a is promoted, its child copied: a's field is an old-to-new slot now
+        b = iso.get_field(a, 0)
+        assert (iso.space_of(a), iso.space_of(b)) == ("old_space", "new_space")
+        assert iso.h.rset.contains(0, iso.address_of(a) + 8)
+        assert int(iso.h.a.pg_slots[iso.id, iso.h.bounds.slot(iso.address_of(a)), 0]) == 1
+        scavenge(iso)  # the child is promoted too: REMOVE_SLOT
+        assert iso.space_of(iso.get_field(a, 0)) == "old_space"
+        assert not iso.h.rset.contains(0, iso.address_of(a) + 8)
+        assert int(iso.h.a.pg_slots[iso.id].sum()) == 0
+        assert iso.read_payload(iso.get_field(a, 0)) == b"young"
 
 
 def _old_holds_young(iso: Isolate) -> Handle:
