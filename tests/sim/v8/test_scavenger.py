@@ -26,7 +26,7 @@ from memsim.sim.alloc.memstats import read_memstats
 from memsim.sim.system import Machine, MachineConfig
 from memsim.sim.v8 import V8, Handle, Isolate, verifier
 from memsim.sim.v8.layout import T_OLD_PAGES
-from memsim.sim.v8.objects import object_size, size_of
+from memsim.sim.v8.objects import filler, object_size, size_of
 
 KiB, MiB = 1 << 10, 1 << 20
 PAGE = 64 * KiB
@@ -123,10 +123,11 @@ def test_dead_objects_are_reclaimed(v8: V8):
             iso.new_object([iso.new_object([5])], payload=b"garbage" * 3)
         iso.close_scope()
         before = iso.memory_usage()["heapUsed"]
-        was = iso.address_of(live[0])
+        first, was = iso.address_of(live[0]), iso.address_of(live[1])
         work = scavenge(iso)
-        # from-space is zapped: no stale header or forwarding word is left where the objects were
-        assert iso.h.dmap.load(was) == 0 and iso.h.dmap.load(was + 8) == 0
+        # from-space is zapped: one FILLER per page, no stale header or forwarding word
+        assert first % PAGE == 64 and iso.h.dmap.load(first) == filler(PAGE - 64)
+        assert iso.h.dmap.load(was) == 0 and iso.h.dmap.load(first + 8) == 0
         survivors = object_size(3, 4) + object_size(0, len(b"a string that lives"))
         assert iso.memory_usage()["heapUsed"] == survivors == work.new_space_survived
         assert before - survivors == 500 * (object_size(1, 21) + object_size(1, 0))
