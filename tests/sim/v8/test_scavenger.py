@@ -22,6 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from memsim.sim.alloc.memstats import read_memstats
 from memsim.sim.system import Machine, MachineConfig
 from memsim.sim.v8 import V8, Handle, Isolate, verifier
@@ -63,11 +65,16 @@ class Model:
                 fields.append(v)
                 values.append(v)
         payload = self.rng.randbytes(self.rng.randrange(0, 40))
-        self.handles.append(self.iso.new_object(values, payload=payload))
+        self.handles.append(self.iso.new_object(values, payload=payload, pretenure=self.rng.random() < 0.05))
         self.fields.append(fields)
         self.payload.append(payload)
         self.valid.append(len(self.fields) - 1)
         return len(self.fields) - 1
+
+    def store(self, k: int, i: int, target: int) -> None:
+        """Field i of object k := object target (both with live handles): through the write barrier."""
+        self.iso.set_field(self.handles[k], i, self.handles[target])
+        self.fields[k][i] = (target,)
 
     def check(self, k: int, h: Handle, seen: dict[int, Handle]) -> None:
         """Follow object k through real memory from handle h, comparing it with the model."""
@@ -86,9 +93,10 @@ class Model:
                 assert v == f
 
 
-def test_random_graph_survives_with_identical_fields_and_payloads(v8: V8):
+@pytest.mark.parametrize("seed", [7, 8, 9])
+def test_random_graph_survives_with_identical_fields_and_payloads(v8: V8, seed: int):
     iso_id = v8.create_isolate(semi_space_size=4 * PAGE, max_old_space_size=16 * PAGE)
-    rng = random.Random(7)
+    rng = random.Random(seed)
     with v8.enter(iso_id) as iso:
         model = Model(iso, rng)
         roots: list[int] = []
@@ -100,6 +108,14 @@ def test_random_graph_survives_with_identical_fields_and_payloads(v8: V8):
             iso.close_scope()
             model.handles = [globals_.get(k, h) for k, h in enumerate(model.handles)]  # only globals stay valid
             roots += keep
+            model.valid = list(roots)
+            for _ in range(200):  # old-to-new, new-to-old, old-to-old stores among the survivors
+                k, target = rng.choice(roots), rng.choice(roots)
+                if model.fields[k]:
+                    model.store(k, rng.randrange(len(model.fields[k])), target)
+            for k in rng.sample(roots, 10):  # some roots are dropped: what only they held dies
+                iso.drop(model.handles[k])
+                roots.remove(k)
             model.valid = list(roots)
             scavenge(iso)
             seen: dict[int, Handle] = {}
