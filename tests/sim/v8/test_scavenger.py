@@ -213,6 +213,24 @@ def test_an_object_reachable_only_through_an_old_to_new_field_survives(v8: V8):
             assert iso.h.rset.contains(0, slot) == (survival == "new_space")
 
 
+def test_a_large_object_field_on_its_second_page_is_a_root(v8: V8):
+    iso_id = v8.create_isolate(semi_space_size=2 * PAGE, max_old_space_size=8 * PAGE)
+    with v8.enter(iso_id) as iso:
+        big = iso.new_object(nfields=10_000)  # 80 KiB: a large object over two pages
+        assert iso.space_of(big) == "large_object_space"
+        at = iso.address_of(big)
+        iso.open_scope()
+        iso.set_field(big, 9_000, iso.new_object([3], payload=b"held by a large object"))
+        iso.close_scope()
+        assert (at + 8 + 8 * 9_000) // PAGE != at // PAGE
+        for _ in range(3):
+            scavenge(iso)
+            assert iso.address_of(big) == at  # large objects never move
+            young = iso.get_field(big, 9_000)
+            assert isinstance(young, Handle) and iso.read_payload(young) == b"held by a large object"
+        assert iso.space_of(young) == "old_space" and int(iso.h.a.pg_slots[iso.id].sum()) == 0
+
+
 def test_without_the_write_barrier_the_object_is_lost(v8: V8):
     iso_id = v8.create_isolate(semi_space_size=2 * PAGE, max_old_space_size=8 * PAGE)
     with v8.enter(iso_id) as iso:
