@@ -251,21 +251,32 @@ def run(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: np.n
 
 
 @njit_kernel
-def count_objects(words: np.ndarray, dm: np.ndarray, p: np.ndarray, lo: int, top: int, current: int) -> int:
-    """Live objects (not fillers) in the semispace starting at `lo`: every page before `current`
-    (the page of the allocation top) to its end, `current` up to `top`."""
-    n = 0
+def zap(words: np.ndarray, dm: np.ndarray, p: np.ndarray, lo: int, top: int, current: int) -> int:
+    """After the copy: count from-space's dead objects (neither forwarded nor fillers), then zero
+    each page's area, frame by frame, under one FILLER. Pages from `lo` to `current` (the page of
+    the old allocation top) are walked, each to its end but `current` only to `top`; later pages
+    hold nothing (zapped before, or zero since their commit)."""
+    shift, wpf, ps = p[P_SHIFT], p[P_WPF], p[P_PAGE]
+    died = 0
     page = lo
     while page <= current:
-        end = top if page == current else page + p[P_PAGE]
+        end = top if page == current else page + ps
         at = page + CHUNK_HEADER
         while at < end:
-            mw = words[word_index(dm, at, p[P_SHIFT], p[P_WPF])]
+            mw = words[word_index(dm, at, shift, wpf)]
+            if (mw & 1) == 0:  # forwarded: the survivor's size is in its copy's header
+                at += size_of(words[word_index(dm, mw, shift, wpf)])
+                continue
             if itype_of(mw) != FILLER:
-                n += 1
+                died += 1
             at += size_of(mw)
-        page += p[P_PAGE]
-    return n
+        for frame_va in range(page, page + ps, 1 << shift):
+            base = word_index(dm, frame_va, shift, wpf)
+            skip = CHUNK_HEADER >> 3 if frame_va == page else 0
+            words[base + skip:base + wpf] = 0
+        words[word_index(dm, page + CHUNK_HEADER, shift, wpf)] = header(FILLER, 0, ps - CHUNK_HEADER - 8)
+        page += ps
+    return died
 
 
 @on_warm
@@ -286,4 +297,4 @@ def _warm() -> None:
         np.zeros(4, dtype=np.int8), hs, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.uint8),
         np.zeros(0, dtype=np.int64), top, np.zeros(4, dtype=np.int64), p, st, np.zeros(NCTR, dtype=np.int64),
         PH_DONE)
-    count_objects(words, dm, p, HEAP_BASE + page, int(top[T_NEW_TOP]), HEAP_BASE + page)
+    zap(words, dm, p, HEAP_BASE, HEAP_BASE + CHUNK_HEADER + 16, HEAP_BASE)

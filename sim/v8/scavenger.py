@@ -15,8 +15,9 @@ back, so every old page is iterable):
    from a worklist (V8's promotion list), until both are drained; a promoted object is an old
    host, so its fields still pointing young are recorded in OLD_TO_NEW.
 4. Epilogue: the age mark is set to top (the survivors of this scavenge are promoted by the
-   next: promotion on the second survival), from-space is zapped (zeros under one FILLER per
-   page, so a stale word never looks like an object or a forwarding address), young
+   next: promotion on the second survival); from-space is walked once more, counting the
+   objects that were not forwarded (nodes_died_in_new), and zapped (zeros under one FILLER per
+   page, so a stale word never looks like an object or a forwarding address); young
    ArrayBuffer extensions are swept, and the work counters go into `work`.
 
 The copying itself is scavenge_kernels.run; it comes back here only to get a new promotion LAB
@@ -49,7 +50,6 @@ from memsim.sim.v8.layout import (
     T_NEW_USED,
     T_TO_SPACE,
 )
-from memsim.sim.v8.objects import filler
 
 
 def _flip(h: HeapContext) -> tuple[int, int]:
@@ -121,15 +121,6 @@ class _Run:
                 self.st[k.S_OLD_FULL] = 1  # promotion fails from now on: copy within new space
 
 
-def _zap_from_space(h: HeapContext, base: int, last: int) -> None:
-    """Zero from-space's object areas up to its last used page, each page one FILLER (the pages
-    after it were zapped by an earlier scavenge, or are still zero from their commit)."""
-    ps = h.g.page_size
-    for page in range(base, last + 1, ps):
-        h.dmap.fill(page + CHUNK_HEADER, ps - CHUNK_HEADER)
-        h.dmap.store(page + CHUNK_HEADER, filler(ps - CHUNK_HEADER))
-
-
 def _mark_below_age_mark(h: HeapContext, age_mark: int) -> None:
     base, ps = new_space.to_space(h), h.g.page_size
     for page in range(base, base + h.bounds.semi, ps):
@@ -138,12 +129,12 @@ def _mark_below_age_mark(h: HeapContext, age_mark: int) -> None:
 
 
 def scavenge(h: HeapContext, work: GcWork) -> None:
+    """One scavenge of the isolate's new space; its figures are added to `work`."""
     t0 = time.perf_counter()
     old_age_mark = int(h.top[T_AGE_MARK])
     old_current = int(h.top[T_NEW_LIMIT]) - h.g.page_size
     from_base, from_top = _flip(h)
     p = _params(h, from_base, old_age_mark)
-    before = int(k.count_objects(h.dmap.words, h.a.v8_dm[h.iso], p, from_base, from_top, old_current))
     r = _Run(h, p, _remembered_slots(h))
     r.advance(k.PH_CHENEY)
     t_roots = time.perf_counter()
@@ -154,14 +145,14 @@ def scavenge(h: HeapContext, work: GcWork) -> None:
     c = r.ctr
     h.top[T_NEW_USED] = int(c[k.K_COPIED_BYTES])
     _mark_below_age_mark(h, top)
-    _zap_from_space(h, from_base, old_current)
+    died = int(k.zap(h.dmap.words, h.a.v8_dm[h.iso], p, from_base, from_top, old_current))
     work.external_freed += array_buffer_sweeper.sweep_young(h)
 
     work.promoted += int(c[k.K_PROMOTED_BYTES])
     work.new_space_survived += int(c[k.K_COPIED_BYTES])
     work.nodes_copied_in_new += int(c[k.K_COPIED])
     work.nodes_promoted += int(c[k.K_PROMOTED])
-    work.nodes_died_in_new += before - int(c[k.K_COPIED]) - int(c[k.K_PROMOTED])
+    work.nodes_died_in_new += died
     work.objects_scanned += int(c[k.K_OBJECTS_SCANNED])
     work.words_scanned += int(c[k.K_WORDS_SCANNED])
     work.words_copied += int(c[k.K_WORDS_COPIED])
