@@ -271,7 +271,6 @@ def test_backing_stores_of_buffers_that_died_young_are_freed(machine: Machine, v
         stats = read_memstats(machine.arrays)
         work = scavenge(iso)
         after = read_memstats(machine.arrays)
-        assert work.external_freed == 10 * 5000
         assert after.Frees - stats.Frees == 10 and after.HeapAlloc < stats.HeapAlloc
         assert iso.memory_usage()["arrayBuffers"] == 1000
         scavenge(iso)  # promoted: its extension moves to the old list and is not swept again
