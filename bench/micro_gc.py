@@ -4,9 +4,11 @@ A binary tree (Boehm's GCBench shape: every node two fields and a small payload)
 isolate on a machine made here (no server: this times the collector, not the wire), held by a
 global handle, and scavenged twice: the first scavenge copies every node within new space, the
 second promotes every node to old space (V8's age mark: promotion on the second survival). The
-rate is (nodes copied + nodes promoted) and words copied over the scavenger's time
-(the event's `scavenge_ms`; `pause_ms`, with the tracer's own work, is reported beside it), beside the host-independent work counters. The tree is built and
-scavenged `--rounds` times; the best round counts (the least disturbed by the host).
+rate is (nodes copied + nodes promoted) and words copied over the scavenger's time (the event's
+`scavenge_ms`; `pause_ms`, which adds the tracer's own work, is reported beside it), with the
+host-independent work counters. The tree is built and scavenged `--rounds` times; the best round
+counts (the least disturbed by the host). Promotion's time includes committing old-space pages
+(pinning their frames through the VM), which copying within new space does not pay.
 
 The same program runs twice: in this process with the kernels compiled by numba (compiled
 before timing, as the supervisor does before forking its cores), and in a child process with

@@ -269,7 +269,7 @@ def test_backing_stores_of_buffers_that_died_young_are_freed(machine: Machine, v
         iso.close_scope()
         assert iso.memory_usage()["external"] == 1000 + 10 * 5000
         stats = read_memstats(machine.arrays)
-        work = scavenge(iso)
+        scavenge(iso)
         after = read_memstats(machine.arrays)
         assert after.Frees - stats.Frees == 10 and after.HeapAlloc < stats.HeapAlloc
         assert iso.memory_usage()["arrayBuffers"] == 1000
