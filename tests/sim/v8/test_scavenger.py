@@ -253,6 +253,9 @@ def test_a_full_new_space_scavenges_by_itself(v8: V8):
             iso.close_scope()
         assert iso.address_of(keep) != first
         assert iso.space_of(keep) == "old_space"  # it survived at least two allocation-failure scavenges
+        events = iso.trace()
+        assert len(events) >= 2 and {(e.kind, e.reason) for e in events} == {("Scavenge", "allocation failure")}
+        assert all(e.nodes_died_in_new > 0 for e in events)
         assert iso.memory_usage()["heapUsed"] < 2 * PAGE
         assert verifier.problems(iso.h) == ""
         assert iso.read_payload(keep) == b"kept" and iso.get_field(keep, 0) == 7
