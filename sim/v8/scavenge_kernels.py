@@ -15,7 +15,9 @@ head and tail), `p` the scavenge's constants, `ctr` the work counters (K_*). The
 straight into the shared arrays: the heap's words through the direct map (dm_kernels.py), the
 isolate's tops (`top`, iso_top's row), the OLD_TO_NEW bits and counts, `pg_allocated` and the
 ArrayBuffer marks. No Python object is created inside a loop, so the same source runs
-interpreted under NUMBA_DISABLE_JIT=1 (and gives the same heap, which the tests check).
+interpreted under NUMBA_DISABLE_JIT=1 (and gives the same heap, which the tests check); nothing
+is allocated at all, so the kernels are compiled without reference counting (jit.njit_kernel),
+which a helper taking seven arrays per call would otherwise pay on every object.
 
 Per object (V8's order, which a concurrent reader relies on): allocate, copy the body, publish
 the allocation top, then write the forwarding word (objects.py: the target's address, low bit 0)
