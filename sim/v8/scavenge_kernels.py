@@ -206,6 +206,13 @@ def _cheney(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: 
 
 
 @njit_kernel
+def _stopped(st: np.ndarray, i: int) -> int:
+    """Remember root or slot `i` as the one to retry; why the kernel stops."""
+    st[S_I] = i
+    return NEED_OLD if st[S_NEED] > 0 else TO_SPACE_FULL
+
+
+@njit_kernel
 def run(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: np.ndarray, pg_alloc: np.ndarray,
         ext_mark: np.ndarray, hs: np.ndarray, gh: np.ndarray, gh_used: np.ndarray, rs: np.ndarray, top: np.ndarray,
         promo: np.ndarray, p: np.ndarray, st: np.ndarray, ctr: np.ndarray, stop: int) -> int:
@@ -222,8 +229,7 @@ def run(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: np.n
                     continue
                 nw = _evacuate(words, dm, pg_alloc, ext_mark, top, promo, p, st, ctr, roots[i])
                 if st[S_NEED]:
-                    st[S_I] = i
-                    return NEED_OLD if st[S_NEED] > 0 else TO_SPACE_FULL
+                    return _stopped(st, i)
                 roots[i] = nw
                 ctr[K_SLOTS_VISITED] += 1
                 i += 1
@@ -234,8 +240,7 @@ def run(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: np.n
                 wi = word_index(dm, va, p[P_SHIFT], p[P_WPF])
                 nw = _evacuate(words, dm, pg_alloc, ext_mark, top, promo, p, st, ctr, words[wi])
                 if st[S_NEED]:
-                    st[S_I] = i
-                    return NEED_OLD if st[S_NEED] > 0 else TO_SPACE_FULL
+                    return _stopped(st, i)
                 words[wi] = nw
                 ctr[K_SLOTS_VISITED] += 1
                 if not _young(nw, p):  # REMOVE_SLOT: the slot no longer points into new space
@@ -246,7 +251,7 @@ def run(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: np.n
                 i += 1
         elif ph == PH_CHENEY and not _cheney(words, dm, slot_bits, pg_slots, pg_alloc, ext_mark, top, promo, p,
                                              st, ctr):
-            return NEED_OLD if st[S_NEED] > 0 else TO_SPACE_FULL
+            return _stopped(st, st[S_I])
         st[S_PHASE] = ph + 1
         st[S_I] = 0
     return DONE if st[S_PHASE] >= PH_DONE else PAUSED
