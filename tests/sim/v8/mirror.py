@@ -77,6 +77,7 @@ def expect(ok: bool, message: str) -> None:
 @dataclass
 class Traced:
     """One GC the isolate ran, with what the model says it reclaimed."""
+    seq: int
     kind: str
     reason: str
     live_before: int
@@ -129,16 +130,21 @@ class Mirror:
             fell = ev.live_before - ev.live_after
             expect(fell == r.died_bytes, f"{ev.kind} ({ev.reason}): heapUsed fell {ev.live_before} -> "
                                          f"{ev.live_after}, by {fell} bytes; what died is {r.died_bytes} bytes")
-            out.append(Traced(ev.kind, ev.reason, ev.live_before, ev.live_after, r.died_bytes, r.freed_backing))
+            out.append(Traced(ev.seq, ev.kind, ev.reason, ev.live_before, ev.live_after, r.died_bytes, r.freed_backing))
         self.gcs.extend(out)
         return out
 
     def gc(self, minor: bool = False) -> Traced:
+        """`gc()`; a scavenge whose promotions pass the old generation's limit may be followed by a
+        Mark-Compact in the same call (reason "allocation limit"): both are replayed."""
         ev = self.iso.gc(minor=minor)
         assert ev.kind == ("Scavenge" if minor else "Mark-Compact") and ev.reason == "testing"
-        done = self.sync()
-        assert done and done[-1].kind == ev.kind and self.last_seq == ev.seq, "the trace ring lacks the GC just run"
-        return done[-1]
+        done = {t.seq: t for t in self.sync()}
+        assert ev.seq in done, f"the trace ring lacks the GC just run (seq {ev.seq})"
+        return done[ev.seq]
+
+    def last_gc_was_full(self) -> bool:
+        return bool(self.gcs) and self.gcs[-1].kind == "Mark-Compact"
 
     # -- the mutator ---------------------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ def checked_gc(mi: Mirror, minor: bool) -> None:
     mi.gc(minor=minor)
     mi.check_graph()
     mi.check_figures()
-    if not minor:
+    if mi.last_gc_was_full():
         mi.check_after_full_gc()
 
 

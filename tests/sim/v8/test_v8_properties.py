@@ -92,11 +92,11 @@ class IsolateAgainstOracle(RuleBasedStateMachine):
             assert t.reason in ("allocation failure", "allocation limit", "last resort"), (
                 f"{t.kind} inside an allocation: {t.reason!r}")
         if triggered:
-            self.after_gc(any(t.kind == "Mark-Compact" for t in triggered))
+            self.after_gc()
 
-    def after_gc(self, major: bool) -> None:
+    def after_gc(self) -> None:
         self.mi.check_graph()
-        if major and self.mi.gcs[-1].kind == "Mark-Compact":
+        if self.mi.last_gc_was_full():
             self.mi.check_after_full_gc()
 
     # -- allocation --------------------------------------------------------------------------------
@@ -212,12 +212,12 @@ class IsolateAgainstOracle(RuleBasedStateMachine):
     @rule()
     def minor_gc(self):
         self.mi.gc(minor=True)
-        self.after_gc(major=False)
+        self.after_gc()
 
     @rule()
     def major_gc(self):
         self.mi.gc(minor=False)
-        self.after_gc(major=True)
+        self.after_gc()
 
     @rule()
     def compacting_gc(self):
@@ -227,7 +227,7 @@ class IsolateAgainstOracle(RuleBasedStateMachine):
             self.mi.gc(minor=False)
         finally:
             self.mi.iso.testing(force_compaction=False)
-        self.after_gc(major=True)
+        self.after_gc()
 
     @invariant()
     def figures_match(self):
@@ -237,7 +237,7 @@ class IsolateAgainstOracle(RuleBasedStateMachine):
         try:
             try:
                 self.mi.gc(minor=False)
-                self.after_gc(major=True)
+                self.after_gc()
                 self.mi.check_figures()
             finally:
                 self.iso_exits.close()  # destroy_isolate
