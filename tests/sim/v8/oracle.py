@@ -14,11 +14,12 @@ reclaimed, garbage included, and which garbage a scavenge leaves is fixed by V8'
     large object that holds a young reference, whether or not that old object is itself reachable
     (old garbage is found dead only by the next mark-compact; V8 src/heap/scavenger.cc,
     ScavengerCollector::CollectGarbage walks the whole remembered set);
-  * a young object that survives its first GC is copied within new space (it now lies below the age
-    mark) and one that survives its second is promoted to old space (new-spaces.h,
-    SemiSpaceNewSpace::ShouldBePromoted = IsAddressBelowAgeMark); a mark-compact evacuates new
-    space with the same age rule;
-  * a mark-compact reclaims everything unreachable from the handles, in every space.
+  * a young object that survives its first scavenge is copied within new space (it now lies below
+    the age mark) and one that survives its second is promoted to old space (new-spaces.h,
+    SemiSpaceNewSpace::ShouldBePromoted = IsAddressBelowAgeMark);
+  * a mark-compact reclaims everything unreachable from the handles, in every space, and promotes
+    every young survivor, whatever its age (V8's --always_promote_young_mc, on by default since
+    V8 9.x; sim/v8/mark_compact.py does the same), leaving new space empty.
 Invariants: every Ref in a field names an oid in `objects`; scope and global entries too; the model
 never holds an object that a correct collector has reclaimed.
 
@@ -65,7 +66,7 @@ class Obj:
     payload: bytearray
     backing: bytearray  # an ArrayBuffer's external bytes; empty for the other kinds
     space: str
-    age: int = 0  # GCs survived in new space (0 or 1; the second survival promotes)
+    age: int = 0  # scavenges survived in new space (0 or 1; the second survival promotes)
 
     @property
     def size(self) -> int:
@@ -207,6 +208,7 @@ class Oracle:
     # -- the collectors ----------------------------------------------------------------------------
 
     def _survive_young(self, oids: Iterable[int], result: GcResult) -> None:
+        """A scavenge's survivors: the second survival promotes (the age mark)."""
         for oid in oids:
             obj = self.objects[oid]
             if obj.space != NEW_SPACE:
@@ -239,12 +241,16 @@ class Oracle:
         return result
 
     def mark_compact(self) -> GcResult:
-        """A major GC: everything unreachable from the handles dies; young survivors age as in a
-        scavenge."""
+        """A major GC: everything unreachable from the handles dies; every young survivor is
+        promoted."""
         live = self.reachable()
         result = GcResult()
         self._reclaim(set(self.objects) - live, result)
-        self._survive_young(live, result)
+        for oid in live:
+            obj = self.objects[oid]
+            if obj.space == NEW_SPACE:
+                obj.space = OLD_SPACE
+                result.promoted.add(oid)
         return result
 
     def gc(self, kind: str) -> GcResult:
