@@ -1,0 +1,330 @@
+"""Mark-compact (sim/v8/mark_compact.py, marking.py, mark_kernels.py, sweeper.py) on a real machine:
+
+- after gc() every reachable graph reads back the same, heapUsed is exactly the bytes of the
+  reachable objects, and the heap verifies;
+- unreachable objects are reclaimed, empty pages released (heapTotal falls, frames go back to the pool);
+- compaction moves objects (forced, and chosen by the heuristics on fragmented pages) and updates
+  every pointer, roots and globals included; an evacuation that runs out of room aborts cleanly;
+- large objects keep their address and are freed when dead; backing stores of dead ArrayBuffers are freed;
+- young survivors are promoted (or stay young when old space cannot take them);
+- the heap limit: Node's out-of-memory error, and the isolate goes on; old-space growth past the
+  limit starts a Mark-Compact by itself.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from memsim.sim.errors import ResourceExhausted
+from memsim.sim.system import Machine, MachineConfig
+from memsim.sim.v8 import marking, verifier
+from memsim.sim.v8.handles import Handle
+from memsim.sim.v8.isolate import Isolate
+from memsim.sim.v8.layout import OLD_TO_NEW
+
+KiB, MiB = 1 << 10, 1 << 20
+PAGE = 64 * KiB
+
+
+@pytest.fixture
+def machine():
+    m = Machine.create(MachineConfig(vm_memory=16 * MiB, v8_page_size=PAGE, v8_isolates=4))
+    try:
+        yield m
+    finally:
+        m.destroy()
+
+
+@pytest.fixture
+def v8(machine):
+    return machine.v8(0, machine.heap(0))
+
+
+def size_of(iso: Isolate, h: Handle) -> int:
+    kind = iso.type_of(h)
+    if kind == "array_buffer":
+        return 24
+    return 8 + 8 * iso.nfields(h) + ((iso.payload_len(h) + 7) & ~7)
+
+
+def reachable(iso: Isolate, roots: list[Handle]) -> tuple[int, list]:
+    """(bytes of the objects reachable from roots, a canonical dump of the graph)."""
+    seen: dict[int, int] = {}
+    dump = []
+    stack = list(roots)
+    while stack:
+        h = stack.pop()
+        addr = iso.address_of(h)
+        if addr in seen:
+            dump.append(("ref", seen[addr]))
+            continue
+        seen[addr] = len(seen)
+        kind = iso.type_of(h)
+        payload = iso.read_payload(h) if kind != "array_buffer" else iso.read_backing(h)
+        dump.append((kind, payload))
+        for i in range(iso.nfields(h)):
+            v = iso.get_field(h, i)
+            if isinstance(v, int):
+                dump.append(("smi", v))
+            else:
+                stack.append(v)
+    return _bytes(iso, roots), dump
+
+
+def _bytes(iso: Isolate, roots: list[Handle]) -> int:
+    seen: set[int] = set()
+    total = 0
+    stack = list(roots)
+    while stack:
+        h = stack.pop()
+        addr = iso.address_of(h)
+        if addr in seen:
+            continue
+        seen.add(addr)
+        total += size_of(iso, h)
+        stack.extend(v for i in range(iso.nfields(h)) if not isinstance(v := iso.get_field(h, i), int))
+    return total
+
+
+def build_tree(iso: Isolate, depth: int, tag: int, pretenure_every: int = 3) -> Handle:
+    """A binary tree whose nodes carry a Smi, a payload naming them, and every third one old."""
+    counter = [0]
+
+    def node(d: int) -> Handle:
+        counter[0] += 1
+        n = counter[0]
+        kids = [node(d - 1), node(d - 1)] if d else [0, 0]
+        return iso.new_object([*kids, tag * 1000 + n], payload=f"node-{tag}-{n}".encode(),
+                              pretenure=n % pretenure_every == 0)
+
+    iso.open_scope()
+    return iso.close_scope(node(depth))
+
+
+def test_reachable_graph_intact_and_heap_used_exact(v8):
+    iso_id = v8.create_isolate(semi_space_size=4 * PAGE, max_old_space_size=32 * PAGE)
+    with v8.enter(iso_id) as iso:
+        keep = iso.make_persistent(build_tree(iso, 6, 1))
+        iso.open_scope()
+        for k in range(300):  # garbage, young and old
+            iso.new_object([k], payload=b"g" * 50, pretenure=k % 2 == 0)
+        build_tree(iso, 5, 2)
+        iso.close_scope()
+        local = build_tree(iso, 4, 3)
+        live_before, dump_before = reachable(iso, [keep, local])
+        assert iso.memory_usage()["heapUsed"] > live_before
+        iso.gc()
+        assert verifier.problems(iso.h) == ""
+        live_after, dump_after = reachable(iso, [keep, local])
+        assert dump_after == dump_before
+        assert live_after == live_before
+        assert iso.memory_usage()["heapUsed"] == live_before
+        assert iso.space_of(keep) == iso.space_of(local) == "old_space"  # young survivors are promoted
+        assert int(iso.h.a.pg_slots[iso_id, :, OLD_TO_NEW].sum()) == 0
+        iso.gc()  # a second one changes nothing
+        assert iso.memory_usage()["heapUsed"] == live_before
+        assert reachable(iso, [keep, local])[1] == dump_before
+
+
+def test_unreachable_objects_reclaimed_and_empty_pages_released(machine, v8):
+    iso_id = v8.create_isolate(semi_space_size=PAGE, max_old_space_size=32 * PAGE)
+    vm = machine.vm(0)
+    with v8.enter(iso_id) as iso:
+        iso.open_scope()
+        for k in range(400):
+            iso.new_object([k] * 20, payload=b"p" * 200, pretenure=True)
+        iso.close_scope()
+        before = iso.memory_usage()
+        free_before = int(vm.a.vm_free.sum())
+        work = iso.gc()
+        after = iso.memory_usage()
+        assert after["heapUsed"] == 0
+        assert after["heapTotal"] < before["heapTotal"]
+        assert after["heapTotal"] == 2 * PAGE  # the semispaces stay; every old page went
+        assert int(vm.a.vm_free.sum()) > free_before
+        assert work.pages_released == 3  # 400 objects of 376 bytes
+        assert verifier.problems(iso.h) == ""
+        h = iso.new_object([1, 2], pretenure=True)  # old space works again from scratch
+        assert iso.get_field(h, 1) == 2
+
+
+def fragment(iso: Isolate, n: int, keep_every: int, nfields: int = 30) -> list[Handle]:
+    """Fill old pages with objects, keeping one in `keep_every` (each pointing at the previous kept one)."""
+    kept: list[Handle] = []
+    iso.open_scope()
+    for k in range(n):
+        fields = [k, kept[-1] if kept else 0] + [k] * (nfields - 2)
+        h = iso.new_object(fields, payload=bytes([k & 255]) * 40, pretenure=True)
+        if k % keep_every == 0:
+            kept.append(iso.make_persistent(h))
+    iso.close_scope()
+    return kept
+
+
+def check_chain(iso: Isolate, kept: list[Handle], keep_every: int) -> None:
+    for j, g in enumerate(kept):
+        k = j * keep_every
+        assert iso.get_field(g, 0) == k
+        assert iso.read_payload(g) == bytes([k & 255]) * 40
+        prev = iso.get_field(g, 1)
+        if j:
+            assert iso.same(prev, kept[j - 1])
+
+
+def test_forced_compaction_moves_objects_and_updates_every_pointer(v8):
+    iso_id = v8.create_isolate(semi_space_size=PAGE, max_old_space_size=32 * PAGE)
+    with v8.enter(iso_id) as iso:
+        kept = fragment(iso, 600, 3)
+        local = iso.get_field(kept[-1], 1)  # a local handle too
+        iso.gc()  # sweep only: one live object in three leaves no page 70 % free
+        addrs = [iso.address_of(g) for g in kept]
+        total = iso.memory_usage()["heapTotal"]
+        iso.testing(force_compaction=True)
+        work = iso.gc()
+        assert work.pages_evacuated > 0 and work.objects_evacuated > 0
+        moved = sum(iso.address_of(g) != a for g, a in zip(kept, addrs, strict=True))
+        assert moved > len(kept) // 2
+        assert verifier.problems(iso.h) == ""
+        check_chain(iso, kept, 3)
+        assert iso.same(local, kept[-2])
+        assert iso.memory_usage()["heapUsed"] == _bytes(iso, kept)
+        assert iso.memory_usage()["heapTotal"] < total  # compacted into fewer pages
+
+
+def test_heuristics_compact_mostly_empty_pages_without_force(v8):
+    iso_id = v8.create_isolate(semi_space_size=PAGE, max_old_space_size=32 * PAGE)
+    with v8.enter(iso_id) as iso:
+        kept = fragment(iso, 800, 10)  # 10 % live: every page is a candidate
+        work = iso.gc()
+        assert work.pages_evacuated >= 2
+        assert verifier.problems(iso.h) == ""
+        check_chain(iso, kept, 10)
+        assert iso.memory_usage()["heapUsed"] == _bytes(iso, kept)
+        used = iso.memory_usage()["heapUsed"]
+        assert iso.memory_usage()["heapTotal"] - 2 * PAGE <= used + 2 * PAGE
+
+
+def test_compaction_aborts_when_old_space_and_its_slack_are_full(v8):
+    # 8 pages of old space and 2 of slack, all filled 60 %: forced compaction runs out of room midway
+    iso_id = v8.create_isolate(semi_space_size=PAGE, max_old_space_size=8 * PAGE, growing_factor=4.0)
+    with v8.enter(iso_id) as iso:
+        kept = fragment(iso, 2000, 2, nfields=20)
+        assert iso.memory_usage()["heapTotal"] >= 2 * PAGE + 7 * PAGE
+        addrs = [iso.address_of(g) for g in kept]
+        iso.testing(force_compaction=True)
+        work = iso.gc()
+        moved = sum(iso.address_of(g) != a for g, a in zip(kept, addrs, strict=True))
+        assert 0 < moved < len(kept) and 0 < work.pages_evacuated < 8  # some pages moved, then it aborted
+        assert verifier.problems(iso.h) == ""
+        check_chain(iso, kept, 2)
+        assert iso.memory_usage()["heapUsed"] == _bytes(iso, kept)
+        iso.testing(force_compaction=False)
+        iso.gc()
+        assert verifier.problems(iso.h) == ""
+        check_chain(iso, kept, 2)
+
+
+def test_large_objects_never_move_and_are_freed_when_dead(v8):
+    iso_id = v8.create_isolate(semi_space_size=2 * PAGE, max_old_space_size=32 * PAGE)
+    with v8.enter(iso_id) as iso:
+        iso.open_scope()
+        big = iso.make_persistent(iso.new_object(nfields=5000))  # 40 KB > half a 64 KB page
+        iso.close_scope()
+        assert iso.space_of(big) == "large_object_space"
+        young = iso.new_string(b"young")
+        iso.set_field(big, 4999, young)
+        seven = iso.new_object([7], pretenure=True)
+        iso.set_field(big, 0, seven)
+        addr = iso.address_of(big)
+        iso.testing(force_compaction=True)
+        iso.gc()
+        assert iso.address_of(big) == addr
+        assert iso.space_of(iso.get_field(big, 4999)) == "old_space"
+        assert iso.read_payload(iso.get_field(big, 4999)) == b"young"
+        assert iso.get_field(iso.get_field(big, 0), 0) == 7
+        assert verifier.problems(iso.h) == ""
+        total = iso.memory_usage()["heapTotal"]
+        iso.drop(big)
+        iso.gc()
+        assert iso.memory_usage()["heapTotal"] <= total - PAGE
+        assert iso.memory_usage()["heapUsed"] == _bytes(iso, [young, seven])
+
+
+def test_backing_stores_of_dead_array_buffers_are_freed(v8):
+    iso_id = v8.create_isolate(semi_space_size=2 * PAGE, max_old_space_size=32 * PAGE)
+    with v8.enter(iso_id) as iso:
+        kept = iso.new_array_buffer(1000)
+        iso.write_backing(kept, 0, b"kept")
+        iso.open_scope()
+        for _ in range(5):
+            iso.new_array_buffer(4000)
+        iso.close_scope()
+        assert iso.memory_usage()["external"] == 21000
+        work = iso.gc()
+        assert work.external_freed == 20000
+        assert iso.memory_usage()["external"] == iso.memory_usage()["arrayBuffers"] == 1000
+        assert iso.read_backing(kept, 0, 4) == b"kept"
+        assert iso.space_of(kept) == "old_space"
+        assert verifier.problems(iso.h) == ""
+
+
+def test_young_survivors_stay_young_when_old_space_is_full(v8):
+    iso_id = v8.create_isolate(semi_space_size=2 * PAGE, max_old_space_size=4 * PAGE, growing_factor=4.0)
+    with v8.enter(iso_id) as iso:
+        old = []
+        with pytest.raises(ResourceExhausted):
+            for k in range(10000):
+                old.append(iso.new_object([k] * 62, pretenure=True))  # 512 B each, all kept
+        # 90 KB of young survivors: more than old space's slack (a page) can take
+        young = [iso.new_object([k, old[k % len(old)]], payload=b"y" * 100) for k in range(700)]
+        iso.gc()
+        assert verifier.problems(iso.h) == ""
+        assert "new_space" in {iso.space_of(y) for y in young}
+        for k, y in enumerate(young):
+            assert iso.get_field(y, 0) == k and iso.same(iso.get_field(y, 1), old[k % len(old)])
+            assert iso.read_payload(y) == b"y" * 100
+        assert iso.memory_usage()["heapUsed"] == _bytes(iso, old + young)
+
+
+def test_out_of_memory_names_the_limit_and_the_isolate_goes_on(v8):
+    iso_id = v8.create_isolate(semi_space_size=PAGE, max_old_space_size=8 * PAGE)
+    with v8.enter(iso_id) as iso:
+        iso.open_scope()
+        with pytest.raises(ResourceExhausted, match="JavaScript heap out of memory") as e:
+            for k in range(100000):
+                iso.new_object([k] * 100, pretenure=True)
+        assert "max_old_space_size=0.5 MB" in str(e.value)
+        iso.close_scope()
+        h = iso.new_object([1, 2, 3], pretenure=True)
+        assert iso.get_field(h, 2) == 3
+        assert verifier.problems(iso.h) == ""
+        iso.gc()
+        assert iso.memory_usage()["heapUsed"] == _bytes(iso, [h])
+
+
+def test_old_space_growth_past_the_limit_starts_a_mark_compact(v8):
+    iso_id = v8.create_isolate(semi_space_size=PAGE, max_old_space_size=32 * PAGE, growing_factor=1.5)
+    with v8.enter(iso_id) as iso:
+        epoch = int(iso.h.a.iso_epoch[iso_id])
+        keep = iso.make_persistent(iso.new_object([1], pretenure=True))
+        iso.open_scope()
+        for k in range(3000):  # 1.5 MB of garbage through a 2 MB old space: only collections make room
+            iso.new_object([k] * 60, pretenure=True)
+            if k % 100 == 99:
+                iso.close_scope()
+                iso.open_scope()
+        iso.close_scope()
+        assert int(iso.h.a.iso_epoch[iso_id]) > epoch
+        assert iso.memory_usage()["heapTotal"] <= 2 * PAGE + 32 * PAGE
+        assert verifier.problems(iso.h) == ""
+        assert iso.get_field(keep, 0) == 1
+
+
+def test_marks_are_clear_after_a_collection(v8):
+    iso_id = v8.create_isolate(semi_space_size=PAGE, max_old_space_size=16 * PAGE)
+    with v8.enter(iso_id) as iso:
+        h = iso.new_object([1], pretenure=True)
+        iso.gc()
+        assert not marking.is_marked(iso.h, iso.address_of(h))
+        assert not iso.h.a.v8_markbits[marking.frame_rows(iso.h)].any()
+        assert not iso.h.a.pg_live[iso_id].any()
