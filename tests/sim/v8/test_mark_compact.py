@@ -16,7 +16,6 @@ from __future__ import annotations
 import pytest
 
 from memsim.sim.errors import ResourceExhausted
-from memsim.sim.system import Machine, MachineConfig
 from memsim.sim.v8 import marking, verifier
 from memsim.sim.v8.handles import Handle
 from memsim.sim.v8.isolate import Isolate
@@ -26,13 +25,9 @@ KiB, MiB = 1 << 10, 1 << 20
 PAGE = 64 * KiB
 
 
-@pytest.fixture
-def machine():
-    m = Machine.create(MachineConfig(vm_memory=16 * MiB, v8_page_size=PAGE, v8_isolates=4))
-    try:
-        yield m
-    finally:
-        m.destroy()
+# tests/conftest.py's machine (destroyed after each test), with a VM pool and 64 KiB heap pages
+MACHINE = {"memory_bytes": 24 * MiB, "vm_memory": 16 * MiB, "v8_page_size": PAGE, "v8_isolates": 4}
+pytestmark = pytest.mark.parametrize("machine", [MACHINE], indirect=True)
 
 
 @pytest.fixture
