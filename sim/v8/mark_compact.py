@@ -59,7 +59,6 @@ from memsim.sim.v8.layout import (
     MC_RELEASE,
     MC_SWEEP,
     MC_UPDATE,
-    NCAT,
     T_AGE_MARK,
     T_NEW_LIMIT,
     T_NEW_TOP,
@@ -85,7 +84,7 @@ def collect(h: HeapContext, work: GcWork, force: bool) -> None:
     t0 = time.perf_counter()
     a.iso_phase[i] = MC_EVACUATE
     candidates = select_candidates(h, force)
-    evict_free_list(h, set(candidates))
+    evict_free_list(h, candidates)
     ev = Evacuator(h)
     ev.promote_young()
     evacuated = ev.compact(candidates)
@@ -128,24 +127,14 @@ def select_candidates(h: HeapContext, force: bool) -> list[int]:
     return out
 
 
-def evict_free_list(h: HeapContext, candidates: set[int]) -> None:
-    """Unlink the free blocks that lie on candidates (V8's EvictFreeListItems); they stay
-    FREE_SPACE objects, so the pages stay iterable."""
-    if not candidates:
-        return
-    heads, d = h.a.iso_free[h.iso], h.dmap
-    for c in range(NCAT):
-        prev, node = 0, int(heads[c])
-        while node:
-            nxt = d.load(node + 8)
-            if h.bounds.slot(node) in candidates:
-                if prev:
-                    d.store(prev + 8, nxt)
-                else:
-                    heads[c] = nxt
-            else:
-                prev = node
-            node = nxt
+def evict_free_list(h: HeapContext, candidates: list[int]) -> None:
+    """Unlink the free blocks that lie on candidates (V8's EvictFreeListItems), so that nothing
+    is evacuated onto a page being emptied; they stay FREE_SPACE objects (the pages stay iterable)."""
+    if candidates:
+        evict = np.zeros(h.a.pg_space.shape[1], dtype=np.uint8)
+        evict[candidates] = 1
+        d = h.dmap
+        mk.evict_free_list(d.words, d.dm, d.shift, d.wpf, h.a.iso_free[h.iso], h.g.page_shift, evict)
 
 
 def new_space_ranges(h: HeapContext) -> list[tuple[int, int]]:

@@ -233,6 +233,28 @@ def sweep_range(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: n
         _free_block(words, dm, shift, wpf, run, end - run, heads, ctr)
 
 
+@njit
+def evict_free_list(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, heads: np.ndarray,
+                    page_shift: int, evict: np.ndarray) -> int:
+    """Unlink every free-list block whose page slot has `evict` set (V8's EvictFreeListItems);
+    the blocks stay FREE_SPACE objects. How many were unlinked."""
+    n = 0
+    for c in range(heads.shape[0]):
+        prev, node = 0, heads[c]
+        while node:
+            nxt = words[word_index(dm, node + 8, shift, wpf)]
+            if evict[(node - HEAP_BASE) >> page_shift]:
+                if prev:
+                    words[word_index(dm, prev + 8, shift, wpf)] = nxt
+                else:
+                    heads[c] = nxt
+                n += 1
+            else:
+                prev = node
+            node = nxt
+    return n
+
+
 @on_warm
 def _warm() -> None:
     """Compile every kernel on a one-frame heap holding one 2-field object."""
@@ -250,7 +272,9 @@ def _warm() -> None:
     mark(words, dm, 12, 512, bits, 0, 16, roots, live, ext, ctr)
     top[0], top[1] = obj + 64, obj + 128
     evacuate_range(words, dm, 12, 512, bits, 0, 16, obj, obj + 24, top, 0, 1, 2, live, ext, 1, ctr)
-    update_range(words, dm, 12, 512, bits, 0, 16, obj + 64, obj + 88, True, 0, 0, bits, live, ctr)
+    pg_slots = np.zeros((1, 2), dtype=np.int64)[:, 0]  # a column of pg_slots: not contiguous
+    update_range(words, dm, 12, 512, bits, 0, 16, obj + 64, obj + 88, True, 0, 0, bits, pg_slots, ctr)
     update_roots(words, dm, 12, 512, roots)
     sweep_range(words, dm, 12, 512, bits, 0, obj, obj + 128, heads, ctr)
     unmark_range(words, dm, 12, 512, bits, 0, obj, obj + 128)
+    evict_free_list(words, dm, 12, 512, heads, 16, np.zeros(1, dtype=np.uint8))

@@ -61,6 +61,7 @@ def mark(h: HeapContext, work: GcWork) -> None:
     t0 = time.perf_counter()
     ctr = np.zeros(mk.NCTR, dtype=np.int64)
     d = h.dmap
+    h.a.pg_live[h.iso] = 0  # (already: `clear` ends every Mark-Compact) the counts start from nothing
     mk.mark(d.words, d.dm, d.shift, d.wpf, h.a.v8_markbits, bitbase(h), h.g.page_shift,
             h.handles.root_words(), h.a.pg_live[h.iso], h.a.ext_mark[h.iso], ctr)
     work.objects_marked += int(ctr[mk.K_MARKED])
