@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from memsim.sim.errors import ResourceExhausted
@@ -323,3 +325,72 @@ def test_marks_are_clear_after_a_collection(v8):
         assert not marking.is_marked(iso.h, iso.address_of(h))
         assert not iso.h.a.v8_markbits[marking.frame_rows(iso.h)].any()
         assert not iso.h.a.pg_live[iso_id].any()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_graphs_survive_mark_compacts_as_the_model_says(v8, seed):
+    """A plain model of the graph (fields and payloads by model id) against the heap, after every
+    Mark-Compact (forced compaction on every other one): every object reachable from the globals
+    reads back as the model says, with the same identities, and heapUsed is exactly their bytes."""
+    rng = random.Random(seed)
+    iso_id = v8.create_isolate(semi_space_size=8 * PAGE, max_old_space_size=64 * PAGE)
+    model: dict[int, tuple[list, bytes, int]] = {}  # id -> (fields: int | ("ref", id), payload, size)
+    globals_: dict[int, Handle] = {}
+    with v8.enter(iso_id) as iso:
+        for rnd in range(12):
+            iso.open_scope()
+            local: dict[int, Handle] = dict(globals_)
+            for _ in range(rng.randrange(50, 200)):
+                mid = len(model)
+                n = rng.choice((0, 1, 2, 4, 8)) if rng.random() > 0.01 else 4200  # sometimes a large object
+                payload = bytes(rng.randrange(256) for _ in range(rng.choice((0, 3, 17))))
+                fields: list = [rng.randrange(-50, 50) for _ in range(n)]
+                local[mid] = iso.new_object(fields, payload=payload, pretenure=rng.random() < 0.3)
+                model[mid] = (fields, payload, 8 + 8 * n + ((len(payload) + 7) & ~7))
+            for _ in range(rng.randrange(100, 400)):
+                a = rng.choice(list(local))
+                if not model[a][0]:
+                    continue
+                i = rng.randrange(len(model[a][0]))
+                if rng.random() < 0.7:
+                    b = rng.choice(list(local))
+                    iso.set_field(local[a], i, local[b])
+                    model[a][0][i] = ("ref", b)
+                else:
+                    v = rng.randrange(-(1 << 31), 1 << 31)
+                    iso.set_field(local[a], i, v)
+                    model[a][0][i] = v
+            for mid in rng.sample(list(local), min(len(local), 4)):
+                if mid not in globals_:
+                    globals_[mid] = iso.make_persistent(local[mid])
+            for mid in rng.sample(list(globals_), len(globals_) // 4):
+                iso.drop(globals_.pop(mid))
+            iso.close_scope()
+            iso.testing(force_compaction=rnd % 2 == 1)
+            iso.gc()
+            assert verifier.problems(iso.h) == ""
+            # compare the heap with the model from every global
+            iso.open_scope()
+            addr_of: dict[int, int] = {}
+            live = 0
+            stack = [(mid, h) for mid, h in globals_.items()]
+            while stack:
+                mid, h = stack.pop()
+                addr = iso.address_of(h)
+                if mid in addr_of:
+                    assert addr_of[mid] == addr
+                    continue
+                assert addr not in addr_of.values()
+                addr_of[mid] = addr
+                fields, payload, size = model[mid]
+                live += size
+                assert iso.nfields(h) == len(fields) and iso.read_payload(h) == payload
+                for i, f in enumerate(fields):
+                    v = iso.get_field(h, i)
+                    if isinstance(f, tuple):
+                        assert isinstance(v, Handle)
+                        stack.append((f[1], v))
+                    else:
+                        assert v == f
+            iso.close_scope()
+            assert iso.memory_usage()["heapUsed"] == live
