@@ -44,8 +44,8 @@ import time
 
 import numpy as np
 
+from memsim.sim.v8 import heap_controller, marking, new_space, old_space, sweeper
 from memsim.sim.v8 import mark_kernels as mk
-from memsim.sim.v8 import marking, new_space, old_space, sweeper
 from memsim.sim.v8 import memory_chunk as mc
 from memsim.sim.v8.array_buffer_sweeper import MARK_NEW, MARK_OLD
 from memsim.sim.v8.context import HeapContext
@@ -75,7 +75,6 @@ MB = 1 << 20
 # and their ...ForReduceMemory twins
 TARGET_FRAGMENTATION_PERCENT, MAX_EVACUATED_BYTES = 70, 4 * MB
 REDUCE_MEMORY_FRAGMENTATION_PERCENT, REDUCE_MEMORY_MAX_EVACUATED_BYTES = 20, 12 * MB
-DEFAULT_GROWING_FACTOR = 1.5  # used until heap_controller.py's dynamic factor is wired in
 
 
 def collect(h: HeapContext, work: GcWork, force: bool) -> None:
@@ -235,6 +234,7 @@ class Evacuator:
         work.new_space_survived += int(new[mk.K_COPIED]) * 8
         work.nodes_died_in_new += self.young_seen - self.young_promoted - int(new[mk.K_MOVED])
         work.objects_evacuated += int(old[mk.K_MOVED]) - self.young_promoted
+        work.compacted += int(old[mk.K_COPIED]) * 8 - self.promoted_bytes
         work.words_copied += int(old[mk.K_COPIED] + new[mk.K_COPIED])
 
 
@@ -271,8 +271,14 @@ def update_pointers(h: HeapContext, evacuated: set[int], young_left: bool, work:
 
 
 def old_generation_limit(h: HeapContext) -> int:
-    """V8's heap controller after a full GC: clamp(live * F, live + 2 pages, max_old_space_size),
-    F the isolate's fixed growing factor or DEFAULT_GROWING_FACTOR."""
-    live = old_space.size_of_objects(h)
-    factor = int(h.cfg[C_GROWING]) / 1000 or DEFAULT_GROWING_FACTOR
-    return int(min(max(live * factor, live + 2 * h.g.page_size), int(h.cfg[C_MAX_OLD])))
+    """V8's Heap::RecomputeLimits after a full GC (heap_controller.py): the old generation's live
+    bytes grown by the isolate's fixed growing factor, or by V8's dynamic one from the speeds the
+    tracer measured over the previous collections (as V8 does: the current one is not recorded yet)."""
+    max_old = int(h.cfg[C_MAX_OLD])
+    factor = int(h.cfg[C_GROWING]) / 1000
+    if not factor:
+        speeds = h.tracer.speeds()
+        factor = heap_controller.heap_growing_factor(speeds.mark_compact, speeds.allocation,
+                                                     heap_controller.max_growing_factor(max_old))
+    return heap_controller.old_generation_allocation_limit(old_space.size_of_objects(h), factor, h.g.page_size,
+                                                           max_old)
