@@ -11,11 +11,11 @@ inlined (dm_kernels.py):
                                                          word_index(va) - bitbase
     ctr     int64[NCTR]: the work counters (K_* below), which the callers copy into GcWork
 
-They create no Python objects in their loops (the marking worklist is a numpy array that doubles
-when full, which happens a logarithmic number of times), and the same source runs interpreted
-under NUMBA_DISABLE_JIT=1. Objects are walked from a range's start by their sizes; a map word
-with its low bit clear is a forwarding address (objects.py), whose size is the copy's: only an
-aborted evacuation candidate has such words outside its own loop (mark_compact.py).
+They create no Python objects and allocate nothing (the marking worklist is the caller's, grown
+between calls when full), and the same source runs interpreted under NUMBA_DISABLE_JIT=1.
+Objects are walked from a range's start by their sizes; a map word with its low bit clear is a
+forwarding address (objects.py), whose size is the copy's: only an aborted evacuation candidate
+has such words outside its own loop (mark_compact.py).
 
 Owns nothing: the callers (marking.py, mark_compact.py, sweeper.py) hold the isolate's locker and
 say which ranges are walked.
@@ -47,48 +47,41 @@ def _header(words: np.ndarray, dm: np.ndarray, at: int, shift: int, wpf: int) ->
 
 
 @njit
-def _grow(stack: np.ndarray) -> np.ndarray:
-    bigger = np.empty(stack.shape[0] * 2, dtype=np.int64)
-    bigger[:stack.shape[0]] = stack
-    return bigger
-
-
-@njit
 def mark(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: np.ndarray, bitbase: int,
-         page_shift: int, roots: np.ndarray, pg_live: np.ndarray, ext_mark: np.ndarray, ctr: np.ndarray) -> None:
+         page_shift: int, roots: np.ndarray, stack: np.ndarray, sp: int, pg_live: np.ndarray, ext_mark: np.ndarray,
+         ctr: np.ndarray) -> int:
     """Tri-colour marking from `roots` (tagged words) to a fixpoint. White = bit clear, grey = bit
-    set and on the worklist, black = bit set and popped (its fields visited). A black object's size
-    is added to its page's live bytes; a live ArrayBuffer marks its extension row."""
-    stack = np.empty(1024, dtype=np.int64)
-    sp = 0
+    set and on the worklist `stack` (its first `sp` entries), black = bit set and popped (its fields
+    visited). A black object's size is added to its page's live bytes; a live ArrayBuffer marks its
+    extension row. The caller gives room for every root. Returns 0 when the worklist is empty, else
+    its size when the object on top has more fields than the room left: that object stays grey on
+    top, and the caller grows `stack` and calls again (with no roots)."""
     for k in range(roots.shape[0]):
         w = roots[k]
         if (w & 1) != 0 and test_and_set_bit(bits, word_index(dm, w - 1, shift, wpf) - bitbase):
-            if sp == stack.shape[0]:
-                stack = _grow(stack)
             stack[sp] = w - 1
             sp += 1
     while sp > 0:
-        sp -= 1
-        addr = stack[sp]
+        addr = stack[sp - 1]
         mw = words[word_index(dm, addr, shift, wpf)]
+        t = itype_of(mw)
+        n = nfields_of(mw) if t == JS_OBJECT else 0
+        if sp - 1 + n > stack.shape[0]:
+            return sp
+        sp -= 1
         size = size_of(mw)
         pg_live[(addr - HEAP_BASE) >> page_shift] += size
         ctr[K_MARKED] += 1
         ctr[K_WORDS] += size >> 3
-        t = itype_of(mw)
-        if t == JS_OBJECT:
-            n = nfields_of(mw)
-            ctr[K_SLOTS] += n
-            for i in range(n):
-                w = words[word_index(dm, addr + 8 + 8 * i, shift, wpf)]
-                if (w & 1) != 0 and test_and_set_bit(bits, word_index(dm, w - 1, shift, wpf) - bitbase):
-                    if sp == stack.shape[0]:
-                        stack = _grow(stack)
-                    stack[sp] = w - 1
-                    sp += 1
-        elif t == JS_ARRAY_BUFFER:
+        ctr[K_SLOTS] += n
+        for i in range(n):
+            w = words[word_index(dm, addr + 8 + 8 * i, shift, wpf)]
+            if (w & 1) != 0 and test_and_set_bit(bits, word_index(dm, w - 1, shift, wpf) - bitbase):
+                stack[sp] = w - 1
+                sp += 1
+        if t == JS_ARRAY_BUFFER:
             ext_mark[words[word_index(dm, addr + 16, shift, wpf)] >> 32] = MARK_OLD
+    return 0
 
 
 @njit
@@ -269,7 +262,7 @@ def _warm() -> None:
     obj = HEAP_BASE + 64
     words[8], words[11], words[19] = header(JS_OBJECT, 2, 0), header(FILLER, 0, 32), header(FILLER, 0, 32)
     roots = np.array([obj | 1], dtype=np.int64)
-    mark(words, dm, 12, 512, bits, 0, 16, roots, live, ext, ctr)
+    mark(words, dm, 12, 512, bits, 0, 16, roots, np.zeros(4, dtype=np.int64), 0, live, ext, ctr)
     top[0], top[1] = obj + 64, obj + 128
     evacuate_range(words, dm, 12, 512, bits, 0, 16, obj, obj + 24, top, 0, 1, 2, live, ext, 1, ctr)
     pg_slots = np.zeros((1, 2), dtype=np.int64)[:, 0]  # a column of pg_slots: not contiguous

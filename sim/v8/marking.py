@@ -29,6 +29,9 @@ import numpy as np
 from memsim.sim.v8 import mark_kernels as mk
 from memsim.sim.v8.context import HeapContext
 from memsim.sim.v8.gc_work import GcWork
+from memsim.sim.v8.objects import nfields_of
+
+WORKLIST = 1 << 14  # the marking worklist's first size in entries (V8's worklist segments hold 64 each)
 
 
 def bitbase(h: HeapContext) -> int:
@@ -62,8 +65,18 @@ def mark(h: HeapContext, work: GcWork) -> None:
     ctr = np.zeros(mk.NCTR, dtype=np.int64)
     d = h.dmap
     h.a.pg_live[h.iso] = 0  # (already: `clear` ends every Mark-Compact) the counts start from nothing
-    mk.mark(d.words, d.dm, d.shift, d.wpf, h.a.v8_markbits, bitbase(h), h.g.page_shift,
-            h.handles.root_words(), h.a.pg_live[h.iso], h.a.ext_mark[h.iso], ctr)
+    roots = h.handles.root_words()
+    stack = np.empty(max(WORKLIST, 2 * roots.size), dtype=np.int64)
+    sp = 0
+    while True:
+        sp = mk.mark(d.words, d.dm, d.shift, d.wpf, h.a.v8_markbits, bitbase(h), h.g.page_shift, roots, stack, sp,
+                     h.a.pg_live[h.iso], h.a.ext_mark[h.iso], ctr)
+        if not sp:
+            break
+        need = sp + nfields_of(d.load(int(stack[sp - 1])))  # the grey object on top and all its fields
+        bigger = np.empty(max(2 * stack.size, need), dtype=np.int64)
+        bigger[:sp] = stack[:sp]
+        stack, roots = bigger, roots[:0]
     work.objects_marked += int(ctr[mk.K_MARKED])
     work.objects_scanned += int(ctr[mk.K_MARKED])
     work.words_scanned += int(ctr[mk.K_WORDS])

@@ -396,3 +396,15 @@ def test_random_graphs_survive_mark_compacts_as_the_model_says(v8, seed):
                         assert v == f
             iso.close_scope()
             assert iso.memory_usage()["heapUsed"] == live
+
+
+def test_the_marking_worklist_grows_when_full(v8, monkeypatch):
+    monkeypatch.setattr(marking, "WORKLIST", 2)  # every wide object makes the worklist grow
+    iso_id = v8.create_isolate(semi_space_size=4 * PAGE, max_old_space_size=32 * PAGE)
+    with v8.enter(iso_id) as iso:
+        wide = iso.new_object([iso.new_string(bytes([k])) for k in range(40)] + [build_tree(iso, 5, 4)])
+        iso.new_object(nfields=4500, pretenure=True)  # a large object among the roots
+        live, dump = reachable(iso, [wide])
+        iso.gc()
+        assert reachable(iso, [wide]) == (live, dump)
+        assert verifier.problems(iso.h) == ""
