@@ -7,11 +7,12 @@ that dies inside any of them leaves the isolate LOST, isolate_table.py):
 1. MC_MARK (set by heap.collect_garbage): marking.mark, tri-colour from the handles, over every
    space; `pg_live` gets each page's live bytes.
 2. MC_EVACUATE. Evacuation candidates are chosen from those exact live bytes as
-   ComputeEvacuationHeuristics does: old pages with at least 70 % of their area free (20 % for
-   a memory-reducing or last-resort GC), fewest live bytes first, at most 4 MB (12 MB) moved in
-   all, and none at all if moving them would not free a page. `force` (the testing flag
-   FORCE_EVACUATION_CANDIDATE_FOR_TESTING, or the last resort before out-of-memory) makes every
-   old page with live objects that is not full a candidate. Pages without live objects are left to
+   ComputeEvacuationHeuristics does: old pages with at least 70 % of their area free, fewest
+   live bytes first, at most 4 MB moved in all, and none at all if moving them would not free a
+   page (V8 chooses before marking, from the bytes allocated since the last sweep; this pause
+   knows the exact live bytes). `force` (the testing flag FORCE_EVACUATION_CANDIDATE_FOR_TESTING,
+   or the last resort before out-of-memory, where V8 reduces memory) makes every old page with
+   live objects that is not full a candidate. Pages without live objects are left to
    the sweeper, which releases them. The candidates' blocks leave the free list
    (EvictFreeListItems), so nothing lands on a page that is being emptied. Then:
    (a) new space: V8's --always_promote_young_mc (default true): every marked young object is
@@ -36,6 +37,11 @@ that dies inside any of them leaves the isolate LOST, isolate_table.py):
 
 Afterwards heapUsed (heap.size_of_objects) is exactly the bytes of the reachable objects, and the
 old generation's allocation limit is recomputed from its live size (V8's heap controller).
+
+Owns: the order of the phases, the choice of candidates and the evacuation. Touches, with the
+isolate's locker held (heap.collect_garbage): the spaces through their modules (allocation,
+flip, release), the LABs in `iso_top`, the page flags, `pg_live`, the OLD_TO_NEW rows of the
+isolate's frames (cleared and rebuilt while updating), and the handles' slots.
 """
 
 from __future__ import annotations
@@ -71,10 +77,8 @@ from memsim.sim.v8.layout import (
 from memsim.sim.v8.objects import size_of
 
 MB = 1 << 20
-# ComputeEvacuationHeuristics (mark-compact.cc): kTargetFragmentationPercent, kMaxEvacuatedBytes,
-# and their ...ForReduceMemory twins
+# ComputeEvacuationHeuristics (mark-compact.cc): kTargetFragmentationPercent, kMaxEvacuatedBytes
 TARGET_FRAGMENTATION_PERCENT, MAX_EVACUATED_BYTES = 70, 4 * MB
-REDUCE_MEMORY_FRAGMENTATION_PERCENT, REDUCE_MEMORY_MAX_EVACUATED_BYTES = 20, 12 * MB
 
 
 def collect(h: HeapContext, work: GcWork, force: bool) -> None:
