@@ -18,7 +18,7 @@ import random
 import pytest
 
 from memsim.sim.errors import ResourceExhausted
-from memsim.sim.v8 import marking, verifier
+from memsim.sim.v8 import mark_compact, marking, old_space, verifier
 from memsim.sim.v8.handles import Handle
 from memsim.sim.v8.isolate import Isolate
 from memsim.sim.v8.layout import OLD_TO_NEW
@@ -408,3 +408,27 @@ def test_the_marking_worklist_grows_when_full(v8, monkeypatch):
         iso.gc()
         assert reachable(iso, [wide]) == (live, dump)
         assert verifier.problems(iso.h) == ""
+
+
+def test_candidates_follow_v8s_evacuation_heuristics(v8):
+    iso_id = v8.create_isolate(semi_space_size=PAGE, max_old_space_size=32 * PAGE)
+    with v8.enter(iso_id) as iso:
+        h = iso.h
+        for _ in range(6):  # six old pages
+            iso.open_scope()
+            for _ in range(8):
+                iso.new_object(nfields=1000, pretenure=True)
+            iso.close_scope()
+        slots = [int(s) for s in old_space.pages(h)]
+        assert len(slots) == 6
+        area = PAGE - 64
+        pg_live = h.a.pg_live[iso_id]
+        for s, live in zip(slots, (area, area // 10, 0, area // 4, area // 2, area // 5), strict=True):
+            pg_live[s] = live
+        # >= 70 % free, fewest live bytes first; the empty page is the sweeper's
+        assert mark_compact.select_candidates(h, force=False) == [slots[1], slots[5], slots[3]]
+        # forced: every page with live objects that is not full
+        assert mark_compact.select_candidates(h, force=True) == [slots[1], slots[5], slots[3], slots[4]]
+        pg_live[slots[3]] = pg_live[slots[5]] = area  # one 10 %-live page alone would free no page
+        assert mark_compact.select_candidates(h, force=False) == []
+        pg_live[:] = 0
