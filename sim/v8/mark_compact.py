@@ -96,7 +96,7 @@ def collect(h: HeapContext, work: GcWork, force: bool) -> None:
     work.pages_evacuated += len(evacuated)
     t1 = time.perf_counter()
     a.iso_phase[i] = MC_UPDATE
-    update_pointers(h, evacuated, ev.to_new, work)
+    update_pointers(h, evacuated, ev.to_new, ev.moved(), work)
     t2 = time.perf_counter()
     work.phase_ms["evacuate"] = (t2 - t0) * 1e3
     work.phase_ms["evacuate.update_pointers"] = (t2 - t1) * 1e3
@@ -230,6 +230,9 @@ class Evacuator:
             done.add(slot)
         return done
 
+    def moved(self) -> bool:
+        return bool(self.ctr_old[mk.K_MOVED] or self.ctr_new[mk.K_MOVED])
+
     def report(self, work: GcWork) -> None:
         old, new = self.ctr_old, self.ctr_new
         work.nodes_promoted += self.young_promoted
@@ -242,8 +245,9 @@ class Evacuator:
         work.words_copied += int(old[mk.K_COPIED] + new[mk.K_COPIED])
 
 
-def update_pointers(h: HeapContext, evacuated: set[int], young_left: bool, work: GcWork) -> None:
-    """Rewrite every root and every live object's field that points at a forwarded object."""
+def update_pointers(h: HeapContext, evacuated: set[int], young_left: bool, moved: bool, work: GcWork) -> None:
+    """Rewrite every root and every live object's field that points at a forwarded object (when
+    any object `moved`; else only the remembered old-to-new slots, all stale now, are dropped)."""
     a, i, d, ps = h.a, h.iso, h.dmap, h.g.page_size
     ctr = np.zeros(mk.NCTR, dtype=np.int64)
     base = marking.bitbase(h)
@@ -254,6 +258,8 @@ def update_pointers(h: HeapContext, evacuated: set[int], young_left: bool, work:
     a.gh_slot[i, used] = globals_
     a.v8_slots[0][marking.frame_rows(h)] = 0  # OLD_TO_NEW is rebuilt below (empty when new space is)
     a.pg_slots[i, :, 0] = 0
+    if not moved:
+        return
     lo, hi = h.bounds.new_base, h.bounds.old_base
 
     def walk(start: int, end: int, check_marks: bool) -> None:
