@@ -50,6 +50,7 @@ import time
 
 import numpy as np
 
+from memsim.sim.errors import ResourceExhausted
 from memsim.sim.v8 import heap_controller, marking, new_space, old_space, sweeper
 from memsim.sim.v8 import mark_kernels as mk
 from memsim.sim.v8 import memory_chunk as mc
@@ -174,6 +175,14 @@ class Evacuator:
         h.top[T_NEW_USED] = 0
         self.to_new = True
 
+    def _old(self, size: int) -> int:
+        """Room in old space (its slack included); 0 when the region or the machine's frame pool
+        (the pin limit) has none: a collection must not fail half way, so that only stops moving."""
+        try:
+            return old_space.allocate(self.h, size, gc=True)
+        except ResourceExhausted:
+            return 0
+
     def evacuate(self, start: int, end: int, young: bool) -> int:
         """Move the marked objects of [start, end); `end`, or where old space ran out (candidates only)."""
         h, d, a = self.h, self.h.dmap, self.h.a
@@ -186,7 +195,7 @@ class Evacuator:
             if at >= end:
                 return end
             size = size_of(d.load(at))
-            dst = 0 if young and self.to_new else old_space.allocate(h, size, gc=True)
+            dst = 0 if young and self.to_new else self._old(size)
             if not dst and not young:
                 return at
             if not dst:

@@ -432,3 +432,30 @@ def test_candidates_follow_v8s_evacuation_heuristics(v8):
         pg_live[slots[3]] = pg_live[slots[5]] = area  # one 10 %-live page alone would free no page
         assert mark_compact.select_candidates(h, force=False) == []
         pg_live[:] = 0
+
+
+def test_compaction_stops_cleanly_when_the_machines_pin_limit_is_reached(v8):
+    """Another isolate holds nearly all the frames the machine lets be pinned: the evacuation gets
+    one new page, then stops; nothing is lost and the isolate stays usable."""
+    a_id = v8.create_isolate(semi_space_size=PAGE, max_old_space_size=16 * PAGE)
+    b_id = v8.create_isolate(semi_space_size=PAGE, max_old_space_size=64 * PAGE)
+    with v8.enter(a_id) as a:
+        kept = fragment(a, 1200, 2)
+        a.gc()
+    with v8.enter(b_id) as b:
+        big = []
+        b.open_scope()
+        with pytest.raises(ResourceExhausted, match="VM frame pool"):
+            for _ in range(64):
+                big.append(b.make_persistent(b.new_object(nfields=5000)))  # a page of pins each
+        b.close_scope()
+        b.drop(big[-1])
+        b.gc()  # one page of pins free again
+    with v8.enter(a_id) as a:
+        addrs = [a.address_of(g) for g in kept]
+        a.testing(force_compaction=True, verify_heap=True)
+        a.gc()
+        moved = sum(a.address_of(g) != x for g, x in zip(kept, addrs, strict=True))
+        assert 0 < moved < len(kept)
+        check_chain(a, kept, 2)
+        assert a.memory_usage()["heapUsed"] == _bytes(a, kept)
