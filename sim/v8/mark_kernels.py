@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from memsim.sim.v8.dm_kernels import copy_words, test_and_set_bit, test_bit, word_index
-from memsim.sim.v8.jit import njit, on_warm
+from memsim.sim.v8.jit import njit_kernel, on_warm
 from memsim.sim.v8.layout import FREE_LIST_CATEGORIES, HEAP_BASE
 from memsim.sim.v8.objects import FILLER, FREE_SPACE, JS_ARRAY_BUFFER, JS_OBJECT, header, itype_of, nfields_of, size_of
 
@@ -37,7 +37,7 @@ CATEGORIES = np.array(FREE_LIST_CATEGORIES, dtype=np.int64)
 MARK_OLD = 2  # array_buffer_sweeper's MARK_OLD: the holder lives in old space after this collection
 
 
-@njit
+@njit_kernel
 def _header(words: np.ndarray, dm: np.ndarray, at: int, shift: int, wpf: int) -> int:
     """The header of the object at `at`, through its forwarding address if it moved."""
     mw = words[word_index(dm, at, shift, wpf)]
@@ -46,7 +46,7 @@ def _header(words: np.ndarray, dm: np.ndarray, at: int, shift: int, wpf: int) ->
     return mw
 
 
-@njit
+@njit_kernel
 def mark(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: np.ndarray, bitbase: int,
          page_shift: int, roots: np.ndarray, stack: np.ndarray, sp: int, pg_live: np.ndarray, ext_mark: np.ndarray,
          ctr: np.ndarray) -> int:
@@ -84,7 +84,7 @@ def mark(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: np.ndarr
     return 0
 
 
-@njit
+@njit_kernel
 def migrate(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: np.ndarray, bitbase: int,
             page_shift: int, src: int, dst: int, size: int, pg_live: np.ndarray, ext_mark: np.ndarray,
             ext_val: int, ctr: np.ndarray) -> None:
@@ -101,7 +101,7 @@ def migrate(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: np.nd
     ctr[K_COPIED] += size >> 3
 
 
-@njit
+@njit_kernel
 def evacuate_range(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: np.ndarray, bitbase: int,
                    page_shift: int, start: int, end: int, top: np.ndarray, top_col: int, limit_col: int,
                    used_col: int, pg_live: np.ndarray, ext_mark: np.ndarray, ext_val: int, ctr: np.ndarray) -> int:
@@ -128,7 +128,7 @@ def evacuate_range(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits
     return end
 
 
-@njit
+@njit_kernel
 def unmark_range(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: np.ndarray, bitbase: int,
                  start: int, end: int) -> int:
     """Clear the mark bits of [start, end) of an aborted candidate (its objects there moved away);
@@ -144,7 +144,7 @@ def unmark_range(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: 
     return live
 
 
-@njit
+@njit_kernel
 def update_range(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: np.ndarray, bitbase: int,
                  page_shift: int, start: int, end: int, check_marks: bool, new_lo: int, new_hi: int,
                  slots: np.ndarray, pg_slots: np.ndarray, ctr: np.ndarray) -> None:
@@ -175,7 +175,7 @@ def update_range(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: 
         at += size
 
 
-@njit
+@njit_kernel
 def update_roots(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, roots: np.ndarray) -> int:
     """Rewrite the root words (tagged) that point at a forwarded object; how many were."""
     n = 0
@@ -189,7 +189,7 @@ def update_roots(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, roots:
     return n
 
 
-@njit
+@njit_kernel
 def _free_block(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, start: int, size: int,
                 heads: np.ndarray, ctr: np.ndarray) -> None:
     """free_list.free inside a kernel: a FREE_SPACE block on its category (the largest minimum it
@@ -207,7 +207,7 @@ def _free_block(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, start: 
     ctr[K_BLOCKS] += 1
 
 
-@njit
+@njit_kernel
 def sweep_range(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: np.ndarray, bitbase: int,
                 start: int, end: int, heads: np.ndarray, ctr: np.ndarray) -> None:
     """V8's RawSweep over one page's area: every run of unmarked objects, free blocks and fillers
@@ -226,7 +226,7 @@ def sweep_range(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: n
         _free_block(words, dm, shift, wpf, run, end - run, heads, ctr)
 
 
-@njit
+@njit_kernel
 def evict_free_list(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, heads: np.ndarray,
                     page_shift: int, evict: np.ndarray) -> int:
     """Unlink every free-list block whose page slot has `evict` set (V8's EvictFreeListItems);
