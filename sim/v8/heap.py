@@ -11,6 +11,9 @@ collections' entry point, and the sizes everything else reports.
   Mark-Compact that compacts every fragmented page, then the heap is out of memory.
 - an old-generation allocation that would pass the allocation limit (heap_controller.py) first
   runs a Mark-Compact; one that finds no room runs one, then the last resort, then fails.
+- a scavenge whose promotions pass the limit is followed by a Mark-Compact ("allocation limit":
+  where V8 would start incremental marking, StartIncrementalMarkingIfAllocationLimitIsReached,
+  this heap, which marks atomically, collects at once).
 
 Out of memory raises RESOURCE_EXHAUSTED with Node's words ("Reached heap limit Allocation failed
 - JavaScript heap out of memory"), naming the limit. Unlike Node, the isolate survives: the failed
@@ -127,6 +130,8 @@ def allocate_raw(h: HeapContext, size: int, pretenure: bool = False) -> int:
     addr = _try(h, size, space)
     if not addr and space == "new":
         collect_garbage(h, KIND_SCAVENGE, "allocation failure")
+        if old_space.size_of_objects(h) > int(h.top[T_OLD_LIMIT_BYTES]):  # promotion passed the limit
+            collect_garbage(h, KIND_MARK_COMPACT, "allocation limit", collector_reason="GC in old space requested")
         addr = _try(h, size, space)
     if not addr:
         collect_garbage(h, KIND_MARK_COMPACT, "allocation failure", collector_reason="GC in old space requested")

@@ -457,3 +457,29 @@ def test_compaction_stops_cleanly_when_the_machines_pin_limit_is_reached(v8):
         assert 0 < moved < len(kept)
         check_chain(a, kept, 2)
         assert a.memory_usage()["heapUsed"] == _bytes(a, kept)
+
+
+def test_promotion_past_the_limit_starts_a_mark_compact(v8):
+    """Young objects that live on are promoted by scavenges; once the old generation passes its
+    limit that way, a Mark-Compact follows the scavenge (reason "allocation limit")."""
+    iso_id = v8.create_isolate(semi_space_size=4 * PAGE, max_old_space_size=32 * PAGE, growing_factor=1.5)
+    with v8.enter(iso_id) as iso:
+        iso.testing(verify_heap=True)
+        head = iso.make_persistent(iso.new_object([-1]))
+        for k in range(5000):  # a chain of 1.1 MB, all alive: the limit starts at half of 2 MB
+            iso.open_scope()
+            iso.new_object([k], payload=b"g" * 600)  # and garbage, so that scavenges make room
+            node = iso.new_object([head, k], payload=b"x" * 200)
+            iso.drop(head)
+            head = iso.make_persistent(node)
+            iso.close_scope()
+        events = iso.trace()
+        assert any(e.kind == "Scavenge" for e in events)
+        assert any(e.kind == "Mark-Compact" and e.reason == "allocation limit" for e in events)
+        iso.open_scope()
+        h, k = head, 4999
+        while k >= 0:
+            assert iso.get_field(h, 1) == k
+            h, k = iso.get_field(h, 0), k - 1
+        assert iso.get_field(h, 0) == -1
+        iso.close_scope()
