@@ -9,7 +9,7 @@ request's fits at once; the request's own category is walked for a first fit, at
 MAX_WALK blocks (a bounded cost per allocation, as V8's FreeListMany::Allocate searches only
 where a fit is likely).
 
-The sweeper (mark_compact's sweep) rebuilds the whole list after every mark-compact, so blocks never
+The sweeper (sweeper.py) rebuilds the whole list after every mark-compact, so blocks never
 need unlinking from the middle except by `allocate`. Gaps below MIN_FREE_BLOCK bytes become
 FILLERs, counted as wasted.
 """
