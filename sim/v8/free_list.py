@@ -10,8 +10,9 @@ MAX_WALK blocks (a bounded cost per allocation, as V8's FreeListMany::Allocate s
 where a fit is likely).
 
 The sweeper (sweeper.py) rebuilds the whole list after every mark-compact, so blocks never
-need unlinking from the middle except by `allocate`. Gaps below MIN_FREE_BLOCK bytes become
-FILLERs, counted as wasted.
+need unlinking from the middle except by `allocate` and by mark-compact's eviction of its
+evacuation candidates' blocks (mark_kernels.evict_free_list). Gaps below MIN_FREE_BLOCK bytes
+become FILLERs, counted as wasted.
 """
 
 from __future__ import annotations
