@@ -247,5 +247,5 @@ class IsolateAgainstOracle(RuleBasedStateMachine):
 
 
 TestIsolateAgainstOracle = IsolateAgainstOracle.TestCase
-TestIsolateAgainstOracle.settings = settings(max_examples=25, stateful_step_count=40, deadline=None,
+TestIsolateAgainstOracle.settings = settings(max_examples=60, stateful_step_count=50, deadline=None,
                                              suppress_health_check=[HealthCheck.too_slow])
