@@ -2,13 +2,15 @@
 
 Every test drives a real isolate (64 KiB V8 pages, a one-page semi-space) through
 tests/sim/v8/mirror.py, so besides its own claim each one also checks, after every GC, that the
-reachable graph read back through the API is the model's and that heapUsed fell by exactly the bytes
-that died. The claims: promotion on the second survival (V8's age mark); the remembered set keeps
-an object reachable only through an old->new pointer alive, and without the write barrier it is lost
-(the same check then fails); forced compaction moves objects and updates every pointer, slot sets
-included; large objects never move; backing stores are freed when their holder dies, young and old;
-the heap limit's text, after which smaller allocations succeed; heapUsed falls by what died; stale,
-foreign and out-of-range uses are refused with the contract's errors; two isolates are independent.
+reachable graph read back through the API is the model's and that heapUsed fell by exactly the
+bytes that died. The claims: promotion on the second scavenge survived, not the first (V8's age
+mark); the remembered set keeps an object reachable only through an old->new pointer alive, and
+without the write barrier it is lost (the same check then fails); forced compaction moves objects
+and updates every pointer (roots, old<->old, old<->large), and a moved host records old->new
+slots on its new page; large objects never move; backing stores are freed when their holder dies,
+young and old; the heap limit's text, after which smaller allocations succeed; heapUsed falls by
+what died; stale, foreign and out-of-range uses are refused with the contract's errors; two
+isolates are independent.
 """
 
 from __future__ import annotations

@@ -148,29 +148,31 @@ class IsolateAgainstOracle(RuleBasedStateMachine):
         h = self.pick(data, (OBJECT,), with_fields=True)
         self.mi.get_field(h, data.draw(st.integers(0, len(self.mi.model.objects[self.mi.oid_of[h]].fields) - 1)))
 
-    @precondition(lambda self: any(o.payload for o in self.mi.model.objects.values()))
-    @rule(data=st.data())
-    def write_payload(self, data):
+    def write_some(self, data: st.DataObject, backing: bool) -> None:
+        """Write a random run of bytes into a live object's payload, or an ArrayBuffer's backing store."""
         mi = self.mi
-        hs = [h for h in mi.handles() if mi.model.objects[mi.oid_of[h]].payload]
+
+        def buf(h: Handle) -> bytearray:
+            obj = mi.model.objects[mi.oid_of[h]]
+            return obj.backing if backing else obj.payload
+
+        hs = [h for h in mi.handles() if buf(h)]
         if not hs:
             return
         h = data.draw(st.sampled_from(hs))
-        n = len(mi.model.objects[mi.oid_of[h]].payload)
+        n = len(buf(h))
         off = data.draw(st.integers(0, n - 1))
-        mi.write_payload(h, off, data.draw(st.binary(min_size=1, max_size=n - off)))
+        (mi.write_backing if backing else mi.write_payload)(h, off, data.draw(st.binary(min_size=1, max_size=n - off)))
+
+    @precondition(lambda self: any(o.payload for o in self.mi.model.objects.values()))
+    @rule(data=st.data())
+    def write_payload(self, data):
+        self.write_some(data, backing=False)
 
     @precondition(lambda self: any(o.backing for o in self.mi.model.objects.values()))
     @rule(data=st.data())
     def write_backing(self, data):
-        mi = self.mi
-        hs = [h for h in mi.handles() if mi.model.objects[mi.oid_of[h]].backing]
-        if not hs:
-            return
-        h = data.draw(st.sampled_from(hs))
-        n = len(mi.model.objects[mi.oid_of[h]].backing)
-        off = data.draw(st.integers(0, n - 1))
-        mi.write_backing(h, off, data.draw(st.binary(min_size=1, max_size=n - off)))
+        self.write_some(data, backing=True)
 
     # -- roots -------------------------------------------------------------------------------------
 
