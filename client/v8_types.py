@@ -121,6 +121,23 @@ class GcEvent:
     barrier_slow_paths: int
     line: str
     nvp: str
+    collector_reason: str
+    pid: int
+    heap_base: int
+    compacted: int
+    mutator_ms: float
+    average_mu: float
+    current_mu: float
+    promotion_ratio: float
+    average_survival_ratio: float
+    promotion_rate: float
+    new_space_survive_rate: float
+    scavenge_throughput: float
+    compaction_speed: float
+    incremental_ms: float
+    incremental_steps: int
+    incremental_longest_ms: float
+    incremental_walltime_ms: float
 
     @property
     def freed(self) -> int:
@@ -185,7 +202,6 @@ class V8BatchResult:
 
     results: list[Any]
     errors: list[tuple[int, MemsimError]] = field(default_factory=list)
-    gc_seq: int = 0  # the isolate's last GC after the batch
     core: int = 0
 
     def __getitem__(self, i: int | Ref) -> Any:
@@ -312,7 +328,7 @@ class IsolateBatch(Generic[R]):
                 out.append(data)
             else:
                 out.append(value_from_word(reply.value[i], reply.value_tag[i]) if i < len(reply.value) else None)
-        return V8BatchResult(out, sorted(errors.items()), reply.gc_seq, reply.core)
+        return V8BatchResult(out, sorted(errors.items()), reply.core)
 
     def execute(self) -> R:
         return self._run(self)

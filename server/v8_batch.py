@@ -15,7 +15,7 @@ goes on, as `wire.run_ops` runs every op.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from memsim.server.limits import (
@@ -28,10 +28,9 @@ from memsim.server.limits import (
 )
 from memsim.server.wire import batch_column, check_batch_size, run_ops
 from memsim.sim.errors import FailedPrecondition, InvalidArgument
-from memsim.sim.v8 import Handle, Isolate
+from memsim.sim.v8 import Handle, Isolate, Value
 from memsim.v1 import v8_pb2 as pb
 
-Value = int | Handle
 ALL_BYTES = (1 << 64) - 1  # a READ's length: to the end of the payload or backing store
 WORD = 8  # bytes of a tagged field (x64, no pointer compression)
 
@@ -201,10 +200,10 @@ def budgeted_read(iso: Isolate, budget: ReplyBudget, h: Handle, offset: int, len
         raise
 
 
-def run_batch(iso: Isolate, req: pb.V8Batch, core: int, budget: ReplyBudget, last_gc: Callable[[], int],
+def run_batch(iso: Isolate, req: pb.V8Batch, core: int, budget: ReplyBudget,
               checked: Plan | None = None) -> pb.V8BatchReply:
-    """Every op of a checked message in order, on `iso` (its locker held); an op's failure is its
-    OpError and the rest go on. `last_gc()` is the isolate's latest GC seq, for the reply."""
+    """Every op of a message in order, on `iso` (its locker held); an op's failure is its OpError
+    and the rest go on. `checked` is the message's plan, if the caller has made it already."""
     p = checked if checked is not None else plan(req)
     n = len(p.ops)
     results: list[Value | None] = [None] * n
@@ -269,7 +268,7 @@ def run_batch(iso: Isolate, req: pb.V8Batch, core: int, budget: ReplyBudget, las
             raise
 
     errors = run_ops(n, op, core)
-    reply = pb.V8BatchReply(seq=req.seq, core=core, data=reads, errors=errors, gc_seq=last_gc())
+    reply = pb.V8BatchReply(seq=req.seq, core=core, data=reads, errors=errors)
     for r in results:
         word, tag = (0, pb.VALUE_NONE) if r is None else word_of(r)
         reply.value.append(word)

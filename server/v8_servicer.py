@@ -32,10 +32,10 @@ from memsim.server.limits import (
     ReplyBudget,
 )
 from memsim.server.sessions import caller_gone, caller_id, client_id, creator
-from memsim.server.v8_batch import Value, budgeted_read, plan, run_batch
+from memsim.server.v8_batch import budgeted_read, plan, run_batch
 from memsim.server.wire import DeadlineExceeded, batch_stream, call_budget
 from memsim.sim.errors import InvalidArgument, NotFound
-from memsim.sim.v8 import V8, GcEvent, Handle, Isolate, IsolateInfo
+from memsim.sim.v8 import V8, Handle, Isolate, IsolateInfo, Value
 from memsim.v1 import machine_pb2 as mpb
 from memsim.v1 import v8_pb2 as pb
 from memsim.v1 import v8_pb2_grpc
@@ -55,8 +55,9 @@ def value_out(v: Value) -> pb.Value:
     return pb.Value(handle=v.id) if isinstance(v, Handle) else pb.Value(smi=v)
 
 
-def gc_event(e: GcEvent) -> pb.GcEvent:
-    """The tracer's record on the wire, field for field (a name the sim lacks fails loudly)."""
+def gc_event(e: object) -> pb.GcEvent:
+    """The tracer's record (sim/v8/tracer.py's GcEvent) on the wire, read field by field by the
+    proto's names: a name the record lacks fails loudly, a field the proto lacks stays home."""
     return pb.GcEvent(**{name: getattr(e, name) for name in GC_EVENT_FIELDS})
 
 
@@ -76,6 +77,11 @@ def isolate_info(i: IsolateInfo, core: int) -> pb.IsolateInfo:
     return pb.IsolateInfo(isolate=i.id, state=i.state, space=i.space, semi_space_size=i.semi_space_size,
                           max_old_space_size=i.max_old_space_size, owner=f"{i.owner:x}" if i.owner else "",
                           keep=not i.owner, holder=i.holder, core=core)
+
+
+def last_gc(iso: Isolate) -> int:
+    """The seq of the isolate's latest GC (0: none yet), from its tracer's counters."""
+    return int(iso.counters()["last_seq"])
 
 
 def check_bytes(n: int, what: str) -> None:
@@ -99,7 +105,7 @@ class V8Servicer(v8_pb2_grpc.V8Servicer):
         """The isolate's locker (the caller holds the core's mutex); with --trace-gc, the line of
         every GC run meanwhile (an allocation's, or a requested one) is printed as it is let go."""
         with self.v8.enter(isolate) as iso:
-            before = iso.gc_count() if self.trace_gc else 0
+            before = last_gc(iso) if self.trace_gc else 0
             try:
                 yield iso
             finally:
@@ -113,8 +119,7 @@ class V8Servicer(v8_pb2_grpc.V8Servicer):
             yield iso
 
     def _print_trace(self, iso: Isolate, before: int) -> None:
-        after = iso.gc_count()
-        if after > before:
+        if last_gc(iso) > before:
             for e in iso.trace(after_seq=before, max_records=MAX_TRACE_RECORDS):
                 print(e.line, file=sys.stderr, flush=True)
 
@@ -297,7 +302,7 @@ class V8Servicer(v8_pb2_grpc.V8Servicer):
     def GcTrace(self, request: pb.GcTraceRequest, context: grpc.ServicerContext) -> pb.GcTraceReply:
         most = request.max_records or MAX_TRACE_RECORDS
         if most > MAX_TRACE_RECORDS:
-            raise InvalidArgument(f"max_records {most} is more than the {MAX_TRACE_RECORDS} records one reply carries; "
+            raise InvalidArgument(f"max_records {most} is over the limit of {MAX_TRACE_RECORDS} records per reply; "
                                   f"page with after_seq")
         with self._enter(request.isolate) as iso:
             events = iso.trace(after_seq=request.after_seq, max_records=most)
@@ -310,6 +315,6 @@ class V8Servicer(v8_pb2_grpc.V8Servicer):
         def execute(req: pb.V8Batch, budget: ReplyBudget, arrived: float) -> pb.V8BatchReply:
             checked = plan(req)  # the whole message, before the isolate is entered
             with self._locker(req.isolate) as iso:  # (batch_stream holds the core's mutex)
-                return run_batch(iso, req, self.core, budget, iso.gc_count, checked)
+                return run_batch(iso, req, self.core, budget, checked)
 
         yield from batch_stream(request_iterator, self.replies, self.core_lock, execute)

@@ -275,7 +275,7 @@ class RequestGCRequest(_message.Message):
     def __init__(self, isolate: _Optional[int] = ..., minor: _Optional[bool] = ...) -> None: ...
 
 class GcEvent(_message.Message):
-    __slots__ = ("seq", "kind", "reason", "start_ms", "end_ms", "live_before", "committed_before", "live_after", "committed_after", "pause_ms", "main_cpu_ms", "total_cpu_ms", "scavenge_ms", "scavenge_roots_ms", "mark_ms", "evacuate_ms", "sweep_ms", "allocated", "promoted", "new_space_survived", "nodes_copied_in_new", "nodes_died_in_new", "nodes_promoted", "new_space_size_at_start", "objects_scanned", "words_scanned", "words_copied", "slots_visited", "barrier_slow_paths", "line", "nvp")
+    __slots__ = ("seq", "kind", "reason", "start_ms", "end_ms", "live_before", "committed_before", "live_after", "committed_after", "pause_ms", "main_cpu_ms", "total_cpu_ms", "scavenge_ms", "scavenge_roots_ms", "mark_ms", "evacuate_ms", "sweep_ms", "allocated", "promoted", "new_space_survived", "nodes_copied_in_new", "nodes_died_in_new", "nodes_promoted", "new_space_size_at_start", "objects_scanned", "words_scanned", "words_copied", "slots_visited", "barrier_slow_paths", "line", "nvp", "collector_reason", "pid", "heap_base", "compacted", "mutator_ms", "average_mu", "current_mu", "promotion_ratio", "average_survival_ratio", "promotion_rate", "new_space_survive_rate", "scavenge_throughput", "compaction_speed", "incremental_ms", "incremental_steps", "incremental_longest_ms", "incremental_walltime_ms")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -307,6 +307,23 @@ class GcEvent(_message.Message):
     BARRIER_SLOW_PATHS_FIELD_NUMBER: _ClassVar[int]
     LINE_FIELD_NUMBER: _ClassVar[int]
     NVP_FIELD_NUMBER: _ClassVar[int]
+    COLLECTOR_REASON_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    HEAP_BASE_FIELD_NUMBER: _ClassVar[int]
+    COMPACTED_FIELD_NUMBER: _ClassVar[int]
+    MUTATOR_MS_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_MU_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_MU_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_RATIO_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_SURVIVAL_RATIO_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_RATE_FIELD_NUMBER: _ClassVar[int]
+    NEW_SPACE_SURVIVE_RATE_FIELD_NUMBER: _ClassVar[int]
+    SCAVENGE_THROUGHPUT_FIELD_NUMBER: _ClassVar[int]
+    COMPACTION_SPEED_FIELD_NUMBER: _ClassVar[int]
+    INCREMENTAL_MS_FIELD_NUMBER: _ClassVar[int]
+    INCREMENTAL_STEPS_FIELD_NUMBER: _ClassVar[int]
+    INCREMENTAL_LONGEST_MS_FIELD_NUMBER: _ClassVar[int]
+    INCREMENTAL_WALLTIME_MS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     kind: str
     reason: str
@@ -338,7 +355,24 @@ class GcEvent(_message.Message):
     barrier_slow_paths: int
     line: str
     nvp: str
-    def __init__(self, seq: _Optional[int] = ..., kind: _Optional[str] = ..., reason: _Optional[str] = ..., start_ms: _Optional[float] = ..., end_ms: _Optional[float] = ..., live_before: _Optional[int] = ..., committed_before: _Optional[int] = ..., live_after: _Optional[int] = ..., committed_after: _Optional[int] = ..., pause_ms: _Optional[float] = ..., main_cpu_ms: _Optional[float] = ..., total_cpu_ms: _Optional[float] = ..., scavenge_ms: _Optional[float] = ..., scavenge_roots_ms: _Optional[float] = ..., mark_ms: _Optional[float] = ..., evacuate_ms: _Optional[float] = ..., sweep_ms: _Optional[float] = ..., allocated: _Optional[int] = ..., promoted: _Optional[int] = ..., new_space_survived: _Optional[int] = ..., nodes_copied_in_new: _Optional[int] = ..., nodes_died_in_new: _Optional[int] = ..., nodes_promoted: _Optional[int] = ..., new_space_size_at_start: _Optional[int] = ..., objects_scanned: _Optional[int] = ..., words_scanned: _Optional[int] = ..., words_copied: _Optional[int] = ..., slots_visited: _Optional[int] = ..., barrier_slow_paths: _Optional[int] = ..., line: _Optional[str] = ..., nvp: _Optional[str] = ...) -> None: ...
+    collector_reason: str
+    pid: int
+    heap_base: int
+    compacted: int
+    mutator_ms: float
+    average_mu: float
+    current_mu: float
+    promotion_ratio: float
+    average_survival_ratio: float
+    promotion_rate: float
+    new_space_survive_rate: float
+    scavenge_throughput: float
+    compaction_speed: float
+    incremental_ms: float
+    incremental_steps: int
+    incremental_longest_ms: float
+    incremental_walltime_ms: float
+    def __init__(self, seq: _Optional[int] = ..., kind: _Optional[str] = ..., reason: _Optional[str] = ..., start_ms: _Optional[float] = ..., end_ms: _Optional[float] = ..., live_before: _Optional[int] = ..., committed_before: _Optional[int] = ..., live_after: _Optional[int] = ..., committed_after: _Optional[int] = ..., pause_ms: _Optional[float] = ..., main_cpu_ms: _Optional[float] = ..., total_cpu_ms: _Optional[float] = ..., scavenge_ms: _Optional[float] = ..., scavenge_roots_ms: _Optional[float] = ..., mark_ms: _Optional[float] = ..., evacuate_ms: _Optional[float] = ..., sweep_ms: _Optional[float] = ..., allocated: _Optional[int] = ..., promoted: _Optional[int] = ..., new_space_survived: _Optional[int] = ..., nodes_copied_in_new: _Optional[int] = ..., nodes_died_in_new: _Optional[int] = ..., nodes_promoted: _Optional[int] = ..., new_space_size_at_start: _Optional[int] = ..., objects_scanned: _Optional[int] = ..., words_scanned: _Optional[int] = ..., words_copied: _Optional[int] = ..., slots_visited: _Optional[int] = ..., barrier_slow_paths: _Optional[int] = ..., line: _Optional[str] = ..., nvp: _Optional[str] = ..., collector_reason: _Optional[str] = ..., pid: _Optional[int] = ..., heap_base: _Optional[int] = ..., compacted: _Optional[int] = ..., mutator_ms: _Optional[float] = ..., average_mu: _Optional[float] = ..., current_mu: _Optional[float] = ..., promotion_ratio: _Optional[float] = ..., average_survival_ratio: _Optional[float] = ..., promotion_rate: _Optional[float] = ..., new_space_survive_rate: _Optional[float] = ..., scavenge_throughput: _Optional[float] = ..., compaction_speed: _Optional[float] = ..., incremental_ms: _Optional[float] = ..., incremental_steps: _Optional[int] = ..., incremental_longest_ms: _Optional[float] = ..., incremental_walltime_ms: _Optional[float] = ...) -> None: ...
 
 class NodeMemoryUsage(_message.Message):
     __slots__ = ("rss", "heapTotal", "heapUsed", "external", "arrayBuffers")
@@ -466,19 +500,17 @@ class V8Batch(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., isolate: _Optional[int] = ..., op: _Optional[_Iterable[_Union[V8Op, str]]] = ..., a: _Optional[_Iterable[int]] = ..., a_tag: _Optional[_Iterable[_Union[ValueTag, str]]] = ..., b: _Optional[_Iterable[int]] = ..., c: _Optional[_Iterable[int]] = ..., data: _Optional[_Iterable[bytes]] = ..., nfields: _Optional[_Iterable[int]] = ..., nvalues: _Optional[_Iterable[int]] = ..., fields: _Optional[_Iterable[int]] = ..., field_tags: _Optional[_Iterable[_Union[ValueTag, str]]] = ...) -> None: ...
 
 class V8BatchReply(_message.Message):
-    __slots__ = ("seq", "core", "value", "value_tag", "data", "errors", "gc_seq")
+    __slots__ = ("seq", "core", "value", "value_tag", "data", "errors")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     CORE_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     VALUE_TAG_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
-    GC_SEQ_FIELD_NUMBER: _ClassVar[int]
     seq: int
     core: int
     value: _containers.RepeatedScalarFieldContainer[int]
     value_tag: _containers.RepeatedScalarFieldContainer[ValueTag]
     data: _containers.RepeatedScalarFieldContainer[bytes]
     errors: _containers.RepeatedCompositeFieldContainer[_machine_pb2.OpError]
-    gc_seq: int
-    def __init__(self, seq: _Optional[int] = ..., core: _Optional[int] = ..., value: _Optional[_Iterable[int]] = ..., value_tag: _Optional[_Iterable[_Union[ValueTag, str]]] = ..., data: _Optional[_Iterable[bytes]] = ..., errors: _Optional[_Iterable[_Union[_machine_pb2.OpError, _Mapping]]] = ..., gc_seq: _Optional[int] = ...) -> None: ...
+    def __init__(self, seq: _Optional[int] = ..., core: _Optional[int] = ..., value: _Optional[_Iterable[int]] = ..., value_tag: _Optional[_Iterable[_Union[ValueTag, str]]] = ..., data: _Optional[_Iterable[bytes]] = ..., errors: _Optional[_Iterable[_Union[_machine_pb2.OpError, _Mapping]]] = ...) -> None: ...
