@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from memsim.client import (
     FailedPrecondition,
     Handle,
     InvalidArgument,
     OutOfRange,
+    Ref,
     ResourceExhausted,
     V8Client,
 )
@@ -189,3 +192,83 @@ def test_the_heap_limit_is_resource_exhausted_in_nodes_words_and_the_isolate_liv
         small = iso.new_object([1], payload=b"still here")
         assert iso.read_payload(small) == b"still here" and intact(iso, g)
         assert v8.isolate(iso.id).info.state == "live"
+
+
+# -- random batches, mostly nonsense ---------------------------------------------------------
+
+ALLOWED = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.OUT_OF_RANGE,
+           grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.NOT_FOUND}
+KINDS = ["new_object", "new_string", "new_array_buffer", "set_field", "get_field", "read_payload", "write_payload",
+         "read_backing", "write_backing", "open_scope", "close_scope", "make_persistent", "drop"]
+numbers = st.one_of(st.integers(0, 8), st.sampled_from([255, 1 << 20, (1 << 31) - 1, 1 << 32, (1 << 63) - 1]))
+values = st.one_of(st.integers(-(1 << 31), (1 << 31) - 1), st.integers(-(1 << 63), (1 << 63) - 1),
+                   st.integers(0, 40).map(lambda k: ("ref", k)), st.integers(0, 3).map(lambda k: ("global", k)),
+                   st.integers(0, (1 << 64) - 1).map(lambda k: ("handle", k)))
+ops = st.tuples(st.sampled_from(KINDS), values, numbers, numbers, st.lists(values, max_size=4), st.binary(max_size=40))
+# a column to corrupt in the message as sent (None: send it as built)
+corruptions = st.one_of(st.none(), st.sampled_from(["a", "a_tag", "b", "nfields", "nvalues", "fields", "field_tags",
+                                                    "data", "op"]))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(program=st.lists(ops, min_size=1, max_size=40), corrupt=corruptions, junk=st.integers(0, 1 << 20))
+def test_random_batches_never_hurt_the_worker_or_the_isolate(server, program, corrupt, junk):
+    with V8Client(server.target, timeout=30) as v8:
+        iso = v8.create_isolate(**SMALL)
+        kept = build_graph(iso)  # the program never names it: it must read back as built
+        g = build_graph(iso)  # the program's to use, store into and drop
+        globals_ = [g, Handle(g.id ^ (1 << 20)), Handle(g.id + 1), Handle(0)]  # stale stamps, and nothing
+
+        def operand(v):
+            if isinstance(v, tuple):
+                kind, k = v
+                return Ref(k) if kind == "ref" else globals_[k] if kind == "global" else Handle(k)
+            return v
+
+        b = iso.batch()
+        for kind, target, x, y, vals, data in program:
+            t = operand(target)
+            obj = t if isinstance(t, Handle | Ref) else g
+            try:
+                if kind == "new_object":
+                    b.new_object([operand(v) for v in vals], payload=data, nfields=len(vals) + x % 3)
+                elif kind == "new_string":
+                    b.new_string(data)
+                elif kind == "new_array_buffer":
+                    b.new_array_buffer(x)
+                elif kind == "set_field":
+                    b.set_field(obj, x, t if not vals else operand(vals[0]))
+                elif kind == "get_field":
+                    b.get_field(obj, x)
+                elif kind in ("read_payload", "read_backing"):
+                    getattr(b, kind)(obj, x, y if y % 2 else None)
+                elif kind in ("write_payload", "write_backing"):
+                    getattr(b, kind)(obj, x, data)
+                elif kind == "close_scope":
+                    b.close_scope(obj if x % 2 else None)
+                elif kind in ("make_persistent", "drop"):
+                    getattr(b, kind)(obj)
+                else:
+                    b.open_scope()
+            except (OutOfRange, InvalidArgument):
+                continue  # the client refused it before sending (a Smi past int64, nfields < values)
+        msg = b.to_proto(seq=1)
+        if corrupt is not None:
+            column = getattr(msg, corrupt)
+            if len(column):
+                column[junk % len(column)] = (junk if corrupt != "data" else b"x" * (junk % 64)) \
+                    if corrupt not in ("a_tag", "field_tags", "op") else junk % 20
+            else:
+                column.append(junk if corrupt != "data" else b"")
+        with grpc.insecure_channel(server.target) as ch:
+            try:
+                reply = next(v8_pb2_grpc.V8Stub(ch).Batch(iter([msg]), timeout=30))
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "bad batch" in e.details(), e.details()
+            else:
+                assert len(reply.value) == len(msg.op)
+                for err in reply.errors:
+                    assert err.code in {c.value[0] for c in ALLOWED}, err
+        assert intact(iso, kept)
+        iso.destroy()
+    assert server.alive_workers() == server.worker_pids[:2]
