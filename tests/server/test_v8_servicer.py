@@ -10,9 +10,10 @@ import time
 import grpc
 import pytest
 
-from memsim.client import AsyncV8Client, FailedPrecondition, Handle, NotFound, Ref, V8Client
+from memsim.client import AsyncV8Client, DeadlineExceeded, FailedPrecondition, Handle, NotFound, Ref, V8Client
 from memsim.v1 import v8_pb2 as pb
 from memsim.v1 import v8_pb2_grpc
+from tests.server.test_sessions import busy_core, wait_until
 from tests.servers import running_server
 
 pytestmark = pytest.mark.integration  # every test here starts a server
@@ -173,3 +174,19 @@ def test_an_isolate_nobody_renews_is_reaped_after_its_lease(server):
         while any(i.isolate == info.isolate for i in stub.ListIsolates(pb.ListIsolatesRequest(), timeout=10).isolates):
             assert time.monotonic() < deadline, "the isolate was not reaped"
             time.sleep(0.2)
+
+
+def test_an_isolate_created_after_its_caller_gave_up_is_destroyed_again():
+    with running_server(cores=1, memory="64MiB", extra=["--vm-memory", "32MiB"]) as srv, V8Client(srv.target) as v8:
+        timed_out = 0
+        with busy_core(srv.target), V8Client(srv.target, core=0, timeout=0.02) as hasty:
+            for _ in range(1000):
+                try:
+                    iso = hasty.create_isolate(keep=True, **SMALL)  # kept: only the server can undo it
+                    v8.isolate(iso.id).destroy()  # answered: its caller destroys it
+                except DeadlineExceeded:
+                    timed_out += 1
+                if timed_out >= 10:
+                    break
+        assert timed_out >= 10
+        wait_until(lambda: v8.isolates() == [], 10, "no isolate left behind")
