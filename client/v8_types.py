@@ -159,10 +159,12 @@ class IsolateInfo:
     owner: str  # the holder's client id (hex); "" if kept
     keep: bool
     holder: int  # the core running its mutator now, or -1
+    home: int  # the core that created it
 
     @classmethod
     def from_pb(cls, i: pb.IsolateInfo) -> IsolateInfo:
-        return cls(i.isolate, i.state, i.space, i.semi_space_size, i.max_old_space_size, i.owner, i.keep, i.holder)
+        return cls(i.isolate, i.state, i.space, i.semi_space_size, i.max_old_space_size, i.owner, i.keep, i.holder,
+                   i.home)
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,7 @@ def flatten(d: Mapping[str, object], prefix: str = "") -> dict[str, float]:
 def isolate_info(i: IsolateInfo, core: int) -> pb.IsolateInfo:
     return pb.IsolateInfo(isolate=i.id, state=i.state, space=i.space, semi_space_size=i.semi_space_size,
                           max_old_space_size=i.max_old_space_size, owner=f"{i.owner:x}" if i.owner else "",
-                          keep=not i.owner, holder=i.holder, core=core)
+                          keep=not i.owner, holder=i.holder, core=core, home=i.home)
 
 
 def last_gc(iso: Isolate) -> int:

@@ -79,7 +79,7 @@ class ListIsolatesRequest(_message.Message):
     def __init__(self, mine: _Optional[bool] = ...) -> None: ...
 
 class IsolateInfo(_message.Message):
-    __slots__ = ("isolate", "state", "space", "semi_space_size", "max_old_space_size", "owner", "keep", "holder", "core")
+    __slots__ = ("isolate", "state", "space", "semi_space_size", "max_old_space_size", "owner", "keep", "holder", "core", "home")
     ISOLATE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     SPACE_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,7 @@ class IsolateInfo(_message.Message):
     KEEP_FIELD_NUMBER: _ClassVar[int]
     HOLDER_FIELD_NUMBER: _ClassVar[int]
     CORE_FIELD_NUMBER: _ClassVar[int]
+    HOME_FIELD_NUMBER: _ClassVar[int]
     isolate: int
     state: str
     space: int
@@ -98,7 +99,8 @@ class IsolateInfo(_message.Message):
     keep: bool
     holder: int
     core: int
-    def __init__(self, isolate: _Optional[int] = ..., state: _Optional[str] = ..., space: _Optional[int] = ..., semi_space_size: _Optional[int] = ..., max_old_space_size: _Optional[int] = ..., owner: _Optional[str] = ..., keep: _Optional[bool] = ..., holder: _Optional[int] = ..., core: _Optional[int] = ...) -> None: ...
+    home: int
+    def __init__(self, isolate: _Optional[int] = ..., state: _Optional[str] = ..., space: _Optional[int] = ..., semi_space_size: _Optional[int] = ..., max_old_space_size: _Optional[int] = ..., owner: _Optional[str] = ..., keep: _Optional[bool] = ..., holder: _Optional[int] = ..., core: _Optional[int] = ..., home: _Optional[int] = ...) -> None: ...
 
 class ListIsolatesReply(_message.Message):
     __slots__ = ("isolates",)
