@@ -79,6 +79,14 @@ def isolate_info(i: IsolateInfo, core: int) -> pb.IsolateInfo:
                           keep=not i.owner, holder=i.holder, core=core, home=i.home)
 
 
+def space_statistics(s: Mapping[str, int | str]) -> pb.HeapSpaceStatistics:
+    """One row of v8.getHeapSpaceStatistics() on the wire."""
+    return pb.HeapSpaceStatistics(space_name=str(s["space_name"]), space_size=int(s["space_size"]),
+                                  space_used_size=int(s["space_used_size"]),
+                                  space_available_size=int(s["space_available_size"]),
+                                  physical_space_size=int(s["physical_space_size"]))
+
+
 def last_gc(iso: Isolate) -> int:
     """The seq of the isolate's latest GC (0: none yet), from its tracer's counters."""
     return int(iso.counters()["last_seq"])
@@ -296,7 +304,7 @@ class V8Servicer(v8_pb2_grpc.V8Servicer):
             spaces, counters = iso.heap_space_statistics(), iso.counters()
         return pb.HeapStatisticsReply(memory_usage=pb.NodeMemoryUsage(**usage),
                                       heap_statistics=pb.HeapStatistics(**stats),
-                                      spaces=[pb.HeapSpaceStatistics(**s) for s in spaces],
+                                      spaces=[space_statistics(s) for s in spaces],
                                       counters=flatten(counters), core=self.core)
 
     def GcTrace(self, request: pb.GcTraceRequest, context: grpc.ServicerContext) -> pb.GcTraceReply:

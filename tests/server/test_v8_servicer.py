@@ -52,6 +52,9 @@ def test_objects_strings_and_array_buffers_through_the_client(server):
         big = iso.new_object(payload=b"L" * (200 * KiB))  # above half a page: the large-object space
         assert iso.describe(big).space == "large_object_space"
         assert iso.describe(iso.new_object([1], pretenure=True)).space == "old_space"
+        use = iso.memory_usage()
+        assert use["external"] == use["arrayBuffers"] >= 100 and use["heapUsed"] > 200 * KiB
+        assert use["heapTotal"] >= use["heapUsed"] and use["rss"] > 0
         assert [i.isolate for i in v8.isolates(mine_only=True)] == [iso.id]
         assert v8.isolate(iso.id).id == iso.id
         iso.destroy()
