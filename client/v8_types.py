@@ -189,7 +189,7 @@ class HeapStats:
     @classmethod
     def from_pb(cls, r: pb.HeapStatisticsReply) -> HeapStats:
         return cls(message_dict(r.memory_usage), message_dict(r.heap_statistics),
-                   [message_dict(s) for s in r.spaces], dict(r.counters))
+                   [message_dict(s) for s in r.spaces], dict(sorted(r.counters.items())))
 
 
 def message_dict(m: Any) -> dict[str, Any]:
