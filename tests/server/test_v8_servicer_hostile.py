@@ -199,7 +199,7 @@ def test_the_heap_limit_is_resource_exhausted_in_nodes_words_and_the_isolate_liv
 ALLOWED = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.OUT_OF_RANGE,
            grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.NOT_FOUND}
 KINDS = ["new_object", "new_string", "new_array_buffer", "set_field", "get_field", "read_payload", "write_payload",
-         "read_backing", "write_backing", "open_scope", "close_scope", "make_persistent", "drop"]
+         "read_backing", "write_backing", "open_scope", "close_scope", "make_persistent", "drop", "gc"]
 numbers = st.one_of(st.integers(0, 8), st.sampled_from([255, 1 << 20, (1 << 31) - 1, 1 << 32, (1 << 63) - 1]))
 values = st.one_of(st.integers(-(1 << 31), (1 << 31) - 1), st.integers(-(1 << 63), (1 << 63) - 1),
                    st.integers(0, 40).map(lambda k: ("ref", k)), st.integers(0, 3).map(lambda k: ("global", k)),
@@ -248,6 +248,8 @@ def test_random_batches_never_hurt_the_worker_or_the_isolate(server, program, co
                     b.close_scope(obj if x % 2 else None)
                 elif kind in ("make_persistent", "drop"):
                     getattr(b, kind)(obj)
+                elif kind == "gc":
+                    b.gc(minor=True)
                 else:
                     b.open_scope()
             except (OutOfRange, InvalidArgument):
