@@ -36,6 +36,7 @@ from memsim.server.v8_batch import budgeted_read, plan, run_batch
 from memsim.server.wire import DeadlineExceeded, batch_stream, call_budget
 from memsim.sim.errors import InvalidArgument, NotFound
 from memsim.sim.v8 import V8, Handle, Isolate, IsolateInfo, Value
+from memsim.sim.v8.tracer import GcEvent
 from memsim.v1 import machine_pb2 as mpb
 from memsim.v1 import v8_pb2 as pb
 from memsim.v1 import v8_pb2_grpc
@@ -55,14 +56,14 @@ def value_out(v: Value) -> pb.Value:
     return pb.Value(handle=v.id) if isinstance(v, Handle) else pb.Value(smi=v)
 
 
-def gc_event(e: object) -> pb.GcEvent:
-    """The tracer's record (sim/v8/tracer.py's GcEvent) on the wire, read field by field by the
-    proto's names: a name the record lacks fails loudly, a field the proto lacks stays home."""
+def gc_event(e: GcEvent) -> pb.GcEvent:
+    """The tracer's record on the wire, read field by field by the proto's names: a name the
+    record lacks fails loudly, a field the proto lacks stays home."""
     return pb.GcEvent(**{name: getattr(e, name) for name in GC_EVENT_FIELDS})
 
 
 def flatten(d: Mapping[str, object], prefix: str = "") -> dict[str, float]:
-    """Nested counters as one map, a nested figure named by its path ("pause.Scavenge.p99")."""
+    """Nested counters as one map, a nested figure named by its path ("pause_ms.Scavenge.p99")."""
     out: dict[str, float] = {}
     for k, v in d.items():
         name = f"{prefix}{k}"
