@@ -2,7 +2,8 @@
 
 Order matters, and this module exists to keep it:
 1. create every shared segment and the lock file (`Machine.create`);
-2. fork the workers *before this process imports grpc* (gRPC does not survive fork;
+2. compile the managed heap's collector kernels (sim/v8/jit.py), so no core compiles on its first
+   GC, then fork the workers *before this process imports grpc* (gRPC does not survive fork;
    nothing in this module or its imports touches grpc);
 3. run the scavenger and wait for children; a worker that dies unexpectedly is recovered
    (its locks were released by the kernel; `recovery.recover` takes back what it held and
@@ -28,6 +29,7 @@ from memsim.sim.alloc.recovery import recover
 from memsim.sim.alloc.scavenger import Scavenger
 from memsim.sim.cache.keyspace import Keyspace
 from memsim.sim.system import Machine, MachineConfig
+from memsim.sim.v8.jit import warm as warm_collectors
 from memsim.sim.vm.recovery import recover as recover_vm
 
 STOP_TIMEOUT = 5.0
@@ -161,6 +163,8 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         machine = self.machine = Machine.create(self.config)
+        if self.config.vm_memory:
+            warm_collectors()  # compiled (or loaded from numba's cache) once, here, and inherited by every core
         scavenger: Scavenger | None = None
         started = False
         try:
