@@ -249,7 +249,7 @@ def test_random_batches_never_hurt_the_worker_or_the_isolate(server, program, co
                 elif kind in ("make_persistent", "drop"):
                     getattr(b, kind)(obj)
                 elif kind == "gc":
-                    b.gc(minor=True)
+                    b.gc(minor=bool(x % 2))
                 else:
                     b.open_scope()
             except (OutOfRange, InvalidArgument):
