@@ -45,6 +45,7 @@ class ServeOptions:
     scavenge_idle: float = 5.0
     start_timeout: float = 30.0  # seconds a core has to import gRPC, bind and say it is ready
     stream_idle_s: float = STREAM_IDLE_S  # end a stream with no request for this long (limits.py)
+    trace_gc: bool = False  # each core prints the --trace-gc line of every GC it runs (server/v8_servicer.py)
 
 
 def ports_free(host: str, base: int, n: int) -> bool:
@@ -111,7 +112,7 @@ class Supervisor:
 
                 assert self.machine is not None
                 code = run_worker(self.machine, core, self.opts.host, self.opts.port, w, parent,
-                                  stream_idle_s=self.opts.stream_idle_s)
+                                  stream_idle_s=self.opts.stream_idle_s, trace_gc=self.opts.trace_gc)
             except BaseException as e:  # noqa: BLE001 - a worker must never return into our stack
                 print(f"memsim: core {core} failed: {e!r}", file=sys.stderr)
             finally:
