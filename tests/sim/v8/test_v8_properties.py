@@ -59,22 +59,25 @@ class IsolateAgainstOracle(RuleBasedStateMachine):
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def pick(self, data: st.DataObject, kinds: tuple[str, ...] | None = None, with_fields: bool = False) -> Handle:
-        """A live handle (local of any open scope, or global), of one of `kinds`."""
+    def candidates(self, kinds: tuple[str, ...] | None = None, with_fields: bool = False) -> list[Handle]:
+        """The live handles (locals of every open scope, then globals) of objects of one of `kinds`."""
         mi = self.mi
-        hs = [h for h in mi.handles()
-              if (kinds is None or mi.model.objects[mi.oid_of[h]].kind in kinds)
-              and (not with_fields or mi.model.objects[mi.oid_of[h]].fields)]
-        return data.draw(st.sampled_from(hs))
+        return [h for h in mi.handles()
+                if (kinds is None or mi.model.objects[mi.oid_of[h]].kind in kinds)
+                and (not with_fields or mi.model.objects[mi.oid_of[h]].fields)]
+
+    def pick(self, data: st.DataObject, kinds: tuple[str, ...] | None = None, with_fields: bool = False) -> Handle:
+        return data.draw(st.sampled_from(self.candidates(kinds, with_fields)))
 
     def has(self, kinds: tuple[str, ...] | None = None, with_fields: bool = False) -> bool:
-        mi = self.mi
-        return any((kinds is None or mi.model.objects[mi.oid_of[h]].kind in kinds)
-                   and (not with_fields or mi.model.objects[mi.oid_of[h]].fields) for h in mi.handles())
+        return bool(self.candidates(kinds, with_fields))
 
     def value(self, data: st.DataObject) -> int | Handle:
-        if self.mi.handles() and data.draw(st.booleans()):
-            return self.pick(data)
+        """A Smi, or (when there is one) a live handle."""
+        if self.mi.handles():
+            use_handle: bool = data.draw(st.booleans())
+            if use_handle:
+                return self.pick(data)
         return data.draw(smis)
 
     def allocate(self, make) -> None:
