@@ -58,7 +58,7 @@ def _walk(h: HeapContext, start: int, end: int, objects: dict[int, int]) -> None
     lab_top, lab_limit = int(h.top[T_OLD_TOP]), int(h.top[T_OLD_LIMIT])
     at = start
     while at < end:
-        if at == lab_top and lab_top:  # old space's linear allocation area: not yet objects
+        if at == lab_top and lab_limit > lab_top:  # old space's linear allocation area: not yet objects
             at = lab_limit
             continue
         mw = d.load(at)
