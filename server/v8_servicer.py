@@ -128,9 +128,19 @@ class V8Servicer(v8_pb2_grpc.V8Servicer):
             yield iso
 
     def _print_trace(self, iso: Isolate, before: int) -> None:
-        if last_gc(iso) > before:
-            for e in iso.trace(after_seq=before, max_records=MAX_TRACE_RECORDS):
+        """Every GC the call ran, as --trace-gc prints them, page by page; GCs the trace ring no longer
+        holds (more than its size in one call) are counted in one line instead."""
+        last = last_gc(iso)
+        while before < last:
+            events = iso.trace(after_seq=before, max_records=MAX_TRACE_RECORDS)
+            if not events:
+                break
+            if events[0].seq > before + 1:
+                print(f"[{events[0].pid}:{events[0].heap_base:#x}] {events[0].seq - before - 1} GCs not traced "
+                      f"(the trace ring holds the last {MAX_TRACE_RECORDS})", file=sys.stderr, flush=True)
+            for e in events:
                 print(e.line, file=sys.stderr, flush=True)
+            before = events[-1].seq
 
     # -- isolates and leases ----------------------------------------------------------------
 

@@ -133,7 +133,9 @@ def demo_v8(con: Console, target: str) -> None:
         with iso.scope():  # a function's frame: its handles are roots until it returns
             sales = iso.new_object([1200, 3400, 800])
             emp = iso.new_object([iso.new_string(b"Ann"), 5000, sales])  # { name, salary, sales }
-            bonus = iso.get_field(emp, 1) // 10 + sum(iso.get_field(sales, i) for i in range(3)) // 20
+            salary, *amounts = (iso.get_field(emp, 1), *(iso.get_field(sales, i) for i in range(3)))
+            smis = [v for v in (salary, *amounts) if isinstance(v, int)]  # Smis, not handles
+            bonus = smis[0] // 10 + sum(smis[1:]) // 20
         orphaned = iso.memory_usage()
         con.print(f"calculateBonus() -> {bonus}; heapUsed {before['heapUsed']} B -> {orphaned['heapUsed']} B: "
                   f"the Employee, its name and its sales are garbage once the scope closes")

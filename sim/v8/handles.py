@@ -79,6 +79,10 @@ class HandleTable:
         a, i = self.a, self.iso
         top = int(a.hs_top[i])
         if top >= self.capacity:
+            if not int(a.hs_depth[i]):
+                raise ResourceExhausted(f"isolate {i}: all {self.capacity} local handles are in use (v8_handles), "
+                                        f"all in the root scope, which never closes: open a scope for short-lived "
+                                        f"handles, or destroy the isolate")
             raise ResourceExhausted(f"isolate {i}: all {self.capacity} local handles are in use (v8_handles); "
                                     f"close a handle scope")
         stamp = self._stamp()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from memsim.sim.errors import FailedPrecondition, InvalidArgument, OutOfRange
+from memsim.sim.errors import FailedPrecondition, InvalidArgument, OutOfRange, ResourceExhausted
 from memsim.sim.v8 import array_buffer_sweeper as abs_
 from memsim.sim.v8 import heap, new_space, stats
 from memsim.sim.v8.context import HeapContext
@@ -133,6 +133,7 @@ class Isolate:
     def new_array_buffer(self, byte_length: int) -> Handle:
         if isinstance(byte_length, bool) or not isinstance(byte_length, int) or not 0 <= byte_length <= SMI_MAX:
             raise InvalidArgument(f"byte_length {byte_length!r} must be between 0 and {SMI_MAX}")
+        self._make_room_outside(byte_length)
         size = object_size(2, 0)
         addr = heap.allocate_raw(self.h, size)
         row = abs_.new_backing_store(self.h, byte_length, old=not new_space.contains(self.h, addr))
@@ -141,6 +142,20 @@ class Isolate:
         d.store(addr + 8, smi(byte_length))
         d.store(addr + 16, smi(row))
         return self.h.handles.new_local(tag(addr))
+
+    def _make_room_outside(self, n: int) -> None:
+        """Backing stores are bounded per isolate by its max_old_space_size, so that one isolate cannot
+        take the machine's whole allocator: past it a Mark-Compact frees the dead ones (V8 collects on
+        "external memory pressure"), and if that is not enough the allocation fails as V8's does."""
+        limit = int(self.h.cfg[C_MAX_OLD])
+        if abs_.external_bytes(self.h) + n <= limit:
+            return
+        heap.collect_garbage(self.h, heap.KIND_MARK_COMPACT, "external memory pressure")
+        held = abs_.external_bytes(self.h)
+        if held + n > limit:
+            raise ResourceExhausted(f"RangeError: Array buffer allocation failed: {n:,} bytes more than the "
+                                    f"{held:,} bytes of live backing stores pass the isolate's limit "
+                                    f"(max_old_space_size={limit / (1 << 20):g} MB)")
 
     def _barrier(self, host: int, slot: int, word: int) -> None:
         for_store(self.h, host, slot, word)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memsim.sim.alloc.heap import Heap as AllocHeap
-from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound
+from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from memsim.sim.machine.locks import LockTable
 from memsim.sim.v8 import array_buffer_sweeper, new_space, verifier
 from memsim.sim.v8.context import HeapContext
@@ -132,7 +132,7 @@ class V8:
         with self.table_lock:
             free = np.flatnonzero(a.iso_state == FREE)
             if not free.size:
-                raise FailedPrecondition(f"all {self.g.isolates} isolates are in use (v8_isolates)")
+                raise ResourceExhausted(f"all {self.g.isolates} isolates are in use (v8_isolates)")
             iso = int(free[0])
             with self.lockers[iso]:
                 a.iso_state[iso] = CREATING
@@ -146,7 +146,10 @@ class V8:
                 try:
                     self._lay_out(iso, b)
                 except BaseException:
-                    self._tear_down(iso)
+                    try:
+                        self._tear_down(iso)
+                    finally:  # the row is free again whatever the teardown met
+                        self._free_row(iso)
                     raise
                 a.iso_phase[iso], a.iso_holder[iso] = IDLE, -1
                 a.iso_state[iso] = LIVE
@@ -190,17 +193,36 @@ class V8:
         a.iso_cfg[iso, C_SPACE] = -1
         a.pg_space[iso] = 0
 
+    def _free_row(self, iso: int) -> None:
+        a = self.a
+        a.iso_cfg[iso, C_OWNER] = 0
+        a.iso_phase[iso], a.iso_holder[iso] = IDLE, -1
+        a.iso_state[iso] = FREE
+
     def destroy_isolate(self, iso: int) -> None:
+        self.destroy_if_held(iso)
+
+    def destroy_if_held(self, iso: int, owner: int | None = None, expired_at: float | None = None) -> bool:
+        """Destroy the isolate; with `owner`, only if that owner still holds it, and with
+        `expired_at`, only if its lease ran out before then, both checked under the locks (the
+        VM's leases.destroy_if_held: a list made without them may name a row that has since been
+        reaped and given to someone else). False if the checks fail; NotFound if it does not exist."""
         self._check_id(iso)
         a = self.a
         with self.table_lock, self.lockers[iso]:
             if a.iso_state[iso] not in (LIVE, LOST):
                 raise NotFound(f"isolate {iso} does not exist")
-            if a.iso_state[iso] == LIVE:
-                a.iso_state[iso] = DESTROYING
-                self._tear_down(iso)
-            a.iso_state[iso] = FREE
-            a.iso_phase[iso], a.iso_holder[iso] = IDLE, -1
+            if owner is not None and int(a.iso_cfg[iso, C_OWNER]) != owner:
+                return False
+            if expired_at is not None and not a.iso_lease[iso, 1] < expired_at:
+                return False
+            try:
+                if a.iso_state[iso] == LIVE:
+                    a.iso_state[iso] = DESTROYING
+                    self._tear_down(iso)
+            finally:
+                self._free_row(iso)
+        return True
 
     # -- enter ---------------------------------------------------------------------------------
 
@@ -275,11 +297,9 @@ class V8:
             return []
         gone = []
         for i in np.flatnonzero((self.a.iso_cfg[:, C_OWNER] == owner) & (self.a.iso_state != FREE)):
-            try:
-                self.destroy_isolate(int(i))
-                gone.append(int(i))
-            except NotFound:
-                pass
+            with contextlib.suppress(NotFound):
+                if self.destroy_if_held(int(i), owner):
+                    gone.append(int(i))
         return gone
 
     def renew(self, owner: int, now: float) -> int:
@@ -299,9 +319,7 @@ class V8:
     def reap(self, now: float) -> list[int]:
         gone = []
         for i in self.expired(now):
-            try:
-                self.destroy_isolate(int(i))
-                gone.append(int(i))
-            except NotFound:
-                pass
+            with contextlib.suppress(NotFound):
+                if self.destroy_if_held(i, int(self.a.iso_cfg[i, C_OWNER]), expired_at=now):
+                    gone.append(i)
         return gone

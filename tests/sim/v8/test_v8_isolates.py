@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound, OutOfRange
+from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound, OutOfRange, ResourceExhausted
 from memsim.sim.system import MachineConfig
 from memsim.sim.v8.layout import MC_EVACUATE, MUTATOR, SCAVENGE
 from memsim.sim.vm.layout import M_PINNED
@@ -125,3 +125,48 @@ def test_a_core_dead_in_a_collection_leaves_the_isolate_lost_and_released(machin
     v8.destroy_isolate(iso_id)
     v8.destroy_isolate(survivor)
     assert int(vm.a.vm_free.sum()) == free_before
+
+
+def test_a_create_the_pool_refuses_leaves_its_row_free(machine, v8):
+    big = {"semi_space_size": 12 * PAGE, "max_old_space_size": 16 * PAGE}  # 1.5 MiB of semispaces each
+    made = [v8.create_isolate(**big), v8.create_isolate(**big)]  # the pin limit is 4 MiB of the 16 MiB pool
+    for _ in range(10):
+        with pytest.raises(ResourceExhausted, match="frame pool"):
+            v8.create_isolate(**big)
+    assert [i.id for i in v8.list_isolates()] == made
+    small = [v8.create_isolate(semi_space_size=PAGE), v8.create_isolate(semi_space_size=PAGE)]
+    with pytest.raises(ResourceExhausted, match="all 4 isolates are in use"):
+        v8.create_isolate(semi_space_size=PAGE)
+    for i in made + small:
+        v8.destroy_isolate(i)
+    assert int(machine.vm(0).a.vm_meta[M_PINNED]) == 0
+    assert len([v8.create_isolate(semi_space_size=PAGE) for _ in range(4)]) == 4
+
+
+def test_a_stale_reap_list_never_destroys_the_rows_next_holder(machine, v8):
+    other = machine.v8(1, machine.heap(1))
+    old = v8.create_isolate(semi_space_size=PAGE, owner=0xA, lease=1.0, now=0.0)
+    stale = v8.expired(5.0)  # made without the locks, as a core's lease reaper makes it
+    assert stale == [old]
+    assert other.reap(5.0) == [old]  # another core reaps it first
+    new = other.create_isolate(semi_space_size=PAGE, owner=0xB, lease=600.0, now=5.0)
+    assert new == old  # the lowest free row: the same one
+    assert not v8.destroy_if_held(new, 0xA, expired_at=5.0)  # the stale list's destroy checks again, and refuses
+    assert v8.reap(5.0) == [] and v8.release(0xA) == []
+    with v8.enter(new) as iso:
+        iso.new_object([1])
+
+
+def test_backing_stores_are_bounded_by_the_isolates_limit(machine, v8):
+    iso_id = v8.create_isolate(semi_space_size=PAGE, max_old_space_size=4 * PAGE)
+    with v8.enter(iso_id) as iso:
+        for _ in range(3):
+            iso.open_scope()
+            iso.new_array_buffer(100 * 1024)  # dead once its scope closes: freed by the collection the next needs
+            iso.close_scope()
+        kept = iso.new_array_buffer(200 * 1024)
+        with pytest.raises(ResourceExhausted, match="Array buffer allocation failed"):
+            iso.new_array_buffer(100 * 1024)
+        assert iso.byte_length(kept) == 200 * 1024
+        assert [e.reason for e in iso.trace()].count("external memory pressure") >= 1
+        assert iso.memory_usage()["external"] == 200 * 1024
