@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 from memsim.client.connection import DEFAULT_TIMEOUT, Connection, Endpoint, build_request
-from memsim.client.errors import NotFound
+from memsim.client.errors import FailedPrecondition, NotFound
 from memsim.client.rpc import Op, Steps, SyncRunner, command, roundtrip, unary
 from memsim.client.session import CLIENT_ID_KEY, DEFAULT_LEASE, check_lease, new_client_id
 from memsim.client.v8_types import (
@@ -295,7 +295,13 @@ class Isolate(IsolateCommands["V8Client"], SyncRunner):
         try:
             yield s
         finally:
-            s.escaped = self.close_scope(s.escaping)
+            try:
+                s.escaped = self.close_scope(s.escaping)
+            except FailedPrecondition:
+                if s.escaping is None:
+                    raise
+                self.close_scope()  # the handle to escape was dead: the scope still closes, then the error
+                raise
 
 
 class V8Client(V8Commands[Isolate], Connection):

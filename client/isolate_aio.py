@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from memsim.client.connection import AsyncConnection
+from memsim.client.errors import FailedPrecondition
 from memsim.client.isolate import IsolateCommands, Scope, V8Commands
 from memsim.client.rpc import AsyncRunner, Op
 from memsim.client.v8_types import IsolateBatch, V8BatchResult
@@ -42,7 +43,13 @@ class AsyncIsolate(IsolateCommands["AsyncV8Client"], AsyncRunner):
         try:
             yield s
         finally:
-            s.escaped = await self.close_scope(s.escaping)
+            try:
+                s.escaped = await self.close_scope(s.escaping)
+            except FailedPrecondition:
+                if s.escaping is None:
+                    raise
+                await self.close_scope()  # the handle to escape was dead: the scope still closes
+                raise
 
 
 class AsyncV8Client(V8Commands[AsyncIsolate], AsyncConnection):

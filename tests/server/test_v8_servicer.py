@@ -193,3 +193,14 @@ def test_an_isolate_created_after_its_caller_gave_up_is_destroyed_again():
                     break
         assert timed_out >= 10
         wait_until(lambda: v8.isolates() == [], 10, "no isolate left behind")
+
+
+def test_a_scope_whose_escape_is_dead_still_closes(server):
+    with V8Client(server.target) as v8:
+        iso = v8.create_isolate(**SMALL)
+        g = iso.make_persistent(iso.new_object([1]))
+        iso.drop(g)
+        depth = iso.open_scope()
+        with pytest.raises(FailedPrecondition), iso.scope() as s:
+            s.escape(g)  # a dropped global: the escape fails, the scope closes anyway
+        assert iso.open_scope() == depth + 1  # the failed scope did not stay open
