@@ -20,6 +20,8 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from memsim.sim.alloc.heap import Heap, lock_names
 from memsim.sim.alloc.layout import MAX_CORES, HeapArrays, heap_specs
 from memsim.sim.alloc.pagesource import ARENA_BASE, FlatPhysicalSource
@@ -34,6 +36,8 @@ from memsim.sim.machine.locks import LockTable, lock_specs, make_lock_file
 from memsim.sim.machine.memory import PhysicalMemory, frame_specs
 from memsim.sim.machine.shm import SharedBytes, SharedRegion, new_token, segment_name
 from memsim.sim.policies import POLICIES, policy_id, policy_names
+from memsim.sim.v8.isolate_table import V8
+from memsim.sim.v8.layout import V8Arrays, V8Geometry, check_geometry, v8_lock_names, v8_specs
 from memsim.sim.vm.heapsource import HEAP_SPACE, SpacePageSource
 from memsim.sim.vm.kinds import THP_DEFAULT, THP_MODES
 from memsim.sim.vm.layout import HUGE_FRAMES, VMArrays, vm_lock_names, vm_specs
@@ -41,7 +45,7 @@ from memsim.sim.vm.swap import make_swap_file
 from memsim.sim.vm.vm import VM
 from memsim.sim.vm.vm import boot as boot_vm
 
-MiB = 1 << 20
+KiB, MiB = 1 << 10, 1 << 20
 
 
 VM_SHARE = 4  # `memsim serve` without --vm-memory gives 1/VM_SHARE of the machine to the VM's pool
@@ -76,6 +80,10 @@ class MachineConfig:
     heap_in_vm: bool = False  # the allocator's arena is an address space of the VM (sim/vm/heapsource.py)
     heap_virtual_bytes: int | None = None  # with heap_in_vm: the arena's size (default: the whole memory)
     khugepaged_ms: int = 1000  # how often a worker's khugepaged scans (Linux: scan_sleep_millisecs 10000)
+    v8_isolates: int = 16  # managed heaps (sim/v8) the machine can hold at once; they need vm_memory
+    v8_page_size: int = 256 * KiB  # a heap page (V8's MemoryChunk: 256 KiB); objects above half of it are large
+    v8_max_heap: int = 64 * MiB  # the most address space one isolate's heap may reserve
+    v8_handles: int = 8192  # local handles, and global handles, per isolate
 
     @property
     def heap_bytes(self) -> int:
@@ -131,6 +139,8 @@ class MachineConfig:
                 f"hugetlb_pages {self.hugetlb_pages}: the VM pool of {pool_frames} frames holds "
                 f"{pool_frames // HUGE_FRAMES} huge pages of {HUGE_FRAMES} frames; give more --vm-memory "
                 f"({HUGE_FRAMES * self.frame_size} bytes per huge page) or fewer --hugetlb-pages")
+        if self.vm_memory:
+            check_geometry(self.v8_page_size, self.v8_max_heap, self.v8_isolates, self.v8_handles, self.frame_size)
         if self.maxmemory_policy not in POLICY_IDS:
             raise InvalidArgument(f"maxmemory-policy {self.maxmemory_policy!r} is not one of: {', '.join(POLICY_IDS)}")
 
@@ -145,13 +155,19 @@ class Machine:
         self.token = new_token()
         self.creator_pid = os.getpid()
         names, alias = lock_names(config.global_lock)
-        names = names + keyspace_lock_names() + vm_lock_names()
+        names = names + keyspace_lock_names() + vm_lock_names() + (v8_lock_names(config.v8_isolates)
+                                                                   if config.vm_memory else [])
         self._lock_names, self._lock_alias = names, alias
         self.pool_frames = config.vm_memory // config.frame_size
         policy_specs = POLICIES[config.vm_policy].array_specs(max(1, self.pool_frames))
         specs = (frame_specs(config.memory_bytes, config.frame_size) + lock_specs(len(names))
                  + heap_specs(config.heap_bytes, config.cores) + keyspace_specs(config.max_keys, config.cores)
                  + vm_specs(max(1, self.pool_frames), config.swap_slots, config.cores, policy_specs))
+        self.v8_geometry = V8Geometry(config.v8_isolates, config.v8_page_size, config.v8_max_heap, config.v8_handles,
+                                      config.frame_size, config.memory_bytes // config.frame_size - self.pool_frames,
+                                      self.pool_frames)
+        if self.pool_frames:
+            specs += v8_specs(self.v8_geometry)
         self._views: list[Heap] = []
         self._vm_views: dict[tuple[int, int], VM] = {}
         self._destroyed = False
@@ -204,6 +220,17 @@ class Machine:
                       tlb_entries=self.config.tlb_entries, tlb_ways=self.config.tlb_ways)
             self._vm_views[key] = view
         return view
+
+    def v8(self, core: int, heap: Heap) -> V8:
+        """The managed heaps as `core` sees them (call in the core's own process): isolates live in
+        address spaces of the VM and keep ArrayBuffers' backing stores in `heap`, the core's allocator."""
+        return V8(V8Arrays.from_region(self.meta.arrays), self.v8_geometry, self.phys.data.view(np.int64),
+                  self.phys.data, self.vm(core), heap, self.locks(core + 1), core)
+
+    def supervisor_v8(self) -> V8:
+        """The supervisor's view (releasing isolates of dead clients, reports)."""
+        return V8(V8Arrays.from_region(self.meta.arrays), self.v8_geometry, self.phys.data.view(np.int64),
+                  self.phys.data, self.supervisor_vm(), self.supervisor_heap(), self.locks(0), self.config.cores)
 
     def supervisor_vm(self) -> VM:
         """The supervisor's view (recovery, reports): its own lock owner and vmstat row."""

@@ -60,7 +60,7 @@ from collections import Counter
 import numpy as np
 
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, OutOfRange, ResourceExhausted
-from memsim.sim.vm.layout import HUGE_FRAMES, HUGE_HEAD, HUGETLB_HEAD, M_PIN_LIMIT, M_PINNED, S, VMArrays
+from memsim.sim.vm.layout import HUGE_FRAMES, HUGE_HEAD, HUGETLB_HEAD, M_PIN_LIMIT, M_PINNED, SYSTEM_ARENA, S, VMArrays
 from memsim.sim.vm.memory import translate_locked
 from memsim.sim.vm.mm import MM
 from memsim.sim.vm.rmap import any_pinned, folio_head
@@ -86,7 +86,7 @@ def pinned_frames(a: VMArrays) -> int:
 
 def _check_range(mm: MM, sp: int, addr: int, npages: int, write: bool) -> None:
     """Every argument of a pin, checked before anything changes (the space's lock held)."""
-    if mm.a.sp_system[sp]:
+    if mm.a.sp_system[sp] == SYSTEM_ARENA:
         raise FailedPrecondition(f"pin_user_pages in address space {sp} refused: it is the machine's own (the "
                                  f"allocator's heap arena, --heap-in-vm), whose pages the allocator gives back")
     lo, hi = page_range(mm, sp, addr, npages * mm.fs)

@@ -51,6 +51,7 @@ from memsim.sim.machine.locks import LockTable, SharedLock
 from memsim.sim.machine.shm import ArraySpec
 
 MAX_SPACES = 128
+SYSTEM_ARENA, SYSTEM_ISOLATE = 1, 2  # sp_system: the allocator's arena (heap_in_vm), an isolate's heap (sim/v8)
 MAX_REGIONS = 32
 NAME_BYTES = 24
 
@@ -110,7 +111,7 @@ def vm_specs(pool_frames: int, swap_slots: int, ncores: int, policy_specs: list[
         ArraySpec("sp_stats", "int64", (MAX_SPACES, 8)),
         ArraySpec("sp_name", "uint8", (MAX_SPACES, NAME_BYTES)),
         ArraySpec("sp_owner", "int64", (MAX_SPACES,)),  # the client that holds the space's lease; 0 = kept
-        ArraySpec("sp_system", "int8", (MAX_SPACES,)),  # 1 = the machine's own (the heap's arena): clients only look
+        ArraySpec("sp_system", "int8", (MAX_SPACES,)),  # the machine's own (SYSTEM_*): clients only look
         ArraySpec("sp_lease", "float64", (MAX_SPACES,)),  # the lease's length, seconds
         ArraySpec("sp_expiry", "float64", (MAX_SPACES,)),  # CLOCK_MONOTONIC time the lease runs out
         ArraySpec("vma_count", "int16", (MAX_SPACES,)),

@@ -21,7 +21,7 @@ import numpy as np
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from memsim.sim.vm.gup import release_space_pins
 from memsim.sim.vm.kinds import PAGE_TABLE_DEFAULT
-from memsim.sim.vm.layout import M_SPACE_SERIAL, MAX_SPACES
+from memsim.sim.vm.layout import M_SPACE_SERIAL, MAX_SPACES, SYSTEM_ISOLATE
 from memsim.sim.vm.memory import zap_range
 from memsim.sim.vm.mm import MM, store_name
 from memsim.sim.vm.pagetable import MAX_BITS, SpaceShape, check_kind, kind_id
@@ -43,11 +43,11 @@ def shape(mm: MM, page_table: str, bits: int | None, levels: int | None, level_b
 
 def create_space(mm: MM, page_table: str = PAGE_TABLE_DEFAULT, bits: int | None = None, levels: int | None = None,
                  level_bits: int | None = None, name: str = "", owner: int = 0, lease: float = 0.0,
-                 now: float = 0.0, system: bool = False) -> int:
+                 now: float = 0.0, system: int = 0) -> int:
     """A new address space; levels and level_bits (multilevel only) default to x86-64's 9-bit levels,
     as many as the width needs. owner != 0 holds it on a lease of `lease` seconds from `now`
-    (leases.py). system=True makes it the machine's own (the allocator's arena with heap_in_vm): see
-    check_client_may_change."""
+    (leases.py). system=SYSTEM_ARENA (or True) makes it the machine's own (the allocator's arena with heap_in_vm),
+    SYSTEM_ISOLATE an isolate's managed heap (sim/v8): see check_client_may_change."""
     geometry = shape(mm, page_table, bits, levels, level_bits)
     if not 0 <= owner < 1 << 63 or (owner and not 0 < lease < float("inf")):
         raise InvalidArgument(f"owner {owner} needs a positive, finite lease (got {lease})")
@@ -104,7 +104,10 @@ def check_client_may_change(mm: MM, sp: int, what: str) -> None:
     """Refuse a client's change (store, mmap, munmap, mprotect, destroy) of one of the machine's own
     spaces: the allocator's arena (heap_in_vm) is changed only by the allocator, through its page
     source, which knows what its bytes mean; a client may still load, translate and read the
-    reports, as a process may read /proc/kcore but not write it."""
+    reports, as a process may read /proc/kcore but not write it. An isolate's managed heap
+    (SYSTEM_ISOLATE, sim/v8) is the same: its words are objects only the isolate may change."""
     if isinstance(sp, int) and 0 <= sp < MAX_SPACES and mm.a.sp_system[sp]:
-        raise FailedPrecondition(f"{what} in address space {sp} refused: it is the machine's own (the "
-                                 f"allocator's heap arena, --heap-in-vm); clients may load from it, not change it")
+        whose = ("an isolate's managed heap (sim/v8)" if mm.a.sp_system[sp] == SYSTEM_ISOLATE
+                 else "the allocator's heap arena, --heap-in-vm")
+        raise FailedPrecondition(f"{what} in address space {sp} refused: it is the machine's own ({whose}); "
+                                 f"clients may load from it, not change it")

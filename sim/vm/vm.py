@@ -41,7 +41,7 @@ class VM(MM):
 
     def create_space(self, page_table: str = PAGE_TABLE_DEFAULT, bits: int | None = None, levels: int | None = None,
                      level_bits: int | None = None, name: str = "", owner: int = 0, lease: float = 0.0,
-                     now: float = 0.0, system: bool = False) -> int:
+                     now: float = 0.0, system: int = 0) -> int:
         return spaces.create_space(self, page_table, bits, levels, level_bits, name, owner, lease, now, system)
 
     def destroy_space(self, sp: int) -> None:

@@ -1,0 +1,53 @@
+"""One isolate's heap as one process sees it: the plain record every module of sim/v8 works on.
+
+A `HeapContext` is built by `enter` (isolate_table.py) for the call that holds the isolate's
+locker, from the shared arrays alone: the isolate's rows, its direct map, its space bounds and
+the VM and allocator views of the calling core. It holds no state of its own that another core
+would need, so any core may build one for any isolate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from memsim.sim.alloc.heap import Heap as AllocHeap
+from memsim.sim.v8.direct_map import DirectMap
+from memsim.sim.v8.handles import HandleTable
+from memsim.sim.v8.layout import C_BARRIER_OFF, C_SPACE, V8Arrays, V8Geometry
+from memsim.sim.v8.remembered_set import RememberedSet
+from memsim.sim.v8.spaces import SpaceBounds
+from memsim.sim.vm.vm import VM
+
+
+@dataclass
+class HeapContext:
+    iso: int
+    a: V8Arrays
+    g: V8Geometry
+    dmap: DirectMap
+    bounds: SpaceBounds
+    vm: VM
+    alloc: AllocHeap  # backing stores of ArrayBuffers (array_buffer_sweeper.py)
+    handles: HandleTable
+    rset: RememberedSet
+    core: int
+    client: int  # the allocator's client row backing stores are recorded for (0: nobody's)
+
+    @property
+    def top(self) -> np.ndarray:
+        """iso_top's row (layout.py's T_* columns)."""
+        return self.a.iso_top[self.iso]
+
+    @property
+    def cfg(self) -> np.ndarray:
+        return self.a.iso_cfg[self.iso]
+
+    @property
+    def space(self) -> int:
+        return int(self.a.iso_cfg[self.iso, C_SPACE])
+
+    @property
+    def barrier_off(self) -> bool:
+        return bool(self.a.iso_cfg[self.iso, C_BARRIER_OFF])

@@ -1,0 +1,31 @@
+"""What one garbage collection did: the counters a collector fills and the tracer reports.
+
+Times in Python are noisy, so beside them every collection counts its work in host-independent
+units (objects and words scanned and copied, slots visited), as GC papers report them; the
+names of the first group are V8's `--trace-gc-nvp` fields (`gc-tracer.cc`, PrintNVP).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class GcWork:
+    promoted: int = 0  # bytes moved from new to old space
+    new_space_survived: int = 0  # bytes copied within new space
+    nodes_copied_in_new: int = 0
+    nodes_died_in_new: int = 0
+    nodes_promoted: int = 0
+    new_space_size_at_start: int = 0  # bytes of objects in new space when the GC began
+    objects_scanned: int = 0
+    words_scanned: int = 0
+    words_copied: int = 0
+    slots_visited: int = 0
+    barrier_slow_paths: int = 0  # write-barrier slow paths since the previous GC
+    objects_marked: int = 0
+    objects_evacuated: int = 0  # moved out of evacuation candidates by mark-compact
+    pages_evacuated: int = 0
+    pages_released: int = 0
+    external_freed: int = 0  # backing-store bytes freed
+    phase_ms: dict[str, float] = field(default_factory=dict)  # scavenge, scavenge.roots, mark, evacuate, sweep

@@ -1,0 +1,114 @@
+"""The heap of one isolate: V8's Heap (`src/heap/heap.cc`): allocation with its GC and retry, the
+collections' entry point, and the sizes everything else reports.
+
+`allocate_raw(size, pretenure)` is V8's Heap::AllocateRaw with its retry loop
+(HeapAllocator::AllocateRawWithRetryOrFailSlowPath):
+
+- above kMaxRegularHeapObjectSize (half a page) -> the large-object space;
+- pretenured (V8's AllocationType::kOld) -> old space;
+- otherwise new space; when it is full, a Scavenge runs ("allocation failure") and the
+  allocation retries; if new space is still full, a Mark-Compact, then a last-resort
+  Mark-Compact that compacts every fragmented page, then the heap is out of memory.
+- an old-generation allocation that would pass the allocation limit (heap_controller.py) first
+  runs a Mark-Compact; one that finds no room runs one, then the last resort, then fails.
+
+Out of memory raises RESOURCE_EXHAUSTED with Node's words ("Reached heap limit Allocation failed
+- JavaScript heap out of memory"), naming the limit. Unlike Node, the isolate survives: the failed
+request allocated nothing and smaller ones go on. No collection runs while an object is half
+made: callers allocate first and only then create the handle that roots it, and a GC can only
+happen inside `allocate_raw`, before the new address is returned.
+"""
+
+from __future__ import annotations
+
+import time
+
+from memsim.sim.errors import ResourceExhausted
+from memsim.sim.v8 import large_object_space, mark_compact, new_space, old_space, scavenger
+from memsim.sim.v8.context import HeapContext
+from memsim.sim.v8.gc_work import GcWork
+from memsim.sim.v8.layout import (
+    C_FORCE_COMPACTION,
+    C_MAX_OLD,
+    CHUNK_HEADER,
+    MC_MARK,
+    MUTATOR,
+    SCAVENGE,
+    T_ALLOCATED,
+    T_OLD_COMMITTED,
+    T_OLD_LIMIT_BYTES,
+)
+
+MB = 1 << 20
+KIND_SCAVENGE, KIND_MARK_COMPACT = "Scavenge", "Mark-Compact"
+
+
+def size_of_objects(h: HeapContext) -> int:
+    """heapUsed: bytes of objects not yet reclaimed (V8's Heap::SizeOfObjects)."""
+    return new_space.used(h) + old_space.size_of_objects(h)
+
+
+def committed(h: HeapContext) -> int:
+    """heapTotal: bytes of committed heap pages (V8's Heap::CommittedMemory)."""
+    return 2 * h.bounds.semi + int(h.top[T_OLD_COMMITTED])
+
+
+def oom(h: HeapContext, size: int, why: str = "") -> ResourceExhausted:
+    old = old_space.size_of_objects(h)
+    return ResourceExhausted(
+        f"Reached heap limit Allocation failed - JavaScript heap out of memory (max_old_space_size="
+        f"{int(h.cfg[C_MAX_OLD]) / MB:g} MB; requested {size:,} bytes; old generation {old / MB:.1f} MB){why}")
+
+
+def _try(h: HeapContext, size: int, space: str) -> int:
+    if space == "lo":
+        return large_object_space.allocate(h, size)
+    if space == "old":
+        return old_space.allocate(h, size)
+    return new_space.allocate(h, size)
+
+
+def allocate_raw(h: HeapContext, size: int, pretenure: bool = False) -> int:
+    """The address of `size` fresh bytes (a multiple of 8), collecting garbage as V8 does; the caller
+    writes the object's header at once."""
+    space = "lo" if size > h.g.max_regular_object else "old" if pretenure else "new"
+    if space == "new" and size > new_space.capacity(h) // 2:
+        space = "old"  # cannot fit a semispace page twice over: V8 pretenures such objects
+    if space != "new" and old_space.size_of_objects(h) + size > int(h.top[T_OLD_LIMIT_BYTES]):
+        collect_garbage(h, KIND_MARK_COMPACT, "allocation failure")
+    addr = _try(h, size, space)
+    if not addr and space == "new":
+        collect_garbage(h, KIND_SCAVENGE, "allocation failure")
+        addr = _try(h, size, space)
+    if not addr:
+        collect_garbage(h, KIND_MARK_COMPACT, "allocation failure")
+        addr = _try(h, size, space)
+    if not addr:
+        collect_garbage(h, KIND_MARK_COMPACT, "last resort", force=True)
+        addr = _try(h, size, space)
+    if not addr:
+        raise oom(h, size)
+    h.top[T_ALLOCATED] += size
+    return addr
+
+
+def collect_garbage(h: HeapContext, kind: str, reason: str, force: bool = False) -> GcWork:
+    """One collection of `kind` (Scavenge or Mark-Compact), with the phase word set for recovery."""
+    work = GcWork(new_space_size_at_start=new_space.used(h))
+    old_space.give_back_lab(h)  # every page iterable before a collection (V8's FreeLinearAllocationArea)
+    h.a.iso_phase[h.iso] = SCAVENGE if kind == KIND_SCAVENGE else MC_MARK
+    t0 = time.perf_counter()
+    if kind == KIND_SCAVENGE:
+        scavenger.scavenge(h, work)
+    else:
+        mark_compact.collect(h, work, force or bool(h.cfg[C_FORCE_COMPACTION]))
+    work.phase_ms.setdefault("total", (time.perf_counter() - t0) * 1e3)
+    h.a.iso_phase[h.iso] = MUTATOR
+    h.a.iso_epoch[h.iso] += 1
+    h.top[T_ALLOCATED] = 0
+    return work
+
+
+def area(h: HeapContext) -> int:
+    """Bytes of objects one page can hold."""
+    return h.g.page_size - CHUNK_HEADER

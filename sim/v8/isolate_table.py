@@ -1,0 +1,301 @@
+"""The isolates of the machine: create, destroy, enter (V8's `v8::Isolate::New`, `Dispose` and
+`v8::Locker`), leases, and what a core finds when its predecessor in an isolate died.
+
+`V8` is one core's view (made by `Machine.v8(core, heap)`), like `VM` and `Keyspace`. An isolate is
+single-threaded, as a JavaScript isolate is: `enter(iso)` takes its locker (`v8/isolate/<i>`, a
+machine lock, so any core may run any isolate, one at a time) and yields an `Isolate` for the
+call. Isolates on different cores run at once, sharing only the machine's frame pool and its
+allocator.
+
+Create (under `v8/isolates`): claim a FREE row (CREATING), make its VM address space
+(SYSTEM_ISOLATE: clients may read it, not change it), map the three heap regions
+(spaces.py), commit both semispaces, then mark the row LIVE. Destroy: free the backing stores,
+destroy the space (which releases its pins and frames), clear the rows, FREE.
+
+Recovery. The phase word (`iso_phase`) is IDLE whenever the locker is free: a holder sets
+MUTATOR on entry, a GC phase while collecting, and IDLE before it lets go. A locker that finds
+another phase knows its predecessor died holding it (the kernel released the dead process's
+lock, as a robust mutex reports EOWNERDEAD). A mutator operation in flight leaves at most an
+object allocated but not yet referenced, so the heap is verified (verifier.py) and, if whole,
+used; a collection in flight has objects half copied and forwarding words in from-space, and is
+not redone: the isolate becomes LOST, its backing stores, pins and space are released, and its
+row answers FAILED_PRECONDITION naming what happened until it is destroyed or its lease ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from memsim.sim.alloc.heap import Heap as AllocHeap
+from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound
+from memsim.sim.machine.locks import LockTable
+from memsim.sim.v8 import array_buffer_sweeper, new_space, verifier
+from memsim.sim.v8.context import HeapContext
+from memsim.sim.v8.direct_map import DirectMap
+from memsim.sim.v8.handles import HandleTable
+from memsim.sim.v8.isolate import Isolate
+from memsim.sim.v8.layout import (
+    C_CREATED_NS,
+    C_GROWING,
+    C_HOME,
+    C_LOST_CORE,
+    C_LOST_PHASE,
+    C_MAX_OLD,
+    C_OWNER,
+    C_SEMI,
+    C_SERIAL,
+    C_SPACE,
+    CREATING,
+    DESTROYING,
+    FREE,
+    IDLE,
+    LIVE,
+    LOST,
+    MUTATOR,
+    PHASE_NAMES,
+    SPACE_BITS,
+    STATE_NAMES,
+    T_OLD_LIMIT_BYTES,
+    V8Arrays,
+    V8Geometry,
+)
+from memsim.sim.v8.remembered_set import RememberedSet
+from memsim.sim.v8.spaces import SpaceBounds
+from memsim.sim.vm.layout import SYSTEM_ISOLATE
+from memsim.sim.vm.vm import VM
+
+MiB = 1 << 20
+DEFAULT_SEMI_SPACE = 1 * MiB
+DEFAULT_MAX_OLD_SPACE = 8 * MiB
+
+
+@dataclass(frozen=True)
+class IsolateInfo:
+    id: int
+    state: str
+    space: int
+    semi_space_size: int
+    max_old_space_size: int
+    owner: int
+    holder: int  # the core inside its locker, -1 if none
+    home: int  # the core that created it
+
+
+class V8:
+    def __init__(self, a: V8Arrays, g: V8Geometry, words: np.ndarray, data: np.ndarray, vm: VM,
+                 alloc: AllocHeap, locks: LockTable, core: int):
+        self.a, self.g, self.words, self.data = a, g, words, data
+        self.vm, self.alloc, self.core = vm, alloc, core
+        self.table_lock = locks["v8/isolates"]
+        self.lockers = [locks[f"v8/isolate/{i}"] for i in range(g.isolates)]
+
+    # -- views -------------------------------------------------------------------------------
+
+    def context(self, iso: int, client: int = 0) -> HeapContext:
+        a, g = self.a, self.g
+        cfg = a.iso_cfg[iso]
+        dmap = DirectMap(self.words, self.data, a.v8_dm[iso], g, [a.v8_markbits, a.v8_slots[0], a.v8_slots[1]])
+        return HeapContext(iso=iso, a=a, g=g, dmap=dmap,
+                           bounds=SpaceBounds(int(cfg[C_SEMI]), int(cfg[C_MAX_OLD]), g.page_size),
+                           vm=self.vm, alloc=self.alloc, handles=HandleTable(a, iso),
+                           rset=RememberedSet(a, iso, g, dmap), core=self.core, client=client)
+
+    def _check_id(self, iso: int) -> None:
+        if isinstance(iso, bool) or not isinstance(iso, int) or not 0 <= iso < self.g.isolates:
+            raise NotFound(f"isolate {iso!r} does not exist (the machine has {self.g.isolates} isolate rows)")
+
+    # -- create and destroy ------------------------------------------------------------------
+
+    def create_isolate(self, semi_space_size: int = DEFAULT_SEMI_SPACE, max_old_space_size: int = DEFAULT_MAX_OLD_SPACE,
+                       growing_factor: float = 0.0, owner: int = 0, lease: float = 0.0, now: float = 0.0) -> int:
+        ps = self.g.page_size
+        for name, v in (("semi_space_size", semi_space_size), ("max_old_space_size", max_old_space_size)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < ps or v % ps:
+                raise InvalidArgument(f"{name} {v!r} must be whole heap pages of {ps} bytes (v8_page_size), "
+                                      f"at least one")
+        if not isinstance(growing_factor, (int, float)) or not (growing_factor == 0 or 1.0 <= growing_factor <= 8.0):
+            raise InvalidArgument(f"growing_factor {growing_factor!r} must be 0 (V8's dynamic factor) or 1..8")
+        if not 0 <= owner < 1 << 63 or (owner and not 0 < lease < float("inf")):
+            raise InvalidArgument(f"owner {owner} needs a positive, finite lease (got {lease})")
+        b = SpaceBounds(semi_space_size, max_old_space_size, ps)
+        if b.reservation > self.g.max_heap:
+            raise InvalidArgument(f"an isolate of semi_space_size {semi_space_size} and max_old_space_size "
+                                  f"{max_old_space_size} reserves {b.reservation} bytes, above the machine's "
+                                  f"v8_max_heap {self.g.max_heap}")
+        a = self.a
+        with self.table_lock:
+            free = np.flatnonzero(a.iso_state == FREE)
+            if not free.size:
+                raise FailedPrecondition(f"all {self.g.isolates} isolates are in use (v8_isolates)")
+            iso = int(free[0])
+            with self.lockers[iso]:
+                a.iso_state[iso] = CREATING
+                cfg = a.iso_cfg[iso]
+                cfg[:] = 0
+                cfg[C_SEMI], cfg[C_MAX_OLD] = semi_space_size, max_old_space_size
+                cfg[C_GROWING] = int(growing_factor * 1000)
+                cfg[C_OWNER], cfg[C_HOME], cfg[C_CREATED_NS] = owner, self.core, time.monotonic_ns()
+                cfg[C_SERIAL] += 1
+                a.iso_lease[iso] = (lease, now + lease)
+                try:
+                    self._lay_out(iso, b)
+                except BaseException:
+                    self._tear_down(iso)
+                    raise
+                a.iso_phase[iso], a.iso_holder[iso] = IDLE, -1
+                a.iso_state[iso] = LIVE
+        return iso
+
+    def _lay_out(self, iso: int, b: SpaceBounds) -> None:
+        a, vm = self.a, self.vm
+        a.v8_dm[iso] = -1
+        for row in (a.pg_space, a.pg_allocated, a.pg_live, a.pg_lo_size, a.pg_slots, a.iso_top, a.iso_free,
+                    a.ext_state, a.ext_mark, a.ext_addr, a.ext_len):
+            row[iso] = 0
+        HandleTable(a, iso).reset()
+        sp = vm.create_space("multilevel", bits=SPACE_BITS, name=f"isolate-{iso}", system=SYSTEM_ISOLATE)
+        a.iso_cfg[iso, C_SPACE] = sp
+        vm.mmap(sp, 2 * b.semi, kind="heap", name="v8 new space", addr=b.new_base, guard=False)
+        vm.mmap(sp, b.old_region, kind="heap", name="v8 old space", addr=b.old_base, guard=False)
+        vm.mmap(sp, b.lo_region, kind="heap", name="v8 large object space", addr=b.lo_base, guard=False)
+        h = self.context(iso)
+        h.dmap.commit(vm, sp, b.new_base, 2 * b.semi)
+        new_space.init_pages(h, b.semispace(0), to=True)
+        new_space.init_pages(h, b.semispace(1), to=False)
+        new_space.reset_to_space(h)
+        # V8 starts the old generation's limit at half its maximum (Heap::ConfigureHeap,
+        # initial_old_generation_size); the first mark-compact replaces it (heap_controller.py)
+        h.top[T_OLD_LIMIT_BYTES] = b.max_old // 2
+
+    def _tear_down(self, iso: int) -> None:
+        """Release everything an isolate holds (its row stays claimed; the caller says what it becomes)."""
+        a = self.a
+        if a.ext_state[iso].any():
+            array_buffer_sweeper.release_all(self.context(iso))
+        committed = a.v8_dm[iso][a.v8_dm[iso] >= 0].astype(np.int64)
+        if committed.size:
+            self.context(iso).dmap.clear_bits(committed)
+        a.v8_dm[iso] = -1
+        sp = int(a.iso_cfg[iso, C_SPACE])
+        if a.iso_state[iso] in (CREATING, LIVE, LOST, DESTROYING) and sp >= 0:
+            with contextlib.suppress(NotFound, InvalidArgument, FailedPrecondition):
+                self.vm.destroy_space(sp)  # may not exist yet (a create that failed early) or be gone
+        a.iso_cfg[iso, C_SPACE] = -1
+        a.pg_space[iso] = 0
+
+    def destroy_isolate(self, iso: int) -> None:
+        self._check_id(iso)
+        a = self.a
+        with self.table_lock, self.lockers[iso]:
+            if a.iso_state[iso] not in (LIVE, LOST):
+                raise NotFound(f"isolate {iso} does not exist")
+            if a.iso_state[iso] == LIVE:
+                a.iso_state[iso] = DESTROYING
+                self._tear_down(iso)
+            a.iso_state[iso] = FREE
+            a.iso_phase[iso], a.iso_holder[iso] = IDLE, -1
+
+    # -- enter ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def enter(self, iso: int, client: int = 0) -> Iterator[Isolate]:
+        """Hold the isolate's locker for one call or batch; the Isolate is valid inside only."""
+        self._check_id(iso)
+        a = self.a
+        with self.lockers[iso]:
+            self._check_live(iso)
+            if a.iso_phase[iso] != IDLE:
+                self._recover(iso)
+            a.iso_phase[iso], a.iso_holder[iso] = MUTATOR, self.core
+            try:
+                yield Isolate(self.context(iso, client))
+            except BaseException:
+                if a.iso_phase[iso] not in (IDLE, MUTATOR):  # an error escaped a collection: not trusted
+                    self._recover(iso)
+                raise
+            finally:
+                if a.iso_state[iso] == LIVE:
+                    a.iso_phase[iso] = IDLE
+                a.iso_holder[iso] = -1
+
+    def _check_live(self, iso: int) -> None:
+        a = self.a
+        state = int(a.iso_state[iso])
+        if state == LIVE:
+            return
+        if state == LOST:
+            raise FailedPrecondition(
+                f"isolate {iso} was lost: core {int(a.iso_cfg[iso, C_LOST_CORE])} died (or failed) during "
+                f"{PHASE_NAMES[int(a.iso_cfg[iso, C_LOST_PHASE])]} and the heap did not verify; it has been "
+                f"released (destroy it to reuse the row)")
+        raise FailedPrecondition(f"isolate {iso} does not exist ({STATE_NAMES[state]})")
+
+    def _recover(self, iso: int) -> None:
+        """The previous holder died (or a collection failed) in phase iso_phase: keep the heap if
+        a mutator op was cut short and it verifies, else the isolate is LOST."""
+        a = self.a
+        phase = int(a.iso_phase[iso])
+        if phase == MUTATOR:
+            problem = verifier.problems(self.context(iso))
+            if not problem:
+                a.iso_phase[iso] = IDLE
+                return
+        a.iso_cfg[iso, C_LOST_PHASE] = phase
+        a.iso_cfg[iso, C_LOST_CORE] = int(a.iso_holder[iso])
+        self._tear_down(iso)
+        a.iso_state[iso] = LOST
+        a.iso_phase[iso] = IDLE
+        self._check_live(iso)
+
+    # -- listing and leases --------------------------------------------------------------------
+
+    def list_isolates(self) -> list[IsolateInfo]:
+        a = self.a
+        out = []
+        for i in np.flatnonzero((a.iso_state == LIVE) | (a.iso_state == LOST)):
+            cfg = a.iso_cfg[i]
+            out.append(IsolateInfo(int(i), STATE_NAMES[int(a.iso_state[i])], int(cfg[C_SPACE]), int(cfg[C_SEMI]),
+                                   int(cfg[C_MAX_OLD]), int(cfg[C_OWNER]), int(a.iso_holder[i]), int(cfg[C_HOME])))
+        return out
+
+    def owner(self, iso: int) -> int:
+        self._check_id(iso)
+        return int(self.a.iso_cfg[iso, C_OWNER])
+
+    def release(self, owner: int) -> list[int]:
+        """Destroy every isolate `owner` holds (its client closed or its lease was reaped)."""
+        if not owner:
+            return []
+        gone = []
+        for i in np.flatnonzero((self.a.iso_cfg[:, C_OWNER] == owner) & (self.a.iso_state != FREE)):
+            try:
+                self.destroy_isolate(int(i))
+                gone.append(int(i))
+            except NotFound:
+                pass
+        return gone
+
+    def renew(self, owner: int, now: float) -> int:
+        a = self.a
+        rows = np.flatnonzero((a.iso_cfg[:, C_OWNER] == owner) & (a.iso_state != FREE)) if owner else np.zeros(0, int)
+        for i in rows:
+            a.iso_lease[i, 1] = now + a.iso_lease[i, 0]
+        return len(rows)
+
+    def reap(self, now: float) -> list[int]:
+        a = self.a
+        expired = np.flatnonzero((a.iso_state != FREE) & (a.iso_cfg[:, C_OWNER] != 0) & (a.iso_lease[:, 1] < now))
+        gone = []
+        for i in expired:
+            try:
+                self.destroy_isolate(int(i))
+                gone.append(int(i))
+            except NotFound:
+                pass
+        return gone
