@@ -44,7 +44,8 @@ def write_png(path: str, workloads: Sequence[tuple[str, Sequence[LaneRun]]]) -> 
             pts = heap_series(run)
             ts = [p[0] for p in pts]
             heap.plot(ts, [p[1] / MiB for p in pts], color=colour, lw=1.2, label=f"lane {run.lane} heapUsed")
-            heap.plot(ts, [p[2] / MiB for p in pts], color=colour, lw=1.0, ls="--", label=f"lane {run.lane} heapTotal")
+            heap.plot(ts, [p[2] / MiB for p in pts], color=colour, lw=1.0, ls="--", drawstyle="steps-post",
+                      label=f"lane {run.lane} heapTotal")
         heap.set_title(f"{name}: heap over time")
         heap.set_ylabel("MiB")
         heap.grid(alpha=0.3)

@@ -301,7 +301,7 @@ class Figures(TypedDict):
     lanes: int
     seconds: float
     allocated_bytes: int
-    allocation_rate_mb_s: float
+    allocation_mib_s: float
     gc_counts: dict[str, int]
     gc_time_share: float  # summed pauses over summed lane time
     pauses: dict[str, dict[str, float]]
@@ -323,7 +323,7 @@ def summarise(runs: Sequence[LaneRun]) -> Figures:
     lane_ms = sum(run.seconds for run in runs) * 1000.0
     return Figures(
         lanes=len(runs), seconds=round(seconds, 3), allocated_bytes=allocated,
-        allocation_rate_mb_s=round(allocated / (1 << 20) / seconds, 3) if seconds else 0.0,
+        allocation_mib_s=round(allocated / (1 << 20) / seconds, 3) if seconds else 0.0,
         gc_counts=counts, gc_time_share=round(gc_ms / lane_ms, 4) if lane_ms else 0.0,
         pauses=by_kind(records), survival=survival(records), mmu=worst_mmu(runs), work=work(records),
         lost_events=sum(run.lost_events for run in runs))

@@ -103,7 +103,7 @@ def test_summarise_one_workload():
     f = gcstats.summarise([a, b])
     assert f["lanes"] == 2 and f["seconds"] == 1.0
     assert f["gc_counts"] == {"Scavenge": 1, "Mark-Compact": 1}
-    assert f["allocated_bytes"] == 2 << 20 and f["allocation_rate_mb_s"] == 2.0
+    assert f["allocated_bytes"] == 2 << 20 and f["allocation_mib_s"] == 2.0
     assert f["gc_time_share"] == 25 / 2000
     assert f["survival"]["promotion_ratio"] == 25.0
     assert f["mmu"] == {"10ms": 0.0, "50ms": 0.6, "100ms": 0.8}  # lane a's, the worse

@@ -1,0 +1,232 @@
+"""How the managed heap's figures read: `memsim bench gc`'s report and `memsim gc`'s isolates, as rich
+tables for a reader who knows Node's output.
+
+`assemble` makes the report of one workload from its lanes' results (tools/gcbench.py runs them);
+`print_bench` renders a whole report (a dict, as its JSON holds it). `render_isolates`
+renders what `collect` read from a server: for each isolate Node's process.memoryUsage(),
+v8.getHeapStatistics() and v8.getHeapSpaceStatistics() under their own names and in bytes (as Node
+prints them, with a readable size beside), the collector's counters, and the last --trace-gc
+lines verbatim. Pure functions over plain dicts, except `collect` and `main_gc`, which call the server.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from memsim.tools import gcstats, harness
+from memsim.tools.gcstats import LaneRun
+from memsim.tools.report import human
+
+TRACE_LINES = 20  # --trace-gc lines `memsim gc` shows per isolate
+
+
+@dataclass
+class LaneResult:
+    run: LaneRun
+    histogram: bytes
+    messages: int
+    ops: int
+    workload: dict[str, Any]
+    counters: dict[str, Any]
+
+
+def assemble(workload: str, got: list[LaneResult]) -> dict[str, Any]:
+    """The report of one workload from its lanes' results (pure: tests feed it synthetic lanes)."""
+    runs = [r.run for r in got]
+    hist = harness.merge(r.histogram for r in got)
+    elapsed = max((run.seconds for run in runs), default=0.0)
+    ops = sum(r.ops for r in got)
+    return {
+        "figures": gcstats.summarise(runs),
+        "client": {"messages": sum(r.messages for r in got), "ops": ops,
+                   "ops_per_s": round(ops / elapsed, 1) if elapsed else 0.0,
+                   "latency_us": {**harness.latency(hist, ("p50", "p99", "max")), "per": "message"}},
+        "workload": _workload_figures(workload, got, runs, elapsed),
+        "lanes": [{"lane": r.run.lane, "gcs": len(r.run.in_window()), "mmu": gcstats.lane_mmu(r.run),
+                   "allocated_bytes": gcstats.allocated_in_window(r.run), "lost_events": r.run.lost_events,
+                   "workload": r.workload, "counters": r.counters} for r in got],
+        "events": [{"lane": run.lane, "t_s": round((e.start_ms - run.t0_ms) / 1000, 4), **asdict(e)}
+                   for run in runs for e in run.in_window()],
+        "heap": [{"lane": run.lane, "series": [list(p) for p in gcstats.heap_series(run)]} for run in runs],
+        "_runs": runs,  # for the PNG; not written to JSON
+    }
+
+
+def _workload_figures(name: str, got: list[LaneResult], runs: list[LaneRun], elapsed: float) -> dict[str, Any]:
+    if name == "splay":
+        samples = [ms for r in got for ms in r.workload["run_ms"]]
+        pauses = [e.pause_ms for run in runs for e in run.in_window()]
+        return {"runs": len(samples), "tree_size": got[0].workload["tree_size"] if got else 0,
+                "rms_pause_ms": round(gcstats.rms(pauses), 3), "rms_run_ms": round(gcstats.rms(samples), 3)}
+    if name == "handler":
+        requests = sum(r.workload["requests"] for r in got)
+        return {"requests": requests, "requests_per_s": round(requests / elapsed, 1) if elapsed else 0.0,
+                "cached": sum(r.workload["cached"] for r in got),
+                "cache_entries": got[0].workload["cache_entries"] if got else 0}
+    out = {k: v for k, v in (got[0].workload if got else {}).items() if k not in ("passes", "trees")}
+    return {**out, "passes": sum(r.workload["passes"] for r in got), "trees": sum(r.workload["trees"] for r in got)}
+
+
+
+
+def _ms(v: float) -> str:
+    return f"{v:,.2f}"
+
+
+def _rate(v: float) -> str:
+    """Per second, in the unit that reads best."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if v >= size:
+            return f"{v / size:.2f}{unit}"
+    return f"{v:.0f}"
+
+
+def pause_table(pauses: Mapping[str, Mapping[str, float]], title: str) -> Table:
+    t = Table(title=title, box=box.SIMPLE_HEAD)
+    for col in ("kind", "count", "p50 ms", "p95 ms", "p99 ms", "max ms", "total ms", "objects/s", "bytes/s"):
+        t.add_column(col, justify="left" if col == "kind" else "right")
+    for kind, p in pauses.items():
+        t.add_row(kind, f"{int(p['count']):,}", _ms(p["p50_ms"]), _ms(p["p95_ms"]), _ms(p["p99_ms"]),
+                  _ms(p["max_ms"]), _ms(p["total_ms"]), _rate(p["objects_per_s"]), _rate(p["bytes_per_s"]))
+    return t
+
+
+def _mmu_text(mmu: Mapping[str, float | None]) -> str:
+    return "  ".join(f"{w}: {'-' if u is None else f'{u * 100:.1f}%'}" for w, u in mmu.items())
+
+
+def print_bench(report: dict[str, Any], console: Console | None = None) -> None:
+    con = console or Console()
+    ld = report["load"]
+    for name, r in report["workloads"].items():
+        f, c, w = r["figures"], r["client"], r["workload"]
+        s = f["survival"]
+        t = Table(title=f"gc {name}: {ld['clients']} isolates, {f['seconds']:g} s, semi-space "
+                        f"{human(ld['semi_space'])}, max-old-space {human(ld['max_old_space'])}, scale {ld['scale']:g}",
+                  box=box.SIMPLE_HEAD, show_header=False)
+        t.add_column("figure")
+        t.add_column("value", justify="right")
+        counts = ", ".join(f"{k} {n:,}" for k, n in f["gc_counts"].items())
+        lat = c["latency_us"]
+        rows = [("allocation rate", f"{f['allocation_mib_s']:,.2f} MiB/s ({human(f['allocated_bytes'])} in all)"),
+                ("GCs", counts), ("time in GC", f"{f['gc_time_share'] * 100:.1f}%"),
+                ("survival / promotion ratio (scavenges)", f"{s['survival_ratio']:.1f}% / {s['promotion_ratio']:.1f}%"),
+                ("promoted / survived in new space", f"{human(s['promoted'])} / {human(s['new_space_survived'])}"),
+                ("bytes copied", human(int(f["pauses"]["all"]["bytes_copied"]))),
+                ("minimum mutator utilisation", _mmu_text(f["mmu"])),
+                ("client ops/s, latency p50 / p99 per message",
+                 f"{c['ops_per_s']:,.0f}, {lat['p50'] / 1000:,.2f} / {lat['p99'] / 1000:,.2f} ms")]
+        rows += _workload_rows(name, w)
+        if f["lost_events"]:
+            rows.append(("GC events lost from the trace ring", str(f["lost_events"])))
+        for k, v in rows:
+            t.add_row(k, v)
+        con.print(t)
+        con.print(pause_table(f["pauses"], f"{name}: pauses by kind"))
+
+
+def _workload_rows(name: str, w: Mapping[str, Any]) -> list[tuple[str, str]]:
+    if name == "splay":
+        return [("Splay runs (80 modifications each)", f"{w['runs']:,} on a tree of {w['tree_size']:,} nodes"),
+                ("SplayLatency: RMS of GC pauses / of run times",
+                 f"{w['rms_pause_ms']:.2f} / {w['rms_run_ms']:.1f} ms")]
+    if name == "handler":
+        return [("requests", f"{w['requests']:,} ({w['requests_per_s']:,.0f}/s), {w['cached']:,} cached "
+                             f"(cache of {w['cache_entries']:,})")]
+    return [("GCBench", f"stretch depth {w['stretch_depth']}, long-lived depth {w['long_lived_depth']}, trees to "
+                        f"depth {w['max_depth']}, array {w['array_size']:,} doubles; {w['trees']:,} trees, "
+                        f"{w['passes']} whole passes")]
+
+
+# -- memsim gc --------------------------------------------------------------------------------------------------
+
+def _bytes_table(title: str, values: Mapping[str, int | float]) -> Table:
+    """Name / bytes / readable, as Node prints process.memoryUsage() (bytes) with a size beside."""
+    t = Table(title=title, box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
+    t.add_column("name")
+    t.add_column("value", justify="right")
+    t.add_column("", justify="right", style="dim")
+    for k, v in values.items():
+        n = int(v)
+        bytes_like = isinstance(v, int) and not k.startswith(("number_of", "does_"))
+        t.add_row(k, f"{n:,}" if isinstance(v, int) else f"{v:g}", human(n) if bytes_like and n >= 1024 else "")
+    return t
+
+
+def space_table(spaces: list[Mapping[str, Any]]) -> Table:
+    cols = ("space_name", "space_size", "space_used_size", "space_available_size", "physical_space_size")
+    t = Table(title="v8.getHeapSpaceStatistics()", box=box.SIMPLE_HEAD, title_justify="left")
+    for c in cols:
+        t.add_column(c, justify="left" if c == "space_name" else "right")
+    for s in spaces:
+        t.add_row(str(s["space_name"]), *(f"{int(s[c]):,}" for c in cols[1:]))
+    return t
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, int | float]:
+    """Nested counters as one level of dotted names (pauses.Scavenge.p99_ms)."""
+    out: dict[str, int | float] = {}
+    for k, v in d.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, name + "."))
+        elif isinstance(v, int | float) and not isinstance(v, bool):
+            out[name] = v
+    return out
+
+
+def counters_table(counters: Mapping[str, Any]) -> Table:
+    t = Table(title="collector counters", box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
+    t.add_column("counter")
+    t.add_column("value", justify="right")
+    for k, v in flatten(counters).items():
+        t.add_row(k, f"{v:,}" if isinstance(v, int) else f"{v:,.3f}")
+    return t
+
+
+def render_isolates(data: dict[str, Any], console: Console | None = None) -> None:
+    con = console or Console()
+    if not data["isolates"]:
+        con.print("no isolates (create one with V8Client.create_isolate)")
+    for iso in data["isolates"]:
+        info = iso["info"]
+        con.print(f"\n[bold]isolate {info['id']}[/bold]: {info.get('state', 'live')}, semi-space "
+                  f"{human(int(info.get('semi_space_size', 0)))}, max-old-space "
+                  f"{human(int(info.get('max_old_space_size', 0)))}")
+        con.print(_bytes_table("process.memoryUsage()", iso["memory_usage"]))
+        con.print(_bytes_table("v8.getHeapStatistics()", iso["heap_statistics"]))
+        con.print(space_table(iso["heap_space_statistics"]))
+        con.print(counters_table(iso["counters"]))
+        lines = iso["trace"]
+        con.print(f"--trace-gc (the last {len(lines)})" if lines else "--trace-gc: no GC yet")
+        for line in lines:
+            con.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def main_gc(target: str, isolate: int | None, as_json: bool, timeout: float) -> int:
+    from memsim.client import MemsimError
+    from memsim.tools.gcwire import collect
+
+    try:
+        data = collect(target, isolate, timeout, TRACE_LINES)
+    except MemsimError as e:
+        print(f"memsim gc: {target}: {e.code.name}: {e}", file=sys.stderr)
+        if e.code.name == "UNAVAILABLE":
+            print("is a server running there? point at it with --target HOST:PORT", file=sys.stderr)
+        return 1
+    if isolate is not None and not data["isolates"]:
+        print(f"memsim gc: {target}: no isolate {isolate}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps(data, indent=2))
+    else:
+        render_isolates(data)
+    return 0
