@@ -21,6 +21,8 @@ happen inside `allocate_raw`, before the new address is returned.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 
 from memsim.sim.errors import ResourceExhausted
@@ -40,6 +42,11 @@ from memsim.sim.v8.layout import (
 )
 
 MB = 1 << 20
+# A test hook, read from the environment of the process that collects (a worker of a test's server):
+# a collection of this kind ("Scavenge" or "Mark-Compact") stops for PAUSE_SECONDS once its phase
+# word is set, so a test can kill the core mid-collection. Never set outside tests.
+PAUSE_ENV = "MEMSIM_TEST_V8_PAUSE_IN"
+PAUSE_SECONDS = 60.0
 KIND_SCAVENGE, KIND_MARK_COMPACT = "Scavenge", "Mark-Compact"
 
 
@@ -97,6 +104,10 @@ def collect_garbage(h: HeapContext, kind: str, reason: str, force: bool = False)
     work = GcWork(new_space_size_at_start=new_space.used(h))
     old_space.give_back_lab(h)  # every page iterable before a collection (V8's FreeLinearAllocationArea)
     h.a.iso_phase[h.iso] = SCAVENGE if kind == KIND_SCAVENGE else MC_MARK
+    if os.environ.get(PAUSE_ENV) == kind:
+        print(f"isolate {h.iso}: paused in {kind} on core {h.core} (test hook {PAUSE_ENV})",
+              file=sys.stderr, flush=True)
+        time.sleep(PAUSE_SECONDS)
     t0 = time.perf_counter()
     if kind == KIND_SCAVENGE:
         scavenger.scavenge(h, work)
