@@ -188,8 +188,13 @@ def counters_table(counters: Mapping[str, Any]) -> Table:
     t.add_column("counter")
     t.add_column("value", justify="right")
     for k, v in flatten(counters).items():
-        t.add_row(k, f"{v:,}" if isinstance(v, int) else f"{v:,.3f}")
+        t.add_row(k, _figure(v))
     return t
+
+
+def _figure(v: int | float) -> str:
+    """A counter as a reader wants it: whole numbers with separators, others to 3 places."""
+    return f"{int(v):,}" if float(v).is_integer() else f"{v:,.3f}"
 
 
 def render_isolates(data: dict[str, Any], console: Console | None = None) -> None:
@@ -198,9 +203,14 @@ def render_isolates(data: dict[str, Any], console: Console | None = None) -> Non
         con.print("no isolates (create one with V8Client.create_isolate)")
     for iso in data["isolates"]:
         info = iso["info"]
-        con.print(f"\n[bold]isolate {info['id']}[/bold]: {info.get('state', 'live')}, semi-space "
-                  f"{human(int(info.get('semi_space_size', 0)))}, max-old-space "
+        where = f"running on core {info['holder']}" if info.get("holder", -1) >= 0 else "idle"
+        owner = "kept" if info.get("keep") else f"owner {info.get('owner') or '-'}"
+        con.print(f"\n[bold]isolate {info['isolate']}[/bold]: {info.get('state', 'live')}, {where}, {owner}; "
+                  f"semi-space {human(int(info.get('semi_space_size', 0)))}, max-old-space "
                   f"{human(int(info.get('max_old_space_size', 0)))}")
+        if "memory_usage" not in iso:
+            con.print(f"  no figures: {iso.get('error', 'the isolate is not live')}")
+            continue
         con.print(_bytes_table("process.memoryUsage()", iso["memory_usage"]))
         con.print(_bytes_table("v8.getHeapStatistics()", iso["heap_statistics"]))
         con.print(space_table(iso["heap_space_statistics"]))
@@ -211,16 +221,54 @@ def render_isolates(data: dict[str, Any], console: Console | None = None) -> Non
             con.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
+def collect(target: str, isolate: int | None, timeout: float, lines: int = TRACE_LINES) -> dict[str, Any]:
+    """Every isolate of the server (or one): its info, Node's and V8's figures, counters, last trace lines."""
+    from memsim.client import FailedPrecondition, NotFound, V8Client
+
+    out: list[dict[str, Any]] = []
+    with V8Client(target, timeout=timeout) as v8:
+        for info in v8.isolates():
+            if isolate is not None and info.isolate != isolate:
+                continue
+            entry: dict[str, Any] = {"info": asdict(info)}
+            out.append(entry)
+            if info.state != "live":
+                continue
+            try:
+                iso = v8.isolate(info.isolate)
+                st = iso.stats()
+                entry.update(memory_usage=st.memory_usage, heap_statistics=st.heap_statistics,
+                             heap_space_statistics=st.spaces, counters=st.counters, trace=trace_tail(iso, lines))
+            except (FailedPrecondition, NotFound) as e:  # destroyed or lost since the listing
+                entry["error"] = str(e)
+    return {"isolates": out}
+
+
+def trace_tail(iso: Any, n: int) -> list[str]:
+    """The last n --trace-gc lines the isolate's ring holds."""
+    lines: list[str] = []
+    seq = 0
+    while True:
+        got = iso.trace(after_seq=seq, max_records=128)
+        if not got:
+            return lines
+        lines = (lines + [e.line for e in got])[-n:]
+        seq = got[-1].seq
+        if len(got) < 128:
+            return lines
+
+
 def main_gc(target: str, isolate: int | None, as_json: bool, timeout: float) -> int:
     from memsim.client import MemsimError
-    from memsim.tools.gcwire import collect
 
     try:
-        data = collect(target, isolate, timeout, TRACE_LINES)
+        data = collect(target, isolate, timeout)
     except MemsimError as e:
         print(f"memsim gc: {target}: {e.code.name}: {e}", file=sys.stderr)
         if e.code.name == "UNAVAILABLE":
             print("is a server running there? point at it with --target HOST:PORT", file=sys.stderr)
+        if e.code.name == "UNIMPLEMENTED":
+            print("that server has no managed heap (memsim.v1.V8)", file=sys.stderr)
         return 1
     if isolate is not None and not data["isolates"]:
         print(f"memsim gc: {target}: no isolate {isolate}", file=sys.stderr)

@@ -25,7 +25,8 @@ def lane(i: int, workload: str, extra: dict) -> LaneResult:
                        new_space_survived=MiB // 4, nodes_copied_in_new=1000, nodes_promoted=200, words_copied=40_000)
               for k in range(20)]
     events.append(GcRecord(seq=21, kind="Mark-Compact", reason="allocation failure", start_ms=950.0, pause_ms=12.5,
-                           live_before=22 * MiB, committed_before=24 * MiB, live_after=6 * MiB, committed_after=12 * MiB))
+                           live_before=22 * MiB, committed_before=24 * MiB, live_after=6 * MiB,
+                           committed_after=12 * MiB))
     hist = harness.histogram()
     for us in (900, 1100, 5000):
         hist.record_value(us)
@@ -80,7 +81,8 @@ def test_the_table_and_the_png(report, tmp_path):
 
 def test_memsim_gc_renders_nodes_names():
     data = {"isolates": [{
-        "info": {"id": 3, "state": "live", "semi_space_size": MiB, "max_old_space_size": 16 * MiB},
+        "info": {"isolate": 3, "state": "live", "holder": -1, "owner": "ab12", "semi_space_size": MiB,
+                 "max_old_space_size": 16 * MiB},
         "memory_usage": {"rss": 5 * MiB, "heapTotal": 4 * MiB, "heapUsed": 3 * MiB, "external": 2048,
                          "arrayBuffers": 2048},
         "heap_statistics": {"total_heap_size": 4 * MiB, "used_heap_size": 3 * MiB, "heap_size_limit": 18 * MiB,
@@ -101,6 +103,10 @@ def test_memsim_gc_renders_nodes_names():
     con = Console(record=True)
     gcreport.render_isolates({"isolates": []}, con)
     assert "no isolates" in con.export_text()
+    con = Console(record=True, width=160)
+    gcreport.render_isolates({"isolates": [{"info": {**data["isolates"][0]["info"], "state": "lost"},
+                                            "error": "isolate 3 is LOST"}]}, con)
+    assert "isolate 3: lost" in con.export_text() and "no figures: isolate 3 is LOST" in con.export_text()
 
 
 def test_bench_gc_flags_make_the_load():
