@@ -106,7 +106,8 @@ def test_memsim_gc_renders_nodes_names():
     con = Console(record=True, width=160)
     gcreport.render_isolates({"isolates": [{"info": {**data["isolates"][0]["info"], "state": "lost"},
                                             "error": "isolate 3 is LOST"}]}, con)
-    assert "isolate 3: lost" in con.export_text() and "no figures: isolate 3 is LOST" in con.export_text()
+    text = con.export_text()
+    assert "isolate 3: lost" in text and "no figures: isolate 3 is LOST" in text
 
 
 def test_bench_gc_flags_make_the_load():
