@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from memsim.tools import gcstats, harness
+from memsim.tools.flags import server_error
 from memsim.tools.gcstats import LaneRun
 from memsim.tools.report import human
 
@@ -264,12 +265,7 @@ def main_gc(target: str, isolate: int | None, as_json: bool, timeout: float) -> 
     try:
         data = collect(target, isolate, timeout)
     except MemsimError as e:
-        print(f"memsim gc: {target}: {e.code.name}: {e}", file=sys.stderr)
-        if e.code.name == "UNAVAILABLE":
-            print("is a server running there? point at it with --target HOST:PORT", file=sys.stderr)
-        if e.code.name == "UNIMPLEMENTED":
-            print("that server has no managed heap (memsim.v1.V8)", file=sys.stderr)
-        return 1
+        return server_error("gc", target, e, e.code.name)
     if isolate is not None and not data["isolates"]:
         print(f"memsim gc: {target}: no isolate {isolate}", file=sys.stderr)
         return 1

@@ -167,49 +167,33 @@ class HeapSplayTree:
         return self.find_max(left) if left is not None else None
 
     def splay(self, key: int) -> None:
-        """splay.js's splay_: top-down splaying, the left and right trees hung off a fresh dummy node."""
+        """splay.js's splay_: top-down splaying, the left and right trees hung off a fresh dummy node.
+        splay.js writes the two directions out; here `side` is the way down and `other` the way back."""
         current = self.get_root()
         if current is None:
             return
-        dummy = left = right = self.new_node(None)
-        while True:
-            if key < current.key:
-                nxt = self.get(current, LEFT)
-                if nxt is None:
-                    break
-                if key < nxt.key:  # rotate right
-                    tmp = nxt
-                    self.put(current, LEFT, self.get(tmp, RIGHT))
-                    self.put(tmp, RIGHT, current)
-                    current = tmp
-                    if self.get(current, LEFT) is None:
-                        break
-                self.put(right, LEFT, current)  # link right
-                right = current
-                nxt = self.get(current, LEFT)
-                assert nxt is not None
-                current = nxt
-            elif key > current.key:
-                nxt = self.get(current, RIGHT)
-                if nxt is None:
-                    break
-                if key > nxt.key:  # rotate left
-                    tmp = nxt
-                    self.put(current, RIGHT, self.get(tmp, LEFT))
-                    self.put(tmp, LEFT, current)
-                    current = tmp
-                    if self.get(current, RIGHT) is None:
-                        break
-                self.put(left, RIGHT, current)  # link left
-                left = current
-                nxt = self.get(current, RIGHT)
-                assert nxt is not None
-                current = nxt
-            else:
+        dummy = self.new_node(None)
+        hook = {LEFT: dummy, RIGHT: dummy}  # the last node of the right tree (hung by LEFT) and of the left
+        while key != current.key:
+            side = LEFT if key < current.key else RIGHT
+            other = RIGHT if side == LEFT else LEFT
+            nxt = self.get(current, side)
+            if nxt is None:
                 break
+            if (key < nxt.key) if side == LEFT else (key > nxt.key):  # rotate right (or left)
+                self.put(current, side, self.get(nxt, other))
+                self.put(nxt, other, current)
+                current = nxt
+                if self.get(current, side) is None:
+                    break
+            self.put(hook[side], side, current)  # link right (or left)
+            hook[side] = current
+            nxt = self.get(current, side)
+            assert nxt is not None
+            current = nxt
         # assemble
-        self.put(left, RIGHT, self.get(current, LEFT))
-        self.put(right, LEFT, self.get(current, RIGHT))
+        self.put(hook[RIGHT], RIGHT, self.get(current, LEFT))
+        self.put(hook[LEFT], LEFT, self.get(current, RIGHT))
         self.put(current, LEFT, self.get(dummy, RIGHT))
         self.put(current, RIGHT, self.get(dummy, LEFT))
         self.set_root(current)

@@ -156,18 +156,32 @@ def test_gcbench_passes_keep_only_the_long_lived_data():
     assert bench.trees > 0
 
 
-def heap_keys(g: Graph, t: HeapSplayTree) -> list[int]:
-    out: list[int] = []
+def heap_keys(g: Graph, t: HeapSplayTree) -> list[tuple[int, int]]:
+    """The heap's tree in order, each key with its depth (so the shape is compared too)."""
+    out: list[tuple[int, int]] = []
 
-    def walk(o: int | Obj) -> None:
+    def walk(o: int | Obj, depth: int) -> None:
         if isinstance(o, Obj):
-            walk(o.fields[LEFT])
+            walk(o.fields[LEFT], depth + 1)
             key = o.fields[KEY]
             assert isinstance(key, int)
-            out.append(key)
-            walk(o.fields[RIGHT])
+            out.append((key, depth))
+            walk(o.fields[RIGHT], depth + 1)
 
-    walk(g.handles[t.tree.id].fields[ROOT])
+    walk(g.handles[t.tree.id].fields[ROOT], 0)
+    return out
+
+
+def mirror_keys(t: HeapSplayTree) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+
+    def walk(n, depth: int) -> None:
+        if n is not None:
+            walk(n.left, depth + 1)
+            out.append((n.key, depth))
+            walk(n.right, depth + 1)
+
+    walk(t.root, 0)
     return out
 
 
@@ -176,11 +190,14 @@ def test_splay_tree_in_the_heap_matches_the_clients_notes():
     sp = Splay(g.send, scale=1 / 100, seed=3)  # 80 nodes
     list(sp.setup())
     assert sp.tree is not None and len(sp.tree.keys()) == 80 == len(sp.keys)
-    assert heap_keys(g, sp.tree) == sp.tree.keys() == sorted(sp.keys)
+    assert heap_keys(g, sp.tree) == mirror_keys(sp.tree)
+    assert sp.tree.keys() == sorted(sp.keys)
     run = sp.run()
     while sp.runs < 3:
         next(run)
-    assert heap_keys(g, sp.tree) == sp.tree.keys() == sorted(sp.keys) and len(sp.keys) == 80
+    assert heap_keys(g, sp.tree) == mirror_keys(sp.tree)
+    assert sp.tree.keys() == sorted(sp.keys) and len(sp.keys) == 80
+    assert max(d for _, d in mirror_keys(sp.tree)) < 80  # splaying keeps it from a list's depth
     assert len(sp.samples) == 3 and all(ms > 0 for _, ms in sp.samples)
     assert len(g.scopes) == 1 and len(g.globals) == 1
     # each node holds its payload: a depth-5 tree whose 32 leaves hold an array and a string
