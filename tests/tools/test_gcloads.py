@@ -2,7 +2,8 @@
 that enforces V8's handle rules: a handle is usable only while its scope is open (or, for a global,
 until it is dropped), so a workload that kept a handle past its message fails here. The graph then
 says what the heap would hold: Splay's tree has exactly the keys and shape the client noted,
-GCBench's long-lived data survives its passes, the handler's cache stays at its size."""
+GCBench's long-lived data survives its passes, the handler's cache stays at its size. The same
+programs then run on the real heap (sim/v8's Isolate, in process) and read back what they built."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from memsim.sim.system import Machine, MachineConfig
+from memsim.sim.v8 import Handle, Isolate
 from memsim.tools import gcloads
-from memsim.tools.gcloads import GcBench, GcBenchShape, Handler, Held, Msg, Ref, Result, Value
+from memsim.tools.gcloads import GcBench, GcBenchShape, Handler, Held, Msg, Ref, Result, Send, Value
 from memsim.tools.splay import KEY, LEFT, RIGHT, ROOT, VALUE, HeapSplayTree, Splay
+
+MiB = 1 << 20
 
 
 @dataclass
@@ -222,3 +227,95 @@ def test_handler_keeps_a_bounded_cache():
     assert len(h.cache) <= h.cache_entries + gcloads.REQUESTS_PER_MESSAGE
     assert len(g.globals) == len(h.cache) and len(g.scopes) == 1
     assert 40 <= g.ops / h.requests <= 60  # about 50 objects a request
+
+
+# -- the same workloads on the real heap, in process (sim/v8's Isolate, no server) -------------------------
+
+@pytest.fixture
+def isolate():
+    """An isolate whose new space holds these small runs without a GC (the collectors are tested in sim/v8)."""
+    m = Machine.create(MachineConfig(memory_bytes=128 * MiB, vm_memory=64 * MiB, v8_isolates=1))
+    try:
+        v8 = m.v8(0, m.heap(0))
+        iso_id = v8.create_isolate(semi_space_size=4 * MiB, max_old_space_size=4 * MiB)
+        with v8.enter(iso_id) as iso:
+            yield iso
+    finally:
+        m.destroy()
+
+
+def on_isolate(iso: Isolate) -> Send:
+    """A message's ops, one call each, on the sim's Isolate: the ops the V8 batch stream runs."""
+    def send(m: Msg) -> list[Result]:
+        res: list[Result] = []
+
+        def val(v: Value) -> int | Handle:
+            r = res[v.index] if isinstance(v, Ref) else v
+            if isinstance(r, Held):
+                return Handle(r.id)
+            assert isinstance(r, int), r
+            return r
+
+        def obj(v: Value) -> Handle:
+            h = val(v)
+            assert isinstance(h, Handle)
+            return h
+
+        for op in m.ops:
+            out: int | Handle | bytes | None = None
+            if op.code == "new_object":
+                out = iso.new_object([val(f) for f in op.fields], payload=op.data, nfields=op.nfields)
+            elif op.code == "new_string":
+                out = iso.new_string(op.data)
+            elif op.code == "new_array_buffer":
+                out = iso.new_array_buffer(op.b)
+            elif op.code == "set_field":
+                iso.set_field(obj(op.a), op.b, val(op.c))
+            elif op.code == "get_field":
+                out = iso.get_field(obj(op.a), op.b)
+            elif op.code == "read_payload":
+                out = iso.read_payload(obj(op.a), op.b, op.nfields)
+            elif op.code == "open_scope":
+                out = iso.open_scope()
+            elif op.code == "close_scope":
+                out = iso.close_scope(None if op.a == 0 else obj(op.a))
+            elif op.code == "make_persistent":
+                out = iso.make_persistent(obj(op.a))
+            elif op.code == "drop":
+                iso.drop(obj(op.a))
+            res.append(Held(out.id) if isinstance(out, Handle) else out)
+        return res
+    return send
+
+
+def test_splay_on_the_real_heap(isolate):
+    sp = Splay(on_isolate(isolate), scale=1 / 100, seed=5)
+    list(sp.setup())
+    run = sp.run()
+    while sp.runs < 2:
+        next(run)
+    assert sp.tree is not None
+    isolate.open_scope()
+    got: list[tuple[int, int]] = []
+
+    def walk(h: int | Handle, depth: int) -> None:
+        if isinstance(h, Handle):
+            walk(isolate.get_field(h, LEFT), depth + 1)
+            key = isolate.get_field(h, KEY)
+            assert isinstance(key, int)
+            got.append((key, depth))
+            walk(isolate.get_field(h, RIGHT), depth + 1)
+
+    walk(isolate.get_field(Handle(sp.tree.tree.id), ROOT), 0)
+    isolate.close_scope()
+    assert got == mirror_keys(sp.tree) and len(got) == 80
+
+
+def test_gcbench_and_handler_on_the_real_heap(isolate):
+    bench = GcBench(on_isolate(isolate), GcBenchShape.scaled(1 / 1024))
+    run = bench.run()
+    while bench.passes < 1:  # its last step reads array[1000] and the long-lived tree back
+        next(run)
+    h = Handler(on_isolate(isolate), scale=1 / 512, seed=2)
+    drive(h.run(), 10)
+    assert h.requests == 200 and isolate.memory_usage()["external"] > 0  # the bodies' backing stores
