@@ -39,6 +39,7 @@ import struct
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 OPS_PER_MESSAGE = 2000  # well under the wire's batch limit, and under the handle table: a message's handles die with it
 
@@ -323,6 +324,11 @@ class GcBench:
             self.passes += 1
             yield
 
+    def figures(self, t0: float, t1: float) -> dict[str, Any]:
+        sh = self.shape
+        return {"passes": self.passes, "trees": self.trees, "stretch_depth": sh.stretch_depth,
+                "long_lived_depth": sh.long_lived_depth, "max_depth": sh.max_depth, "array_size": sh.array_size}
+
     def check(self, keep: list[Held]) -> None:
         """GCBench's last line: the long-lived tree is there and array[1000] is still 1/1000."""
         m = Msg()
@@ -388,6 +394,9 @@ class Handler:
 
     def setup(self) -> Program:
         yield from ()
+
+    def figures(self, t0: float, t1: float) -> dict[str, Any]:
+        return {"requests": self.requests, "cached": self.cached, "cache_entries": self.cache_entries}
 
     def run(self) -> Program:
         while True:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from memsim.tools.gcloads import Held, Msg, Program, Ref, Send, Value, held
 
@@ -224,6 +225,11 @@ class Splay:
         self.runs = 0
         self.tree: HeapSplayTree | None = None
         self.keys: set[int] = set()
+
+    def figures(self, t0: float, t1: float) -> dict[str, Any]:
+        """The runs that ended inside the window [t0, t1] (monotonic seconds)."""
+        return {"runs": self.runs, "run_ms": [ms for end, ms in self.samples if t0 <= end <= t1],
+                "tree_size": self.size}
 
     def _payload(self, m: Msg, depth: int, tag: int) -> Ref:
         """GeneratePayloadTree(depth, tag)."""
