@@ -15,7 +15,7 @@ import json
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
@@ -25,6 +25,9 @@ from memsim.tools import gcstats, harness
 from memsim.tools.flags import server_error
 from memsim.tools.gcstats import LaneRun
 from memsim.tools.report import human
+
+if TYPE_CHECKING:
+    from memsim.client import Isolate
 
 TRACE_LINES = 20  # --trace-gc lines `memsim gc` shows per isolate
 
@@ -184,13 +187,41 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, int | float]:
     return out
 
 
-def counters_table(counters: Mapping[str, Any]) -> Table:
+PAUSE_STATS = ("count", "total_ms", "p50", "p99", "max")  # the tracer's PauseStats, per kind
+
+
+def pause_rows(flat: Mapping[str, int | float]) -> dict[str, dict[str, int | float]]:
+    """The tracer's per-kind pause figures out of the flattened counters (pause_ms.<kind>.<stat>)."""
+    kinds: dict[str, dict[str, int | float]] = {}
+    for name, v in flat.items():
+        head, _, rest = name.partition(".")
+        kind, _, stat = rest.rpartition(".")
+        if head == "pause_ms" and kind and stat in PAUSE_STATS:
+            kinds.setdefault(kind, {})[stat] = v
+    return kinds
+
+
+def counters_tables(counters: Mapping[str, Any]) -> list[Table]:
+    """GC counts and pause percentiles by kind (what `--trace-gc` readers look for first), then every
+    other counter (bytes allocated, copied and promoted, the work counters, mu, survival)."""
+    flat = flatten(counters)
+    kinds = pause_rows(flat)
+    out: list[Table] = []
+    if kinds:
+        t = Table(title="GCs by kind", box=box.SIMPLE_HEAD, title_justify="left")
+        for col in ("kind", "count", "total ms", "p50 ms", "p99 ms", "max ms"):
+            t.add_column(col, justify="left" if col == "kind" else "right")
+        for kind, st in kinds.items():
+            t.add_row(kind, _figure(st.get("count", 0)), *(_ms(st.get(k, 0)) for k in PAUSE_STATS[1:]))
+        out.append(t)
     t = Table(title="collector counters", box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
     t.add_column("counter")
     t.add_column("value", justify="right")
-    for k, v in flatten(counters).items():
-        t.add_row(k, _figure(v))
-    return t
+    for k, v in flat.items():
+        if not k.startswith(("pause_ms.", "gc_count.")) or not kinds:
+            t.add_row(k, _figure(v))
+    out.append(t)
+    return out
 
 
 def _figure(v: int | float) -> str:
@@ -215,7 +246,8 @@ def render_isolates(data: dict[str, Any], console: Console | None = None) -> Non
         con.print(_bytes_table("process.memoryUsage()", iso["memory_usage"]))
         con.print(_bytes_table("v8.getHeapStatistics()", iso["heap_statistics"]))
         con.print(space_table(iso["heap_space_statistics"]))
-        con.print(counters_table(iso["counters"]))
+        for table in counters_tables(iso["counters"]):
+            con.print(table)
         lines = iso["trace"]
         con.print(f"--trace-gc (the last {len(lines)})" if lines else "--trace-gc: no GC yet")
         for line in lines:
@@ -239,16 +271,17 @@ def collect(target: str, isolate: int | None, timeout: float, lines: int = TRACE
                 iso = v8.isolate(info.isolate)
                 st = iso.stats()
                 entry.update(memory_usage=st.memory_usage, heap_statistics=st.heap_statistics,
-                             heap_space_statistics=st.spaces, counters=st.counters, trace=trace_tail(iso, lines))
+                             heap_space_statistics=st.spaces, counters=st.counters,
+                             trace=trace_tail(iso, lines, int(st.counters.get("last_seq", 0))))
             except (FailedPrecondition, NotFound) as e:  # destroyed or lost since the listing
                 entry["error"] = str(e)
     return {"isolates": out}
 
 
-def trace_tail(iso: Any, n: int) -> list[str]:
-    """The last n --trace-gc lines the isolate's ring holds."""
+def trace_tail(iso: Isolate, n: int, last_seq: int = 0) -> list[str]:
+    """The last n --trace-gc lines the isolate's ring holds (reading from last_seq - n when known)."""
     lines: list[str] = []
-    seq = 0
+    seq = max(0, last_seq - n)
     while True:
         got = iso.trace(after_seq=seq, max_records=128)
         if not got:

@@ -90,7 +90,9 @@ def test_memsim_gc_renders_nodes_names():
         "heap_space_statistics": [{"space_name": n, "space_size": MiB, "space_used_size": 1000,
                                    "space_available_size": 10, "physical_space_size": MiB}
                                   for n in ("new_space", "old_space", "large_object_space")],
-        "counters": {"scavenges": 7, "pauses": {"Scavenge": {"p50_ms": 1.5, "p99_ms": 3.0, "max_ms": 3.5}}},
+        "counters": {"gc_count.Scavenge": 7, "pause_ms.Scavenge.count": 7, "pause_ms.Scavenge.p50": 1.5,
+                     "pause_ms.Scavenge.p99": 3.0, "pause_ms.Scavenge.max": 3.5, "pause_ms.Mark-Compact.count": 1,
+                     "pause_ms.Mark-Compact.max": 9.25, "totals": {"bytes_promoted": 123456}, "last_seq": 8},
         "trace": ["[1:0x3ef8fc00]      127 ms: Scavenge 4.1 (4.2) -> 3.5 (5.2) MB, 7.88 / 0.00 ms  "
                   "(average mu = 1.000, current mu = 1.000) allocation failure;"]}]}
     con = Console(record=True, width=160)
@@ -98,7 +100,8 @@ def test_memsim_gc_renders_nodes_names():
     text = con.export_text()
     for word in ("isolate 3", "process.memoryUsage()", "heapUsed", "3,145,728", "arrayBuffers",
                  "v8.getHeapStatistics()", "heap_size_limit", "v8.getHeapSpaceStatistics()", "large_object_space",
-                 "space_available_size", "pauses.Scavenge.p99_ms", "Scavenge 4.1 (4.2) -> 3.5 (5.2) MB"):
+                 "space_available_size", "GCs by kind", "9.25", "totals.bytes_promoted", "123,456",
+                 "Scavenge 4.1 (4.2) -> 3.5 (5.2) MB"):
         assert word in text, word
     con = Console(record=True)
     gcreport.render_isolates({"isolates": []}, con)
