@@ -18,6 +18,7 @@ from memsim.sim.v8.handles import HandleTable
 from memsim.sim.v8.layout import C_BARRIER_OFF, C_SPACE, V8Arrays, V8Geometry
 from memsim.sim.v8.remembered_set import RememberedSet
 from memsim.sim.v8.spaces import SpaceBounds
+from memsim.sim.v8.tracer import GcTracer
 from memsim.sim.vm.vm import VM
 
 
@@ -47,6 +48,10 @@ class HeapContext:
     @property
     def space(self) -> int:
         return int(self.a.iso_cfg[self.iso, C_SPACE])
+
+    @property
+    def tracer(self) -> GcTracer:
+        return GcTracer(self.a.tracer, self.iso)
 
     @property
     def barrier_off(self) -> bool:

@@ -19,7 +19,7 @@ from memsim.sim.v8.layout import HEAP_BASE
 
 @njit
 def word_index(dm: np.ndarray, va: int, shift: int, wpf: int) -> int:
-    return np.int64(dm[(va - HEAP_BASE) >> shift]) * wpf + ((va & ((1 << shift) - 1)) >> 3)
+    return int(dm[(va - HEAP_BASE) >> shift]) * wpf + ((va & ((1 << shift) - 1)) >> 3)
 
 
 @njit

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class GcWork:
+    allocated: int = 0  # bytes allocated since the previous GC
     promoted: int = 0  # bytes moved from new to old space
     new_space_survived: int = 0  # bytes copied within new space
     nodes_copied_in_new: int = 0

@@ -25,21 +25,41 @@ import os
 import sys
 import time
 
+import numpy as np
+
 from memsim.sim.errors import ResourceExhausted
-from memsim.sim.v8 import large_object_space, mark_compact, new_space, old_space, scavenger
+from memsim.sim.v8 import (
+    array_buffer_sweeper,
+    free_list,
+    large_object_space,
+    mark_compact,
+    new_space,
+    old_space,
+    scavenger,
+)
 from memsim.sim.v8.context import HeapContext
 from memsim.sim.v8.gc_work import GcWork
 from memsim.sim.v8.layout import (
+    C_CREATED_NS,
     C_FORCE_COMPACTION,
     C_MAX_OLD,
+    C_VERIFY,
     CHUNK_HEADER,
     MC_MARK,
     MUTATOR,
     SCAVENGE,
     T_ALLOCATED,
+    T_BARRIER_SLOW,
+    T_LO_BYTES,
     T_OLD_COMMITTED,
+    T_OLD_LIMIT,
     T_OLD_LIMIT_BYTES,
+    T_OLD_PAGES,
+    T_OLD_TOP,
 )
+from memsim.sim.v8.stats import HeapSizes, SpaceSize
+from memsim.sim.v8.tracer import GcEvent
+from memsim.sim.v8.verifier import verify
 
 MB = 1 << 20
 # A test hook, read from the environment of the process that collects (a worker of a test's server):
@@ -58,6 +78,27 @@ def size_of_objects(h: HeapContext) -> int:
 def committed(h: HeapContext) -> int:
     """heapTotal: bytes of committed heap pages (V8's Heap::CommittedMemory)."""
     return 2 * h.bounds.semi + int(h.top[T_OLD_COMMITTED])
+
+
+def sizes(h: HeapContext) -> HeapSizes:
+    """Every space's committed, used, available and resident bytes (V8's HeapSpaceStatistics), and
+    the heap's other figures, for stats.py's getHeapStatistics and process.memoryUsage."""
+    old_committed = int(h.top[T_OLD_PAGES]) * h.g.page_size
+    old_used = int(h.a.pg_allocated[h.iso].sum())
+    lab = int(h.top[T_OLD_LIMIT]) - int(h.top[T_OLD_TOP])
+    lo_committed = int(h.top[T_OLD_COMMITTED]) - old_committed
+    new_committed = 2 * h.bounds.semi
+    ext = array_buffer_sweeper.external_bytes(h)
+    _, globals_ = h.handles.counts()
+    per_isolate_rows = sum(int(v.nbytes) // h.g.isolates for v in vars(h.a).values()
+                           if isinstance(v, np.ndarray) and v.shape[0] == h.g.isolates)  # V8's malloced_memory
+    return HeapSizes(
+        new_space=SpaceSize(new_committed, new_space.used(h), new_space.capacity(h) - new_space.used(h), new_committed),
+        old_space=SpaceSize(old_committed, old_used, free_list.available(h) + max(0, lab), old_committed),
+        large_object_space=SpaceSize(lo_committed, int(h.top[T_LO_BYTES]), 0, lo_committed),
+        external=ext, array_buffers=ext, limit=int(h.cfg[C_MAX_OLD]) + 2 * h.bounds.semi,
+        global_handles_used=globals_ * 8, global_handles_total=h.handles.capacity * 8,
+        malloced=per_isolate_rows, peak_malloced=per_isolate_rows)
 
 
 def oom(h: HeapContext, size: int, why: str = "") -> ResourceExhausted:
@@ -82,16 +123,16 @@ def allocate_raw(h: HeapContext, size: int, pretenure: bool = False) -> int:
     if space == "new" and size > new_space.capacity(h) // 2:
         space = "old"  # cannot fit a semispace page twice over: V8 pretenures such objects
     if space != "new" and old_space.size_of_objects(h) + size > int(h.top[T_OLD_LIMIT_BYTES]):
-        collect_garbage(h, KIND_MARK_COMPACT, "allocation failure")
+        collect_garbage(h, KIND_MARK_COMPACT, "allocation limit", collector_reason="GC in old space requested")
     addr = _try(h, size, space)
     if not addr and space == "new":
         collect_garbage(h, KIND_SCAVENGE, "allocation failure")
         addr = _try(h, size, space)
     if not addr:
-        collect_garbage(h, KIND_MARK_COMPACT, "allocation failure")
+        collect_garbage(h, KIND_MARK_COMPACT, "allocation failure", collector_reason="GC in old space requested")
         addr = _try(h, size, space)
     if not addr:
-        collect_garbage(h, KIND_MARK_COMPACT, "last resort", force=True)
+        collect_garbage(h, KIND_MARK_COMPACT, "last resort", force=True, collector_reason="GC in old space requested")
         addr = _try(h, size, space)
     if not addr:
         raise oom(h, size)
@@ -99,25 +140,38 @@ def allocate_raw(h: HeapContext, size: int, pretenure: bool = False) -> int:
     return addr
 
 
-def collect_garbage(h: HeapContext, kind: str, reason: str, force: bool = False) -> GcWork:
-    """One collection of `kind` (Scavenge or Mark-Compact), with the phase word set for recovery."""
-    work = GcWork(new_space_size_at_start=new_space.used(h))
+def now_ms(h: HeapContext) -> float:
+    """Milliseconds since the isolate was created (V8's time_millis_since_init), on the machine-wide
+    monotonic clock, so any core reads the same timeline."""
+    return (time.monotonic_ns() - int(h.cfg[C_CREATED_NS])) / 1e6
+
+
+def collect_garbage(h: HeapContext, kind: str, reason: str, force: bool = False,
+                    collector_reason: str = "") -> GcEvent:
+    """One collection of `kind` (Scavenge or Mark-Compact), with the phase word set for recovery and
+    the tracer's event around it (tracer.py); its event, with V8's trace lines."""
+    work = GcWork(new_space_size_at_start=new_space.used(h), barrier_slow_paths=int(h.top[T_BARRIER_SLOW]),
+                  allocated=int(h.top[T_ALLOCATED]))
+    tracer = h.tracer
+    tracer.start(kind, reason, size_of_objects(h), committed(h), now_ms(h), new_space_size=work.new_space_size_at_start,
+                 collector_reason=collector_reason)
     old_space.give_back_lab(h)  # every page iterable before a collection (V8's FreeLinearAllocationArea)
     h.a.iso_phase[h.iso] = SCAVENGE if kind == KIND_SCAVENGE else MC_MARK
     if os.environ.get(PAUSE_ENV) == kind:
         print(f"isolate {h.iso}: paused in {kind} on core {h.core} (test hook {PAUSE_ENV})",
               file=sys.stderr, flush=True)
         time.sleep(PAUSE_SECONDS)
-    t0 = time.perf_counter()
     if kind == KIND_SCAVENGE:
         scavenger.scavenge(h, work)
     else:
         mark_compact.collect(h, work, force or bool(h.cfg[C_FORCE_COMPACTION]))
-    work.phase_ms.setdefault("total", (time.perf_counter() - t0) * 1e3)
+    event = tracer.end(work, size_of_objects(h), committed(h), now_ms(h))
     h.a.iso_phase[h.iso] = MUTATOR
     h.a.iso_epoch[h.iso] += 1
-    h.top[T_ALLOCATED] = 0
-    return work
+    h.top[T_ALLOCATED] = h.top[T_BARRIER_SLOW] = 0
+    if h.cfg[C_VERIFY]:
+        verify(h)
+    return event
 
 
 def area(h: HeapContext) -> int:

@@ -18,9 +18,8 @@ from collections.abc import Sequence
 
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, OutOfRange
 from memsim.sim.v8 import array_buffer_sweeper as abs_
-from memsim.sim.v8 import heap, new_space
+from memsim.sim.v8 import heap, new_space, stats
 from memsim.sim.v8.context import HeapContext
-from memsim.sim.v8.gc_work import GcWork
 from memsim.sim.v8.handles import Handle
 from memsim.sim.v8.large_object_space import chunk_bytes
 from memsim.sim.v8.layout import (
@@ -53,6 +52,7 @@ from memsim.sim.v8.objects import (
     tag,
     untag,
 )
+from memsim.sim.v8.tracer import GcEvent, TracerCounters
 from memsim.sim.v8.write_barrier import for_store
 
 Value = int | Handle
@@ -247,7 +247,7 @@ class Isolate:
 
     # -- GC and figures ------------------------------------------------------------------------
 
-    def gc(self, minor: bool = False) -> GcWork:
+    def gc(self, minor: bool = False) -> GcEvent:
         """`gc()` as with --expose-gc: a Mark-Compact, or with minor=True a Scavenge (reason "testing")."""
         return heap.collect_garbage(self.h, heap.KIND_SCAVENGE if minor else heap.KIND_MARK_COMPACT, "testing")
 
@@ -261,10 +261,24 @@ class Isolate:
         return SPACE_NAMES[space]
 
     def memory_usage(self) -> dict[str, int]:
-        """Node's process.memoryUsage() of this isolate."""
-        ext = abs_.external_bytes(self.h)
-        return {"rss": self.h.vm.memory_usage(self.h.space)["rss"], "heapTotal": heap.committed(self.h),
-                "heapUsed": heap.size_of_objects(self.h), "external": ext, "arrayBuffers": ext}
+        """Node's process.memoryUsage() of this isolate: rss is its address space's resident bytes."""
+        return stats.memory_usage(self.h.vm.memory_usage(self.h.space)["rss"], heap.sizes(self.h))
+
+    def heap_statistics(self) -> dict[str, int]:
+        """v8.getHeapStatistics()."""
+        return stats.heap_statistics(heap.sizes(self.h))
+
+    def heap_space_statistics(self) -> list[dict[str, int | str]]:
+        """v8.getHeapSpaceStatistics(): node 20's nine spaces, in node's order."""
+        return stats.heap_space_statistics(heap.sizes(self.h))
+
+    def counters(self) -> TracerCounters:
+        """GC counts by kind, pause percentiles (p50/p99/max) and the totals of bytes and work."""
+        return self.h.tracer.counters()
+
+    def trace(self, after_seq: int = 0, max_records: int | None = None) -> list[GcEvent]:
+        """The last collections' events (the trace ring), oldest first, after `after_seq`."""
+        return self.h.tracer.read(after_seq, max_records)
 
     def testing(self, barrier_off: bool | None = None, force_compaction: bool | None = None,
                 verify_heap: bool | None = None) -> None:

@@ -172,6 +172,7 @@ class V8:
         # V8 starts the old generation's limit at half its maximum (Heap::ConfigureHeap,
         # initial_old_generation_size); the first mark-compact replaces it (heap_controller.py)
         h.top[T_OLD_LIMIT_BYTES] = b.max_old // 2
+        h.tracer.reset(iso, heap_base=b.new_base)
 
     def _tear_down(self, iso: int) -> None:
         """Release everything an isolate holds (its row stays claimed; the caller says what it becomes)."""

@@ -31,7 +31,8 @@ its frames are pinned for as long as the page is committed and reached through t
     v8_slots         (2, pool words / 64) u64 frame's isolate     slot sets, one bit per pool word (remembered_set.py)
     hs_*, gh_*       (I, handles)             v8/isolate/<i>      handle scopes and global handles (handles.py)
     ext_*            (I, EXT)                 v8/isolate/<i>      ArrayBuffer backing stores (array_buffer_sweeper.py)
-    tr_*, iso_ctr                             v8/isolate/<i>      the GC tracer's ring and counters (tracer.py)
+    tr_*, iso_ctr    (I, ...)                 v8/isolate/<i>      the GC tracer's ring, open event, running
+                                                                  figures and counters (tracer.py)
 
 The bitmaps are indexed by physical frame, machine-wide: a frame belongs to at most one isolate's
 committed page at a time, so the isolate's locker guards its rows too, and no per-isolate sizing is
@@ -51,6 +52,7 @@ import numpy as np
 
 from memsim.sim.errors import InvalidArgument
 from memsim.sim.machine.shm import ArraySpec
+from memsim.sim.v8.tracer import TracerArrays, tracer_specs
 
 KiB, MiB = 1 << 10, 1 << 20
 HEAP_BASE = 1 << 30  # the heap's first address in the isolate's space (V8 reserves a cage; any aligned base works)
@@ -74,14 +76,15 @@ NCFG = 16
 
 # iso_top columns
 (T_TO_SPACE, T_NEW_TOP, T_NEW_LIMIT, T_AGE_MARK, T_NEW_USED, T_OLD_TOP, T_OLD_LIMIT, T_OLD_LIMIT_BYTES,
- T_ALLOCATED, T_SCAN, T_PROMO_START, T_OLD_PAGES, T_LO_BYTES, T_OLD_COMMITTED) = range(14)
+ T_ALLOCATED, T_SCAN, T_PROMO_START, T_OLD_PAGES, T_LO_BYTES, T_OLD_COMMITTED, T_BARRIER_SLOW) = range(15)
 NTOP = 16
 # T_TO_SPACE: which semispace (0/1) is to-space; T_NEW_TOP/LIMIT: the bump pointer and its page's end;
 # T_AGE_MARK: V8's age mark (objects below it in to-space survived one scavenge); T_NEW_USED: bytes of
 # objects in new space; T_OLD_TOP/LIMIT: old space's linear allocation area; T_OLD_LIMIT_BYTES: the
 # old generation's allocation limit (heap_controller.py); T_ALLOCATED: bytes allocated since the
 # last GC; T_OLD_PAGES: committed old pages; T_LO_BYTES: bytes of large objects;
-# T_OLD_COMMITTED: committed bytes of old and large-object pages (against max_old_space_size)
+# T_OLD_COMMITTED: committed bytes of old and large-object pages (against max_old_space_size);
+# T_BARRIER_SLOW: write-barrier slow paths since the last GC
 
 # The old-space free list's categories (V8's FreeListMany::categories_min, in bytes): a block is on
 # the category of the largest minimum it reaches.
@@ -192,6 +195,7 @@ def v8_specs(g: V8Geometry) -> list[ArraySpec]:
         ArraySpec("ext_len", "int64", (i, EXT_PER_ISOLATE)),
         ArraySpec("ext_state", "int8", (i, EXT_PER_ISOLATE)),  # array_buffer_sweeper.py's FREE/YOUNG/OLD
         ArraySpec("ext_mark", "int8", (i, EXT_PER_ISOLATE)),
+        *tracer_specs(i),
     ]
 
 
@@ -228,10 +232,12 @@ class V8Arrays:
     ext_len: np.ndarray
     ext_state: np.ndarray
     ext_mark: np.ndarray
+    tracer: TracerArrays  # tracer.py's own arrays (tr_*, iso_ctr)
 
     @classmethod
     def from_region(cls, region: dict[str, np.ndarray]) -> V8Arrays:
-        return cls(**{f.name: region[f.name] for f in fields(cls)})
+        return cls(**{f.name: region[f.name] for f in fields(cls) if f.name != "tracer"},
+                   tracer=TracerArrays.from_region(region))
 
 
 def v8_lock_names(isolates: int) -> list[str]:

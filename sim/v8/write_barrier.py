@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from memsim.sim.v8 import memory_chunk as mc
 from memsim.sim.v8.context import HeapContext
-from memsim.sim.v8.layout import OLD_TO_NEW
+from memsim.sim.v8.layout import OLD_TO_NEW, T_BARRIER_SLOW
 from memsim.sim.v8.objects import is_smi, untag
 
 
@@ -42,6 +42,7 @@ def for_store(h: HeapContext, host: int, slot: int, value: int) -> bool:
         return False
     if not mc.flags(h.dmap, mc.chunk_of(target, ps)) & mc.POINTERS_TO_HERE_ARE_INTERESTING:
         return False
+    h.top[T_BARRIER_SLOW] += 1
     if not h.barrier_off:
         h.rset.insert(OLD_TO_NEW, slot)
     return True
