@@ -7,6 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from memsim.sim.v8.tracer import GcEvent as SimGcEvent
 from memsim.tools import gcstats
 from memsim.tools.gcstats import GcRecord, LaneRun
 
@@ -114,3 +115,15 @@ def test_summarise_one_workload():
 def test_rms_is_octanes_splay_score():
     assert gcstats.rms([3.0, 4.0]) == math.sqrt(12.5)
     assert gcstats.rms([]) == 0.0
+
+
+def test_a_record_reads_the_simulators_gc_event():
+    """GcRecord.of takes any event with the tracer's field names: the simulator's GcEvent here (the
+    client's GcEvent has the same names: v8.proto's)."""
+    e = SimGcEvent(seq=4, kind="Mark-Compact", reason="testing", start_ms=12.5, pause_ms=3.25, live_before=900,
+                   live_after=300, promoted=7, nodes_promoted=2, words_copied=11, barrier_slow_paths=5)
+    r = GcRecord.of(e)
+    assert (r.seq, r.kind, r.reason, r.start_ms, r.pause_ms, r.end_ms) == (4, "Mark-Compact", "testing", 12.5, 3.25,
+                                                                           15.75)
+    assert (r.live_before, r.live_after, r.promoted, r.nodes_promoted, r.words_copied, r.barrier_slow_paths) == \
+        (900, 300, 7, 2, 11, 5)
