@@ -14,26 +14,12 @@ from __future__ import annotations
 import pytest
 
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound, OutOfRange
-from memsim.sim.system import Machine, MachineConfig
+from memsim.sim.system import MachineConfig
 from memsim.sim.v8.layout import MC_EVACUATE, MUTATOR, SCAVENGE
 from memsim.sim.vm.layout import M_PINNED
 
 KiB, MiB = 1 << 10, 1 << 20
 PAGE = 64 * KiB
-
-
-@pytest.fixture
-def machine():
-    m = Machine.create(MachineConfig(vm_memory=16 * MiB, v8_page_size=PAGE, v8_isolates=4))
-    try:
-        yield m
-    finally:
-        m.destroy()
-
-
-@pytest.fixture
-def v8(machine):
-    return machine.v8(0, machine.heap(0))
 
 
 def test_heap_total_is_the_vms_resident_heap_and_pinned(machine, v8):

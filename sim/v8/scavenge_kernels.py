@@ -1,0 +1,307 @@
+"""The scavenger's compiled loops: V8's Scavenger::ScavengeObject / EvacuateObject and the Cheney
+scan (`src/heap/scavenger-inl.h`, `scavenger.cc`), as numba kernels over plain arrays.
+
+One kernel, `run`, does a whole scavenge's copying in phases (locals, globals, OLD_TO_NEW slots,
+the Cheney loop) and can stop and be re-entered: every step either completes (a slot updated, an
+object copied and forwarded) or changes nothing. It returns to Python (scavenger.py) in two cases:
+
+- NEED_OLD: an object must be promoted and the promotion LAB [T_OLD_TOP, T_OLD_LIMIT) cannot hold
+  it; Python refills the LAB (old_space.refill) or, if old space is full, sets S_OLD_FULL so that
+  the kernel copies within new space instead, and calls `run` again, which retries the same slot;
+- PAUSED: the phase given as `stop` was reached (the roots are timed apart from the copying).
+
+`st` carries everything needed to resume (phase, index, scan pointer, field index, worklist
+head and tail), `p` the scavenge's constants, `ctr` the work counters (K_*). The kernel writes
+straight into the shared arrays: the heap's words through the direct map (dm_kernels.py), the
+isolate's tops (`top`, iso_top's row), the OLD_TO_NEW bits and counts, `pg_allocated` and the
+ArrayBuffer marks. No Python object is created inside a loop, so the same source runs
+interpreted under NUMBA_DISABLE_JIT=1 (and gives the same heap, which the tests check); nothing
+is allocated at all, so the kernels are compiled without reference counting (jit.njit_kernel),
+which a helper taking seven arrays per call would otherwise pay on every object.
+
+Per object (V8's order, which a concurrent reader relies on): allocate, copy the body, publish
+the allocation top, then write the forwarding word (objects.py: the target's address, low bit 0)
+into the old copy's map word.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from memsim.sim.v8.dm_kernels import copy_words, test_and_set_bit, word_index
+from memsim.sim.v8.jit import njit_kernel, on_warm
+from memsim.sim.v8.layout import CHUNK_HEADER, HEAP_BASE, T_NEW_LIMIT, T_NEW_TOP, T_OLD_LIMIT, T_OLD_TOP
+from memsim.sim.v8.objects import FILLER, JS_ARRAY_BUFFER, JS_OBJECT, header, itype_of, nfields_of, size_of
+
+# p: the scavenge's constants
+(P_SHIFT, P_WPF, P_POOL0, P_PAGE, P_PAGE_SHIFT, P_FROM_LO, P_FROM_HI, P_TO_LO, P_TO_HI, P_AGE_MARK) = range(10)
+NP = 10
+# st: where the scavenge is
+(S_PHASE, S_I, S_SCAN, S_FIELD, S_PHEAD, S_PTAIL, S_PFIELD, S_NEED, S_OLD_FULL) = range(9)
+NST = 9
+# ctr: the work counters
+(K_COPIED, K_COPIED_BYTES, K_PROMOTED, K_PROMOTED_BYTES, K_OBJECTS_SCANNED, K_WORDS_SCANNED, K_WORDS_COPIED,
+ K_SLOTS_VISITED, K_SLOTS_REMOVED, K_SLOTS_RECORDED) = range(10)
+NCTR = 10
+# phases, in order
+PH_LOCALS, PH_GLOBALS, PH_REMEMBERED, PH_CHENEY, PH_DONE = range(5)
+# run's results
+DONE, NEED_OLD, PAUSED, TO_SPACE_FULL = range(4)
+
+MARK_NEW, MARK_OLD = 1, 2  # array_buffer_sweeper.py's marks
+
+
+@njit_kernel
+def _alloc_old(top: np.ndarray, size: int, st: np.ndarray) -> int:
+    """The promotion LAB's next `size` bytes, or 0 (S_NEED set unless old space is known full)."""
+    if st[S_OLD_FULL]:
+        return 0
+    t = top[T_OLD_TOP]
+    if t != 0 and t + size <= top[T_OLD_LIMIT]:
+        return t
+    st[S_NEED] = size
+    return 0
+
+
+@njit_kernel
+def _alloc_to(words: np.ndarray, dm: np.ndarray, top: np.ndarray, size: int, p: np.ndarray) -> int:
+    """`size` bytes at to-space's top (not yet published), moving to the next page with a filler
+    over the tail when the current one cannot hold them (no object straddles a page); 0 if full."""
+    t = top[T_NEW_TOP]
+    lim = top[T_NEW_LIMIT]
+    while t + size > lim:
+        if lim >= p[P_TO_HI]:
+            return 0
+        if lim > t:
+            words[word_index(dm, t, p[P_SHIFT], p[P_WPF])] = header(FILLER, 0, lim - t - 8)
+        t = lim + CHUNK_HEADER
+        lim = lim + p[P_PAGE]
+        top[T_NEW_TOP] = t
+        top[T_NEW_LIMIT] = lim
+    return t
+
+
+@njit_kernel
+def _evacuate(words: np.ndarray, dm: np.ndarray, pg_alloc: np.ndarray, ext_mark: np.ndarray, top: np.ndarray,
+              promo: np.ndarray, p: np.ndarray, st: np.ndarray, ctr: np.ndarray, w: int) -> int:
+    """V8's ScavengeObject for one tagged word: the word the slot must hold afterwards. Anything
+    but a from-space reference is returned as is; a forwarded object gives its new address; else
+    the object is promoted (below the age mark) or copied, with V8's fallbacks. When it cannot be
+    placed yet, S_NEED (or S_NEED = -1: nowhere at all) is set and `w` returned unchanged."""
+    if (w & 1) == 0:
+        return w
+    addr = w - 1
+    if addr < p[P_FROM_LO] or addr >= p[P_FROM_HI]:
+        return w
+    shift, wpf = p[P_SHIFT], p[P_WPF]
+    src = word_index(dm, addr, shift, wpf)
+    mw = words[src]
+    if (mw & 1) == 0:
+        return mw | 1
+    size = size_of(mw)
+    dst = 0
+    promoted = False
+    if addr < p[P_AGE_MARK]:  # its second survival: promote (SemiSpaceNewSpace::ShouldBePromoted)
+        dst = _alloc_old(top, size, st)
+        if st[S_NEED]:
+            return w
+        promoted = dst != 0
+    if dst == 0:
+        dst = _alloc_to(words, dm, top, size, p)
+        if dst == 0:  # to-space is full: promote instead (V8's fallback)
+            dst = _alloc_old(top, size, st)
+            if st[S_NEED]:
+                return w
+            if dst == 0:
+                st[S_NEED] = -1
+                return w
+            promoted = True
+    copy_words(words, dm, addr, dst, size, shift, wpf)
+    if promoted:
+        top[T_OLD_TOP] = dst + size
+        pg_alloc[(dst - HEAP_BASE) >> p[P_PAGE_SHIFT]] += size
+        promo[st[S_PTAIL]] = dst
+        st[S_PTAIL] += 1
+        ctr[K_PROMOTED] += 1
+        ctr[K_PROMOTED_BYTES] += size
+    else:
+        top[T_NEW_TOP] = dst + size
+        ctr[K_COPIED] += 1
+        ctr[K_COPIED_BYTES] += size
+    ctr[K_WORDS_COPIED] += size >> 3
+    words[src] = dst  # the forwarding word, after the top is published
+    if itype_of(mw) == JS_ARRAY_BUFFER:
+        row = words[word_index(dm, dst + 16, shift, wpf)] >> 32
+        ext_mark[row] = MARK_OLD if promoted else MARK_NEW
+    return dst | 1
+
+
+@njit_kernel
+def _young(w: int, p: np.ndarray) -> bool:
+    return (w & 1) == 1 and p[P_TO_LO] <= w - 1 < p[P_TO_HI]
+
+
+@njit_kernel
+def _scan_fields(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: np.ndarray,
+                 pg_alloc: np.ndarray, ext_mark: np.ndarray, top: np.ndarray, promo: np.ndarray, p: np.ndarray,
+                 st: np.ndarray, ctr: np.ndarray, obj: int, fi: int, old_host: bool) -> int:
+    """Visit the fields of the object at `obj` from field st[fi] on; -1 when done, else the
+    field to resume at (S_NEED set). An old host records each field still pointing young."""
+    mw = words[word_index(dm, obj, p[P_SHIFT], p[P_WPF])]
+    if itype_of(mw) != JS_OBJECT:
+        return -1
+    n = nfields_of(mw)
+    j = st[fi]
+    while j < n:
+        va = obj + 8 + 8 * j
+        wi = word_index(dm, va, p[P_SHIFT], p[P_WPF])
+        nw = _evacuate(words, dm, pg_alloc, ext_mark, top, promo, p, st, ctr, words[wi])
+        if st[S_NEED]:
+            st[fi] = j
+            return j
+        words[wi] = nw
+        if old_host and _young(nw, p) and test_and_set_bit(slot_bits, wi - p[P_POOL0]):
+            pg_slots[(va - HEAP_BASE) >> p[P_PAGE_SHIFT], 0] += 1
+            ctr[K_SLOTS_RECORDED] += 1
+        j += 1
+    st[fi] = 0
+    ctr[K_SLOTS_VISITED] += n
+    return -1
+
+
+@njit_kernel
+def _cheney(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: np.ndarray, pg_alloc: np.ndarray,
+            ext_mark: np.ndarray, top: np.ndarray, promo: np.ndarray, p: np.ndarray, st: np.ndarray,
+            ctr: np.ndarray) -> bool:
+    """Scan to-space copies from S_SCAN to top and drain the promoted worklist until both are
+    empty; False if it stopped for S_NEED."""
+    mask = p[P_PAGE] - 1
+    while True:
+        scan = st[S_SCAN]
+        while scan < top[T_NEW_TOP]:
+            if (scan & mask) == 0:  # a page boundary: skip the next page's chunk header
+                scan += CHUNK_HEADER
+                st[S_SCAN] = scan
+                continue
+            if _scan_fields(words, dm, slot_bits, pg_slots, pg_alloc, ext_mark, top, promo, p, st, ctr, scan,
+                            S_FIELD, False) >= 0:
+                return False
+            mw = words[word_index(dm, scan, p[P_SHIFT], p[P_WPF])]
+            size = size_of(mw)
+            if itype_of(mw) != FILLER:
+                ctr[K_OBJECTS_SCANNED] += 1
+                ctr[K_WORDS_SCANNED] += size >> 3
+            scan += size
+            st[S_SCAN] = scan
+        while st[S_PHEAD] < st[S_PTAIL]:
+            obj = promo[st[S_PHEAD]]
+            if _scan_fields(words, dm, slot_bits, pg_slots, pg_alloc, ext_mark, top, promo, p, st, ctr, obj,
+                            S_PFIELD, True) >= 0:
+                return False
+            ctr[K_OBJECTS_SCANNED] += 1
+            ctr[K_WORDS_SCANNED] += size_of(words[word_index(dm, obj, p[P_SHIFT], p[P_WPF])]) >> 3
+            st[S_PHEAD] += 1
+        if st[S_SCAN] >= top[T_NEW_TOP]:
+            return True
+
+
+@njit_kernel
+def _stopped(st: np.ndarray, i: int) -> int:
+    """Remember root or slot `i` as the one to retry; why the kernel stops."""
+    st[S_I] = i
+    return NEED_OLD if st[S_NEED] > 0 else TO_SPACE_FULL
+
+
+@njit_kernel
+def run(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: np.ndarray, pg_alloc: np.ndarray,
+        ext_mark: np.ndarray, hs: np.ndarray, gh: np.ndarray, gh_used: np.ndarray, rs: np.ndarray, top: np.ndarray,
+        promo: np.ndarray, p: np.ndarray, st: np.ndarray, ctr: np.ndarray, stop: int) -> int:
+    """Advance the scavenge until phase `stop` (PAUSED), its end (DONE) or a promotion that needs
+    a new LAB (NEED_OLD; S_NEED holds the size) or has nowhere to go (TO_SPACE_FULL)."""
+    while st[S_PHASE] < stop:
+        ph = st[S_PHASE]
+        if ph <= PH_GLOBALS:
+            roots = hs if ph == PH_LOCALS else gh
+            i = st[S_I]
+            while i < roots.shape[0]:
+                if ph == PH_GLOBALS and gh_used[i] == 0:
+                    i += 1
+                    continue
+                nw = _evacuate(words, dm, pg_alloc, ext_mark, top, promo, p, st, ctr, roots[i])
+                if st[S_NEED]:
+                    return _stopped(st, i)
+                roots[i] = nw
+                ctr[K_SLOTS_VISITED] += 1
+                i += 1
+        elif ph == PH_REMEMBERED:
+            i = st[S_I]
+            while i < rs.shape[0]:
+                va = rs[i]
+                wi = word_index(dm, va, p[P_SHIFT], p[P_WPF])
+                nw = _evacuate(words, dm, pg_alloc, ext_mark, top, promo, p, st, ctr, words[wi])
+                if st[S_NEED]:
+                    return _stopped(st, i)
+                words[wi] = nw
+                ctr[K_SLOTS_VISITED] += 1
+                if not _young(nw, p):  # REMOVE_SLOT: the slot no longer points into new space
+                    b = wi - p[P_POOL0]
+                    slot_bits[b >> 6] &= ~(np.uint64(1) << np.uint64(b & 63))
+                    pg_slots[(va - HEAP_BASE) >> p[P_PAGE_SHIFT], 0] -= 1
+                    ctr[K_SLOTS_REMOVED] += 1
+                i += 1
+        elif ph == PH_CHENEY and not _cheney(words, dm, slot_bits, pg_slots, pg_alloc, ext_mark, top, promo, p,
+                                             st, ctr):
+            return _stopped(st, st[S_I])
+        st[S_PHASE] = ph + 1
+        st[S_I] = 0
+    return DONE if st[S_PHASE] >= PH_DONE else PAUSED
+
+
+@njit_kernel
+def zap(words: np.ndarray, dm: np.ndarray, p: np.ndarray, lo: int, top: int, current: int) -> int:
+    """After the copy: count from-space's dead objects (neither forwarded nor fillers), then zero
+    each page's area, frame by frame, under one FILLER. Pages from `lo` to `current` (the page of
+    the old allocation top) are walked, each to its end but `current` only to `top`; later pages
+    hold nothing (zapped before, or zero since their commit)."""
+    shift, wpf, ps = p[P_SHIFT], p[P_WPF], p[P_PAGE]
+    died = 0
+    page = lo
+    while page <= current:
+        end = top if page == current else page + ps
+        at = page + CHUNK_HEADER
+        while at < end:
+            mw = words[word_index(dm, at, shift, wpf)]
+            if (mw & 1) == 0:  # forwarded: the survivor's size is in its copy's header
+                at += size_of(words[word_index(dm, mw, shift, wpf)])
+                continue
+            if itype_of(mw) != FILLER:
+                died += 1
+            at += size_of(mw)
+        for frame_va in range(page, page + ps, 1 << shift):
+            base = word_index(dm, frame_va, shift, wpf)
+            skip = CHUNK_HEADER >> 3 if frame_va == page else 0
+            words[base + skip:base + wpf] = 0
+        words[word_index(dm, page + CHUNK_HEADER, shift, wpf)] = header(FILLER, 0, ps - CHUNK_HEADER - 8)
+        page += ps
+    return died
+
+
+@on_warm
+def _warm() -> None:
+    """Compile on a one-page toy heap: a root to an object with one field, copied."""
+    wpf, shift, page = 512, 12, 4096
+    words = np.zeros(4 * wpf, dtype=np.int64)
+    dm = np.arange(4, dtype=np.int32)
+    words[8] = header(JS_OBJECT, 1, 0)
+    p = np.array([shift, wpf, 0, page, 12, HEAP_BASE, HEAP_BASE + page, HEAP_BASE + page, HEAP_BASE + 2 * page,
+                  HEAP_BASE], dtype=np.int64)
+    top = np.zeros(16, dtype=np.int64)
+    top[T_NEW_TOP], top[T_NEW_LIMIT] = HEAP_BASE + page + CHUNK_HEADER, HEAP_BASE + 2 * page
+    st = np.zeros(NST, dtype=np.int64)
+    st[S_SCAN] = top[T_NEW_TOP]
+    hs = np.array([HEAP_BASE + CHUNK_HEADER + 1], dtype=np.int64)
+    run(words, dm, np.zeros(64, dtype=np.uint64), np.zeros((4, 2), dtype=np.int64), np.zeros(4, dtype=np.int64),
+        np.zeros(4, dtype=np.int8), hs, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.uint8),
+        np.zeros(0, dtype=np.int64), top, np.zeros(4, dtype=np.int64), p, st, np.zeros(NCTR, dtype=np.int64),
+        PH_DONE)
+    zap(words, dm, p, HEAP_BASE, HEAP_BASE + CHUNK_HEADER + 16, HEAP_BASE)
