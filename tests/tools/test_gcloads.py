@@ -8,6 +8,8 @@ programs then run on the real heap (sim/v8's Isolate, in process) and read back 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -231,17 +233,26 @@ def test_handler_keeps_a_bounded_cache():
 
 # -- the same workloads on the real heap, in process (sim/v8's Isolate, no server) -------------------------
 
-@pytest.fixture
-def isolate():
-    """An isolate whose new space holds these small runs without a GC (the collectors are tested in sim/v8)."""
+@contextmanager
+def real_isolate(semi: int) -> Iterator[Isolate]:
+    """An isolate on a machine of its own, entered (its locker held) for the whole block."""
     m = Machine.create(MachineConfig(memory_bytes=128 * MiB, vm_memory=64 * MiB, v8_isolates=1))
     try:
         v8 = m.v8(0, m.heap(0))
-        iso_id = v8.create_isolate(semi_space_size=4 * MiB, max_old_space_size=4 * MiB)
+        iso_id = v8.create_isolate(semi_space_size=semi, max_old_space_size=8 * MiB)
         with v8.enter(iso_id) as iso:
             yield iso
     finally:
         m.destroy()
+
+
+# 4 MiB semi-spaces hold these small runs without a GC; one page (256 KiB) makes them run through
+# scavenges, so what they read back at the end has been moved and promoted.
+SEMI_SPACES = pytest.mark.parametrize("semi", [4 * MiB, 256 << 10], ids=["no-gc", "scavenges"])
+
+
+def scavenges(iso: Isolate) -> int:
+    return sum(1 for e in iso.trace() if e.kind == "Scavenge")
 
 
 def on_isolate(iso: Isolate) -> Send:
@@ -288,7 +299,13 @@ def on_isolate(iso: Isolate) -> Send:
     return send
 
 
-def test_splay_on_the_real_heap(isolate):
+@SEMI_SPACES
+def test_splay_on_the_real_heap(semi):
+    with real_isolate(semi) as isolate:
+        splay_on(isolate, semi)
+
+
+def splay_on(isolate: Isolate, semi: int) -> None:
     sp = Splay(on_isolate(isolate), scale=1 / 100, seed=5)
     list(sp.setup())
     run = sp.run()
@@ -309,9 +326,16 @@ def test_splay_on_the_real_heap(isolate):
     walk(isolate.get_field(Handle(sp.tree.tree.id), ROOT), 0)
     isolate.close_scope()
     assert got == mirror_keys(sp.tree) and len(got) == 80
+    assert (scavenges(isolate) > 0) == (semi < MiB)
 
 
-def test_gcbench_and_handler_on_the_real_heap(isolate):
+@SEMI_SPACES
+def test_gcbench_and_handler_on_the_real_heap(semi):
+    with real_isolate(semi) as isolate:
+        gcbench_and_handler_on(isolate, semi)
+
+
+def gcbench_and_handler_on(isolate: Isolate, semi: int) -> None:
     bench = GcBench(on_isolate(isolate), GcBenchShape.scaled(1 / 1024))
     run = bench.run()
     while bench.passes < 1:  # its last step reads array[1000] and the long-lived tree back
@@ -319,3 +343,4 @@ def test_gcbench_and_handler_on_the_real_heap(isolate):
     h = Handler(on_isolate(isolate), scale=1 / 512, seed=2)
     drive(h.run(), 10)
     assert h.requests == 200 and isolate.memory_usage()["external"] > 0  # the bodies' backing stores
+    assert (scavenges(isolate) > 0) == (semi < MiB)
