@@ -164,6 +164,9 @@ LEFT, RIGHT = 0, 1
 
 
 class GcBench:
+    """Boehm's GCBench through `send`: `run` is its main again and again; `trees` and `passes` count
+    the temporary trees built and the whole passes done (each ending in GCBench's own check)."""
+
     def __init__(self, send: Send, shape: GcBenchShape):
         self.send, self.shape = send, shape
         self.passes = 0
