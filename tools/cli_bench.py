@@ -159,7 +159,8 @@ def _gc_parser(bsub: argparse._SubParsersAction[Parser]) -> None:
                    help=f"each isolate's old-space limit, as Node's --max-old-space-size "
                         f"(default {size_text(g.max_old_space)})")
     s.add_argument("--seed", type=whole(0), default=g.seed, help=f"random seed (default {g.seed})")
-    s.add_argument("--quick", action="store_true", help="a smoke run: 1.5 s per workload at scale 1/256")
+    s.add_argument("--quick", action="store_true",
+                   help="a smoke run: 1.5 s per workload at scale 1/256, semi-spaces of 256 KiB")
     s.add_argument("--json", help="write the report as JSON to this file")
     s.add_argument("--png", help="plot heap size and pauses over time into this PNG file")
     s.add_argument("--no-progress", action="store_true")

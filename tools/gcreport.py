@@ -94,43 +94,55 @@ def _rate(v: float) -> str:
 
 
 def pause_table(pauses: Mapping[str, Mapping[str, float]], title: str) -> Table:
-    t = Table(title=title, box=box.SIMPLE_HEAD)
-    for col in ("kind", "count", "p50 ms", "p95 ms", "p99 ms", "max ms", "total ms", "objects/s", "bytes/s"):
-        t.add_column(col, justify="left" if col == "kind" else "right")
+    t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for col in ("kind", "count", "p50 ms", "p95 ms", "p99 ms", "max ms", "total ms"):
+        t.add_column(col, justify="left" if col == "kind" else "right", no_wrap=True)
     for kind, p in pauses.items():
-        t.add_row(kind, f"{int(p['count']):,}", _ms(p["p50_ms"]), _ms(p["p95_ms"]), _ms(p["p99_ms"]),
-                  _ms(p["max_ms"]), _ms(p["total_ms"]), _rate(p["objects_per_s"]), _rate(p["bytes_per_s"]))
+        t.add_row(kind, f"{int(p['count']):,}", *(_ms(p[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms",
+                                                                        "total_ms")))
     return t
 
 
 def _mmu_text(mmu: Mapping[str, float | None]) -> str:
-    return "  ".join(f"{w}: {'-' if u is None else f'{u * 100:.1f}%'}" for w, u in mmu.items())
+    return " / ".join("-" if u is None else f"{u * 100:.1f}%" for u in mmu.values())
+
+
+def _throughput(pauses: Mapping[str, Mapping[str, float]]) -> str:
+    """Per GC kind: objects moved and bytes copied per second of pause."""
+    out = []
+    for k, p in pauses.items():
+        if k != "all" and p["count"]:
+            moved = f"{_rate(p['objects_per_s'])} objects/s, " if p["objects_per_s"] else ""
+            out.append(f"{k} {moved}{human(int(p['bytes_per_s']))}/s")
+    return "; ".join(out)
 
 
 def print_bench(report: dict[str, Any], console: Console | None = None) -> None:
+    """Each workload as a table of figures (readable at 80 columns) and a table of pauses by kind."""
     con = console or Console()
     ld = report["load"]
     for name, r in report["workloads"].items():
         f, c, w = r["figures"], r["client"], r["workload"]
-        s = f["survival"]
-        t = Table(title=f"gc {name}: {ld['clients']} isolates, {f['seconds']:g} s, semi-space "
+        s, lat = f["survival"], c["latency_us"]
+        t = Table(title=f"gc {name}: {ld['clients']} isolates x {f['seconds']:g} s; semi-space "
                         f"{human(ld['semi_space'])}, max-old-space {human(ld['max_old_space'])}, scale {ld['scale']:g}",
-                  box=box.SIMPLE_HEAD, show_header=False)
-        t.add_column("figure")
-        t.add_column("value", justify="right")
+                  box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
+        t.add_column("figure", no_wrap=True)
+        t.add_column("value")
         counts = ", ".join(f"{k} {n:,}" for k, n in f["gc_counts"].items())
-        lat = c["latency_us"]
-        rows = [("allocation rate", f"{f['allocation_mib_s']:,.2f} MiB/s ({human(f['allocated_bytes'])} in all)"),
-                ("GCs", counts), ("time in GC", f"{f['gc_time_share'] * 100:.1f}%"),
-                ("survival / promotion ratio (scavenges)", f"{s['survival_ratio']:.1f}% / {s['promotion_ratio']:.1f}%"),
-                ("promoted / survived in new space", f"{human(s['promoted'])} / {human(s['new_space_survived'])}"),
-                ("bytes copied", human(int(f["pauses"]["all"]["bytes_copied"]))),
-                ("minimum mutator utilisation", _mmu_text(f["mmu"])),
-                ("client ops/s, latency p50 / p99 per message",
-                 f"{c['ops_per_s']:,.0f}, {lat['p50'] / 1000:,.2f} / {lat['p99'] / 1000:,.2f} ms")]
+        rows = [("allocation", f"{f['allocation_mib_s']:,.2f} MiB/s, {human(f['allocated_bytes'])} in all"),
+                ("GCs", f"{counts}; {f['gc_time_share'] * 100:.1f}% of the time"),
+                ("survival / promotion", f"{s['survival_ratio']:.1f}% / {s['promotion_ratio']:.1f}% of new space "
+                                         f"at scavenges"),
+                ("promoted / copied", f"{human(s['promoted'])} promoted, {human(s['new_space_survived'])} kept in new "
+                                      f"space, {human(int(f['pauses']['all']['bytes_copied']))} copied in all"),
+                ("GC throughput", _throughput(f["pauses"]) or "-"),
+                ("MMU 10 / 50 / 100 ms", _mmu_text(f["mmu"])),
+                ("client", f"{c['ops_per_s']:,.0f} ops/s; per message p50 {lat['p50'] / 1000:,.2f} ms, "
+                           f"p99 {lat['p99'] / 1000:,.2f} ms")]
         rows += _workload_rows(name, w)
         if f["lost_events"]:
-            rows.append(("GC events lost from the trace ring", str(f["lost_events"])))
+            rows.append(("lost GC events", f"{f['lost_events']} left the trace ring unread"))
         for k, v in rows:
             t.add_row(k, v)
         con.print(t)
@@ -139,9 +151,8 @@ def print_bench(report: dict[str, Any], console: Console | None = None) -> None:
 
 def _workload_rows(name: str, w: Mapping[str, Any]) -> list[tuple[str, str]]:
     if name == "splay":
-        return [("Splay runs (80 modifications each)", f"{w['runs']:,} on a tree of {w['tree_size']:,} nodes"),
-                ("SplayLatency: RMS of GC pauses / of run times",
-                 f"{w['rms_pause_ms']:.2f} / {w['rms_run_ms']:.1f} ms")]
+        return [("Splay", f"{w['runs']:,} runs of 80 modifications, tree of {w['tree_size']:,} nodes"),
+                ("SplayLatency (RMS)", f"GC pauses {w['rms_pause_ms']:.2f} ms, runs {w['rms_run_ms']:.1f} ms")]
     if name == "handler":
         return [("requests", f"{w['requests']:,} ({w['requests_per_s']:,.0f}/s), {w['cached']:,} cached "
                              f"(cache of {w['cache_entries']:,})")]

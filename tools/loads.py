@@ -120,6 +120,7 @@ class VmLoad:
 GC_WORKLOADS = ("gcbench", "splay", "handler")
 QUICK_SECONDS = 1.5  # --quick: a smoke run of every figure, seconds per workload
 QUICK_SCALE = 1 / 256  # --quick: Boehm's trees 8 levels shallower, Splay's tree 31 nodes
+QUICK_SEMI_SPACE = 256 << 10  # --quick: one heap page a semi-space, so that even 1.5 s sees scavenges
 
 
 @dataclass
@@ -142,7 +143,8 @@ class GcLoad:
         """The load as it runs: --quick shortens the window and shrinks the workloads."""
         if not self.quick:
             return self
-        return replace(self, seconds=min(self.seconds, QUICK_SECONDS), scale=min(self.scale, QUICK_SCALE))
+        return replace(self, seconds=min(self.seconds, QUICK_SECONDS), scale=min(self.scale, QUICK_SCALE),
+                       semi_space=min(self.semi_space, QUICK_SEMI_SPACE))
 
     def validate(self) -> None:
         """ValueError naming the first bad field, before any process starts or any call is made."""

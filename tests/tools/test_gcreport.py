@@ -13,7 +13,7 @@ from memsim.tools.cli import build_parser
 from memsim.tools.cli_bench import _load
 from memsim.tools.gcreport import LaneResult
 from memsim.tools.gcstats import GcRecord, LaneRun
-from memsim.tools.loads import QUICK_SCALE, QUICK_SECONDS, GcLoad
+from memsim.tools.loads import QUICK_SCALE, QUICK_SECONDS, QUICK_SEMI_SPACE, GcLoad
 
 MiB = 1 << 20
 
@@ -74,8 +74,8 @@ def test_the_table_and_the_png(report, tmp_path):
     con = Console(record=True, width=140)
     gcreport.print_bench(report, con)
     text = con.export_text()
-    for word in ("gc gcbench", "gc splay", "gc handler", "Scavenge", "Mark-Compact", "p99 ms", "minimum mutator",
-                 "survival / promotion", "SplayLatency", "requests", "allocation rate"):
+    for word in ("gc gcbench", "gc splay", "gc handler", "Scavenge", "Mark-Compact", "p99 ms", "GC throughput",
+                 "survival / promotion", "SplayLatency", "requests", "allocation", "MMU 10 / 50 / 100 ms"):
         assert word in text, word
 
 
@@ -123,6 +123,7 @@ def test_bench_gc_flags_make_the_load():
     assert load.target == "" and args.json == "r.json" and args.png == "r.png"
     q = load.effective()
     assert q.seconds == QUICK_SECONDS and q.scale == QUICK_SCALE and q.workloads() == ("splay",)
+    assert q.semi_space == QUICK_SEMI_SPACE and q.max_old_space == 32 * MiB
     assert GcLoad(workload="all").workloads() == ("gcbench", "splay", "handler")
     args = build_parser().parse_args(["gc", "--isolate", "2", "--target", "127.0.0.1:7000"])
     assert (args.isolate, args.target, args.json) == (2, "127.0.0.1:7000", False)
