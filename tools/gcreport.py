@@ -23,7 +23,7 @@ from rich.table import Table
 
 from memsim.tools import gcstats, harness
 from memsim.tools.flags import server_error
-from memsim.tools.gcstats import LaneRun
+from memsim.tools.gcstats import KINDS, LaneRun
 from memsim.tools.report import human
 
 if TYPE_CHECKING:
@@ -81,6 +81,12 @@ def _workload_figures(name: str, got: list[LaneResult], runs: list[LaneRun], ela
 
 
 
+def scale_text(scale: float) -> str:
+    """--scale as a reader thinks of it: 1/16 rather than 0.0625."""
+    inverse = 1 / scale
+    return f"1/{round(inverse)}" if scale < 1 and abs(inverse - round(inverse)) < 1e-9 else f"{scale:g}"
+
+
 def _ms(v: float) -> str:
     return f"{v:,.2f}"
 
@@ -125,7 +131,8 @@ def print_bench(report: dict[str, Any], console: Console | None = None) -> None:
         f, c, w = r["figures"], r["client"], r["workload"]
         s, lat = f["survival"], c["latency_us"]
         t = Table(title=f"gc {name}: {ld['clients']} isolates x {f['seconds']:g} s; semi-space "
-                        f"{human(ld['semi_space'])}, max-old-space {human(ld['max_old_space'])}, scale {ld['scale']:g}",
+                        f"{human(ld['semi_space'])}, max-old-space {human(ld['max_old_space'])}, "
+                        f"scale {scale_text(ld['scale'])}",
                   box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
         t.add_column("figure", no_wrap=True)
         t.add_column("value")
@@ -176,13 +183,20 @@ def _bytes_table(title: str, values: Mapping[str, int | float]) -> Table:
     return t
 
 
+SPACE_FIELDS = {"space_size": "size", "space_used_size": "used", "space_available_size": "available",
+                "physical_space_size": "physical"}  # V8's names, and the short column headers
+
+
 def space_table(spaces: list[Mapping[str, Any]]) -> Table:
-    cols = ("space_name", "space_size", "space_used_size", "space_available_size", "physical_space_size")
-    t = Table(title="v8.getHeapSpaceStatistics()", box=box.SIMPLE_HEAD, title_justify="left")
-    for c in cols:
-        t.add_column(c, justify="left" if c == "space_name" else "right")
+    """One row per space in node's order; the columns are V8's fields under short headers (the title
+    names them in full), so the table reads at 80 columns."""
+    t = Table(title=f"v8.getHeapSpaceStatistics(): {', '.join(SPACE_FIELDS)}", box=box.SIMPLE_HEAD,
+              title_justify="left")
+    t.add_column("space_name", no_wrap=True)
+    for header in SPACE_FIELDS.values():
+        t.add_column(header, justify="right", no_wrap=True)
     for s in spaces:
-        t.add_row(str(s["space_name"]), *(f"{int(s[c]):,}" for c in cols[1:]))
+        t.add_row(str(s["space_name"]), *(f"{int(s[c]):,}" for c in SPACE_FIELDS))
     return t
 
 
@@ -222,7 +236,8 @@ def counters_tables(counters: Mapping[str, Any]) -> list[Table]:
         t = Table(title="GCs by kind", box=box.SIMPLE_HEAD, title_justify="left")
         for col in ("kind", "count", "total ms", "p50 ms", "p99 ms", "max ms"):
             t.add_column(col, justify="left" if col == "kind" else "right")
-        for kind, st in kinds.items():
+        for kind, st in sorted(kinds.items(), key=lambda ks: (ks[0] not in KINDS, KINDS.index(ks[0])
+                                                               if ks[0] in KINDS else 0, ks[0])):
             t.add_row(kind, _figure(st.get("count", 0)), *(_ms(st.get(k, 0)) for k in PAUSE_STATS[1:]))
         out.append(t)
     t = Table(title="collector counters", box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
