@@ -9,9 +9,10 @@ request's fits at once; the request's own category is walked for a first fit, at
 MAX_WALK blocks (a bounded cost per allocation, as V8's FreeListMany::Allocate searches only
 where a fit is likely).
 
-The sweeper (mark_compact's sweep) rebuilds the whole list after every mark-compact, so blocks never
-need unlinking from the middle except by `allocate`. Gaps below MIN_FREE_BLOCK bytes become
-FILLERs, counted as wasted.
+The sweeper (sweeper.py) rebuilds the whole list after every mark-compact, so blocks never
+need unlinking from the middle except by `allocate` and by mark-compact's eviction of its
+evacuation candidates' blocks (mark_kernels.evict_free_list). Gaps below MIN_FREE_BLOCK bytes
+become FILLERs, counted as wasted.
 """
 
 from __future__ import annotations

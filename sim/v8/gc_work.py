@@ -26,6 +26,7 @@ class GcWork:
     barrier_slow_paths: int = 0  # write-barrier slow paths since the previous GC
     objects_marked: int = 0
     objects_evacuated: int = 0  # moved out of evacuation candidates by mark-compact
+    compacted: int = 0  # bytes moved out of evacuation candidates (GCTracer::AddCompactionEvent)
     pages_evacuated: int = 0
     pages_released: int = 0
     external_freed: int = 0  # backing-store bytes freed

@@ -7,10 +7,13 @@ collections' entry point, and the sizes everything else reports.
 - above kMaxRegularHeapObjectSize (half a page) -> the large-object space;
 - pretenured (V8's AllocationType::kOld) -> old space;
 - otherwise new space; when it is full, a Scavenge runs ("allocation failure") and the
-  allocation retries; if new space is still full, a Mark-Compact, then a last-resort
-  Mark-Compact that compacts every fragmented page, then the heap is out of memory.
+  allocation retries, twice (the second scavenge promotes what survived the first), then a
+  last-resort Mark-Compact that compacts every fragmented page, then the heap is out of memory;
 - an old-generation allocation that would pass the allocation limit (heap_controller.py) first
-  runs a Mark-Compact; one that finds no room runs one, then the last resort, then fails.
+  runs a Mark-Compact; one that finds no room runs two, then the last resort, then fails.
+- a scavenge whose promotions pass the limit is followed by a Mark-Compact ("allocation limit":
+  where V8 would start incremental marking, StartIncrementalMarkingIfAllocationLimitIsReached,
+  this heap, which marks atomically, collects at once).
 
 Out of memory raises RESOURCE_EXHAUSTED with Node's words ("Reached heap limit Allocation failed
 - JavaScript heap out of memory"), naming the limit. Unlike Node, the isolate survives: the failed
@@ -116,20 +119,37 @@ def _try(h: HeapContext, size: int, space: str) -> int:
     return new_space.allocate(h, size)
 
 
+def _collect_for(h: HeapContext, space: str) -> None:
+    """V8's Heap::CollectGarbage for an allocation that failed in `space`, with the collector
+    Heap::SelectGarbageCollector picks: a Scavenge for new space, unless old space could not take
+    every survivor ("scavenge might not succeed"); a Mark-Compact for the old generation. A
+    scavenge whose promotions pass the old generation's limit is followed by a Mark-Compact
+    (where V8 would start incremental marking)."""
+    if space != "new":
+        collect_garbage(h, KIND_MARK_COMPACT, "allocation failure", collector_reason="GC in old space requested")
+    elif int(h.cfg[C_MAX_OLD]) - old_space.size_of_objects(h) < new_space.used(h):
+        collect_garbage(h, KIND_MARK_COMPACT, "allocation failure", collector_reason="scavenge might not succeed")
+    else:
+        collect_garbage(h, KIND_SCAVENGE, "allocation failure")
+        if old_space.size_of_objects(h) > int(h.top[T_OLD_LIMIT_BYTES]):
+            collect_garbage(h, KIND_MARK_COMPACT, "allocation limit", collector_reason="GC in old space requested")
+
+
 def allocate_raw(h: HeapContext, size: int, pretenure: bool = False) -> int:
-    """The address of `size` fresh bytes (a multiple of 8), collecting garbage as V8 does; the caller
-    writes the object's header at once."""
+    """The address of `size` fresh bytes (a multiple of 8), collecting garbage as V8 does
+    (HeapAllocator::AllocateRawWithRetryOrFailSlowPath): two collections for the failing space,
+    each followed by a retry, then CollectAllAvailableGarbage ("last resort", compacting every
+    fragmented page), then out of memory. The caller writes the object's header at once."""
     space = "lo" if size > h.g.max_regular_object else "old" if pretenure else "new"
     if space == "new" and size > new_space.capacity(h) // 2:
         space = "old"  # cannot fit a semispace page twice over: V8 pretenures such objects
     if space != "new" and old_space.size_of_objects(h) + size > int(h.top[T_OLD_LIMIT_BYTES]):
         collect_garbage(h, KIND_MARK_COMPACT, "allocation limit", collector_reason="GC in old space requested")
     addr = _try(h, size, space)
-    if not addr and space == "new":
-        collect_garbage(h, KIND_SCAVENGE, "allocation failure")
-        addr = _try(h, size, space)
-    if not addr:
-        collect_garbage(h, KIND_MARK_COMPACT, "allocation failure", collector_reason="GC in old space requested")
+    for _ in range(2):
+        if addr:
+            break
+        _collect_for(h, space)
         addr = _try(h, size, space)
     if not addr:
         collect_garbage(h, KIND_MARK_COMPACT, "last resort", force=True, collector_reason="GC in old space requested")

@@ -63,12 +63,14 @@ def commit_page(h: HeapContext) -> int:
     return page
 
 
-def refill(h: HeapContext, size: int) -> bool:
-    """A new LAB that holds `size` bytes: a free block, else a new page. False if neither."""
+def refill(h: HeapContext, size: int, gc: bool = False) -> bool:
+    """A new LAB that holds `size` bytes: a free block, else a new page. False if neither. A
+    collection's evacuation (`gc`) may commit pages into the old region's slack beyond
+    max_old_space_size (layout.OLD_SLACK): it commits its targets before it releases its sources."""
     give_back_lab(h)
     start, bsize = free_list.allocate(h, size)
     if not start:
-        if not can_expand(h, h.g.page_size):
+        if not gc and not can_expand(h, h.g.page_size):
             return False
         page = commit_page(h)
         if not page:
@@ -78,11 +80,11 @@ def refill(h: HeapContext, size: int) -> bool:
     return True
 
 
-def allocate(h: HeapContext, size: int) -> int:
-    """`size` bytes in old space; 0 if the free list and the limit leave no room."""
+def allocate(h: HeapContext, size: int, gc: bool = False) -> int:
+    """`size` bytes in old space; 0 if the free list and the limit (with `gc`: the region) leave no room."""
     top = int(h.top[T_OLD_TOP])
     if top + size > int(h.top[T_OLD_LIMIT]) or not top:
-        if not refill(h, size):
+        if not refill(h, size, gc):
             return 0
         top = int(h.top[T_OLD_TOP])
     h.top[T_OLD_TOP] = top + size
