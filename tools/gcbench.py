@@ -10,8 +10,9 @@ least every TRACE_PERIOD, so no event leaves the ring (128 GCs) unread; any that
 counted as lost.
 
 The window is known on the isolate's own clock (GcEvent.start_ms counts from its creation): before
-the window each lane asks for one scavenge (which also compiles the collector's loops, so the
-window does not time a compiler) and takes the moment its reply arrives as the GC's end_ms, an
+the window each lane asks for a mark-compact and a scavenge (which also compile the collectors'
+loops, so the window does not time a compiler) and takes the moment the scavenge's reply arrives
+as its end_ms, an
 error of the reply's transit alone (a round trip's midpoint would be off by half a create_isolate,
 which commits and pins the new space). The figures (tools/gcstats.py) cover the GCs that began
 inside the window; the PNG (tools/gcplot.py) draws the window. "all" runs the three workloads
@@ -171,8 +172,9 @@ def _worker(lane: Lane, load: GcLoad, workload: str) -> LaneResult:
             w = mutator(workload, wire.send, load, lane.index)
             for _ in w.setup():
                 pass
-            # Warm-up and clock: a scavenge compiles the collector's loops before the window opens, and
-            # its end on the isolate's clock happened just before the reply came back.
+            # Warm-up and clock: a GC of each kind compiles the collectors' loops before the window opens,
+            # and the scavenge's end on the isolate's clock happened just before its reply came back.
+            iso.gc()
             warm = iso.gc(minor=True)
             zero = time.monotonic() - warm.end_ms / 1000  # the isolate's 0 on this process's clock
             lane.meet()  # the parent notes the start
