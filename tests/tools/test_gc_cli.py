@@ -51,6 +51,7 @@ def test_memsim_gc_prints_each_isolate_as_node_names_it():
             root = b.new_object([0, 0])
             for _ in range(200):
                 b.set_field(root, 0, b.new_object([b.new_string(b"x" * 100)]))
+            b.make_persistent(root)  # the root and the last object it points at outlive the scope
             b.execute().raise_first()
             iso.gc(minor=True)
         iso.gc()
