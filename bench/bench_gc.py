@@ -102,7 +102,7 @@ def main() -> int:
                 pa = p["pauses"]["all"]
                 print(f"  {k:>3g}x {p['max_old_space'] >> 10:>7} KiB: GCs {p['gc_counts']}, in GC "
                       f"{p['gc_time_share'] * 100:5.1f}%, p99 {pa['p99_ms']:.2f} ms, max {pa['max_ms']:.2f} ms, "
-                      f"MMU(10ms) {p['mmu']['10ms']}", flush=True)
+                      f"MMU 10/50/100 ms {' / '.join(str(u) for u in p['mmu'].values())}", flush=True)
             out["workloads"][w] = {"minimum_heap": least, "points": rows}
     out["seconds"] = round(time.monotonic() - t0, 1)
     write_json(args.out, out)
