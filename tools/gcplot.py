@@ -50,7 +50,7 @@ def write_png(path: str, workloads: Sequence[tuple[str, Sequence[LaneRun]]]) -> 
         heap.set_ylabel("MiB")
         heap.grid(alpha=0.3)
         if runs:
-            heap.legend(fontsize="x-small", loc="upper left", ncol=2)
+            heap.legend(fontsize="x-small", loc="best", ncol=2)
         kinds = sorted({r.kind for run in runs for r in run.in_window()},
                        key=lambda k: (KINDS.index(k) if k in KINDS else len(KINDS), k))
         for kind in kinds:
