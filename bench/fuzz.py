@@ -65,7 +65,7 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
 from memsim.tools.local import LocalServer
-from memsim.v1 import cache_pb2, machine_pb2, vm_pb2
+from memsim.v1 import cache_pb2, machine_pb2, v8_pb2, vm_pb2
 from memsim.v1 import machine_pb2 as mpb
 
 # The services a worker registers (server/worker.py), by the short name the report uses.
@@ -73,10 +73,11 @@ SERVICES: dict[str, gdesc.ServiceDescriptor] = {
     "Machine": machine_pb2.DESCRIPTOR.services_by_name["Machine"],
     "Cache": cache_pb2.DESCRIPTOR.services_by_name["Cache"],
     "VM": vm_pb2.DESCRIPTOR.services_by_name["VM"],
+    "V8": v8_pb2.DESCRIPTOR.services_by_name["V8"],
     "Health": health_pb2.DESCRIPTOR.services_by_name["Health"],
     "Reflection": reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
 }
-MEMSIM_SERVICES = ("Machine", "Cache", "VM")
+MEMSIM_SERVICES = ("Machine", "Cache", "VM", "V8")
 BAD_CODES = ("INTERNAL", "UNKNOWN")
 # gRPC-Python's own text when it cannot parse a request: in a service memsim only registers
 # (health, reflection) that is the library's answer, not memsim's code.
@@ -619,6 +620,59 @@ class VmFuzz(ServiceFuzz):
             del self.regions[requests[0].space][:-20]
 
 
+class V8Fuzz(ServiceFuzz):
+    """Isolates and handles the campaign made (so that calls reach real objects), sizes near the
+    limits, and random ids; the isolates are the campaign's own, so nothing here touches a stamp."""
+
+    name = "V8"
+    SIZES = (0, 1, 4096, 256 << 10, 512 << 10, 1 << 20, 3 << 20, 8 << 20, 1 << 30, U64)
+
+    def __init__(self, info: mpb.MachineInfo):
+        super().__init__(info)
+        self.isolates: list[int] = []
+        self.handles: dict[int, list[int]] = defaultdict(list)
+
+    def isolate(self, rng: random.Random) -> int:
+        if self.isolates and rng.random() < 0.8:
+            return rng.choice(self.isolates)
+        return rng.choice([0, 1, 15, 16, 255, 256, U32])
+
+    def handle(self, rng: random.Random) -> int:
+        known = [h for hs in self.handles.values() for h in hs]
+        if known and rng.random() < 0.8:
+            h = rng.choice(known)
+            return h if rng.random() < 0.9 else h ^ (1 << rng.randrange(64))  # a stale or forged stamp
+        return pick_int(rng, 0, U64)
+
+    def hint(self, method: str) -> Callable[[str, random.Random], Any]:
+        def h(name: str, rng: random.Random) -> Any:
+            if name == "isolate":
+                return self.isolate(rng)
+            if name in ("handle", "escape"):
+                return self.handle(rng)
+            if name in ("semi_space_size", "max_old_space_size"):
+                return rng.choice(self.SIZES) if rng.random() < 0.9 else pick_int(rng, 0, U64)
+            if name in ("index", "nfields"):
+                return rng.choice([0, 1, 2, 3, 100, 1 << 20, (1 << 20) + 1, U32])
+            if name in ("offset", "length", "byte_length"):
+                return rng.choice([0, 1, 8, 100, 4096, 16 << 20, (16 << 20) + 1, U32])
+            if name == "lease_seconds":
+                return rng.choice([0.0, 0.001, 1.0, 30.0, 86400.0, 1e9, -1.0, float("nan"), float("inf")])
+            return None
+        return h
+
+    def observe(self, method: str, requests: list[Message], replies: list[Message]) -> None:
+        if method == "CreateIsolate" and replies:
+            self.isolates.append(replies[0].isolate)
+        elif method == "DestroyIsolate" and replies and requests[0].isolate in self.isolates:
+            self.isolates.remove(requests[0].isolate)
+            self.handles.pop(requests[0].isolate, None)
+        elif method in ("NewObject", "NewString", "NewArrayBuffer", "MakePersistent") and replies:
+            kept = self.handles[requests[0].isolate]
+            kept.append(replies[0].handle)
+            del kept[:-50]
+
+
 class HealthFuzz(ServiceFuzz):
     name = "Health"
 
@@ -827,7 +881,7 @@ class Campaign:
         names = msgpack.unpackb(commands.reply) if commands is not None else []
         self.fuzz: dict[str, ServiceFuzz] = {
             "Machine": MachineFuzz(self.info), "Cache": CacheFuzz(self.info, list(names)), "VM": VmFuzz(self.info),
-            "Health": HealthFuzz(self.info), "Reflection": ReflectionFuzz(self.info)}
+            "V8": V8Fuzz(self.info), "Health": HealthFuzz(self.info), "Reflection": ReflectionFuzz(self.info)}
 
     def unary(self, core: Core, service: str, method: str, request: Message) -> Any:
         sd = SERVICES[service]

@@ -103,7 +103,8 @@ class Freed:
 
 @dataclass(frozen=True)
 class Ref:
-    """The address that op `index` of the same batch will allocate."""
+    """What op `index` of the same batch will make: the address an allocator batch's alloc returns,
+    the handle an isolate batch's op returns (client/v8_types.py)."""
 
     index: int
 

@@ -1,5 +1,5 @@
 """The wire limits of a worker, in one place: what one message, one reply and one core's open
-streams may cost. The Machine, Cache and VM services all read them from here.
+streams may cost. The Machine, Cache, VM and V8 services all read them from here.
 
 A reply is budgeted while it is built, before each piece is copied: a read's length, a load's
 length and a cache value's stored length are all known before the bytes are, so a request
@@ -32,6 +32,13 @@ MAX_REPLY_BYTES = 24 << 20  # payload of one reply; the other 8 MiB cover the re
 MAX_BATCH_OPS = 10_000  # ops of one allocator or VM batch message
 MAX_PIPELINE = 10_000  # commands of one cache pipeline message
 MAX_LISTED = 100_000  # objects one Machine.ListObjects reply lists (its `total` counts every match)
+# The V8 service (server/v8_servicer.py): every request is checked against these before any work.
+MAX_V8_BATCH_OPS = 10_000  # ops of one V8 batch message
+MAX_V8_BATCH_GCS = 8  # GC ops of one batch message: each may take a while (bounded by the heap's size)
+MAX_FIELDS = 1 << 20  # fields of one object, and fields one message allocates or carries in all
+MAX_V8_PAYLOAD = 16 << 20  # bytes of one payload, string, ArrayBuffer, read or write
+MAX_V8_ALLOC_BYTES = 64 << 20  # bytes one message may ask the heap for in all (fields, payloads, ArrayBuffers)
+MAX_TRACE_RECORDS = 128  # GC records of one GcTrace reply (the ring holds the last ones)
 PENDING_REPLY_BYTES = 64 << 20  # per core: replies built and not yet sent (two and a half full replies)
 SMALL_REPLY_BYTES = 64 << 10  # a reply this small is allowed even when the core is at its limit ...
 SMALL_REPLIES_BYTES = 16 << 20  # ... up to this much more in all: unread small replies are bounded too

@@ -9,24 +9,14 @@ wire's name for the layer that served an allocation or free, for the unary calls
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from memsim.server.limits import MAX_BATCH_OPS, ReplyBudget
-from memsim.server.wire import check_batch_size, run_ops
+from memsim.server.wire import batch_column, check_batch_size, run_ops
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.owners import check_client_access
 from memsim.sim.errors import InvalidArgument
 from memsim.v1 import machine_pb2 as pb
 
 LAYERS = {"tiny": pb.TINY, "mcache": pb.MCACHE, "mcentral": pb.MCENTRAL, "mheap": pb.MHEAP}
-
-
-def _column(values: Sequence[int], n: int, name: str, default: int) -> list[int]:
-    if len(values) == 0:
-        return [default] * n
-    if len(values) != n:
-        raise InvalidArgument(f"bad batch: {name} has {len(values)} entries for {n} ops (give none or one per op)")
-    return list(values)
 
 
 def execute_batch(heap: Heap, req: pb.OpBatch, budget: ReplyBudget | None = None, client: int = 0) -> pb.BatchReply:
@@ -41,10 +31,10 @@ def execute_batch(heap: Heap, req: pb.OpBatch, budget: ReplyBudget | None = None
     kinds = list(req.kind)
     n = len(kinds)
     check_batch_size(n, MAX_BATCH_OPS)
-    addrs = _column(req.address, n, "address", 0)
-    sizes = _column(req.size, n, "size", 0)
-    offsets = _column(req.offset, n, "offset", 0)
-    refs = _column(req.ref, n, "ref", -1)
+    addrs = batch_column(req.address, n, "address", 0)
+    sizes = batch_column(req.size, n, "size", 0)
+    offsets = batch_column(req.offset, n, "offset", 0)
+    refs = batch_column(req.ref, n, "ref", -1)
     payloads = list(req.data)
     writes = kinds.count(pb.WRITE)
     if writes != len(payloads):

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import time
 from typing import Protocol
 
@@ -108,6 +109,17 @@ def lease_seconds(requested: float, what: str = "lease_seconds", most: float = M
         raise InvalidArgument(f"{what} {requested} must be more than 0 and at most {most:.0f} "
                               f"(0 for the default {DEFAULT_LEASE_S:.0f} s)")
     return requested
+
+
+def creator(context: grpc.ServicerContext, keep: bool, requested_lease: float) -> tuple[int, float]:
+    """Who holds what a create call makes (a VM space, an isolate), and on what lease: the caller,
+    or nobody with `keep` (lease 0); a caller without an id gets an owner of its own that nobody can
+    renew, so what it made lasts one lease. InvalidArgument for a bad lease or a malformed id."""
+    lease = lease_seconds(requested_lease)
+    owner = client_id(context)
+    if keep:
+        return 0, 0.0
+    return owner or secrets.randbits(63) or 1, lease
 
 
 def caller_gone(context: grpc.ServicerContext) -> bool:

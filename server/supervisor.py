@@ -2,7 +2,8 @@
 
 Order matters, and this module exists to keep it:
 1. create every shared segment and the lock file (`Machine.create`);
-2. fork the workers *before this process imports grpc* (gRPC does not survive fork;
+2. compile the managed heap's collector kernels (sim/v8/jit.py), so no core compiles on its first
+   GC, then fork the workers *before this process imports grpc* (gRPC does not survive fork;
    nothing in this module or its imports touches grpc);
 3. run the scavenger and wait for children; a worker that dies unexpectedly is recovered
    (its locks were released by the kernel; `recovery.recover` takes back what it held and
@@ -28,6 +29,7 @@ from memsim.sim.alloc.recovery import recover
 from memsim.sim.alloc.scavenger import Scavenger
 from memsim.sim.cache.keyspace import Keyspace
 from memsim.sim.system import Machine, MachineConfig
+from memsim.sim.v8.jit import warm as warm_collectors
 from memsim.sim.vm.recovery import recover as recover_vm
 
 STOP_TIMEOUT = 5.0
@@ -43,6 +45,7 @@ class ServeOptions:
     scavenge_idle: float = 5.0
     start_timeout: float = 30.0  # seconds a core has to import gRPC, bind and say it is ready
     stream_idle_s: float = STREAM_IDLE_S  # end a stream with no request for this long (limits.py)
+    trace_gc: bool = False  # each core prints the --trace-gc line of every GC it runs (server/v8_servicer.py)
 
 
 def ports_free(host: str, base: int, n: int) -> bool:
@@ -109,7 +112,7 @@ class Supervisor:
 
                 assert self.machine is not None
                 code = run_worker(self.machine, core, self.opts.host, self.opts.port, w, parent,
-                                  stream_idle_s=self.opts.stream_idle_s)
+                                  stream_idle_s=self.opts.stream_idle_s, trace_gc=self.opts.trace_gc)
             except BaseException as e:  # noqa: BLE001 - a worker must never return into our stack
                 print(f"memsim: core {core} failed: {e!r}", file=sys.stderr)
             finally:
@@ -160,6 +163,8 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         machine = self.machine = Machine.create(self.config)
+        if self.config.vm_memory:
+            warm_collectors()  # compiled (or loaded from numba's cache) once, here, and inherited by every core
         scavenger: Scavenger | None = None
         started = False
         try:

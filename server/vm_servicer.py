@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ import grpc
 
 from memsim.server.limits import MAX_BATCH_OPS, PendingReplies, ReplyBudget
 from memsim.server.periodic import Periodic
-from memsim.server.sessions import caller_gone, caller_id, client_id, lease_seconds
+from memsim.server.sessions import caller_gone, caller_id, client_id, creator
 from memsim.server.wire import DeadlineExceeded, batch_stream, call_budget, check_batch_size, run_ops
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound
 from memsim.sim.vm.gup import MAX_PIN_PAGES
@@ -121,17 +120,12 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         vm = self.vm
 
         def create() -> SpaceStats:
-            lease = lease_seconds(request.lease_seconds)
-            owner = client_id(context)
-            if request.keep:
-                owner = 0
-            elif not owner:  # no id: a lease nobody can renew (vm.proto)
-                owner = secrets.randbits(63) or 1
+            owner, lease = creator(context, request.keep, request.lease_seconds)  # (vm.proto: leases)
             now = time.monotonic()
             vm.reap(now)  # what dead clients left goes back before a new space needs room
             sp = vm.create_space(request.page_table or PAGE_TABLE_DEFAULT, bits=request.bits or None,
                                  levels=request.levels or None, level_bits=request.level_bits or None,
-                                 name=request.name, owner=owner, lease=0.0 if request.keep else lease, now=now)
+                                 name=request.name, owner=owner, lease=lease, now=now)
             vm.renew(owner, now)  # creating is renewing: the client's other spaces live on too
             return vm.space_stats(sp)
 

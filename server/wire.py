@@ -14,10 +14,10 @@
   cancelled. The thread pool has `UNARY_THREADS` more threads than streams may hold, so unary
   calls and health checks always find one.
 
-Batches (`batch_stream`, `check_batch_size`, `run_ops`): the Machine's, the Cache's and the VM's
-batch streams have one shape. Per request: a reply budget, the core's mutex once, the service's
+Batches (`batch_stream`, `check_batch_size`, `batch_column`, `run_ops`): the Machine's, the Cache's,
+the VM's and the V8's batch streams have one shape. Per request: a reply budget, the core's mutex once, the service's
 executor (server/ops.py `execute_batch`, cache_servicer.py `run_commands`, vm_servicer.py
-`run_batch`), the reply. An executor checks the message (a malformed one ends the stream with
+`run_batch`, v8_batch.py `run_batch`), the reply. An executor checks the message (a malformed one ends the stream with
 INVALID_ARGUMENT), then runs its ops through `run_ops`: an op's failure is that op's `OpError`
 (`op_error`) and the ops after it still run.
 
@@ -33,7 +33,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
@@ -115,6 +115,15 @@ def check_batch_size(n: int, limit: int, what: str = "batch", unit: str = "op") 
     """Refuse a batch message of more than `limit` ops (limits.py) before running any."""
     if n > limit:
         raise InvalidArgument(f"bad {what}: {n} {unit}s is more than the {limit}-{unit} limit")
+
+
+def batch_column(values: Sequence[int], n: int, name: str, default: int) -> list[int]:
+    """A per-op column of a batch message: empty (every op gets `default`) or one entry per op."""
+    if len(values) == 0:
+        return [default] * n
+    if len(values) != n:
+        raise InvalidArgument(f"bad batch: {name} has {len(values)} entries for {n} ops (give none or one per op)")
+    return list(values)
 
 
 def run_ops(n: int, op: Callable[[int], None], core: int) -> list[mpb.OpError]:
@@ -373,7 +382,8 @@ class _NonBlocking(_Wrapped):
 # Calls that never wait for the core's mutex and must answer while the core is busy: a health check,
 # and a lease renewal (a client whose renewals queued behind a long call would lose what it holds).
 # They run on the worker's small control pool, which no other call can fill.
-CONTROL_METHODS = frozenset({"grpc.health.v1.Health/Check", "memsim.v1.Machine/Renew", "memsim.v1.VM/Renew"})
+CONTROL_METHODS = frozenset({"grpc.health.v1.Health/Check", "memsim.v1.Machine/Renew", "memsim.v1.VM/Renew",
+                             "memsim.v1.V8/Renew"})
 
 
 def register(server: grpc.Server, add_to_server: Callable[[Any, Any], None], servicer: Any, core: int,

@@ -1,4 +1,4 @@
-"""A worker: one simulated core, serving memsim.v1.Machine (the allocator), Cache and VM over gRPC.
+"""A worker: one simulated core, serving memsim.v1.Machine (the allocator), Cache, VM and V8 over gRPC.
 
 The supervisor forks this process before anything gRPC exists (gRPC does not survive a
 fork) and imports this module only then, in the child (supervisor.py): this module and the
@@ -44,6 +44,7 @@ from memsim.server.limits import (
 )
 from memsim.server.servicer import MachineServicer
 from memsim.server.sessions import LeaseReaper
+from memsim.server.v8_servicer import V8Servicer
 from memsim.server.vm_servicer import Khugepaged, VmServicer
 from memsim.server.wire import StreamGate, register
 from memsim.sim.alloc.memstats import MemStats, read_memstats
@@ -52,13 +53,13 @@ from memsim.sim.cache.expire import HZ
 from memsim.sim.cache.info import ServerFacts, info_text
 from memsim.sim.cache.keyspace import Keyspace
 from memsim.sim.system import Machine
-from memsim.v1 import cache_pb2, cache_pb2_grpc, machine_pb2, machine_pb2_grpc, vm_pb2, vm_pb2_grpc
+from memsim.v1 import cache_pb2, cache_pb2_grpc, machine_pb2, machine_pb2_grpc, v8_pb2, v8_pb2_grpc, vm_pb2, vm_pb2_grpc
 
 MAX_THREADS = MAX_STREAMS + UNARY_THREADS
 
 
 def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int, supervisor: int,
-               stream_idle_s: float = STREAM_IDLE_S) -> int:
+               stream_idle_s: float = STREAM_IDLE_S, trace_gc: bool = False) -> int:
     heap = machine.heap(core)
     replies = PendingReplies(core)  # one account for the core's three services
     servicer = MachineServicer(machine, heap, core, port, replies=replies)
@@ -83,18 +84,25 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     register(server, cache_pb2_grpc.add_CacheServicer_to_server, cache, core, gate, control)
     khugepaged = None
     leased: list = [servicer]  # what clients hold on leases; on every core: any core may release any of it
+    served = [machine_pb2.DESCRIPTOR.services_by_name["Machine"].full_name,
+              cache_pb2.DESCRIPTOR.services_by_name["Cache"].full_name]
     if machine.pool_frames:  # a machine started with --vm-memory
         vm = machine.vm(core)
         vm_servicer = VmServicer(vm, core, servicer.core_lock, replies=replies)
         register(server, vm_pb2_grpc.add_VMServicer_to_server, vm_servicer, core, gate, control)
         leased.append(vm_servicer)
+        served.append(vm_pb2.DESCRIPTOR.services_by_name["VM"].full_name)
+        if machine.config.v8_isolates:  # the managed heap: isolates live in VM address spaces
+            v8_servicer = V8Servicer(machine.v8(core, heap), core, servicer.core_lock, replies=replies,
+                                     trace_gc=trace_gc)
+            register(server, v8_pb2_grpc.add_V8Servicer_to_server, v8_servicer, core, gate, control)
+            leased.append(v8_servicer)
+            served.append(v8_pb2.DESCRIPTOR.services_by_name["V8"].full_name)
         if core == 0 and machine.config.thp != "never":  # one khugepaged for the machine, on core 0
             khugepaged = Khugepaged(vm, servicer.core_lock, machine.config.khugepaged_ms / 1000)
     health_servicer = health.HealthServicer()
     register(server, health_pb2_grpc.add_HealthServicer_to_server, health_servicer, core, gate, control)
-    names = (machine_pb2.DESCRIPTOR.services_by_name["Machine"].full_name,
-             cache_pb2.DESCRIPTOR.services_by_name["Cache"].full_name,
-             vm_pb2.DESCRIPTOR.services_by_name["VM"].full_name, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    names = (*served, health.SERVICE_NAME, reflection.SERVICE_NAME)
     register(server, reflection_pb2_grpc.add_ServerReflectionServicer_to_server,
              reflection.ReflectionServicer(names), core, gate, control)
     for p in (port, port + 1 + core):
@@ -108,7 +116,7 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
         khugepaged.start()
     reaper = LeaseReaper(core, leased)
     reaper.start()
-    for svc in ("", *names[:3]):
+    for svc in ("", *served):
         health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)
 
     stop = threading.Event()
@@ -126,7 +134,7 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
             # supervisor, so there is nothing to hand back, and a call in progress may hold the
             # core's mutex for ever. Leave at once.
             os._exit(1)
-    for svc in ("", *names[:3]):
+    for svc in ("", *served):
         health_servicer.set(svc, health_pb2.HealthCheckResponse.NOT_SERVING)
     server.stop(grace=1.0).wait(3)
     gate.stop()

@@ -121,7 +121,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     opts = ServeOptions(host=args.host, port=args.port, pin=not args.no_pin, start_timeout=args.start_timeout,
                         scavenge_period=args.scavenge_period, scavenge_idle=args.scavenge_idle,
-                        stream_idle_s=args.stream_idle_timeout)
+                        stream_idle_s=args.stream_idle_timeout, trace_gc=args.trace_gc)
     try:
         return serve(config, opts)
     except SharedMemoryFull as e:
@@ -250,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--stream-idle-timeout", type=SECONDS, default=SERVE.stream_idle_s, metavar="SECONDS",
                    help=f"end a batch or pipeline stream that sends no request for this long (default "
                         f"{SERVE.stream_idle_s:g}); clients open a new one")
+    s.add_argument("--trace-gc", action="store_true",
+                   help="print a line per garbage collection of an isolate, as node --trace-gc does")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("stats", help="heap figures, size classes in use and the lock table")

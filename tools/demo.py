@@ -7,14 +7,16 @@
 4. print the machine's figures (Go MemStats, size classes, caches, locks);
 5. the cache: redis-py-style calls, then a short 80/20 load under allkeys-lru and S3-FIFO;
 6. virtual memory: a process-like address space, a fault of each kind, its memory map;
-7. stop it, checking that no shared-memory segment was left behind.
+7. the managed heap: an isolate, objects orphaned by a closing scope, scavenges and a
+   mark-compact as node --trace-gc prints them, process.memoryUsage() before and after;
+8. stop it, checking that no shared-memory segment was left behind.
 """
 
 from __future__ import annotations
 
 from rich.console import Console
 
-from memsim.client import Cache, Client, MemsimError, VMClient
+from memsim.client import Cache, Client, MemsimError, V8Client, VMClient
 from memsim.tools.cachebench import run_cache_load
 from memsim.tools.loadgen import print_report, run_alloc_load
 from memsim.tools.loads import AllocLoad, CacheLoad
@@ -60,6 +62,7 @@ def run_demo(*, cores: int, memory: int, clients: int, seconds: float) -> int:
                   f"HeapInuse {human(st.HeapInuse)} stays while per-core caches hold free objects")
         demo_cache(con, srv.target, seconds)
         demo_vm(con, srv.target)
+        demo_v8(con, srv.target)
         code = srv.stop()
     left = srv.segments_left()  # exactly the segments this server reported it made
     con.rule("stopped")
@@ -120,3 +123,38 @@ def demo_vm(con: Console, target: str) -> None:
         con.print(f"vmstat: pgfault {st['pgfault']}, pgmajfault {st['pgmajfault']}, pool {st['pool_frames']} frames "
                   f"({st['policy']} replacement); see `memsim vm` and `memsim bench vm`")
         sp.destroy()
+
+
+def demo_v8(con: Console, target: str) -> None:
+    con.rule("the managed heap: V8's generational collector (memsim gc, memsim bench gc)")
+    with V8Client(target) as v8:
+        iso = v8.create_isolate(semi_space_size=256 << 10, max_old_space_size=4 << 20)
+        before = iso.memory_usage()
+        with iso.scope():  # a function's frame: its handles are roots until it returns
+            sales = iso.new_object([1200, 3400, 800])
+            emp = iso.new_object([iso.new_string(b"Ann"), 5000, sales])  # { name, salary, sales }
+            bonus = iso.get_field(emp, 1) // 10 + sum(iso.get_field(sales, i) for i in range(3)) // 20
+        orphaned = iso.memory_usage()
+        con.print(f"calculateBonus() -> {bonus}; heapUsed {before['heapUsed']} B -> {orphaned['heapUsed']} B: "
+                  f"the Employee, its name and its sales are garbage once the scope closes")
+        keep = iso.make_persistent(iso.new_object(nfields=64))  # a long-lived cache: a global handle
+        for round_ in range(120):  # a request handler: short-lived objects, a few kept
+            b = iso.batch()
+            b.open_scope()
+            for k in range(60):
+                obj = b.new_object([round_, k], payload=b"request body " * 8)
+                if k == 0:
+                    b.set_field(keep, round_ % 64, obj)
+            b.close_scope()
+            b.execute().raise_first()
+        major = iso.gc()  # global.gc() with --expose-gc
+        events = iso.trace()
+        con.print("the isolate's GCs, as node --trace-gc prints them:")
+        for ev in events[-4:]:
+            con.print("  " + ev.line, markup=False, highlight=False)
+        after = iso.memory_usage()
+        con.print(f"process.memoryUsage(): heapTotal {human(after['heapTotal'])}, heapUsed {human(after['heapUsed'])} "
+                  f"(only what the global handle keeps: {major.live_after} B), rss {human(after['rss'])}; "
+                  f"{sum(ev.kind == 'Scavenge' for ev in events)} scavenges, "
+                  f"{sum(ev.kind == 'Mark-Compact' for ev in events)} mark-compacts")
+        iso.destroy()

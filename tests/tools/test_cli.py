@@ -27,6 +27,7 @@ def test_demo_runs_and_leaves_nothing_behind():
     assert "hello, machine" in text
     assert "FAILED_PRECONDITION" in text and "OUT_OF_RANGE" in text and "INVALID_ARGUMENT" in text
     assert "HeapAlloc" in text and "mcentral/" in text
+    assert "calculateBonus() -> 770" in text and "allocation failure;" in text and "Mark-Compact" in text
     assert "left behind: none" in text
 
 

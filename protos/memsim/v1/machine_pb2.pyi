@@ -136,24 +136,28 @@ class RenewRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class RenewReply(_message.Message):
-    __slots__ = ("spaces", "objects")
+    __slots__ = ("spaces", "objects", "isolates")
     SPACES_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    ISOLATES_FIELD_NUMBER: _ClassVar[int]
     spaces: int
     objects: bool
-    def __init__(self, spaces: _Optional[int] = ..., objects: _Optional[bool] = ...) -> None: ...
+    isolates: int
+    def __init__(self, spaces: _Optional[int] = ..., objects: _Optional[bool] = ..., isolates: _Optional[int] = ...) -> None: ...
 
 class ReleaseRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class ReleaseReply(_message.Message):
-    __slots__ = ("spaces", "objects")
+    __slots__ = ("spaces", "objects", "isolates")
     SPACES_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    ISOLATES_FIELD_NUMBER: _ClassVar[int]
     spaces: _containers.RepeatedScalarFieldContainer[int]
     objects: int
-    def __init__(self, spaces: _Optional[_Iterable[int]] = ..., objects: _Optional[int] = ...) -> None: ...
+    isolates: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, spaces: _Optional[_Iterable[int]] = ..., objects: _Optional[int] = ..., isolates: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class AllocReply(_message.Message):
     __slots__ = ("address", "size", "usable_size", "size_class", "layer", "core", "lock_waits")
