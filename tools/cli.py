@@ -6,7 +6,8 @@
     memsim demo                        start a default machine, run a short load, print, stop
     memsim cli [SET k v]               redis-cli for the cache (tools/repl.py)
     memsim vm                          vmstat and the address spaces (tools/vmreport.py)
-    memsim bench alloc|cache|vm [...]  load generators (tools/cli_bench.py)
+    memsim gc [--isolate ID]           the managed heap's isolates: memoryUsage, heap statistics, GC figures
+    memsim bench alloc|cache|vm|gc     load generators (tools/cli_bench.py)
 
 Owns the parser and the commands other than bench. `serve`'s defaults are MachineConfig's fields
 (sim/system.py) and its choices the tables that own them: replacement policies
@@ -224,6 +225,12 @@ def cmd_vm(args: argparse.Namespace) -> int:
     return main_vm(args.target, args.space, args.json, args.timeout)
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    from memsim.tools.gcreport import main_gc
+
+    return main_gc(args.target, args.isolate, args.json, args.timeout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="memsim", description="A simulated machine's memory, served over gRPC.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -293,6 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--timeout", type=SECONDS, default=10.0, help="seconds to wait for the server (default 10)")
     s.set_defaults(func=cmd_vm)
+
+    s = sub.add_parser("gc", help="the managed heap: each isolate's memoryUsage, getHeapStatistics, "
+                                  "getHeapSpaceStatistics, GC counters and last --trace-gc lines")
+    s.add_argument("--target", type=target, default=DEFAULT_TARGET, help=TARGET_HELP)
+    s.add_argument("--isolate", type=whole(0), help="only this isolate (its id, as listed)")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--timeout", type=SECONDS, default=10.0, help="seconds to wait for the server (default 10)")
+    s.set_defaults(func=cmd_gc)
 
     add_bench_parsers(sub)
     for command in sub.choices.values():

@@ -1,15 +1,16 @@
-"""`memsim bench alloc|cache|vm`: the load generators' flags, and the commands that run them.
+"""`memsim bench alloc|cache|vm|gc`: the load generators' flags, and the commands that run them.
 
-Every flag's default is its field's default in tools/loads.py (AllocLoad, CacheLoad, VmLoad), and
+Every flag's default is its field's default in tools/loads.py (AllocLoad, CacheLoad, VmLoad, GcLoad), and
 every list of choices is read from the table that owns it: workloads and patterns from
 tools/loads.py, maxmemory-policies from memsim.sim.cache.config, page-table kinds from
-memsim.sim.vm. The loads themselves (tools/loadgen.py, cachebench.py, vmbench.py) import gRPC,
+memsim.sim.vm. The loads themselves (tools/loadgen.py, cachebench.py, vmbench.py, gcbench.py) import gRPC,
 so they are imported only when a bench command runs, after the parser (see tools/cli.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Callable
 from dataclasses import fields
@@ -24,13 +25,15 @@ from memsim.tools.flags import (
     SECONDS,
     TARGET_HELP,
     Parser,
+    parse_bytes,
     real,
     server_error,
+    size_text,
     target,
     usage_error,
     whole,
 )
-from memsim.tools.loads import PATTERNS, WORKLOADS, AllocLoad, CacheLoad, VmLoad, parse_sizes
+from memsim.tools.loads import GC_WORKLOADS, PATTERNS, WORKLOADS, AllocLoad, CacheLoad, GcLoad, VmLoad, parse_sizes
 
 
 def value_sizes(text: str) -> str:
@@ -54,7 +57,7 @@ def redis_memory(text: str) -> str:
 value_sizes.__name__ = redis_memory.__name__ = "size"
 
 
-L = TypeVar("L", AllocLoad, CacheLoad, VmLoad)
+L = TypeVar("L", AllocLoad, CacheLoad, VmLoad, GcLoad)
 
 
 def _load(cls: type[L], args: argparse.Namespace, **other: object) -> L:
@@ -111,6 +114,58 @@ def cmd_bench_vm(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError) as e:
         print(f"memsim bench vm: {e}", file=sys.stderr)
         return 2
+
+
+def cmd_bench_gc(args: argparse.Namespace) -> int:
+    from memsim.client import MemsimError
+
+    load = _load(GcLoad, args, target=args.target or "")
+    try:
+        load.validate()
+    except ValueError as e:
+        return usage_error(args, str(e))
+    if args.png and importlib.util.find_spec("matplotlib") is None:  # say so before the run, not after it
+        return usage_error(args, "--png needs matplotlib, which is not installed: pip install matplotlib")
+    from memsim.tools.gcbench import run_gc_bench
+    from memsim.tools.gcplot import PlotUnavailable
+
+    try:
+        return run_gc_bench(load, args.json, args.png, args.quiet)
+    except MemsimError as e:
+        return server_error("bench gc", load.target or "its own server", e, e.code.name, hint=bool(args.target))
+    except (RuntimeError, PlotUnavailable) as e:  # a load process failed, or its own server did not start
+        print(f"memsim bench gc: {e}", file=sys.stderr)
+        return 1
+
+
+def _gc_parser(bsub: argparse._SubParsersAction[Parser]) -> None:
+    g = GcLoad()
+    s = bsub.add_parser("gc", help="GC workloads (Boehm's GCBench, Octane's Splay, a request handler) on "
+                                   "isolates of several client processes: pauses, MMU, survival, a plot")
+    s.add_argument("--target", type=target, default=None,
+                   help="the server's HOST:PORT (default: start a server of the bench's own, and stop it after)")
+    s.add_argument("--workload", "-w", default=g.workload, choices=(*GC_WORKLOADS, "all"),
+                   help=f"(default {g.workload}; all = each in turn)")
+    s.add_argument("--clients", "-c", type=COUNT, default=g.clients,
+                   help=f"client processes, each with an isolate of its own (default {g.clients})")
+    s.add_argument("--seconds", "-t", type=SECONDS, default=g.seconds,
+                   help=f"measured seconds per workload (default {g.seconds:g})")
+    s.add_argument("--scale", type=real(0, 1, above=True), default=g.scale,
+                   help=f"of Boehm's and Octane's real sizes; 1 = GCBench's depth-18 stretch tree and Splay's "
+                        f"8000 nodes (default {g.scale:g})")
+    s.add_argument("--semi-space", type=parse_bytes, default=g.semi_space,
+                   help=f"each isolate's semi-space, whole heap pages (default {size_text(g.semi_space)})")
+    s.add_argument("--max-old-space", type=parse_bytes, default=g.max_old_space,
+                   help=f"each isolate's old-space limit, as Node's --max-old-space-size "
+                        f"(default {size_text(g.max_old_space)})")
+    s.add_argument("--seed", type=whole(0), default=g.seed, help=f"random seed (default {g.seed})")
+    s.add_argument("--quick", action="store_true",
+                   help="a smoke run: 1.5 s per workload at scale 1/256, semi-spaces of 256 KiB")
+    s.add_argument("--json", help="write the report as JSON to this file")
+    s.add_argument("--png", help="plot heap size and pauses over time into this PNG file")
+    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_bench_gc)
 
 
 def _common(s: argparse.ArgumentParser, load: AllocLoad | CacheLoad | VmLoad, what: str) -> None:
@@ -186,6 +241,8 @@ def add_bench_parsers(sub: argparse._SubParsersAction[Parser]) -> argparse.Argum
     s.add_argument("--write-ratio", type=FRACTION, default=v.write_ratio,
                    help=f"share of stores (default {v.write_ratio:g})")
     _output(s, v)
+
+    _gc_parser(bsub)
     for command in bsub.choices.values():
         command.set_defaults(prog=command.prog)  # for errors found after parsing (usage_error)
     return b

@@ -1,7 +1,8 @@
 """What a benchmark run is: the load records that `memsim bench ...` fills from its flags and
 bench/*.py build directly, with the workloads and patterns they choose from.
 
-Owns: AllocLoad (tools/loadgen.py), CacheLoad (tools/cachebench.py), VmLoad (tools/vmbench.py).
+Owns: AllocLoad (tools/loadgen.py), CacheLoad (tools/cachebench.py), VmLoad (tools/vmbench.py),
+GcLoad (tools/gcbench.py).
 Invariant: importable without gRPC. The CLI's parser is built before `memsim serve` forks its
 workers (gRPC's threads do not survive fork), and it reads its bench flags' defaults and choices
 here, so that each default is written once, in its dataclass.
@@ -9,7 +10,7 @@ here, so that each default is written once, in its dataclass.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from memsim.sim.vm.kinds import PAGE_TABLE_DEFAULT
 from memsim.tools.flags import DEFAULT_TARGET
@@ -115,3 +116,45 @@ class VmLoad:
             raise ValueError(f"seconds {self.seconds} must be above 0")
 
 
+# `memsim bench gc --workload` (tools/gcloads.py says what each does); "all" runs each in turn.
+GC_WORKLOADS = ("gcbench", "splay", "handler")
+QUICK_SECONDS = 1.5  # --quick: a smoke run of every figure, seconds per workload
+QUICK_SCALE = 1 / 256  # --quick: Boehm's trees 8 levels shallower, Splay's tree 31 nodes
+QUICK_SEMI_SPACE = 256 << 10  # --quick: one heap page a semi-space, so that even 1.5 s sees scavenges
+
+
+@dataclass
+class GcLoad:
+    target: str = ""  # HOST:PORT; empty = start a server of the bench's own (tools/gcbench.py)
+    workload: str = "gcbench"  # one of GC_WORKLOADS, or "all"
+    clients: int = 2  # load processes, each with an isolate of its own
+    seconds: float = 10.0  # measured seconds per workload
+    scale: float = 1 / 16  # of Boehm's and Octane's real sizes (1.0 = stretch depth 18, 8000 splay nodes)
+    semi_space: int = 1 << 20  # bytes per semi-space (V8's --min-semi-space-size, in bytes)
+    max_old_space: int = 16 << 20  # bytes (Node's --max-old-space-size, in bytes)
+    seed: int = 1
+    quick: bool = False
+    progress: bool = True
+
+    def workloads(self) -> tuple[str, ...]:
+        return GC_WORKLOADS if self.workload == "all" else (self.workload,)
+
+    def effective(self) -> GcLoad:
+        """The load as it runs: --quick shortens the window and shrinks the workloads."""
+        if not self.quick:
+            return self
+        return replace(self, seconds=min(self.seconds, QUICK_SECONDS), scale=min(self.scale, QUICK_SCALE),
+                       semi_space=min(self.semi_space, QUICK_SEMI_SPACE))
+
+    def validate(self) -> None:
+        """ValueError naming the first bad field, before any process starts or any call is made."""
+        if self.workload not in (*GC_WORKLOADS, "all"):
+            raise ValueError(f"workload {self.workload!r} is not one of {', '.join(GC_WORKLOADS)}, all")
+        if self.clients < 1:
+            raise ValueError("clients must be at least 1")
+        if not self.seconds > 0:
+            raise ValueError(f"seconds {self.seconds} must be above 0")
+        if not 0 < self.scale <= 1:
+            raise ValueError(f"--scale {self.scale} is a fraction of the real sizes: above 0, at most 1")
+        if self.semi_space < 1 or self.max_old_space < 1:
+            raise ValueError("--semi-space and --max-old-space must be positive sizes")
