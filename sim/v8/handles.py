@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memsim.sim.errors import FailedPrecondition, ResourceExhausted
-from memsim.sim.v8.layout import SCOPE_DEPTH, V8Arrays
+from memsim.sim.v8.layout import IDLE, MUTATOR, PHASE_NAMES, SCOPE_DEPTH, V8Arrays
 
 LOCAL, GLOBAL = 0, 1
 STAMP_MASK = (1 << 32) - 1
@@ -67,6 +67,16 @@ class HandleTable:
         a.gh_used[i] = 0
         a.gh_stamp[i] = 0
 
+    def usable(self) -> None:
+        """Refuse a mutator's handle work once a collection of this call failed part-way (its phase
+        word still names the collection): the heap may hold half-copied objects, and the locker's
+        holder gives the isolate up when it lets go (isolate_table.py)."""
+        phase = int(self.a.iso_phase[self.iso])
+        if phase not in (IDLE, MUTATOR):
+            raise FailedPrecondition(f"isolate {self.iso}: a collection failed part-way in this call "
+                                     f"({PHASE_NAMES[phase]}); the heap is not trusted and the isolate is "
+                                     f"being released")
+
     def _stamp(self) -> int:
         a, i = self.a, self.iso
         s = (int(a.hs_serial[i]) + 1) & STAMP_MASK or 1
@@ -76,6 +86,7 @@ class HandleTable:
     # -- locals and scopes -----------------------------------------------------------------
 
     def new_local(self, word: int) -> Handle:
+        self.usable()
         a, i = self.a, self.iso
         top = int(a.hs_top[i])
         if top >= self.capacity:
@@ -92,6 +103,7 @@ class HandleTable:
         return Handle(handle_id(i, LOCAL, top, stamp))
 
     def open_scope(self) -> int:
+        self.usable()
         a, i = self.a, self.iso
         d = int(a.hs_depth[i])
         if d >= SCOPE_DEPTH:
@@ -101,6 +113,7 @@ class HandleTable:
         return d + 1
 
     def close_scope(self, escape: Handle | None = None) -> Handle | None:
+        self.usable()
         a, i = self.a, self.iso
         d = int(a.hs_depth[i])
         if d == 0:
@@ -116,6 +129,7 @@ class HandleTable:
     # -- globals ---------------------------------------------------------------------------
 
     def new_global(self, word: int) -> Handle:
+        self.usable()
         a, i = self.a, self.iso
         free = np.flatnonzero(a.gh_used[i] == 0)
         if not free.size:
@@ -139,6 +153,7 @@ class HandleTable:
     # -- resolving ids -----------------------------------------------------------------------
 
     def _check(self, h: Handle) -> tuple[int, int]:
+        self.usable()
         a, i = self.a, self.iso
         hid = h.id if isinstance(h, Handle) else -1
         if not 0 <= hid < 1 << 64:

@@ -50,16 +50,19 @@ from memsim.sim.v8.layout import (
     CHUNK_HEADER,
     MC_MARK,
     MUTATOR,
+    OLD_SPACE,
     SCAVENGE,
     T_ALLOCATED,
     T_BARRIER_SLOW,
     T_LO_BYTES,
+    T_NEW_USED,
     T_OLD_COMMITTED,
     T_OLD_LIMIT,
     T_OLD_LIMIT_BYTES,
     T_OLD_PAGES,
     T_OLD_TOP,
 )
+from memsim.sim.v8.objects import filler
 from memsim.sim.v8.stats import HeapSizes, SpaceSize
 from memsim.sim.v8.tracer import GcEvent
 from memsim.sim.v8.verifier import verify
@@ -119,6 +122,25 @@ def _try(h: HeapContext, size: int, space: str) -> int:
     return new_space.allocate(h, size)
 
 
+def can_promote_all(h: HeapContext) -> bool:
+    """V8's Heap::CanPromoteAllYoungObjects (CanExpandOldGeneration): old space could take every
+    byte of new space, counting what it may still commit and its free blocks (so fragmentation
+    counts against it, not just the bytes of objects)."""
+    room = int(h.cfg[C_MAX_OLD]) - int(h.top[T_OLD_COMMITTED]) + free_list.available(h)
+    return room + max(0, int(h.top[T_OLD_LIMIT]) - int(h.top[T_OLD_TOP])) >= new_space.used(h)
+
+
+def unallocate(h: HeapContext, addr: int, size: int) -> None:
+    """Give back an allocation whose object could not be completed: a filler over its bytes (the page
+    stays iterable) and the counters as they were."""
+    h.dmap.store(addr, filler(size))
+    if new_space.contains(h, addr):
+        h.top[T_NEW_USED] -= size
+    elif int(h.a.pg_space[h.iso, h.bounds.slot(addr)]) == OLD_SPACE:
+        h.a.pg_allocated[h.iso, h.bounds.slot(addr)] -= size
+    h.top[T_ALLOCATED] -= size
+
+
 def _collect_for(h: HeapContext, space: str) -> None:
     """V8's Heap::CollectGarbage for an allocation that failed in `space`, with the collector
     Heap::SelectGarbageCollector picks: a Scavenge for new space, unless old space could not take
@@ -127,7 +149,7 @@ def _collect_for(h: HeapContext, space: str) -> None:
     (where V8 would start incremental marking)."""
     if space != "new":
         collect_garbage(h, KIND_MARK_COMPACT, "allocation failure", collector_reason="GC in old space requested")
-    elif int(h.cfg[C_MAX_OLD]) - old_space.size_of_objects(h) < new_space.used(h):
+    elif not can_promote_all(h):
         collect_garbage(h, KIND_MARK_COMPACT, "allocation failure", collector_reason="scavenge might not succeed")
     else:
         collect_garbage(h, KIND_SCAVENGE, "allocation failure")
@@ -140,6 +162,7 @@ def allocate_raw(h: HeapContext, size: int, pretenure: bool = False) -> int:
     (HeapAllocator::AllocateRawWithRetryOrFailSlowPath): two collections for the failing space,
     each followed by a retry, then CollectAllAvailableGarbage ("last resort", compacting every
     fragmented page), then out of memory. The caller writes the object's header at once."""
+    h.handles.usable()
     space = "lo" if size > h.g.max_regular_object else "old" if pretenure else "new"
     if space == "new" and size > new_space.capacity(h) // 2:
         space = "old"  # cannot fit a semispace page twice over: V8 pretenures such objects
@@ -170,6 +193,7 @@ def collect_garbage(h: HeapContext, kind: str, reason: str, force: bool = False,
                     collector_reason: str = "") -> GcEvent:
     """One collection of `kind` (Scavenge or Mark-Compact), with the phase word set for recovery and
     the tracer's event around it (tracer.py); its event, with V8's trace lines."""
+    h.handles.usable()
     work = GcWork(new_space_size_at_start=new_space.used(h), barrier_slow_paths=int(h.top[T_BARRIER_SLOW]),
                   allocated=int(h.top[T_ALLOCATED]))
     tracer = h.tracer

@@ -99,6 +99,7 @@ class Isolate:
                    pretenure: bool = False) -> Handle:
         if not isinstance(payload, (bytes, bytearray, memoryview)):
             raise InvalidArgument(f"payload must be bytes, not {type(payload).__name__}")
+        payload = bytes(payload)  # its length in bytes, whatever a memoryview's item size
         n = len(fields) if nfields is None else nfields
         if isinstance(n, int) and n < len(fields):
             raise InvalidArgument(f"nfields {n} is fewer than the {len(fields)} fields given")
@@ -122,6 +123,7 @@ class Isolate:
     def new_string(self, data: bytes, pretenure: bool = False) -> Handle:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise InvalidArgument(f"a string's data must be bytes, not {type(data).__name__}")
+        data = bytes(data)
         size = self._check_alloc_sizes(0, len(data))
         addr = heap.allocate_raw(self.h, size, bool(pretenure))
         self.h.dmap.store(addr, header(BYTE_ARRAY, 0, len(data)))
@@ -136,7 +138,11 @@ class Isolate:
         self._make_room_outside(byte_length)
         size = object_size(2, 0)
         addr = heap.allocate_raw(self.h, size)
-        row = abs_.new_backing_store(self.h, byte_length, old=not new_space.contains(self.h, addr))
+        try:
+            row = abs_.new_backing_store(self.h, byte_length, old=not new_space.contains(self.h, addr))
+        except BaseException:
+            heap.unallocate(self.h, addr, size)  # the object's bytes become a filler: the heap stays iterable
+            raise
         d = self.h.dmap
         d.store(addr, header(JS_ARRAY_BUFFER, 2, 0))
         d.store(addr + 8, smi(byte_length))
@@ -209,6 +215,7 @@ class Isolate:
     def write_payload(self, h: Handle, offset: int, data: bytes) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise InvalidArgument(f"data must be bytes, not {type(data).__name__}")
+        data = bytes(data)
         at, n = self._payload_range(h, offset, len(data))
         if n:
             self.h.dmap.write(at, bytes(data))
@@ -239,6 +246,7 @@ class Isolate:
     def write_backing(self, h: Handle, offset: int, data: bytes) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise InvalidArgument(f"data must be bytes, not {type(data).__name__}")
+        data = bytes(data)
         addr, off, n = self._backing_range(h, offset, len(data))
         if n:
             self.h.alloc.write(addr, off, bytes(data))
@@ -263,7 +271,12 @@ class Isolate:
     # -- GC and figures ------------------------------------------------------------------------
 
     def gc(self, minor: bool = False) -> GcEvent:
-        """`gc()` as with --expose-gc: a Mark-Compact, or with minor=True a Scavenge (reason "testing")."""
+        """`gc()` as with --expose-gc: a Mark-Compact, or with minor=True a Scavenge (reason "testing"),
+        unless old space could not take every survivor: then a Mark-Compact, as V8's
+        Heap::SelectGarbageCollector decides for any young-generation request."""
+        if minor and not heap.can_promote_all(self.h):
+            return heap.collect_garbage(self.h, heap.KIND_MARK_COMPACT, "testing",
+                                        collector_reason="scavenge might not succeed")
         return heap.collect_garbage(self.h, heap.KIND_SCAVENGE if minor else heap.KIND_MARK_COMPACT, "testing")
 
     def address_of(self, h: Handle) -> int:

@@ -49,7 +49,6 @@ from memsim.sim.v8.layout import (
     C_MAX_OLD,
     C_OWNER,
     C_SEMI,
-    C_SERIAL,
     C_SPACE,
     CREATING,
     DESTROYING,
@@ -141,7 +140,7 @@ class V8:
                 cfg[C_SEMI], cfg[C_MAX_OLD] = semi_space_size, max_old_space_size
                 cfg[C_GROWING] = int(growing_factor * 1000)
                 cfg[C_OWNER], cfg[C_HOME], cfg[C_CREATED_NS] = owner, self.core, time.monotonic_ns()
-                cfg[C_SERIAL] += 1
+                cfg[C_SPACE] = -1  # no space yet: a failed create must not destroy space 0
                 a.iso_lease[iso] = (lease, now + lease)
                 try:
                     self._lay_out(iso, b)
@@ -187,7 +186,7 @@ class V8:
             self.context(iso).dmap.clear_bits(committed)
         a.v8_dm[iso] = -1
         sp = int(a.iso_cfg[iso, C_SPACE])
-        if a.iso_state[iso] in (CREATING, LIVE, LOST, DESTROYING) and sp >= 0:
+        if sp >= 0:
             with contextlib.suppress(NotFound, InvalidArgument, FailedPrecondition):
                 self.vm.destroy_space(sp)  # may not exist yet (a create that failed early) or be gone
         a.iso_cfg[iso, C_SPACE] = -1
@@ -238,11 +237,10 @@ class V8:
             a.iso_phase[iso], a.iso_holder[iso] = MUTATOR, self.core
             try:
                 yield Isolate(self.context(iso, client))
-            except BaseException:
-                if a.iso_phase[iso] not in (IDLE, MUTATOR):  # an error escaped a collection: not trusted
-                    self._recover(iso)
-                raise
             finally:
+                if a.iso_phase[iso] not in (IDLE, MUTATOR):  # a collection failed part-way (and its error
+                    with contextlib.suppress(FailedPrecondition):  # was reported, or caught by a batch)
+                        self._recover(iso)
                 if a.iso_state[iso] == LIVE:
                     a.iso_phase[iso] = IDLE
                 a.iso_holder[iso] = -1

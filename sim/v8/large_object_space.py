@@ -30,8 +30,8 @@ def allocate(h: HeapContext, size: int) -> int:
         return 0
     npages = nbytes // h.g.page_size
     slots = h.bounds.slot_range(h.bounds.lo_base, h.bounds.lo_region)
-    free = (h.a.pg_space[h.iso, slots.start:slots.stop] == NO_SPACE).astype(np.int8)
-    runs = np.convolve(free, np.ones(npages, dtype=np.int8), mode="valid") == npages
+    free = (h.a.pg_space[h.iso, slots.start:slots.stop] == NO_SPACE).astype(np.int64)  # int8 sums would wrap
+    runs = np.convolve(free, np.ones(npages, dtype=np.int64), mode="valid") == npages
     fits = np.flatnonzero(runs)
     if not fits.size:
         return 0

@@ -70,7 +70,7 @@ PHASE_NAMES = ("idle", "mutator", "Scavenge", "Mark-Compact (mark)", "Mark-Compa
 
 # iso_cfg columns
 (C_SEMI, C_MAX_OLD, C_GROWING, C_SPACE, C_OWNER, C_HOME, C_BARRIER_OFF, C_FORCE_COMPACTION, C_VERIFY,
- C_PAUSE_IN_PHASE, C_CREATED_NS, C_SERIAL, C_LOST_PHASE, C_LOST_CORE) = range(14)
+ C_CREATED_NS, C_LOST_PHASE, C_LOST_CORE) = range(12)
 NCFG = 16
 # C_GROWING holds the fixed growing factor x 1000 (0 = V8's dynamic HeapGrowingFactor)
 

@@ -170,7 +170,7 @@ def update_range(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: 
                         words[k] = tm | 1
                         ctr[K_UPDATED] += 1
                     if host_old and new_lo <= target < new_hi and test_and_set_bit(slots, k - bitbase):
-                        pg_slots[(at - HEAP_BASE) >> page_shift] += 1
+                        pg_slots[(at + 8 + 8 * i - HEAP_BASE) >> page_shift] += 1  # the slot's page
                         ctr[K_RECORDED] += 1
         at += size
 

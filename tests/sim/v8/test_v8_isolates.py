@@ -15,7 +15,7 @@ import pytest
 
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound, OutOfRange, ResourceExhausted
 from memsim.sim.system import MachineConfig
-from memsim.sim.v8.layout import MC_EVACUATE, MUTATOR, SCAVENGE
+from memsim.sim.v8.layout import C_MAX_OLD, MC_EVACUATE, MUTATOR, SCAVENGE
 from memsim.sim.vm.layout import M_PINNED
 
 KiB, MiB = 1 << 10, 1 << 20
@@ -170,3 +170,56 @@ def test_backing_stores_are_bounded_by_the_isolates_limit(machine, v8):
         assert iso.byte_length(kept) == 200 * 1024
         assert [e.reason for e in iso.trace()].count("external memory pressure") >= 1
         assert iso.memory_usage()["external"] == 200 * 1024
+
+
+def test_an_array_buffer_whose_backing_store_fails_leaves_the_heap_whole(v8):
+    iso_id = v8.create_isolate(semi_space_size=PAGE, max_old_space_size=32 * PAGE)
+    with v8.enter(iso_id) as iso:
+        iso.testing(verify_heap=True)
+        before = iso.memory_usage()["heapUsed"]
+        with pytest.raises((InvalidArgument, ResourceExhausted)):
+            iso.new_array_buffer(3 << 20)  # over the isolate's limit for backing stores: refused
+        iso.h.cfg[C_MAX_OLD] = 1 << 32  # let the machine's allocator refuse it next, after the object is made
+        with pytest.raises((InvalidArgument, ResourceExhausted)):
+            iso.new_array_buffer((1 << 31) - 1)
+        assert iso.memory_usage()["heapUsed"] == before
+        iso.gc(minor=True)
+        iso.gc()
+
+
+def test_a_failed_create_never_destroys_another_space(machine, v8):
+    vm = machine.vm(0)
+    spaces = []
+    with pytest.raises(ResourceExhausted):
+        while True:
+            spaces.append(vm.create_space())
+    assert spaces[0] == 0
+    with pytest.raises(ResourceExhausted, match="address spaces"):
+        v8.create_isolate(semi_space_size=PAGE)
+    assert vm.a.sp_state[0] == 1 and v8.list_isolates() == []
+    for sp in spaces:
+        vm.destroy_space(sp)
+    v8.create_isolate(semi_space_size=PAGE)
+
+
+def test_a_collection_that_fails_part_way_gives_the_isolate_up(machine, v8, monkeypatch):
+    iso_id = v8.create_isolate(semi_space_size=PAGE)
+    other = v8.create_isolate(semi_space_size=PAGE)
+    with v8.enter(other) as iso:
+        g = iso.make_persistent(iso.new_string(b"other"))
+
+    def broken(h, work):
+        raise ResourceExhausted("Scavenger: semi-space copy failed (a test's)")
+
+    monkeypatch.setattr("memsim.sim.v8.heap.scavenger.scavenge", broken)
+    with v8.enter(iso_id) as iso:
+        h = iso.new_object([1])
+        with pytest.raises(ResourceExhausted):
+            iso.gc(minor=True)
+        for op in (lambda: iso.get_field(h, 0), lambda: iso.new_object([2]), iso.open_scope):
+            with pytest.raises(FailedPrecondition, match="collection failed part-way"):
+                op()  # as a batch's later ops would be: refused, never run on a half-collected heap
+    with pytest.raises(FailedPrecondition, match=f"isolate {iso_id} was lost"), v8.enter(iso_id):
+        pass
+    with v8.enter(other) as iso:
+        assert iso.read_payload(g) == b"other"
