@@ -29,7 +29,7 @@ from memsim.sim.alloc.recovery import recover
 from memsim.sim.alloc.scavenger import Scavenger
 from memsim.sim.cache.keyspace import Keyspace
 from memsim.sim.system import Machine, MachineConfig
-from memsim.sim.v8.jit import warm as warm_collectors
+from memsim.sim.v8.warmup import warm as warm_collectors
 from memsim.sim.vm.recovery import recover as recover_vm
 
 STOP_TIMEOUT = 5.0
