@@ -104,9 +104,11 @@ class Freed:
 @dataclass(frozen=True)
 class Ref:
     """What op `index` of the same batch will make: the address an allocator batch's alloc returns,
-    the handle an isolate batch's op returns (client/v8_types.py)."""
+    the handle an isolate batch's op returns (client/v8_types.py). `batch` is the builder that made
+    it (None for a Ref written by hand), so that a batch can refuse another batch's Ref."""
 
     index: int
+    batch: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass

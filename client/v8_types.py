@@ -250,6 +250,10 @@ class IsolateBatch(Generic[R]):
              values: Sequence[Operand] = (), nfields: int = 0, data: bytes | None = None) -> Ref:
         if target is not None and not isinstance(target, Handle | Ref):
             raise InvalidArgument(f"{pb.V8Op.Name(op)}: the object is a Handle or a Ref, not {type(target).__name__}")
+        for v in (target, *values):
+            if isinstance(v, Ref) and v.batch is not None and v.batch is not self:
+                raise InvalidArgument(f"{pb.V8Op.Name(op)}: Ref({v.index}) was made by another batch; a Ref names "
+                                      f"an op of its own batch (use the Handle that batch's result holds)")
         words = [word(v) for v in values]  # (a bad value refuses the op before it is added)
         self.op.append(op)
         w, tag = (0, pb.VALUE_NONE) if target is None else word(target)
@@ -264,7 +268,7 @@ class IsolateBatch(Generic[R]):
             self.field_tags.append(tag)
         if data is not None:
             self.data.append(bytes(data))
-        return Ref(len(self.op) - 1)
+        return Ref(len(self.op) - 1, batch=self)
 
     def new_object(self, fields: Sequence[Operand] = (), payload: bytes = b"", nfields: int | None = None,
                    pretenure: bool = False) -> Ref:

@@ -117,3 +117,14 @@ def test_one_body_per_method_for_both_clients():
     assert {"create_isolate", "isolate", "isolates", "execute"} <= {
         n for n, v in vars(V8Commands).items() if type(v).__name__ == "command"}
     assert hasattr(AsyncIsolate, "scope") and hasattr(Isolate, "scope")
+
+
+def test_a_ref_from_another_batch_is_refused_before_it_is_added():
+    first, second = built(), built()
+    r = first.new_object([1])
+    with pytest.raises(InvalidArgument, match="another batch"):
+        second.set_field(r, 0, 5)
+    with pytest.raises(InvalidArgument, match="another batch"):
+        second.new_object([r])
+    assert len(second) == 0
+    second.new_object([Ref(0)])  # a Ref written by hand names op 0 of this batch, as before
