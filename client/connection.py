@@ -42,6 +42,7 @@ from memsim.client.stream import AsyncStreamSession, OpenAsyncStream, OpenStream
 from memsim.v1 import machine_pb2 as mpb
 
 DEFAULT_TIMEOUT = 10.0
+REPLY_GRACE = 1.0  # a batch's reply may arrive this long after its timeout_ms (machine.with_deadline, isolate.execute)
 MAX_MESSAGE = 32 << 20  # gRPC's send and receive limit; the server's is the same (server/limits.py)
 _channel_ids = iter(range(1 << 62))
 M = TypeVar("M", bound=Message)

@@ -37,7 +37,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
-from memsim.client.connection import DEFAULT_TIMEOUT, Connection, Endpoint, build_request
+from memsim.client.connection import DEFAULT_TIMEOUT, REPLY_GRACE, Connection, Endpoint, build_request
 from memsim.client.errors import FailedPrecondition, NotFound
 from memsim.client.rpc import Op, Steps, SyncRunner, command, roundtrip, unary
 from memsim.client.session import CLIENT_ID_KEY, DEFAULT_LEASE, check_lease, new_client_id
@@ -275,7 +275,13 @@ class V8Commands(Endpoint, Generic[IsoT]):
 
     @command
     def execute(self, batch: IsolateBatch[Any]) -> Steps[V8BatchResult]:
-        return batch.decode((yield from roundtrip(batch.to_proto, pb.V8BatchReply, self.timeout)))
+        """One message; the server starts no op after this client's timeout (timeout_ms), and the
+        reply is awaited REPLY_GRACE longer, so a reply the server sends is one the caller still wants."""
+        def message(seq: int) -> pb.V8Batch:
+            m = batch.to_proto(seq)
+            m.timeout_ms = max(1, min(int(self.timeout * 1000), (1 << 32) - 1))
+            return m
+        return batch.decode((yield from roundtrip(message, pb.V8BatchReply, self.timeout + REPLY_GRACE)))
 
 
 class Isolate(IsolateCommands["V8Client"], SyncRunner):

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgpack
 
-from memsim.client.connection import DEFAULT_TIMEOUT, Endpoint, build_request
+from memsim.client.connection import DEFAULT_TIMEOUT, REPLY_GRACE, Endpoint, build_request
 from memsim.client.errors import DeadlineExceeded
 from memsim.client.rpc import Steps, command, roundtrip, unary
 from memsim.client.session import (
@@ -38,8 +38,6 @@ from memsim.client.types import (
 )
 from memsim.v1 import machine_pb2 as pb
 from memsim.v1 import machine_pb2_grpc
-
-REPLY_GRACE = 1.0  # a batch's reply may arrive this long after its timeout (see with_deadline)
 
 
 def with_deadline(request: pb.OpBatch, timeout: float) -> pb.OpBatch:

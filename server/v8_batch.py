@@ -15,6 +15,7 @@ goes on, as `wire.run_ops` runs every op.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ from memsim.server.limits import (
     MAX_V8_PAYLOAD,
     ReplyBudget,
 )
-from memsim.server.wire import batch_column, check_batch_size, run_ops
+from memsim.server.wire import DeadlineExceeded, batch_column, check_batch_size, run_ops
 from memsim.sim.errors import FailedPrecondition, InvalidArgument
 from memsim.sim.v8 import Handle, Isolate, Value
 from memsim.v1 import v8_pb2 as pb
@@ -201,9 +202,11 @@ def budgeted_read(iso: Isolate, budget: ReplyBudget, h: Handle, offset: int, len
 
 
 def run_batch(iso: Isolate, req: pb.V8Batch, core: int, budget: ReplyBudget,
-              checked: Plan | None = None) -> pb.V8BatchReply:
+              checked: Plan | None = None, arrived: float | None = None) -> pb.V8BatchReply:
     """Every op of a message in order, on `iso` (its locker held); an op's failure is its OpError
-    and the rest go on. `checked` is the message's plan, if the caller has made it already."""
+    and the rest go on. `checked` is the message's plan, if the caller has made it already. With
+    `timeout_ms`, an op not started by then (from `arrived`, time.monotonic()) is not run and
+    answers DEADLINE_EXCEEDED, so a caller that gave up costs the core at most one more op."""
     p = checked if checked is not None else plan(req)
     n = len(p.ops)
     results: list[Value | None] = [None] * n
@@ -227,8 +230,13 @@ def run_batch(iso: Isolate, req: pb.V8Batch, core: int, budget: ReplyBudget,
             raise FailedPrecondition(f"op {i}: its object is REF {p.a[i]}, which read the Smi {v}, not a reference")
         return v
 
+    deadline = (time.monotonic() if arrived is None else arrived) + req.timeout_ms / 1000 if req.timeout_ms else 0.0
+
     def op(i: int) -> None:
         kind, b, c = p.ops[i], p.b[i], p.c[i]
+        if deadline and time.monotonic() > deadline:
+            failed.add(i)
+            raise DeadlineExceeded(f"op {i} not started: the batch's timeout_ms ({req.timeout_ms}) passed")
         try:
             if kind == pb.V8_NEW_OBJECT:
                 vals = [resolve(i, p.tags[j], p.words[j]) for j in range(p.first[i], p.first[i] + p.count[i])]

@@ -334,6 +334,6 @@ class V8Servicer(v8_pb2_grpc.V8Servicer):
         def execute(req: pb.V8Batch, budget: ReplyBudget, arrived: float) -> pb.V8BatchReply:
             checked = plan(req)  # the whole message, before the isolate is entered
             with self._locker(req.isolate) as iso:  # (batch_stream holds the core's mutex)
-                return run_batch(iso, req, self.core, budget, checked)
+                return run_batch(iso, req, self.core, budget, checked, arrived)
 
         yield from batch_stream(request_iterator, self.replies, self.core_lock, execute)

@@ -4,6 +4,8 @@ before they copy, and a failing op fails alone."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from memsim.server.limits import ReplyBudget
@@ -13,7 +15,7 @@ from memsim.sim.system import Machine, MachineConfig
 from memsim.v1 import v8_pb2 as pb
 
 KiB, MiB = 1 << 10, 1 << 20
-OUT_OF_RANGE, FAILED_PRECONDITION, RESOURCE_EXHAUSTED = 11, 9, 8
+OUT_OF_RANGE, FAILED_PRECONDITION, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED = 11, 9, 8, 4
 
 
 @pytest.fixture
@@ -23,12 +25,13 @@ def isolate():
         v8 = m.v8(0, m.heap(0))
         iso = v8.create_isolate(semi_space_size=256 * KiB, max_old_space_size=2 * MiB)
 
-        def run(msg: pb.V8Batch | None, budget: ReplyBudget | None = None) -> pb.V8BatchReply | int:
+        def run(msg: pb.V8Batch | None, budget: ReplyBudget | None = None,
+                arrived: float | None = None) -> pb.V8BatchReply | int:
             """The message's reply; with None, the isolate's heapUsed."""
             with v8.enter(iso) as i:
                 if msg is None:
                     return i.memory_usage()["heapUsed"]
-                return run_batch(i, msg, 0, budget or ReplyBudget())
+                return run_batch(i, msg, 0, budget or ReplyBudget(), arrived=arrived)
 
         yield run
     finally:
@@ -74,3 +77,17 @@ def test_a_message_is_checked_whole_before_any_op(isolate):
     assert isolate(None) == 0  # the refused messages made nothing
     r = isolate(pb.V8Batch(op=good, data=[b""] * 3))
     assert not r.errors and isolate(None) == 3 * 8
+
+
+def test_ops_not_started_by_the_timeout_are_not_run(isolate):
+    def msg(timeout_ms: int) -> pb.V8Batch:
+        return pb.V8Batch(op=[pb.V8_NEW_STRING] * 3, a=[0] * 3, a_tag=[pb.VALUE_NONE] * 3, b=[0] * 3, c=[0] * 3,
+                          data=[b"x" * 100] * 3, timeout_ms=timeout_ms)
+
+    used = isolate(None)
+    late = isolate(msg(500), arrived=time.monotonic() - 1.0)  # its caller gave up half a second ago
+    assert [(e.index, e.code) for e in late.errors] == [(0, DEADLINE_EXCEEDED), (1, DEADLINE_EXCEEDED),
+                                                       (2, DEADLINE_EXCEEDED)]
+    assert "timeout_ms (500) passed" in late.errors[0].message
+    assert isolate(None) == used  # nothing was allocated
+    assert not isolate(msg(60_000)).errors and not isolate(msg(0)).errors  # in time, or no limit

@@ -474,7 +474,7 @@ class GcTraceReply(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[GcEvent, _Mapping]]] = ...) -> None: ...
 
 class V8Batch(_message.Message):
-    __slots__ = ("seq", "isolate", "op", "a", "a_tag", "b", "c", "data", "nfields", "nvalues", "fields", "field_tags")
+    __slots__ = ("seq", "isolate", "op", "a", "a_tag", "b", "c", "data", "nfields", "nvalues", "fields", "field_tags", "timeout_ms")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     ISOLATE_FIELD_NUMBER: _ClassVar[int]
     OP_FIELD_NUMBER: _ClassVar[int]
@@ -487,6 +487,7 @@ class V8Batch(_message.Message):
     NVALUES_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     FIELD_TAGS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     isolate: int
     op: _containers.RepeatedScalarFieldContainer[V8Op]
@@ -499,7 +500,8 @@ class V8Batch(_message.Message):
     nvalues: _containers.RepeatedScalarFieldContainer[int]
     fields: _containers.RepeatedScalarFieldContainer[int]
     field_tags: _containers.RepeatedScalarFieldContainer[ValueTag]
-    def __init__(self, seq: _Optional[int] = ..., isolate: _Optional[int] = ..., op: _Optional[_Iterable[_Union[V8Op, str]]] = ..., a: _Optional[_Iterable[int]] = ..., a_tag: _Optional[_Iterable[_Union[ValueTag, str]]] = ..., b: _Optional[_Iterable[int]] = ..., c: _Optional[_Iterable[int]] = ..., data: _Optional[_Iterable[bytes]] = ..., nfields: _Optional[_Iterable[int]] = ..., nvalues: _Optional[_Iterable[int]] = ..., fields: _Optional[_Iterable[int]] = ..., field_tags: _Optional[_Iterable[_Union[ValueTag, str]]] = ...) -> None: ...
+    timeout_ms: int
+    def __init__(self, seq: _Optional[int] = ..., isolate: _Optional[int] = ..., op: _Optional[_Iterable[_Union[V8Op, str]]] = ..., a: _Optional[_Iterable[int]] = ..., a_tag: _Optional[_Iterable[_Union[ValueTag, str]]] = ..., b: _Optional[_Iterable[int]] = ..., c: _Optional[_Iterable[int]] = ..., data: _Optional[_Iterable[bytes]] = ..., nfields: _Optional[_Iterable[int]] = ..., nvalues: _Optional[_Iterable[int]] = ..., fields: _Optional[_Iterable[int]] = ..., field_tags: _Optional[_Iterable[_Union[ValueTag, str]]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
 
 class V8BatchReply(_message.Message):
     __slots__ = ("seq", "core", "value", "value_tag", "data", "errors")
