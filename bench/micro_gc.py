@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from memsim.sim.system import Machine, MachineConfig
-from memsim.sim.v8 import Handle, Isolate, jit
+from memsim.sim.v8 import Handle, Isolate, jit, warmup
 from memsim.sim.v8.tracer import GcEvent
 
 MiB = 1 << 20
@@ -69,7 +69,7 @@ def measure(depth: int, rounds: int) -> dict[str, Any]:
                                      v8_max_heap=256 * MiB, v8_page_size=256 << 10))
     try:
         t0 = time.perf_counter()
-        jit.warm()
+        warmup.warm()
         warm_s = time.perf_counter() - t0
         v8 = m.v8(0, m.heap(0))
         iso_id = v8.create_isolate(semi_space_size=semi, max_old_space_size=max(8 * MiB, rounds * semi))

@@ -8,7 +8,7 @@ which the tests use to check that both give byte-identical heaps.
 
 Compiled code is cached on disk (`cache=True`) under $NUMBA_CACHE_DIR, by default
 $XDG_CACHE_HOME/memsim/numba (site-packages may be read-only), so only the first process on a
-machine pays the compile. `warm()` compiles every kernel before the supervisor forks its cores,
+machine pays the compile. warmup.py runs every kernel once before the supervisor forks its cores,
 so no core compiles on its first GC. No threading layer is used: kernels run in the calling
 process, which keeps them fork-safe.
 """
@@ -47,18 +47,3 @@ def njit_kernel(fn: F) -> F:
     # numba's type stubs omit its `_nrt` option (numba/core/options.py), hence the ignore
     compiled: F = numba.njit(cache=True, nogil=True, _nrt=False)(fn)  # type: ignore[call-overload]
     return compiled
-
-
-_WARMERS: list[Callable[[], None]] = []
-
-
-def on_warm(fn: Callable[[], None]) -> Callable[[], None]:
-    """Register a function that calls a module's kernels once on tiny arrays (so they compile)."""
-    _WARMERS.append(fn)
-    return fn
-
-
-def warm() -> None:
-    """Compile (or load from the cache) every registered kernel; call before forking cores."""
-    for fn in _WARMERS:
-        fn()

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from memsim.sim.v8.dm_kernels import copy_words, test_and_set_bit, test_bit, word_index
-from memsim.sim.v8.jit import njit_kernel, on_warm
+from memsim.sim.v8.jit import njit_kernel
 from memsim.sim.v8.layout import FREE_LIST_CATEGORIES, HEAP_BASE
 from memsim.sim.v8.objects import FILLER, FREE_SPACE, JS_ARRAY_BUFFER, JS_OBJECT, header, itype_of, nfields_of, size_of
 
@@ -246,28 +246,3 @@ def evict_free_list(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, hea
                 prev = node
             node = nxt
     return n
-
-
-@on_warm
-def _warm() -> None:
-    """Compile every kernel on a one-frame heap holding one 2-field object."""
-    words = np.zeros(512, dtype=np.int64)
-    dm = np.zeros(1, dtype=np.int32)
-    bits = np.zeros(8, dtype=np.uint64)
-    ctr = np.zeros(NCTR, dtype=np.int64)
-    live = np.zeros(1, dtype=np.int64)
-    ext = np.zeros(1, dtype=np.int8)
-    top = np.zeros(4, dtype=np.int64)
-    heads = np.zeros(CATEGORIES.shape[0], dtype=np.int64)
-    obj = HEAP_BASE + 64
-    words[8], words[11], words[19] = header(JS_OBJECT, 2, 0), header(FILLER, 0, 32), header(FILLER, 0, 32)
-    roots = np.array([obj | 1], dtype=np.int64)
-    mark(words, dm, 12, 512, bits, 0, 16, roots, np.zeros(4, dtype=np.int64), 0, live, ext, ctr)
-    top[0], top[1] = obj + 64, obj + 128
-    evacuate_range(words, dm, 12, 512, bits, 0, 16, obj, obj + 24, top, 0, 1, 2, live, ext, 1, ctr)
-    pg_slots = np.zeros((1, 2), dtype=np.int64)[:, 0]  # a column of pg_slots: not contiguous
-    update_range(words, dm, 12, 512, bits, 0, 16, obj + 64, obj + 88, True, 0, 0, bits, pg_slots, ctr)
-    update_roots(words, dm, 12, 512, roots)
-    sweep_range(words, dm, 12, 512, bits, 0, obj, obj + 128, heads, ctr)
-    unmark_range(words, dm, 12, 512, bits, 0, obj, obj + 128)
-    evict_free_list(words, dm, 12, 512, heads, 16, np.zeros(1, dtype=np.uint8))

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from memsim.sim.v8.dm_kernels import copy_words, test_and_set_bit, word_index
-from memsim.sim.v8.jit import njit_kernel, on_warm
+from memsim.sim.v8.jit import njit_kernel
 from memsim.sim.v8.layout import CHUNK_HEADER, HEAP_BASE, T_NEW_LIMIT, T_NEW_TOP, T_OLD_LIMIT, T_OLD_TOP
 from memsim.sim.v8.objects import FILLER, JS_ARRAY_BUFFER, JS_OBJECT, header, itype_of, nfields_of, size_of
 
@@ -284,24 +284,3 @@ def zap(words: np.ndarray, dm: np.ndarray, p: np.ndarray, lo: int, top: int, cur
         words[word_index(dm, page + CHUNK_HEADER, shift, wpf)] = header(FILLER, 0, ps - CHUNK_HEADER - 8)
         page += ps
     return died
-
-
-@on_warm
-def _warm() -> None:
-    """Compile on a one-page toy heap: a root to an object with one field, copied."""
-    wpf, shift, page = 512, 12, 4096
-    words = np.zeros(4 * wpf, dtype=np.int64)
-    dm = np.arange(4, dtype=np.int32)
-    words[8] = header(JS_OBJECT, 1, 0)
-    p = np.array([shift, wpf, 0, page, 12, HEAP_BASE, HEAP_BASE + page, HEAP_BASE + page, HEAP_BASE + 2 * page,
-                  HEAP_BASE], dtype=np.int64)
-    top = np.zeros(16, dtype=np.int64)
-    top[T_NEW_TOP], top[T_NEW_LIMIT] = HEAP_BASE + page + CHUNK_HEADER, HEAP_BASE + 2 * page
-    st = np.zeros(NST, dtype=np.int64)
-    st[S_SCAN] = top[T_NEW_TOP]
-    hs = np.array([HEAP_BASE + CHUNK_HEADER + 1], dtype=np.int64)
-    run(words, dm, np.zeros(64, dtype=np.uint64), np.zeros((4, 2), dtype=np.int64), np.zeros(4, dtype=np.int64),
-        np.zeros(4, dtype=np.int8), hs, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.uint8),
-        np.zeros(0, dtype=np.int64), top, np.zeros(4, dtype=np.int64), p, st, np.zeros(NCTR, dtype=np.int64),
-        PH_DONE)
-    zap(words, dm, p, HEAP_BASE, HEAP_BASE + CHUNK_HEADER + 16, HEAP_BASE)

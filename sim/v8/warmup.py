@@ -16,14 +16,13 @@ from __future__ import annotations
 import os
 
 from memsim.sim.system import Machine, MachineConfig
-from memsim.sim.v8 import jit, verifier
+from memsim.sim.v8 import verifier
 from memsim.sim.v8.heap import PAUSE_ENV
 
 MiB, PAGE = 1 << 20, 64 << 10
 
 
 def warm() -> None:
-    jit.warm()
     paused = os.environ.pop(PAUSE_ENV, None)  # a test's pause hook is for the cores' collections, not these
     try:
         _cycle()
