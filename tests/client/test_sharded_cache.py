@@ -197,3 +197,25 @@ def test_remove_failover_moves_the_stopped_servers_keys_to_the_next_server_and_b
         assert r.client(victim.target).get(lost[0]) == b"home"
         st2 = r.stats()
         assert (st2.downs, st2.readds, st2.down, st2.moved) == (1, 1, (), st.moved)
+
+
+def test_the_asyncio_client_fails_over_and_re_adds_the_same_way(servers, targets):
+    clock = Clock()
+    victim = servers[0]
+
+    async def run() -> None:
+        async with AsyncShardedCache(targets, failover="remove", max_failures=1, retry_timeout=5.0, clock=clock) as r:
+            await r.mset({k: f"v-{k}" for k in KEYS})
+            lost = [k for k in KEYS if r.get_node(k) == victim.target]
+            kept = [k for k in KEYS if k not in lost]
+            assert victim.stop() == 0
+            assert await r.get(lost[0]) is None  # the first failure marks it down: sent to the next server
+            assert await r.mget(kept) == [f"v-{k}".encode() for k in kept]
+            assert (r.stats().downs, r.stats().moved) == (1, 1)
+            victim.start()
+            clock.now = 5.0
+            await r.set(lost[0], "home")  # retried on a new channel, back in, and the key goes home
+            assert await r.client(victim.target).get(lost[0]) == b"home"
+            assert (r.stats().readds, r.stats().down) == (1, ())
+
+    asyncio.run(run())
