@@ -146,6 +146,10 @@ def test_strict_failover_refuses_the_stopped_servers_keys_and_only_them_until_it
             r.mget(KEYS)
         with pytest.raises(ServerDown):
             r.dbsize()  # a count without one server would be wrong
+        with r.pipeline() as p:
+            p.get(kept[0]).get(lost[0]).set(kept[1], "x")
+            got = p.execute(raise_on_error=False)
+        assert got[0] == f"v-{kept[0]}".encode() and isinstance(got[1], ServerDown) and got[2] is True
         st = r.stats()
         assert (st.failures, st.downs, st.readds, st.moved, st.down) == (2, 1, 0, 0, (victim.target,))
         clock.now = 30.0  # its retry is due, but it is still stopped: the retry fails

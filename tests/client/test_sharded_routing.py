@@ -206,6 +206,15 @@ def test_remove_mode_sends_the_down_servers_keys_to_the_next_server_and_counts_t
     assert shards.stats().moved == len(mine)  # back home: no more moves
 
 
+def test_remove_mode_with_every_server_down_says_so():
+    shards = Shards(SERVERS, failover="remove", max_failures=1)
+    for s in SERVERS:
+        shards.failed(s, Unavailable("refused"))
+    for ask in (lambda: shards.route(b"k"), shards.serving, shards.any_up):
+        with pytest.raises(ServerDown, match="every server of this sharded cache is down"):
+            ask()
+
+
 def test_remove_mode_under_jump_rehashes_over_the_servers_left():
     shards = Shards(SERVERS, hashing="jump", failover="remove", max_failures=1)
     ks = keys(300)
