@@ -28,6 +28,15 @@ class Clock:
         return self.now
 
 
+def fill(r: ShardedCache, victim: str) -> tuple[list[str], list[str]]:
+    """Every key written: those on `victim`, and the others."""
+    r.mset({k: f"v-{k}" for k in KEYS})
+    lost = [k for k in KEYS if r.get_node(k) == victim]
+    kept = [k for k in KEYS if k not in lost]
+    assert len(lost) > 3 and kept
+    return lost, kept
+
+
 @pytest.fixture(scope="module")
 def servers():
     with running_servers(3, cores=1, memory="16MiB", extra=["--max-keys", "1024"]) as srvs:
@@ -128,10 +137,7 @@ def test_strict_failover_refuses_the_stopped_servers_keys_and_only_them_until_it
     clock = Clock()
     victim = servers[1]
     with ShardedCache(targets, failover="strict", max_failures=2, retry_timeout=30.0, clock=clock) as r:
-        r.mset({k: f"v-{k}" for k in KEYS})
-        lost = [k for k in KEYS if r.get_node(k) == victim.target]
-        kept = [k for k in KEYS if k not in lost]
-        assert len(lost) > 3 and kept
+        lost, kept = fill(r, victim.target)
         assert victim.stop() == 0 and not victim.segments_left()  # SIGTERM to its supervisor
         raised = []
         for k in lost:
@@ -171,10 +177,7 @@ def test_remove_failover_moves_the_stopped_servers_keys_to_the_next_server_and_b
     clock = Clock()
     victim = servers[2]
     with ShardedCache(targets, failover="remove", max_failures=2, retry_timeout=30.0, clock=clock) as r:
-        r.mset({k: f"v-{k}" for k in KEYS})
-        lost = [k for k in KEYS if r.get_node(k) == victim.target]
-        kept = [k for k in KEYS if k not in lost]
-        assert len(lost) > 3 and kept
+        lost, kept = fill(r, victim.target)
         assert victim.stop() == 0
         with pytest.raises(Unavailable):
             r.get(lost[0])  # the first failure is counted and raised
