@@ -97,7 +97,7 @@ def side_by_side(bodies: list[tuple[str, Steps[Any]]], fresh: bool = False) -> F
 
 def _renumber(e: Exception, index: int) -> Exception:
     """A server's pipeline names a failed command by its place in that server's part of the pipeline:
-    name the caller's place instead."""
+    name the caller's place instead (the command it shows is the part that server was sent)."""
     if not isinstance(e, MemsimError):
         return e
     return from_code(e.code, re.sub(r"^Command # \d+", f"Command # {index + 1}", str(e)))
@@ -257,7 +257,7 @@ class ShardedPipelineCommands(CommandQueue):
 
     def __init__(self, cache: ShardedBase[Any]):
         super().__init__(cache)
-        self.shards = cache
+        self.cache = cache
 
     def _take(self) -> Queued:
         commands, self.commands = self.commands, []
@@ -265,6 +265,7 @@ class ShardedPipelineCommands(CommandQueue):
 
 
 def drive(body: Fanout[T], perform: Callable[[list[At]], list[Any]]) -> T:
+    """Run a body to its end, blocking: `perform` makes each round's calls and returns their outcomes."""
     try:
         calls = next(body)
         while True:
@@ -336,12 +337,12 @@ class ShardedCache(ShardedBase[Cache], ScanIterator):
 class ShardedPipeline(ShardedPipelineCommands):
     """ShardedCache's pipeline: `with r.pipeline() as p: p.set("a", 1).get("b"); p.execute()`."""
 
-    shards: ShardedCache
+    cache: ShardedCache
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         """Send everything queued; the replies in order. With raise_on_error the first failed
         command's exception is raised after all ran; otherwise it is in the list."""
-        out = self.shards._drive(self.shards._pipeline_body(self._take()))
+        out = self.cache._drive(self.cache._pipeline_body(self._take()))
         if raise_on_error and (e := first_error(out)) is not None:
             raise e
         return out

@@ -68,10 +68,10 @@ class AsyncShardedCache(ShardedBase[AsyncCache], AsyncScanIterator):
 class AsyncShardedPipeline(ShardedPipelineCommands):
     """Queued commands; `await p.execute()` sends one pipeline per server, together."""
 
-    shards: AsyncShardedCache
+    cache: AsyncShardedCache
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        out = await self.shards._drive(self.shards._pipeline_body(self._take()))
+        out = await self.cache._drive(self.cache._pipeline_body(self._take()))
         if raise_on_error and (e := first_error(out)) is not None:
             raise e
         return out
