@@ -127,24 +127,18 @@ class CacheClient(CacheCommands, Endpoint):
             out += decode_batch(chunk, reply)
         return out
 
-    def _check_transaction(self, transaction: bool) -> None:
-        """pipeline(transaction=True) asks for MULTI/EXEC, which the cache does not have: refused, not ignored."""
-        if transaction:
-            raise InvalidArgument("transactions (MULTI/EXEC) are not supported; use pipeline(transaction=False)")
-
 
 C = TypeVar("C", bound=CacheClient)
 
 
-class PipelineCommands(CacheCommands, Generic[C]):
-    """redis-py's Pipeline (transaction=False), sync or asyncio: commands queue and return the
-    pipeline; execute() sends them, one stream message per MAX_PIPELINE, and returns the replies."""
+class CommandQueue(CacheCommands):
+    """A pipeline's queue (this module's and client/sharded.py's): commands are encoded with the
+    client's settings, queue with their reply callbacks and return the pipeline."""
 
-    def __init__(self, cache: C):
-        self.cache = cache
-        self.codec = cache.codec
-        self.decode_responses = cache.decode_responses
-        self.encoding, self.encoding_errors = cache.encoding, cache.encoding_errors
+    def __init__(self, client: CacheCommands):
+        self.codec = client.codec
+        self.decode_responses = client.decode_responses
+        self.encoding, self.encoding_errors = client.encoding, client.encoding_errors
         self.commands: Queued = []
 
     def execute_command(self, *args: Any, callback: Callback = None) -> Self:
@@ -156,6 +150,15 @@ class PipelineCommands(CacheCommands, Generic[C]):
 
     def reset(self) -> None:
         self.commands = []
+
+
+class PipelineCommands(CommandQueue, Generic[C]):
+    """redis-py's Pipeline (transaction=False), sync or asyncio: commands queue and return the
+    pipeline; execute() sends them, one stream message per MAX_PIPELINE, and returns the replies."""
+
+    def __init__(self, cache: C):
+        super().__init__(cache)
+        self.cache = cache
 
     @command
     def execute(self, raise_on_error: bool = True) -> Steps[list[Any]]:
@@ -170,7 +173,17 @@ class PipelineCommands(CacheCommands, Generic[C]):
         return out
 
 
-class Cache(CacheClient, Connection):
+class ScanIterator(CacheCommands):
+    """redis-py's scan_iter() for the blocking clients (Cache, client/sharded.py's ShardedCache)."""
+
+    def scan_iter(self, match: Any = None, count: int | None = None, _type: str | None = None) -> Iterator[Any]:
+        cursor = None
+        while cursor != 0:
+            cursor, keys = self.scan(cursor or 0, match=match, count=count, _type=_type)
+            yield from keys
+
+
+class Cache(CacheClient, ScanIterator, Connection):
     """A connection to a memsim server's cache (any core, or `core=N` for that core's own port).
 
     Takes redis-py's (host, port, db=0, socket_timeout=..., decode_responses=..., encoding=...,
@@ -187,12 +200,6 @@ class Cache(CacheClient, Connection):
         self._check_transaction(transaction)
         return Pipeline(self)
 
-    def scan_iter(self, match: Any = None, count: int | None = None, _type: str | None = None) -> Iterator[Any]:
-        cursor = None
-        while cursor != 0:
-            cursor, keys = self.scan(cursor or 0, match=match, count=count, _type=_type)
-            yield from keys
-
 
 class Pipeline(PipelineCommands[Cache], SyncRunner):
     """Cache's pipeline: `with r.pipeline() as p: p.set("a", 1).incr("a"); p.execute()`."""
@@ -207,5 +214,6 @@ class Pipeline(PipelineCommands[Cache], SyncRunner):
         self.reset()
 
 
-__all__ = ["Cache", "CacheClient", "CacheCommands", "Pipeline", "PipelineCommands", "check_redis_args", "encode",
+__all__ = ["Cache", "CacheClient", "CacheCommands", "CommandQueue", "Pipeline", "PipelineCommands", "ScanIterator",
+           "check_redis_args", "encode",
            "parse_info"]

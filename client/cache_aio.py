@@ -17,17 +17,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from memsim.client.cache import CacheClient, PipelineCommands
+from memsim.client.cache_commands import CacheCommands
 from memsim.client.connection import AsyncConnection
 from memsim.client.rpc import AsyncRunner, Op
 
 
-class AsyncCache(CacheClient, AsyncConnection):
-    """The asyncio twin of `Cache`: same methods and arguments (the same redis-py ones accepted,
-    ignored or refused: see `Cache`), awaited. Make it inside the event loop that uses it."""
-
-    def pipeline(self, transaction: bool = False) -> AsyncPipeline:
-        self._check_transaction(transaction)
-        return AsyncPipeline(self)
+class AsyncScanIterator(CacheCommands):
+    """redis-py's asyncio scan_iter() (AsyncCache, client/sharded_aio.py's AsyncShardedCache)."""
 
     async def scan_iter(self, match: Any = None, count: int | None = None,
                         _type: str | None = None) -> AsyncIterator[Any]:
@@ -36,6 +32,15 @@ class AsyncCache(CacheClient, AsyncConnection):
             cursor, keys = await self.scan(cursor or 0, match=match, count=count, _type=_type)
             for k in keys:
                 yield k
+
+
+class AsyncCache(CacheClient, AsyncScanIterator, AsyncConnection):
+    """The asyncio twin of `Cache`: same methods and arguments (the same redis-py ones accepted,
+    ignored or refused: see `Cache`), awaited. Make it inside the event loop that uses it."""
+
+    def pipeline(self, transaction: bool = False) -> AsyncPipeline:
+        self._check_transaction(transaction)
+        return AsyncPipeline(self)
 
 
 class AsyncPipeline(PipelineCommands[AsyncCache], AsyncRunner):

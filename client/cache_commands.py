@@ -142,6 +142,11 @@ class CacheCommands:
     def _encode(self, value: Any) -> bytes:
         return encode(value, self.encoding, self.encoding_errors)
 
+    def _check_transaction(self, transaction: bool) -> None:
+        """pipeline(transaction=True) asks for MULTI/EXEC, which the cache does not have: refused, not ignored."""
+        if transaction:
+            raise InvalidArgument("transactions (MULTI/EXEC) are not supported; use pipeline(transaction=False)")
+
     def _decode(self, value: bytes) -> str:
         """redis-py's Encoder.decode: with the default "strict", bytes not in the encoding raise
         UnicodeDecodeError rather than come back altered."""

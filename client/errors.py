@@ -67,6 +67,15 @@ def client_closed(client: object) -> ClientClosed:
                         f"make a new one to go on")
 
 
+class ServerDown(Unavailable):
+    """A sharded client's server that is marked down (client/sharding.py): with failover="strict" its
+    keys raise this, without a call, until it answers a retry; `server` is its "host:port"."""
+
+    def __init__(self, message: str, server: str):
+        super().__init__(message)
+        self.server = server
+
+
 class DeadlineExceeded(MemsimError, TimeoutError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 

@@ -75,18 +75,20 @@ def roundtrip(make_request: Callable[[int], Message], reply: type[R], timeout: f
     return (yield Roundtrip(make_request, timeout))
 
 
-class _Done(Generic[T]):
+class Done(Generic[T]):
+    """A body's end: its return value (what `resume` gives once the body asks for no more calls)."""
+
     def __init__(self, value: T):
         self.value = value
 
 
-def resume(steps: Steps[T], reply: Any = None, error: BaseException | None = None) -> Op | _Done[T]:
+def resume(steps: Steps[T], reply: Any = None, error: BaseException | None = None) -> Op | Done[T]:
     """Advance a body by one call: send it the last reply (or raise `error` at its yield); the next
-    call it asks for, or _Done with its return value."""
+    call it asks for, or Done with its return value."""
     try:
         return steps.throw(error) if error is not None else steps.send(reply)
     except StopIteration as stop:
-        return _Done(stop.value)
+        return Done(stop.value)
 
 
 class SyncRunner:
@@ -97,7 +99,7 @@ class SyncRunner:
 
     def _drive(self, steps: Steps[T]) -> T:
         step = resume(steps)
-        while not isinstance(step, _Done):
+        while not isinstance(step, Done):
             try:
                 reply = self._perform(step)
             except BaseException as e:  # noqa: BLE001 - raised inside the body, at its yield
@@ -115,7 +117,7 @@ class AsyncRunner:
 
     async def _drive(self, steps: Steps[T]) -> T:
         step = resume(steps)
-        while not isinstance(step, _Done):
+        while not isinstance(step, Done):
             try:
                 reply = await self._perform(step)
             except BaseException as e:  # noqa: BLE001 - raised inside the body, at its yield (cancellation too)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 
 from memsim.tools.local import LocalServer
 
@@ -30,6 +31,13 @@ def running_server(**kw) -> Iterator[LocalServer]:
         assert code == 0, f"server exited with {code!r}:\n{log}"
         assert not left, f"segments left behind: {left}"
         assert not srv.alive_workers(), f"workers still alive: {srv.alive_workers()}"
+
+
+@contextmanager
+def running_servers(count: int, **kw) -> Iterator[list[LocalServer]]:
+    """`count` servers as running_server makes them, started side by side (each takes a second or two)."""
+    with ExitStack() as stack, ThreadPoolExecutor(count) as pool:
+        yield list(pool.map(lambda _: stack.enter_context(running_server(**kw)), range(count)))
 
 
 def lock_file_of(pid: int) -> str:

@@ -1,6 +1,7 @@
 """Run a memsim server as a child process (for the demo, the tests and the benchmarks).
 
-The server is started as `python -m memsim.tools serve --port 0 ...` in its own process
+The server is started as `python -m memsim.tools serve --port 0 ...` (or, started again after a
+stop, on the port it had: a restarted server for clients that know its address) in its own process
 (never forked from a process that has gRPC loaded), and is known to be up once it prints
 its "serving on" line, which carries the port it chose and its worker PIDs. Stopping
 sends SIGTERM to that PID only and waits; the supervisor stops its own workers and unlinks
@@ -48,7 +49,8 @@ class LocalServer:
         return self.proc.pid
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "memsim.tools", "serve", "--port", "0", "--host", self.host]
+        # port 0 the first time (the server picks one); the same port again when started after a stop
+        cmd = [sys.executable, "-m", "memsim.tools", "serve", "--port", str(self.port), "--host", self.host]
         for flag, value in (("--cores", self.cores), ("--memory", self.memory), ("--frame-size", self.frame_size)):
             if value is not None:
                 cmd += [flag, str(value)]
