@@ -90,6 +90,8 @@ class TraceReader:
 def open_trace(path: str | os.PathLike[str], fmt: str | None = None, chunk_requests: int = DEFAULT_CHUNK, *,
                columns: CsvColumns | None = None) -> TraceReader:
     """A streaming reader of the trace at `path` in format `fmt` (one of FORMATS; guessed when None)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no trace file {os.fspath(path)}")
     return TraceReader(path, fmt or guess_format(path), chunk_requests, columns)
 
 
