@@ -3,8 +3,10 @@
     memsim trace mrc TRACE [--format F] [--sizes N ...|--points N] [--shards RATE|--shards-smax S] [--compare]
                            [--json OUT] [--png OUT]
     memsim trace stats TRACE [--format F] [--json]
+    memsim trace capture (--cache|--space N) --seconds S --out FILE [--format F] [--limit N] [--target HOST:PORT]
 
-Owns the `trace` group's parsers and commands; the work is sim/trace's (formats, curves, figures).
+Owns the `trace` group's parsers and commands; the work is sim/trace's (formats, curves, figures)
+and tools/capture.py's (a live server's records).
 A subcommand is a function `_add_X(tsub)` that adds its parser and sets `func`, plus one call in
 `add_trace_parsers`. Like cli.py, this module imports no gRPC: a command that talks to a server
 imports the client when it runs.
@@ -16,9 +18,22 @@ import argparse
 import json
 import os
 import sys
+from typing import Literal
 
+from memsim.server.limits import MAX_MONITOR_SECONDS
 from memsim.sim.trace.io import FORMATS
-from memsim.tools.flags import COUNT, Parser, real, whole
+from memsim.sim.trace.monitor import DEFAULT_LIMIT, MAX_LIMIT
+from memsim.tools.flags import (
+    COUNT,
+    DEFAULT_TARGET,
+    SECONDS,
+    TARGET_HELP,
+    Parser,
+    real,
+    server_error,
+    target,
+    whole,
+)
 
 FORMAT_HELP = f"the trace's format: {', '.join(FORMATS)} (default: from the suffix, else the content)"
 
@@ -87,6 +102,28 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_capture(args: argparse.Namespace) -> int:
+    from memsim.client import MemsimError
+    from memsim.tools.capture import capture
+
+    service: Literal["cache", "vm"] = "cache" if args.cache else "vm"
+    what = "the cache's commands" if args.cache else f"space {args.space}'s page accesses"
+    print(f"capturing {what} on {args.target} for {args.seconds:g} s ...", file=sys.stderr)
+    try:
+        summary = capture(args.target, service, args.seconds, args.out, args.format,
+                          space=args.space or 0, limit=args.limit, timeout=args.timeout)
+    except MemsimError as e:
+        return server_error("trace capture", args.target, e, e.code.name)
+    except (OSError, ValueError) as e:
+        print(f"{args.prog}: {args.out}: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+    else:
+        print(summary.text())
+    return 1 if sum(summary.lost.values()) else 0
+
+
 def _add_mrc(tsub: argparse._SubParsersAction[Parser]) -> None:
     s = tsub.add_parser("mrc", help="LRU's miss-ratio curve in one pass (stack distances), or by SHARDS sampling")
     _trace_arg(s)
@@ -112,10 +149,31 @@ def _add_stats(tsub: argparse._SubParsersAction[Parser]) -> None:
     s.set_defaults(func=cmd_stats, prog=s.prog)
 
 
+def _add_capture(tsub: argparse._SubParsersAction[Parser]) -> None:
+    s = tsub.add_parser("capture", help="record a live server's cache commands or a space's page accesses "
+                                         "from every core, as a trace file")
+    what = s.add_mutually_exclusive_group(required=True)
+    what.add_argument("--cache", action="store_true", help="the cache's commands, one request per key (MONITOR)")
+    what.add_argument("--space", type=whole(0), help="this VM address space's page accesses, one per page")
+    s.add_argument("--seconds", type=real(0, MAX_MONITOR_SECONDS, above=True), required=True,
+                   help="how long to record")
+    s.add_argument("--out", "-o", required=True, help="the trace file to write")
+    s.add_argument("--format", "-f", choices=FORMATS, default=None,
+                   help=f"{', '.join(FORMATS)} (default: from --out's suffix, else csv)")
+    s.add_argument("--limit", type=whole(0, MAX_LIMIT), default=0,
+                   help=f"records each core buffers for this capture; past it they are lost and counted "
+                        f"(default {DEFAULT_LIMIT})")
+    s.add_argument("--target", type=target, default=DEFAULT_TARGET, help=TARGET_HELP)
+    s.add_argument("--timeout", type=SECONDS, default=10.0, help="seconds to wait for the server (default 10)")
+    s.add_argument("--json", action="store_true", help="the summary as JSON")
+    s.set_defaults(func=cmd_capture, prog=s.prog)
+
+
 def add_trace_parsers(sub: argparse._SubParsersAction[Parser]) -> argparse.ArgumentParser:
     """`memsim trace ...` under the top-level subparsers `sub`; returns the `trace` parser."""
     t = sub.add_parser("trace", help="request traces: miss-ratio curves, figures, capture from a live server")
     tsub = t.add_subparsers(dest="trace_cmd", required=True)
     _add_mrc(tsub)
     _add_stats(tsub)
+    _add_capture(tsub)
     return t
