@@ -1,8 +1,8 @@
 """`memsim trace ...`: request traces from the command line.
 
-    memsim trace mrc TRACE [--format F] [--sizes N ...|--points N] [--shards RATE|--shards-smax S] [--compare]
-                           [--json OUT] [--png OUT]
-    memsim trace stats TRACE [--format F] [--json]
+    memsim trace mrc TRACE [--format F] [--csv OPTIONS] [--sizes N ...|--points N]
+                           [--shards RATE|--shards-smax S] [--compare] [--json OUT] [--png OUT]
+    memsim trace stats TRACE [--format F] [--csv OPTIONS] [--json]
     memsim trace capture (--cache|--space N) --seconds S --out FILE [--format F] [--limit N] [--target HOST:PORT]
 
 Owns the `trace` group's parsers and commands; the work is sim/trace's (formats, curves, figures)
@@ -23,6 +23,7 @@ from typing import Literal
 from memsim.server.limits import MAX_MONITOR_SECONDS
 from memsim.sim.trace.io import FORMATS
 from memsim.sim.trace.monitor import DEFAULT_LIMIT, MAX_LIMIT
+from memsim.sim.trace.text import CsvColumns, parse_columns
 from memsim.tools.flags import (
     COUNT,
     DEFAULT_TARGET,
@@ -38,9 +39,20 @@ from memsim.tools.flags import (
 FORMAT_HELP = f"the trace's format: {', '.join(FORMATS)} (default: from the suffix, else the content)"
 
 
+def _csv_options(text: str) -> CsvColumns:
+    try:
+        return parse_columns(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _trace_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("trace", help="the trace file")
     p.add_argument("--format", "-f", choices=FORMATS, default=None, help=FORMAT_HELP)
+    p.add_argument("--csv", type=_csv_options, default=None, metavar="OPTIONS",
+                   help="a CSV's columns as libCacheSim's cachesim takes them (1-based), e.g. "
+                        "'time-col=1,obj-id-col=2,obj-size-col=3,op-col=4,delimiter=;,has-header=false' "
+                        "(default: by the header's names, else time,key,size,op)")
 
 
 def _open_error(args: argparse.Namespace, e: Exception) -> int:
@@ -62,7 +74,7 @@ def cmd_mrc(args: argparse.Namespace) -> int:
     from memsim.tools.tracereport import render_curves, write_mrc_png
 
     try:
-        reader = open_trace(args.trace, args.format)
+        reader = open_trace(args.trace, args.format, columns=args.csv)
         curves: list[Curve] = []
         if args.shards is not None:
             curves.append(shards_rate(reader, args.shards, args.sizes, args.points))
@@ -70,7 +82,7 @@ def cmd_mrc(args: argparse.Namespace) -> int:
             curves.append(shards_size(reader, args.shards_smax, args.sizes, args.points))
         if not curves or args.compare:
             sizes = curves[0].sizes if curves else args.sizes
-            curves.insert(0, exact(read_keys(args.trace, reader.fmt), sizes, args.points))
+            curves.insert(0, exact(read_keys(args.trace, reader.fmt, columns=args.csv), sizes, args.points))
     except (OSError, ValueError) as e:
         return _open_error(args, e)
     error = mae(curves[0], curves[1]) if len(curves) == 2 else None
@@ -92,7 +104,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from memsim.tools.tracereport import render_stats
 
     try:
-        st = trace_stats(open_trace(args.trace, args.format))
+        st = trace_stats(open_trace(args.trace, args.format, columns=args.csv))
     except (OSError, ValueError) as e:
         return _open_error(args, e)
     if args.json:

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from memsim.sim.trace.chunk import Op, TraceChunk, key_id, op_code
 
-__all__ = ["CsvColumns", "read_csv", "read_txt", "write_csv", "write_txt"]
+__all__ = ["CsvColumns", "parse_columns", "read_csv", "read_txt", "write_csv", "write_txt"]
 
 # the header names a column is recognised by (memsim's own first, then libCacheSim's and common ones)
 ALIASES = {
@@ -50,6 +50,52 @@ class CsvColumns:
 
     def located(self) -> bool:
         return self.key is not None
+
+
+# libCacheSim's names for the options (its cachesim's -t "time-col=1,obj-id-col=2,...": 1-based columns)
+_OPTION_FIELDS = {"time-col": "time", "obj-id-col": "key", "obj-size-col": "size", "op-col": "op",
+                  "next-access-col": "next_access"}
+
+
+def parse_columns(text: str) -> CsvColumns:
+    """CsvColumns from libCacheSim's option string, e.g. "time-col=1,obj-id-col=2,obj-size-col=3,
+    delimiter=;,has-header=false" (its columns 1-based, as there; `delimiter=` takes the one
+    character after it, a comma included; `obj-id-is-num` is accepted and needs nothing here: a
+    decimal key is its own id anyway)."""
+    found: dict[str, int] = {}
+    delimiter, header = ",", None
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] in ", ":
+            i += 1
+            continue
+        eq = text.find("=", i)
+        if eq < 0:
+            raise ValueError(f"CSV option {text[i:]!r} has no value (name=value)")
+        name = text[i:eq].strip().lower()
+        if name == "delimiter":  # one character, or \t written out
+            tab = text[eq + 1:eq + 3] == "\\t"
+            delimiter = "\t" if tab else text[eq + 1:eq + 2]
+            if not delimiter:
+                raise ValueError("delimiter= needs a character")
+            i = eq + (3 if tab else 2)
+            continue
+        end = eq + 1
+        while end < n and text[end] not in ", ":
+            end += 1
+        value, i = text[eq + 1:end].strip(), end
+        if name in _OPTION_FIELDS:
+            if not value.isdigit() or int(value) < 1:
+                raise ValueError(f"{name} is a 1-based column number, not {value!r}")
+            found[_OPTION_FIELDS[name]] = int(value) - 1
+        elif name == "has-header":
+            header = value.lower() in ("1", "true", "yes")
+        elif name != "obj-id-is-num":
+            known = ", ".join([*_OPTION_FIELDS, "delimiter", "has-header"])
+            raise ValueError(f"unknown CSV option {name!r}; known: {known}")
+    if found and "key" not in found:
+        raise ValueError("the CSV options name columns but not obj-id-col")
+    return _at(found, CsvColumns(delimiter=delimiter), header)
 
 
 def _from_header(row: Sequence[str], base: CsvColumns) -> CsvColumns | None:

@@ -68,3 +68,13 @@ def test_refusals(tmp_path, capsys):
     assert "24-byte" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["trace", "mrc", str(bad), "--shards", "0.1", "--shards-smax", "10"])
+
+
+def test_csv_options_flag(tmp_path, capsys):
+    p = tmp_path / "t.data"
+    p.write_text("".join(f"{i};k{i % 3}\n" for i in range(9)))
+    assert main(["trace", "stats", str(p), "--format", "csv", "--csv", "time-col=1,obj-id-col=2,delimiter=;",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["objects"] == 3
+    with pytest.raises(SystemExit):
+        main(["trace", "stats", str(p), "--csv", "colour=1"])

@@ -116,3 +116,19 @@ def test_txt_and_refusals(tmp_path):
         open_trace(bad)
     with pytest.raises(ValueError, match="unknown trace format"):
         open_trace(p, "parquet")
+
+
+def test_libcachesim_csv_options(tmp_path):
+    from memsim.sim.trace.text import parse_columns
+
+    cols = parse_columns("time-col=3,obj-id-col=1,obj-size-col=2,delimiter=;,has-header=false,obj-id-is-num=1")
+    assert (cols.key, cols.size, cols.time, cols.delimiter, cols.header) == (0, 1, 2, ";", False)
+    assert parse_columns(r"obj-id-col=1,delimiter=\t").delimiter == "\t"
+    assert parse_columns("obj-id-col=2,delimiter=,,has-header=true").delimiter == ","
+    p = tmp_path / "lcs.txt"
+    p.write_text("7;100;1\n8;200;2\n7;100;3\n")
+    c = read_all_with(p, cols)
+    assert c.key.tolist() == [7, 8, 7] and c.size.tolist() == [100, 200, 100] and c.time.tolist() == [1, 2, 3]
+    for bad in ("obj-id-col=0", "obj-size-col=2", "colour=3", "obj-id-col"):
+        with pytest.raises(ValueError):
+            parse_columns(bad)
