@@ -1,0 +1,68 @@
+"""The experiment runner (tools/experiments/base.py) with an experiment defined here: the files it
+writes, seed reproducibility, --replot, the fan-out's order, and the command's parser."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from memsim.tools.cli import build_parser
+from memsim.tools.experiments import experiments
+from memsim.tools.experiments.base import Check, Context, Experiment, Figure, run_experiment
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def _run(ctx: Context) -> dict:
+    n = 50 if ctx.quick else 5000
+    draws = ctx.rng().integers(0, 100, size=n)
+    return {"n": n, "mean": float(draws.mean()), "squares": ctx.map(_square, range(5))}
+
+
+def _plot(data: dict, fig: Figure) -> None:
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(range(5), data["squares"], marker="o")
+    ax.set_title("squares")
+
+
+EXP = Experiment(name="toy", help="a toy", run=_run, plot=_plot,
+                 summary=lambda d: [f"mean {d['mean']:.2f}"],
+                 checks=lambda d: [Check("the squares come back in order", d["squares"] == [0, 1, 4, 9, 16])])
+
+
+def _args(out: Path, **kw: object) -> argparse.Namespace:
+    base = dict(seed=3, quick=True, out=str(out), no_png=False, replot=None, quiet=True, scheduler=None, workers=2)
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def test_run_writes_json_and_png_and_the_seed_fixes_the_figures(tmp_path: Path) -> None:
+    assert run_experiment(EXP, _args(tmp_path / "a")) == 0
+    assert run_experiment(EXP, _args(tmp_path / "b")) == 0
+    assert run_experiment(EXP, _args(tmp_path / "c", seed=4)) == 0
+    docs = [json.loads((tmp_path / d / "toy.json").read_text()) for d in "abc"]
+    assert docs[0]["data"] == docs[1]["data"] and docs[0]["data"]["mean"] != docs[2]["data"]["mean"]
+    assert docs[0]["checks"] == [{"claim": "the squares come back in order", "held": True}]
+    assert docs[0]["seed"] == 3 and docs[0]["quick"] is True and docs[0]["args"]["workers"] == 2
+    png = (tmp_path / "a" / "toy.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+
+
+def test_replot_draws_from_the_json_alone(tmp_path: Path) -> None:
+    assert run_experiment(EXP, _args(tmp_path, no_png=True)) == 0
+    assert not (tmp_path / "toy.png").exists()
+    assert run_experiment(EXP, _args(tmp_path, replot=str(tmp_path / "toy.json"))) == 0
+    assert (tmp_path / "toy.png").read_bytes()[:4] == b"\x89PNG"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"experiment": "belady", "data": {}}))
+    assert run_experiment(EXP, _args(tmp_path, replot=str(other))) == 2
+
+
+def test_every_registered_experiment_is_a_subcommand_with_the_common_flags() -> None:
+    parser = build_parser()
+    for name in experiments():
+        args = parser.parse_args(["experiment", name, "--quick", "--seed", "7", "--out", "x"])
+        assert args.experiment.name == name and args.seed == 7 and args.quick and args.out == "x"
