@@ -30,12 +30,14 @@ import grpc
 import msgpack
 
 from memsim.server.limits import MAX_PIPELINE, PendingReplies, ReplyBudget
+from memsim.server.monitor import monitor_stream
 from memsim.server.periodic import Periodic
 from memsim.server.wire import batch_stream, call_budget, check_batch_size, run_ops
 from memsim.sim.cache.commands import Commands, Reply
 from memsim.sim.cache.db import MAX_VALUE_BYTES
 from memsim.sim.cache.expire import HZ, active_expire_cycle
 from memsim.sim.cache.keyspace import Keyspace
+from memsim.sim.cache.monitor import CommandMonitor
 from memsim.sim.errors import InvalidArgument, SimError
 from memsim.v1 import cache_pb2 as pb
 from memsim.v1 import cache_pb2_grpc
@@ -128,6 +130,7 @@ class CacheServicer(cache_pb2_grpc.CacheServicer):
         self.core = core
         self.core_lock = core_lock
         self.replies = replies or PendingReplies(core)  # the core's reply bytes not yet sent (limits.py)
+        self.monitor = CommandMonitor(commands)  # Cache.Monitor's recorder (server/monitor.py)
 
     def Command(self, request: pb.CommandRequest, context: grpc.ServicerContext) -> pb.CommandReply:
         budget = call_budget(self.replies, context)
@@ -143,6 +146,10 @@ class CacheServicer(cache_pb2_grpc.CacheServicer):
                                  errors=errors)
 
         yield from batch_stream(request_iterator, self.replies, self.core_lock, execute)
+
+    def Monitor(self, request: mpb.MonitorRequest, context: grpc.ServicerContext) -> Iterator[mpb.MonitorBatch]:
+        yield from monitor_stream(self.monitor.subscribe, self.monitor.unsubscribe, request, context, self.core,
+                                  self.replies)
 
 
 class CacheCron(Periodic):

@@ -20,15 +20,18 @@ from typing import Concatenate, ParamSpec, TypeVar
 import grpc
 
 from memsim.server.limits import MAX_BATCH_OPS, PendingReplies, ReplyBudget
+from memsim.server.monitor import monitor_stream
 from memsim.server.periodic import Periodic
 from memsim.server.sessions import caller_gone, caller_id, client_id, creator
 from memsim.server.wire import DeadlineExceeded, batch_stream, call_budget, check_batch_size, run_ops
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound
+from memsim.sim.trace.monitor import Subscriber
 from memsim.sim.vm.gup import MAX_PIN_PAGES
 from memsim.sim.vm.hugepage import collapse_scan
 from memsim.sim.vm.kinds import PAGE_TABLE_DEFAULT
 from memsim.sim.vm.layout import HUGE_FRAMES
 from memsim.sim.vm.lru import policy_name
+from memsim.sim.vm.monitor import PageMonitor
 from memsim.sim.vm.task_mmu import SpaceStats
 from memsim.sim.vm.vm import VM
 from memsim.v1 import machine_pb2 as mpb
@@ -109,6 +112,7 @@ class VmServicer(vm_pb2_grpc.VMServicer):
         self.core = core
         self.core_lock = core_lock
         self.replies = replies or PendingReplies(core)  # the core's reply bytes not yet sent (limits.py)
+        self.pages = PageMonitor(vm)  # VM.Monitor's recorder (server/monitor.py)
 
     def _call(self, context: grpc.ServicerContext, fn: Callable[Params, T], *args: Params.args,
               **kw: Params.kwargs) -> T:
@@ -263,6 +267,13 @@ class VmServicer(vm_pb2_grpc.VMServicer):
             return run_batch(self.vm, req, self.core, budget)
 
         yield from batch_stream(request_iterator, self.replies, self.core_lock, execute)
+
+    def Monitor(self, request: mpb.MonitorRequest, context: grpc.ServicerContext) -> Iterator[mpb.MonitorBatch]:
+        def subscribe(limit: int) -> Subscriber:
+            with self.core_lock:
+                return self.pages.subscribe(request.space, limit)
+
+        yield from monitor_stream(subscribe, self.pages.unsubscribe, request, context, self.core, self.replies)
 
 
 class Khugepaged(Periodic):

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from typing import Protocol
 
 from memsim.sim.cache.db import check_key
 from memsim.sim.cache.evict import (
@@ -124,6 +125,12 @@ def _int(arg: bytes) -> int:
     return parse_int64(bytes(arg))
 
 
+class Monitor(Protocol):
+    """What the dispatcher feeds a command to while someone captures (monitor.py's CommandMonitor)."""
+
+    def command(self, name: str, args: list[bytes], reply: Reply) -> None: ...
+
+
 class Commands:
     """The command interpreter one core runs over its Keyspace handle."""
 
@@ -136,6 +143,7 @@ class Commands:
         self.keys_reply_bytes = keys_reply_bytes
         self.match_steps = MATCH_STEPS  # one KEYS or SCAN call's pattern matching (glob.py MatchBudget)
         self.batch_match: MatchBudget | None = None  # what a pipeline message's commands have left
+        self.monitor: Monitor | None = None  # set while a capture runs (monitor.py): then fed every command
 
     @contextmanager
     def match_batch(self, steps: int = PIPELINE_MATCH_STEPS) -> Iterator[None]:
@@ -186,7 +194,10 @@ class Commands:
         try:
             if spec.denyoom is not None:
                 self._admit(spec.denyoom, args)
-            return spec.handler(self, args)
+            reply = spec.handler(self, args)
+            if self.monitor is not None:
+                self.monitor.command(name, args, reply)
+            return reply
         except OOMError:  # refused by maxmemory before it ran: rejected, not processed (Redis's counting)
             self.stats[K_COMMANDS] -= 1
             self.stats[K_REJECTED] += 1

@@ -17,7 +17,7 @@ An access over several pages is checked against the regions over its whole range
 refused access leaves data and counters as they were. `zap_range` frees what a range holds
 (munmap, MADV_DONTNEED, a destroyed space), walking only what is populated.
 
-Touches: the space's table and `sp_stats` (its lock held), this core's TLB and vmstat row, the
+Touches: the space's table and `sp_stats` (its lock held), this core's TLB, vmstat row and monitor (monitor.py), the
 frame's reverse map and swap-cache slot, and through vmscan/lru the pool, swap and policy.
 Counters are Linux's (/proc/vmstat): pgfault, pgmajfault, pswpin, ...; per space in `sp_stats`.
 """
@@ -30,6 +30,7 @@ import numpy as np
 
 from memsim.sim.errors import FailedPrecondition, OutOfRange
 from memsim.sim.machine.memory import FRAME_USER
+from memsim.sim.trace.chunk import Op
 from memsim.sim.vm import hugepage
 from memsim.sim.vm import pte as P
 from memsim.sim.vm.layout import (
@@ -128,6 +129,8 @@ def translate_locked(mm: MM, sp: int, addr: int, write: bool) -> Translation:
     """The frame (machine-wide) backing addr, faulting it in; and what happened (space lock held)."""
     vpn = addr >> mm.shift
     a = mm.a
+    if mm.monitor is not None:  # a capture (monitor.py): the access as a trace record
+        mm.monitor.record(vpn, mm.fs, Op.SET if write else Op.GET, sp)
     mm.stat[S["accesses"]] += 1
     a.sp_stats[sp, SP_ACCESSES] += 1
     tlb_hit, levels = False, 0

@@ -29,6 +29,7 @@ from memsim.sim.errors import NotFound
 from memsim.sim.machine.locks import LockTable
 from memsim.sim.machine.memory import FRAME_PAGETABLE, PhysicalMemory
 from memsim.sim.policies import Policy
+from memsim.sim.trace.monitor import Feed
 from memsim.sim.vm import kinds  # noqa: F401  (the built-in page-table kinds, registered)
 from memsim.sim.vm.frames import FramePool
 from memsim.sim.vm.layout import HUGE_FRAMES, MAX_SPACES, S, VMArrays, VMLocks
@@ -55,6 +56,7 @@ class MM:
         self._tables: dict[int, tuple[int, PageTable]] = {}  # slot -> (sp_serial it was built for, table)
         self.khugepaged_cursor = (0, 0)  # (space, vpn) where khugepaged's next scan starts (hugepage.py)
         self.crash_at: str | None = None  # tests: SIGKILL this process at the named step (recovery.py)
+        self.monitor: Feed | None = None  # set while a space's accesses are captured on this core (monitor.py)
 
     @property
     def policy(self) -> Policy:

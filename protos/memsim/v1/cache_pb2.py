@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from memsim.v1 import machine_pb2 as memsim_dot_v1_dot_machine__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15memsim/v1/cache.proto\x12\tmemsim.v1\x1a\x17memsim/v1/machine.proto\"\x1e\n\x0e\x43ommandRequest\x12\x0c\n\x04\x61rgs\x18\x01 \x03(\x0c\"+\n\x0c\x43ommandReply\x12\r\n\x05reply\x18\x01 \x01(\x0c\x12\x0c\n\x04\x63ore\x18\x02 \x01(\r\"7\n\x0c\x43ommandBatch\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04\x61rgs\x18\x02 \x03(\x0c\x12\x0c\n\x04\x61rgc\x18\x03 \x03(\r\"\\\n\nReplyBatch\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04\x63ore\x18\x02 \x01(\r\x12\x0f\n\x07replies\x18\x03 \x01(\x0c\x12\"\n\x06\x65rrors\x18\x04 \x03(\x0b\x32\x12.memsim.v1.OpError2\x86\x01\n\x05\x43\x61\x63he\x12=\n\x07\x43ommand\x12\x19.memsim.v1.CommandRequest\x1a\x17.memsim.v1.CommandReply\x12>\n\x08Pipeline\x12\x17.memsim.v1.CommandBatch\x1a\x15.memsim.v1.ReplyBatch(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15memsim/v1/cache.proto\x12\tmemsim.v1\x1a\x17memsim/v1/machine.proto\"\x1e\n\x0e\x43ommandRequest\x12\x0c\n\x04\x61rgs\x18\x01 \x03(\x0c\"+\n\x0c\x43ommandReply\x12\r\n\x05reply\x18\x01 \x01(\x0c\x12\x0c\n\x04\x63ore\x18\x02 \x01(\r\"7\n\x0c\x43ommandBatch\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04\x61rgs\x18\x02 \x03(\x0c\x12\x0c\n\x04\x61rgc\x18\x03 \x03(\r\"\\\n\nReplyBatch\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04\x63ore\x18\x02 \x01(\r\x12\x0f\n\x07replies\x18\x03 \x01(\x0c\x12\"\n\x06\x65rrors\x18\x04 \x03(\x0b\x32\x12.memsim.v1.OpError2\xc7\x01\n\x05\x43\x61\x63he\x12=\n\x07\x43ommand\x12\x19.memsim.v1.CommandRequest\x1a\x17.memsim.v1.CommandReply\x12>\n\x08Pipeline\x12\x17.memsim.v1.CommandBatch\x1a\x15.memsim.v1.ReplyBatch(\x01\x30\x01\x12?\n\x07Monitor\x12\x19.memsim.v1.MonitorRequest\x1a\x17.memsim.v1.MonitorBatch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,5 +41,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPLYBATCH']._serialized_start=195
   _globals['_REPLYBATCH']._serialized_end=287
   _globals['_CACHE']._serialized_start=290
-  _globals['_CACHE']._serialized_end=424
+  _globals['_CACHE']._serialized_end=489
 # @@protoc_insertion_point(module_scope)

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from memsim.v1 import cache_pb2 as memsim_dot_v1_dot_cache__pb2
+from memsim.v1 import machine_pb2 as memsim_dot_v1_dot_machine__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -44,6 +45,11 @@ class CacheStub:
                 request_serializer=memsim_dot_v1_dot_cache__pb2.CommandBatch.SerializeToString,
                 response_deserializer=memsim_dot_v1_dot_cache__pb2.ReplyBatch.FromString,
                 _registered_method=True)
+        self.Monitor = channel.unary_stream(
+                '/memsim.v1.Cache/Monitor',
+                request_serializer=memsim_dot_v1_dot_machine__pb2.MonitorRequest.SerializeToString,
+                response_deserializer=memsim_dot_v1_dot_machine__pb2.MonitorBatch.FromString,
+                _registered_method=True)
 
 
 class CacheServicer:
@@ -61,6 +67,13 @@ class CacheServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Monitor(self, request, context):
+        """This core's commands as they run, one record per key (machine.proto's MonitorRequest).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CacheServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +86,11 @@ def add_CacheServicer_to_server(servicer, server):
                     servicer.Pipeline,
                     request_deserializer=memsim_dot_v1_dot_cache__pb2.CommandBatch.FromString,
                     response_serializer=memsim_dot_v1_dot_cache__pb2.ReplyBatch.SerializeToString,
+            ),
+            'Monitor': grpc.unary_stream_rpc_method_handler(
+                    servicer.Monitor,
+                    request_deserializer=memsim_dot_v1_dot_machine__pb2.MonitorRequest.FromString,
+                    response_serializer=memsim_dot_v1_dot_machine__pb2.MonitorBatch.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +147,33 @@ class Cache:
             '/memsim.v1.Cache/Pipeline',
             memsim_dot_v1_dot_cache__pb2.CommandBatch.SerializeToString,
             memsim_dot_v1_dot_cache__pb2.ReplyBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Monitor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/memsim.v1.Cache/Monitor',
+            memsim_dot_v1_dot_machine__pb2.MonitorRequest.SerializeToString,
+            memsim_dot_v1_dot_machine__pb2.MonitorBatch.FromString,
             options,
             channel_credentials,
             insecure,

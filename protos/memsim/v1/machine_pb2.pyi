@@ -411,3 +411,29 @@ class Stats(_message.Message):
     heap_checked: bool
     heap_problems: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, memstats: _Optional[_Union[MemStats, _Mapping]] = ..., locks: _Optional[_Iterable[_Union[LockStat, _Mapping]]] = ..., caches: _Optional[_Iterable[_Union[CacheStat, _Mapping]]] = ..., centrals: _Optional[_Iterable[_Union[CentralStat, _Mapping]]] = ..., frames: _Optional[_Mapping[str, int]] = ..., core: _Optional[int] = ..., recoveries: _Optional[int] = ..., heap_grows: _Optional[int] = ..., scavenged_pages: _Optional[int] = ..., heap_checked: _Optional[bool] = ..., heap_problems: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class MonitorRequest(_message.Message):
+    __slots__ = ("seconds", "limit", "space")
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    seconds: float
+    limit: int
+    space: int
+    def __init__(self, seconds: _Optional[float] = ..., limit: _Optional[int] = ..., space: _Optional[int] = ...) -> None: ...
+
+class MonitorBatch(_message.Message):
+    __slots__ = ("core", "time_ns", "key", "size", "op", "lost")
+    CORE_FIELD_NUMBER: _ClassVar[int]
+    TIME_NS_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    LOST_FIELD_NUMBER: _ClassVar[int]
+    core: int
+    time_ns: _containers.RepeatedScalarFieldContainer[int]
+    key: _containers.RepeatedScalarFieldContainer[int]
+    size: _containers.RepeatedScalarFieldContainer[int]
+    op: _containers.RepeatedScalarFieldContainer[int]
+    lost: int
+    def __init__(self, core: _Optional[int] = ..., time_ns: _Optional[_Iterable[int]] = ..., key: _Optional[_Iterable[int]] = ..., size: _Optional[_Iterable[int]] = ..., op: _Optional[_Iterable[int]] = ..., lost: _Optional[int] = ...) -> None: ...

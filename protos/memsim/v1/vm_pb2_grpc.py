@@ -125,6 +125,11 @@ class VMStub:
                 request_serializer=memsim_dot_v1_dot_vm__pb2.UnpinUserPagesRequest.SerializeToString,
                 response_deserializer=memsim_dot_v1_dot_vm__pb2.UnpinUserPagesReply.FromString,
                 _registered_method=True)
+        self.Monitor = channel.unary_stream(
+                '/memsim.v1.VM/Monitor',
+                request_serializer=memsim_dot_v1_dot_machine__pb2.MonitorRequest.SerializeToString,
+                response_deserializer=memsim_dot_v1_dot_machine__pb2.MonitorBatch.FromString,
+                _registered_method=True)
 
 
 class VMServicer:
@@ -238,6 +243,13 @@ class VMServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Monitor(self, request, context):
+        """One space's page accesses served by this core, one record per page (machine.proto's MonitorRequest).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VMServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -330,6 +342,11 @@ def add_VMServicer_to_server(servicer, server):
                     servicer.UnpinUserPages,
                     request_deserializer=memsim_dot_v1_dot_vm__pb2.UnpinUserPagesRequest.FromString,
                     response_serializer=memsim_dot_v1_dot_vm__pb2.UnpinUserPagesReply.SerializeToString,
+            ),
+            'Monitor': grpc.unary_stream_rpc_method_handler(
+                    servicer.Monitor,
+                    request_deserializer=memsim_dot_v1_dot_machine__pb2.MonitorRequest.FromString,
+                    response_serializer=memsim_dot_v1_dot_machine__pb2.MonitorBatch.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -818,6 +835,33 @@ class VM:
             '/memsim.v1.VM/UnpinUserPages',
             memsim_dot_v1_dot_vm__pb2.UnpinUserPagesRequest.SerializeToString,
             memsim_dot_v1_dot_vm__pb2.UnpinUserPagesReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Monitor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/memsim.v1.VM/Monitor',
+            memsim_dot_v1_dot_machine__pb2.MonitorRequest.SerializeToString,
+            memsim_dot_v1_dot_machine__pb2.MonitorBatch.FromString,
             options,
             channel_credentials,
             insecure,
