@@ -61,14 +61,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 
 from memsim.sim.machine.shm import ArraySpec
 
-__all__ = ["CAPACITY", "POLICIES", "SIZE", "ArraySpec", "Policy", "policy_id", "policy_name", "policy_names",
-           "register"]
+__all__ = ["CAPACITY", "POLICIES", "SIZE", "ArraySpec", "CompiledPolicy", "Kernels", "Policy", "State", "policy_id",
+           "policy_name", "policy_names", "register"]
 
 # the two pol_meta cells every policy has; a policy's own scalars follow
 CAPACITY = 0
@@ -108,7 +108,7 @@ class Policy(ABC):
         specs = type(self).array_specs(self.slots)
         if arrays is None:
             self.private = True
-            own: dict[str, Any] = {s.name: _private(s) for s in specs}
+            own: dict[str, Any] = {s.name: self._private_array(s) for s in specs}
             init = True
         else:
             self.private = False
@@ -132,6 +132,11 @@ class Policy(ABC):
             self._meta[CAPACITY] = capacity
             self._meta[SIZE] = 0
             self._resized(capacity)
+
+    @classmethod
+    def _private_array(cls, spec: ArraySpec) -> Any:
+        """Private storage for one array: a Python list (see the module doc); CompiledPolicy's is NumPy."""
+        return _private(spec)
 
     # -- what a policy module provides ----------------------------------------------------------
 
@@ -220,6 +225,85 @@ class Policy(ABC):
         if counted != len(self):
             return [f"pol_meta says {len(self)} slots present, the lists hold {counted}"]
         return []
+
+
+# A compiled policy's state as its kernels see it: its arrays, in array_specs() order.
+State = tuple[np.ndarray, ...]
+
+
+class Kernels(NamedTuple):
+    """A policy's four operations as compiled functions over its State (sim/machine/jit.py's njit).
+
+    The Policy methods call them after checking the slot's range, and the trace replay loop
+    (compiled.py) calls the same functions with no Python between them: one implementation of each
+    policy for the VM, the cache and the simulator. Each answers a status instead of raising
+    (compiled code raises nothing useful): insert 0, or 1 if the slot is present; hit and remove 0,
+    or 1 if the slot is absent; evict the victim's slot, or -1 if the policy holds none. They never
+    check a slot's range (an out-of-range index is undefined behaviour in compiled code).
+
+    `hit` takes its own, smaller State: the arrays named by `hit_uses`, indices into the full one.
+    A hit is the most frequent call and often one bit store; numba unboxes every array of a tuple
+    argument at each call from Python (~0.1 µs each), which for S3-FIFO's fourteen would cost more
+    than the hit itself."""
+
+    insert: Callable[[State, int, int], int]
+    hit: Callable[[State, int], int]
+    remove: Callable[[State, int], int]
+    evict: Callable[[State], int]
+    hit_uses: tuple[int, ...]
+
+
+class CompiledPolicy(Policy):
+    """A policy whose operations are `kernels` over its arrays: private storage is NumPy (the kernels
+    take arrays, not lists), and the four methods check the slot's range and turn each kernel's
+    status into the exception the interface names. The rest (__contains__, check, the explanations)
+    stays Python: it is not on a request's path."""
+
+    kernels: ClassVar[Kernels]
+
+    def __init__(
+        self,
+        capacity: int,
+        *,
+        slots: int | None = None,
+        arrays: Mapping[str, Any] | None = None,
+        init: bool = True,
+    ):
+        super().__init__(capacity, slots=slots, arrays=arrays, init=init)
+        k = type(self).kernels
+        self.state: State = tuple(self.arrays[s.name] for s in type(self).array_specs(self.slots))
+        self.hit_state: State = tuple(self.state[i] for i in k.hit_uses)
+        self._k_insert, self._k_hit, self._k_remove, self._k_evict = k.insert, k.hit, k.remove, k.evict
+
+    @classmethod
+    def _private_array(cls, spec: ArraySpec) -> Any:
+        return np.zeros(spec.shape, dtype=spec.dtype)
+
+    def insert(self, slot: int, fingerprint: int = 0) -> None:
+        if not 0 <= slot < self.slots:
+            raise self._out_of_range(slot)
+        if not 0 <= fingerprint < FINGERPRINT_LIMIT:
+            raise ValueError(f"fingerprint {fingerprint} must be in [0, 2**63)")
+        if self._k_insert(self.state, slot, fingerprint):
+            raise self._present(slot)
+
+    def hit(self, slot: int) -> None:
+        if not 0 <= slot < self.slots:
+            raise self._out_of_range(slot)
+        if self._k_hit(self.hit_state, slot):
+            raise KeyError(slot)
+
+    def remove(self, slot: int) -> None:
+        if not 0 <= slot < self.slots:
+            raise self._out_of_range(slot)
+        if self._k_remove(self.state, slot):
+            raise KeyError(slot)
+
+    def evict(self) -> int:
+        victim = self._k_evict(self.state)
+        if victim < 0:
+            raise self._empty()
+        return int(victim)
 
 
 POLICIES: dict[str, type[Policy]] = {}
