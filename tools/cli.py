@@ -32,6 +32,7 @@ from memsim.sim.system import VM_SHARE, MachineConfig, default_vm_memory
 from memsim.sim.vm.kinds import THP_MODES
 from memsim.sim.vm.layout import HUGE_FRAMES
 from memsim.tools.cli_bench import add_bench_parsers
+from memsim.tools.cli_trace import add_trace_parsers
 from memsim.tools.flags import (
     CLIENT_PORT,
     COUNT,
@@ -310,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_gc)
 
     add_bench_parsers(sub)
+    add_trace_parsers(sub)
     for command in sub.choices.values():
         command.set_defaults(prog=command.prog)  # for errors found after parsing (usage_error)
     return p
