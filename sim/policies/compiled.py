@@ -25,7 +25,6 @@ lazy deletion, here an array heap in the same loop.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -38,9 +37,9 @@ __all__ = ["DENSE_LIMIT", "as_trace", "belady_compiled", "compiled", "dense_ids"
 DENSE_LIMIT = 1 << 24  # ids below this index a table directly (8 bytes each: 128 MiB at most)
 
 
-def as_trace(trace: Iterable[Any] | np.ndarray) -> np.ndarray | None:
+def as_trace(trace: list[Any] | np.ndarray) -> np.ndarray | None:
     """trace as a 1-D int64 array, or None if it is not all integers (bytes keys, tuples)."""
-    a = trace if isinstance(trace, np.ndarray) else np.asarray(list(trace) if not isinstance(trace, list) else trace)
+    a = trace if isinstance(trace, np.ndarray) else np.asarray(trace)
     if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
         return None
     if a.dtype.kind == "u" and a.size and int(a.max()) >= 1 << 63:
@@ -60,9 +59,11 @@ def dense_ids(trace: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def compiled(name: str) -> bool:
-    """Whether the registered policy `name` has kernels (replays through the compiled loop)."""
+    """Whether the registered policy `name` replays through the compiled loop: it has kernels, and
+    its four methods are CompiledPolicy's (a subclass that overrides one in Python means that one)."""
     cls = POLICIES.get(name)
-    return cls is not None and issubclass(cls, CompiledPolicy)
+    return (cls is not None and issubclass(cls, CompiledPolicy)
+            and all(getattr(cls, m) is getattr(CompiledPolicy, m) for m in ("insert", "hit", "remove", "evict")))
 
 
 @njit
@@ -104,7 +105,7 @@ def replay_compiled(name: str, trace: np.ndarray, capacity: int, victims: np.nda
     if capacity < 1:
         raise ValueError(f"capacity must be at least 1, got {capacity}")
     cls = POLICIES.get(name)
-    if cls is None or not issubclass(cls, CompiledPolicy):
+    if cls is None or not issubclass(cls, CompiledPolicy) or not compiled(name):
         raise KeyError(f"{name!r} is not a compiled policy; compiled: "
                        f"{', '.join(n for n in policy_names() if compiled(n))}")
     n_keys = int(trace.max()) + 1 if trace.size else 0
