@@ -3,6 +3,8 @@
     memsim trace mrc TRACE [--format F] [--sizes N ...|--points N] [--shards RATE|--shards-smax S] [--compare]
                            [--json OUT] [--png OUT]
     memsim trace stats TRACE [--format F] [--json]
+    memsim trace replay TRACE [--policies P,...] [--sizes N,...] [--scheduler ADDR] [--json OUT] [--png OUT]
+                              (tools/trace_replay.py)
 
 Owns the `trace` group's parsers and commands; the work is sim/trace's (formats, curves, figures).
 A subcommand is a function `_add_X(tsub)` that adds its parser and sets `func`, plus one call in
@@ -19,6 +21,7 @@ import sys
 
 from memsim.sim.trace.io import FORMATS
 from memsim.tools.flags import COUNT, Parser, real, whole
+from memsim.tools.trace_replay import add_replay
 
 FORMAT_HELP = f"the trace's format: {', '.join(FORMATS)} (default: from the suffix, else the content)"
 
@@ -118,4 +121,5 @@ def add_trace_parsers(sub: argparse._SubParsersAction[Parser]) -> argparse.Argum
     tsub = t.add_subparsers(dest="trace_cmd", required=True)
     _add_mrc(tsub)
     _add_stats(tsub)
+    add_replay(tsub)
     return t

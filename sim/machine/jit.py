@@ -48,3 +48,14 @@ def njit_kernel(fn: F) -> F:
     # numba's type stubs omit its `_nrt` option (numba/core/options.py), hence the ignore
     compiled: F = numba.njit(cache=True, nogil=True, _nrt=False)(fn)  # type: ignore[call-overload]
     return compiled
+
+
+def njit_generic(fn: F) -> F:
+    """`njit` for a loop that takes compiled functions as arguments (sim/policies/compiled.py's
+    replay loop takes a policy's kernels), NOT cached on disk: numba keys such a specialisation by
+    the argument functions' types, which hold weak references to their dispatchers, and pickling one
+    for the cache fails when that dispatcher was re-created ("underlying object has vanished", met in
+    Dask's workers). Each process compiles it once per policy (about a second); the kernels it calls
+    stay cached."""
+    compiled: F = numba.njit(cache=False, nogil=True)(fn)
+    return compiled

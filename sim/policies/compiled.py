@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from memsim.sim.machine.jit import njit
+from memsim.sim.machine.jit import njit, njit_generic
 from memsim.sim.policies.base import POLICIES, CompiledPolicy, State, policy_names
 
 __all__ = ["DENSE_LIMIT", "as_trace", "belady_compiled", "compiled", "dense_ids", "replay_compiled"]
@@ -66,7 +66,7 @@ def compiled(name: str) -> bool:
             and all(getattr(cls, m) is getattr(CompiledPolicy, m) for m in ("insert", "hit", "remove", "evict")))
 
 
-@njit
+@njit_generic
 def _replay(ids: np.ndarray, n_keys: int, capacity: int, st: State, hit_st: State, insert: Any, hit: Any,
             evict: Any, victims: np.ndarray) -> tuple[int, int]:
     """(hits, evictions); victims[i] = the key evicted at request i (-1: none), if victims is long enough."""
