@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from rich import box
@@ -148,7 +149,7 @@ def replay_job(path: str, fmt: str | None, spec: PolicySpec, size: int) -> Row:
             access(k, True)
         hits, misses = cache.hits, cache.misses
     else:
-        options = {"preset": spec.preset} if spec.preset else {}
+        options: dict[str, Any] = {"preset": spec.preset} if spec.preset else {}
         if compiled(spec.name):
             hits, misses, _ = replay_compiled(spec.name, ids, size, **options)
         else:

@@ -57,5 +57,5 @@ def njit_generic(fn: F) -> F:
     for the cache fails when that dispatcher was re-created ("underlying object has vanished", met in
     Dask's workers). Each process compiles it once per policy (about a second); the kernels it calls
     stay cached."""
-    compiled: F = numba.njit(cache=False, nogil=True)(fn)
+    compiled: F = numba.njit(cache=False, nogil=True)(fn)  # type: ignore[assignment]  # a Dispatcher calls as F
     return compiled

@@ -97,7 +97,7 @@ def _replay(ids: np.ndarray, n_keys: int, capacity: int, st: State, hit_st: Stat
     return hits, evictions
 
 
-def replay_compiled(name: str, trace: np.ndarray, capacity: int, victims: np.ndarray | None = None,
+def replay_compiled(name: str, trace: np.ndarray, capacity: int, *, victims: np.ndarray | None = None,
                     **options: Any) -> tuple[int, int, int]:
     """(hits, misses, evictions) of the registered compiled policy `name` on an int64 trace of DENSE
     ids (dense_ids) with a cache of `capacity` objects; options go to the policy's constructor.

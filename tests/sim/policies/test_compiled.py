@@ -44,7 +44,7 @@ def python_victims(name: str, trace: list[int], capacity: int, options: dict[str
 def compiled_victims(name: str, trace: np.ndarray, capacity: int,
                      options: dict[str, object]) -> tuple[int, list[object]]:
     victims = np.full(len(trace), -1, np.int64)
-    misses = replay_compiled(name, trace, capacity, victims, **options)[1]
+    misses = replay_compiled(name, trace, capacity, victims=victims, **options)[1]
     return misses, victims[victims >= 0].tolist()
 
 
