@@ -129,8 +129,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                     "warmup": "main"},
 }
 
-# State indices (array_specs() order)
-PREV, NEXT, WHERE, FREQ, FP, FPHOME, GFP, GPREV, GNEXT, GHASH, GCELL, GHOME, RATIO, META = range(14)
+PREV, NEXT, WHERE, FREQ, FP, FPHOME, GFP, GPREV, GNEXT, GHASH, GCELL, GHOME, RATIO, META = range(14)  # State
 
 
 def ghost_table_bits(slots: int) -> int:
@@ -153,9 +152,9 @@ def home(shift: int, fp: int) -> int:
 
 
 @njit_kernel
-def ghost_find(st: State, fp: int, i: int) -> tuple[int, int]:
-    """(hash cell, ghost node) of fingerprint fp whose home is i, or (the empty cell ending its probe, -1)."""
-    table, gfp = st[GHASH], st[GFP]
+def ghost_find(table: Any, gfp: Any, fp: int, i: int) -> tuple[int, int]:
+    """(hash cell, ghost node) of fp whose home is i, or (the empty cell ending its probe, -1). Hot
+    helpers take arrays, not the State: a call LLVM does not inline copies every array of a tuple."""
     mask = len(table) - 1
     while True:
         g = table[i]
@@ -165,10 +164,9 @@ def ghost_find(st: State, fp: int, i: int) -> tuple[int, int]:
 
 
 @njit_kernel
-def ghost_unhash(st: State, g: int) -> None:
+def ghost_unhash(table: Any, gcell: Any, ghome: Any, g: int) -> None:
     """Take ghost node g out of the hash set: empty its cell, shifting the later entries of
     its probe run back (Knuth 6.4, Algorithm R), so that no tombstone is left behind."""
-    table, gcell, ghome = st[GHASH], st[GCELL], st[GHOME]
     mask = len(table) - 1
     i = j = gcell[g]
     while True:
@@ -186,17 +184,18 @@ def ghost_unhash(st: State, g: int) -> None:
 
 
 @njit_kernel
-def ghost_unlink(st: State, g: int) -> None:
-    p, n = st[GPREV][g], st[GNEXT][g]
-    st[GNEXT][p], st[GPREV][n] = n, p
+def unlink(prv: Any, nxt: Any, node: int) -> None:
+    p, n = prv[node], nxt[node]  # lists.unlink, without poisoning (the callers relink or poison)
+    nxt[p] = n
+    prv[n] = p
 
 
 @njit_kernel
 def ghost_drop(st: State, g: int) -> None:
     """Forget ghost node g: out of the hash set, off G, back to the free chain."""
     meta, gnext = st[META], st[GNEXT]
-    ghost_unhash(st, g)
-    ghost_unlink(st, g)
+    ghost_unhash(st[GHASH], st[GCELL], st[GHOME], g)
+    unlink(st[GPREV], gnext, g)
     st[GPREV][g] = -1
     gnext[g] = meta[GHOST_FREE]
     meta[GHOST_FREE] = g
@@ -214,16 +213,16 @@ def ghost_add(st: State, fp: int, at: int, newest: bool) -> None:
     if meta[GHOST_LEN] >= meta[GHOST_CAP]:
         g = gprev[ghost]  # G is full (its steady state): its oldest node is recycled
         meta[DROPPED] = gfp[g]
-        ghost_unhash(st, g)
-        ghost_unlink(st, g)
+        ghost_unhash(table, st[GCELL], st[GHOME], g)
+        unlink(gprev, gnext, g)
     else:
         g = meta[GHOST_FREE]
         meta[GHOST_FREE] = gnext[g]
         meta[GHOST_LEN] += 1
-    i, h = ghost_find(st, fp, at)
+    i, h = ghost_find(table, gfp, fp, at)
     if h >= 0:  # the same fingerprint again (a hash collision): keep only the newer
         ghost_drop(st, h)
-        i = ghost_find(st, fp, at)[0]
+        i = ghost_find(table, gfp, fp, at)[0]
     gfp[g] = fp
     table[i] = g
     st[GCELL][g] = i
@@ -243,8 +242,7 @@ def ghost_add(st: State, fp: int, at: int, newest: bool) -> None:
 
 
 @njit_kernel
-def push(st: State, queue: int, slot: int) -> None:
-    prv, nxt = st[PREV], st[NEXT]
+def push(prv: Any, nxt: Any, queue: int, slot: int) -> None:
     first = nxt[queue]  # lists.push_head
     nxt[slot] = first
     prv[slot] = queue
@@ -262,7 +260,7 @@ def s3_insert(st: State, slot: int, fingerprint: int) -> int:
     request = meta[LOOKUP] == 1
     if fingerprint:
         at = home(meta[GSHIFT], fingerprint)
-        g = ghost_find(st, fingerprint, at)[1]
+        g = ghost_find(st[GHASH], st[GFP], fingerprint, at)[1]
         if g >= 0:  # a key evicted recently from S is back: straight to M
             ghost_drop(st, g)
             queue = MAIN
@@ -275,7 +273,7 @@ def s3_insert(st: State, slot: int, fingerprint: int) -> int:
     if queue == SMALL and meta[WARMUP] == 1 and not meta[EVICTED] and meta[SMALL_LEN] >= meta[SMALL_CAP]:
         queue = MAIN
     n = len(where)  # S's sentinel; M's is the next
-    push(st, n if queue == SMALL else n + 1, slot)
+    push(st[PREV], st[NEXT], n if queue == SMALL else n + 1, slot)
     where[slot] = queue
     st[FREQ][slot] = 0
     st[FP][slot] = fingerprint
@@ -301,9 +299,7 @@ def s3_remove(st: State, slot: int) -> int:
     w = where[slot]
     if not w:
         return 1
-    p, n = prv[slot], nxt[slot]  # lists.unlink
-    nxt[p] = n
-    prv[n] = p
+    unlink(prv, nxt, slot)
     prv[slot] = nxt[slot] = -1
     where[slot] = ABSENT
     st[FREQ][slot] = 0
@@ -313,46 +309,50 @@ def s3_remove(st: State, slot: int) -> int:
 
 
 @njit_kernel
-def evict_main(st: State) -> int:
-    prv, freq, meta = st[PREV], st[FREQ], st[META]
-    main = len(st[WHERE]) + 1
+def evict_main(prv: Any, nxt: Any, where: Any, freq: Any, meta: Any) -> int:
+    main = len(where) + 1
     while True:
         slot = prv[main]  # the tail (M is not empty: s3_evict checked)
         f = freq[slot]
         if f == 0:
-            s3_remove(st, slot)
+            unlink(prv, nxt, slot)
+            prv[slot] = nxt[slot] = -1
+            where[slot] = ABSENT
+            meta[MAIN_LEN] -= 1
+            meta[SIZE] -= 1
             return slot
         freq[slot] = f - 1
         if prv[slot] != main:  # reinsert at the head: a 2-bit CLOCK pass (a lone entry stays put)
-            s3_remove(st, slot)
-            push(st, main, slot)
-            st[WHERE][slot] = MAIN
-            meta[MAIN_LEN] += 1
-            meta[SIZE] += 1
-            freq[slot] = f - 1
+            unlink(prv, nxt, slot)
+            push(prv, nxt, main, slot)
 
 
 @njit_kernel
 def s3_evict(st: State) -> int:
-    prv, freq, where, meta = st[PREV], st[FREQ], st[WHERE], st[META]
+    prv, nxt, freq, where, meta = st[PREV], st[NEXT], st[FREQ], st[WHERE], st[META]
     if meta[SIZE] == 0:
         return -1
     meta[EVICTED] = 1
     if meta[MAIN_LEN] > meta[MAIN_CAP]:
-        return evict_main(st)
+        return evict_main(prv, nxt, where, freq, meta)
     small = len(where)
+    threshold = meta[THRESHOLD]
     while True:
         slot = prv[small]  # S's tail, its oldest
-        if slot == small:
-            return evict_main(st)  # S is empty, or every entry of S had been hit and moved to M
-        if freq[slot] >= meta[THRESHOLD]:  # hit enough while in S: on to M's head, frequency reset
-            s3_remove(st, slot)
-            push(st, small + 1, slot)
+        if slot == small:  # S is empty, or every entry of S had been hit and moved to M
+            return evict_main(prv, nxt, where, freq, meta)
+        unlink(prv, nxt, slot)
+        meta[SMALL_LEN] -= 1
+        if freq[slot] >= threshold:  # hit enough while in S: on to M's head, frequency reset
+            freq[slot] = 0
+            push(prv, nxt, small + 1, slot)
             where[slot] = MAIN
             meta[MAIN_LEN] += 1
-            meta[SIZE] += 1
             continue
-        s3_remove(st, slot)
+        prv[slot] = nxt[slot] = -1
+        where[slot] = ABSENT
+        freq[slot] = 0
+        meta[SIZE] -= 1
         fp = st[FP][slot]
         if fp:
             ghost_add(st, fp, st[FPHOME][slot], True)
@@ -489,7 +489,7 @@ class S3FIFO(CompiledPolicy):
         return int(self._meta[GHOST_CAP])
 
     def _ghost_find(self, fp: int) -> tuple[int, int]:
-        i, g = ghost_find(self.state, fp, home(self._gshift, fp))
+        i, g = ghost_find(self._ghash, self._gfp, fp, home(self._gshift, fp))
         return int(i), int(g)
 
     def in_ghost(self, fingerprint: int) -> bool:
