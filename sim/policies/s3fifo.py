@@ -95,7 +95,7 @@ amortized O(1) (each S → M move pays for an insertion, each M reinsertion for 
 Lower miss ratio than 12 other algorithms on 6,594 traces, lowest mean on 10 of 14 datasets
 (Yang et al., SOSP '23); .4186 against LRU's .5144 with 808 objects cached, on a 1M-request
 Zipf 1.0 trace of 100k objects (seed 42) replayed by libCacheSim 0.3.5 (this module: .4189 by
-default, the same with the preset). Its weak spot is the fixed 10 % S: a new key must come back
+default, .4186 with the preset). Its weak spot is the fixed 10 % S: a new key must come back
 before a tenth of the cache's worth of newer keys has gone through S, or it is taken for a
 one-hit wonder (the ghost then admits it to M on its next request, after that extra miss).
 """

@@ -36,7 +36,7 @@ def test_dask_cluster_of_two_workers_gives_the_process_pools_table(tmp_path):
     distributed = pytest.importorskip("distributed")
     path = tmp_path / "z.txt"
     write_trace(path, [TraceChunk.of(np.asarray(zipf_trace(5_000, 600, 1.0, seed=3), np.int64))], "txt")
-    specs = parse_policies("lru,clock,s3fifo,twolist,opt,redis-lfu-5")
+    specs = parse_policies("lru,s3fifo,opt,redis-lfu-5")
     local = replay_all(str(path), "txt", specs, [20, 150], workers=2)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
         dask = replay_all(str(path), "txt", specs, [20, 150], scheduler=cl.scheduler_address)
