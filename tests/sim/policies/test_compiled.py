@@ -31,7 +31,8 @@ from memsim.sim.policies.simulate import belady, make, replay, zipf_trace
 ROOT = Path(__file__).resolve().parents[3]
 
 CASES = [("lru", {}), ("fifo", {}), ("lfu", {}), ("clock", {}), ("clock", {"referenced_on_insert": True}),
-         ("sieve", {}), ("s3fifo", {}), ("s3fifo", {"preset": "libcachesim"}), ("s3fifo", {"move_to_main": 2, "warmup": "main"}),
+         ("sieve", {}), ("s3fifo", {}), ("s3fifo", {"preset": "libcachesim"}),
+         ("s3fifo", {"move_to_main": 2, "warmup": "main"}),
          ("twolist", {}), ("twolist", {"preset": "libcachesim"})]
 
 
