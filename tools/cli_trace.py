@@ -4,6 +4,8 @@
                            [--shards RATE|--shards-smax S] [--compare] [--json OUT] [--png OUT]
     memsim trace stats TRACE [--format F] [--csv OPTIONS] [--json]
     memsim trace capture (--cache|--space N) --seconds S --out FILE [--format F] [--limit N] [--target HOST:PORT]
+    memsim trace replay TRACE [--policies P,...] [--sizes N,...] [--scheduler ADDR] [--json OUT] [--png OUT]
+                              (tools/trace_replay.py)
 
 Owns the `trace` group's parsers and commands; the work is sim/trace's (formats, curves, figures)
 and tools/capture.py's (a live server's records).
@@ -35,6 +37,7 @@ from memsim.tools.flags import (
     target,
     whole,
 )
+from memsim.tools.trace_replay import add_replay
 
 FORMAT_HELP = f"the trace's format: {', '.join(FORMATS)} (default: from the suffix, else the content)"
 
@@ -188,4 +191,5 @@ def add_trace_parsers(sub: argparse._SubParsersAction[Parser]) -> argparse.Argum
     _add_mrc(tsub)
     _add_stats(tsub)
     _add_capture(tsub)
+    add_replay(tsub)
     return t

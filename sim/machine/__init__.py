@@ -4,4 +4,5 @@
     memory.py   physical memory: frames and the frame table
     locks.py    fcntl record locks with jemalloc-style counters, released by the kernel when a holder dies
     atomics.py  compare-and-swap on shared arrays (libatomic through ctypes)
+    jit.py      the one import of numba: njit / njit_kernel, cached on disk
 """

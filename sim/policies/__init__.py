@@ -10,9 +10,10 @@
     p = POLICIES["sieve"](capacity, slots=slots, arrays=region.arrays, init=True)   # creator
     p = POLICIES["sieve"](capacity, slots=slots, arrays=region.arrays, init=False)  # others
 
-Modules: base.py (Policy, the registry, policy ids), lists.py (the linked lists most use), one per
-policy (lru, fifo, lfu, clock, twolist, sieve, s3fifo), keyed.py (the same over hashable keys),
-simulate.py (the trace simulator, Belady's OPT, Zipf traces).
+Modules: base.py (Policy, CompiledPolicy and its Kernels, the registry, policy ids), lists.py (the
+linked lists most use), one per policy (lru, fifo, lfu, clock, twolist, sieve, s3fifo; all but lfu
+are numba kernels), keyed.py (the same over hashable keys), simulate.py (the trace simulator,
+Belady's OPT, Zipf traces), compiled.py (the compiled replay loop over the kernels, OPT compiled).
 
 Used by the Redis-like cache (its exact and modern policies), by virtual memory's page
 replacement, and by the trace simulator (`simulate.py`). A new policy is a new module plus

@@ -40,8 +40,8 @@ sets it to its current number of keys before it evicts).
 
 Storage. `array_specs(slots)` lists every array a policy needs, each name prefixed `pol_`
 so that they can share a SharedRegion with other arrays. Construct with:
-- `arrays=None`: private storage, Python lists (list indexing is ~3x faster than NumPy
-  scalar indexing, and the trace simulator replays millions of requests);
+- `arrays=None`: private storage: NumPy arrays for a CompiledPolicy (its kernels take arrays),
+  Python lists for the others (list indexing is ~3x faster than NumPy scalar indexing from Python);
 - `arrays={name: ndarray}` and `init=True`: lay the policy out in those arrays (the
   creator, e.g. the supervisor before it forks); `init=False`: attach to arrays some other
   process initialised (a worker), whose stored capacity and options hold (the capacity
@@ -53,22 +53,30 @@ Every policy keeps `pol_meta` (int64) with the capacity in cell 0 and the number
 present slots in cell 1, then its own scalars; `check()` walks the arrays and reports any
 broken link or count.
 
+Compiled policies. A `CompiledPolicy` names its four operations as numba kernels over its arrays
+(`Kernels`, sim/machine/jit.py's njit_kernel): its methods check the slot's range and call them,
+and the trace simulator's compiled loop (compiled.py) calls the very same functions, so the VM, the
+cache and the simulator run one implementation. From Python a kernel call costs ~0.5-1 µs (numba
+unboxing its arrays), about what the old Python bodies cost on shared NumPy arrays; in the compiled
+loop a request costs tens of nanoseconds.
+
 A new policy is a new module with a class decorated `@register("name")` plus one import
-line in `sim/policies/__init__.py`; `POLICIES` then maps the name to the class.
+line in `sim/policies/__init__.py`; `POLICIES` then maps the name to the class. It may subclass
+Policy (methods in Python) or CompiledPolicy (kernels, `kernels = Kernels(...)`).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 
 from memsim.sim.machine.shm import ArraySpec
 
-__all__ = ["CAPACITY", "POLICIES", "SIZE", "ArraySpec", "Policy", "policy_id", "policy_name", "policy_names",
-           "register"]
+__all__ = ["CAPACITY", "POLICIES", "SIZE", "ArraySpec", "CompiledPolicy", "Kernels", "Policy", "State", "policy_id",
+           "policy_name", "policy_names", "register"]
 
 # the two pol_meta cells every policy has; a policy's own scalars follow
 CAPACITY = 0
@@ -108,7 +116,7 @@ class Policy(ABC):
         specs = type(self).array_specs(self.slots)
         if arrays is None:
             self.private = True
-            own: dict[str, Any] = {s.name: _private(s) for s in specs}
+            own: dict[str, Any] = {s.name: self._private_array(s) for s in specs}
             init = True
         else:
             self.private = False
@@ -132,6 +140,11 @@ class Policy(ABC):
             self._meta[CAPACITY] = capacity
             self._meta[SIZE] = 0
             self._resized(capacity)
+
+    @classmethod
+    def _private_array(cls, spec: ArraySpec) -> Any:
+        """Private storage for one array: a Python list (see the module doc); CompiledPolicy's is NumPy."""
+        return _private(spec)
 
     # -- what a policy module provides ----------------------------------------------------------
 
@@ -220,6 +233,85 @@ class Policy(ABC):
         if counted != len(self):
             return [f"pol_meta says {len(self)} slots present, the lists hold {counted}"]
         return []
+
+
+# A compiled policy's state as its kernels see it: its arrays, in array_specs() order.
+State = tuple[np.ndarray, ...]
+
+
+class Kernels(NamedTuple):
+    """A policy's four operations as compiled functions over its State (sim/machine/jit.py's njit).
+
+    The Policy methods call them after checking the slot's range, and the trace replay loop
+    (compiled.py) calls the same functions with no Python between them: one implementation of each
+    policy for the VM, the cache and the simulator. Each answers a status instead of raising
+    (compiled code raises nothing useful): insert 0, or 1 if the slot is present; hit and remove 0,
+    or 1 if the slot is absent; evict the victim's slot, or -1 if the policy holds none. They never
+    check a slot's range (an out-of-range index is undefined behaviour in compiled code).
+
+    `hit` takes its own, smaller State: the arrays named by `hit_uses`, indices into the full one.
+    A hit is the most frequent call and often one bit store; numba unboxes every array of a tuple
+    argument at each call from Python (~0.1 µs each), which for S3-FIFO's fourteen would cost more
+    than the hit itself."""
+
+    insert: Callable[[State, int, int], int]
+    hit: Callable[[State, int], int]
+    remove: Callable[[State, int], int]
+    evict: Callable[[State], int]
+    hit_uses: tuple[int, ...]
+
+
+class CompiledPolicy(Policy):
+    """A policy whose operations are `kernels` over its arrays: private storage is NumPy (the kernels
+    take arrays, not lists), and the four methods check the slot's range and turn each kernel's
+    status into the exception the interface names. The rest (__contains__, check, the explanations)
+    stays Python: it is not on a request's path."""
+
+    kernels: ClassVar[Kernels]
+
+    def __init__(
+        self,
+        capacity: int,
+        *,
+        slots: int | None = None,
+        arrays: Mapping[str, Any] | None = None,
+        init: bool = True,
+    ):
+        super().__init__(capacity, slots=slots, arrays=arrays, init=init)
+        k = type(self).kernels
+        self.state: State = tuple(self.arrays[s.name] for s in type(self).array_specs(self.slots))
+        self.hit_state: State = tuple(self.state[i] for i in k.hit_uses)
+        self._k_insert, self._k_hit, self._k_remove, self._k_evict = k.insert, k.hit, k.remove, k.evict
+
+    @classmethod
+    def _private_array(cls, spec: ArraySpec) -> Any:
+        return np.zeros(spec.shape, dtype=spec.dtype)
+
+    def insert(self, slot: int, fingerprint: int = 0) -> None:
+        if not 0 <= slot < self.slots:
+            raise self._out_of_range(slot)
+        if not 0 <= fingerprint < FINGERPRINT_LIMIT:
+            raise ValueError(f"fingerprint {fingerprint} must be in [0, 2**63)")
+        if self._k_insert(self.state, slot, fingerprint):
+            raise self._present(slot)
+
+    def hit(self, slot: int) -> None:
+        if not 0 <= slot < self.slots:
+            raise self._out_of_range(slot)
+        if self._k_hit(self.hit_state, slot):
+            raise KeyError(slot)
+
+    def remove(self, slot: int) -> None:
+        if not 0 <= slot < self.slots:
+            raise self._out_of_range(slot)
+        if self._k_remove(self.state, slot):
+            raise KeyError(slot)
+
+    def evict(self) -> int:
+        victim = self._k_evict(self.state)
+        if victim < 0:
+            raise self._empty()
+        return int(victim)
 
 
 POLICIES: dict[str, type[Policy]] = {}

@@ -45,16 +45,80 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from memsim.sim.machine.jit import njit_kernel
 from memsim.sim.machine.shm import ArraySpec
-from memsim.sim.policies.base import SIZE, Policy, register
-from memsim.sim.policies.lists import fill, init_sentinels, unlink
+from memsim.sim.policies.base import SIZE, CompiledPolicy, Kernels, State, register
+from memsim.sim.policies.lists import fill, init_sentinels
 
 HAND = 2
 REF_ON_INSERT = 3
 
+# The kernels (base.Kernels' statuses). State: (pol_prev, pol_next, pol_ref, pol_meta).
+
+
+@njit_kernel
+def clock_insert(st: State, slot: int, fingerprint: int) -> int:
+    prv, nxt, ref, meta = st[0], st[1], st[2], st[3]
+    if nxt[slot] >= 0:
+        return 1
+    hand = meta[HAND]
+    if hand < 0:
+        prv[slot] = nxt[slot] = slot
+        meta[HAND] = slot
+    else:
+        before = prv[hand]  # just behind the hand: the last it will reach (lists.link_before)
+        prv[slot] = before
+        nxt[slot] = hand
+        nxt[before] = slot
+        prv[hand] = slot
+    ref[slot] = meta[REF_ON_INSERT]
+    meta[SIZE] += 1
+    return 0
+
+
+@njit_kernel
+def clock_hit(st: State, slot: int) -> int:
+    if st[0][slot] < 0:  # State: (pol_next, the bit)
+        return 1
+    st[1][slot] = 1
+    return 0
+
+
+@njit_kernel
+def clock_remove(st: State, slot: int) -> int:
+    prv, nxt, ref, meta = st[0], st[1], st[2], st[3]
+    n = nxt[slot]
+    if n < 0:
+        return 1
+    if slot == meta[HAND]:  # under the hand: the hand moves on to the next one
+        meta[HAND] = -1 if n == slot else n
+    p = prv[slot]  # lists.unlink
+    nxt[p] = n
+    prv[n] = p
+    prv[slot] = nxt[slot] = -1
+    ref[slot] = 0
+    meta[SIZE] -= 1
+    return 0
+
+
+@njit_kernel
+def clock_evict(st: State) -> int:
+    nxt, ref, meta = st[1], st[2], st[3]
+    hand = meta[HAND]
+    if hand < 0:
+        return -1
+    while ref[hand]:
+        ref[hand] = 0  # second chance: the bit is cleared and the hand passes on
+        hand = nxt[hand]
+    meta[HAND] = hand  # the victim is under the hand; removing it moves the hand on
+    clock_remove(st, hand)
+    return hand
+
 
 @register("clock")
-class Clock(Policy):
+class Clock(CompiledPolicy):
+    kernels = Kernels(clock_insert, clock_hit, clock_remove, clock_evict, (1, 2))
+
     def __init__(
         self,
         capacity: int,
@@ -95,73 +159,6 @@ class Clock(Policy):
     @property
     def referenced_on_insert(self) -> bool:
         return bool(self._meta[REF_ON_INSERT])
-
-    def insert(self, slot: int, fingerprint: int = 0) -> None:
-        if not 0 <= slot < self.slots:
-            raise self._out_of_range(slot)
-        nxt = self._next
-        if nxt[slot] >= 0:
-            raise self._present(slot)
-        meta, prv = self._meta, self._prev
-        hand = meta[HAND]
-        if hand < 0:
-            prv[slot] = nxt[slot] = slot
-            meta[HAND] = slot
-        else:
-            # just behind the hand: the last it will reach (lists.link_before, inlined: once per miss)
-            before = prv[hand]
-            prv[slot] = before
-            nxt[slot] = hand
-            nxt[before] = slot
-            prv[hand] = slot
-        self._ref[slot] = meta[REF_ON_INSERT]
-        meta[SIZE] += 1
-
-    def hit(self, slot: int) -> None:
-        if not 0 <= slot < self.slots:
-            raise self._out_of_range(slot)
-        if self._next[slot] < 0:
-            raise KeyError(slot)
-        self._ref[slot] = 1
-
-    def _take(self, slot: int) -> None:
-        """Unlink a present slot; if it is under the hand, the hand moves on to the next one."""
-        meta, nxt = self._meta, self._next
-        if slot == meta[HAND]:
-            n = nxt[slot]
-            meta[HAND] = -1 if n == slot else n
-        unlink(self._prev, nxt, slot)
-        self._ref[slot] = 0
-        meta[SIZE] -= 1
-
-    def remove(self, slot: int) -> None:
-        if not 0 <= slot < self.slots:
-            raise self._out_of_range(slot)
-        if self._next[slot] < 0:
-            raise KeyError(slot)
-        self._take(slot)
-
-    def evict(self) -> int:
-        meta, ref, nxt = self._meta, self._ref, self._next
-        hand = meta[HAND]
-        if hand < 0:
-            raise self._empty()
-        while ref[hand]:
-            ref[hand] = 0  # second chance: the bit is cleared and the hand passes on
-            hand = nxt[hand]
-        # the victim is under the hand, whose bit is clear; the hand moves on (_take, inlined)
-        n = nxt[hand]
-        if n == hand:
-            meta[HAND] = -1  # it was the last entry
-        else:
-            meta[HAND] = n
-            prv = self._prev
-            p = prv[hand]
-            nxt[p] = n
-            prv[n] = p
-        self._prev[hand] = nxt[hand] = -1
-        meta[SIZE] -= 1
-        return int(hand)
 
     def referenced(self, slot: int) -> bool:
         """The reference bit of a present slot (KeyError if absent)."""

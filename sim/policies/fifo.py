@@ -27,17 +27,19 @@ cachetools.FIFOCache, which it equals exactly.
 
 from __future__ import annotations
 
-from memsim.sim.policies.base import register
-from memsim.sim.policies.lru import LRU
+from memsim.sim.machine.jit import njit_kernel
+from memsim.sim.policies.base import Kernels, State, register
+from memsim.sim.policies.lru import LRU, lru_evict, lru_insert, lru_remove
+
+
+@njit_kernel
+def fifo_hit(st: State, slot: int) -> int:
+    return 1 if st[0][slot] < 0 else 0  # nothing moves: only the presence check (State: pol_next)
 
 
 @register("fifo")
 class FIFO(LRU):
-    def hit(self, slot: int) -> None:
-        if not 0 <= slot < self.slots:
-            raise self._out_of_range(slot)
-        if self._next[slot] < 0:
-            raise KeyError(slot)
+    kernels = Kernels(lru_insert, fifo_hit, lru_remove, lru_evict, (1,))
 
     def order(self) -> list[int]:
         """Present slots from newest to oldest (for tests and explanations)."""

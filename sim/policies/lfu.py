@@ -27,6 +27,7 @@ since each bucket is non-empty), numbered 0..slots-1:
     pol_bcount            int64[slots + 1]  each bucket's count (root: 0)
     pol_meta              int64[3]          capacity, number of present slots, first free
                                             bucket (-1: none)
+The operations are compiled kernels over these arrays (base.Kernels; `lfu_*` below).
 Invariants: counts strictly increase along the bucket list; every bucket on it is
 non-empty and every present slot is on the list of the bucket pol_bucket names; the lists'
 lengths add up to pol_meta[SIZE]; the free chain holds the other buckets.
@@ -57,15 +58,129 @@ from __future__ import annotations
 
 from typing import Any
 
+from memsim.sim.machine.jit import njit_kernel
 from memsim.sim.machine.shm import ArraySpec
-from memsim.sim.policies.base import SIZE, Policy, register
-from memsim.sim.policies.lists import fill, fill_chain, init_sentinels, link_after, push_head, unlink, walk
+from memsim.sim.policies.base import SIZE, CompiledPolicy, Kernels, State, register
+from memsim.sim.policies.lists import fill, fill_chain, init_sentinels, walk
 
 FREE = 2  # pol_meta cell: head of the free bucket chain
 
+# The kernels (base.Kernels' statuses). State: (pol_prev, pol_next, pol_bucket, pol_bprev, pol_bnext,
+# pol_bcount, pol_meta); n = len(pol_bucket) slots, bucket b's list sentinel is n + b, the root n.
+
+
+@njit_kernel
+def _link_head(prv: Any, nxt: Any, head: int, node: int) -> None:
+    first = nxt[head]  # lists.push_head
+    nxt[node] = first
+    prv[node] = head
+    prv[first] = node
+    nxt[head] = node
+
+
+@njit_kernel
+def _new_bucket(st: State, after: int, count: int) -> int:
+    """Take a bucket from the free chain and link it after bucket `after` with `count` (-1: none left,
+    which cannot happen while the bookkeeping holds: buckets <= present slots)."""
+    prv, nxt, bprev, bnext, meta = st[0], st[1], st[3], st[4], st[6]
+    b = meta[FREE]
+    if b < 0:
+        return -1
+    meta[FREE] = bnext[b]
+    st[5][b] = count
+    _link_head(bprev, bnext, after, b)  # lists.link_after
+    h = len(st[2]) + b
+    prv[h] = nxt[h] = h
+    return b
+
+
+@njit_kernel
+def _free_bucket(st: State, b: int) -> None:
+    """Unlink an empty bucket from the bucket list and give it back to the free chain."""
+    prv, nxt, bprev, bnext, meta = st[0], st[1], st[3], st[4], st[6]
+    p, n = bprev[b], bnext[b]
+    bnext[p] = n
+    bprev[n] = p
+    bprev[b] = -1
+    h = len(st[2]) + b
+    prv[h] = nxt[h] = -1
+    bnext[b] = meta[FREE]
+    meta[FREE] = b
+
+
+@njit_kernel
+def lfu_insert(st: State, slot: int, fingerprint: int) -> int:
+    bucket, bnext, bcount = st[2], st[4], st[5]
+    if bucket[slot] >= 0:
+        return 1
+    n = len(bucket)
+    first = bnext[n]
+    if bcount[first] != 1:  # the root's count, 0, when no bucket is in use
+        first = _new_bucket(st, n, 1)
+    _link_head(st[0], st[1], n + first, slot)
+    bucket[slot] = first
+    st[6][SIZE] += 1
+    return 0
+
+
+@njit_kernel
+def lfu_hit(st: State, slot: int) -> int:
+    prv, nxt, bucket, bcount = st[0], st[1], st[2], st[5]
+    b = bucket[slot]
+    if b < 0:
+        return 1
+    h = len(bucket) + b
+    alone = nxt[slot] == h and prv[slot] == h
+    c1 = bcount[b] + 1
+    nb = st[4][b]
+    if bcount[nb] != c1:  # (the root's count 0 is never c + 1)
+        if alone:
+            bcount[b] = c1  # in place: same order, no bucket taken
+            return 0
+        nb = _new_bucket(st, b, c1)
+    p, x = prv[slot], nxt[slot]  # unlink the slot from b, then make it the head of nb
+    nxt[p] = x
+    prv[x] = p
+    _link_head(prv, nxt, len(bucket) + nb, slot)
+    bucket[slot] = nb
+    if alone:
+        _free_bucket(st, b)
+    return 0
+
+
+@njit_kernel
+def lfu_remove(st: State, slot: int) -> int:
+    prv, nxt, bucket = st[0], st[1], st[2]
+    b = bucket[slot]
+    if b < 0:
+        return 1
+    p, x = prv[slot], nxt[slot]  # lists.unlink
+    nxt[p] = x
+    prv[x] = p
+    prv[slot] = nxt[slot] = -1
+    bucket[slot] = -1
+    h = len(bucket) + b
+    if nxt[h] == h:
+        _free_bucket(st, b)
+    st[6][SIZE] -= 1
+    return 0
+
+
+@njit_kernel
+def lfu_evict(st: State) -> int:
+    n = len(st[2])
+    b = st[4][n]
+    if b == n:
+        return -1
+    victim = st[0][n + b]  # the tail: the earliest to reach the lowest count
+    lfu_remove(st, victim)
+    return victim
+
 
 @register("lfu")
-class LFU(Policy):
+class LFU(CompiledPolicy):
+    kernels = Kernels(lfu_insert, lfu_hit, lfu_remove, lfu_evict, (0, 1, 2, 3, 4, 5, 6))
+
     @classmethod
     def array_specs(cls, slots: int) -> list[ArraySpec]:
         return [
@@ -96,92 +211,6 @@ class LFU(Policy):
         fill(self._bcount, 0)
         self._bprev[n] = self._bnext[n] = n  # the root, alone: no bucket in use
         self._meta[FREE] = 0
-
-    def _new_bucket(self, after: int, count: int) -> int:
-        """Take a bucket from the free chain and link it after bucket `after` with `count`."""
-        meta = self._meta
-        b = meta[FREE]
-        if b < 0:  # cannot happen while the bookkeeping holds: buckets <= present slots
-            raise RuntimeError("LFU bucket pool exhausted: the policy's arrays are corrupt")
-        bnext = self._bnext
-        meta[FREE] = bnext[b]
-        self._bcount[b] = count
-        link_after(self._bprev, bnext, after, b)
-        h = self.slots + b
-        self._prev[h] = self._next[h] = h
-        return b
-
-    def _free_bucket(self, b: int) -> None:
-        """Unlink an empty bucket from the bucket list and give it back to the free chain."""
-        unlink(self._bprev, self._bnext, b)
-        h = self.slots + b
-        self._prev[h] = self._next[h] = -1
-        self._bnext[b] = self._meta[FREE]
-        self._meta[FREE] = b
-
-    def insert(self, slot: int, fingerprint: int = 0) -> None:
-        n = self.slots
-        if not 0 <= slot < n:
-            raise self._out_of_range(slot)
-        if self._bucket[slot] >= 0:
-            raise self._present(slot)
-        first = self._bnext[self._root]
-        if self._bcount[first] != 1:  # the root's count, 0, when no bucket is in use
-            first = self._new_bucket(self._root, 1)
-        push_head(self._prev, self._next, n + first, slot)
-        self._bucket[slot] = first
-        self._meta[SIZE] += 1
-
-    def hit(self, slot: int) -> None:
-        n = self.slots
-        if not 0 <= slot < n:
-            raise self._out_of_range(slot)
-        b = self._bucket[slot]
-        if b < 0:
-            raise KeyError(slot)
-        prv, nxt, bcount = self._prev, self._next, self._bcount
-        h = n + b
-        alone = nxt[slot] == h and prv[slot] == h
-        c1 = bcount[b] + 1
-        nb = self._bnext[b]
-        if bcount[nb] != c1:  # (the root's count 0 is never c + 1)
-            if alone:
-                bcount[b] = c1  # in place: same order, no bucket taken
-                return
-            nb = self._new_bucket(b, c1)
-        # unlink the slot from b, then make it the head of nb
-        p = prv[slot]
-        x = nxt[slot]
-        nxt[p] = x
-        prv[x] = p
-        push_head(prv, nxt, n + nb, slot)
-        self._bucket[slot] = nb
-        if alone:
-            self._free_bucket(b)
-
-    def _take(self, slot: int, b: int) -> None:
-        unlink(self._prev, self._next, slot)
-        self._bucket[slot] = -1
-        h = self.slots + b
-        if self._next[h] == h:
-            self._free_bucket(b)
-        self._meta[SIZE] -= 1
-
-    def remove(self, slot: int) -> None:
-        if not 0 <= slot < self.slots:
-            raise self._out_of_range(slot)
-        b = self._bucket[slot]
-        if b < 0:
-            raise KeyError(slot)
-        self._take(slot, b)
-
-    def evict(self) -> int:
-        b = self._bnext[self._root]
-        if b == self._root:
-            raise self._empty()
-        victim = self._prev[self.slots + b]  # the tail: the earliest to reach the lowest count
-        self._take(victim, b)
-        return int(victim)
 
     def count(self, slot: int) -> int:
         """The access count of a present slot (1 after insert, +1 per hit; KeyError if absent)."""

@@ -12,6 +12,8 @@ Arrays (base.py explains slots and storage; lists.py the list conventions):
                         -1 in both = slot not present
     pol_meta            int64[2]          capacity, number of present slots
 Invariants: the list holds exactly the present slots, each once; its length is pol_meta[SIZE].
+The operations are compiled kernels over these arrays (base.Kernels; `lru_*` below), which the
+methods and the trace replay loop (compiled.py) both call.
 
 Properties. LRU is a stack algorithm: the contents of a cache of size C are always a
 subset of those of size C + 1 on the same trace, so its misses never rise with capacity
@@ -30,13 +32,83 @@ from __future__ import annotations
 
 from typing import Any
 
+from memsim.sim.machine.jit import njit_kernel
 from memsim.sim.machine.shm import ArraySpec
-from memsim.sim.policies.base import SIZE, Policy, register
-from memsim.sim.policies.lists import init_sentinels, unlink, walk
+from memsim.sim.policies.base import SIZE, CompiledPolicy, Kernels, State, register
+from memsim.sim.policies.lists import init_sentinels, walk
+
+# The kernels (base.Kernels' statuses). State: (pol_prev, pol_next, pol_meta); the sentinel is the
+# last index of the link arrays. FIFO (fifo.py) shares all but the hit.
+
+
+@njit_kernel
+def lru_insert(st: State, slot: int, fingerprint: int) -> int:
+    prv, nxt, meta = st[0], st[1], st[2]
+    if nxt[slot] >= 0:
+        return 1
+    h = len(nxt) - 1
+    first = nxt[h]  # lists.push_head
+    nxt[slot] = first
+    prv[slot] = h
+    prv[first] = slot
+    nxt[h] = slot
+    meta[SIZE] += 1
+    return 0
+
+
+@njit_kernel
+def lru_hit(st: State, slot: int) -> int:
+    prv, nxt = st[0], st[1]  # State: (pol_prev, pol_next)
+    n = nxt[slot]
+    if n < 0:
+        return 1
+    h = len(nxt) - 1
+    p = prv[slot]
+    if p == h:
+        return 0  # already the most recent
+    nxt[p] = n  # list_move to the head
+    prv[n] = p
+    first = nxt[h]
+    nxt[slot] = first
+    prv[slot] = h
+    prv[first] = slot
+    nxt[h] = slot
+    return 0
+
+
+@njit_kernel
+def lru_remove(st: State, slot: int) -> int:
+    prv, nxt, meta = st[0], st[1], st[2]
+    n = nxt[slot]
+    if n < 0:
+        return 1
+    p = prv[slot]  # lists.unlink
+    nxt[p] = n
+    prv[n] = p
+    prv[slot] = nxt[slot] = -1
+    meta[SIZE] -= 1
+    return 0
+
+
+@njit_kernel
+def lru_evict(st: State) -> int:
+    prv, nxt, meta = st[0], st[1], st[2]
+    h = len(nxt) - 1
+    victim = prv[h]  # lists.pop_tail
+    if victim == h:
+        return -1
+    p = prv[victim]
+    nxt[p] = h
+    prv[h] = p
+    prv[victim] = nxt[victim] = -1
+    meta[SIZE] -= 1
+    return victim
 
 
 @register("lru")
-class LRU(Policy):
+class LRU(CompiledPolicy):
+    kernels = Kernels(lru_insert, lru_hit, lru_remove, lru_evict, (0, 1))
+
     @classmethod
     def array_specs(cls, slots: int) -> list[ArraySpec]:
         return [
@@ -52,62 +124,6 @@ class LRU(Policy):
 
     def _reset(self) -> None:
         init_sentinels(self._prev, self._next, self._head, 1)
-
-    def insert(self, slot: int, fingerprint: int = 0) -> None:
-        nxt = self._next
-        if not 0 <= slot < self.slots:
-            raise self._out_of_range(slot)
-        if nxt[slot] >= 0:
-            raise self._present(slot)
-        prv, h = self._prev, self._head
-        first = nxt[h]  # lists.push_head, inlined: once per miss of the trace simulator
-        nxt[slot] = first
-        prv[slot] = h
-        prv[first] = slot
-        nxt[h] = slot
-        self._meta[SIZE] += 1
-
-    def hit(self, slot: int) -> None:
-        # list_move to the head, inlined: this is the simulator's hottest path
-        nxt = self._next
-        if not 0 <= slot < self.slots:
-            raise self._out_of_range(slot)
-        n = nxt[slot]
-        if n < 0:
-            raise KeyError(slot)
-        prv = self._prev
-        p = prv[slot]
-        h = self._head
-        if p == h:
-            return  # already the most recent
-        nxt[p] = n
-        prv[n] = p
-        first = nxt[h]
-        nxt[slot] = first
-        prv[slot] = h
-        prv[first] = slot
-        nxt[h] = slot
-
-    def remove(self, slot: int) -> None:
-        if not 0 <= slot < self.slots:
-            raise self._out_of_range(slot)
-        if self._next[slot] < 0:
-            raise KeyError(slot)
-        unlink(self._prev, self._next, slot)
-        self._meta[SIZE] -= 1
-
-    def evict(self) -> int:
-        prv, h = self._prev, self._head
-        victim = prv[h]  # lists.pop_tail, inlined: once per miss of the trace simulator
-        if victim == h:
-            raise self._empty()
-        nxt = self._next
-        p = prv[victim]
-        nxt[p] = h
-        prv[h] = p
-        prv[victim] = nxt[victim] = -1
-        self._meta[SIZE] -= 1
-        return int(victim)
 
     def order(self) -> list[int]:
         """Present slots from most to least recently used (for tests and explanations)."""

@@ -40,15 +40,71 @@ from __future__ import annotations
 
 from typing import Any
 
+from memsim.sim.machine.jit import njit_kernel
 from memsim.sim.machine.shm import ArraySpec
-from memsim.sim.policies.base import SIZE, Policy, register
-from memsim.sim.policies.lists import fill, init_sentinels, unlink, walk
+from memsim.sim.policies.base import SIZE, CompiledPolicy, Kernels, State, register
+from memsim.sim.policies.lists import fill, init_sentinels, walk
+from memsim.sim.policies.lru import lru_insert
 
 HAND = 2
 
+# The kernels (base.Kernels' statuses). State: (pol_prev, pol_next, pol_visited, pol_meta); the
+# sentinel is the last index of the link arrays. The insertion is LRU's (push at the head).
+
+
+@njit_kernel
+def sieve_insert(st: State, slot: int, fingerprint: int) -> int:
+    return lru_insert((st[0], st[1], st[3]), slot, fingerprint)
+
+
+@njit_kernel
+def sieve_hit(st: State, slot: int) -> int:
+    if st[0][slot] < 0:  # State: (pol_next, the bit)
+        return 1
+    st[1][slot] = 1
+    return 0
+
+
+@njit_kernel
+def sieve_remove(st: State, slot: int) -> int:
+    prv, nxt, visited, meta = st[0], st[1], st[2], st[3]
+    n = nxt[slot]
+    if n < 0:
+        return 1
+    p = prv[slot]
+    if slot == meta[HAND]:  # the hand moves to the newer neighbour (-1 past the head: the tail next)
+        meta[HAND] = -1 if p == len(nxt) - 1 else p
+    nxt[p] = n  # lists.unlink
+    prv[n] = p
+    prv[slot] = nxt[slot] = -1
+    visited[slot] = 0
+    meta[SIZE] -= 1
+    return 0
+
+
+@njit_kernel
+def sieve_evict(st: State) -> int:
+    prv, visited, meta = st[0], st[2], st[3]
+    if meta[SIZE] == 0:
+        return -1
+    head = len(prv) - 1
+    node = meta[HAND]
+    if node < 0:
+        node = prv[head]  # the tail
+    while visited[node]:
+        visited[node] = 0
+        node = prv[node]  # toward the head
+        if node == head:
+            node = prv[head]  # past the head: wrap to the tail
+    meta[HAND] = node  # the victim: removing it from under the hand rests the hand on its newer neighbour
+    sieve_remove(st, node)
+    return node
+
 
 @register("sieve")
-class Sieve(Policy):
+class Sieve(CompiledPolicy):
+    kernels = Kernels(sieve_insert, sieve_hit, sieve_remove, sieve_evict, (1, 2))
+
     @classmethod
     def array_specs(cls, slots: int) -> list[ArraySpec]:
         return [
@@ -68,69 +124,6 @@ class Sieve(Policy):
         init_sentinels(self._prev, self._next, self._head, 1)
         fill(self._visited, 0)
         self._meta[HAND] = -1
-
-    def insert(self, slot: int, fingerprint: int = 0) -> None:
-        nxt = self._next
-        if not 0 <= slot < self.slots:
-            raise self._out_of_range(slot)
-        if nxt[slot] >= 0:
-            raise self._present(slot)
-        prv, h = self._prev, self._head
-        first = nxt[h]  # lists.push_head, inlined: once per miss of the trace simulator
-        nxt[slot] = first
-        prv[slot] = h
-        prv[first] = slot
-        nxt[h] = slot
-        self._meta[SIZE] += 1
-
-    def hit(self, slot: int) -> None:
-        if not 0 <= slot < self.slots:
-            raise self._out_of_range(slot)
-        if self._next[slot] < 0:
-            raise KeyError(slot)
-        self._visited[slot] = 1
-
-    def _take(self, slot: int) -> None:
-        """Unlink a present slot; if the hand is on it, the hand moves to its newer neighbour
-        (to -1 if it was the head: the next eviction wraps to the tail)."""
-        meta, prv = self._meta, self._prev
-        if slot == meta[HAND]:
-            p = prv[slot]
-            meta[HAND] = -1 if p == self._head else p
-        unlink(prv, self._next, slot)
-        self._visited[slot] = 0
-        meta[SIZE] -= 1
-
-    def remove(self, slot: int) -> None:
-        if not 0 <= slot < self.slots:
-            raise self._out_of_range(slot)
-        if self._next[slot] < 0:
-            raise KeyError(slot)
-        self._take(slot)
-
-    def evict(self) -> int:
-        meta, prv, visited, head = self._meta, self._prev, self._visited, self._head
-        if meta[SIZE] == 0:
-            raise self._empty()
-        node = meta[HAND]
-        if node < 0:
-            node = prv[head]  # the tail
-        while visited[node]:
-            visited[node] = 0
-            node = prv[node]  # toward the head
-            if node == head:
-                node = prv[head]  # past the head: wrap to the tail
-        # the victim; the hand rests on its newer neighbour (-1 past the head: wrap to the tail).
-        # This is _take(node), inlined: once per miss of the trace simulator
-        p = prv[node]
-        meta[HAND] = -1 if p == head else p
-        nxt = self._next
-        n = nxt[node]
-        nxt[p] = n
-        prv[n] = p
-        prv[node] = nxt[node] = -1
-        meta[SIZE] -= 1
-        return int(node)
 
     def visited(self, slot: int) -> bool:
         """The visited bit of a present slot (KeyError if absent)."""

@@ -9,6 +9,10 @@ objects and a capacity in objects (the policy is a `Keyed` one: keys mapped to s
             if len(policy) == capacity: policy.evict()            # make room
             policy.insert(key)                                    # admit on every miss
 
+`simulate()` and `belady()` run the compiled loop (compiled.py: the policy's own kernels, ~100×
+faster) when the trace is all integers and the policy has kernels; `run()`/`replay()` drive any
+KeyedPolicy, step by step, in Python. Both give the same counts and victims.
+
 `belady()` is Belady's OPT / MIN (Belady, IBM Systems Journal 1966): on a miss with a
 full cache, evict the resident key whose next request is the farthest in the future (or
 never comes). It needs the whole trace, so it is not a Policy; it is the lower bound
@@ -31,6 +35,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from memsim.sim.policies.base import POLICIES, policy_names
+from memsim.sim.policies.compiled import as_trace, belady_compiled, compiled, dense_ids, replay_compiled
 from memsim.sim.policies.keyed import Keyed, KeyedPolicy
 
 __all__ = ["SimResult", "Step", "belady", "belady_misses", "make", "replay", "run", "simulate", "zipf_trace"]
@@ -90,8 +95,17 @@ def run(policy: KeyedPolicy, trace: Iterable[Hashable], capacity: int) -> SimRes
     return SimResult(hits, misses, evictions)
 
 
-def simulate(policy_name: str, trace: Iterable[Hashable], capacity: int, **options: object) -> SimResult:
-    """Hits, misses and evictions of the named policy on trace with a cache of capacity objects."""
+def simulate(policy_name: str, trace: Iterable[Hashable] | np.ndarray, capacity: int, **options: Any) -> SimResult:
+    """Hits, misses and evictions of the named policy on trace with a cache of capacity objects
+    (compiled when the policy has kernels and the keys are integers; options must then leave
+    `slots` alone: the compiled loop sizes the policy to the capacity)."""
+    if capacity < 1:
+        raise ValueError(f"capacity must be at least 1, got {capacity}")
+    if compiled(policy_name) and "slots" not in options:
+        trace = trace if isinstance(trace, list | np.ndarray) else list(trace)
+        ids = as_trace(trace)
+        if ids is not None:
+            return SimResult(*replay_compiled(policy_name, dense_ids(ids)[0], capacity, **options))
     return run(make(policy_name, capacity, **options), trace, capacity)
 
 
@@ -111,10 +125,13 @@ def replay(policy: KeyedPolicy, trace: Iterable[Hashable], capacity: int) -> lis
     return steps
 
 
-def belady(trace: Iterable[Hashable], capacity: int) -> SimResult:
+def belady(trace: Iterable[Hashable] | np.ndarray, capacity: int) -> SimResult:
     """Belady's OPT on trace: evict the resident key whose next use is farthest (never = infinitely far)."""
     if capacity < 1:
         raise ValueError(f"capacity must be at least 1, got {capacity}")
+    ids = as_trace(trace) if isinstance(trace, list | np.ndarray) else None
+    if ids is not None:
+        return SimResult(*belady_compiled(dense_ids(ids)[0], capacity))
     trace = list(trace)
     n = len(trace)
     # next_use[i]: index of the next request for trace[i] after i; n + i if none, so that every

@@ -27,6 +27,15 @@ Model, and what it simplifies:
   forgets evicted entries, as LRU does (S3-FIFO's ghost queue is that idea).
 - One list pair, not Linux's four (anon/file × active/inactive) nor MGLRU's generations.
 
+Options (stored in the arrays; `preset="libcachesim"` sets libCacheSim's SLRU.c with n-seg=2, whose
+miss counts it then equals on even capacities, tests/sim/policies/test_peers.py; with an odd one
+libCacheSim's two ⌊capacity/2⌋ segments hold one object less than its cache). default / libcachesim:
+- active_ratio 0.5 / 0.5: the active list's share (libCacheSim: capacity / n-seg per segment).
+- warmup "inactive" / "fill": a new entry goes to the inactive list (Linux: lru_cache_add puts a
+  new page on the inactive list), or, while the inactive list holds its share
+  (capacity − max_active) and the active list has room, to the active list: SLRU_insert's
+  "lowest segment with space", which only differs while the cache fills.
+
 Arrays (base.py explains slots and storage; lists.py the list conventions): like the
 lruvec's lists, the two lists share one pair of link arrays (a page is on one list at most).
     pol_prev, pol_next  int32[slots + 2]  both lists; index `slots` is the inactive list's
@@ -35,8 +44,10 @@ lruvec's lists, the two lists share one pair of link arrays (a page is on one li
     pol_where           int8[slots]       0 absent, 1 on the inactive list, 2 on the active
                                           (Linux's PG_active)
     pol_ratio           float64[1]        active_ratio, fixed when the policy is created
-    pol_meta            int64[4]          capacity, number of present slots, max_active
-                                          (⌊active_ratio × capacity⌋), active list length
+    pol_meta            int64[5]          capacity, number of present slots, max_active
+                                          (⌊active_ratio × capacity⌋), active list length,
+                                          warmup (0 inactive, 1 fill)
+The operations are compiled kernels over these arrays (base.Kernels; `twolist_*` below).
 Invariants: each present slot is on exactly the list pol_where names; the lists' lengths
 add up to pol_meta[SIZE], the active one's is pol_meta[ACTIVE_LEN].
 
@@ -54,18 +65,116 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from memsim.sim.machine.jit import njit_kernel
 from memsim.sim.machine.shm import ArraySpec
-from memsim.sim.policies.base import SIZE, Policy, register
-from memsim.sim.policies.lists import fill, init_sentinels, move_after, pop_tail, push_head, unlink, walk
+from memsim.sim.policies.base import SIZE, CompiledPolicy, Kernels, State, register
+from memsim.sim.policies.lists import fill, init_sentinels, walk
 
 MAX_ACTIVE = 2
 ACTIVE_LEN = 3
+WARMUP = 4
 
 ABSENT, INACTIVE, ACTIVE = 0, 1, 2
+WARMUPS = ("inactive", "fill")
+PRESETS: dict[str, dict[str, Any]] = {"linux": {"active_ratio": 0.5, "warmup": "inactive"},
+                                      "libcachesim": {"active_ratio": 0.5, "warmup": "fill"}}
+
+# The kernels (base.Kernels' statuses). State: (pol_prev, pol_next, pol_where, pol_ratio, pol_meta);
+# the inactive list's sentinel is len(pol_where), the active list's the next.
+
+
+@njit_kernel
+def _link_head(prv: Any, nxt: Any, head: int, slot: int) -> None:
+    first = nxt[head]  # lists.push_head
+    nxt[slot] = first
+    prv[slot] = head
+    prv[first] = slot
+    nxt[head] = slot
+
+
+@njit_kernel
+def _unlink(prv: Any, nxt: Any, slot: int) -> None:
+    p, n = prv[slot], nxt[slot]  # lists.unlink
+    nxt[p] = n
+    prv[n] = p
+    prv[slot] = nxt[slot] = -1
+
+
+@njit_kernel
+def twolist_insert(st: State, slot: int, fingerprint: int) -> int:
+    prv, nxt, where, meta = st[0], st[1], st[2], st[4]
+    if where[slot]:
+        return 1
+    inactive = len(where)
+    n_active = meta[ACTIVE_LEN]
+    if (meta[WARMUP] and meta[SIZE] - n_active >= meta[0] - meta[MAX_ACTIVE]  # meta[0]: the capacity
+            and n_active < meta[MAX_ACTIVE]):
+        _link_head(prv, nxt, inactive + 1, slot)
+        where[slot] = ACTIVE
+        meta[ACTIVE_LEN] += 1
+    else:
+        _link_head(prv, nxt, inactive, slot)
+        where[slot] = INACTIVE
+    meta[SIZE] += 1
+    return 0
+
+
+@njit_kernel
+def twolist_hit(st: State, slot: int) -> int:
+    prv, nxt, where, meta = st[0], st[1], st[2], st[4]
+    w = where[slot]
+    if not w:
+        return 1
+    inactive = len(where)
+    active = inactive + 1
+    _unlink(prv, nxt, slot)
+    _link_head(prv, nxt, active, slot)  # to the active head: refreshed, or promoted
+    if w == ACTIVE:
+        return 0
+    where[slot] = ACTIVE
+    n_active = meta[ACTIVE_LEN] + 1
+    while n_active > meta[MAX_ACTIVE]:  # demote the active tail to the inactive head
+        demoted = prv[active]
+        _unlink(prv, nxt, demoted)
+        _link_head(prv, nxt, inactive, demoted)
+        where[demoted] = INACTIVE
+        n_active -= 1
+    meta[ACTIVE_LEN] = n_active
+    return 0
+
+
+@njit_kernel
+def twolist_remove(st: State, slot: int) -> int:
+    where, meta = st[2], st[4]
+    w = where[slot]
+    if not w:
+        return 1
+    _unlink(st[0], st[1], slot)
+    where[slot] = ABSENT
+    if w == ACTIVE:
+        meta[ACTIVE_LEN] -= 1
+    meta[SIZE] -= 1
+    return 0
+
+
+@njit_kernel
+def twolist_evict(st: State) -> int:
+    prv, where = st[0], st[2]
+    inactive = len(where)
+    victim = prv[inactive]  # the inactive tail
+    if victim == inactive:
+        # the inactive list is empty: refill it from the active tail first, as Linux does
+        victim = prv[inactive + 1]
+        if victim == inactive + 1:
+            return -1
+    twolist_remove(st, victim)
+    return victim
 
 
 @register("twolist")
-class TwoList(Policy):
+class TwoList(CompiledPolicy):
+    kernels = Kernels(twolist_insert, twolist_hit, twolist_remove, twolist_evict, (0, 1, 2, 3, 4))
+
     def __init__(
         self,
         capacity: int,
@@ -73,14 +182,25 @@ class TwoList(Policy):
         slots: int | None = None,
         arrays: Mapping[str, Any] | None = None,
         init: bool = True,
+        preset: str | None = None,
         active_ratio: float | None = None,
+        warmup: str | None = None,
     ):
-        if active_ratio is not None and not 0.0 <= active_ratio <= 1.0:
-            raise ValueError(f"active_ratio must be in [0, 1], got {active_ratio}")
-        self._option = 0.5 if active_ratio is None else float(active_ratio)
+        if preset is not None and preset not in PRESETS:
+            raise ValueError(f"unknown two-list preset {preset!r}; known: {', '.join(PRESETS)}")
+        opts = dict(PRESETS[preset or "linux"])
+        given = {"active_ratio": active_ratio, "warmup": warmup}
+        opts.update({k: v for k, v in given.items() if v is not None})
+        if not 0.0 <= opts["active_ratio"] <= 1.0:
+            raise ValueError(f"active_ratio must be in [0, 1], got {opts['active_ratio']}")
+        if opts["warmup"] not in WARMUPS:
+            raise ValueError(f"warmup must be one of {WARMUPS}, got {opts['warmup']!r}")
+        self._options = opts
         super().__init__(capacity, slots=slots, arrays=arrays, init=init)
-        if active_ratio is not None and active_ratio != self.active_ratio:
-            raise ValueError(f"active_ratio={active_ratio} but the attached policy has {self.active_ratio}")
+        stored = {"active_ratio": self.active_ratio, "warmup": WARMUPS[int(self._meta[WARMUP])]}
+        for k, v in given.items():
+            if (v is not None or preset) and opts[k] != stored[k]:
+                raise ValueError(f"{k}={opts[k]!r} but the attached policy has {stored[k]!r}")
 
     @classmethod
     def array_specs(cls, slots: int) -> list[ArraySpec]:
@@ -89,7 +209,7 @@ class TwoList(Policy):
             ArraySpec("pol_next", "int32", (slots + 2,)),
             ArraySpec("pol_where", "int8", (slots,)),
             ArraySpec("pol_ratio", "float64", (1,)),
-            ArraySpec("pol_meta", "int64", (4,)),
+            ArraySpec("pol_meta", "int64", (5,)),
         ]
 
     def _bind(self, arrays: dict[str, Any]) -> None:
@@ -103,8 +223,9 @@ class TwoList(Policy):
     def _reset(self) -> None:
         init_sentinels(self._prev, self._next, self.slots, 2)
         fill(self._where, ABSENT)
-        self._ratio[0] = self._option
+        self._ratio[0] = self._options["active_ratio"]
         self._meta[ACTIVE_LEN] = 0
+        self._meta[WARMUP] = WARMUPS.index(self._options["warmup"])
 
     def _resized(self, capacity: int) -> None:
         self._meta[MAX_ACTIVE] = int(self._ratio[0] * capacity)
@@ -116,64 +237,6 @@ class TwoList(Policy):
     @property
     def max_active(self) -> int:
         return int(self._meta[MAX_ACTIVE])
-
-    def insert(self, slot: int, fingerprint: int = 0) -> None:
-        if not 0 <= slot < self.slots:
-            raise self._out_of_range(slot)
-        if self._where[slot]:
-            raise self._present(slot)
-        push_head(self._prev, self._next, self._inactive, slot)
-        self._where[slot] = INACTIVE
-        self._meta[SIZE] += 1
-
-    def hit(self, slot: int) -> None:
-        if not 0 <= slot < self.slots:
-            raise self._out_of_range(slot)
-        where = self._where
-        w = where[slot]
-        prv, nxt, active = self._prev, self._next, self._active
-        if w == ACTIVE:
-            move_after(prv, nxt, active, slot)
-            return
-        if not w:
-            raise KeyError(slot)
-        move_after(prv, nxt, active, slot)  # promote: inactive → active head
-        where[slot] = ACTIVE
-        meta = self._meta
-        n_active = meta[ACTIVE_LEN] + 1
-        inactive, max_active = self._inactive, meta[MAX_ACTIVE]
-        while n_active > max_active:
-            demoted = pop_tail(prv, nxt, active)
-            push_head(prv, nxt, inactive, demoted)
-            where[demoted] = INACTIVE
-            n_active -= 1
-        meta[ACTIVE_LEN] = n_active
-
-    def remove(self, slot: int) -> None:
-        if not 0 <= slot < self.slots:
-            raise self._out_of_range(slot)
-        w = self._where[slot]
-        if not w:
-            raise KeyError(slot)
-        unlink(self._prev, self._next, slot)
-        self._where[slot] = ABSENT
-        if w == ACTIVE:
-            self._meta[ACTIVE_LEN] -= 1
-        self._meta[SIZE] -= 1
-
-    def evict(self) -> int:
-        prv, nxt, meta = self._prev, self._next, self._meta
-        victim = pop_tail(prv, nxt, self._inactive)
-        if victim < 0:
-            # the inactive list is empty: refill it from the active tail first, as Linux does
-            demoted = pop_tail(prv, nxt, self._active)
-            if demoted < 0:
-                raise self._empty()
-            meta[ACTIVE_LEN] -= 1
-            victim = demoted
-        self._where[victim] = ABSENT
-        meta[SIZE] -= 1
-        return victim
 
     def is_active(self, slot: int) -> bool:
         """Whether a present slot is on the active list (KeyError if absent)."""
