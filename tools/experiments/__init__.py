@@ -16,7 +16,7 @@ import importlib
 
 from memsim.tools.experiments.base import Experiment
 
-MODULES: tuple[str, ...] = ("belady",)
+MODULES: tuple[str, ...] = ("belady", "page_tables")
 
 
 def experiments() -> dict[str, Experiment]:
