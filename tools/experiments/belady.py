@@ -208,13 +208,15 @@ def _curves(ax: Any, c: JSON, policies: list[str]) -> None:
                 ls="--" if p == OPT else "-", label=p + (" (offline)" if p == OPT else ""), alpha=0.9)
     ax.set_xlabel("frames for pages")
     ax.set_ylabel("page faults")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
 
 
 def _mark(ax: Any, frames: list[int], fifo: list[int]) -> None:
     for f in anomalies(fifo):
         ax.annotate(f"anomaly: {fifo[f - 1]} -> {fifo[f]} faults\nwith {f} -> {f + 1} frames",
-                    xy=(f + 1, fifo[f]), xytext=(f + 1.3, fifo[f] + 1.5), color="tab:red", fontsize=8,
+                    xy=(f + 1, fifo[f]), xytext=(f + 1.25, fifo[f] - (fifo[f] - fifo[-1]) * 0.6), color="tab:red",
+                    fontsize=8, bbox={"fc": "white", "ec": "none", "alpha": 0.85},
                     arrowprops={"arrowstyle": "->", "color": "tab:red"})
 
 
@@ -225,12 +227,12 @@ def plot(d: JSON, fig: Figure) -> None:
     _curves(ax, classic, d["policies"])
     _mark(ax, classic["frames"], classic["machine"]["fifo"])
     ax.set_title("1,2,3,4,1,2,5,1,2,3,4,5: only FIFO rises from 3 to 4 frames", fontsize=10)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=2, loc="upper right")
     ax = axes[0][1]
     _curves(ax, rand, d["policies"])
     _mark(ax, rand["frames"], rand["machine"]["fifo"])
-    ax.set_title(f"a random string ({len(rand['trace'])} stores, {len(rand['frames'])} pages): OPT is the floor",
-                 fontsize=10)
+    ax.set_title(f"random string ({len(rand['trace'])} stores, {len(rand['frames'])} pages): OPT the floor",
+                 fontsize=9)
     f = d["finder"]
     ax = axes[1][0]
     if "shortest" in f:
@@ -241,7 +243,7 @@ def plot(d: JSON, fig: Figure) -> None:
                 label="opt")
         _mark(ax, frames, s["offline"])
         ax.set_title(f"shortest anomaly found: {','.join(map(str, s['trace']))}", fontsize=9)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper right")
     else:
         ax.text(0.5, 0.5, "no FIFO anomaly found", ha="center", transform=ax.transAxes)
     ax.set_xlabel("frames for pages")
@@ -254,7 +256,8 @@ def plot(d: JSON, fig: Figure) -> None:
     bars = ax.bar(names, shares, color=["tab:red" if p == "fifo" else "tab:gray" for p in names])
     ax.bar_label(bars, labels=[str(f["anomalous"][p]) for p in names], fontsize=7)
     ax.set_ylabel("% of random strings with an anomaly")
-    ax.set_title(f"finder: {f['strings']} random strings, where a frame more faults more", fontsize=10)
+    ax.set_title(f"finder: random strings (of {f['strings']}) where a\nframe more faults more "
+                 "(LRU, OPT: never)", fontsize=9)
     ax.tick_params(axis="x", labelsize=8)
     fig.suptitle("Belady's anomaly: page faults against frames on memsim's VM", fontsize=12)
 
