@@ -92,7 +92,10 @@ def fragment(vm: Any, windows: int) -> tuple[int, int]:
     filler = vm.create_space("multilevel", name="filler")
     n = vm.pool.free_frames() - 64  # (room for the tables)
     base = vm.mmap(filler, n * PAGE, kind="data")
-    for i in range(n):
+    # its page tables first (a page per 2 MiB), so that they sit together in the lowest window, as Linux
+    # keeps unmovable allocations in pageblocks of their own (mm/page_alloc.c, migratetypes): a table
+    # frame in every window would leave compaction nothing it may empty
+    for i in [*range(0, n, HUGE), *range(n)]:
         vm.store(filler, base + i * PAGE, b"\1")
     fragmented = windows - FREE_WINDOWS
     drop = []
