@@ -220,13 +220,16 @@ def plot(d: JSON, fig: Figure) -> None:
                  "spaces with one layout share chains",
                  xy=(n, inv[-1]), xytext=(0.04, 0.62), textcoords="axes fraction", fontsize=7.5, color="tab:brown",
                  arrowprops={"arrowstyle": "->", "color": "tab:brown"})
-    ax3.set(xscale="log", xlabel="address spaces", ylabel="memory references per TLB-miss walk")
+    ax3.set(xscale="log", yscale="log", xlabel="address spaces", ylabel="memory references per TLB-miss walk")
     ax3.set_title("the price on every TLB miss:\nlinear, hybrid 1; radix 1 per level", fontsize=9)
     for ax in (ax1, ax2, ax3):
         ax.grid(alpha=0.3, which="both")
     for ax in (ax2, ax3):
         ax.set_xticks(d["spaces"], [str(n) for n in d["spaces"]])
         ax.minorticks_off()
+    top = max(max(c["refs_per_walk"]) for c in d["configs"].values())
+    ax3.set_yticks([y for y in (1, 2, 3, 4, 5, 10, 20, 50, 100, 200) if y <= top * 1.2],
+                   [str(y) for y in (1, 2, 3, 4, 5, 10, 20, 50, 100, 200) if y <= top * 1.2])
     fig.suptitle("Page tables: memory per space and for N spaces, and the walk each pays on a TLB miss",
                  fontsize=11)
 

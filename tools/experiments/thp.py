@@ -260,7 +260,7 @@ def plot(d: JSON, fig: Figure) -> None:
         c = d["spikes"]["always"]["counters"]
         ax3.annotate(f"direct compaction: {c['compact_stall']} stalls ({c['compact_success']} found a run),\n"
                      f"{c['compact_migrate_pages']} pages migrated inside the faulting access", xy=(t, x),
-                     xytext=(0.35, 0.93), textcoords="axes fraction",
+                     xytext=(0.3, 0.74), textcoords="axes fraction",
                      fontsize=8, color="tab:red", arrowprops={"arrowstyle": "->", "color": "tab:red"})
     ax3.set(yscale="log", xlabel="time since the heap started growing (ms)", ylabel="latency of one access (µs of CPU)")
     free_runs = d["spikes"]["always"]["event"].count(1)
