@@ -229,9 +229,8 @@ MARK = {0: ("tab:red", "X", 70), 1: ("tab:green", "^", 40), 2: ("black", ".", 8)
 
 
 def plot(d: JSON, fig: Figure) -> None:
-    grid = fig.add_gridspec(2, 2, width_ratios=[1, 2.2])
-    ax1, ax2 = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0])
-    ax3 = fig.add_subplot(grid[:, 1])
+    ax1, ax2 = fig.add_subplot(2, 3, 1), fig.add_subplot(2, 3, 4)
+    ax3 = fig.add_subplot(2, 3, (2, 6))  # the two right columns, both rows
     r = d["reach"]
     colors = ["tab:gray", "tab:orange", "tab:blue"]
     b = ax1.bar(MODES, [r[m]["tlb_hit_ratio"] for m in MODES], color=colors)

@@ -156,7 +156,7 @@ def plot(d: JSON, fig: Figure) -> None:
     ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="center right")
     ax.grid(alpha=0.3)
     ax.set_title(f"Thrashing: {d['processes']} client processes sweeping their pages on a {d['pool_frames']}-frame "
-                 f"pool with swap ({d['policy']}):\npast the knee nearly every access faults to swap and "
+                 f"pool with swap ({d['policy']}):\npast the knee their pages fault in from swap and "
                  "throughput collapses", fontsize=10)
 
 
