@@ -37,8 +37,8 @@ FINDER_LENGTH = (30, 60)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--length", type=int, default=240, help="references in the random string (default 240)")
     p.add_argument("--pages", type=int, default=16, help="distinct pages of the random string (default 16)")
-    p.add_argument("--search", type=int, default=10000,
-                   help="random strings the anomaly finder tries (default 10000)")
+    p.add_argument("--search", type=int, default=5000,
+                   help="random strings the anomaly finder tries (default 5000)")
 
 
 def online_policies() -> list[str]:

@@ -3,21 +3,13 @@ simulator, and the finder's shortest anomaly replayed on the machine."""
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
-from memsim.tools.experiments import experiments
-from memsim.tools.experiments.base import run_experiment
+from tests.tools.experiments.quick import run_quick
 
 
 def test_quick_run_shows_the_anomaly_on_the_machine(tmp_path: Path) -> None:
-    exp = experiments()["belady"]
-    args = argparse.Namespace(seed=1, quick=True, out=str(tmp_path), no_png=False, replot=None, quiet=True,
-                              scheduler=None, workers=2, length=0, pages=0, search=0)
-    assert run_experiment(exp, args) == 0
-    doc = json.loads((tmp_path / "belady.json").read_text())
-    assert [c["claim"] for c in doc["checks"] if not c["held"]] == []
+    doc = run_quick("belady", tmp_path, length=0, pages=0, search=0)
     d = doc["data"]
     classic = d["curves"]["classic"]
     assert classic["machine"]["fifo"][2:4] == [9, 10] and classic["machine"]["lru"][2:4] == [10, 8]
@@ -26,4 +18,3 @@ def test_quick_run_shows_the_anomaly_on_the_machine(tmp_path: Path) -> None:
     a, b = shortest["frames"]
     assert b == a + 1 and shortest["machine"][1] > shortest["machine"][0]
     assert shortest["offline"][a - 1:b] == shortest["machine"]
-    assert (tmp_path / "belady.png").read_bytes()[:4] == b"\x89PNG"
