@@ -10,6 +10,11 @@ touch their pages once (the warm-up), then sweep them in a shuffled order again 
 The server's vmstat is read at the harness's barriers exactly around the timed window, so the
 fault counts cover only the measured accesses.
 
+Past the knee the rate is not a smooth function of the working set: replacement is global, so a
+process that gets ahead keeps its pages recent and the one that faults falls further behind
+(Denning's argument for working-set admission over global LRU); which one wins varies from run to
+run, and with it the per-access rate. That the sets thrash, from swap, does not vary.
+
 The knee is found in the data: the smallest total working set whose fault rate is above
 KNEE_FAULTS per 1000 accesses (below it the sets fit and, warm, nothing faults), placed between
 that point and the one before it. The frames the pages can have (the pool less the spaces'
@@ -98,15 +103,17 @@ def checks(d: JSON) -> list[Check]:
     if k is None:
         return [Check("a knee: the fault rate rises above 1% of accesses past some working set", False)]
     below = [p for p in pts if p["working_set"] <= k["last_fit"]]
+    above = [p for p in pts if p["working_set"] >= k["first_thrash"]]
+    majors = [p["major_per_1000"] for p in above]
     return [Check(f"the knee: the working sets fit up to {k['last_fit']} pages and thrash from "
                   f"{k['first_thrash']}; the frames for pages are {frames}",
                   k["last_fit"] <= frames * 1.05 and k["first_thrash"] >= frames * 0.95),
             Check(f"below the knee the warm sets hardly fault (at most "
                   f"{max(p['faults_per_1000'] for p in below):.1f} per 1000 accesses)",
                   all(p["faults_per_1000"] <= KNEE_FAULTS for p in below)),
-            Check(f"past it, faults come from swap: {pts[-1]['major_per_1000']:.0f} major faults per 1000 "
-                  f"accesses at {pts[-1]['working_set']} pages, pswpin {pts[-1]['pswpin']:,}",
-                  pts[-1]["major_per_1000"] > 100 and pts[-1]["pswpin"] > 0),
+            Check(f"past it every working set faults its pages in from swap: {min(majors):.0f} to {max(majors):.0f} "
+                  f"major faults per 1000 accesses, pswpin {min(p['pswpin'] for p in above):,} or more",
+                  min(majors) > KNEE_FAULTS and all(p["pswpin"] > 0 for p in above)),
             Check(f"throughput falls past the knee: {k['thrash_per_s']:,.0f} accesses/s against "
                   f"{k['fit_per_s']:,.0f} while the sets fit", k["thrash_per_s"] < 0.8 * k["fit_per_s"]),
             Check("no access failed", all(p["errors"] == 0 for p in pts))]
