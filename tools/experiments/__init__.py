@@ -16,7 +16,7 @@ import importlib
 
 from memsim.tools.experiments.base import Experiment
 
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = ("belady", "thrashing", "page_tables", "thp")
 
 
 def experiments() -> dict[str, Experiment]:

@@ -173,6 +173,12 @@ def draw(exp: Experiment, data: JSON, path: Path) -> None:
         fig.savefig(path, dpi=100)
     finally:
         plt.close(fig)
+    from PIL import Image  # (matplotlib's own dependency)
+
+    # 256 colours: a chart has few, and its anti-aliased text is most of a full-colour PNG's bytes
+    with Image.open(path) as im:
+        small = im.convert("RGB").quantize(256)
+    small.save(path, optimize=True)
 
 
 def report(exp: Experiment, ctx: Context, data: JSON, seconds: float) -> JSON:
