@@ -16,7 +16,7 @@ import importlib
 
 from memsim.tools.experiments.base import Experiment
 
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = ("contention",)
 
 
 def experiments() -> dict[str, Experiment]:
