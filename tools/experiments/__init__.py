@@ -16,7 +16,7 @@ import importlib
 
 from memsim.tools.experiments.base import Experiment
 
-MODULES: tuple[str, ...] = ("contention",)
+MODULES: tuple[str, ...] = ("contention", "gc")
 
 
 def experiments() -> dict[str, Experiment]:
