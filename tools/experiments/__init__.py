@@ -16,7 +16,7 @@ import importlib
 
 from memsim.tools.experiments.base import Experiment
 
-MODULES: tuple[str, ...] = ("contention", "gc")
+MODULES: tuple[str, ...] = ("contention", "eviction", "gc")
 
 
 def experiments() -> dict[str, Experiment]:
