@@ -44,6 +44,7 @@ DESIGNS: dict[str, tuple[bool, bool]] = {
     "global lock": (True, True),
 }
 COLOURS = {"per-core caches": "tab:green", "no caches": "tab:orange", "global lock": "tab:red"}
+LINES = {"per-core caches": ("-", 1.8), "no caches": ("-", 3.5), "global lock": ("--", 1.8)}  # overlaps stay visible
 ALLOC_LOCKS = ("mcentral", "mheap", "global")  # the allocator's lock names (sim/alloc/layout.py)
 
 
@@ -146,44 +147,52 @@ def summary(data: JSON) -> list[Any]:
 
 
 def plot(data: JSON, fig: Figure) -> None:
-    axes = fig.subplots(2, 3)
     counts = data["processes"]
-    panels = [("ops_per_s", "throughput (allocator ops/s)", "throughput: flattens at the host's CPU count", 1.0),
-              ("acquisitions_per_op", "lock acquisitions per op", "locks per op: caches skip most", 1.0),
-              ("contended_share", "contended acquisitions (%)", "contended share: the global lock queues", 100.0),
+    panels = [("ops_per_s", "allocator ops/s", "throughput: flattens at the host's CPUs", 1.0),
+              ("acquisitions_per_op", "lock acquisitions per op (log)", "locks per op: caches skip nearly all", 1.0),
+              ("contended_share", "contended acquisitions (%)", "contended share: one lock queues most", 100.0),
               ("wait_us_per_op", "lock wait per op (µs)", "time spent waiting for locks", 1.0)]
-    flat = [axes[0][0], axes[0][1], axes[0][2], axes[1][0]]
-    for ax, (key, ylabel, title, scale) in zip(flat, panels, strict=True):
+    axes = fig.subplots(2, 4, gridspec_kw={"height_ratios": [3, 2]})
+    for a in axes[1]:
+        a.remove()
+    for i, (key, ylabel, title, scale) in enumerate(panels):
+        ax = axes[0][i]
         for design, rows in data["designs"].items():
-            ax.plot(counts, [r[key] * scale for r in rows], marker="o", color=COLOURS[design], label=design)
+            ls, lw = LINES[design]
+            ax.plot(counts, [r[key] * scale for r in rows], marker="o", color=COLOURS[design], ls=ls, lw=lw,
+                    label=design)
         ax.set_xlabel("client processes")
         ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize="medium")
         ax.set_xticks(counts)
-        ax.set_ylim(bottom=0)
+        if key == "acquisitions_per_op":
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-    flat[0].legend(fontsize="small")
-    _lock_table(fig, axes[1][1], axes[1][2], data)
+        if i == 0:
+            ax.legend(fontsize="small")
+    _lock_table(fig.add_subplot(axes[0][0].get_gridspec()[1, :]), data)  # the whole bottom row
     fig.suptitle(f"Allocator lock contention: per-core caches vs no caches vs one global lock "
-                 f"({data['host_cpus']}-CPU host, {data['server_cores']} server cores)")
+                 f"({data['host_cpus']}-CPU host, {data['server_cores']} server cores, Larson's load)")
 
 
-def _lock_table(fig: Figure, left: Any, right: Any, data: JSON) -> None:
-    """The busiest locks at the largest process count, as a table across the last two panels."""
-    right.remove()
-    left.axis("off")
+def _lock_table(ax: Any, data: JSON) -> None:
+    """The busiest locks at the largest process count, per design."""
+    ax.axis("off")
     n = data["processes"][-1]
     rows = [[design, lk["name"], f"{lk['acquisitions']:,}", f"{lk['contended'] / max(1, lk['acquisitions']):.1%}",
              f"{lk['wait_ns'] / 1e6:.1f}"]
             for design in data["designs"] for lk in _last(data, design)["locks"][:3]]
-    table = left.table(cellText=rows, colLabels=["design", "lock", "acquisitions", "contended", "wait ms"],
-                       loc="upper left", bbox=[0.0, 0.0, 2.15, 1.0])
+    table = ax.table(cellText=rows, colLabels=["design", "lock", "acquisitions", "contended", "wait (ms)"],
+                     cellLoc="center", bbox=[0.1, 0.0, 0.8, 1.0])
     table.auto_set_font_size(False)
-    table.set_fontsize(8)
-    left.set_title(f"lock table: the busiest allocator locks with {n} processes", fontsize="medium", loc="left")
+    table.set_fontsize(9)
+    ax.set_title(f"lock table: the busiest allocator locks with {n} processes, over {data['seconds']:g} s",
+                 fontsize="medium")
 
 
 EXPERIMENT = Experiment(name="contention", help="the allocator's per-core caches, no caches and one global lock "
                                                 "against 1..N client processes: throughput and lock counters",
                         run=run, plot=plot, summary=summary, checks=checks, add_arguments=add_arguments,
-                        figsize=(15.0, 8.5))
+                        figsize=(16.0, 8.0))

@@ -74,11 +74,22 @@ def key(k: int) -> bytes:
     return b"k%07d" % k  # one length for every key: every key costs the same bytes
 
 
+def fractions(text: str) -> list[float]:
+    """--sizes: a comma list of fractions strictly between 0 and 1."""
+    try:
+        got = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        got = []
+    if not got or not all(0 < x < 1 for x in got):
+        raise argparse.ArgumentTypeError(f"{text!r}: give fractions between 0 and 1, e.g. 0.1,0.2,0.4")
+    return sorted(set(got))
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keys", type=whole(10), default=500, help="keys of the workloads (default 500; --quick 200)")
     p.add_argument("--requests", type=whole(500), default=4000,
                    help="requests per workload and size (default 4000; --quick 1000)")
-    p.add_argument("--sizes", default="0.1,0.2,0.3,0.4",
+    p.add_argument("--sizes", type=fractions, default=[0.1, 0.2, 0.3, 0.4],
                    help="maxmemory as fractions of the keys' footprint, a comma list (default 0.1,0.2,0.3,0.4; "
                         "--quick 0.2,0.4)")
     p.add_argument("--alpha", type=float, default=1.0, help="the Zipf workload's exponent (default 1.0)")
@@ -115,13 +126,11 @@ def _plan(ctx: Context) -> Plan:
     from memsim.sim.policies.simulate import zipf_trace
 
     a = ctx.args
-    keys, requests, sizes = a.keys, a.requests, [float(x) for x in a.sizes.split(",")]
+    keys, requests, sizes = a.keys, a.requests, a.sizes
     per_size, order_keys, order_seconds = a.seconds_per_size, a.order_keys, a.order_seconds
     if ctx.quick:
         keys, requests, sizes = min(keys, 200), min(requests, 1000), [0.2, 0.4]
         per_size, order_keys, order_seconds = min(per_size, 2.5), min(order_keys, 200), min(order_seconds, 3.0)
-    if not all(0 < s < 1 for s in sizes):
-        raise SystemExit("memsim experiment eviction: --sizes are fractions between 0 and 1")
     cycles = max(1, requests // (2 * LRU_TEST_CYCLE))
     # lru_test_trace: (key 1..keys, is a write); its seed and Zipf's from the run's seed
     lru = [(k, not write) for k, write in lru_test_trace(keys, cycles, LRU_TEST_CYCLE, seed=ctx.seed)]

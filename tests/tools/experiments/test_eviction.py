@@ -12,8 +12,8 @@ import pytest
 from memsim.sim.policies.simulate import belady
 from memsim.tools.cli import build_parser
 from memsim.tools.experiments import experiments
-from memsim.tools.experiments.base import Context, run_experiment
-from memsim.tools.experiments.eviction import _plan, belady_bypass_hits, older_half_share, opt_hit_ratio, versions
+from memsim.tools.experiments.base import run_experiment
+from memsim.tools.experiments.eviction import belady_bypass_hits, older_half_share, opt_hit_ratio, versions
 
 
 def test_versions_make_a_set_a_new_object_and_a_get_the_current_one() -> None:
@@ -98,6 +98,8 @@ def test_quick_run_on_live_servers(tmp_path: Path) -> None:
 
 
 def test_sizes_are_fractions() -> None:
-    args = build_parser().parse_args(["experiment", "eviction", "--sizes", "0.5,2"])
-    with pytest.raises(SystemExit):
-        _plan(Context(name="eviction", args=args))
+    parser = build_parser()
+    for bad in ("0.5,2", "0", "a,b"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["experiment", "eviction", "--sizes", bad])
+    assert parser.parse_args(["experiment", "eviction", "--sizes", "0.4,0.1"]).sizes == [0.1, 0.4]
