@@ -31,13 +31,15 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from memsim.tools.experiments.base import JSON, Check, Context, Experiment, Figure
-from memsim.tools.flags import whole
+from memsim.tools.flags import parse_bytes, real, size_text, whole
 from memsim.tools.gcstats import GcRecord, LaneRun, worst_mmu
 from memsim.tools.loads import GC_WORKLOADS, GcLoad
 
 # collector mode -> the `memsim serve` flags that select it
 MODES: dict[str, tuple[str, ...]] = {"serial": ()}
 MMU_WIDTHS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+SCALE = 1 / 64  # Splay's tree of 125 nodes: old space fills, and mark-compacts, within seconds
+SEMI_SPACE = 256 << 10
 HANDLER_RESIDUE = 0.10  # "near zero": a scavenge leaves at most this share of the heapUsed it found
 
 
@@ -61,14 +63,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="client processes per workload, each with an isolate (default 2; --quick 1)")
     p.add_argument("--seconds", type=float, default=8.0,
                    help="measured seconds per workload (default 8; --quick 1.5)")
+    p.add_argument("--scale", type=real(0, 1, above=True), default=SCALE,
+                   help=f"of Boehm's and Octane's sizes, as `memsim bench gc --scale` (default 1/{1 / SCALE:g}; "
+                        "--quick 1/256)")
+    p.add_argument("--semi-space", type=parse_bytes, default=SEMI_SPACE,
+                   help=f"each isolate's semi-space (default {size_text(SEMI_SPACE)}: small, so that a few seconds "
+                        "show many scavenges)")
 
 
 def run(ctx: Context) -> JSON:
     from memsim.tools.gcbench import own_server, run_workload
 
     a = ctx.args
-    load = GcLoad(clients=1 if ctx.quick else a.clients, seconds=a.seconds, seed=ctx.seed, quick=ctx.quick,
-                  progress=False).effective()
+    load = GcLoad(clients=1 if ctx.quick else a.clients, seconds=a.seconds, scale=a.scale, semi_space=a.semi_space,
+                  seed=ctx.seed, quick=ctx.quick, progress=False).effective()
     load.validate()
     modes: dict[str, dict[str, Any]] = {}
     with ctx.progress(len(a.modes) * len(a.workloads), "modes × workloads") as step:
