@@ -33,13 +33,14 @@ from typing import Any
 from memsim.tools.experiments.base import JSON, Check, Context, Experiment, Figure
 from memsim.tools.flags import parse_bytes, real, size_text, whole
 from memsim.tools.gcstats import GcRecord, LaneRun, worst_mmu
-from memsim.tools.loads import GC_WORKLOADS, GcLoad
+from memsim.tools.loads import GC_WORKLOADS, QUICK_SCALE, QUICK_SEMI_SPACE, GcLoad
 
 # collector mode -> the `memsim serve` flags that select it
 MODES: dict[str, tuple[str, ...]] = {"serial": ()}
 MMU_WIDTHS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 SCALE = 1 / 64  # Splay's tree of 125 nodes: old space fills, and mark-compacts, within seconds
 SEMI_SPACE = 256 << 10
+QUICK_SECONDS = 3.0
 HANDLER_RESIDUE = 0.10  # "near zero": a scavenge leaves at most this share of the heapUsed it found
 
 
@@ -62,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clients", type=whole(1), default=2,
                    help="client processes per workload, each with an isolate (default 2; --quick 1)")
     p.add_argument("--seconds", type=float, default=8.0,
-                   help="measured seconds per workload (default 8; --quick 1.5)")
+                   help="measured seconds per workload (default 8; --quick 3)")
     p.add_argument("--scale", type=real(0, 1, above=True), default=SCALE,
                    help=f"of Boehm's and Octane's sizes, as `memsim bench gc --scale` (default 1/{1 / SCALE:g}; "
                         "--quick 1/256)")
@@ -75,8 +76,11 @@ def run(ctx: Context) -> JSON:
     from memsim.tools.gcbench import own_server, run_workload
 
     a = ctx.args
-    load = GcLoad(clients=1 if ctx.quick else a.clients, seconds=a.seconds, scale=a.scale, semi_space=a.semi_space,
-                  seed=ctx.seed, quick=ctx.quick, progress=False).effective()
+    load = GcLoad(clients=a.clients, seconds=a.seconds, scale=a.scale, semi_space=a.semi_space, seed=ctx.seed,
+                  progress=False)
+    if ctx.quick:  # bench gc's smoke sizes, but a window long enough for Splay's mark-compact on a busy host
+        load = replace(load, clients=1, seconds=min(a.seconds, QUICK_SECONDS), scale=min(a.scale, QUICK_SCALE),
+                       semi_space=min(a.semi_space, QUICK_SEMI_SPACE))
     load.validate()
     modes: dict[str, dict[str, Any]] = {}
     with ctx.progress(len(a.modes) * len(a.workloads), "modes × workloads") as step:
