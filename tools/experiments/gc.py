@@ -174,8 +174,11 @@ def plot(data: JSON, fig: Figure) -> None:
     for m, mode in enumerate(modes):
         for c, name in enumerate(names):
             heap, pauses = axes[2 * m][c], axes[2 * m + 1][c]
-            draw_workload(heap, pauses, name, lane_runs(data["modes"][mode][name]))
+            runs = lane_runs(data["modes"][mode][name])
+            draw_workload(heap, pauses, name, runs)
             pauses.set_xlim(heap.get_xlim())  # one time axis for the heap and its pauses
+            longest = max((e.pause_ms for run in runs for e in run.in_window()), default=1.0)
+            pauses.set_ylim(0, longest * 1.1)  # every pause's top in view
             heap.set_ylabel("heap (MiB)")
             heap.set_xlabel("seconds into the measured window")
             if len(modes) > 1:
