@@ -32,10 +32,13 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memsim.tools.experiments.base import JSON, Check, Context, Experiment, Figure
 from memsim.tools.flags import whole
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 # design -> (no_caches, global_lock), LocalServer's fields
 DESIGNS: dict[str, tuple[bool, bool]] = {
@@ -177,15 +180,17 @@ def plot(data: JSON, fig: Figure) -> None:
                  f"({data['host_cpus']}-CPU host, {data['server_cores']} server cores, Larson's load)")
 
 
-def _lock_table(ax: Any, data: JSON) -> None:
+def _lock_table(ax: Axes, data: JSON) -> None:
     """The busiest locks at the largest process count, per design."""
+    from matplotlib.transforms import Bbox
+
     ax.axis("off")
     n = data["processes"][-1]
     rows = [[design, lk["name"], f"{lk['acquisitions']:,}", f"{lk['contended'] / max(1, lk['acquisitions']):.1%}",
              f"{lk['wait_ns'] / 1e6:.1f}"]
             for design in data["designs"] for lk in _last(data, design)["locks"][:3]]
     table = ax.table(cellText=rows, colLabels=["design", "lock", "acquisitions", "contended", "wait (ms)"],
-                     cellLoc="center", bbox=[0.1, 0.0, 0.8, 1.0])
+                     cellLoc="center", bbox=Bbox.from_bounds(0.1, 0.0, 0.8, 1.0))
     table.auto_set_font_size(False)
     table.set_fontsize(9)
     ax.set_title(f"lock table: the busiest allocator locks with {n} processes, over {data['seconds']:g} s",

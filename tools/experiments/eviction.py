@@ -40,10 +40,19 @@ import queue
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memsim.tools.experiments.base import JSON, Check, Context, Experiment, Figure
 from memsim.tools.flags import whole
+
+if TYPE_CHECKING:  # the parser imports this module and must load no gRPC (tests/tools/test_cli_layout.py)
+    from multiprocessing.queues import Queue
+
+    from matplotlib.axes import Axes
+
+    from memsim.client import Cache
+
+    Reports = Queue[tuple[str, str, Any]]  # (what, lane, its figures): "order", "size", "end" or "error"
 
 # (label, maxmemory-policy, maxmemory-samples): the lanes, one server each
 POLICIES: tuple[tuple[str, str, int], ...] = (
@@ -215,7 +224,7 @@ class _Pacer:
             self.late = max(self.late, now - due)
 
 
-def _replay(cache: Any, workload: str, ops: list[Op], seconds: float) -> dict[str, Any]:
+def _replay(cache: Cache, workload: str, ops: list[Op], seconds: float) -> dict[str, Any]:
     """Send ops paced over `seconds`; count the GETs and their hits (as the client saw them)."""
     pacer = _Pacer(len(ops) / seconds)
     evicted = int(cache.info("stats")["evicted_keys"])
@@ -246,7 +255,7 @@ def _replay(cache: Any, workload: str, ops: list[Op], seconds: float) -> dict[st
             "late_s": round(pacer.late, 2), "keys_at_end": int(cache.dbsize()), "evicted": evicted}
 
 
-def _limit(cache: Any, per_key: int, capacity: int) -> None:
+def _limit(cache: Cache, per_key: int, capacity: int) -> None:
     """FLUSHALL and a maxmemory that holds exactly `capacity` keys."""
     cache.config_set("maxmemory", "0")
     cache.flushall()
@@ -266,7 +275,7 @@ def _bytes_per_key(cache: Any) -> int:
     return per
 
 
-def _order_test(cache: Any, per_key: int, n: int, seconds: float) -> list[int]:
+def _order_test(cache: Cache, per_key: int, n: int, seconds: float) -> list[int]:
     """Redis's eviction-order test: which of n keys, read first to last, survive n/2 new ones (1 = kept)."""
     _limit(cache, per_key, n)
     step = 50
@@ -295,7 +304,7 @@ def _order_test(cache: Any, per_key: int, n: int, seconds: float) -> list[int]:
     return [int(x) for x in p.execute()]
 
 
-def _lane(spec: LaneSpec, plan: Plan, out: Any) -> None:
+def _lane(spec: LaneSpec, plan: Plan, out: Reports) -> None:
     """One policy on its own server: the order test, then every workload at every size."""
     from memsim.client import Cache
     from memsim.tools.local import LocalServer
@@ -330,7 +339,7 @@ def run(ctx: Context) -> JSON:
     lanes = [LaneSpec(label, pol, s, label in ORDER_TEST) for label, pol, s in
              (QUICK_POLICIES if ctx.quick else POLICIES)]
     mp = harness.context()  # spawn: this process may have imported gRPC
-    out = mp.Queue()
+    out: Reports = mp.Queue()
     procs = [mp.Process(target=_lane, args=(spec, plan, out), daemon=True) for spec in lanes]
     sizes: dict[str, dict[str, list[dict[str, Any]]]] = {w: {} for w in WORKLOADS}
     order: dict[str, list[int]] = {}
@@ -473,7 +482,7 @@ def plot(data: JSON, fig: Figure) -> None:
                  "sampled LRU gets closer to exact LRU as samples grow")
 
 
-def _draw_order(ax: Any, data: JSON) -> None:
+def _draw_order(ax: Axes, data: JSON) -> None:
     """Each policy's keys as a strip, oldest read on the left: evicted light, kept dark (Redis's figure)."""
     import numpy as np
 
