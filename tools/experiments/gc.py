@@ -146,22 +146,24 @@ def checks(data: JSON) -> list[Check]:
 def summary(data: JSON) -> list[Any]:
     from rich.table import Table
 
-    t = Table(title=f"GC pauses ({data['clients']} client(s) × {data['seconds']:g} s per workload; "
+    t = Table(title=f"GC pauses in ms ({data['clients']} client(s) × {data['seconds']:g} s per workload; "
                     f"semi-space {data['semi_space'] >> 10} KiB, old space ≤ {data['max_old_space'] >> 20} MiB)")
     several = len(data["modes"]) > 1
-    for col in (("mode",) if several else ()) + ("workload", "kind", "n", "p50 ms", "p99 ms", "max ms", "GC time",
+    for col in (("mode",) if several else ()) + ("workload", "kind", "n", "p50", "p99", "max", "GC time",
                                                  "MMU 10/50/100 ms"):
         t.add_column(col, justify="right")
     for mode, ws in data["modes"].items():
         for name, w in ws.items():
             f = w["figures"]
-            mmu = "/".join("-" if (u := f["mmu"].get(k)) is None else f"{u:.2f}" for k in ("10ms", "50ms", "100ms"))
+            mmu = " ".join("-" if (u := f["mmu"].get(k)) is None else f"{u:.2f}" for k in ("10ms", "50ms", "100ms"))
             for kind, p in f["pauses"].items():
                 if kind == "all" or not p["count"]:
                     continue
-                t.add_row(*((mode,) if several else ()), name, kind, str(p["count"]), f"{p['p50_ms']:.2f}",
-                          f"{p['p99_ms']:.2f}", f"{p['max_ms']:.2f}", f"{f['gc_time_share']:.1%}", mmu)
-    return [t, "MMU: the least share of any window of that width left to the program (1 = no pause in it)."]
+                short = "MC" if kind == "Mark-Compact" else kind
+                t.add_row(*((mode,) if several else ()), name, short, str(p["count"]), f"{p['p50_ms']:.1f}",
+                          f"{p['p99_ms']:.1f}", f"{p['max_ms']:.1f}", f"{f['gc_time_share']:.1%}", mmu)
+    return [t, "MC: Mark-Compact. MMU: the least share of any window of that width left to the program "
+               "(1 = no pause in it)."]
 
 
 def plot(data: JSON, fig: Figure) -> None:
