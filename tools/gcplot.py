@@ -13,8 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from memsim.tools.gcstats import KINDS, LaneRun, heap_series
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 KIND_COLOURS = {"Scavenge": "tab:blue", "Mark-Compact": "tab:red"}
 OTHER_COLOUR = "tab:green"
@@ -38,34 +42,39 @@ def write_png(path: str, workloads: Sequence[tuple[str, Sequence[LaneRun]]]) -> 
     fig, axes = plt.subplots(2, cols, figsize=(6.0 * cols, 7.0), squeeze=False, sharex="col",
                              gridspec_kw={"height_ratios": [3, 2]})
     for c, (name, runs) in enumerate(workloads):
-        heap, pauses = axes[0][c], axes[1][c]
-        for i, run in enumerate(runs):
-            colour = f"C{i % 10}"
-            pts = heap_series(run)
-            ts = [p[0] for p in pts]
-            heap.plot(ts, [p[1] / MiB for p in pts], color=colour, lw=1.2, label=f"lane {run.lane} heapUsed")
-            heap.plot(ts, [p[2] / MiB for p in pts], color=colour, lw=1.0, ls="--", drawstyle="steps-post",
-                      label=f"lane {run.lane} heapTotal")
-        heap.set_title(f"{name}: heap over time")
-        heap.set_ylabel("MiB")
-        heap.grid(alpha=0.3)
-        if runs:
-            heap.legend(fontsize="x-small", loc="best", ncol=2)
-        kinds = sorted({r.kind for run in runs for r in run.in_window()},
-                       key=lambda k: (KINDS.index(k) if k in KINDS else len(KINDS), k))
-        for kind in kinds:
-            xs = [(r.start_ms - run.t0_ms) / 1000.0 for run in runs for r in run.in_window() if r.kind == kind]
-            ys = [r.pause_ms for run in runs for r in run.in_window() if r.kind == kind]
-            colour = KIND_COLOURS.get(kind, OTHER_COLOUR)
-            pauses.vlines(xs, 0, ys, color=colour, lw=0.8, alpha=0.6)
-            pauses.scatter(xs, ys, color=colour, s=8, label=f"{kind} ({len(xs)})")
-        pauses.set_ylabel("pause (ms)")
-        pauses.set_xlabel("seconds into the measured window")
-        pauses.grid(alpha=0.3)
-        if kinds:
-            pauses.legend(fontsize="small", loc="upper left")
+        draw_workload(axes[0][c], axes[1][c], name, runs)
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+def draw_workload(heap: Axes, pauses: Axes, name: str, runs: Sequence[LaneRun]) -> None:
+    """One workload's two panels: heap over time on `heap`, its pauses by kind on `pauses`
+    (also what `memsim experiment gc` draws each workload's column with)."""
+    for i, run in enumerate(runs):
+        colour = f"C{i % 10}"
+        pts = heap_series(run)
+        ts = [p[0] for p in pts]
+        heap.plot(ts, [p[1] / MiB for p in pts], color=colour, lw=1.2, label=f"lane {run.lane} heapUsed")
+        heap.plot(ts, [p[2] / MiB for p in pts], color=colour, lw=1.0, ls="--", drawstyle="steps-post",
+                  label=f"lane {run.lane} heapTotal")
+    heap.set_title(f"{name}: heap over time")
+    heap.set_ylabel("MiB")
+    heap.grid(alpha=0.3)
+    if runs:
+        heap.legend(fontsize="x-small", loc="best", ncol=2)
+    kinds = sorted({r.kind for run in runs for r in run.in_window()},
+                   key=lambda k: (KINDS.index(k) if k in KINDS else len(KINDS), k))
+    for kind in kinds:
+        xs = [(r.start_ms - run.t0_ms) / 1000.0 for run in runs for r in run.in_window() if r.kind == kind]
+        ys = [r.pause_ms for run in runs for r in run.in_window() if r.kind == kind]
+        colour = KIND_COLOURS.get(kind, OTHER_COLOUR)
+        pauses.vlines(xs, 0, ys, color=colour, lw=0.8, alpha=0.6)
+        pauses.scatter(xs, ys, color=colour, s=8, label=f"{kind} ({len(xs)})")
+    pauses.set_ylabel("pause (ms)")
+    pauses.set_xlabel("seconds into the measured window")
+    pauses.grid(alpha=0.3)
+    if kinds:
+        pauses.legend(fontsize="small", loc="upper left")

@@ -16,7 +16,7 @@ import importlib
 
 from memsim.tools.experiments.base import Experiment
 
-MODULES: tuple[str, ...] = ("belady", "thrashing", "page_tables", "thp")
+MODULES: tuple[str, ...] = ("belady", "thrashing", "page_tables", "thp", "contention", "eviction", "gc")
 
 
 def experiments() -> dict[str, Experiment]:

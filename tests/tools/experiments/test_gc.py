@@ -1,0 +1,47 @@
+"""`memsim experiment gc --quick`: GCBench, Splay and the request handler on a real server (one
+client process each), the JSON that redraws the figure, and the qualitative result its checks state."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from memsim.tools.cli import build_parser
+from memsim.tools.experiments import experiments
+from memsim.tools.experiments.base import run_experiment
+from memsim.tools.experiments.gc import lane_runs
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_handler_returns_to_near_zero_and_splay_needs_mark_compact(tmp_path: Path) -> None:
+    # The two workloads the checks are about (GCBench runs the same code and adds only seconds).
+    args = build_parser().parse_args(["experiment", "gc", "--quick", "--quiet", "--workloads", "splay,handler",
+                                      "--out", str(tmp_path)])
+    assert args.modes == ["serial"]
+    assert run_experiment(experiments()["gc"], args) == 0
+    doc = json.loads((tmp_path / "gc.json").read_text())
+    ws = doc["data"]["modes"]["serial"]
+    assert set(ws) == {"splay", "handler"} and doc["data"]["seconds"] == 3.0
+    for w in ws.values():
+        runs = lane_runs(w)  # the JSON holds each lane's whole window: the figure redraws from it alone
+        assert runs and all(run.in_window() for run in runs)
+        widths = [p[0] for p in w["mmu_curve"]]
+        assert widths == sorted(widths) and all(0 <= p[1] <= 1 for p in w["mmu_curve"])
+    assert ws["splay"]["figures"]["gc_counts"]["Mark-Compact"] >= 1
+    assert [c["held"] for c in doc["checks"]] == [True] * 4, doc["checks"]
+    assert build_parser().parse_args(["experiment", "gc"]).workloads == ["gcbench", "splay", "handler"]
+    png = tmp_path / "gc.png"
+    png.unlink()
+    replot = argparse.Namespace(**{**vars(args), "replot": str(tmp_path / "gc.json")})
+    assert run_experiment(experiments()["gc"], replot) == 0 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_modes_and_workloads_are_checked_names() -> None:
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["experiment", "gc", "--modes", "bogus"])
+    assert parser.parse_args(["experiment", "gc", "--workloads", "splay,handler"]).workloads == ["splay", "handler"]

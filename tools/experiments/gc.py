@@ -1,0 +1,207 @@
+"""`memsim experiment gc`: the managed heap's pauses and heap size, per workload and collector mode.
+
+A wrapper over `memsim bench gc` (tools/gcbench.py: a server sized for the lanes' heaps, one
+isolate per client process, the GC trace read around a measured window), its figures
+(tools/gcstats.py: pauses by kind, minimum mutator utilisation) and its plot (tools/gcplot.py's
+`draw_workload`: heap over time, pauses by kind). What this adds: the MMU *curve* (utilisation
+against window width, Cheng & Blelloch PLDI 2001, the way collectors are compared), the checks,
+and the collector-mode axis.
+
+Workloads (tools/gcloads.py, tools/splay.py): GCBench (Boehm's binary trees: short-lived trees
+beside a long-lived one), Octane's Splay (a large long-lived tree whose nodes are replaced: old
+space fills, mark-compact follows), and a request handler (each request's objects die before
+the next scavenge). What to see: the handler's heapUsed drops almost to nothing at each
+scavenge; Splay's keeps climbing through scavenges until a Mark-Compact (the long pauses) takes
+it back down; MMU at short windows is what those pauses cost a latency-sensitive program.
+
+Collector modes (`--modes`): each is a name and the `memsim serve` flags that select it, and is
+run on its own server. Today there is one, `serial`: V8's scavenger and mark-compact, stop-the-
+world on the mutator's core (sim/v8/scavenger.py, sim/v8/mark_compact.py). A mode added to MODES
+(Orinoco's parallel or concurrent marking, docs/design/orinoco.md) is run, tabled and drawn
+beside it with no other change: a row of heap and pause panels per mode, one MMU line per mode.
+
+May touch: only the servers it starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from typing import Any
+
+from memsim.tools.experiments.base import JSON, Check, Context, Experiment, Figure
+from memsim.tools.flags import parse_bytes, real, size_text, whole
+from memsim.tools.gcstats import GcRecord, LaneRun, worst_mmu
+from memsim.tools.loads import GC_WORKLOADS, QUICK_SCALE, QUICK_SEMI_SPACE, GcLoad
+
+# collector mode -> the `memsim serve` flags that select it
+MODES: dict[str, tuple[str, ...]] = {"serial": ()}
+MMU_WIDTHS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+SCALE = 1 / 64  # Splay's tree of 125 nodes: old space fills, and mark-compacts, within seconds
+SEMI_SPACE = 256 << 10
+QUICK_SECONDS = 3.0
+HANDLER_RESIDUE = 0.10  # "near zero": a scavenge leaves at most this share of the heapUsed it found
+
+
+def _names(choices: tuple[str, ...], what: str) -> Callable[[str], list[str]]:
+    """A flag's parser: a comma list of names, each one of choices."""
+    def parse(text: str) -> list[str]:
+        got = [t.strip() for t in text.split(",") if t.strip()]
+        bad = [t for t in got if t not in choices]
+        if bad or not got:
+            raise argparse.ArgumentTypeError(f"{what}: give a comma list of {', '.join(choices)}")
+        return got
+    return parse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--modes", type=_names(tuple(MODES), "--modes"), default=["serial"],
+                   help=f"collector modes to compare, a comma list of {', '.join(MODES)} (default serial)")
+    p.add_argument("--workloads", type=_names(GC_WORKLOADS, "--workloads"), default=list(GC_WORKLOADS),
+                   help=f"a comma list of {', '.join(GC_WORKLOADS)} (default all)")
+    p.add_argument("--clients", type=whole(1), default=2,
+                   help="client processes per workload, each with an isolate (default 2; --quick 1)")
+    p.add_argument("--seconds", type=float, default=8.0,
+                   help="measured seconds per workload (default 8; --quick 3)")
+    p.add_argument("--scale", type=real(0, 1, above=True), default=SCALE,
+                   help=f"of Boehm's and Octane's sizes, as `memsim bench gc --scale` (default 1/{1 / SCALE:g}; "
+                        "--quick 1/256)")
+    p.add_argument("--semi-space", type=parse_bytes, default=SEMI_SPACE,
+                   help=f"each isolate's semi-space (default {size_text(SEMI_SPACE)}: small, so that a few seconds "
+                        "show many scavenges)")
+
+
+def run(ctx: Context) -> JSON:
+    from memsim.tools.gcbench import own_server, run_workload
+
+    a = ctx.args
+    load = GcLoad(clients=a.clients, seconds=a.seconds, scale=a.scale, semi_space=a.semi_space, seed=ctx.seed,
+                  progress=False)
+    if ctx.quick:  # bench gc's smoke sizes, but a window long enough for Splay's mark-compact on a busy host
+        load = replace(load, clients=1, seconds=min(a.seconds, QUICK_SECONDS), scale=min(a.scale, QUICK_SCALE),
+                       semi_space=min(a.semi_space, QUICK_SEMI_SPACE))
+    load.validate()
+    modes: dict[str, dict[str, Any]] = {}
+    with ctx.progress(len(a.modes) * len(a.workloads), "modes × workloads") as step:
+        for mode in a.modes:
+            srv = own_server(load)
+            srv.extra += list(MODES[mode])
+            srv.start(timeout=300)
+            try:
+                out: dict[str, Any] = {}
+                for name in a.workloads:
+                    rep = run_workload(replace(load, target=srv.target), name)
+                    runs: list[LaneRun] = rep.pop("_runs")
+                    out[name] = {"figures": rep["figures"], "workload": rep["workload"],
+                                 "mmu_curve": _mmu_curve(runs), "runs": [asdict(r) for r in runs]}
+                    step.advance()
+            finally:
+                srv.stop()
+            modes[mode] = out
+    return {"clients": load.clients, "seconds": load.seconds, "scale": load.scale, "semi_space": load.semi_space,
+            "max_old_space": load.max_old_space, "workloads": list(a.workloads), "modes": modes}
+
+
+def _mmu_curve(runs: list[LaneRun]) -> list[list[float]]:
+    """[width ms, the worst lane's MMU] for each width the window holds."""
+    got = worst_mmu(runs, MMU_WIDTHS_MS)
+    return [[w, u] for w in MMU_WIDTHS_MS if (u := got[f"{w:g}ms"]) is not None]
+
+
+def lane_runs(w: JSON) -> list[LaneRun]:
+    """A workload's lanes back from the JSON (for the plot and the checks)."""
+    return [LaneRun(**{**r, "events": [GcRecord(**e) for e in r["events"]]}) for r in w["runs"]]
+
+
+def _scavenges(w: JSON) -> list[GcRecord]:
+    return [e for run in lane_runs(w) for e in run.in_window() if e.kind == "Scavenge"]
+
+
+def checks(data: JSON) -> list[Check]:
+    out: list[Check] = []
+    for mode, ws in data["modes"].items():
+        tag = f" ({mode})" if len(data["modes"]) > 1 else ""
+        if "handler" in ws:
+            sc = _scavenges(ws["handler"])
+            worst = max((e.live_after / e.live_before for e in sc if e.live_before), default=1.0)
+            out.append(Check(f"the handler's heap returns near zero after each scavenge{tag}: each of its {len(sc)} "
+                             f"leaves at most {HANDLER_RESIDUE:.0%} of the heapUsed it found (worst "
+                             f"{worst:.1%})", bool(sc) and worst <= HANDLER_RESIDUE))
+        if "splay" in ws:
+            counts = ws["splay"]["figures"]["gc_counts"]
+            mc = [e for run in lane_runs(ws["splay"]) for e in run.in_window() if e.kind == "Mark-Compact"]
+            out.append(Check(f"Splay's pauses include Mark-Compact{tag} ({counts.get('Mark-Compact', 0)} of them, "
+                             "each freeing old space)", bool(mc) and all(e.live_after < e.live_before for e in mc)))
+        if "splay" in ws and "handler" in ws:
+            s, h = (ws[n]["figures"]["survival"]["survival_ratio"] for n in ("splay", "handler"))
+            out.append(Check(f"Splay's young objects survive scavenges more than the handler's{tag} "
+                             f"({s:.0f} % against {h:.0f} %): its tree is long-lived, a request's objects are not",
+                             s > h))
+        rising = all(c[0][1] <= c[-1][1] for c in (w["mmu_curve"] for w in ws.values()) if c)
+        out.append(Check(f"mutator utilisation rises with the window width for every workload{tag}", rising))
+    return out
+
+
+def summary(data: JSON) -> list[Any]:
+    from rich.table import Table
+
+    t = Table(title=f"GC pauses in ms ({data['clients']} client(s) × {data['seconds']:g} s per workload; "
+                    f"semi-space {data['semi_space'] >> 10} KiB, old space ≤ {data['max_old_space'] >> 20} MiB)")
+    several = len(data["modes"]) > 1
+    for col in (("mode",) if several else ()) + ("workload", "kind", "n", "p50", "p99", "max", "GC time",
+                                                 "MMU 10/50/100 ms"):
+        t.add_column(col, justify="right")
+    for mode, ws in data["modes"].items():
+        for name, w in ws.items():
+            f = w["figures"]
+            mmu = " ".join("-" if (u := f["mmu"].get(k)) is None else f"{u:.2f}" for k in ("10ms", "50ms", "100ms"))
+            for kind, p in f["pauses"].items():
+                if kind == "all" or not p["count"]:
+                    continue
+                short = "MC" if kind == "Mark-Compact" else kind
+                t.add_row(*((mode,) if several else ()), name, short, str(p["count"]), f"{p['p50_ms']:.1f}",
+                          f"{p['p99_ms']:.1f}", f"{p['max_ms']:.1f}", f"{f['gc_time_share']:.1%}", mmu)
+    return [t, "MC: Mark-Compact. MMU: the least share of any window of that width left to the program "
+               "(1 = no pause in it)."]
+
+
+def plot(data: JSON, fig: Figure) -> None:
+    from memsim.tools.gcplot import draw_workload
+
+    names, modes = data["workloads"], list(data["modes"])
+    rows = 2 * len(modes) + 1
+    axes = fig.subplots(rows, len(names), squeeze=False,
+                        gridspec_kw={"height_ratios": [3, 2] * len(modes) + [2.5]})
+    for m, mode in enumerate(modes):
+        for c, name in enumerate(names):
+            heap, pauses = axes[2 * m][c], axes[2 * m + 1][c]
+            runs = lane_runs(data["modes"][mode][name])
+            draw_workload(heap, pauses, name, runs)
+            pauses.set_xlim(heap.get_xlim())  # one time axis for the heap and its pauses
+            longest = max((e.pause_ms for run in runs for e in run.in_window()), default=1.0)
+            pauses.set_ylim(0, longest * 1.1)  # every pause's top in view
+            heap.set_ylabel("heap (MiB)")
+            heap.set_xlabel("seconds into the measured window")
+            if len(modes) > 1:
+                heap.set_title(f"{name} ({mode}): heap over time")
+    for c, name in enumerate(names):
+        ax = axes[-1][c]
+        for mode in modes:
+            curve = data["modes"][mode][name]["mmu_curve"]
+            ax.plot([p[0] for p in curve], [p[1] for p in curve], marker="o", ms=3, label=mode)
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("window width (ms)")
+        ax.set_ylabel("minimum mutator utilisation")
+        ax.set_title(f"{name}: MMU curve", fontsize="medium")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small", title="collector", title_fontsize="small")
+    fig.suptitle("Managed heap: heapUsed (solid) and heapTotal (dashed) over time, each pause by kind, and the MMU "
+                 "curve\nthe handler's heap falls to near zero at every scavenge; Splay's climbs until a Mark-Compact")
+
+
+EXPERIMENT = Experiment(name="gc", help="the managed heap's GC pauses, heap size over time and MMU curve for "
+                                        "GCBench, Splay and a request handler, per collector mode",
+                        run=run, plot=plot, summary=summary, checks=checks, add_arguments=add_arguments,
+                        figsize=(15.0, 10.0))
