@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from memsim.tools.executor import ExecutorUnavailable
 from memsim.tools.experiments import experiments
 from memsim.tools.experiments.base import DEFAULT_OUT, run_experiment
 from memsim.tools.flags import Parser, whole
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    return run_experiment(args.experiment, args)
+    try:
+        return run_experiment(args.experiment, args)
+    except ExecutorUnavailable as e:  # --scheduler without Dask, or a scheduler not reachable
+        print(f"memsim experiment {args.name}: {e}", file=sys.stderr)
+        return 1
 
 
 def add_experiment_parsers(sub: argparse._SubParsersAction[Parser]) -> argparse.ArgumentParser:

@@ -35,13 +35,15 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
+
+from memsim.tools.executor import executor
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -133,17 +135,9 @@ class Context:
 
     @contextmanager
     def executor(self) -> Iterator[Executor]:
-        """The executor the configurations of a sweep run on: a process pool of `--workers`
-        (default: the CPUs), or the Dask cluster at `--scheduler` (distributed's Client executor)."""
-        if self.scheduler:
-            try:
-                from distributed import Client
-            except ImportError:
-                raise SystemExit("--scheduler needs Dask: pip install 'memsim[dask]'") from None
-            with Client(self.scheduler) as client:
-                yield client.get_executor()
-            return
-        with ProcessPoolExecutor(max_workers=self.workers or os.cpu_count() or 1) as pool:
+        """The executor the configurations of a sweep run on (tools/executor.py): a process pool of
+        `--workers` (default: the CPUs), or the Dask cluster at `--scheduler`."""
+        with executor(self.scheduler, self.workers) as pool:
             yield pool
 
 
