@@ -4,41 +4,21 @@ and read with prometheus_client's own parser (server/metrics.py, server/exporter
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
 import time
-import urllib.request
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from memsim.client import Cache, Client, V8Client, VMClient
 from memsim.server.metrics import MachineCollector
 from memsim.sim.cache.commands import Commands
 from memsim.sim.system import Machine
-from tests.servers import running_server
+from tests.servers import metrics_url, parse, running_server, scrape, value
 
 KiB, MiB = 1 << 10, 1 << 20
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def parse(text: str) -> tuple[dict[str, str], Samples]:
-    """(family name -> type, (sample name, sorted labels) -> value), through prometheus_client's parser."""
-    types: dict[str, str] = {}
-    samples: Samples = {}
-    for fam in text_string_to_metric_families(text):
-        assert fam.name not in types, f"family {fam.name} twice"
-        types[fam.name] = fam.type
-        for s in fam.samples:
-            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return types, samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples[(name, tuple(sorted(labels.items())))]
 
 
 def in_process_scrape(machine: Machine) -> str:
@@ -93,19 +73,6 @@ def test_collector_reads_an_in_process_machine_and_takes_no_lock(machine):
 
 
 # -- a live server ---------------------------------------------------------------------------------
-
-
-def metrics_url(srv) -> str:
-    for line in srv.output:
-        m = re.search(r"metrics on (http://\S+)", line)
-        if m:
-            return m.group(1)
-    raise AssertionError("the server printed no metrics line:\n" + "".join(srv.output))
-
-
-def scrape(url: str) -> tuple[str, str]:
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return r.headers.get("Content-Type", ""), r.read().decode()
 
 
 @pytest.fixture(scope="module")
