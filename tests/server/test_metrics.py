@@ -140,7 +140,11 @@ def test_promtool_checks_the_exposition(server):
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool (Debian's prometheus package) is not installed")
-    text = scrape(metrics_url(server))[1]
+    with V8Client(server.target) as v8, Cache(server.target) as c:  # every kind of family has samples
+        v8.create_isolate(semi_space_size=256 * KiB, max_old_space_size=4 * MiB).gc()
+        c.set("k", b"v")
+        text = scrape(metrics_url(server))[1]
+    assert "memsim_nodejs_gc_duration_seconds_bucket{" in text and "memsim_lock_acquisitions_total{" in text
     out = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
 
