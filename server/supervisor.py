@@ -5,8 +5,9 @@ Order matters, and this module exists to keep it:
 2. compile the managed heap's collector kernels (sim/v8/jit.py), so no core compiles on its first
    GC, then fork the workers *before this process imports grpc* (gRPC does not survive fork;
    nothing in this module or its imports touches grpc);
-3. run the scavenger and wait for children; a worker that dies unexpectedly is recovered
-   (its locks were released by the kernel; `recovery.recover` takes back what it held and
+3. serve /metrics (server/exporter.py: started after the first forks; a later fork waits for
+   any scrape in progress), run the scavenger and wait for children; a worker that dies
+   unexpectedly is recovered (its locks were released by the kernel; `recovery.recover` takes back what it held and
    rebuilds what it may have torn) and forked again on the same core;
 4. on SIGINT/SIGTERM or a normal exit, SIGTERM the workers, wait, SIGKILL stragglers, and
    unlink every segment. Only PIDs this process forked are ever signalled.
@@ -14,6 +15,7 @@ Order matters, and this module exists to keep it:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import select
@@ -23,7 +25,9 @@ import sys
 import time
 from dataclasses import dataclass
 
+from memsim.server.exporter import DEFAULT_METRICS_PORT, MetricsExporter
 from memsim.server.limits import STREAM_IDLE_S, mib
+from memsim.server.metrics import MachineCollector
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.recovery import recover
 from memsim.sim.alloc.scavenger import Scavenger
@@ -46,6 +50,8 @@ class ServeOptions:
     start_timeout: float = 30.0  # seconds a core has to import gRPC, bind and say it is ready
     stream_idle_s: float = STREAM_IDLE_S  # end a stream with no request for this long (limits.py)
     trace_gc: bool = False  # each core prints the --trace-gc line of every GC it runs (server/v8_servicer.py)
+    metrics: bool = True  # serve /metrics (server/exporter.py)
+    metrics_port: int | None = None  # None: DEFAULT_METRICS_PORT, or a free one with port 0; 0: a free one
 
 
 def ports_free(host: str, base: int, n: int) -> bool:
@@ -90,6 +96,7 @@ class Supervisor:
         self.restarts = 0
         self._stopping = False
         self._pending: dict[int, tuple[int, float]] = {}  # core -> (failed attempts, next try)
+        self.exporter: MetricsExporter | None = None
         # Core c is pinned to the c-th CPU this process may run on (not CPU c: a container's
         # cpuset may not include it, and sched_setaffinity would refuse).
         pin = opts.pin and hasattr(os, "sched_getaffinity")
@@ -98,11 +105,14 @@ class Supervisor:
     def _fork_worker(self, core: int) -> int:
         r, w = os.pipe()
         parent = os.getpid()
-        pid = os.fork()
+        with self.exporter.paused if self.exporter else contextlib.nullcontext():  # never mid-scrape
+            pid = os.fork()
         if pid == 0:  # the worker
             code = 1
             try:
                 os.close(r)
+                if self.exporter is not None:
+                    self.exporter.close_in_child()
                 for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)
                 die_with_parent(parent)
@@ -153,12 +163,19 @@ class Supervisor:
 
     def serve(self) -> int:
         """Run until SIGINT/SIGTERM. Returns the exit code."""
+        metrics_port = self.opts.metrics_port
+        if metrics_port is None:  # before --port 0 is resolved: a server on free ports takes a free one
+            metrics_port = 0 if self.opts.port == 0 else DEFAULT_METRICS_PORT
         if self.opts.port == 0:
             self.opts.port = pick_port(self.opts.host, self.config.cores + 1)
         elif not ports_free(self.opts.host, self.opts.port, self.config.cores + 1):
             print(f"memsim: ports {self.opts.port}..{self.opts.port + self.config.cores} are not all free "
                   f"(another server listens there?); choose another --port, or --port 0 to pick free ones",
                   file=sys.stderr)
+            return 2
+        if self.opts.metrics and metrics_port and not ports_free(self.opts.host, metrics_port, 1):
+            print(f"memsim: the metrics port {metrics_port} is not free; choose another --metrics-port, "
+                  f"0 to pick a free one, or --no-metrics", file=sys.stderr)
             return 2
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
@@ -178,6 +195,10 @@ class Supervisor:
             sup_heap = machine.supervisor_heap()
             scavenger = Scavenger(sup_heap, self.opts.scavenge_period, self.opts.scavenge_idle)
             scavenger.start()
+            if self.opts.metrics:
+                collector = MachineCollector(machine, sup_heap, self._sup_keyspace(machine, sup_heap))
+                self.exporter = MetricsExporter(collector, self.opts.host, metrics_port)
+                print(f"memsim: metrics on {self.exporter.url}", flush=True)
             c = self.config
             print(f"memsim: serving on {self.opts.host}:{self.opts.port} "
                   f"(cores {c.cores} on ports {self.opts.port + 1}..{self.opts.port + c.cores}, "
@@ -190,6 +211,8 @@ class Supervisor:
                 self._reap(machine, sup_heap, scavenger)
                 time.sleep(0.05)
         finally:
+            if self.exporter is not None:
+                self.exporter.stop()
             if scavenger is not None:
                 scavenger.stop()
             self._stop_workers()

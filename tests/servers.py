@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from memsim.tools.local import LocalServer
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def memsim_segments() -> set[str]:
@@ -38,6 +44,37 @@ def running_servers(count: int, **kw) -> Iterator[list[LocalServer]]:
     """`count` servers as running_server makes them, started side by side (each takes a second or two)."""
     with ExitStack() as stack, ThreadPoolExecutor(count) as pool:
         yield list(pool.map(lambda _: stack.enter_context(running_server(**kw)), range(count)))
+
+
+def metrics_url(srv: LocalServer) -> str:
+    """The server's /metrics URL, from the line the supervisor prints before it is ready."""
+    for line in srv.output:
+        m = re.search(r"metrics on (http://\S+)", line)
+        if m:
+            return m.group(1)
+    raise AssertionError("the server printed no metrics line:\n" + "".join(srv.output))
+
+
+def scrape(url: str) -> tuple[str, str]:
+    """(Content-Type, body) of one GET of a /metrics URL."""
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.headers.get("Content-Type", ""), r.read().decode()
+
+
+def parse(text: str) -> tuple[dict[str, str], Samples]:
+    """(family name -> type, (sample name, sorted labels) -> value), through prometheus_client's parser."""
+    types: dict[str, str] = {}
+    samples: Samples = {}
+    for fam in text_string_to_metric_families(text):
+        assert fam.name not in types, f"family {fam.name} twice"
+        types[fam.name] = fam.type
+        for s in fam.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return types, samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples[(name, tuple(sorted(labels.items())))]
 
 
 def lock_file_of(pid: int) -> str:

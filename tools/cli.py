@@ -24,6 +24,7 @@ import json
 import os
 import sys
 
+from memsim.server.exporter import DEFAULT_METRICS_PORT
 from memsim.sim.alloc.layout import MAX_CORES
 from memsim.sim.cache.config import maxmemory_policies
 from memsim.sim.errors import SimError
@@ -124,6 +125,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     opts = ServeOptions(host=args.host, port=args.port, pin=not args.no_pin, start_timeout=args.start_timeout,
                         scavenge_period=args.scavenge_period, scavenge_idle=args.scavenge_idle,
                         stream_idle_s=args.stream_idle_timeout, trace_gc=args.trace_gc)
+    opts.metrics, opts.metrics_port = not args.no_metrics, args.metrics_port
     try:
         return serve(config, opts)
     except SharedMemoryFull as e:
@@ -254,6 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{SERVE.stream_idle_s:g}); clients open a new one")
     s.add_argument("--trace-gc", action="store_true",
                    help="print a line per garbage collection of an isolate, as node --trace-gc does")
+    s.add_argument("--metrics-port", type=PORT, default=None,
+                   help=f"Prometheus /metrics on this port of --host (default {DEFAULT_METRICS_PORT}, "
+                        f"redis_exporter's; a free one with --port 0; 0 = pick free)")
+    s.add_argument("--no-metrics", action="store_true", help="serve no /metrics")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("stats", help="heap figures, size classes in use and the lock table")
