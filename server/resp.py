@@ -21,8 +21,9 @@ Bounds, each before the work it limits:
 - replies a client does not read: past `OUTPUT_HIGH_WATER` bytes waiting in its socket buffer the
   connection stops being read (asyncio's pause_writing), so it sends no more work, and past
   `OUTPUT_BUFFER_LIMIT` it is closed (Redis's client-output-buffer-limit hard limit);
-- connections: `MAXCLIENTS` on the machine (Redis's maxclients, counted over every core's
-  connected_clients), past which a new one gets "-ERR max number of clients reached" and is closed.
+- connections: `maxclients` on the machine (Redis's maxclients: limits.MAXCLIENTS, or --maxclients),
+  counted over every core's connected_clients; past it a new one gets "-ERR max number of clients
+  reached" and is closed.
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ import logging
 import socket
 import threading
 import time
+from contextlib import nullcontext
 from typing import cast
 
+import hiredis
 import numpy as np
 
 from memsim.server.cache_servicer import execute_within
-from memsim.server.limits import MAX_MESSAGE, MAX_REPLY_BYTES, PENDING_REPLY_BYTES, ReplyBudget
+from memsim.server.limits import MAX_MESSAGE, MAX_REPLY_BYTES, MAXCLIENTS, PENDING_REPLY_BYTES, ReplyBudget
 from memsim.server.resp_commands import CONNECTION_COMMANDS, Front, Session, config_get_extra
 from memsim.server.resp_parse import Partial, fast_parse, parse
 from memsim.server.resp_reply import RespMap, Verbatim, encode, error_line
@@ -49,7 +52,6 @@ from memsim.sim.errors import SimError
 
 log = logging.getLogger("memsim.resp")
 
-MAXCLIENTS = 10_000  # Redis's default maxclients
 QUERY_BUFFER_LIMIT = MAX_MESSAGE  # an unfinished request, as large as one gRPC message may be
 OUTPUT_HIGH_WATER = 1 << 20  # replies waiting in a connection's buffer before it is no longer read
 OUTPUT_BUFFER_LIMIT = PENDING_REPLY_BYTES  # ... and before it is closed
@@ -74,6 +76,7 @@ class RespConnection(asyncio.Protocol):
         self.session: Session | None = None
         self.pending: bytearray | None = None  # an unfinished request and what came after it
         self.partial: Partial | None = None  # how far parsing got into it (resp_parse.py)
+        self.reader = hiredis.Reader()  # fast_parse's, kept empty between reads
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         t = self.transport = cast(asyncio.Transport, transport)
@@ -110,9 +113,11 @@ class RespConnection(asyncio.Protocol):
             return
         srv = self.server
         srv.row[K_NET_IN] += len(data)
-        if self.pending is None and (cmds := fast_parse(data)) is not None:
+        if self.pending is None and (cmds := fast_parse(self.reader, data)) is not None:
             error = None
         else:
+            if self.pending is None and data[:1] == b"*":  # fast_parse declined, and may have kept some of it
+                self.reader = hiredis.Reader()
             if self.pending is None:
                 buf: bytes | bytearray = data
             else:
@@ -153,7 +158,7 @@ class RespConnection(asyncio.Protocol):
         srv, s = self.server, self.session
         assert s is not None
         table, budget, resp3 = srv.cmds, ReplyBudget(None, MAX_REPLY_BYTES), s.resp3
-        with srv.core_lock, table.match_batch():
+        with srv.core_lock, (table.match_batch() if len(cmds) > 1 else nullcontext()):
             for args in cmds:
                 name = args[0].lower() if len(args[0]) <= 32 else b"?"  # no command's name is longer
                 try:

@@ -60,24 +60,34 @@ class Parsed:
     partial: Partial | None = None  # the command not yet whole, if it is a multibulk one begun
 
 
-def fast_parse(data: bytes) -> list[list[bytes]] | None:
-    """Every command of a read made of whole multibulk commands of bulk strings within the limits, or None."""
+def fast_parse(reader: hiredis.Reader, data: bytes) -> list[list[bytes]] | None:
+    """Every command of a read made of whole multibulk commands of bulk strings within the limits, or None.
+
+    `reader` is the connection's own, empty; after None it may hold part of the read and must be replaced."""
     if not data or data[0] != STAR:
         return None
-    reader = hiredis.Reader()
+    if not data.endswith(b"\r\n"):  # a command cut at the end of the read, surely
+        return None
     reader.feed(data)
     out = []
+    size = 0  # the read's length were it exactly these commands, canonically encoded
     try:
         while (cmd := reader.gets()) is not False:
             if type(cmd) is not list or len(cmd) > MAX_MULTIBULK:
                 return None
+            size += 3 + len(str(len(cmd)))
             for a in cmd:
                 if type(a) is not bytes:
                     return None
+                n = len(a)
+                size += n + 5 + len(str(n))
             out.append(cmd)
     except hiredis.ProtocolError:
         return None
-    if reader.has_data():  # a command cut at the end of the read
+    # hiredis cannot say whether it holds part of a command, so the lengths must add up: a read that
+    # ends inside a command, or spells a command otherwise than Redis's canonical form ("$03",
+    # "+GET" elements), is the slow parser's to judge
+    if size != len(data):
         return None
     if len(data) > MAX_BULK and any(len(a) > MAX_BULK for cmd in out for a in cmd):
         return None
@@ -169,7 +179,7 @@ def _inline(buf: bytes | bytearray, pos: int) -> tuple[list[bytes], int]:
     line = bytes(buf[pos:lf])
     if line.endswith(b"\r"):
         line = line[:-1]
-    args = split_args(line)
+    args = split_args(line.split(b"\0", 1)[0])  # sdssplitargs reads a C string: a NUL ends it
     if args is None:
         raise ProtocolError("unbalanced quotes in request")
     return args, lf + 1
@@ -177,7 +187,7 @@ def _inline(buf: bytes | bytearray, pos: int) -> tuple[list[bytes], int]:
 
 _ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b", ord("a"): b"\a"}
 _HEX = b"0123456789abcdefABCDEF"
-_SPACE = b" \n\r\t\0"
+_SPACE = b" \n\r\t\v\f"  # C's isspace()
 
 
 def split_args(line: bytes) -> list[bytes] | None:

@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from memsim.server.limits import STREAM_IDLE_S, mib
+from memsim.server.limits import MAXCLIENTS, STREAM_IDLE_S, mib
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.recovery import recover
 from memsim.sim.alloc.scavenger import Scavenger
@@ -49,6 +49,7 @@ class ServeOptions:
     # The Redis protocol's shared port (server/resp.py), core c also on resp_port+1+c; 0 = pick free
     # ports; None = none. Redis's own port by default, so that redis-cli and redis-benchmark find it.
     resp_port: int | None = 6379
+    maxclients: int = MAXCLIENTS  # Redis's maxclients over the machine's Redis-protocol connections (resp.py)
 
 
 def ports_free(host: str, base: int, n: int) -> bool:
@@ -116,7 +117,7 @@ class Supervisor:
                 assert self.machine is not None
                 code = run_worker(self.machine, core, self.opts.host, self.opts.port, w, parent,
                                   stream_idle_s=self.opts.stream_idle_s, trace_gc=self.opts.trace_gc,
-                                  resp_port=self.opts.resp_port)
+                                  resp_port=self.opts.resp_port, maxclients=self.opts.maxclients)
             except BaseException as e:  # noqa: BLE001 - a worker must never return into our stack
                 print(f"memsim: core {core} failed: {e!r}", file=sys.stderr)
             finally:

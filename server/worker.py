@@ -39,11 +39,12 @@ from memsim.server.limits import (
     MAX_MESSAGE,
     MAX_REPLY_BYTES,
     MAX_STREAMS,
+    MAXCLIENTS,
     STREAM_IDLE_S,
     UNARY_THREADS,
     PendingReplies,
 )
-from memsim.server.resp import MAXCLIENTS, RespServer
+from memsim.server.resp import RespServer
 from memsim.server.servicer import MachineServicer
 from memsim.server.sessions import LeaseReaper
 from memsim.server.v8_servicer import V8Servicer
@@ -61,12 +62,13 @@ MAX_THREADS = MAX_STREAMS + UNARY_THREADS
 
 
 def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int, supervisor: int,
-               stream_idle_s: float = STREAM_IDLE_S, trace_gc: bool = False, resp_port: int | None = None) -> int:
+               stream_idle_s: float = STREAM_IDLE_S, trace_gc: bool = False, resp_port: int | None = None,
+               maxclients: int = MAXCLIENTS) -> int:
     heap = machine.heap(core)
     replies = PendingReplies(core)  # one account for the core's three services
     servicer = MachineServicer(machine, heap, core, port, replies=replies)
     ks = machine.keyspace(heap)
-    cmds = cache_commands(machine, ks, core, port, maxclients=MAXCLIENTS if resp_port is not None else 0)
+    cmds = cache_commands(machine, ks, core, port, maxclients=maxclients if resp_port is not None else 0)
     cache = CacheServicer(cmds, core, servicer.core_lock, replies=replies)
     cron = CacheCron(ks, machine.config.cores, servicer.core_lock)
     # A connection may have MAX_CALLS_PER_CONNECTION calls open at once (HTTP/2's
@@ -114,7 +116,7 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
             return 3
     resp = None
     if resp_port is not None:  # the Redis protocol on the same command table, keyspace and mutex (resp.py)
-        resp = RespServer(cmds, core, servicer.core_lock, host, resp_port)
+        resp = RespServer(cmds, core, servicer.core_lock, host, resp_port, maxclients)
         try:
             resp.bind()
         except OSError as e:

@@ -121,7 +121,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     opts = ServeOptions(host=args.host, port=args.port, pin=not args.no_pin, start_timeout=args.start_timeout,
                         scavenge_period=args.scavenge_period, scavenge_idle=args.scavenge_idle,
-                        stream_idle_s=args.stream_idle_timeout, trace_gc=args.trace_gc, resp_port=resp_port(args))
+                        stream_idle_s=args.stream_idle_timeout, trace_gc=args.trace_gc, resp_port=resp_port(args),
+                        maxclients=args.maxclients)
     try:
         return serve(config, opts)
     except SharedMemoryFull as e:
@@ -253,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"the Redis protocol (redis-cli, redis-benchmark, redis-py): shared port; core c also on "
                         f"port+1+c (default {SERVE.resp_port}, or free ports when --port is 0; 0 = pick free)")
     s.add_argument("--no-resp", action="store_true", help="serve no Redis protocol, gRPC only")
+    s.add_argument("--maxclients", type=whole(1), default=SERVE.maxclients,
+                   help=f"Redis-protocol connections the machine accepts at once (default {SERVE.maxclients})")
     s.add_argument("--no-pin", action="store_true", help="do not pin worker c to CPU c %% ncpu")
     s.add_argument("--scavenge-period", type=SECONDS, default=SERVE.scavenge_period,
                    help=f"seconds between scavenger passes (default {SERVE.scavenge_period})")
