@@ -47,7 +47,7 @@ from memsim.server.resp_parse import Partial, fast_parse, parse
 from memsim.server.resp_reply import RespMap, Verbatim, encode, error_line
 from memsim.sim.alloc.layout import MAX_CORES
 from memsim.sim.cache.commands import Commands
-from memsim.sim.cache.layout import K_CLIENTS, K_CONNECTIONS, K_NET_IN, K_NET_OUT, K_REJECTED_CONN
+from memsim.sim.cache.layout import K_CLIENTS, K_COMMANDS, K_CONNECTIONS, K_NET_IN, K_NET_OUT, K_REJECTED_CONN
 from memsim.sim.errors import SimError
 
 log = logging.getLogger("memsim.resp")
@@ -164,6 +164,7 @@ class RespConnection(asyncio.Protocol):
                 try:
                     own = CONNECTION_COMMANDS.get(name)
                     if own is not None:
+                        table.stats[K_COMMANDS] += 1  # Redis counts these too (the table counts its own)
                         r = own(srv.front, s, args)
                         resp3 = s.resp3
                     else:
