@@ -34,7 +34,6 @@ import logging
 import socket
 import threading
 import time
-from contextlib import nullcontext
 from typing import cast
 
 import hiredis
@@ -47,6 +46,7 @@ from memsim.server.resp_parse import Partial, fast_parse, parse
 from memsim.server.resp_reply import RespMap, Verbatim, encode, error_line
 from memsim.sim.alloc.layout import MAX_CORES
 from memsim.sim.cache.commands import Commands
+from memsim.sim.cache.db import MAX_VALUE_BYTES
 from memsim.sim.cache.layout import K_CLIENTS, K_COMMANDS, K_CONNECTIONS, K_NET_IN, K_NET_OUT, K_REJECTED_CONN
 from memsim.sim.errors import SimError
 
@@ -154,33 +154,54 @@ class RespConnection(asyncio.Protocol):
             t.abort()
 
     def run(self, cmds: list[list[bytes]], out: bytearray) -> None:
-        """Every command of one read, under one acquisition of the core's mutex."""
-        srv, s = self.server, self.session
+        """Every command of one read, under one acquisition of the core's mutex; a read of several
+        shares one KEYS/SCAN matching budget, as a gRPC pipeline message does."""
+        srv = self.server
+        with srv.core_lock:
+            if len(cmds) == 1:
+                self.execute(cmds[0], out, None)
+            else:
+                budget = ReplyBudget(None, MAX_REPLY_BYTES)
+                with srv.cmds.match_batch():
+                    for args in cmds:
+                        if self.execute(args, out, budget):
+                            break
+
+    def execute(self, args: list[bytes], out: bytearray, budget: ReplyBudget | None) -> bool:
+        """One command, its reply appended to out; True when nothing after it may run (QUIT).
+
+        The table is called directly; only the commands whose replies copy stored values (cache_servicer's
+        value_keys: GET, MGET, GETDEL, SET ... GET) go through the read's reply budget, charged before the copy,
+        but for a GET alone in its read: one value (at most MAX_VALUE_BYTES) always fits MAX_REPLY_BYTES."""
+        s = self.session
         assert s is not None
-        table, budget, resp3 = srv.cmds, ReplyBudget(None, MAX_REPLY_BYTES), s.resp3
-        with srv.core_lock, (table.match_batch() if len(cmds) > 1 else nullcontext()):
-            for args in cmds:
-                name = args[0].lower() if len(args[0]) <= 32 else b"?"  # no command's name is longer
-                try:
-                    own = CONNECTION_COMMANDS.get(name)
-                    if own is not None:
-                        table.stats[K_COMMANDS] += 1  # Redis counts these too (the table counts its own)
-                        r = own(srv.front, s, args)
-                        resp3 = s.resp3
-                    else:
-                        r = execute_within(table, args, budget)
-                        if name in _SHAPED:
-                            r = _shape(srv.front, name, args, r)
-                except SimError as e:
-                    out += error_line(str(e))
-                    continue
-                encode(out, r, resp3)
-                if s.closing:  # QUIT: what came after it is not run
-                    break
-            s.last_command = name.decode("ascii", "replace")
+        srv = self.server
+        name = args[0].lower() if len(args[0]) <= 32 else b"?"  # no command's name is longer
+        try:
+            own = CONNECTION_COMMANDS.get(name)
+            if own is not None:
+                srv.cmds.stats[K_COMMANDS] += 1  # Redis counts these too (the table counts its own)
+                r = own(srv.front, s, args)
+            elif name in _VALUE_COMMANDS and (budget is not None or name != b"get") and (
+                    name != b"set" or len(args) > 3):
+                r = execute_within(srv.cmds, args, budget or ReplyBudget(None, MAX_REPLY_BYTES))
+            else:  # no value copied, or one GET alone in its read (one value always fits a reply's budget)
+                r = srv.cmds.execute(args)
+                if name in _SHAPED:
+                    r = _shape(srv.front, name, args, r)
+        except SimError as e:
+            out += error_line(str(e))
+            r = _FAILED
+        if r is not _FAILED:
+            encode(out, r, s.resp3)
+        s.last_command = name.decode("ascii", "replace")
         s.last = time.time()
+        return s.closing
 
 
+_FAILED = object()
+_VALUE_COMMANDS = {b"get", b"mget", b"getdel", b"set"}  # cache_servicer.value_keys's
+assert MAX_VALUE_BYTES <= MAX_REPLY_BYTES
 _SHAPED = {b"info", b"config"}
 
 

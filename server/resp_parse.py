@@ -66,28 +66,23 @@ def fast_parse(reader: hiredis.Reader, data: bytes) -> list[list[bytes]] | None:
     `reader` is the connection's own, empty; after None it may hold part of the read and must be replaced."""
     if not data or data[0] != STAR:
         return None
-    if not data.endswith(b"\r\n"):  # a command cut at the end of the read, surely
-        return None
     reader.feed(data)
     out = []
-    size = 0  # the read's length were it exactly these commands, canonically encoded
     try:
         while (cmd := reader.gets()) is not False:
             if type(cmd) is not list or len(cmd) > MAX_MULTIBULK:
                 return None
-            size += 3 + len(str(len(cmd)))
             for a in cmd:
                 if type(a) is not bytes:
                     return None
-                n = len(a)
-                size += n + 5 + len(str(n))
             out.append(cmd)
+        # hiredis answers False both when it has read everything and when it holds part of a command,
+        # and cannot say which: an empty command tells them apart, for only an idle reader returns it
+        # whole (inside a command it would be an element, a bulk's bytes, or a malformed header)
+        reader.feed(b"*0\r\n")
+        if reader.gets() != []:
+            return None
     except hiredis.ProtocolError:
-        return None
-    # hiredis cannot say whether it holds part of a command, so the lengths must add up: a read that
-    # ends inside a command, or spells a command otherwise than Redis's canonical form ("$03",
-    # "+GET" elements), is the slow parser's to judge
-    if size != len(data):
         return None
     if len(data) > MAX_BULK and any(len(a) > MAX_BULK for cmd in out for a in cmd):
         return None
