@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(row)
     result = {
         "benchmark": "redis-benchmark against Redis and memsim's RESP port; memsim's gRPC pipeline alongside",
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "load_average_1m_at_end": round(os.getloadavg()[0], 2)},
         "redis_version": redis_version(), "memsim_cores": a.cores, "memsim_memory": a.memory,
         "requests": a.requests, "clients": a.clients, "value_size": a.size, "key_range": a.keys,
         "grpc_processes": None if a.no_grpc else a.grpc_processes, "seconds": round(time.time() - t0, 1),

@@ -1,7 +1,7 @@
 """The Redis protocol's own commands, those about the connection rather than the keyspace.
 
 Owns HELLO, AUTH, CLIENT (SETINFO, SETNAME, GETNAME, ID, LIST, INFO), SELECT, QUIT, RESET, COMMAND
-(COMMAND, COMMAND INFO, COMMAND DOCS, COMMAND LIST; COUNT is the table's), and CONFIG GET of the
+(COMMAND, COMMAND COUNT, INFO, DOCS, LIST: the table's commands and these), and CONFIG GET of the
 parameters the front end answers for (save, appendonly, maxclients, port, databases), with Redis
 7's replies and error texts (src/networking.c clientCommand and helloCommand, src/server.c
 commandCommand, src/db.c selectCommand). Everything else goes to the cache's command table
