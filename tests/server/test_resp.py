@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -239,3 +241,13 @@ def test_no_resp_serves_grpc_only():
     with running_server(cores=1, memory="16MiB", resp=False) as srv:
         assert srv.resp_port is None
         assert any("resp off" in line for line in srv.output)
+
+
+def test_a_taken_resp_port_stops_the_server_with_the_reason():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "memsim.tools", "serve", "--port", "0", "--resp-port", str(port),
+                            "--cores", "1", "--memory", "16MiB"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and f"Redis-protocol ports {port}..{port + 1} are not all free" in r.stderr
