@@ -203,6 +203,12 @@ def split_args(line: bytes) -> list[bytes] | None:
                     return None
                 break
             c = line[i]
+            if quote and c == quote:  # the closing quote, which a space or the end must follow
+                if i + 1 < n and line[i + 1] not in _SPACE:
+                    return None
+                quote = 0
+                i += 1
+                break
             if quote == ord('"'):
                 if c == ord("\\") and i + 3 < n and line[i + 1] == ord("x") and line[i + 2] in _HEX \
                         and line[i + 3] in _HEX:
@@ -211,24 +217,12 @@ def split_args(line: bytes) -> list[bytes] | None:
                 elif c == ord("\\") and i + 1 < n:
                     i += 1
                     cur += _ESCAPES.get(line[i], bytes([line[i]]))
-                elif c == ord('"'):
-                    if i + 1 < n and line[i + 1] not in _SPACE:
-                        return None
-                    quote = 0
-                    i += 1
-                    break
                 else:
                     cur.append(c)
             elif quote == ord("'"):
                 if c == ord("\\") and i + 1 < n and line[i + 1] == ord("'"):
                     i += 1
                     cur.append(ord("'"))
-                elif c == ord("'"):
-                    if i + 1 < n and line[i + 1] not in _SPACE:
-                        return None
-                    quote = 0
-                    i += 1
-                    break
                 else:
                     cur.append(c)
             elif c in _SPACE:
