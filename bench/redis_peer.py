@@ -1,6 +1,7 @@
 """A real Redis next to memsim: find or install Debian's redis-server, run a private instance, drive it with redis-py.
 
-Used by the benchmarks that compare memsim's cache with the real thing on the same machine.
+Used by the benchmarks that compare memsim's cache with the real thing on the same machine, and by the tests that
+drive memsim's RESP port with Redis's own tools (`ensure_redis_tools`: redis-cli, redis-benchmark).
 
     from bench.redis_peer import RedisServer, ensure_redis_py, redis_version
 
@@ -40,9 +41,10 @@ import time
 import weakref
 from pathlib import Path
 
-__all__ = ["RedisServer", "ensure_redis_py", "ensure_redis_server", "redis_version"]
+__all__ = ["RedisServer", "ensure_redis_py", "ensure_redis_server", "ensure_redis_tools", "redis_version"]
 
 APT_PACKAGE = "redis-server"
+TOOLS_PACKAGE = "redis-tools"  # redis-cli and redis-benchmark
 _SERVICE = "redis-server"  # the Debian package's service (systemd unit and /etc/init.d script)
 _INSTALL_TIMEOUT_S = 900
 
@@ -51,14 +53,19 @@ _INSTALL_TIMEOUT_S = 900
 # Finding / installing the server and the client library
 # --------------------------------------------------------------------------------------------------------------------
 
-def _which_redis_server() -> str | None:
-    found = shutil.which("redis-server")
+def _which(name: str) -> str | None:
+    """Path of an executable, on PATH or where Debian's packages put it."""
+    found = shutil.which(name)
     if found:
         return found
-    for p in ("/usr/bin/redis-server", "/usr/sbin/redis-server", "/usr/local/bin/redis-server"):
-        if os.access(p, os.X_OK):
-            return p
+    for d in ("/usr/bin", "/usr/sbin", "/usr/local/bin"):
+        if os.access(f"{d}/{name}", os.X_OK):
+            return f"{d}/{name}"
     return None
+
+
+def _which_redis_server() -> str | None:
+    return _which("redis-server")
 
 
 def _redis_server_pids() -> dict[int, str]:
@@ -108,43 +115,58 @@ def _stop_installer_started(new: dict[int, str], prefix: list[str], env: dict[st
     return notes
 
 
-def ensure_redis_server(*, quiet: bool = True) -> str:
-    """Path of `redis-server`; installs Debian's package if it is missing. Raises RuntimeError if that fails.
+def _apt_install(package: str, executable: str, quiet: bool) -> str:
+    """Install Debian's `package` and return the path of `executable` from it. Raises RuntimeError if that fails.
 
     No system redis started by the install is left running (see the module doc)."""
-    found = _which_redis_server()
-    if found:
-        return found
     prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
     if prefix and not shutil.which("sudo"):
-        raise RuntimeError("redis-server is not installed, this is not root and there is no sudo: "
-                           f"install it with `apt-get install -y --no-install-recommends {APT_PACKAGE}`")
+        raise RuntimeError(f"{executable} is not installed, this is not root and there is no sudo: "
+                           f"install it with `apt-get install -y --no-install-recommends {package}`")
     if not shutil.which("apt-get"):
-        raise RuntimeError(f"redis-server is not installed and there is no apt-get to install {APT_PACKAGE}")
+        raise RuntimeError(f"{executable} is not installed and there is no apt-get to install {package}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     before = _redis_server_pids()
     steps = [
         [*prefix, "apt-get", "update"],
-        [*prefix, "apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "--no-install-recommends", APT_PACKAGE],
+        [*prefix, "apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "--no-install-recommends", package],
     ]
     t0 = time.monotonic()
     for cmd in steps:
         try:
             r = _run(cmd, env, _INSTALL_TIMEOUT_S)
         except (OSError, subprocess.TimeoutExpired) as e:
-            raise RuntimeError(f"installing redis-server: `{' '.join(cmd)}` failed: {e}") from e
+            raise RuntimeError(f"installing {package}: `{' '.join(cmd)}` failed: {e}") from e
         if r.returncode != 0:
             tail = "\n".join(r.stdout.splitlines()[-25:])
-            raise RuntimeError(f"installing redis-server: `{' '.join(cmd)}` exited {r.returncode}:\n{tail}")
+            raise RuntimeError(f"installing {package}: `{' '.join(cmd)}` exited {r.returncode}:\n{tail}")
     new = {p: c for p, c in _redis_server_pids().items() if p not in before}
     notes = _stop_installer_started(new, prefix, env) if new else []
-    found = _which_redis_server()
+    found = _which(executable)
     if not found:
-        raise RuntimeError(f"apt-get installed {APT_PACKAGE} but no redis-server executable was found")
+        raise RuntimeError(f"apt-get installed {package} but no {executable} executable was found")
     if not quiet:
-        print(f"installed {APT_PACKAGE} in {time.monotonic() - t0:.1f} s" + ("; " + "; ".join(notes) if notes else ""),
+        print(f"installed {package} in {time.monotonic() - t0:.1f} s" + ("; " + "; ".join(notes) if notes else ""),
               file=sys.stderr)
     return found
+
+
+def ensure_redis_server(*, quiet: bool = True) -> str:
+    """Path of `redis-server`; installs Debian's package if it is missing. Raises RuntimeError if that fails."""
+    return _which_redis_server() or _apt_install(APT_PACKAGE, "redis-server", quiet)
+
+
+def ensure_redis_tools(*, quiet: bool = True) -> tuple[str, str]:
+    """Paths of `redis-cli` and `redis-benchmark` (Debian's redis-tools, which redis-server depends on);
+    installs the package if either is missing. Raises RuntimeError if that fails."""
+    cli, bench = _which("redis-cli"), _which("redis-benchmark")
+    if cli and bench:
+        return cli, bench
+    _apt_install(TOOLS_PACKAGE, "redis-benchmark", quiet)
+    cli, bench = _which("redis-cli"), _which("redis-benchmark")
+    if not (cli and bench):
+        raise RuntimeError(f"apt-get installed {TOOLS_PACKAGE} but redis-cli or redis-benchmark is missing")
+    return cli, bench
 
 
 def ensure_redis_py():

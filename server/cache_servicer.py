@@ -95,6 +95,8 @@ def execute_within(cmds: Commands, command: list[bytes], budget: ReplyBudget) ->
     if extra > 0:
         if changes:
             budget.force(extra)  # it has run; its reply must go out
+        elif budget.could_take(extra):
+            budget.charge(extra, "")  # fits: no message to word (the hot path of every small reply)
         else:
             budget.charge(extra, f"the reply to {bytes(command[0]).decode('ascii', 'replace').upper()}")
     return r

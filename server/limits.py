@@ -56,6 +56,7 @@ UNARY_THREADS = 16
 CONTROL_THREADS = 4
 STREAM_IDLE_S = 120.0
 MAX_CALLS_PER_CONNECTION = 256  # calls (unary or streams) open at once on one HTTP/2 connection
+MAXCLIENTS = 10_000  # Redis-protocol connections open at once on the machine: Redis's default maxclients (resp.py)
 
 
 def mib(n: int) -> str:

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 
 from memsim.server.exporter import DEFAULT_METRICS_PORT, MetricsExporter
-from memsim.server.limits import STREAM_IDLE_S, mib
+from memsim.server.limits import MAXCLIENTS, STREAM_IDLE_S, mib
 from memsim.server.metrics import MachineCollector
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.recovery import recover
@@ -52,6 +52,10 @@ class ServeOptions:
     trace_gc: bool = False  # each core prints the --trace-gc line of every GC it runs (server/v8_servicer.py)
     metrics: bool = True  # serve /metrics (server/exporter.py)
     metrics_port: int | None = None  # None: DEFAULT_METRICS_PORT, or a free one with port 0; 0: a free one
+    # The Redis protocol's shared port (server/resp.py), core c also on resp_port+1+c; 0 = pick free
+    # ports; None = none. Redis's own port by default, so that redis-cli and redis-benchmark find it.
+    resp_port: int | None = 6379
+    maxclients: int = MAXCLIENTS  # Redis's maxclients over the machine's Redis-protocol connections (resp.py)
 
 
 def ports_free(host: str, base: int, n: int) -> bool:
@@ -122,7 +126,8 @@ class Supervisor:
 
                 assert self.machine is not None
                 code = run_worker(self.machine, core, self.opts.host, self.opts.port, w, parent,
-                                  stream_idle_s=self.opts.stream_idle_s, trace_gc=self.opts.trace_gc)
+                                  stream_idle_s=self.opts.stream_idle_s, trace_gc=self.opts.trace_gc,
+                                  resp_port=self.opts.resp_port, maxclients=self.opts.maxclients)
             except BaseException as e:  # noqa: BLE001 - a worker must never return into our stack
                 print(f"memsim: core {core} failed: {e!r}", file=sys.stderr)
             finally:
@@ -177,6 +182,8 @@ class Supervisor:
             print(f"memsim: the metrics port {metrics_port} is not free; choose another --metrics-port, "
                   f"0 to pick a free one, or --no-metrics", file=sys.stderr)
             return 2
+        if not self._resp_ports():
+            return 2
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         machine = self.machine = Machine.create(self.config)
@@ -205,6 +212,7 @@ class Supervisor:
                   f"{memory_shares(c)}, "
                   f"per-core caches {'on' if c.per_core_caches else 'off'}, "
                   f"locks {'one global' if c.global_lock else 'per class'}) "
+                  f"{self._resp_banner()}"
                   f"segments {','.join(machine.segment_names)} "
                   f"pids {' '.join(str(p) for p in self.workers)}", flush=True)
             while not self._stopping:
@@ -220,6 +228,30 @@ class Supervisor:
             if started:
                 print("memsim: stopped; shared memory unlinked", flush=True)
         return 0
+
+    def _resp_ports(self) -> bool:
+        """Choose (port 0) or check the Redis protocol's ports, as the gRPC ones; False: not all free."""
+        o, n = self.opts, self.config.cores + 1
+        if o.resp_port == 0:
+            grpc_ports = range(o.port, o.port + n)
+            while True:  # free, and apart from the gRPC ports (not yet bound, so also seen as free)
+                base = pick_port(o.host, n)
+                if base + n <= o.port or base > grpc_ports[-1]:
+                    break
+            o.resp_port = base
+        elif o.resp_port is not None and not ports_free(o.host, o.resp_port, n):
+            print(f"memsim: Redis-protocol ports {o.resp_port}..{o.resp_port + n - 1} are not all free (a redis-server "
+                  f"or another memsim listens there?); choose another --resp-port, --resp-port 0 to pick free ones, "
+                  f"or --no-resp", file=sys.stderr)
+            return False
+        return True
+
+    def _resp_banner(self) -> str:
+        """The Redis protocol's ports in the "serving on" line (tools/local.py reads them)."""
+        p = self.opts.resp_port
+        if p is None:
+            return "resp off "
+        return f"resp on {self.opts.host}:{p} (cores on ports {p + 1}..{p + self.config.cores}) "
 
     def _start_advice(self) -> str:
         """The way out when a core fails to start, usually a busy host."""

@@ -14,7 +14,8 @@ across cores and it is what lets this core's mcache and tiny block go without an
 Go's P does. A batch takes it once for all its operations.
 
 Every worker listens on the shared port (SO_REUSEPORT, which balances connections, not
-calls) and on port + 1 + core, so that a client can pin itself to this core.
+calls) and on port + 1 + core, so that a client can pin itself to this core; and, unless the
+server was started with --no-resp, likewise on the Redis protocol's ports (resp.py).
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ from memsim.server.limits import (
     MAX_MESSAGE,
     MAX_REPLY_BYTES,
     MAX_STREAMS,
+    MAXCLIENTS,
     STREAM_IDLE_S,
     UNARY_THREADS,
     PendingReplies,
 )
+from memsim.server.resp import RespServer
 from memsim.server.servicer import MachineServicer
 from memsim.server.sessions import LeaseReaper
 from memsim.server.v8_servicer import V8Servicer
@@ -59,12 +62,14 @@ MAX_THREADS = MAX_STREAMS + UNARY_THREADS
 
 
 def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int, supervisor: int,
-               stream_idle_s: float = STREAM_IDLE_S, trace_gc: bool = False) -> int:
+               stream_idle_s: float = STREAM_IDLE_S, trace_gc: bool = False, resp_port: int | None = None,
+               maxclients: int = MAXCLIENTS) -> int:
     heap = machine.heap(core)
     replies = PendingReplies(core)  # one account for the core's three services
     servicer = MachineServicer(machine, heap, core, port, replies=replies)
     ks = machine.keyspace(heap)
-    cache = CacheServicer(cache_commands(machine, ks, core, port), core, servicer.core_lock, replies=replies)
+    cmds = cache_commands(machine, ks, core, port, maxclients=maxclients if resp_port is not None else 0)
+    cache = CacheServicer(cmds, core, servicer.core_lock, replies=replies)
     cron = CacheCron(ks, machine.config.cores, servicer.core_lock)
     # A connection may have MAX_CALLS_PER_CONNECTION calls open at once (HTTP/2's
     # SETTINGS_MAX_CONCURRENT_STREAMS, RFC 9113 6.5.2): gRPC clients queue past it, and a client
@@ -109,7 +114,18 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
         if server.add_insecure_port(f"{host}:{p}") == 0:
             print(f"memsim: core {core} could not listen on {host}:{p}", file=sys.stderr)
             return 3
+    resp = None
+    if resp_port is not None:  # the Redis protocol on the same command table, keyspace and mutex (resp.py)
+        resp = RespServer(cmds, core, servicer.core_lock, host, resp_port, maxclients)
+        try:
+            resp.bind()
+        except OSError as e:
+            print(f"memsim: core {core} could not listen on {host}:{resp_port} or :{resp_port + 1 + core} for "
+                  f"the Redis protocol: {e.strerror or e}", file=sys.stderr)
+            return 3
     server.start()
+    if resp is not None:
+        resp.start()
     gate.start()
     cron.start()
     if khugepaged is not None:
@@ -136,6 +152,8 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
             os._exit(1)
     for svc in ("", *served):
         health_servicer.set(svc, health_pb2.HealthCheckResponse.NOT_SERVING)
+    if resp is not None:
+        resp.stop()
     server.stop(grace=1.0).wait(3)
     gate.stop()
     cron.stop()
@@ -148,7 +166,7 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     return 0
 
 
-def cache_commands(machine: Machine, ks: Keyspace, core: int, port: int) -> Commands:
+def cache_commands(machine: Machine, ks: Keyspace, core: int, port: int, maxclients: int = 0) -> Commands:
     """The core's command interpreter, with INFO's view of the machine."""
 
     def memstats() -> MemStats:
@@ -156,5 +174,5 @@ def cache_commands(machine: Machine, ks: Keyspace, core: int, port: int) -> Comm
 
     facts = ServerFacts(version=version("memsim"), core=core, cores=machine.config.cores, port=port,
                         started=time.time(), hz=HZ, heap_inuse=lambda: memstats().HeapInuse,
-                        heap_alloc=lambda: memstats().HeapAlloc, locks=ks.heap.locks.snapshot)
+                        heap_alloc=lambda: memstats().HeapAlloc, locks=ks.heap.locks.snapshot, maxclients=maxclients)
     return Commands(ks, info=lambda sections: info_text(ks, facts, sections), keys_reply_bytes=MAX_REPLY_BYTES)

@@ -124,7 +124,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     opts = ServeOptions(host=args.host, port=args.port, pin=not args.no_pin, start_timeout=args.start_timeout,
                         scavenge_period=args.scavenge_period, scavenge_idle=args.scavenge_idle,
-                        stream_idle_s=args.stream_idle_timeout, trace_gc=args.trace_gc)
+                        stream_idle_s=args.stream_idle_timeout, trace_gc=args.trace_gc, resp_port=resp_port(args),
+                        maxclients=args.maxclients)
     opts.metrics, opts.metrics_port = not args.no_metrics, args.metrics_port
     try:
         return serve(config, opts)
@@ -138,6 +139,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         where = f": {e.filename}" if e.filename else ""
         print(f"memsim serve: cannot set the machine up: {e.strerror or e}{where}", file=sys.stderr)
         return 2
+
+
+def resp_port(args: argparse.Namespace) -> int | None:
+    """--resp-port, else Redis's 6379 (ServeOptions), or free ports like the gRPC ones when --port is 0."""
+    if args.no_resp:
+        return None
+    if args.resp_port is not None:
+        return int(args.resp_port)
+    return 0 if args.port == 0 else SERVE.resp_port
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -244,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
     s.add_argument("--port", type=PORT, default=DEFAULT_PORT,
                    help="shared port; core c also on port+1+c (0 = pick free)")
+    s.add_argument("--resp-port", type=PORT, default=None,
+                   help=f"the Redis protocol (redis-cli, redis-benchmark, redis-py): shared port; core c also on "
+                        f"port+1+c (default {SERVE.resp_port}, or free ports when --port is 0; 0 = pick free)")
+    s.add_argument("--no-resp", action="store_true", help="serve no Redis protocol, gRPC only")
+    s.add_argument("--maxclients", type=whole(1), default=SERVE.maxclients,
+                   help=f"Redis-protocol connections the machine accepts at once (default {SERVE.maxclients})")
     s.add_argument("--no-pin", action="store_true", help="do not pin worker c to CPU c %% ncpu")
     s.add_argument("--scavenge-period", type=SECONDS, default=SERVE.scavenge_period,
                    help=f"seconds between scavenger passes (default {SERVE.scavenge_period})")

@@ -1,9 +1,10 @@
 """Run a memsim server as a child process (for the demo, the tests and the benchmarks).
 
-The server is started as `python -m memsim.tools serve --port 0 ...` (or, started again after a
-stop, on the port it had: a restarted server for clients that know its address) in its own process
-(never forked from a process that has gRPC loaded), and is known to be up once it prints
-its "serving on" line, which carries the port it chose and its worker PIDs. Stopping
+The server is started as `python -m memsim.tools serve --port 0 --resp-port 0 ...` (or, started
+again after a stop, on the ports it had: a restarted server for clients that know its address) in
+its own process (never forked from a process that has gRPC loaded), and is known to be up once it
+prints its "serving on" line, which carries the ports it chose (gRPC's, and the Redis protocol's)
+and its worker PIDs. Stopping
 sends SIGTERM to that PID only and waits; the supervisor stops its own workers and unlinks
 its segments.
 """
@@ -20,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 READY = re.compile(r"serving on (\S+):(\d+) .* segments (\S+) pids ([\d ]+)")
+RESP = re.compile(r" resp on \S+:(\d+) ")
 
 
 @dataclass
@@ -32,6 +34,8 @@ class LocalServer:
     extra: list[str] = field(default_factory=list)
     host: str = "127.0.0.1"
     port: int = 0
+    resp: bool = True  # serve the Redis protocol, on free ports (`resp_port` once started)
+    resp_port: int | None = None
     proc: subprocess.Popen | None = None
     worker_pids: list[int] = field(default_factory=list)
     segments: list[str] = field(default_factory=list)  # its /dev/shm names, as it reported them
@@ -58,6 +62,7 @@ class LocalServer:
             cmd.append("--no-caches")
         if self.global_lock:
             cmd.append("--global-lock")
+        cmd += ["--resp-port", "0"] if self.resp else ["--no-resp"]
         return cmd + self.extra
 
     def start(self, timeout: float = 60.0) -> LocalServer:
@@ -75,6 +80,8 @@ class LocalServer:
             m = READY.search(line)
             if m:
                 self.port = int(m.group(2))
+                r = RESP.search(line)
+                self.resp_port = int(r.group(1)) if r else None
                 self.segments = m.group(3).split(",")
                 self.worker_pids = [int(p) for p in m.group(4).split()]
                 threading.Thread(target=self._pump, daemon=True).start()

@@ -17,7 +17,7 @@ What the memory figures mean on this machine (Redis's meaning, translated):
   while cores' caches hold free objects). allocator_frag_ratio = HeapInuse / HeapAlloc is
   the allocator's own share of it.
 
-Sections: server, memory, stats, keyspace (the default), plus `evictions` (evicted keys
+Sections: server, clients, memory, stats, keyspace (the default), plus `evictions` (evicted keys
 per policy) and `keyspacelocks` (the keyspace's lock table, jemalloc's mutex counters), which
 `INFO all` / `INFO everything` add.
 """
@@ -32,10 +32,22 @@ from dataclasses import dataclass
 from memsim.sim.cache.config import POLICY_NAMES
 from memsim.sim.cache.db import ENTRY_BYTES
 from memsim.sim.cache.keyspace import Keyspace
-from memsim.sim.cache.layout import K_COMMANDS, K_EXPIRED, K_HITS, K_MISSES, K_READ_RETRIES, K_REJECTED
+from memsim.sim.cache.layout import (
+    K_CLIENTS,
+    K_COMMANDS,
+    K_CONNECTIONS,
+    K_EXPIRED,
+    K_HITS,
+    K_MISSES,
+    K_NET_IN,
+    K_NET_OUT,
+    K_READ_RETRIES,
+    K_REJECTED,
+    K_REJECTED_CONN,
+)
 from memsim.sim.machine.locks import LockStats
 
-DEFAULT_SECTIONS = ("server", "memory", "stats", "keyspace")
+DEFAULT_SECTIONS = ("server", "clients", "memory", "stats", "keyspace")
 ALL_SECTIONS = (*DEFAULT_SECTIONS, "evictions", "keyspacelocks")
 
 
@@ -52,6 +64,7 @@ class ServerFacts:
     heap_inuse: Callable[[], int]  # Go's HeapInuse, bytes
     heap_alloc: Callable[[], int]  # Go's HeapAlloc, bytes
     locks: Callable[[], list[LockStats]]
+    maxclients: int = 0  # the Redis-protocol front end's limit (server/resp.py); 0: none is served
 
 
 def human(n: int) -> str:
@@ -89,6 +102,12 @@ def _server(ks: Keyspace, f: ServerFacts) -> str:
         ("uptime_in_seconds", up), ("uptime_in_days", up // 86400), ("hz", f.hz)])
 
 
+def _clients(ks: Keyspace, f: ServerFacts) -> str:
+    """Redis's "# Clients": connections to the Redis-protocol ports of every core (gRPC's are not counted)."""
+    return _section("Clients", [("connected_clients", ks.stat(K_CLIENTS)), ("maxclients", f.maxclients),
+                                ("blocked_clients", 0)])
+
+
 def memory_figures(ks: Keyspace, f: ServerFacts) -> dict[str, int | float | str]:
     used = ks.used_memory()
     keys = ks.dbsize()
@@ -116,8 +135,12 @@ def _memory(ks: Keyspace, f: ServerFacts) -> str:
 def _stats(ks: Keyspace, f: ServerFacts) -> str:
     locks = [s for s in f.locks() if s.name.startswith("keyspace/")]
     return _section("Stats", [
+        ("total_connections_received", ks.stat(K_CONNECTIONS)),
         ("total_commands_processed", ks.stat(K_COMMANDS)),
         ("instantaneous_ops_per_sec", ks.instantaneous_ops_per_sec()),
+        ("total_net_input_bytes", ks.stat(K_NET_IN)),
+        ("total_net_output_bytes", ks.stat(K_NET_OUT)),
+        ("rejected_connections", ks.stat(K_REJECTED_CONN)),
         ("rejected_calls", ks.stat(K_REJECTED)),
         ("expired_keys", ks.stat(K_EXPIRED)),
         ("evicted_keys", ks.evicted_keys()),
@@ -150,5 +173,5 @@ def _keyspacelocks(ks: Keyspace, f: ServerFacts) -> str:
         for s in f.locks() if s.name.startswith("keyspace/")])
 
 
-_BUILDERS = {"server": _server, "memory": _memory, "stats": _stats, "keyspace": _keyspace,
+_BUILDERS = {"server": _server, "clients": _clients, "memory": _memory, "stats": _stats, "keyspace": _keyspace,
              "evictions": _evictions, "keyspacelocks": _keyspacelocks}

@@ -42,10 +42,15 @@ ENTRY_BATCH = 32  # free entries a core moves between the shared stack and its o
 SAMPLE_WINDOW = 256  # buckets looked at per step of a scan or a sample
 
 # ks_core columns (per core): what this core added to used_memory and to the key count (rows may be
-# negative, their sum is exact), then Redis's INFO counters as this core counted them
+# negative, their sum is exact), then Redis's INFO counters as this core counted them; the last five
+# are the core's Redis-protocol connections (server/resp.py; its listener thread is their one writer):
+# open now (connected_clients; set to 0 when the core starts), accepted, refused at maxclients,
+# bytes read and written
 K_USED_BYTES, K_KEYS, K_HITS, K_MISSES, K_EXPIRED, K_COMMANDS, K_REJECTED, K_READ_RETRIES = range(8)
-K_COLUMNS = 8
-STAT_COLUMNS = (K_HITS, K_MISSES, K_EXPIRED, K_COMMANDS, K_REJECTED, K_READ_RETRIES)  # CONFIG RESETSTAT zeroes these
+K_CLIENTS, K_CONNECTIONS, K_REJECTED_CONN, K_NET_IN, K_NET_OUT = range(8, 13)
+K_COLUMNS = 13
+STAT_COLUMNS = (K_HITS, K_MISSES, K_EXPIRED, K_COMMANDS, K_REJECTED, K_READ_RETRIES,  # CONFIG RESETSTAT zeroes these
+                K_CONNECTIONS, K_REJECTED_CONN, K_NET_IN, K_NET_OUT)
 
 # ks_gauge cells: used_memory_peak (raised by whoever looks, a racy max); the sim/policies policy now
 # laid out in the kspol_ arrays, by maxmemory-policy id (-1: none), written with every stripe and
