@@ -55,7 +55,19 @@ from memsim.sim.cache.config import POLICY_NAMES
 from memsim.sim.cache.expire import HZ
 from memsim.sim.cache.info import ServerFacts, memory_figures
 from memsim.sim.cache.keyspace import Keyspace
-from memsim.sim.cache.layout import K_COMMANDS, K_EXPIRED, K_HITS, K_MISSES, K_READ_RETRIES, K_REJECTED
+from memsim.sim.cache.layout import (
+    K_CLIENTS,
+    K_COMMANDS,
+    K_CONNECTIONS,
+    K_EXPIRED,
+    K_HITS,
+    K_MISSES,
+    K_NET_IN,
+    K_NET_OUT,
+    K_READ_RETRIES,
+    K_REJECTED,
+    K_REJECTED_CONN,
+)
 from memsim.sim.machine.locks import LockStats
 from memsim.sim.system import Machine
 from memsim.sim.v8 import layout as V8L
@@ -193,6 +205,14 @@ class MachineCollector:
                                ("rejected_calls", K_REJECTED, "Commands refused (OOM, bad arguments)."),
                                ("keyspace_read_retries", K_READ_RETRIES,
                                 "Lock-free reads that fell back to the stripe lock.")):
+            yield CounterMetricFamily(f"memsim_{stat}", doc, value=ks.stat(col))
+        # the Redis-protocol front end's connections (server/resp.py), as redis_exporter names Redis's
+        yield GaugeMetricFamily("memsim_connected_clients", "Redis-protocol connections open now.",
+                                value=ks.stat(K_CLIENTS))
+        for stat, col, doc in (("connections_received", K_CONNECTIONS, "Redis-protocol connections accepted."),
+                               ("rejected_connections", K_REJECTED_CONN, "Connections refused at maxclients."),
+                               ("net_input_bytes", K_NET_IN, "Bytes read from Redis-protocol clients."),
+                               ("net_output_bytes", K_NET_OUT, "Bytes written to Redis-protocol clients.")):
             yield CounterMetricFamily(f"memsim_{stat}", doc, value=ks.stat(col))
         yield CounterMetricFamily("memsim_evicted_keys", "Keys evicted to stay under maxmemory.",
                                   value=ks.evicted_keys())

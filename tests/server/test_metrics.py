@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 
@@ -132,6 +133,16 @@ def test_a_live_scrape_moves_with_the_work(server):
         assert value(s4, "memsim_v8_isolates", state="live") >= 1
     assert types["memsim_nodejs_gc_duration_seconds"] == "histogram"
     assert types["memsim_lock_wait_seconds"] == "counter"
+
+    # the Redis-protocol front end's connections, as redis_exporter names Redis's
+    with socket.create_connection(("127.0.0.1", server.resp_port), timeout=10) as conn:
+        conn.sendall(b"PING\r\n")
+        assert conn.recv(64) == b"+PONG\r\n"
+        _, s5 = parse(scrape(url)[1])
+        assert value(s5, "memsim_connected_clients") == 1
+        assert value(s5, "memsim_connections_received_total") - value(s4, "memsim_connections_received_total") == 1
+        assert value(s5, "memsim_net_input_bytes_total") - value(s4, "memsim_net_input_bytes_total") == 6
+        assert value(s5, "memsim_net_output_bytes_total") - value(s4, "memsim_net_output_bytes_total") == 7
     assert types["memsim_go_memory_classes_total_bytes"] == "gauge"
 
 
