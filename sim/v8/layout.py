@@ -33,6 +33,8 @@ its frames are pinned for as long as the page is committed and reached through t
     ext_*            (I, EXT)                 v8/isolate/<i>      ArrayBuffer backing stores (array_buffer_sweeper.py)
     tr_*, iso_ctr    (I, ...)                 v8/isolate/<i>      the GC tracer's ring, open event, running
                                                                   figures and counters (tracer.py)
+    wl_*             (I, ...)                 v8/isolate/<i>/worklist  a collection's segmented worklists
+                                                                  (worklist.py; a task's own segments: the task)
 
 The bitmaps are indexed by physical frame, machine-wide: a frame belongs to at most one isolate's
 committed page at a time, so the isolate's locker guards its rows too, and no per-isolate sizing is
@@ -40,8 +42,9 @@ needed (V8's MarkingBitmap and SlotSet, one bit per tagged slot, keyed by the fr
 chunk).
 
 Lock order: v8/isolates -> v8/isolate/<i> -> the allocator's locks (backing stores) -> the VM's locks
-(pinning, discard, memory_usage). All are the machine's fcntl byte locks, released by the kernel if
-their holder dies; recovery (isolate_table.py) finds a phase other than IDLE and knows.
+(pinning, discard, memory_usage); v8/isolate/<i>/worklist (the worklists' global pool) is a leaf.
+All are the machine's fcntl byte locks, released by the kernel if their holder dies; recovery
+(isolate_table.py) finds a phase other than IDLE and knows.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ import numpy as np
 from memsim.sim.errors import InvalidArgument
 from memsim.sim.machine.shm import ArraySpec
 from memsim.sim.v8.tracer import TracerArrays, tracer_specs
+from memsim.sim.v8.worklist import WorklistArrays, worklist_specs
 
 KiB, MiB = 1 << 10, 1 << 20
 HEAP_BASE = 1 << 30  # the heap's first address in the isolate's space (V8 reserves a cage; any aligned base works)
@@ -196,6 +200,7 @@ def v8_specs(g: V8Geometry) -> list[ArraySpec]:
         ArraySpec("ext_state", "int8", (i, EXT_PER_ISOLATE)),  # array_buffer_sweeper.py's FREE/YOUNG/OLD
         ArraySpec("ext_mark", "int8", (i, EXT_PER_ISOLATE)),
         *tracer_specs(i),
+        *worklist_specs(i),
     ]
 
 
@@ -233,12 +238,14 @@ class V8Arrays:
     ext_state: np.ndarray
     ext_mark: np.ndarray
     tracer: TracerArrays  # tracer.py's own arrays (tr_*, iso_ctr)
+    worklists: WorklistArrays  # worklist.py's segments (wl_*)
 
     @classmethod
     def from_region(cls, region: dict[str, np.ndarray]) -> V8Arrays:
-        return cls(**{f.name: region[f.name] for f in fields(cls) if f.name != "tracer"},
-                   tracer=TracerArrays.from_region(region))
+        return cls(**{f.name: region[f.name] for f in fields(cls) if f.name not in ("tracer", "worklists")},
+                   tracer=TracerArrays.from_region(region), worklists=WorklistArrays.from_region(region))
 
 
 def v8_lock_names(isolates: int) -> list[str]:
-    return ["v8/isolates"] + [f"v8/isolate/{i}" for i in range(isolates)]
+    return (["v8/isolates"] + [f"v8/isolate/{i}" for i in range(isolates)]
+            + [f"v8/isolate/{i}/worklist" for i in range(isolates)])
