@@ -1,33 +1,46 @@
-"""The scavenger's compiled loops: V8's Scavenger::ScavengeObject / EvacuateObject and the Cheney
-scan (`src/heap/scavenger-inl.h`, `scavenger.cc`), as numba kernels over plain arrays.
+"""The scavenger's compiled loops: V8's Scavenger::ScavengeObject / EvacuateObject and
+Scavenger::Process (`src/heap/scavenger-inl.h`, `scavenger.cc`), as numba kernels over plain arrays.
 
-One kernel, `run`, does a whole scavenge's copying in phases (locals, globals, OLD_TO_NEW slots,
-the Cheney loop) and can stop and be re-entered: every step either completes (a slot updated, an
-object copied and forwarded) or changes nothing. It returns to Python (scavenger.py) in two cases:
+One kernel, `run`, does a task's share of a scavenge in phases (locals, globals, OLD_TO_NEW slots,
+then draining the worklists) and can stop and be re-entered: every step either completes (a slot
+updated, an object copied, forwarded and pushed) or changes nothing. As in V8 since M62 there is
+no Cheney scan pointer: a copied object is pushed on the copied list and a promoted one on the
+promotion list (worklist.py's segments, V8's CopiedList and PromotionList), and the drain pops and
+scans them until both are empty. It returns to Python (scavenger.py) when:
 
 - NEED_OLD: an object must be promoted and the promotion LAB [T_OLD_TOP, T_OLD_LIMIT) cannot hold
   it; Python refills the LAB (old_space.refill) or, if old space is full, sets S_OLD_FULL so that
   the kernel copies within new space instead, and calls `run` again, which retries the same slot;
+- LOCAL_FULL: the task's push segment of list S_FULL - 1 has no room for the entry an evacuation
+  would push; Python publishes it to the global pool and retries the same slot;
+- LOCAL_EMPTY: the task's segments are empty while draining; Python steals a global segment or,
+  with none left, ends the drain (after the overflow rescan, if the pool ever overflowed);
 - PAUSED: the phase given as `stop` was reached (the roots are timed apart from the copying).
 
-`st` carries everything needed to resume (phase, index, scan pointer, field index, worklist
-head and tail), `p` the scavenge's constants, `ctr` the work counters (K_*). The kernel writes
-straight into the shared arrays: the heap's words through the direct map (dm_kernels.py), the
-isolate's tops (`top`, iso_top's row), the OLD_TO_NEW bits and counts, `pg_allocated` and the
-ArrayBuffer marks. No Python object is created inside a loop, so the same source runs
+`st` carries everything needed to resume (phase, index, the object being scanned and its field),
+`p` the scavenge's constants, `ctr` the work counters (K_*). The kernel writes straight into the
+shared arrays: the heap's words through the direct map (dm_kernels.py), the isolate's tops
+(`top`, iso_top's row), the OLD_TO_NEW bits and counts, `pg_allocated`, the ArrayBuffer marks and
+the task's worklist segments. No Python object is created inside a loop, so the same source runs
 interpreted under NUMBA_DISABLE_JIT=1 (and gives the same heap, which the tests check); nothing
 is allocated at all, so the kernels are compiled without reference counting (jit.njit_kernel),
-which a helper taking seven arrays per call would otherwise pay on every object.
+which a helper taking a dozen arrays per call would otherwise pay on every object.
 
 Per object (V8's order, which a concurrent reader relies on): allocate, copy the body, publish
 the allocation top, then write the forwarding word (objects.py: the target's address, low bit 0)
-into the old copy's map word.
+into the old copy's map word, then push the copy.
+
+`rescan` is the pool's overflow path (worklist.py): when a full segment could not be published its
+entries were dropped, so every object copied so far is scanned again, walking to-space and the
+promotion LABs of this scavenge as Cheney's scan pointer did; scanning an object twice changes
+nothing (its fields already point at copies, its slots are already recorded).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from memsim.sim.v8 import worklist as wl
 from memsim.sim.v8.dm_kernels import copy_words, test_and_set_bit, word_index
 from memsim.sim.v8.jit import njit_kernel
 from memsim.sim.v8.layout import CHUNK_HEADER, HEAP_BASE, T_NEW_LIMIT, T_NEW_TOP, T_OLD_LIMIT, T_OLD_TOP
@@ -36,17 +49,17 @@ from memsim.sim.v8.objects import FILLER, JS_ARRAY_BUFFER, JS_OBJECT, header, it
 # p: the scavenge's constants
 (P_SHIFT, P_WPF, P_POOL0, P_PAGE, P_PAGE_SHIFT, P_FROM_LO, P_FROM_HI, P_TO_LO, P_TO_HI, P_AGE_MARK) = range(10)
 NP = 10
-# st: where the scavenge is
-(S_PHASE, S_I, S_SCAN, S_FIELD, S_PHEAD, S_PTAIL, S_PFIELD, S_NEED, S_OLD_FULL) = range(9)
-NST = 9
+# st: where the task is
+(S_PHASE, S_I, S_OBJ, S_FIELD, S_SCAN, S_NEED, S_FULL, S_OLD_FULL) = range(8)
+NST = 8
 # ctr: the work counters
 (K_COPIED, K_COPIED_BYTES, K_PROMOTED, K_PROMOTED_BYTES, K_OBJECTS_SCANNED, K_WORDS_SCANNED, K_WORDS_COPIED,
  K_SLOTS_VISITED, K_SLOTS_REMOVED, K_SLOTS_RECORDED) = range(10)
 NCTR = 10
 # phases, in order
-PH_LOCALS, PH_GLOBALS, PH_REMEMBERED, PH_CHENEY, PH_DONE = range(5)
+PH_LOCALS, PH_GLOBALS, PH_REMEMBERED, PH_DRAIN, PH_DONE = range(5)
 # run's results
-DONE, NEED_OLD, PAUSED, TO_SPACE_FULL = range(4)
+DONE, NEED_OLD, PAUSED, TO_SPACE_FULL, LOCAL_FULL, LOCAL_EMPTY = range(6)
 
 MARK_NEW, MARK_OLD = 1, 2  # array_buffer_sweeper.py's marks
 
@@ -82,12 +95,24 @@ def _alloc_to(words: np.ndarray, dm: np.ndarray, top: np.ndarray, size: int, p: 
 
 
 @njit_kernel
+def _no_room(meta: np.ndarray, local: np.ndarray, st: np.ndarray) -> bool:
+    """Either list's push segment is full (S_FULL names it): an evacuation could not push its copy."""
+    for lst in range(wl.NLIST):
+        if not wl.room(meta, local, lst):
+            st[S_FULL] = lst + 1
+            return True
+    return False
+
+
+@njit_kernel
 def _evacuate(words: np.ndarray, dm: np.ndarray, pg_alloc: np.ndarray, ext_mark: np.ndarray, top: np.ndarray,
-              promo: np.ndarray, p: np.ndarray, st: np.ndarray, ctr: np.ndarray, w: int) -> int:
+              seg: np.ndarray, meta: np.ndarray, local: np.ndarray, p: np.ndarray, st: np.ndarray, ctr: np.ndarray,
+              w: int) -> int:
     """V8's ScavengeObject for one tagged word: the word the slot must hold afterwards. Anything
     but a from-space reference is returned as is; a forwarded object gives its new address; else
-    the object is promoted (below the age mark) or copied, with V8's fallbacks. When it cannot be
-    placed yet, S_NEED (or S_NEED = -1: nowhere at all) is set and `w` returned unchanged."""
+    the object is promoted (below the age mark) or copied, with V8's fallbacks, and its copy
+    pushed. When it cannot be placed or pushed yet, S_NEED (S_NEED = -1: nowhere at all) or
+    S_FULL is set and `w` returned unchanged."""
     if (w & 1) == 0:
         return w
     addr = w - 1
@@ -98,6 +123,8 @@ def _evacuate(words: np.ndarray, dm: np.ndarray, pg_alloc: np.ndarray, ext_mark:
     mw = words[src]
     if (mw & 1) == 0:
         return mw | 1
+    if _no_room(meta, local, st):
+        return w
     size = size_of(mw)
     dst = 0
     promoted = False
@@ -120,8 +147,6 @@ def _evacuate(words: np.ndarray, dm: np.ndarray, pg_alloc: np.ndarray, ext_mark:
     if promoted:
         top[T_OLD_TOP] = dst + size
         pg_alloc[(dst - HEAP_BASE) >> p[P_PAGE_SHIFT]] += size
-        promo[st[S_PTAIL]] = dst
-        st[S_PTAIL] += 1
         ctr[K_PROMOTED] += 1
         ctr[K_PROMOTED_BYTES] += size
     else:
@@ -130,7 +155,9 @@ def _evacuate(words: np.ndarray, dm: np.ndarray, pg_alloc: np.ndarray, ext_mark:
         ctr[K_COPIED_BYTES] += size
     ctr[K_WORDS_COPIED] += size >> 3
     words[src] = dst  # the forwarding word, after the top is published
-    if itype_of(mw) == JS_ARRAY_BUFFER:
+    if itype_of(mw) == JS_OBJECT:  # only objects with fields need a scan
+        wl.push(seg, meta, local, wl.WL_PROMOTED if promoted else wl.WL_COPIED, dst)
+    elif itype_of(mw) == JS_ARRAY_BUFFER:
         row = words[word_index(dm, dst + 16, shift, wpf)] >> 32
         ext_mark[row] = MARK_OLD if promoted else MARK_NEW
     return dst | 1
@@ -142,82 +169,82 @@ def _young(w: int, p: np.ndarray) -> bool:
 
 
 @njit_kernel
+def _stuck(st: np.ndarray) -> bool:
+    return st[S_NEED] != 0 or st[S_FULL] != 0
+
+
+@njit_kernel
+def _stopped(st: np.ndarray) -> int:
+    """Why the kernel stops at the slot it will retry."""
+    if st[S_FULL]:
+        return LOCAL_FULL
+    return NEED_OLD if st[S_NEED] > 0 else TO_SPACE_FULL
+
+
+@njit_kernel
 def _scan_fields(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: np.ndarray,
-                 pg_alloc: np.ndarray, ext_mark: np.ndarray, top: np.ndarray, promo: np.ndarray, p: np.ndarray,
-                 st: np.ndarray, ctr: np.ndarray, obj: int, fi: int, old_host: bool) -> int:
-    """Visit the fields of the object at `obj` from field st[fi] on; -1 when done, else the
-    field to resume at (S_NEED set). An old host records each field still pointing young."""
+                 pg_alloc: np.ndarray, ext_mark: np.ndarray, top: np.ndarray, seg: np.ndarray, meta: np.ndarray,
+                 local: np.ndarray, p: np.ndarray, st: np.ndarray, ctr: np.ndarray, obj: int, old_host: bool) -> bool:
+    """Visit the fields of the object at `obj` from field st[S_FIELD] on; False if it stopped
+    (S_NEED or S_FULL set, S_FIELD the field to resume at). An old host records each field still
+    pointing young (V8's RecordSlot in the promotion list's visitor)."""
     mw = words[word_index(dm, obj, p[P_SHIFT], p[P_WPF])]
     if itype_of(mw) != JS_OBJECT:
-        return -1
+        return True
     n = nfields_of(mw)
-    j = st[fi]
+    j = st[S_FIELD]
     while j < n:
         va = obj + 8 + 8 * j
         wi = word_index(dm, va, p[P_SHIFT], p[P_WPF])
-        nw = _evacuate(words, dm, pg_alloc, ext_mark, top, promo, p, st, ctr, words[wi])
-        if st[S_NEED]:
-            st[fi] = j
-            return j
+        nw = _evacuate(words, dm, pg_alloc, ext_mark, top, seg, meta, local, p, st, ctr, words[wi])
+        if _stuck(st):
+            st[S_FIELD] = j
+            return False
         words[wi] = nw
         if old_host and _young(nw, p) and test_and_set_bit(slot_bits, wi - p[P_POOL0]):
             pg_slots[(va - HEAP_BASE) >> p[P_PAGE_SHIFT], 0] += 1
             ctr[K_SLOTS_RECORDED] += 1
         j += 1
-    st[fi] = 0
+    st[S_FIELD] = 0
     ctr[K_SLOTS_VISITED] += n
-    return -1
+    ctr[K_OBJECTS_SCANNED] += 1
+    ctr[K_WORDS_SCANNED] += size_of(mw) >> 3
+    return True
 
 
 @njit_kernel
-def _cheney(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: np.ndarray, pg_alloc: np.ndarray,
-            ext_mark: np.ndarray, top: np.ndarray, promo: np.ndarray, p: np.ndarray, st: np.ndarray,
-            ctr: np.ndarray) -> bool:
-    """Scan to-space copies from S_SCAN to top and drain the promoted worklist until both are
-    empty; False if it stopped for S_NEED."""
-    mask = p[P_PAGE] - 1
+def _drain(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: np.ndarray, pg_alloc: np.ndarray,
+           ext_mark: np.ndarray, top: np.ndarray, seg: np.ndarray, meta: np.ndarray, local: np.ndarray,
+           p: np.ndarray, st: np.ndarray, ctr: np.ndarray) -> int:
+    """Scavenger::Process: pop copies (the copied list first, then the promotion list) and scan
+    them until the task's segments are empty (LOCAL_EMPTY) or it must stop. S_OBJ is the object
+    being scanned: popped, so a stop resumes it rather than popping again."""
     while True:
-        scan = st[S_SCAN]
-        while scan < top[T_NEW_TOP]:
-            if (scan & mask) == 0:  # a page boundary: skip the next page's chunk header
-                scan += CHUNK_HEADER
-                st[S_SCAN] = scan
-                continue
-            if _scan_fields(words, dm, slot_bits, pg_slots, pg_alloc, ext_mark, top, promo, p, st, ctr, scan,
-                            S_FIELD, False) >= 0:
-                return False
-            mw = words[word_index(dm, scan, p[P_SHIFT], p[P_WPF])]
-            size = size_of(mw)
-            if itype_of(mw) != FILLER:
-                ctr[K_OBJECTS_SCANNED] += 1
-                ctr[K_WORDS_SCANNED] += size >> 3
-            scan += size
-            st[S_SCAN] = scan
-        while st[S_PHEAD] < st[S_PTAIL]:
-            obj = promo[st[S_PHEAD]]
-            if _scan_fields(words, dm, slot_bits, pg_slots, pg_alloc, ext_mark, top, promo, p, st, ctr, obj,
-                            S_PFIELD, True) >= 0:
-                return False
-            ctr[K_OBJECTS_SCANNED] += 1
-            ctr[K_WORDS_SCANNED] += size_of(words[word_index(dm, obj, p[P_SHIFT], p[P_WPF])]) >> 3
-            st[S_PHEAD] += 1
-        if st[S_SCAN] >= top[T_NEW_TOP]:
-            return True
-
-
-@njit_kernel
-def _stopped(st: np.ndarray, i: int) -> int:
-    """Remember root or slot `i` as the one to retry; why the kernel stops."""
-    st[S_I] = i
-    return NEED_OLD if st[S_NEED] > 0 else TO_SPACE_FULL
+        obj = st[S_OBJ]
+        if obj == 0:
+            obj = wl.pop(seg, meta, local, wl.WL_COPIED)
+            if obj == 0:
+                obj = wl.pop(seg, meta, local, wl.WL_PROMOTED)
+                if obj == 0:
+                    return LOCAL_EMPTY
+            st[S_OBJ] = obj
+            st[S_FIELD] = 0
+        old_host = obj < p[P_TO_LO] or obj >= p[P_TO_HI]
+        if not _scan_fields(words, dm, slot_bits, pg_slots, pg_alloc, ext_mark, top, seg, meta, local, p, st, ctr,
+                            obj, old_host):
+            return _stopped(st)
+        st[S_OBJ] = 0
 
 
 @njit_kernel
 def run(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: np.ndarray, pg_alloc: np.ndarray,
         ext_mark: np.ndarray, hs: np.ndarray, gh: np.ndarray, gh_used: np.ndarray, rs: np.ndarray, top: np.ndarray,
-        promo: np.ndarray, p: np.ndarray, st: np.ndarray, ctr: np.ndarray, stop: int) -> int:
-    """Advance the scavenge until phase `stop` (PAUSED), its end (DONE) or a promotion that needs
-    a new LAB (NEED_OLD; S_NEED holds the size) or has nowhere to go (TO_SPACE_FULL)."""
+        seg: np.ndarray, meta: np.ndarray, local: np.ndarray, p: np.ndarray, st: np.ndarray, ctr: np.ndarray,
+        stop: int) -> int:
+    """Advance the task until phase `stop` (PAUSED), the end of its roots and slots followed by a
+    drain that found its segments empty (LOCAL_EMPTY: Python steals or sets PH_DONE), or a stop
+    for a LAB (NEED_OLD; S_NEED holds the size), a segment (LOCAL_FULL) or nowhere to copy to
+    (TO_SPACE_FULL)."""
     while st[S_PHASE] < stop:
         ph = st[S_PHASE]
         if ph <= PH_GLOBALS:
@@ -227,9 +254,10 @@ def run(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: np.n
                 if ph == PH_GLOBALS and gh_used[i] == 0:
                     i += 1
                     continue
-                nw = _evacuate(words, dm, pg_alloc, ext_mark, top, promo, p, st, ctr, roots[i])
-                if st[S_NEED]:
-                    return _stopped(st, i)
+                nw = _evacuate(words, dm, pg_alloc, ext_mark, top, seg, meta, local, p, st, ctr, roots[i])
+                if _stuck(st):
+                    st[S_I] = i
+                    return _stopped(st)
                 roots[i] = nw
                 ctr[K_SLOTS_VISITED] += 1
                 i += 1
@@ -238,9 +266,10 @@ def run(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: np.n
             while i < rs.shape[0]:
                 va = rs[i]
                 wi = word_index(dm, va, p[P_SHIFT], p[P_WPF])
-                nw = _evacuate(words, dm, pg_alloc, ext_mark, top, promo, p, st, ctr, words[wi])
-                if st[S_NEED]:
-                    return _stopped(st, i)
+                nw = _evacuate(words, dm, pg_alloc, ext_mark, top, seg, meta, local, p, st, ctr, words[wi])
+                if _stuck(st):
+                    st[S_I] = i
+                    return _stopped(st)
                 words[wi] = nw
                 ctr[K_SLOTS_VISITED] += 1
                 if not _young(nw, p):  # REMOVE_SLOT: the slot no longer points into new space
@@ -249,12 +278,37 @@ def run(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: np.n
                     pg_slots[(va - HEAP_BASE) >> p[P_PAGE_SHIFT], 0] -= 1
                     ctr[K_SLOTS_REMOVED] += 1
                 i += 1
-        elif ph == PH_CHENEY and not _cheney(words, dm, slot_bits, pg_slots, pg_alloc, ext_mark, top, promo, p,
-                                             st, ctr):
-            return _stopped(st, st[S_I])
+        elif ph == PH_DRAIN:
+            return _drain(words, dm, slot_bits, pg_slots, pg_alloc, ext_mark, top, seg, meta, local, p, st, ctr)
         st[S_PHASE] = ph + 1
         st[S_I] = 0
     return DONE if st[S_PHASE] >= PH_DONE else PAUSED
+
+
+@njit_kernel
+def rescan(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: np.ndarray, pg_alloc: np.ndarray,
+           ext_mark: np.ndarray, top: np.ndarray, seg: np.ndarray, meta: np.ndarray, local: np.ndarray,
+           p: np.ndarray, ranges: np.ndarray, st: np.ndarray, ctr: np.ndarray) -> int:
+    """Scan every object in `ranges` (rows lo, hi: a promotion LAB's objects; hi = -1: to-space from
+    lo to its current top, skipping page headers) from range S_I, address S_SCAN on; DONE, or a stop
+    as `run`'s. The objects are old hosts unless in to-space; their copies are pushed as usual."""
+    mask = p[P_PAGE] - 1
+    while st[S_I] < ranges.shape[0]:
+        lo, hi = ranges[st[S_I], 0], ranges[st[S_I], 1]
+        scan = st[S_SCAN] if st[S_SCAN] else lo
+        while scan < (top[T_NEW_TOP] if hi < 0 else hi):
+            if hi < 0 and (scan & mask) == 0:  # a page boundary: skip the next page's chunk header
+                scan += CHUNK_HEADER
+                continue
+            st[S_SCAN] = scan
+            mw = words[word_index(dm, scan, p[P_SHIFT], p[P_WPF])]
+            if itype_of(mw) != FILLER and not _scan_fields(words, dm, slot_bits, pg_slots, pg_alloc, ext_mark, top,
+                                                           seg, meta, local, p, st, ctr, scan, hi >= 0):
+                return _stopped(st)
+            scan += size_of(mw)
+        st[S_I] += 1
+        st[S_SCAN] = 0
+    return DONE
 
 
 @njit_kernel

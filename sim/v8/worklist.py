@@ -8,7 +8,7 @@ Owns three arrays per isolate (`worklist_specs`):
     wl_meta   (I, NSEG, 2) int64     per segment: M_NEXT (the next segment in its list, -1 none), M_FILL
     wl_head   (I, NLIST + 1, 2) i64  per list: H_TOP (its first global segment, -1 none), H_SIZE
                                      (segments in it); row FREE_LIST: the unused segments
-    wl_local  (I, MAX_TASKS, NLIST, 2) per task and list: L_PUSH, L_POP (its private segments, -1 none)
+    wl_local  (I, MAX_TASKS, NLIST, 2) per task and list: L_PUSH, L_POP (its private segments)
 
 As in V8, a task pushes into and pops from its two private segments without any lock (the njit
 functions `room`, `push`, `pop`, called inside the collectors' kernels); only a whole segment
@@ -71,8 +71,7 @@ class WorklistArrays:
 @njit_kernel
 def room(meta: np.ndarray, local: np.ndarray, lst: int) -> bool:
     """The task's push segment of list `lst` can take one more entry."""
-    s = local[lst, L_PUSH]
-    return s >= 0 and meta[s, M_FILL] < SEG
+    return meta[local[lst, L_PUSH], M_FILL] < SEG
 
 
 @njit_kernel
@@ -89,9 +88,9 @@ def pop(seg: np.ndarray, meta: np.ndarray, local: np.ndarray, lst: int) -> int:
     """The task's next entry of list `lst`, or 0 if both its segments are empty (Local::Pop: the
     pop segment first, then the push segment swapped in)."""
     s = local[lst, L_POP]
-    if s < 0 or meta[s, M_FILL] == 0:
+    if meta[s, M_FILL] == 0:
         p = local[lst, L_PUSH]
-        if p < 0 or meta[p, M_FILL] == 0:
+        if meta[p, M_FILL] == 0:
             return 0
         local[lst, L_PUSH] = s
         local[lst, L_POP] = p
@@ -114,8 +113,9 @@ class Worklist:
         return self.locals[task]
 
     def reset(self, tasks: int) -> None:
-        """Every segment free, every list empty, and each of `tasks` tasks given a push segment per
-        list (at the start of a collection, before any task runs)."""
+        """Every segment free, every list empty, and each of `tasks` tasks given its two segments per
+        list (at the start of a collection, before any task runs). A task always holds both, as a
+        V8 Local does, so that it can push even when the pool has no free segment left."""
         with self.lock:
             self.meta[:, M_FILL] = 0
             self.meta[:, M_NEXT] = np.arange(1, NSEG + 1)
@@ -126,6 +126,7 @@ class Worklist:
             for t in range(tasks):
                 for lst in range(NLIST):
                     self.locals[t, lst, L_PUSH] = self._take(FREE_LIST)
+                    self.locals[t, lst, L_POP] = self._take(FREE_LIST)
 
     def _take(self, lst: int) -> int:
         """Unlink the first segment of `lst` (-1 if none); the lock is held."""
@@ -148,17 +149,15 @@ class Worklist:
         local = self.locals[task, lst]
         with self.lock:
             s = int(local[L_PUSH])
-            if s >= 0 and self.meta[s, M_FILL] == 0:
+            if self.meta[s, M_FILL] == 0:
                 return True
             fresh = self._take(FREE_LIST)
             if fresh < 0:
-                if s >= 0:
-                    self.meta[s, M_FILL] = 0
+                self.meta[s, M_FILL] = 0
                 return False
             self.meta[fresh, M_FILL] = 0
             local[L_PUSH] = fresh
-            if s >= 0:
-                self._give(lst, s)
+            self._give(lst, s)
             return True
 
     def steal(self, task: int, lst: int) -> bool:
@@ -170,9 +169,8 @@ class Worklist:
             if s < 0:
                 return False
             old = int(local[L_POP])
-            if old >= 0:
-                self.meta[old, M_FILL] = 0
-                self._give(FREE_LIST, old)
+            self.meta[old, M_FILL] = 0  # empty: the caller steals when `pop` found both segments so
+            self._give(FREE_LIST, old)
             local[L_POP] = s
             return True
 
@@ -182,5 +180,4 @@ class Worklist:
 
     def local_empty(self, task: int) -> bool:
         """Both private segments of every list are empty."""
-        segs = self.locals[task].ravel()
-        return bool((self.meta[segs[segs >= 0], M_FILL] == 0).all())
+        return bool((self.meta[self.locals[task].ravel(), M_FILL] == 0).all())

@@ -51,7 +51,7 @@ def test_one_task_pushes_publishes_steals_and_frees(machine):
             got.append(v)
     assert got[:9] == items[-1:-10:-1]  # the unpublished tail first, newest first
     assert sorted(got) == items and w.local_empty(0) and w.global_size(wl.WL_COPIED) == 0
-    assert w.head[wl.FREE_LIST, wl.H_SIZE] == wl.NSEG - 2  # the task keeps its push and pop segments
+    assert w.head[wl.FREE_LIST, wl.H_SIZE] == wl.NSEG - 2 * wl.NLIST  # the task keeps its own segments
 
 
 def test_publish_without_a_free_segment_drops_and_says_so(machine):
@@ -65,7 +65,7 @@ def test_publish_without_a_free_segment_drops_and_says_so(machine):
         if not w.publish(0, wl.WL_COPIED):
             break
         published += 1
-    assert published == wl.NSEG - wl.NLIST  # every segment but the promotion list's push segment
+    assert published == wl.NSEG - 2 * wl.NLIST  # every segment but the task's own
     assert wl.room(w.meta, local, wl.WL_COPIED)  # emptied: the caller goes on pushing
 
 
