@@ -23,9 +23,9 @@ left, `publish` drops the full segment's entries and says so; the collector then
 again by walking what it copied (scavenger.py's overflow rescan, as V8's marker once refilled an
 overflowed marking deque by walking the heap).
 
-Entries are pushed by the task that owns the local segments; `pop` prefers the pop segment,
-then swaps in the push segment (Local::Pop), and says "empty" only when both are, so that the
-caller steals a global segment or, with none left, is done.
+Entries are pushed by the task that owns the local segments; `pop` takes the newest first (see
+there why not V8's order) and says "empty" only when both segments are, so that the caller steals
+a global segment or, with none left, is done.
 """
 
 from __future__ import annotations
@@ -85,16 +85,16 @@ def push(seg: np.ndarray, meta: np.ndarray, local: np.ndarray, lst: int, value: 
 
 @njit_kernel
 def pop(seg: np.ndarray, meta: np.ndarray, local: np.ndarray, lst: int) -> int:
-    """The task's next entry of list `lst`, or 0 if both its segments are empty (Local::Pop: the
-    pop segment first, then the push segment swapped in)."""
-    s = local[lst, L_POP]
+    """The task's next entry of list `lst`, or 0 if both its segments are empty: the newest entry
+    of the push segment first, then the pop segment (a stolen one). V8's Local::Pop takes the pop
+    segment first and swaps the push segment in when it is empty, which drains level by level: a
+    tree's whole frontier waits at once (32,768 entries for the leaves of a 65,535-node tree), more
+    than this fixed pool holds. Newest first keeps the wait to about depth x fan-out entries."""
+    s = local[lst, L_PUSH]
     if meta[s, M_FILL] == 0:
-        p = local[lst, L_PUSH]
-        if meta[p, M_FILL] == 0:
+        s = local[lst, L_POP]
+        if meta[s, M_FILL] == 0:
             return 0
-        local[lst, L_PUSH] = s
-        local[lst, L_POP] = p
-        s = p
     f = meta[s, M_FILL] - 1
     meta[s, M_FILL] = f
     return seg[s, f]
