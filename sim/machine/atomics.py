@@ -125,8 +125,9 @@ def _as_unsigned(arr: np.ndarray, v: int | np.integer) -> int:
 
 
 def _as_element(arr: np.ndarray, u: int) -> int:
-    """An unsigned result back as the array's own (possibly signed) value."""
-    return int(np.array(u, dtype=f"u{arr.dtype.itemsize}").view(arr.dtype))
+    """An unsigned result back as the array's own (possibly signed) value: two's complement."""
+    bits = 8 * arr.dtype.itemsize
+    return u - (1 << bits) if arr.dtype.kind == "i" and u >> (bits - 1) else u
 
 
 def _fetch(op: str, arr: np.ndarray, i: int, v: int | np.integer) -> int:
