@@ -86,3 +86,88 @@ class AtomicArray:
 
 def backend() -> str:
     return "libatomic" if _LIB is not None else "fcntl-striped"
+
+
+# Read-modify-write on one element of an array, for code that runs interpreted (the managed heap's
+# kernels under NUMBA_DISABLE_JIT=1; compiled, they inline the same instructions, sim/v8/jit.py).
+# Each is libatomic's sized builtin (`__atomic_fetch_add_8` ...: `lock xadd`, `lock or`,
+# `lock cmpxchg`), called on the element's address, returning the element's value before the
+# operation, as the C11 atomic_fetch_* functions do. Without libatomic they fall back to a plain
+# read-modify-write under the GIL: atomic between threads of one process only, which is why the
+# managed heap runs no helper core when `backend()` is not "libatomic" (docs/design/orinoco.md §4).
+_RMW: dict[tuple[str, int], ctypes._NamedFuncPointer] = {}
+
+
+def _rmw_fn(op: str, itemsize: int) -> ctypes._NamedFuncPointer | None:
+    fn = _RMW.get((op, itemsize))
+    if fn is None and _LIB is not None:
+        ct = _CTYPE[itemsize]
+        fn = getattr(_LIB, f"__atomic_{op}_{itemsize}")
+        if op == "compare_exchange":
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ct, ctypes.c_int, ctypes.c_int]
+            fn.restype = ctypes.c_bool
+        elif op == "load":
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_int]
+            fn.restype = ct
+        else:
+            fn.argtypes = [ctypes.c_void_p, ct, ctypes.c_int]
+            fn.restype = ct
+        _RMW[(op, itemsize)] = fn
+    return fn
+
+
+def _address(arr: np.ndarray, i: int) -> int:
+    return int(arr.__array_interface__["data"][0]) + int(i) * arr.strides[0]
+
+
+def _as_unsigned(arr: np.ndarray, v: int | np.integer) -> int:
+    return int(v) & ((1 << (8 * arr.dtype.itemsize)) - 1)
+
+
+def _as_element(arr: np.ndarray, u: int) -> int:
+    """An unsigned result back as the array's own (possibly signed) value: two's complement."""
+    bits = 8 * arr.dtype.itemsize
+    return u - (1 << bits) if arr.dtype.kind == "i" and u >> (bits - 1) else u
+
+
+def _fetch(op: str, arr: np.ndarray, i: int, v: int | np.integer) -> int:
+    fn = _rmw_fn(op, arr.dtype.itemsize)
+    if fn is None:
+        old = int(arr[i])
+        new = {"fetch_add": old + int(v), "fetch_or": old | int(v), "fetch_and": old & int(v)}[op]
+        arr[i] = _as_element(arr, _as_unsigned(arr, new))
+        return old
+    return _as_element(arr, fn(_address(arr, i), _as_unsigned(arr, v), _SEQ_CST))
+
+
+def fetch_add(arr: np.ndarray, i: int, v: int | np.integer) -> int:
+    return _fetch("fetch_add", arr, i, v)
+
+
+def fetch_or(arr: np.ndarray, i: int, v: int | np.integer) -> int:
+    return _fetch("fetch_or", arr, i, v)
+
+
+def fetch_and(arr: np.ndarray, i: int, v: int | np.integer) -> int:
+    return _fetch("fetch_and", arr, i, v)
+
+
+def load(arr: np.ndarray, i: int) -> int:
+    fn = _rmw_fn("load", arr.dtype.itemsize)
+    if fn is None:
+        return int(arr[i])
+    return _as_element(arr, fn(_address(arr, i), _SEQ_CST))
+
+
+def compare_exchange(arr: np.ndarray, i: int, expected: int | np.integer, desired: int | np.integer) -> int:
+    """If arr[i] == expected, store desired; the value arr[i] held before, either way."""
+    fn = _rmw_fn("compare_exchange", arr.dtype.itemsize)
+    if fn is None:
+        old = int(arr[i])
+        if old == int(expected):
+            arr[i] = desired
+        return old
+    ct = _CTYPE[arr.dtype.itemsize]
+    exp = ct(_as_unsigned(arr, expected))
+    fn(_address(arr, i), ctypes.byref(exp), _as_unsigned(arr, desired), _SEQ_CST, _SEQ_CST)
+    return _as_element(arr, exp.value)  # on failure libatomic writes the value it found into `exp`

@@ -19,6 +19,7 @@ from memsim.sim.v8.layout import C_BARRIER_OFF, C_SPACE, V8Arrays, V8Geometry
 from memsim.sim.v8.remembered_set import RememberedSet
 from memsim.sim.v8.spaces import SpaceBounds
 from memsim.sim.v8.tracer import GcTracer
+from memsim.sim.v8.worklist import Worklist
 from memsim.sim.vm.vm import VM
 
 
@@ -35,6 +36,7 @@ class HeapContext:
     rset: RememberedSet
     core: int
     client: int  # the allocator's client row backing stores are recorded for (0: nobody's)
+    worklist: Worklist  # the collections' segmented worklists (worklist.py)
 
     @property
     def top(self) -> np.ndarray:

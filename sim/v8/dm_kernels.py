@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from memsim.sim.v8.jit import njit
+from memsim.sim.v8.jit import atomic_or, njit
 from memsim.sim.v8.layout import HEAP_BASE
 
 
@@ -48,6 +48,14 @@ def test_and_set_bit(bits: np.ndarray, bit: int) -> bool:
         return False
     bits[w] |= m
     return True
+
+
+@njit
+def test_and_set_bit_atomic(bits: np.ndarray, bit: int) -> bool:
+    """test_and_set_bit for bitmaps that several cores set at once (a parallel scavenge's slot
+    sets, marking's white-to-grey): one `lock or`; True for the one core that turned the bit on."""
+    m = np.uint64(1) << np.uint64(bit & 63)
+    return (np.uint64(atomic_or(bits, bit >> 6, m)) & m) == np.uint64(0)
 
 
 @njit

@@ -26,6 +26,9 @@ from memsim.sim.v8.layout import (
     C_BARRIER_OFF,
     C_FORCE_COMPACTION,
     C_MAX_OLD,
+    C_TEST_NO_CAS,
+    C_TEST_RACE,
+    C_TEST_TASKS,
     C_VERIFY,
     LO_SPACE,
     NEW_SPACE,
@@ -309,8 +312,14 @@ class Isolate:
         return self.h.tracer.read(after_seq, max_records)
 
     def testing(self, barrier_off: bool | None = None, force_compaction: bool | None = None,
-                verify_heap: bool | None = None) -> None:
-        """Test hooks (never reachable from the wire)."""
-        for col, v in ((C_BARRIER_OFF, barrier_off), (C_FORCE_COMPACTION, force_compaction), (C_VERIFY, verify_heap)):
+                verify_heap: bool | None = None, scavenge_tasks: int | None = None, race_hook: bool | None = None,
+                no_cas: bool | None = None) -> None:
+        """Test hooks (never reachable from the wire); scavenge_tasks, race_hook and no_cas run the
+        scavenger's parallel kernel with that many tasks taking turns in this process (layout.py's
+        C_TEST_*)."""
+        for col, v in ((C_BARRIER_OFF, barrier_off), (C_FORCE_COMPACTION, force_compaction), (C_VERIFY, verify_heap),
+                       (C_TEST_RACE, race_hook), (C_TEST_NO_CAS, no_cas)):
             if v is not None:
                 self.h.cfg[col] = int(bool(v))
+        if scavenge_tasks is not None:
+            self.h.cfg[C_TEST_TASKS] = scavenge_tasks

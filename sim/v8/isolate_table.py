@@ -66,6 +66,7 @@ from memsim.sim.v8.layout import (
 )
 from memsim.sim.v8.remembered_set import RememberedSet
 from memsim.sim.v8.spaces import SpaceBounds
+from memsim.sim.v8.worklist import Worklist
 from memsim.sim.vm.layout import SYSTEM_ISOLATE
 from memsim.sim.vm.vm import VM
 
@@ -93,6 +94,7 @@ class V8:
         self.vm, self.alloc, self.core = vm, alloc, core
         self.table_lock = locks["v8/isolates"]
         self.lockers = [locks[f"v8/isolate/{i}"] for i in range(g.isolates)]
+        self.pool_locks = [locks[f"v8/isolate/{i}/worklist"] for i in range(g.isolates)]
 
     # -- views -------------------------------------------------------------------------------
 
@@ -103,7 +105,8 @@ class V8:
         return HeapContext(iso=iso, a=a, g=g, dmap=dmap,
                            bounds=SpaceBounds(int(cfg[C_SEMI]), int(cfg[C_MAX_OLD]), g.page_size),
                            vm=self.vm, alloc=self.alloc, handles=HandleTable(a, iso),
-                           rset=RememberedSet(a, iso, g, dmap), core=self.core, client=client)
+                           rset=RememberedSet(a, iso, g, dmap), core=self.core, client=client,
+                           worklist=Worklist(a.worklists, iso, self.pool_locks[iso]))
 
     def _check_id(self, iso: int) -> None:
         if isinstance(iso, bool) or not isinstance(iso, int) or not 0 <= iso < self.g.isolates:

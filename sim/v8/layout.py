@@ -33,6 +33,10 @@ its frames are pinned for as long as the page is committed and reached through t
     ext_*            (I, EXT)                 v8/isolate/<i>      ArrayBuffer backing stores (array_buffer_sweeper.py)
     tr_*, iso_ctr    (I, ...)                 v8/isolate/<i>      the GC tracer's ring, open event, running
                                                                   figures and counters (tracer.py)
+    wl_*             (I, ...)                 v8/isolate/<i>/worklist  a collection's segmented worklists
+                                                                  (worklist.py; a task's own segments: the task)
+    gc_task          (I, MAX_TASKS, 48) int64 the task            a collection task's state, LABs and counters
+                                                                  (scavenge_kernels.py's task row)
 
 The bitmaps are indexed by physical frame, machine-wide: a frame belongs to at most one isolate's
 committed page at a time, so the isolate's locker guards its rows too, and no per-isolate sizing is
@@ -40,8 +44,9 @@ needed (V8's MarkingBitmap and SlotSet, one bit per tagged slot, keyed by the fr
 chunk).
 
 Lock order: v8/isolates -> v8/isolate/<i> -> the allocator's locks (backing stores) -> the VM's locks
-(pinning, discard, memory_usage). All are the machine's fcntl byte locks, released by the kernel if
-their holder dies; recovery (isolate_table.py) finds a phase other than IDLE and knows.
+(pinning, discard, memory_usage); v8/isolate/<i>/worklist (the worklists' global pool) is a leaf.
+All are the machine's fcntl byte locks, released by the kernel if their holder dies; recovery
+(isolate_table.py) finds a phase other than IDLE and knows.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ import numpy as np
 from memsim.sim.errors import InvalidArgument
 from memsim.sim.machine.shm import ArraySpec
 from memsim.sim.v8.tracer import TracerArrays, tracer_specs
+from memsim.sim.v8.worklist import MAX_TASKS, WorklistArrays, worklist_specs
 
 KiB, MiB = 1 << 10, 1 << 20
 HEAP_BASE = 1 << 30  # the heap's first address in the isolate's space (V8 reserves a cage; any aligned base works)
@@ -70,9 +76,12 @@ PHASE_NAMES = ("idle", "mutator", "Scavenge", "Mark-Compact (mark)", "Mark-Compa
 
 # iso_cfg columns
 (C_SEMI, C_MAX_OLD, C_GROWING, C_SPACE, C_OWNER, C_HOME, C_BARRIER_OFF, C_FORCE_COMPACTION, C_VERIFY,
- C_CREATED_NS, C_LOST_PHASE, C_LOST_CORE) = range(12)
-NCFG = 16
-# C_GROWING holds the fixed growing factor x 1000 (0 = V8's dynamic HeapGrowingFactor)
+ C_CREATED_NS, C_LOST_PHASE, C_LOST_CORE, C_TEST_TASKS, C_TEST_RACE, C_TEST_NO_CAS) = range(15)
+NCFG = 24
+# C_GROWING holds the fixed growing factor x 1000 (0 = V8's dynamic HeapGrowingFactor).
+# Test hooks of the scavenger's parallel kernel, run in one process (scavenger.py): C_TEST_TASKS tasks
+# (0 or 1: one) take turns, C_TEST_RACE stops each copy between its body and its forwarding CAS so the
+# next task races it, C_TEST_NO_CAS forwards with a plain store instead (what the CAS prevents).
 
 # iso_top columns
 (T_TO_SPACE, T_NEW_TOP, T_NEW_LIMIT, T_AGE_MARK, T_NEW_USED, T_OLD_TOP, T_OLD_LIMIT, T_OLD_LIMIT_BYTES,
@@ -97,6 +106,7 @@ MIN_FREE_BLOCK = FREE_LIST_CATEGORIES[0]  # smaller gaps become fillers, counted
 NO_SPACE, NEW_SPACE, OLD_SPACE, LO_SPACE = range(4)
 SPACE_NAMES = ("", "new_space", "old_space", "large_object_space")
 
+GC_TASK_COLUMNS = 48  # a collection task's row: scavenge_kernels.py's task_row
 OLD_TO_NEW, OLD_TO_OLD = 0, 1  # remembered-set types (V8's RememberedSetType)
 EXT_PER_ISOLATE = 4096  # ArrayBuffer backing stores one isolate may hold at once
 SCOPE_DEPTH = 1024  # nested handle scopes
@@ -196,6 +206,8 @@ def v8_specs(g: V8Geometry) -> list[ArraySpec]:
         ArraySpec("ext_state", "int8", (i, EXT_PER_ISOLATE)),  # array_buffer_sweeper.py's FREE/YOUNG/OLD
         ArraySpec("ext_mark", "int8", (i, EXT_PER_ISOLATE)),
         *tracer_specs(i),
+        *worklist_specs(i),
+        ArraySpec("gc_task", "int64", (i, MAX_TASKS, GC_TASK_COLUMNS)),
     ]
 
 
@@ -232,13 +244,16 @@ class V8Arrays:
     ext_len: np.ndarray
     ext_state: np.ndarray
     ext_mark: np.ndarray
+    gc_task: np.ndarray
     tracer: TracerArrays  # tracer.py's own arrays (tr_*, iso_ctr)
+    worklists: WorklistArrays  # worklist.py's segments (wl_*)
 
     @classmethod
     def from_region(cls, region: dict[str, np.ndarray]) -> V8Arrays:
-        return cls(**{f.name: region[f.name] for f in fields(cls) if f.name != "tracer"},
-                   tracer=TracerArrays.from_region(region))
+        return cls(**{f.name: region[f.name] for f in fields(cls) if f.name not in ("tracer", "worklists")},
+                   tracer=TracerArrays.from_region(region), worklists=WorklistArrays.from_region(region))
 
 
 def v8_lock_names(isolates: int) -> list[str]:
-    return ["v8/isolates"] + [f"v8/isolate/{i}" for i in range(isolates)]
+    return (["v8/isolates"] + [f"v8/isolate/{i}" for i in range(isolates)]
+            + [f"v8/isolate/{i}/worklist" for i in range(isolates)])

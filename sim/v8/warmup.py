@@ -6,8 +6,9 @@ C-contiguous, a column is not, a 0-d view is something else again), so kernels w
 of their own making can still compile on a worker's first GC: 0.3 s for a Mark-Compact in a fresh
 install, seconds with an empty cache. `warm()` instead runs the real thing once: a throwaway
 machine with one tiny isolate that allocates in every space, stores old-to-new pointers, holds an
-ArrayBuffer, scavenges twice (a copy, then a promotion) and compacts, so every path a collection
-takes is compiled in this process (or loaded from numba's on-disk cache) and inherited by every
+ArrayBuffer, scavenges twice (a copy, then a promotion) and compacts (and compiles the scavenger's
+worklist-overflow rescan, which so small a heap never needs), so every path a collection takes is
+compiled in this process (or loaded from numba's on-disk cache) and inherited by every
 core at fork. It costs about 0.3 s with a warm cache.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import os
 
 from memsim.sim.system import Machine, MachineConfig
-from memsim.sim.v8 import verifier
+from memsim.sim.v8 import scavenger, verifier
 from memsim.sim.v8.heap import PAUSE_ENV
 
 MiB, PAGE = 1 << 20, 64 << 10
@@ -48,5 +49,6 @@ def _cycle() -> None:
             iso.testing(force_compaction=True)
             iso.gc()
             verifier.verify(iso.h)
+            scavenger.compile_overflow_rescan(iso.h)
     finally:
         m.destroy()
