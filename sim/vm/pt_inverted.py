@@ -38,8 +38,12 @@ def ipt_key(space: int, vpn: int) -> int:
 
 
 def ipt_hash(key: int, mask: int) -> int:
+    """Knuth's multiplicative (Fibonacci) hash of a key into `mask + 1` anchors (a power of two):
+    the product's TOP bits, the ones every bit of the key reaches. Bits from the middle of the
+    product ignore the key's high bits, and those hold the space: the same page of every space
+    would share one chain."""
     h = (key * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
-    return (h >> 29) & mask
+    return (h >> (64 - mask.bit_length())) & mask
 
 
 def ipt_geometry(nframes: int, frame_size: int) -> tuple[int, int]:

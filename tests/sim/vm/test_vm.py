@@ -551,3 +551,15 @@ def test_a_hybrid_stack_segment_grows_down_and_costs_only_its_pages():
         assert vm.load(sp, stack, 7) == b"frame 0" and check(vm) == []
     finally:
         m.destroy()
+
+
+def test_inverted_hash_spreads_one_page_of_many_spaces_over_many_chains():
+    # The same virtual page in 100 spaces: keys that differ only in their high (space) bits. A hash
+    # that took the product's middle bits put them all on one chain, so a walk grew with the number
+    # of spaces (52 references a walk at 100 spaces).
+    from memsim.sim.vm.pt_inverted import ipt_hash, ipt_key
+
+    mask = 1023
+    assert len({ipt_hash(ipt_key(space, 5), mask) for space in range(100)}) > 90
+    assert len({ipt_hash(ipt_key(1, vpn), mask) for vpn in range(1024)}) > 600
+    assert all(0 <= ipt_hash(ipt_key(s, v), 15) <= 15 for s in range(8) for v in range(64))
