@@ -146,3 +146,18 @@ def test_numeric_text_keys_have_one_id_whatever_chunk_they_fall_in(tmp_path):
     assert one_chunk == alone
     assert one_chunk[:2] == [12, 1000] and one_chunk[4:6] == [-5, (1 << 63) - 1]
     assert key_id("9223372036854775808") not in (1 << 63, -(1 << 63))
+
+
+def test_csv_with_a_byte_order_mark_crlf_and_short_rows(tmp_path):
+    p = tmp_path / "bom.csv"
+    p.write_bytes(b"\xef\xbb\xbfkey,size,time\r\nuser:1,10,5\r\n7,20,6\r\n")
+    c = read_all(p)  # the mark is not part of the header's first name: 'key' is found, no row is data
+    assert c.key.tolist() == [key_id("user:1"), 7] and c.size.tolist() == [10, 20] and c.time.tolist() == [5, 6]
+    short = tmp_path / "short.csv"
+    short.write_text("time,key,size,op\n1,5,10,get\n2,6\n")
+    with pytest.raises(ValueError, match="row 2 has 2 columns"):
+        read_all(short)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,key,size,op\n1,5,ten,get\n")
+    with pytest.raises(ValueError, match="CSV data rows 1-1"):
+        read_all(bad)
