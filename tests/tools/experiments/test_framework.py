@@ -66,3 +66,19 @@ def test_every_registered_experiment_is_a_subcommand_with_the_common_flags() -> 
     for name in experiments():
         args = parser.parse_args(["experiment", name, "--quick", "--seed", "7", "--out", "x"])
         assert args.experiment.name == name and args.seed == 7 and args.quick and args.out == "x"
+
+
+def test_a_bad_replot_file_or_out_dir_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
+    bad = {"missing.json": None, "corrupt.json": "{not json", "list.json": "[1, 2]",
+           "nodata.json": json.dumps({"experiment": "toy"})}
+    for name, text in bad.items():
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        assert run_experiment(EXP, _args(tmp_path / "out", replot=str(tmp_path / name))) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith("memsim experiment toy: ") and err.count("\n") == 1 and name in err, err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert run_experiment(EXP, _args(blocker / "sub")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("memsim experiment toy: --out ") and err.count("\n") == 1, err
