@@ -59,7 +59,8 @@ def real(lo: float, hi: float | None = None, *, above: bool = False) -> Callable
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
         if not math.isfinite(value) or value < lo or (above and value == lo) or (hi is not None and value > hi):
-            want = f"a number above {lo:g}" if above else _bounds(lo, hi)
+            want = (f"a number above {lo:g}" + ("" if hi is None else f" and at most {hi:g}")) if above \
+                else _bounds(lo, hi)
             raise argparse.ArgumentTypeError(f"{text} is out of range: give {want}")
         return value
     parse.__name__ = "number"

@@ -78,3 +78,9 @@ def test_csv_options_flag(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["objects"] == 3
     with pytest.raises(SystemExit):
         main(["trace", "stats", str(p), "--csv", "colour=1"])
+
+
+def test_a_shards_rate_past_1_names_both_bounds(trace_file, capsys):
+    with pytest.raises(SystemExit):
+        main(["trace", "mrc", str(trace_file[0]), "--shards", "2"])
+    assert "above 0 and at most 1" in capsys.readouterr().err
