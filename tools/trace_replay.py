@@ -49,7 +49,7 @@ from memsim.sim.policies.compiled import belady_compiled, compiled, dense_ids, r
 from memsim.sim.policies.simulate import make, simulate
 from memsim.sim.trace.io import FORMATS, open_trace, read_keys
 from memsim.tools.executor import ExecutorUnavailable, executor
-from memsim.tools.flags import Parser, whole
+from memsim.tools.flags import Parser, out_file, whole
 
 __all__ = ["PolicySpec", "Row", "add_replay", "parse_policies", "parse_sizes", "replay_all", "replay_job"]
 
@@ -254,6 +254,6 @@ def add_replay(tsub: argparse._SubParsersAction[Parser]) -> None:
     s.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the jobs on this Dask scheduler (tcp://host:8786) instead of local processes")
     s.add_argument("--workers", type=whole(1), help="local worker processes (default: one per CPU)")
-    s.add_argument("--json", metavar="OUT", help="write the rows as JSON to OUT ('-': stdout, no table)")
-    s.add_argument("--png", metavar="OUT", help="plot miss ratio against size to OUT")
+    s.add_argument("--json", type=out_file, metavar="OUT", help="write the rows as JSON to OUT ('-': stdout, no table)")
+    s.add_argument("--png", type=out_file, metavar="OUT", help="plot miss ratio against size to OUT")
     s.set_defaults(func=cmd_replay, prog=s.prog)
