@@ -63,6 +63,10 @@ class LocalServer:
         if self.global_lock:
             cmd.append("--global-lock")
         cmd += ["--resp-port", "0"] if self.resp else ["--no-resp"]
+        if not {"--metrics-port", "--no-metrics"} & set(self.extra):
+            # a free one, also when started again on its port (a fixed --port means the default 9121 otherwise,
+            # which another server on this host, or another restarted one, may hold)
+            cmd += ["--metrics-port", "0"]
         return cmd + self.extra
 
     def start(self, timeout: float = 60.0) -> LocalServer:
