@@ -298,6 +298,7 @@ class ShardedCache(ShardedBase[Cache], ScanIterator):
     encoding, encoding_errors: as Cache's, for every server. `stats()`: the counters."""
 
     _pool: ThreadPoolExecutor | None = None
+    _closed = False
 
     def _connect_one(self, server: str) -> Cache:
         return Cache(target=server, timeout=self.timeout)
@@ -309,8 +310,8 @@ class ShardedCache(ShardedBase[Cache], ScanIterator):
         return drive(body, self._perform_all)
 
     def _perform_all(self, calls: list[At]) -> list[Any]:
-        if len(calls) == 1:
-            outcomes = [self._call(calls[0])]
+        if len(calls) == 1 or self._closed:  # closed: each server's client refuses at once (ClientClosed)
+            outcomes = [self._call(c) for c in calls]
         else:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(len(self.shards.servers), thread_name_prefix="memsim-shard")
@@ -333,6 +334,7 @@ class ShardedCache(ShardedBase[Cache], ScanIterator):
         return ShardedPipeline(self)
 
     def close(self) -> None:
+        self._closed = True
         for c in self._clients.values():
             c.close()
         if self._pool is not None:

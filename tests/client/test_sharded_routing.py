@@ -284,3 +284,18 @@ def test_a_command_whose_every_part_was_dropped_raises_the_failure_not_an_empty_
             else:
                 with pytest.raises(Unavailable):
                     getattr(r, ask)(*(["hi"] if ask == "echo" else []))
+
+
+def test_a_closed_sharded_cache_refuses_a_command_over_several_servers_as_it_does_one_over_one():
+    """After close() the thread pool is shut down: a command split over servers raised RuntimeError
+    ('cannot schedule new futures after shutdown'); now each server's closed client says ClientClosed."""
+    from memsim.client import ShardedCache
+    from memsim.client.errors import ClientClosed
+
+    r = ShardedCache(["127.0.0.1:1", "127.0.0.1:9"], timeout=5)
+    with pytest.raises(Unavailable):
+        r.mget([f"k{i}" for i in range(20)])  # over both servers: the pool is made
+    r.close()
+    for ask in (lambda: r.get("a"), lambda: r.mget([f"k{i}" for i in range(20)]), r.dbsize):
+        with pytest.raises(ClientClosed):
+            ask()
