@@ -114,6 +114,9 @@ def parse_sizes(text: str, footprint: int) -> list[int]:
     for t in (t.strip() for t in text.split(",")):
         if not t:
             continue
+        if not re.fullmatch(r"\d+|\d*\.\d+|\d+\.", t):
+            raise ValueError(f"size {t!r}: give a whole number of objects (1000) or a fraction of the "
+                             f"footprint with a point (0.01)")
         if "." in t:
             f = float(t)
             if not 0.0 < f <= 1.0:
