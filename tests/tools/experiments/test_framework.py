@@ -82,3 +82,24 @@ def test_a_bad_replot_file_or_out_dir_is_one_line_and_exit_2(tmp_path: Path, cap
     assert run_experiment(EXP, _args(blocker / "sub")) == 2
     err = capsys.readouterr().err
     assert err.startswith("memsim experiment toy: --out ") and err.count("\n") == 1, err
+
+
+BAD_EXPERIMENT_FLAGS = [("belady", "--length", "0"), ("belady", "--pages", "-1"), ("belady", "--search", "-1"),
+                        ("page-tables", "--spaces", "0"), ("page-tables", "--grow", "0"),
+                        ("thp", "--region-mib", "0"), ("thp", "--loads", "0"), ("thp", "--huge-pages", "0"),
+                        ("thrashing", "--frames", "0"), ("thrashing", "--policy", "x"),
+                        ("thrashing", "--seconds", "nan"), ("thrashing", "--processes", "0"),
+                        ("eviction", "--alpha", "nan"), ("eviction", "--seconds-per-size", "-1"),
+                        ("gc", "--semi-space", "0")]
+
+
+def test_an_experiments_bad_flag_is_refused_while_parsing(capsys) -> None:
+    """Each was a traceback from inside the run (or, --alpha nan, a run that never ended)."""
+    import pytest
+
+    parser = build_parser()
+    for name, flag, value in BAD_EXPERIMENT_FLAGS:
+        with pytest.raises(SystemExit) as e:
+            parser.parse_args(["experiment", name, flag, value])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and err.count("\n") == 1 and flag in err, (name, flag, err)
