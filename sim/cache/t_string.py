@@ -39,6 +39,9 @@ class SetOptions:
     get: bool = False
 
 
+NO_SET_OPTIONS = SetOptions()  # a plain SET's: shared, so never changed by anyone holding it
+
+
 def parse_set_options(args: list[bytes], now_ms: int) -> SetOptions:
     """Redis's parseExtendedStringArgumentsOrReply for SET: NX|XX, GET, KEEPTTL|EX|PX|EXAT|PXAT n."""
     o = SetOptions()
