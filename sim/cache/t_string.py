@@ -166,7 +166,6 @@ class Strings(Db):
              keepttl: bool = False, get: bool = False) -> tuple[bool, bytes | None]:
         """setGenericCommand() on checked arguments (INCRBY and APPEND call it holding the stripe lock)."""
         h, bucket, stripe = self._locate(key)
-        a = self.a
         with self.locks[stripe]:
             e = self._lookup(key, bucket, h)
             old = None
@@ -177,7 +176,7 @@ class Strings(Db):
             if e >= 0:
                 self._replace_value(e, bytes(value))
                 if not keepttl:
-                    a.e_expire[e] = expire_at_ms
+                    self.v_expire[e] = expire_at_ms
                 self._touch(e)
                 return True, old
             e = self._take_entry()
@@ -200,9 +199,11 @@ class Strings(Db):
         OOM leaves the old value in place. Same length is the common case of a cache (fixed-size
         records, counters), and skips a malloc and a free."""
         a = self.a
-        n = int(a.e_vlen[e])
+        n = self.v_vlen[e]
         if n and n == len(value):
-            self.heap.write(int(a.e_val[e]), 0, value)
+            # The stripe lock makes this entry's value object ours: it is live and n bytes long, so the
+            # checks of Heap.write (is there an object, is it that long) hold without being made.
+            self.heap.raw_write(self.v_val[e], value)
             return
         new_val = self._store(value)
         self._drop(int(a.e_val[e]), int(a.e_vlen[e]))
