@@ -117,7 +117,7 @@ class Strings(Db):
             e, _ = self._find(bucket, h, key)
             value = None
             if e >= 0:
-                exp = int(self.a.e_expire[e])
+                exp = self.v_expire[e]
                 if exp and exp <= self.clock():
                     return False, None
                 value = self._value(e)
