@@ -267,7 +267,9 @@ def _set_creates(c: Commands, a: list[bytes]) -> bool:
 @command("set", -3, denyoom=Denyoom(_set_growth, check=_set_check, creates=_set_creates))
 def _set(c: Commands, a: list[bytes]) -> Reply:
     o = _set_options(c, a)
-    stored, old = c.ks.set(a[1], a[2], expire_at_ms=o.expire_at_ms, nx=o.nx, xx=o.xx, keepttl=o.keepttl, get=o.get)
+    # _set_check ran first (the dispatcher's check of every denyoom command): the value and options are valid
+    stored, old = c.ks.set_checked(a[1], a[2], expire_at_ms=o.expire_at_ms, nx=o.nx, xx=o.xx, keepttl=o.keepttl,
+                                   get=o.get)
     if o.get:
         return old
     return OK if stored else None

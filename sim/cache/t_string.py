@@ -160,12 +160,15 @@ class Strings(Db):
             raise InvalidArgument("ERR syntax error: KEEPTTL and an expiry are mutually exclusive")
         if not 0 <= expire_at_ms <= MAX_EXPIRE_MS:
             raise InvalidArgument(E_SET_EXPIRE)
-        return self._set(key, value, expire_at_ms=expire_at_ms, nx=nx, xx=xx, keepttl=keepttl, get=get)
+        return self.set_checked(key, value, expire_at_ms=expire_at_ms, nx=nx, xx=xx, keepttl=keepttl, get=get)
 
-    def _set(self, key: bytes, value: bytes, *, expire_at_ms: int = 0, nx: bool = False, xx: bool = False,
-             keepttl: bool = False, get: bool = False) -> tuple[bool, bytes | None]:
-        """setGenericCommand() on checked arguments (INCRBY and APPEND call it holding the stripe lock)."""
-        h, bucket, stripe = self._locate(key)
+    def set_checked(self, key: bytes, value: bytes, *, expire_at_ms: int = 0, nx: bool = False, xx: bool = False,
+                    keepttl: bool = False, get: bool = False,
+                    loc: tuple[int, int, int] | None = None) -> tuple[bool, bytes | None]:
+        """setGenericCommand() on arguments set() would accept: a value check_value() passed, options as
+        parse_set_options() leaves them (the SET command's handler, after its dispatcher check), or
+        INCRBY and APPEND, which call it holding the stripe lock and pass the key's `loc` (_locate's)."""
+        h, bucket, stripe = loc if loc is not None else self._locate(key)
         with self.locks[stripe]:
             e = self._lookup(key, bucket, h)
             old = None
@@ -226,7 +229,7 @@ class Strings(Db):
             if not -(1 << 63) <= result < (1 << 63):
                 raise InvalidArgument("ERR increment or decrement would overflow")
             # Still under the stripe lock (re-entrant): read and write are one step, as in Redis.
-            self._set(key, str(result).encode(), keepttl=True)
+            self.set_checked(key, str(result).encode(), keepttl=True, loc=(h, bucket, stripe))
         return result
 
     def append(self, key: bytes, tail: bytes) -> int:
@@ -240,7 +243,8 @@ class Strings(Db):
                 value = self._value(e) + bytes(tail)
                 self._replace_value(e, value)
                 return len(value)
-            self._set(key, bytes(tail))  # under the same lock: nobody can create it in between
+            # under the same lock: nobody can create it in between
+            self.set_checked(key, bytes(tail), loc=(h, bucket, stripe))
             return len(tail)
 
     def mset(self, pairs: list[tuple[bytes, bytes]]) -> None:
