@@ -63,6 +63,10 @@ class LocalServer:
         if self.global_lock:
             cmd.append("--global-lock")
         cmd += ["--resp-port", "0"] if self.resp else ["--no-resp"]
+        if not any(flag in self.extra for flag in ("--metrics-port", "--no-metrics")):
+            # a free port, also when started again on its gRPC port (a fixed --port would otherwise
+            # mean /metrics on 9121, which another server may hold)
+            cmd += ["--metrics-port", "0"]
         return cmd + self.extra
 
     def start(self, timeout: float = 60.0) -> LocalServer:
