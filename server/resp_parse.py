@@ -37,6 +37,7 @@ PROTO_INLINE_MAX_SIZE = 64 * 1024  # Redis's server.h
 STAR, DOLLAR, CR, LF = 0x2A, 0x24, 0x0D, 0x0A
 
 
+
 class ProtocolError(Exception):
     """A request Redis would refuse with "-ERR Protocol error: <text>" and then close the connection."""
 
@@ -75,7 +76,8 @@ def fast_parse(reader: hiredis.Reader, data: bytes) -> list[list[bytes]] | None:
             for a in cmd:
                 if type(a) is not bytes:
                     return None
-            out.append(cmd)
+            if cmd:  # "*0": nothing to run, as parse (and Redis) skips it
+                out.append(cmd)
         # hiredis answers False both when it has read everything and when it holds part of a command,
         # and cannot say which: an empty command tells them apart, for only an idle reader returns it
         # whole (inside a command it would be an element, a bulk's bytes, or a malformed header)

@@ -147,6 +147,17 @@ def test_inline_pipelined_and_split_requests(server, r):
     assert read_until_closed(s) == b"+OK\r\n"  # QUIT answers, closes, and nothing after it runs
 
 
+def test_empty_multibulk_commands_are_skipped(server):
+    """Redis skips "*0"; here it once reached the dispatcher as a command with no name, whose exception
+    closed the connection without a reply."""
+    for frame in (b"*0\r\n*1\r\n$4\r\nPING\r\n", b"*1\r\n$4\r\nPING\r\n*0\r\n", b"*0\r\n"):
+        s = raw(server)
+        s.sendall(frame + b"*2\r\n$4\r\nECHO\r\n$3\r\nend\r\n")
+        want = b"+PONG\r\n" * frame.count(b"PING") + b"$3\r\nend\r\n"
+        assert read_exactly(s, want) == want
+        s.close()
+
+
 BAD = [
     (b"*1\r\n$2147483648\r\n", b"invalid bulk length"),
     (b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n" % (64 << 20), b"invalid bulk length"),

@@ -36,6 +36,11 @@ def test_fast_parser_declines_all_but_whole_bulk_commands(data):
     assert fast_parse(hiredis.Reader(), data) is None
 
 
+def test_fast_parser_skips_empty_commands():
+    assert fast_parse(hiredis.Reader(), b"*0\r\n" + PING_FIRST + b"*0\r\n") == [[b"PING"]]
+    assert fast_parse(hiredis.Reader(), b"*0\r\n") == []
+
+
 def test_a_command_sent_in_pieces_resumes_where_it_stopped():
     first = parse(SET[:25])
     assert first.commands == [] and first.used == 0 and first.partial is not None
