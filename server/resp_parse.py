@@ -24,6 +24,7 @@ Limits (Redis's, with the bulk length held to what the cache can store):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import hiredis
@@ -35,7 +36,8 @@ MAX_BULK = MAX_VALUE_BYTES
 MAX_MULTIBULK = 1024 * 1024
 PROTO_INLINE_MAX_SIZE = 64 * 1024  # Redis's server.h
 STAR, DOLLAR, CR, LF = 0x2A, 0x24, 0x0D, 0x0A
-
+# every array header hiredis could accept in a read ("*" and a count: its string2ll takes digits, no sign)
+_COUNTS = re.compile(rb"\*([0-9]{1,19})\r\n")  # more digits: hiredis refuses the count itself
 
 
 class ProtocolError(Exception):
@@ -66,6 +68,14 @@ def fast_parse(reader: hiredis.Reader, data: bytes) -> list[list[bytes]] | None:
 
     `reader` is the connection's own, empty; after None it may hold part of the read and must be replaced."""
     if not data or data[0] != STAR:
+        return None
+    # hiredis allocates an array's whole list (8 bytes an element) as soon as it reads its header, also
+    # for a nested one: "*2000000000" would make it calloc 16 GB and free it element by element,
+    # wedging the loop. A read of whole commands holds every element it declares, each at least 4
+    # bytes, so declared counts summing past the read's length are a cut or malformed read: declined
+    # before hiredis sees them (a "*N" inside a value only counts against the fast path, never the
+    # meaning), the reader allocating at most twice the read.
+    if sum(map(int, _COUNTS.findall(data))) > len(data) // 4:
         return None
     reader.feed(data)
     out = []

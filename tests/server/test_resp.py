@@ -162,6 +162,7 @@ BAD = [
     (b"*1\r\n$2147483648\r\n", b"invalid bulk length"),
     (b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n" % (64 << 20), b"invalid bulk length"),
     (b"*99999999999\r\n", b"invalid multibulk length"),
+    (b"*2000000000\r\n", b"invalid multibulk length"),  # within hiredis's limit: it would calloc 16 GB
     (b"*2\r\n$3\r\nGET\r\n:5\r\n", b"expected '$', got ':'"),
     (b"*1" + b"9" * 70_000, b"too big mbulk count string"),
     (b"x" * 70_000, b"too big inline request"),
