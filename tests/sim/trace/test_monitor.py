@@ -8,9 +8,9 @@ import pytest
 
 from memsim.sim.cache.commands import Commands
 from memsim.sim.cache.monitor import CommandMonitor
-from memsim.sim.errors import InvalidArgument
+from memsim.sim.errors import InvalidArgument, ResourceExhausted
 from memsim.sim.trace.chunk import Op, key_id
-from memsim.sim.trace.monitor import Feed, Subscriber
+from memsim.sim.trace.monitor import MAX_LIMIT, Feed, Subscriber
 from memsim.sim.vm.monitor import PageMonitor
 
 MiB = 1 << 20
@@ -43,6 +43,20 @@ def test_feed_switches_on_first_and_off_after_last():
     f.unsubscribe(a)
     f.unsubscribe(b)
     assert seen == [True, False]
+
+
+def test_a_cores_subscribers_share_one_bound():
+    """However many captures open on a core (64 streams may), their buffers together hold MAX_LIMIT records:
+    one past it is refused before anything is allocated, and the room comes back when one closes."""
+    f = Feed(lambda active: None)
+    big = f.subscribe(MAX_LIMIT - 10)
+    small = f.subscribe(10)
+    with pytest.raises(ResourceExhausted, match="at most"):
+        f.subscribe(1)
+    f.unsubscribe(big)
+    f.unsubscribe(f.subscribe(MAX_LIMIT - 10))
+    f.unsubscribe(small)
+    assert not f.active
 
 
 def test_commands_record_one_request_per_key_only_while_subscribed(machine):
