@@ -231,6 +231,34 @@ def test_a_client_that_never_reads_cannot_grow_the_worker(server, r):
     s.close()
 
 
+def test_one_read_of_unbudgeted_replies_stops_at_the_output_buffer_limit():
+    """CLIENT LIST's reply grows with the connections: 5000 of them in one read, with 150 clients on the
+    core, are ~280 MB of replies. The read stops at the output buffer limit (64 MiB) and the connection
+    is closed, as Redis's client-output-buffer-limit closes it; the worker's peak RSS never takes the rest."""
+    def peak(pid: int) -> int:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024
+
+    with running_server(cores=1, memory="16MiB") as srv:
+        port = srv.resp_port + 1  # core 0's own port
+        held = [raw(srv, port) for _ in range(150)]
+        for h in held:
+            h.sendall(b"CLIENT SETNAME padded-" + b"n" * 40 + b"\r\n")
+            assert read_exactly(h, b"+OK\r\n") == b"+OK\r\n"
+        worker = srv.worker_pids[0]
+        before = peak(worker)
+        s = raw(srv, port)
+        s.sendall(b"CLIENT LIST\r\n" * 5000)
+        got = read_until_closed(s)
+        assert len(got) < 5000 * 150 * 200  # closed before all of them were answered
+        grown = peak(worker) - before
+        assert grown < 160 << 20, f"the worker's peak grew by {grown >> 20} MiB for one read"
+        held[0].sendall(b"PING\r\n")
+        assert read_exactly(held[0], b"+PONG\r\n") == b"+PONG\r\n"  # the core goes on
+        for h in held:
+            h.close()
+
+
 def test_maxclients_refuses_with_redis_text():
     with running_server(cores=1, memory="16MiB", extra=["--maxclients", "2"]) as srv:
         held = [raw(srv), raw(srv)]
