@@ -53,6 +53,8 @@ def test_fast_parser_leaves_huge_counts_to_parse_before_hiredis_allocates_them()
             "assert fast_parse(hiredis.Reader(), data) is None; "
             "assert fast_parse(hiredis.Reader(), b'*2\\r\\n' * 1000 + b'*200000\\r\\n') is None; "
             "print(parse(b'*2000000000\\r\\n').error)")
+    assert fast_parse(hiredis.Reader(), SET * 1000) == [[b"SET", b"k", b"hello"]] * 1000  # the hot path stays
+    assert fast_parse(hiredis.Reader(), b"*2\r\n$1\r\na\r\n$8\r\nx*999999\r\n") == [[b"a", b"x*999999"]]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "invalid multibulk length", out.stderr[-2000:]
 
