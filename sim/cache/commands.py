@@ -205,8 +205,9 @@ class Commands:
             if spec.denyoom is not None:
                 self._admit(spec.denyoom, args)
             reply = spec.handler(self, args)
-            if self.monitor is not None:
-                self.monitor.command(name, args, reply)
+            # read once: the capture's stream thread sets it to None at any moment (it takes no core mutex)
+            if (monitor := self.monitor) is not None:
+                monitor.command(name, args, reply)
             return reply
         except OOMError:  # refused by maxmemory before it ran: rejected, not processed (Redis's counting)
             self.stats[K_COMMANDS] -= 1
