@@ -1,7 +1,11 @@
 """/metrics over HTTP for the whole machine, served by the supervisor.
 
-Owns the HTTP listener and its thread (prometheus_client's `start_http_server`: a WSGI server on a
-daemon thread, one short-lived thread per scrape) and the lock that keeps a scrape and a fork apart.
+Owns the HTTP listener and its thread (prometheus_client's WSGI app and threading server, as its
+`start_http_server` builds them, one short-lived thread per scrape) and the lock that keeps a scrape
+and a fork apart. Bounds, which start_http_server has not: a connection that sends nothing for
+`SCRAPE_TIMEOUT_S` is dropped, and at most `MAX_SCRAPES` are served at once (one more is closed at
+once), so idle or slow connections cannot pile threads up in the supervisor, whose threads and
+process slots a worker's restart (a fork) needs.
 Touches nothing of the machine itself: the collector (server/metrics.py) reads the shared arrays.
 
 Why the supervisor and not core 0: the supervisor already maps every shared array, runs no request of
@@ -19,14 +23,63 @@ first workers are forked before the listener exists.
 
 from __future__ import annotations
 
+import socket
 import threading
-from wsgiref.simple_server import WSGIServer
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from memsim.server.metrics import MachineCollector
 
 DEFAULT_METRICS_PORT = 9121  # redis_exporter's port: the one Redis users' scrape configs already name
+SCRAPE_TIMEOUT_S = 10.0  # Prometheus's default scrape_timeout: a scrape silent for longer is over anyway
+MAX_SCRAPES = 16  # connections served at once: a few Prometheus servers and people, with room
+
+
+_Request = socket.socket | tuple[bytes, socket.socket]  # socketserver's request (a TCP server's: the socket)
+_Address = tuple[str, int]
+
+
+class _Handler(WSGIRequestHandler):
+    timeout = SCRAPE_TIMEOUT_S  # socketserver.StreamRequestHandler sets it on the connection's socket
+
+    def log_message(self, format: str, *args: object) -> None:  # as prometheus_client's: no line per scrape
+        pass
+
+
+class _Server(ThreadingWSGIServer):
+    """prometheus_client's thread-per-connection server, with at most MAX_SCRAPES threads."""
+
+    slots: threading.BoundedSemaphore
+
+    def process_request(self, request: _Request, client_address: _Address) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: _Request, client_address: _Address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
+def start_server(host: str, port: int, registry: CollectorRegistry) -> tuple[WSGIServer, threading.Thread]:
+    """prometheus_client's start_http_server, bounded (the module header)."""
+    class Server(_Server):
+        address_family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        slots = threading.BoundedSemaphore(MAX_SCRAPES)
+
+    httpd = make_server(host, port, make_wsgi_app(registry), Server, handler_class=_Handler)
+    thread = threading.Thread(target=httpd.serve_forever, name="metrics", daemon=True)
+    thread.start()
+    return httpd, thread
 
 
 class MetricsExporter:
@@ -37,7 +90,7 @@ class MetricsExporter:
         self.registry.register(collector)
         self._server: WSGIServer
         self._thread: threading.Thread
-        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
+        self._server, self._thread = start_server(host, port, self.registry)
         self.host = host
 
     @property

@@ -20,7 +20,9 @@ Bounds, each before the work it limits:
   (cache_servicer.execute_within), so one read of MGETs cannot build gigabytes;
 - replies a client does not read: past `OUTPUT_HIGH_WATER` bytes waiting in its socket buffer the
   connection stops being read (asyncio's pause_writing), so it sends no more work, and past
-  `OUTPUT_BUFFER_LIMIT` it is closed (Redis's client-output-buffer-limit hard limit);
+  `OUTPUT_BUFFER_LIMIT` it is closed (Redis's client-output-buffer-limit hard limit), checked after
+  each command of a read, as Redis checks it on each reply it adds: replies the budget does not
+  charge (CLIENT LIST, COMMAND, INFO ...) cannot pile up in one read's buffer either;
 - connections: `maxclients` on the machine (Redis's maxclients: limits.MAXCLIENTS, or --maxclients),
   counted over every core's connected_clients; past it a new one gets "-ERR max number of clients
   reached" and is closed.
@@ -138,8 +140,14 @@ class RespConnection(asyncio.Protocol):
             else:
                 del self.pending[:parsed.used]
         out = bytearray()
+        room = OUTPUT_BUFFER_LIMIT - t.get_write_buffer_size()
         if cmds:
-            self.run(cmds, out)
+            self.run(cmds, out, room)
+        if len(out) > room:
+            log.warning("core %d: closing client %d: %d bytes of replies unread, over the %d-byte output buffer "
+                        "limit", srv.core, s.id, OUTPUT_BUFFER_LIMIT - room + len(out), OUTPUT_BUFFER_LIMIT)
+            t.abort()
+            return
         if error is not None:
             out += error_line(f"ERR Protocol error: {error}")
             s.closing = True
@@ -148,14 +156,11 @@ class RespConnection(asyncio.Protocol):
             t.write(out)
         if s.closing:
             t.close()
-        elif t.get_write_buffer_size() > OUTPUT_BUFFER_LIMIT:
-            log.warning("core %d: closing client %d: %d bytes of replies unread, over the %d-byte output buffer "
-                        "limit", srv.core, s.id, t.get_write_buffer_size(), OUTPUT_BUFFER_LIMIT)
-            t.abort()
 
-    def run(self, cmds: list[list[bytes]], out: bytearray) -> None:
+    def run(self, cmds: list[list[bytes]], out: bytearray, room: int) -> None:
         """Every command of one read, under one acquisition of the core's mutex; a read of several
-        shares one KEYS/SCAN matching budget, as a gRPC pipeline message does."""
+        shares one KEYS/SCAN matching budget, as a gRPC pipeline message does. Stops once out passes
+        `room` (what the output buffer limit leaves): the connection is closed for it."""
         srv = self.server
         with srv.core_lock:
             if len(cmds) == 1:
@@ -164,7 +169,7 @@ class RespConnection(asyncio.Protocol):
                 budget = ReplyBudget(None, MAX_REPLY_BYTES)
                 with srv.cmds.match_batch():
                     for args in cmds:
-                        if self.execute(args, out, budget):
+                        if self.execute(args, out, budget) or len(out) > room:
                             break
 
     def execute(self, args: list[bytes], out: bytearray, budget: ReplyBudget | None) -> bool:

@@ -24,6 +24,7 @@ Limits (Redis's, with the bulk length held to what the cache can store):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import hiredis
@@ -35,6 +36,9 @@ MAX_BULK = MAX_VALUE_BYTES
 MAX_MULTIBULK = 1024 * 1024
 PROTO_INLINE_MAX_SIZE = 64 * 1024  # Redis's server.h
 STAR, DOLLAR, CR, LF = 0x2A, 0x24, 0x0D, 0x0A
+# every array header hiredis could accept in a read ("*" and a count: its string2ll takes digits, no sign)
+_COUNTS = re.compile(rb"\*([0-9]{1,19})\r\n")  # more digits: hiredis refuses the count itself
+_LONGER = [re.compile(rb"\*[0-9]{%d}" % (d + 1)) for d in range(20)]  # a count of more than d digits
 
 
 class ProtocolError(Exception):
@@ -66,6 +70,8 @@ def fast_parse(reader: hiredis.Reader, data: bytes) -> list[list[bytes]] | None:
     `reader` is the connection's own, empty; after None it may hold part of the read and must be replaced."""
     if not data or data[0] != STAR:
         return None
+    if not _declared_fit(data):
+        return None
     reader.feed(data)
     out = []
     try:
@@ -75,7 +81,8 @@ def fast_parse(reader: hiredis.Reader, data: bytes) -> list[list[bytes]] | None:
             for a in cmd:
                 if type(a) is not bytes:
                     return None
-            out.append(cmd)
+            if cmd:  # "*0": nothing to run, as parse (and Redis) skips it
+                out.append(cmd)
         # hiredis answers False both when it has read everything and when it holds part of a command,
         # and cannot say which: an empty command tells them apart, for only an idle reader returns it
         # whole (inside a command it would be an element, a bulk's bytes, or a malformed header)
@@ -87,6 +94,27 @@ def fast_parse(reader: hiredis.Reader, data: bytes) -> list[list[bytes]] | None:
     if len(data) > MAX_BULK and any(len(a) > MAX_BULK for cmd in out for a in cmd):
         return None
     return out
+
+
+def _declared_fit(data: bytes) -> bool:
+    """Whether the arrays the read declares hold at most len(data) // 4 elements in all.
+
+    hiredis allocates an array's whole list (8 bytes an element) as soon as it reads its header, a nested
+    one too: "*2000000000" made it calloc 16 GB and free it slot by slot, wedging the loop. A read of
+    whole commands holds every element it declares, each at least 4 bytes, so a read declaring more is
+    cut or malformed: parse answers it, and hiredis never allocates more than twice the read. Cheaply
+    on the hot path: a header starts the read or follows a newline, so with h of them, counts of at most
+    d digits (h * (10**d - 1) <= the bound) cannot add up past it; a "*" inside a value only counts
+    against the fast path, never the meaning."""
+    limit = len(data) // 4
+    headers = data.count(b"\n*") + 1
+    if headers == 1:  # one command, the common read: its own count
+        cr = data.find(b"\r", 1, 22)
+        return cr < 0 or not data[1:cr].isdigit() or int(data[1:cr]) <= limit
+    d = len(str(limit // headers + 1)) - 1
+    if d and not _LONGER[min(d, 19)].search(data):
+        return True
+    return sum(map(int, _COUNTS.findall(data))) <= limit
 
 
 def parse(buf: bytes | bytearray, resume: Partial | None = None) -> Parsed:

@@ -63,9 +63,9 @@ class LocalServer:
         if self.global_lock:
             cmd.append("--global-lock")
         cmd += ["--resp-port", "0"] if self.resp else ["--no-resp"]
-        if not {"--metrics-port", "--no-metrics"} & set(self.extra):
-            # a free one, also when started again on its port (a fixed --port means the default 9121 otherwise,
-            # which another server on this host, or another restarted one, may hold)
+        if not any(flag in self.extra for flag in ("--metrics-port", "--no-metrics")):
+            # a free port, also when started again on its gRPC port (a fixed --port would otherwise
+            # mean /metrics on 9121, which another server may hold)
             cmd += ["--metrics-port", "0"]
         return cmd + self.extra
 

@@ -391,6 +391,16 @@ class Heap:
         p = self.source.physical(addr)
         return bytes(self._mem[p:p + n])
 
+    def raw_write(self, addr: int, data: bytes) -> None:
+        """Unchecked write of data at addr, for a structure that owns the object and knows it holds at
+        least len(data) bytes (the keyspace overwriting a value of the same length under its stripe
+        lock): write() without object_bounds' span and slot lookups."""
+        if self._paged:
+            self.source.write(addr, data)
+            return
+        p = self.source.physical(addr)
+        self._mem[p:p + len(data)] = data
+
     def usable_size(self, addr: int) -> int:
         """malloc_usable_size(): the bytes the object occupies (its class size; its own size if tiny)."""
         page = self._page_of(addr, "usable_size")

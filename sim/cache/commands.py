@@ -53,7 +53,7 @@ from memsim.sim.cache.glob import (
 from memsim.sim.cache.keyspace import Keyspace
 from memsim.sim.cache.layout import K_COMMANDS, K_REJECTED
 from memsim.sim.cache.scan import KEYS_REPLY_BYTES, keys, parse_scan, scan
-from memsim.sim.cache.t_string import check_value, parse_set_options
+from memsim.sim.cache.t_string import NO_SET_OPTIONS, SetOptions, check_value, parse_set_options
 from memsim.sim.cache.util import E_SYNTAX, parse_int64
 from memsim.sim.cache.util import upper as _upper
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, SimError
@@ -109,6 +109,11 @@ class CommandSpec:
 
 
 COMMANDS: dict[str, CommandSpec] = {}
+# A command's name word as clients send it ("SET", "set") -> its entry: the decode, upper() and lower()
+# of a known name once per spelling, not once per command. Only names in COMMANDS go in, and at most
+# _BY_WORD_MAX spellings (a client cycling the case of every letter cannot grow it without bound).
+_BY_WORD: dict[bytes, CommandSpec] = {}
+_BY_WORD_MAX = 4096
 
 
 def command(name: str, arity: int, denyoom: Denyoom | None = None) -> Callable[[Handler], Handler]:
@@ -179,8 +184,13 @@ class Commands:
         if not args:
             self.stats[K_REJECTED] += 1
             raise InvalidArgument("ERR empty command")
-        name = _upper(args[0]).lower()
-        spec = COMMANDS.get(name)
+        word = args[0]
+        spec = _BY_WORD.get(word) if type(word) is bytes else None  # exact bytes: a bytearray is unhashable
+        if spec is None:
+            spec = COMMANDS.get(_upper(word).lower())
+            if spec is not None and type(word) is bytes and len(_BY_WORD) < _BY_WORD_MAX:
+                _BY_WORD[word] = spec
+        name = spec.name if spec is not None else ""
         if spec is None:
             self.stats[K_REJECTED] += 1
             start = " ".join(f"'{bytes(a).decode('utf-8', 'replace')[:64]}'" for a in args[1:4])
@@ -195,8 +205,9 @@ class Commands:
             if spec.denyoom is not None:
                 self._admit(spec.denyoom, args)
             reply = spec.handler(self, args)
-            if self.monitor is not None:
-                self.monitor.command(name, args, reply)
+            # read once: the capture's stream thread sets it to None at any moment (it takes no core mutex)
+            if (monitor := self.monitor) is not None:
+                monitor.command(name, args, reply)
             return reply
         except OOMError:  # refused by maxmemory before it ran: rejected, not processed (Redis's counting)
             self.stats[K_COMMANDS] -= 1
@@ -213,8 +224,9 @@ class Commands:
         for its growth (Evictor.admit), before its handler runs and with no stripe lock held."""
         if d.check is not None:
             d.check(self, args)
-        if self.ks.evictor is not None:
-            self.ks.evictor.admit(partial(d.growth, self, args), partial(d.creates, self, args))
+        ev = self.ks.evictor
+        if ev is not None and ev.needed():  # the partials only when admission has something to ask
+            ev.admit(partial(d.growth, self, args), partial(d.creates, self, args))
 
 
 # -- strings --------------------------------------------------------------------------------
@@ -224,8 +236,13 @@ def _get(c: Commands, a: list[bytes]) -> Reply:
     return c.ks.get(a[1])
 
 
+def _set_options(c: Commands, a: list[bytes]) -> SetOptions:
+    """SET's options; a plain SET key value (the common case) has none to parse, nor a clock to read."""
+    return parse_set_options(a[3:], c.clock()) if len(a) > 3 else NO_SET_OPTIONS
+
+
 def _set_check(c: Commands, a: list[bytes]) -> None:
-    parse_set_options(a[3:], c.clock())
+    _set_options(c, a)
     check_value(a[2])
     check_key(a[1])
 
@@ -233,7 +250,7 @@ def _set_check(c: Commands, a: list[bytes]) -> None:
 def _set_writes(c: Commands, a: list[bytes]) -> tuple[bool, bool]:
     """(whether SET will write at all, whether the key exists): NX on a key that exists and XX on one
     that does not write nothing, and admit nothing."""
-    o = parse_set_options(a[3:], c.clock())
+    o = _set_options(c, a)
     exists = c.ks.exists(a[1])
     return not ((o.nx and exists) or (o.xx and not exists)), exists
 
@@ -250,8 +267,10 @@ def _set_creates(c: Commands, a: list[bytes]) -> bool:
 
 @command("set", -3, denyoom=Denyoom(_set_growth, check=_set_check, creates=_set_creates))
 def _set(c: Commands, a: list[bytes]) -> Reply:
-    o = parse_set_options(a[3:], c.clock())
-    stored, old = c.ks.set(a[1], a[2], expire_at_ms=o.expire_at_ms, nx=o.nx, xx=o.xx, keepttl=o.keepttl, get=o.get)
+    o = _set_options(c, a)
+    # _set_check ran first (the dispatcher's check of every denyoom command): the value and options are valid
+    stored, old = c.ks.set_checked(a[1], a[2], expire_at_ms=o.expire_at_ms, nx=o.nx, xx=o.xx, keepttl=o.keepttl,
+                                   get=o.get)
     if o.get:
         return old
     return OK if stored else None

@@ -259,8 +259,14 @@ class Evictor:
 
     def __init__(self, ks: Evictable, seed: int | None = None):
         self.ks = ks
+        self._config = ks.a.ks_config.data  # needed() reads maxmemory before every write: a plain int
         self.pool: EvictionPool[bytes] = EvictionPool()
         self.rng = random.Random(seed)
+
+    def needed(self) -> bool:
+        """Whether admit() could do anything: a maxmemory is set, or no entry is free (a new key
+        would need one evicted). Neither: admit() asks nothing of the command, so it may be skipped."""
+        return bool(self._config[C_MAXMEMORY]) or not self.ks.entry_free()
 
     def admit(self, growth: Callable[[], int], creates: Callable[[], bool]) -> None:
         """Before a denyoom command (its one caller is Commands.execute): make room for what it will add

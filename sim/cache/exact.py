@@ -111,6 +111,7 @@ class ExactPolicies:
         self.region = region
         self.slots = slots
         self.gauge = gauge
+        self._gauge_v = gauge.data  # `active` is read on every key access: a memoryview item is a plain int
         self.e_hash = e_hash
         self.lock = lock  # keyspace/policy; None only at boot, before any core exists
         self._views: dict[int, Policy] = {}
@@ -121,7 +122,7 @@ class ExactPolicies:
     @property
     def active(self) -> int:
         """The id of the policy laid out now, -1 if none (a racy look; re-read under the lock)."""
-        return int(self.gauge[G_EXACT])
+        return self._gauge_v[G_EXACT]
 
     def get(self, pid: int) -> Policy:
         """The policy with this id, attached to the shared state (which must be laid out for it)."""

@@ -39,6 +39,9 @@ class SetOptions:
     get: bool = False
 
 
+NO_SET_OPTIONS = SetOptions()  # a plain SET's: shared, so never changed by anyone holding it
+
+
 def parse_set_options(args: list[bytes], now_ms: int) -> SetOptions:
     """Redis's parseExtendedStringArgumentsOrReply for SET: NX|XX, GET, KEEPTTL|EX|PX|EXAT|PXAT n."""
     o = SetOptions()
@@ -114,7 +117,7 @@ class Strings(Db):
             e, _ = self._find(bucket, h, key)
             value = None
             if e >= 0:
-                exp = int(self.a.e_expire[e])
+                exp = self.v_expire[e]
                 if exp and exp <= self.clock():
                     return False, None
                 value = self._value(e)
@@ -157,13 +160,15 @@ class Strings(Db):
             raise InvalidArgument("ERR syntax error: KEEPTTL and an expiry are mutually exclusive")
         if not 0 <= expire_at_ms <= MAX_EXPIRE_MS:
             raise InvalidArgument(E_SET_EXPIRE)
-        return self._set(key, value, expire_at_ms=expire_at_ms, nx=nx, xx=xx, keepttl=keepttl, get=get)
+        return self.set_checked(key, value, expire_at_ms=expire_at_ms, nx=nx, xx=xx, keepttl=keepttl, get=get)
 
-    def _set(self, key: bytes, value: bytes, *, expire_at_ms: int = 0, nx: bool = False, xx: bool = False,
-             keepttl: bool = False, get: bool = False) -> tuple[bool, bytes | None]:
-        """setGenericCommand() on checked arguments (INCRBY and APPEND call it holding the stripe lock)."""
-        h, bucket, stripe = self._locate(key)
-        a = self.a
+    def set_checked(self, key: bytes, value: bytes, *, expire_at_ms: int = 0, nx: bool = False, xx: bool = False,
+                    keepttl: bool = False, get: bool = False,
+                    loc: tuple[int, int, int] | None = None) -> tuple[bool, bytes | None]:
+        """setGenericCommand() on arguments set() would accept: a value check_value() passed, options as
+        parse_set_options() leaves them (the SET command's handler, after its dispatcher check), or
+        INCRBY and APPEND, which call it holding the stripe lock and pass the key's `loc` (_locate's)."""
+        h, bucket, stripe = loc if loc is not None else self._locate(key)
         with self.locks[stripe]:
             e = self._lookup(key, bucket, h)
             old = None
@@ -174,7 +179,7 @@ class Strings(Db):
             if e >= 0:
                 self._replace_value(e, bytes(value))
                 if not keepttl:
-                    a.e_expire[e] = expire_at_ms
+                    self.v_expire[e] = expire_at_ms
                 self._touch(e)
                 return True, old
             e = self._take_entry()
@@ -197,9 +202,11 @@ class Strings(Db):
         OOM leaves the old value in place. Same length is the common case of a cache (fixed-size
         records, counters), and skips a malloc and a free."""
         a = self.a
-        n = int(a.e_vlen[e])
+        n = self.v_vlen[e]
         if n and n == len(value):
-            self.heap.write(int(a.e_val[e]), 0, value)
+            # The stripe lock makes this entry's value object ours: it is live and n bytes long, so the
+            # checks of Heap.write (is there an object, is it that long) hold without being made.
+            self.heap.raw_write(self.v_val[e], value)
             return
         new_val = self._store(value)
         self._drop(int(a.e_val[e]), int(a.e_vlen[e]))
@@ -222,7 +229,7 @@ class Strings(Db):
             if not -(1 << 63) <= result < (1 << 63):
                 raise InvalidArgument("ERR increment or decrement would overflow")
             # Still under the stripe lock (re-entrant): read and write are one step, as in Redis.
-            self._set(key, str(result).encode(), keepttl=True)
+            self.set_checked(key, str(result).encode(), keepttl=True, loc=(h, bucket, stripe))
         return result
 
     def append(self, key: bytes, tail: bytes) -> int:
@@ -236,7 +243,8 @@ class Strings(Db):
                 value = self._value(e) + bytes(tail)
                 self._replace_value(e, value)
                 return len(value)
-            self._set(key, bytes(tail))  # under the same lock: nobody can create it in between
+            # under the same lock: nobody can create it in between
+            self.set_checked(key, bytes(tail), loc=(h, bucket, stripe))
             return len(tail)
 
     def mset(self, pairs: list[tuple[bytes, bytes]]) -> None:

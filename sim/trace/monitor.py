@@ -9,11 +9,14 @@ Owns: `Feed` (one core's subscribers, one per open capture) and `Subscriber` (a 
 records: time, key, size, op). Touches nothing else; whoever records turns the feed on and off
 through `on_change`, so that with nobody subscribed the recording path costs its caller one test
 of an attribute for None.
-Invariants: a subscriber holds at most `limit` records; a record that finds it full is counted in
-`lost` instead; once `close`d it takes no record, so the records drained after `close` are all it
-will ever have. The buffers are two preallocated column sets, swapped on each drain. Records are
-taken under the core's mutex by the thread running the command or the access; drains run in the
-capture's stream thread; the subscriber's own lock orders the two.
+Invariants: a core's subscribers' limits add up to at most `MAX_LIMIT` (one subscriber past it is
+refused before its buffers are allocated: ResourceExhausted), so a core's captures hold at most two
+buffer sets of MAX_LIMIT records however many are opened; a subscriber holds at most `limit`
+records; a record that finds it full is counted in `lost` instead; once `close`d it takes no record,
+so the records drained after `close` are all it will ever have. The buffers are two preallocated
+column sets, swapped on each drain. Records are taken under the core's mutex by the thread running
+the command or the access; drains run in the capture's stream thread; the subscriber's own lock
+orders the two.
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ from collections.abc import Callable
 
 import numpy as np
 
+from memsim.sim.errors import ResourceExhausted
 from memsim.sim.trace.chunk import TraceChunk
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "Feed", "Subscriber"]
 
 DEFAULT_LIMIT = 1 << 16  # records a subscriber buffers between drains (about 1.6 MiB per buffer set)
-MAX_LIMIT = 1 << 22
+MAX_LIMIT = 1 << 22  # records one subscriber, and one core's subscribers together, may buffer (~200 MiB)
 
 
 class _Columns:
@@ -116,8 +120,12 @@ class Feed:
         return bool(self._subs)
 
     def subscribe(self, limit: int = DEFAULT_LIMIT, tag: int | None = None) -> Subscriber:
-        s = Subscriber(limit, tag)
-        with self._lock:
+        with self._lock:  # checked before the buffers exist: 64 streams of MAX_LIMIT would be ~13 GiB
+            taken = sum(x.limit for x in self._subs)
+            if taken + limit > MAX_LIMIT:
+                raise ResourceExhausted(f"this core's monitors buffer at most {MAX_LIMIT} records in all: "
+                                        f"{taken} are taken, {limit} more asked")
+            s = Subscriber(limit, tag)
             was = bool(self._subs)
             self._subs = (*self._subs, s)
             if not was:

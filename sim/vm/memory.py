@@ -129,8 +129,8 @@ def translate_locked(mm: MM, sp: int, addr: int, write: bool) -> Translation:
     """The frame (machine-wide) backing addr, faulting it in; and what happened (space lock held)."""
     vpn = addr >> mm.shift
     a = mm.a
-    if mm.monitor is not None:  # a capture (monitor.py): the access as a trace record
-        mm.monitor.record(vpn, mm.fs, Op.SET if write else Op.GET, sp)
+    if (monitor := mm.monitor) is not None:  # a capture (monitor.py); read once: its end may clear it now
+        monitor.record(vpn, mm.fs, Op.SET if write else Op.GET, sp)
     mm.stat[S["accesses"]] += 1
     a.sp_stats[sp, SP_ACCESSES] += 1
     tlb_hit, levels = False, 0

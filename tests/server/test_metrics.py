@@ -14,6 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from memsim.client import Cache, Client, V8Client, VMClient
+from memsim.server.exporter import MAX_SCRAPES
 from memsim.server.metrics import MachineCollector
 from memsim.sim.cache.commands import Commands
 from memsim.sim.system import Machine
@@ -183,3 +184,33 @@ def test_scrapes_go_on_while_a_core_is_killed_and_forked_again():
             c.set("after", b"1")
             assert c.get("after") == b"1"
         assert scrapes >= 1 and "memsim_commands_processed_total" in scrape(url)[1]
+
+
+@pytest.mark.integration
+def test_idle_connections_cannot_pile_threads_up_in_the_supervisor():
+    """prometheus_client's server gives every connection a thread for as long as it stays open: 40
+    connections that never send a request held 40 supervisor threads for ever. At most MAX_SCRAPES
+    are served at once (more are closed at once), and once the idle ones go, scrapes are served again."""
+    with running_server(cores=1, memory="16MiB") as srv:
+        url = metrics_url(srv)
+        host, port = url.split("//")[1].split("/")[0].rsplit(":", 1)
+
+        def threads() -> int:
+            with open(f"/proc/{srv.pid}/status") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+
+        before = threads()
+        idle = [socket.create_connection((host, int(port)), timeout=10) for _ in range(40)]
+        time.sleep(1)
+        assert threads() <= before + MAX_SCRAPES, f"{threads() - before} threads for 40 idle connections"
+        for s in idle:
+            s.close()
+        deadline = time.monotonic() + 10  # each slot is given back as its handler sees the close
+        while True:
+            try:
+                assert "memsim_commands_processed_total" in scrape(url)[1]
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)

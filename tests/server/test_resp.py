@@ -147,10 +147,22 @@ def test_inline_pipelined_and_split_requests(server, r):
     assert read_until_closed(s) == b"+OK\r\n"  # QUIT answers, closes, and nothing after it runs
 
 
+def test_empty_multibulk_commands_are_skipped(server):
+    """Redis skips "*0"; here it once reached the dispatcher as a command with no name, whose exception
+    closed the connection without a reply."""
+    for frame in (b"*0\r\n*1\r\n$4\r\nPING\r\n", b"*1\r\n$4\r\nPING\r\n*0\r\n", b"*0\r\n"):
+        s = raw(server)
+        s.sendall(frame + b"*2\r\n$4\r\nECHO\r\n$3\r\nend\r\n")
+        want = b"+PONG\r\n" * frame.count(b"PING") + b"$3\r\nend\r\n"
+        assert read_exactly(s, want) == want
+        s.close()
+
+
 BAD = [
     (b"*1\r\n$2147483648\r\n", b"invalid bulk length"),
     (b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n" % (64 << 20), b"invalid bulk length"),
     (b"*99999999999\r\n", b"invalid multibulk length"),
+    (b"*2000000000\r\n", b"invalid multibulk length"),  # within hiredis's limit: it would calloc 16 GB
     (b"*2\r\n$3\r\nGET\r\n:5\r\n", b"expected '$', got ':'"),
     (b"*1" + b"9" * 70_000, b"too big mbulk count string"),
     (b"x" * 70_000, b"too big inline request"),
@@ -217,6 +229,34 @@ def test_a_client_that_never_reads_cannot_grow_the_worker(server, r):
     assert grown < 200 << 20, f"the workers grew by {grown >> 20} MiB for a client that reads nothing"
     assert r.ping() and r.get("keep-going") is None  # the core still serves everyone else
     s.close()
+
+
+def test_one_read_of_unbudgeted_replies_stops_at_the_output_buffer_limit():
+    """CLIENT LIST's reply grows with the connections: 5000 of them in one read, with 150 clients on the
+    core, are ~280 MB of replies. The read stops at the output buffer limit (64 MiB) and the connection
+    is closed, as Redis's client-output-buffer-limit closes it; the worker's peak RSS never takes the rest."""
+    def peak(pid: int) -> int:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024
+
+    with running_server(cores=1, memory="16MiB") as srv:
+        port = srv.resp_port + 1  # core 0's own port
+        held = [raw(srv, port) for _ in range(150)]
+        for h in held:
+            h.sendall(b"CLIENT SETNAME padded-" + b"n" * 40 + b"\r\n")
+            assert read_exactly(h, b"+OK\r\n") == b"+OK\r\n"
+        worker = srv.worker_pids[0]
+        before = peak(worker)
+        s = raw(srv, port)
+        s.sendall(b"CLIENT LIST\r\n" * 5000)
+        got = read_until_closed(s)
+        assert len(got) < 5000 * 150 * 200  # closed before all of them were answered
+        grown = peak(worker) - before
+        assert grown < 160 << 20, f"the worker's peak grew by {grown >> 20} MiB for one read"
+        held[0].sendall(b"PING\r\n")
+        assert read_exactly(held[0], b"+PONG\r\n") == b"+PONG\r\n"  # the core goes on
+        for h in held:
+            h.close()
 
 
 def test_maxclients_refuses_with_redis_text():

@@ -5,6 +5,9 @@ what Redis refuses with Redis's own text before it waits for the payload."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import hiredis
 import pytest
 
@@ -34,6 +37,26 @@ def test_fast_and_slow_parsers_agree_on_whole_commands():
 ])
 def test_fast_parser_declines_all_but_whole_bulk_commands(data):
     assert fast_parse(hiredis.Reader(), data) is None
+
+
+def test_fast_parser_skips_empty_commands():
+    assert fast_parse(hiredis.Reader(), b"*0\r\n" + PING_FIRST + b"*0\r\n") == [[b"PING"]]
+    assert fast_parse(hiredis.Reader(), b"*0\r\n") == []
+
+
+def test_fast_parser_leaves_huge_counts_to_parse_before_hiredis_allocates_them():
+    """hiredis allocates a declared array whole: under a 1 GiB address-space limit a count of 2e9 (16 GB of
+    list) is a MemoryError, unless fast_parse declines the read first and parse refuses it."""
+    code = ("import resource, hiredis; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+            "from memsim.server.resp_parse import fast_parse, parse; "
+            "data = b'*1\\r\\n$4\\r\\nPING\\r\\n*2\\r\\n*2000000000\\r\\n'; "
+            "assert fast_parse(hiredis.Reader(), data) is None; "
+            "assert fast_parse(hiredis.Reader(), b'*2\\r\\n' * 1000 + b'*200000\\r\\n') is None; "
+            "print(parse(b'*2000000000\\r\\n').error)")
+    assert fast_parse(hiredis.Reader(), SET * 1000) == [[b"SET", b"k", b"hello"]] * 1000  # the hot path stays
+    assert fast_parse(hiredis.Reader(), b"*2\r\n$1\r\na\r\n$8\r\nx*999999\r\n") == [[b"a", b"x*999999"]]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "invalid multibulk length", out.stderr[-2000:]
 
 
 def test_a_command_sent_in_pieces_resumes_where_it_stopped():

@@ -10,15 +10,20 @@ import sys
 import threading
 import time
 
+import grpc
 import numpy as np
 import pytest
 
 from memsim.client import Cache, VMClient
+from memsim.client.connection import core_target
 from memsim.client.monitor import Capture
 from memsim.sim.policies.simulate import simulate
 from memsim.sim.trace import Op, key_id, open_trace, read_all
+from memsim.sim.trace.monitor import MAX_LIMIT
 from memsim.tools.capture import write_capture
 from memsim.tools.cli import main
+from memsim.v1 import machine_pb2 as mpb
+from memsim.v1.cache_pb2_grpc import CacheStub
 from tests.servers import running_server
 
 pytestmark = pytest.mark.integration  # every test here starts a server
@@ -126,3 +131,29 @@ def test_memsim_trace_capture_writes_a_trace(server, tmp_path):
     assert summary["format"] == "csv" and summary["records"] > 0
     trace = next(iter(open_trace(out)))
     assert len(trace) == summary["records"] and set(trace.key.tolist()) == {key_id(b"cli-key")}
+
+
+def test_monitor_arguments_at_extremes_get_clear_status_codes(server):
+    """seconds of 0, negative, NaN, infinite or past the server's limit and a limit past MAX_LIMIT are
+    INVALID_ARGUMENT; a core's captures together buffer at most MAX_LIMIT records, so one past it is
+    RESOURCE_EXHAUSTED before its buffers exist, and the core serves captures again once that one ends."""
+    def first(ch: grpc.Channel, **kw: float) -> grpc.StatusCode | None:
+        call = CacheStub(ch).Monitor(mpb.MonitorRequest(**kw), timeout=20)
+        try:
+            next(call)
+        except grpc.RpcError as e:
+            return e.code()
+        call.cancel()
+        return None
+
+    with grpc.insecure_channel(core_target(server.target, 0)) as ch:
+        for seconds in (0.0, -1.0, float("nan"), float("inf"), 1e9):
+            assert first(ch, seconds=seconds) == grpc.StatusCode.INVALID_ARGUMENT, seconds
+        assert first(ch, seconds=1, limit=MAX_LIMIT + 1) == grpc.StatusCode.INVALID_ARGUMENT
+        assert first(ch, seconds=1, limit=2**32 - 1) == grpc.StatusCode.INVALID_ARGUMENT
+        with Capture(server.target, "cache", seconds=2, limit=MAX_LIMIT, cores=1):
+            assert first(ch, seconds=1, limit=1) == grpc.StatusCode.RESOURCE_EXHAUSTED
+        deadline = time.monotonic() + 10  # the closed capture's stream sees its cancellation within a poll
+        while (code := first(ch, seconds=0.5, limit=MAX_LIMIT)) is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert code is None

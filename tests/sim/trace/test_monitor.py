@@ -4,13 +4,19 @@ commands and a space's accesses record."""
 
 from __future__ import annotations
 
+import linecache
+import sys
+from collections.abc import Callable
+from types import FrameType
+
 import pytest
 
 from memsim.sim.cache.commands import Commands
 from memsim.sim.cache.monitor import CommandMonitor
-from memsim.sim.errors import InvalidArgument
+from memsim.sim.errors import InvalidArgument, ResourceExhausted
 from memsim.sim.trace.chunk import Op, key_id
-from memsim.sim.trace.monitor import Feed, Subscriber
+from memsim.sim.trace.monitor import MAX_LIMIT, Feed, Subscriber
+from memsim.sim.vm.mm import MM
 from memsim.sim.vm.monitor import PageMonitor
 
 MiB = 1 << 20
@@ -45,6 +51,20 @@ def test_feed_switches_on_first_and_off_after_last():
     assert seen == [True, False]
 
 
+def test_a_cores_subscribers_share_one_bound():
+    """However many captures open on a core (64 streams may), their buffers together hold MAX_LIMIT records:
+    one past it is refused before anything is allocated, and the room comes back when one closes."""
+    f = Feed(lambda active: None)
+    big = f.subscribe(MAX_LIMIT - 10)
+    small = f.subscribe(10)
+    with pytest.raises(ResourceExhausted, match="at most"):
+        f.subscribe(1)
+    f.unsubscribe(big)
+    f.unsubscribe(f.subscribe(MAX_LIMIT - 10))
+    f.unsubscribe(small)
+    assert not f.active
+
+
 def test_commands_record_one_request_per_key_only_while_subscribed(machine):
     cmds = Commands(machine.keyspace(machine.heap(0)))
     mon = CommandMonitor(cmds)
@@ -73,6 +93,45 @@ def test_commands_record_one_request_per_key_only_while_subscribed(machine):
     assert (chunk.time[1:] >= chunk.time[:-1]).all()
     mon.unsubscribe(sub)
     assert cmds.monitor is None
+
+
+def _clear_before_line(owner: Commands | MM, text: str) -> Callable[..., object]:
+    """A trace function that sets owner.monitor to None just before a line containing `text` runs: the
+    capture's stream thread unsubscribing between the recorder's test for None and its call."""
+    def local(frame: FrameType, event: str, arg: object) -> object:
+        if event == "line" and text in linecache.getline(frame.f_code.co_filename, frame.f_lineno):
+            owner.monitor = None
+        return local
+
+    return lambda frame, event, arg: local
+
+
+def test_a_capture_ending_mid_command_never_fails_the_command(machine):
+    """The monitor is cleared by the stream thread without the core's mutex; a command (or an access)
+    that tested it before must not then call None: the command ran, and must answer."""
+    cmds = Commands(machine.keyspace(machine.heap(0)))
+    mon = CommandMonitor(cmds)
+    mon.subscribe(10)
+    sys.settrace(_clear_before_line(cmds, ".command(name, args, reply)"))
+    try:
+        reply = cmds.execute([b"SET", b"raced", b"v"])
+    finally:
+        sys.settrace(None)
+    assert reply == "OK" and cmds.execute([b"GET", b"raced"]) == b"v"
+
+
+@pytest.mark.parametrize("machine", [{"vm_memory": 1 * MiB, "cores": 2}], indirect=True)
+def test_a_capture_ending_mid_access_never_fails_the_access(machine):
+    vm = machine.vm(0)
+    sp = vm.create_space()
+    base = vm.mmap(sp, 4096)
+    PageMonitor(vm).subscribe(sp, 10)
+    sys.settrace(_clear_before_line(vm, ".record(vpn, mm.fs"))
+    try:
+        vm.store(sp, base, b"z")
+    finally:
+        sys.settrace(None)
+    assert vm.load(sp, base, 1) == b"z"
 
 
 @pytest.mark.parametrize("machine", [{"vm_memory": 1 * MiB, "cores": 2}], indirect=True)
