@@ -166,21 +166,26 @@ class ShardedBase(CacheCommands, Generic[C]):
         plan = plan_command(tuple(self._encode(a) for a in args), self.shards)
         outs = yield from side_by_side([(p.server, self._clients[p.server]._command_steps(p.args, _raw))
                                         for p in plan.parts])
-        parts, replies = yield from self._settle_all(plan.parts, outs)
+        parts, replies = yield from self._settle_all(plan, outs)
         return self._reply(plan, parts, replies, finish)
 
-    def _settle_all(self, parts: list[Part], outs: list[Any]) -> Fanout[tuple[list[Part], list[Any]]]:
-        """The parts that answered and their replies; the first failure raised."""
+    def _settle_all(self, plan: Plan, outs: list[Any]) -> Fanout[tuple[list[Part], list[Any]]]:
+        """The parts that answered and their replies; the first failure raised, and so is the failure of
+        a command whose every part was dropped (no server answered: DBSIZE is not 0, ECHO not empty)."""
         kept: list[Part] = []
         replies: list[Any] = []
-        for part, out in zip(parts, outs, strict=True):
-            out = yield from self._settle(part, out)
-            if out is DROPPED:
+        dropped: Exception | None = None
+        for part, out in zip(plan.parts, outs, strict=True):
+            settled = yield from self._settle(part, out)
+            if settled is DROPPED:
+                dropped = dropped or out
                 continue
-            if isinstance(out, BaseException):
-                raise out
+            if isinstance(settled, BaseException):
+                raise settled
             kept.append(part)
-            replies.append(out)
+            replies.append(settled)
+        if dropped is not None and not kept and not plan.merges_none:
+            raise dropped
         return kept, replies
 
     def _settle(self, part: Part, out: Any) -> Fanout[Any]:
@@ -195,7 +200,7 @@ class ShardedBase(CacheCommands, Generic[C]):
             plan = plan_command(part.args, self.shards)
             outs = yield from side_by_side([(p.server, self._clients[p.server]._command_steps(p.args, _raw))
                                             for p in plan.parts])
-            parts, replies = yield from self._settle_all(plan.parts, outs)
+            parts, replies = yield from self._settle_all(plan, outs)
             return plan.merge(parts, replies)
         except Exception as e:  # noqa: BLE001 - the part's outcome
             return e
@@ -226,6 +231,7 @@ class ShardedBase(CacheCommands, Generic[C]):
             (s, CacheClient.run_pipeline.steps(self._clients[s], [(part.args, _raw) for _, part in slots[s]]))
             for s in servers])
         got: dict[int, list[tuple[Part, Any]]] = {}
+        dropped: dict[int, Exception] = {}  # a command's first part dropped: its failure, if no part answered
         for s, out in zip(servers, outs, strict=True):
             for k, (ci, part) in enumerate(slots[s]):
                 if isinstance(out, Exception):
@@ -234,12 +240,17 @@ class ShardedBase(CacheCommands, Generic[C]):
                     reply = _renumber(out[k], ci) if isinstance(out[k], Exception) else out[k]
                 if reply is not DROPPED:
                     got.setdefault(ci, []).append((part, reply))
+                else:
+                    dropped.setdefault(ci, out)
         replies: list[Any] = []
         for ci, ((_, callback), plan) in enumerate(zip(commands, plans, strict=True)):
             if isinstance(plan, Exception):
                 replies.append(plan)
                 continue
             answered = sorted(got.get(ci, []), key=lambda pr: plan.parts.index(pr[0]))
+            if ci in dropped and not answered and not plan.merges_none:
+                replies.append(dropped[ci])
+                continue
             error = first_error([r for _, r in answered])
             if error is not None:
                 replies.append(error)
@@ -287,6 +298,7 @@ class ShardedCache(ShardedBase[Cache], ScanIterator):
     encoding, encoding_errors: as Cache's, for every server. `stats()`: the counters."""
 
     _pool: ThreadPoolExecutor | None = None
+    _closed = False
 
     def _connect_one(self, server: str) -> Cache:
         return Cache(target=server, timeout=self.timeout)
@@ -298,8 +310,8 @@ class ShardedCache(ShardedBase[Cache], ScanIterator):
         return drive(body, self._perform_all)
 
     def _perform_all(self, calls: list[At]) -> list[Any]:
-        if len(calls) == 1:
-            outcomes = [self._call(calls[0])]
+        if len(calls) == 1 or self._closed:  # closed: each server's client refuses at once (ClientClosed)
+            outcomes = [self._call(c) for c in calls]
         else:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(len(self.shards.servers), thread_name_prefix="memsim-shard")
@@ -322,6 +334,7 @@ class ShardedCache(ShardedBase[Cache], ScanIterator):
         return ShardedPipeline(self)
 
     def close(self) -> None:
+        self._closed = True
         for c in self._clients.values():
             c.close()
         if self._pool is not None:

@@ -251,11 +251,14 @@ Merge = Callable[[list[Part], list[Any]], Any]  # the parts that answered and th
 @dataclass(frozen=True)
 class Plan:
     """A command's parts and the merge of their replies. `per_server`: the reply is {server: reply}
-    with each server's reply through the command's callback (INFO, CONFIG GET)."""
+    with each server's reply through the command's callback (INFO, CONFIG GET). `merges_none`: the
+    merge means something when every part's server left the ring during the call (SCAN goes on with
+    the next server); for any other command that is a failure, not an empty answer (DBSIZE 0)."""
 
     parts: list[Part]
     merge: Merge
     per_server: bool = False
+    merges_none: bool = False
 
 
 def first(parts: list[Part], replies: list[Any]) -> Any:
@@ -361,4 +364,5 @@ def _scan(args: tuple[bytes, ...], shards: Shards) -> Plan:
             return [str(index + 1 if index + 1 < n else 0).encode(), keys]
         return [str(nxt * n + index).encode(), keys]
 
-    return Plan([Part(shards.servers[index], (args[0], str(theirs).encode(), *args[2:]), keyed=False)], merge)
+    return Plan([Part(shards.servers[index], (args[0], str(theirs).encode(), *args[2:]), keyed=False)], merge,
+                merges_none=True)

@@ -32,6 +32,7 @@ from memsim.tools.flags import (
     SECONDS,
     TARGET_HELP,
     Parser,
+    out_file,
     real,
     server_error,
     target,
@@ -152,8 +153,9 @@ def _add_mrc(tsub: argparse._SubParsersAction[Parser]) -> None:
     how.add_argument("--shards-smax", type=COUNT, metavar="S",
                      help="fixed-size SHARDS: track at most S keys, lowering the rate as needed (O(S) memory)")
     s.add_argument("--compare", action="store_true", help="with SHARDS: also the exact curve, and the error between")
-    s.add_argument("--json", metavar="OUT", help="write the curve(s) as JSON to OUT ('-': stdout, no table)")
-    s.add_argument("--png", metavar="OUT", help="plot the curve(s) to OUT")
+    s.add_argument("--json", type=out_file, metavar="OUT",
+                   help="write the curve(s) as JSON to OUT ('-': stdout, no table)")
+    s.add_argument("--png", type=out_file, metavar="OUT", help="plot the curve(s) to OUT")
     s.set_defaults(func=cmd_mrc, prog=s.prog)
 
 

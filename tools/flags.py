@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable
@@ -59,7 +60,8 @@ def real(lo: float, hi: float | None = None, *, above: bool = False) -> Callable
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
         if not math.isfinite(value) or value < lo or (above and value == lo) or (hi is not None and value > hi):
-            want = f"a number above {lo:g}" if above else _bounds(lo, hi)
+            want = (f"a number above {lo:g}" + ("" if hi is None else f" and at most {hi:g}")) if above \
+                else _bounds(lo, hi)
             raise argparse.ArgumentTypeError(f"{text} is out of range: give {want}")
         return value
     parse.__name__ = "number"
@@ -68,6 +70,21 @@ def real(lo: float, hi: float | None = None, *, above: bool = False) -> Callable
 
 def _bounds(lo: float, hi: float | None) -> str:
     return f"at least {lo:g}" if hi is None else f"{lo:g} to {hi:g}"
+
+
+def out_file(text: str) -> str:
+    """A file a command writes when it is done ('-': stdout): its directory must exist and be writable
+    now, so that a typo fails at once and not with a traceback after the work."""
+    if text == "-":
+        return text
+    where = os.path.dirname(os.path.abspath(text))
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is a directory; name a file")
+    if not os.path.isdir(where):
+        raise argparse.ArgumentTypeError(f"{text}: there is no directory {where}")
+    if not os.access(where, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text}: the directory {where} is not writable")
+    return text
 
 
 def target(text: str) -> str:

@@ -49,7 +49,7 @@ from memsim.sim.policies.compiled import belady_compiled, compiled, dense_ids, r
 from memsim.sim.policies.simulate import make, simulate
 from memsim.sim.trace.io import FORMATS, open_trace, read_keys
 from memsim.tools.executor import ExecutorUnavailable, executor
-from memsim.tools.flags import Parser, whole
+from memsim.tools.flags import Parser, out_file, whole
 
 __all__ = ["PolicySpec", "Row", "add_replay", "parse_policies", "parse_sizes", "replay_all", "replay_job"]
 
@@ -114,6 +114,9 @@ def parse_sizes(text: str, footprint: int) -> list[int]:
     for t in (t.strip() for t in text.split(",")):
         if not t:
             continue
+        if not re.fullmatch(r"\d+|\d*\.\d+|\d+\.", t):
+            raise ValueError(f"size {t!r}: give a whole number of objects (1000) or a fraction of the "
+                             f"footprint with a point (0.01)")
         if "." in t:
             f = float(t)
             if not 0.0 < f <= 1.0:
@@ -254,6 +257,6 @@ def add_replay(tsub: argparse._SubParsersAction[Parser]) -> None:
     s.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the jobs on this Dask scheduler (tcp://host:8786) instead of local processes")
     s.add_argument("--workers", type=whole(1), help="local worker processes (default: one per CPU)")
-    s.add_argument("--json", metavar="OUT", help="write the rows as JSON to OUT ('-': stdout, no table)")
-    s.add_argument("--png", metavar="OUT", help="plot miss ratio against size to OUT")
+    s.add_argument("--json", type=out_file, metavar="OUT", help="write the rows as JSON to OUT ('-': stdout, no table)")
+    s.add_argument("--png", type=out_file, metavar="OUT", help="plot miss ratio against size to OUT")
     s.set_defaults(func=cmd_replay, prog=s.prog)

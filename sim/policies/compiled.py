@@ -109,6 +109,10 @@ def replay_compiled(name: str, trace: np.ndarray, capacity: int, *, victims: np.
         raise KeyError(f"{name!r} is not a compiled policy; compiled: "
                        f"{', '.join(n for n in policy_names() if compiled(n))}")
     n_keys = int(trace.max()) + 1 if trace.size else 0
+    # A cache that holds every key never evicts, so its hits do not depend on how much larger it is:
+    # size the policy's arrays to the keys, not to a capacity that may be far past the footprint
+    # (`memsim trace replay --sizes 1000000000` on a small trace asked for gigabytes).
+    capacity = min(capacity, max(n_keys, 1))
     p = cls(capacity, **options)
     k = cls.kernels
     rec = victims if victims is not None else np.empty(0, np.int64)

@@ -22,6 +22,7 @@ __all__ = ["Op", "TraceChunk", "concat", "key_id", "op_code"]
 
 I64 = npt.NDArray[np.int64]
 I8 = npt.NDArray[np.int8]
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 class Op(IntEnum):
@@ -56,14 +57,22 @@ def op_code(text: str) -> int:
 def key_id(key: bytes | str) -> int:
     """The int64 id of a text key. A key that is a decimal integer in int64's range is its own id
     (libCacheSim's obj_id_is_num); any other key is the first 8 bytes of its BLAKE2b digest as a
-    signed integer. A hash and not a first-seen dictionary: it needs no state, so chunks, files and
+    signed integer. "Decimal integer" is what Python's int() reads (a sign, surrounding blanks,
+    digit-separating underscores), because that is also what numpy's string-to-int64 cast, the text
+    readers' fast path for a chunk of numeric keys, reads: one rule, so a key's id does not depend on
+    which chunk it falls in (text.py's `_keys`). A number outside int64 (e.g. 2^63) is hashed.
+    A hash and not a first-seen dictionary: it needs no state, so chunks, files and
     processes (each core's capture) give one key one id without sharing anything, and memory stays
     flat however many keys a trace has; libCacheSim hashes string ids the same way (its FAQ). Two keys
     collide with probability about U^2 / 2^65 for U keys: 1e-8 for 600 million keys."""
     b = key.encode() if isinstance(key, str) else bytes(key)
-    s = b.strip()
-    if s and (s.isdigit() or (s[:1] == b"-" and s[1:].isdigit())) and len(s) <= 19:
-        return int(s)
+    try:
+        v = int(b.decode("utf-8"))  # a key of over 4300 digits is refused by int() at once
+    except ValueError:  # also UnicodeDecodeError
+        pass
+    else:
+        if INT64_MIN <= v <= INT64_MAX:
+            return v
     return int.from_bytes(hashlib.blake2b(b, digest_size=8).digest(), "little", signed=True)
 
 

@@ -77,7 +77,8 @@ class TraceReader:
         if self.fmt == "oracleGeneral":
             yield from oracle.read(self.path, self.chunk_requests)
             return
-        with open(self.path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+        # utf-8-sig: a byte-order mark (Excel's and PowerShell's UTF-8) is not part of the first name or key
+        with open(self.path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
             if self.fmt == "csv":
                 yield from read_csv(f, self.chunk_requests, self.columns)
             else:

@@ -63,7 +63,7 @@ def _check_sizes(sizes: npt.ArrayLike) -> I64:
 
 def misses_at(distances: I64, sizes: I64) -> I64:
     """LRU's misses at each size from the requests' stack distances (0 = a first request)."""
-    hist = np.bincount(distances)
+    hist = np.bincount(distances, minlength=1)  # an empty trace (or SHARDS sample) has no hits, not no row
     cum = np.cumsum(hist)
     hits = cum[np.minimum(sizes, len(hist) - 1)] - hist[0]
     return len(distances) - hits
@@ -88,7 +88,7 @@ def shards_rate(chunks: Iterable[TraceChunk], rate: float, sizes: npt.ArrayLike 
     footprint = cold / rate
     s = default_sizes(footprint, points) if sizes is None else _check_sizes(sizes)
     expected = n * rate
-    hist = np.bincount(d)
+    hist = np.bincount(d, minlength=1)  # a sample can be empty: a short trace at a low rate
     cum = np.cumsum(hist)
     reach = np.floor(s * rate).astype(np.int64)  # a sampled distance d is d / rate in the trace
     hits = (cum[np.minimum(reach, len(hist) - 1)] - hist[0]).astype(np.float64)

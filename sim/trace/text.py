@@ -162,13 +162,23 @@ def read_csv(f: IO[str], chunk_requests: int, columns: CsvColumns | None = None)
     it = iter(pending)
     start = 0
     while batch := list(itertools.islice(it, chunk_requests)):
-        def col(i: int | None, b: list[list[str]] = batch) -> list[str] | None:
-            return None if i is None else [r[i] for r in b]
+        def col(i: int | None, b: list[list[str]] = batch, first: int = start) -> list[str] | None:
+            if i is None:
+                return None
+            short = next((j for j, r in enumerate(b) if len(r) <= i), None)
+            if short is not None:
+                raise ValueError(f"CSV data row {first + short + 1} has {len(b[short])} columns, not the "
+                                 f"{i + 1} the trace's columns need: {cols.delimiter.join(b[short])[:200]!r}")
+            return [r[i] for r in b]
 
-        t, s, o, na = col(cols.time), col(cols.size), col(cols.op), col(cols.next_access)
-        yield TraceChunk.of(_keys(col(cols.key) or []), start=start,
-                            time=None if t is None else _ints(t), size=None if s is None else _ints(s),
-                            op=None if o is None else _ops(o), next_access=None if na is None else _ints(na))
+        k, t, s, o, na = col(cols.key) or [], col(cols.time), col(cols.size), col(cols.op), col(cols.next_access)
+        try:
+            chunk = TraceChunk.of(_keys(k), start=start,
+                                  time=None if t is None else _ints(t), size=None if s is None else _ints(s),
+                                  op=None if o is None else _ops(o), next_access=None if na is None else _ints(na))
+        except (ValueError, OverflowError) as e:  # a bad number or op, named with where it is
+            raise ValueError(f"CSV data rows {start + 1}-{start + len(batch)}: {e}") from None
+        yield chunk
         start += len(batch)
 
 

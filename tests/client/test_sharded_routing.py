@@ -265,3 +265,37 @@ def test_side_by_side_sends_each_servers_next_call_together_and_keeps_each_outco
     assert rounds == [["a", "b", "c"], ["a"]]
     assert a == [b"a0", b"a1"] and b == ["failed: gone"]
     assert isinstance(c, ValueError)
+
+
+def test_a_command_whose_every_part_was_dropped_raises_the_failure_not_an_empty_merge():
+    """failover='remove', max_failures=1, and no server listening (ports where nothing does): each
+    server-wide part fails, its server leaves the ring, and its part is dropped. With every part
+    dropped DBSIZE was 0 and ECHO an IndexError; the failure itself is the answer."""
+    from memsim.client import ShardedCache
+
+    nowhere = ["127.0.0.1:1", "127.0.0.1:9"]
+    for ask in ("dbsize", "echo", "pipeline"):
+        with ShardedCache(nowhere, failover="remove", max_failures=1, timeout=5) as r:
+            if ask == "pipeline":
+                p = r.pipeline()
+                p.dbsize().echo("x")
+                replies = p.execute(raise_on_error=False)
+                assert len(replies) == 2 and all(isinstance(e, Unavailable) for e in replies), replies
+            else:
+                with pytest.raises(Unavailable):
+                    getattr(r, ask)(*(["hi"] if ask == "echo" else []))
+
+
+def test_a_closed_sharded_cache_refuses_a_command_over_several_servers_as_it_does_one_over_one():
+    """After close() the thread pool is shut down: a command split over servers raised RuntimeError
+    ('cannot schedule new futures after shutdown'); now each server's closed client says ClientClosed."""
+    from memsim.client import ShardedCache
+    from memsim.client.errors import ClientClosed
+
+    r = ShardedCache(["127.0.0.1:1", "127.0.0.1:9"], timeout=5)
+    with pytest.raises(Unavailable):
+        r.mget([f"k{i}" for i in range(20)])  # over both servers: the pool is made
+    r.close()
+    for ask in (lambda: r.get("a"), lambda: r.mget([f"k{i}" for i in range(20)]), r.dbsize):
+        with pytest.raises(ClientClosed):
+            ask()

@@ -254,3 +254,32 @@ def test_restart_on_the_same_port_right_after_a_stop_with_a_client_connected():
     with running_server(cores=1, memory="4MiB", extra=["--port", str(port)]) as again, Client(again.target) as c:
         assert again.port == port
         assert c.alloc(100).size == 100
+
+
+def test_a_server_started_again_on_its_port_takes_a_free_metrics_port():
+    """tools/local.py's restart (the sharded client's failover tests) passes a fixed --port, which made the
+    metrics port the default 9121: taken by anyone else on the host, the restart failed."""
+    import socket
+
+    from memsim.server.exporter import DEFAULT_METRICS_PORT
+
+    holder = socket.socket()
+    try:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            holder.bind(("127.0.0.1", DEFAULT_METRICS_PORT))
+            holder.listen()
+        except OSError:
+            pass  # someone holds it already: the case itself
+        srv = LocalServer(cores=1, memory="8MiB").start()
+        port = srv.port
+        assert srv.stop() == 0
+        srv.start()  # on the same gRPC port
+        try:
+            assert srv.port == port
+            with Client(srv.target) as c:
+                assert c.alloc(64)
+        finally:
+            assert srv.stop() == 0
+    finally:
+        holder.close()

@@ -78,3 +78,20 @@ def test_csv_options_flag(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["objects"] == 3
     with pytest.raises(SystemExit):
         main(["trace", "stats", str(p), "--csv", "colour=1"])
+
+
+@pytest.mark.parametrize("command", ["mrc", "replay"])
+@pytest.mark.parametrize("flag", ["--json", "--png"])
+def test_an_output_that_cannot_be_written_is_refused_before_the_work(trace_file, tmp_path, capsys, command, flag):
+    path, _ = trace_file
+    for out, why in ((tmp_path / "no-such-dir" / "x.out", "there is no directory"), (tmp_path, "is a directory")):
+        with pytest.raises(SystemExit) as e:
+            main(["trace", command, str(path), flag, str(out)])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and err.count("\n") == 1 and flag in err and why in err, err
+
+
+def test_a_shards_rate_past_1_names_both_bounds(trace_file, capsys):
+    with pytest.raises(SystemExit):
+        main(["trace", "mrc", str(trace_file[0]), "--shards", "2"])
+    assert "above 0 and at most 1" in capsys.readouterr().err

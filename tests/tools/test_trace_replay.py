@@ -85,3 +85,10 @@ def test_sizes_are_objects_or_fractions_of_the_footprint():
 def test_command_refuses_a_missing_file(tmp_path, capsys):
     assert main(["trace", "replay", str(tmp_path / "none.csv")]) == 2
     assert "none.csv" in capsys.readouterr().err
+
+
+def test_a_size_that_is_no_number_says_what_a_size_is():
+    for bad in ("abc", "1e3", "nan", "inf", "-5", "1.2.3"):
+        with pytest.raises(ValueError, match=r"whole number of objects \(1000\) or a fraction"):
+            parse_sizes(bad, 1000)
+    assert parse_sizes(".5,1.,7", 10) == [5, 7, 10]

@@ -195,15 +195,30 @@ def run_experiment(exp: Experiment, args: argparse.Namespace) -> int:
 
     console = Console()
     out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:  # before the run: a directory that cannot be written is one line, not a traceback after minutes
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(out_dir, os.W_OK):
+            raise PermissionError(f"{out_dir} is not writable")
+    except OSError as e:
+        print(f"memsim experiment {exp.name}: --out {args.out}: {e.strerror or e}", file=sys.stderr)
+        return 2
     ctx = Context(name=exp.name, args=args, seed=args.seed, quick=args.quick, out_dir=out_dir,
                   show_progress=console.is_terminal and not args.quiet, scheduler=args.scheduler,
                   workers=args.workers)
     if args.replot:
-        doc = json.loads(Path(args.replot).read_text())
-        if doc.get("experiment") != exp.name:
-            print(f"memsim experiment {exp.name}: {args.replot} is a {doc.get('experiment')!r} run",
+        try:
+            doc = json.loads(Path(args.replot).read_text())
+        except (OSError, ValueError) as e:  # a missing file, not UTF-8, not JSON
+            print(f"memsim experiment {exp.name}: --replot {args.replot}: {getattr(e, 'strerror', None) or e}",
                   file=sys.stderr)
+            return 2
+        if not isinstance(doc, dict) or doc.get("experiment") != exp.name:
+            what = f"a {doc.get('experiment')!r} run" if isinstance(doc, dict) else "not an experiment's JSON"
+            print(f"memsim experiment {exp.name}: {args.replot} is {what}", file=sys.stderr)
+            return 2
+        if not isinstance(doc.get("data"), dict) or not isinstance(doc.get("checks"), list):
+            print(f"memsim experiment {exp.name}: {args.replot} has no 'data' and 'checks' (written by "
+                  f"memsim experiment {exp.name} --out DIR?)", file=sys.stderr)
             return 2
     else:
         t0 = time.perf_counter()

@@ -25,6 +25,7 @@ import argparse
 from typing import Any
 
 from memsim.tools.experiments.base import JSON, Check, Context, Experiment, Figure
+from memsim.tools.flags import COUNT, whole
 
 CLASSIC = [1, 2, 3, 4, 1, 2, 5, 1, 2, 3, 4, 5]
 CLASSIC_FRAMES = 7
@@ -35,9 +36,9 @@ FINDER_LENGTH = (30, 60)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--length", type=int, default=240, help="references in the random string (default 240)")
-    p.add_argument("--pages", type=int, default=16, help="distinct pages of the random string (default 16)")
-    p.add_argument("--search", type=int, default=5000,
+    p.add_argument("--length", type=COUNT, default=240, help="references in the random string (default 240)")
+    p.add_argument("--pages", type=COUNT, default=16, help="distinct pages of the random string (default 16)")
+    p.add_argument("--search", type=whole(0), default=5000,
                    help="random strings the anomaly finder tries (default 5000)")
 
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from memsim.tools.experiments.base import JSON, Check, Context, Experiment, Figure
-from memsim.tools.flags import whole
+from memsim.tools.flags import SECONDS, real, whole
 
 if TYPE_CHECKING:  # the parser imports this module and must load no gRPC (tests/tools/test_cli_layout.py)
     from multiprocessing.queues import Queue
@@ -101,8 +101,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", type=fractions, default=[0.1, 0.2, 0.3, 0.4],
                    help="maxmemory as fractions of the keys' footprint, a comma list (default 0.1,0.2,0.3,0.4; "
                         "--quick 0.2,0.4)")
-    p.add_argument("--alpha", type=float, default=1.0, help="the Zipf workload's exponent (default 1.0)")
-    p.add_argument("--seconds-per-size", type=float, default=12.0,
+    p.add_argument("--alpha", type=real(0), default=1.0, help="the Zipf workload's exponent (default 1.0)")
+    p.add_argument("--seconds-per-size", type=SECONDS, default=12.0,
                    help="each size's requests are paced over this many seconds (default 12; --quick 2.5)")
     p.add_argument("--order-keys", type=whole(10), default=1000,
                    help="keys of the eviction-order test (default 1000; --quick 200)")

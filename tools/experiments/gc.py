@@ -55,6 +55,13 @@ def _names(choices: tuple[str, ...], what: str) -> Callable[[str], list[str]]:
     return parse
 
 
+def _positive_bytes(text: str) -> int:
+    n = parse_bytes(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text}: give a size above 0 (e.g. 1MiB)")
+    return n
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--modes", type=_names(tuple(MODES), "--modes"), default=["serial"],
                    help=f"collector modes to compare, a comma list of {', '.join(MODES)} (default serial)")
@@ -67,7 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=real(0, 1, above=True), default=SCALE,
                    help=f"of Boehm's and Octane's sizes, as `memsim bench gc --scale` (default 1/{1 / SCALE:g}; "
                         "--quick 1/256)")
-    p.add_argument("--semi-space", type=parse_bytes, default=SEMI_SPACE,
+    p.add_argument("--semi-space", type=_positive_bytes, default=SEMI_SPACE,
                    help=f"each isolate's semi-space (default {size_text(SEMI_SPACE)}: small, so that a few seconds "
                         "show many scavenges)")
 

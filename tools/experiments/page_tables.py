@@ -24,6 +24,7 @@ import argparse
 from typing import Any
 
 from memsim.tools.experiments.base import JSON, Check, Context, Experiment, Figure
+from memsim.tools.flags import COUNT
 
 MiB = 1 << 20
 PAGE = 4096
@@ -42,9 +43,9 @@ WALK_LOADS = 2000  # random loads at each checkpoint (the TLB, 64 entries, holds
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--spaces", type=int, default=100, help="address spaces at the most (default 100)")
-    p.add_argument("--pages", type=int, default=64, help="heap pages each of the N spaces touches (default 64)")
-    p.add_argument("--grow", type=int, default=16384,
+    p.add_argument("--spaces", type=COUNT, default=100, help="address spaces at the most (default 100)")
+    p.add_argument("--pages", type=COUNT, default=64, help="heap pages each of the N spaces touches (default 64)")
+    p.add_argument("--grow", type=COUNT, default=16384,
                    help="heap pages the one growing space reaches (default 16384 = 64 MiB)")
 
 

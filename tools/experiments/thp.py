@@ -30,6 +30,7 @@ import time
 from typing import Any
 
 from memsim.tools.experiments.base import JSON, Check, Context, Experiment, Figure
+from memsim.tools.flags import COUNT
 
 MiB = 1 << 20
 PAGE = 4096
@@ -42,9 +43,9 @@ EVENTS = ("compaction", "huge fault", "4 KiB fault", "access")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--region-mib", type=int, default=16, help="MiB of each of the two regions (default 16)")
-    p.add_argument("--loads", type=int, default=20000, help="random loads measured per mode (default 20000)")
-    p.add_argument("--huge-pages", type=int, default=12,
+    p.add_argument("--region-mib", type=COUNT, default=16, help="MiB of each of the two regions (default 16)")
+    p.add_argument("--loads", type=COUNT, default=20000, help="random loads measured per mode (default 20000)")
+    p.add_argument("--huge-pages", type=COUNT, default=12,
                    help="2 MiB ranges the growing heap reaches in the spikes run (default 12)")
 
 

@@ -26,7 +26,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from memsim.sim.policies import policy_names
 from memsim.tools.experiments.base import JSON, Check, Context, Experiment, Figure
+from memsim.tools.flags import COUNT, SECONDS
 
 PAGE = 4096
 KNEE_FAULTS = 10.0  # faults per 1000 accesses: 1%, where "fits" ends
@@ -35,10 +37,11 @@ QUICK_RATIOS = (0.5, 1.5, 2.5)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--processes", type=int, default=4, help="client processes, a space each (default 4)")
-    p.add_argument("--frames", type=int, default=256, help="the VM pool's frames (default 256 = 1 MiB)")
-    p.add_argument("--seconds", type=float, default=2.0, help="measured seconds per working-set size (default 2)")
-    p.add_argument("--policy", default="twolist", help="page replacement (default twolist, Linux's)")
+    p.add_argument("--processes", type=COUNT, default=4, help="client processes, a space each (default 4)")
+    p.add_argument("--frames", type=COUNT, default=256, help="the VM pool's frames (default 256 = 1 MiB)")
+    p.add_argument("--seconds", type=SECONDS, default=2.0, help="measured seconds per working-set size (default 2)")
+    p.add_argument("--policy", default="twolist", choices=policy_names(),
+                   help="page replacement (default twolist, Linux's)")
 
 
 def run(ctx: Context) -> JSON:

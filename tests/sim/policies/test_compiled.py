@@ -92,3 +92,11 @@ def test_jit_and_interpreted_kernels_give_identical_misses_and_victims():
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == digest()
+
+
+def test_a_capacity_far_past_the_footprint_replays_without_sizing_arrays_to_it():
+    """A cache that holds every key never evicts: a capacity of 10^12 objects gives the same result as one
+    of the footprint, without the policy's arrays sized to 10^12 (a MemoryError before)."""
+    ids = np.array([0, 1, 0, 2, 1, 0], np.int64)
+    for name in (n for n in ("lru", "fifo", "clock", "sieve", "s3fifo", "twolist", "lfu") if compiled(n)):
+        assert replay_compiled(name, ids, 10**12) == replay_compiled(name, ids, 3) == (3, 3, 0), name

@@ -132,3 +132,32 @@ def test_libcachesim_csv_options(tmp_path):
     for bad in ("obj-id-col=0", "obj-size-col=2", "colour=3", "obj-id-col"):
         with pytest.raises(ValueError):
             parse_columns(bad)
+
+
+def test_numeric_text_keys_have_one_id_whatever_chunk_they_fall_in(tmp_path):
+    """A chunk of numeric keys is cast by numpy, a chunk with one other key goes through key_id: the two
+    must agree ('+12' was 12 in the first and a hash in the second), and 2^63 (19 digits, past int64)
+    must be hashed, not overflow the chunk."""
+    keys = ["+12", "1_000", "9223372036854775808", "-9223372036854775809", "-5", "9223372036854775807"]
+    p = tmp_path / "k.txt"
+    p.write_text("\n".join([*keys, "name"]) + "\n")
+    one_chunk = read_keys(p).tolist()
+    alone = [k for c in open_trace(p, "txt", chunk_requests=1) for k in c.key.tolist()]
+    assert one_chunk == alone
+    assert one_chunk[:2] == [12, 1000] and one_chunk[4:6] == [-5, (1 << 63) - 1]
+    assert key_id("9223372036854775808") not in (1 << 63, -(1 << 63))
+
+
+def test_csv_with_a_byte_order_mark_crlf_and_short_rows(tmp_path):
+    p = tmp_path / "bom.csv"
+    p.write_bytes(b"\xef\xbb\xbfkey,size,time\r\nuser:1,10,5\r\n7,20,6\r\n")
+    c = read_all(p)  # the mark is not part of the header's first name: 'key' is found, no row is data
+    assert c.key.tolist() == [key_id("user:1"), 7] and c.size.tolist() == [10, 20] and c.time.tolist() == [5, 6]
+    short = tmp_path / "short.csv"
+    short.write_text("time,key,size,op\n1,5,10,get\n2,6\n")
+    with pytest.raises(ValueError, match="row 2 has 2 columns"):
+        read_all(short)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,key,size,op\n1,5,ten,get\n")
+    with pytest.raises(ValueError, match="CSV data rows 1-1"):
+        read_all(bad)

@@ -86,3 +86,11 @@ def test_fixed_size_is_exact_when_everything_fits():
     est = shards_size(_chunks(keys, 3000), 1000, ex.sizes)
     assert est.rate == 1.0
     assert np.allclose(est.miss_ratio, ex.miss_ratio)
+
+
+def test_an_empty_trace_or_an_empty_shards_sample_gives_a_curve_not_an_index_error():
+    e = exact(np.zeros(0, np.int64), [1, 2])
+    assert e.requests == 0 and e.misses.tolist() == [0, 0] and e.miss_ratio.tolist() == [0.0, 0.0]
+    # 4 requests at rate 1e-6: no key is sampled (the hash would have to fall under 2^64 / 10^6)
+    c = shards_rate([TraceChunk.of(np.array([1, 2, 1, 3]))], 1e-6, [1, 2], adjust=False)
+    assert c.requests == 4 and c.miss_ratio.tolist() == [0.0, 0.0]

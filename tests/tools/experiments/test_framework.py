@@ -66,3 +66,40 @@ def test_every_registered_experiment_is_a_subcommand_with_the_common_flags() -> 
     for name in experiments():
         args = parser.parse_args(["experiment", name, "--quick", "--seed", "7", "--out", "x"])
         assert args.experiment.name == name and args.seed == 7 and args.quick and args.out == "x"
+
+
+def test_a_bad_replot_file_or_out_dir_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
+    bad = {"missing.json": None, "corrupt.json": "{not json", "list.json": "[1, 2]",
+           "nodata.json": json.dumps({"experiment": "toy"})}
+    for name, text in bad.items():
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        assert run_experiment(EXP, _args(tmp_path / "out", replot=str(tmp_path / name))) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith("memsim experiment toy: ") and err.count("\n") == 1 and name in err, err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert run_experiment(EXP, _args(blocker / "sub")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("memsim experiment toy: --out ") and err.count("\n") == 1, err
+
+
+BAD_EXPERIMENT_FLAGS = [("belady", "--length", "0"), ("belady", "--pages", "-1"), ("belady", "--search", "-1"),
+                        ("page-tables", "--spaces", "0"), ("page-tables", "--grow", "0"),
+                        ("thp", "--region-mib", "0"), ("thp", "--loads", "0"), ("thp", "--huge-pages", "0"),
+                        ("thrashing", "--frames", "0"), ("thrashing", "--policy", "x"),
+                        ("thrashing", "--seconds", "nan"), ("thrashing", "--processes", "0"),
+                        ("eviction", "--alpha", "nan"), ("eviction", "--seconds-per-size", "-1"),
+                        ("gc", "--semi-space", "0")]
+
+
+def test_an_experiments_bad_flag_is_refused_while_parsing(capsys) -> None:
+    """Each was a traceback from inside the run (or, --alpha nan, a run that never ended)."""
+    import pytest
+
+    parser = build_parser()
+    for name, flag, value in BAD_EXPERIMENT_FLAGS:
+        with pytest.raises(SystemExit) as e:
+            parser.parse_args(["experiment", name, flag, value])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and err.count("\n") == 1 and flag in err, (name, flag, err)
