@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import json
 import platform
 import pstats
 import sys
@@ -26,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from micro_cache import MiB, git_commit, timed
+from micro_cache import MiB, emit, git_commit, timed
 
 from memsim.server.resp import RespConnection, RespServer
 from memsim.sim.cache.commands import Commands
@@ -124,11 +123,7 @@ def main() -> None:
     result = {"bench": "micro_resp", "commit": git_commit(), "python": platform.python_version(),
               "ops": a.ops, "keys": a.keys, "value_bytes": a.value_bytes, "rounds": a.rounds,
               "cpu_us_per_command": per, "resp_layer_us_per_command": resp_layer}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(text + "\n")
+    emit(result, a.out)
 
 
 if __name__ == "__main__":
