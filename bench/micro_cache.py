@@ -57,6 +57,15 @@ def git_commit() -> str:
         return "unknown"
 
 
+def emit(result: dict[str, object], out: Path | None) -> None:
+    """Print the result's JSON, and write it to `out` if given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--ops", type=int, default=20_000)
@@ -95,11 +104,7 @@ def main() -> None:
     result = {"bench": "micro_cache", "commit": git_commit(), "python": platform.python_version(),
               "ops": args.ops, "keys": args.keys, "value_bytes": args.value_bytes, "rounds": args.rounds,
               "cpu_us_per_op": {k: round(v, 3) for k, v in best.items()}}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":
