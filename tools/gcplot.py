@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from memsim.tools.gcstats import KINDS, LaneRun, heap_series
 
@@ -29,8 +29,9 @@ class PlotUnavailable(RuntimeError):
     """matplotlib cannot be imported."""
 
 
-def write_png(path: str, workloads: Sequence[tuple[str, Sequence[LaneRun]]]) -> None:
-    """Plot each (workload, lanes) as a column of two panels and save the figure as a PNG at path."""
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (no display), or PlotUnavailable naming the fix; every
+    PNG of the tools (this one, `memsim trace`'s) imports matplotlib through here, only when drawn."""
     try:
         import matplotlib
 
@@ -38,6 +39,12 @@ def write_png(path: str, workloads: Sequence[tuple[str, Sequence[LaneRun]]]) -> 
         import matplotlib.pyplot as plt
     except ImportError as e:
         raise PlotUnavailable(f"--png needs matplotlib ({e}); install it: pip install matplotlib") from None
+    return plt
+
+
+def write_png(path: str, workloads: Sequence[tuple[str, Sequence[LaneRun]]]) -> None:
+    """Plot each (workload, lanes) as a column of two panels and save the figure as a PNG at path."""
+    plt = pyplot()
     cols = max(1, len(workloads))
     fig, axes = plt.subplots(2, cols, figsize=(6.0 * cols, 7.0), squeeze=False, sharex="col",
                              gridspec_kw={"height_ratios": [3, 2]})

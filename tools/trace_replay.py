@@ -190,15 +190,9 @@ def render(rows: Sequence[Row], requests: int, footprint: int, console: Console 
 
 
 def write_png(path: str, rows: Sequence[Row], title: str) -> None:
-    from memsim.tools.gcplot import PlotUnavailable
+    from memsim.tools.gcplot import pyplot
 
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        raise PlotUnavailable(f"--png needs matplotlib ({e}); install it: pip install matplotlib") from None
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.0, 4.5))
     for p in dict.fromkeys(r.policy for r in rows):
         pts = [(r.size, r.miss_ratio) for r in rows if r.policy == p]

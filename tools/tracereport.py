@@ -14,7 +14,7 @@ from rich.table import Table
 
 from memsim.sim.trace.mrc import Curve
 from memsim.sim.trace.stats import TraceStats
-from memsim.tools.gcplot import PlotUnavailable
+from memsim.tools.gcplot import pyplot
 from memsim.tools.report import human
 
 ROWS = 12  # a curve's table shows this many sizes, evenly picked; --json has them all
@@ -63,13 +63,7 @@ def render_stats(s: TraceStats, console: Console | None = None) -> None:
 
 
 def write_mrc_png(path: str, curves: Sequence[Curve], title: str) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        raise PlotUnavailable(f"--png needs matplotlib ({e}); install it: pip install matplotlib") from None
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.0, 4.5))
     for c in curves:
         label = c.method + (f" (R={c.rate:.3g})" if c.rate < 1 else "")
