@@ -43,6 +43,7 @@ from typing import Any
 from memsim.sim.machine.jit import njit_kernel
 from memsim.sim.machine.shm import ArraySpec
 from memsim.sim.policies.base import SIZE, CompiledPolicy, Kernels, State, register
+from memsim.sim.policies.clock import clock_hit
 from memsim.sim.policies.lists import fill, init_sentinels, walk
 from memsim.sim.policies.lru import lru_insert
 
@@ -55,14 +56,6 @@ HAND = 2
 @njit_kernel
 def sieve_insert(st: State, slot: int, fingerprint: int) -> int:
     return lru_insert((st[0], st[1], st[3]), slot, fingerprint)
-
-
-@njit_kernel
-def sieve_hit(st: State, slot: int) -> int:
-    if st[0][slot] < 0:  # State: (pol_next, the bit)
-        return 1
-    st[1][slot] = 1
-    return 0
 
 
 @njit_kernel
@@ -103,7 +96,8 @@ def sieve_evict(st: State) -> int:
 
 @register("sieve")
 class Sieve(CompiledPolicy):
-    kernels = Kernels(sieve_insert, sieve_hit, sieve_remove, sieve_evict, (1, 2))
+    # A hit is CLOCK's: set the entry's bit (the hit state is (pol_next, the bit) in both).
+    kernels = Kernels(sieve_insert, clock_hit, sieve_remove, sieve_evict, (1, 2))
 
     @classmethod
     def array_specs(cls, slots: int) -> list[ArraySpec]:
