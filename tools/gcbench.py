@@ -120,6 +120,15 @@ def result(r: object) -> Result:
     raise TypeError(f"unexpected batch result {r!r}")
 
 
+def batch_of(iso: Isolate, m: Msg) -> Batch:
+    """One message as one batch for the isolate's V8 stream, ready to execute."""
+    b = iso.batch()
+    refs: list[ClientRef] = []
+    for op in m.ops:
+        refs.append(add(b, op, refs))
+    return b
+
+
 @dataclass
 class Wire:
     """One lane's connection to its isolate: sends messages, times them, reads the GC trace."""
@@ -135,10 +144,7 @@ class Wire:
     events: list[GcRecord] = field(default_factory=list)
 
     def send(self, m: Msg) -> list[Result]:
-        b = self.iso.batch()
-        refs: list[ClientRef] = []
-        for op in m.ops:
-            refs.append(add(b, op, refs))
+        b = batch_of(self.iso, m)
         start = time.perf_counter()
         res = b.execute()
         if self.measuring:

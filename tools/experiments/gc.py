@@ -32,6 +32,7 @@ from typing import Any
 
 from memsim.tools.experiments.base import JSON, Check, Context, Experiment, Figure
 from memsim.tools.flags import parse_bytes, real, size_text, whole
+from memsim.tools.gcheap import PROBE_MESSAGES, MinHeap, multiples, smallest_heap
 from memsim.tools.gcstats import GcRecord, LaneRun, worst_mmu
 from memsim.tools.loads import GC_WORKLOADS, QUICK_SCALE, QUICK_SEMI_SPACE, GcLoad
 
@@ -41,6 +42,7 @@ MMU_WIDTHS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 SCALE = 1 / 64  # Splay's tree of 125 nodes: old space fills, and mark-compacts, within seconds
 SEMI_SPACE = 256 << 10
 QUICK_SECONDS = 3.0
+QUICK_PROBE_MESSAGES = 20
 HANDLER_RESIDUE = 0.10  # "empties": a scavenge keeps (copies or promotes) at most this share of new space
 
 
@@ -62,6 +64,18 @@ def _positive_bytes(text: str) -> int:
     return n
 
 
+def _factors(text: str) -> list[float]:
+    """--heaps: a comma list of multiples of the smallest heap, each at least 1."""
+    try:
+        got = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        got = []
+    if not got or not all(1 <= f <= 64 for f in got):
+        raise argparse.ArgumentTypeError(f"--heaps {text!r}: give a comma list of multiples from 1 to 64, "
+                                         "e.g. 1.5,2,3,4")
+    return got
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--modes", type=_names(tuple(MODES), "--modes"), default=["serial"],
                    help=f"collector modes to compare, a comma list of {', '.join(MODES)} (default serial)")
@@ -74,6 +88,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=real(0, 1, above=True), default=SCALE,
                    help=f"of Boehm's and Octane's sizes, as `memsim bench gc --scale` (default 1/{1 / SCALE:g}; "
                         "--quick 1/256)")
+    p.add_argument("--max-old-space", type=_positive_bytes, default=GcLoad.max_old_space,
+                   help=f"each isolate's heap limit (default {size_text(GcLoad.max_old_space)}); with --heaps, the "
+                        "ceiling the smallest-heap search starts from")
+    p.add_argument("--heaps", type=_factors, default=None,
+                   help="heap limits as multiples of each workload's smallest heap, a comma list such as "
+                        "1.5,2,3,4 (found first by bisection, tools/gcheap.py); default: --max-old-space as given")
+    p.add_argument("--probe-messages", type=whole(1), default=PROBE_MESSAGES,
+                   help=f"messages of a workload's run a smallest-heap probe must complete (default {PROBE_MESSAGES}; "
+                        f"--quick {QUICK_PROBE_MESSAGES})")
     p.add_argument("--semi-space", type=_positive_bytes, default=SEMI_SPACE,
                    help=f"each isolate's semi-space (default {size_text(SEMI_SPACE)}: small, so that a few seconds "
                         "show many scavenges)")
@@ -83,31 +106,57 @@ def run(ctx: Context) -> JSON:
     from memsim.tools.gcbench import own_server, run_workload
 
     a = ctx.args
-    load = GcLoad(clients=a.clients, seconds=a.seconds, scale=a.scale, semi_space=a.semi_space, seed=ctx.seed,
-                  progress=False)
+    load = GcLoad(clients=a.clients, seconds=a.seconds, scale=a.scale, semi_space=a.semi_space,
+                  max_old_space=a.max_old_space, seed=ctx.seed, progress=False)
     if ctx.quick:  # bench gc's smoke sizes, but a window long enough for Splay's mark-compact on a busy host
         load = replace(load, clients=1, seconds=min(a.seconds, QUICK_SECONDS), scale=min(a.scale, QUICK_SCALE),
                        semi_space=min(a.semi_space, QUICK_SEMI_SPACE))
     load.validate()
+    minimum = _minimum_heaps(ctx, load, a.workloads) if a.heaps else {}
+    # (label, mode, factor, {workload: its max_old_space}): one comparison cell each
+    cells = [(mode, mode, None, dict.fromkeys(a.workloads, load.max_old_space)) for mode in a.modes]
+    if a.heaps:
+        cells = [(f"{mode} {f:g}×", mode, f, {w: multiples(minimum[w].bytes, [f])[0][1] for w in a.workloads})
+                 for mode in a.modes for f in a.heaps]
     modes: dict[str, dict[str, Any]] = {}
-    with ctx.progress(len(a.modes) * len(a.workloads), "modes × workloads") as step:
-        for mode in a.modes:
-            srv = own_server(load)
+    with ctx.progress(len(cells) * len(a.workloads), "modes × heaps × workloads") as step:
+        for label, mode, _factor, limits in cells:
+            srv = own_server(replace(load, max_old_space=max(limits.values())))
             srv.extra += list(MODES[mode])
             srv.start(timeout=300)
             try:
                 out: dict[str, Any] = {}
                 for name in a.workloads:
-                    rep = run_workload(replace(load, target=srv.target), name)
+                    rep = run_workload(replace(load, target=srv.target, max_old_space=limits[name]), name)
                     runs: list[LaneRun] = rep.pop("_runs")
-                    out[name] = {"figures": rep["figures"], "workload": rep["workload"],
+                    out[name] = {"figures": rep["figures"], "workload": rep["workload"], "max_old_space": limits[name],
                                  "mmu_curve": _mmu_curve(runs), "runs": [asdict(r) for r in runs]}
                     step.advance()
             finally:
                 srv.stop()
-            modes[mode] = out
+            modes[label] = out
     return {"clients": load.clients, "seconds": load.seconds, "scale": load.scale, "semi_space": load.semi_space,
-            "max_old_space": load.max_old_space, "workloads": list(a.workloads), "modes": modes}
+            "max_old_space": load.max_old_space, "workloads": list(a.workloads), "modes": modes,
+            "cells": {label: {"mode": mode, "heap_factor": f} for label, mode, f, _ in cells},
+            "min_heap": {w: asdict(m) for w, m in minimum.items()}}
+
+
+def _minimum_heaps(ctx: Context, load: GcLoad, workloads: list[str]) -> dict[str, MinHeap]:
+    """Each workload's smallest heap (tools/gcheap.py), on a server of its own sized for --max-old-space,
+    with the serial collector: the baseline every mode's multiples are taken of."""
+    from memsim.tools.gcbench import own_server
+
+    messages = min(ctx.args.probe_messages, QUICK_PROBE_MESSAGES) if ctx.quick else ctx.args.probe_messages
+    srv = own_server(load).start(timeout=300)
+    try:
+        with ctx.progress(len(workloads), "smallest heaps") as step:
+            out = {}
+            for w in workloads:
+                out[w] = smallest_heap(srv.target, load, w, messages=messages)
+                step.advance()
+            return out
+    finally:
+        srv.stop()
 
 
 def _mmu_curve(runs: list[LaneRun]) -> list[list[float]]:
@@ -158,27 +207,80 @@ def summary(data: JSON) -> list[Any]:
 
     t = Table(title=f"GC pauses in ms ({data['clients']} client(s) × {data['seconds']:g} s per workload; "
                     f"semi-space {data['semi_space'] >> 10} KiB, old space ≤ {data['max_old_space'] >> 20} MiB)")
-    several = len(data["modes"]) > 1
-    for col in (("mode",) if several else ()) + ("workload", "kind", "n", "p50", "p99", "max", "GC time",
-                                                 "MMU 10/50/100 ms"):
+    several, heaps = len(data["modes"]) > 1, bool(_factors_of(data))
+    for col in (("mode",) if several else ()) + ("workload",) + (("old ≤ MiB",) if heaps else ()) + (
+            "kind", "n", "p50", "p99", "max", "GC time", "MMU 10/50/100 ms"):
         t.add_column(col, justify="right")
     for mode, ws in data["modes"].items():
         for name, w in ws.items():
             f = w["figures"]
             mmu = " ".join("-" if (u := f["mmu"].get(k)) is None else f"{u:.2f}" for k in ("10ms", "50ms", "100ms"))
+            limit = (f"{w['max_old_space'] / (1 << 20):g}",) if heaps else ()
             for kind, p in f["pauses"].items():
                 if kind == "all" or not p["count"]:
                     continue
                 short = "MC" if kind == "Mark-Compact" else kind
-                t.add_row(*((mode,) if several else ()), name, short, str(p["count"]), f"{p['p50_ms']:.1f}",
+                t.add_row(*((mode,) if several else ()), name, *limit, short, str(p["count"]), f"{p['p50_ms']:.1f}",
                           f"{p['p99_ms']:.1f}", f"{p['max_ms']:.1f}", f"{f['gc_time_share']:.1%}", mmu)
-    return [t, "MC: Mark-Compact. MMU: the least share of any window of that width left to the program "
-               "(1 = no pause in it)."]
+    found = [f"{w}: {m['bytes'] / (1 << 20):g} MiB ({m['probes']} probes; {m['failed_below'] / (1 << 20):g} MiB ran "
+             "out of memory)" for w, m in data.get("min_heap", {}).items()]
+    return [t, *(["smallest heaps (max_old_space_size): " + "; ".join(found)] if found else []),
+            "MC: Mark-Compact. MMU: the least share of any window of that width left to the program "
+            "(1 = no pause in it)."]
+
+
+def _factors_of(data: JSON) -> list[float]:
+    """The heap factors of a --heaps run, in order (empty for one heap per mode)."""
+    fs = [c["heap_factor"] for c in data.get("cells", {}).values() if c["heap_factor"] is not None]
+    return sorted(set(fs))
+
+
+def plot_heaps(data: JSON, fig: Figure) -> None:
+    """A --heaps run: per workload, pauses and GC time against the heap factor (a line per collector
+    mode), and the MMU curves at the tightest heap, where the modes differ most."""
+    names, factors = data["workloads"], _factors_of(data)
+    by_mode: dict[str, list[tuple[float, JSON]]] = {}
+    for label, cell in data["cells"].items():
+        by_mode.setdefault(cell["mode"], []).append((cell["heap_factor"], data["modes"][label]))
+    rows = (("p99_ms", "pause p99 (ms)"), ("max_ms", "longest pause (ms)"), ("gc", "GC share of the window"))
+    axes = fig.subplots(len(rows) + 1, len(names), squeeze=False)
+    for c, name in enumerate(names):
+        for r, (key, ylabel) in enumerate(rows):
+            ax = axes[r][c]
+            for mode, pts in by_mode.items():
+                pts = sorted(pts, key=lambda p: p[0])
+                ys = [w[name]["figures"]["gc_time_share"] if key == "gc" else w[name]["figures"]["pauses"]["all"][key]
+                      for _, w in pts]
+                ax.plot([f for f, _ in pts], ys, marker="o", ms=3, label=mode)
+            ax.set_xlabel("heap limit (× the smallest heap)")
+            ax.set_ylabel(ylabel)
+            ax.set_xticks(factors)
+            ax.grid(alpha=0.3)
+            if r == 0:
+                mb = data["min_heap"][name]["bytes"] / (1 << 20)
+                ax.set_title(f"{name} (smallest heap {mb:g} MiB)", fontsize="medium")
+        ax = axes[-1][c]
+        for mode, pts in by_mode.items():
+            tight = min(pts, key=lambda p: p[0])
+            curve = tight[1][name]["mmu_curve"]
+            ax.plot([p[0] for p in curve], [p[1] for p in curve], marker="o", ms=3, label=f"{mode} {tight[0]:g}×")
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("window width (ms)")
+        ax.set_ylabel("minimum mutator utilisation")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small", title="collector, heap", title_fontsize="small")
+    axes[0][0].legend(fontsize="small", title="collector", title_fontsize="small")
+    fig.suptitle("Managed heap: pauses and GC time against heap size (multiples of each workload's smallest heap), "
+                 "and MMU at the tightest heap")
 
 
 def plot(data: JSON, fig: Figure) -> None:
     from memsim.tools.gcplot import draw_workload
 
+    if _factors_of(data):
+        plot_heaps(data, fig)
+        return
     names, modes = data["workloads"], list(data["modes"])
     rows = 2 * len(modes) + 1
     axes = fig.subplots(rows, len(names), squeeze=False,

@@ -12,7 +12,10 @@ import pytest
 from memsim.tools.cli import build_parser
 from memsim.tools.experiments import experiments
 from memsim.tools.experiments.base import run_experiment
-from memsim.tools.experiments.gc import lane_runs
+from memsim.tools.experiments.gc import QUICK_PROBE_MESSAGES, lane_runs
+from memsim.tools.gcbench import own_server
+from memsim.tools.gcheap import PAGE, completes
+from memsim.tools.loads import GcLoad
 
 pytestmark = pytest.mark.integration
 
@@ -45,3 +48,26 @@ def test_modes_and_workloads_are_checked_names() -> None:
     with pytest.raises(SystemExit):
         parser.parse_args(["experiment", "gc", "--modes", "bogus"])
     assert parser.parse_args(["experiment", "gc", "--workloads", "splay,handler"]).workloads == ["splay", "handler"]
+
+
+def test_heaps_are_multiples_of_a_smallest_heap_that_is_one(tmp_path: Path) -> None:
+    # --heaps: the smallest heap is found by bisection on a server of its own, then every mode runs at
+    # each multiple of it. The answer is checked against the workload itself: it completes at the
+    # smallest heap and runs out of memory one page below (--max-old-space 1 MiB keeps the search short).
+    args = build_parser().parse_args(["experiment", "gc", "--quick", "--quiet", "--workloads", "splay",
+                                      "--max-old-space", "1MiB", "--heaps", "1,2", "--out", str(tmp_path)])
+    assert run_experiment(experiments()["gc"], args) == 0
+    data = json.loads((tmp_path / "gc.json").read_text())["data"]
+    least = data["min_heap"]["splay"]
+    assert least["bytes"] % PAGE == 0 and least["failed_below"] == least["bytes"] - PAGE
+    assert data["cells"] == {"serial 1×": {"mode": "serial", "heap_factor": 1.0},
+                             "serial 2×": {"mode": "serial", "heap_factor": 2.0}}
+    assert [data["modes"][c]["splay"]["max_old_space"] for c in data["cells"]] == [least["bytes"], 2 * least["bytes"]]
+    assert (tmp_path / "gc.png").read_bytes()[:4] == b"\x89PNG"
+    load = GcLoad(clients=1, scale=data["scale"], semi_space=data["semi_space"], max_old_space=1 << 20)
+    with own_server(load) as srv:
+        assert completes(srv.target, load, "splay", least["bytes"], QUICK_PROBE_MESSAGES)
+        if least["failed_below"]:
+            assert not completes(srv.target, load, "splay", least["failed_below"], QUICK_PROBE_MESSAGES)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["experiment", "gc", "--heaps", "0.5"])
