@@ -75,6 +75,10 @@ class GcEventLike(Protocol):
     def slots_visited(self) -> int: ...
     @property
     def barrier_slow_paths(self) -> int: ...
+    @property
+    def main_cpu_ms(self) -> float: ...
+    @property
+    def total_cpu_ms(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,8 @@ class GcRecord:
     words_copied: int = 0
     slots_visited: int = 0
     barrier_slow_paths: int = 0
+    main_cpu_ms: float = 0.0  # the mutator's core's CPU in the collection (its pause, or less while it waits)
+    total_cpu_ms: float = 0.0  # every core's: the main's plus its helpers' (parallel work is not free)
 
     @property
     def end_ms(self) -> float:
@@ -116,7 +122,8 @@ class GcRecord:
                         nodes_died_in_new=e.nodes_died_in_new, nodes_promoted=e.nodes_promoted,
                         new_space_size_at_start=e.new_space_size_at_start, objects_scanned=e.objects_scanned,
                         words_scanned=e.words_scanned, words_copied=e.words_copied, slots_visited=e.slots_visited,
-                        barrier_slow_paths=e.barrier_slow_paths)
+                        barrier_slow_paths=e.barrier_slow_paths, main_cpu_ms=e.main_cpu_ms,
+                        total_cpu_ms=e.total_cpu_ms)
 
 
 @dataclass
@@ -185,7 +192,9 @@ def by_kind(records: Sequence[GcRecord]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for k in [*kinds, "all"]:
         mine = [r for r in records if k in ("all", r.kind)]
-        out[k] = {**pause_figures([r.pause_ms for r in mine]), **throughput(mine)}
+        out[k] = {**pause_figures([r.pause_ms for r in mine]), **throughput(mine),
+                  "main_cpu_ms": round(sum(r.main_cpu_ms for r in mine), 3),
+                  "total_cpu_ms": round(sum(r.total_cpu_ms for r in mine), 3)}
     return out
 
 

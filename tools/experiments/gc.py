@@ -222,11 +222,36 @@ def summary(data: JSON) -> list[Any]:
                 short = "MC" if kind == "Mark-Compact" else kind
                 t.add_row(*((mode,) if several else ()), name, *limit, short, str(p["count"]), f"{p['p50_ms']:.1f}",
                           f"{p['p99_ms']:.1f}", f"{p['max_ms']:.1f}", f"{f['gc_time_share']:.1%}", mmu)
+    compared = several and "serial" in {c["mode"] for c in data.get("cells", {}).values()}
+    extra = [_versus_serial(data)] if compared else []
     found = [f"{w}: {m['bytes'] / (1 << 20):g} MiB ({m['probes']} probes; {m['failed_below'] / (1 << 20):g} MiB ran "
              "out of memory)" for w, m in data.get("min_heap", {}).items()]
-    return [t, *(["smallest heaps (max_old_space_size): " + "; ".join(found)] if found else []),
+    return [t, *extra, *(["smallest heaps (max_old_space_size): " + "; ".join(found)] if found else []),
             "MC: Mark-Compact. MMU: the least share of any window of that width left to the program "
             "(1 = no pause in it)."]
+
+
+def _versus_serial(data: JSON) -> Any:
+    """Each mode against the serial collector on the same workload and heap: all pauses' p50/p99/max and
+    the collections' CPU on the mutator's core and on all cores, as ratios (below 1: better than serial)."""
+    from rich.table import Table
+
+    t = Table(title="against the serial collector, same workload and heap (ratio: mode ÷ serial)")
+    for col in ("mode", "workload", "p50", "p99", "max", "main CPU ms", "total CPU ms"):
+        t.add_column(col, justify="right")
+    cells = data["cells"]
+    serial = {c["heap_factor"]: label for label, c in cells.items() if c["mode"] == "serial"}
+    for label, c in cells.items():
+        base_label = serial.get(c["heap_factor"])
+        if c["mode"] == "serial" or base_label is None:
+            continue
+        for name, w in data["modes"][label].items():
+            mine, base = w["figures"]["pauses"]["all"], data["modes"][base_label][name]["figures"]["pauses"]["all"]
+
+            def versus(key: str, m: JSON = mine, b: JSON = base) -> str:
+                return f"{m[key]:.1f} ({m[key] / b[key]:.2f}×)" if b[key] else f"{m[key]:.1f}"
+            t.add_row(label, name, *(versus(k) for k in ("p50_ms", "p99_ms", "max_ms", "main_cpu_ms", "total_cpu_ms")))
+    return t
 
 
 def _factors_of(data: JSON) -> list[float]:
