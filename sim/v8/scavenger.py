@@ -48,7 +48,7 @@ import time
 
 import numpy as np
 
-from memsim.sim.v8 import array_buffer_sweeper, gc_job, new_space, old_space, scavenge_job
+from memsim.sim.v8 import array_buffer_sweeper, gc_job, new_space, old_space, scavenge_job, tracer_parallel
 from memsim.sim.v8 import memory_chunk as mc
 from memsim.sim.v8 import scavenge_kernels as k
 from memsim.sim.v8 import worklist as wl
@@ -145,6 +145,7 @@ def scavenge(h: HeapContext, work: GcWork) -> None:
             main.step(k.PH_DRAIN)
             t_roots = time.perf_counter()
             scavenge_job.run_main(h, sh, main, n)
+            work.phase_ms["scavenge.parallel"] = (time.perf_counter() - t_roots) * 1e3
         finally:
             gc_job.end_main(h)
     else:
@@ -174,6 +175,12 @@ def scavenge(h: HeapContext, work: GcWork) -> None:
     work.words_scanned += int(c[k.K_WORDS_SCANNED])
     work.words_copied += int(c[k.K_WORDS_COPIED])
     work.slots_visited += int(c[k.K_SLOTS_VISITED])
+    rows = h.a.gc_task[h.iso]
+    joined = [t for t in range(1, n) if rows[t, gc_job.TK_PID]]
+    figures = tracer_parallel.task_figures(rows, n, k.K_COPIED, k.K_PROMOTED, k.K_STEALS, k.K_CAS_FAIL,
+                                           gc_job.TK_CPU_NS, joined)
+    for name, v in figures.items():
+        setattr(work, name, getattr(work, name) + v)
     work.phase_ms["scavenge.roots"] = (t_roots - t0) * 1e3
     work.phase_ms["scavenge"] = (time.perf_counter() - t0) * 1e3
 
