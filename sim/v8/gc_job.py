@@ -69,7 +69,7 @@ def tasks_for(h: HeapContext, cores: int) -> int:
     helpers = int(h.cfg[C_HELPERS])
     if helpers == 0 or cores < 2:
         return 1
-    rule = max(1, min(2 * int(h.cfg[C_SEMI]) // MiB + 1, MAX_TASKS, cores))
+    rule = max(1, min(int(h.cfg[C_SEMI]) // MiB + 1, MAX_TASKS, cores))  # new space's capacity: one semispace
     tasks = rule if helpers < 0 else min(helpers + 1, MAX_TASKS, cores)
     if int(h.cfg[C_MAX_OLD]) - int(h.top[T_OLD_COMMITTED]) < tasks * h.g.page_size:
         return 1

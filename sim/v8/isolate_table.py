@@ -25,6 +25,7 @@ row answers FAILED_PRECONDITION naming what happened until it is destroyed or it
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,6 +53,7 @@ from memsim.sim.v8.layout import (
     C_OWNER,
     C_SEMI,
     C_SPACE,
+    C_VERIFY,
     CREATING,
     DESTROYING,
     FREE,
@@ -73,6 +75,7 @@ from memsim.sim.vm.layout import SYSTEM_ISOLATE
 from memsim.sim.vm.vm import VM
 
 MiB = 1 << 20
+VERIFY_ENV = "MEMSIM_TEST_V8_VERIFY"  # test hook: every isolate verifies its heap after every collection
 DEFAULT_SEMI_SPACE = 1 * MiB
 DEFAULT_MAX_OLD_SPACE = 8 * MiB
 
@@ -155,6 +158,7 @@ class V8:
                 cfg[C_SEMI], cfg[C_MAX_OLD] = semi_space_size, max_old_space_size
                 cfg[C_GROWING] = int(growing_factor * 1000)
                 cfg[C_HELPERS] = gc_helpers
+                cfg[C_VERIFY] = int(bool(os.environ.get(VERIFY_ENV)))  # test hook: verify after every GC
                 cfg[C_OWNER], cfg[C_HOME], cfg[C_CREATED_NS] = owner, self.core, time.monotonic_ns()
                 cfg[C_SPACE] = -1  # no space yet: a failed create must not destroy space 0
                 a.iso_lease[iso] = (lease, now + lease)
