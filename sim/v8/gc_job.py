@@ -52,14 +52,19 @@ I_CLAIM, I_KIND, I_LO, I_HI = range(4)
 ITEM_DONE = -1
 # gc_task columns owned here (scavenge_kernels.py uses 0..35)
 TK_CORE, TK_PID, TK_CPU_NS, TK_NLABS, TK_LABLOG_FULL, TK_JOINED_GEN = range(40, 46)
-SLICE_OBJECTS = 1000  # ConcurrentMarking::RunMajor's kObjectsUntilInterruptCheck: a helper's slice
+# objects a task scans between two looks around (publish for an idle task, is the main alive): half a
+# worklist segment, so that an idle helper is fed before the main's own segment fills (V8's tasks check
+# for yield every kObjectsUntilInterruptCheck = 1000 objects; they are threads, a segment away)
+SLICE_OBJECTS = 128
 # test hooks (server/gc_helper.py, scavenge_job.py): a helper parks after its first won CAS of an object
 # with fields, before the push (the window a killed helper leaves a forwarded object in no worklist);
 # the main skips the rescan of a dead helper's LABs (the repair's can-fail control)
 HELPER_PAUSE_ENV = "MEMSIM_TEST_V8_HELPER_PAUSE"
 NO_LABLOG_RESCAN_ENV = "MEMSIM_TEST_V8_NO_LABLOG_RESCAN"
 PARK_SECONDS = 60.0
-IDLE_WAIT_S = 0.002  # a helper with nothing to do waits this long for published work before it leaves
+# a helper with nothing to do waits this long for published work before it leaves (it may join while the
+# main still scans roots or commits an old page, before anything is published)
+IDLE_WAIT_S = 0.005
 
 
 def tasks_for(h: HeapContext, cores: int) -> int:

@@ -13,9 +13,9 @@ protocol of gc_job.py.
   is free), or it has waited IDLE_WAIT_S with nothing to steal and the main idle.
 - Repair (the main, once every live helper has left): a joined helper whose `v8/gc/<core>` is free
   died. Its claimed items are given back and redone; its private segments are adopted into the
-  pool; its to-space LAB is closed at its published top; and every object it may have forwarded
-  without pushing is scanned again: to-space (whose LABs are all closed by then) and the promotion
-  LABs in its gc_lablog. A log that overflowed cannot be rescanned: the scavenge fails and the
+  pool, and the object it was scanning is pushed again; its to-space LAB is closed at its published
+  top; and every object it may have forwarded without pushing is scanned again: to-space (whose
+  LABs are all closed by then) and the promotion LABs in its gc_lablog. A log that overflowed cannot be rescanned: the scavenge fails and the
   isolate is LOST, as any collection cut short is.
 
 Owns nothing beyond its tasks; touches what scavenge_tasks.py touches, plus gc_job's rows.
@@ -59,6 +59,9 @@ def _repair(h: HeapContext, sh: Shared, main: Task, dead: int) -> None:
     if gc_job.release_items(h, dead):
         main.st[k.S_PHASE], main.item = k.PH_LOCALS, -1  # the main claims them again
     h.worklist.adopt(dead)
+    obj = int(k.task_row(h.a.gc_task, h.iso, dead)[2][k.S_OBJ])
+    if obj:  # the object it was scanning (popped, in no worklist): scanned again from its first field
+        main.push(obj)
     lab = k.task_row(h.a.gc_task, h.iso, dead)[1]
     k.close_new_lab(sh.heap_args[0], sh.heap_args[1], h.top, lab, sh.p)
     labs = _helper_labs(h, dead)

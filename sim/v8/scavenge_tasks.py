@@ -159,10 +159,18 @@ class Task:
         """Every promotion LAB of this scavenge, the open one up to its top."""
         return self.labs + ([(self.lab_start, int(self.lab[k.L_OLD_TOP]))] if self.lab_start else [])
 
-    def publish_for_idle(self) -> None:
-        """Share the copied list's push segment, full or not (another task waits with nothing to do)."""
-        if not self.wl.publish(self.task, wl.WL_COPIED):
+    def push(self, obj: int) -> None:
+        """Push `obj` on the task's own list for its space (publishing a full segment first)."""
+        lst = wl.WL_COPIED if self.sh.p[k.P_TO_LO] <= obj < self.sh.p[k.P_TO_HI] else wl.WL_PROMOTED
+        if not wl.room(self.wl.meta, self.wl.local(self.task), lst) and not self.wl.publish(self.task, lst):
             self.sh.overflowed = True
+        wl.push(self.wl.seg, self.wl.meta, self.wl.local(self.task), lst, obj)
+
+    def publish_for_idle(self) -> None:
+        """Share both lists' push segments, full or not (another task waits with nothing to do)."""
+        for lst in range(wl.NLIST):
+            if not self.wl.publish(self.task, lst):
+                self.sh.overflowed = True
 
     def unblock(self, code: int) -> None:
         """Do what the kernel stopped for, so that it can retry the same slot."""
@@ -200,9 +208,8 @@ class Task:
     def park(self) -> None:
         """The P_PARK hook stopped after a won CAS: wait (to be killed), then push what was undone."""
         time.sleep(gc_job.PARK_SECONDS)
-        lst = wl.WL_PROMOTED if not self.sh.p[k.P_TO_LO] <= self.st[k.S_PARKED] < self.sh.p[k.P_TO_HI] else wl.WL_COPIED
-        wl.push(self.wl.seg, self.wl.meta, self.wl.local(self.task), lst, int(self.st[k.S_PARKED]))
-        self.st[k.S_PARKED] = 0
+        parked, self.st[k.S_PARKED] = int(self.st[k.S_PARKED]), 0
+        self.push(parked)
         self.sh.p[k.P_PARK] = 0
 
 
