@@ -206,9 +206,9 @@ def claim(h: HeapContext, task: int) -> int:
             break
         if atomics.compare_exchange(it[:, I_CLAIM], i, 0, task + 1) == 0:
             return i
-    for i in np.flatnonzero(it[:n, I_CLAIM] == 0):  # items given back by a dead helper's repair
-        if atomics.compare_exchange(it[:, I_CLAIM], int(i), 0, task + 1) == 0:
-            return int(i)
+    for free in np.flatnonzero(it[:n, I_CLAIM] == 0):  # items given back by a dead helper's repair
+        if atomics.compare_exchange(it[:, I_CLAIM], int(free), 0, task + 1) == 0:
+            return int(free)
     return -1
 
 
