@@ -15,8 +15,8 @@ protocol of gc_job.py.
   died. Its claimed items are given back and redone; its private segments are adopted into the
   pool, and the object it was scanning is pushed again; its to-space LAB is closed at its published
   top; and every object it may have forwarded without pushing is scanned again: to-space (whose
-  LABs are all closed by then) and the promotion LABs in its gc_lablog. A log that overflowed cannot be rescanned: the scavenge fails and the
-  isolate is LOST, as any collection cut short is.
+  LABs are all closed by then) and the promotion LABs in its gc_lablog. A log that overflowed
+  cannot be rescanned: the scavenge fails and the isolate is LOST, as any collection cut short is.
 
 Owns nothing beyond its tasks; touches what scavenge_tasks.py touches, plus gc_job's rows.
 """
