@@ -14,9 +14,13 @@ the next scavenge). What to see: the handler's heapUsed drops almost to nothing 
 scavenge; Splay's keeps climbing through scavenges until a Mark-Compact (the long pauses) takes
 it back down; MMU at short windows is what those pauses cost a latency-sensitive program.
 
-Collector modes (`--modes`): each is a name and the `memsim serve` flags that select it, and is
-run on its own server. Today there is one, `serial`: V8's scavenger and mark-compact, stop-the-
-world on the mutator's core (sim/v8/scavenger.py, sim/v8/mark_compact.py). A mode added to MODES
+Collector modes (`--modes`): each is a name and the `memsim serve` flags that select it (or, as
+`--gc-helpers=N`, the isolates' option), and is run on its own server. `serial`: V8's scavenger and
+mark-compact, stop-the-world on the mutator's core (sim/v8/scavenger.py, sim/v8/mark_compact.py);
+`helpers1`, `helpers2`: the scavenge shared with 1 or 2 helper cores (sim/v8/scavenge_job.py; the
+server gets a core per helper, more cores than the host has CPUs is flagged in the JSON, and a
+table sets the main thread's CPU beside every core's, with the helpers' objects, steals and CAS
+failures). A mode added to MODES
 (Orinoco's parallel or concurrent marking, docs/design/orinoco.md) is run, tabled and drawn
 beside it with no other change: a row of heap and pause panels per mode, one MMU line per mode.
 
@@ -26,6 +30,7 @@ May touch: only the servers it starts.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
@@ -35,8 +40,10 @@ from memsim.tools.flags import parse_bytes, real, size_text, whole
 from memsim.tools.gcstats import GcRecord, LaneRun, worst_mmu
 from memsim.tools.loads import GC_WORKLOADS, QUICK_SCALE, QUICK_SEMI_SPACE, GcLoad
 
-# collector mode -> the `memsim serve` flags that select it
-MODES: dict[str, tuple[str, ...]] = {"serial": ()}
+# collector mode -> the `memsim serve` flags that select it, and the isolates' options (`--gc-helpers=N`:
+# CreateIsolateRequest.gc_helpers, helper cores that join each scavenge; the server gets a core per helper)
+MODES: dict[str, tuple[str, ...]] = {"serial": (), "helpers1": ("--gc-helpers=1",), "helpers2": ("--gc-helpers=2",)}
+ISOLATE_OPTION = "--gc-helpers="  # a mode's option that is the isolates', not the server's
 MMU_WIDTHS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 SCALE = 1 / 64  # Splay's tree of 125 nodes: old space fills, and mark-compacts, within seconds
 SEMI_SPACE = 256 << 10
@@ -90,24 +97,42 @@ def run(ctx: Context) -> JSON:
                        semi_space=min(a.semi_space, QUICK_SEMI_SPACE))
     load.validate()
     modes: dict[str, dict[str, Any]] = {}
+    servers: dict[str, dict[str, Any]] = {}
     with ctx.progress(len(a.modes) * len(a.workloads), "modes × workloads") as step:
         for mode in a.modes:
-            srv = own_server(load)
-            srv.extra += list(MODES[mode])
+            opts = [o for o in MODES[mode] if o.startswith(ISOLATE_OPTION)]
+            mload = replace(load, gc_helpers=int(opts[-1][len(ISOLATE_OPTION):]) if opts else 0)
+            srv = own_server(mload)
+            srv.extra += [o for o in MODES[mode] if o not in opts]
+            cpus = os.cpu_count() or 1
+            servers[mode] = {"gc_helpers": mload.gc_helpers, "cores": srv.cores, "cpus": cpus,
+                             "oversubscribed": (srv.cores or 1) > cpus}  # then wall times measure time-sharing
             srv.start(timeout=300)
             try:
                 out: dict[str, Any] = {}
                 for name in a.workloads:
-                    rep = run_workload(replace(load, target=srv.target), name)
+                    rep = run_workload(replace(mload, target=srv.target), name)
                     runs: list[LaneRun] = rep.pop("_runs")
-                    out[name] = {"figures": rep["figures"], "workload": rep["workload"],
-                                 "mmu_curve": _mmu_curve(runs), "runs": [asdict(r) for r in runs]}
+                    out[name] = {"figures": rep["figures"], "workload": rep["workload"], "mmu_curve": _mmu_curve(runs),
+                                 "parallel": _parallel(runs), "runs": [asdict(r) for r in runs]}
                     step.advance()
             finally:
                 srv.stop()
             modes[mode] = out
     return {"clients": load.clients, "seconds": load.seconds, "scale": load.scale, "semi_space": load.semi_space,
-            "max_old_space": load.max_old_space, "workloads": list(a.workloads), "modes": modes}
+            "max_old_space": load.max_old_space, "workloads": list(a.workloads), "modes": modes, "servers": servers}
+
+
+def _parallel(runs: list[LaneRun]) -> dict[str, float]:
+    """The window's scavenges: main-thread and total CPU (every core's), the helpers' share, steals, CAS
+    failures: the host-independent side of a parallel scavenge."""
+    sc = [e for run in runs for e in run.in_window() if e.kind == "Scavenge"]
+    copied = sum(e.nodes_copied_in_new + e.nodes_promoted for e in sc)
+    return {"scavenges": len(sc), "main_cpu_ms": sum(e.main_cpu_ms for e in sc),
+            "total_cpu_ms": sum(e.total_cpu_ms for e in sc), "pause_ms": sum(e.pause_ms for e in sc),
+            "joined": sum(1 for e in sc if e.helpers), "helper_objects": sum(e.helper_objects for e in sc),
+            "helper_share": sum(e.helper_objects for e in sc) / copied if copied else 0.0,
+            "segments_stolen": sum(e.segments_stolen for e in sc), "cas_failures": sum(e.cas_failures for e in sc)}
 
 
 def _mmu_curve(runs: list[LaneRun]) -> list[list[float]]:
@@ -172,8 +197,30 @@ def summary(data: JSON) -> list[Any]:
                 short = "MC" if kind == "Mark-Compact" else kind
                 t.add_row(*((mode,) if several else ()), name, short, str(p["count"]), f"{p['p50_ms']:.1f}",
                           f"{p['p99_ms']:.1f}", f"{p['max_ms']:.1f}", f"{f['gc_time_share']:.1%}", mmu)
-    return [t, "MC: Mark-Compact. MMU: the least share of any window of that width left to the program "
-               "(1 = no pause in it)."]
+    notes: list[Any] = [t, "MC: Mark-Compact. MMU: the least share of any window of that width left to the program "
+                           "(1 = no pause in it)."]
+    if any(m.get("gc_helpers") for m in data.get("servers", {}).values()):
+        notes += _parallel_table(data)
+    return notes
+
+
+def _parallel_table(data: JSON) -> list[Any]:
+    from rich.table import Table
+
+    t = Table(title="Scavenges: the main thread's CPU against every core's, and what the helpers did")
+    for col in ("mode", "workload", "n", "pause ms", "main CPU ms", "total CPU ms", "joined", "helper objects",
+                "helper share", "steals", "CAS lost"):
+        t.add_column(col, justify="right")
+    for mode, ws in data["modes"].items():
+        for name, w in ws.items():
+            p = w["parallel"]
+            t.add_row(mode, name, str(p["scavenges"]), f"{p['pause_ms']:.1f}", f"{p['main_cpu_ms']:.1f}",
+                      f"{p['total_cpu_ms']:.1f}", str(p["joined"]), str(p["helper_objects"]),
+                      f"{p['helper_share']:.1%}", str(p["segments_stolen"]), str(p["cas_failures"]))
+    over = [m for m, s in data["servers"].items() if s["oversubscribed"]]
+    return [t, "Sums over the measured window. joined: scavenges a helper core took part in." + (
+        f" Oversubscribed ({', '.join(over)}): more cores than the host's {data['servers'][over[0]]['cpus']} CPUs, "
+        "so wall times measure time-sharing; the counters do not depend on it." if over else "")]
 
 
 def plot(data: JSON, fig: Figure) -> None:
