@@ -72,7 +72,7 @@ def tasks_for(h: HeapContext, cores: int) -> int:
     (0, the default); V8's max(1, min(new-space MiB + 1, kMaxScavengerTasks, cores)) for -1; at most
     n + 1 for n; and 1 if old space cannot take a page per task (CanPromoteYoungAndExpandOldGeneration)."""
     helpers = int(h.cfg[C_HELPERS])
-    if helpers == 0 or cores < 2:
+    if helpers == 0 or cores < 2 or atomics.backend() != "libatomic":  # without libatomic: atomic in-process only
         return 1
     rule = max(1, min(int(h.cfg[C_SEMI]) // MiB + 1, MAX_TASKS, cores))  # new space's capacity: one semispace
     tasks = rule if helpers < 0 else min(helpers + 1, MAX_TASKS, cores)
