@@ -229,13 +229,19 @@ def release_items(h: HeapContext, task: int) -> int:
     return len(mine)
 
 
-def dead_tasks(h: HeapContext) -> list[int]:
-    """Joined helpers whose core's `v8/gc/<core>` is free: they died while joined."""
+def dead_tasks(h: HeapContext, unentered: set[int] | None = None) -> list[int]:
+    """Joined helpers whose core's `v8/gc/<core>` is free: they died while joined. A task whose bit is
+    set but whose row names no process yet (between its CAS and `enter`) goes into `unentered`: the
+    caller decides how long that may last."""
     job, env = _row(h), h.jobs
     out = []
     joined = int(atomics.load(job, J_JOINED))
     for t in range(1, int(job[J_TASKS])):
         if not joined & (1 << t):
+            continue
+        if not h.a.gc_task[h.iso, t, TK_PID]:
+            if unentered is not None:
+                unentered.add(t)
             continue
         lock = env.gc_locks[int(h.a.gc_task[h.iso, t, TK_CORE])]
         if env.locks is not None and env.locks.probe_free(lock.index) and int(atomics.load(job, J_JOINED)) & (1 << t):

@@ -37,6 +37,8 @@ from memsim.sim.v8.context import HeapContext
 from memsim.sim.v8.layout import CHUNK_HEADER
 from memsim.sim.v8.scavenge_tasks import Shared, Task
 
+UNENTERED_S = 1.0  # a joined bit whose task names no process after this long: the helper died joining
+
 
 def _pool_empty(h: HeapContext) -> bool:
     return not (h.worklist.global_size(wl.WL_COPIED) or h.worklist.global_size(wl.WL_PROMOTED))
@@ -74,6 +76,7 @@ def _repair(h: HeapContext, sh: Shared, main: Task, dead: int) -> None:
 
 def run_main(h: HeapContext, sh: Shared, main: Task, tasks: int) -> None:
     """The main's part after its roots: drain, share, wait, repair, end (see the header)."""
+    unentered: dict[int, float] = {}  # task -> when its bit was first seen without a process
     while True:
         code = main.step(k.PH_DONE)
         if code == k.YIELD:
@@ -82,7 +85,11 @@ def run_main(h: HeapContext, sh: Shared, main: Task, tasks: int) -> None:
             continue
         if not _pool_empty(h):
             continue
-        dead = gc_job.dead_tasks(h)
+        seen: set[int] = set()
+        dead = gc_job.dead_tasks(h, seen)
+        now = time.monotonic()
+        unentered = {t: unentered.get(t, now) for t in seen}
+        dead += [t for t, since in unentered.items() if now - since > UNENTERED_S]  # died between CAS and enter
         if dead and gc_job.active(h) == len(dead):  # every live helper has left: nothing races the repair
             for d in dead:
                 _repair(h, sh, main, d)

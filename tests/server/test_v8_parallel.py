@@ -11,6 +11,8 @@ server/gc_helper.py): an isolate created with gc_helpers=1 on core 0 scavenges w
   forwarded object in no worklist), by its worker's PID: the main repairs its work, the isolate stays
   LIVE, verifies and keeps its stamps. The control: with the rescan of the dead helper's LABs hooked
   off (MEMSIM_TEST_V8_NO_LABLOG_RESCAN) the same kill makes the verifier fail, so the test can fail.
+- The main killed while its helper is parked in the job: the helper leaves, the isolate is LOST
+  (a collection cut short), and the machine serves on.
 """
 
 from __future__ import annotations
@@ -181,3 +183,33 @@ def test_control_without_the_lablog_rescan_the_verifier_fails(monkeypatch):
         _, outcome = _kill_parked_helper(srv, iso, random.Random(2))
         assert outcome and isinstance(outcome[0], FailedPrecondition), outcome
         assert "does not verify" in str(outcome[0])
+
+
+def test_the_main_killed_with_a_helper_joined_loses_only_its_isolate(monkeypatch):
+    """The main's core dies while its helper is parked in the job: the helper sees the main's
+    `v8/gc/<core>` free and leaves; the next holder finds the collection cut short and reports the
+    isolate LOST (after the helper has gone: isolate_table's recovery waits for it); core 1 serves on."""
+    _env(monkeypatch, **{HELPER_PAUSE_ENV: "after-cas"})
+    with running_server(**SERVER) as srv, V8Client(srv.target, core=1, timeout=120) as c1:
+        with V8Client(srv.target, core=0, timeout=120) as c0:
+            iso = c0.create_isolate(semi_space_size=1 * MiB, max_old_space_size=16 * MiB, gc_helpers=1)
+            outcome: list[Exception] = []
+
+            def collect() -> None:
+                try:
+                    for _ in range(6):
+                        Forest(iso, random.Random(3))
+                        iso.gc(minor=True)
+                except Exception as e:  # noqa: BLE001  (the failure the test expects, or any other)
+                    outcome.append(e)
+
+            t = threading.Thread(target=collect)
+            t.start()
+            wait_until(lambda: _parked(srv), 90, "core 1's helper to park after a won CAS")
+            os.kill(srv.worker_pids[0], signal.SIGKILL)
+            t.join(60)
+            assert outcome, "the scavenge's call outlived its core"
+        with pytest.raises(FailedPrecondition, match=f"isolate {iso.id} was lost: core 0 died"):
+            c1.isolate(iso.id).new_object([1])
+        other = c1.create_isolate(semi_space_size=1 * MiB, max_old_space_size=16 * MiB)
+        Forest(other, random.Random(4)).check()
