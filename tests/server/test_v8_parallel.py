@@ -134,10 +134,10 @@ def _parked(srv) -> bool:
     return any("parked after a won CAS on core 1" in ln for ln in srv.output)
 
 
-def _kill_parked_helper(srv, iso, rng: random.Random) -> tuple[list[Forest], list[Exception]]:
+def _kill_when_parked(srv, iso, rng: random.Random, victim: int = 1) -> tuple[list[Forest], list[Exception]]:
     """Scavenge young forests in a thread until core 1's helper parks after a won CAS (a helper
-    that joins after the work is gone parks nowhere: the next scavenge tries again); kill that
-    worker by its PID; the forests made and what the scavenges raised."""
+    that joins after the work is gone parks nowhere: the next scavenge tries again); kill core
+    `victim`'s worker by its PID; the forests made and what the scavenges raised."""
     outcome: list[Exception] = []
     forests: list[Forest] = []
 
@@ -154,7 +154,7 @@ def _kill_parked_helper(srv, iso, rng: random.Random) -> tuple[list[Forest], lis
     t = threading.Thread(target=collect)
     t.start()
     wait_until(lambda: _parked(srv), 90, "core 1's helper to park after a won CAS")
-    os.kill(srv.worker_pids[1], signal.SIGKILL)
+    os.kill(srv.worker_pids[victim], signal.SIGKILL)
     t.join(120)
     assert not t.is_alive()
     return forests, outcome
@@ -164,7 +164,7 @@ def test_a_helper_killed_after_a_won_cas_leaves_the_heap_whole(monkeypatch):
     _env(monkeypatch, **{HELPER_PAUSE_ENV: "after-cas"})
     with running_server(**SERVER) as srv, V8Client(srv.target, core=0, timeout=120) as v8:
         iso = v8.create_isolate(semi_space_size=1 * MiB, max_old_space_size=16 * MiB, gc_helpers=1)
-        forests, outcome = _kill_parked_helper(srv, iso, random.Random(2))
+        forests, outcome = _kill_when_parked(srv, iso, random.Random(2))
         assert outcome == []
         assert any("died; the main takes over" in ln for ln in srv.output)
         assert [i.state for i in v8.isolates() if i.isolate == iso.id] == ["live"]
@@ -180,7 +180,7 @@ def test_control_without_the_lablog_rescan_the_verifier_fails(monkeypatch):
     _env(monkeypatch, **{HELPER_PAUSE_ENV: "after-cas", NO_LABLOG_RESCAN_ENV: "1"})
     with running_server(**SERVER) as srv, V8Client(srv.target, core=0, timeout=120) as v8:
         iso = v8.create_isolate(semi_space_size=1 * MiB, max_old_space_size=16 * MiB, gc_helpers=1)
-        _, outcome = _kill_parked_helper(srv, iso, random.Random(2))
+        _, outcome = _kill_when_parked(srv, iso, random.Random(2))
         assert outcome and isinstance(outcome[0], FailedPrecondition), outcome
         assert "does not verify" in str(outcome[0])
 
@@ -193,21 +193,7 @@ def test_the_main_killed_with_a_helper_joined_loses_only_its_isolate(monkeypatch
     with running_server(**SERVER) as srv, V8Client(srv.target, core=1, timeout=120) as c1:
         with V8Client(srv.target, core=0, timeout=120) as c0:
             iso = c0.create_isolate(semi_space_size=1 * MiB, max_old_space_size=16 * MiB, gc_helpers=1)
-            outcome: list[Exception] = []
-
-            def collect() -> None:
-                try:
-                    for _ in range(6):
-                        Forest(iso, random.Random(3))
-                        iso.gc(minor=True)
-                except Exception as e:  # noqa: BLE001  (the failure the test expects, or any other)
-                    outcome.append(e)
-
-            t = threading.Thread(target=collect)
-            t.start()
-            wait_until(lambda: _parked(srv), 90, "core 1's helper to park after a won CAS")
-            os.kill(srv.worker_pids[0], signal.SIGKILL)
-            t.join(60)
+            _, outcome = _kill_when_parked(srv, iso, random.Random(3), victim=0)
             assert outcome, "the scavenge's call outlived its core"
         with pytest.raises(FailedPrecondition, match=f"isolate {iso.id} was lost: core 0 died"):
             c1.isolate(iso.id).new_object([1])
