@@ -138,6 +138,10 @@ class GcEvent:
     incremental_steps: int
     incremental_longest_ms: float
     incremental_walltime_ms: float
+    helpers: int  # helper cores that joined (a parallel scavenge)
+    helper_objects: int  # objects the helpers copied or promoted
+    segments_stolen: int
+    cas_failures: int
 
     @property
     def freed(self) -> int:
@@ -160,11 +164,12 @@ class IsolateInfo:
     keep: bool
     holder: int  # the core running its mutator now, or -1
     home: int  # the core that created it
+    gc_helpers: int = 0  # scavenge helper cores (0 serial, -1 V8's rule, n at most n)
 
     @classmethod
     def from_pb(cls, i: pb.IsolateInfo) -> IsolateInfo:
         return cls(i.isolate, i.state, i.space, i.semi_space_size, i.max_old_space_size, i.owner, i.keep, i.holder,
-                   i.home)
+                   i.home, i.gc_helpers)
 
 
 @dataclass(frozen=True)

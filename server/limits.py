@@ -37,6 +37,9 @@ MAX_V8_BATCH_OPS = 10_000  # ops of one V8 batch message
 MAX_V8_BATCH_GCS = 8  # GC ops of one batch message: each may take a while (bounded by the heap's size)
 MAX_FIELDS = 1 << 20  # fields of one object, and fields one message allocates or carries in all
 MAX_V8_PAYLOAD = 16 << 20  # bytes of one payload, string, ArrayBuffer, read or write
+# scavenge helper cores an isolate may ask for: V8's kMaxScavengerTasks (8) tasks, the main among them;
+# more are capped to this, as V8 caps NumberOfScavengeTasks
+MAX_GC_HELPERS = 7
 MAX_V8_ALLOC_BYTES = 64 << 20  # bytes one message may ask the heap for in all (fields, payloads, ArrayBuffers)
 MAX_TRACE_RECORDS = 128  # GC records of one GcTrace reply (the ring holds the last ones)
 MAX_MONITOR_SECONDS = 3600.0  # how long one Cache.Monitor / VM.Monitor stream may record

@@ -36,7 +36,10 @@ class Periodic:
 
     def _run(self) -> None:
         while not self._stop.wait(self.period_s):
-            try:
-                self.tick()
-            except Exception:
-                log.exception("%s on core %d", self.name, self.core)
+            self.run_tick()
+
+    def run_tick(self) -> None:
+        try:
+            self.tick()
+        except Exception:
+            log.exception("%s on core %d", self.name, self.core)

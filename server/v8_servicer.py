@@ -26,6 +26,7 @@ import grpc
 
 from memsim.server.limits import (
     MAX_FIELDS,
+    MAX_GC_HELPERS,
     MAX_TRACE_RECORDS,
     MAX_V8_PAYLOAD,
     PendingReplies,
@@ -77,7 +78,7 @@ def flatten(d: Mapping[str, object], prefix: str = "") -> dict[str, float]:
 def isolate_info(i: IsolateInfo, core: int) -> pb.IsolateInfo:
     return pb.IsolateInfo(isolate=i.id, state=i.state, space=i.space, semi_space_size=i.semi_space_size,
                           max_old_space_size=i.max_old_space_size, owner=f"{i.owner:x}" if i.owner else "",
-                          keep=not i.owner, holder=i.holder, core=core, home=i.home)
+                          keep=not i.owner, holder=i.holder, core=core, home=i.home, gc_helpers=i.gc_helpers)
 
 
 def space_statistics(s: Mapping[str, int | str]) -> pb.HeapSpaceStatistics:
@@ -160,7 +161,7 @@ class V8Servicer(v8_pb2_grpc.V8Servicer):
             now = time.monotonic()
             v8.reap(now)  # what dead clients left goes back before a new isolate needs room
             iso = v8.create_isolate(**sizes, growing_factor=request.growing_factor, owner=owner,
-                                    lease=lease, now=now)
+                                    lease=lease, now=now, gc_helpers=min(request.gc_helpers, MAX_GC_HELPERS))
             if owner:
                 v8.renew(owner, now)  # creating is renewing: the client's other isolates live on too
             return self._info(iso)

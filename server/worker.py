@@ -33,6 +33,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from memsim.server.cache_servicer import CacheCron, CacheServicer
+from memsim.server.gc_helper import GcHelper
 from memsim.server.limits import (
     CONTROL_THREADS,
     MAX_CALLS_PER_CONNECTION,
@@ -88,6 +89,7 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     register(server, machine_pb2_grpc.add_MachineServicer_to_server, servicer, core, gate, control)
     register(server, cache_pb2_grpc.add_CacheServicer_to_server, cache, core, gate, control)
     khugepaged = None
+    gc_helper: GcHelper | None = None
     leased: list = [servicer]  # what clients hold on leases; on every core: any core may release any of it
     served = [machine_pb2.DESCRIPTOR.services_by_name["Machine"].full_name,
               cache_pb2.DESCRIPTOR.services_by_name["Cache"].full_name]
@@ -101,6 +103,7 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
             v8_servicer = V8Servicer(machine.v8(core, heap), core, servicer.core_lock, replies=replies,
                                      trace_gc=trace_gc)
             register(server, v8_pb2_grpc.add_V8Servicer_to_server, v8_servicer, core, gate, control)
+            gc_helper = GcHelper(v8_servicer.v8, core, servicer.core_lock, machine.doorbells)  # parallel GC jobs
             leased.append(v8_servicer)
             served.append(v8_pb2.DESCRIPTOR.services_by_name["V8"].full_name)
         if core == 0 and machine.config.thp != "never":  # one khugepaged for the machine, on core 0
@@ -130,6 +133,8 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     cron.start()
     if khugepaged is not None:
         khugepaged.start()
+    if gc_helper is not None:
+        gc_helper.start()
     reaper = LeaseReaper(core, leased)
     reaper.start()
     for svc in ("", *served):
@@ -159,6 +164,8 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     cron.stop()
     if khugepaged is not None:
         khugepaged.stop()
+    if gc_helper is not None:
+        gc_helper.stop()
     reaper.stop()
     with servicer.core_lock:
         ks.release()

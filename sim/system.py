@@ -32,6 +32,7 @@ from memsim.sim.cache.evict import Evictor
 from memsim.sim.cache.keyspace import Keyspace, boot_keyspace, keyspace_specs
 from memsim.sim.cache.layout import keyspace_lock_names
 from memsim.sim.errors import FailedPrecondition, InvalidArgument
+from memsim.sim.machine.doorbell import Doorbells
 from memsim.sim.machine.locks import LockTable, lock_specs, make_lock_file
 from memsim.sim.machine.memory import PhysicalMemory, frame_specs
 from memsim.sim.machine.shm import SharedBytes, SharedRegion, new_token, segment_name
@@ -155,8 +156,8 @@ class Machine:
         self.token = new_token()
         self.creator_pid = os.getpid()
         names, alias = lock_names(config.global_lock)
-        names = names + keyspace_lock_names() + vm_lock_names() + (v8_lock_names(config.v8_isolates)
-                                                                   if config.vm_memory else [])
+        names = names + keyspace_lock_names() + vm_lock_names() + (
+            v8_lock_names(config.v8_isolates, config.cores) if config.vm_memory else [])
         self._lock_names, self._lock_alias = names, alias
         self.pool_frames = config.vm_memory // config.frame_size
         policy_specs = POLICIES[config.vm_policy].array_specs(max(1, self.pool_frames))
@@ -172,6 +173,7 @@ class Machine:
         self._vm_views: dict[tuple[int, int], VM] = {}
         self._destroyed = False
         self.lock_fd = self.swap_fd = -1
+        self.doorbells = Doorbells(0)  # one per core, made in _boot (before any fork: sim/machine/doorbell.py)
         self.phys = SharedBytes(segment_name(self.token, "phys"), config.memory_bytes)
         try:
             self.meta = SharedRegion.create(segment_name(self.token, "meta"), specs)
@@ -188,6 +190,7 @@ class Machine:
     def _boot(self, config: MachineConfig) -> None:
         """Everything after the two segments exist: the lock file, the arrays' initial state, the VM."""
         self.lock_fd = make_lock_file()
+        self.doorbells = Doorbells(config.cores)
         self.memory = PhysicalMemory(self.phys.data, config.frame_size, self.meta["frame_owner"])
         self.arrays = HeapArrays.from_region(self.meta.arrays)
         self.arrays.initialise()
@@ -225,7 +228,7 @@ class Machine:
         """The managed heaps as `core` sees them (call in the core's own process): isolates live in
         address spaces of the VM and keep ArrayBuffers' backing stores in `heap`, the core's allocator."""
         return V8(V8Arrays.from_region(self.meta.arrays), self.v8_geometry, self.phys.data.view(np.int64),
-                  self.phys.data, self.vm(core), heap, self.locks(core + 1), core)
+                  self.phys.data, self.vm(core), heap, self.locks(core + 1), core, self.doorbells)
 
     def supervisor_v8(self) -> V8:
         """The supervisor's view (releasing isolates of dead clients, reports)."""
@@ -297,6 +300,7 @@ class Machine:
             seg.close()
             if owner:
                 seg.unlink()
+        self.doorbells.close()
         if self.lock_fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self.lock_fd)

@@ -172,7 +172,8 @@ class Wire:
 
 def _worker(lane: Lane, load: GcLoad, workload: str) -> LaneResult:
     with V8Client(load.target, timeout=120) as v8:
-        iso = v8.create_isolate(semi_space_size=load.semi_space, max_old_space_size=load.max_old_space)
+        iso = v8.create_isolate(semi_space_size=load.semi_space, max_old_space_size=load.max_old_space,
+                                gc_helpers=load.gc_helpers)
         try:
             wire = Wire(iso, lane)
             w = mutator(workload, wire.send, load, lane.index)
@@ -222,7 +223,7 @@ def own_server(load: GcLoad) -> LocalServer:
     generation up to its limit (committed heap pages are long-term pins, at most a quarter of the pool)."""
     per_lane = 2 * load.semi_space + load.max_old_space + 2 * MiB
     vm = PIN_SHARE * load.clients * per_lane + 16 * MiB
-    cores = max(1, min(load.clients, os.cpu_count() or 1))
+    cores = max(1, min(load.clients, os.cpu_count() or 1)) + max(0, load.gc_helpers)  # a core per helper, idle
     return LocalServer(cores=cores, memory=f"{vm + 64 * MiB}B", extra=["--vm-memory", f"{vm}B", "--swap", "0"])
 
 

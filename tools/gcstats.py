@@ -34,6 +34,19 @@ class GcEventLike(Protocol):
     """What the analysis reads of a GC event (the client's GcEvent, or the simulator's)."""
 
     @property
+    def main_cpu_ms(self) -> float: ...
+    @property
+    def total_cpu_ms(self) -> float: ...
+    @property
+    def helpers(self) -> int: ...
+    @property
+    def helper_objects(self) -> int: ...
+    @property
+    def segments_stolen(self) -> int: ...
+    @property
+    def cas_failures(self) -> int: ...
+
+    @property
     def seq(self) -> int: ...
     @property
     def kind(self) -> str: ...
@@ -75,10 +88,6 @@ class GcEventLike(Protocol):
     def slots_visited(self) -> int: ...
     @property
     def barrier_slow_paths(self) -> int: ...
-    @property
-    def main_cpu_ms(self) -> float: ...
-    @property
-    def total_cpu_ms(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -106,8 +115,12 @@ class GcRecord:
     words_copied: int = 0
     slots_visited: int = 0
     barrier_slow_paths: int = 0
-    main_cpu_ms: float = 0.0  # the mutator's core's CPU in the collection (its pause, or less while it waits)
-    total_cpu_ms: float = 0.0  # every core's: the main's plus its helpers' (parallel work is not free)
+    main_cpu_ms: float = 0.0  # the main thread's CPU time; total: every core's (a parallel scavenge's helpers)
+    total_cpu_ms: float = 0.0
+    helpers: int = 0  # helper cores that joined, what they copied, segments stolen, forwarding CASes lost
+    helper_objects: int = 0
+    segments_stolen: int = 0
+    cas_failures: int = 0
 
     @property
     def end_ms(self) -> float:
@@ -123,7 +136,8 @@ class GcRecord:
                         new_space_size_at_start=e.new_space_size_at_start, objects_scanned=e.objects_scanned,
                         words_scanned=e.words_scanned, words_copied=e.words_copied, slots_visited=e.slots_visited,
                         barrier_slow_paths=e.barrier_slow_paths, main_cpu_ms=e.main_cpu_ms,
-                        total_cpu_ms=e.total_cpu_ms)
+                        total_cpu_ms=e.total_cpu_ms, helpers=e.helpers, helper_objects=e.helper_objects,
+                        segments_stolen=e.segments_stolen, cas_failures=e.cas_failures)
 
 
 @dataclass

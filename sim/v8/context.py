@@ -8,11 +8,13 @@ would need, so any core may build one for any isolate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from memsim.sim.alloc.heap import Heap as AllocHeap
+from memsim.sim.machine.doorbell import Doorbells
+from memsim.sim.machine.locks import LockTable, SharedLock
 from memsim.sim.v8.direct_map import DirectMap
 from memsim.sim.v8.handles import HandleTable
 from memsim.sim.v8.layout import C_BARRIER_OFF, C_SPACE, V8Arrays, V8Geometry
@@ -21,6 +23,19 @@ from memsim.sim.v8.spaces import SpaceBounds
 from memsim.sim.v8.tracer import GcTracer
 from memsim.sim.v8.worklist import Worklist
 from memsim.sim.vm.vm import VM
+
+
+@dataclass
+class JobEnv:
+    """What a parallel collection needs beyond the isolate (gc_job.py): the machine's cores and
+    their doorbells, each core's `v8/gc/<core>` lock (held while in a job, probed by the others),
+    the isolate's `gcalloc` lock, and the lock table that probes."""
+
+    cores: int
+    doorbells: Doorbells | None = None
+    gc_locks: list[SharedLock] = field(default_factory=list)
+    gcalloc: SharedLock | None = None
+    locks: LockTable | None = None
 
 
 @dataclass
@@ -37,6 +52,7 @@ class HeapContext:
     core: int
     client: int  # the allocator's client row backing stores are recorded for (0: nobody's)
     worklist: Worklist  # the collections' segmented worklists (worklist.py)
+    jobs: JobEnv = field(default_factory=lambda: JobEnv(cores=1))  # parallel jobs (gc_job.py)
 
     @property
     def top(self) -> np.ndarray:

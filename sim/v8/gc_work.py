@@ -30,4 +30,10 @@ class GcWork:
     pages_evacuated: int = 0
     pages_released: int = 0
     external_freed: int = 0  # backing-store bytes freed
-    phase_ms: dict[str, float] = field(default_factory=dict)  # scavenge, scavenge.roots, mark, evacuate, sweep
+    main_cpu_ms: float = 0.0  # the main thread's CPU time in the collection (0: not measured, the pause stands in)
+    total_cpu_ms: float = 0.0  # the main's and every helper core's (tracer_parallel.py)
+    helpers: int = 0
+    helper_objects: int = 0
+    segments_stolen: int = 0
+    cas_failures: int = 0
+    phase_ms: dict[str, float] = field(default_factory=dict)  # scavenge(.roots, .parallel), mark, evacuate, sweep

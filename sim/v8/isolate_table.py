@@ -25,6 +25,7 @@ row answers FAILED_PRECONDITION naming what happened until it is destroyed or it
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,15 +35,17 @@ import numpy as np
 
 from memsim.sim.alloc.heap import Heap as AllocHeap
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from memsim.sim.machine.doorbell import Doorbells
 from memsim.sim.machine.locks import LockTable
-from memsim.sim.v8 import array_buffer_sweeper, new_space, verifier
-from memsim.sim.v8.context import HeapContext
+from memsim.sim.v8 import array_buffer_sweeper, gc_job, new_space, verifier
+from memsim.sim.v8.context import HeapContext, JobEnv
 from memsim.sim.v8.direct_map import DirectMap
 from memsim.sim.v8.handles import HandleTable
 from memsim.sim.v8.isolate import Isolate
 from memsim.sim.v8.layout import (
     C_CREATED_NS,
     C_GROWING,
+    C_HELPERS,
     C_HOME,
     C_LOST_CORE,
     C_LOST_PHASE,
@@ -50,6 +53,7 @@ from memsim.sim.v8.layout import (
     C_OWNER,
     C_SEMI,
     C_SPACE,
+    C_VERIFY,
     CREATING,
     DESTROYING,
     FREE,
@@ -66,11 +70,12 @@ from memsim.sim.v8.layout import (
 )
 from memsim.sim.v8.remembered_set import RememberedSet
 from memsim.sim.v8.spaces import SpaceBounds
-from memsim.sim.v8.worklist import Worklist
+from memsim.sim.v8.worklist import MAX_TASKS, Worklist
 from memsim.sim.vm.layout import SYSTEM_ISOLATE
 from memsim.sim.vm.vm import VM
 
 MiB = 1 << 20
+VERIFY_ENV = "MEMSIM_TEST_V8_VERIFY"  # test hook: every isolate verifies its heap after every collection
 DEFAULT_SEMI_SPACE = 1 * MiB
 DEFAULT_MAX_OLD_SPACE = 8 * MiB
 
@@ -85,16 +90,21 @@ class IsolateInfo:
     owner: int
     holder: int  # the core inside its locker, -1 if none
     home: int  # the core that created it
+    gc_helpers: int = 0  # scavenge helpers (layout.py's C_HELPERS)
 
 
 class V8:
     def __init__(self, a: V8Arrays, g: V8Geometry, words: np.ndarray, data: np.ndarray, vm: VM,
-                 alloc: AllocHeap, locks: LockTable, core: int):
+                 alloc: AllocHeap, locks: LockTable, core: int, doorbells: Doorbells | None = None):
         self.a, self.g, self.words, self.data = a, g, words, data
         self.vm, self.alloc, self.core = vm, alloc, core
         self.table_lock = locks["v8/isolates"]
         self.lockers = [locks[f"v8/isolate/{i}"] for i in range(g.isolates)]
         self.pool_locks = [locks[f"v8/isolate/{i}/worklist"] for i in range(g.isolates)]
+        self.gcalloc = [locks[f"v8/isolate/{i}/gcalloc"] for i in range(g.isolates)]
+        cores = doorbells.cores if doorbells is not None else 0
+        self.gc_locks = [locks[f"v8/gc/{c}"] for c in range(cores)]
+        self.locks, self.doorbells = locks, doorbells
 
     # -- views -------------------------------------------------------------------------------
 
@@ -106,7 +116,9 @@ class V8:
                            bounds=SpaceBounds(int(cfg[C_SEMI]), int(cfg[C_MAX_OLD]), g.page_size),
                            vm=self.vm, alloc=self.alloc, handles=HandleTable(a, iso),
                            rset=RememberedSet(a, iso, g, dmap), core=self.core, client=client,
-                           worklist=Worklist(a.worklists, iso, self.pool_locks[iso]))
+                           worklist=Worklist(a.worklists, iso, self.pool_locks[iso]),
+                           jobs=JobEnv(max(1, len(self.gc_locks)), self.doorbells, self.gc_locks, self.gcalloc[iso],
+                                       self.locks))
 
     def _check_id(self, iso: int) -> None:
         if isinstance(iso, bool) or not isinstance(iso, int) or not 0 <= iso < self.g.isolates:
@@ -115,7 +127,8 @@ class V8:
     # -- create and destroy ------------------------------------------------------------------
 
     def create_isolate(self, semi_space_size: int = DEFAULT_SEMI_SPACE, max_old_space_size: int = DEFAULT_MAX_OLD_SPACE,
-                       growing_factor: float = 0.0, owner: int = 0, lease: float = 0.0, now: float = 0.0) -> int:
+                       growing_factor: float = 0.0, owner: int = 0, lease: float = 0.0, now: float = 0.0,
+                       gc_helpers: int = 0) -> int:
         ps = self.g.page_size
         for name, v in (("semi_space_size", semi_space_size), ("max_old_space_size", max_old_space_size)):
             if isinstance(v, bool) or not isinstance(v, int) or v < ps or v % ps:
@@ -123,6 +136,8 @@ class V8:
                                       f"at least one")
         if not isinstance(growing_factor, (int, float)) or not (growing_factor == 0 or 1.0 <= growing_factor <= 8.0):
             raise InvalidArgument(f"growing_factor {growing_factor!r} must be 0 (V8's dynamic factor) or 1..8")
+        if isinstance(gc_helpers, bool) or not isinstance(gc_helpers, int) or not -1 <= gc_helpers <= MAX_TASKS - 1:
+            raise InvalidArgument(f"gc_helpers {gc_helpers!r} must be -1 (V8's rule), 0 (serial) or 1..{MAX_TASKS - 1}")
         if not 0 <= owner < 1 << 63 or (owner and not 0 < lease < float("inf")):
             raise InvalidArgument(f"owner {owner} needs a positive, finite lease (got {lease})")
         b = SpaceBounds(semi_space_size, max_old_space_size, ps)
@@ -142,6 +157,8 @@ class V8:
                 cfg[:] = 0
                 cfg[C_SEMI], cfg[C_MAX_OLD] = semi_space_size, max_old_space_size
                 cfg[C_GROWING] = int(growing_factor * 1000)
+                cfg[C_HELPERS] = gc_helpers
+                cfg[C_VERIFY] = int(bool(os.environ.get(VERIFY_ENV)))  # test hook: verify after every GC
                 cfg[C_OWNER], cfg[C_HOME], cfg[C_CREATED_NS] = owner, self.core, time.monotonic_ns()
                 cfg[C_SPACE] = -1  # no space yet: a failed create must not destroy space 0
                 a.iso_lease[iso] = (lease, now + lease)
@@ -272,6 +289,7 @@ class V8:
                 return
         a.iso_cfg[iso, C_LOST_PHASE] = phase
         a.iso_cfg[iso, C_LOST_CORE] = int(a.iso_holder[iso])
+        gc_job.wait_helpers_gone(self.context(iso))  # a helper of the dead main may still write its heap
         self._tear_down(iso)
         a.iso_state[iso] = LOST
         a.iso_phase[iso] = IDLE
@@ -285,7 +303,8 @@ class V8:
         for i in np.flatnonzero((a.iso_state == LIVE) | (a.iso_state == LOST)):
             cfg = a.iso_cfg[i]
             out.append(IsolateInfo(int(i), STATE_NAMES[int(a.iso_state[i])], int(cfg[C_SPACE]), int(cfg[C_SEMI]),
-                                   int(cfg[C_MAX_OLD]), int(cfg[C_OWNER]), int(a.iso_holder[i]), int(cfg[C_HOME])))
+                                   int(cfg[C_MAX_OLD]), int(cfg[C_OWNER]), int(a.iso_holder[i]), int(cfg[C_HOME]),
+                                   int(cfg[C_HELPERS])))
         return out
 
     def owner(self, iso: int) -> int:

@@ -37,14 +37,20 @@ its frames are pinned for as long as the page is committed and reached through t
                                                                   (worklist.py; a task's own segments: the task)
     gc_task          (I, MAX_TASKS, 48) int64 the task            a collection task's state, LABs and counters
                                                                   (scavenge_kernels.py's task row)
+    gc_job           (I, NJOB) int64          atomics             a posted parallel job (gc_job.py's J_*)
+    gc_item          (I, NITEM, 4) int64      atomics (claim)     its work items: claim, kind, lo, hi (gc_job.py)
+    gc_lablog        (I, MAX_TASKS, NLABLOG, 2) the task          a task's promotion LABs this job (lo, hi)
 
 The bitmaps are indexed by physical frame, machine-wide: a frame belongs to at most one isolate's
 committed page at a time, so the isolate's locker guards its rows too, and no per-isolate sizing is
 needed (V8's MarkingBitmap and SlotSet, one bit per tagged slot, keyed by the frame instead of the
 chunk).
 
-Lock order: v8/isolates -> v8/isolate/<i> -> the allocator's locks (backing stores) -> the VM's locks
-(pinning, discard, memory_usage); v8/isolate/<i>/worklist (the worklists' global pool) is a leaf.
+Lock order: v8/gc/<core> -> v8/isolates -> v8/isolate/<i> -> v8/isolate/<i>/gcalloc -> the allocator's
+locks (backing stores) -> the VM's locks (pinning, discard, memory_usage); v8/isolate/<i>/worklist (the
+worklists' global pool) is a leaf. v8/gc/<core> is held by a core while it is in a parallel job (main
+or helper) and only ever probed by others, never waited for (gc_job.py); gcalloc guards old space's
+free list and page commits while a job's tasks refill their promotion LABs.
 All are the machine's fcntl byte locks, released by the kernel if their holder dies; recovery
 (isolate_table.py) finds a phase other than IDLE and knows.
 """
@@ -77,6 +83,7 @@ PHASE_NAMES = ("idle", "mutator", "Scavenge", "Mark-Compact (mark)", "Mark-Compa
 # iso_cfg columns
 (C_SEMI, C_MAX_OLD, C_GROWING, C_SPACE, C_OWNER, C_HOME, C_BARRIER_OFF, C_FORCE_COMPACTION, C_VERIFY,
  C_CREATED_NS, C_LOST_PHASE, C_LOST_CORE, C_TEST_TASKS, C_TEST_RACE, C_TEST_NO_CAS) = range(15)
+C_HELPERS = 15  # scavenge helpers: 0 = serial, -1 = V8's NumberOfScavengeTasks rule, n = at most n (gc_job.py)
 NCFG = 24
 # C_GROWING holds the fixed growing factor x 1000 (0 = V8's dynamic HeapGrowingFactor).
 # Test hooks of the scavenger's parallel kernel, run in one process (scavenger.py): C_TEST_TASKS tasks
@@ -107,6 +114,9 @@ NO_SPACE, NEW_SPACE, OLD_SPACE, LO_SPACE = range(4)
 SPACE_NAMES = ("", "new_space", "old_space", "large_object_space")
 
 GC_TASK_COLUMNS = 48  # a collection task's row: scavenge_kernels.py's task_row
+NJOB = 32  # gc_job's columns (gc_job.py's J_*)
+NITEM = 1024  # work items per job (gc_job.py)
+NLABLOG = 64  # promotion LABs a task logs per job; more and a dead helper's objects cannot be found
 OLD_TO_NEW, OLD_TO_OLD = 0, 1  # remembered-set types (V8's RememberedSetType)
 EXT_PER_ISOLATE = 4096  # ArrayBuffer backing stores one isolate may hold at once
 SCOPE_DEPTH = 1024  # nested handle scopes
@@ -208,6 +218,9 @@ def v8_specs(g: V8Geometry) -> list[ArraySpec]:
         *tracer_specs(i),
         *worklist_specs(i),
         ArraySpec("gc_task", "int64", (i, MAX_TASKS, GC_TASK_COLUMNS)),
+        ArraySpec("gc_job", "int64", (i, NJOB)),
+        ArraySpec("gc_item", "int64", (i, NITEM, 4)),
+        ArraySpec("gc_lablog", "int64", (i, MAX_TASKS, NLABLOG, 2)),
     ]
 
 
@@ -245,6 +258,9 @@ class V8Arrays:
     ext_state: np.ndarray
     ext_mark: np.ndarray
     gc_task: np.ndarray
+    gc_job: np.ndarray
+    gc_item: np.ndarray
+    gc_lablog: np.ndarray
     tracer: TracerArrays  # tracer.py's own arrays (tr_*, iso_ctr)
     worklists: WorklistArrays  # worklist.py's segments (wl_*)
 
@@ -254,6 +270,7 @@ class V8Arrays:
                    tracer=TracerArrays.from_region(region), worklists=WorklistArrays.from_region(region))
 
 
-def v8_lock_names(isolates: int) -> list[str]:
+def v8_lock_names(isolates: int, cores: int = 0) -> list[str]:
     return (["v8/isolates"] + [f"v8/isolate/{i}" for i in range(isolates)]
-            + [f"v8/isolate/{i}/worklist" for i in range(isolates)])
+            + [f"v8/isolate/{i}/worklist" for i in range(isolates)]
+            + [f"v8/isolate/{i}/gcalloc" for i in range(isolates)] + [f"v8/gc/{c}" for c in range(cores)])

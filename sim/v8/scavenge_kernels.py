@@ -16,7 +16,11 @@ scans them until both are empty. It returns to Python (scavenger.py) when:
 - LOCAL_EMPTY: the task's segments are empty while draining; Python steals a global segment or,
   with none left, ends the drain (after the overflow rescan, if the pool ever overflowed);
 - PAUSED: the phase given as `stop` was reached (the roots are timed apart from the copying);
-- RACE_PAUSE: the race hook's stop (below).
+- RACE_PAUSE: the race hook's stop (below);
+- YIELD: the drain scanned P_SLICE objects (a parallel job's slice: the task publishes for idle
+  tasks, checks the main is alive, and counts its CPU time between slices, gc_job.py);
+- PARKED: the P_PARK test hook (a helper stops after a won forwarding CAS, before its push:
+  S_PARKED holds the entry; a helper killed there leaves a forwarded object in no worklist).
 
 `st` carries everything needed to resume (phase, index, the object being scanned and its field),
 `p` the scavenge's constants, `ctr` the work counters (K_*). The kernel writes straight into the
@@ -64,10 +68,14 @@ from memsim.sim.v8.objects import FILLER, JS_ARRAY_BUFFER, JS_OBJECT, header, it
 # p: the scavenge's constants (P_LAB: a task's to-space LAB; P_RACE, P_NO_CAS: test hooks, layout.py's C_TEST_*)
 (P_SHIFT, P_WPF, P_POOL0, P_PAGE, P_PAGE_SHIFT, P_FROM_LO, P_FROM_HI, P_TO_LO, P_TO_HI, P_AGE_MARK, P_LAB, P_RACE,
  P_NO_CAS) = range(13)
-NP = 13
+# P_SLICE: objects a drain scans before it returns YIELD (0: no limit; a parallel job's slice, gc_job.py);
+# P_PARK: test hook, the first won CAS of an object with fields stops with its push undone (PARKED)
+P_SLICE, P_PARK = 13, 14
+NP = 15
 # st: where the task is (S_HELD_*: a copy the race hook stopped before its CAS)
-(S_PHASE, S_I, S_OBJ, S_FIELD, S_SCAN, S_NEED, S_FULL, S_OLD_FULL, S_HELD_SRC, S_HELD_MW, S_HELD_DST) = range(11)
-NST = 11
+(S_PHASE, S_I, S_OBJ, S_FIELD, S_SCAN, S_NEED, S_FULL, S_OLD_FULL, S_HELD_SRC, S_HELD_MW, S_HELD_DST,
+ S_PARKED) = range(12)
+NST = 12
 # ctr: the work counters (K_CAS_FAIL: forwarding CASes lost to another task; K_STEALS: segments stolen)
 (K_COPIED, K_COPIED_BYTES, K_PROMOTED, K_PROMOTED_BYTES, K_OBJECTS_SCANNED, K_WORDS_SCANNED, K_WORDS_COPIED,
  K_SLOTS_VISITED, K_SLOTS_REMOVED, K_SLOTS_RECORDED, K_CAS_FAIL, K_STEALS) = range(12)
@@ -82,7 +90,7 @@ LAB_SIZE = 32 << 10  # V8's LocalAllocator kLabSize; one task takes the rest of 
 # phases, in order
 PH_LOCALS, PH_GLOBALS, PH_REMEMBERED, PH_DRAIN, PH_DONE = range(5)
 # run's results
-DONE, NEED_OLD, PAUSED, TO_SPACE_FULL, LOCAL_FULL, LOCAL_EMPTY, RACE_PAUSE = range(7)
+DONE, NEED_OLD, PAUSED, TO_SPACE_FULL, LOCAL_FULL, LOCAL_EMPTY, RACE_PAUSE, YIELD, PARKED = range(9)
 
 MARK_NEW, MARK_OLD = 1, 2  # array_buffer_sweeper.py's marks
 
@@ -239,7 +247,10 @@ def _evacuate(words: np.ndarray, dm: np.ndarray, pg_alloc: np.ndarray, ext_mark:
     if p[P_RACE]:
         st[S_HELD_SRC], st[S_HELD_MW], st[S_HELD_DST] = src, mw, dst
         return w
-    return _forward(words, dm, pg_alloc, ext_mark, lab, seg, meta, local, p, ctr, src, mw, dst)
+    nw = _forward(words, dm, pg_alloc, ext_mark, lab, seg, meta, local, p, ctr, src, mw, dst)
+    if p[P_PARK] and nw == dst | 1 and itype_of(mw) == JS_OBJECT and nfields_of(mw) > 0:
+        st[S_PARKED] = wl.pop(seg, meta, local, wl.WL_PROMOTED if promoted else wl.WL_COPIED)  # the push undone
+    return nw
 
 
 @njit_kernel
@@ -249,7 +260,7 @@ def _young(w: int, p: np.ndarray) -> bool:
 
 @njit_kernel
 def _stuck(st: np.ndarray) -> bool:
-    return st[S_NEED] != 0 or st[S_FULL] != 0 or st[S_HELD_DST] != 0
+    return st[S_NEED] != 0 or st[S_FULL] != 0 or st[S_HELD_DST] != 0 or st[S_PARKED] != 0
 
 
 @njit_kernel
@@ -257,6 +268,8 @@ def _stopped(st: np.ndarray) -> int:
     """Why the kernel stops at the slot it will retry."""
     if st[S_HELD_DST]:
         return RACE_PAUSE
+    if st[S_PARKED]:
+        return PARKED
     if st[S_FULL]:
         return LOCAL_FULL
     return NEED_OLD if st[S_NEED] > 0 else TO_SPACE_FULL
@@ -301,8 +314,12 @@ def _drain(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: n
            p: np.ndarray, st: np.ndarray, ctr: np.ndarray) -> int:
     """Scavenger::Process: pop copies (the copied list first, then the promotion list) and scan
     them until the task's segments are empty (LOCAL_EMPTY) or it must stop. S_OBJ is the object
-    being scanned: popped, so a stop resumes it rather than popping again."""
+    being scanned: popped, so a stop resumes it rather than popping again. After P_SLICE objects
+    (if set) it returns YIELD between two objects, so a job's task can look around."""
+    scanned = 0
     while True:
+        if p[P_SLICE] and scanned >= p[P_SLICE]:
+            return YIELD
         obj = st[S_OBJ]
         if obj == 0:
             obj = wl.pop(seg, meta, local, wl.WL_COPIED)
@@ -317,6 +334,7 @@ def _drain(words: np.ndarray, dm: np.ndarray, slot_bits: np.ndarray, pg_slots: n
                             obj, old_host):
             return _stopped(st)
         st[S_OBJ] = 0
+        scanned += 1
 
 
 @njit_kernel

@@ -48,8 +48,7 @@ import time
 
 import numpy as np
 
-from memsim.sim.errors import ResourceExhausted
-from memsim.sim.v8 import array_buffer_sweeper, new_space, old_space
+from memsim.sim.v8 import array_buffer_sweeper, gc_job, new_space, old_space, scavenge_job, tracer_parallel
 from memsim.sim.v8 import memory_chunk as mc
 from memsim.sim.v8 import scavenge_kernels as k
 from memsim.sim.v8 import worklist as wl
@@ -60,7 +59,6 @@ from memsim.sim.v8.layout import (
     C_TEST_RACE,
     C_TEST_TASKS,
     CHUNK_HEADER,
-    OLD_TO_NEW,
     T_AGE_MARK,
     T_NEW_LIMIT,
     T_NEW_TOP,
@@ -69,6 +67,7 @@ from memsim.sim.v8.layout import (
     T_OLD_TOP,
     T_TO_SPACE,
 )
+from memsim.sim.v8.scavenge_tasks import Shared, Task, root_items, run_tasks
 
 
 def _flip(h: HeapContext) -> tuple[int, int]:
@@ -86,14 +85,6 @@ def _flip(h: HeapContext) -> tuple[int, int]:
     return from_base, from_top
 
 
-def _remembered_slots(h: HeapContext) -> np.ndarray:
-    """Every recorded OLD_TO_NEW slot, page by page (old and large-object pages with a count)."""
-    ps = h.g.page_size
-    pages = np.flatnonzero(h.a.pg_slots[h.iso, :, OLD_TO_NEW] > 0)
-    parts = [h.rset.slots(OLD_TO_NEW, h.bounds.page(int(s)), ps) for s in pages]
-    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
-
-
 def _params(h: HeapContext, from_base: int, age_mark: int, tasks: int) -> np.ndarray:
     g = h.g
     p = np.zeros(k.NP, dtype=np.int64)
@@ -108,136 +99,19 @@ def _params(h: HeapContext, from_base: int, age_mark: int, tasks: int) -> np.nda
     return p
 
 
-class _Shared:
-    """What a scavenge's tasks share in Python: the constants, the roots, and whether the pool ever
-    dropped a segment (worklist.py's overflow)."""
-
-    def __init__(self, h: HeapContext, p: np.ndarray, rs: np.ndarray):
-        a, i = h.a, h.iso
-        self.h, self.p = h, p
-        self.heap_args = (h.dmap.words, a.v8_dm[i], a.v8_slots[OLD_TO_NEW], a.pg_slots[i].reshape(-1),
-                          a.pg_allocated[i], a.ext_mark[i])
-        self.roots = (a.hs_slot[i, :int(a.hs_top[i])], a.gh_slot[i], a.gh_used[i], rs)
-        self.overflowed = False
-
-
-class _Task:
-    """One task of a scavenge (V8's Scavenger: one per task, its own LABs and worklist segments),
-    its kernel state in its gc_task row; the Python side of its kernel: LAB refills, segment
-    exchange, stealing."""
-
-    def __init__(self, shared: _Shared, task: int):
-        h = shared.h
-        self.sh, self.h, self.task = shared, h, task
-        self.wl = h.worklist
-        self.ctr, self.lab, self.st = k.task_row(h.a.gc_task, h.iso, task)
-        self.ctr[:] = self.lab[:] = self.st[:] = 0
-        self.lists = (h.top, self.lab, self.wl.seg, self.wl.meta, self.wl.local(task))
-        self.labs: list[tuple[int, int]] = []  # the task's promotion LABs, closed: (start, end)
-        self.lab_start = 0
-
-    def step(self, stop: int) -> int:
-        """Run the task to phase `stop` (DONE, PAUSED), until its segments are empty and there is
-        nothing to steal (LOCAL_EMPTY), or to the race hook's stop (RACE_PAUSE)."""
-        sh = self.sh
-        while True:
-            code = k.run(*sh.heap_args, *sh.roots, *self.lists, sh.p, self.st, self.ctr, stop)
-            if code in (k.DONE, k.PAUSED, k.RACE_PAUSE):
-                return code
-            if code == k.LOCAL_EMPTY:
-                if not (self.wl.steal(self.task, wl.WL_COPIED) or self.wl.steal(self.task, wl.WL_PROMOTED)):
-                    return code
-                self.ctr[k.K_STEALS] += 1
-                continue
-            self._unblock(code)
-
-    def rescan(self, ranges: np.ndarray) -> None:
-        """The overflow rescan of `ranges` (scavenge_kernels.rescan), run by this task alone."""
-        st = np.zeros(k.NST, dtype=np.int64)
-        while (code := k.rescan(*self.sh.heap_args, *self.lists, self.sh.p, ranges, st, self.ctr)) != k.DONE:
-            if code == k.RACE_PAUSE:
-                continue
-            self.st[k.S_NEED], self.st[k.S_FULL] = st[k.S_NEED], st[k.S_FULL]
-            st[k.S_NEED] = st[k.S_FULL] = 0
-            st[k.S_OLD_FULL] = self.st[k.S_OLD_FULL]
-            self._unblock(code)
-            st[k.S_OLD_FULL] = self.st[k.S_OLD_FULL]
-
-    def promotion_labs(self) -> list[tuple[int, int]]:
-        """Every promotion LAB of this scavenge, the open one up to its top."""
-        return self.labs + ([(self.lab_start, int(self.lab[k.L_OLD_TOP]))] if self.lab_start else [])
-
-    def _unblock(self, code: int) -> None:
-        """Do what the kernel stopped for, so that it can retry the same slot."""
-        if code == k.TO_SPACE_FULL:
-            # V8 dies here too (FatalProcessOutOfMemory "Scavenger: semi-space copy"): the heap
-            # is half copied, so the isolate is not trusted again (isolate_table's recovery)
-            raise ResourceExhausted("Scavenger: semi-space copy failed: to-space and old space are both "
-                                    "full - JavaScript heap out of memory")
-        if code == k.LOCAL_FULL:
-            lst = int(self.st[k.S_FULL]) - 1
-            self.st[k.S_FULL] = 0
-            if not self.wl.publish(self.task, lst):
-                self.sh.overflowed = True
-            return
-        size = int(self.st[k.S_NEED])
-        self.st[k.S_NEED] = 0
-        self.labs = self.promotion_labs()
-        h, lab = self.h, self.lab
-        h.top[T_OLD_TOP], h.top[T_OLD_LIMIT] = lab[k.L_OLD_TOP], lab[k.L_OLD_LIMIT]  # old_space works on iso_top's
-        try:
-            ok = old_space.refill(h, size)  # gives the task's LAB back, takes a new one
-        except ResourceExhausted:  # the machine's frame pool cannot give a page
-            ok = False
-        lab[k.L_OLD_TOP], lab[k.L_OLD_LIMIT] = h.top[T_OLD_TOP], h.top[T_OLD_LIMIT]
-        h.top[T_OLD_TOP] = h.top[T_OLD_LIMIT] = 0
-        self.lab_start = int(lab[k.L_OLD_TOP]) if ok else 0
-        if not ok:
-            self.st[k.S_OLD_FULL] = 1  # promotion fails from now on: copy within new space
-
-
-def _run_tasks(sh: _Shared, tasks: list[_Task], stop: int) -> None:
-    """Take turns until every task reached phase `stop`; for PH_DONE, until no task has work, the
-    pool is empty, and any overflow has been rescanned. One task is V8's --no-parallel-scavenge;
-    several in one process, each running until its next stop, are the parallel kernel's test (the
-    race hook stops every copy before its CAS, so the next task races it; the order of turns flips
-    every round, so that each task wins some races)."""
-    turn = 0
-    while True:
-        turn += 1
-        codes = [t.step(stop) for t in (tasks if turn % 2 else tasks[::-1])]
-        if k.RACE_PAUSE in codes:
-            continue
-        if stop < k.PH_DONE:
-            return
-        w = tasks[0].wl
-        if w.global_size(wl.WL_COPIED) or w.global_size(wl.WL_PROMOTED):
-            continue  # published after its finder went idle
-        if not sh.overflowed:
-            break
-        sh.overflowed = False
-        _close_new_labs(sh, tasks)  # to-space walkable: every LAB's tail a filler or given back
-        tasks[0].rescan(np.array([(sh.p[k.P_TO_LO] + CHUNK_HEADER, -1)]
-                                 + [r for t in tasks for r in t.promotion_labs()], dtype=np.int64).reshape(-1, 2))
-    for t in tasks:
-        t.st[k.S_PHASE] = k.PH_DONE
-
-
-def _close_new_labs(sh: _Shared, tasks: list[_Task]) -> None:
-    for t in tasks:
-        k.close_new_lab(sh.heap_args[0], sh.heap_args[1], sh.h.top, t.lab, sh.p)
-
-
-def _end_labs(sh: _Shared, tasks: list[_Task]) -> None:
-    """Every to-space LAB closed, allocation resumes at the frontier; task 0's promotion LAB becomes
-    the isolate's LAB (as one task's always was), the others' tails go back to the free list."""
+def _end_labs(sh: Shared, n: int) -> None:
+    """Every task's to-space LAB closed, allocation resumes at the frontier; task 0's promotion LAB
+    becomes the isolate's LAB (as one task's always was), the others' tails go back to the free list
+    (read from their gc_task rows: a helper's too)."""
     h = sh.h
-    _close_new_labs(sh, tasks)
+    labs = [k.task_row(h.a.gc_task, h.iso, t)[1] for t in range(n)]
+    for lab in labs:
+        k.close_new_lab(sh.heap_args[0], sh.heap_args[1], h.top, lab, sh.p)
     top = int(h.top[T_NEW_TOP])
     h.top[T_NEW_LIMIT] = ((top - 1) | (h.g.page_size - 1)) + 1
-    for t in reversed(tasks):
-        h.top[T_OLD_TOP], h.top[T_OLD_LIMIT] = t.lab[k.L_OLD_TOP], t.lab[k.L_OLD_LIMIT]
-        if t.task:
+    for t in reversed(range(n)):
+        h.top[T_OLD_TOP], h.top[T_OLD_LIMIT] = labs[t][k.L_OLD_TOP], labs[t][k.L_OLD_LIMIT]
+        if t:
             old_space.give_back_lab(h)
 
 
@@ -253,20 +127,40 @@ def scavenge(h: HeapContext, work: GcWork) -> None:
     t0 = time.perf_counter()
     old_age_mark = int(h.top[T_AGE_MARK])
     old_current = int(h.top[T_NEW_LIMIT]) - h.g.page_size
+    cpu0 = time.thread_time_ns()
     from_base, from_top = _flip(h)
-    n = max(1, min(int(h.cfg[C_TEST_TASKS]), wl.MAX_TASKS))
+    turns = int(h.cfg[C_TEST_TASKS]) > 1  # the in-process test: tasks take turns
+    n = min(int(h.cfg[C_TEST_TASKS]), wl.MAX_TASKS) if turns else gc_job.tasks_for(h, h.jobs.cores)
     p = _params(h, from_base, old_age_mark, n)
     h.worklist.reset(tasks=n)
-    sh = _Shared(h, p, _remembered_slots(h))
-    tasks = [_Task(sh, t) for t in range(n)]
-    _run_tasks(sh, tasks, k.PH_DRAIN)
-    t_roots = time.perf_counter()
-    _run_tasks(sh, tasks, k.PH_DONE)
-    _end_labs(sh, tasks)
+    h.a.gc_task[h.iso, :n, :] = 0
+    sh = Shared(h, p, every_item=turns and bool(h.cfg[C_TEST_RACE]))
+    items = root_items(h)
+    if n > 1 and not turns:  # a job: helper cores join as tasks 1..n-1 (scavenge_job.py)
+        p[k.P_SLICE] = gc_job.SLICE_OBJECTS
+        gc_job.begin_main(h)
+        try:
+            gc_job.post(h, gc_job.KIND_SCAVENGE, n, items, p)
+            main = Task(sh, 0)
+            main.step(k.PH_DRAIN)
+            t_roots = time.perf_counter()
+            scavenge_job.run_main(h, sh, main, n)
+            work.phase_ms["scavenge.parallel"] = (time.perf_counter() - t_roots) * 1e3
+        finally:
+            gc_job.end_main(h)
+    else:
+        gc_job.post(h, gc_job.KIND_SCAVENGE, 1, items, p)  # no helper joins a one-task job
+        tasks = [Task(sh, t) for t in range(n)]
+        run_tasks(sh, tasks, k.PH_DRAIN)
+        t_roots = time.perf_counter()
+        run_tasks(sh, tasks, k.PH_DONE)
+        gc_job.close(h)
+    _end_labs(sh, n)
 
     top = int(h.top[T_NEW_TOP])
     h.top[T_AGE_MARK] = top
-    c = np.sum([t.ctr for t in tasks], axis=0)
+    gc_job.cpu_add(h, 0, time.thread_time_ns() - cpu0)
+    c = np.sum([k.task_row(h.a.gc_task, h.iso, t)[0] for t in range(n)], axis=0)
     h.top[T_NEW_USED] = int(c[k.K_COPIED_BYTES])
     _mark_below_age_mark(h, top)
     died = int(k.zap(h.dmap.words, h.a.v8_dm[h.iso], p, from_base, from_top, old_current))
@@ -281,6 +175,12 @@ def scavenge(h: HeapContext, work: GcWork) -> None:
     work.words_scanned += int(c[k.K_WORDS_SCANNED])
     work.words_copied += int(c[k.K_WORDS_COPIED])
     work.slots_visited += int(c[k.K_SLOTS_VISITED])
+    rows = h.a.gc_task[h.iso]
+    joined = [t for t in range(1, n) if rows[t, gc_job.TK_PID]]
+    figures = tracer_parallel.task_figures(rows, n, k.K_COPIED, k.K_PROMOTED, k.K_STEALS, k.K_CAS_FAIL,
+                                           gc_job.TK_CPU_NS, joined)
+    for name, v in figures.items():
+        setattr(work, name, getattr(work, name) + v)
     work.phase_ms["scavenge.roots"] = (t_roots - t0) * 1e3
     work.phase_ms["scavenge"] = (time.perf_counter() - t0) * 1e3
 
@@ -290,4 +190,4 @@ def compile_overflow_rescan(h: HeapContext) -> None:
     (warmup.py): it runs only when more copies wait than the pool holds, which a warm-up never has."""
     p = _params(h, new_space.to_space(h), int(h.top[T_AGE_MARK]), 1)
     h.worklist.reset(tasks=1)
-    _Task(_Shared(h, p, np.zeros(0, dtype=np.int64)), 0).rescan(np.zeros((0, 2), dtype=np.int64))
+    Task(Shared(h, p), 0).rescan(np.zeros((0, 2), dtype=np.int64))

@@ -41,6 +41,7 @@ import numpy as np
 
 from memsim.sim.errors import FailedPrecondition, InvalidArgument
 from memsim.sim.machine.shm import ArraySpec
+from memsim.sim.v8.tracer_parallel import PARALLEL_KEYS, ParallelCounters, cpu_ms, scavenge_nvp
 
 MB = 1 << 20
 KINDS = ("Scavenge", "Mark-Compact")  # GCTracer's ToString(type, false)
@@ -54,7 +55,7 @@ REASONS = ("unknown", "allocation failure", "allocation limit", "context disposa
            "sampling profiler", "snapshot creator", "testing")
 # Heap::SelectGarbageCollector's collector reasons (the text after "; " in the line).
 COLLECTOR_REASONS = ("", "GC in old space requested", "GC in old space forced by flags", "scavenge might not succeed")
-PHASES = ("scavenge", "scavenge.roots", "mark", "evacuate", "sweep")  # the GCTracer scopes reported
+PHASES = ("scavenge", "scavenge.roots", "scavenge.parallel", "mark", "evacuate", "sweep")  # GCTracer scopes
 
 HIST_BUCKETS = 96
 HIST_BASE_MS = 0.010
@@ -64,7 +65,7 @@ MAX_SPEED = float(1 << 30)  # BoundedAverageSpeed: kMaxSpeedInBytesPerMs = GB, k
 # What the collector counts and hands to end(); all default to 0 ("allocated" to V8's estimate).
 COUNTER_KEYS = ("allocated", "promoted", "new_space_survived", "nodes_copied_in_new", "nodes_died_in_new",
                 "nodes_promoted", "compacted", "objects_scanned", "words_scanned", "words_copied",
-                "slots_visited", "barrier_slow_paths")
+                "slots_visited", "barrier_slow_paths", *PARALLEL_KEYS)
 _SPEEDS = ("scavenge", "mark_compact", "compaction", "allocation")
 _RING10 = tuple(f"{c}{i}" for c in "bd" for i in range(SPEED_RING))
 STATE_COLS = ("open", "cur_mono_ms", "prev_end_ms", "prev_end_live", "heap_base", "avg_mc_ms", "avg_mutator_ms",
@@ -84,7 +85,7 @@ C = {n: i for i, n in enumerate(CTR_COLS)}
 
 
 @dataclass
-class GcEvent:
+class GcEvent(ParallelCounters):
     """One collection: a row of tr_ring, by field name; `line` and `nvp` are V8's two formats of it."""
 
     seq: int = 0
@@ -203,7 +204,7 @@ def trace_nvp(ev: GcEvent) -> str:
     """GCTracer::PrintNVP's name=value line, the fields this heap has, each in V8's format: phase times of
     the scavenger %.2f and of the mark-compactor %.1f, sizes %zu, ratios %.1f%%, speeds %.f."""
     return (f"{_prefix(ev)}pause={ev.pause_ms:.1f} mutator={ev.mutator_ms:.1f} gc={KIND_SHORT[KINDS.index(ev.kind)]} "
-            f"scavenge={ev.scavenge_ms:.2f} scavenge.roots={ev.scavenge_roots_ms:.2f} mark={ev.mark_ms:.1f} "
+            f"{scavenge_nvp(ev)} mark={ev.mark_ms:.1f} "
             f"evacuate={ev.evacuate_ms:.1f} sweep={ev.sweep_ms:.1f} allocated={ev.allocated} "
             f"promoted={ev.promoted} new_space_survived={ev.new_space_survived} "
             f"nodes_died_in_new={ev.nodes_died_in_new} nodes_copied_in_new={ev.nodes_copied_in_new} "
@@ -367,7 +368,7 @@ class GcTracer:
         row = self.arrays.tr_cur[self.iso]
         for name, v in {**cnt, "seq": seq, "pid": os.getpid(), "heap_base": self._st("heap_base"), "end_ms": now,
                         "live_after": live_after, "committed_after": committed_after, "pause_ms": pause,
-                        "main_cpu_ms": pause, "total_cpu_ms": pause, "mutator_ms": mutator,
+                        **cpu_ms(counters, pause), "mutator_ms": mutator,
                         "average_mu": self.average_mu(), "current_mu": self.current_mu(),
                         "promotion_ratio": self._st("promotion_ratio"), "promotion_rate": self._st("promotion_rate"),
                         "new_space_survive_rate": self._st("new_space_survive_rate"),

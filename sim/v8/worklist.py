@@ -181,3 +181,14 @@ class Worklist:
     def local_empty(self, task: int) -> bool:
         """Both private segments of every list are empty."""
         return bool((self.meta[self.locals[task].ravel(), M_FILL] == 0).all())
+
+    def adopt(self, task: int) -> None:
+        """A dead task's private segments that hold entries go to the global pool (the task is gone,
+        so it gets none back); the caller rescans whatever a death mid-edit may have dropped."""
+        with self.lock:
+            for lst in range(NLIST):
+                for which in (L_PUSH, L_POP):
+                    s = int(self.locals[task, lst, which])
+                    if s >= 0 and self.meta[s, M_FILL] > 0:
+                        self.locals[task, lst, which] = -1
+                        self._give(lst, s)

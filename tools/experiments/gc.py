@@ -14,11 +14,19 @@ the next scavenge). What to see: the handler's heapUsed drops almost to nothing 
 scavenge; Splay's keeps climbing through scavenges until a Mark-Compact (the long pauses) takes
 it back down; MMU at short windows is what those pauses cost a latency-sensitive program.
 
-Collector modes (`--modes`): each is a name and the `memsim serve` flags that select it, and is
-run on its own server. Today there is one, `serial`: V8's scavenger and mark-compact, stop-the-
-world on the mutator's core (sim/v8/scavenger.py, sim/v8/mark_compact.py). A mode added to MODES
-(Orinoco's parallel or concurrent marking, docs/design/orinoco.md) is run, tabled and drawn
-beside it with no other change: a row of heap and pause panels per mode, one MMU line per mode.
+Collector modes (`--modes`): each is a name and the option strings that select it, and is run on
+its own server: `--flag` strings are `memsim serve` flags, `name=value` strings set a field of the
+load (tools/loads.py's GcLoad: the switches every lane's isolate is created with). `serial`: V8's
+scavenger and mark-compact, stop-the-world on the mutator's core (sim/v8/scavenger.py,
+sim/v8/mark_compact.py); `helpers1`, `helpers2`: the scavenge shared with 1 or 2 helper cores
+(sim/v8/scavenge_job.py; the server gets a core per helper, more cores than the host has CPUs is
+flagged in the JSON, and a table sets the main thread's CPU beside every core's, with the
+helpers' objects, steals and CAS failures); `incremental`: incremental marking (sim/v8/
+incremental_marking.py): the Mark-Compact's marking runs in steps between the program's own
+operations, which count as pauses ("Marking step") and in the MMU. A mode added to MODES is run,
+tabled and drawn beside them with no other change. `--heaps` adds the heap-size axis: every mode
+at multiples of each workload's smallest heap (tools/gcheap.py), compared with serial on the same
+heap.
 
 May touch: only the servers it starts.
 """
@@ -26,6 +34,7 @@ May touch: only the servers it starts.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
@@ -36,8 +45,9 @@ from memsim.tools.gcheap import PROBE_MESSAGES, MinHeap, multiples, smallest_hea
 from memsim.tools.gcstats import GcRecord, LaneRun, worst_mmu
 from memsim.tools.loads import GC_WORKLOADS, QUICK_SCALE, QUICK_SEMI_SPACE, GcLoad
 
-# collector mode -> the `memsim serve` flags that select it
-MODES: dict[str, tuple[str, ...]] = {"serial": ()}
+# collector mode -> the option strings that select it: `memsim serve` flags, or GcLoad field=value
+MODES: dict[str, tuple[str, ...]] = {"serial": (), "helpers1": ("gc_helpers=1",), "helpers2": ("gc_helpers=2",),
+                                     "incremental": ("incremental_marking=true",)}
 MMU_WIDTHS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 SCALE = 1 / 64  # Splay's tree of 125 nodes: old space fills, and mark-compacts, within seconds
 SEMI_SPACE = 256 << 10
@@ -119,26 +129,56 @@ def run(ctx: Context) -> JSON:
         cells = [(f"{mode} {f:g}×", mode, f, {w: multiples(minimum[w].bytes, [f])[0][1] for w in a.workloads})
                  for mode in a.modes for f in a.heaps]
     modes: dict[str, dict[str, Any]] = {}
+    servers: dict[str, dict[str, Any]] = {}
     with ctx.progress(len(cells) * len(a.workloads), "modes × heaps × workloads") as step:
         for label, mode, _factor, limits in cells:
-            srv = own_server(replace(load, max_old_space=max(limits.values())))
-            srv.extra += list(MODES[mode])
+            mload = mode_switches(replace(load, max_old_space=max(limits.values())), MODES[mode])
+            srv = own_server(mload)
+            srv.extra += [o for o in MODES[mode] if o.startswith("--")]
+            cpus = os.cpu_count() or 1
+            servers[label] = {"gc_helpers": mload.gc_helpers, "cores": srv.cores, "cpus": cpus,
+                              "oversubscribed": (srv.cores or 1) > cpus}  # then wall times measure time-sharing
             srv.start(timeout=300)
             try:
                 out: dict[str, Any] = {}
                 for name in a.workloads:
-                    rep = run_workload(replace(load, target=srv.target, max_old_space=limits[name]), name)
+                    rep = run_workload(replace(mload, target=srv.target, max_old_space=limits[name]), name)
                     runs: list[LaneRun] = rep.pop("_runs")
                     out[name] = {"figures": rep["figures"], "workload": rep["workload"], "max_old_space": limits[name],
-                                 "mmu_curve": _mmu_curve(runs), "runs": [asdict(r) for r in runs]}
+                                 "mmu_curve": _mmu_curve(runs), "parallel": _parallel(runs),
+                                 "runs": [asdict(r) for r in runs]}
                     step.advance()
             finally:
                 srv.stop()
             modes[label] = out
     return {"clients": load.clients, "seconds": load.seconds, "scale": load.scale, "semi_space": load.semi_space,
             "max_old_space": load.max_old_space, "workloads": list(a.workloads), "modes": modes,
-            "cells": {label: {"mode": mode, "heap_factor": f} for label, mode, f, _ in cells},
+            "servers": servers, "cells": {label: {"mode": mode, "heap_factor": f} for label, mode, f, _ in cells},
             "min_heap": {w: asdict(m) for w, m in minimum.items()}}
+
+
+def mode_switches(load: GcLoad, options: tuple[str, ...]) -> GcLoad:
+    """The load with a mode's `field=value` options applied (booleans and integers, by the field's default)."""
+    out = replace(load)
+    for o in options:
+        if o.startswith("--"):
+            continue
+        name, _, text = o.partition("=")
+        default = getattr(load, name)  # AttributeError: MODES names a field GcLoad lacks
+        setattr(out, name, text.lower() in ("1", "true", "yes") if isinstance(default, bool) else int(text))
+    return out
+
+
+def _parallel(runs: list[LaneRun]) -> dict[str, float]:
+    """The window's scavenges: main-thread and total CPU (every core's), the helpers' share, steals, CAS
+    failures: the host-independent side of a parallel scavenge."""
+    sc = [e for run in runs for e in run.in_window() if e.kind == "Scavenge"]
+    copied = sum(e.nodes_copied_in_new + e.nodes_promoted for e in sc)
+    return {"scavenges": len(sc), "main_cpu_ms": sum(e.main_cpu_ms for e in sc),
+            "total_cpu_ms": sum(e.total_cpu_ms for e in sc), "pause_ms": sum(e.pause_ms for e in sc),
+            "joined": sum(1 for e in sc if e.helpers), "helper_objects": sum(e.helper_objects for e in sc),
+            "helper_share": sum(e.helper_objects for e in sc) / copied if copied else 0.0,
+            "segments_stolen": sum(e.segments_stolen for e in sc), "cas_failures": sum(e.cas_failures for e in sc)}
 
 
 def _minimum_heaps(ctx: Context, load: GcLoad, workloads: list[str]) -> dict[str, MinHeap]:
@@ -219,16 +259,37 @@ def summary(data: JSON) -> list[Any]:
             for kind, p in f["pauses"].items():
                 if kind == "all" or not p["count"]:
                     continue
-                short = "MC" if kind == "Mark-Compact" else kind
+                short = {"Mark-Compact": "MC", "Marking step": "step"}.get(kind, kind)
                 t.add_row(*((mode,) if several else ()), name, *limit, short, str(p["count"]), f"{p['p50_ms']:.1f}",
                           f"{p['p99_ms']:.1f}", f"{p['max_ms']:.1f}", f"{f['gc_time_share']:.1%}", mmu)
     compared = several and "serial" in {c["mode"] for c in data.get("cells", {}).values()}
     extra = [_versus_serial(data)] if compared else []
+    if any(m.get("gc_helpers") for m in data.get("servers", {}).values()):
+        extra += _parallel_table(data)
     found = [f"{w}: {m['bytes'] / (1 << 20):g} MiB ({m['probes']} probes; {m['failed_below'] / (1 << 20):g} MiB ran "
              "out of memory)" for w, m in data.get("min_heap", {}).items()]
     return [t, *extra, *(["smallest heaps (max_old_space_size): " + "; ".join(found)] if found else []),
-            "MC: Mark-Compact. MMU: the least share of any window of that width left to the program "
-            "(1 = no pause in it)."]
+            "MC: Mark-Compact; step: an incremental marking step. MMU: the least share of any window of that "
+            "width left to the program (1 = no pause or step in it)."]
+
+
+def _parallel_table(data: JSON) -> list[Any]:
+    from rich.table import Table
+
+    t = Table(title="Scavenges: the main thread's CPU against every core's, and what the helpers did")
+    for col in ("mode", "workload", "n", "pause ms", "main CPU ms", "total CPU ms", "joined", "helper objects",
+                "helper share", "steals", "CAS lost"):
+        t.add_column(col, justify="right")
+    for mode, ws in data["modes"].items():
+        for name, w in ws.items():
+            p = w["parallel"]
+            t.add_row(mode, name, str(p["scavenges"]), f"{p['pause_ms']:.1f}", f"{p['main_cpu_ms']:.1f}",
+                      f"{p['total_cpu_ms']:.1f}", str(p["joined"]), str(p["helper_objects"]),
+                      f"{p['helper_share']:.1%}", str(p["segments_stolen"]), str(p["cas_failures"]))
+    over = [m for m, s in data["servers"].items() if s["oversubscribed"]]
+    return [t, "Sums over the measured window. joined: scavenges a helper core took part in." + (
+        f" Oversubscribed ({', '.join(over)}): more cores than the host's {data['servers'][over[0]]['cpus']} CPUs, "
+        "so wall times measure time-sharing; the counters do not depend on it." if over else "")]
 
 
 def _versus_serial(data: JSON) -> Any:

@@ -10,7 +10,9 @@ root and remembered slot (legal: updating a slot twice gives the same word).
   left behind as an object would show twice);
 - the control: the same run with the CAS replaced by a plain store (every task "wins") leaves
   objects copied twice, and the stamps say so (so the stamp test can fail);
-- without the race hook two tasks still agree with the oracle.
+- without the race hook two tasks still agree with the oracle;
+- the tracer's figures (sim/v8/tracer_parallel.py): the event counts the CAS failures and steals of
+  every task; with one task (serial) total CPU is the main's, measured, and no helper joined.
 """
 
 from __future__ import annotations
@@ -96,3 +98,16 @@ def test_two_tasks_without_the_hook_keep_the_oracle():
             _graph(m, rng, 500)
             m.gc(minor=True)
             m.check_graph()
+
+
+def test_the_event_counts_every_tasks_cas_failures_and_serial_cpu_is_the_mains():
+    with small_machine() as machine, mirrored_isolate(machine, semi_space_size=4 * PAGE) as m:
+        _graph(m, random.Random(3), 400)
+        ev = m.iso.gc(minor=True)
+        assert ev.helpers == ev.helper_objects == ev.cas_failures == 0
+        assert ev.total_cpu_ms == ev.main_cpu_ms > 0 and "scavenge.parallel=0.00" in ev.nvp
+        m.iso.testing(scavenge_tasks=2, race_hook=True)
+        _graph(m, random.Random(4), 400)
+        ev = m.iso.gc(minor=True)
+        assert ev.cas_failures == _cas_failures(m, 2) > 0
+        assert ev.helpers == 0 and ev.total_cpu_ms >= ev.main_cpu_ms > 0  # two tasks, one process

@@ -1,0 +1,58 @@
+"""A core's GC helper: V8's platform worker thread for the managed heap's parallel jobs
+(`src/libplatform/default-worker-threads-task-runner.cc`), one thread per worker process.
+
+It blocks on the core's doorbell (sim/machine/doorbell.py: a pipe, no polling); when rung it looks
+for posted jobs of other cores (sim/v8/gc_job.py) and, if its core is free now
+(`core_lock.acquire(blocking=False)`: a core busy with its own RPC does not help, as V8's worker
+threads do not when busy), joins one and works in it until it leaves (sim/v8/scavenge_job.help).
+
+The deadlock rule (docs/design/orinoco.md §3): a helper holds its `core_lock` for its whole visit
+and never releases it while joined. Otherwise this core's RPC thread could take the core, block on
+the isolate's locker that the job's main holds, while the main waits for this helper to leave. A
+visit is bounded (slices of gc_job.SLICE_OBJECTS objects, then a bounded idle wait), so this core's
+own requests wait at most one collection's share.
+
+It never takes an isolate's locker; what it writes goes through the kernels and the leaf locks.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from memsim.server.periodic import Periodic
+from memsim.sim.machine.doorbell import Doorbells
+from memsim.sim.v8 import gc_job, scavenge_job
+from memsim.sim.v8.isolate_table import V8
+
+WAIT_S = 0.5  # the longest a helper sleeps between looks at its stop flag
+
+
+class GcHelper(Periodic):
+    name = "gc-helper"
+
+    def __init__(self, v8: V8, core: int, core_lock: threading.Lock, doorbells: Doorbells):
+        super().__init__(core, WAIT_S)
+        self.v8, self.core_lock, self.doorbells = v8, core_lock, doorbells
+        self.visits = 0  # jobs joined (for tests and logs)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.doorbells.ring(self.core)
+        self.thread.join(2)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self.doorbells.wait(self.core, WAIT_S) and not self._stop.is_set():
+                self.run_tick()
+
+    def tick(self) -> None:
+        """Join every posted job of another core this core can help with now."""
+        for iso in gc_job.posted(self.v8.a.gc_job, self.core):
+            if not self.core_lock.acquire(blocking=False):
+                return  # busy: this core does not help
+            try:
+                if (int(self.v8.a.gc_job[iso, gc_job.J_KIND]) == gc_job.KIND_SCAVENGE
+                        and scavenge_job.help(self.v8.context(iso)) >= 0):
+                    self.visits += 1
+            finally:
+                self.core_lock.release()
