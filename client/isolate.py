@@ -248,12 +248,15 @@ class V8Commands(Endpoint, Generic[IsoT]):
 
     @command
     def create_isolate(self, semi_space_size: int = 0, max_old_space_size: int = 0, growing_factor: float = 0.0,
-                       keep: bool = False, *, timeout: float | None = None) -> Steps[IsoT]:
+                       keep: bool = False, *, incremental_marking: bool = False,
+                       timeout: float | None = None) -> Steps[IsoT]:
         """A new isolate (sizes in bytes; 0: the server's defaults, 1 MiB semi-spaces and an 8 MiB
-        max_old_space_size), destroyed when this client closes (or its lease runs out) unless keep=True."""
+        max_old_space_size), destroyed when this client closes (or its lease runs out) unless keep=True;
+        incremental_marking: its major GCs mark in steps between its operations (V8's default)
+        instead of all in the pause."""
         req = build_request(pb.CreateIsolateRequest, semi_space_size=semi_space_size,
                             max_old_space_size=max_old_space_size, growing_factor=growing_factor, keep=keep,
-                            lease_seconds=self.lease)
+                            lease_seconds=self.lease, incremental_marking=incremental_marking)
         if not keep:
             self._start_keepalive()  # before the call: an isolate it creates is never without renewal
         return self._isolate((yield from unary("CreateIsolate", req, pb.IsolateInfo, timeout)))

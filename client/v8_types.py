@@ -138,6 +138,8 @@ class GcEvent:
     incremental_steps: int
     incremental_longest_ms: float
     incremental_walltime_ms: float
+    marking_step_start_ms: tuple[float, ...] = ()  # the incremental cycle's steps (a Mark-Compact that ended one)
+    marking_step_ms: tuple[float, ...] = ()
 
     @property
     def freed(self) -> int:
@@ -146,7 +148,11 @@ class GcEvent:
 
     @classmethod
     def from_pb(cls, e: pb.GcEvent) -> GcEvent:
-        return cls(**{f.name: getattr(e, f.name) for f in fields(cls)})
+        return cls(**{f.name: tuple(getattr(e, f.name)) if f.name in _REPEATED else getattr(e, f.name)
+                      for f in fields(cls)})
+
+
+_REPEATED = frozenset(f.name for f in pb.GcEvent.DESCRIPTOR.fields if f.is_repeated)
 
 
 @dataclass(frozen=True)
@@ -160,11 +166,12 @@ class IsolateInfo:
     keep: bool
     holder: int  # the core running its mutator now, or -1
     home: int  # the core that created it
+    incremental_marking: bool = False  # its major GCs mark incrementally
 
     @classmethod
     def from_pb(cls, i: pb.IsolateInfo) -> IsolateInfo:
         return cls(i.isolate, i.state, i.space, i.semi_space_size, i.max_old_space_size, i.owner, i.keep, i.holder,
-                   i.home)
+                   i.home, i.incremental_marking)
 
 
 @dataclass(frozen=True)

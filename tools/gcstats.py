@@ -27,6 +27,7 @@ from typing import Protocol, TypedDict
 
 MMU_WINDOWS_MS = (10, 50, 100)  # the widths the bench reports
 KINDS = ("Scavenge", "Mark-Compact")  # V8's trace names for the minor and the major GC
+MARKING_STEP = "Marking step"  # an incremental marking step: a pause of the mutator too (not in "all")
 WORD = 8  # bytes per tagged word (x64 without pointer compression)
 
 
@@ -75,6 +76,10 @@ class GcEventLike(Protocol):
     def slots_visited(self) -> int: ...
     @property
     def barrier_slow_paths(self) -> int: ...
+    @property
+    def marking_step_start_ms(self) -> Sequence[float]: ...
+    @property
+    def marking_step_ms(self) -> Sequence[float]: ...
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,7 @@ class GcRecord:
     words_copied: int = 0
     slots_visited: int = 0
     barrier_slow_paths: int = 0
+    steps: Sequence[Sequence[float]] = ()  # (start, ms) of the incremental marking steps a Mark-Compact ended
 
     @property
     def end_ms(self) -> float:
@@ -116,7 +122,8 @@ class GcRecord:
                         nodes_died_in_new=e.nodes_died_in_new, nodes_promoted=e.nodes_promoted,
                         new_space_size_at_start=e.new_space_size_at_start, objects_scanned=e.objects_scanned,
                         words_scanned=e.words_scanned, words_copied=e.words_copied, slots_visited=e.slots_visited,
-                        barrier_slow_paths=e.barrier_slow_paths)
+                        barrier_slow_paths=e.barrier_slow_paths,
+                        steps=tuple(zip(e.marking_step_start_ms, e.marking_step_ms, strict=True)))
 
 
 @dataclass
@@ -186,6 +193,8 @@ def by_kind(records: Sequence[GcRecord]) -> dict[str, dict[str, float]]:
     for k in [*kinds, "all"]:
         mine = [r for r in records if k in ("all", r.kind)]
         out[k] = {**pause_figures([r.pause_ms for r in mine]), **throughput(mine)}
+    if steps := [float(ms) for r in records for _, ms in r.steps]:  # incremental marking's own pauses
+        out[MARKING_STEP] = {**pause_figures(steps), **throughput([])}
     return out
 
 
@@ -235,7 +244,9 @@ def mmu(pauses: Iterable[tuple[float, float]], t0: float, t1: float, width: floa
 
 
 def lane_mmu(run: LaneRun, windows: Sequence[float] = MMU_WINDOWS_MS) -> dict[str, float | None]:
+    """MMU of one lane: its GC pauses and its incremental marking steps both take the mutator's time."""
     pauses = [(r.start_ms, r.pause_ms) for r in run.events]
+    pauses += [(float(s), float(ms)) for r in run.events for s, ms in r.steps]
     out: dict[str, float | None] = {}
     for w in windows:
         u = mmu(pauses, run.t0_ms, run.t1_ms, w)

@@ -132,6 +132,7 @@ class GcLoad:
     scale: float = 1 / 16  # of Boehm's and Octane's real sizes (1.0 = stretch depth 18, 8000 splay nodes)
     semi_space: int = 1 << 20  # bytes per semi-space (V8's --min-semi-space-size, in bytes)
     max_old_space: int = 16 << 20  # bytes (Node's --max-old-space-size, in bytes)
+    incremental_marking: bool = False  # each isolate's major GCs mark incrementally (CreateIsolateRequest)
     seed: int = 1
     quick: bool = False
     progress: bool = True

@@ -59,6 +59,7 @@ from memsim.sim.v8.objects import (
     untag,
 )
 from memsim.sim.v8.tracer import GcEvent, TracerCounters
+from memsim.sim.v8.tracer_incremental import attach
 from memsim.sim.v8.write_barrier import for_store
 
 Value = int | Handle
@@ -311,8 +312,9 @@ class Isolate:
         return self.h.tracer.counters()
 
     def trace(self, after_seq: int = 0, max_records: int | None = None) -> list[GcEvent]:
-        """The last collections' events (the trace ring), oldest first, after `after_seq`."""
-        return self.h.tracer.read(after_seq, max_records)
+        """The last collections' events (the trace ring), oldest first, after `after_seq`; a Mark-Compact
+        that ended an incremental marking cycle with that cycle's steps."""
+        return attach(self.h.tracer.read(after_seq, max_records), self.h.a.tr_steps, self.h.a.tr_inc, self.h.iso)
 
     def testing(self, barrier_off: bool | None = None, force_compaction: bool | None = None,
                 verify_heap: bool | None = None, scavenge_tasks: int | None = None, race_hook: bool | None = None,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from memsim.sim.machine.shm import ArraySpec
-from memsim.sim.v8.tracer import GcTracer, R
+from memsim.sim.v8.tracer import GcEvent, GcTracer, R
 
 STEP_RING = 256
 I_START_MS, I_STEPS, I_MS, I_LONGEST, I_SEQ, I_BYTES_ALL, I_MS_ALL = range(7)
@@ -81,3 +81,18 @@ def steps(tr_steps: np.ndarray, tr_inc: np.ndarray, iso: int, after_seq: int = 0
     ring = tr_steps.shape[1]
     return [(s, float(tr_steps[iso, (s - 1) % ring, 0]), float(tr_steps[iso, (s - 1) % ring, 1]))
             for s in range(max(after_seq + 1, last - ring + 1, 1), last + 1)]
+
+
+def attach(events: list[GcEvent], tr_steps: np.ndarray, tr_inc: np.ndarray, iso: int) -> list[GcEvent]:
+    """Each Mark-Compact that ended an incremental cycle gets that cycle's steps still in the ring
+    (those that began between the cycle's start and the Mark-Compact's)."""
+    if not any(e.incremental_steps for e in events):
+        return events
+    ring = steps(tr_steps, tr_inc, iso)
+    for e in events:
+        if e.incremental_steps:
+            lo = e.start_ms - e.incremental_walltime_ms
+            mine = [(s, ms) for _, s, ms in ring if lo <= s <= e.start_ms]
+            e.marking_step_start_ms = tuple(s for s, _ in mine)
+            e.marking_step_ms = tuple(ms for _, ms in mine)
+    return events

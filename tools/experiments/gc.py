@@ -14,11 +14,15 @@ the next scavenge). What to see: the handler's heapUsed drops almost to nothing 
 scavenge; Splay's keeps climbing through scavenges until a Mark-Compact (the long pauses) takes
 it back down; MMU at short windows is what those pauses cost a latency-sensitive program.
 
-Collector modes (`--modes`): each is a name and the `memsim serve` flags that select it, and is
-run on its own server. Today there is one, `serial`: V8's scavenger and mark-compact, stop-the-
-world on the mutator's core (sim/v8/scavenger.py, sim/v8/mark_compact.py). A mode added to MODES
-(Orinoco's parallel or concurrent marking, docs/design/orinoco.md) is run, tabled and drawn
-beside it with no other change: a row of heap and pause panels per mode, one MMU line per mode.
+Collector modes (`--modes`): each is a name and the option strings that select it, and is run on
+its own server: `--flag` strings are `memsim serve` flags, `name=value` strings set a field of the
+load (tools/loads.py's GcLoad: the switches every lane's isolate is created with). `serial`: V8's
+scavenger and mark-compact, stop-the-world on the mutator's core (sim/v8/scavenger.py,
+sim/v8/mark_compact.py); `incremental`: the same with incremental marking (sim/v8/
+incremental_marking.py): the Mark-Compact's marking runs in steps between the program's own
+operations, which count as pauses ("Marking step") and in the MMU. A mode added to MODES is run,
+tabled and drawn beside them with no other change: a row of heap and pause panels per mode, one
+MMU line per mode.
 
 May touch: only the servers it starts.
 """
@@ -35,8 +39,8 @@ from memsim.tools.flags import parse_bytes, real, size_text, whole
 from memsim.tools.gcstats import GcRecord, LaneRun, worst_mmu
 from memsim.tools.loads import GC_WORKLOADS, QUICK_SCALE, QUICK_SEMI_SPACE, GcLoad
 
-# collector mode -> the `memsim serve` flags that select it
-MODES: dict[str, tuple[str, ...]] = {"serial": ()}
+# collector mode -> the option strings that select it: `memsim serve` flags, or GcLoad field=value
+MODES: dict[str, tuple[str, ...]] = {"serial": (), "incremental": ("incremental_marking=true",)}
 MMU_WIDTHS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 SCALE = 1 / 64  # Splay's tree of 125 nodes: old space fills, and mark-compacts, within seconds
 SEMI_SPACE = 256 << 10
@@ -92,13 +96,14 @@ def run(ctx: Context) -> JSON:
     modes: dict[str, dict[str, Any]] = {}
     with ctx.progress(len(a.modes) * len(a.workloads), "modes × workloads") as step:
         for mode in a.modes:
-            srv = own_server(load)
-            srv.extra += list(MODES[mode])
+            mode_load = mode_switches(load, MODES[mode])
+            srv = own_server(mode_load)
+            srv.extra += [o for o in MODES[mode] if o.startswith("--")]
             srv.start(timeout=300)
             try:
                 out: dict[str, Any] = {}
                 for name in a.workloads:
-                    rep = run_workload(replace(load, target=srv.target), name)
+                    rep = run_workload(replace(mode_load, target=srv.target), name)
                     runs: list[LaneRun] = rep.pop("_runs")
                     out[name] = {"figures": rep["figures"], "workload": rep["workload"],
                                  "mmu_curve": _mmu_curve(runs), "runs": [asdict(r) for r in runs]}
@@ -108,6 +113,19 @@ def run(ctx: Context) -> JSON:
             modes[mode] = out
     return {"clients": load.clients, "seconds": load.seconds, "scale": load.scale, "semi_space": load.semi_space,
             "max_old_space": load.max_old_space, "workloads": list(a.workloads), "modes": modes}
+
+
+def mode_switches(load: GcLoad, options: tuple[str, ...]) -> GcLoad:
+    """The load with a mode's `field=value` options applied (booleans and integers, by the field's default)."""
+    out = load
+    for o in options:
+        if o.startswith("--"):
+            continue
+        name, _, text = o.partition("=")
+        default = getattr(load, name)  # AttributeError: MODES names a field GcLoad lacks
+        value: bool | int = text.lower() in ("1", "true", "yes") if isinstance(default, bool) else int(text)
+        out = replace(out, **{name: value})
+    return out
 
 
 def _mmu_curve(runs: list[LaneRun]) -> list[list[float]]:
@@ -169,11 +187,11 @@ def summary(data: JSON) -> list[Any]:
             for kind, p in f["pauses"].items():
                 if kind == "all" or not p["count"]:
                     continue
-                short = "MC" if kind == "Mark-Compact" else kind
+                short = {"Mark-Compact": "MC", "Marking step": "step"}.get(kind, kind)
                 t.add_row(*((mode,) if several else ()), name, short, str(p["count"]), f"{p['p50_ms']:.1f}",
                           f"{p['p99_ms']:.1f}", f"{p['max_ms']:.1f}", f"{f['gc_time_share']:.1%}", mmu)
-    return [t, "MC: Mark-Compact. MMU: the least share of any window of that width left to the program "
-               "(1 = no pause in it)."]
+    return [t, "MC: Mark-Compact; step: an incremental marking step. MMU: the least share of any window of that "
+               "width left to the program (1 = no pause or step in it)."]
 
 
 def plot(data: JSON, fig: Figure) -> None:
