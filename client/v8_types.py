@@ -148,8 +148,8 @@ class GcEvent:
 
     @classmethod
     def from_pb(cls, e: pb.GcEvent) -> GcEvent:
-        return cls(**{f.name: tuple(getattr(e, f.name)) if f.name in _REPEATED else getattr(e, f.name)
-                      for f in fields(cls)})
+        return cls(**{f.name: getattr(e, f.name) for f in fields(cls) if f.name not in _REPEATED},
+                   marking_step_start_ms=tuple(e.marking_step_start_ms), marking_step_ms=tuple(e.marking_step_ms))
 
 
 _REPEATED = frozenset(f.name for f in pb.GcEvent.DESCRIPTOR.fields if f.is_repeated)

@@ -117,14 +117,13 @@ def run(ctx: Context) -> JSON:
 
 def mode_switches(load: GcLoad, options: tuple[str, ...]) -> GcLoad:
     """The load with a mode's `field=value` options applied (booleans and integers, by the field's default)."""
-    out = load
+    out = replace(load)
     for o in options:
         if o.startswith("--"):
             continue
         name, _, text = o.partition("=")
         default = getattr(load, name)  # AttributeError: MODES names a field GcLoad lacks
-        value: bool | int = text.lower() in ("1", "true", "yes") if isinstance(default, bool) else int(text)
-        out = replace(out, **{name: value})
+        setattr(out, name, text.lower() in ("1", "true", "yes") if isinstance(default, bool) else int(text))
     return out
 
 

@@ -163,6 +163,8 @@ def test_the_limit_starts_a_cycle_that_steps_and_finalises_with_v8s_suffix():
         for e in done:
             match = SUFFIX.search(e.line)
             assert match and int(match.group(1)) == e.incremental_steps, e.line
+            assert len(e.marking_step_ms) == len(e.marking_step_start_ms) == e.incremental_steps  # (ring: 256)
+            assert max(e.marking_step_ms) == e.incremental_longest_ms
         assert any(e.reason == "finalize incremental marking via stack guard" for e in done), [e.line for e in done]
         got = steps(mi.iso.h.a.tr_steps, mi.iso.h.a.tr_inc, mi.iso.id)
         assert len(got) >= sum(e.incremental_steps for e in done) > 0

@@ -45,3 +45,13 @@ def test_modes_and_workloads_are_checked_names() -> None:
     with pytest.raises(SystemExit):
         parser.parse_args(["experiment", "gc", "--modes", "bogus"])
     assert parser.parse_args(["experiment", "gc", "--workloads", "splay,handler"]).workloads == ["splay", "handler"]
+
+
+def test_the_incremental_mode_marks_in_steps_that_count_as_pauses(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["experiment", "gc", "--quick", "--quiet", "--modes", "incremental",
+                                      "--workloads", "splay", "--out", str(tmp_path), "--no-png"])
+    assert run_experiment(experiments()["gc"], args) == 0
+    w = json.loads((tmp_path / "gc.json").read_text())["data"]["modes"]["incremental"]["splay"]
+    ended = [e for run in lane_runs(w) for e in run.events if e.kind == "Mark-Compact" and e.steps]
+    assert ended, "no Mark-Compact ended an incremental marking cycle"
+    assert w["figures"]["pauses"]["Marking step"]["count"] >= 1
