@@ -13,11 +13,15 @@ iso_cfg C_INCREMENTAL is set:
   (marking.black_allocate, StartBlackAllocation).
 - steps: V8's allocation observers step every 64 KB of young allocation
   (kMajorGCYoungGenerationAllocationObserverStep) and every 256 KB of old
-  (kMajorGCOldGenerationAllocationObserverStep). `account` counts them down after each
-  allocation; the next allocate_raw, before it allocates, runs `step` under the locker in phase
-  MC_MARK_STEP. A step makes `step_bytes` bytes black: iso_cfg C_STEP_BYTES, or V8's
-  EstimateMarkingStepSize for kMaxStepSizeOnTask (1 ms) at the marking speed measured over the
-  steps so far, kInitialConservativeMarkingSpeed (100 KB/ms) before any.
+  (kMajorGCOldGenerationAllocationObserverStep); the old count here is the old generation's
+  growth since the last step, so promotions count too (this heap has no marking task, V8's other
+  source of steps, so marking must keep up with promotion as well). `account` counts young
+  allocation down; the next allocate_raw, before it allocates, runs `step` under the locker in
+  phase MC_MARK_STEP. A step's budget (`step_bytes`): iso_cfg C_STEP_BYTES exactly when set;
+  else the larger of V8's EstimateMarkingStepSize for kMaxStepSizeOnTask (1 ms at the marking
+  speed measured over the steps so far, kInitialConservativeMarkingSpeed = 100 KB/ms before any)
+  and the bytes allocated since the last step (V8's StepSizeToKeepUpWithAllocations: marking
+  keeps pace with the mutator, so the cycle ends before the heap reaches its limit).
 - finalisation: a step that empties the worklist asks for the Mark-Compact ("finalize incremental
   marking via stack guard"); any Mark-Compact while a cycle runs finishes it: `finalize` re-scans
   the roots and drains what is left grey (marking.finish), then the flags go and the state is OFF.
@@ -51,7 +55,7 @@ from memsim.sim.v8.large_object_space import objects as large_objects
 from memsim.sim.v8.layout import (
     C_STEP_BYTES,
     LO_SPACE,
-    M_OLD_LEFT,
+    M_OLD_AT_STEP,
     M_STATE,
     M_YOUNG_LEFT,
     MARKING_OFF,
@@ -83,37 +87,47 @@ def start(h: HeapContext, now_ms: float) -> None:
     for page in pages(h):
         mc.set_flags(h.dmap, page, mc.INCREMENTAL_MARKING)
     m = h.a.iso_marking[h.iso]
-    m[M_STATE], m[M_YOUNG_LEFT], m[M_OLD_LEFT] = MARKING_ON, YOUNG_OBSERVER_STEP, OLD_OBSERVER_STEP
+    m[M_STATE], m[M_YOUNG_LEFT], m[M_OLD_AT_STEP] = MARKING_ON, YOUNG_OBSERVER_STEP, old_space.size_of_objects(h)
     tracer_incremental.begin(h.a.tr_inc, h.iso, now_ms)
 
 
 def account(h: HeapContext, size: int, young: bool) -> None:
-    """An allocation of `size` bytes during the cycle, for the observers' next step."""
-    h.a.iso_marking[h.iso, M_YOUNG_LEFT if young else M_OLD_LEFT] -= size
+    """An allocation of `size` bytes during the cycle, for the young observer's next step."""
+    if young:
+        h.a.iso_marking[h.iso, M_YOUNG_LEFT] -= size
+
+
+def _allocated_since_step(h: HeapContext) -> tuple[int, int]:
+    """(young bytes allocated, old generation growth) since the last step."""
+    m = h.a.iso_marking[h.iso]
+    return YOUNG_OBSERVER_STEP - int(m[M_YOUNG_LEFT]), old_space.size_of_objects(h) - int(m[M_OLD_AT_STEP])
 
 
 def step_due(h: HeapContext) -> bool:
-    m = h.a.iso_marking[h.iso]
-    return marking.active(h) and (int(m[M_YOUNG_LEFT]) <= 0 or int(m[M_OLD_LEFT]) <= 0)
+    if not marking.active(h):
+        return False
+    young, old = _allocated_since_step(h)
+    return young >= YOUNG_OBSERVER_STEP or old >= OLD_OBSERVER_STEP
 
 
 def step_bytes(h: HeapContext) -> int:
-    """A step's budget: C_STEP_BYTES, else 1 ms at the measured marking speed (V8's EstimateMarkingStepSize)."""
+    """A step's budget: C_STEP_BYTES, else 1 ms at the measured marking speed (V8's
+    EstimateMarkingStepSize) or what was allocated since the last step, whichever is more."""
     given = int(h.cfg[C_STEP_BYTES])
     if given > 0:
         return given
-    return max(8, int(MAX_STEP_MS * (tracer_incremental.speed(h.a.tr_inc, h.iso) or INITIAL_SPEED)))
+    by_time = int(MAX_STEP_MS * (tracer_incremental.speed(h.a.tr_inc, h.iso) or INITIAL_SPEED))
+    return max(by_time, sum(max(0, n) for n in _allocated_since_step(h)))
 
 
 def step(h: HeapContext, now_ms: float) -> bool:
     """One step (the caller set phase MC_MARK_STEP); True when the worklist is empty: marking is
     complete but for the finalisation's root re-scan."""
+    budget = step_bytes(h)
     m = h.a.iso_marking[h.iso]
-    for col, every in ((M_YOUNG_LEFT, YOUNG_OBSERVER_STEP), (M_OLD_LEFT, OLD_OBSERVER_STEP)):
-        if m[col] <= 0:  # the observer that fired is re-armed for its next step
-            m[col] = every
+    m[M_YOUNG_LEFT], m[M_OLD_AT_STEP] = YOUNG_OBSERVER_STEP, old_space.size_of_objects(h)  # observers re-armed
     t0 = time.perf_counter()
-    done, nbytes = marking.step(h, step_bytes(h))
+    done, nbytes = marking.step(h, budget)
     tracer_incremental.record(h.a.tr_steps, h.a.tr_inc, h.iso, now_ms, (time.perf_counter() - t0) * 1e3, nbytes)
     return done
 

@@ -116,9 +116,10 @@ FREE_LIST_CATEGORIES = (24, 32, 48, 64, 80, 96, 112, 128, 256, 512, 1024, 2048, 
 NCAT = len(FREE_LIST_CATEGORIES)
 MIN_FREE_BLOCK = FREE_LIST_CATEGORIES[0]  # smaller gaps become fillers, counted as wasted
 
-# iso_marking columns: the cycle's state (OFF, MARKING), the bytes of young and of old allocation left
-# before the allocation observers' next step, whether the worklist overflowed (grey objects to rescan)
-M_STATE, M_YOUNG_LEFT, M_OLD_LEFT, M_OVERFLOWED = range(4)
+# iso_marking columns: the cycle's state (OFF, MARKING), the bytes of young allocation left before the
+# young observer's next step, the old generation's size at the last step (its growth, promotions
+# included, is the old observer's count), whether the worklist overflowed (grey objects to rescan)
+M_STATE, M_YOUNG_LEFT, M_OLD_AT_STEP, M_OVERFLOWED = range(4)
 NMARK = 8
 MARKING_OFF, MARKING_ON = 0, 1
 
