@@ -7,14 +7,21 @@
   worklist and clears from-space's bits;
 - a core that dies in a marking step, or in the mutator while a cycle runs: the cycle is dropped,
   the isolate stays live and verified;
+- the marking kernels leave the same colours and heap compiled and interpreted (NUMBA_DISABLE_JIT=1);
 - allocation past the limit starts a cycle, the observers step it, the finalising Mark-Compact's
   trace line carries V8's incremental suffix, and the oracle holds.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
+from memsim.sim.system import Machine, MachineConfig
 from memsim.sim.v8 import incremental_marking, marking, verifier
 from memsim.sim.v8.heap import now_ms
 from memsim.sim.v8.layout import LIVE, M_STATE, MARKING_ON, MC_MARK_STEP, MUTATOR
@@ -23,6 +30,7 @@ from memsim.sim.v8.tracer_incremental import steps
 from tests.sim.v8.mirror import mirrored_isolate, small_machine
 
 PAGE = 64 << 10
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _step_until(iso, done, limit=10_000):
@@ -169,3 +177,49 @@ def test_the_limit_starts_a_cycle_that_steps_and_finalises_with_v8s_suffix():
         got = steps(mi.iso.h.a.tr_steps, mi.iso.h.a.tr_inc, mi.iso.id)
         assert len(got) >= sum(e.incremental_steps for e in done) > 0
 
+
+
+def marking_digest() -> str:
+    """A deterministic cycle: a tree, steps, stores through the barrier, a scavenge in the middle, an
+    overflow rescan, more steps; a digest of both bitmaps over the isolate's frames, then of every
+    object's bytes after the finishing Mark-Compact."""
+    m = Machine.create(MachineConfig(vm_memory=16 * (1 << 20), v8_page_size=PAGE, v8_isolates=1))
+    try:
+        v8 = m.v8(0, m.heap(0))
+        with v8.enter(v8.create_isolate(semi_space_size=2 * PAGE, max_old_space_size=16 * PAGE)) as iso:
+            h, digest = iso.h, hashlib.sha256()
+            iso.open_scope()
+            nodes = [iso.new_object([k, 0, 0], payload=bytes([k % 251]) * 24, pretenure=k % 3 == 0) for k in range(600)]
+            for k in range(1, 600):
+                iso.set_field(nodes[(k - 1) // 2], 1 + (k - 1) % 2, nodes[k])
+            root = iso.make_persistent(nodes[0])
+            iso.close_scope()
+            iso.testing(step_bytes=512)
+            incremental_marking.start(h, 0.0)
+            for k in range(40):
+                incremental_marking.step(h, 0.0)
+                iso.open_scope()
+                iso.set_field(root, 0, iso.new_object([k], payload=b"fresh"))
+                iso.close_scope()
+                if k == 20:
+                    iso.gc(minor=True)
+                    marking.rescan(h)
+            rows = marking.frame_rows(h)
+            digest.update(h.a.v8_markbits[rows].tobytes() + h.a.v8_blackbits[rows].tobytes())
+            iso.gc()
+            objects: dict[int, int] = {}
+            for _, start, end in verifier._pages(h):
+                verifier._walk(h, start, end, objects)
+            for addr in objects:
+                digest.update(addr.to_bytes(8, "little") + h.dmap.read(addr, 16))
+            return digest.hexdigest()
+    finally:
+        m.destroy()
+
+
+def test_jit_and_interpreted_marking_kernels_agree():
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    out = subprocess.run([sys.executable, "-c", "from tests.sim.v8.test_incremental_marking import marking_digest; "
+                          "print(marking_digest())"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == marking_digest()
