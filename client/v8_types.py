@@ -142,6 +142,8 @@ class GcEvent:
     helper_objects: int  # objects the helpers copied or promoted
     segments_stolen: int
     cas_failures: int
+    marking_step_start_ms: tuple[float, ...] = ()  # the incremental cycle's steps (a Mark-Compact that ended one)
+    marking_step_ms: tuple[float, ...] = ()
 
     @property
     def freed(self) -> int:
@@ -150,7 +152,11 @@ class GcEvent:
 
     @classmethod
     def from_pb(cls, e: pb.GcEvent) -> GcEvent:
-        return cls(**{f.name: getattr(e, f.name) for f in fields(cls)})
+        return cls(**{f.name: getattr(e, f.name) for f in fields(cls) if f.name not in _REPEATED},
+                   marking_step_start_ms=tuple(e.marking_step_start_ms), marking_step_ms=tuple(e.marking_step_ms))
+
+
+_REPEATED = frozenset(f.name for f in pb.GcEvent.DESCRIPTOR.fields if f.is_repeated)
 
 
 @dataclass(frozen=True)
@@ -165,11 +171,12 @@ class IsolateInfo:
     holder: int  # the core running its mutator now, or -1
     home: int  # the core that created it
     gc_helpers: int = 0  # scavenge helper cores (0 serial, -1 V8's rule, n at most n)
+    incremental_marking: bool = False  # its major GCs mark incrementally
 
     @classmethod
     def from_pb(cls, i: pb.IsolateInfo) -> IsolateInfo:
         return cls(i.isolate, i.state, i.space, i.semi_space_size, i.max_old_space_size, i.owner, i.keep, i.holder,
-                   i.home, i.gc_helpers)
+                   i.home, i.gc_helpers, i.incremental_marking)
 
 
 @dataclass(frozen=True)

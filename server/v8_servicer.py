@@ -37,6 +37,7 @@ from memsim.server.v8_batch import budgeted_read, plan, run_batch
 from memsim.server.wire import DeadlineExceeded, batch_stream, call_budget
 from memsim.sim.errors import InvalidArgument, NotFound
 from memsim.sim.v8 import V8, Handle, Isolate, IsolateInfo, Value
+from memsim.sim.v8.isolate_table import DEFAULT_MAX_OLD_SPACE, DEFAULT_SEMI_SPACE
 from memsim.sim.v8.tracer import GcEvent
 from memsim.v1 import machine_pb2 as mpb
 from memsim.v1 import v8_pb2 as pb
@@ -78,7 +79,8 @@ def flatten(d: Mapping[str, object], prefix: str = "") -> dict[str, float]:
 def isolate_info(i: IsolateInfo, core: int) -> pb.IsolateInfo:
     return pb.IsolateInfo(isolate=i.id, state=i.state, space=i.space, semi_space_size=i.semi_space_size,
                           max_old_space_size=i.max_old_space_size, owner=f"{i.owner:x}" if i.owner else "",
-                          keep=not i.owner, holder=i.holder, core=core, home=i.home, gc_helpers=i.gc_helpers)
+                          keep=not i.owner, holder=i.holder, core=core, home=i.home, gc_helpers=i.gc_helpers,
+                          incremental_marking=i.incremental_marking)
 
 
 def space_statistics(s: Mapping[str, int | str]) -> pb.HeapSpaceStatistics:
@@ -153,15 +155,17 @@ class V8Servicer(v8_pb2_grpc.V8Servicer):
 
     def CreateIsolate(self, request: pb.CreateIsolateRequest, context: grpc.ServicerContext) -> pb.IsolateInfo:
         v8 = self.v8
-        sizes = {k: v for k, v in (("semi_space_size", request.semi_space_size),
-                                   ("max_old_space_size", request.max_old_space_size)) if v}
+        semi = request.semi_space_size or DEFAULT_SEMI_SPACE  # 0: the defaults (v8.proto)
+        max_old = request.max_old_space_size or DEFAULT_MAX_OLD_SPACE
 
         def create() -> IsolateInfo:
             owner, lease = creator(context, request.keep, request.lease_seconds)  # (v8.proto: leases)
             now = time.monotonic()
             v8.reap(now)  # what dead clients left goes back before a new isolate needs room
-            iso = v8.create_isolate(**sizes, growing_factor=request.growing_factor, owner=owner,
-                                    lease=lease, now=now, gc_helpers=min(request.gc_helpers, MAX_GC_HELPERS))
+            iso = v8.create_isolate(semi_space_size=semi, max_old_space_size=max_old,
+                                    growing_factor=request.growing_factor, owner=owner,
+                                    lease=lease, now=now, gc_helpers=min(request.gc_helpers, MAX_GC_HELPERS),
+                                    incremental_marking=request.incremental_marking)
             if owner:
                 v8.renew(owner, now)  # creating is renewing: the client's other isolates live on too
             return self._info(iso)

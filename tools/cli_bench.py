@@ -158,6 +158,8 @@ def _gc_parser(bsub: argparse._SubParsersAction[Parser]) -> None:
     s.add_argument("--max-old-space", type=parse_bytes, default=g.max_old_space,
                    help=f"each isolate's old-space limit, as Node's --max-old-space-size "
                         f"(default {size_text(g.max_old_space)})")
+    s.add_argument("--incremental-marking", action="store_true",
+                   help="each isolate marks incrementally (V8's default), in steps between its operations")
     s.add_argument("--seed", type=whole(0), default=g.seed, help=f"random seed (default {g.seed})")
     s.add_argument("--quick", action="store_true",
                    help="a smoke run: 1.5 s per workload at scale 1/256, semi-spaces of 256 KiB")

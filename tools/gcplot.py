@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memsim.tools.gcstats import KINDS, LaneRun, heap_series
+from memsim.tools.gcstats import KINDS, MARKING_STEP, LaneRun, heap_series
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -80,8 +80,13 @@ def draw_workload(heap: Axes, pauses: Axes, name: str, runs: Sequence[LaneRun]) 
         colour = KIND_COLOURS.get(kind, OTHER_COLOUR)
         pauses.vlines(xs, 0, ys, color=colour, lw=0.8, alpha=0.6)
         pauses.scatter(xs, ys, color=colour, s=8, label=f"{kind} ({len(xs)})")
+    steps = [((float(s) - run.t0_ms) / 1000.0, float(ms)) for run in runs for r in run.in_window() for s, ms in r.steps
+             if run.t0_ms <= s <= run.t1_ms]
+    if steps:  # incremental marking's steps: pauses of the mutator too
+        pauses.scatter([x for x, _ in steps], [y for _, y in steps], color=OTHER_COLOUR, s=6, marker="x",
+                       label=f"{MARKING_STEP} ({len(steps)})")
     pauses.set_ylabel("pause (ms)")
     pauses.set_xlabel("seconds into the measured window")
     pauses.grid(alpha=0.3)
-    if kinds:
+    if kinds or steps:
         pauses.legend(fontsize="small", loc="upper left")

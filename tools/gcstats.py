@@ -27,6 +27,7 @@ from typing import Protocol, TypedDict
 
 MMU_WINDOWS_MS = (10, 50, 100)  # the widths the bench reports
 KINDS = ("Scavenge", "Mark-Compact")  # V8's trace names for the minor and the major GC
+MARKING_STEP = "Marking step"  # an incremental marking step: a pause of the mutator too (not in "all")
 WORD = 8  # bytes per tagged word (x64 without pointer compression)
 
 
@@ -88,6 +89,10 @@ class GcEventLike(Protocol):
     def slots_visited(self) -> int: ...
     @property
     def barrier_slow_paths(self) -> int: ...
+    @property
+    def marking_step_start_ms(self) -> Sequence[float]: ...
+    @property
+    def marking_step_ms(self) -> Sequence[float]: ...
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,7 @@ class GcRecord:
     helper_objects: int = 0
     segments_stolen: int = 0
     cas_failures: int = 0
+    steps: Sequence[Sequence[float]] = ()  # (start, ms) of the incremental marking steps a Mark-Compact ended
 
     @property
     def end_ms(self) -> float:
@@ -137,7 +143,8 @@ class GcRecord:
                         words_scanned=e.words_scanned, words_copied=e.words_copied, slots_visited=e.slots_visited,
                         barrier_slow_paths=e.barrier_slow_paths, main_cpu_ms=e.main_cpu_ms,
                         total_cpu_ms=e.total_cpu_ms, helpers=e.helpers, helper_objects=e.helper_objects,
-                        segments_stolen=e.segments_stolen, cas_failures=e.cas_failures)
+                        segments_stolen=e.segments_stolen, cas_failures=e.cas_failures,
+                        steps=tuple(zip(e.marking_step_start_ms, e.marking_step_ms, strict=True)))
 
 
 @dataclass
@@ -204,11 +211,14 @@ def by_kind(records: Sequence[GcRecord]) -> dict[str, dict[str, float]]:
     kinds = [k for k in KINDS if any(r.kind == k for r in records)]
     kinds += sorted({r.kind for r in records} - set(kinds))
     out: dict[str, dict[str, float]] = {}
-    for k in [*kinds, "all"]:
+    steps = [float(ms) for r in records for _, ms in r.steps]  # incremental marking's steps: pauses of their own
+    for k in [*kinds, MARKING_STEP, "all"]:
         mine = [r for r in records if k in ("all", r.kind)]
-        out[k] = {**pause_figures([r.pause_ms for r in mine]), **throughput(mine),
-                  "main_cpu_ms": round(sum(r.main_cpu_ms for r in mine), 3),
-                  "total_cpu_ms": round(sum(r.total_cpu_ms for r in mine), 3)}
+        own = steps if k in (MARKING_STEP, "all") else []  # a step is the main thread's (until concurrent marking)
+        if mine or own:
+            out[k] = {**pause_figures([r.pause_ms for r in mine] + own), **throughput(mine),
+                      "main_cpu_ms": round(sum(r.main_cpu_ms for r in mine) + sum(own), 3),
+                      "total_cpu_ms": round(sum(r.total_cpu_ms for r in mine) + sum(own), 3)}
     return out
 
 
@@ -258,7 +268,9 @@ def mmu(pauses: Iterable[tuple[float, float]], t0: float, t1: float, width: floa
 
 
 def lane_mmu(run: LaneRun, windows: Sequence[float] = MMU_WINDOWS_MS) -> dict[str, float | None]:
+    """MMU of one lane: its GC pauses and its incremental marking steps both take the mutator's time."""
     pauses = [(r.start_ms, r.pause_ms) for r in run.events]
+    pauses += [(float(s), float(ms)) for r in run.events for s, ms in r.steps]
     out: dict[str, float | None] = {}
     for w in windows:
         u = mmu(pauses, run.t0_ms, run.t1_ms, w)

@@ -133,6 +133,7 @@ class GcLoad:
     semi_space: int = 1 << 20  # bytes per semi-space (V8's --min-semi-space-size, in bytes)
     max_old_space: int = 16 << 20  # bytes (Node's --max-old-space-size, in bytes)
     gc_helpers: int = 0  # each isolate's scavenge helper cores (CreateIsolateRequest.gc_helpers)
+    incremental_marking: bool = False  # each isolate's major GCs mark incrementally (CreateIsolateRequest)
     seed: int = 1
     quick: bool = False
     progress: bool = True

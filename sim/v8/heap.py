@@ -11,9 +11,13 @@ collections' entry point, and the sizes everything else reports.
   last-resort Mark-Compact that compacts every fragmented page, then the heap is out of memory;
 - an old-generation allocation that would pass the allocation limit (heap_controller.py) first
   runs a Mark-Compact; one that finds no room runs two, then the last resort, then fails.
-- a scavenge whose promotions pass the limit is followed by a Mark-Compact ("allocation limit":
-  where V8 would start incremental marking, StartIncrementalMarkingIfAllocationLimitIsReached,
-  this heap, which marks atomically, collects at once).
+- a scavenge whose promotions pass the limit is followed by a Mark-Compact ("allocation limit"),
+  or, with iso_cfg C_INCREMENTAL, by the start of incremental marking where V8 starts it
+  (StartIncrementalMarkingIfAllocationLimitIsReached; the pre-allocation check above likewise).
+  While a cycle runs, allocate_raw first runs the step the allocation observers owe
+  (incremental_marking.py) in phase MC_MARK_STEP, and a step that completes marking runs the
+  Mark-Compact at once ("finalize incremental marking via stack guard"); an old or large object
+  allocated during the cycle is black.
 
 Out of memory raises RESOURCE_EXHAUSTED with Node's words ("Reached heap limit Allocation failed
 - JavaScript heap out of memory"), naming the limit. Unlike Node, the isolate survives: the failed
@@ -34,21 +38,26 @@ from memsim.sim.errors import ResourceExhausted
 from memsim.sim.v8 import (
     array_buffer_sweeper,
     free_list,
+    incremental_marking,
     large_object_space,
     mark_compact,
+    marking,
     new_space,
     old_space,
     scavenger,
+    tracer_incremental,
 )
 from memsim.sim.v8.context import HeapContext
 from memsim.sim.v8.gc_work import GcWork
 from memsim.sim.v8.layout import (
     C_CREATED_NS,
     C_FORCE_COMPACTION,
+    C_INCREMENTAL,
     C_MAX_OLD,
     C_VERIFY,
     CHUNK_HEADER,
     MC_MARK,
+    MC_MARK_STEP,
     MUTATOR,
     OLD_SPACE,
     SCAVENGE,
@@ -69,11 +78,12 @@ from memsim.sim.v8.verifier import verify
 
 MB = 1 << 20
 # A test hook, read from the environment of the process that collects (a worker of a test's server):
-# a collection of this kind ("Scavenge" or "Mark-Compact") stops for PAUSE_SECONDS once its phase
-# word is set, so a test can kill the core mid-collection. Never set outside tests.
+# a collection of this kind ("Scavenge" or "Mark-Compact", or KIND_MARKING_STEP for an incremental
+# marking step) stops for PAUSE_SECONDS once its phase word is set, so a test can kill the core
+# mid-collection. Never set outside tests.
 PAUSE_ENV = "MEMSIM_TEST_V8_PAUSE_IN"
 PAUSE_SECONDS = 60.0
-KIND_SCAVENGE, KIND_MARK_COMPACT = "Scavenge", "Mark-Compact"
+KIND_SCAVENGE, KIND_MARK_COMPACT, KIND_MARKING_STEP = "Scavenge", "Mark-Compact", "Marking step"
 
 
 def size_of_objects(h: HeapContext) -> int:
@@ -154,7 +164,35 @@ def _collect_for(h: HeapContext, space: str) -> None:
     else:
         collect_garbage(h, KIND_SCAVENGE, "allocation failure")
         if old_space.size_of_objects(h) > int(h.top[T_OLD_LIMIT_BYTES]):
-            collect_garbage(h, KIND_MARK_COMPACT, "allocation limit", collector_reason="GC in old space requested")
+            _limit_reached(h)
+
+
+def _limit_reached(h: HeapContext) -> None:
+    """The old generation passed its allocation limit: a Mark-Compact, or with C_INCREMENTAL the
+    start of an incremental marking cycle (none if one runs: it ends in a Mark-Compact)."""
+    if not h.cfg[C_INCREMENTAL]:
+        collect_garbage(h, KIND_MARK_COMPACT, "allocation limit", collector_reason="GC in old space requested")
+    elif not marking.active(h):
+        incremental_marking.start(h, now_ms(h))
+
+
+def _marking_step(h: HeapContext) -> None:
+    """The step the allocation observers owe, in phase MC_MARK_STEP; the Mark-Compact when it
+    completes marking."""
+    h.a.iso_phase[h.iso] = MC_MARK_STEP
+    _pause_hook(h, KIND_MARKING_STEP)
+    done = incremental_marking.step(h, now_ms(h))
+    h.a.iso_phase[h.iso] = MUTATOR
+    if done:
+        collect_garbage(h, KIND_MARK_COMPACT, "finalize incremental marking via stack guard",
+                        collector_reason="GC in old space requested")
+
+
+def _pause_hook(h: HeapContext, kind: str) -> None:
+    if os.environ.get(PAUSE_ENV) == kind:
+        print(f"isolate {h.iso}: paused in {kind} on core {h.core} (test hook {PAUSE_ENV})",
+              file=sys.stderr, flush=True)
+        time.sleep(PAUSE_SECONDS)
 
 
 def allocate_raw(h: HeapContext, size: int, pretenure: bool = False) -> int:
@@ -163,11 +201,13 @@ def allocate_raw(h: HeapContext, size: int, pretenure: bool = False) -> int:
     each followed by a retry, then CollectAllAvailableGarbage ("last resort", compacting every
     fragmented page), then out of memory. The caller writes the object's header at once."""
     h.handles.usable()
+    if incremental_marking.step_due(h):
+        _marking_step(h)
     space = "lo" if size > h.g.max_regular_object else "old" if pretenure else "new"
     if space == "new" and size > new_space.capacity(h) // 2:
         space = "old"  # cannot fit a semispace page twice over: V8 pretenures such objects
     if space != "new" and old_space.size_of_objects(h) + size > int(h.top[T_OLD_LIMIT_BYTES]):
-        collect_garbage(h, KIND_MARK_COMPACT, "allocation limit", collector_reason="GC in old space requested")
+        _limit_reached(h)
     addr = _try(h, size, space)
     for _ in range(2):
         if addr:
@@ -180,6 +220,10 @@ def allocate_raw(h: HeapContext, size: int, pretenure: bool = False) -> int:
     if not addr:
         raise oom(h, size)
     h.top[T_ALLOCATED] += size
+    if marking.active(h):
+        if space != "new":
+            marking.black_allocate(h, addr, size)
+        incremental_marking.account(h, size, young=space == "new")
     return addr
 
 
@@ -201,13 +245,16 @@ def collect_garbage(h: HeapContext, kind: str, reason: str, force: bool = False,
                  collector_reason=collector_reason)
     old_space.give_back_lab(h)  # every page iterable before a collection (V8's FreeLinearAllocationArea)
     h.a.iso_phase[h.iso] = SCAVENGE if kind == KIND_SCAVENGE else MC_MARK
-    if os.environ.get(PAUSE_ENV) == kind:
-        print(f"isolate {h.iso}: paused in {kind} on core {h.core} (test hook {PAUSE_ENV})",
-              file=sys.stderr, flush=True)
-        time.sleep(PAUSE_SECONDS)
-    if kind == KIND_SCAVENGE:
+    _pause_hook(h, kind)
+    if kind == KIND_SCAVENGE and marking.active(h):
+        marks = incremental_marking.keep_buffer_marks(h)
+        scavenger.scavenge(h, work)  # colours follow the copies (marking.after_scavenge)
+        incremental_marking.restore_buffer_marks(h, marks)
+    elif kind == KIND_SCAVENGE:
         scavenger.scavenge(h, work)
     else:
+        if marking.active(h):  # the cycle's steps go into this event (V8's incremental suffix)
+            tracer_incremental.fill(tracer, h.a.tr_inc, now_ms(h))
         mark_compact.collect(h, work, force or bool(h.cfg[C_FORCE_COMPACTION]))
     event = tracer.end(work, size_of_objects(h), committed(h), now_ms(h))
     h.a.iso_phase[h.iso] = MUTATOR

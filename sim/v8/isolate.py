@@ -25,7 +25,10 @@ from memsim.sim.v8.large_object_space import chunk_bytes
 from memsim.sim.v8.layout import (
     C_BARRIER_OFF,
     C_FORCE_COMPACTION,
+    C_INCREMENTAL,
+    C_MARKING_BARRIER_OFF,
     C_MAX_OLD,
+    C_STEP_BYTES,
     C_TEST_NO_CAS,
     C_TEST_RACE,
     C_TEST_TASKS,
@@ -56,6 +59,7 @@ from memsim.sim.v8.objects import (
     untag,
 )
 from memsim.sim.v8.tracer import GcEvent, TracerCounters
+from memsim.sim.v8.tracer_incremental import attach
 from memsim.sim.v8.write_barrier import for_store
 
 Value = int | Handle
@@ -308,18 +312,27 @@ class Isolate:
         return self.h.tracer.counters()
 
     def trace(self, after_seq: int = 0, max_records: int | None = None) -> list[GcEvent]:
-        """The last collections' events (the trace ring), oldest first, after `after_seq`."""
-        return self.h.tracer.read(after_seq, max_records)
+        """The last collections' events (the trace ring), oldest first, after `after_seq`; a Mark-Compact
+        that ended an incremental marking cycle with that cycle's steps."""
+        return attach(self.h.tracer.read(after_seq, max_records), self.h.a.tr_steps, self.h.a.tr_inc, self.h.iso)
 
     def testing(self, barrier_off: bool | None = None, force_compaction: bool | None = None,
                 verify_heap: bool | None = None, scavenge_tasks: int | None = None, race_hook: bool | None = None,
-                no_cas: bool | None = None) -> None:
+                no_cas: bool | None = None, incremental_marking: bool | None = None,
+                marking_barrier_off: bool | None = None, step_bytes: int | None = None) -> None:
         """Test hooks (never reachable from the wire); scavenge_tasks, race_hook and no_cas run the
         scavenger's parallel kernel with that many tasks taking turns in this process (layout.py's
-        C_TEST_*)."""
+        C_TEST_*); incremental_marking switches incremental marking (on the wire only at creation),
+        marking_barrier_off skips the marking barrier, step_bytes sets a marking step's budget
+        (0: V8's 1 ms at the measured speed)."""
         for col, v in ((C_BARRIER_OFF, barrier_off), (C_FORCE_COMPACTION, force_compaction), (C_VERIFY, verify_heap),
-                       (C_TEST_RACE, race_hook), (C_TEST_NO_CAS, no_cas)):
+                       (C_TEST_RACE, race_hook), (C_TEST_NO_CAS, no_cas), (C_INCREMENTAL, incremental_marking),
+                       (C_MARKING_BARRIER_OFF, marking_barrier_off)):
             if v is not None:
                 self.h.cfg[col] = int(bool(v))
         if scavenge_tasks is not None:
             self.h.cfg[C_TEST_TASKS] = scavenge_tasks
+        if step_bytes is not None:
+            if isinstance(step_bytes, bool) or not isinstance(step_bytes, int) or step_bytes < 0:
+                raise InvalidArgument(f"step_bytes {step_bytes!r} must be a byte count >= 0")
+            self.h.cfg[C_STEP_BYTES] = step_bytes

@@ -17,7 +17,9 @@ MUTATOR on entry, a GC phase while collecting, and IDLE before it lets go. A loc
 another phase knows its predecessor died holding it (the kernel released the dead process's
 lock, as a robust mutex reports EOWNERDEAD). A mutator operation in flight leaves at most an
 object allocated but not yet referenced, so the heap is verified (verifier.py) and, if whole,
-used; a collection in flight has objects half copied and forwarding words in from-space, and is
+used; an incremental marking step, or a mutator operation while a marking cycle runs, drops the
+cycle (incremental_marking.abort: marks, worklist, flags) and is then verified the same way; a
+collection in flight has objects half copied and forwarding words in from-space, and is
 not redone: the isolate becomes LOST, its backing stores, pins and space are released, and its
 row answers FAILED_PRECONDITION naming what happened until it is destroyed or its lease ends.
 """
@@ -37,7 +39,7 @@ from memsim.sim.alloc.heap import Heap as AllocHeap
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from memsim.sim.machine.doorbell import Doorbells
 from memsim.sim.machine.locks import LockTable
-from memsim.sim.v8 import array_buffer_sweeper, gc_job, new_space, verifier
+from memsim.sim.v8 import array_buffer_sweeper, gc_job, incremental_marking, new_space, verifier
 from memsim.sim.v8.context import HeapContext, JobEnv
 from memsim.sim.v8.direct_map import DirectMap
 from memsim.sim.v8.handles import HandleTable
@@ -47,6 +49,7 @@ from memsim.sim.v8.layout import (
     C_GROWING,
     C_HELPERS,
     C_HOME,
+    C_INCREMENTAL,
     C_LOST_CORE,
     C_LOST_PHASE,
     C_MAX_OLD,
@@ -60,6 +63,9 @@ from memsim.sim.v8.layout import (
     IDLE,
     LIVE,
     LOST,
+    M_STATE,
+    MARKING_OFF,
+    MC_MARK_STEP,
     MUTATOR,
     PHASE_NAMES,
     SPACE_BITS,
@@ -91,6 +97,7 @@ class IsolateInfo:
     holder: int  # the core inside its locker, -1 if none
     home: int  # the core that created it
     gc_helpers: int = 0  # scavenge helpers (layout.py's C_HELPERS)
+    incremental_marking: bool = False  # major GCs mark incrementally (iso_cfg C_INCREMENTAL)
 
 
 class V8:
@@ -111,7 +118,8 @@ class V8:
     def context(self, iso: int, client: int = 0) -> HeapContext:
         a, g = self.a, self.g
         cfg = a.iso_cfg[iso]
-        dmap = DirectMap(self.words, self.data, a.v8_dm[iso], g, [a.v8_markbits, a.v8_slots[0], a.v8_slots[1]])
+        dmap = DirectMap(self.words, self.data, a.v8_dm[iso], g,
+                         [a.v8_markbits, a.v8_blackbits, a.v8_slots[0], a.v8_slots[1]])
         return HeapContext(iso=iso, a=a, g=g, dmap=dmap,
                            bounds=SpaceBounds(int(cfg[C_SEMI]), int(cfg[C_MAX_OLD]), g.page_size),
                            vm=self.vm, alloc=self.alloc, handles=HandleTable(a, iso),
@@ -128,7 +136,7 @@ class V8:
 
     def create_isolate(self, semi_space_size: int = DEFAULT_SEMI_SPACE, max_old_space_size: int = DEFAULT_MAX_OLD_SPACE,
                        growing_factor: float = 0.0, owner: int = 0, lease: float = 0.0, now: float = 0.0,
-                       gc_helpers: int = 0) -> int:
+                       gc_helpers: int = 0, incremental_marking: bool = False) -> int:
         ps = self.g.page_size
         for name, v in (("semi_space_size", semi_space_size), ("max_old_space_size", max_old_space_size)):
             if isinstance(v, bool) or not isinstance(v, int) or v < ps or v % ps:
@@ -159,6 +167,7 @@ class V8:
                 cfg[C_GROWING] = int(growing_factor * 1000)
                 cfg[C_HELPERS] = gc_helpers
                 cfg[C_VERIFY] = int(bool(os.environ.get(VERIFY_ENV)))  # test hook: verify after every GC
+                cfg[C_INCREMENTAL] = int(bool(incremental_marking))
                 cfg[C_OWNER], cfg[C_HOME], cfg[C_CREATED_NS] = owner, self.core, time.monotonic_ns()
                 cfg[C_SPACE] = -1  # no space yet: a failed create must not destroy space 0
                 a.iso_lease[iso] = (lease, now + lease)
@@ -178,7 +187,7 @@ class V8:
         a, vm = self.a, self.vm
         a.v8_dm[iso] = -1
         for row in (a.pg_space, a.pg_allocated, a.pg_live, a.pg_lo_size, a.pg_slots, a.iso_top, a.iso_free,
-                    a.ext_state, a.ext_mark, a.ext_addr, a.ext_len):
+                    a.ext_state, a.ext_mark, a.ext_addr, a.ext_len, a.iso_marking, a.tr_inc, a.tr_steps):
             row[iso] = 0
         HandleTable(a, iso).reset()
         sp = vm.create_space("multilevel", bits=SPACE_BITS, name=f"isolate-{iso}", system=SYSTEM_ISOLATE)
@@ -282,6 +291,9 @@ class V8:
         a mutator op was cut short and it verifies, else the isolate is LOST."""
         a = self.a
         phase = int(a.iso_phase[iso])
+        if phase == MC_MARK_STEP or (phase == MUTATOR and a.iso_marking[iso, M_STATE] != MARKING_OFF):
+            incremental_marking.abort(self.context(iso))  # a cycle cut short is dropped, not finished
+            phase = MUTATOR
         if phase == MUTATOR:
             problem = verifier.problems(self.context(iso))
             if not problem:
@@ -304,7 +316,7 @@ class V8:
             cfg = a.iso_cfg[i]
             out.append(IsolateInfo(int(i), STATE_NAMES[int(a.iso_state[i])], int(cfg[C_SPACE]), int(cfg[C_SEMI]),
                                    int(cfg[C_MAX_OLD]), int(cfg[C_OWNER]), int(a.iso_holder[i]), int(cfg[C_HOME]),
-                                   int(cfg[C_HELPERS])))
+                                   int(cfg[C_HELPERS]), bool(cfg[C_INCREMENTAL])))
         return out
 
     def owner(self, iso: int) -> int:

@@ -13,7 +13,7 @@ import numpy as np
 
 from memsim.sim.v8 import memory_chunk as mc
 from memsim.sim.v8.context import HeapContext
-from memsim.sim.v8.layout import CHUNK_HEADER, LO_SPACE, NO_SPACE, T_LO_BYTES, T_OLD_COMMITTED
+from memsim.sim.v8.layout import CHUNK_HEADER, LO_SPACE, M_STATE, MARKING_ON, NO_SPACE, T_LO_BYTES, T_OLD_COMMITTED
 from memsim.sim.v8.old_space import can_expand
 
 LO_FLAGS = mc.POINTERS_FROM_HERE_ARE_INTERESTING | mc.LARGE_PAGE
@@ -39,7 +39,8 @@ def allocate(h: HeapContext, size: int) -> int:
     page = h.bounds.page(slot)
     h.dmap.commit(h.vm, h.space, page, nbytes)
     obj = page + CHUNK_HEADER
-    mc.init_chunk(h.dmap, h.iso, slot, page, LO_SPACE, LO_FLAGS, obj + ((size + 7) & ~7))
+    marking = mc.INCREMENTAL_MARKING if h.a.iso_marking[h.iso, M_STATE] == MARKING_ON else 0  # a cycle runs
+    mc.init_chunk(h.dmap, h.iso, slot, page, LO_SPACE, LO_FLAGS | marking, obj + ((size + 7) & ~7))
     h.a.pg_space[h.iso, slot:slot + npages] = LO_SPACE
     h.a.pg_lo_size[h.iso, slot:slot + npages] = 0
     h.a.pg_lo_size[h.iso, slot] = size

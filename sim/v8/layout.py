@@ -40,6 +40,14 @@ its frames are pinned for as long as the page is committed and reached through t
     gc_job           (I, NJOB) int64          atomics             a posted parallel job (gc_job.py's J_*)
     gc_item          (I, NITEM, 4) int64      atomics (claim)     its work items: claim, kind, lo, hi (gc_job.py)
     gc_lablog        (I, MAX_TASKS, NLABLOG, 2) the task          a task's promotion LABs this job (lo, hi)
+    v8_blackbits     (pool words / 64,) u64   frame's isolate     marking's second colour: black = marked and
+                                                                  visited, grey = marked and not (marking.py)
+    iso_marking      (I, NMARK) int64         v8/isolate/<i>      an incremental marking cycle: M_* below
+                                                                  (incremental_marking.py)
+    wm_*             (I, ...)                 v8/isolate/<i>/worklist  the marking worklist (worklist.py's
+                                                                  second pool; it outlives a call)
+    tr_steps, tr_inc (I, ...)                 v8/isolate/<i>      marking steps: a ring and the cycle's sums
+                                                                  (tracer_incremental.py)
 
 The bitmaps are indexed by physical frame, machine-wide: a frame belongs to at most one isolate's
 committed page at a time, so the isolate's locker guards its rows too, and no per-isolate sizing is
@@ -64,7 +72,8 @@ import numpy as np
 from memsim.sim.errors import InvalidArgument
 from memsim.sim.machine.shm import ArraySpec
 from memsim.sim.v8.tracer import TracerArrays, tracer_specs
-from memsim.sim.v8.worklist import MAX_TASKS, WorklistArrays, worklist_specs
+from memsim.sim.v8.tracer_incremental import step_specs
+from memsim.sim.v8.worklist import MAX_TASKS, WorklistArrays, marking_specs, worklist_specs
 
 KiB, MiB = 1 << 10, 1 << 20
 HEAP_BASE = 1 << 30  # the heap's first address in the isolate's space (V8 reserves a cage; any aligned base works)
@@ -76,15 +85,20 @@ OLD_SLACK = 4  # old space's region is max_old_space_size + 1/OLD_SLACK: evacuat
 # Isolate states (iso_state) and phases (iso_phase)
 FREE, CREATING, LIVE, LOST, DESTROYING = range(5)
 STATE_NAMES = ("free", "creating", "live", "lost", "destroying")
-(IDLE, MUTATOR, SCAVENGE, MC_MARK, MC_EVACUATE, MC_UPDATE, MC_SWEEP, MC_RELEASE) = range(8)
+(IDLE, MUTATOR, SCAVENGE, MC_MARK, MC_EVACUATE, MC_UPDATE, MC_SWEEP, MC_RELEASE, MC_MARK_STEP) = range(9)
 PHASE_NAMES = ("idle", "mutator", "Scavenge", "Mark-Compact (mark)", "Mark-Compact (evacuate)",
-               "Mark-Compact (update pointers)", "Mark-Compact (sweep)", "Mark-Compact (release)")
+               "Mark-Compact (update pointers)", "Mark-Compact (sweep)", "Mark-Compact (release)",
+               "an incremental marking step")
 
 # iso_cfg columns
 (C_SEMI, C_MAX_OLD, C_GROWING, C_SPACE, C_OWNER, C_HOME, C_BARRIER_OFF, C_FORCE_COMPACTION, C_VERIFY,
  C_CREATED_NS, C_LOST_PHASE, C_LOST_CORE, C_TEST_TASKS, C_TEST_RACE, C_TEST_NO_CAS) = range(15)
 C_HELPERS = 15  # scavenge helpers: 0 = serial, -1 = V8's NumberOfScavengeTasks rule, n = at most n (gc_job.py)
 NCFG = 24
+# incremental marking (incremental_marking.py): C_INCREMENTAL 1 = start marking at the allocation limit
+# instead of a Mark-Compact; C_MARKING_BARRIER_OFF (sim-only, like C_BARRIER_OFF) skips the marking
+# barrier; C_STEP_BYTES a step's budget in bytes marked (0 = V8's 1 ms at the measured marking speed)
+C_INCREMENTAL, C_MARKING_BARRIER_OFF, C_STEP_BYTES = 16, 17, 18
 # C_GROWING holds the fixed growing factor x 1000 (0 = V8's dynamic HeapGrowingFactor).
 # Test hooks of the scavenger's parallel kernel, run in one process (scavenger.py): C_TEST_TASKS tasks
 # (0 or 1: one) take turns, C_TEST_RACE stops each copy between its body and its forwarding CAS so the
@@ -108,6 +122,13 @@ FREE_LIST_CATEGORIES = (24, 32, 48, 64, 80, 96, 112, 128, 256, 512, 1024, 2048, 
                         65536, 131072, 262144)
 NCAT = len(FREE_LIST_CATEGORIES)
 MIN_FREE_BLOCK = FREE_LIST_CATEGORIES[0]  # smaller gaps become fillers, counted as wasted
+
+# iso_marking columns: the cycle's state (OFF, MARKING), the bytes of young allocation left before the
+# young observer's next step, the old generation's size at the last step (its growth, promotions
+# included, is the old observer's count), whether the worklist overflowed (grey objects to rescan)
+M_STATE, M_YOUNG_LEFT, M_OLD_AT_STEP, M_OVERFLOWED = range(4)
+NMARK = 8
+MARKING_OFF, MARKING_ON = 0, 1
 
 # Spaces (pg_space)
 NO_SPACE, NEW_SPACE, OLD_SPACE, LO_SPACE = range(4)
@@ -221,6 +242,10 @@ def v8_specs(g: V8Geometry) -> list[ArraySpec]:
         ArraySpec("gc_job", "int64", (i, NJOB)),
         ArraySpec("gc_item", "int64", (i, NITEM, 4)),
         ArraySpec("gc_lablog", "int64", (i, MAX_TASKS, NLABLOG, 2)),
+        ArraySpec("v8_blackbits", "uint64", (g.bitmap_words,)),
+        ArraySpec("iso_marking", "int64", (i, NMARK)),
+        *marking_specs(i),
+        *step_specs(i),
     ]
 
 
@@ -261,13 +286,19 @@ class V8Arrays:
     gc_job: np.ndarray
     gc_item: np.ndarray
     gc_lablog: np.ndarray
+    v8_blackbits: np.ndarray
+    iso_marking: np.ndarray
+    tr_steps: np.ndarray
+    tr_inc: np.ndarray
     tracer: TracerArrays  # tracer.py's own arrays (tr_*, iso_ctr)
     worklists: WorklistArrays  # worklist.py's segments (wl_*)
+    marking: WorklistArrays  # the marking worklist's segments (wm_*)
 
     @classmethod
     def from_region(cls, region: dict[str, np.ndarray]) -> V8Arrays:
-        return cls(**{f.name: region[f.name] for f in fields(cls) if f.name not in ("tracer", "worklists")},
-                   tracer=TracerArrays.from_region(region), worklists=WorklistArrays.from_region(region))
+        return cls(**{f.name: region[f.name] for f in fields(cls) if f.name not in ("tracer", "worklists", "marking")},
+                   tracer=TracerArrays.from_region(region), worklists=WorklistArrays.from_region(region),
+                   marking=WorklistArrays.from_region(region, "wm"))
 
 
 def v8_lock_names(isolates: int, cores: int = 0) -> list[str]:

@@ -4,8 +4,9 @@ stopped for the whole pause, as V8 without incremental or concurrent marking).
 `collect(h, work, force)` runs the phases, each announced in `iso_phase` for recovery (a core
 that dies inside any of them leaves the isolate LOST, isolate_table.py):
 
-1. MC_MARK (set by heap.collect_garbage): marking.mark, tri-colour from the handles, over every
-   space; `pg_live` gets each page's live bytes.
+1. MC_MARK (set by heap.collect_garbage): marking.finish (through incremental_marking.finalize),
+   tri-colour from the handles, over every space: the whole marking, or the rest of an
+   incremental cycle; `pg_live` gets each page's live bytes.
 2. MC_EVACUATE. Evacuation candidates are chosen from those exact live bytes as
    ComputeEvacuationHeuristics does: old pages with at least 70 % of their area free, fewest
    live bytes first, at most 4 MB moved in all, and none at all if moving them would not free a
@@ -51,7 +52,7 @@ import time
 import numpy as np
 
 from memsim.sim.errors import ResourceExhausted
-from memsim.sim.v8 import heap_controller, marking, new_space, old_space, sweeper
+from memsim.sim.v8 import heap_controller, incremental_marking, marking, new_space, old_space, sweeper
 from memsim.sim.v8 import mark_kernels as mk
 from memsim.sim.v8 import memory_chunk as mc
 from memsim.sim.v8.array_buffer_sweeper import MARK_NEW, MARK_OLD
@@ -84,7 +85,7 @@ TARGET_FRAGMENTATION_PERCENT, MAX_EVACUATED_BYTES = 70, 4 * MB
 
 def collect(h: HeapContext, work: GcWork, force: bool) -> None:
     a, i = h.a, h.iso
-    marking.mark(h, work)
+    incremental_marking.finalize(h, work)  # the rest of an incremental cycle, or the whole marking
     t0 = time.perf_counter()
     a.iso_phase[i] = MC_EVACUATE
     candidates = select_candidates(h, force)
@@ -139,13 +140,6 @@ def evict_free_list(h: HeapContext, candidates: list[int]) -> None:
         evict[candidates] = 1
         d = h.dmap
         mk.evict_free_list(d.words, d.dm, d.shift, d.wpf, h.a.iso_free[h.iso], h.g.page_shift, evict)
-
-
-def new_space_ranges(h: HeapContext) -> list[tuple[int, int]]:
-    """[area start, end) of every to-space page in use: full pages to their end, the current one to top."""
-    ps, top = h.g.page_size, int(h.top[T_NEW_TOP])
-    current = int(h.top[T_NEW_LIMIT]) - ps
-    return [(p + CHUNK_HEADER, top if p == current else p + ps) for p in range(new_space.to_space(h), current + 1, ps)]
 
 
 class Evacuator:
@@ -212,7 +206,7 @@ class Evacuator:
     def promote_young(self) -> None:
         """Evacuate every marked young object (it runs first: the counters are the young ones)."""
         h = self.h
-        for start, end in new_space_ranges(h):
+        for start, end in new_space.ranges(h):
             self.evacuate(start, end, young=True)
         self.young_promoted = int(self.ctr_old[mk.K_MOVED])
         self.young_seen = int(self.ctr_old[mk.K_SEEN] + self.ctr_new[mk.K_SEEN])
@@ -284,7 +278,7 @@ def update_pointers(h: HeapContext, evacuated: set[int], young_left: bool, moved
         if marking.is_marked(h, obj):
             walk(obj, obj + ((size + 7) & ~7), True)
     if young_left:
-        for start, end in new_space_ranges(h):
+        for start, end in new_space.ranges(h):
             walk(start, end, False)
     work.slots_visited += int(ctr[mk.K_SLOTS])
 

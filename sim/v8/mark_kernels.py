@@ -11,8 +11,10 @@ inlined (dm_kernels.py):
                                                          word_index(va) - bitbase
     ctr     int64[NCTR]: the work counters (K_* below), which the callers copy into GcWork
 
-They create no Python objects and allocate nothing (the marking worklist is the caller's, grown
-between calls when full), and the same source runs interpreted under NUMBA_DISABLE_JIT=1.
+They create no Python objects and allocate nothing (the marking worklist is worklist.py's marking
+pool, whose segments the caller publishes and steals between calls), and the same source runs
+interpreted under NUMBA_DISABLE_JIT=1. Colours (marking.py): `bits` marked (grey or black),
+`black` (`v8_blackbits`) visited.
 Objects are walked from a range's start by their sizes; a map word with its low bit clear is a
 forwarding address (objects.py), whose size is the copy's: only an aborted evacuation candidate
 has such words outside its own loop (mark_compact.py).
@@ -25,14 +27,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from memsim.sim.v8 import worklist as wl
 from memsim.sim.v8.dm_kernels import copy_words, test_and_set_bit, test_bit, word_index
 from memsim.sim.v8.jit import njit_kernel
-from memsim.sim.v8.layout import FREE_LIST_CATEGORIES, HEAP_BASE
+from memsim.sim.v8.layout import CHUNK_HEADER, FREE_LIST_CATEGORIES, HEAP_BASE
 from memsim.sim.v8.objects import FILLER, FREE_SPACE, JS_ARRAY_BUFFER, JS_OBJECT, header, itype_of, nfields_of, size_of
 
-# ctr columns
-K_MARKED, K_WORDS, K_SLOTS, K_MOVED, K_COPIED, K_SEEN, K_UPDATED, K_FREED, K_BLOCKS, K_RECORDED = range(10)
-NCTR = 10
+# ctr columns (K_OVERFLOW: objects greyed while the marking segment had no room: the rescan finds them)
+K_MARKED, K_WORDS, K_SLOTS, K_MOVED, K_COPIED, K_SEEN, K_UPDATED, K_FREED, K_BLOCKS, K_RECORDED, K_OVERFLOW = range(11)
+NCTR = 11
+M_EMPTY, M_FULL, M_BUDGET = range(3)  # drain's results
 CATEGORIES = np.array(FREE_LIST_CATEGORIES, dtype=np.int64)
 MARK_OLD = 2  # array_buffer_sweeper's MARK_OLD: the holder lives in old space after this collection
 
@@ -47,41 +51,149 @@ def _header(words: np.ndarray, dm: np.ndarray, at: int, shift: int, wpf: int) ->
 
 
 @njit_kernel
-def mark(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: np.ndarray, bitbase: int,
-         page_shift: int, roots: np.ndarray, stack: np.ndarray, sp: int, pg_live: np.ndarray, ext_mark: np.ndarray,
-         ctr: np.ndarray) -> int:
-    """Tri-colour marking from `roots` (tagged words) to a fixpoint. White = bit clear, grey = bit
-    set and on the worklist `stack` (its first `sp` entries), black = bit set and popped (its fields
-    visited). A black object's size is added to its page's live bytes; a live ArrayBuffer marks its
-    extension row. The caller gives room for every root. Returns 0 when the worklist is empty, else
-    its size when the object on top has more fields than the room left: that object stays grey on
-    top, and the caller grows `stack` and calls again (with no roots)."""
-    for k in range(roots.shape[0]):
-        w = roots[k]
+def _visit(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: np.ndarray, black: np.ndarray,
+           bitbase: int, page_shift: int, addr: int, seg: np.ndarray, meta: np.ndarray, local: np.ndarray,
+           pg_live: np.ndarray, ext_mark: np.ndarray, ctr: np.ndarray) -> int:
+    """Blacken the grey object at `addr` and grey its white fields (MarkingVisitor), each pushed on
+    the task's marking segment; a field that finds no room stays grey off the worklist (K_OVERFLOW:
+    the caller's rescan finds it). Its size is added to its page's live bytes; a live ArrayBuffer
+    marks its extension row. The words marked."""
+    mw = words[word_index(dm, addr, shift, wpf)]
+    t = itype_of(mw)
+    n = nfields_of(mw) if t == JS_OBJECT else 0
+    size = size_of(mw)
+    test_and_set_bit(black, word_index(dm, addr, shift, wpf) - bitbase)
+    pg_live[(addr - HEAP_BASE) >> page_shift] += size
+    ctr[K_MARKED] += 1
+    ctr[K_WORDS] += size >> 3
+    ctr[K_SLOTS] += n
+    for i in range(n):
+        w = words[word_index(dm, addr + 8 + 8 * i, shift, wpf)]
         if (w & 1) != 0 and test_and_set_bit(bits, word_index(dm, w - 1, shift, wpf) - bitbase):
-            stack[sp] = w - 1
-            sp += 1
-    while sp > 0:
-        addr = stack[sp - 1]
+            if wl.room(meta, local, wl.WL_MARKING):
+                wl.push(seg, meta, local, wl.WL_MARKING, w - 1)
+            else:
+                ctr[K_OVERFLOW] += 1
+    if t == JS_ARRAY_BUFFER:
+        ext_mark[words[word_index(dm, addr + 16, shift, wpf)] >> 32] = MARK_OLD
+    return size >> 3
+
+
+@njit_kernel
+def drain(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: np.ndarray, black: np.ndarray,
+          bitbase: int, page_shift: int, seg: np.ndarray, meta: np.ndarray, local: np.ndarray, pg_live: np.ndarray,
+          ext_mark: np.ndarray, ctr: np.ndarray, budget: int) -> int:
+    """Pop grey objects and visit them (MarkCompactCollector::ProcessMarkingWorklist) until the task's
+    segments are empty (M_EMPTY: the caller steals or is done), `budget` words have been marked
+    (M_BUDGET: an incremental step's end), or the next object's fields might not fit the push
+    segment (M_FULL: it goes back on top, the caller publishes the segment and calls again). An
+    entry already black (pushed twice: by a rescan and before it) is skipped."""
+    done = 0
+    while done < budget:
+        addr = wl.pop(seg, meta, local, wl.WL_MARKING)
+        if addr == 0:
+            return M_EMPTY
+        b = word_index(dm, addr, shift, wpf) - bitbase
+        if test_bit(black, b):
+            continue
         mw = words[word_index(dm, addr, shift, wpf)]
-        t = itype_of(mw)
-        n = nfields_of(mw) if t == JS_OBJECT else 0
-        if sp - 1 + n > stack.shape[0]:
-            return sp
-        sp -= 1
-        size = size_of(mw)
-        pg_live[(addr - HEAP_BASE) >> page_shift] += size
-        ctr[K_MARKED] += 1
-        ctr[K_WORDS] += size >> 3
-        ctr[K_SLOTS] += n
-        for i in range(n):
-            w = words[word_index(dm, addr + 8 + 8 * i, shift, wpf)]
-            if (w & 1) != 0 and test_and_set_bit(bits, word_index(dm, w - 1, shift, wpf) - bitbase):
-                stack[sp] = w - 1
-                sp += 1
-        if t == JS_ARRAY_BUFFER:
-            ext_mark[words[word_index(dm, addr + 16, shift, wpf)] >> 32] = MARK_OLD
-    return 0
+        n = nfields_of(mw) if itype_of(mw) == JS_OBJECT else 0
+        fill = meta[local[wl.WL_MARKING, wl.L_PUSH], wl.M_FILL]
+        if fill > 0 and fill + n > wl.SEG:  # it came from the push segment, so it fits back
+            wl.push(seg, meta, local, wl.WL_MARKING, addr)
+            return M_FULL
+        done += _visit(words, dm, shift, wpf, bits, black, bitbase, page_shift, addr, seg, meta, local, pg_live,
+                       ext_mark, ctr)
+    return M_BUDGET
+
+
+@njit_kernel
+def push_roots(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: np.ndarray, bitbase: int,
+               roots: np.ndarray, start: int, seg: np.ndarray, meta: np.ndarray, local: np.ndarray) -> int:
+    """Grey every white object the root words from `start` on point at (MarkRoots), pushing each;
+    returns roots.shape[0], or the index where the push segment filled (the caller publishes it)."""
+    for k in range(start, roots.shape[0]):
+        w = roots[k]
+        if (w & 1) != 0 and not test_bit(bits, word_index(dm, w - 1, shift, wpf) - bitbase):
+            if not wl.room(meta, local, wl.WL_MARKING):
+                return k
+            test_and_set_bit(bits, word_index(dm, w - 1, shift, wpf) - bitbase)
+            wl.push(seg, meta, local, wl.WL_MARKING, w - 1)
+    return roots.shape[0]
+
+
+@njit_kernel
+def push_grey(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: np.ndarray, black: np.ndarray,
+              bitbase: int, start: int, end: int, seg: np.ndarray, meta: np.ndarray, local: np.ndarray) -> int:
+    """The overflow's rescan (V8's old MarkCompactCollector::RefillMarkingDeque): push every grey
+    object of [start, end) (marked, not black); `end`, or the address where the push segment
+    filled (the caller publishes it and calls again from there)."""
+    at = start
+    while at < end:
+        mw = words[word_index(dm, at, shift, wpf)]
+        b = word_index(dm, at, shift, wpf) - bitbase
+        if test_bit(bits, b) and not test_bit(black, b):
+            if not wl.room(meta, local, wl.WL_MARKING):
+                return at
+            wl.push(seg, meta, local, wl.WL_MARKING, at)
+        at += size_of(mw)
+    return end
+
+
+@njit_kernel
+def transfer_colors(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: np.ndarray, black: np.ndarray,
+                    bitbase: int, page_shift: int, page: int, lo: int, top: int, current: int, to_lo: int,
+                    to_hi: int, pg_live: np.ndarray) -> int:
+    """After a scavenge while marking, before from-space is zapped: every forwarded from-space
+    object's colour goes to its copy (V8's TransferColor in Scavenger::MigrateObject), and a black
+    one promoted counts on its old page's live bytes. Pages from `lo` to `current` (the old
+    allocation top's page) are walked, `current` only to `top`. The objects given a colour."""
+    n = 0
+    at_page = lo
+    while at_page <= current:
+        end = top if at_page == current else at_page + page
+        at = at_page + CHUNK_HEADER
+        while at < end:
+            mw = words[word_index(dm, at, shift, wpf)]
+            if (mw & 1) == 0:  # forwarded: the survivor's size is in its copy's header
+                b = word_index(dm, at, shift, wpf) - bitbase
+                size = size_of(words[word_index(dm, mw, shift, wpf)])
+                if test_bit(bits, b):
+                    d = word_index(dm, mw, shift, wpf) - bitbase
+                    test_and_set_bit(bits, d)
+                    n += 1
+                    if test_bit(black, b):
+                        test_and_set_bit(black, d)
+                        if mw < to_lo or mw >= to_hi:
+                            pg_live[(mw - HEAP_BASE) >> page_shift] += size
+                at += size
+                continue
+            at += size_of(mw)
+        at_page += page
+    return n
+
+
+@njit_kernel
+def update_worklist(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, seg: np.ndarray, meta: np.ndarray,
+                    lo: int, hi: int) -> int:
+    """MarkingWorklists::Update after a scavenge (UpdateMarkingWorklistAfterYoungGenGC): every entry
+    in from-space [lo, hi) becomes its copy's address, or goes if it was not copied (it died);
+    every segment is compacted in place. The entries dropped."""
+    dropped = 0
+    for s in range(seg.shape[0]):
+        k = 0
+        for j in range(meta[s, wl.M_FILL]):
+            e = seg[s, j]
+            if lo <= e < hi:
+                mw = words[word_index(dm, e, shift, wpf)]
+                if (mw & 1) != 0:
+                    dropped += 1
+                    continue
+                e = mw
+            seg[s, k] = e
+            k += 1
+        meta[s, wl.M_FILL] = k
+    return dropped
 
 
 @njit_kernel

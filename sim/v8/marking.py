@@ -1,22 +1,36 @@
-"""The mark bitmap and the marking phase of a Mark-Compact: V8's MarkingBitmap
-(`marking.h`) and MarkCompactCollector::MarkLiveObjects (`mark-compact.cc`).
+"""The mark bitmaps and the marking of a Mark-Compact: V8's MarkingBitmap (`marking.h`),
+MarkCompactCollector::MarkLiveObjects (`mark-compact.cc`) and the marking half of
+IncrementalMarking (`incremental-marking.cc`: Start's MarkRoots, Step, the finalisation).
 
-`v8_markbits` has one bit per word of the VM pool, indexed by physical frame: the bit of heap
-address va is `dm_kernels.word_index(va) - pool_base * wpf`. A frame belongs to at most one
-committed page of one isolate, so the isolate's locker guards its frames' bits, and no
-per-isolate sizing is needed. Only an object's first word is ever marked (V8 keeps two bits per
-object for its colours; here the worklist supplies the second):
+Two bitmaps, one bit per word of the VM pool, indexed by physical frame: the bit of heap address
+va is `dm_kernels.word_index(va) - pool_base * wpf`. A frame belongs to at most one committed page
+of one isolate, so the isolate's locker guards its frames' bits. Only an object's first word is
+ever marked. V8 keeps two bits per object for its colours; here they are two bitmaps:
 
-    white   bit clear: not reached (yet); dead once marking ends
-    grey    bit set and on the worklist: reached, fields not yet visited
-    black   bit set and popped: reached and every field visited
+    white   `v8_markbits` clear: not reached (yet); dead once marking ends
+    grey    `v8_markbits` set, `v8_blackbits` clear: reached, fields not yet visited; normally on
+            the marking worklist
+    black   both set: reached and every field visited
 
-Marking is atomic (the mutator is stopped, as in V8's non-incremental full GC), so no marking
-barrier is needed. Roots are the local handles `hs_slot[iso, :hs_top]` and the used global
-handles; the marking covers every space (new, old, large objects) by address alone.
+The marking worklist is worklist.py's marking pool (WL_MARKING), shared segments that outlive a
+call, because an incremental cycle spans many calls and scavenges. The pool is fixed: a push that
+finds no room, or a segment the pool cannot take, leaves its objects grey and off the worklist,
+and the cycle remembers it (iso_marking's M_OVERFLOWED); when the worklist runs dry, every page is
+walked and its grey objects pushed again (mark_kernels.push_grey, V8's old RefillMarkingDeque),
+which a second bitmap makes possible: without it grey and black would look alike off the list.
 
-Invariants: outside a Mark-Compact every bit of the isolate's frames is clear and `pg_live` is 0
-(`clear` runs in the release phase); a page's frames are cleared again when it is uncommitted
+Marking is split as V8's is: `start` (the counts zeroed, the worklist emptied, the roots greyed:
+MarkRoots), `step(budget)` (pop and visit until `budget` bytes are black or the worklist is
+empty), `finish` (the roots again, then everything left). A Mark-Compact without incremental
+marking runs start + finish in its pause; an incremental one runs only finish there
+(incremental_marking.py owns the cycle: its state, the page flags, when steps run). Every object
+allocated in old or large-object space while a cycle runs is black at once (`black_allocate`,
+V8's black allocation); a scavenge in the middle of a cycle gives each copy its original's
+colour and rewrites the worklist (`after_scavenge`).
+
+Invariants: outside a marking cycle (iso_marking OFF) every bit of the isolate's frames is clear
+and `pg_live` is 0 (`clear` runs in the release phase and when a cycle is aborted); during one,
+`pg_live` is each page's black bytes; a page's frames are cleared again when it is uncommitted
 (direct_map.py), so a frame's next owner starts white.
 """
 
@@ -26,12 +40,15 @@ import time
 
 import numpy as np
 
+from memsim.sim.v8 import large_object_space, new_space, old_space
 from memsim.sim.v8 import mark_kernels as mk
+from memsim.sim.v8 import worklist as wl
 from memsim.sim.v8.context import HeapContext
 from memsim.sim.v8.gc_work import GcWork
-from memsim.sim.v8.objects import nfields_of
+from memsim.sim.v8.layout import CHUNK_HEADER, M_OVERFLOWED, M_STATE, MARKING_ON
 
-WORKLIST = 1 << 14  # the marking worklist's first size in entries (V8's worklist segments hold 64 each)
+TASK = 0  # the main thread's row of the marking pool (helpers would take others)
+UNLIMITED = 1 << 62
 
 
 def bitbase(h: HeapContext) -> int:
@@ -39,46 +56,167 @@ def bitbase(h: HeapContext) -> int:
     return h.g.pool_base * h.g.words_per_frame
 
 
-def is_marked(h: HeapContext, addr: int) -> bool:
-    """Whether the object at addr is grey or black (tests and assertions)."""
+def _bit(h: HeapContext, bits: np.ndarray, addr: int) -> bool:
     b = h.dmap.index(addr) - bitbase(h)
-    return bool(int(h.a.v8_markbits[b >> 6]) >> (b & 63) & 1)
+    return bool(int(bits[b >> 6]) >> (b & 63) & 1)
+
+
+def is_marked(h: HeapContext, addr: int) -> bool:
+    """Whether the object at addr is grey or black."""
+    return _bit(h, h.a.v8_markbits, addr)
+
+
+def is_black(h: HeapContext, addr: int) -> bool:
+    return _bit(h, h.a.v8_blackbits, addr)
+
+
+def active(h: HeapContext) -> bool:
+    """An incremental marking cycle is running (its marks and worklist are live between calls)."""
+    return int(h.a.iso_marking[h.iso, M_STATE]) == MARKING_ON
 
 
 def frame_rows(h: HeapContext) -> np.ndarray:
     """The bitmap words (indices into a pool-wide row) of every frame the isolate has committed."""
-    frames = h.dmap.dm[h.dmap.dm >= 0].astype(np.int64)
+    return _rows(h, h.dmap.dm[h.dmap.dm >= 0].astype(np.int64))
+
+
+def _rows(h: HeapContext, frames: np.ndarray) -> np.ndarray:
     per = h.g.words_per_frame // 64
     return (((frames - h.g.pool_base) * per)[:, None] + np.arange(per)).ravel()
 
 
 def clear(h: HeapContext) -> None:
     """Every object of the isolate white again, and no live bytes counted."""
-    h.a.v8_markbits[frame_rows(h)] = 0
+    rows = frame_rows(h)
+    h.a.v8_markbits[rows] = 0
+    h.a.v8_blackbits[rows] = 0
     h.a.pg_live[h.iso] = 0
 
 
-def mark(h: HeapContext, work: GcWork) -> None:
-    """Mark everything reachable from the roots; `pg_live` gets each page's live bytes and every
-    live ArrayBuffer's extension row is marked (it will be in old space after the collection)."""
-    t0 = time.perf_counter()
-    ctr = np.zeros(mk.NCTR, dtype=np.int64)
-    d = h.dmap
-    h.a.pg_live[h.iso] = 0  # (already: `clear` ends every Mark-Compact) the counts start from nothing
+def _pool(h: HeapContext) -> wl.Worklist:
+    return wl.Worklist(h.a.marking, h.iso, h.worklist.lock)
+
+
+def start(h: HeapContext) -> None:
+    """Begin a marking: no live bytes counted, an empty worklist, the roots grey (MarkRoots)."""
+    h.a.pg_live[h.iso] = 0
+    h.a.iso_marking[h.iso, M_OVERFLOWED] = 0
+    _pool(h).reset(tasks=1)
+    _push_roots(h)
+
+
+def _push_roots(h: HeapContext) -> None:
+    d, pool = h.dmap, _pool(h)
     roots = h.handles.root_words()
-    stack = np.empty(max(WORKLIST, 2 * roots.size), dtype=np.int64)
-    sp = 0
+    k = 0
+    while (k := mk.push_roots(d.words, d.dm, d.shift, d.wpf, h.a.v8_markbits, bitbase(h), roots, k, pool.seg,
+                              pool.meta, pool.local(TASK))) < roots.size:
+        _publish(h, pool)
+
+
+def push(h: HeapContext, addr: int) -> None:
+    """Push a grey object on the main thread's marking segment (the marking barrier's push)."""
+    pool = _pool(h)
+    local = pool.local(TASK)
+    if not wl.room(pool.meta, local, wl.WL_MARKING):
+        _publish(h, pool)
+    wl.push(pool.seg, pool.meta, local, wl.WL_MARKING, addr)
+
+
+def _publish(h: HeapContext, pool: wl.Worklist) -> None:
+    if not pool.publish(TASK, wl.WL_MARKING):
+        h.a.iso_marking[h.iso, M_OVERFLOWED] = 1
+
+
+def drain(h: HeapContext, budget_bytes: int, ctr: np.ndarray) -> bool:
+    """Visit grey objects until `budget_bytes` more are black or none is left; True when none is
+    (the worklist and, after an overflow, the rescan found nothing grey)."""
+    a, d, pool = h.a, h.dmap, _pool(h)
+    left = max(1, budget_bytes >> 3)
     while True:
-        sp = mk.mark(d.words, d.dm, d.shift, d.wpf, h.a.v8_markbits, bitbase(h), h.g.page_shift, roots, stack, sp,
-                     h.a.pg_live[h.iso], h.a.ext_mark[h.iso], ctr)
-        if not sp:
-            break
-        need = sp + nfields_of(d.load(int(stack[sp - 1])))  # the grey object on top and all its fields
-        bigger = np.empty(max(2 * stack.size, need), dtype=np.int64)
-        bigger[:sp] = stack[:sp]
-        stack, roots = bigger, roots[:0]
+        before = int(ctr[mk.K_WORDS])
+        code = mk.drain(d.words, d.dm, d.shift, d.wpf, a.v8_markbits, a.v8_blackbits, bitbase(h), h.g.page_shift,
+                        pool.seg, pool.meta, pool.local(TASK), a.pg_live[h.iso], a.ext_mark[h.iso], ctr, left)
+        left -= int(ctr[mk.K_WORDS]) - before
+        if ctr[mk.K_OVERFLOW]:
+            a.iso_marking[h.iso, M_OVERFLOWED] = 1
+            ctr[mk.K_OVERFLOW] = 0
+        if code == mk.M_BUDGET:
+            return False
+        if code == mk.M_FULL:
+            _publish(h, pool)
+        elif not pool.steal(TASK, wl.WL_MARKING):
+            if not a.iso_marking[h.iso, M_OVERFLOWED]:
+                return True
+            _rescan(h, pool)
+
+
+def rescan(h: HeapContext) -> None:
+    """Push every grey object on the marking worklist again (the overflow path, run by hand)."""
+    _rescan(h, _pool(h))
+
+
+def _rescan(h: HeapContext, pool: wl.Worklist) -> None:
+    """The overflow path: push every grey object of every page again (old space made iterable first)."""
+    a, d = h.a, h.dmap
+    a.iso_marking[h.iso, M_OVERFLOWED] = 0
+    old_space.give_back_lab(h)
+    ps = h.g.page_size
+    ranges = [(h.bounds.page(int(s)) + CHUNK_HEADER, h.bounds.page(int(s)) + ps) for s in old_space.pages(h)]
+    ranges += [(h.bounds.page(s) + CHUNK_HEADER, h.bounds.page(s) + CHUNK_HEADER + ((n + 7) & ~7))
+               for s, n in large_object_space.objects(h)]
+    for at, end in ranges + new_space.ranges(h):
+        while (at := mk.push_grey(d.words, d.dm, d.shift, d.wpf, a.v8_markbits, a.v8_blackbits, bitbase(h), at, end,
+                                  pool.seg, pool.meta, pool.local(TASK))) < end:
+            _publish(h, pool)
+
+
+def step(h: HeapContext, budget_bytes: int) -> tuple[bool, int]:
+    """One incremental step: (whether the worklist is empty, the bytes it made black)."""
+    ctr = np.zeros(mk.NCTR, dtype=np.int64)
+    done = drain(h, budget_bytes, ctr)
+    return done, int(ctr[mk.K_WORDS]) * 8
+
+
+def finish(h: HeapContext, work: GcWork) -> None:
+    """Mark everything reachable from the roots, in the pause: after an incremental cycle, the roots
+    again and what is left grey; else the whole marking. `pg_live` then holds each page's live
+    bytes and every live ArrayBuffer's extension row is marked."""
+    t0 = time.perf_counter()
+    if active(h):
+        _push_roots(h)
+    else:
+        start(h)
+    ctr = np.zeros(mk.NCTR, dtype=np.int64)
+    drain(h, UNLIMITED, ctr)
     work.objects_marked += int(ctr[mk.K_MARKED])
     work.objects_scanned += int(ctr[mk.K_MARKED])
     work.words_scanned += int(ctr[mk.K_WORDS])
     work.slots_visited += int(ctr[mk.K_SLOTS])
     work.phase_ms["mark"] = (time.perf_counter() - t0) * 1e3
+
+
+def black_allocate(h: HeapContext, addr: int, size: int) -> None:
+    """V8's black allocation: an object allocated in old or large-object space during a cycle is
+    black at once and counts as live on its page (it survives this cycle, as in V8)."""
+    for bits in (h.a.v8_markbits, h.a.v8_blackbits):
+        b = h.dmap.index(addr) - bitbase(h)
+        bits[b >> 6] |= np.uint64(1) << np.uint64(b & 63)
+    h.a.pg_live[h.iso, h.bounds.slot(addr)] += size
+
+
+def after_scavenge(h: HeapContext, from_base: int, from_top: int, old_current: int) -> None:
+    """A scavenge ran while marking (called before from-space is zapped): each copy takes its
+    original's colour, the worklist's entries follow their objects (the dead go), and from-space's
+    bits and live bytes are cleared before its frames hold new objects."""
+    a, d, pool = h.a, h.dmap, _pool(h)
+    to_lo = new_space.to_space(h)
+    mk.transfer_colors(d.words, d.dm, d.shift, d.wpf, a.v8_markbits, a.v8_blackbits, bitbase(h), h.g.page_shift,
+                       h.g.page_size, from_base, from_top, old_current, to_lo, to_lo + h.bounds.semi, a.pg_live[h.iso])
+    with pool.lock:
+        mk.update_worklist(d.words, d.dm, d.shift, d.wpf, pool.seg, pool.meta, from_base, from_base + h.bounds.semi)
+    rows = _rows(h, d.frames(from_base, h.bounds.semi).astype(np.int64))
+    a.v8_markbits[rows] = 0
+    a.v8_blackbits[rows] = 0
+    slots = h.bounds.slot_range(from_base, h.bounds.semi)
+    a.pg_live[h.iso, slots.start:slots.stop] = 0

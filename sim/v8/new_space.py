@@ -66,6 +66,13 @@ def allocate(h: HeapContext, size: int) -> int:
     return top
 
 
+def ranges(h: HeapContext) -> list[tuple[int, int]]:
+    """[area start, end) of every to-space page in use: full pages to their end, the current one to top."""
+    ps, top = h.g.page_size, int(h.top[T_NEW_TOP])
+    current = int(h.top[T_NEW_LIMIT]) - ps
+    return [(p + CHUNK_HEADER, top if p == current else p + ps) for p in range(to_space(h), current + 1, ps)]
+
+
 def used(h: HeapContext) -> int:
     return int(h.top[T_NEW_USED])
 

@@ -20,6 +20,8 @@ from memsim.sim.v8.context import HeapContext
 from memsim.sim.v8.layout import (
     C_MAX_OLD,
     CHUNK_HEADER,
+    M_STATE,
+    MARKING_ON,
     NO_SPACE,
     OLD_SPACE,
     T_LO_BYTES,
@@ -54,7 +56,8 @@ def commit_page(h: HeapContext) -> int:
     slot = slots.start + int(free[0])
     page = h.bounds.page(slot)
     h.dmap.commit(h.vm, h.space, page, h.g.page_size)
-    mc.init_chunk(h.dmap, h.iso, slot, page, OLD_SPACE, OLD_FLAGS, page + h.g.page_size)
+    marking = mc.INCREMENTAL_MARKING if h.a.iso_marking[h.iso, M_STATE] == MARKING_ON else 0  # a cycle runs
+    mc.init_chunk(h.dmap, h.iso, slot, page, OLD_SPACE, OLD_FLAGS | marking, page + h.g.page_size)
     h.a.pg_space[h.iso, slot] = OLD_SPACE
     h.a.pg_allocated[h.iso, slot] = 0
     h.a.pg_live[h.iso, slot] = 0

@@ -48,7 +48,7 @@ import time
 
 import numpy as np
 
-from memsim.sim.v8 import array_buffer_sweeper, gc_job, new_space, old_space, scavenge_job, tracer_parallel
+from memsim.sim.v8 import array_buffer_sweeper, gc_job, marking, new_space, old_space, scavenge_job, tracer_parallel
 from memsim.sim.v8 import memory_chunk as mc
 from memsim.sim.v8 import scavenge_kernels as k
 from memsim.sim.v8 import worklist as wl
@@ -163,6 +163,8 @@ def scavenge(h: HeapContext, work: GcWork) -> None:
     c = np.sum([k.task_row(h.a.gc_task, h.iso, t)[0] for t in range(n)], axis=0)
     h.top[T_NEW_USED] = int(c[k.K_COPIED_BYTES])
     _mark_below_age_mark(h, top)
+    if marking.active(h):  # a scavenge inside an incremental marking cycle: TransferColor (marking.py)
+        marking.after_scavenge(h, from_base, from_top, old_current)
     died = int(k.zap(h.dmap.words, h.a.v8_dm[h.iso], p, from_base, from_top, old_current))
     work.external_freed += array_buffer_sweeper.sweep_young(h)
 

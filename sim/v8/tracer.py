@@ -134,6 +134,8 @@ class GcEvent(ParallelCounters):
     new_space_survive_rate: float = 0.0
     scavenge_throughput: float = 0.0
     compaction_speed: float = 0.0
+    marking_step_start_ms: tuple[float, ...] = ()  # the cycle's steps, not in tr_ring (tracer_incremental.attach)
+    marking_step_ms: tuple[float, ...] = ()
     line: str = ""
     nvp: str = ""
 
@@ -148,7 +150,8 @@ class GcEvent(ParallelCounters):
         return ev
 
 
-RING_COLS = tuple(f.name for f in fields(GcEvent) if f.name not in ("line", "nvp"))  # tr_ring's columns
+_OFF_RING = ("line", "nvp", "marking_step_start_ms", "marking_step_ms")
+RING_COLS = tuple(f.name for f in fields(GcEvent) if f.name not in _OFF_RING)  # tr_ring's columns
 N_RING = len(RING_COLS)
 R = {n: i for i, n in enumerate(RING_COLS)}
 _INT_COLS = frozenset(f.name for f in fields(GcEvent) if f.type == "int")

@@ -6,8 +6,9 @@ C-contiguous, a column is not, a 0-d view is something else again), so kernels w
 of their own making can still compile on a worker's first GC: 0.3 s for a Mark-Compact in a fresh
 install, seconds with an empty cache. `warm()` instead runs the real thing once: a throwaway
 machine with one tiny isolate that allocates in every space, stores old-to-new pointers, holds an
-ArrayBuffer, scavenges twice (a copy, then a promotion) and compacts (and compiles the scavenger's
-worklist-overflow rescan, which so small a heap never needs), so every path a collection takes is
+ArrayBuffer, scavenges twice (a copy, then a promotion, the second inside an incremental marking
+cycle that steps and runs the marking barrier) and compacts (and compiles the scavenger's and the
+marker's worklist-overflow rescans, which so small a heap never needs), so every path a collection takes is
 compiled in this process (or loaded from numba's on-disk cache) and inherited by every
 core at fork. It costs about 0.3 s with a warm cache.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import os
 
 from memsim.sim.system import Machine, MachineConfig
-from memsim.sim.v8 import scavenger, verifier
+from memsim.sim.v8 import incremental_marking, marking, scavenger, verifier
 from memsim.sim.v8.heap import PAUSE_ENV
 
 MiB, PAGE = 1 << 20, 64 << 10
@@ -45,6 +46,10 @@ def _cycle() -> None:
             iso.set_field(big, 1, iso.new_array_buffer(16))
             iso.set_field(old, 3, iso.new_string(b"warm"))
             iso.gc(minor=True)
+            incremental_marking.start(iso.h, 0.0)  # a cycle: steps, the marking barrier, a scavenge inside it
+            incremental_marking.step(iso.h, 0.0)
+            iso.set_field(old, 0, iso.new_object([7]))
+            marking.rescan(iso.h)  # the marking worklist's overflow path, which so small a heap never needs
             iso.gc(minor=True)
             iso.testing(force_compaction=True)
             iso.gc()

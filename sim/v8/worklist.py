@@ -23,6 +23,12 @@ left, `publish` drops the full segment's entries and says so; the collector then
 again by walking what it copied (scavenger.py's overflow rescan, as V8's marker once refilled an
 overflowed marking deque by walking the heap).
 
+A second pool of the same shape, `wm_*` (`marking_specs`), holds the major GC's marking worklist
+(V8's MarkingWorklists, a Worklist of their own beside the scavenger's): its one list is
+WL_MARKING, and it outlives a call, since an incremental marking cycle spans many (a scavenge
+resets only the `wl_*` pool). `Worklist` works on either pool; the lists, segments and tasks are
+read from the arrays' shapes.
+
 Entries are pushed by the task that owns the local segments; `pop` takes the newest first (see
 there why not V8's order) and says "empty" only when both segments are, so that the caller steals
 a global segment or, with none left, is done.
@@ -43,17 +49,24 @@ NSEG = 128  # segments per isolate
 MAX_TASKS = 8  # V8's kMaxScavengerTasks
 WL_COPIED, WL_PROMOTED = 0, 1  # the scavenger's copied list and promotion list (V8's CopiedList, PromotionList)
 NLIST = 2
+WL_MARKING = 0  # the marking pool's one list (V8's MarkingWorklists::shared_, main thread only here)
+NSEG_MARKING = 64  # the marking pool's segments per isolate; an overflow is rescanned (marking.py)
 FREE_LIST = NLIST  # wl_head's row of unused segments
 M_NEXT, M_FILL = 0, 1
 H_TOP, H_SIZE = 0, 1
 L_PUSH, L_POP = 0, 1
 
 
-def worklist_specs(isolates: int) -> list[ArraySpec]:
-    return [ArraySpec("wl_seg", "int64", (isolates, NSEG, SEG)),
-            ArraySpec("wl_meta", "int64", (isolates, NSEG, 2)),
-            ArraySpec("wl_head", "int64", (isolates, NLIST + 1, 2)),
-            ArraySpec("wl_local", "int64", (isolates, MAX_TASKS, NLIST, 2))]
+def worklist_specs(isolates: int, prefix: str = "wl", nseg: int = NSEG, nlist: int = NLIST) -> list[ArraySpec]:
+    return [ArraySpec(f"{prefix}_seg", "int64", (isolates, nseg, SEG)),
+            ArraySpec(f"{prefix}_meta", "int64", (isolates, nseg, 2)),
+            ArraySpec(f"{prefix}_head", "int64", (isolates, nlist + 1, 2)),
+            ArraySpec(f"{prefix}_local", "int64", (isolates, MAX_TASKS, nlist, 2))]
+
+
+def marking_specs(isolates: int) -> list[ArraySpec]:
+    """The marking pool (`wm_*`): one list, WL_MARKING."""
+    return worklist_specs(isolates, "wm", NSEG_MARKING, 1)
 
 
 @dataclass
@@ -64,8 +77,8 @@ class WorklistArrays:
     wl_local: np.ndarray
 
     @classmethod
-    def from_region(cls, region: dict[str, np.ndarray]) -> WorklistArrays:
-        return cls(region["wl_seg"], region["wl_meta"], region["wl_head"], region["wl_local"])
+    def from_region(cls, region: dict[str, np.ndarray], prefix: str = "wl") -> WorklistArrays:
+        return cls(*(region[f"{prefix}_{n}"] for n in ("seg", "meta", "head", "local")))
 
 
 @njit_kernel
@@ -107,6 +120,8 @@ class Worklist:
         self.seg, self.meta, self.head = a.wl_seg[iso], a.wl_meta[iso], a.wl_head[iso]
         self.locals = a.wl_local[iso]
         self.lock = lock
+        self.nlist = self.head.shape[0] - 1
+        self.free_list = self.nlist  # the head row of unused segments (FREE_LIST in the scavenger's pool)
 
     def local(self, task: int) -> np.ndarray:
         """The task's (NLIST, 2) row of private segments, for the kernels."""
@@ -116,17 +131,18 @@ class Worklist:
         """Every segment free, every list empty, and each of `tasks` tasks given its two segments per
         list (at the start of a collection, before any task runs). A task always holds both, as a
         V8 Local does, so that it can push even when the pool has no free segment left."""
+        nseg, free = self.seg.shape[0], self.free_list
         with self.lock:
             self.meta[:, M_FILL] = 0
-            self.meta[:, M_NEXT] = np.arange(1, NSEG + 1)
-            self.meta[NSEG - 1, M_NEXT] = -1
+            self.meta[:, M_NEXT] = np.arange(1, nseg + 1)
+            self.meta[nseg - 1, M_NEXT] = -1
             self.head[:, :] = (-1, 0)
-            self.head[FREE_LIST] = (0, NSEG)
+            self.head[free] = (0, nseg)
             self.locals[:, :, :] = -1
             for t in range(tasks):
-                for lst in range(NLIST):
-                    self.locals[t, lst, L_PUSH] = self._take(FREE_LIST)
-                    self.locals[t, lst, L_POP] = self._take(FREE_LIST)
+                for lst in range(self.nlist):
+                    self.locals[t, lst, L_PUSH] = self._take(free)
+                    self.locals[t, lst, L_POP] = self._take(free)
 
     def _take(self, lst: int) -> int:
         """Unlink the first segment of `lst` (-1 if none); the lock is held."""
@@ -151,7 +167,7 @@ class Worklist:
             s = int(local[L_PUSH])
             if self.meta[s, M_FILL] == 0:
                 return True
-            fresh = self._take(FREE_LIST)
+            fresh = self._take(self.free_list)
             if fresh < 0:
                 self.meta[s, M_FILL] = 0
                 return False
@@ -170,7 +186,7 @@ class Worklist:
                 return False
             old = int(local[L_POP])
             self.meta[old, M_FILL] = 0  # empty: the caller steals when `pop` found both segments so
-            self._give(FREE_LIST, old)
+            self._give(self.free_list, old)
             local[L_POP] = s
             return True
 

@@ -5,17 +5,16 @@ word is written (V8 writes first; recording first means a core dying between the
 spare remembered slot, which the scavenger drops, never a missing one):
 
 1. a Smi is not a pointer: nothing to do;
+   the host's page has INCREMENTAL_MARKING (a marking cycle runs, incremental_marking.py): the
+   marking barrier greys a white value (marking_barrier.py), for any host, new pages included,
+   so this test comes before the generational early return below;
 2. the host's page lacks POINTERS_FROM_HERE_ARE_INTERESTING (a new-space page): nothing to do,
    since the scavenger visits every new object anyway;
 3. the value's page has POINTERS_TO_HERE_ARE_INTERESTING (new space): the generational barrier
    records the slot in the host page's OLD_TO_NEW set (remembered_set.py), which makes it a
    root of the next scavenge.
 
-Steps 1 and 2 are the fast path, the flag tests V8 inlines; 3 is the slow path, counted. The
-marking barrier of incremental and concurrent marking (V8's MarkingBarrier, a Dijkstra barrier
-that greys the value while INCREMENTAL_MARKING is set on the host page) belongs here too; there
-is no incremental marking yet, so a mark-compact's marking runs with the mutator stopped and
-needs none.
+Steps 1 and 2 are the fast path, the flag tests V8 inlines; 3 is the slow path, counted.
 
 `C_BARRIER_OFF` (iso_cfg, set only from the sim, never from the wire) skips step 3: the test that
 proves an object reachable only through an old-to-new pointer survives a scavenge uses it to
@@ -24,6 +23,7 @@ show that the same test fails without the barrier.
 
 from __future__ import annotations
 
+from memsim.sim.v8 import marking_barrier
 from memsim.sim.v8 import memory_chunk as mc
 from memsim.sim.v8.context import HeapContext
 from memsim.sim.v8.layout import OLD_TO_NEW, T_BARRIER_SLOW
@@ -35,9 +35,12 @@ def for_store(h: HeapContext, host: int, slot: int, value: int) -> bool:
     if is_smi(value):
         return False
     ps = h.g.page_size
-    if not mc.flags(h.dmap, mc.chunk_of(host, ps)) & mc.POINTERS_FROM_HERE_ARE_INTERESTING:
-        return False
+    host_flags = mc.flags(h.dmap, mc.chunk_of(host, ps))
     target = untag(value)
+    if host_flags & mc.INCREMENTAL_MARKING:
+        marking_barrier.write(h, target)
+    if not host_flags & mc.POINTERS_FROM_HERE_ARE_INTERESTING:
+        return False
     if not h.bounds.in_new(target):
         return False
     if not mc.flags(h.dmap, mc.chunk_of(target, ps)) & mc.POINTERS_TO_HERE_ARE_INTERESTING:

@@ -3,6 +3,8 @@
 - Two isolates, each driven from its own thread through its own core, build checksummed object
   graphs, churn them (replacing nodes, allocating garbage, minor and major GCs) at the same time,
   and read back exactly what they wrote; a third isolate is driven through both cores in turn.
+- A core killed while an incremental marking step is parked (the same hook): the next core drops
+  the cycle, verifies the heap, and the isolate stays live with its graph.
 - A core killed while its collection is parked (the MEMSIM_TEST_V8_PAUSE_IN hook, sim/v8/heap.py):
   the core is restarted, the isolate it was collecting is reported lost with a clear error
   (a collection cut short is not trusted: sim/v8/isolate_table.py), every other isolate keeps its
@@ -146,3 +148,39 @@ def test_a_core_killed_mid_collection_loses_only_that_isolate(monkeypatch):
             g = Graph(iso, 3)
             g.churn(random.Random(3), major=False)
             g.check()
+
+
+def test_a_core_killed_in_an_incremental_marking_step_leaves_the_isolate_live(monkeypatch):
+    monkeypatch.setenv(PAUSE_ENV, "Marking step")  # every core parks its incremental marking steps
+    with (running_server(cores=2, memory="64MiB", extra=["--vm-memory", "32MiB"]) as srv,
+          V8Client(srv.target, core=0) as c0, V8Client(srv.target, core=1, timeout=120) as c1):
+        victim = c1.create_isolate(**SIZES, incremental_marking=True)
+        g = Graph(victim, 4)
+        outcome: list[Exception] = []
+
+        def allocate() -> None:  # old space passes its limit: a cycle starts, and its first step parks
+            try:
+                for _ in range(4000):
+                    b = victim.batch()
+                    b.open_scope()
+                    for _ in range(64):
+                        b.new_object([1], payload=b"o" * 400, pretenure=True)
+                    b.close_scope()
+                    b.execute().raise_first()
+            except Exception as e:  # noqa: BLE001  (the failure the test expects, or any other)
+                outcome.append(e)
+
+        t = threading.Thread(target=allocate)
+        t.start()
+        wait_until(lambda: any(f"isolate {victim.id}: paused in Marking step on core 1" in ln
+                               for ln in srv.output), 60, "the victim's marking step to park")
+        os.kill(srv.worker_pids[1], signal.SIGKILL)
+        t.join(60)
+        assert outcome and isinstance(outcome[0], Unavailable), outcome
+        wait_until(lambda: any("restarted as pid" in ln for ln in srv.output), 60, "core 1's restart")
+        again = c0.isolate(victim.id)  # the cycle is dropped, the heap verified: the isolate is live
+        g.check(again)
+        g.churn(random.Random(4), again, major=True)
+        g.check(again)
+        assert [i.state for i in c0.isolates() if i.isolate == victim.id] == ["live"]
+        assert [i.incremental_marking for i in c0.isolates() if i.isolate == victim.id] == [True]

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from memsim.sim.v8.tracer import GcEvent as SimGcEvent
 from memsim.tools import gcstats
-from memsim.tools.gcstats import GcRecord, LaneRun
+from memsim.tools.gcstats import GcRecord, LaneRun, by_kind, lane_mmu
 
 
 def scav(seq: int, start: float, pause: float, **kw) -> GcRecord:
@@ -127,3 +127,13 @@ def test_a_record_reads_the_simulators_gc_event():
                                                                            15.75)
     assert (r.live_before, r.live_after, r.promoted, r.nodes_promoted, r.words_copied, r.barrier_slow_paths) == \
         (900, 300, 7, 2, 11, 5)
+
+
+def test_incremental_marking_steps_are_pauses_of_their_own_and_count_in_the_mmu():
+    mc = GcRecord(seq=1, kind="Mark-Compact", reason="finalize incremental marking via stack guard", start_ms=80.0,
+                  pause_ms=2.0, steps=((10.0, 5.0), (40.0, 1.0)))
+    run = LaneRun(lane=0, workload="splay", t0_ms=0.0, t1_ms=100.0, used_start=0, used_end=0, events=[mc])
+    assert lane_mmu(run, (10,)) == {"10ms": 0.5}  # the 5 ms step, not the 2 ms pause, is the worst window
+    figures = by_kind([mc])
+    assert figures["Marking step"]["count"] == 2 and figures["Marking step"]["max_ms"] == 5.0
+    assert figures["all"]["count"] == 1

@@ -53,20 +53,22 @@ VALUE_HANDLE: ValueTag
 VALUE_REF: ValueTag
 
 class CreateIsolateRequest(_message.Message):
-    __slots__ = ("semi_space_size", "max_old_space_size", "growing_factor", "keep", "lease_seconds", "gc_helpers")
+    __slots__ = ("semi_space_size", "max_old_space_size", "growing_factor", "keep", "lease_seconds", "gc_helpers", "incremental_marking")
     SEMI_SPACE_SIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_OLD_SPACE_SIZE_FIELD_NUMBER: _ClassVar[int]
     GROWING_FACTOR_FIELD_NUMBER: _ClassVar[int]
     KEEP_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     GC_HELPERS_FIELD_NUMBER: _ClassVar[int]
+    INCREMENTAL_MARKING_FIELD_NUMBER: _ClassVar[int]
     semi_space_size: int
     max_old_space_size: int
     growing_factor: float
     keep: bool
     lease_seconds: float
     gc_helpers: int
-    def __init__(self, semi_space_size: _Optional[int] = ..., max_old_space_size: _Optional[int] = ..., growing_factor: _Optional[float] = ..., keep: _Optional[bool] = ..., lease_seconds: _Optional[float] = ..., gc_helpers: _Optional[int] = ...) -> None: ...
+    incremental_marking: bool
+    def __init__(self, semi_space_size: _Optional[int] = ..., max_old_space_size: _Optional[int] = ..., growing_factor: _Optional[float] = ..., keep: _Optional[bool] = ..., lease_seconds: _Optional[float] = ..., gc_helpers: _Optional[int] = ..., incremental_marking: _Optional[bool] = ...) -> None: ...
 
 class IsolateRequest(_message.Message):
     __slots__ = ("isolate",)
@@ -81,7 +83,7 @@ class ListIsolatesRequest(_message.Message):
     def __init__(self, mine: _Optional[bool] = ...) -> None: ...
 
 class IsolateInfo(_message.Message):
-    __slots__ = ("isolate", "state", "space", "semi_space_size", "max_old_space_size", "owner", "keep", "holder", "core", "home", "gc_helpers")
+    __slots__ = ("isolate", "state", "space", "semi_space_size", "max_old_space_size", "owner", "keep", "holder", "core", "home", "gc_helpers", "incremental_marking")
     ISOLATE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     SPACE_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +95,7 @@ class IsolateInfo(_message.Message):
     CORE_FIELD_NUMBER: _ClassVar[int]
     HOME_FIELD_NUMBER: _ClassVar[int]
     GC_HELPERS_FIELD_NUMBER: _ClassVar[int]
+    INCREMENTAL_MARKING_FIELD_NUMBER: _ClassVar[int]
     isolate: int
     state: str
     space: int
@@ -104,7 +107,8 @@ class IsolateInfo(_message.Message):
     core: int
     home: int
     gc_helpers: int
-    def __init__(self, isolate: _Optional[int] = ..., state: _Optional[str] = ..., space: _Optional[int] = ..., semi_space_size: _Optional[int] = ..., max_old_space_size: _Optional[int] = ..., owner: _Optional[str] = ..., keep: _Optional[bool] = ..., holder: _Optional[int] = ..., core: _Optional[int] = ..., home: _Optional[int] = ..., gc_helpers: _Optional[int] = ...) -> None: ...
+    incremental_marking: bool
+    def __init__(self, isolate: _Optional[int] = ..., state: _Optional[str] = ..., space: _Optional[int] = ..., semi_space_size: _Optional[int] = ..., max_old_space_size: _Optional[int] = ..., owner: _Optional[str] = ..., keep: _Optional[bool] = ..., holder: _Optional[int] = ..., core: _Optional[int] = ..., home: _Optional[int] = ..., gc_helpers: _Optional[int] = ..., incremental_marking: _Optional[bool] = ...) -> None: ...
 
 class ListIsolatesReply(_message.Message):
     __slots__ = ("isolates",)
@@ -281,7 +285,7 @@ class RequestGCRequest(_message.Message):
     def __init__(self, isolate: _Optional[int] = ..., minor: _Optional[bool] = ...) -> None: ...
 
 class GcEvent(_message.Message):
-    __slots__ = ("seq", "kind", "reason", "start_ms", "end_ms", "live_before", "committed_before", "live_after", "committed_after", "pause_ms", "main_cpu_ms", "total_cpu_ms", "scavenge_ms", "scavenge_roots_ms", "mark_ms", "evacuate_ms", "sweep_ms", "allocated", "promoted", "new_space_survived", "nodes_copied_in_new", "nodes_died_in_new", "nodes_promoted", "new_space_size_at_start", "objects_scanned", "words_scanned", "words_copied", "slots_visited", "barrier_slow_paths", "line", "nvp", "collector_reason", "pid", "heap_base", "compacted", "mutator_ms", "average_mu", "current_mu", "promotion_ratio", "average_survival_ratio", "promotion_rate", "new_space_survive_rate", "scavenge_throughput", "compaction_speed", "incremental_ms", "incremental_steps", "incremental_longest_ms", "incremental_walltime_ms", "helpers", "helper_objects", "segments_stolen", "cas_failures")
+    __slots__ = ("seq", "kind", "reason", "start_ms", "end_ms", "live_before", "committed_before", "live_after", "committed_after", "pause_ms", "main_cpu_ms", "total_cpu_ms", "scavenge_ms", "scavenge_roots_ms", "mark_ms", "evacuate_ms", "sweep_ms", "allocated", "promoted", "new_space_survived", "nodes_copied_in_new", "nodes_died_in_new", "nodes_promoted", "new_space_size_at_start", "objects_scanned", "words_scanned", "words_copied", "slots_visited", "barrier_slow_paths", "line", "nvp", "collector_reason", "pid", "heap_base", "compacted", "mutator_ms", "average_mu", "current_mu", "promotion_ratio", "average_survival_ratio", "promotion_rate", "new_space_survive_rate", "scavenge_throughput", "compaction_speed", "incremental_ms", "incremental_steps", "incremental_longest_ms", "incremental_walltime_ms", "helpers", "helper_objects", "segments_stolen", "cas_failures", "marking_step_start_ms", "marking_step_ms")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -334,6 +338,8 @@ class GcEvent(_message.Message):
     HELPER_OBJECTS_FIELD_NUMBER: _ClassVar[int]
     SEGMENTS_STOLEN_FIELD_NUMBER: _ClassVar[int]
     CAS_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    MARKING_STEP_START_MS_FIELD_NUMBER: _ClassVar[int]
+    MARKING_STEP_MS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     kind: str
     reason: str
@@ -386,7 +392,9 @@ class GcEvent(_message.Message):
     helper_objects: int
     segments_stolen: int
     cas_failures: int
-    def __init__(self, seq: _Optional[int] = ..., kind: _Optional[str] = ..., reason: _Optional[str] = ..., start_ms: _Optional[float] = ..., end_ms: _Optional[float] = ..., live_before: _Optional[int] = ..., committed_before: _Optional[int] = ..., live_after: _Optional[int] = ..., committed_after: _Optional[int] = ..., pause_ms: _Optional[float] = ..., main_cpu_ms: _Optional[float] = ..., total_cpu_ms: _Optional[float] = ..., scavenge_ms: _Optional[float] = ..., scavenge_roots_ms: _Optional[float] = ..., mark_ms: _Optional[float] = ..., evacuate_ms: _Optional[float] = ..., sweep_ms: _Optional[float] = ..., allocated: _Optional[int] = ..., promoted: _Optional[int] = ..., new_space_survived: _Optional[int] = ..., nodes_copied_in_new: _Optional[int] = ..., nodes_died_in_new: _Optional[int] = ..., nodes_promoted: _Optional[int] = ..., new_space_size_at_start: _Optional[int] = ..., objects_scanned: _Optional[int] = ..., words_scanned: _Optional[int] = ..., words_copied: _Optional[int] = ..., slots_visited: _Optional[int] = ..., barrier_slow_paths: _Optional[int] = ..., line: _Optional[str] = ..., nvp: _Optional[str] = ..., collector_reason: _Optional[str] = ..., pid: _Optional[int] = ..., heap_base: _Optional[int] = ..., compacted: _Optional[int] = ..., mutator_ms: _Optional[float] = ..., average_mu: _Optional[float] = ..., current_mu: _Optional[float] = ..., promotion_ratio: _Optional[float] = ..., average_survival_ratio: _Optional[float] = ..., promotion_rate: _Optional[float] = ..., new_space_survive_rate: _Optional[float] = ..., scavenge_throughput: _Optional[float] = ..., compaction_speed: _Optional[float] = ..., incremental_ms: _Optional[float] = ..., incremental_steps: _Optional[int] = ..., incremental_longest_ms: _Optional[float] = ..., incremental_walltime_ms: _Optional[float] = ..., helpers: _Optional[int] = ..., helper_objects: _Optional[int] = ..., segments_stolen: _Optional[int] = ..., cas_failures: _Optional[int] = ...) -> None: ...
+    marking_step_start_ms: _containers.RepeatedScalarFieldContainer[float]
+    marking_step_ms: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, seq: _Optional[int] = ..., kind: _Optional[str] = ..., reason: _Optional[str] = ..., start_ms: _Optional[float] = ..., end_ms: _Optional[float] = ..., live_before: _Optional[int] = ..., committed_before: _Optional[int] = ..., live_after: _Optional[int] = ..., committed_after: _Optional[int] = ..., pause_ms: _Optional[float] = ..., main_cpu_ms: _Optional[float] = ..., total_cpu_ms: _Optional[float] = ..., scavenge_ms: _Optional[float] = ..., scavenge_roots_ms: _Optional[float] = ..., mark_ms: _Optional[float] = ..., evacuate_ms: _Optional[float] = ..., sweep_ms: _Optional[float] = ..., allocated: _Optional[int] = ..., promoted: _Optional[int] = ..., new_space_survived: _Optional[int] = ..., nodes_copied_in_new: _Optional[int] = ..., nodes_died_in_new: _Optional[int] = ..., nodes_promoted: _Optional[int] = ..., new_space_size_at_start: _Optional[int] = ..., objects_scanned: _Optional[int] = ..., words_scanned: _Optional[int] = ..., words_copied: _Optional[int] = ..., slots_visited: _Optional[int] = ..., barrier_slow_paths: _Optional[int] = ..., line: _Optional[str] = ..., nvp: _Optional[str] = ..., collector_reason: _Optional[str] = ..., pid: _Optional[int] = ..., heap_base: _Optional[int] = ..., compacted: _Optional[int] = ..., mutator_ms: _Optional[float] = ..., average_mu: _Optional[float] = ..., current_mu: _Optional[float] = ..., promotion_ratio: _Optional[float] = ..., average_survival_ratio: _Optional[float] = ..., promotion_rate: _Optional[float] = ..., new_space_survive_rate: _Optional[float] = ..., scavenge_throughput: _Optional[float] = ..., compaction_speed: _Optional[float] = ..., incremental_ms: _Optional[float] = ..., incremental_steps: _Optional[int] = ..., incremental_longest_ms: _Optional[float] = ..., incremental_walltime_ms: _Optional[float] = ..., helpers: _Optional[int] = ..., helper_objects: _Optional[int] = ..., segments_stolen: _Optional[int] = ..., cas_failures: _Optional[int] = ..., marking_step_start_ms: _Optional[_Iterable[float]] = ..., marking_step_ms: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class NodeMemoryUsage(_message.Message):
     __slots__ = ("rss", "heapTotal", "heapUsed", "external", "arrayBuffers")

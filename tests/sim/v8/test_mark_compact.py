@@ -22,6 +22,7 @@ from memsim.sim.v8 import mark_compact, marking, old_space, verifier
 from memsim.sim.v8.handles import Handle
 from memsim.sim.v8.isolate import Isolate
 from memsim.sim.v8.layout import OLD_TO_NEW
+from memsim.sim.v8.worklist import L_PUSH, M_FILL, NSEG_MARKING, Worklist
 
 PAGE = 64 << 10  # conftest.py's machine (and its v8 fixture) has 64 KiB heap pages
 
@@ -396,8 +397,18 @@ def test_random_graphs_survive_mark_compacts_as_the_model_says(v8, seed, minor):
             assert any(e.kind == "Scavenge" and e.reason == "allocation failure" for e in iso.trace())
 
 
-def test_the_marking_worklist_grows_when_full(v8, monkeypatch):
-    monkeypatch.setattr(marking, "WORKLIST", 2)  # every wide object makes the worklist grow
+def test_a_marking_worklist_that_overflows_is_refilled_from_the_grey_objects(v8, monkeypatch):
+    publish = Worklist.publish
+    dropped = []
+
+    def full_pool(self, task, lst):  # the marking pool never takes a segment: every full one is dropped
+        if self.seg.shape[0] != NSEG_MARKING:
+            return publish(self, task, lst)
+        dropped.append(int(self.meta[self.locals[task, lst, L_PUSH], M_FILL]))
+        self.meta[self.locals[task, lst, L_PUSH], M_FILL] = 0
+        return False
+
+    monkeypatch.setattr(Worklist, "publish", full_pool)
     iso_id = v8.create_isolate(semi_space_size=4 * PAGE, max_old_space_size=32 * PAGE)
     with v8.enter(iso_id) as iso:
         wide = iso.new_object([iso.new_string(bytes([k])) for k in range(40)] + [build_tree(iso, 5, 4)])
@@ -406,6 +417,7 @@ def test_the_marking_worklist_grows_when_full(v8, monkeypatch):
         iso.gc()
         assert reachable(iso, [wide]) == (live, dump)
         assert verifier.problems(iso.h) == ""
+        assert sum(dropped) > 0  # the rescan (marking._rescan) found what the pool dropped
 
 
 def test_candidates_follow_v8s_evacuation_heuristics(v8):

@@ -71,3 +71,11 @@ def test_heaps_are_multiples_of_a_smallest_heap_that_is_one(tmp_path: Path) -> N
             assert not completes(srv.target, load, "splay", least["failed_below"], QUICK_PROBE_MESSAGES)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["experiment", "gc", "--heaps", "0.5"])
+def test_the_incremental_mode_marks_in_steps_that_count_as_pauses(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["experiment", "gc", "--quick", "--quiet", "--modes", "incremental",
+                                      "--workloads", "splay", "--out", str(tmp_path), "--no-png"])
+    assert run_experiment(experiments()["gc"], args) == 0
+    w = json.loads((tmp_path / "gc.json").read_text())["data"]["modes"]["incremental"]["splay"]
+    ended = [e for run in lane_runs(w) for e in run.events if e.kind == "Mark-Compact" and e.steps]
+    assert ended, "no Mark-Compact ended an incremental marking cycle"
+    assert w["figures"]["pauses"]["Marking step"]["count"] >= 1
