@@ -6,9 +6,9 @@ et al., "Myths and realities: the performance impact of garbage collection", SIG
 Every figure comes from a real server started here (tools/gcbench.py's own_server, sized for the
 largest heap) and `memsim bench gc`'s workloads (tools/gcloads.py, tools/splay.py):
 
-1. the minimum: each workload runs once in a generous old space (--max-old-space 32 MiB); its
-   minimum heap is the most live data any GC left behind (the peak heapUsed after a GC),
-   rounded up to whole heap pages;
+1. the minimum: the smallest old space each workload completes its set-up and a run in, found by
+   bisection in whole heap pages below a generous 24 MiB (tools/gcheap.py, the same search as
+   `memsim experiment gc --heaps`);
 2. the sweep: old-space limits of 1, 1.5, 2, 3, 4 and 6 times that minimum, each run with
    `clients` isolates for `seconds`: GC counts, time in GC, pause p50/p99/max, MMU at 10/50/100 ms,
    survival and promotion ratios, or the OOM (Node's "JavaScript heap out of memory") where the
@@ -31,6 +31,7 @@ from typing import Any
 from memsim.sim.system import MachineConfig
 from memsim.sim.v8.spaces import SpaceBounds
 from memsim.tools.gcbench import own_server, run_workload
+from memsim.tools.gcheap import multiples, smallest_heap
 from memsim.tools.harness import write_json
 from memsim.tools.loads import GC_WORKLOADS, GcLoad
 
@@ -46,14 +47,7 @@ def fits(load: GcLoad, max_old: int) -> bool:
 
 
 def pages(n: float) -> int:
-    return max(PAGE, -(-int(n) // PAGE) * PAGE)
-
-
-def minimum_heap(load: GcLoad, workload: str) -> int:
-    """The peak live data after any GC of one generous run, in whole pages."""
-    r = run_workload(replace(load, clients=1, max_old_space=GENEROUS), workload)
-    peak = max((e["live_after"] for e in r["events"]), default=0)
-    return pages(peak)
+    return multiples(int(n), [1.0], PAGE)[0][1]
 
 
 def point(load: GcLoad, workload: str, max_old: int) -> dict[str, Any]:
@@ -86,7 +80,7 @@ def main() -> int:
     with own_server(replace(load, max_old_space=MACHINE.v8_max_heap // 2)) as srv:  # room for any heap that fits
         load.target = srv.target
         for w in args.workloads:
-            least = minimum_heap(load, w)
+            least = smallest_heap(srv.target, replace(load, max_old_space=GENEROUS), w, PAGE).bytes
             print(f"{w}: minimum heap {least / (1 << 20):.2f} MiB", flush=True)
             rows = []
             for k in FACTORS:

@@ -215,7 +215,7 @@ def by_kind(records: Sequence[GcRecord]) -> dict[str, dict[str, float]]:
     for k in [*kinds, MARKING_STEP, "all"]:
         mine = [r for r in records if k in ("all", r.kind)]
         own = steps if k in (MARKING_STEP, "all") else []  # a step is the main thread's (until concurrent marking)
-        if mine or own:
+        if mine or own or k == "all":
             out[k] = {**pause_figures([r.pause_ms for r in mine] + own), **throughput(mine),
                       "main_cpu_ms": round(sum(r.main_cpu_ms for r in mine) + sum(own), 3),
                       "total_cpu_ms": round(sum(r.total_cpu_ms for r in mine) + sum(own), 3)}
