@@ -27,11 +27,12 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from memsim.client import MemsimError, ResourceExhausted, V8Client
-from memsim.tools.gcbench import batch_of, mutator, result
-from memsim.tools.gcloads import Msg, Result
 from memsim.tools.loads import GcLoad
+
+if TYPE_CHECKING:
+    from memsim.tools.gcloads import Msg, Result
 
 PAGE = 256 << 10  # v8_page_size's default (sim/system.py): the isolate table's unit for heap limits
 PROBE_MESSAGES = 100  # of the workload's run after its set-up: its live data built, old space cycled at the minimum
@@ -49,6 +50,11 @@ class MinHeap:
 
 def completes(target: str, load: GcLoad, workload: str, max_old: int, messages: int = PROBE_MESSAGES) -> bool:
     """Whether `workload` runs its set-up and `messages` of its run within a heap limit of max_old."""
+    # the client (and grpc) only when a probe runs: `memsim`'s parser imports this module's constants
+    # and stays free of grpc (tests/tools/test_cli_layout.py)
+    from memsim.client import MemsimError, ResourceExhausted, V8Client
+    from memsim.tools.gcbench import batch_of, mutator, result
+
     with V8Client(target, timeout=120) as v8:
         iso = v8.create_isolate(semi_space_size=load.semi_space, max_old_space_size=max_old)
         try:
