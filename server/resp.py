@@ -46,7 +46,7 @@ import hiredis
 from memsim.server.cache_servicer import execute_within, payload_bytes
 from memsim.server.limits import MAX_MESSAGE, MAX_REPLY_BYTES, MAXCLIENTS, PENDING_REPLY_BYTES, ReplyBudget
 from memsim.server.resp_commands import CONNECTION_COMMANDS, Front, Session, config_get_extra
-from memsim.server.resp_parse import Partial, fast_parse, parse
+from memsim.server.resp_parse import STAR, Partial, fast_parse, parse
 from memsim.server.resp_reply import RespMap, Verbatim, encode, error_line
 from memsim.sim.alloc.layout import MAX_CORES
 from memsim.sim.cache.batch import PlainBatch
@@ -119,7 +119,7 @@ class RespConnection(asyncio.Protocol):
             return
         srv = self.server
         srv.row[K_NET_IN] += len(data)
-        if self.pending is None and type(data) is bytes and data[:1] == b"*" and srv.cmds.monitor is None and \
+        if self.pending is None and type(data) is bytes and data[0] == STAR and srv.cmds.monitor is None and \
                 srv.plain.usable():
             with srv.core_lock:  # the compiled commands and the rest of the read: one acquisition
                 room = OUTPUT_BUFFER_LIMIT - t.get_write_buffer_size()
@@ -127,11 +127,11 @@ class RespConnection(asyncio.Protocol):
                 if done:
                     s.last_command = "get" if last == LAST_GET else "set"
                     s.last = time.time()
-                if used == len(data):
-                    srv.row[K_NET_OUT] += len(head)
-                    t.write(head)
+                if used < len(data):
+                    self.receive(data[used:] if used else data, bytearray(head), room - len(head), True)
                     return
-                self.receive(data[used:] if used else data, bytearray(head), room - len(head), True)
+            srv.row[K_NET_OUT] += len(head)
+            t.write(head)
         else:
             self.receive(data, bytearray(), OUTPUT_BUFFER_LIMIT - t.get_write_buffer_size(), False)
 

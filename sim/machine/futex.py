@@ -54,6 +54,7 @@ import ctypes
 import os
 import platform
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -178,6 +179,19 @@ def claim_heir(words: np.ndarray, pos: int, me: int, dead: int) -> bool:
     return jit.atomic_cas(words, pos + 1, dead, me) == dead
 
 
+_FAST: tuple[Callable[[np.ndarray, int, int], int], Callable[[np.ndarray, int], int]] | None = None
+
+
+def fast_calls() -> tuple[Callable[[np.ndarray, int, int], int], Callable[[np.ndarray, int], int]]:
+    """try_lock and unlock for an int32 word array, as jit.entry_point binds them (no dispatcher: ~0.15 µs
+    a call from Python instead of ~0.3); compiled, or loaded from numba's cache, on first use."""
+    global _FAST
+    if _FAST is None:
+        words = np.zeros(2, np.int32)
+        _FAST = (jit.entry_point(try_lock, words, 0, 1), jit.entry_point(unlock, words, 0))
+    return _FAST
+
+
 def futex_wait(addr: int, value: int) -> None:
     """Sleep while the word at addr holds value, for at most WAIT_SLICE_S (or sleep that long where
     the futex call is not known)."""
@@ -261,3 +275,4 @@ def warm() -> None:
     take_over(words, 0, 1, 2)
     claim_heir(words, 0, 1, 0)
     unlock(words, 0)
+    fast_calls()

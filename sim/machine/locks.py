@@ -192,16 +192,17 @@ class WordLock(SharedLock):
         self.words, step = futex.word_positions(stats, STAT_COLUMNS)
         self.pos = index * step + 2 * OWNER
         self._addr = self.words.ctypes.data + 4 * self.pos
+        self._try_lock, self._unlock = futex.fast_calls()
 
     def _take(self) -> bool:
-        return futex.try_lock(self.words, self.pos, futex.my_pid()) == 0
+        return self._try_lock(self.words, self.pos, futex.my_pid()) == 0
 
     def _wait(self) -> None:
         if futex.acquire_slow(self.words, self.pos, self._addr):
             log.warning("lock %s: taken over from a dead holder", self.name)
 
     def _give(self) -> None:
-        if futex.unlock(self.words, self.pos) & futex.WAITERS:
+        if self._unlock(self.words, self.pos) & futex.WAITERS:
             futex.futex_wake(self._addr)
 
     def free(self) -> bool:
