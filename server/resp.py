@@ -123,13 +123,26 @@ class RespConnection(asyncio.Protocol):
                 srv.plain.usable():
             with srv.core_lock:  # the compiled commands and the rest of the read: one acquisition
                 room = OUTPUT_BUFFER_LIMIT - t.get_write_buffer_size()
-                used, head, done, last = srv.plain.run(data, room, s.resp3)
+                plain = srv.plain
+                pos, head, done, last = plain.run(data, 0, room, s.resp3)
+                if pos < len(data):
+                    out = bytearray(head)
+                    budget = ReplyBudget(None, MAX_REPLY_BYTES)
+                    while pos < len(data):
+                        declined = plain.declined(data)
+                        if declined is None or len(out) > room:  # not a plain GET/SET: the ordinary way on
+                            self.receive(data[pos:], out, room, True)
+                            return
+                        pos, args = declined  # one the kernel would not run (a new key ...): run here, go on
+                        self.execute(args, out, budget)
+                        pos, more, ran, kind = plain.run(data, pos, room - len(out), s.resp3)
+                        out += more
+                        if ran:
+                            done, last = done + ran, kind
+                    head = bytes(out)
                 if done:
                     s.last_command = "get" if last == LAST_GET else "set"
                     s.last = time.time()
-                if used < len(data):
-                    self.receive(data[used:] if used else data, bytearray(head), room - len(head), True)
-                    return
             srv.row[K_NET_OUT] += len(head)
             t.write(head)
         else:

@@ -72,10 +72,10 @@ class PlainBatch:
         ks = self.ks
         return self.enabled and ks.exact.active < 0 and ks.v_config[C_POLICY] not in LFU_POLICIES
 
-    def run(self, data: bytes, room: int, resp3: bool) -> tuple[int, bytes, int, int]:
-        """Run data's plain GETs and SETs from its start: (bytes consumed, their replies, how many ran,
-        the last one's kind: db_kernels.LAST_GET or LAST_SET). The caller holds the core's mutex and
-        checked usable()."""
+    def run(self, data: bytes, start: int, room: int, resp3: bool) -> tuple[int, bytes, int, int]:
+        """Run data's plain GETs and SETs from `start`: (where it stopped, their replies, how many ran, the
+        last one's kind: db_kernels.LAST_GET or LAST_SET). The caller holds the core's mutex and checked
+        usable(); `declined()` then says whether it stopped at a plain command and what it is."""
         ks = self.ks
         c = self.ctl_v  # memoryviews: an item costs a tenth of a NumPy scalar's, and this runs per request
         now = ks.clock()
@@ -84,12 +84,24 @@ class PlainBatch:
         c[K.C_ME] = futex.my_pid()
         c[K.C_MAXMEMORY] = ks.v_config[C_MAXMEMORY]
         c[K.C_RESP3] = resp3
-        self.kernel(data, 0, len(data), self.out, room if room < OUT_BYTES else OUT_BYTES, self.ctl, self.res,
+        self.kernel(data, start, len(data), self.out, room if room < OUT_BYTES else OUT_BYTES, self.ctl, self.res,
                     *self.arrays)
         res = self.res_v
         for i in range(res[K.R_NWAKE]):
             futex.futex_wake(self.words_addr + 4 * res[K.R_WAKE + i])
         return res[K.R_POS], bytes(self.out_v[:res[K.R_OUT]]), res[K.R_DONE], res[K.R_LAST]
+
+    def declined(self, data: bytes) -> tuple[int, list[bytes]] | None:
+        """The plain GET or SET the last run stopped at without running it (a new key, a busy stripe ...):
+        (where it ends, its arguments), for the caller to run the ordinary way; None if it stopped at
+        anything else."""
+        res = self.res_v
+        end = res[K.R_END]
+        if end < 0:
+            return None
+        k, v = res[K.R_KOFF], res[K.R_VOFF]
+        key = data[k:k + res[K.R_KLEN]]
+        return end, ([b"set", key, data[v:v + res[K.R_VLEN]]] if res[K.R_SET] else [b"get", key])
 
 
 def warm() -> None:

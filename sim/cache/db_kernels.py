@@ -42,7 +42,10 @@ SPIN = 64  # CAS tries on a taken stripe word before leaving the command to Pyth
 C_NOW_MS, C_LRU, C_ME, C_OWNER_ID, C_MAXMEMORY, C_MASK, C_CAPACITY, C_RESP3, C_LOCK0, C_CORE, C_STRIPES = range(11)
 C_CELLS = 11
 R_POS, R_OUT, R_DONE, R_LAST, R_NWAKE = range(5)
-R_WAKE = 5  # the words to FUTEX_WAKE start here
+# the plain GET or SET it stopped at, parsed but not run (R_END -1: it stopped at anything else): where it
+# ends, its key's and value's offsets and lengths, whether it is a SET
+R_END, R_KOFF, R_KLEN, R_VOFF, R_VLEN, R_SET = range(5, 11)
+R_WAKE = 11  # the words to FUTEX_WAKE start here
 R_CELLS = R_WAKE + 64
 LAST_GET, LAST_SET = 1, 2
 
@@ -228,7 +231,8 @@ def run_plain(buf: np.ndarray, pos: int, end: int, out: np.ndarray, cap: int, ct
               mem: np.ndarray, base: int, seq: np.ndarray, words: np.ndarray, lock_stats: np.ndarray,
               ks_core: np.ndarray, work: np.ndarray) -> None:
     """Run the plain GETs and SETs of buf[pos:end] from its start until the first command left to Python
-    (the module doc); res says where it stopped, how much of out it filled, and which words to wake.
+    (the module doc); res says where it stopped, how much of out it filled, which words to wake, and
+    (R_END ...) the plain command it stopped at, if it stopped at one, for the caller to run and go on after.
     `work` is key_hash's scratch."""
     now, lru, me, owner_id = ctl[C_NOW_MS], ctl[C_LRU], ctl[C_ME], ctl[C_OWNER_ID]
     maxmemory, mask, capacity, resp3 = ctl[C_MAXMEMORY], ctl[C_MASK], ctl[C_CAPACITY], ctl[C_RESP3]
@@ -236,6 +240,7 @@ def run_plain(buf: np.ndarray, pos: int, end: int, out: np.ndarray, cap: int, ct
     o = 0
     done = 0
     res[R_NWAKE] = 0
+    res[R_END] = -1
     while pos < end and res[R_NWAKE] < R_CELLS - R_WAKE:
         nargs, p = _number(buf, pos, end, _STAR)
         if nargs != 2 and nargs != 3:
@@ -256,12 +261,13 @@ def run_plain(buf: np.ndarray, pos: int, end: int, out: np.ndarray, cap: int, ct
             voff, vlen, p = _bulk(buf, p, end)
             if vlen <= 0:
                 break
-            if maxmemory:
-                used = 0
-                for c in range(ks_core.shape[0]):
-                    used += ks_core[c, K_USED_BYTES]
-                if used > maxmemory:
-                    break
+        res[R_END], res[R_KOFF], res[R_KLEN], res[R_VOFF], res[R_VLEN], res[R_SET] = p, koff, klen, voff, vlen, is_set
+        if is_set and maxmemory:
+            used = 0
+            for c in range(ks_core.shape[0]):
+                used += ks_core[c, K_USED_BYTES]
+            if used > maxmemory:
+                break
         h = key_hash(buf, koff, klen, work)
         bucket = np.int64(h & np.uint64(mask))
         stripe = bucket % stripes
@@ -319,6 +325,7 @@ def run_plain(buf: np.ndarray, pos: int, end: int, out: np.ndarray, cap: int, ct
             o += 5
             last = LAST_SET
         _unlock(words, wpos, res)
+        res[R_END] = -1
         res[R_LAST] = last
         done += 1
         pos = p

@@ -66,12 +66,12 @@ def test_a_read_runs_its_plain_commands_and_leaves_the_rest_untouched(m):
     assert pb.enabled and pb.usable()
     before = [int(ks.stats[c]) for c in (K_COMMANDS, K_HITS, K_MISSES)]
     data = resp(b"GET", b"a") + resp(b"get", b"nope") + resp(b"SET", b"a", b"z" * 10) + resp(b"GET", b"a")
-    used, replies, done, last = pb.run(data, 1 << 20, False)
+    used, replies, done, last = pb.run(data, 0, 1 << 20, False)
     assert (used, done, last) == (len(data), 4, K.LAST_GET)
     assert replies == b"$10\r\n" + b"x" * 10 + b"\r\n$-1\r\n+OK\r\n$10\r\n" + b"z" * 10 + b"\r\n"
     after = [int(ks.stats[c]) for c in (K_COMMANDS, K_HITS, K_MISSES)]
     assert [y - x for x, y in zip(before, after, strict=True)] == [4, 2, 1]
-    assert pb.run(resp(b"GET", b"nope"), 1 << 20, True)[1] == b"_\r\n"  # RESP3's null
+    assert pb.run(resp(b"GET", b"nope"), 0, 1 << 20, True)[1] == b"_\r\n"  # RESP3's null
     # each of these stops the read at its start, having run (and counted) nothing of it
     rest = resp(b"GET", b"a")
     for first in (resp(b"SET", b"new", b"v"), resp(b"SET", b"a", b"short"), resp(b"SET", b"a", b"z" * 10, b"NX"),
@@ -79,12 +79,19 @@ def test_a_read_runs_its_plain_commands_and_leaves_the_rest_untouched(m):
                   b"*2\r\n$3\r\nGET\r\n$01\r\na\r\n", resp(b"GET", b"")):
         ks.clock = lambda: 10**13  # "old" has expired
         n0 = int(ks.stats[K_COMMANDS])
-        used, replies, done, _ = pb.run(first + rest, 1 << 20, False)
+        used, replies, done, _ = pb.run(first + rest, 0, 1 << 20, False)
         assert (used, replies, done) == (0, b"", 0), first
         assert int(ks.stats[K_COMMANDS]) == n0
     assert cmds.execute([b"GET", b"old"]) is None  # the Python path deletes it, as it always did
+    # a plain command it stops at is handed back parsed, to be run the ordinary way before going on
+    data = resp(b"GET", b"a") + resp(b"SET", b"fresh", b"new value") + resp(b"GET", b"fresh")
+    used, _, done, _ = pb.run(data, 0, 1 << 20, False)
+    assert (done, pb.declined(data)) == (1, (len(data) - len(resp(b"GET", b"fresh")), [b"set", b"fresh", b"new value"]))
+    assert pb.run(data, pb.declined(data)[0], 1 << 20, False)[1] == b"$-1\r\n"  # not run: still missing
+    pb.run(resp(b"INCR", b"a"), 0, 1 << 20, False)
+    assert pb.declined(resp(b"INCR", b"a")) is None
     # a reply that would not fit the room left stops before its command
-    used, replies, done, _ = pb.run(resp(b"GET", b"nope") + rest, 8, False)
+    used, replies, done, _ = pb.run(resp(b"GET", b"nope") + rest, 0, 8, False)
     assert (used, replies, done) == (len(resp(b"GET", b"nope")), b"$-1\r\n", 1)
 
 
@@ -129,7 +136,7 @@ def hammer(machine: Machine, core: int, n: int, locked: bool, start, q) -> None:
                 cmds.execute([b"INCR", b"counter"])
             elif i % 3 == 1:
                 sent = [[b"SET", key, value], [b"GET", rng.choice(KEYS)]]
-                _, replies, done, _ = pb.run(b"".join(resp(*c) for c in sent), 1 << 20, False)
+                _, replies, done, _ = pb.run(b"".join(resp(*c) for c in sent), 0, 1 << 20, False)
                 for c in sent[done:]:  # what the kernel left (a stripe busy past its spin): the Python path
                     r = cmds.execute(c)
                     replies += b"+OK\r\n" if r == "OK" else b"$%d\r\n%s\r\n" % (len(r), r)
@@ -216,7 +223,7 @@ def test_a_dead_holders_word_is_taken_over(m, caplog):
     try:
         assert held.wait(30)
         assert not locks.probe_free(index)
-        assert pb.run(resp(b"GET", key), 1 << 20, False)[:3] == (0, b"", 0)  # left to Python, which would wait
+        assert pb.run(resp(b"GET", key), 0, 1 << 20, False)[:3] == (0, b"", 0)  # left to Python, which would wait
         os.kill(p.pid, signal.SIGKILL)
         p.join(30)
         assert locks.probe_free(index)  # as the kernel frees a dead holder's fcntl lock
@@ -228,7 +235,7 @@ def test_a_dead_holders_word_is_taken_over(m, caplog):
         if p.is_alive():
             p.kill()
     assert "taken over from a dead holder" in caplog.text
-    assert pb.run(resp(b"GET", key), 1 << 20, False)[1] == b"$1\r\nv\r\n"
+    assert pb.run(resp(b"GET", key), 0, 1 << 20, False)[1] == b"$1\r\nv\r\n"
 
 
 def test_warm_compiles_what_a_core_calls(m):
