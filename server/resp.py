@@ -124,6 +124,7 @@ class RespConnection(asyncio.Protocol):
             with srv.core_lock:  # the compiled commands and the rest of the read: one acquisition
                 room = OUTPUT_BUFFER_LIMIT - t.get_write_buffer_size()
                 plain = srv.plain
+                head: bytes | bytearray
                 pos, head, done, last = plain.run(data, 0, room, s.resp3)
                 if pos < len(data):
                     out = bytearray(head)
@@ -135,11 +136,12 @@ class RespConnection(asyncio.Protocol):
                             return
                         pos, args = declined  # one the kernel would not run (a new key ...): run here, go on
                         self.execute(args, out, budget)
-                        pos, more, ran, kind = plain.run(data, pos, room - len(out), s.resp3)
-                        out += more
-                        if ran:
-                            done, last = done + ran, kind
-                    head = bytes(out)
+                        if pos < len(data):
+                            pos, more, ran, kind = plain.run(data, pos, room - len(out), s.resp3)
+                            out += more
+                            if ran:
+                                done, last = done + ran, kind
+                    head = out
                 if done:
                     s.last_command = "get" if last == LAST_GET else "set"
                     s.last = time.time()

@@ -246,7 +246,9 @@ class Db:
             return 0
         r = self.heap.malloc(len(data), CACHE_ENTRY)  # the keyspace's, never a client's (owners.py)
         try:
-            self.heap.write(r.address, 0, data)
+            # an object just allocated for len(data) bytes: Heap.write's checks (is there an object, is it that
+            # long) hold without being made
+            self.heap.raw_write(r.address, data)
         except BaseException:
             self.heap.free(r.address)  # nothing may stay allocated for a write that failed
             raise
