@@ -49,6 +49,8 @@ R_WAKE = 11  # the words to FUTEX_WAKE start here
 R_CELLS = R_WAKE + 64
 LAST_GET, LAST_SET = 1, 2
 
+Buffer = bytes | np.ndarray  # a read as the event loop hands it over (numba types it as a readonly uint8 array)
+
 _CR, _LF, _STAR, _DOLLAR, _PLUS, _MINUS, _UNDERSCORE = 13, 10, 42, 36, 43, 45, 95
 
 
@@ -108,7 +110,7 @@ def _compress(h: np.ndarray, v: np.ndarray, m: np.ndarray, t: int, last: bool) -
 
 
 @jit.njit_kernel
-def key_hash(buf: np.ndarray, off: int, n: int, work: np.ndarray) -> np.uint64:
+def key_hash(buf: Buffer, off: int, n: int, work: np.ndarray) -> np.uint64:
     """BLAKE2b with an 8-byte digest (hashlib.blake2b(key, digest_size=8), read little-endian) of
     buf[off:off+n]; `work` is 32 uint64 words of scratch (the state, the working vector, the block)."""
     h, v, m = work[0:8], work[8:24], work[24:40]
@@ -133,7 +135,7 @@ def key_hash(buf: np.ndarray, off: int, n: int, work: np.ndarray) -> np.uint64:
 
 
 @jit.njit_kernel
-def find(head: int, h: np.uint64, buf: np.ndarray, koff: int, klen: int, e_hash: np.ndarray, e_key: np.ndarray,
+def find(head: int, h: np.uint64, buf: Buffer, koff: int, klen: int, e_hash: np.ndarray, e_key: np.ndarray,
          e_klen: np.ndarray, e_next: np.ndarray, mem: np.ndarray, base: int, capacity: int) -> int:
     """The entry holding the key buf[koff:koff+klen] on the chain from head, -1 if none, -2 if the chain
     is longer than the table (read mid-change: db.py's _find raises for the same)."""
@@ -157,7 +159,7 @@ def find(head: int, h: np.uint64, buf: np.ndarray, koff: int, klen: int, e_hash:
 
 
 @jit.njit_kernel
-def _number(buf: np.ndarray, pos: int, end: int, marker: int) -> tuple[int, int]:
+def _number(buf: Buffer, pos: int, end: int, marker: int) -> tuple[int, int]:
     """A header `<marker><digits>\\r\\n` at pos: (its number, the position after it), or (-1, pos) if it is
     anything else (no digits, a leading zero, more than 9 digits, cut short)."""
     if pos >= end or buf[pos] != marker:
@@ -177,7 +179,7 @@ def _number(buf: np.ndarray, pos: int, end: int, marker: int) -> tuple[int, int]
 
 
 @jit.njit_kernel
-def _bulk(buf: np.ndarray, pos: int, end: int) -> tuple[int, int, int]:
+def _bulk(buf: Buffer, pos: int, end: int) -> tuple[int, int, int]:
     """A bulk string `$n\\r\\n<n bytes>\\r\\n` at pos: (offset of its bytes, n, position after), or n = -1."""
     n, p = _number(buf, pos, end, _DOLLAR)
     if n < 0 or p + n + 2 > end or buf[p + n] != _CR or buf[p + n + 1] != _LF:
@@ -225,7 +227,7 @@ def _unlock(words: np.ndarray, wpos: int, res: np.ndarray) -> None:
 
 
 @jit.njit_kernel
-def run_plain(buf: np.ndarray, pos: int, end: int, out: np.ndarray, cap: int, ctl: np.ndarray, res: np.ndarray,
+def run_plain(buf: Buffer, pos: int, end: int, out: np.ndarray, cap: int, ctl: np.ndarray, res: np.ndarray,
               ks_bucket: np.ndarray, e_hash: np.ndarray, e_key: np.ndarray, e_klen: np.ndarray,
               e_val: np.ndarray, e_vlen: np.ndarray, e_expire: np.ndarray, e_lru: np.ndarray, e_next: np.ndarray,
               mem: np.ndarray, base: int, seq: np.ndarray, words: np.ndarray, lock_stats: np.ndarray,
@@ -304,7 +306,7 @@ def run_plain(buf: np.ndarray, pos: int, end: int, out: np.ndarray, cap: int, ct
             else:
                 ks_core[core, K_HITS] += 1
                 e_lru[e] = lru
-                n = np.int64(e_vlen[e])
+                n = int(e_vlen[e])
                 o = _put_number(out, o, _DOLLAR, n)
                 src = np.int64(e_val[e]) - base
                 for i in range(n):
