@@ -99,7 +99,8 @@ def _server(ks: Keyspace, f: ServerFacts) -> str:
     return _section("Server", [
         # redis_version: the Redis whose command semantics this follows (clients check it for features)
         ("redis_version", "7.0.0"), ("memsim_version", f.version), ("redis_mode", "standalone"), ("arch_bits", 64),
-        ("process_id", os.getpid()), ("core", f.core), ("cores", f.cores), ("tcp_port", f.port), ("memsim_grpc_port", f.grpc_port),
+        ("process_id", os.getpid()), ("core", f.core), ("cores", f.cores), ("tcp_port", f.port),
+        ("memsim_grpc_port", f.grpc_port),
         ("uptime_in_seconds", up), ("uptime_in_days", up // 86400), ("hz", f.hz)])
 
 
