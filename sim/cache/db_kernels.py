@@ -211,6 +211,10 @@ def _put_number(out: np.ndarray, o: int, marker: int, n: int) -> int:
 
 @jit.njit_kernel
 def _lock(words: np.ndarray, wpos: int, me: int) -> bool:
+    """Take a stripe's word (futex.py's try_lock, inlined): False after SPIN tries, or at once while a
+    starving waiter is its heir (the word beside it), to leave the command to Python's waiting acquire."""
+    if jit.atomic_load(words, wpos + 1) != 0:
+        return False
     tries = 1
     while jit.atomic_cas(words, wpos, 0, me) != 0:
         if tries == SPIN:

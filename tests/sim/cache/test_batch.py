@@ -235,6 +235,11 @@ def test_a_dead_holders_word_is_taken_over(m, caplog):
         if p.is_alive():
             p.kill()
     assert "taken over from a dead holder" in caplog.text
+    lock = locks[name]
+    lock.words[lock.pos + 1] = 12345  # a starving waiter's heir word on the free lock: the kernel leaves it alone
+    assert pb.run(resp(b"GET", key), 0, 1 << 20, False)[:3] == (0, b"", 0)
+    assert not lock.try_acquire()  # and so does everyone else
+    lock.words[lock.pos + 1] = 0
     assert pb.run(resp(b"GET", key), 0, 1 << 20, False)[1] == b"$1\r\nv\r\n"
 
 
