@@ -28,19 +28,16 @@ from memsim.sim.cache.db import key_hash
 from memsim.sim.cache.layout import K_COMMANDS, K_HITS, K_MISSES, STRIPES
 from memsim.sim.machine import futex
 from memsim.sim.machine.locks import WordLock
-from memsim.sim.system import Machine, MachineConfig
+from memsim.sim.system import Machine
+from tests.sim.cache.test_keyspace import run_children
 
-MiB = 1 << 20
 CTX = mp.get_context("fork")
 
 
 @pytest.fixture
-def m():
-    machine = Machine.create(MachineConfig(memory_bytes=8 * MiB, cores=4, max_keys=4096))
-    try:
-        yield machine
-    finally:
-        machine.destroy()
+def m(machine):
+    """conftest's machine (8 MiB, 4 cores)."""
+    return machine
 
 
 def resp(*args: bytes) -> bytes:
@@ -118,7 +115,7 @@ def whole(key: bytes, value: bytes) -> bool:
     return value == stamped(key, int.from_bytes(value[8:16], "little"))
 
 
-def hammer(machine: Machine, core: int, n: int, locked: bool, start, q) -> None:
+def hammer(machine: Machine, core: int, n: int, locked: bool, q) -> None:
     problems: list[str] = []
     try:
         if not locked:  # the control: every word lock a no-op, in this process only
@@ -128,7 +125,6 @@ def hammer(machine: Machine, core: int, n: int, locked: bool, start, q) -> None:
         cmds = Commands(ks)
         pb = PlainBatch(ks)
         rng = random.Random(core)
-        start.wait(30)
         for i in range(n):
             key = rng.choice(KEYS)
             value = stamped(key, core * 1_000_000 + i)
@@ -150,6 +146,12 @@ def hammer(machine: Machine, core: int, n: int, locked: bool, start, q) -> None:
                     problems.append(f"torn value through Python: {got!r:.40}")
     except Exception as e:  # noqa: BLE001 - reported to the parent
         problems.append(repr(e))
+    finally:
+        report(q, core, problems)
+
+
+def report(q, core: int, problems: list[str]) -> None:
+    """A child's result to the parent, flushed before os._exit (or it is lost with the process)."""
     q.put((core, problems))
     q.close()
     q.join_thread()
@@ -168,18 +170,7 @@ def run(machine: Machine, locked: bool, n: int) -> tuple[list[str], int]:
     ks = machine.keyspace(machine.heap(0))
     for k in KEYS:
         Commands(ks).execute([b"SET", k, stamped(k, 0)])
-    q, start = CTX.Queue(), CTX.Event()
-    procs = [CTX.Process(target=hammer, args=(machine, c, n, locked, start, q)) for c in (1, 2, 3)]
-    for p in procs:
-        p.start()
-    start.set()
-    try:
-        out = [q.get(timeout=300) for _ in procs]
-    finally:
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.kill()
+    out = run_children([(hammer, (machine, c, n, locked)) for c in (1, 2, 3)])  # test_keyspace.py's
     problems = [x for _, ps in out for x in ps]
     try:
         counter = int(Commands(ks).execute([b"GET", b"counter"]) or 0)
