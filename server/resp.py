@@ -6,9 +6,12 @@ thread is their one writer; INFO sums them over the cores). It runs the cache's 
 (sim/cache/commands.py `Commands.execute`, through cache_servicer.execute_within and its reply
 budget), the same keyspace and the same core mutex as the gRPC Cache service.
 
-One read, one lock, one write, as Redis's pipelining: every command parsed from a read (resp_parse.py)
-runs under one acquisition of the core's mutex, each reply encoded into one bytearray
-(resp_reply.py), which is written once. A command that fails gets its error reply and the next
+One read, one lock, one write, as Redis's pipelining: every command of a read runs under one
+acquisition of the core's mutex and the replies are written once. The read's leading plain GETs
+and SETs (all of them, in a redis-benchmark run) go through one compiled call
+(sim/cache/batch.py), which stops at the first command it does not take; the rest is parsed
+(resp_parse.py) and run through the command table, each reply encoded after the compiled ones
+(resp_reply.py). A command that fails gets its error reply and the next
 one runs. A protocol error (resp_parse.py) answers the commands before it, then its
 "-ERR Protocol error: ..." line, and closes the connection; it never reaches the keyspace.
 
@@ -43,11 +46,13 @@ import hiredis
 from memsim.server.cache_servicer import execute_within, payload_bytes
 from memsim.server.limits import MAX_MESSAGE, MAX_REPLY_BYTES, MAXCLIENTS, PENDING_REPLY_BYTES, ReplyBudget
 from memsim.server.resp_commands import CONNECTION_COMMANDS, Front, Session, config_get_extra
-from memsim.server.resp_parse import Partial, fast_parse, parse
+from memsim.server.resp_parse import STAR, Partial, fast_parse, parse
 from memsim.server.resp_reply import RespMap, Verbatim, encode, error_line
 from memsim.sim.alloc.layout import MAX_CORES
+from memsim.sim.cache.batch import PlainBatch
 from memsim.sim.cache.commands import Commands
 from memsim.sim.cache.db import MAX_VALUE_BYTES
+from memsim.sim.cache.db_kernels import LAST_GET
 from memsim.sim.cache.layout import K_CLIENTS, K_COMMANDS, K_CONNECTIONS, K_NET_IN, K_NET_OUT, K_REJECTED_CONN
 from memsim.sim.errors import SimError
 
@@ -114,6 +119,42 @@ class RespConnection(asyncio.Protocol):
             return
         srv = self.server
         srv.row[K_NET_IN] += len(data)
+        if self.pending is None and type(data) is bytes and data[0] == STAR and srv.cmds.monitor is None and \
+                srv.plain.usable():
+            with srv.core_lock:  # the compiled commands and the rest of the read: one acquisition
+                room = OUTPUT_BUFFER_LIMIT - t.get_write_buffer_size()
+                plain = srv.plain
+                head: bytes | bytearray
+                pos, head, done, last = plain.run(data, 0, room, s.resp3)
+                if pos < len(data):
+                    out = bytearray(head)
+                    budget = ReplyBudget(None, MAX_REPLY_BYTES)
+                    while pos < len(data):
+                        declined = plain.declined(data)
+                        if declined is None or len(out) > room:  # not a plain GET/SET: the ordinary way on
+                            self.receive(data[pos:], out, room, True)
+                            return
+                        pos, args = declined  # one the kernel would not run (a new key ...): run here, go on
+                        self.execute(args, out, budget)
+                        if pos < len(data):
+                            pos, more, ran, kind = plain.run(data, pos, room - len(out), s.resp3)
+                            out += more
+                            if ran:
+                                done, last = done + ran, kind
+                    head = out
+                if done:
+                    s.last_command = "get" if last == LAST_GET else "set"
+                    s.last = time.time()
+            srv.row[K_NET_OUT] += len(head)
+            t.write(head)
+        else:
+            self.receive(data, bytearray(), OUTPUT_BUFFER_LIMIT - t.get_write_buffer_size(), False)
+
+    def receive(self, data: bytes, out: bytearray, room: int, locked: bool) -> None:
+        """Parse and run a read (what batch.py's compiled path left of it), after `out`'s replies; `locked`:
+        the caller holds the core's mutex."""
+        s, t, srv = self.session, self.transport, self.server
+        assert s is not None and t is not None
         if self.pending is None and (cmds := fast_parse(self.reader, data)) is not None:
             error = None
         else:
@@ -138,10 +179,12 @@ class RespConnection(asyncio.Protocol):
                 self.pending = bytearray(data[parsed.used:])
             else:
                 del self.pending[:parsed.used]
-        out = bytearray()
-        room = OUTPUT_BUFFER_LIMIT - t.get_write_buffer_size()
         if cmds:
-            self.run(cmds, out, room)
+            if locked:
+                self.run_locked(cmds, out, room)
+            else:
+                with srv.core_lock:
+                    self.run_locked(cmds, out, room)
         if len(out) > room:
             log.warning("core %d: closing client %d: %d bytes of replies unread, over the %d-byte output buffer "
                         "limit", srv.core, s.id, OUTPUT_BUFFER_LIMIT - room + len(out), OUTPUT_BUFFER_LIMIT)
@@ -156,20 +199,19 @@ class RespConnection(asyncio.Protocol):
         if s.closing:
             t.close()
 
-    def run(self, cmds: list[list[bytes]], out: bytearray, room: int) -> None:
-        """Every command of one read, under one acquisition of the core's mutex; a read of several
-        shares one KEYS/SCAN matching budget, as a gRPC pipeline message does. Stops once out passes
-        `room` (what the output buffer limit leaves): the connection is closed for it."""
+    def run_locked(self, cmds: list[list[bytes]], out: bytearray, room: int) -> None:
+        """Every command of one read (the caller holds the core's mutex); a read of several shares one
+        KEYS/SCAN matching budget, as a gRPC pipeline message does. Stops once out passes `room` (what
+        the output buffer limit leaves): the connection is closed for it."""
         srv = self.server
-        with srv.core_lock:
-            if len(cmds) == 1:
-                self.execute(cmds[0], out, None)
-            else:
-                budget = ReplyBudget(None, MAX_REPLY_BYTES)
-                with srv.cmds.match_batch():
-                    for args in cmds:
-                        if self.execute(args, out, budget) or len(out) > room:
-                            break
+        if len(cmds) == 1:
+            self.execute(cmds[0], out, None)
+        else:
+            budget = ReplyBudget(None, MAX_REPLY_BYTES)
+            with srv.cmds.match_batch():
+                for args in cmds:
+                    if self.execute(args, out, budget) or len(out) > room:
+                        break
         assert self.session is not None
         self.session.last = time.time()  # the read's time: its commands run within microseconds of it
 
@@ -267,6 +309,7 @@ class RespServer:
         self.counters = cmds.ks.a.ks_core
         self.row: memoryview = self.counters[core].data  # as db.py's stats: a cell's += is a third of numpy's
         self.connections: dict[int, RespConnection] = {}
+        self.plain = PlainBatch(cmds.ks)  # a read's plain GETs and SETs, compiled (sim/cache/batch.py)
         self._ids = itertools.count(1)
         self.front = Front(core=core, port=port, maxclients=maxclients, sessions=self.sessions)
         self.sockets: list[socket.socket] = []

@@ -31,6 +31,7 @@ from memsim.server.metrics import MachineCollector
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.recovery import recover
 from memsim.sim.alloc.scavenger import Scavenger
+from memsim.sim.cache.batch import warm as warm_cache_kernels
 from memsim.sim.cache.keyspace import Keyspace
 from memsim.sim.system import Machine, MachineConfig
 from memsim.sim.v8.warmup import warm as warm_collectors
@@ -187,6 +188,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         machine = self.machine = Machine.create(self.config)
+        warm_cache_kernels()  # the same for the Redis protocol's compiled GET/SET (sim/cache/batch.py)
         if self.config.vm_memory:
             warm_collectors()  # compiled (or loaded from numba's cache) once, here, and inherited by every core
         scavenger: Scavenger | None = None

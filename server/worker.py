@@ -69,7 +69,10 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     replies = PendingReplies(core)  # one account for the core's three services
     servicer = MachineServicer(machine, heap, core, port, replies=replies)
     ks = machine.keyspace(heap)
-    cmds = cache_commands(machine, ks, core, port, maxclients=maxclients if resp_port is not None else 0)
+    # INFO's tcp_port is the port a Redis client reaches the server on: the Redis protocol's shared port if
+    # served (the gRPC port otherwise, and as memsim_grpc_port)
+    cmds = cache_commands(machine, ks, core, port, maxclients=maxclients if resp_port is not None else 0,
+                          tcp_port=resp_port)
     cache = CacheServicer(cmds, core, servicer.core_lock, replies=replies)
     cron = CacheCron(ks, machine.config.cores, servicer.core_lock)
     # A connection may have MAX_CALLS_PER_CONNECTION calls open at once (HTTP/2's
@@ -173,13 +176,15 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     return 0
 
 
-def cache_commands(machine: Machine, ks: Keyspace, core: int, port: int, maxclients: int = 0) -> Commands:
+def cache_commands(machine: Machine, ks: Keyspace, core: int, port: int, maxclients: int = 0,
+                   tcp_port: int | None = None) -> Commands:
     """The core's command interpreter, with INFO's view of the machine."""
 
     def memstats() -> MemStats:
         return read_memstats(machine.arrays, metadata_bytes=machine.meta.size)
 
-    facts = ServerFacts(version=version("memsim"), core=core, cores=machine.config.cores, port=port,
+    facts = ServerFacts(version=version("memsim"), core=core, cores=machine.config.cores,
+                        port=port if tcp_port is None else tcp_port, grpc_port=port,
                         started=time.time(), hz=HZ, heap_inuse=lambda: memstats().HeapInuse,
                         heap_alloc=lambda: memstats().HeapAlloc, locks=ks.heap.locks.snapshot, maxclients=maxclients)
     return Commands(ks, info=lambda sections: info_text(ks, facts, sections), keys_reply_bytes=MAX_REPLY_BYTES)

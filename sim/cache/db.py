@@ -5,11 +5,11 @@ ks_seq), used_memory and the key count (ks_core's K_USED_BYTES, K_KEYS), the hit
 counters of lookups, and the per-core free-entry list. Takes: `keyspace/<stripe>` (as SeqStripe),
 `keyspace/entries`, and through exact.py `keyspace/policy`; allocates and frees through the Heap.
 
-Any core serves any key. A key hashes (BLAKE2b, 64 bits: Python's own hash is salted per
-process) to a bucket; bucket b belongs to stripe b % STRIPES, and that stripe's lock guards
-the bucket's chain and every entry on it. An operation on one key takes its stripe's lock; one
-on many (MSET, FLUSHALL, a policy switch) takes theirs in ascending order, so stripes cannot
-deadlock with each other. Free entries come from one shared stack under the
+Any core serves any key. A key hashes (BLAKE2b, 64 bits, db_kernels.key_hash in compiled code:
+Python's own hash is salted per process) to a bucket; bucket b belongs to stripe b % STRIPES,
+and that stripe's lock guards the bucket's chain and every entry on it. An operation on one
+key takes its stripe's lock; one on many (MSET, FLUSHALL, a policy switch) takes theirs in
+ascending order, so stripes cannot deadlock with each other. Free entries come from one shared stack under the
 `keyspace/entries` lock, moved in batches to a per-core list (Go's mcache pattern: a new
 key takes that lock once per ENTRY_BATCH keys). Lock order: stripe -> entries -> mcentral ->
 mheap, never the other way round; `keyspace/policy` (exact.py) is a leaf taken inside a stripe.
@@ -17,8 +17,8 @@ mheap, never the other way round; `keyspace/policy` (exact.py) is a leaf taken i
 an ordinary fill overflows one stripe long before the table is full.)
 
 GET takes no lock at all when it can: each stripe's lock is a seqlock (SeqStripe), and a read
-that saw no writer come and go keeps its result. A lock pair is two fcntl calls, about a
-third of a GET's cost.
+that saw no writer come and go keeps its result. The stripes' locks are futex words
+(sim/machine/futex.py), which batch.py's compiled GET/SET path takes too.
 
 An entry holds the key's hash, the key and the value as allocator objects (address and length;
 a zero-length value has no object), the expiry time in ms (0 = none) and the 24-bit LRU/LFU
@@ -80,6 +80,7 @@ MAX_VALUE_BYTES = 16 << 20
 
 
 def key_hash(key: bytes) -> int:
+    """The table's 64-bit key hash; db_kernels.key_hash computes the same in compiled code."""
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
 
 
@@ -245,7 +246,9 @@ class Db:
             return 0
         r = self.heap.malloc(len(data), CACHE_ENTRY)  # the keyspace's, never a client's (owners.py)
         try:
-            self.heap.write(r.address, 0, data)
+            # an object just allocated for len(data) bytes: Heap.write's checks (is there an object, is it that
+            # long) hold without being made
+            self.heap.raw_write(r.address, data)
         except BaseException:
             self.heap.free(r.address)  # nothing may stay allocated for a write that failed
             raise

@@ -58,13 +58,14 @@ class ServerFacts:
     version: str
     core: int
     cores: int
-    port: int
+    port: int  # INFO's tcp_port: the Redis protocol's shared port where it is served
     started: float  # time.time() at start
     hz: int
     heap_inuse: Callable[[], int]  # Go's HeapInuse, bytes
     heap_alloc: Callable[[], int]  # Go's HeapAlloc, bytes
     locks: Callable[[], list[LockStats]]
     maxclients: int = 0  # the Redis-protocol front end's limit (server/resp.py); 0: none is served
+    grpc_port: int = 0  # the gRPC shared port (memsim_grpc_port)
 
 
 def human(n: int) -> str:
@@ -99,6 +100,7 @@ def _server(ks: Keyspace, f: ServerFacts) -> str:
         # redis_version: the Redis whose command semantics this follows (clients check it for features)
         ("redis_version", "7.0.0"), ("memsim_version", f.version), ("redis_mode", "standalone"), ("arch_bits", 64),
         ("process_id", os.getpid()), ("core", f.core), ("cores", f.cores), ("tcp_port", f.port),
+        ("memsim_grpc_port", f.grpc_port),
         ("uptime_in_seconds", up), ("uptime_in_days", up // 86400), ("hz", f.hz)])
 
 

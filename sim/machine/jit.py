@@ -155,3 +155,20 @@ if JIT_ENABLED:
 else:
     atomic_add, atomic_or, atomic_and = atomics.fetch_add, atomics.fetch_or, atomics.fetch_and
     atomic_cas, atomic_load = atomics.compare_exchange, atomics.load
+
+
+def entry_point(fn: F, *example: object) -> F:
+    """The compiled specialisation of `fn` for the types of `example`, as a callable that skips the
+    dispatcher: numba's Dispatcher types every argument on each call to pick a specialisation, ~30 ns
+    an argument, which doubles the cost of a call with twenty arrays made once per request
+    (sim/cache/batch.py). The entry point unboxes the arguments as the specialisation expects, so a
+    caller must pass the same types every time. Compiles (or loads from the cache) on first use, by
+    calling fn once on `example`; interpreted (NUMBA_DISABLE_JIT=1) it is fn itself."""
+    if not JIT_ENABLED:
+        return fn
+    dispatcher = cast(Any, fn)
+    types = tuple(numba.typeof(a) for a in example)
+    if types not in dispatcher.overloads:
+        dispatcher.compile(types)
+    compiled: F = dispatcher.overloads[types].entry_point
+    return compiled

@@ -17,6 +17,10 @@ a core is; (2) a lock may be acquired re-entrantly (in the "one global lock" exp
 central lists and the page heap share one lock), so each lock keeps a process-local depth
 and only the outermost acquire/release touches the kernel.
 
+The keyspace's locks (names under WORD_LOCK_PREFIXES) are futex words instead (`WordLock`,
+futex.py): the same robustness when a holder dies, without a syscall when uncontended, and a word
+a compiled kernel can take itself. Their word is the low half of the row's OWNER cell.
+
 Counters follow jemalloc's mutex stats (`num_ops`, `num_wait`, `total_wait_time`,
 `max_wait_time`, `owner_switch`). They are written only while the lock is held, so one
 writer at a time and no atomics needed; a reader may see a row mid-update, which is fine
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import tempfile
 import time
@@ -34,11 +39,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memsim.sim.machine import futex
 from memsim.sim.machine.shm import ArraySpec
 
-# Columns of the lock-stats table (int64, 8 per row = one cache line per lock).
-ACQ, CONTENDED, WAIT_NS, MAX_WAIT_NS, OWNER_SWITCH, LAST_OWNER, HOLD_NS, _PAD = range(8)
+log = logging.getLogger("memsim.locks")
+
+# Columns of the lock-stats table (int64, 8 per row = one cache line per lock). OWNER holds a WordLock's
+# futex word (futex.py) in its low half, and is unused by an fcntl lock.
+ACQ, CONTENDED, WAIT_NS, MAX_WAIT_NS, OWNER_SWITCH, LAST_OWNER, HOLD_NS, OWNER = range(8)
 STAT_COLUMNS = 8
+# Locks taken on every cache command: futex words (WordLock) rather than fcntl bytes.
+WORD_LOCK_PREFIXES = ("keyspace/",)
 
 
 def lock_specs(nlocks: int) -> list[ArraySpec]:
@@ -84,31 +95,20 @@ class SharedLock:
         if self._depth:
             self._depth += 1
             return
-        contended = False
-        wait = 0
-        try:
-            fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, self.index, os.SEEK_SET)
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            contended = True
+        if not self._take():
             t0 = time.perf_counter_ns()
-            while True:
-                try:
-                    fcntl.lockf(self._fd, fcntl.LOCK_EX, 1, self.index, os.SEEK_SET)
-                    break
-                except OSError as e2:  # EDEADLK can be reported spuriously; our order is fixed
-                    if e2.errno not in (errno.EDEADLK, errno.EINTR):
-                        raise
-            wait = time.perf_counter_ns() - t0
-            self.waits.append((self.name, wait))
-        if contended:
-            row = self._row
-            row[CONTENDED] += 1
-            row[WAIT_NS] += wait
-            if wait > row[MAX_WAIT_NS]:
-                row[MAX_WAIT_NS] = wait
+            self._wait()
+            self._waited(time.perf_counter_ns() - t0)
         self._acquired()
+
+    def _waited(self, wait: int) -> None:
+        """The bookkeeping of a contended acquisition: the op's waits, contention, wait time and its max."""
+        self.waits.append((self.name, wait))
+        row = self._row
+        row[CONTENDED] += 1
+        row[WAIT_NS] += wait
+        if wait > row[MAX_WAIT_NS]:
+            row[MAX_WAIT_NS] = wait
 
     def _acquired(self) -> None:
         """The bookkeeping of every first acquisition: depth, count, owner switches, hold start."""
@@ -126,11 +126,7 @@ class SharedLock:
         if self._depth:
             self._depth += 1
             return True
-        try:
-            fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, self.index, os.SEEK_SET)
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
+        if not self._take():
             self._row[CONTENDED] += 1
             return False
         self._acquired()
@@ -141,6 +137,31 @@ class SharedLock:
         if self._depth:
             return
         self._row[HOLD_NS] += time.perf_counter_ns() - self._t_acquired
+        self._give()
+
+    # -- the exclusion itself: the lock file's byte ------------------------------------------------
+
+    def _take(self) -> bool:
+        """Take it if free now."""
+        try:
+            fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, self.index, os.SEEK_SET)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            return False
+        return True
+
+    def _wait(self) -> None:
+        """Take it, waiting as long as it takes."""
+        while True:
+            try:
+                fcntl.lockf(self._fd, fcntl.LOCK_EX, 1, self.index, os.SEEK_SET)
+                return
+            except OSError as e:  # EDEADLK can be reported spuriously; our order is fixed
+                if e.errno not in (errno.EDEADLK, errno.EINTR):
+                    raise
+
+    def _give(self) -> None:
         fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, self.index, os.SEEK_SET)
 
     def __enter__(self) -> SharedLock:
@@ -154,6 +175,39 @@ class SharedLock:
     def held(self) -> bool:
         return self._depth > 0
 
+    @property
+    def owner_id(self) -> int:
+        """What LAST_OWNER records for this process's acquisitions (kernels that take a word keep it too)."""
+        return self._owner_id
+
+
+class WordLock(SharedLock):
+    """A SharedLock whose exclusion is a futex word (futex.py) instead of the lock file's byte; the same
+    depth, counters and interface. `words` and `pos` are the word, for kernels that take it themselves."""
+
+    def __init__(self, name: str, index: int, fd: int, stats: np.ndarray, owner_id: int,
+                 waits: list[tuple[str, int]] | None = None):
+        super().__init__(name, index, fd, stats, owner_id, waits)
+        self.stats = stats
+        self.words, step = futex.word_positions(stats, STAT_COLUMNS)
+        self.pos = index * step + 2 * OWNER
+        self._addr = self.words.ctypes.data + 4 * self.pos
+        self._try_lock, self._unlock = futex.fast_calls()
+
+    def _take(self) -> bool:
+        return self._try_lock(self.words, self.pos, futex.my_pid()) == 0
+
+    def _wait(self) -> None:
+        if futex.acquire_slow(self.words, self.pos, self._addr):
+            log.warning("lock %s: taken over from a dead holder", self.name)
+
+    def _give(self) -> None:
+        if self._unlock(self.words, self.pos) & futex.WAITERS:
+            futex.futex_wake(self._addr)
+
+    def free(self) -> bool:
+        return futex.free_or_dead(self.words, self.pos)
+
 
 class LockTable:
     """All the machine's locks by name. `alias` maps a name onto another lock's byte."""
@@ -165,7 +219,8 @@ class LockTable:
         self._locks: dict[str, SharedLock] = {}
         self.waits: list[tuple[str, int]] = []
         for i, n in enumerate(names):
-            self._locks[n] = SharedLock(n, i, fd, stats, owner_id, self.waits)
+            kind = WordLock if n.startswith(WORD_LOCK_PREFIXES) else SharedLock
+            self._locks[n] = kind(n, i, fd, stats, owner_id, self.waits)
         for a, target in alias.items():
             self._locks[a] = self._locks[target]
 
@@ -181,7 +236,11 @@ class LockTable:
         return out
 
     def probe_free(self, index: int) -> bool:
-        """True if no process holds lock `index` (used by tests and by recovery)."""
+        """True if no process holds lock `index` (used by tests and by recovery); a word lock whose holder
+        died counts as free, as the kernel frees a dead holder's fcntl lock."""
+        lock = self._locks[self.names[index]]
+        if isinstance(lock, WordLock):
+            return lock.free()
         try:
             fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, index, os.SEEK_SET)
         except OSError:

@@ -130,6 +130,30 @@ def test_resp_and_grpc_share_one_keyspace(server, r):
         rc.close()
 
 
+def test_info_names_the_redis_protocol_port(server, r):
+    info = r.info("server")
+    assert info["tcp_port"] == server.resp_port and info["memsim_grpc_port"] == server.port
+
+
+def test_pipelined_plain_commands_mixed_with_new_keys_and_others_answer_in_order(r):
+    """A read's plain GETs and SETs run compiled (sim/cache/batch.py) until one it declines (a new key, a new
+    length) or another command; those run the ordinary way, and every reply comes back in order."""
+    model: dict[str, bytes] = {}
+    expected: list[object] = []
+    with r.pipeline(transaction=False) as p:
+        for i in range(60):
+            key, value = f"pk{i % 9}", b"v" * (1 + i % 4)
+            p.set(key, value)
+            model[key] = value
+            expected.append(True)
+            p.get(f"pk{(i * 5) % 11}")
+            expected.append(model.get(f"pk{(i * 5) % 11}"))
+            if i % 7 == 0:
+                p.incr("n")
+                expected.append(i // 7 + 1)
+        assert p.execute() == expected
+
+
 def test_inline_pipelined_and_split_requests(server, r):
     s = raw(server)
     s.sendall(b"PING\r\nSET i \"a b\"\r\nGET i\r\n")
