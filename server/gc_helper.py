@@ -4,7 +4,7 @@
 It blocks on the core's doorbell (sim/machine/doorbell.py: a pipe, no polling); when rung it looks
 for posted jobs of other cores (sim/v8/gc_job.py) and, if its core is free now
 (`core_lock.acquire(blocking=False)`: a core busy with its own RPC does not help, as V8's worker
-threads do not when busy), joins one and works in it until it leaves (sim/v8/scavenge_job.help).
+threads do not when busy), joins one and works in it until it leaves (HELP: the job kind's help function).
 
 The deadlock rule (docs/design/orinoco.md §3): a helper holds its `core_lock` for its whole visit
 and never releases it while joined. Otherwise this core's RPC thread could take the core, block on
@@ -18,12 +18,19 @@ It never takes an isolate's locker; what it writes goes through the kernels and 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from memsim.server.periodic import Periodic
 from memsim.sim.machine.doorbell import Doorbells
-from memsim.sim.v8 import gc_job, scavenge_job
+from memsim.sim.v8 import compaction_job, gc_job, scavenge_job
+from memsim.sim.v8.context import HeapContext
 from memsim.sim.v8.isolate_table import V8
 
+# a job kind's helper part: the scavenge (scavenge_job.py), mark-compact's evacuation and pointer
+# updating (compaction_job.py)
+HELP: dict[int, Callable[[HeapContext], int]] = {gc_job.KIND_SCAVENGE: scavenge_job.help,
+                                                 gc_job.KIND_EVACUATE: compaction_job.help,
+                                                 gc_job.KIND_UPDATE: compaction_job.help}
 WAIT_S = 0.5  # the longest a helper sleeps between looks at its stop flag
 
 
@@ -51,8 +58,8 @@ class GcHelper(Periodic):
             if not self.core_lock.acquire(blocking=False):
                 return  # busy: this core does not help
             try:
-                if (int(self.v8.a.gc_job[iso, gc_job.J_KIND]) == gc_job.KIND_SCAVENGE
-                        and scavenge_job.help(self.v8.context(iso)) >= 0):
+                help_ = HELP.get(int(self.v8.a.gc_job[iso, gc_job.J_KIND]))
+                if help_ is not None and help_(self.v8.context(iso)) >= 0:
                     self.visits += 1
             finally:
                 self.core_lock.release()

@@ -99,6 +99,9 @@ NCFG = 24
 # instead of a Mark-Compact; C_MARKING_BARRIER_OFF (sim-only, like C_BARRIER_OFF) skips the marking
 # barrier; C_STEP_BYTES a step's budget in bytes marked (0 = V8's 1 ms at the measured marking speed)
 C_INCREMENTAL, C_MARKING_BARRIER_OFF, C_STEP_BYTES = 16, 17, 18
+# compaction's abort-for-testing hook (compaction_job.py, V8's COMPACTION_WAS_ABORTED_FOR_TESTING): n + 1
+# makes the middle evacuation candidate abort after n objects moved (0 = off)
+C_TEST_ABORT = 23
 # C_GROWING holds the fixed growing factor x 1000 (0 = V8's dynamic HeapGrowingFactor).
 # Test hooks of the scavenger's parallel kernel, run in one process (scavenger.py): C_TEST_TASKS tasks
 # (0 or 1: one) take turns, C_TEST_RACE stops each copy between its body and its forwarding CAS so the

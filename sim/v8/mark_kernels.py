@@ -28,9 +28,9 @@ from __future__ import annotations
 import numpy as np
 
 from memsim.sim.v8 import worklist as wl
-from memsim.sim.v8.dm_kernels import copy_words, test_and_set_bit, test_bit, word_index
-from memsim.sim.v8.jit import njit_kernel
-from memsim.sim.v8.layout import CHUNK_HEADER, FREE_LIST_CATEGORIES, HEAP_BASE
+from memsim.sim.v8.dm_kernels import copy_words, test_and_set_bit, test_and_set_bit_atomic, test_bit, word_index
+from memsim.sim.v8.jit import atomic_add, njit_kernel
+from memsim.sim.v8.layout import CHUNK_HEADER, FREE_LIST_CATEGORIES, HEAP_BASE, OLD_TO_NEW
 from memsim.sim.v8.objects import FILLER, FREE_SPACE, JS_ARRAY_BUFFER, JS_OBJECT, header, itype_of, nfields_of, size_of
 
 # ctr columns (K_OVERFLOW: objects greyed while the marking segment had no room: the rescan finds them)
@@ -262,7 +262,8 @@ def update_range(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: 
                  slots: np.ndarray, pg_slots: np.ndarray, ctr: np.ndarray) -> None:
     """Rewrite every field of the live objects of [start, end) that points at a forwarded object
     to its new address (marked objects only when `check_marks`). A field of an old host that then
-    points into new space [new_lo, new_hi) is recorded in OLD_TO_NEW (`slots`, counted per page)."""
+    points into new space [new_lo, new_hi) is recorded in OLD_TO_NEW (`slots`, counted per page in
+    `pg_slots`, the isolate's pg_slots row flattened: page * 2 + OLD_TO_NEW), both atomically."""
     host_old = not (new_lo <= start < new_hi)
     at = start
     while at < end:
@@ -281,8 +282,9 @@ def update_range(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: 
                         target = tm
                         words[k] = tm | 1
                         ctr[K_UPDATED] += 1
-                    if host_old and new_lo <= target < new_hi and test_and_set_bit(slots, k - bitbase):
-                        pg_slots[(at + 8 + 8 * i - HEAP_BASE) >> page_shift] += 1  # the slot's page
+                    # atomic: update tasks on other cores record slots of neighbouring objects
+                    if host_old and new_lo <= target < new_hi and test_and_set_bit_atomic(slots, k - bitbase):
+                        atomic_add(pg_slots, 2 * ((at + 8 + 8 * i - HEAP_BASE) >> page_shift) + OLD_TO_NEW, 1)
                         ctr[K_RECORDED] += 1
         at += size
 
