@@ -46,6 +46,7 @@ from memsim.sim.v8.handles import HandleTable
 from memsim.sim.v8.isolate import Isolate
 from memsim.sim.v8.layout import (
     C_CREATED_NS,
+    C_FORCE_COMPACTION,
     C_GROWING,
     C_HELPERS,
     C_HOME,
@@ -82,6 +83,8 @@ from memsim.sim.vm.vm import VM
 
 MiB = 1 << 20
 VERIFY_ENV = "MEMSIM_TEST_V8_VERIFY"  # test hook: every isolate verifies its heap after every collection
+# test hook: every isolate makes every old page with live objects an evacuation candidate (C_FORCE_COMPACTION)
+FORCE_COMPACTION_ENV = "MEMSIM_TEST_V8_FORCE_COMPACTION"
 DEFAULT_SEMI_SPACE = 1 * MiB
 DEFAULT_MAX_OLD_SPACE = 8 * MiB
 
@@ -167,6 +170,7 @@ class V8:
                 cfg[C_GROWING] = int(growing_factor * 1000)
                 cfg[C_HELPERS] = gc_helpers
                 cfg[C_VERIFY] = int(bool(os.environ.get(VERIFY_ENV)))  # test hook: verify after every GC
+                cfg[C_FORCE_COMPACTION] = int(bool(os.environ.get(FORCE_COMPACTION_ENV)))
                 cfg[C_INCREMENTAL] = int(bool(incremental_marking))
                 cfg[C_OWNER], cfg[C_HOME], cfg[C_CREATED_NS] = owner, self.core, time.monotonic_ns()
                 cfg[C_SPACE] = -1  # no space yet: a failed create must not destroy space 0
