@@ -110,8 +110,8 @@ def test_a_page_aborted_in_the_middle_keeps_the_heap_whole():
         m.check_graph()
         _once(m)
         after = _addresses(m)
-        split = Counter()
-        for page, oids in pages.items():
+        split: Counter[tuple[bool, bool]] = Counter()
+        for oids in pages.values():
             stayed = sum(after[oid] == before[oid] for oid in oids)
             split[(0 < stayed < len(oids), stayed == len(oids))] += 1
         assert split[(True, False)] == 1, split  # one page aborted part way, moved objects and kept the rest
