@@ -1,0 +1,64 @@
+"""Mark-compact's parallel evacuation and pointer updating across a real server's cores
+(sim/v8/compaction_job.py, server/gc_helper.py): an isolate created with gc_helpers=1 on core 0, every
+Mark-Compact a forced compaction (MEMSIM_TEST_V8_FORCE_COMPACTION: every old page with live objects a
+candidate), core 1's helper joining the evacuation and update jobs.
+
+Each round makes forests of stamped trees (tests/server/test_v8_parallel.py's Forest), collects, then
+drops half of the new forests' trees, so that the next forced compaction has several half-empty
+candidate pages to share out. Every collection is verified on the server (MEMSIM_TEST_V8_VERIFY: a
+failure fails the call) and the kept trees read back their stamps. The helper's figures are asserted over several
+collections, not each one: on a loaded 2-CPU host a helper may wake after the main has taken every
+page, and that is no failure; zero objects moved by helpers over all of them is (a dead doorbell or a
+job kind the helper does not dispatch).
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from memsim.client import V8Client
+from memsim.sim.v8.isolate_table import FORCE_COMPACTION_ENV
+from tests.server.test_v8_parallel import SERVER, TREES, Forest, MiB, _env, stamp
+from tests.servers import running_server
+
+pytestmark = pytest.mark.integration
+
+# Mark-Compacts at most, and at least before the helper's count is read; forests made a round
+ROUNDS, AT_LEAST, FORESTS = 8, 3, 3
+KEPT = range(0, TREES, 2)  # after its first Mark-Compact a forest keeps these trees: its old pages become half empty
+
+
+def _check(forest: Forest) -> None:
+    """The kept trees' stamps along their leftmost and rightmost paths and a sample of inner nodes."""
+    b = forest.iso.batch()
+    b.open_scope()
+    reads = [((t, i), b.read_payload(forest._walk(b, t, i))) for t in KEPT for i in (0, 1, 2, 200, 510)]
+    b.close_scope()
+    res = b.execute().raise_first()
+    for (t, i), ref in reads:
+        assert res[ref] == stamp(t, i, 0), (t, i)
+
+
+def test_a_helper_core_evacuates_candidates_and_the_heap_verifies(monkeypatch):
+    _env(monkeypatch, **{FORCE_COMPACTION_ENV: "1"})
+    with running_server(**SERVER) as srv, V8Client(srv.target, core=0, timeout=120) as v8:
+        iso = v8.create_isolate(semi_space_size=1 * MiB, max_old_space_size=16 * MiB, gc_helpers=1)
+        rng, forests, events = random.Random(7), [], []
+        for rnd in range(1, ROUNDS + 1):
+            new = [Forest(iso, rng) for _ in range(FORESTS)]
+            events.append(iso.gc())  # a Mark-Compact with forced compaction, verified on the server
+            for forest in new:
+                for t in range(TREES):
+                    if t not in KEPT:
+                        iso.drop(forest.roots[t])
+            forests += new
+            for forest in forests:
+                _check(forest)
+            if rnd >= AT_LEAST and sum(e.helper_objects for e in events) > 0:
+                break
+        assert sum(e.compacted for e in events) > 0, events
+        assert sum(e.helpers for e in events) > 0, events
+        assert sum(e.helper_objects for e in events) > 0, events  # objects a helper evacuated
+        assert all(e.total_cpu_ms >= e.main_cpu_ms > 0 for e in events)
