@@ -20,8 +20,9 @@ KIND_EVACUATE and KIND_UPDATE), run by the main thread as task 0 and by helper c
   (C_TEST_TASKS, C_TEST_RACE, C_TEST_NO_CAS, as the scavenge's) let several tasks take turns here,
   the race hook making every task take every item and stop every copy before its CAS.
 - A helper that dies: its claimed items are given back and the main does them again (an evacuated
-  object is skipped, an update is idempotent); its LAB is closed at its published top with the
-  others'; a copy it made but did not forward is unmarked, so the sweeper frees it.
+  object is skipped, its copy's mark made sure of; an update is idempotent); its LAB is closed at its
+  published top with the others'; a copy it made but did not forward is unmarked, so the sweeper
+  frees it. The park hook (PARK_HOOK) stops a helper mid-page, to be killed there.
 
 Owns nothing beyond its tasks; touches the candidates' objects, old space's free list and pages
 (under gcalloc), `pg_live`, the mark bits of copies, OLD_TO_NEW (through the kernels) and gc_job's rows.
@@ -29,6 +30,7 @@ Owns nothing beyond its tasks; touches the candidates' objects, old space's free
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -60,6 +62,9 @@ from memsim.sim.v8.worklist import MAX_TASKS
 IT_CANDIDATE, IT_OLD_PAGE, IT_LARGE, IT_RANGE = range(4)  # gc_item kinds: (kind, page slot | start, 0 | size | end)
 P_ABORT_ITEM, P_ABORT_AFTER = range(2)  # the job's constants: the testing hook's page and moves (-1: off)
 NP = 2
+# test hook (gc_job.HELPER_PAUSE_ENV = PARK_HOOK): a helper parks on its first candidate page after
+# PARK_AFTER objects moved, to be killed with the page half evacuated
+PARK_HOOK, PARK_AFTER = "mid-page", 5
 UNENTERED_S = 1.0  # a joined bit whose task names no process after this long: the helper died joining
 
 
@@ -89,6 +94,7 @@ class Task:
         self.item = -1
         self.next_item = 0  # with every_item: this task's own cursor
         self.aborted: list[int] = []  # page slots this task aborted
+        self.park = False  # test hook (help): stop once mid-page, to be killed there
 
     def _claim(self) -> bool:
         if self.every_item:
@@ -104,7 +110,7 @@ class Task:
             page = self.h.bounds.page(lo)
             self.st[ek.E_AT], self.st[ek.E_END] = page + CHUNK_HEADER, page + self.h.g.page_size
             hooked = self.item == int(self.p[P_ABORT_ITEM])
-            self.st[ek.E_LEFT] = int(self.p[P_ABORT_AFTER]) + 1 if hooked else 0
+            self.st[ek.E_LEFT] = int(self.p[P_ABORT_AFTER]) + 1 if hooked else PARK_AFTER + 1 if self.park else 0
         return True
 
     def turn(self) -> bool:
@@ -134,6 +140,9 @@ class Task:
                 return False
             if code == ek.NEED_OLD and self._refill(int(self.st[ek.E_NEED])):
                 continue
+            if code == ek.ABORT and self.park:
+                self._park()
+                continue
             self._abort(slot)
             return True
 
@@ -160,6 +169,18 @@ class Task:
                                                   page + CHUNK_HEADER, int(self.st[ek.E_AT]))
         mc.clear_flags(d, page, mc.EVACUATION_CANDIDATE)
         self.aborted.append(slot)
+
+    def _park(self) -> None:
+        """The park hook: wait mid-page (some objects forwarded, the rest not) to be killed; a main
+        that dies meanwhile ends the wait; then the page goes on."""
+        h = self.h
+        print(f"isolate {h.iso}: compaction helper task {self.task} parked mid-page on core {h.core} "
+              f"(pid {os.getpid()}, test hook {gc_job.HELPER_PAUSE_ENV})", file=sys.stderr, flush=True)
+        deadline = time.monotonic() + gc_job.PARK_SECONDS
+        while time.monotonic() < deadline and gc_job.main_alive(h):
+            time.sleep(0.01)
+        self.park = False
+        self.st[ek.E_LEFT] = 0
 
     def _update(self, kind: int, lo: int, hi: int) -> None:
         h, d, a, i = self.h, self.h.dmap, self.h.a, self.h.iso
@@ -257,6 +278,7 @@ def help(h: HeapContext) -> int:
         return -1
     cpu0 = time.thread_time_ns()
     t = Task(h, task, gc_job.params(h, NP))
+    t.park = os.environ.get(gc_job.HELPER_PAUSE_ENV) == PARK_HOOK
     try:
         while gc_job.running(h) and gc_job.main_alive(h) and t.turn():
             pass

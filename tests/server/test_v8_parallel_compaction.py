@@ -14,12 +14,18 @@ job kind the helper does not dispatch).
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import threading
 
 import pytest
 
 from memsim.client import V8Client
+from memsim.sim.v8.compaction_job import PARK_HOOK
+from memsim.sim.v8.gc_job import HELPER_PAUSE_ENV
 from memsim.sim.v8.isolate_table import FORCE_COMPACTION_ENV
+from tests.server.test_sessions import wait_until
 from tests.server.test_v8_parallel import SERVER, TREES, Forest, MiB, _env, stamp
 from tests.servers import running_server
 
@@ -62,3 +68,47 @@ def test_a_helper_core_evacuates_candidates_and_the_heap_verifies(monkeypatch):
         assert sum(e.helpers for e in events) > 0, events
         assert sum(e.helper_objects for e in events) > 0, events  # objects a helper evacuated
         assert all(e.total_cpu_ms >= e.main_cpu_ms > 0 for e in events)
+
+
+def _parked(srv) -> bool:
+    return any("parked mid-page on core 1" in ln for ln in srv.output)
+
+
+def test_a_helper_killed_mid_page_leaves_the_heap_whole(monkeypatch):
+    """Core 1's helper parks on its first candidate page with 5 objects moved (PARK_HOOK) and its
+    worker is killed: the main takes the page back, skips the moved objects (their copies kept
+    live), moves the rest; every collection verifies on the server and the kept trees read back."""
+    _env(monkeypatch, **{FORCE_COMPACTION_ENV: "1", HELPER_PAUSE_ENV: PARK_HOOK})
+    with running_server(**SERVER) as srv, V8Client(srv.target, core=0, timeout=120) as v8:
+        iso = v8.create_isolate(semi_space_size=1 * MiB, max_old_space_size=16 * MiB, gc_helpers=1)
+        rng, forests, outcome = random.Random(9), [], []
+
+        def collect() -> None:
+            try:
+                for _ in range(ROUNDS):
+                    new = [Forest(iso, rng) for _ in range(FORESTS)]
+                    iso.gc()
+                    for forest in new:
+                        for t in range(TREES):
+                            if t not in KEPT:
+                                iso.drop(forest.roots[t])
+                    forests.extend(new)
+                    if _parked(srv):
+                        return
+            except Exception as e:  # noqa: BLE001  (reported to the test's thread)
+                outcome.append(e)
+
+        t = threading.Thread(target=collect)
+        t.start()
+        wait_until(lambda: _parked(srv), 90, "core 1's helper to park mid-page")
+        os.kill(srv.worker_pids[1], signal.SIGKILL)
+        t.join(120)
+        assert not t.is_alive() and outcome == []
+        assert any("compaction task 1" in ln and "died; the main does its 1 claimed items again" in ln
+                   for ln in srv.output)
+        assert [i.state for i in v8.isolates() if i.isolate == iso.id] == ["live"]
+        for forest in forests:
+            _check(forest)
+        iso.gc()  # verified again
+        for forest in forests:
+            _check(forest)
