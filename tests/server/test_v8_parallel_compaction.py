@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import random
 import signal
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -47,19 +47,26 @@ def _check(forest: Forest) -> None:
         assert res[ref] == stamp(t, i, 0), (t, i)
 
 
+def _round(iso, rng: random.Random, forests: list[Forest]):
+    """FORESTS new forests, a Mark-Compact (verified on the server), then half of the new trees
+    dropped; the collection's event."""
+    new = [Forest(iso, rng) for _ in range(FORESTS)]
+    event = iso.gc()
+    for forest in new:
+        for t in range(TREES):
+            if t not in KEPT:
+                iso.drop(forest.roots[t])
+    forests += new
+    return event
+
+
 def test_a_helper_core_evacuates_candidates_and_the_heap_verifies(monkeypatch):
     _env(monkeypatch, **{FORCE_COMPACTION_ENV: "1"})
     with running_server(**SERVER) as srv, V8Client(srv.target, core=0, timeout=120) as v8:
         iso = v8.create_isolate(semi_space_size=1 * MiB, max_old_space_size=16 * MiB, gc_helpers=1)
         rng, forests, events = random.Random(7), [], []
         for rnd in range(1, ROUNDS + 1):
-            new = [Forest(iso, rng) for _ in range(FORESTS)]
-            events.append(iso.gc())  # a Mark-Compact with forced compaction, verified on the server
-            for forest in new:
-                for t in range(TREES):
-                    if t not in KEPT:
-                        iso.drop(forest.roots[t])
-            forests += new
+            events.append(_round(iso, rng, forests))
             for forest in forests:
                 _check(forest)
             if rnd >= AT_LEAST and sum(e.helper_objects for e in events) > 0:
@@ -77,38 +84,18 @@ def _parked(srv) -> bool:
 def test_a_helper_killed_mid_page_leaves_the_heap_whole(monkeypatch):
     """Core 1's helper parks on its first candidate page with 5 objects moved (PARK_HOOK) and its
     worker is killed: the main takes the page back, skips the moved objects (their copies kept
-    live), moves the rest; every collection verifies on the server and the kept trees read back."""
+    live), moves the rest; that collection verifies on the server and the kept trees read back."""
     _env(monkeypatch, **{FORCE_COMPACTION_ENV: "1", HELPER_PAUSE_ENV: PARK_HOOK})
     with running_server(**SERVER) as srv, V8Client(srv.target, core=0, timeout=120) as v8:
         iso = v8.create_isolate(semi_space_size=1 * MiB, max_old_space_size=16 * MiB, gc_helpers=1)
-        rng, forests, outcome = random.Random(9), [], []
-
-        def collect() -> None:
-            try:
-                for _ in range(ROUNDS):
-                    new = [Forest(iso, rng) for _ in range(FORESTS)]
-                    iso.gc()
-                    for forest in new:
-                        for t in range(TREES):
-                            if t not in KEPT:
-                                iso.drop(forest.roots[t])
-                    forests.extend(new)
-                    if _parked(srv):
-                        return
-            except Exception as e:  # noqa: BLE001  (reported to the test's thread)
-                outcome.append(e)
-
-        t = threading.Thread(target=collect)
-        t.start()
-        wait_until(lambda: _parked(srv), 90, "core 1's helper to park mid-page")
-        os.kill(srv.worker_pids[1], signal.SIGKILL)
-        t.join(120)
-        assert not t.is_alive() and outcome == []
+        rng, forests = random.Random(9), []
+        with ThreadPoolExecutor(1) as pool:  # the collections run while this thread waits to kill
+            done = pool.submit(lambda: [_round(iso, rng, forests) for _ in range(ROUNDS) if not _parked(srv)])
+            wait_until(lambda: _parked(srv), 90, "core 1's helper to park mid-page")
+            os.kill(srv.worker_pids[1], signal.SIGKILL)
+            done.result(120)  # raises what a collection raised
         assert any("compaction task 1" in ln and "died; the main does its 1 claimed items again" in ln
                    for ln in srv.output)
         assert [i.state for i in v8.isolates() if i.isolate == iso.id] == ["live"]
-        for forest in forests:
-            _check(forest)
-        iso.gc()  # verified again
-        for forest in forests:
+        for forest in forests:  # no further collection: core 1, restarted, would park again
             _check(forest)
