@@ -10,6 +10,10 @@ failure fails the call) and the kept trees read back their stamps. The helper's 
 collections, not each one: on a loaded 2-CPU host a helper may wake after the main has taken every
 page, and that is no failure; zero objects moved by helpers over all of them is (a dead doorbell or a
 job kind the helper does not dispatch).
+
+A helper killed mid-page (PARK_HOOK parks it on its first candidate with 5 objects moved): the main
+redoes the page and the collection verifies; the control, with the main's redo hooked off
+(MEMSIM_TEST_V8_NO_PAGE_REDO), makes the verifier fail, so that test can fail.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from memsim.client import V8Client
-from memsim.sim.v8.compaction_job import PARK_HOOK
+from memsim.client import FailedPrecondition, V8Client
+from memsim.sim.v8.compaction_job import NO_REDO_ENV, PARK_HOOK
 from memsim.sim.v8.gc_job import HELPER_PAUSE_ENV
 from memsim.sim.v8.isolate_table import FORCE_COMPACTION_ENV
 from tests.server.test_sessions import wait_until
@@ -81,6 +85,16 @@ def _parked(srv) -> bool:
     return any("parked mid-page on core 1" in ln for ln in srv.output)
 
 
+def _kill_when_parked(srv, iso, rng: random.Random, forests: list[Forest]) -> None:
+    """Collect (rounds) until core 1's helper parks mid-page, kill core 1's worker; what the
+    collection raised is raised here."""
+    with ThreadPoolExecutor(1) as pool:  # the collections run while this thread waits to kill
+        done = pool.submit(lambda: [_round(iso, rng, forests) for _ in range(ROUNDS) if not _parked(srv)])
+        wait_until(lambda: _parked(srv), 90, "core 1's helper to park mid-page")
+        os.kill(srv.worker_pids[1], signal.SIGKILL)
+        done.result(120)
+
+
 def test_a_helper_killed_mid_page_leaves_the_heap_whole(monkeypatch):
     """Core 1's helper parks on its first candidate page with 5 objects moved (PARK_HOOK) and its
     worker is killed: the main takes the page back, skips the moved objects (their copies kept
@@ -88,14 +102,18 @@ def test_a_helper_killed_mid_page_leaves_the_heap_whole(monkeypatch):
     _env(monkeypatch, **{FORCE_COMPACTION_ENV: "1", HELPER_PAUSE_ENV: PARK_HOOK})
     with running_server(**SERVER) as srv, V8Client(srv.target, core=0, timeout=120) as v8:
         iso = v8.create_isolate(semi_space_size=1 * MiB, max_old_space_size=16 * MiB, gc_helpers=1)
-        rng, forests = random.Random(9), []
-        with ThreadPoolExecutor(1) as pool:  # the collections run while this thread waits to kill
-            done = pool.submit(lambda: [_round(iso, rng, forests) for _ in range(ROUNDS) if not _parked(srv)])
-            wait_until(lambda: _parked(srv), 90, "core 1's helper to park mid-page")
-            os.kill(srv.worker_pids[1], signal.SIGKILL)
-            done.result(120)  # raises what a collection raised
+        forests: list[Forest] = []
+        _kill_when_parked(srv, iso, random.Random(9), forests)
         assert any("compaction task 1" in ln and "died; the main does its 1 claimed items again" in ln
                    for ln in srv.output)
         assert [i.state for i in v8.isolates() if i.isolate == iso.id] == ["live"]
         for forest in forests:  # no further collection: core 1, restarted, would park again
             _check(forest)
+
+
+def test_control_without_the_mains_redo_the_verifier_fails(monkeypatch):
+    _env(monkeypatch, **{FORCE_COMPACTION_ENV: "1", HELPER_PAUSE_ENV: PARK_HOOK, NO_REDO_ENV: "1"})
+    with running_server(**SERVER) as srv, V8Client(srv.target, core=0, timeout=120) as v8:
+        iso = v8.create_isolate(semi_space_size=1 * MiB, max_old_space_size=16 * MiB, gc_helpers=1)
+        with pytest.raises(FailedPrecondition, match="does not verify"):
+            _kill_when_parked(srv, iso, random.Random(9), [])
