@@ -239,9 +239,13 @@ def _slice(h: HeapContext, pool: wl.Worklist, task: int, ctr: np.ndarray, words:
 def turn(h: HeapContext, task: int, words: int) -> int:
     """A helper task's slice driven in this process, between the mutator's operations (the tests'
     interleaving of helper and mutator by turns, as the scavenger's are; no job, no other core):
-    take segments, visit up to `words`, give the segments back. The objects it blackened."""
+    the main's segment published (as `resume` and `kick` do), then take segments, visit up to
+    `words`, give the segments back. The objects it blackened."""
     pool = _pool(h)
-    if not marking.active(h) or not pool.attach(task):
+    if not marking.active(h):
+        return 0
+    _publish_main(h, pool)
+    if not pool.attach(task):
         return 0
     ctr = np.zeros(mk.NCTR, dtype=np.int64)
     try:
@@ -249,7 +253,7 @@ def turn(h: HeapContext, task: int, words: int) -> int:
             before = int(ctr[mk.K_WORDS])
             if _slice(h, pool, task, ctr, words) == mk.M_EMPTY:
                 break
-            words -= max(1, int(ctr[mk.K_WORDS]) - before)
+            words -= int(ctr[mk.K_WORDS]) - before  # a steal or a publish visits nothing: go on
     finally:
         pool.detach(task)
     return int(ctr[mk.K_MARKED])
