@@ -76,13 +76,17 @@ class HelperFigures:
 
 
 def tasks(h: HeapContext) -> int:
-    """The job's tasks (the main's row 0 and the helpers'), 1 when no helper may join."""
-    cores = h.jobs.cores
-    if not h.cfg[C_CONCURRENT] or cores < 2 or atomics.backend() != "libatomic":
+    """A concurrent job's tasks (the main's row 0 and the helpers'), 1 when no helper may join."""
+    return pause_tasks(h) if h.cfg[C_CONCURRENT] else 1
+
+
+def pause_tasks(h: HeapContext, rule: bool = True) -> int:
+    """The tasks that mark: C_HELPERS helper cores if > 0, else (with `rule`) every other core; 1 when
+    serial (C_HELPERS 0 and not `rule`), on one core, or without libatomic."""
+    cores, n = h.jobs.cores, int(h.cfg[C_HELPERS])
+    if cores < 2 or atomics.backend() != "libatomic" or (n == 0 and not rule):
         return 1
-    n = int(h.cfg[C_HELPERS])
-    helpers = min(n if n > 0 else cores - 1, cores - 1, wl.MAX_TASKS - 1)
-    return 1 + helpers
+    return 1 + min(n if n > 0 else cores - 1, cores - 1, wl.MAX_TASKS - 1)
 
 
 def _pool(h: HeapContext) -> wl.Worklist:
@@ -124,16 +128,61 @@ def pause(h: HeapContext, timeout: float = 30.0) -> None:
     unentered: dict[int, float] = {}
     deadline = time.monotonic() + timeout
     while gc_job.active(h) > 0 and time.monotonic() < deadline:
-        seen: set[int] = set()
-        dead = gc_job.dead_tasks(h, seen)
-        now = time.monotonic()
-        unentered = {t: unentered.get(t, now) for t in seen}
-        dead += [t for t, since in unentered.items() if now - since > UNENTERED_S]
-        for t in dead:
-            _repair(h, t)
-        if not dead:
+        if not _reap_dead(h, unentered):
             gc_job.wait_main(h, 0.002)
     job[gc_job.J_STATE] = gc_job.DONE
+
+
+def _reap_dead(h: HeapContext, unentered: dict[int, float]) -> bool:
+    """Repair every joined helper that died (see `_repair`); `unentered`: when each bit without a
+    process was first seen, kept by the caller. Whether any was."""
+    seen: set[int] = set()
+    dead = gc_job.dead_tasks(h, seen)
+    now = time.monotonic()
+    unentered.update({t: unentered.get(t, now) for t in seen})
+    for t in [t for t in unentered if t not in seen]:
+        del unentered[t]
+    dead += [t for t, since in unentered.items() if now - since > UNENTERED_S]
+    for t in dead:
+        _repair(h, t)
+    return bool(dead)
+
+
+def mark_in_pause(h: HeapContext, ctr: np.ndarray) -> None:
+    """The atomic pause's marking shared with helper cores (V8's parallel marking in
+    MarkCompactCollector::MarkLiveObjects; docs/design/orinoco.md S7): the main, as task 0, posts
+    the job and drains its segments in slices beside the helpers, publishing its push segment when
+    helpers are in and the pool is empty; with nothing left to steal it waits for them (repairing
+    the dead) and ends the job. What is left (an overflow's rescan) the caller's drain does alone."""
+    n = pause_tasks(h, rule=False)
+    if n < 2:
+        return
+    pool = _pool(h)
+    _publish_main(h, pool)
+    gc_job.post(h, gc_job.KIND_MARK, n, [], np.zeros(0, dtype=np.int64))
+    unentered: dict[int, float] = {}
+    try:
+        while True:
+            code = _slice(h, pool, marking.TASK, ctr, SLICE_WORDS)
+            if code != mk.M_EMPTY:
+                if gc_job.active(h) and not pool.global_size(wl.WL_MARKING):
+                    _publish_main(h, pool)  # helpers wait: share the main's segment
+                continue
+            if gc_job.active(h) == 0:
+                break
+            if not _reap_dead(h, unentered):
+                gc_job.set_main_idle(h, True)  # helpers with nothing to steal leave at once
+                gc_job.wait_main(h, 0.0005)
+                gc_job.set_main_idle(h, False)
+    finally:
+        pause(h)
+
+
+def take_figures(h: HeapContext) -> HelperFigures:
+    """`figures`, and the columns zeroed for the next collection."""
+    f = figures(h)
+    h.a.iso_marking[h.iso, [M_HELPER_CPU_NS, M_HELPER_OBJECTS, M_HELPER_CORES]] = 0
+    return f
 
 
 def _repair(h: HeapContext, task: int) -> None:
@@ -266,6 +315,8 @@ def _wait_for_work(h: HeapContext, pool: wl.Worklist, job: np.ndarray, gen: int)
     while time.monotonic() < deadline and _running(job, gen):
         if pool.global_size(wl.WL_MARKING):
             return True
+        if gc_job.main_idle(h):  # a pause's main waits for the helpers to leave: none has work left
+            return False
         os.sched_yield()
     return False
 

@@ -263,15 +263,13 @@ def collect_garbage(h: HeapContext, kind: str, reason: str, force: bool = False,
     elif kind == KIND_SCAVENGE:
         scavenger.scavenge(h, work)
     else:
-        helpers = concurrent_marking.figures(h)  # the cycle's helper work, before finalize clears it
         if marking.active(h):  # the cycle's steps go into this event (V8's incremental suffix)
             tracer_incremental.fill(tracer, h.a.tr_inc, now_ms(h))
         cpu0 = time.thread_time_ns()
         mark_compact.collect(h, work, force or bool(h.cfg[C_FORCE_COMPACTION]))
-        if helpers.cores:  # the pause's CPU is the main's; the cycle's helper CPU counts in the total
+        if work.helpers:  # the pause's CPU is the main's; the helpers' (the cycle's, the pause's) adds to the total
             work.main_cpu_ms = (time.thread_time_ns() - cpu0) / 1e6
-            work.total_cpu_ms = work.main_cpu_ms + helpers.cpu_ms
-            work.helpers, work.helper_objects = helpers.cores, helpers.objects
+            work.total_cpu_ms = work.main_cpu_ms + work.helper_cpu_ms
     event = tracer.end(work, size_of_objects(h), committed(h), now_ms(h))
     h.a.iso_phase[h.iso] = MUTATOR
     h.a.iso_epoch[h.iso] += 1

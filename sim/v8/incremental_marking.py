@@ -142,8 +142,10 @@ def step(h: HeapContext, now_ms: float) -> bool:
 def finalize(h: HeapContext, work: GcWork) -> None:
     """The Mark-Compact's marking: the rest of the cycle (roots again, then the worklist), or the
     whole marking when no cycle runs; then the cycle is over."""
-    concurrent_marking.pause(h)  # no helper marks while the pause does
-    marking.finish(h, work)
+    concurrent_marking.pause(h)  # the cycle's helpers leave; the pause's own job may call others
+    marking.finish(h, work, lambda ctr: concurrent_marking.mark_in_pause(h, ctr))
+    f = concurrent_marking.take_figures(h)  # the cycle's and the pause's helper work
+    work.helper_cpu_ms, work.helpers, work.helper_objects = f.cpu_ms, f.cores, f.objects
     _stop(h)
 
 

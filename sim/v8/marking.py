@@ -37,6 +37,7 @@ and `pg_live` is 0 (`clear` runs in the release phase and when a cycle is aborte
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -179,16 +180,19 @@ def step(h: HeapContext, budget_bytes: int) -> tuple[bool, int]:
     return done, int(ctr[mk.K_WORDS]) * 8
 
 
-def finish(h: HeapContext, work: GcWork) -> None:
+def finish(h: HeapContext, work: GcWork, helpers: Callable[[np.ndarray], None] | None = None) -> None:
     """Mark everything reachable from the roots, in the pause: after an incremental cycle, the roots
-    again and what is left grey; else the whole marking. `pg_live` then holds each page's live
-    bytes and every live ArrayBuffer's extension row is marked."""
+    again and what is left grey; else the whole marking. `helpers(ctr)`, when given, marks with
+    helper cores first (concurrent_marking.mark_in_pause); the main's drain then takes what is left.
+    `pg_live` then holds each page's live bytes and every live ArrayBuffer's extension row is marked."""
     t0 = time.perf_counter()
     if active(h):
         _push_roots(h)
     else:
         start(h)
     ctr = np.zeros(mk.NCTR, dtype=np.int64)
+    if helpers is not None:
+        helpers(ctr)
     drain(h, UNLIMITED, ctr)
     work.objects_marked += int(ctr[mk.K_MARKED])
     work.objects_scanned += int(ctr[mk.K_MARKED])

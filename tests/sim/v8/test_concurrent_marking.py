@@ -173,3 +173,32 @@ def test_a_helper_killed_in_the_job_leaves_a_cycle_that_completes(capfd):
         mi.sync()
         mi.check_graph()
         mi.check_after_full_gc()
+
+
+def test_a_helper_core_joins_the_pauses_marking():
+    """S7's marking: with gc_helpers=1 (no incremental or concurrent marking) the Mark-Compact's pause
+    posts the marking job; core 1's helper joins it and the oracle holds after every one."""
+    with small_machine(cores=2) as m, mirrored_isolate(m, max_old_space_size=4 * MiB, gc_helpers=1) as mi:
+        h = mi.iso.h
+        mi.open_scope()
+        for _ in range(8):  # trees of 511 nodes, one global each
+            level = [mi.new_object([0, 0], payload=b"leaf", pretenure=True) for _ in range(256)]
+            while len(level) > 1:
+                level = [mi.new_object([level[i], level[i + 1]], pretenure=True) for i in range(0, len(level), 2)]
+            mi.make_persistent(level[0])
+        mi.close_scope()
+        pid = _fork_helper(m, h.iso, loop=True)
+        try:
+            joined = []
+            for _ in range(30):
+                ev = mi.iso.gc()
+                mi.sync()
+                mi.check_after_full_gc()
+                joined.append(ev.helper_objects)
+                if ev.helper_objects:
+                    assert ev.helpers == 1 and ev.total_cpu_ms >= ev.main_cpu_ms
+                    break
+            assert any(joined), "core 1's helper never joined a pause's marking"
+            mi.check_graph()
+        finally:
+            _reap(pid, kill=True)
