@@ -258,7 +258,8 @@ def run(h: HeapContext, kind: int, items: list[tuple[int, int, int]], lab: tuple
 
 def figures(h: HeapContext, n: int, work: GcWork) -> np.ndarray:
     """Add one job's figures to the collection's: helpers (the most in any job), the objects they
-    moved, CAS failures, the helpers' CPU time into total_cpu_ms; the tasks' counters summed."""
+    moved, CAS failures, the helpers' CPU time (helper_cpu_ms: heap.py adds it to the main's for the
+    total); the tasks' counters summed."""
     rows = h.a.gc_task[h.iso]
     joined = [t for t in range(1, n) if rows[t, gc_job.TK_PID]]
     f = tracer_parallel.task_figures(rows, n, k.K_COPIED, k.K_PROMOTED, k.K_STEALS, k.K_CAS_FAIL,
@@ -266,7 +267,7 @@ def figures(h: HeapContext, n: int, work: GcWork) -> np.ndarray:
     work.helpers = max(work.helpers, int(f["helpers"]))
     work.helper_objects += int(f["helper_objects"])
     work.cas_failures += int(f["cas_failures"])
-    work.total_cpu_ms += f["total_cpu_ms"] - f["main_cpu_ms"]
+    work.helper_cpu_ms += f["total_cpu_ms"] - f["main_cpu_ms"]
     return np.sum([k.task_row(h.a.gc_task, h.iso, t)[0] for t in range(n)], axis=0)
 
 

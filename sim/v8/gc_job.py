@@ -48,6 +48,7 @@ MiB = 1 << 20
 P_BASE = 16  # the job's kernel constants (scavenge_kernels.py's p) from this column on
 NONE, RUNNING, ENDING, DONE = range(4)
 KIND_SCAVENGE = 1
+KIND_MARK = 2  # concurrent marking (concurrent_marking.py): no items, the marking worklist is the work
 KIND_EVACUATE, KIND_UPDATE = 4, 5  # mark-compact's parallel phases (compaction_job.py)
 I_CLAIM, I_KIND, I_LO, I_HI = range(4)
 ITEM_DONE = -1

@@ -101,7 +101,6 @@ TARGET_FRAGMENTATION_PERCENT, MAX_EVACUATED_BYTES = 70, 4 * MB
 
 def collect(h: HeapContext, work: GcWork, force: bool) -> None:
     a, i = h.a, h.iso
-    cpu0 = time.thread_time_ns()
     incremental_marking.finalize(h, work)  # the rest of an incremental cycle, or the whole marking
     t0 = time.perf_counter()
     a.iso_phase[i] = MC_EVACUATE
@@ -124,9 +123,6 @@ def collect(h: HeapContext, work: GcWork, force: bool) -> None:
     a.iso_phase[i] = MC_RELEASE
     sweeper.release(h, evacuated, work)
     h.top[T_OLD_LIMIT_BYTES] = old_generation_limit(h)
-    main_ms = (time.thread_time_ns() - cpu0) / 1e6  # the helpers' CPU was added by the jobs (compaction_job)
-    work.main_cpu_ms += main_ms
-    work.total_cpu_ms += main_ms
 
 
 def select_candidates(h: HeapContext, force: bool) -> list[int]:

@@ -54,29 +54,32 @@ def _header(words: np.ndarray, dm: np.ndarray, at: int, shift: int, wpf: int) ->
 def _visit(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: np.ndarray, black: np.ndarray,
            bitbase: int, page_shift: int, addr: int, seg: np.ndarray, meta: np.ndarray, local: np.ndarray,
            pg_live: np.ndarray, ext_mark: np.ndarray, ctr: np.ndarray) -> int:
-    """Blacken the grey object at `addr` and grey its white fields (MarkingVisitor), each pushed on
-    the task's marking segment; a field that finds no room stays grey off the worklist (K_OVERFLOW:
-    the caller's rescan finds it). Its size is added to its page's live bytes; a live ArrayBuffer
-    marks its extension row. The words marked."""
+    """Grey the white fields of the grey object at `addr` (MarkingVisitor), each pushed on the task's
+    marking segment, then blacken it; a field that finds no room stays grey off the worklist
+    (K_OVERFLOW: the caller's rescan finds it). Every bit is set by an atomic `lock or` (V8's
+    MarkBit::Set<AccessMode::ATOMIC>), so that helper cores marking concurrently (concurrent_marking.py)
+    grey each object once; black comes last, so a task that dies mid-visit leaves the object grey
+    for the rescan, and only the task whose bit turned black adds its size to its page's live bytes
+    (atomically) and counts it. A live ArrayBuffer marks its extension row. The words visited."""
     mw = words[word_index(dm, addr, shift, wpf)]
     t = itype_of(mw)
     n = nfields_of(mw) if t == JS_OBJECT else 0
     size = size_of(mw)
-    test_and_set_bit(black, word_index(dm, addr, shift, wpf) - bitbase)
-    pg_live[(addr - HEAP_BASE) >> page_shift] += size
-    ctr[K_MARKED] += 1
-    ctr[K_WORDS] += size >> 3
-    ctr[K_SLOTS] += n
     for i in range(n):
         w = words[word_index(dm, addr + 8 + 8 * i, shift, wpf)]
-        if (w & 1) != 0 and test_and_set_bit(bits, word_index(dm, w - 1, shift, wpf) - bitbase):
+        if (w & 1) != 0 and test_and_set_bit_atomic(bits, word_index(dm, w - 1, shift, wpf) - bitbase):
             if wl.room(meta, local, wl.WL_MARKING):
                 wl.push(seg, meta, local, wl.WL_MARKING, w - 1)
             else:
                 ctr[K_OVERFLOW] += 1
     if t == JS_ARRAY_BUFFER:
         ext_mark[words[word_index(dm, addr + 16, shift, wpf)] >> 32] = MARK_OLD
-    return size >> 3
+    if test_and_set_bit_atomic(black, word_index(dm, addr, shift, wpf) - bitbase):
+        atomic_add(pg_live, (addr - HEAP_BASE) >> page_shift, size)
+        ctr[K_MARKED] += 1
+        ctr[K_WORDS] += size >> 3
+        ctr[K_SLOTS] += n
+    return max(1, size >> 3)
 
 
 @njit_kernel
@@ -117,8 +120,8 @@ def push_roots(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: np
         if (w & 1) != 0 and not test_bit(bits, word_index(dm, w - 1, shift, wpf) - bitbase):
             if not wl.room(meta, local, wl.WL_MARKING):
                 return k
-            test_and_set_bit(bits, word_index(dm, w - 1, shift, wpf) - bitbase)
-            wl.push(seg, meta, local, wl.WL_MARKING, w - 1)
+            if test_and_set_bit_atomic(bits, word_index(dm, w - 1, shift, wpf) - bitbase):
+                wl.push(seg, meta, local, wl.WL_MARKING, w - 1)
     return roots.shape[0]
 
 

@@ -15,11 +15,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 from memsim.sim.system import Machine, MachineConfig
 from memsim.sim.v8 import incremental_marking, marking, verifier
@@ -28,9 +24,9 @@ from memsim.sim.v8.layout import LIVE, M_STATE, MARKING_ON, MC_MARK_STEP, MUTATO
 from memsim.sim.v8.memory_chunk import INCREMENTAL_MARKING, chunk_of, flags
 from memsim.sim.v8.tracer_incremental import steps
 from tests.sim.v8.mirror import mirrored_isolate, small_machine
+from tests.sim.v8.test_scavenger import interpreted, objects_digest
 
 PAGE = 64 << 10
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def _step_until(iso, done, limit=10_000):
@@ -207,19 +203,11 @@ def marking_digest() -> str:
             rows = marking.frame_rows(h)
             digest.update(h.a.v8_markbits[rows].tobytes() + h.a.v8_blackbits[rows].tobytes())
             iso.gc()
-            objects: dict[int, int] = {}
-            for _, start, end in verifier._pages(h):
-                verifier._walk(h, start, end, objects)
-            for addr in objects:
-                digest.update(addr.to_bytes(8, "little") + h.dmap.read(addr, 16))
+            objects_digest(h, digest)
             return digest.hexdigest()
     finally:
         m.destroy()
 
 
 def test_jit_and_interpreted_marking_kernels_agree():
-    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
-    out = subprocess.run([sys.executable, "-c", "from tests.sim.v8.test_incremental_marking import marking_digest; "
-                          "print(marking_digest())"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == marking_digest()
+    assert interpreted("tests.sim.v8.test_incremental_marking", "marking_digest") == marking_digest()

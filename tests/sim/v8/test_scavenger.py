@@ -27,6 +27,7 @@ import pytest
 from memsim.sim.alloc.memstats import read_memstats
 from memsim.sim.system import Machine, MachineConfig
 from memsim.sim.v8 import V8, Handle, Isolate, heap, verifier
+from memsim.sim.v8.context import HeapContext
 from memsim.sim.v8.layout import T_OLD_PAGES
 from memsim.sim.v8.objects import filler, object_size, size_of
 
@@ -321,20 +322,29 @@ def program_digest() -> str:
                 model.valid = []
                 iso.gc(minor=True)
             digest = hashlib.sha256()
-            h = iso.h
-            objects: dict[int, int] = {}
-            for _, start, end in verifier._pages(h):
-                verifier._walk(h, start, end, objects)
-            for addr, mw in objects.items():
-                digest.update(addr.to_bytes(8, "little") + h.dmap.read(addr, size_of(mw)))
+            objects_digest(iso.h, digest)
             return digest.hexdigest()
     finally:
         m.destroy()
 
 
-def test_jit_and_interpreted_kernels_leave_identical_heaps():
+def objects_digest(h: HeapContext, digest: hashlib._Hash) -> None:
+    """Every object's address and bytes, in the order the verifier walks the pages."""
+    objects: dict[int, int] = {}
+    for _, start, end in verifier._pages(h):
+        verifier._walk(h, start, end, objects)
+    for addr, mw in objects.items():
+        digest.update(addr.to_bytes(8, "little") + h.dmap.read(addr, size_of(mw)))
+
+
+def interpreted(module: str, function: str) -> str:
+    """What `module.function()` prints when run in a child process with NUMBA_DISABLE_JIT=1."""
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
-    out = subprocess.run([sys.executable, "-c", "from tests.sim.v8.test_scavenger import program_digest; "
-                          "print(program_digest())"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", f"from {module} import {function}; print({function}())"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == program_digest()
+    return out.stdout.strip()
+
+
+def test_jit_and_interpreted_kernels_leave_identical_heaps():
+    assert interpreted("tests.sim.v8.test_scavenger", "program_digest") == program_digest()
