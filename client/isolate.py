@@ -249,15 +249,17 @@ class V8Commands(Endpoint, Generic[IsoT]):
     @command
     def create_isolate(self, semi_space_size: int = 0, max_old_space_size: int = 0, growing_factor: float = 0.0,
                        keep: bool = False, *, gc_helpers: int = 0, incremental_marking: bool = False,
-                       timeout: float | None = None) -> Steps[IsoT]:
+                       concurrent_marking: bool = False, timeout: float | None = None) -> Steps[IsoT]:
         """A new isolate (sizes in bytes; 0: the server's defaults, 1 MiB semi-spaces and an 8 MiB
         max_old_space_size), destroyed when this client closes (or its lease runs out) unless keep=True.
         gc_helpers: other cores that join its scavenges (0 serial, -1 V8's rule, n at most n, capped at 7);
         incremental_marking: its major GCs mark in steps between its operations (V8's default)
-        instead of all in the pause."""
+        instead of all in the pause; concurrent_marking: helper cores mark its cycles while it runs
+        (gc_helpers of them if > 0, else every other core)."""
         req = build_request(pb.CreateIsolateRequest, semi_space_size=semi_space_size,
                             max_old_space_size=max_old_space_size, growing_factor=growing_factor, keep=keep,
-                            lease_seconds=self.lease, gc_helpers=gc_helpers, incremental_marking=incremental_marking)
+                            lease_seconds=self.lease, gc_helpers=gc_helpers, incremental_marking=incremental_marking,
+                            concurrent_marking=concurrent_marking)
         if not keep:
             self._start_keepalive()  # before the call: an isolate it creates is never without renewal
         return self._isolate((yield from unary("CreateIsolate", req, pb.IsolateInfo, timeout)))

@@ -172,11 +172,12 @@ class IsolateInfo:
     home: int  # the core that created it
     gc_helpers: int = 0  # scavenge helper cores (0 serial, -1 V8's rule, n at most n)
     incremental_marking: bool = False  # its major GCs mark incrementally
+    concurrent_marking: bool = False  # helper cores mark its cycles concurrently
 
     @classmethod
     def from_pb(cls, i: pb.IsolateInfo) -> IsolateInfo:
         return cls(i.isolate, i.state, i.space, i.semi_space_size, i.max_old_space_size, i.owner, i.keep, i.holder,
-                   i.home, i.gc_helpers, i.incremental_marking)
+                   i.home, i.gc_helpers, i.incremental_marking, i.concurrent_marking)
 
 
 @dataclass(frozen=True)

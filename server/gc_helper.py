@@ -4,7 +4,9 @@
 It blocks on the core's doorbell (sim/machine/doorbell.py: a pipe, no polling); when rung it looks
 for posted jobs of other cores (sim/v8/gc_job.py) and, if its core is free now
 (`core_lock.acquire(blocking=False)`: a core busy with its own RPC does not help, as V8's worker
-threads do not when busy), joins one and works in it until it leaves (sim/v8/scavenge_job.help).
+threads do not when busy), joins one and works in it until it leaves (sim/v8/scavenge_job.help; a
+concurrent marking job: sim/v8/concurrent_marking.help, visits of at most its VISIT_S, the core
+free between them; mark-compact's evacuation and pointer updating: sim/v8/compaction_job.help).
 
 The deadlock rule (docs/design/orinoco.md §3): a helper holds its `core_lock` for its whole visit
 and never releases it while joined. Otherwise this core's RPC thread could take the core, block on
@@ -18,10 +20,11 @@ It never takes an isolate's locker; what it writes goes through the kernels and 
 from __future__ import annotations
 
 import threading
+import time
 
 from memsim.server.periodic import Periodic
 from memsim.sim.machine.doorbell import Doorbells
-from memsim.sim.v8 import gc_job, scavenge_job
+from memsim.sim.v8 import compaction_job, concurrent_marking, gc_job, scavenge_job
 from memsim.sim.v8.isolate_table import V8
 
 WAIT_S = 0.5  # the longest a helper sleeps between looks at its stop flag
@@ -46,13 +49,30 @@ class GcHelper(Periodic):
                 self.run_tick()
 
     def tick(self) -> None:
-        """Join every posted job of another core this core can help with now."""
+        """Join every posted job of another core this core can help with now; a concurrent marking
+        job again and again while its visits end with work left (the core is free between visits)."""
         for iso in gc_job.posted(self.v8.a.gc_job, self.core):
-            if not self.core_lock.acquire(blocking=False):
-                return  # busy: this core does not help
-            try:
-                if (int(self.v8.a.gc_job[iso, gc_job.J_KIND]) == gc_job.KIND_SCAVENGE
-                        and scavenge_job.help(self.v8.context(iso)) >= 0):
-                    self.visits += 1
-            finally:
-                self.core_lock.release()
+            again = True
+            while again and not self._stop.is_set():
+                if not self.core_lock.acquire(blocking=False):
+                    return  # busy: this core does not help
+                try:
+                    again = self._visit(iso)
+                finally:
+                    self.core_lock.release()
+                time.sleep(0)  # this core's own requests may take it between two visits
+
+    def _visit(self, iso: int) -> bool:
+        """One visit to the isolate's job; True to come back at once."""
+        kind = int(self.v8.a.gc_job[iso, gc_job.J_KIND])
+        if kind == gc_job.KIND_SCAVENGE:
+            self.visits += scavenge_job.help(self.v8.context(iso)) >= 0
+            return False
+        if kind in (gc_job.KIND_EVACUATE, gc_job.KIND_UPDATE):  # mark-compact's parallel phases
+            self.visits += compaction_job.help(self.v8.context(iso)) >= 0
+            return False
+        if kind == gc_job.KIND_MARK:
+            r = concurrent_marking.help(self.v8.context(iso))
+            self.visits += r != concurrent_marking.NOT_JOINED
+            return r == concurrent_marking.AGAIN
+        return False

@@ -80,7 +80,7 @@ def isolate_info(i: IsolateInfo, core: int) -> pb.IsolateInfo:
     return pb.IsolateInfo(isolate=i.id, state=i.state, space=i.space, semi_space_size=i.semi_space_size,
                           max_old_space_size=i.max_old_space_size, owner=f"{i.owner:x}" if i.owner else "",
                           keep=not i.owner, holder=i.holder, core=core, home=i.home, gc_helpers=i.gc_helpers,
-                          incremental_marking=i.incremental_marking)
+                          incremental_marking=i.incremental_marking, concurrent_marking=i.concurrent_marking)
 
 
 def space_statistics(s: Mapping[str, int | str]) -> pb.HeapSpaceStatistics:
@@ -165,7 +165,8 @@ class V8Servicer(v8_pb2_grpc.V8Servicer):
             iso = v8.create_isolate(semi_space_size=semi, max_old_space_size=max_old,
                                     growing_factor=request.growing_factor, owner=owner,
                                     lease=lease, now=now, gc_helpers=min(request.gc_helpers, MAX_GC_HELPERS),
-                                    incremental_marking=request.incremental_marking)
+                                    incremental_marking=request.incremental_marking,
+                                    concurrent_marking=request.concurrent_marking)
             if owner:
                 v8.renew(owner, now)  # creating is renewing: the client's other isolates live on too
             return self._info(iso)

@@ -173,7 +173,8 @@ class Wire:
 def _worker(lane: Lane, load: GcLoad, workload: str) -> LaneResult:
     with V8Client(load.target, timeout=120) as v8:
         iso = v8.create_isolate(semi_space_size=load.semi_space, max_old_space_size=load.max_old_space,
-                                gc_helpers=load.gc_helpers, incremental_marking=load.incremental_marking)
+                                gc_helpers=load.gc_helpers, incremental_marking=load.incremental_marking,
+                                concurrent_marking=load.concurrent_marking)
         try:
             wire = Wire(iso, lane)
             w = mutator(workload, wire.send, load, lane.index)

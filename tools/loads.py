@@ -134,6 +134,7 @@ class GcLoad:
     max_old_space: int = 16 << 20  # bytes (Node's --max-old-space-size, in bytes)
     gc_helpers: int = 0  # each isolate's scavenge helper cores (CreateIsolateRequest.gc_helpers)
     incremental_marking: bool = False  # each isolate's major GCs mark incrementally (CreateIsolateRequest)
+    concurrent_marking: bool = False  # helper cores mark each isolate's cycles (CreateIsolateRequest)
     seed: int = 1
     quick: bool = False
     progress: bool = True

@@ -48,6 +48,8 @@ MiB = 1 << 20
 P_BASE = 16  # the job's kernel constants (scavenge_kernels.py's p) from this column on
 NONE, RUNNING, ENDING, DONE = range(4)
 KIND_SCAVENGE = 1
+KIND_MARK = 2  # concurrent marking (concurrent_marking.py): no items, the marking worklist is the work
+KIND_EVACUATE, KIND_UPDATE = 4, 5  # mark-compact's parallel phases (compaction_job.py)
 I_CLAIM, I_KIND, I_LO, I_HI = range(4)
 ITEM_DONE = -1
 # gc_task columns owned here (scavenge_kernels.py uses 0..35)
@@ -249,6 +251,18 @@ def dead_tasks(h: HeapContext, unentered: set[int] | None = None) -> list[int]:
     return out
 
 
+def dead_or_unentered(h: HeapContext, unentered: dict[int, float], late_s: float) -> list[int]:
+    """dead_tasks, plus the tasks whose bit has been set without a process for `late_s` seconds (they
+    died between their CAS and `enter`); `unentered` (task -> first seen) is the caller's memory."""
+    seen: set[int] = set()
+    dead = dead_tasks(h, seen)
+    now = time.monotonic()
+    fresh = {t: unentered.get(t, now) for t in seen}
+    unentered.clear()
+    unentered.update(fresh)
+    return dead + [t for t, since in fresh.items() if now - since > late_s]
+
+
 def forget(h: HeapContext, task: int) -> None:
     """The main took over a dead task's work: its bit and its count go."""
     _unjoin(h, task)
@@ -339,6 +353,14 @@ def wait_main(h: HeapContext, timeout: float = 0.0005) -> None:
         bells.wait(h.core, timeout)
     else:
         os.sched_yield()
+
+
+def idle_main(h: HeapContext) -> None:
+    """The main has nothing to do but wait for active helpers: say so (helpers then stop waiting for
+    it) and wait on its doorbell."""
+    set_main_idle(h, True)
+    wait_main(h)
+    set_main_idle(h, False)
 
 
 def close(h: HeapContext) -> None:

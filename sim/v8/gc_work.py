@@ -32,6 +32,7 @@ class GcWork:
     external_freed: int = 0  # backing-store bytes freed
     main_cpu_ms: float = 0.0  # the main thread's CPU time in the collection (0: not measured, the pause stands in)
     total_cpu_ms: float = 0.0  # the main's and every helper core's (tracer_parallel.py)
+    helper_cpu_ms: float = 0.0  # helper cores' CPU time for this collection's marking (concurrent_marking.py)
     helpers: int = 0
     helper_objects: int = 0
     segments_stolen: int = 0

@@ -37,6 +37,7 @@ import numpy as np
 from memsim.sim.errors import ResourceExhausted
 from memsim.sim.v8 import (
     array_buffer_sweeper,
+    concurrent_marking,
     free_list,
     incremental_marking,
     large_object_space,
@@ -170,7 +171,7 @@ def _collect_for(h: HeapContext, space: str) -> None:
 def _limit_reached(h: HeapContext) -> None:
     """The old generation passed its allocation limit: a Mark-Compact, or with C_INCREMENTAL the
     start of an incremental marking cycle (none if one runs: it ends in a Mark-Compact)."""
-    if not h.cfg[C_INCREMENTAL]:
+    if not h.cfg[C_INCREMENTAL] and concurrent_marking.tasks(h) < 2:
         collect_garbage(h, KIND_MARK_COMPACT, "allocation limit", collector_reason="GC in old space requested")
     elif not marking.active(h):
         incremental_marking.start(h, now_ms(h))
@@ -178,7 +179,14 @@ def _limit_reached(h: HeapContext) -> None:
 
 def _marking_step(h: HeapContext) -> None:
     """The step the allocation observers owe, in phase MC_MARK_STEP; the Mark-Compact when it
-    completes marking."""
+    completes marking. With concurrent marking alone (no C_INCREMENTAL) the main does not step: it
+    hands helpers what it pushed and finalises once they have marked everything."""
+    if not h.cfg[C_INCREMENTAL]:
+        incremental_marking.rearm(h)
+        if concurrent_marking.observe(h):
+            collect_garbage(h, KIND_MARK_COMPACT, "finalize incremental marking via stack guard",
+                            collector_reason="GC in old space requested")
+        return
     h.a.iso_phase[h.iso] = MC_MARK_STEP
     _pause_hook(h, KIND_MARKING_STEP)
     done = incremental_marking.step(h, now_ms(h))
@@ -243,6 +251,7 @@ def collect_garbage(h: HeapContext, kind: str, reason: str, force: bool = False,
     tracer = h.tracer
     tracer.start(kind, reason, size_of_objects(h), committed(h), now_ms(h), new_space_size=work.new_space_size_at_start,
                  collector_reason=collector_reason)
+    concurrent_marking.pause(h)  # no helper core marks while a collection runs (ConcurrentMarking::Pause)
     old_space.give_back_lab(h)  # every page iterable before a collection (V8's FreeLinearAllocationArea)
     h.a.iso_phase[h.iso] = SCAVENGE if kind == KIND_SCAVENGE else MC_MARK
     _pause_hook(h, kind)
@@ -250,12 +259,17 @@ def collect_garbage(h: HeapContext, kind: str, reason: str, force: bool = False,
         marks = incremental_marking.keep_buffer_marks(h)
         scavenger.scavenge(h, work)  # colours follow the copies (marking.after_scavenge)
         incremental_marking.restore_buffer_marks(h, marks)
+        concurrent_marking.resume(h)
     elif kind == KIND_SCAVENGE:
         scavenger.scavenge(h, work)
     else:
         if marking.active(h):  # the cycle's steps go into this event (V8's incremental suffix)
             tracer_incremental.fill(tracer, h.a.tr_inc, now_ms(h))
+        cpu0 = time.thread_time_ns()
         mark_compact.collect(h, work, force or bool(h.cfg[C_FORCE_COMPACTION]))
+        if work.helpers:  # the pause's CPU is the main's; the helpers' (the cycle's, the pause's) adds to the total
+            work.main_cpu_ms = (time.thread_time_ns() - cpu0) / 1e6
+            work.total_cpu_ms = work.main_cpu_ms + work.helper_cpu_ms
     event = tracer.end(work, size_of_objects(h), committed(h), now_ms(h))
     h.a.iso_phase[h.iso] = MUTATOR
     h.a.iso_epoch[h.iso] += 1

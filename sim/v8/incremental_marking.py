@@ -46,7 +46,7 @@ import time
 
 import numpy as np
 
-from memsim.sim.v8 import marking, old_space, tracer_incremental
+from memsim.sim.v8 import concurrent_marking, marking, old_space, tracer_incremental
 from memsim.sim.v8 import memory_chunk as mc
 from memsim.sim.v8.array_buffer_sweeper import EXT_FREE
 from memsim.sim.v8.context import HeapContext
@@ -89,6 +89,13 @@ def start(h: HeapContext, now_ms: float) -> None:
     m = h.a.iso_marking[h.iso]
     m[M_STATE], m[M_YOUNG_LEFT], m[M_OLD_AT_STEP] = MARKING_ON, YOUNG_OBSERVER_STEP, old_space.size_of_objects(h)
     tracer_incremental.begin(h.a.tr_inc, h.iso, now_ms)
+    concurrent_marking.resume(h)  # with C_CONCURRENT, helper cores mark from now on
+
+
+def rearm(h: HeapContext) -> None:
+    """The allocation observers count from here again."""
+    m = h.a.iso_marking[h.iso]
+    m[M_YOUNG_LEFT], m[M_OLD_AT_STEP] = YOUNG_OBSERVER_STEP, old_space.size_of_objects(h)
 
 
 def account(h: HeapContext, size: int, young: bool) -> None:
@@ -124,22 +131,26 @@ def step(h: HeapContext, now_ms: float) -> bool:
     """One step (the caller set phase MC_MARK_STEP); True when the worklist is empty: marking is
     complete but for the finalisation's root re-scan."""
     budget = step_bytes(h)
-    m = h.a.iso_marking[h.iso]
-    m[M_YOUNG_LEFT], m[M_OLD_AT_STEP] = YOUNG_OBSERVER_STEP, old_space.size_of_objects(h)  # observers re-armed
+    rearm(h)
     t0 = time.perf_counter()
     done, nbytes = marking.step(h, budget)
     tracer_incremental.record(h.a.tr_steps, h.a.tr_inc, h.iso, now_ms, (time.perf_counter() - t0) * 1e3, nbytes)
-    return done
+    concurrent_marking.kick(h)  # what the step pushed goes where helpers can steal it
+    return done and concurrent_marking.observe(h)
 
 
 def finalize(h: HeapContext, work: GcWork) -> None:
     """The Mark-Compact's marking: the rest of the cycle (roots again, then the worklist), or the
     whole marking when no cycle runs; then the cycle is over."""
-    marking.finish(h, work)
+    concurrent_marking.pause(h)  # the cycle's helpers leave; the pause's own job may call others
+    marking.finish(h, work, lambda ctr: concurrent_marking.mark_in_pause(h, ctr))
+    f = concurrent_marking.take_figures(h)  # the cycle's and the pause's helper work
+    work.helper_cpu_ms, work.helpers, work.helper_objects = f.cpu_ms, f.cores, f.objects
     _stop(h)
 
 
 def _stop(h: HeapContext) -> None:
+    concurrent_marking.pause(h)
     if int(h.a.iso_marking[h.iso, M_STATE]) == MARKING_OFF:
         return
     old_space.give_back_lab(h)

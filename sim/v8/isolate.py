@@ -24,11 +24,13 @@ from memsim.sim.v8.handles import Handle
 from memsim.sim.v8.large_object_space import chunk_bytes
 from memsim.sim.v8.layout import (
     C_BARRIER_OFF,
+    C_CONCURRENT,
     C_FORCE_COMPACTION,
     C_INCREMENTAL,
     C_MARKING_BARRIER_OFF,
     C_MAX_OLD,
     C_STEP_BYTES,
+    C_TEST_ABORT,
     C_TEST_NO_CAS,
     C_TEST_RACE,
     C_TEST_TASKS,
@@ -319,19 +321,24 @@ class Isolate:
     def testing(self, barrier_off: bool | None = None, force_compaction: bool | None = None,
                 verify_heap: bool | None = None, scavenge_tasks: int | None = None, race_hook: bool | None = None,
                 no_cas: bool | None = None, incremental_marking: bool | None = None,
-                marking_barrier_off: bool | None = None, step_bytes: int | None = None) -> None:
+                marking_barrier_off: bool | None = None, step_bytes: int | None = None,
+                concurrent_marking: bool | None = None, abort_compaction: int | None = None) -> None:
         """Test hooks (never reachable from the wire); scavenge_tasks, race_hook and no_cas run the
         scavenger's parallel kernel with that many tasks taking turns in this process (layout.py's
         C_TEST_*); incremental_marking switches incremental marking (on the wire only at creation),
+        concurrent_marking lets helper cores mark a cycle (on the wire only at creation),
         marking_barrier_off skips the marking barrier, step_bytes sets a marking step's budget
-        (0: V8's 1 ms at the measured speed)."""
+        (0: V8's 1 ms at the measured speed); abort_compaction=n makes the middle evacuation candidate
+        abort after n objects moved (None leaves it, -1 turns it off; compaction_job.py)."""
         for col, v in ((C_BARRIER_OFF, barrier_off), (C_FORCE_COMPACTION, force_compaction), (C_VERIFY, verify_heap),
                        (C_TEST_RACE, race_hook), (C_TEST_NO_CAS, no_cas), (C_INCREMENTAL, incremental_marking),
-                       (C_MARKING_BARRIER_OFF, marking_barrier_off)):
+                       (C_MARKING_BARRIER_OFF, marking_barrier_off), (C_CONCURRENT, concurrent_marking)):
             if v is not None:
                 self.h.cfg[col] = int(bool(v))
         if scavenge_tasks is not None:
             self.h.cfg[C_TEST_TASKS] = scavenge_tasks
+        if abort_compaction is not None:
+            self.h.cfg[C_TEST_ABORT] = abort_compaction + 1
         if step_bytes is not None:
             if isinstance(step_bytes, bool) or not isinstance(step_bytes, int) or step_bytes < 0:
                 raise InvalidArgument(f"step_bytes {step_bytes!r} must be a byte count >= 0")

@@ -39,13 +39,15 @@ from memsim.sim.alloc.heap import Heap as AllocHeap
 from memsim.sim.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from memsim.sim.machine.doorbell import Doorbells
 from memsim.sim.machine.locks import LockTable
-from memsim.sim.v8 import array_buffer_sweeper, gc_job, incremental_marking, new_space, verifier
+from memsim.sim.v8 import array_buffer_sweeper, concurrent_marking, gc_job, incremental_marking, new_space, verifier
 from memsim.sim.v8.context import HeapContext, JobEnv
 from memsim.sim.v8.direct_map import DirectMap
 from memsim.sim.v8.handles import HandleTable
 from memsim.sim.v8.isolate import Isolate
 from memsim.sim.v8.layout import (
+    C_CONCURRENT,
     C_CREATED_NS,
+    C_FORCE_COMPACTION,
     C_GROWING,
     C_HELPERS,
     C_HOME,
@@ -82,6 +84,8 @@ from memsim.sim.vm.vm import VM
 
 MiB = 1 << 20
 VERIFY_ENV = "MEMSIM_TEST_V8_VERIFY"  # test hook: every isolate verifies its heap after every collection
+# test hook: every isolate makes every old page with live objects an evacuation candidate (C_FORCE_COMPACTION)
+FORCE_COMPACTION_ENV = "MEMSIM_TEST_V8_FORCE_COMPACTION"
 DEFAULT_SEMI_SPACE = 1 * MiB
 DEFAULT_MAX_OLD_SPACE = 8 * MiB
 
@@ -98,6 +102,7 @@ class IsolateInfo:
     home: int  # the core that created it
     gc_helpers: int = 0  # scavenge helpers (layout.py's C_HELPERS)
     incremental_marking: bool = False  # major GCs mark incrementally (iso_cfg C_INCREMENTAL)
+    concurrent_marking: bool = False  # helper cores mark while the mutator runs (iso_cfg C_CONCURRENT)
 
 
 class V8:
@@ -136,7 +141,8 @@ class V8:
 
     def create_isolate(self, semi_space_size: int = DEFAULT_SEMI_SPACE, max_old_space_size: int = DEFAULT_MAX_OLD_SPACE,
                        growing_factor: float = 0.0, owner: int = 0, lease: float = 0.0, now: float = 0.0,
-                       gc_helpers: int = 0, incremental_marking: bool = False) -> int:
+                       gc_helpers: int = 0, incremental_marking: bool = False,
+                       concurrent_marking: bool = False) -> int:
         ps = self.g.page_size
         for name, v in (("semi_space_size", semi_space_size), ("max_old_space_size", max_old_space_size)):
             if isinstance(v, bool) or not isinstance(v, int) or v < ps or v % ps:
@@ -167,7 +173,9 @@ class V8:
                 cfg[C_GROWING] = int(growing_factor * 1000)
                 cfg[C_HELPERS] = gc_helpers
                 cfg[C_VERIFY] = int(bool(os.environ.get(VERIFY_ENV)))  # test hook: verify after every GC
+                cfg[C_FORCE_COMPACTION] = int(bool(os.environ.get(FORCE_COMPACTION_ENV)))
                 cfg[C_INCREMENTAL] = int(bool(incremental_marking))
+                cfg[C_CONCURRENT] = int(bool(concurrent_marking))
                 cfg[C_OWNER], cfg[C_HOME], cfg[C_CREATED_NS] = owner, self.core, time.monotonic_ns()
                 cfg[C_SPACE] = -1  # no space yet: a failed create must not destroy space 0
                 a.iso_lease[iso] = (lease, now + lease)
@@ -208,6 +216,7 @@ class V8:
     def _tear_down(self, iso: int) -> None:
         """Release everything an isolate holds (its row stays claimed; the caller says what it becomes)."""
         a = self.a
+        concurrent_marking.pause(self.context(iso))  # no helper core marks frames about to be given back
         if a.ext_state[iso].any():
             array_buffer_sweeper.release_all(self.context(iso))
         committed = a.v8_dm[iso][a.v8_dm[iso] >= 0].astype(np.int64)
@@ -316,7 +325,8 @@ class V8:
             cfg = a.iso_cfg[i]
             out.append(IsolateInfo(int(i), STATE_NAMES[int(a.iso_state[i])], int(cfg[C_SPACE]), int(cfg[C_SEMI]),
                                    int(cfg[C_MAX_OLD]), int(cfg[C_OWNER]), int(a.iso_holder[i]), int(cfg[C_HOME]),
-                                   int(cfg[C_HELPERS]), bool(cfg[C_INCREMENTAL])))
+                                   int(cfg[C_HELPERS]), bool(cfg[C_INCREMENTAL]),
+                                   bool(cfg[C_CONCURRENT])))
         return out
 
     def owner(self, iso: int) -> int:

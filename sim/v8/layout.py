@@ -99,6 +99,12 @@ NCFG = 24
 # instead of a Mark-Compact; C_MARKING_BARRIER_OFF (sim-only, like C_BARRIER_OFF) skips the marking
 # barrier; C_STEP_BYTES a step's budget in bytes marked (0 = V8's 1 ms at the measured marking speed)
 C_INCREMENTAL, C_MARKING_BARRIER_OFF, C_STEP_BYTES = 16, 17, 18
+# concurrent marking (concurrent_marking.py): C_CONCURRENT 1 = a cycle starts at the allocation limit (as
+# C_INCREMENTAL does) and helper cores mark while the mutator runs
+C_CONCURRENT = 19
+# compaction's abort-for-testing hook (compaction_job.py, V8's COMPACTION_WAS_ABORTED_FOR_TESTING): n + 1
+# makes the middle evacuation candidate abort after n objects moved (0 = off)
+C_TEST_ABORT = 23
 # C_GROWING holds the fixed growing factor x 1000 (0 = V8's dynamic HeapGrowingFactor).
 # Test hooks of the scavenger's parallel kernel, run in one process (scavenger.py): C_TEST_TASKS tasks
 # (0 or 1: one) take turns, C_TEST_RACE stops each copy between its body and its forwarding CAS so the
@@ -125,8 +131,9 @@ MIN_FREE_BLOCK = FREE_LIST_CATEGORIES[0]  # smaller gaps become fillers, counted
 
 # iso_marking columns: the cycle's state (OFF, MARKING), the bytes of young allocation left before the
 # young observer's next step, the old generation's size at the last step (its growth, promotions
-# included, is the old observer's count), whether the worklist overflowed (grey objects to rescan)
-M_STATE, M_YOUNG_LEFT, M_OLD_AT_STEP, M_OVERFLOWED = range(4)
+# included, is the old observer's count), whether the worklist overflowed (grey objects to rescan);
+# concurrent marking's helpers over the cycle: their CPU ns, the objects they marked, the cores (a mask)
+M_STATE, M_YOUNG_LEFT, M_OLD_AT_STEP, M_OVERFLOWED, M_HELPER_CPU_NS, M_HELPER_OBJECTS, M_HELPER_CORES = range(7)
 NMARK = 8
 MARKING_OFF, MARKING_ON = 0, 1
 

@@ -21,16 +21,20 @@ that dies inside any of them leaves the isolate LOST, isolate_table.py):
        no old-to-new slot remains. Should old space be full even with its slack, the remaining
        survivors are copied into the other semispace instead (V8's evacuation into to-space),
        which becomes to-space with its age mark at its top.
-   (b) compaction: every marked object of a candidate moves to the old LAB (free blocks of other
-       pages, or new pages). Every move copies the body, then writes the forwarding word
-       (mark_kernels.migrate). During a GC old space may commit pages into its region's slack
-       beyond max_old_space_size (layout.OLD_SLACK); if even that is full, the current candidate
-       and all after it are aborted and stay in place (V8's ReportAbortedEvacuationCandidate): the
-       part of the page already moved is unmarked, so the sweeper frees it.
+   (b) compaction (compaction_job.py, V8's PageEvacuationJob): each candidate page is a work item;
+       a task (the main, and helper cores when C_HELPERS allows) moves its page's marked objects
+       into its own compaction LAB (free blocks of other pages, or new pages), copying the body,
+       then forwarding by CAS (evacuation_kernels.py). During a GC old space may commit pages into
+       its region's slack beyond max_old_space_size (layout.OLD_SLACK); a task that finds even that
+       full aborts its page only (V8's ReportAbortedEvacuationCandidate): the part already moved
+       is unmarked, so the sweeper frees it, and the page keeps the rest. New-space promotion (a)
+       and its to-space fallback stay on the main.
    Large objects never move.
-3. MC_UPDATE: every root and every field of every live object is rewritten if it points at a
-   forwarded object. V8 finds the slots to update through OLD_TO_OLD and OLD_TO_NEW remembered
-   sets recorded while marking; here the live objects of every surviving page are walked
+3. MC_UPDATE: every root (the main) and every field of every live object (compaction_job.py's
+   update items: kept old pages, marked large objects, to-space ranges, split across tasks as
+   V8's PointersUpdatingJob) is rewritten if it points at a forwarded object. V8 finds the slots
+   to update through OLD_TO_OLD and OLD_TO_NEW remembered sets recorded while marking; here the
+   live objects of every surviving page are walked
    instead (mark_kernels.update_range), which costs a pass over the old generation's live objects
    but needs no slot recording in the marking loop. The same pass rebuilds OLD_TO_NEW for the
    rare survivors left in new space.
@@ -52,9 +56,19 @@ import time
 import numpy as np
 
 from memsim.sim.errors import ResourceExhausted
-from memsim.sim.v8 import heap_controller, incremental_marking, marking, new_space, old_space, sweeper
+from memsim.sim.v8 import (
+    compaction_job,
+    gc_job,
+    heap_controller,
+    incremental_marking,
+    marking,
+    new_space,
+    old_space,
+    sweeper,
+)
 from memsim.sim.v8 import mark_kernels as mk
 from memsim.sim.v8 import memory_chunk as mc
+from memsim.sim.v8 import scavenge_kernels as sk
 from memsim.sim.v8.array_buffer_sweeper import MARK_NEW, MARK_OLD
 from memsim.sim.v8.context import HeapContext
 from memsim.sim.v8.gc_work import GcWork
@@ -62,11 +76,13 @@ from memsim.sim.v8.large_object_space import objects as large_objects
 from memsim.sim.v8.layout import (
     C_GROWING,
     C_MAX_OLD,
+    C_TEST_ABORT,
     CHUNK_HEADER,
     MC_EVACUATE,
     MC_RELEASE,
     MC_SWEEP,
     MC_UPDATE,
+    OLD_TO_NEW,
     T_AGE_MARK,
     T_NEW_LIMIT,
     T_NEW_TOP,
@@ -92,13 +108,13 @@ def collect(h: HeapContext, work: GcWork, force: bool) -> None:
     evict_free_list(h, candidates)
     ev = Evacuator(h)
     ev.promote_young()
-    evacuated = ev.compact(candidates)
+    evacuated, compacted = compact(h, candidates, work)
     old_space.give_back_lab(h)  # every destination page iterable again
     ev.report(work)
     work.pages_evacuated += len(evacuated)
     t1 = time.perf_counter()
     a.iso_phase[i] = MC_UPDATE
-    update_pointers(h, evacuated, ev.to_new, ev.moved(), work)
+    update_pointers(h, evacuated, ev.to_new, ev.moved() or compacted, work)
     t2 = time.perf_counter()
     work.phase_ms["evacuate"] = (t2 - t0) * 1e3
     work.phase_ms["evacuate.update_pointers"] = (t2 - t1) * 1e3
@@ -143,8 +159,8 @@ def evict_free_list(h: HeapContext, candidates: list[int]) -> None:
 
 
 class Evacuator:
-    """Moves marked objects through the LAB of old space (or, as a fallback for young survivors,
-    of new space) with mark_kernels.evacuate_range; refills the LAB in Python when it stops."""
+    """Moves marked young objects through the LAB of old space (or, as a fallback, of new space) with
+    mark_kernels.evacuate_range; refills the LAB in Python when it stops. The main thread's alone."""
 
     def __init__(self, h: HeapContext):
         self.h = h
@@ -217,22 +233,6 @@ class Evacuator:
             new_space.reset_to_space(h)
             h.top[T_NEW_USED] = 0
 
-    def compact(self, candidates: list[int]) -> set[int]:
-        """Evacuate the candidates in order; the slots emptied (an aborted one and those after it stay)."""
-        h, d, a, ps = self.h, self.h.dmap, self.h.a, self.h.g.page_size
-        done: set[int] = set()
-        for n, slot in enumerate(candidates):
-            page = h.bounds.page(slot)
-            at = self.evacuate(page + CHUNK_HEADER, page + ps, young=False)
-            if at < page + ps:
-                a.pg_live[h.iso, slot] -= mk.unmark_range(d.words, d.dm, d.shift, d.wpf, a.v8_markbits, self.base,
-                                                          page + CHUNK_HEADER, at)
-                for s in candidates[n:]:
-                    mc.clear_flags(d, h.bounds.page(s), mc.EVACUATION_CANDIDATE)
-                break
-            done.add(slot)
-        return done
-
     def moved(self) -> bool:
         return bool(self.ctr_old[mk.K_MOVED] or self.ctr_new[mk.K_MOVED])
 
@@ -248,39 +248,47 @@ class Evacuator:
         work.words_copied += int(old[mk.K_COPIED] + new[mk.K_COPIED])
 
 
+def compact(h: HeapContext, candidates: list[int], work: GcWork) -> tuple[set[int], bool]:
+    """Evacuate the candidates in parallel (compaction_job.py: a page per item, a LAB per task, old
+    space's LAB continued by task 0); the slots emptied (an aborted page stays) and whether any object moved."""
+    if not candidates:
+        return set(), False
+    abort_after = int(h.cfg[C_TEST_ABORT]) - 1  # the testing hook: the middle candidate aborts after that many moves
+    abort = (len(candidates) // 2, abort_after) if abort_after >= 0 else (-1, 0)
+    lab = (int(h.top[T_OLD_TOP]), int(h.top[T_OLD_LIMIT]))
+    h.top[T_OLD_TOP] = h.top[T_OLD_LIMIT] = 0
+    n, h.top[T_OLD_TOP], h.top[T_OLD_LIMIT] = compaction_job.run(
+        h, gc_job.KIND_EVACUATE, [(compaction_job.IT_CANDIDATE, s, 0) for s in candidates], lab, abort)
+    c = compaction_job.figures(h, n, work)
+    work.objects_evacuated += int(c[sk.K_PROMOTED])
+    work.compacted += int(c[sk.K_PROMOTED_BYTES])
+    work.words_copied += int(c[sk.K_WORDS_COPIED])
+    flagged = [s for s in candidates if mc.flags(h.dmap, h.bounds.page(s)) & mc.EVACUATION_CANDIDATE]
+    return set(flagged), bool(c[sk.K_PROMOTED])
+
+
 def update_pointers(h: HeapContext, evacuated: set[int], young_left: bool, moved: bool, work: GcWork) -> None:
     """Rewrite every root and every live object's field that points at a forwarded object (when
-    any object `moved`; else only the remembered old-to-new slots, all stale now, are dropped)."""
-    a, i, d, ps = h.a, h.iso, h.dmap, h.g.page_size
-    ctr = np.zeros(mk.NCTR, dtype=np.int64)
-    base = marking.bitbase(h)
+    any object `moved`; else only the remembered old-to-new slots, all stale now, are dropped). The
+    roots here; the heap in parallel (compaction_job.py: an item per kept old page, per marked large
+    object, per to-space range with survivors)."""
+    a, i, d = h.a, h.iso, h.dmap
     mk.update_roots(d.words, d.dm, d.shift, d.wpf, a.hs_slot[i, :int(a.hs_top[i])])
     used = np.flatnonzero(a.gh_used[i] == 1)
     globals_ = a.gh_slot[i, used]
     mk.update_roots(d.words, d.dm, d.shift, d.wpf, globals_)
     a.gh_slot[i, used] = globals_
-    a.v8_slots[0][marking.frame_rows(h)] = 0  # OLD_TO_NEW is rebuilt below (empty when new space is)
-    a.pg_slots[i, :, 0] = 0
+    a.v8_slots[OLD_TO_NEW][marking.frame_rows(h)] = 0  # OLD_TO_NEW is rebuilt below (empty when new space is)
+    a.pg_slots[i, :, OLD_TO_NEW] = 0
     if not moved:
         return
-    lo, hi = h.bounds.new_base, h.bounds.old_base
-
-    def walk(start: int, end: int, check_marks: bool) -> None:
-        mk.update_range(d.words, d.dm, d.shift, d.wpf, a.v8_markbits, base, h.g.page_shift, start, end,
-                        check_marks, lo, hi, a.v8_slots[0], a.pg_slots[i, :, 0], ctr)
-
-    for slot in old_space.pages(h):
-        if int(slot) not in evacuated:
-            page = h.bounds.page(int(slot))
-            walk(page + CHUNK_HEADER, page + ps, True)
-    for slot, size in large_objects(h):
-        obj = h.bounds.page(slot) + CHUNK_HEADER
-        if marking.is_marked(h, obj):
-            walk(obj, obj + ((size + 7) & ~7), True)
+    items = [(compaction_job.IT_OLD_PAGE, int(s), 0) for s in old_space.pages(h) if int(s) not in evacuated]
+    items += [(compaction_job.IT_LARGE, slot, size) for slot, size in large_objects(h)
+              if marking.is_marked(h, h.bounds.page(slot) + CHUNK_HEADER)]
     if young_left:
-        for start, end in new_space.ranges(h):
-            walk(start, end, False)
-    work.slots_visited += int(ctr[mk.K_SLOTS])
+        items += [(compaction_job.IT_RANGE, start, end) for start, end in new_space.ranges(h)]
+    n, _, _ = compaction_job.run(h, gc_job.KIND_UPDATE, items, (0, 0))
+    work.slots_visited += int(compaction_job.figures(h, n, work)[sk.K_SLOTS_VISITED])
 
 
 def old_generation_limit(h: HeapContext) -> int:

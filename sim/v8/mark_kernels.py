@@ -28,9 +28,9 @@ from __future__ import annotations
 import numpy as np
 
 from memsim.sim.v8 import worklist as wl
-from memsim.sim.v8.dm_kernels import copy_words, test_and_set_bit, test_bit, word_index
-from memsim.sim.v8.jit import njit_kernel
-from memsim.sim.v8.layout import CHUNK_HEADER, FREE_LIST_CATEGORIES, HEAP_BASE
+from memsim.sim.v8.dm_kernels import copy_words, test_and_set_bit, test_and_set_bit_atomic, test_bit, word_index
+from memsim.sim.v8.jit import atomic_add, njit_kernel
+from memsim.sim.v8.layout import CHUNK_HEADER, FREE_LIST_CATEGORIES, HEAP_BASE, OLD_TO_NEW
 from memsim.sim.v8.objects import FILLER, FREE_SPACE, JS_ARRAY_BUFFER, JS_OBJECT, header, itype_of, nfields_of, size_of
 
 # ctr columns (K_OVERFLOW: objects greyed while the marking segment had no room: the rescan finds them)
@@ -54,29 +54,32 @@ def _header(words: np.ndarray, dm: np.ndarray, at: int, shift: int, wpf: int) ->
 def _visit(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: np.ndarray, black: np.ndarray,
            bitbase: int, page_shift: int, addr: int, seg: np.ndarray, meta: np.ndarray, local: np.ndarray,
            pg_live: np.ndarray, ext_mark: np.ndarray, ctr: np.ndarray) -> int:
-    """Blacken the grey object at `addr` and grey its white fields (MarkingVisitor), each pushed on
-    the task's marking segment; a field that finds no room stays grey off the worklist (K_OVERFLOW:
-    the caller's rescan finds it). Its size is added to its page's live bytes; a live ArrayBuffer
-    marks its extension row. The words marked."""
+    """Grey the white fields of the grey object at `addr` (MarkingVisitor), each pushed on the task's
+    marking segment, then blacken it; a field that finds no room stays grey off the worklist
+    (K_OVERFLOW: the caller's rescan finds it). Every bit is set by an atomic `lock or` (V8's
+    MarkBit::Set<AccessMode::ATOMIC>), so that helper cores marking concurrently (concurrent_marking.py)
+    grey each object once; black comes last, so a task that dies mid-visit leaves the object grey
+    for the rescan, and only the task whose bit turned black adds its size to its page's live bytes
+    (atomically) and counts it. A live ArrayBuffer marks its extension row. The words visited."""
     mw = words[word_index(dm, addr, shift, wpf)]
     t = itype_of(mw)
     n = nfields_of(mw) if t == JS_OBJECT else 0
     size = size_of(mw)
-    test_and_set_bit(black, word_index(dm, addr, shift, wpf) - bitbase)
-    pg_live[(addr - HEAP_BASE) >> page_shift] += size
-    ctr[K_MARKED] += 1
-    ctr[K_WORDS] += size >> 3
-    ctr[K_SLOTS] += n
     for i in range(n):
         w = words[word_index(dm, addr + 8 + 8 * i, shift, wpf)]
-        if (w & 1) != 0 and test_and_set_bit(bits, word_index(dm, w - 1, shift, wpf) - bitbase):
+        if (w & 1) != 0 and test_and_set_bit_atomic(bits, word_index(dm, w - 1, shift, wpf) - bitbase):
             if wl.room(meta, local, wl.WL_MARKING):
                 wl.push(seg, meta, local, wl.WL_MARKING, w - 1)
             else:
                 ctr[K_OVERFLOW] += 1
     if t == JS_ARRAY_BUFFER:
         ext_mark[words[word_index(dm, addr + 16, shift, wpf)] >> 32] = MARK_OLD
-    return size >> 3
+    if test_and_set_bit_atomic(black, word_index(dm, addr, shift, wpf) - bitbase):
+        atomic_add(pg_live, (addr - HEAP_BASE) >> page_shift, size)
+        ctr[K_MARKED] += 1
+        ctr[K_WORDS] += size >> 3
+        ctr[K_SLOTS] += n
+    return max(1, size >> 3)
 
 
 @njit_kernel
@@ -117,8 +120,8 @@ def push_roots(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: np
         if (w & 1) != 0 and not test_bit(bits, word_index(dm, w - 1, shift, wpf) - bitbase):
             if not wl.room(meta, local, wl.WL_MARKING):
                 return k
-            test_and_set_bit(bits, word_index(dm, w - 1, shift, wpf) - bitbase)
-            wl.push(seg, meta, local, wl.WL_MARKING, w - 1)
+            if test_and_set_bit_atomic(bits, word_index(dm, w - 1, shift, wpf) - bitbase):
+                wl.push(seg, meta, local, wl.WL_MARKING, w - 1)
     return roots.shape[0]
 
 
@@ -262,7 +265,8 @@ def update_range(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: 
                  slots: np.ndarray, pg_slots: np.ndarray, ctr: np.ndarray) -> None:
     """Rewrite every field of the live objects of [start, end) that points at a forwarded object
     to its new address (marked objects only when `check_marks`). A field of an old host that then
-    points into new space [new_lo, new_hi) is recorded in OLD_TO_NEW (`slots`, counted per page)."""
+    points into new space [new_lo, new_hi) is recorded in OLD_TO_NEW (`slots`, counted per page in
+    `pg_slots`, the isolate's pg_slots row flattened: page * 2 + OLD_TO_NEW), both atomically."""
     host_old = not (new_lo <= start < new_hi)
     at = start
     while at < end:
@@ -281,8 +285,9 @@ def update_range(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: 
                         target = tm
                         words[k] = tm | 1
                         ctr[K_UPDATED] += 1
-                    if host_old and new_lo <= target < new_hi and test_and_set_bit(slots, k - bitbase):
-                        pg_slots[(at + 8 + 8 * i - HEAP_BASE) >> page_shift] += 1  # the slot's page
+                    # atomic: update tasks on other cores record slots of neighbouring objects
+                    if host_old and new_lo <= target < new_hi and test_and_set_bit_atomic(slots, k - bitbase):
+                        atomic_add(pg_slots, 2 * ((at + 8 + 8 * i - HEAP_BASE) >> page_shift) + OLD_TO_NEW, 1)
                         ctr[K_RECORDED] += 1
         at += size
 

@@ -37,9 +37,11 @@ and `pg_live` is 0 (`clear` runs in the release phase and when a cycle is aborte
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
+from memsim.sim.machine import atomics
 from memsim.sim.v8 import large_object_space, new_space, old_space
 from memsim.sim.v8 import mark_kernels as mk
 from memsim.sim.v8 import worklist as wl
@@ -47,7 +49,7 @@ from memsim.sim.v8.context import HeapContext
 from memsim.sim.v8.gc_work import GcWork
 from memsim.sim.v8.layout import CHUNK_HEADER, M_OVERFLOWED, M_STATE, MARKING_ON
 
-TASK = 0  # the main thread's row of the marking pool (helpers would take others)
+TASK = 0  # the main thread's row of the marking pool (concurrent marking's helpers take others)
 UNLIMITED = 1 << 62
 
 
@@ -178,16 +180,19 @@ def step(h: HeapContext, budget_bytes: int) -> tuple[bool, int]:
     return done, int(ctr[mk.K_WORDS]) * 8
 
 
-def finish(h: HeapContext, work: GcWork) -> None:
+def finish(h: HeapContext, work: GcWork, helpers: Callable[[np.ndarray], None] | None = None) -> None:
     """Mark everything reachable from the roots, in the pause: after an incremental cycle, the roots
-    again and what is left grey; else the whole marking. `pg_live` then holds each page's live
-    bytes and every live ArrayBuffer's extension row is marked."""
+    again and what is left grey; else the whole marking. `helpers(ctr)`, when given, marks with
+    helper cores first (concurrent_marking.mark_in_pause); the main's drain then takes what is left.
+    `pg_live` then holds each page's live bytes and every live ArrayBuffer's extension row is marked."""
     t0 = time.perf_counter()
     if active(h):
         _push_roots(h)
     else:
         start(h)
     ctr = np.zeros(mk.NCTR, dtype=np.int64)
+    if helpers is not None:
+        helpers(ctr)
     drain(h, UNLIMITED, ctr)
     work.objects_marked += int(ctr[mk.K_MARKED])
     work.objects_scanned += int(ctr[mk.K_MARKED])
@@ -199,10 +204,10 @@ def finish(h: HeapContext, work: GcWork) -> None:
 def black_allocate(h: HeapContext, addr: int, size: int) -> None:
     """V8's black allocation: an object allocated in old or large-object space during a cycle is
     black at once and counts as live on its page (it survives this cycle, as in V8)."""
-    for bits in (h.a.v8_markbits, h.a.v8_blackbits):
-        b = h.dmap.index(addr) - bitbase(h)
-        bits[b >> 6] |= np.uint64(1) << np.uint64(b & 63)
-    h.a.pg_live[h.iso, h.bounds.slot(addr)] += size
+    b = h.dmap.index(addr) - bitbase(h)
+    for bits in (h.a.v8_markbits, h.a.v8_blackbits):  # atomic: helper cores set bits of the same words
+        atomics.fetch_or(bits, b >> 6, np.uint64(1) << np.uint64(b & 63))
+    atomics.fetch_add(h.a.pg_live[h.iso], h.bounds.slot(addr), size)
 
 
 def after_scavenge(h: HeapContext, from_base: int, from_top: int, old_current: int) -> None:

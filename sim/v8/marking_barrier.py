@@ -5,7 +5,8 @@ While a marking cycle runs (incremental_marking.py), every page carries INCREMEN
 write_barrier.for_store calls `write` for every store of a reference into an object on such a
 page (new pages too, as V8's barrier runs for any host on a marking page), before the
 generational part. `write` greys the value if it is white: its mark bit set and the object pushed
-on the marking worklist (worklist.py's marking pool, the main thread's segment), so that no black
+on the marking worklist (worklist.py's marking pool, the main thread's segment; the white->grey
+turn is an atomic `lock or`, as concurrent marking's helpers may grey the same object), so that no black
 object ever points at a white one (the strong tri-colour invariant), whatever the mutator stores
 into objects marking has already visited. A store into a white or grey host greys the value too,
 as V8's MarkValue does: it does not read the host's colour.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from memsim.sim.machine import atomics
 from memsim.sim.v8 import marking
 from memsim.sim.v8.context import HeapContext
 from memsim.sim.v8.layout import C_MARKING_BARRIER_OFF
@@ -38,9 +40,8 @@ def write(h: HeapContext, value_addr: int) -> bool:
     bits = h.a.v8_markbits
     b = h.dmap.index(value_addr) - marking.bitbase(h)
     m = np.uint64(1) << np.uint64(b & 63)
-    if bits[b >> 6] & m:
+    if bits[b >> 6] & m or atomics.fetch_or(bits, b >> 6, m) & m:  # a helper core may grey it first
         return False
-    bits[b >> 6] |= m
     marking.push(h, value_addr)
     return True
 

@@ -202,9 +202,35 @@ class Worklist:
         """A dead task's private segments that hold entries go to the global pool (the task is gone,
         so it gets none back); the caller rescans whatever a death mid-edit may have dropped."""
         with self.lock:
-            for lst in range(NLIST):
+            for lst in range(self.nlist):
                 for which in (L_PUSH, L_POP):
                     s = int(self.locals[task, lst, which])
                     if s >= 0 and self.meta[s, M_FILL] > 0:
                         self.locals[task, lst, which] = -1
                         self._give(lst, s)
+
+    def attach(self, task: int) -> bool:
+        """Give a task that joins a running collection its two empty segments per list, from the free
+        list (a concurrent marker joining a cycle: V8 makes a Local per job task); False, taking
+        none, if the free list is short."""
+        with self.lock:
+            if self.head[self.free_list, H_SIZE] < 2 * self.nlist:
+                return False
+            for lst in range(self.nlist):
+                for which in (L_PUSH, L_POP):
+                    s = self._take(self.free_list)
+                    self.meta[s, M_FILL] = 0
+                    self.locals[task, lst, which] = s
+            return True
+
+    def detach(self, task: int) -> None:
+        """A task leaving a collection that goes on without it (Local::Publish, then the Local's end):
+        its segments that hold entries go to the global pool, its empty ones back to the free list."""
+        with self.lock:
+            for lst in range(self.nlist):
+                for which in (L_PUSH, L_POP):
+                    s = int(self.locals[task, lst, which])
+                    if s < 0:
+                        continue
+                    self.locals[task, lst, which] = -1
+                    self._give(lst if self.meta[s, M_FILL] > 0 else self.free_list, s)

@@ -23,7 +23,9 @@ sim/v8/mark_compact.py); `helpers1`, `helpers2`: the scavenge shared with 1 or 2
 flagged in the JSON, and a table sets the main thread's CPU beside every core's, with the
 helpers' objects, steals and CAS failures); `incremental`: incremental marking (sim/v8/
 incremental_marking.py): the Mark-Compact's marking runs in steps between the program's own
-operations, which count as pauses ("Marking step") and in the MMU. A mode added to MODES is run,
+operations, which count as pauses ("Marking step") and in the MMU; `concurrent`: incremental marking
+with a helper core marking the cycle while the program runs (sim/v8/concurrent_marking.py; the
+helper's CPU counts in the Mark-Compact's total CPU). A mode added to MODES is run,
 tabled and drawn beside them with no other change. `--heaps` adds the heap-size axis: every mode
 at multiples of each workload's smallest heap (tools/gcheap.py), compared with serial on the same
 heap.
@@ -47,7 +49,9 @@ from memsim.tools.loads import GC_WORKLOADS, QUICK_SCALE, QUICK_SEMI_SPACE, GcLo
 
 # collector mode -> the option strings that select it: `memsim serve` flags, or GcLoad field=value
 MODES: dict[str, tuple[str, ...]] = {"serial": (), "helpers1": ("gc_helpers=1",), "helpers2": ("gc_helpers=2",),
-                                     "incremental": ("incremental_marking=true",)}
+                                     "incremental": ("incremental_marking=true",),
+                                     "concurrent": ("incremental_marking=true", "concurrent_marking=true",
+                                                    "gc_helpers=1")}
 MMU_WIDTHS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 SCALE = 1 / 64  # Splay's tree of 125 nodes: old space fills, and mark-compacts, within seconds
 SEMI_SPACE = 256 << 10

@@ -53,7 +53,7 @@ VALUE_HANDLE: ValueTag
 VALUE_REF: ValueTag
 
 class CreateIsolateRequest(_message.Message):
-    __slots__ = ("semi_space_size", "max_old_space_size", "growing_factor", "keep", "lease_seconds", "gc_helpers", "incremental_marking")
+    __slots__ = ("semi_space_size", "max_old_space_size", "growing_factor", "keep", "lease_seconds", "gc_helpers", "incremental_marking", "concurrent_marking")
     SEMI_SPACE_SIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_OLD_SPACE_SIZE_FIELD_NUMBER: _ClassVar[int]
     GROWING_FACTOR_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,7 @@ class CreateIsolateRequest(_message.Message):
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     GC_HELPERS_FIELD_NUMBER: _ClassVar[int]
     INCREMENTAL_MARKING_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENT_MARKING_FIELD_NUMBER: _ClassVar[int]
     semi_space_size: int
     max_old_space_size: int
     growing_factor: float
@@ -68,7 +69,8 @@ class CreateIsolateRequest(_message.Message):
     lease_seconds: float
     gc_helpers: int
     incremental_marking: bool
-    def __init__(self, semi_space_size: _Optional[int] = ..., max_old_space_size: _Optional[int] = ..., growing_factor: _Optional[float] = ..., keep: _Optional[bool] = ..., lease_seconds: _Optional[float] = ..., gc_helpers: _Optional[int] = ..., incremental_marking: _Optional[bool] = ...) -> None: ...
+    concurrent_marking: bool
+    def __init__(self, semi_space_size: _Optional[int] = ..., max_old_space_size: _Optional[int] = ..., growing_factor: _Optional[float] = ..., keep: _Optional[bool] = ..., lease_seconds: _Optional[float] = ..., gc_helpers: _Optional[int] = ..., incremental_marking: _Optional[bool] = ..., concurrent_marking: _Optional[bool] = ...) -> None: ...
 
 class IsolateRequest(_message.Message):
     __slots__ = ("isolate",)
@@ -83,7 +85,7 @@ class ListIsolatesRequest(_message.Message):
     def __init__(self, mine: _Optional[bool] = ...) -> None: ...
 
 class IsolateInfo(_message.Message):
-    __slots__ = ("isolate", "state", "space", "semi_space_size", "max_old_space_size", "owner", "keep", "holder", "core", "home", "gc_helpers", "incremental_marking")
+    __slots__ = ("isolate", "state", "space", "semi_space_size", "max_old_space_size", "owner", "keep", "holder", "core", "home", "gc_helpers", "incremental_marking", "concurrent_marking")
     ISOLATE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     SPACE_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +98,7 @@ class IsolateInfo(_message.Message):
     HOME_FIELD_NUMBER: _ClassVar[int]
     GC_HELPERS_FIELD_NUMBER: _ClassVar[int]
     INCREMENTAL_MARKING_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENT_MARKING_FIELD_NUMBER: _ClassVar[int]
     isolate: int
     state: str
     space: int
@@ -108,7 +111,8 @@ class IsolateInfo(_message.Message):
     home: int
     gc_helpers: int
     incremental_marking: bool
-    def __init__(self, isolate: _Optional[int] = ..., state: _Optional[str] = ..., space: _Optional[int] = ..., semi_space_size: _Optional[int] = ..., max_old_space_size: _Optional[int] = ..., owner: _Optional[str] = ..., keep: _Optional[bool] = ..., holder: _Optional[int] = ..., core: _Optional[int] = ..., home: _Optional[int] = ..., gc_helpers: _Optional[int] = ..., incremental_marking: _Optional[bool] = ...) -> None: ...
+    concurrent_marking: bool
+    def __init__(self, isolate: _Optional[int] = ..., state: _Optional[str] = ..., space: _Optional[int] = ..., semi_space_size: _Optional[int] = ..., max_old_space_size: _Optional[int] = ..., owner: _Optional[str] = ..., keep: _Optional[bool] = ..., holder: _Optional[int] = ..., core: _Optional[int] = ..., home: _Optional[int] = ..., gc_helpers: _Optional[int] = ..., incremental_marking: _Optional[bool] = ..., concurrent_marking: _Optional[bool] = ...) -> None: ...
 
 class ListIsolatesReply(_message.Message):
     __slots__ = ("isolates",)

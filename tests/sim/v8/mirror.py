@@ -364,11 +364,12 @@ class Mirror:
 
 @contextlib.contextmanager
 def mirrored_isolate(m: Machine, core: int = 0, *, semi_space_size: int = PAGE, max_old_space_size: int = 1 * MiB,
-                     growing_factor: float = 1.5, verify_heap: bool = True) -> Iterator[Mirror]:
-    """A fresh isolate on `core`, entered, with verify_heap on, and its Mirror; destroyed on exit."""
+                     growing_factor: float = 1.5, verify_heap: bool = True, **options: int | bool) -> Iterator[Mirror]:
+    """A fresh isolate on `core` (`options`: create_isolate's switches), entered, with verify_heap on,
+    and its Mirror; destroyed on exit."""
     v8 = v8_of(m, core)
     iso_id = v8.create_isolate(semi_space_size=semi_space_size, max_old_space_size=max_old_space_size,
-                               growing_factor=growing_factor)
+                               growing_factor=growing_factor, **options)
     try:
         space = isolate_space(m, core, iso_id)
         with v8.enter(iso_id) as iso:

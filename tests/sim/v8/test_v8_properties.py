@@ -13,7 +13,8 @@ What holds, and where it is checked:
     (`Mirror.sync`);
   * after a mark-compact: heapUsed is the reachable objects' exact bytes and external their
     backing stores' (what became unreachable was reclaimed), but for the floating garbage of an
-    incremental marking cycle (switched on and off at random), which the next one reclaims;
+    incremental marking cycle (switched on and off at random, with concurrent marking's helper task
+    taking turns with the mutator), which the next one reclaims;
   * after every step: heapUsed and external are the model's bytes not yet reclaimed, and heapTotal is
     the VM's own count of the isolate space's resident heap bytes;
   * a handle of a closed scope or a dropped global is refused (FailedPrecondition);
@@ -31,7 +32,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from memsim.sim.alloc.memstats import read_memstats
 from memsim.sim.errors import FailedPrecondition, ResourceExhausted
-from memsim.sim.v8 import Handle, incremental_marking
+from memsim.sim.v8 import Handle, concurrent_marking, incremental_marking, marking
 from memsim.sim.v8.heap import now_ms
 from tests.sim.v8.mirror import PAGE, Mirror, mirrored_isolate, small_machine
 from tests.sim.v8.oracle import OBJECT, SMI_MAX, SMI_MIN
@@ -234,14 +235,27 @@ class IsolateAgainstOracle(RuleBasedStateMachine):
         the model allows for its floating garbage (mirror.py)."""
         self.mi.iso.testing(incremental_marking=on, step_bytes=step_bytes)
 
-    @rule(steps=st.integers(0, 3))
-    def marking_cycle(self, steps):
-        """Start a cycle now and take a few steps (V8's cctests' heap::SimulateIncrementalMarking):
-        the rules after it store, drop, allocate and scavenge in the middle of it."""
+    @rule(steps=st.integers(0, 3), helper=st.booleans())
+    def marking_cycle(self, steps, helper):
+        """Start a cycle now and take a few steps (V8's cctests' heap::SimulateIncrementalMarking), by
+        the main or by concurrent marking's helper task (one object a turn): the rules after it
+        store, drop, allocate and scavenge in the middle of it."""
         h = self.mi.iso.h
         incremental_marking.start(h, now_ms(h))
         for _ in range(steps):
-            incremental_marking.step(h, now_ms(h))
+            if helper:
+                concurrent_marking.turn(h, 1, 1)
+            else:
+                incremental_marking.step(h, now_ms(h))
+
+    @precondition(lambda self: marking.active(self.mi.iso.h))
+    @rule(words=st.sampled_from([1, 16, 4096]), concurrent=st.booleans())
+    def helper_turn(self, words, concurrent):
+        """A concurrent marker's slice as task 1 between the mutator's operations (concurrent_marking.turn:
+        the helper's kernel and segments, driven in this process by turns); C_CONCURRENT drawn too (on
+        this one-core machine a cycle it starts has no helper core, so the main marks it alone)."""
+        self.mi.iso.testing(concurrent_marking=concurrent)
+        concurrent_marking.turn(self.mi.iso.h, 1, words)
 
     @rule()
     def compacting_gc(self):

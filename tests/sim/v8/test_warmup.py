@@ -3,11 +3,12 @@ after it, a realistic workload's scavenges and mark-compacts add no numba specia
 
 from __future__ import annotations
 
-from memsim.sim.v8 import jit, mark_kernels, objects, scavenge_kernels, warmup
+from memsim.sim.v8 import evacuation_kernels, jit, mark_kernels, objects, scavenge_kernels, warmup
 
 
 def specialisations() -> dict[str, int]:
-    return {f"{mod.__name__}.{name}": len(fn.signatures) for mod in (scavenge_kernels, mark_kernels, objects)
+    kernels = (scavenge_kernels, mark_kernels, evacuation_kernels, objects)
+    return {f"{mod.__name__}.{name}": len(fn.signatures) for mod in kernels
             for name in dir(mod) if hasattr(fn := getattr(mod, name), "signatures")}
 
 
@@ -16,6 +17,7 @@ def test_after_the_warm_up_a_gc_compiles_nothing(machine, v8):
     before = specialisations()
     if jit.JIT_ENABLED:  # the pool's overflow rescan, which the workload below never reaches, is compiled too
         assert before["memsim.sim.v8.scavenge_kernels.rescan"] >= 1
+        assert before["memsim.sim.v8.evacuation_kernels.evacuate_page"] >= 1  # the warm-up's forced compaction
     iso_id = v8.create_isolate(semi_space_size=4 * 64 << 10, max_old_space_size=32 * 64 << 10)
     with v8.enter(iso_id) as iso:
         keep = iso.make_persistent(iso.new_object(nfields=64))
