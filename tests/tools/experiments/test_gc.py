@@ -71,22 +71,25 @@ def test_heaps_are_multiples_of_a_smallest_heap_that_is_one(tmp_path: Path) -> N
             assert not completes(srv.target, load, "splay", least["failed_below"], QUICK_PROBE_MESSAGES)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["experiment", "gc", "--heaps", "0.5"])
-def test_the_incremental_mode_marks_in_steps_that_count_as_pauses(tmp_path: Path) -> None:
-    args = build_parser().parse_args(["experiment", "gc", "--quick", "--quiet", "--modes", "incremental",
+
+
+def _cycles(tmp_path: Path, mode: str) -> tuple[dict, list]:
+    """One quick Splay run in `mode`: its JSON and the Mark-Compacts that ended a marking cycle."""
+    args = build_parser().parse_args(["experiment", "gc", "--quick", "--quiet", "--modes", mode,
                                       "--workloads", "splay", "--out", str(tmp_path), "--no-png"])
     assert run_experiment(experiments()["gc"], args) == 0
-    w = json.loads((tmp_path / "gc.json").read_text())["data"]["modes"]["incremental"]["splay"]
+    w = json.loads((tmp_path / "gc.json").read_text())["data"]["modes"][mode]["splay"]
     ended = [e for run in lane_runs(w) for e in run.events if e.kind == "Mark-Compact" and e.steps]
-    assert ended, "no Mark-Compact ended an incremental marking cycle"
+    assert ended, "no Mark-Compact ended a marking cycle"
+    return w, ended
+
+
+def test_the_incremental_mode_marks_in_steps_that_count_as_pauses(tmp_path: Path) -> None:
+    w, _ = _cycles(tmp_path, "incremental")
     assert w["figures"]["pauses"]["Marking step"]["count"] >= 1
 
 
 def test_the_concurrent_mode_has_a_helper_core_mark_the_cycles(tmp_path: Path) -> None:
-    args = build_parser().parse_args(["experiment", "gc", "--quick", "--quiet", "--modes", "concurrent",
-                                      "--workloads", "splay", "--out", str(tmp_path), "--no-png"])
-    assert run_experiment(experiments()["gc"], args) == 0
-    w = json.loads((tmp_path / "gc.json").read_text())["data"]["modes"]["concurrent"]["splay"]
-    ended = [e for run in lane_runs(w) for e in run.events if e.kind == "Mark-Compact" and e.steps]
-    assert ended, "no Mark-Compact ended a marking cycle"
+    _, ended = _cycles(tmp_path, "concurrent")
     assert sum(e.helper_objects for e in ended) > 0, "the helper core marked nothing"
     assert all(e.total_cpu_ms >= e.main_cpu_ms for e in ended)
