@@ -232,7 +232,7 @@ def _running(job: np.ndarray, gen: int) -> bool:
 def help(h: HeapContext) -> int:
     """A helper core's visit (see the header): NOT_JOINED, DONE (no grey object left, or the job
     ended), or AGAIN (its time was up with work left: the caller comes back)."""
-    task = gc_job.join(h)
+    task = gc_job.join(h, gc_job.KIND_MARK)
     if task < 0:
         return NOT_JOINED
     cpu0 = time.thread_time_ns()

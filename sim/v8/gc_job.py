@@ -127,15 +127,18 @@ def posted(a_gc_job: np.ndarray, core: int) -> list[int]:
     return [int(i) for i in rows if int(a_gc_job[i, J_JOINED]) != (1 << int(a_gc_job[i, J_TASKS])) - 1]
 
 
-def join(h: HeapContext) -> int:
-    """Join the isolate's running job as a helper: its task number, or -1 (nothing to join). On
-    success the core holds `v8/gc/<core>` until `leave`."""
+def join(h: HeapContext, kind: int) -> int:
+    """Join the isolate's running job of `kind` as a helper: its task number, or -1 (nothing to
+    join). On success the core holds `v8/gc/<core>` until `leave`. The kind is read after the
+    generation (post writes it before the generation), so a job of another kind posted since the
+    helper looked is never joined by the wrong code."""
     job, env = _row(h), h.jobs
     if h.core >= len(env.gc_locks):
         return -1
     lock = env.gc_locks[h.core]
-    gen, tasks = int(job[J_GEN]), int(job[J_TASKS])
-    if int(job[J_STATE]) != RUNNING or not lock.try_acquire():
+    gen = int(atomics.load(job, J_GEN))
+    tasks = int(job[J_TASKS])
+    if int(atomics.load(job, J_KIND)) != kind or int(job[J_STATE]) != RUNNING or not lock.try_acquire():
         return -1
     for t in range(1, tasks):
         joined = int(atomics.load(job, J_JOINED))

@@ -114,7 +114,7 @@ def run_main(h: HeapContext, sh: Shared, main: Task, tasks: int) -> None:
 def help(h: HeapContext) -> int:
     """Join the isolate's posted scavenge as a helper, work until there is nothing left to do, leave;
     the task number it ran as, or -1 if it could not join."""
-    task = gc_job.join(h)
+    task = gc_job.join(h, gc_job.KIND_SCAVENGE)
     if task < 0:
         return -1
     cpu0 = time.thread_time_ns()
