@@ -69,7 +69,7 @@ class GcHelper(Periodic):
             self.visits += scavenge_job.help(self.v8.context(iso)) >= 0
             return False
         if kind in (gc_job.KIND_EVACUATE, gc_job.KIND_UPDATE):  # mark-compact's parallel phases
-            self.visits += compaction_job.help(self.v8.context(iso)) >= 0
+            self.visits += compaction_job.help(self.v8.context(iso), kind) >= 0
             return False
         if kind == gc_job.KIND_MARK:
             r = concurrent_marking.help(self.v8.context(iso))

@@ -271,11 +271,11 @@ def figures(h: HeapContext, n: int, work: GcWork) -> np.ndarray:
     return np.sum([k.task_row(h.a.gc_task, h.iso, t)[0] for t in range(n)], axis=0)
 
 
-def help(h: HeapContext) -> int:
-    """Join the isolate's posted evacuation or update job as a helper, take items until none is left,
-    leave; the task number it ran as, or -1 if it could not join. Its row is not reset: a task number
-    left by one helper and taken by the next keeps its LAB."""
-    task = gc_job.join(h)
+def help(h: HeapContext, kind: int) -> int:
+    """Join the isolate's posted evacuation or update job (`kind`, as the helper saw it posted) as a
+    helper, take items until none is left, leave; the task number it ran as, or -1 if it could not
+    join. Its row is not reset: a task number left by one helper and taken by the next keeps its LAB."""
+    task = gc_job.join(h, kind)
     if task < 0:
         return -1
     cpu0 = time.thread_time_ns()
