@@ -16,16 +16,31 @@ never take the isolate's locker: they work through kernels and the leaf locks (`
 
 Protocol (every shared word written by atomics, sim/machine/atomics.py):
 - post: items and constants first, then J_GEN += 1, J_STATE = RUNNING last.
+  J_JOINED is one word, (generation << 32) | (used << 16) | joined: a CAS against it fails once the
+  job has been posted again, so a helper of an earlier job never takes a bit of the next one; `used`
+  keeps every task number handed out in this generation, so a number is never given twice in one
+  job (its task row holds a LAB and counters that a second `enter` would wipe). J_ACTIVE is one word
+  too, (generation << 32) | count: a helper counts itself in and out of its own generation only, so
+  a helper of an earlier job, between its +1 and its -1 when the job is posted again, never moves
+  the next job's count. `post` first waits (bounded, else the collection fails) for the count to
+  reach 0, and writes both words by atomics.
 - join (a helper): take `v8/gc/<core>` (held while joined: the kernel frees it if the process
-  dies, so a slow core is never taken for dead), CAS a free task bit into J_JOINED, J_ACTIVE += 1,
-  then re-read J_STATE/J_GEN: a job that is no longer RUNNING is left at once.
+  dies, so a slow core is never taken for dead), CAS a never-used task bit into J_JOINED (same
+  generation), J_ACTIVE += 1, then re-read J_STATE/J_GEN and the isolate's state: a job that is no
+  longer RUNNING, or an isolate that is not LIVE, is left at once.
 - leave: publish, close LABs, clear the bit, J_ACTIVE -= 1, release `v8/gc/<core>`, ring the main.
+  Whoever clears a task's bit uncounts it (the helper, or the main's repair).
+- failure: a helper whose visit raises gives its work back (items, the object it was scanning) and
+  sets J_FAILED; the main then fails the collection (the isolate is LOST, as a serial scavenge that
+  raised leaves it).
 - end (the main): no work of its own, the pool empty, J_ACTIVE == 0 -> J_STATE = ENDING, wait for
   J_ACTIVE == 0 again (a helper that joined meanwhile finds nothing and leaves), DONE.
 - death: a joined bit whose core's `v8/gc/<core>` is free *and still set when re-read* (a live helper
   clears its bit before it releases the lock) is a dead helper (scavenger.py repairs its work);
   a helper that finds the main's `v8/gc/<core>` free leaves (the main died: the isolate is LOST, and
-  isolate_table's recovery waits for every joined helper before it tears the heap down).
+  isolate_table's teardown, whatever its cause, waits for every joined helper before it unmaps the
+  heap). The main's pid is recorded (J_MAIN_PID), so a restarted process of the main's core holding
+  the same lock for a later job is not taken for the job's main.
 
 Owns gc_job, gc_item, the TK_* columns of gc_task. Touches nothing else.
 """
@@ -33,18 +48,22 @@ Owns gc_job, gc_item, the TK_* columns of gc_task. Touches nothing else.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import numpy as np
 
+from memsim.sim.errors import ResourceExhausted
 from memsim.sim.machine import atomics
 from memsim.sim.v8.context import HeapContext
-from memsim.sim.v8.layout import C_HELPERS, C_MAX_OLD, C_SEMI, NITEM, NJOB, T_OLD_COMMITTED
+from memsim.sim.v8.layout import C_HELPERS, C_MAX_OLD, C_SEMI, LIVE, NITEM, NJOB, T_OLD_COMMITTED
 from memsim.sim.v8.worklist import MAX_TASKS
 
 MiB = 1 << 20
 (J_KIND, J_GEN, J_STATE, J_TASKS, J_JOINED, J_ACTIVE, J_MAIN_CORE, J_ITEMS, J_CURSOR, J_MAIN_IDLE, J_OVERFLOW,
- J_HELPERS_SEEN, J_IDLE) = range(13)
+ J_HELPERS_SEEN, J_IDLE, J_MAIN_PID, J_FAILED) = range(15)
+GEN_SHIFT, USED_SHIFT, TASK_BITS = 32, 16, (1 << 16) - 1  # J_JOINED: gen << 32 | used << 16 | joined
+GEN_MASK, COUNT_MASK = (1 << 31) - 1, (1 << 32) - 1  # J_ACTIVE: gen << 32 | count
 P_BASE = 16  # the job's kernel constants (scavenge_kernels.py's p) from this column on
 NONE, RUNNING, ENDING, DONE = range(4)
 KIND_SCAVENGE = 1
@@ -60,6 +79,10 @@ SLICE_OBJECTS = 128
 # with fields, before the push (the window a killed helper leaves a forwarded object in no worklist);
 # the main skips the rescan of a dead helper's LABs (the repair's can-fail control)
 HELPER_PAUSE_ENV = "MEMSIM_TEST_V8_HELPER_PAUSE"
+# test hook: the main waits (at most AWAIT_HELPER_S) for a helper to join before it drains, so that
+# a test on a loaded host always has a helper with work
+MAIN_AWAITS_HELPER_ENV = "MEMSIM_TEST_V8_MAIN_AWAITS_HELPER"
+AWAIT_HELPER_S = 5.0
 NO_LABLOG_RESCAN_ENV = "MEMSIM_TEST_V8_NO_LABLOG_RESCAN"
 PARK_SECONDS = 60.0
 # a helper with nothing to do waits this long for published work before it leaves (it may join while the
@@ -85,19 +108,60 @@ def _row(h: HeapContext) -> np.ndarray:
     return h.a.gc_job[h.iso]
 
 
-def post(h: HeapContext, kind: int, tasks: int, items: list[tuple[int, int, int]], p: np.ndarray) -> None:
-    """Publish a job of `tasks` tasks (the caller is task 0) over `items`; ring the other cores."""
+def _word(gen: int, used: int, joined: int) -> int:
+    return (gen & GEN_MASK) << GEN_SHIFT | used << USED_SHIFT | joined
+
+
+def joined_mask(word: int) -> int:
+    """The task bits of a J_JOINED word joined now."""
+    return word & TASK_BITS
+
+
+def used_mask(word: int) -> int:
+    """The task bits of a J_JOINED word handed out in its generation."""
+    return word >> USED_SHIFT & TASK_BITS
+
+
+def _store(job: np.ndarray, col: int, value: int) -> None:
+    """An atomic store by CAS (helpers update the same word by atomics)."""
+    while (old := int(atomics.load(job, col))) != value and atomics.compare_exchange(job, col, old, value) != old:
+        pass
+
+
+def reset(a_gc_job: np.ndarray, iso: int) -> None:
+    """A new isolate's job row: no job, no task joined or counted, a new generation (a helper that
+    joined the row's previous isolate fails its CAS and uncounts only itself)."""
+    job = a_gc_job[iso]
+    gen = int(atomics.fetch_add(job, J_GEN, 1)) + 1
+    _store(job, J_JOINED, _word(gen, 0, 0))
+    _store(job, J_STATE, NONE)
+    _store(job, J_ACTIVE, _word(gen, 0, 0))
+    job[J_ITEMS] = job[J_FAILED] = job[J_MAIN_PID] = 0
+
+
+def post(h: HeapContext, kind: int, tasks: int, items: list[tuple[int, int, int]], p: np.ndarray,
+         wait_s: float = 5.0) -> None:
+    """Publish a job of `tasks` tasks (the caller is task 0) over `items`; ring the other cores. A
+    helper of the previous job still counted after `wait_s` fails the collection (ResourceExhausted)."""
     assert len(items) <= NITEM and P_BASE + len(p) <= NJOB
     job, it = _row(h), h.a.gc_item[h.iso]
+    deadline = time.monotonic() + wait_s
+    while int(atomics.load(job, J_ACTIVE)) & COUNT_MASK:
+        if time.monotonic() > deadline:
+            raise ResourceExhausted(f"isolate {h.iso}: a helper of the previous parallel job is still active after "
+                                    f"{wait_s} s: the next job cannot be posted")
+        time.sleep(0.0005)
+    gen = int(atomics.fetch_add(job, J_GEN, 1)) + 1  # J_STATE is not RUNNING: a joiner re-checks it
+    _store(job, J_JOINED, _word(gen, 1, 1))
+    _store(job, J_ACTIVE, _word(gen, 0, 0))
     it[:len(items), I_CLAIM] = 0
     it[:len(items), I_KIND:] = np.array(items, dtype=np.int64).reshape(-1, 3)
     job[P_BASE:P_BASE + len(p)] = p
-    job[J_KIND], job[J_TASKS], job[J_JOINED], job[J_ACTIVE] = kind, tasks, 1, 0
+    job[J_KIND], job[J_TASKS], job[J_MAIN_PID] = kind, tasks, os.getpid()
     job[J_MAIN_CORE], job[J_ITEMS], job[J_CURSOR], job[J_MAIN_IDLE], job[J_OVERFLOW] = h.core, len(items), 0, 0, 0
-    job[J_HELPERS_SEEN] = job[J_IDLE] = 0
-    enter(h, 0)
+    job[J_HELPERS_SEEN] = job[J_IDLE] = job[J_FAILED] = 0
+    enter(h, 0, gen)
     h.a.gc_lablog[h.iso, :, :, :] = 0
-    atomics.fetch_add(job, J_GEN, 1)
     atomics.compare_exchange(job, J_STATE, int(job[J_STATE]), RUNNING)
     bells = h.jobs.doorbells
     if tasks > 1 and bells is not None:
@@ -106,12 +170,21 @@ def post(h: HeapContext, kind: int, tasks: int, items: list[tuple[int, int, int]
                 bells.ring(c)
 
 
-def enter(h: HeapContext, task: int) -> None:
-    """Record the calling core as `task` (its core, pid, CPU clock, empty LAB log)."""
+def enter(h: HeapContext, task: int, gen: int = -1) -> None:
+    """Record the calling core as `task` of generation `gen` (its core, pid, CPU clock, empty LAB log)."""
     row = h.a.gc_task[h.iso, task]
     row[TK_CORE], row[TK_PID], row[TK_CPU_NS] = h.core, os.getpid(), 0
     row[TK_NLABS] = row[TK_LABLOG_FULL] = 0
-    row[TK_JOINED_GEN] = _row(h)[J_GEN]
+    row[TK_JOINED_GEN] = gen if gen >= 0 else int(_row(h)[J_GEN])
+
+
+def await_helper(h: HeapContext) -> None:
+    """The MAIN_AWAITS_HELPER_ENV test hook: wait (at most AWAIT_HELPER_S) until a helper has joined."""
+    if not os.environ.get(MAIN_AWAITS_HELPER_ENV):
+        return
+    deadline = time.monotonic() + AWAIT_HELPER_S
+    while not int(atomics.load(_row(h), J_HELPERS_SEEN)) and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 def params(h: HeapContext, n: int) -> np.ndarray:
@@ -122,46 +195,76 @@ def params(h: HeapContext, n: int) -> np.ndarray:
 def posted(a_gc_job: np.ndarray, core: int) -> list[int]:
     """Isolates with a RUNNING job of another core that still has a free task (a helper's scan)."""
     rows = np.flatnonzero((a_gc_job[:, J_STATE] == RUNNING) & (a_gc_job[:, J_MAIN_CORE] != core))
-    return [int(i) for i in rows if int(a_gc_job[i, J_JOINED]) != (1 << int(a_gc_job[i, J_TASKS])) - 1]
+    return [int(i) for i in rows
+            if used_mask(int(a_gc_job[i, J_JOINED])) != (1 << int(a_gc_job[i, J_TASKS])) - 1]
 
 
 def join(h: HeapContext) -> int:
     """Join the isolate's running job as a helper: its task number, or -1 (nothing to join). On
     success the core holds `v8/gc/<core>` until `leave`."""
+    return join_gen(h)[0]
+
+
+def join_gen(h: HeapContext) -> tuple[int, int]:
+    """`join`, and the job's generation (the helper keeps it for `leave` and `main_alive`: its task
+    row may be a later generation's once its job has been posted again)."""
     job, env = _row(h), h.jobs
     if h.core >= len(env.gc_locks):
-        return -1
+        return -1, -1
     lock = env.gc_locks[h.core]
-    gen, tasks = int(job[J_GEN]), int(job[J_TASKS])
+    gen, tasks = int(atomics.load(job, J_GEN)), int(job[J_TASKS])
     if int(job[J_STATE]) != RUNNING or not lock.try_acquire():
-        return -1
-    for t in range(1, tasks):
-        joined = int(atomics.load(job, J_JOINED))
-        bit = 1 << t
-        if joined & bit:
+        return -1, -1
+    while True:
+        word = int(atomics.load(job, J_JOINED))
+        taken = used_mask(word) | joined_mask(word)
+        free = [t for t in range(1, tasks) if not taken & (1 << t)]
+        if word >> GEN_SHIFT != gen & GEN_MASK or not free:
+            break
+        bit = 1 << free[0]
+        if atomics.compare_exchange(job, J_JOINED, word, word | bit << USED_SHIFT | bit) != word:
             continue
-        if atomics.compare_exchange(job, J_JOINED, joined, joined | bit) != joined:
-            continue
-        atomics.fetch_add(job, J_ACTIVE, 1)
-        if int(atomics.load(job, J_STATE)) == RUNNING and int(atomics.load(job, J_GEN)) == gen:
-            enter(h, t)
+        _count(job, gen, 1)
+        if (int(atomics.load(job, J_STATE)) == RUNNING and int(atomics.load(job, J_GEN)) == gen
+                and int(h.a.iso_state[h.iso]) == LIVE):
+            enter(h, free[0], gen)
             atomics.fetch_add(job, J_HELPERS_SEEN, 1)
-            return t
-        _unjoin(h, t)
+            return free[0], gen
+        _unjoin(h, free[0], gen)
         break
     lock.release()
-    return -1
+    return -1, -1
 
 
-def _unjoin(h: HeapContext, task: int) -> None:
-    job = _row(h)
-    atomics.fetch_and(job, J_JOINED, ~(1 << task))
-    atomics.fetch_add(job, J_ACTIVE, -1)
+def _count(job: np.ndarray, gen: int, delta: int) -> bool:
+    """Add `delta` to J_ACTIVE's count if it is still generation `gen`'s (never below 0: a task that
+    died before counting itself in is uncounted once by the repair)."""
+    while True:
+        word = int(atomics.load(job, J_ACTIVE))
+        if word >> GEN_SHIFT != gen & GEN_MASK or (word & COUNT_MASK) + delta < 0:
+            return False
+        if atomics.compare_exchange(job, J_ACTIVE, word, word + delta) == word:
+            return True
 
 
-def leave(h: HeapContext, task: int) -> None:
-    """The helper's last step (its work published, its LABs closed by the caller)."""
-    _unjoin(h, task)
+def _unjoin(h: HeapContext, task: int, gen: int) -> bool:
+    """Clear `task`'s bit of generation `gen` and uncount it, if it is still set. False if the job was
+    posted again since (the generation's bits and count went with it) or someone else (the main's
+    repair) cleared the bit, and so uncounted it."""
+    job, bit = _row(h), 1 << task
+    while True:
+        word = int(atomics.load(job, J_JOINED))
+        if word >> GEN_SHIFT != gen & GEN_MASK or not word & bit:
+            return False
+        if atomics.compare_exchange(job, J_JOINED, word, word & ~bit) == word:
+            _count(job, gen, -1)
+            return True
+
+
+def leave(h: HeapContext, task: int, gen: int = -1) -> None:
+    """The helper's last step (its work published, its LABs closed by the caller); `gen` the job's
+    generation it joined (join_gen; by default its task row's)."""
+    _unjoin(h, task, gen if gen >= 0 else int(h.a.gc_task[h.iso, task, TK_JOINED_GEN]))
     h.jobs.gc_locks[h.core].release()
     bells = h.jobs.doorbells
     if bells is not None:
@@ -175,17 +278,32 @@ def begin_main(h: HeapContext) -> None:
 
 def end_main(h: HeapContext, timeout: float = 30.0) -> None:
     """End the job (the main has no work left, the pool is empty, no helper is active): helpers that
-    join from now on leave at once; wait for them, then DONE."""
+    join from now on leave at once; wait for them, then DONE. A helper still active after `timeout`
+    fails the collection: the job stays ENDING, so the isolate's teardown waits for the helper."""
     job = _row(h)
-    if int(job[J_STATE]) == DONE:
-        return
+    if int(job[J_STATE]) == DONE or (h.core < len(h.jobs.gc_locks) and not h.jobs.gc_locks[h.core].held):
+        return  # over, or given up on already (the isolate's teardown waits for the helper)
     atomics.compare_exchange(job, J_STATE, RUNNING, ENDING)
     deadline = time.monotonic() + timeout
-    while int(atomics.load(job, J_ACTIVE)) > 0 and time.monotonic() < deadline:
+    while active(h) and time.monotonic() < deadline:
         os.sched_yield()
-    job[J_STATE] = DONE
+    gone = not active(h)
+    if gone:
+        _store(job, J_STATE, DONE)
     if h.core < len(h.jobs.gc_locks):
         h.jobs.gc_locks[h.core].release()
+    if not gone:
+        raise ResourceExhausted(f"isolate {h.iso}: a scavenge helper is still active {timeout} s after the "
+                                f"work ran out: the collection is abandoned")
+
+
+def fail(h: HeapContext) -> None:
+    """A helper's visit raised: the main fails the collection (its work was given back)."""
+    _store(_row(h), J_FAILED, 1)
+
+
+def failed(h: HeapContext) -> bool:
+    return bool(atomics.load(_row(h), J_FAILED))
 
 
 def running(h: HeapContext) -> bool:
@@ -193,7 +311,7 @@ def running(h: HeapContext) -> bool:
 
 
 def active(h: HeapContext) -> int:
-    return int(atomics.load(_row(h), J_ACTIVE))
+    return int(atomics.load(_row(h), J_ACTIVE)) & COUNT_MASK
 
 
 def claim(h: HeapContext, task: int) -> int:
@@ -235,7 +353,7 @@ def dead_tasks(h: HeapContext, unentered: set[int] | None = None) -> list[int]:
     caller decides how long that may last."""
     job, env = _row(h), h.jobs
     out = []
-    joined = int(atomics.load(job, J_JOINED))
+    joined = joined_mask(int(atomics.load(job, J_JOINED)))
     for t in range(1, int(job[J_TASKS])):
         if not joined & (1 << t):
             continue
@@ -244,38 +362,54 @@ def dead_tasks(h: HeapContext, unentered: set[int] | None = None) -> list[int]:
                 unentered.add(t)
             continue
         lock = env.gc_locks[int(h.a.gc_task[h.iso, t, TK_CORE])]
-        if env.locks is not None and env.locks.probe_free(lock.index) and int(atomics.load(job, J_JOINED)) & (1 << t):
+        if env.locks is not None and env.locks.probe_free(lock.index) and joined_mask(
+                int(atomics.load(job, J_JOINED))) & (1 << t):
             out.append(t)
     return out
 
 
 def forget(h: HeapContext, task: int) -> None:
     """The main took over a dead task's work: its bit and its count go."""
-    _unjoin(h, task)
+    _unjoin(h, task, int(atomics.load(_row(h), J_GEN)))
 
 
-def main_alive(h: HeapContext) -> bool:
-    """The job's main still holds its `v8/gc/<core>` (a helper checks between slices)."""
-    env = h.jobs
-    lock = env.gc_locks[int(_row(h)[J_MAIN_CORE])]
+def main_alive(h: HeapContext, task: int = 0, gen: int = -1) -> bool:
+    """The job's main is alive: its `v8/gc/<core>` is held, task 0 is still the process that posted
+    the job (J_MAIN_PID) and, for a helper's `task`, the job is still the generation it joined (a
+    restarted process of the main's core, or a new isolate in the row, is not its main); `gen` the
+    generation it joined (join_gen; by default its task row's)."""
+    env, job = h.jobs, _row(h)
+    if int(h.a.gc_task[h.iso, 0, TK_PID]) != int(job[J_MAIN_PID]):
+        return False
+    if gen < 0 and task:
+        gen = int(h.a.gc_task[h.iso, task, TK_JOINED_GEN])
+    if gen >= 0 and gen != int(atomics.load(job, J_GEN)):
+        return False
+    lock = env.gc_locks[int(job[J_MAIN_CORE])]
     return env.locks is None or not env.locks.probe_free(lock.index)
 
 
-def wait_helpers_gone(h: HeapContext, timeout: float = 10.0) -> None:
-    """Before a dead main's heap is torn down: every joined helper has left (or died)."""
+def wait_helpers_gone(h: HeapContext, warn_s: float = 10.0) -> None:
+    """Before an isolate's heap is torn down (its main dead, or the isolate destroyed or released):
+    every joined helper has left (or died). A live helper leaves within a slice of seeing the job
+    ENDING, so this waits as long as it takes, and says so after `warn_s`."""
     job, env = _row(h), h.jobs
     if int(job[J_STATE]) not in (RUNNING, ENDING):
         return
     atomics.compare_exchange(job, J_STATE, int(job[J_STATE]), ENDING)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        joined = int(atomics.load(job, J_JOINED)) & ~1
-        if not joined or not [t for t in range(1, MAX_TASKS) if joined & (1 << t)
-                              if env.locks is None or not env.locks.probe_free(
-                                  env.gc_locks[int(h.a.gc_task[h.iso, t, TK_CORE])].index)]:
+    t0, warned = time.monotonic(), False
+    while True:
+        joined = joined_mask(int(atomics.load(job, J_JOINED))) & ~1
+        cores = [int(h.a.gc_task[h.iso, t, TK_CORE]) for t in range(1, MAX_TASKS) if joined & (1 << t)]
+        if env.locks is None or not [c for c in cores if c < len(env.gc_locks)  # no lock table: one process
+                                     and not env.locks.probe_free(env.gc_locks[c].index)]:
             break
+        if not warned and time.monotonic() - t0 > warn_s:
+            warned = True
+            print(f"isolate {h.iso}: teardown waits for scavenge helpers {joined:#x} to leave", file=sys.stderr,
+                  flush=True)
         time.sleep(0.001)
-    job[J_STATE] = DONE
+    _store(job, J_STATE, DONE)
 
 
 def log_lab(h: HeapContext, task: int, lo: int, closed_top: int) -> None:

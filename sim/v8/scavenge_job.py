@@ -100,6 +100,9 @@ def run_main(h: HeapContext, sh: Shared, main: Task, tasks: int) -> None:
         gc_job.wait_main(h)
         gc_job.set_main_idle(h, False)
     gc_job.end_main(h)
+    if gc_job.failed(h):  # a helper raised: its work was given back, but what it met may be the heap's state
+        raise ResourceExhausted(f"Scavenger: a helper task of isolate {h.iso} failed (see its core's log): the "
+                                f"scavenge is abandoned")
     if sh.overflowed or gc_job.overflowed(h):  # every task's LABs are closed or logged: rescan alone
         sh.overflowed = False
         k.close_new_lab(sh.heap_args[0], sh.heap_args[1], h.top, main.lab, sh.p)
@@ -111,10 +114,20 @@ def run_main(h: HeapContext, sh: Shared, main: Task, tasks: int) -> None:
     main.st[k.S_PHASE] = k.PH_DONE
 
 
+def _give_back(h: HeapContext, t: Task) -> None:
+    """A helper whose visit raised: its claimed items are free again, the object it was scanning is
+    pushed again (scanned from its first field: the updates are idempotent), and J_FAILED is set."""
+    gc_job.fail(h)
+    gc_job.release_items(h, t.task)
+    obj, t.st[k.S_OBJ] = int(t.st[k.S_OBJ]), 0
+    if obj:
+        t.push(obj)
+
+
 def help(h: HeapContext) -> int:
     """Join the isolate's posted scavenge as a helper, work until there is nothing left to do, leave;
     the task number it ran as, or -1 if it could not join."""
-    task = gc_job.join(h)
+    task, gen = gc_job.join_gen(h)
     if task < 0:
         return -1
     cpu0 = time.thread_time_ns()
@@ -122,9 +135,10 @@ def help(h: HeapContext) -> int:
     if os.environ.get(gc_job.HELPER_PAUSE_ENV) == "after-cas":
         sh.p[k.P_PARK] = 1
     t = Task(sh, task)
+    t.gen = gen
     idle_since = 0.0
     try:
-        while gc_job.running(h) and gc_job.main_alive(h):
+        while gc_job.running(h) and gc_job.main_alive(h, task, gen):
             code = t.step(k.PH_DONE)
             if code == k.PARKED:
                 print(f"isolate {h.iso}: scavenge helper task {task} parked after a won CAS on core {h.core} "
@@ -146,6 +160,9 @@ def help(h: HeapContext) -> int:
             elif now - idle_since > gc_job.IDLE_WAIT_S:
                 break
             os.sched_yield()
+    except BaseException:  # its work goes back to the main, and the main fails the scavenge
+        _give_back(h, t)
+        raise
     finally:
         if idle_since:
             gc_job.add_idle(h, -1)
@@ -156,5 +173,5 @@ def help(h: HeapContext) -> int:
                 gc_job.flag_overflow(h)
         k.close_new_lab(sh.heap_args[0], sh.heap_args[1], h.top, t.lab, sh.p)
         gc_job.cpu_add(h, task, time.thread_time_ns() - cpu0)
-        gc_job.leave(h, task)
+        gc_job.leave(h, task, gen)
     return task
