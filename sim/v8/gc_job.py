@@ -35,6 +35,9 @@ Protocol (every shared word written by atomics, sim/machine/atomics.py):
   raised leaves it).
 - end (the main): no work of its own, the pool empty, J_ACTIVE == 0 -> J_STATE = ENDING, wait for
   J_ACTIVE == 0 again (a helper that joined meanwhile finds nothing and leaves), DONE.
+- repair: the main CASes RUNNING -> REPAIR, re-checks that every helper still counted is dead,
+  takes over their work, and CASes back to RUNNING; a helper that joins meanwhile fails its re-check
+  of J_STATE and leaves, so nothing live races the repair.
 - death: a joined bit whose core's `v8/gc/<core>` is free *and still set when re-read* (a live helper
   clears its bit before it releases the lock) is a dead helper (scavenger.py repairs its work);
   a helper that finds the main's `v8/gc/<core>` free leaves (the main died: the isolate is LOST, and
@@ -55,6 +58,7 @@ import numpy as np
 
 from memsim.sim.errors import ResourceExhausted
 from memsim.sim.machine import atomics
+from memsim.sim.machine.doorbell import MAIN
 from memsim.sim.v8.context import HeapContext
 from memsim.sim.v8.layout import C_HELPERS, C_MAX_OLD, C_SEMI, LIVE, NITEM, NJOB, T_OLD_COMMITTED
 from memsim.sim.v8.worklist import MAX_TASKS
@@ -65,7 +69,7 @@ MiB = 1 << 20
 GEN_SHIFT, USED_SHIFT, TASK_BITS = 32, 16, (1 << 16) - 1  # J_JOINED: gen << 32 | used << 16 | joined
 GEN_MASK, COUNT_MASK = (1 << 31) - 1, (1 << 32) - 1  # J_ACTIVE: gen << 32 | count
 P_BASE = 16  # the job's kernel constants (scavenge_kernels.py's p) from this column on
-NONE, RUNNING, ENDING, DONE = range(4)
+NONE, RUNNING, ENDING, DONE, REPAIR = range(5)  # REPAIR: the main takes over dead helpers' work
 KIND_SCAVENGE = 1
 I_CLAIM, I_KIND, I_LO, I_HI = range(4)
 ITEM_DONE = -1
@@ -268,7 +272,7 @@ def leave(h: HeapContext, task: int, gen: int = -1) -> None:
     h.jobs.gc_locks[h.core].release()
     bells = h.jobs.doorbells
     if bells is not None:
-        bells.ring(int(_row(h)[J_MAIN_CORE]))
+        bells.ring(int(_row(h)[J_MAIN_CORE]), MAIN)
 
 
 def begin_main(h: HeapContext) -> None:
@@ -304,6 +308,15 @@ def fail(h: HeapContext) -> None:
 
 def failed(h: HeapContext) -> bool:
     return bool(atomics.load(_row(h), J_FAILED))
+
+
+def begin_repair(h: HeapContext) -> bool:
+    """The main stops helpers from joining while it takes over dead helpers' work (see the header)."""
+    return int(atomics.compare_exchange(_row(h), J_STATE, RUNNING, REPAIR)) == RUNNING
+
+
+def end_repair(h: HeapContext) -> None:
+    atomics.compare_exchange(_row(h), J_STATE, REPAIR, RUNNING)
 
 
 def running(h: HeapContext) -> bool:
@@ -394,7 +407,7 @@ def wait_helpers_gone(h: HeapContext, warn_s: float = 10.0) -> None:
     every joined helper has left (or died). A live helper leaves within a slice of seeing the job
     ENDING, so this waits as long as it takes, and says so after `warn_s`."""
     job, env = _row(h), h.jobs
-    if int(job[J_STATE]) not in (RUNNING, ENDING):
+    if int(job[J_STATE]) not in (RUNNING, ENDING, REPAIR):
         return
     atomics.compare_exchange(job, J_STATE, int(job[J_STATE]), ENDING)
     t0, warned = time.monotonic(), False
@@ -466,11 +479,11 @@ def overflowed(h: HeapContext) -> bool:
 
 
 def wait_main(h: HeapContext, timeout: float = 0.0005) -> None:
-    """The main, with no work while helpers are active: block on its doorbell (helpers ring it when
-    they leave) rather than spin on a 2-CPU host."""
+    """The main, with no work while helpers are active: block on its core's MAIN doorbell (helpers
+    ring it when they leave; the core's GC helper thread waits on the other) rather than spin."""
     bells = h.jobs.doorbells
     if bells is not None:
-        bells.wait(h.core, timeout)
+        bells.wait(h.core, timeout, MAIN)
     else:
         os.sched_yield()
 

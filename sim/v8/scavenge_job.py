@@ -11,11 +11,12 @@ protocol of gc_job.py.
 - `help(h)`: a helper's whole visit: join, slices of the same task loop, leave (publish, close its
   to-space LAB, count its CPU time). It leaves when the job ends, the main dies (its `v8/gc/<core>`
   is free), or it has waited IDLE_WAIT_S with nothing to steal and the main idle.
-- Repair (the main, once every live helper has left): a joined helper whose `v8/gc/<core>` is free
-  died. Its claimed items are given back and redone; its private segments are adopted into the
-  pool, and the object it was scanning is pushed again; its to-space LAB is closed at its published
-  top; and every object it may have forwarded without pushing is scanned again: to-space (whose
-  LABs are all closed by then) and the promotion LABs in its gc_lablog. A log that overflowed
+- Repair (the main, once every live helper has left, the job in gc_job's REPAIR state so that none
+  joins meanwhile): a joined helper whose `v8/gc/<core>` is free died. Its claimed items are given
+  back and redone; its private segments are adopted into the pool, and the object it was scanning
+  is pushed again; its to-space LAB is closed at its published top; and, once every dead helper's
+  LABs are closed, every object they may have forwarded without pushing is scanned again, in one
+  rescan: to-space and the promotion LABs in their gc_lablogs. A log that overflowed
   cannot be rescanned: the scavenge fails and the isolate is LOST, as any collection cut short is.
 
 Owns nothing beyond its tasks; touches what scavenge_tasks.py touches, plus gc_job's rows.
@@ -56,22 +57,25 @@ def _helper_labs(h: HeapContext, task: int) -> list[tuple[int, int]]:
     return [(int(lo), int(hi)) for lo, hi in r]
 
 
-def _repair(h: HeapContext, sh: Shared, main: Task, dead: int) -> None:
-    """Take over dead task `dead`'s work (see the header)."""
-    if gc_job.release_items(h, dead):
-        main.st[k.S_PHASE], main.item = k.PH_LOCALS, -1  # the main claims them again
-    h.worklist.adopt(dead)
-    obj = int(k.task_row(h.a.gc_task, h.iso, dead)[2][k.S_OBJ])
-    if obj:  # the object it was scanning (popped, in no worklist): scanned again from its first field
-        main.push(obj)
-    lab = k.task_row(h.a.gc_task, h.iso, dead)[1]
-    k.close_new_lab(sh.heap_args[0], sh.heap_args[1], h.top, lab, sh.p)
-    labs = _helper_labs(h, dead)
-    print(f"isolate {h.iso}: scavenge task {dead} (core {int(h.a.gc_task[h.iso, dead, gc_job.TK_CORE])}) died; "
-          f"the main takes over its items, segments and {len(labs)} promotion LABs", file=sys.stderr, flush=True)
-    if not os.environ.get(gc_job.NO_LABLOG_RESCAN_ENV):
+def _repair(h: HeapContext, sh: Shared, main: Task, dead: list[int]) -> None:
+    """Take over dead tasks' work (see the header)."""
+    labs: list[tuple[int, int]] = []
+    for d in dead:
+        if gc_job.release_items(h, d):
+            main.st[k.S_PHASE], main.item = k.PH_LOCALS, -1  # the main claims them again
+        h.worklist.adopt(d)
+        obj = int(k.task_row(h.a.gc_task, h.iso, d)[2][k.S_OBJ])
+        if obj:  # the object it was scanning (popped, in no worklist): scanned again from its first field
+            main.push(obj)
+        k.close_new_lab(sh.heap_args[0], sh.heap_args[1], h.top, k.task_row(h.a.gc_task, h.iso, d)[1], sh.p)
+        mine = _helper_labs(h, d)
+        labs += mine
+        print(f"isolate {h.iso}: scavenge task {d} (core {int(h.a.gc_task[h.iso, d, gc_job.TK_CORE])}) died; "
+              f"the main takes over its items, segments and {len(mine)} promotion LABs", file=sys.stderr, flush=True)
+    if not os.environ.get(gc_job.NO_LABLOG_RESCAN_ENV):  # every dead task's to-space LAB closed: one rescan
         main.rescan(_ranges(sh, labs))
-    gc_job.forget(h, dead)
+    for d in dead:
+        gc_job.forget(h, d)
 
 
 def run_main(h: HeapContext, sh: Shared, main: Task, tasks: int) -> None:
@@ -90,9 +94,10 @@ def run_main(h: HeapContext, sh: Shared, main: Task, tasks: int) -> None:
         now = time.monotonic()
         unentered = {t: unentered.get(t, now) for t in seen}
         dead += [t for t, since in unentered.items() if now - since > UNENTERED_S]  # died between CAS and enter
-        if dead and gc_job.active(h) == len(dead):  # every live helper has left: nothing races the repair
-            for d in dead:
-                _repair(h, sh, main, d)
+        if dead and gc_job.active(h) == len(dead) and gc_job.begin_repair(h):
+            if gc_job.active(h) == len(dead):  # every live helper has left, and none can join: nothing races
+                _repair(h, sh, main, dead)
+            gc_job.end_repair(h)
             continue
         if gc_job.active(h) == 0:
             break

@@ -6,6 +6,7 @@ interleavings a loaded host makes rare are made here on purpose.
   LAB and counters in its task row) to the next helper;
 - a job is posted only when no helper of the previous one is counted; a helper of an earlier
   generation that leaves uncounts itself and touches no bit of the new job;
+- no helper joins while the main repairs dead helpers' work (the REPAIR state);
 - a destroyed isolate's RUNNING job (its main died) does not survive into the isolate that reuses
   the row; a job of an isolate that is not LIVE is not joined; a helper's main is the process that
   posted its generation;
@@ -71,6 +72,17 @@ def test_post_waits_for_the_previous_jobs_helper_and_a_stale_helper_uncounts_onl
         assert gc_job.joined_mask(int(h0.a.gc_job[h0.iso, gc_job.J_JOINED])) == 0b11
         gc_job.leave(h2, 1)
         assert gc_job.active(h0) == 0
+        gc_job.end_main(h0)
+
+
+def test_no_helper_joins_while_the_main_repairs():
+    with three_cores() as (_, _, (h0, h1, _)):
+        gc_job.post(h0, gc_job.KIND_SCAVENGE, 3, [], P)
+        assert gc_job.begin_repair(h0)
+        assert gc_job.join(h1) == -1 and gc_job.active(h0) == 0  # refused, counted nowhere
+        gc_job.end_repair(h0)
+        assert gc_job.join(h1) == 1
+        gc_job.leave(h1, 1)
         gc_job.end_main(h0)
 
 
