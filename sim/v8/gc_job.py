@@ -25,7 +25,8 @@ Protocol (every shared word written by atomics, sim/machine/atomics.py):
   the next job's count. `post` first waits (bounded, else the collection fails) for the count to
   reach 0, and writes both words by atomics.
 - join (a helper): take `v8/gc/<core>` (held while joined: the kernel frees it if the process
-  dies, so a slow core is never taken for dead), CAS a never-used task bit into J_JOINED (same
+  dies, so a slow core is never taken for dead), claim the task's row (CAS TK_CLAIM 0 -> its core
+  and pid: a set bit always names a lock to probe), CAS the never-used task bit into J_JOINED (same
   generation), J_ACTIVE += 1, then re-read J_STATE/J_GEN and the isolate's state: a job that is no
   longer RUNNING, or an isolate that is not LIVE, is left at once.
 - leave: publish, close LABs, clear the bit, J_ACTIVE -= 1, release `v8/gc/<core>`, ring the main.
@@ -74,7 +75,8 @@ KIND_SCAVENGE = 1
 I_CLAIM, I_KIND, I_LO, I_HI = range(4)
 ITEM_DONE = -1
 # gc_task columns owned here (scavenge_kernels.py uses 0..35)
-TK_CORE, TK_PID, TK_CPU_NS, TK_NLABS, TK_LABLOG_FULL, TK_JOINED_GEN = range(40, 46)
+TK_CORE, TK_PID, TK_CPU_NS, TK_NLABS, TK_LABLOG_FULL, TK_JOINED_GEN, TK_CLAIM = range(40, 47)
+CLAIM_SHIFT = 32  # TK_CLAIM: (core + 1) << 32 | pid, CASed from 0 by a joining helper before its bit
 # objects a task scans between two looks around (publish for an idle task, is the main alive): half a
 # worklist segment, so that an idle helper is fed before the main's own segment fills (V8's tasks check
 # for yield every kObjectsUntilInterruptCheck = 1000 objects; they are threads, a segment away)
@@ -219,22 +221,28 @@ def join_gen(h: HeapContext) -> tuple[int, int]:
     gen, tasks = int(atomics.load(job, J_GEN)), int(job[J_TASKS])
     if int(job[J_STATE]) != RUNNING or not lock.try_acquire():
         return -1, -1
+    claim = (h.core + 1) << CLAIM_SHIFT | os.getpid()
     while True:
         word = int(atomics.load(job, J_JOINED))
         taken = used_mask(word) | joined_mask(word)
         free = [t for t in range(1, tasks) if not taken & (1 << t)]
-        if word >> GEN_SHIFT != gen & GEN_MASK or not free:
+        if word >> GEN_SHIFT != gen & GEN_MASK:
             break
-        bit = 1 << free[0]
+        t = next((t for t in free if atomics.compare_exchange(h.a.gc_task[h.iso, t], TK_CLAIM, 0, claim) == 0), -1)
+        if t < 0:
+            break
+        bit = 1 << t
         if atomics.compare_exchange(job, J_JOINED, word, word | bit << USED_SHIFT | bit) != word:
+            atomics.compare_exchange(h.a.gc_task[h.iso, t], TK_CLAIM, claim, 0)
             continue
         _count(job, gen, 1)
         if (int(atomics.load(job, J_STATE)) == RUNNING and int(atomics.load(job, J_GEN)) == gen
                 and int(h.a.iso_state[h.iso]) == LIVE):
-            enter(h, free[0], gen)
+            enter(h, t, gen)
             atomics.fetch_add(job, J_HELPERS_SEEN, 1)
-            return free[0], gen
-        _unjoin(h, free[0], gen)
+            return t, gen
+        _unjoin(h, t, gen)
+        atomics.compare_exchange(h.a.gc_task[h.iso, t], TK_CLAIM, claim, 0)
         break
     lock.release()
     return -1, -1
@@ -284,8 +292,11 @@ def end_main(h: HeapContext, timeout: float = 30.0) -> None:
     """End the job (the main has no work left, the pool is empty, no helper is active): helpers that
     join from now on leave at once; wait for them, then DONE. A helper still active after `timeout`
     fails the collection: the job stays ENDING, so the isolate's teardown waits for the helper."""
-    job = _row(h)
-    if int(job[J_STATE]) == DONE or (h.core < len(h.jobs.gc_locks) and not h.jobs.gc_locks[h.core].held):
+    job, lock = _row(h), h.jobs.gc_locks[h.core] if h.core < len(h.jobs.gc_locks) else None
+    state = int(job[J_STATE])
+    if state == DONE or (state == ENDING and lock is not None and not lock.held):
+        if state == DONE and lock is not None and lock.held:
+            lock.release()  # the post failed (the previous job's helper still counted)
         return  # over, or given up on already (the isolate's teardown waits for the helper)
     atomics.compare_exchange(job, J_STATE, RUNNING, ENDING)
     deadline = time.monotonic() + timeout
@@ -294,8 +305,8 @@ def end_main(h: HeapContext, timeout: float = 30.0) -> None:
     gone = not active(h)
     if gone:
         _store(job, J_STATE, DONE)
-    if h.core < len(h.jobs.gc_locks):
-        h.jobs.gc_locks[h.core].release()
+    if lock is not None:
+        lock.release()
     if not gone:
         raise ResourceExhausted(f"isolate {h.iso}: a scavenge helper is still active {timeout} s after the "
                                 f"work ran out: the collection is abandoned")
@@ -360,21 +371,27 @@ def release_items(h: HeapContext, task: int) -> int:
     return len(mine)
 
 
+def task_core(h: HeapContext, task: int) -> int:
+    """The core that claimed `task`'s row (join), -1 if none did."""
+    return (int(atomics.load(h.a.gc_task[h.iso, task], TK_CLAIM)) >> CLAIM_SHIFT) - 1
+
+
 def dead_tasks(h: HeapContext, unentered: set[int] | None = None) -> list[int]:
-    """Joined helpers whose core's `v8/gc/<core>` is free: they died while joined. A task whose bit is
-    set but whose row names no process yet (between its CAS and `enter`) goes into `unentered`: the
-    caller decides how long that may last."""
+    """Joined helpers whose core's `v8/gc/<core>` is free: they died while joined (a helper claims its
+    row, naming its core, before it sets its bit). A task whose bit is set but whose row names no
+    core goes into `unentered` (no joiner leaves that: the caller's timeout is a backstop)."""
     job, env = _row(h), h.jobs
     out = []
     joined = joined_mask(int(atomics.load(job, J_JOINED)))
     for t in range(1, int(job[J_TASKS])):
         if not joined & (1 << t):
             continue
-        if not h.a.gc_task[h.iso, t, TK_PID]:
+        core = task_core(h, t)
+        if not 0 <= core < len(env.gc_locks):
             if unentered is not None:
                 unentered.add(t)
             continue
-        lock = env.gc_locks[int(h.a.gc_task[h.iso, t, TK_CORE])]
+        lock = env.gc_locks[core]
         if env.locks is not None and env.locks.probe_free(lock.index) and joined_mask(
                 int(atomics.load(job, J_JOINED))) & (1 << t):
             out.append(t)
@@ -413,8 +430,8 @@ def wait_helpers_gone(h: HeapContext, warn_s: float = 10.0) -> None:
     t0, warned = time.monotonic(), False
     while True:
         joined = joined_mask(int(atomics.load(job, J_JOINED))) & ~1
-        cores = [int(h.a.gc_task[h.iso, t, TK_CORE]) for t in range(1, MAX_TASKS) if joined & (1 << t)]
-        if env.locks is None or not [c for c in cores if c < len(env.gc_locks)  # no lock table: one process
+        cores = [task_core(h, t) for t in range(1, MAX_TASKS) if joined & (1 << t)]
+        if env.locks is None or not [c for c in cores if 0 <= c < len(env.gc_locks)  # no lock table: one process
                                      and not env.locks.probe_free(env.gc_locks[c].index)]:
             break
         if not warned and time.monotonic() - t0 > warn_s:

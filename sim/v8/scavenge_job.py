@@ -38,7 +38,7 @@ from memsim.sim.v8.context import HeapContext
 from memsim.sim.v8.layout import CHUNK_HEADER
 from memsim.sim.v8.scavenge_tasks import Shared, Task
 
-UNENTERED_S = 1.0  # a joined bit whose task names no process after this long: the helper died joining
+UNENTERED_S = 1.0  # a joined bit whose row names no core after this long (a backstop: join claims it first)
 
 
 def _pool_empty(h: HeapContext) -> bool:
@@ -70,7 +70,7 @@ def _repair(h: HeapContext, sh: Shared, main: Task, dead: list[int]) -> None:
         k.close_new_lab(sh.heap_args[0], sh.heap_args[1], h.top, k.task_row(h.a.gc_task, h.iso, d)[1], sh.p)
         mine = _helper_labs(h, d)
         labs += mine
-        print(f"isolate {h.iso}: scavenge task {d} (core {int(h.a.gc_task[h.iso, d, gc_job.TK_CORE])}) died; "
+        print(f"isolate {h.iso}: scavenge task {d} (core {gc_job.task_core(h, d)}) died; "
               f"the main takes over its items, segments and {len(mine)} promotion LABs", file=sys.stderr, flush=True)
     if not os.environ.get(gc_job.NO_LABLOG_RESCAN_ENV):  # every dead task's to-space LAB closed: one rescan
         main.rescan(_ranges(sh, labs))

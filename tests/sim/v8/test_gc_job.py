@@ -6,6 +6,8 @@ interleavings a loaded host makes rare are made here on purpose.
   LAB and counters in its task row) to the next helper;
 - a job is posted only when no helper of the previous one is counted; a helper of an earlier
   generation that leaves uncounts itself and touches no bit of the new job;
+- a helper stalled after setting its bit names its core (its row claimed first), so the main
+  probes its lock rather than timing it out;
 - no helper joins while the main repairs dead helpers' work (the REPAIR state);
 - a destroyed isolate's RUNNING job (its main died) does not survive into the isolate that reuses
   the row; a job of an isolate that is not LIVE is not joined; a helper's main is the process that
@@ -65,6 +67,7 @@ def test_post_waits_for_the_previous_jobs_helper_and_a_stale_helper_uncounts_onl
             gc_job.post(h0, gc_job.KIND_SCAVENGE, 3, [], P, wait_s=0.05)
         assert gc_job.active(h0) == 1
         gc_job.reset(h0.a.gc_job, h0.iso)  # the row's next generation (as a new isolate has it) ...
+        h0.a.gc_task[h0.iso] = 0
         gc_job.post(h0, gc_job.KIND_SCAVENGE, 3, [], P)
         assert gc_job.join(h2) == 1  # ... whose task 1 is another helper
         gc_job.leave(h1, 1, gen)  # the earlier generation's helper leaves
@@ -84,6 +87,28 @@ def test_no_helper_joins_while_the_main_repairs():
         assert gc_job.join(h1) == 1
         gc_job.leave(h1, 1)
         gc_job.end_main(h0)
+
+
+def test_a_helper_stalled_between_its_bit_and_enter_names_its_core(monkeypatch):
+    """The joiner claims its task row (core, pid) before it sets its bit: a helper stalled right after
+    the bit is probed by its core's lock, not timed out as 'unentered' and repaired while alive."""
+    with three_cores() as (_, _, (h0, h1, _)):
+        gc_job.post(h0, gc_job.KIND_SCAVENGE, 3, [], P)
+
+        class Stalled(Exception):
+            pass
+
+        def stall(h: HeapContext, task: int, gen: int = -1) -> None:
+            raise Stalled  # the helper stops between its bit and `enter`
+
+        monkeypatch.setattr(gc_job, "enter", stall)
+        with pytest.raises(Stalled):
+            gc_job.join(h1)
+        assert gc_job.joined_mask(int(h0.a.gc_job[h0.iso, gc_job.J_JOINED])) == 0b11
+        unentered: set[int] = set()
+        h0.jobs.locks = None  # no probe in one process (see the header)
+        assert gc_job.dead_tasks(h0, unentered) == [] and unentered == set()
+        assert gc_job.task_core(h0, 1) == 1
 
 
 def test_a_dead_mains_job_is_not_joined_in_the_isolate_that_reuses_its_row():
