@@ -95,9 +95,11 @@ def run_main(h: HeapContext, sh: Shared, main: Task, tasks: int) -> None:
         unentered = {t: unentered.get(t, now) for t in seen}
         dead += [t for t, since in unentered.items() if now - since > UNENTERED_S]  # died between CAS and enter
         if dead and gc_job.active(h) == len(dead) and gc_job.begin_repair(h):
-            if gc_job.active(h) == len(dead):  # every live helper has left, and none can join: nothing races
-                _repair(h, sh, main, dead)
-            gc_job.end_repair(h)
+            try:
+                if gc_job.active(h) == len(dead):  # every live helper has left, and none can join: nothing races
+                    _repair(h, sh, main, dead)
+            finally:  # a repair that raises (an overflowed LAB log) leaves the job RUNNING for end_main
+                gc_job.end_repair(h)
             continue
         if gc_job.active(h) == 0:
             break
