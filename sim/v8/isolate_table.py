@@ -178,6 +178,8 @@ class V8:
                 cfg[C_CONCURRENT] = int(bool(concurrent_marking))
                 cfg[C_OWNER], cfg[C_HOME], cfg[C_CREATED_NS] = owner, self.core, time.monotonic_ns()
                 cfg[C_SPACE] = -1  # no space yet: a failed create must not destroy space 0
+                gc_job.reset(a.gc_job, iso)  # no job of the row's previous isolate is joined in this one
+                a.gc_item[iso], a.gc_task[iso], a.gc_lablog[iso] = 0, 0, 0
                 a.iso_lease[iso] = (lease, now + lease)
                 try:
                     self._lay_out(iso, b)
@@ -217,6 +219,9 @@ class V8:
         """Release everything an isolate holds (its row stays claimed; the caller says what it becomes)."""
         a = self.a
         concurrent_marking.pause(self.context(iso))  # no helper core marks frames about to be given back
+        # a helper core still in the isolate's job writes its heap: it leaves before the heap's frames go
+        # (whether the main died, or the isolate is destroyed, released or reaped with the job's row set)
+        gc_job.wait_helpers_gone(self.context(iso))
         if a.ext_state[iso].any():
             array_buffer_sweeper.release_all(self.context(iso))
         committed = a.v8_dm[iso][a.v8_dm[iso] >= 0].astype(np.int64)
@@ -310,8 +315,7 @@ class V8:
                 return
         a.iso_cfg[iso, C_LOST_PHASE] = phase
         a.iso_cfg[iso, C_LOST_CORE] = int(a.iso_holder[iso])
-        gc_job.wait_helpers_gone(self.context(iso))  # a helper of the dead main may still write its heap
-        self._tear_down(iso)
+        self._tear_down(iso)  # after every helper of the dead main has left
         a.iso_state[iso] = LOST
         a.iso_phase[iso] = IDLE
         self._check_live(iso)

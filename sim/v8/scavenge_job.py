@@ -11,11 +11,12 @@ protocol of gc_job.py.
 - `help(h)`: a helper's whole visit: join, slices of the same task loop, leave (publish, close its
   to-space LAB, count its CPU time). It leaves when the job ends, the main dies (its `v8/gc/<core>`
   is free), or it has waited IDLE_WAIT_S with nothing to steal and the main idle.
-- Repair (the main, once every live helper has left): a joined helper whose `v8/gc/<core>` is free
-  died. Its claimed items are given back and redone; its private segments are adopted into the
-  pool, and the object it was scanning is pushed again; its to-space LAB is closed at its published
-  top; and every object it may have forwarded without pushing is scanned again: to-space (whose
-  LABs are all closed by then) and the promotion LABs in its gc_lablog. A log that overflowed
+- Repair (the main, once every live helper has left, the job in gc_job's REPAIR state so that none
+  joins meanwhile): a joined helper whose `v8/gc/<core>` is free died. Its claimed items are given
+  back and redone; its private segments are adopted into the pool, and the object it was scanning
+  is pushed again; its to-space LAB is closed at its published top; and, once every dead helper's
+  LABs are closed, every object they may have forwarded without pushing is scanned again, in one
+  rescan: to-space and the promotion LABs in their gc_lablogs. A log that overflowed
   cannot be rescanned: the scavenge fails and the isolate is LOST, as any collection cut short is.
 
 Owns nothing beyond its tasks; touches what scavenge_tasks.py touches, plus gc_job's rows.
@@ -37,7 +38,7 @@ from memsim.sim.v8.context import HeapContext
 from memsim.sim.v8.layout import CHUNK_HEADER
 from memsim.sim.v8.scavenge_tasks import Shared, Task
 
-UNENTERED_S = 1.0  # a joined bit whose task names no process after this long: the helper died joining
+UNENTERED_S = 1.0  # a joined bit whose row names no core after this long (a backstop: join claims it first)
 
 
 def _pool_empty(h: HeapContext) -> bool:
@@ -56,22 +57,25 @@ def _helper_labs(h: HeapContext, task: int) -> list[tuple[int, int]]:
     return [(int(lo), int(hi)) for lo, hi in r]
 
 
-def _repair(h: HeapContext, sh: Shared, main: Task, dead: int) -> None:
-    """Take over dead task `dead`'s work (see the header)."""
-    if gc_job.release_items(h, dead):
-        main.st[k.S_PHASE], main.item = k.PH_LOCALS, -1  # the main claims them again
-    h.worklist.adopt(dead)
-    obj = int(k.task_row(h.a.gc_task, h.iso, dead)[2][k.S_OBJ])
-    if obj:  # the object it was scanning (popped, in no worklist): scanned again from its first field
-        main.push(obj)
-    lab = k.task_row(h.a.gc_task, h.iso, dead)[1]
-    k.close_new_lab(sh.heap_args[0], sh.heap_args[1], h.top, lab, sh.p)
-    labs = _helper_labs(h, dead)
-    print(f"isolate {h.iso}: scavenge task {dead} (core {int(h.a.gc_task[h.iso, dead, gc_job.TK_CORE])}) died; "
-          f"the main takes over its items, segments and {len(labs)} promotion LABs", file=sys.stderr, flush=True)
-    if not os.environ.get(gc_job.NO_LABLOG_RESCAN_ENV):
+def _repair(h: HeapContext, sh: Shared, main: Task, dead: list[int]) -> None:
+    """Take over dead tasks' work (see the header)."""
+    labs: list[tuple[int, int]] = []
+    for d in dead:
+        if gc_job.release_items(h, d):
+            main.st[k.S_PHASE], main.item = k.PH_LOCALS, -1  # the main claims them again
+        h.worklist.adopt(d)
+        obj = int(k.task_row(h.a.gc_task, h.iso, d)[2][k.S_OBJ])
+        if obj:  # the object it was scanning (popped, in no worklist): scanned again from its first field
+            main.push(obj)
+        k.close_new_lab(sh.heap_args[0], sh.heap_args[1], h.top, k.task_row(h.a.gc_task, h.iso, d)[1], sh.p)
+        mine = _helper_labs(h, d)
+        labs += mine
+        print(f"isolate {h.iso}: scavenge task {d} (core {gc_job.task_core(h, d)}) died; "
+              f"the main takes over its items, segments and {len(mine)} promotion LABs", file=sys.stderr, flush=True)
+    if not os.environ.get(gc_job.NO_LABLOG_RESCAN_ENV):  # every dead task's to-space LAB closed: one rescan
         main.rescan(_ranges(sh, labs))
-    gc_job.forget(h, dead)
+    for d in dead:
+        gc_job.forget(h, d)
 
 
 def run_main(h: HeapContext, sh: Shared, main: Task, tasks: int) -> None:
@@ -90,9 +94,12 @@ def run_main(h: HeapContext, sh: Shared, main: Task, tasks: int) -> None:
         now = time.monotonic()
         unentered = {t: unentered.get(t, now) for t in seen}
         dead += [t for t, since in unentered.items() if now - since > UNENTERED_S]  # died between CAS and enter
-        if dead and gc_job.active(h) == len(dead):  # every live helper has left: nothing races the repair
-            for d in dead:
-                _repair(h, sh, main, d)
+        if dead and gc_job.active(h) == len(dead) and gc_job.begin_repair(h):
+            try:
+                if gc_job.active(h) == len(dead):  # every live helper has left, and none can join: nothing races
+                    _repair(h, sh, main, dead)
+            finally:  # a repair that raises (an overflowed LAB log) leaves the job RUNNING for end_main
+                gc_job.end_repair(h)
             continue
         if gc_job.active(h) == 0:
             break
@@ -100,6 +107,9 @@ def run_main(h: HeapContext, sh: Shared, main: Task, tasks: int) -> None:
         gc_job.wait_main(h)
         gc_job.set_main_idle(h, False)
     gc_job.end_main(h)
+    if gc_job.failed(h):  # a helper raised: its work was given back, but what it met may be the heap's state
+        raise ResourceExhausted(f"Scavenger: a helper task of isolate {h.iso} failed (see its core's log): the "
+                                f"scavenge is abandoned")
     if sh.overflowed or gc_job.overflowed(h):  # every task's LABs are closed or logged: rescan alone
         sh.overflowed = False
         k.close_new_lab(sh.heap_args[0], sh.heap_args[1], h.top, main.lab, sh.p)
@@ -111,10 +121,20 @@ def run_main(h: HeapContext, sh: Shared, main: Task, tasks: int) -> None:
     main.st[k.S_PHASE] = k.PH_DONE
 
 
+def _give_back(h: HeapContext, t: Task) -> None:
+    """A helper whose visit raised: its claimed items are free again, the object it was scanning is
+    pushed again (scanned from its first field: the updates are idempotent), and J_FAILED is set."""
+    gc_job.fail(h)
+    gc_job.release_items(h, t.task)
+    obj, t.st[k.S_OBJ] = int(t.st[k.S_OBJ]), 0
+    if obj:
+        t.push(obj)
+
+
 def help(h: HeapContext) -> int:
     """Join the isolate's posted scavenge as a helper, work until there is nothing left to do, leave;
     the task number it ran as, or -1 if it could not join."""
-    task = gc_job.join(h, gc_job.KIND_SCAVENGE)
+    task, gen = gc_job.join_gen(h, gc_job.KIND_SCAVENGE)
     if task < 0:
         return -1
     cpu0 = time.thread_time_ns()
@@ -122,9 +142,10 @@ def help(h: HeapContext) -> int:
     if os.environ.get(gc_job.HELPER_PAUSE_ENV) == "after-cas":
         sh.p[k.P_PARK] = 1
     t = Task(sh, task)
+    t.gen = gen
     idle_since = 0.0
     try:
-        while gc_job.running(h) and gc_job.main_alive(h):
+        while gc_job.running(h) and gc_job.main_alive(h, task, gen):
             code = t.step(k.PH_DONE)
             if code == k.PARKED:
                 print(f"isolate {h.iso}: scavenge helper task {task} parked after a won CAS on core {h.core} "
@@ -146,6 +167,9 @@ def help(h: HeapContext) -> int:
             elif now - idle_since > gc_job.IDLE_WAIT_S:
                 break
             os.sched_yield()
+    except BaseException:  # its work goes back to the main, and the main fails the scavenge
+        _give_back(h, t)
+        raise
     finally:
         if idle_since:
             gc_job.add_idle(h, -1)
@@ -156,5 +180,5 @@ def help(h: HeapContext) -> int:
                 gc_job.flag_overflow(h)
         k.close_new_lab(sh.heap_args[0], sh.heap_args[1], h.top, t.lab, sh.p)
         gc_job.cpu_add(h, task, time.thread_time_ns() - cpu0)
-        gc_job.leave(h, task)
+        gc_job.leave(h, task, gen)
     return task

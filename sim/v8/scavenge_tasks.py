@@ -81,6 +81,7 @@ class Task:
         self.labs: list[tuple[int, int]] = []  # the task's promotion LABs, closed: (start, end)
         self.lab_start = 0
         self.item = -1
+        self.gen = -1  # a helper's: the job's generation it joined (gc_job.join_gen)
         self.next_item = 0  # with every_item: this task's own cursor
         a, i = h.a, h.iso
         self.roots = (a.hs_slot[i, :0], a.gh_slot[i, :0], a.gh_used[i, :0], shared.no_rs)  # hs, gh, used, rs
@@ -209,7 +210,7 @@ class Task:
         """The P_PARK hook stopped after a won CAS: wait (to be killed), then push what was undone. A
         main that dies meanwhile ends the wait (the helper then leaves, as from any slice)."""
         deadline = time.monotonic() + gc_job.PARK_SECONDS
-        while time.monotonic() < deadline and gc_job.main_alive(self.h):
+        while time.monotonic() < deadline and gc_job.main_alive(self.h, self.task, self.gen):
             time.sleep(0.01)
         parked, self.st[k.S_PARKED] = int(self.st[k.S_PARKED]), 0
         self.push(parked)

@@ -142,6 +142,7 @@ def scavenge(h: HeapContext, work: GcWork) -> None:
         try:
             gc_job.post(h, gc_job.KIND_SCAVENGE, n, items, p)
             main = Task(sh, 0)
+            gc_job.await_helper(h)  # a test hook (off: returns at once)
             main.step(k.PH_DRAIN)
             t_roots = time.perf_counter()
             scavenge_job.run_main(h, sh, main, n)

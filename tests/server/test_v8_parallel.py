@@ -1,6 +1,8 @@
 """Parallel scavenging across a real server's cores (sim/v8/gc_job.py, scavenge_job.py,
 server/gc_helper.py): an isolate created with gc_helpers=1 on core 0 scavenges with core 1's helper.
 
+- The main waits for its helper to join before draining (MEMSIM_TEST_V8_MAIN_AWAITS_HELPER, bounded),
+  so that the helper has work however the host schedules it.
 - With a helper, every scavenge is verified on the server (MEMSIM_TEST_V8_VERIFY: the heap verifier
   after every collection, a failure fails the call), the graph reads back (the oracle: every node's
   stamp and shape), the trace's per-helper counters are positive (helpers joined, objects the helper
@@ -25,7 +27,7 @@ import threading
 import pytest
 
 from memsim.client import FailedPrecondition, V8Client
-from memsim.sim.v8.gc_job import HELPER_PAUSE_ENV, NO_LABLOG_RESCAN_ENV
+from memsim.sim.v8.gc_job import HELPER_PAUSE_ENV, MAIN_AWAITS_HELPER_ENV, NO_LABLOG_RESCAN_ENV
 from memsim.sim.v8.isolate_table import VERIFY_ENV
 from tests.server.test_sessions import wait_until
 from tests.servers import running_server
@@ -107,7 +109,10 @@ class Forest:
 
 
 def _env(monkeypatch, **hooks: str) -> None:
+    """The verifier after every collection, and the main waiting (a few seconds at most) for core 1's
+    helper to join before it drains, so that on a loaded host the helper still finds work."""
     monkeypatch.setenv(VERIFY_ENV, "1")
+    monkeypatch.setenv(MAIN_AWAITS_HELPER_ENV, "1")
     for name, value in hooks.items():
         monkeypatch.setenv(name, value)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 
-from memsim.sim.machine.doorbell import Doorbells
+from memsim.sim.machine.doorbell import HELPER, MAIN, Doorbells
 
 
 def test_a_ring_wakes_a_waiter_in_another_process():
@@ -30,5 +30,20 @@ def test_rings_merge_never_block_and_an_unrung_wait_times_out():
             bells.ring(0)
         assert bells.wait(0, 0.0)
         assert not bells.wait(0, 0.01)  # every pending ring was drained by the first wait
+    finally:
+        bells.close()
+
+
+def test_a_cores_main_and_helper_bells_are_separate():
+    """A main waiting for its helpers and the same core's GC helper thread do not drain each other's
+    rings (before, both waited on the core's one pipe and the main woke on its timeout)."""
+    bells = Doorbells(2)
+    try:
+        bells.ring(1, MAIN)
+        assert not bells.wait(1, 0.0, HELPER)  # the helper thread's wait leaves the main's ring
+        assert bells.wait(1, 0.0, MAIN)
+        bells.ring(1)  # a posted job: the helper's bell
+        assert not bells.wait(1, 0.0, MAIN) and bells.wait(1, 0.0, HELPER)
+        assert bells.cores == 2
     finally:
         bells.close()
