@@ -70,6 +70,9 @@ class LocalServer:
         return cmd + self.extra
 
     def start(self, timeout: float = 60.0) -> LocalServer:
+        if self.proc is not None and self.proc.poll() is None:
+            # a second start would orphan the running server (and its shared memory) behind a new one
+            raise RuntimeError(f"this LocalServer is running already (pid {self.proc.pid}): stop() it first")
         self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      bufsize=1)
         assert self.proc.stdout is not None

@@ -276,6 +276,8 @@ def test_a_server_started_again_on_its_port_takes_a_free_metrics_port():
         assert srv.stop() == 0
         srv.start()  # on the same gRPC port
         try:
+            with pytest.raises(RuntimeError, match="running already"):
+                srv.start()  # a second start while running would orphan this server and its segments
             assert srv.port == port
             with Client(srv.target) as c:
                 assert c.alloc(64)
