@@ -162,6 +162,10 @@ def post(h: HeapContext, kind: int, tasks: int, items: list[tuple[int, int, int]
     gen = int(atomics.fetch_add(job, J_GEN, 1)) + 1  # J_STATE is not RUNNING: a joiner re-checks it
     _store(job, J_JOINED, _word(gen, 1, 1))
     _store(job, J_ACTIVE, _word(gen, 0, 0))
+    # the previous job's claims go with its generation (its helpers are all uncounted, above): a kind
+    # that does not zero its task rows before posting (concurrent marking re-posts every scavenge)
+    # would otherwise find every row claimed and never be joined
+    h.a.gc_task[h.iso, 1:, TK_CLAIM] = 0
     it[:len(items), I_CLAIM] = 0
     it[:len(items), I_KIND:] = np.array(items, dtype=np.int64).reshape(-1, 3)
     job[P_BASE:P_BASE + len(p)] = p
