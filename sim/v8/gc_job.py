@@ -308,9 +308,11 @@ def end_main(h: HeapContext, timeout: float = 30.0) -> None:
         return  # over, or given up on already (the isolate's teardown waits for the helper)
     atomics.compare_exchange(job, J_STATE, RUNNING, ENDING)
     deadline = time.monotonic() + timeout
-    while active(h) and time.monotonic() < deadline:
+    # gone = the count seen at 0 once: a helper that joins from now on counts itself in and, finding the
+    # job no longer RUNNING, out again, so a second read could catch that passing +1 and abandon a
+    # collection that is over
+    while not (gone := not active(h)) and time.monotonic() < deadline:
         os.sched_yield()
-    gone = not active(h)
     if gone:
         _store(job, J_STATE, DONE)
     if lock is not None:
