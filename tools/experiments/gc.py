@@ -301,7 +301,8 @@ def _versus_serial(data: JSON) -> Any:
     the collections' CPU on the mutator's core and on all cores, as ratios (below 1: better than serial)."""
     from rich.table import Table
 
-    t = Table(title="against the serial collector, same workload and heap (ratio: mode ÷ serial)")
+    t = Table(title="against the serial collector, same workload and heap (ratio: mode ÷ serial); CPU per pause, "
+                    "since a mode may run more or fewer collections in the same window")
     for col in ("mode", "workload", "p50", "p99", "max", "main CPU ms", "total CPU ms"):
         t.add_column(col, justify="right")
     cells = data["cells"]
@@ -311,12 +312,19 @@ def _versus_serial(data: JSON) -> Any:
         if c["mode"] == "serial" or base_label is None:
             continue
         for name, w in data["modes"][label].items():
-            mine, base = w["figures"]["pauses"]["all"], data["modes"][base_label][name]["figures"]["pauses"]["all"]
+            mine, base = (_per_pause(x["figures"]["pauses"]["all"])
+                          for x in (w, data["modes"][base_label][name]))
 
             def versus(key: str, m: JSON = mine, b: JSON = base) -> str:
-                return f"{m[key]:.1f} ({m[key] / b[key]:.2f}×)" if b[key] else f"{m[key]:.1f}"
+                return f"{m[key]:.2f} ({m[key] / b[key]:.2f}×)" if b[key] else f"{m[key]:.2f}"
             t.add_row(label, name, *(versus(k) for k in ("p50_ms", "p99_ms", "max_ms", "main_cpu_ms", "total_cpu_ms")))
     return t
+
+
+def _per_pause(a: JSON) -> JSON:
+    """A mode's "all" pause figures with its CPU sums as means per pause (steps included)."""
+    n = a["count"] or 1
+    return {**a, "main_cpu_ms": a["main_cpu_ms"] / n, "total_cpu_ms": a["total_cpu_ms"] / n}
 
 
 def _factors_of(data: JSON) -> list[float]:
