@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from memsim.sim.cache.commands import Commands
 from memsim.sim.system import Machine, MachineConfig
@@ -41,12 +42,25 @@ def workloads(keys: list[bytes], value: bytes, ops: int) -> dict[str, list[list[
     }
 
 
+T = TypeVar("T")
+
+
 def timed(run: Callable[[list[bytes]], object], batch: list[list[bytes]]) -> float:
     """CPU microseconds per command of one pass over batch."""
     t0 = time.process_time_ns()
     for args in batch:
         run(args)
     return (time.process_time_ns() - t0) / 1e3 / len(batch)
+
+
+def profile(run: Callable[[T], object], items: list[T]) -> None:
+    """cProfile over one pass of run(item), the 25 costliest functions by own time printed."""
+    prof = cProfile.Profile()
+    prof.enable()
+    for item in items:
+        run(item)
+    prof.disable()
+    pstats.Stats(prof).sort_stats("tottime").print_stats(25)
 
 
 def git_commit() -> str:
@@ -86,12 +100,7 @@ def main() -> None:
         for k in keys:  # the keys exist before timing: timed SETs overwrite, timed GETs hit
             cmds.execute([b"SET", k, value])
         if args.profile:
-            prof = cProfile.Profile()
-            prof.enable()
-            for a in loads[args.profile]:
-                cmds.execute(a)
-            prof.disable()
-            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+            profile(cmds.execute, loads[args.profile])
             return
         best: dict[str, float] = {}
         for _ in range(args.rounds):

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import platform
-import pstats
 import sys
 import threading
 import time
 from pathlib import Path
 
-from micro_cache import MiB, emit, git_commit, timed
+from micro_cache import MiB, emit, git_commit, profile, timed
 
 from memsim.server.resp import RespConnection, RespServer
 from memsim.sim.cache.commands import Commands
@@ -95,13 +93,7 @@ def main() -> None:
         conn.session = srv.open(conn, "bench", "bench")
         loads = {t: commands(t, a.keys, value, a.ops) for t in TESTS}
         if a.profile:
-            prof = cProfile.Profile()
-            batches = reads(loads[a.profile], max(depths))
-            prof.enable()
-            for b in batches:
-                conn.data_received(b)
-            prof.disable()
-            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+            profile(conn.data_received, reads(loads[a.profile], max(depths)))
             return
         best: dict[str, float] = {}
         for _ in range(a.rounds):
