@@ -109,8 +109,8 @@ class SizeClassTable:
         self.classes: list[SizeClass] = generate()
         # Index 0 of by_index is a placeholder for the large-object class.
         self.by_index: list[SizeClass | None] = [None, *self.classes]
-        self._small = self._build_lookup(1024, 8)
-        self._large = self._build_lookup(MAX_SMALL_SIZE, LARGE_SIZE_DIV)
+        self.small_lookup = self._build_lookup(1024, 8)  # Go's size_to_class8
+        self.large_lookup = self._build_lookup(MAX_SMALL_SIZE, LARGE_SIZE_DIV)  # Go's size_to_class128
 
     def _build_lookup(self, limit: int, div: int) -> list[int]:
         table = [0] * (limit // div + 1)
@@ -128,9 +128,9 @@ class SizeClassTable:
     def class_of(self, size: int) -> int:
         """Size class for a request of `size` bytes; 0 means a large object."""
         if size <= 1024:
-            return self._small[(size + 7) >> 3]
+            return self.small_lookup[(size + 7) >> 3]
         if size <= MAX_SMALL_SIZE:
-            return self._large[(size + LARGE_SIZE_DIV - 1) // LARGE_SIZE_DIV]
+            return self.large_lookup[(size + LARGE_SIZE_DIV - 1) // LARGE_SIZE_DIV]
         return 0
 
     def size_of(self, cls: int) -> int:

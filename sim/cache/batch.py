@@ -22,8 +22,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from memsim.sim.alloc.layout import OWNER_CORE_SHIFT
+from memsim.sim.alloc.malloc_kernels import size_lookups
+from memsim.sim.alloc.owners import CACHE_ENTRY
 from memsim.sim.alloc.pagesource import FlatPhysicalSource
+from memsim.sim.alloc.sizeclasses import table
 from memsim.sim.cache import db_kernels as K
+from memsim.sim.cache.db import ENTRY_BYTES
 from memsim.sim.cache.evict import LFU_POLICIES, lru_clock
 from memsim.sim.cache.layout import C_MAXMEMORY, C_POLICY, STRIPES
 from memsim.sim.cache.t_string import Strings
@@ -62,9 +67,16 @@ class PlainBatch:
         c[K.C_LOCK0] = lock0.index
         c[K.C_CORE] = ks.heap.core
         c[K.C_STRIPES] = STRIPES
+        heap = ks.heap
+        c[K.C_ARENA] = heap.base
+        c[K.C_OBJ_OWNER] = (heap.core + 1) << OWNER_CORE_SHIFT | CACHE_ENTRY  # Heap.malloc's word for _store's
+        c[K.C_ENTRY_BYTES] = ENTRY_BYTES
+        ha = heap.a
         self.arrays = (a.ks_bucket, a.e_hash, a.e_key, a.e_klen, a.e_val, a.e_vlen, a.e_expire, a.e_lru, a.e_next,
                        self.mem, self.base, a.ks_seq, self.words, self.lock_stats, a.ks_core,
-                       np.zeros(40, np.uint64))
+                       np.zeros(40, np.uint64), ks.entries, ks.entries_top, heap.mcache.slots, heap.mcache.count,
+                       ha.slot_state, ha.obj_owner, ha.obj_size, ha.core_stats[heap.core], ha.core_mallocs[heap.core],
+                       *size_lookups(heap.t))
         # bound for a read's bytes (what the event loop hands over): the call skips numba's dispatcher
         self.kernel = jit.entry_point(K.run_plain, b"", 0, 0, self.out, 0, c, self.res, *self.arrays)
 
@@ -110,6 +122,7 @@ def warm() -> None:
     lock words' kernels too."""
     futex.warm()
     u8, i32, u32, i64, u64 = (np.zeros(1, t) for t in (np.uint8, np.int32, np.uint32, np.int64, np.uint64))
-    table = np.zeros((1, 1), np.int64)
+    u16 = np.zeros(1, np.uint16)
+    rows = np.zeros((1, 1), np.int64)
     jit.entry_point(K.run_plain, b"", 0, 0, u8, 0, i64, i64, i32, u64, u64, u32, u64, u32, i64, u32, i32, u8, 0,
-                    i64, i32, table, table, u64)
+                    i64, i32, rows, rows, u64, i64, i64, rows, i64, u8, u32, u16, i64, i64, *size_lookups(table()))

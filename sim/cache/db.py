@@ -162,7 +162,12 @@ class Db:
         self.mask = a.ks_bucket.shape[0] - 1
         self.capacity = a.ks_free.shape[0]
         self.stats = a.ks_core[heap.core].data
-        self._entries: list[int] = []  # this core's free entries
+        # this core's free entries, a stack (`entries[:entries_top[0]]`) that the compiled SET pops too
+        # (db_kernels.py): at most 3 x ENTRY_BATCH, as _take_entry fills only an empty one and
+        # _put_entry gives a batch back past 2 x ENTRY_BATCH
+        self.entries = np.zeros(3 * ENTRY_BATCH + 1, np.int64)
+        self.entries_top = np.zeros(1, np.int64)
+        self._free_v, self._top_v = self.entries.data, self.entries_top.data
         self.evictor: Evictor | None = None  # performEvictions(), run by the dispatcher (commands.py)
         self._rng = random.Random(heap.core)  # the LFU counter's coin: reproducible per core
 
@@ -179,40 +184,47 @@ class Db:
     # -- entries (the per-core list in front of the shared stack) ------------------------
 
     def _take_entry(self) -> int:
-        if not self._entries:
+        top = self._top_v[0]
+        if not top:
             a = self.a
             with self.entries_lock:
-                top = int(a.ks_free_top[0])
-                k = min(ENTRY_BATCH, top)
-                self._entries.extend(a.ks_free[top - k:top].tolist())
-                a.ks_free_top[0] = top - k
-            if not self._entries:
+                shared = int(a.ks_free_top[0])
+                top = min(ENTRY_BATCH, shared)
+                self.entries[:top] = a.ks_free[shared - top:shared]
+                a.ks_free_top[0] = shared - top
+            if not top:
                 raise ResourceExhausted(
                     f"keyspace full: all {self.capacity} entries are in use (other cores may hold up to "
                     f"{2 * ENTRY_BATCH} free ones each); start the server with more (memsim serve --max-keys)")
-        return self._entries.pop()
+        self._top_v[0] = top - 1
+        return self._free_v[top - 1]
 
     def _put_entry(self, e: int) -> None:
-        self._entries.append(e)
-        if len(self._entries) > 2 * ENTRY_BATCH:
+        top = self._top_v[0]
+        self._free_v[top] = e
+        self._top_v[0] = top + 1
+        if top + 1 > 2 * ENTRY_BATCH:
             self._give_back(ENTRY_BATCH)
 
     def _give_back(self, k: int) -> None:
-        a = self.a
-        batch, self._entries = self._entries[:k], self._entries[k:]
+        """The bottom k of this core's free entries back to the shared stack (the oldest, as a list's front)."""
+        a, top = self.a, int(self.entries_top[0])
+        batch = self.entries[:k].copy()
+        self.entries[:top - k] = self.entries[k:top].copy()
+        self.entries_top[0] = top - k
         with self.entries_lock:
-            top = int(a.ks_free_top[0])
-            a.ks_free[top:top + len(batch)] = batch
-            a.ks_free_top[0] = top + len(batch)
+            shared = int(a.ks_free_top[0])
+            a.ks_free[shared:shared + k] = batch
+            a.ks_free_top[0] = shared + k
 
     def entry_free(self) -> bool:
         """Whether a new key would find an entry without eviction (this core's list or the shared stack)."""
-        return bool(self._entries) or int(self.a.ks_free_top[0]) > 0
+        return bool(self._top_v[0]) or int(self.a.ks_free_top[0]) > 0
 
     def release(self) -> None:
         """Give this core's free entries back (on a clean stop, with Heap.release_caches)."""
-        if self._entries:
-            self._give_back(len(self._entries))
+        if self.entries_top[0]:
+            self._give_back(int(self.entries_top[0]))
 
     def recover(self) -> int:
         """After a core died inside a stripe: the kernel released its lock, but the stripe's seqcount

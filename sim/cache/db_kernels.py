@@ -18,20 +18,32 @@ counted, no lock held) for the Python path (the RESP parser and `Commands.execut
 nothing had gone before. It stops at: anything but `*2 $3 GET` / `*3 $3 SET` multibulk headers with
 plain lengths (inline commands, options, other commands, an unfinished frame, a malformed one); a
 stripe whose lock stays taken for SPIN tries (the Python path waits, counting it as contention);
-an expired key (Python's lookup deletes it); a SET that is not an overwrite of a value of the same
-length (a new key or a new length allocates through the Heap); a SET while used_memory is over
-maxmemory (admission may evict, evict.py); a reply that would not fit `out`. Taken commands do
-exactly what the Python path does for them: total_commands_processed, keyspace_hits/misses, the
-LRU clock stamp, a SET's value bytes written in place with its TTL cleared, the lock's acquisition
-and owner-switch counters; a lock's hold time is not counted here (nanoseconds, and numba has no
-clock).
+an expired key (Python's lookup deletes it); a SET of an existing key with a value of another length
+(a free and a malloc through the Heap); a SET while used_memory plus what it adds is over maxmemory
+(admission may evict, evict.py); a new key that the core's own stocks cannot serve (below); a reply
+that would not fit `out`. Taken commands do exactly what the Python path does for them:
+total_commands_processed, keyspace_hits/misses, the LRU clock stamp, a SET's value bytes written in
+place with its TTL cleared, the lock's acquisition and owner-switch counters; a lock's hold time is
+not counted here (nanoseconds, and numba has no clock).
+
+A SET of a new key is Redis's dbAdd, and here set_checked's new-key branch: an entry from the
+core's free-entry stack (db.py's `entries`, process-private), its key and value objects from the
+core's mcache (malloc_kernels.mcache_alloc: Heap._malloc_small's fast path), the bytes written and
+the class's tail zeroed, the entry filled and published on its chain last, used_memory and the key
+count charged; the Python path's effects in the Python path's order, so that after the same commands
+the machine's arrays are the same either way (tests/sim/cache/test_batch.py compares them). What
+the stocks cannot serve goes to Python, which refills them a batch at a time under their locks (as
+Go's mallocgc leaves an empty mcache to its slow path): an empty entry stack or mcache class, a key
+or value under TINY_SIZE (the tiny allocator's blocks are Python's) or over MAX_SMALL_SIZE.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from memsim.sim.cache.layout import K_COMMANDS, K_HITS, K_MISSES, K_USED_BYTES
+from memsim.sim.alloc.malloc_kernels import class_of, mcache_alloc
+from memsim.sim.alloc.sizeclasses import MAX_OBJECTS_PER_SPAN, MAX_SMALL_SIZE, PAGE_SIZE, TINY_SIZE
+from memsim.sim.cache.layout import K_COMMANDS, K_HITS, K_KEYS, K_MISSES, K_USED_BYTES
 from memsim.sim.machine import jit
 from memsim.sim.machine.futex import WAITERS
 from memsim.sim.machine.locks import ACQ, LAST_OWNER, OWNER, OWNER_SWITCH, STAT_COLUMNS
@@ -40,7 +52,9 @@ SPIN = 64  # CAS tries on a taken stripe word before leaving the command to Pyth
 
 # ctl cells (inputs) and res cells (outputs) of run_plain
 C_NOW_MS, C_LRU, C_ME, C_OWNER_ID, C_MAXMEMORY, C_MASK, C_CAPACITY, C_RESP3, C_LOCK0, C_CORE, C_STRIPES = range(11)
-C_CELLS = 11
+# a new key's: the heap arena's first address, the owner word of the keyspace's objects, db.ENTRY_BYTES
+C_ARENA, C_OBJ_OWNER, C_ENTRY_BYTES = range(11, 14)
+C_CELLS = 14
 R_POS, R_OUT, R_DONE, R_LAST, R_NWAKE = range(5)
 # the plain GET or SET it stopped at, parsed but not run (R_END -1: it stopped at anything else): where it
 # ends, its key's and value's offsets and lengths, whether it is a SET
@@ -231,15 +245,36 @@ def _unlock(words: np.ndarray, wpos: int, res: np.ndarray) -> None:
 
 
 @jit.njit_kernel
+def _store(buf: Buffer, off: int, n: int, cls: int, owner: int, mc_slots: np.ndarray, mc_count: np.ndarray,
+           slot_state: np.ndarray, obj_owner: np.ndarray, obj_size: np.ndarray, heap_stats: np.ndarray,
+           mallocs: np.ndarray, sizes: np.ndarray, mem: np.ndarray, base: int, arena: int) -> int:
+    """db.py's _store for a class the caller saw stocked: an object from the mcache holding buf[off:off+n],
+    the rest of its class's bytes zeroed (Heap zeroes them all). Returns its address."""
+    slot = mcache_alloc(cls, n, owner, mc_slots, mc_count, slot_state, obj_owner, obj_size, heap_stats, mallocs)
+    size = sizes[cls]
+    addr = arena + (slot // MAX_OBJECTS_PER_SPAN) * PAGE_SIZE + (slot % MAX_OBJECTS_PER_SPAN) * size
+    p = addr - base
+    for i in range(n):
+        mem[p + i] = buf[off + i]
+    for i in range(n, size):
+        mem[p + i] = 0
+    return addr
+
+
+@jit.njit_kernel
 def run_plain(buf: Buffer, pos: int, end: int, out: np.ndarray, cap: int, ctl: np.ndarray, res: np.ndarray,
               ks_bucket: np.ndarray, e_hash: np.ndarray, e_key: np.ndarray, e_klen: np.ndarray,
               e_val: np.ndarray, e_vlen: np.ndarray, e_expire: np.ndarray, e_lru: np.ndarray, e_next: np.ndarray,
               mem: np.ndarray, base: int, seq: np.ndarray, words: np.ndarray, lock_stats: np.ndarray,
-              ks_core: np.ndarray, work: np.ndarray) -> None:
+              ks_core: np.ndarray, work: np.ndarray, entries: np.ndarray, entries_top: np.ndarray,
+              mc_slots: np.ndarray, mc_count: np.ndarray, slot_state: np.ndarray, obj_owner: np.ndarray,
+              obj_size: np.ndarray, heap_stats: np.ndarray, mallocs: np.ndarray, small: np.ndarray,
+              large: np.ndarray, sizes: np.ndarray) -> None:
     """Run the plain GETs and SETs of buf[pos:end] from its start until the first command left to Python
     (the module doc); res says where it stopped, how much of out it filled, which words to wake, and
     (R_END ...) the plain command it stopped at, if it stopped at one, for the caller to run and go on after.
-    `work` is key_hash's scratch."""
+    `work` is key_hash's scratch; `entries` ... `mallocs` are the core's stocks and rows a new key is
+    made from (_db_add), `small`, `large` and `sizes` the allocator's size classes (malloc_kernels.py)."""
     now, lru, me, owner_id = ctl[C_NOW_MS], ctl[C_LRU], ctl[C_ME], ctl[C_OWNER_ID]
     maxmemory, mask, capacity, resp3 = ctl[C_MAXMEMORY], ctl[C_MASK], ctl[C_CAPACITY], ctl[C_RESP3]
     lock0, core, stripes = ctl[C_LOCK0], ctl[C_CORE], ctl[C_STRIPES]
@@ -268,8 +303,8 @@ def run_plain(buf: Buffer, pos: int, end: int, out: np.ndarray, cap: int, ctl: n
             if vlen <= 0:
                 break
         res[R_END], res[R_KOFF], res[R_KLEN], res[R_VOFF], res[R_VLEN], res[R_SET] = p, koff, klen, voff, vlen, is_set
+        used = 0
         if is_set and maxmemory:
-            used = 0
             for c in range(ks_core.shape[0]):
                 used += ks_core[c, K_USED_BYTES]
             if used > maxmemory:
@@ -289,9 +324,17 @@ def run_plain(buf: Buffer, pos: int, end: int, out: np.ndarray, cap: int, ctl: n
             if e == -2 or o + need > cap:
                 _unlock(words, wpos, res)
                 break
-        elif e < 0 or np.int64(e_vlen[e]) != vlen or o + 5 > cap:
+        elif e == -2 or o + 5 > cap or (e >= 0 and np.int64(e_vlen[e]) != vlen):
             _unlock(words, wpos, res)
             break
+        kc, vc = 0, 0
+        if is_set and e == -1:  # a new key: only if the stocks serve it and maxmemory admits it
+            if TINY_SIZE <= klen <= MAX_SMALL_SIZE and TINY_SIZE <= vlen <= MAX_SMALL_SIZE:
+                kc, vc = class_of(klen, small, large), class_of(vlen, small, large)
+            if (kc == 0 or entries_top[0] == 0 or mc_count[kc] == 0 or mc_count[vc] < 1 + (vc == kc)
+                    or (maxmemory and used + sizes[kc] + sizes[vc] + ctl[C_ENTRY_BYTES] > maxmemory)):
+                _unlock(words, wpos, res)
+                break
         # taken whole from here: the lock's counters as SharedLock._acquired keeps them
         lock_stats[row, ACQ] += 1
         if lock_stats[row, LAST_OWNER] != owner_id:
@@ -321,11 +364,32 @@ def run_plain(buf: Buffer, pos: int, end: int, out: np.ndarray, cap: int, ctl: n
             last = LAST_GET
         else:
             jit.atomic_add(seq, stripe, 1)  # odd: a writer is inside (seqlock.py)
-            dst = np.int64(e_val[e]) - base
-            for i in range(vlen):
-                mem[dst + i] = buf[voff + i]
-            e_expire[e] = 0
-            e_lru[e] = lru
+            if kc:
+                owner, arena = ctl[C_OBJ_OWNER], ctl[C_ARENA]
+                top = entries_top[0] - 1
+                entries_top[0] = top
+                e = entries[top]
+                kaddr = _store(buf, koff, klen, kc, owner, mc_slots, mc_count, slot_state, obj_owner, obj_size,
+                               heap_stats, mallocs, sizes, mem, base, arena)
+                vaddr = _store(buf, voff, vlen, vc, owner, mc_slots, mc_count, slot_state, obj_owner, obj_size,
+                               heap_stats, mallocs, sizes, mem, base, arena)
+                ks_core[core, K_USED_BYTES] += sizes[kc] + sizes[vc]
+                # dbAdd (db.py's _publish): the entry filled, then put on its chain last
+                e_hash[e] = h
+                e_key[e], e_klen[e] = kaddr, klen
+                e_val[e], e_vlen[e] = vaddr, vlen
+                e_expire[e] = 0
+                e_lru[e] = lru
+                e_next[e] = ks_bucket[bucket]
+                ks_bucket[bucket] = e
+                ks_core[core, K_USED_BYTES] += ctl[C_ENTRY_BYTES]
+                ks_core[core, K_KEYS] += 1
+            else:
+                dst = np.int64(e_val[e]) - base
+                for i in range(vlen):
+                    mem[dst + i] = buf[voff + i]
+                e_expire[e] = 0
+                e_lru[e] = lru
             jit.atomic_add(seq, stripe, 1)
             out[o], out[o + 1], out[o + 2], out[o + 3], out[o + 4] = _PLUS, 79, 75, _CR, _LF  # +OK
             o += 5
