@@ -29,7 +29,7 @@ from memsim.server.resp import RespConnection, RespServer
 from memsim.sim.cache.commands import Commands
 from memsim.sim.system import Machine, MachineConfig
 
-TESTS = ("set", "get", "get_miss")
+TESTS = ("set", "get", "get_miss", "set_new")
 
 
 class CountingTransport(asyncio.Transport):
@@ -53,8 +53,11 @@ def resp_command(*args: bytes) -> bytes:
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
 
 
-def commands(test: str, keys: int, value: bytes, ops: int) -> list[list[bytes]]:
-    """redis-benchmark's commands for a test: key:%012d over -r keys, a -d byte value."""
+def commands(test: str, keys: int, value: bytes, ops: int, fresh: int = 0) -> list[list[bytes]]:
+    """redis-benchmark's commands for a test: key:%012d over -r keys, a -d byte value; `set_new`: SETs of
+    `ops` keys no other test and no other `fresh` round uses (a cache's first fill: dbAdd and two mallocs)."""
+    if test == "set_new":
+        return [[b"SET", b"new:%d:%012d" % (fresh, i), value] for i in range(ops)]
     key = [b"key:%012d" % (i * 7919 % keys) for i in range(ops)]
     if test == "set":
         return [[b"SET", k, value] for k in key]
@@ -80,7 +83,9 @@ def main() -> None:
     a = p.parse_args()
     depths = [int(x) for x in a.pipelines.split(",")]
 
-    m = Machine.create(MachineConfig(memory_bytes=64 * MiB, cores=2, max_keys=4 * a.keys))
+    fills = 2 * a.rounds * (1 + len(a.pipelines.split(",")))  # set_new's rounds: keyspace, then each depth
+    m = Machine.create(MachineConfig(memory_bytes=64 * MiB + fills * a.ops * 4 * (64 + a.value_bytes), cores=2,
+                                     max_keys=4 * a.keys + fills * a.ops))
     try:
         heap = m.heap(0)
         cmds = Commands(m.keyspace(heap))
@@ -92,14 +97,19 @@ def main() -> None:
         transport = conn.transport = CountingTransport()
         conn.session = srv.open(conn, "bench", "bench")
         loads = {t: commands(t, a.keys, value, a.ops) for t in TESTS}
+        fresh = iter(range(1, fills + 1))
         if a.profile:
             profile(conn.data_received, reads(loads[a.profile], max(depths)))
             return
         best: dict[str, float] = {}
         for _ in range(a.rounds):
             for t, batch in loads.items():
+                if t == "set_new":
+                    batch = commands(t, a.keys, value, a.ops, next(fresh))
                 best[f"{t}_keyspace"] = min(best.get(f"{t}_keyspace", 1e9), timed(cmds.execute, batch))
                 for d in depths:
+                    if t == "set_new":
+                        batch = commands(t, a.keys, value, a.ops, next(fresh))
                     rs = reads(batch, d)
                     t0 = time.process_time_ns()
                     for b in rs:

@@ -41,17 +41,22 @@ def class_of(size: int, small: np.ndarray, large: np.ndarray) -> int:
 
 
 @jit.njit_kernel
-def mcache_alloc(cls: int, size: int, owner: int, slots: np.ndarray, count: np.ndarray, slot_state: np.ndarray,
-                 obj_owner: np.ndarray, obj_size: np.ndarray, stats: np.ndarray, mallocs: np.ndarray) -> int:
+def mcache_alloc(cls: int, size: int, owner: int, slots: np.ndarray, count: np.ndarray, owed: np.ndarray,
+                 slot_state: np.ndarray, obj_owner: np.ndarray, obj_size: np.ndarray, stats: np.ndarray,
+                 mallocs: np.ndarray) -> int:
     """A slot of class `cls` for a request of `size` bytes owned by `owner` (Heap.malloc's owner word), from
-    the mcache's stack, or -1 if the stack is empty. `stats` and `mallocs` are this core's rows."""
+    the mcache's stack, or -1 if the stack is empty. `stats` and `mallocs` are this core's rows; `owed` is
+    MCache.owed (the first pop after a refill counts as that refill's miss, not a hit)."""
     n = count[cls]
     if n == 0:
         return -1
     n -= 1
     count[cls] = n
     slot = slots[cls, n]
-    stats[S_CACHE_HITS] += 1
+    if owed[cls]:
+        owed[cls] = 0
+    else:
+        stats[S_CACHE_HITS] += 1
     stats[S_INFLIGHT] = slot + 1  # if we die before publishing, recovery frees the slot
     slot_state[slot] = ALLOCATED
     mallocs[cls] += 1

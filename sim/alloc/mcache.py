@@ -27,6 +27,7 @@ import numpy as np
 
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc.mcentral import MCentral
+from memsim.sim.errors import ResourceExhausted
 
 
 class MCache:
@@ -37,7 +38,10 @@ class MCache:
         depth = 2 * max((c.batch for c in centrals if c is not None), default=1) + 2
         self.slots = np.zeros((len(centrals), depth), np.int64)
         self.count = np.zeros(len(centrals), np.int64)
-        self._slots, self._count = self.slots.data, self.count.data
+        # 1 where refill() ran for a compiled caller and no pop has come since: that pop is the allocation
+        # that missed (counted by the refill), not a hit, as alloc() counts its own refills
+        self.owed = np.zeros(len(centrals), np.int64)
+        self._slots, self._count, self._owed = self.slots.data, self.count.data, self.owed.data
         self.stats = stats_row
         self.enabled = enabled
 
@@ -50,8 +54,11 @@ class MCache:
         """Take a free object of class cls. Returns (slot, hit)."""
         n = self._count[cls]
         if n:
-            self.stats[L.S_CACHE_HITS] += 1
             self._count[cls] = n - 1
+            if self._owed[cls]:
+                self._owed[cls] = 1
+                return self._slots[cls, n - 1], False
+            self.stats[L.S_CACHE_HITS] += 1
             return self._slots[cls, n - 1], True
         c = self.centrals[cls]
         assert c is not None
@@ -64,6 +71,23 @@ class MCache:
                 self.stats[L.S_CENTRAL_DIRECT] += 1
         self._push_all(cls, got[:-1])
         return got[-1], False
+
+    def refill(self, cls: int) -> bool:
+        """A batch from mcentral onto an empty stack, for a compiled caller that found it so (Go's
+        mcache.refill); False, with nothing changed, where the cache is switched off or
+        the heap has no object left to give (the caller's slow path then raises the out-of-memory)."""
+        c = self.centrals[cls]
+        if not self.enabled or c is None or self._count[cls]:
+            return False
+        try:
+            with c.lock:
+                got = c.remove_range(c.batch, self.state)
+        except ResourceExhausted:
+            return False
+        self.stats[L.S_CACHE_REFILLS] += 1
+        self._push_all(cls, got)
+        self._owed[cls] = 1
+        return True
 
     def free(self, cls: int, slot: int) -> None:
         """Take back an object this core has just freed (its state is already CACHED by us)."""
@@ -100,6 +124,7 @@ class MCache:
                     c.insert_range(self.slots[cls, :n].tolist())
                 moved += n
                 self.count[cls] = 0
+        self.owed[:] = 0
         return moved
 
     def cached(self) -> int:

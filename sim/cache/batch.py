@@ -36,6 +36,7 @@ from memsim.sim.machine import futex, jit
 from memsim.sim.machine.locks import WordLock
 
 OUT_BYTES = 256 << 10  # one call's replies at most; the rest of a read goes the Python way
+REFILLS = 4  # kernel calls per run at most: a new key takes up to three stocks (entries, key and value classes)
 
 
 class PlainBatch:
@@ -75,7 +76,8 @@ class PlainBatch:
         self.arrays = (a.ks_bucket, a.e_hash, a.e_key, a.e_klen, a.e_val, a.e_vlen, a.e_expire, a.e_lru, a.e_next,
                        self.mem, self.base, a.ks_seq, self.words, self.lock_stats, a.ks_core,
                        np.zeros(40, np.uint64), ks.entries, ks.entries_top, heap.mcache.slots, heap.mcache.count,
-                       ha.slot_state, ha.obj_owner, ha.obj_size, ha.core_stats[heap.core], ha.core_mallocs[heap.core],
+                       heap.mcache.owed, ha.slot_state, ha.obj_owner, ha.obj_size, ha.core_stats[heap.core],
+                       ha.core_mallocs[heap.core],
                        *size_lookups(heap.t))
         # bound for a read's bytes (what the event loop hands over): the call skips numba's dispatcher
         self.kernel = jit.entry_point(K.run_plain, b"", 0, 0, self.out, 0, c, self.res, *self.arrays)
@@ -96,12 +98,30 @@ class PlainBatch:
         c[K.C_ME] = futex.my_pid()
         c[K.C_MAXMEMORY] = ks.v_config[C_MAXMEMORY]
         c[K.C_RESP3] = resp3
-        self.kernel(data, start, len(data), self.out, room if room < OUT_BYTES else OUT_BYTES, self.ctl, self.res,
-                    *self.arrays)
         res = self.res_v
-        for i in range(res[K.R_NWAKE]):
-            futex.futex_wake(self.words_addr + 4 * res[K.R_WAKE + i])
-        return res[K.R_POS], bytes(self.out_v[:res[K.R_OUT]]), res[K.R_DONE], res[K.R_LAST]
+        replies, done, last = b"", 0, 0
+        for _ in range(REFILLS):
+            self.kernel(data, start, len(data), self.out, room if room < OUT_BYTES else OUT_BYTES, self.ctl,
+                        self.res, *self.arrays)
+            for i in range(res[K.R_NWAKE]):
+                futex.futex_wake(self.words_addr + 4 * res[K.R_WAKE + i])
+            n = res[K.R_OUT]
+            replies += bytes(self.out_v[:n])
+            if res[K.R_DONE]:
+                done += res[K.R_DONE]
+                last = res[K.R_LAST]
+            need = res[K.R_NEED]
+            if not need or not self._refill(need):
+                break
+            start, room = res[K.R_POS], room - n
+        return res[K.R_POS], replies, done, last
+
+    def _refill(self, need: int) -> bool:
+        """The stock a new key found empty (db_kernels.R_NEED), a batch under its lock: True if the kernel
+        may go on. What cannot be refilled (the heap or the table full) is left to the Python path's error."""
+        if need == K.NEED_ENTRIES:
+            return self.ks.refill_entries() > 0
+        return self.ks.heap.mcache.refill(need)
 
     def declined(self, data: bytes) -> tuple[int, list[bytes]] | None:
         """The plain GET or SET the last run stopped at without running it (a new key, a busy stripe ...):
@@ -125,4 +145,4 @@ def warm() -> None:
     u16 = np.zeros(1, np.uint16)
     rows = np.zeros((1, 1), np.int64)
     jit.entry_point(K.run_plain, b"", 0, 0, u8, 0, i64, i64, i32, u64, u64, u32, u64, u32, i64, u32, i32, u8, 0,
-                    i64, i32, rows, rows, u64, i64, i64, rows, i64, u8, u32, u16, i64, i64, *size_lookups(table()))
+                    i64, i32, rows, rows, u64, i64, i64, rows, i64, i64, u8, u32, u16, i64, i64, *size_lookups(table()))

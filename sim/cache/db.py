@@ -183,15 +183,23 @@ class Db:
 
     # -- entries (the per-core list in front of the shared stack) ------------------------
 
+    def refill_entries(self) -> int:
+        """Up to ENTRY_BATCH free entries from the shared stack onto this core's empty one. Returns how many."""
+        if self._top_v[0]:
+            return 0
+        a = self.a
+        with self.entries_lock:
+            shared = int(a.ks_free_top[0])
+            top = min(ENTRY_BATCH, shared)
+            self.entries[:top] = a.ks_free[shared - top:shared]
+            a.ks_free_top[0] = shared - top
+        self._top_v[0] = top
+        return top
+
     def _take_entry(self) -> int:
         top = self._top_v[0]
         if not top:
-            a = self.a
-            with self.entries_lock:
-                shared = int(a.ks_free_top[0])
-                top = min(ENTRY_BATCH, shared)
-                self.entries[:top] = a.ks_free[shared - top:shared]
-                a.ks_free_top[0] = shared - top
+            top = self.refill_entries()
             if not top:
                 raise ResourceExhausted(
                     f"keyspace full: all {self.capacity} entries are in use (other cores may hold up to "

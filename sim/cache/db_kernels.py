@@ -31,10 +31,10 @@ core's free-entry stack (db.py's `entries`, process-private), its key and value 
 core's mcache (malloc_kernels.mcache_alloc: Heap._malloc_small's fast path), the bytes written and
 the class's tail zeroed, the entry filled and published on its chain last, used_memory and the key
 count charged; the Python path's effects in the Python path's order, so that after the same commands
-the machine's arrays are the same either way (tests/sim/cache/test_batch.py compares them). What
-the stocks cannot serve goes to Python, which refills them a batch at a time under their locks (as
-Go's mallocgc leaves an empty mcache to its slow path): an empty entry stack or mcache class, a key
-or value under TINY_SIZE (the tiny allocator's blocks are Python's) or over MAX_SMALL_SIZE.
+the machine's arrays are the same either way (tests/sim/cache/test_batch.py compares them). An empty
+stock stops the kernel with R_NEED saying which, for the caller to refill a batch under its lock and
+call again (Go's mallocgc: nextFreeFast, else mcache.refill, then the allocation); a key or value
+under TINY_SIZE (the tiny allocator's blocks are Python's) or over MAX_SMALL_SIZE goes to Python.
 """
 
 from __future__ import annotations
@@ -59,7 +59,10 @@ R_POS, R_OUT, R_DONE, R_LAST, R_NWAKE = range(5)
 # the plain GET or SET it stopped at, parsed but not run (R_END -1: it stopped at anything else): where it
 # ends, its key's and value's offsets and lengths, whether it is a SET
 R_END, R_KOFF, R_KLEN, R_VOFF, R_VLEN, R_SET = range(5, 11)
-R_WAKE = 11  # the words to FUTEX_WAKE start here
+# a new key it stopped at for want of a stock: the mcache class to refill, NEED_ENTRIES, or 0 (no want)
+R_NEED = 11
+NEED_ENTRIES = -1
+R_WAKE = 12  # the words to FUTEX_WAKE start here
 R_CELLS = R_WAKE + 64
 LAST_GET, LAST_SET = 1, 2
 
@@ -246,11 +249,13 @@ def _unlock(words: np.ndarray, wpos: int, res: np.ndarray) -> None:
 
 @jit.njit_kernel
 def _store(buf: Buffer, off: int, n: int, cls: int, owner: int, mc_slots: np.ndarray, mc_count: np.ndarray,
-           slot_state: np.ndarray, obj_owner: np.ndarray, obj_size: np.ndarray, heap_stats: np.ndarray,
-           mallocs: np.ndarray, sizes: np.ndarray, mem: np.ndarray, base: int, arena: int) -> int:
+           mc_owed: np.ndarray, slot_state: np.ndarray, obj_owner: np.ndarray, obj_size: np.ndarray,
+           heap_stats: np.ndarray, mallocs: np.ndarray, sizes: np.ndarray, mem: np.ndarray, base: int,
+           arena: int) -> int:
     """db.py's _store for a class the caller saw stocked: an object from the mcache holding buf[off:off+n],
     the rest of its class's bytes zeroed (Heap zeroes them all). Returns its address."""
-    slot = mcache_alloc(cls, n, owner, mc_slots, mc_count, slot_state, obj_owner, obj_size, heap_stats, mallocs)
+    slot = mcache_alloc(cls, n, owner, mc_slots, mc_count, mc_owed, slot_state, obj_owner, obj_size, heap_stats,
+                        mallocs)
     size = sizes[cls]
     addr = arena + (slot // MAX_OBJECTS_PER_SPAN) * PAGE_SIZE + (slot % MAX_OBJECTS_PER_SPAN) * size
     p = addr - base
@@ -267,7 +272,8 @@ def run_plain(buf: Buffer, pos: int, end: int, out: np.ndarray, cap: int, ctl: n
               e_val: np.ndarray, e_vlen: np.ndarray, e_expire: np.ndarray, e_lru: np.ndarray, e_next: np.ndarray,
               mem: np.ndarray, base: int, seq: np.ndarray, words: np.ndarray, lock_stats: np.ndarray,
               ks_core: np.ndarray, work: np.ndarray, entries: np.ndarray, entries_top: np.ndarray,
-              mc_slots: np.ndarray, mc_count: np.ndarray, slot_state: np.ndarray, obj_owner: np.ndarray,
+              mc_slots: np.ndarray, mc_count: np.ndarray, mc_owed: np.ndarray, slot_state: np.ndarray,
+              obj_owner: np.ndarray,
               obj_size: np.ndarray, heap_stats: np.ndarray, mallocs: np.ndarray, small: np.ndarray,
               large: np.ndarray, sizes: np.ndarray) -> None:
     """Run the plain GETs and SETs of buf[pos:end] from its start until the first command left to Python
@@ -282,6 +288,7 @@ def run_plain(buf: Buffer, pos: int, end: int, out: np.ndarray, cap: int, ctl: n
     done = 0
     res[R_NWAKE] = 0
     res[R_END] = -1
+    res[R_NEED] = 0
     while pos < end and res[R_NWAKE] < R_CELLS - R_WAKE:
         nargs, p = _number(buf, pos, end, _STAR)
         if nargs != 2 and nargs != 3:
@@ -331,8 +338,14 @@ def run_plain(buf: Buffer, pos: int, end: int, out: np.ndarray, cap: int, ctl: n
         if is_set and e == -1:  # a new key: only if the stocks serve it and maxmemory admits it
             if TINY_SIZE <= klen <= MAX_SMALL_SIZE and TINY_SIZE <= vlen <= MAX_SMALL_SIZE:
                 kc, vc = class_of(klen, small, large), class_of(vlen, small, large)
-            if (kc == 0 or entries_top[0] == 0 or mc_count[kc] == 0 or mc_count[vc] < 1 + (vc == kc)
-                    or (maxmemory and used + sizes[kc] + sizes[vc] + ctl[C_ENTRY_BYTES] > maxmemory)):
+            if kc == 0 or (maxmemory and used + sizes[kc] + sizes[vc] + ctl[C_ENTRY_BYTES] > maxmemory):
+                _unlock(words, wpos, res)
+                break
+            if entries_top[0] == 0 or mc_count[kc] == 0 or mc_count[vc] == 0:
+                res[R_NEED] = NEED_ENTRIES if entries_top[0] == 0 else kc if mc_count[kc] == 0 else vc
+                _unlock(words, wpos, res)
+                break
+            if kc == vc and mc_count[kc] == 1:  # Python pops the one, refills, pops: its slots, not ours
                 _unlock(words, wpos, res)
                 break
         # taken whole from here: the lock's counters as SharedLock._acquired keeps them
@@ -369,10 +382,10 @@ def run_plain(buf: Buffer, pos: int, end: int, out: np.ndarray, cap: int, ctl: n
                 top = entries_top[0] - 1
                 entries_top[0] = top
                 e = entries[top]
-                kaddr = _store(buf, koff, klen, kc, owner, mc_slots, mc_count, slot_state, obj_owner, obj_size,
-                               heap_stats, mallocs, sizes, mem, base, arena)
-                vaddr = _store(buf, voff, vlen, vc, owner, mc_slots, mc_count, slot_state, obj_owner, obj_size,
-                               heap_stats, mallocs, sizes, mem, base, arena)
+                kaddr = _store(buf, koff, klen, kc, owner, mc_slots, mc_count, mc_owed, slot_state, obj_owner,
+                               obj_size, heap_stats, mallocs, sizes, mem, base, arena)
+                vaddr = _store(buf, voff, vlen, vc, owner, mc_slots, mc_count, mc_owed, slot_state, obj_owner,
+                               obj_size, heap_stats, mallocs, sizes, mem, base, arena)
                 ks_core[core, K_USED_BYTES] += sizes[kc] + sizes[vc]
                 # dbAdd (db.py's _publish): the entry filled, then put on its chain last
                 e_hash[e] = h
