@@ -142,6 +142,8 @@ class GcEvent:
     helper_objects: int  # objects the helpers copied or promoted
     segments_stolen: int
     cas_failures: int
+    work_words: int = 0  # the pause's work and span in words (v8.proto; work / span: its parallelism)
+    span_words: int = 0
     marking_step_start_ms: tuple[float, ...] = ()  # the incremental cycle's steps (a Mark-Compact that ended one)
     marking_step_ms: tuple[float, ...] = ()
 
