@@ -138,9 +138,10 @@ def test_a_helper_core_joins_scavenges_and_the_heap_verifies(monkeypatch):
         assert sum(e.helper_objects for e in events) > 0, events
         assert all(e.total_cpu_ms >= e.main_cpu_ms > 0 for e in events)
         assert all("scavenge.parallel=" in e.nvp for e in events)
-        # work and span in words (GcEvent 57, 58; sim/v8/work_span.py) reach the client and the nvp line; a
-        # scavenge whose copies the helper and the main shared has a span below its work
+        # work and span in words (GcEvent 57, 58; sim/v8/work_span.py) reach the client and the nvp line (a
+        # scavenge is all one job: no serial part); one whose copies helper and main shared has span < work
         assert all(0 < e.span_words <= e.work_words and f" work={e.work_words} span={e.span_words}" in e.nvp
+                   and e.serial_words == 0
                    for e in events), events
         shared = [e for e in events if 0 < e.helper_objects < e.nodes_copied_in_new + e.nodes_promoted]
         assert all(e.span_words < e.work_words for e in shared), shared
