@@ -142,11 +142,11 @@ class GcEvent:
     helper_objects: int  # objects the helpers copied or promoted
     segments_stolen: int
     cas_failures: int
+    marking_step_start_ms: tuple[float, ...] = ()  # the incremental cycle's steps (a Mark-Compact that ended one)
+    marking_step_ms: tuple[float, ...] = ()
     work_words: int = 0  # the pause's work and span in words (v8.proto; work / span: its parallelism)
     span_words: int = 0
     serial_words: int = 0  # the part of both outside any parallel job
-    marking_step_start_ms: tuple[float, ...] = ()  # the incremental cycle's steps (a Mark-Compact that ended one)
-    marking_step_ms: tuple[float, ...] = ()
 
     @property
     def freed(self) -> int:
