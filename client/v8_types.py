@@ -144,6 +144,9 @@ class GcEvent:
     cas_failures: int
     marking_step_start_ms: tuple[float, ...] = ()  # the incremental cycle's steps (a Mark-Compact that ended one)
     marking_step_ms: tuple[float, ...] = ()
+    work_words: int = 0  # the pause's work and span in words (v8.proto; work / span: its parallelism)
+    span_words: int = 0
+    serial_words: int = 0  # the part of both outside any parallel job
 
     @property
     def freed(self) -> int:

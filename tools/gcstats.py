@@ -46,6 +46,12 @@ class GcEventLike(Protocol):
     def segments_stolen(self) -> int: ...
     @property
     def cas_failures(self) -> int: ...
+    @property
+    def work_words(self) -> int: ...
+    @property
+    def span_words(self) -> int: ...
+    @property
+    def serial_words(self) -> int: ...
 
     @property
     def seq(self) -> int: ...
@@ -126,6 +132,9 @@ class GcRecord:
     helper_objects: int = 0
     segments_stolen: int = 0
     cas_failures: int = 0
+    work_words: int = 0  # the pause's work and span in words (sim/v8/work_span.py): work / span = parallelism
+    span_words: int = 0
+    serial_words: int = 0  # the part of both outside any parallel job (Amdahl's serial part)
     steps: Sequence[Sequence[float]] = ()  # (start, ms) of the incremental marking steps a Mark-Compact ended
 
     @property
@@ -144,6 +153,7 @@ class GcRecord:
                         barrier_slow_paths=e.barrier_slow_paths, main_cpu_ms=e.main_cpu_ms,
                         total_cpu_ms=e.total_cpu_ms, helpers=e.helpers, helper_objects=e.helper_objects,
                         segments_stolen=e.segments_stolen, cas_failures=e.cas_failures,
+                        work_words=e.work_words, span_words=e.span_words, serial_words=e.serial_words,
                         steps=tuple(zip(e.marking_step_start_ms, e.marking_step_ms, strict=True)))
 
 
@@ -218,8 +228,20 @@ def by_kind(records: Sequence[GcRecord]) -> dict[str, dict[str, float]]:
         if mine or own or k == "all":
             out[k] = {**pause_figures([r.pause_ms for r in mine] + own), **throughput(mine),
                       "main_cpu_ms": round(sum(r.main_cpu_ms for r in mine) + sum(own), 3),
-                      "total_cpu_ms": round(sum(r.total_cpu_ms for r in mine) + sum(own), 3)}
+                      "total_cpu_ms": round(sum(r.total_cpu_ms for r in mine) + sum(own), 3),
+                      **work_span(mine)}
     return out
+
+
+def work_span(records: Sequence[GcRecord]) -> dict[str, float]:
+    """The collections' work and span in words summed (sim/v8/work_span.py: Blumofe & Leiserson's work T1
+    and span T-inf of each pause), their count, the parallelism work / span (the speedup a machine with
+    enough cores would give the pauses, whatever this host's cores did), and the serial fraction: the share
+    of the work the main did outside any job (Amdahl's bound on that speedup is its inverse)."""
+    w, s = sum(r.work_words for r in records), sum(r.span_words for r in records)
+    serial = sum(r.serial_words for r in records)
+    return {"collections": len(records), "work_words": w, "span_words": s, "serial_words": serial,
+            "parallelism": round(w / s, 3) if s else 0.0, "serial_fraction": round(serial / w, 4) if w else 0.0}
 
 
 # -- minimum mutator utilisation ---------------------------------------------------------------------

@@ -39,7 +39,7 @@ import numpy as np
 from memsim.sim.errors import ResourceExhausted
 from memsim.sim.machine import atomics
 from memsim.sim.v8 import evacuation_kernels as ek
-from memsim.sim.v8 import gc_job, marking, old_space, tracer_parallel
+from memsim.sim.v8 import gc_job, marking, old_space, tracer_parallel, work_span
 from memsim.sim.v8 import mark_kernels as mk
 from memsim.sim.v8 import memory_chunk as mc
 from memsim.sim.v8 import scavenge_kernels as k
@@ -198,7 +198,7 @@ class Task:
                         h.bounds.new_base, h.bounds.old_base, a.v8_slots[OLD_TO_NEW], a.pg_slots[i].reshape(-1), ctr)
         self.ctr[k.K_SLOTS_VISITED] += ctr[mk.K_SLOTS]
         self.ctr[k.K_SLOTS_RECORDED] += ctr[mk.K_RECORDED]
-        self.ctr[k.K_OBJECTS_SCANNED] += 1  # items done
+        self.ctr[k.K_OBJECTS_SCANNED] += ctr[mk.K_SEEN]  # objects walked (work_span.py's map words)
 
 
 def _run_main(h: HeapContext, main: Task) -> None:
@@ -259,7 +259,7 @@ def run(h: HeapContext, kind: int, items: list[tuple[int, int, int]], lab: tuple
 def figures(h: HeapContext, n: int, work: GcWork) -> np.ndarray:
     """Add one job's figures to the collection's: helpers (the most in any job), the objects they
     moved, CAS failures, the helpers' CPU time (helper_cpu_ms: heap.py adds it to the main's for the
-    total); the tasks' counters summed."""
+    total), its work and span (work_span.py); the tasks' counters summed."""
     rows = h.a.gc_task[h.iso]
     joined = [t for t in range(1, n) if rows[t, gc_job.TK_PID]]
     f = tracer_parallel.task_figures(rows, n, k.K_COPIED, k.K_PROMOTED, k.K_STEALS, k.K_CAS_FAIL,
@@ -268,6 +268,7 @@ def figures(h: HeapContext, n: int, work: GcWork) -> np.ndarray:
     work.helper_objects += int(f["helper_objects"])
     work.cas_failures += int(f["cas_failures"])
     work.helper_cpu_ms += f["total_cpu_ms"] - f["main_cpu_ms"]
+    work_span.job(work, h, n)  # the job is one parallel phase
     return np.sum([k.task_row(h.a.gc_task, h.iso, t)[0] for t in range(n)], axis=0)
 
 

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memsim.sim.machine import atomics
-from memsim.sim.v8 import gc_job, marking
+from memsim.sim.v8 import gc_job, marking, work_span
 from memsim.sim.v8 import mark_kernels as mk
 from memsim.sim.v8 import worklist as wl
 from memsim.sim.v8.context import HeapContext
@@ -148,17 +148,19 @@ def _reap_dead(h: HeapContext, unentered: dict[int, float]) -> bool:
     return bool(dead)
 
 
-def mark_in_pause(h: HeapContext, ctr: np.ndarray) -> None:
+def mark_in_pause(h: HeapContext, ctr: np.ndarray) -> int:
     """The atomic pause's marking shared with helper cores (V8's parallel marking in
     MarkCompactCollector::MarkLiveObjects; docs/design/orinoco.md S7): the main, as task 0, posts
     the job and drains its segments in slices beside the helpers, publishing its push segment when
     helpers are in and the pool is empty; with nothing left to steal it waits for them (repairing
-    the dead) and ends the job. What is left (an overflow's rescan) the caller's drain does alone."""
+    the dead) and ends the job. What is left (an overflow's rescan) the caller's drain does alone.
+    The job's tasks (1: no job), each one's words of work in its row's TK_WORK (work_span.py)."""
     n = pause_tasks(h, rule=False)
     if n < 2:
-        return
+        return 1
     pool = _pool(h)
     _publish_main(h, pool)
+    h.a.gc_task[h.iso, :n, gc_job.TK_WORK] = 0  # a row no helper enters this time keeps no older figure
     gc_job.post(h, gc_job.KIND_MARK, n, [], np.zeros(0, dtype=np.int64))
     unentered: dict[int, float] = {}
     try:
@@ -176,6 +178,8 @@ def mark_in_pause(h: HeapContext, ctr: np.ndarray) -> None:
                 gc_job.set_main_idle(h, False)
     finally:
         pause(h)
+    h.a.gc_task[h.iso, 0, gc_job.TK_WORK] = work_span.marking_words(ctr)
+    return n
 
 
 def take_figures(h: HeapContext) -> HelperFigures:
@@ -265,6 +269,7 @@ def help(h: HeapContext) -> int:
         atomics.fetch_add(m, M_HELPER_CPU_NS, time.thread_time_ns() - cpu0)
         atomics.fetch_add(m, M_HELPER_OBJECTS, int(ctr[mk.K_MARKED]))
         atomics.fetch_or(m, M_HELPER_CORES, 1 << h.core)
+        a.gc_task[h.iso, task, gc_job.TK_WORK] = work_span.marking_words(ctr)
         gc_job.leave(h, task)
     return result
 

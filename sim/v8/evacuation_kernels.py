@@ -17,7 +17,8 @@ died between its CAS and that bit would otherwise leave the copy to the sweeper)
 The task's state is its `st` view: E_AT (next object), E_END, E_NEED (bytes the LAB lacks),
 E_HELD_* (a copy the race hook stopped before its CAS), E_LEFT (the abort-for-testing hook: objects
 still to move before the page aborts, 0 = off). The counters are scavenge_kernels.py's columns, the
-move into old space counted as a promotion (K_PROMOTED, K_PROMOTED_BYTES, K_WORDS_COPIED, K_CAS_FAIL).
+move into old space counted as a promotion (K_PROMOTED, K_PROMOTED_BYTES, K_WORDS_COPIED, K_CAS_FAIL), every
+object walked on the page (map words read, dead ones too) in K_OBJECTS_SCANNED, lost copies in K_WORDS_LOST.
 
 Owns nothing: compaction_job.py says which page and LAB; the isolate's locker is held by the main.
 """
@@ -32,9 +33,11 @@ from memsim.sim.v8.layout import HEAP_BASE
 from memsim.sim.v8.objects import FILLER, FREE_SPACE, JS_ARRAY_BUFFER, header, itype_of, size_of
 from memsim.sim.v8.scavenge_kernels import (
     K_CAS_FAIL,
+    K_OBJECTS_SCANNED,
     K_PROMOTED,
     K_PROMOTED_BYTES,
     K_WORDS_COPIED,
+    K_WORDS_LOST,
     L_OLD_LIMIT,
     L_OLD_TOP,
     MARK_OLD,
@@ -68,6 +71,7 @@ def _forward(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: np.n
         old = atomic_cas(words, i, mw, dst)
     if old != mw:
         ctr[K_CAS_FAIL] += 1
+        ctr[K_WORDS_LOST] += size >> 3
         if lab[L_OLD_TOP] == dst + size:
             lab[L_OLD_TOP] = dst  # FreeLast: the copy was the LAB's last allocation
         else:
@@ -94,6 +98,7 @@ def evacuate_page(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits:
     while at < end:
         i = word_index(dm, at, shift, wpf)
         mw = atomic_load(words, i)
+        ctr[K_OBJECTS_SCANNED] += 1  # a map word walked (work_span.py)
         if (mw & 1) == 0:  # forwarded already: `mw` is the copy
             size = size_of(words[word_index(dm, mw, shift, wpf)])
             _live(words, dm, shift, wpf, bits, bitbase, page_shift, mw, size, pg_live, ext_mark)

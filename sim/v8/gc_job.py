@@ -12,7 +12,7 @@ never take the isolate's locker: they work through kernels and the leaf locks (`
     gc_job row (layout.py's NJOB int64 columns, J_* below; P_BASE.. the scavenge's kernel constants)
     gc_item (NITEM, 4): I_CLAIM (0 free, task + 1 claimed, DONE), I_KIND, I_LO, I_HI
     gc_task columns TK_* (beside scavenge_kernels.py's ctr/lab/st): the task's core, pid, CPU time,
-    logged LABs
+    logged LABs, a marking task's words of work
 
 Protocol (every shared word written by atomics, sim/machine/atomics.py):
 - post: items and constants first, then J_GEN += 1, J_STATE = RUNNING last.
@@ -77,7 +77,8 @@ KIND_EVACUATE, KIND_UPDATE = 4, 5  # mark-compact's parallel phases (compaction_
 I_CLAIM, I_KIND, I_LO, I_HI = range(4)
 ITEM_DONE = -1
 # gc_task columns owned here (scavenge_kernels.py uses 0..35)
-TK_CORE, TK_PID, TK_CPU_NS, TK_NLABS, TK_LABLOG_FULL, TK_JOINED_GEN, TK_CLAIM = range(40, 47)
+# TK_WORK: a marking task's words of work (work_span.py), written as it leaves
+TK_CORE, TK_PID, TK_CPU_NS, TK_NLABS, TK_LABLOG_FULL, TK_JOINED_GEN, TK_CLAIM, TK_WORK = range(40, 48)
 CLAIM_SHIFT = 32  # TK_CLAIM: (core + 1) << 32 | pid, CASed from 0 by a joining helper before its bit
 # objects a task scans between two looks around (publish for an idle task, is the main alive): half a
 # worklist segment, so that an idle helper is fed before the main's own segment fills (V8's tasks check
@@ -186,7 +187,7 @@ def enter(h: HeapContext, task: int, gen: int = -1) -> None:
     """Record the calling core as `task` of generation `gen` (its core, pid, CPU clock, empty LAB log)."""
     row = h.a.gc_task[h.iso, task]
     row[TK_CORE], row[TK_PID], row[TK_CPU_NS] = h.core, os.getpid(), 0
-    row[TK_NLABS] = row[TK_LABLOG_FULL] = 0
+    row[TK_NLABS] = row[TK_LABLOG_FULL] = row[TK_WORK] = 0
     row[TK_JOINED_GEN] = gen if gen >= 0 else int(_row(h)[J_GEN])
 
 

@@ -37,4 +37,7 @@ class GcWork:
     helper_objects: int = 0
     segments_stolen: int = 0
     cas_failures: int = 0
+    work_words: int = 0  # work and span in words, and the part of both outside any job (work_span.py)
+    span_words: int = 0
+    serial_words: int = 0
     phase_ms: dict[str, float] = field(default_factory=dict)  # scavenge(.roots, .parallel), mark, evacuate, sweep

@@ -40,6 +40,9 @@ that dies inside any of them leaves the isolate LOST, isolate_table.py):
    rare survivors left in new space.
 4. MC_SWEEP and 5. MC_RELEASE: sweeper.py.
 
+Work and span (work_span.py): marking's roots, the young promotion, the update's roots and sweeping
+are the main's alone (serial); marking, evacuation and pointer updating are parallel phases.
+
 Afterwards heapUsed (heap.size_of_objects) is exactly the bytes of the reachable objects, and the
 old generation's allocation limit is recomputed from its live size (V8's heap controller).
 
@@ -65,6 +68,7 @@ from memsim.sim.v8 import (
     new_space,
     old_space,
     sweeper,
+    work_span,
 )
 from memsim.sim.v8 import mark_kernels as mk
 from memsim.sim.v8 import memory_chunk as mc
@@ -246,6 +250,7 @@ class Evacuator:
         work.objects_evacuated += int(old[mk.K_MOVED]) - self.young_promoted
         work.compacted += int(old[mk.K_COPIED]) * 8 - self.promoted_bytes
         work.words_copied += int(old[mk.K_COPIED] + new[mk.K_COPIED])
+        work_span.serial(work, int(old[mk.K_COPIED] + new[mk.K_COPIED] + old[mk.K_SEEN] + new[mk.K_SEEN]))
 
 
 def compact(h: HeapContext, candidates: list[int], work: GcWork) -> tuple[set[int], bool]:
@@ -275,6 +280,7 @@ def update_pointers(h: HeapContext, evacuated: set[int], young_left: bool, moved
     a, i, d = h.a, h.iso, h.dmap
     mk.update_roots(d.words, d.dm, d.shift, d.wpf, a.hs_slot[i, :int(a.hs_top[i])])
     used = np.flatnonzero(a.gh_used[i] == 1)
+    work_span.serial(work, int(a.hs_top[i]) + len(used))  # the roots: the main's alone
     globals_ = a.gh_slot[i, used]
     mk.update_roots(d.words, d.dm, d.shift, d.wpf, globals_)
     a.gh_slot[i, used] = globals_

@@ -33,7 +33,8 @@ from memsim.sim.v8.jit import atomic_add, njit_kernel
 from memsim.sim.v8.layout import CHUNK_HEADER, FREE_LIST_CATEGORIES, HEAP_BASE, OLD_TO_NEW
 from memsim.sim.v8.objects import FILLER, FREE_SPACE, JS_ARRAY_BUFFER, JS_OBJECT, header, itype_of, nfields_of, size_of
 
-# ctr columns (K_OVERFLOW: objects greyed while the marking segment had no room: the rescan finds them)
+# ctr columns (K_OVERFLOW: objects greyed while the marking segment had no room: the rescan finds them;
+# K_SEEN: objects walked, by evacuate_range (not free space), update_range and sweep_range (all))
 K_MARKED, K_WORDS, K_SLOTS, K_MOVED, K_COPIED, K_SEEN, K_UPDATED, K_FREED, K_BLOCKS, K_RECORDED, K_OVERFLOW = range(11)
 NCTR = 11
 M_EMPTY, M_FULL, M_BUDGET = range(3)  # drain's results
@@ -272,6 +273,7 @@ def update_range(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: 
     while at < end:
         mw = _header(words, dm, at, shift, wpf)
         size = size_of(mw)
+        ctr[K_SEEN] += 1  # a map word walked (work_span.py)
         if itype_of(mw) == JS_OBJECT and (not check_marks or test_bit(bits, word_index(dm, at, shift, wpf) - bitbase)):
             n = nfields_of(mw)
             ctr[K_SLOTS] += n
@@ -332,6 +334,7 @@ def sweep_range(words: np.ndarray, dm: np.ndarray, shift: int, wpf: int, bits: n
     at, run = start, -1
     while at < end:
         size = size_of(_header(words, dm, at, shift, wpf))
+        ctr[K_SEEN] += 1  # a map word walked (work_span.py)
         if test_bit(bits, word_index(dm, at, shift, wpf) - bitbase):
             if run >= 0:
                 _free_block(words, dm, shift, wpf, run, at - run, heads, ctr)

@@ -42,7 +42,7 @@ from collections.abc import Callable
 import numpy as np
 
 from memsim.sim.machine import atomics
-from memsim.sim.v8 import large_object_space, new_space, old_space
+from memsim.sim.v8 import large_object_space, new_space, old_space, work_span
 from memsim.sim.v8 import mark_kernels as mk
 from memsim.sim.v8 import worklist as wl
 from memsim.sim.v8.context import HeapContext
@@ -99,21 +99,23 @@ def _pool(h: HeapContext) -> wl.Worklist:
     return wl.Worklist(h.a.marking, h.iso, h.worklist.lock)
 
 
-def start(h: HeapContext) -> None:
-    """Begin a marking: no live bytes counted, an empty worklist, the roots grey (MarkRoots)."""
+def start(h: HeapContext) -> int:
+    """Begin a marking: no live bytes counted, an empty worklist, the roots grey (MarkRoots); the
+    root slots visited."""
     h.a.pg_live[h.iso] = 0
     h.a.iso_marking[h.iso, M_OVERFLOWED] = 0
     _pool(h).reset(tasks=1)
-    _push_roots(h)
+    return _push_roots(h)
 
 
-def _push_roots(h: HeapContext) -> None:
+def _push_roots(h: HeapContext) -> int:
     d, pool = h.dmap, _pool(h)
     roots = h.handles.root_words()
     k = 0
     while (k := mk.push_roots(d.words, d.dm, d.shift, d.wpf, h.a.v8_markbits, bitbase(h), roots, k, pool.seg,
                               pool.meta, pool.local(TASK))) < roots.size:
         _publish(h, pool)
+    return int(roots.size)
 
 
 def push(h: HeapContext, addr: int) -> None:
@@ -180,20 +182,26 @@ def step(h: HeapContext, budget_bytes: int) -> tuple[bool, int]:
     return done, int(ctr[mk.K_WORDS]) * 8
 
 
-def finish(h: HeapContext, work: GcWork, helpers: Callable[[np.ndarray], None] | None = None) -> None:
+def finish(h: HeapContext, work: GcWork, helpers: Callable[[np.ndarray], int] | None = None) -> None:
     """Mark everything reachable from the roots, in the pause: after an incremental cycle, the roots
     again and what is left grey; else the whole marking. `helpers(ctr)`, when given, marks with
-    helper cores first (concurrent_marking.mark_in_pause); the main's drain then takes what is left.
-    `pg_live` then holds each page's live bytes and every live ArrayBuffer's extension row is marked."""
+    helper cores first (concurrent_marking.mark_in_pause: its job's tasks, 1 if it posted none); the
+    main's drain then takes what is left. `pg_live` then holds each page's live bytes and every live
+    ArrayBuffer's extension row is marked. Work and span (work_span.py): the roots are the main's
+    alone; the marking is a parallel phase, the job's (the drain after it, the overflow's rescan,
+    serial), or the drain's as one task."""
     t0 = time.perf_counter()
-    if active(h):
-        _push_roots(h)
-    else:
-        start(h)
+    roots = _push_roots(h) if active(h) else start(h)
     ctr = np.zeros(mk.NCTR, dtype=np.int64)
-    if helpers is not None:
-        helpers(ctr)
+    tasks = helpers(ctr) if helpers is not None else 1
+    before = work_span.marking_words(ctr)
     drain(h, UNLIMITED, ctr)
+    work_span.serial(work, roots)
+    if tasks > 1:
+        work_span.marking_job(work, h, tasks)
+        work_span.serial(work, work_span.marking_words(ctr) - before)
+    else:
+        work_span.phase(work, np.array([work_span.marking_words(ctr)]), np.zeros(1, dtype=np.int64))
     work.objects_marked += int(ctr[mk.K_MARKED])
     work.objects_scanned += int(ctr[mk.K_MARKED])
     work.words_scanned += int(ctr[mk.K_WORDS])

@@ -76,10 +76,11 @@ NP = 15
 (S_PHASE, S_I, S_OBJ, S_FIELD, S_SCAN, S_NEED, S_FULL, S_OLD_FULL, S_HELD_SRC, S_HELD_MW, S_HELD_DST,
  S_PARKED) = range(12)
 NST = 12
-# ctr: the work counters (K_CAS_FAIL: forwarding CASes lost to another task; K_STEALS: segments stolen)
+# ctr: the work counters (K_CAS_FAIL: forwarding CASes lost to another task; K_STEALS: segments stolen;
+# K_WORDS_LOST: words a task copied and gave back on losing the CAS, work_span.py's work)
 (K_COPIED, K_COPIED_BYTES, K_PROMOTED, K_PROMOTED_BYTES, K_OBJECTS_SCANNED, K_WORDS_SCANNED, K_WORDS_COPIED,
- K_SLOTS_VISITED, K_SLOTS_REMOVED, K_SLOTS_RECORDED, K_CAS_FAIL, K_STEALS) = range(12)
-NCTR = 12
+ K_SLOTS_VISITED, K_SLOTS_REMOVED, K_SLOTS_RECORDED, K_CAS_FAIL, K_STEALS, K_WORDS_LOST) = range(13)
+NCTR = 13
 # lab: the task's linear allocation buffers (V8's EvacuationAllocator: one in new space, one in old space)
 (L_NEW_TOP, L_NEW_LIMIT, L_OLD_TOP, L_OLD_LIMIT) = range(4)
 NLAB = 4
@@ -180,6 +181,7 @@ def _forward(words: np.ndarray, dm: np.ndarray, pg_alloc: np.ndarray, ext_mark: 
     if old != mw:
         lab[L_OLD_TOP if promoted else L_NEW_TOP] = dst
         ctr[K_CAS_FAIL] += 1
+        ctr[K_WORDS_LOST] += size >> 3
         return old | 1
     if promoted:
         atomic_add(pg_alloc, (dst - HEAP_BASE) >> p[P_PAGE_SHIFT], size)  # tasks' LABs may share a page

@@ -222,16 +222,24 @@ def run_tasks(sh: Shared, tasks: list[Task], stop: int) -> None:
     pool is empty, and any overflow has been rescanned. One task is V8's --no-parallel-scavenge;
     several in one process, each running until its next stop, are the parallel kernel's test (the
     race hook stops every copy before its CAS, so the next task races it; the order of turns flips
-    every round, so that each task wins some races)."""
+    every round, so that each task wins some races). With a slice (P_SLICE) a task yields between
+    slices, and one that yields while another found nothing publishes its segments for it."""
     turn = 0
+    w = tasks[0].wl
     while True:
         turn += 1
-        codes = [t.step(stop) for t in (tasks if turn % 2 else tasks[::-1])]
+        order = tasks if turn % 2 else tasks[::-1]
+        codes = [t.step(stop) for t in order]
         if k.RACE_PAUSE in codes:
             continue
         if stop < k.PH_DONE:
             return
-        w = tasks[0].wl
+        if k.YIELD in codes:  # a slice (P_SLICE) ended with work left: share it if a task found none
+            if k.LOCAL_EMPTY in codes and not (w.global_size(wl.WL_COPIED) or w.global_size(wl.WL_PROMOTED)):
+                for t, code in zip(order, codes, strict=True):
+                    if code == k.YIELD:
+                        t.publish_for_idle()  # as scavenge_job.run_main does for an idle helper
+            continue
         if w.global_size(wl.WL_COPIED) or w.global_size(wl.WL_PROMOTED):
             continue  # published after its finder went idle
         if not sh.overflowed:

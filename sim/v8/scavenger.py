@@ -22,13 +22,15 @@ back, so every old page is iterable):
    next: promotion on the second survival); from-space is walked once more, counting the
    objects that were not forwarded (nodes_died_in_new), and zapped (zeros under one FILLER per
    page, so a stale word never looks like an object or a forwarding address); young
-   ArrayBuffer extensions are swept, and the work counters go into `work`.
+   ArrayBuffer extensions are swept, and the work counters go into `work` (with the work and span
+   in words, work_span.py: the roots and the drain are one parallel phase).
 
 Tasks. The scavenge is written for several tasks (V8's Scavenger, one per task, with its own LABs
 and worklist segments; scavenge_kernels.py says what makes the kernel safe for that): `_Task` is
 a task's Python side, `_run_tasks` runs them. The isolate runs one task (what V8 runs with
 --no-parallel-scavenge); the test hooks C_TEST_TASKS / C_TEST_RACE / C_TEST_NO_CAS run several in
-this process by turns, racing on every copy. At the end every to-space LAB is closed (its tail
+this process by turns, racing on every copy, or (without the race hook) sharing the drain through
+the pool as a job's tasks do. At the end every to-space LAB is closed (its tail
 given back to the frontier or made a filler) and task 0's promotion LAB becomes the isolate's.
 
 The copying itself is scavenge_kernels.run; it comes back here only to get a new promotion LAB
@@ -48,7 +50,16 @@ import time
 
 import numpy as np
 
-from memsim.sim.v8 import array_buffer_sweeper, gc_job, marking, new_space, old_space, scavenge_job, tracer_parallel
+from memsim.sim.v8 import (
+    array_buffer_sweeper,
+    gc_job,
+    marking,
+    new_space,
+    old_space,
+    scavenge_job,
+    tracer_parallel,
+    work_span,
+)
 from memsim.sim.v8 import memory_chunk as mc
 from memsim.sim.v8 import scavenge_kernels as k
 from memsim.sim.v8 import worklist as wl
@@ -136,8 +147,9 @@ def scavenge(h: HeapContext, work: GcWork) -> None:
     h.a.gc_task[h.iso, :n, :] = 0
     sh = Shared(h, p, every_item=turns and bool(h.cfg[C_TEST_RACE]))
     items = root_items(h)
-    if n > 1 and not turns:  # a job: helper cores join as tasks 1..n-1 (scavenge_job.py)
+    if n > 1:  # several tasks drain in slices, sharing work between them
         p[k.P_SLICE] = gc_job.SLICE_OBJECTS
+    if n > 1 and not turns:  # a job: helper cores join as tasks 1..n-1 (scavenge_job.py)
         gc_job.begin_main(h)
         try:
             gc_job.post(h, gc_job.KIND_SCAVENGE, n, items, p)
@@ -178,6 +190,7 @@ def scavenge(h: HeapContext, work: GcWork) -> None:
     work.words_scanned += int(c[k.K_WORDS_SCANNED])
     work.words_copied += int(c[k.K_WORDS_COPIED])
     work.slots_visited += int(c[k.K_SLOTS_VISITED])
+    work_span.job(work, h, n)  # roots and drain: one parallel phase (any task claims any root item)
     rows = h.a.gc_task[h.iso]
     joined = [t for t in range(1, n) if rows[t, gc_job.TK_PID]]
     figures = tracer_parallel.task_figures(rows, n, k.K_COPIED, k.K_PROMOTED, k.K_STEALS, k.K_CAS_FAIL,

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from memsim.sim.v8 import array_buffer_sweeper, free_list, large_object_space, marking, old_space
+from memsim.sim.v8 import array_buffer_sweeper, free_list, large_object_space, marking, old_space, work_span
 from memsim.sim.v8 import mark_kernels as mk
 from memsim.sim.v8 import memory_chunk as mc
 from memsim.sim.v8.context import HeapContext
@@ -53,6 +53,7 @@ def sweep(h: HeapContext, evacuated: set[int], work: GcWork) -> None:
         a.pg_allocated[i, s] = a.pg_live[i, s]
         mc.clear_flags(d, page, mc.EVACUATION_CANDIDATE)
         mc.set_flags(d, page, mc.SWEPT)
+    work_span.serial(work, int(ctr[mk.K_SEEN]))  # the main's alone, in the pause (V8 sweeps concurrently)
     work.phase_ms["sweep"] = (time.perf_counter() - t0) * 1e3
 
 

@@ -41,7 +41,7 @@ import numpy as np
 
 from memsim.sim.errors import FailedPrecondition, InvalidArgument
 from memsim.sim.machine.shm import ArraySpec
-from memsim.sim.v8.tracer_parallel import PARALLEL_KEYS, ParallelCounters, cpu_ms, scavenge_nvp
+from memsim.sim.v8.tracer_parallel import PARALLEL_KEYS, ParallelCounters, cpu_ms, scavenge_nvp, work_span_nvp
 
 MB = 1 << 20
 KINDS = ("Scavenge", "Mark-Compact")  # GCTracer's ToString(type, false)
@@ -213,7 +213,8 @@ def trace_nvp(ev: GcEvent) -> str:
             f"nodes_died_in_new={ev.nodes_died_in_new} nodes_copied_in_new={ev.nodes_copied_in_new} "
             f"nodes_promoted={ev.nodes_promoted} promotion_ratio={ev.promotion_ratio:.1f}% "
             f"average_survival_ratio={ev.average_survival_ratio:.1f}% promotion_rate={ev.promotion_rate:.1f}% "
-            f"scavenge_throughput={ev.scavenge_throughput:.0f} compaction_speed={ev.compaction_speed:.0f}")
+            f"scavenge_throughput={ev.scavenge_throughput:.0f} compaction_speed={ev.compaction_speed:.0f}"
+            f"{work_span_nvp(ev)}")
 
 
 def pause_bucket(pause_ms: float) -> int:

@@ -7,7 +7,8 @@ background scopes its helpers report through GCTracer::AddScopeSampleBackground)
 `collect(h, n)` reads the job's task rows (gc_job.py's TK_CPU_NS, scavenge_kernels.py's counters)
 into a collection's GcWork; `cpu_ms` gives tracer.end the main's and the total CPU time (the pause
 when nothing was measured, as before); `scavenge_nvp` is --trace-gc-nvp's scavenger part with V8's
-`scavenge.parallel` scope (GCTracer::Scope::SCAVENGER_SCAVENGE_PARALLEL).
+`scavenge.parallel` scope (GCTracer::Scope::SCAVENGER_SCAVENGE_PARALLEL); `work_span_nvp` the line's
+`work=`, `span=` and `serial=` (work_span.py's words: memsim's, V8 prints no such field), after V8's fields.
 
 Owns no shared array; reads gc_task rows after the job has ended.
 """
@@ -19,7 +20,8 @@ from typing import Protocol
 
 import numpy as np
 
-PARALLEL_KEYS = ("helpers", "helper_objects", "segments_stolen", "cas_failures")  # counters tracer.end takes
+PARALLEL_KEYS = ("helpers", "helper_objects", "segments_stolen", "cas_failures", "work_words",
+                 "span_words", "serial_words")  # counters tracer.end takes
 
 
 @dataclass
@@ -29,6 +31,9 @@ class ParallelCounters:
     segments_stolen: int = 0  # worklist segments taken from the global pool, every task
     cas_failures: int = 0  # forwarding CASes lost to another task, every task
     scavenge_parallel_ms: float = 0.0  # the parallel phase of a scavenge (after the main's roots)
+    work_words: int = 0  # the collection's work and span in words (work_span.py: Blumofe & Leiserson)
+    span_words: int = 0
+    serial_words: int = 0  # the part of both the main did outside any job
 
 
 class _HasCpu(Protocol):
@@ -66,3 +71,14 @@ def scavenge_nvp(ev: _ScavengeTimes) -> str:
     """PrintNVP's scavenger scopes, %.2f each: scavenge, scavenge.roots, scavenge.parallel."""
     return (f"scavenge={ev.scavenge_ms:.2f} scavenge.roots={ev.scavenge_roots_ms:.2f} "
             f"scavenge.parallel={ev.scavenge_parallel_ms:.2f}")
+
+
+class _WorkSpan(Protocol):
+    work_words: int
+    span_words: int
+    serial_words: int
+
+
+def work_span_nvp(ev: _WorkSpan) -> str:
+    """The nvp line's tail: the collection's work, span and serial part in words (work_span.py)."""
+    return f" work={ev.work_words} span={ev.span_words} serial={ev.serial_words}"

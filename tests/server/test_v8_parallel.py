@@ -6,7 +6,8 @@ server/gc_helper.py): an isolate created with gc_helpers=1 on core 0 scavenges w
 - With a helper, every scavenge is verified on the server (MEMSIM_TEST_V8_VERIFY: the heap verifier
   after every collection, a failure fails the call), the graph reads back (the oracle: every node's
   stamp and shape), the trace's per-helper counters are positive (helpers joined, objects the helper
-  copied: zero if the doorbell never woke core 1), and total CPU >= the main's.
+  copied: zero if the doorbell never woke core 1), total CPU >= the main's, and the work and span in
+  words arrive (span <= work, below it when main and helper both copied).
 - Content stamps across processes: every shared node is written through one parent and read through
   another; an object copied twice would leave the parents on different copies.
 - A helper killed while parked after a won forwarding CAS (MEMSIM_TEST_V8_HELPER_PAUSE=after-cas: a
@@ -137,6 +138,13 @@ def test_a_helper_core_joins_scavenges_and_the_heap_verifies(monkeypatch):
         assert sum(e.helper_objects for e in events) > 0, events
         assert all(e.total_cpu_ms >= e.main_cpu_ms > 0 for e in events)
         assert all("scavenge.parallel=" in e.nvp for e in events)
+        # work and span in words (GcEvent 57, 58; sim/v8/work_span.py) reach the client and the nvp line (a
+        # scavenge is all one job: no serial part); one whose copies helper and main shared has span < work
+        assert all(0 < e.span_words <= e.work_words and f" work={e.work_words} span={e.span_words}" in e.nvp
+                   and e.serial_words == 0
+                   for e in events), events
+        shared = [e for e in events if 0 < e.helper_objects < e.nodes_copied_in_new + e.nodes_promoted]
+        assert all(e.span_words < e.work_words for e in shared), shared
 
 
 def _parked(srv) -> bool:

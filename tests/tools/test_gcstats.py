@@ -141,3 +141,16 @@ def test_incremental_marking_steps_are_pauses_of_their_own_and_count_in_the_mmu(
     assert figures["all"]["count"] == 3 and figures["all"]["max_ms"] == 5.0
     assert figures["Marking step"]["main_cpu_ms"] == figures["Marking step"]["total_cpu_ms"] == 6.0
     assert by_kind([])["all"]["count"] == 0  # always there, if empty
+
+
+def test_work_span_sums_words_per_kind_and_parallelism_is_their_ratio():
+    records = [scav(1, 0.0, 1.0, work_words=1000, span_words=600), scav(2, 5.0, 1.0, work_words=3000, span_words=1400),
+               mc(3, 10.0, 4.0, work_words=5000, span_words=5000, serial_words=1000)]
+    figures = by_kind(records)
+    assert figures["Scavenge"]["work_words"] == 4000 and figures["Scavenge"]["span_words"] == 2000
+    assert figures["Scavenge"]["parallelism"] == 2.0 and figures["Scavenge"]["collections"] == 2
+    assert figures["Mark-Compact"]["parallelism"] == 1.0  # a serial pause: its span is its work
+    assert figures["Mark-Compact"]["serial_fraction"] == 0.2 and figures["Scavenge"]["serial_fraction"] == 0.0
+    assert figures["all"]["work_words"] == 9000 and figures["all"]["collections"] == 3
+    assert gcstats.work_span([])["parallelism"] == 0.0  # no collection: no ratio
+    assert GcRecord.of(SimGcEvent(work_words=7, span_words=5)).span_words == 5

@@ -182,7 +182,8 @@ def _parallel(runs: list[LaneRun]) -> dict[str, float]:
             "total_cpu_ms": sum(e.total_cpu_ms for e in sc), "pause_ms": sum(e.pause_ms for e in sc),
             "joined": sum(1 for e in sc if e.helpers), "helper_objects": sum(e.helper_objects for e in sc),
             "helper_share": sum(e.helper_objects for e in sc) / copied if copied else 0.0,
-            "segments_stolen": sum(e.segments_stolen for e in sc), "cas_failures": sum(e.cas_failures for e in sc)}
+            "segments_stolen": sum(e.segments_stolen for e in sc), "cas_failures": sum(e.cas_failures for e in sc),
+            "work_words": sum(e.work_words for e in sc), "span_words": sum(e.span_words for e in sc)}
 
 
 def _minimum_heaps(ctx: Context, load: GcLoad, workloads: list[str]) -> dict[str, MinHeap]:
@@ -270,6 +271,7 @@ def summary(data: JSON) -> list[Any]:
     extra = [_versus_serial(data)] if compared else []
     if any(m.get("gc_helpers") for m in data.get("servers", {}).values()):
         extra += _parallel_table(data)
+    extra += [WORK_SPAN_NOTE] if extra else []
     found = [f"{w}: {m['bytes'] / (1 << 20):g} MiB ({m['probes']} probes; {m['failed_below'] / (1 << 20):g} MiB ran "
              "out of memory)" for w, m in data.get("min_heap", {}).items()]
     return [t, *extra, *(["smallest heaps (max_old_space_size): " + "; ".join(found)] if found else []),
@@ -282,18 +284,45 @@ def _parallel_table(data: JSON) -> list[Any]:
 
     t = Table(title="Scavenges: the main thread's CPU against every core's, and what the helpers did")
     for col in ("mode", "workload", "n", "pause ms", "main CPU ms", "total CPU ms", "joined", "helper objects",
-                "helper share", "steals", "CAS lost"):
+                "helper share", "steals", "CAS lost", "work/span", "span vs serial"):
         t.add_column(col, justify="right")
     for mode, ws in data["modes"].items():
+        base = _serial_label(data, mode)
         for name, w in ws.items():
             p = w["parallel"]
+            b = data["modes"][base][name]["parallel"] if base else None
             t.add_row(mode, name, str(p["scavenges"]), f"{p['pause_ms']:.1f}", f"{p['main_cpu_ms']:.1f}",
                       f"{p['total_cpu_ms']:.1f}", str(p["joined"]), str(p["helper_objects"]),
-                      f"{p['helper_share']:.1%}", str(p["segments_stolen"]), str(p["cas_failures"]))
+                      f"{p['helper_share']:.1%}", str(p["segments_stolen"]), str(p["cas_failures"]),
+                      *_work_span_cells(p, b, "scavenges"))
     over = [m for m, s in data["servers"].items() if s["oversubscribed"]]
     return [t, "Sums over the measured window. joined: scavenges a helper core took part in." + (
         f" Oversubscribed ({', '.join(over)}): more cores than the host's {data['servers'][over[0]]['cpus']} CPUs, "
         "so wall times measure time-sharing; the counters do not depend on it." if over else "")]
+
+
+WORK_SPAN_NOTE = ("work/span: the pauses' work over their span in words (sim/v8/work_span.py; Blumofe & Leiserson's "
+                  "parallelism), the speedup a machine with a core per task would give them; span vs serial: span "
+                  "per collection over the serial collector's (whose span is its work), the host-independent "
+                  "estimate of the pause ratio.")
+
+
+def _serial_label(data: JSON, label: str) -> str | None:
+    """The serial collector's cell on the same heap as `label`'s (None if the run has none)."""
+    cells = data.get("cells", {})
+    factor = cells.get(label, {}).get("heap_factor")
+    return next((lb for lb, c in cells.items() if c["mode"] == "serial" and c["heap_factor"] == factor), None)
+
+
+def _work_span_cells(mine: JSON, base: JSON | None, count: str) -> tuple[str, str]:
+    """work / span, and span per collection against the serial collector's (`count`: the key of the number
+    of collections); '-' where a run predates the counters or has no serial base."""
+    work, span = mine.get("work_words", 0), mine.get("span_words", 0)
+    if not span:
+        return "-", "-"
+    per = span / max(1, mine.get(count, 0))
+    base_per = base.get("span_words", 0) / max(1, base.get(count, 0)) if base else 0
+    return f"{work / span:.2f}", f"{per / base_per:.2f}×" if base_per else "-"
 
 
 def _versus_serial(data: JSON) -> Any:
@@ -303,7 +332,7 @@ def _versus_serial(data: JSON) -> Any:
 
     t = Table(title="against the serial collector, same workload and heap (ratio: mode ÷ serial); CPU per pause, "
                     "since a mode may run more or fewer collections in the same window")
-    for col in ("mode", "workload", "p50", "p99", "max", "main CPU ms", "total CPU ms"):
+    for col in ("mode", "workload", "p50", "p99", "max", "main CPU ms", "total CPU ms", "work/span", "span vs serial"):
         t.add_column(col, justify="right")
     cells = data["cells"]
     serial = {c["heap_factor"]: label for label, c in cells.items() if c["mode"] == "serial"}
@@ -317,7 +346,9 @@ def _versus_serial(data: JSON) -> Any:
 
             def versus(key: str, m: JSON = mine, b: JSON = base) -> str:
                 return f"{m[key]:.2f} ({m[key] / b[key]:.2f}×)" if b[key] else f"{m[key]:.2f}"
-            t.add_row(label, name, *(versus(k) for k in ("p50_ms", "p99_ms", "max_ms", "main_cpu_ms", "total_cpu_ms")))
+            t.add_row(label, name, *(versus(k) for k in ("p50_ms", "p99_ms", "max_ms", "main_cpu_ms", "total_cpu_ms")),
+                      *_work_span_cells(w["figures"]["pauses"]["all"],
+                                        data["modes"][base_label][name]["figures"]["pauses"]["all"], "collections"))
     return t
 
 

@@ -88,12 +88,13 @@ def test_nvp_line_names_and_formats():
     ev = GcEvent(pid=7, heap_base=0x10, end_ms=12.5, pause_ms=1.26, mutator_ms=10.04, scavenge_ms=1.234,
                scavenge_roots_ms=0.1, allocated=1048576, promoted=2048, new_space_survived=4096,
                nodes_died_in_new=90, nodes_copied_in_new=8, nodes_promoted=2, promotion_ratio=0.19531,
-               average_survival_ratio=0.5859, promotion_rate=50.0, scavenge_throughput=832208.5)
+               average_survival_ratio=0.5859, promotion_rate=50.0, scavenge_throughput=832208.5,
+               work_words=1536, span_words=900, serial_words=300)
     assert trace_nvp(ev) == (
         "[7:0x10]       12 ms: pause=1.3 mutator=10.0 gc=s scavenge=1.23 scavenge.roots=0.10 scavenge.parallel=0.00 "
         "mark=0.0 evacuate=0.0 sweep=0.0 allocated=1048576 promoted=2048 new_space_survived=4096 nodes_died_in_new=90 "
         "nodes_copied_in_new=8 nodes_promoted=2 promotion_ratio=0.2% average_survival_ratio=0.6% "
-        "promotion_rate=50.0% scavenge_throughput=832208 compaction_speed=0")
+        "promotion_rate=50.0% scavenge_throughput=832208 compaction_speed=0 work=1536 span=900 serial=300")
     assert " gc=mc " in trace_nvp(GcEvent(kind="Mark-Compact"))
     assert trace_line(GcEvent()).startswith("[0:(nil)]")  # glibc's %p of a null pointer
 

@@ -93,3 +93,16 @@ def test_the_concurrent_mode_has_a_helper_core_mark_the_cycles(tmp_path: Path) -
     _, ended = _cycles(tmp_path, "concurrent")
     assert sum(e.helper_objects for e in ended) > 0, "the helper core marked nothing"
     assert all(e.total_cpu_ms >= e.main_cpu_ms for e in ended)
+
+
+def test_work_span_cells_compare_span_per_collection_with_serial() -> None:
+    from memsim.tools.experiments.gc import _serial_label, _work_span_cells
+
+    serial = {"work_words": 4000, "span_words": 4000, "scavenges": 4}
+    helpers = {"work_words": 4200, "span_words": 1400, "scavenges": 2}  # fewer, larger scavenges in the window
+    assert _work_span_cells(helpers, serial, "scavenges") == ("3.00", "0.70×")  # 700 a scavenge against 1000
+    assert _work_span_cells({"scavenges": 3}, serial, "scavenges") == ("-", "-")  # JSON from before the counters
+    data = {"cells": {"serial 2×": {"mode": "serial", "heap_factor": 2.0}, "helpers1 2×": {"mode": "helpers1",
+                                                                                          "heap_factor": 2.0},
+                      "helpers1 3×": {"mode": "helpers1", "heap_factor": 3.0}}}
+    assert _serial_label(data, "helpers1 2×") == "serial 2×" and _serial_label(data, "helpers1 3×") is None
