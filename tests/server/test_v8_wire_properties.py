@@ -69,6 +69,7 @@ from tests.sim.v8.oracle import LO_SPACE, NEW_SPACE, OBJECT, OLD_SPACE, SMI_MAX,
 pytestmark = pytest.mark.integration
 
 KiB, MiB = 1 << 10, 1 << 20
+MINUTES = float(os.environ.get("MEMSIM_PROPERTY_MINUTES") or 0)  # the long run's length; 0: the CI size
 PAGE = MachineConfig().v8_page_size  # the server's V8 page (memsim serve has no flag for it)
 SEMI, MAX_OLD = PAGE, 2 * MiB
 SERVER = {"cores": 3, "memory": "128MiB", "extra": ["--vm-memory", "64MiB"]}
@@ -488,9 +489,10 @@ def servers() -> Iterator[Servers]:
         yield s
 
 
+@pytest.mark.timeout(300 + MINUTES * 60 + 600)  # the program running at the deadline finishes
 def test_random_programs_match_the_oracle_in_every_mode(servers):
     """PROGRAMS programs (or, with MEMSIM_PROPERTY_MINUTES, as many as fit in that time)."""
-    minutes = float(os.environ.get("MEMSIM_PROPERTY_MINUTES") or 0)
+    minutes = MINUTES
     seed = int(os.environ.get("MEMSIM_PROPERTY_SEED") or 11)
     tally = Tally()
     deadline = time.monotonic() + minutes * 60

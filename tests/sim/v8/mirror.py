@@ -129,8 +129,10 @@ class Mirror:
 
     # -- GCs: replay what the isolate ran --------------------------------------------------------
 
-    def sync(self) -> list[Traced]:
+    def sync(self, made_external: int = 0) -> list[Traced]:
         """Replay in the model every GC the isolate ran since the last call, oldest first.
+        `made_external`: backing-store bytes the call just made that the model does not hold yet (an
+        ArrayBuffer's store is allocated after its object, so after any GC the allocation ran).
 
         Each GC's fall of heapUsed must be exactly what the model says died, and the number of
         objects it promoted (the tracer's nodes_promoted) what the model promoted, with one
@@ -167,7 +169,7 @@ class Mirror:
             out.append(Traced(ev.seq, ev.kind, ev.reason, ev.live_before, ev.live_after, r.died_bytes, r.freed_backing))
         self.gcs.extend(out)
         if ext_bound is not None:
-            self.floating_ext = self.iso.memory_usage()["external"] - self.model.external_bytes()
+            self.floating_ext = self.iso.memory_usage()["external"] - made_external - self.model.external_bytes()
             expect(0 <= self.floating_ext <= ext_bound, f"external holds {self.floating_ext} bytes the model "
                                                         f"reclaimed; at most {ext_bound} may float")
         if shortfall and not loose:
@@ -223,7 +225,7 @@ class Mirror:
 
     def new_array_buffer(self, byte_length: int) -> Handle:
         h = self.iso.new_array_buffer(byte_length)
-        self.sync()
+        self.sync(made_external=byte_length)
         return self._local(h, self.model.new_array_buffer(byte_length))
 
     def set_field(self, h: Handle, i: int, v: int | Handle) -> None:
