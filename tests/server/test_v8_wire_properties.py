@@ -236,7 +236,7 @@ class Program:
         self.rules: list[tuple[Callable[[], None], int]] = [
             (self.new_object, 10), (self.new_string, 3), (self.new_array_buffer, 2), (self.new_medium, 16),
             (self.new_large, 1), (self.set_field, 8), (self.old_to_new, 5), (self.move, 6), (self.get_field, 3),
-            (self.write_payload, 3), (self.write_backing, 1), (self.open_scope, 3), (self.close_scope, 3),
+            (self.write_payload, 3), (self.write_backing, 1), (self.open_scope, 2), (self.close_scope, 3),
             (self.make_persistent, 4), (self.drop, 3), (self.stale, 1), (self.minor_gc, 3), (self.major_gc, 1),
             (self.idle, 2)]
 
@@ -355,9 +355,12 @@ class Program:
             self.mi.open_scope()
 
     def close_scope(self) -> None:
-        if len(self.mi.scopes) > 1:
-            inner = self.mi.scopes[-1]
-            self.mi.close_scope(self.rng.choice(inner) if inner and self.rng.random() < 0.5 else None)
+        """Close the innermost scope (escaping one of its handles, or not); the program then opens
+        another, so that only globals and escapes live in the root scope and the heap turns over."""
+        inner = self.mi.scopes[-1]
+        self.mi.close_scope(self.rng.choice(inner) if inner and self.rng.random() < 0.5 else None)
+        if len(self.mi.scopes) == 1:
+            self.mi.open_scope()
 
     def make_persistent(self) -> None:
         if self.mi.locals():
@@ -387,6 +390,7 @@ class Program:
     def run(self, steps: int) -> None:
         rules, weights = zip(*self.rules, strict=True)
         mi = self.mi
+        mi.open_scope()
         for n in range(steps):
             rule = self.rng.choices(rules, weights)[0]
             before = len(mi.gcs)
