@@ -54,10 +54,12 @@ from memsim.sim.v8.layout import (
     C_INCREMENTAL,
     C_LOST_CORE,
     C_LOST_PHASE,
+    C_MARKING_BARRIER_OFF,
     C_MAX_OLD,
     C_OWNER,
     C_SEMI,
     C_SPACE,
+    C_STEP_BYTES,
     C_VERIFY,
     CREATING,
     DESTROYING,
@@ -86,6 +88,10 @@ MiB = 1 << 20
 VERIFY_ENV = "MEMSIM_TEST_V8_VERIFY"  # test hook: every isolate verifies its heap after every collection
 # test hook: every isolate makes every old page with live objects an evacuation candidate (C_FORCE_COMPACTION)
 FORCE_COMPACTION_ENV = "MEMSIM_TEST_V8_FORCE_COMPACTION"
+# test hooks for the wire's property runs (tests/server/test_v8_wire_properties.py): every isolate skips the
+# marking barrier (C_MARKING_BARRIER_OFF, the control that must fail), or marks this many bytes a step
+MARKING_BARRIER_OFF_ENV = "MEMSIM_TEST_V8_MARKING_BARRIER_OFF"
+STEP_BYTES_ENV = "MEMSIM_TEST_V8_STEP_BYTES"
 DEFAULT_SEMI_SPACE = 1 * MiB
 DEFAULT_MAX_OLD_SPACE = 8 * MiB
 
@@ -174,6 +180,8 @@ class V8:
                 cfg[C_HELPERS] = gc_helpers
                 cfg[C_VERIFY] = int(bool(os.environ.get(VERIFY_ENV)))  # test hook: verify after every GC
                 cfg[C_FORCE_COMPACTION] = int(bool(os.environ.get(FORCE_COMPACTION_ENV)))
+                cfg[C_MARKING_BARRIER_OFF] = int(bool(os.environ.get(MARKING_BARRIER_OFF_ENV)))
+                cfg[C_STEP_BYTES] = max(0, int(os.environ.get(STEP_BYTES_ENV) or 0))
                 cfg[C_INCREMENTAL] = int(bool(incremental_marking))
                 cfg[C_CONCURRENT] = int(bool(concurrent_marking))
                 cfg[C_OWNER], cfg[C_HOME], cfg[C_CREATED_NS] = owner, self.core, time.monotonic_ns()
