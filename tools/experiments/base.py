@@ -18,7 +18,7 @@ Plotting is apart from running so that a figure can be redrawn from the JSON alo
 
 The runner owns everything else, so every experiment behaves alike: `--seed` (all randomness from
 `ctx.rng()` / `ctx.seed`: same seed, same JSON figures but wall-clock ones), `--quick` (the
-small size the tests use), `--out DIR` (NAME.json and NAME.png, default
+small size the tests use), `--out DIR` (NAME.json and NAME.png, plus NAME-VIEW.png per comparison, default
 ./memsim-experiments), a rich progress bar when stdout is a terminal, `--quiet`, and `ctx.map`
 to fan configurations out over processes (the executor: the standard library's process pool,
 or a Dask cluster with `--scheduler`).
@@ -84,6 +84,9 @@ class Experiment:
     checks: Callable[[JSON], Sequence[Check]]
     add_arguments: Callable[[argparse.ArgumentParser], None] = no_arguments
     figsize: tuple[float, float] = (10.0, 6.0)
+    # one more picture per comparison the data holds: (suffix, the data cut down to that comparison),
+    # drawn by `plot` as NAME-suffix.png beside NAME.png
+    views: Callable[[JSON], Sequence[tuple[str, JSON]]] = lambda data: ()
 
 
 class Step(Protocol):
@@ -227,13 +230,17 @@ def run_experiment(exp: Experiment, args: argparse.Namespace) -> int:
         json_path = out_dir / f"{exp.name}.json"
         json_path.write_text(json.dumps(doc, indent=1) + "\n")
     png = out_dir / f"{exp.name}.png"
+    pngs = [png]
     if not args.no_png:
         draw(exp, doc["data"], png)
+        for suffix, view in exp.views(doc["data"]):
+            pngs.append(out_dir / f"{exp.name}-{suffix}.png")
+            draw(exp, view, pngs[-1])
     if not args.quiet:
         for item in exp.summary(doc["data"]):
             console.print(item)
         for c in doc["checks"]:
             console.print(f"{'[green]✓' if c['held'] else '[red]✗'}[/] {c['claim']}")
         wrote = [str(out_dir / f"{exp.name}.json")] if not args.replot else []
-        console.print(f"wrote {', '.join(wrote + ([] if args.no_png else [str(png)]))}")
+        console.print(f"wrote {', '.join(wrote + ([] if args.no_png else [str(p) for p in pngs]))}")
     return 0

@@ -371,15 +371,18 @@ def plot_heaps(data: JSON, fig: Figure) -> None:
     by_mode: dict[str, list[tuple[float, JSON]]] = {}
     for label, cell in data["cells"].items():
         by_mode.setdefault(cell["mode"], []).append((cell["heap_factor"], data["modes"][label]))
-    rows = (("p99_ms", "pause p99 (ms)"), ("max_ms", "longest pause (ms)"), ("gc", "GC share of the window"))
+    rows = (("p50_ms", "pause p50 (ms)"), ("p99_ms", "pause p99 (ms)"), ("max_ms", "longest pause (ms)"),
+            ("main_cpu_ms", "main-thread CPU\nper pause (ms)"), ("total_cpu_ms", "CPU of every core\nper pause (ms)"),
+            ("gc", "GC share of the window"))
+    fig.set_size_inches(15.0, 3.0 * (len(rows) + 1))
     axes = fig.subplots(len(rows) + 1, len(names), squeeze=False)
     for c, name in enumerate(names):
         for r, (key, ylabel) in enumerate(rows):
             ax = axes[r][c]
             for mode, pts in by_mode.items():
                 pts = sorted(pts, key=lambda p: p[0])
-                ys = [w[name]["figures"]["gc_time_share"] if key == "gc" else w[name]["figures"]["pauses"]["all"][key]
-                      for _, w in pts]
+                ys = [w[name]["figures"]["gc_time_share"] if key == "gc"
+                      else _per_pause(w[name]["figures"]["pauses"]["all"])[key] for _, w in pts]
                 ax.plot([f for f, _ in pts], ys, marker="o", ms=3, label=mode)
             ax.set_xlabel("heap limit (× the smallest heap)")
             ax.set_ylabel(ylabel)
@@ -400,8 +403,27 @@ def plot_heaps(data: JSON, fig: Figure) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small", title="collector, heap", title_fontsize="small")
     axes[0][0].legend(fontsize="small", title="collector", title_fontsize="small")
-    fig.suptitle("Managed heap: pauses and GC time against heap size (multiples of each workload's smallest heap), "
-                 "and MMU at the tightest heap")
+    fig.suptitle(f"Managed heap, {' against '.join(by_mode)}: pauses, their CPU and GC time against heap size\n"
+                 "(multiples of each workload's smallest heap), and MMU at the tightest heap")
+
+
+COMPARISONS = {"parallel": ("serial", "helpers1", "helpers2"), "marking": ("serial", "incremental", "concurrent")}
+
+
+def views(data: JSON) -> list[tuple[str, JSON]]:
+    """A picture per comparison (serial against parallel scavenging and compaction; stop-the-world against
+    incremental and concurrent marking) when a run holds modes of both: its cells cut to that comparison's
+    modes."""
+    cells = data.get("cells", {})
+    present = {c["mode"] for c in cells.values()}
+    groups = {name: set(modes) & present for name, modes in COMPARISONS.items()}
+    if sum(len(g - {"serial"}) > 0 for g in groups.values()) < 2:
+        return []
+    out = []
+    for name, modes in groups.items():
+        keep = {label: c for label, c in cells.items() if c["mode"] in modes}
+        out.append((name, {**data, "cells": keep, "modes": {label: data["modes"][label] for label in keep}}))
+    return out
 
 
 def plot(data: JSON, fig: Figure) -> None:
@@ -445,4 +467,4 @@ def plot(data: JSON, fig: Figure) -> None:
 EXPERIMENT = Experiment(name="gc", help="the managed heap's GC pauses, heap size over time and MMU curve for "
                                         "GCBench, Splay and a request handler, per collector mode",
                         run=run, plot=plot, summary=summary, checks=checks, add_arguments=add_arguments,
-                        figsize=(15.0, 10.0))
+                        figsize=(15.0, 10.0), views=views)

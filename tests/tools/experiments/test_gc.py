@@ -110,3 +110,20 @@ def test_work_span_cells_compare_span_per_collection_with_serial() -> None:
                                                                                           "heap_factor": 2.0},
                       "helpers1 3×": {"mode": "helpers1", "heap_factor": 3.0}}}
     assert _serial_label(data, "helpers1 2×") == "serial 2×" and _serial_label(data, "helpers1 3×") is None
+
+
+def test_a_run_of_both_comparisons_draws_a_picture_for_each() -> None:
+    from memsim.tools.experiments.gc import views
+
+    def cell(mode: str) -> dict:
+        return {"mode": mode, "heap_factor": 2.0}
+
+    data = {"cells": {f"{m} 2×": cell(m) for m in ("serial", "helpers1", "incremental", "concurrent")},
+            "modes": {f"{m} 2×": {"m": m} for m in ("serial", "helpers1", "incremental", "concurrent")}}
+    got = dict(views(data))
+    assert set(got) == {"parallel", "marking"}
+    assert list(got["parallel"]["cells"]) == ["serial 2×", "helpers1 2×"]
+    assert list(got["marking"]["modes"]) == ["serial 2×", "incremental 2×", "concurrent 2×"]
+    assert got["marking"]["cells"]["concurrent 2×"] == cell("concurrent")
+    one = {"cells": {k: v for k, v in data["cells"].items() if "helpers" in k or "serial" in k}, "modes": {}}
+    assert views(one) == []  # one comparison: the run's own picture is it
