@@ -134,7 +134,7 @@ class RespConnection(asyncio.Protocol):
                         if declined is None or len(out) > room:  # not a plain GET/SET: the ordinary way on
                             self.receive(data[pos:], out, room, True)
                             return
-                        pos, args = declined  # one the kernel would not run (a new key ...): run here, go on
+                        pos, args = declined  # one the kernel would not run (a busy stripe ...): here
                         self.execute(args, out, budget)
                         if pos < len(data):
                             pos, more, ran, kind = plain.run(data, pos, room - len(out), s.resp3)

@@ -124,7 +124,7 @@ class PlainBatch:
         return self.ks.heap.mcache.refill(need)
 
     def declined(self, data: bytes) -> tuple[int, list[bytes]] | None:
-        """The plain GET or SET the last run stopped at without running it (a new key, a busy stripe ...):
+        """The plain GET or SET the last run stopped at without running it (a tiny new value, a busy stripe ...):
         (where it ends, its arguments), for the caller to run the ordinary way; None if it stopped at
         anything else."""
         res = self.res_v
