@@ -25,7 +25,8 @@ from typing import Any
 from bench_resp_vs_redis import TESTS, benchmark_command, run_benchmark
 from redis_peer import RedisServer, ensure_redis_server, ensure_redis_tools
 
-from memsim.server.resp import listen, new_loop
+from memsim.server.listeners import listen
+from memsim.server.resp import new_loop
 from memsim.server.supervisor import pick_port
 from memsim.tools.harness import write_json
 

@@ -45,6 +45,7 @@ import hiredis
 
 from memsim.server.cache_servicer import execute_within, payload_bytes
 from memsim.server.limits import MAX_MESSAGE, MAX_REPLY_BYTES, MAXCLIENTS, PENDING_REPLY_BYTES, ReplyBudget
+from memsim.server.listeners import core_sockets
 from memsim.server.resp_commands import CONNECTION_COMMANDS, Front, Session, config_get_extra
 from memsim.server.resp_parse import STAR, Partial, fast_parse, parse
 from memsim.server.resp_reply import RespMap, Verbatim, encode, error_line
@@ -278,25 +279,9 @@ def _addr(a: object) -> str:
     return "?"
 
 
-def listen(host: str, port: int, reuse_port: bool) -> socket.socket:
-    """A listening TCP socket (SO_REUSEADDR as gRPC's own listeners, SO_REUSEPORT on the shared port)."""
-    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        s.bind((host, port))
-        s.listen(511)  # Redis's tcp-backlog
-        s.setblocking(False)
-    except BaseException:
-        s.close()
-        raise
-    return s
-
-
 class RespServer:
-    """One core's Redis-protocol front end: `bind` (in the worker, so a busy port stops the core from
-    starting), `start` (the listener thread), `stop`."""
+    """One core's Redis-protocol front end: `bind` (to the sockets the supervisor bound for this core before
+    forking it, or to its own), `start` (the listener thread), `stop`."""
 
     def __init__(self, cmds: Commands, core: int, core_lock: threading.Lock, host: str, port: int,
                  maxclients: int = MAXCLIENTS):
@@ -317,16 +302,10 @@ class RespServer:
         self.thread: threading.Thread | None = None
         self._started = threading.Event()
 
-    def bind(self) -> None:
-        """Listen on the shared port and this core's own; raises OSError if either is taken."""
-        try:
-            for p, shared in ((self.port, True), (self.port + 1 + self.core, False)):
-                self.sockets.append(listen(self.host, p, reuse_port=shared))
-        except OSError:
-            for s in self.sockets:
-                s.close()
-            self.sockets = []
-            raise
+    def bind(self, sockets: list[socket.socket] | None = None) -> None:
+        """Serve on `sockets` (the supervisor's, bound before the fork: server/listeners.py), or listen on the
+        shared port and this core's own here; raises OSError if either is taken."""
+        self.sockets = list(sockets) if sockets is not None else core_sockets(self.host, self.port, self.core)
 
     def start(self) -> None:
         self.row[K_CLIENTS] = 0  # a restarted core holds none of its predecessor's connections

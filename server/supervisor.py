@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from memsim.server.exporter import DEFAULT_METRICS_PORT, MetricsExporter
 from memsim.server.limits import MAXCLIENTS, STREAM_IDLE_S, mib
+from memsim.server.listeners import core_sockets
 from memsim.server.metrics import MachineCollector
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.recovery import recover
@@ -98,6 +99,7 @@ class Supervisor:
         self.machine: Machine | None = None
         self._keyspace: Keyspace | None = None  # the supervisor's view, made at the first recovery
         self.workers: dict[int, int] = {}  # pid -> core
+        self.resp_sockets: dict[int, list[socket.socket]] = {}  # core -> its RESP listeners (listeners.py)
         self.restarts = 0
         self._stopping = False
         self._pending: dict[int, tuple[int, float]] = {}  # core -> (failed attempts, next try)
@@ -118,6 +120,10 @@ class Supervisor:
                 os.close(r)
                 if self.exporter is not None:
                     self.exporter.close_in_child()
+                for c, socks in self.resp_sockets.items():  # only its own core's listeners stay in a worker
+                    if c != core:
+                        for sock in socks:
+                            sock.close()
                 for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)
                 die_with_parent(parent)
@@ -128,7 +134,8 @@ class Supervisor:
                 assert self.machine is not None
                 code = run_worker(self.machine, core, self.opts.host, self.opts.port, w, parent,
                                   stream_idle_s=self.opts.stream_idle_s, trace_gc=self.opts.trace_gc,
-                                  resp_port=self.opts.resp_port, maxclients=self.opts.maxclients)
+                                  resp_port=self.opts.resp_port, maxclients=self.opts.maxclients,
+                                  resp_sockets=self.resp_sockets.get(core))
             except BaseException as e:  # noqa: BLE001 - a worker must never return into our stack
                 print(f"memsim: core {core} failed: {e!r}", file=sys.stderr)
             finally:
@@ -183,7 +190,7 @@ class Supervisor:
             print(f"memsim: the metrics port {metrics_port} is not free; choose another --metrics-port, "
                   f"0 to pick a free one, or --no-metrics", file=sys.stderr)
             return 2
-        if not self._resp_ports():
+        if not self._resp_ports() or not self._resp_listen():
             return 2
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
@@ -226,6 +233,7 @@ class Supervisor:
             if scavenger is not None:
                 scavenger.stop()
             self._stop_workers()
+            self._close_resp_sockets()
             machine.destroy()
             if started:
                 print("memsim: stopped; shared memory unlinked", flush=True)
@@ -247,6 +255,29 @@ class Supervisor:
                   f"or --no-resp", file=sys.stderr)
             return False
         return True
+
+    def _resp_listen(self) -> bool:
+        """Bind every core's Redis-protocol sockets here, before any fork, and keep them (server/listeners.py:
+        a core forked again serves on the same ones); False if a port is taken after all."""
+        o = self.opts
+        if o.resp_port is None:
+            return True
+        try:
+            for core in range(self.config.cores):
+                self.resp_sockets[core] = core_sockets(o.host, o.resp_port, core)
+        except OSError as e:
+            self._close_resp_sockets()
+            print(f"memsim: the Redis-protocol ports {o.resp_port}..{o.resp_port + self.config.cores} cannot all be "
+                  f"bound ({e.strerror or e}); choose another --resp-port, --resp-port 0 to pick free ones, or "
+                  f"--no-resp", file=sys.stderr)
+            return False
+        return True
+
+    def _close_resp_sockets(self) -> None:
+        for socks in self.resp_sockets.values():
+            for sock in socks:
+                sock.close()
+        self.resp_sockets.clear()
 
     def _resp_banner(self) -> str:
         """The Redis protocol's ports in the "serving on" line (tools/local.py reads them)."""

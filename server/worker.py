@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -64,7 +65,7 @@ MAX_THREADS = MAX_STREAMS + UNARY_THREADS
 
 def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int, supervisor: int,
                stream_idle_s: float = STREAM_IDLE_S, trace_gc: bool = False, resp_port: int | None = None,
-               maxclients: int = MAXCLIENTS) -> int:
+               maxclients: int = MAXCLIENTS, resp_sockets: list[socket.socket] | None = None) -> int:
     heap = machine.heap(core)
     replies = PendingReplies(core)  # one account for the core's three services
     servicer = MachineServicer(machine, heap, core, port, replies=replies)
@@ -124,7 +125,7 @@ def run_worker(machine: Machine, core: int, host: str, port: int, ready_fd: int,
     if resp_port is not None:  # the Redis protocol on the same command table, keyspace and mutex (resp.py)
         resp = RespServer(cmds, core, servicer.core_lock, host, resp_port, maxclients)
         try:
-            resp.bind()
+            resp.bind(resp_sockets)
         except OSError as e:
             print(f"memsim: core {core} could not listen on {host}:{resp_port} or :{resp_port + 1 + core} for "
                   f"the Redis protocol: {e.strerror or e}", file=sys.stderr)

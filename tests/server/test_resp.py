@@ -315,3 +315,32 @@ def test_a_taken_resp_port_stops_the_server_with_the_reason():
         r = subprocess.run([sys.executable, "-m", "memsim.tools", "serve", "--port", "0", "--resp-port", str(port),
                             "--cores", "1", "--memory", "16MiB"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and f"Redis-protocol ports {port}..{port + 1} are not all free" in r.stderr
+
+
+@pytest.mark.integration
+def test_a_killed_core_keeps_its_ports_and_its_successor_answers_what_waited():
+    """The supervisor binds every core's RESP sockets before forking and keeps them (server/listeners.py):
+    while core 0 is dead its own port stays taken (no other socket on the host can get it, as a client's
+    ephemeral port once did, making the restart fail for a minute), a client that connects meanwhile waits
+    in the backlog, and the core forked again answers it on the same socket."""
+    import os
+    import signal
+
+    with running_server(cores=2, memory="16MiB") as srv:
+        assert srv.resp_port is not None
+        own = srv.resp_port + 1  # core 0's
+        os.kill(srv.worker_pids[0], signal.SIGKILL)
+        probe = socket.socket()
+        try:
+            with pytest.raises(OSError):
+                probe.bind(("127.0.0.1", own))
+        finally:
+            probe.close()
+        with socket.create_connection(("127.0.0.1", own), timeout=60) as c:
+            c.sendall(b"PING\r\n")
+            assert c.recv(16) == b"+PONG\r\n"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("restarted as pid" in line for line in srv.output):
+            time.sleep(0.05)
+        assert any("restarted as pid" in line for line in srv.output), "".join(srv.output)
+        assert redis.Redis(port=own).set("after", "1") and redis.Redis(port=srv.resp_port).get("after") == b"1"
