@@ -190,7 +190,7 @@ class Supervisor:
             print(f"memsim: the metrics port {metrics_port} is not free; choose another --metrics-port, "
                   f"0 to pick a free one, or --no-metrics", file=sys.stderr)
             return 2
-        if not self._resp_ports() or not self._resp_listen():
+        if not self._resp_listen():
             return 2
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
@@ -239,9 +239,13 @@ class Supervisor:
                 print("memsim: stopped; shared memory unlinked", flush=True)
         return 0
 
-    def _resp_ports(self) -> bool:
-        """Choose (port 0) or check the Redis protocol's ports, as the gRPC ones; False: not all free."""
+    def _resp_listen(self) -> bool:
+        """Choose (port 0) the Redis protocol's ports, apart from the gRPC ones, then bind every core's sockets
+        here, before any fork, and keep them (server/listeners.py: a core forked again serves on the same
+        ones); False, having said why, if one is taken."""
         o, n = self.opts, self.config.cores + 1
+        if o.resp_port is None:
+            return True
         if o.resp_port == 0:
             grpc_ports = range(o.port, o.port + n)
             while True:  # free, and apart from the gRPC ports (not yet bound, so also seen as free)
@@ -249,27 +253,14 @@ class Supervisor:
                 if base + n <= o.port or base > grpc_ports[-1]:
                     break
             o.resp_port = base
-        elif o.resp_port is not None and not ports_free(o.host, o.resp_port, n):
-            print(f"memsim: Redis-protocol ports {o.resp_port}..{o.resp_port + n - 1} are not all free (a redis-server "
-                  f"or another memsim listens there?); choose another --resp-port, --resp-port 0 to pick free ones, "
-                  f"or --no-resp", file=sys.stderr)
-            return False
-        return True
-
-    def _resp_listen(self) -> bool:
-        """Bind every core's Redis-protocol sockets here, before any fork, and keep them (server/listeners.py:
-        a core forked again serves on the same ones); False if a port is taken after all."""
-        o = self.opts
-        if o.resp_port is None:
-            return True
         try:
             for core in range(self.config.cores):
                 self.resp_sockets[core] = core_sockets(o.host, o.resp_port, core)
         except OSError as e:
             self._close_resp_sockets()
-            print(f"memsim: the Redis-protocol ports {o.resp_port}..{o.resp_port + self.config.cores} cannot all be "
-                  f"bound ({e.strerror or e}); choose another --resp-port, --resp-port 0 to pick free ones, or "
-                  f"--no-resp", file=sys.stderr)
+            print(f"memsim: Redis-protocol ports {o.resp_port}..{o.resp_port + n - 1} are not all free (a redis-server "
+                  f"or another memsim listens there? {e.strerror or e}); choose another --resp-port, --resp-port 0 "
+                  f"to pick free ones, or --no-resp", file=sys.stderr)
             return False
         return True
 
