@@ -175,9 +175,11 @@ class Task:
         """The park hook: wait mid-page (some objects forwarded, the rest not) to be killed; a main
         that dies meanwhile ends the wait; then the page goes on."""
         h = self.h
-        print(f"isolate {h.iso}: compaction helper task {self.task} parked mid-page on core {h.core} "
-              f"(pid {os.getpid()}, test hook {gc_job.HELPER_PAUSE_ENV})", file=sys.stderr, flush=True)
-        deadline = time.monotonic() + gc_job.PARK_SECONDS
+        wait = gc_job.park_wait_seconds()
+        if wait:
+            print(f"isolate {h.iso}: compaction helper task {self.task} parked mid-page on core {h.core} "
+                  f"(pid {os.getpid()}, test hook {gc_job.HELPER_PAUSE_ENV})", file=sys.stderr, flush=True)
+        deadline = time.monotonic() + wait
         while time.monotonic() < deadline and gc_job.main_alive(h):
             time.sleep(0.01)
         self.park = False

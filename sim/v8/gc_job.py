@@ -85,7 +85,7 @@ CLAIM_SHIFT = 32  # TK_CLAIM: (core + 1) << 32 | pid, CASed from 0 by a joining 
 # for yield every kObjectsUntilInterruptCheck = 1000 objects; they are threads, a segment away)
 SLICE_OBJECTS = 128
 # test hooks (server/gc_helper.py, scavenge_job.py): a helper parks after its first won CAS of an object
-# with fields, before the push (the window a killed helper leaves a forwarded object in no worklist);
+# with a field naming from-space, before the push (the window a killed helper leaves a forwarded object in no worklist);
 # the main skips the rescan of a dead helper's LABs (the repair's can-fail control)
 HELPER_PAUSE_ENV = "MEMSIM_TEST_V8_HELPER_PAUSE"
 # test hook: the main waits (at most AWAIT_HELPER_S) for a helper to join before it drains, so that
@@ -94,6 +94,9 @@ MAIN_AWAITS_HELPER_ENV = "MEMSIM_TEST_V8_MAIN_AWAITS_HELPER"
 AWAIT_HELPER_S = 5.0
 NO_LABLOG_RESCAN_ENV = "MEMSIM_TEST_V8_NO_LABLOG_RESCAN"
 PARK_SECONDS = 60.0
+# test hook: a path; only the helper that creates it parks, so a core forked again after the kill (it
+# inherits the hook) does not park its next collection for PARK_SECONDS with no one left to kill it
+PARK_ONCE_ENV = "MEMSIM_TEST_V8_PARK_ONCE"
 # a helper with nothing to do waits this long for published work before it leaves (it may join while the
 # main still scans roots or commits an old page, before anything is published)
 IDLE_WAIT_S = 0.005
@@ -189,6 +192,19 @@ def enter(h: HeapContext, task: int, gen: int = -1) -> None:
     row[TK_CORE], row[TK_PID], row[TK_CPU_NS] = h.core, os.getpid(), 0
     row[TK_NLABS] = row[TK_LABLOG_FULL] = row[TK_WORK] = 0
     row[TK_JOINED_GEN] = gen if gen >= 0 else int(_row(h)[J_GEN])
+
+
+def park_wait_seconds() -> float:
+    """How long a helper that reached the park hook waits to be killed: PARK_SECONDS, or 0 when
+    PARK_ONCE_ENV names a file another process created first."""
+    path = os.environ.get(PARK_ONCE_ENV)
+    if not path:
+        return PARK_SECONDS
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return 0.0
+    return PARK_SECONDS
 
 
 def await_helper(h: HeapContext) -> None:

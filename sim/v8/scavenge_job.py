@@ -148,9 +148,11 @@ def help(h: HeapContext) -> int:
         while gc_job.running(h) and gc_job.main_alive(h, task, gen):
             code = t.step(k.PH_DONE)
             if code == k.PARKED:
-                print(f"isolate {h.iso}: scavenge helper task {task} parked after a won CAS on core {h.core} "
-                      f"(pid {os.getpid()}, test hook {gc_job.HELPER_PAUSE_ENV})", file=sys.stderr, flush=True)
-                t.park()
+                wait = gc_job.park_wait_seconds()
+                if wait:
+                    print(f"isolate {h.iso}: scavenge helper task {task} parked after a won CAS on core {h.core} "
+                          f"(pid {os.getpid()}, test hook {gc_job.HELPER_PAUSE_ENV})", file=sys.stderr, flush=True)
+                t.park(wait)
                 continue
             if code == k.YIELD:
                 if (gc_job.main_idle(h) or gc_job.idle_helpers(h)) and _pool_empty(h):

@@ -69,7 +69,7 @@ from memsim.sim.v8.objects import FILLER, JS_ARRAY_BUFFER, JS_OBJECT, header, it
 (P_SHIFT, P_WPF, P_POOL0, P_PAGE, P_PAGE_SHIFT, P_FROM_LO, P_FROM_HI, P_TO_LO, P_TO_HI, P_AGE_MARK, P_LAB, P_RACE,
  P_NO_CAS) = range(13)
 # P_SLICE: objects a drain scans before it returns YIELD (0: no limit; a parallel job's slice, gc_job.py);
-# P_PARK: test hook, the first won CAS of an object with fields stops with its push undone (PARKED)
+# P_PARK: test hook, the first won CAS of an object with a from-space field stops with its push undone (PARKED)
 P_SLICE, P_PARK = 13, 14
 NP = 15
 # st: where the task is (S_HELD_*: a copy the race hook stopped before its CAS)
@@ -250,9 +250,22 @@ def _evacuate(words: np.ndarray, dm: np.ndarray, pg_alloc: np.ndarray, ext_mark:
         st[S_HELD_SRC], st[S_HELD_MW], st[S_HELD_DST] = src, mw, dst
         return w
     nw = _forward(words, dm, pg_alloc, ext_mark, lab, seg, meta, local, p, ctr, src, mw, dst)
-    if p[P_PARK] and nw == dst | 1 and itype_of(mw) == JS_OBJECT and nfields_of(mw) > 0:
+    if p[P_PARK] and nw == dst | 1 and _holds_from_ref(words, dm, dst, mw, p):
         st[S_PARKED] = wl.pop(seg, meta, local, wl.WL_PROMOTED if promoted else wl.WL_COPIED)  # the push undone
     return nw
+
+
+@njit_kernel
+def _holds_from_ref(words: np.ndarray, dm: np.ndarray, obj: int, mw: int, p: np.ndarray) -> bool:
+    """The P_PARK hook's choice: an object with a field still naming from-space, so that leaving it
+    unscanned is visible to the verifier (a leaf whose fields are all null or old would not be)."""
+    if itype_of(mw) != JS_OBJECT:
+        return False
+    for j in range(nfields_of(mw)):
+        w = words[word_index(dm, obj + 8 + 8 * j, p[P_SHIFT], p[P_WPF])]
+        if (w & 1) == 1 and p[P_FROM_LO] <= w - 1 < p[P_FROM_HI]:
+            return True
+    return False
 
 
 @njit_kernel

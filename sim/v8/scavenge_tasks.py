@@ -206,10 +206,10 @@ class Task:
         else:
             self.st[k.S_OLD_FULL] = 1  # promotion fails from now on: copy within new space
 
-    def park(self) -> None:
-        """The P_PARK hook stopped after a won CAS: wait (to be killed), then push what was undone. A
-        main that dies meanwhile ends the wait (the helper then leaves, as from any slice)."""
-        deadline = time.monotonic() + gc_job.PARK_SECONDS
+    def park(self, seconds: float) -> None:
+        """The P_PARK hook stopped after a won CAS: wait (to be killed) up to `seconds`, then push what
+        was undone. A main that dies meanwhile ends the wait (the helper then leaves, as from any slice)."""
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and gc_job.main_alive(self.h, self.task, self.gen):
             time.sleep(0.01)
         parked, self.st[k.S_PARKED] = int(self.st[k.S_PARKED]), 0

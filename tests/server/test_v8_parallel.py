@@ -11,8 +11,9 @@ server/gc_helper.py): an isolate created with gc_helpers=1 on core 0 scavenges w
 - Content stamps across processes: every shared node is written through one parent and read through
   another; an object copied twice would leave the parents on different copies.
 - A helper killed while parked after a won forwarding CAS (MEMSIM_TEST_V8_HELPER_PAUSE=after-cas: a
-  forwarded object in no worklist), by its worker's PID: the main repairs its work, the isolate stays
-  LIVE, verifies and keeps its stamps. The control: with the rescan of the dead helper's LABs hooked
+  forwarded object in no worklist, one with a field still naming from-space, so that leaving it unscanned
+  shows), by its worker's PID: the main repairs its work, the isolate stays LIVE, verifies and keeps its
+  stamps. Only the first helper parks (MEMSIM_TEST_V8_PARK_ONCE), not the core forked after the kill. The control: with the rescan of the dead helper's LABs hooked
   off (MEMSIM_TEST_V8_NO_LABLOG_RESCAN) the same kill makes the verifier fail, so the test can fail.
 - The main killed while its helper is parked in the job: the helper leaves, the isolate is LOST
   (a collection cut short), and the machine serves on.
@@ -24,11 +25,12 @@ import os
 import random
 import signal
 import threading
+from pathlib import Path
 
 import pytest
 
 from memsim.client import FailedPrecondition, V8Client
-from memsim.sim.v8.gc_job import HELPER_PAUSE_ENV, MAIN_AWAITS_HELPER_ENV, NO_LABLOG_RESCAN_ENV
+from memsim.sim.v8.gc_job import HELPER_PAUSE_ENV, MAIN_AWAITS_HELPER_ENV, NO_LABLOG_RESCAN_ENV, PARK_ONCE_ENV
 from memsim.sim.v8.isolate_table import VERIFY_ENV
 from tests.server.test_sessions import wait_until
 from tests.servers import running_server
@@ -109,11 +111,15 @@ class Forest:
             assert res[ref] == stamp(u, inner, self.gen[(u, inner)]), (u, inner)
 
 
-def _env(monkeypatch, **hooks: str) -> None:
+def _env(monkeypatch, park_once: Path | None = None, **hooks: str) -> None:
     """The verifier after every collection, and the main waiting (a few seconds at most) for core 1's
-    helper to join before it drains, so that on a loaded host the helper still finds work."""
+    helper to join before it drains, so that on a loaded host the helper still finds work. With
+    `park_once` (a path) only the first helper to reach the park hook parks: the core forked again
+    after the kill inherits the hook and would otherwise park its next collection with no one to kill it."""
     monkeypatch.setenv(VERIFY_ENV, "1")
     monkeypatch.setenv(MAIN_AWAITS_HELPER_ENV, "1")
+    if park_once is not None:
+        monkeypatch.setenv(PARK_ONCE_ENV, str(park_once))
     for name, value in hooks.items():
         monkeypatch.setenv(name, value)
 
@@ -177,8 +183,8 @@ def _kill_when_parked(srv, iso, rng: random.Random, victim: int = 1) -> tuple[li
     return forests, outcome
 
 
-def test_a_helper_killed_after_a_won_cas_leaves_the_heap_whole(monkeypatch):
-    _env(monkeypatch, **{HELPER_PAUSE_ENV: "after-cas"})
+def test_a_helper_killed_after_a_won_cas_leaves_the_heap_whole(monkeypatch, tmp_path):
+    _env(monkeypatch, tmp_path / "parked", **{HELPER_PAUSE_ENV: "after-cas"})
     with running_server(**SERVER) as srv, V8Client(srv.target, core=0, timeout=120) as v8:
         iso = v8.create_isolate(semi_space_size=1 * MiB, max_old_space_size=16 * MiB, gc_helpers=1)
         forests, outcome = _kill_when_parked(srv, iso, random.Random(2))
@@ -193,8 +199,8 @@ def test_a_helper_killed_after_a_won_cas_leaves_the_heap_whole(monkeypatch):
             forest.check()
 
 
-def test_control_without_the_lablog_rescan_the_verifier_fails(monkeypatch):
-    _env(monkeypatch, **{HELPER_PAUSE_ENV: "after-cas", NO_LABLOG_RESCAN_ENV: "1"})
+def test_control_without_the_lablog_rescan_the_verifier_fails(monkeypatch, tmp_path):
+    _env(monkeypatch, tmp_path / "parked", **{HELPER_PAUSE_ENV: "after-cas", NO_LABLOG_RESCAN_ENV: "1"})
     with running_server(**SERVER) as srv, V8Client(srv.target, core=0, timeout=120) as v8:
         iso = v8.create_isolate(semi_space_size=1 * MiB, max_old_space_size=16 * MiB, gc_helpers=1)
         _, outcome = _kill_when_parked(srv, iso, random.Random(2))
@@ -202,11 +208,11 @@ def test_control_without_the_lablog_rescan_the_verifier_fails(monkeypatch):
         assert "does not verify" in str(outcome[0])
 
 
-def test_the_main_killed_with_a_helper_joined_loses_only_its_isolate(monkeypatch):
+def test_the_main_killed_with_a_helper_joined_loses_only_its_isolate(monkeypatch, tmp_path):
     """The main's core dies while its helper is parked in the job: the helper sees the main's
     `v8/gc/<core>` free and leaves; the next holder finds the collection cut short and reports the
     isolate LOST (after the helper has gone: isolate_table's recovery waits for it); core 1 serves on."""
-    _env(monkeypatch, **{HELPER_PAUSE_ENV: "after-cas"})
+    _env(monkeypatch, tmp_path / "parked", **{HELPER_PAUSE_ENV: "after-cas"})
     with running_server(**SERVER) as srv, V8Client(srv.target, core=1, timeout=120) as c1:
         with V8Client(srv.target, core=0, timeout=120) as c0:
             iso = c0.create_isolate(semi_space_size=1 * MiB, max_old_space_size=16 * MiB, gc_helpers=1)

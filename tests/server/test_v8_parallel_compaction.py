@@ -95,11 +95,11 @@ def _kill_when_parked(srv, iso, rng: random.Random, forests: list[Forest]) -> No
         done.result(120)
 
 
-def test_a_helper_killed_mid_page_leaves_the_heap_whole(monkeypatch):
+def test_a_helper_killed_mid_page_leaves_the_heap_whole(monkeypatch, tmp_path):
     """Core 1's helper parks on its first candidate page with 5 objects moved (PARK_HOOK) and its
     worker is killed: the main takes the page back, skips the moved objects (their copies kept
     live), moves the rest; that collection verifies on the server and the kept trees read back."""
-    _env(monkeypatch, **{FORCE_COMPACTION_ENV: "1", HELPER_PAUSE_ENV: PARK_HOOK})
+    _env(monkeypatch, tmp_path / "parked", **{FORCE_COMPACTION_ENV: "1", HELPER_PAUSE_ENV: PARK_HOOK})
     with running_server(**SERVER) as srv, V8Client(srv.target, core=0, timeout=120) as v8:
         iso = v8.create_isolate(semi_space_size=1 * MiB, max_old_space_size=16 * MiB, gc_helpers=1)
         forests: list[Forest] = []
@@ -111,8 +111,8 @@ def test_a_helper_killed_mid_page_leaves_the_heap_whole(monkeypatch):
             _check(forest)
 
 
-def test_control_without_the_mains_redo_the_verifier_fails(monkeypatch):
-    _env(monkeypatch, **{FORCE_COMPACTION_ENV: "1", HELPER_PAUSE_ENV: PARK_HOOK, NO_REDO_ENV: "1"})
+def test_control_without_the_mains_redo_the_verifier_fails(monkeypatch, tmp_path):
+    _env(monkeypatch, tmp_path / "parked", **{FORCE_COMPACTION_ENV: "1", HELPER_PAUSE_ENV: PARK_HOOK, NO_REDO_ENV: "1"})
     with running_server(**SERVER) as srv, V8Client(srv.target, core=0, timeout=120) as v8:
         iso = v8.create_isolate(semi_space_size=1 * MiB, max_old_space_size=16 * MiB, gc_helpers=1)
         with pytest.raises(FailedPrecondition, match="does not verify"):
