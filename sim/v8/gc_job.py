@@ -85,8 +85,8 @@ CLAIM_SHIFT = 32  # TK_CLAIM: (core + 1) << 32 | pid, CASed from 0 by a joining 
 # for yield every kObjectsUntilInterruptCheck = 1000 objects; they are threads, a segment away)
 SLICE_OBJECTS = 128
 # test hooks (server/gc_helper.py, scavenge_job.py): a helper parks after its first won CAS of an object
-# with a field naming from-space, before the push (the window a killed helper leaves a forwarded object in no worklist);
-# the main skips the rescan of a dead helper's LABs (the repair's can-fail control)
+# with a field naming from-space, before the push (the window a killed helper leaves a forwarded object
+# in no worklist); the main skips the rescan of a dead helper's LABs (the repair's can-fail control)
 HELPER_PAUSE_ENV = "MEMSIM_TEST_V8_HELPER_PAUSE"
 # test hook: the main waits (at most AWAIT_HELPER_S) for a helper to join before it drains, so that
 # a test on a loaded host always has a helper with work

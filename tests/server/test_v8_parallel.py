@@ -13,8 +13,9 @@ server/gc_helper.py): an isolate created with gc_helpers=1 on core 0 scavenges w
 - A helper killed while parked after a won forwarding CAS (MEMSIM_TEST_V8_HELPER_PAUSE=after-cas: a
   forwarded object in no worklist, one with a field still naming from-space, so that leaving it unscanned
   shows), by its worker's PID: the main repairs its work, the isolate stays LIVE, verifies and keeps its
-  stamps. Only the first helper parks (MEMSIM_TEST_V8_PARK_ONCE), not the core forked after the kill. The control: with the rescan of the dead helper's LABs hooked
-  off (MEMSIM_TEST_V8_NO_LABLOG_RESCAN) the same kill makes the verifier fail, so the test can fail.
+  stamps. Only the first helper parks (MEMSIM_TEST_V8_PARK_ONCE), not the core forked after the kill.
+  The control: with the rescan of the dead helper's LABs hooked off (MEMSIM_TEST_V8_NO_LABLOG_RESCAN)
+  the same kill makes the verifier fail, so the test can fail.
 - The main killed while its helper is parked in the job: the helper leaves, the isolate is LOST
   (a collection cut short), and the machine serves on.
 """
