@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from memsim.server.exporter import DEFAULT_METRICS_PORT, MetricsExporter
 from memsim.server.limits import MAXCLIENTS, STREAM_IDLE_S, mib
-from memsim.server.listeners import core_sockets
+from memsim.server.listeners import core_sockets, reserve
 from memsim.server.metrics import MachineCollector
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.recovery import recover
@@ -100,6 +100,7 @@ class Supervisor:
         self._keyspace: Keyspace | None = None  # the supervisor's view, made at the first recovery
         self.workers: dict[int, int] = {}  # pid -> core
         self.resp_sockets: dict[int, list[socket.socket]] = {}  # core -> its RESP listeners (listeners.py)
+        self.grpc_reserved: list[socket.socket] = []  # the gRPC ports, held while a core is dead (listeners.py)
         self.restarts = 0
         self._stopping = False
         self._pending: dict[int, tuple[int, float]] = {}  # core -> (failed attempts, next try)
@@ -120,6 +121,8 @@ class Supervisor:
                 os.close(r)
                 if self.exporter is not None:
                     self.exporter.close_in_child()
+                for sock in self.grpc_reserved:  # the supervisor's: the worker binds its own
+                    sock.close()
                 for c, socks in self.resp_sockets.items():  # only its own core's listeners stay in a worker
                     if c != core:
                         for sock in socks:
@@ -190,7 +193,8 @@ class Supervisor:
             print(f"memsim: the metrics port {metrics_port} is not free; choose another --metrics-port, "
                   f"0 to pick a free one, or --no-metrics", file=sys.stderr)
             return 2
-        if not self._resp_listen():
+        if not self._reserve_grpc_ports() or not self._resp_listen():
+            self._close_grpc_reservations()
             return 2
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
@@ -234,10 +238,29 @@ class Supervisor:
                 scavenger.stop()
             self._stop_workers()
             self._close_resp_sockets()
+            self._close_grpc_reservations()
             machine.destroy()
             if started:
                 print("memsim: stopped; shared memory unlinked", flush=True)
         return 0
+
+    def _reserve_grpc_ports(self) -> bool:
+        """Hold the gRPC ports for the server's life (listeners.reserve): a core's own port stays taken
+        while the core is dead, so its successor can bind it; False, having said why, if one is taken."""
+        o = self.opts
+        try:
+            for p in range(o.port, o.port + self.config.cores + 1):
+                self.grpc_reserved.append(reserve(o.host, p))
+        except OSError as e:
+            print(f"memsim: port {o.port + len(self.grpc_reserved)} was taken before it could be reserved "
+                  f"({e.strerror or e}); choose another --port, or --port 0", file=sys.stderr)
+            return False
+        return True
+
+    def _close_grpc_reservations(self) -> None:
+        for sock in self.grpc_reserved:
+            sock.close()
+        self.grpc_reserved.clear()
 
     def _resp_listen(self) -> bool:
         """Choose (port 0) the Redis protocol's ports, apart from the gRPC ones, then bind every core's sockets

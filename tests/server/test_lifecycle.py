@@ -60,6 +60,37 @@ def test_killed_worker_is_restarted_and_the_heap_stays_consistent():
         assert victim_pid not in srv.alive_workers()
 
 
+def test_a_killed_cores_grpc_port_stays_held_until_its_successor_serves_on_it():
+    """The supervisor holds every gRPC port with a never-listening SO_REUSEPORT socket
+    (server/listeners.py reserve): from core 1's death to its successor's start no other socket can
+    bind core 1's own port (a client's ephemeral port once took a dead core's RESP port and failed the
+    restart for a minute), and the successor binds it beside the reservation. Without the reservation
+    the probes bind it in the window (several hundred milliseconds: the fork and grpc's start)."""
+    import socket
+
+    with running_server(cores=2, memory="16MiB") as srv:
+        own = srv.port + 2  # core 1's
+        os.kill(srv.worker_pids[1], signal.SIGKILL)
+        probes, bound = 0, []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("restarted as pid" in ln for ln in srv.output):
+            probe = socket.socket()
+            try:
+                probe.bind(("127.0.0.1", own))
+                bound.append(time.monotonic())
+            except OSError:
+                pass
+            finally:
+                probe.close()
+            probes += 1
+            time.sleep(0.002)
+        assert any("restarted as pid" in ln for ln in srv.output), "".join(srv.output)
+        assert probes > 0 and bound == [], f"{len(bound)} of {probes} probes bound core 1's port while it was dead"
+        with Client(srv.target, core=1) as c:
+            assert c.info().core == 1
+            c.free(c.alloc(64).address)
+
+
 def test_kill_during_load_leaves_no_torn_state():
     with running_server(cores=2, memory="16MiB") as srv:
         load = subprocess.Popen([sys.executable, "-m", "memsim.tools", "bench", "alloc", "--target", srv.target,
