@@ -335,7 +335,7 @@ def test_lowering_maxmemory_evicts_at_once(r):
     p.execute()
     assert r.info()["used_memory"] > 400_000
     r.config_set("maxmemory", "200kb")  # evicts for up to tenacity's budget, the cron does the rest
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # not a speed check: the cron runs late on a loaded 2-CPU host
     while r.info()["used_memory"] > 200 * 1024 and time.monotonic() < deadline:
         time.sleep(0.05)
     info = r.info()

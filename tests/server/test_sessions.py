@@ -35,6 +35,11 @@ def readme_vm_sample(target: str) -> str:
     return code.replace("127.0.0.1:50051", target)
 
 
+# The leases of the renewal tests: renewed every LEASE/3 s, a lease is lost only if no renewal gets
+# through for LEASE s; 3 s left too little room on a loaded 2-CPU host (a renewal has LEASE/2 s to answer).
+LEASE = 6
+
+
 def wait_until(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -71,11 +76,12 @@ def test_a_killed_clients_spaces_are_released_after_its_lease_and_kept_ones_surv
     with running_server(cores=2) as srv:
         with VMClient(srv.target) as vm:
             free_before = vm.vmstat()["free_frames"]
-        child = subprocess.Popen([sys.executable, "-c", CHILD, srv.target, "3"], stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen([sys.executable, "-c", CHILD, srv.target, str(LEASE)], stdout=subprocess.PIPE,
+                                 text=True)
         try:
             leased, kept = map(int, child.stdout.readline().split())
             with VMClient(srv.target) as vm:
-                time.sleep(4)  # longer than the lease: the child's keepalive renews it meanwhile
+                time.sleep(LEASE + 1)  # longer than the lease: the child's keepalive renews it meanwhile
                 assert {s.space for s in vm.spaces()} == {leased, kept}
                 os.kill(child.pid, signal.SIGKILL)
                 child.wait(10)
@@ -108,9 +114,9 @@ def test_close_releases_only_what_the_client_made_and_not_what_it_kept():
 
 def test_the_asyncio_client_renews_and_releases_too():
     async def run(target: str) -> None:
-        async with AsyncVMClient(target, lease=3) as vm:
+        async with AsyncVMClient(target, lease=LEASE) as vm:
             sp = await vm.create_space(name="async")
-            await asyncio.sleep(4)  # past the lease: only the keepalive task keeps the space
+            await asyncio.sleep(LEASE + 1)  # past the lease: only the keepalive task keeps the space
             assert [s.space for s in await vm.spaces(mine_only=True)] == [sp.id]
             kept = await vm.create_space(name="async-kept", keep=True)
         async with AsyncVMClient(target) as vm:
@@ -122,9 +128,9 @@ def test_the_asyncio_client_renews_and_releases_too():
 
 
 def test_a_lease_is_renewed_while_the_client_idles():
-    with running_server(cores=2) as srv, VMClient(srv.target, lease=3) as vm:
+    with running_server(cores=2) as srv, VMClient(srv.target, lease=LEASE) as vm:
         sp = vm.create_space(name="idle")
-        time.sleep(5)  # two leases: the keepalive thread renews it
+        time.sleep(1.5 * LEASE)  # past the lease: the keepalive thread renews it
         assert sp.stats().lease_remaining > 0 and sp.stats().owner == vm.client_id
 
 
@@ -267,11 +273,11 @@ def test_a_killed_clients_objects_are_freed_after_its_lease():
 
     with running_server(cores=2) as srv, Client(srv.target) as watcher:
         baseline = heap_in_use(watcher)
-        child = subprocess.Popen([sys.executable, "-c", OBJECT_CHILD, srv.target, "3"], stdout=subprocess.PIPE,
-                                 text=True)
+        child = subprocess.Popen([sys.executable, "-c", OBJECT_CHILD, srv.target, str(LEASE)],
+                                 stdout=subprocess.PIPE, text=True)
         try:
             cid, kept = child.stdout.readline().split()
-            time.sleep(4)  # past the lease: the child's keepalive renews it
+            time.sleep(LEASE + 1)  # past the lease: the child's keepalive renews it
             assert watcher.list_objects(client=cid).total == 70
             os.kill(child.pid, signal.SIGKILL)
             child.wait(10)
