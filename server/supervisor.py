@@ -30,6 +30,7 @@ from memsim.server.limits import MAXCLIENTS, STREAM_IDLE_S, mib
 from memsim.server.listeners import core_sockets, reserve
 from memsim.server.metrics import MachineCollector
 from memsim.sim.alloc.heap import Heap
+from memsim.sim.alloc.pagealloc import warm as warm_page_index
 from memsim.sim.alloc.recovery import recover
 from memsim.sim.alloc.scavenger import Scavenger
 from memsim.sim.cache.batch import warm as warm_cache_kernels
@@ -199,6 +200,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         machine = self.machine = Machine.create(self.config)
+        warm_page_index()  # the page heap's summaries (sim/alloc/pagealloc.py), compiled before the forks
         warm_cache_kernels()  # the same for the Redis protocol's compiled GET/SET (sim/cache/batch.py)
         if self.config.vm_memory:
             warm_collectors()  # compiled (or loaded from numba's cache) once, here, and inherited by every core

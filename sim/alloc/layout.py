@@ -24,6 +24,7 @@ CAS of `obj_size` alone could free a reused block).
 
 Writers:
     page_*, span_*, heap_gauges      only under the heap lock
+    chunk_sum                        only under the heap lock (pagealloc.py: derived from page_span)
     central_*, span_nfree/next/prev  only under that class's central lock
     slot_state 0 <-> CACHED           under the class lock (refill/flush)
     slot_state CACHED <-> ALLOCATED   by the caching core only (lock-free fast path)
@@ -55,8 +56,11 @@ TINY_HELD = 0xC000  # | core
 # span_state
 SPAN_FREE, SPAN_SMALL, SPAN_LARGE = 0, 1, 2
 
+CHUNK_PAGES = 512  # a chunk_sum row's pages: Go's pallocChunkPages (pagealloc.py)
+
 # heap_gauges columns
 G_ARENA_PAGES, G_INUSE_PAGES, G_RELEASED_PAGES, G_GROWS, G_SCAVENGED_TOTAL, G_RECOVERIES = range(6)
+G_SEARCH_PAGE = 6  # Go's pageAlloc.searchAddr, in pages: no free page of the arena lies below it (pagealloc.py)
 
 # central_stats columns
 C_SPANS, C_NFREE, C_REMOVE_RANGE, C_INSERT_RANGE, C_SPAN_ALLOCS, C_SPAN_FREES = range(6)
@@ -87,6 +91,7 @@ def heap_specs(memory_bytes: int, ncores: int) -> list[ArraySpec]:
         ArraySpec("page_span", "int32", (npages,)),
         ArraySpec("page_scav", "uint8", (npages,)),
         ArraySpec("page_freed_at", "float64", (npages,)),
+        ArraySpec("chunk_sum", "int32", (-(-npages // CHUNK_PAGES), 3)),
         ArraySpec("span_state", "uint8", (npages,)),
         ArraySpec("span_class", "int16", (npages,)),
         ArraySpec("span_npages", "int32", (npages,)),
@@ -117,6 +122,7 @@ class HeapArrays:
     page_span: np.ndarray
     page_scav: np.ndarray
     page_freed_at: np.ndarray
+    chunk_sum: np.ndarray
     span_state: np.ndarray
     span_class: np.ndarray
     span_npages: np.ndarray

@@ -7,9 +7,9 @@ committing more pages through the page source; when memory runs out it says how 
 needed and what the machine has.
 
 Free runs are found first-fit over the page→span map (`page_span`, -1 = free), which is the
-flat form of Go's pageAlloc bitmap; Go adds a radix tree of run summaries to make the search
-O(log n) on terabyte heaps, which a 64 MiB machine does not need (a NumPy scan of 8192 pages
-takes tens of µs, under a lock taken once per span, not per object).
+flat form of Go's pageAlloc bitmap, through pageAlloc's index beside it (`pagealloc.py`: a
+summary per 512-page chunk and searchAddr), so a span costs a scan of a chunk or two, not of
+the arena.
 
 Crash safety (a worker killed while holding this lock): allocation marks pages first and the
 span record last, freeing clears the span record first and the pages last, so a torn update
@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 from memsim.sim.alloc import layout as L
+from memsim.sim.alloc import pagealloc
 from memsim.sim.alloc.pagesource import PageSource
 from memsim.sim.alloc.sizeclasses import PAGE_SIZE
 from memsim.sim.errors import ResourceExhausted
@@ -47,20 +48,6 @@ class MHeap:
 
     # -- page runs -------------------------------------------------------------------------
 
-    def _find_run(self, npages: int, used: int) -> int:
-        """First page of the first free run of >= npages within the arena, or -1."""
-        if used == 0:
-            return -1
-        free = self.a.page_span[:used] < 0
-        if npages == 1:
-            idx = np.flatnonzero(free)
-            return int(idx[0]) if idx.size else -1
-        edges = np.diff(np.concatenate(([0], free.view(np.int8), [0])))
-        starts = np.flatnonzero(edges == 1)
-        ends = np.flatnonzero(edges == -1)
-        fits = np.flatnonzero(ends - starts >= npages)
-        return int(starts[fits[0]]) if fits.size else -1
-
     def _grow(self, npages: int) -> None:
         """Extend the arena so that a run of npages exists at its end."""
         g = self.a.heap_gauges
@@ -72,6 +59,9 @@ class MHeap:
         need = npages - tail
         grow = max(need, min(self.grow_pages, self.total_pages - used))
         if used + need > self.total_pages:
+            pagealloc.rebuild(self.a)  # before failing: a summary torn by a killed core may hide a run
+            if pagealloc.scan(self.a, npages, used) >= 0:
+                return
             inuse = int(g[L.G_INUSE_PAGES]) * PAGE_SIZE
             raise ResourceExhausted(
                 f"out of memory: allocating {npages * PAGE_SIZE} bytes ({npages} pages) needs more than the "
@@ -83,16 +73,16 @@ class MHeap:
         self.a.page_freed_at[used:used + grow] = time.monotonic()  # idle from now, not from boot
         g[L.G_ARENA_PAGES] = used + grow
         g[L.G_GROWS] += 1
+        pagealloc.update(self.a, used, used + grow)
 
     def alloc_pages(self, npages: int, cls: int, reqsize: int = 0) -> int:
         """Allocate a span of npages for class cls (0 = one large object). Caller holds the lock."""
         assert self.lock.held
         a = self.a
-        used = int(a.heap_gauges[L.G_ARENA_PAGES])
-        start = self._find_run(npages, used)
+        start, first_free = pagealloc.find(a, npages)
         if start < 0:
             self._grow(npages)
-            start = self._find_run(npages, int(a.heap_gauges[L.G_ARENA_PAGES]))
+            start, first_free = pagealloc.find(a, npages)
             assert start >= 0
         end = start + npages
         scav = a.page_scav[start:end]
@@ -111,6 +101,7 @@ class MHeap:
         a.span_prev[start] = -1
         a.span_state[start] = L.SPAN_LARGE if cls == 0 else L.SPAN_SMALL  # ... span record last
         a.heap_gauges[L.G_INUSE_PAGES] += npages
+        pagealloc.allocated(a, start, npages, first_free)
         return start
 
     def free_pages(self, start: int) -> None:
@@ -122,6 +113,7 @@ class MHeap:
         a.page_freed_at[start:start + npages] = time.monotonic()
         a.page_span[start:start + npages] = -1  # ... pages last
         a.heap_gauges[L.G_INUSE_PAGES] -= npages
+        pagealloc.freed(a, start, npages)
 
     # -- scavenging ------------------------------------------------------------------------
 

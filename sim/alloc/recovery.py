@@ -12,7 +12,7 @@ and its tiny block are nobody's. The supervisor therefore, before it restarts th
    tiny block retired (freeing it if it holds no live object), frees the tiny block it had
    won (tiny.py) but not yet claimed, and rebuilds every class's span list and free counts
    from the slot states, which are the ground truth;
-4. recomputes the heap gauges from the page map.
+4. recomputes the heap gauges and the page allocator's index (pagealloc.py) from the page map.
 
 An object in flight inside the dead core (claimed by its malloc but not yet published, or
 its free had won the CAS but not yet reached the cache) is ALLOCATED with no size, which
@@ -30,6 +30,7 @@ from contextlib import ExitStack
 import numpy as np
 
 from memsim.sim.alloc import layout as L
+from memsim.sim.alloc import pagealloc
 from memsim.sim.alloc.heap import Heap
 from memsim.sim.alloc.sizeclasses import MAX_OBJECTS_PER_SPAN, PAGE_SIZE, table
 from memsim.sim.alloc.tiny import BLOCK, RETIRED_MARK, mark_retired
@@ -57,6 +58,7 @@ def recover(heap: Heap, dead_core: int | None) -> dict[str, int]:
             assert c is not None
             reclaimed += c.rebuild(dead_state)
         a.heap_gauges[L.G_INUSE_PAGES] = int(np.count_nonzero(a.page_span[: int(a.heap_gauges[L.G_ARENA_PAGES])] >= 0))
+        pagealloc.rebuild(a)  # the dead core may have held the heap lock between a page-map and a summary write
         a.heap_gauges[L.G_RECOVERIES] += 1
     return {"torn_pages": torn, "reclaimed_objects": reclaimed + in_flight, "tiny_blocks_freed": tiny_freed}
 
@@ -148,6 +150,7 @@ def check(heap: Heap, quiescent: bool = True) -> list[str]:
         problems.append(f"HeapInuse pages {int(a.heap_gauges[L.G_INUSE_PAGES])} != pages mapped to spans {inuse}")
     if np.any(a.page_span[arena:] >= 0):
         problems.append("pages beyond the arena belong to spans")
+    problems += pagealloc.check(a)
     for c in t.classes:
         spans = np.flatnonzero((a.span_state == L.SPAN_SMALL) & (a.span_class == c.index))
         listed = set()

@@ -1,0 +1,138 @@
+"""The page heap's index (sim/alloc/pagealloc.py): first fit stays exact, the summaries and
+searchAddr stay true to the page map, and a torn index costs nothing but a rebuild.
+
+- Property: random span allocations (1 page to 2.5 chunks, so runs cross chunk boundaries and span
+  whole chunks) and frees on a 24 MiB machine (6 chunks): every span starts where the first fit
+  over the whole page map (`pagealloc.scan`, the old mheap search) says, growing the arena only
+  when no free run fits; after every step `pagealloc.check` finds nothing wrong.
+- A summary that shows a run no longer free (a core killed between its page-map write and its
+  summary write) makes `find` scan, rebuild and answer exactly.
+- A summary that hides every free run, on a machine grown to its end, does not make a span fail
+  with out-of-memory: the out-of-memory path rebuilds and searches again.
+- The index at 1 GiB: a large object's span costs a chunk's scan, not the arena's (counted in
+  pages scanned, not timed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from memsim.sim.alloc import layout as L
+from memsim.sim.alloc import pagealloc
+from memsim.sim.alloc.layout import CHUNK_PAGES
+from memsim.sim.errors import ResourceExhausted
+from memsim.sim.system import Machine, MachineConfig
+
+MiB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def machine():
+    m = Machine.create(MachineConfig(memory_bytes=24 * MiB, cores=1))
+    try:
+        yield m
+    finally:
+        m.destroy()
+
+
+def _reset(mh) -> None:
+    """Every span of the previous example freed: the arena stays grown, all of it free."""
+    a = mh.a
+    with mh.lock:
+        used = int(a.heap_gauges[L.G_ARENA_PAGES])
+        for start in np.flatnonzero((a.span_state[:used] != L.SPAN_FREE)).tolist():
+            mh.free_pages(start)
+
+
+ops = st.lists(st.one_of(st.tuples(st.just("alloc"), st.integers(1, 1300)),
+                         st.tuples(st.just("free"), st.integers(0, 10**6))), min_size=1, max_size=60)
+
+
+@settings(max_examples=120, deadline=None)
+@given(ops)
+def test_every_span_starts_at_the_first_fit_and_the_index_stays_true(machine, steps):
+    mh = machine.heap(0).mheap
+    a = mh.a
+    _reset(mh)
+    live: list[int] = []
+    with mh.lock:
+        for op, n in steps:
+            if op == "free":
+                if live:
+                    mh.free_pages(live.pop(n % len(live)))
+            else:
+                used = int(a.heap_gauges[L.G_ARENA_PAGES])
+                want = pagealloc.scan(a, n, used)
+                tail = int(np.argmax(a.page_span[:used][::-1] >= 0)) if (a.page_span[:used] >= 0).any() else used
+                if want < 0 and used - tail + n > mh.total_pages:
+                    with pytest.raises(ResourceExhausted, match="out of memory"):
+                        mh.alloc_pages(n, 0)
+                    continue
+                start = mh.alloc_pages(n, 0)
+                if want >= 0:
+                    assert start == want, (n, start, want)
+                else:  # grown: the run is the free tail and what was added after it
+                    assert int(a.heap_gauges[L.G_ARENA_PAGES]) > used and start == used - tail, (start, used, tail)
+                live.append(start)
+            assert pagealloc.check(a) == []
+
+
+def test_a_summary_showing_a_run_no_longer_free_is_rebuilt_and_the_answer_is_exact(machine):
+    mh = machine.heap(0).mheap
+    a = mh.a
+    _reset(mh)
+    with mh.lock:
+        spans = [mh.alloc_pages(100, 0) for _ in range(20)]  # 2,000 pages: chunks 0-3 partly in use
+        for s in spans[::2]:
+            mh.free_pages(s)
+        want = pagealloc.scan(a, 100, int(a.heap_gauges[L.G_ARENA_PAGES]))
+        a.chunk_sum[0] = (CHUNK_PAGES, CHUNK_PAGES, CHUNK_PAGES)  # torn: chunk 0 shown all free
+        a.heap_gauges[L.G_SEARCH_PAGE] = 0
+        assert pagealloc.check(a) != []
+        assert mh.alloc_pages(100, 0) == want
+        assert pagealloc.check(a) == []
+
+
+def test_a_summary_hiding_every_run_does_not_fail_a_span_on_a_full_arena(machine):
+    mh = machine.heap(0).mheap
+    a = mh.a
+    _reset(mh)
+    with mh.lock:
+        spans = []
+        while int(a.heap_gauges[L.G_ARENA_PAGES]) + 64 <= mh.total_pages or pagealloc.scan(
+                a, 64, int(a.heap_gauges[L.G_ARENA_PAGES])) >= 0:
+            spans.append(mh.alloc_pages(64, 0))
+        assert int(a.heap_gauges[L.G_ARENA_PAGES]) + 64 > mh.total_pages  # grown to its end
+        hole = spans[len(spans) // 2]
+        mh.free_pages(hole)
+        a.chunk_sum[:] = 0  # torn: nothing shown free
+        assert mh.alloc_pages(64, 0) == hole
+        assert pagealloc.check(a) == []
+
+
+def test_at_1_gib_a_span_scans_a_chunk_not_the_arena(monkeypatch):
+    """Counts the pages the window scans see (no clock): with the index, a fill and a refill of
+    holes look at a few chunks' pages per span; the old search looked at the whole arena each time."""
+    m = Machine.create(MachineConfig(memory_bytes=1024 * MiB, cores=1))
+    try:
+        mh = m.heap(0).mheap
+        a = mh.a
+        seen: list[int] = []
+        real = pagealloc._first_fit
+        monkeypatch.setattr(pagealloc, "_first_fit", lambda free, n: (seen.append(free.size), real(free, n))[1])
+        with mh.lock:
+            spans = [mh.alloc_pages(5, 0) for _ in range(20_000)]  # 100,000 of the 131,072 pages
+            for s in spans[::2]:
+                mh.free_pages(s)
+            seen.clear()
+            for _ in range(5_000):
+                mh.alloc_pages(5, 0)
+        used = int(a.heap_gauges[L.G_ARENA_PAGES])
+        assert used >= 100_000 and len(seen) == 5_000
+        assert max(seen) <= 2 * CHUNK_PAGES, max(seen)
+        assert pagealloc.check(a) == []
+    finally:
+        m.destroy()
