@@ -43,7 +43,7 @@ def _reset(mh) -> None:
     a = mh.a
     with mh.lock:
         used = int(a.heap_gauges[L.G_ARENA_PAGES])
-        for start in np.flatnonzero((a.span_state[:used] != L.SPAN_FREE)).tolist():
+        for start in np.flatnonzero(a.span_state[:used] != L.SPAN_FREE).tolist():
             mh.free_pages(start)
 
 
