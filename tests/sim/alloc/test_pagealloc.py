@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from memsim.sim.alloc import layout as L
 from memsim.sim.alloc import pagealloc
 from memsim.sim.alloc.layout import CHUNK_PAGES
+from memsim.sim.alloc.mheap import MHeap
 from memsim.sim.errors import ResourceExhausted
 from memsim.sim.system import Machine, MachineConfig
 
@@ -38,13 +39,15 @@ def machine():
         m.destroy()
 
 
-def _reset(mh) -> None:
-    """Every span of the previous example freed: the arena stays grown, all of it free."""
+def _emptied(machine) -> MHeap:
+    """The machine's page heap with every span of the previous test freed (the arena stays grown)."""
+    mh = machine.heap(0).mheap
     a = mh.a
     with mh.lock:
         used = int(a.heap_gauges[L.G_ARENA_PAGES])
         for start in np.flatnonzero(a.span_state[:used] != L.SPAN_FREE).tolist():
             mh.free_pages(start)
+    return mh
 
 
 ops = st.lists(st.one_of(st.tuples(st.just("alloc"), st.integers(1, 1300)),
@@ -54,9 +57,8 @@ ops = st.lists(st.one_of(st.tuples(st.just("alloc"), st.integers(1, 1300)),
 @settings(max_examples=120, deadline=None)
 @given(ops)
 def test_every_span_starts_at_the_first_fit_and_the_index_stays_true(machine, steps):
-    mh = machine.heap(0).mheap
+    mh = _emptied(machine)
     a = mh.a
-    _reset(mh)
     live: list[int] = []
     with mh.lock:
         for op, n in steps:
@@ -81,9 +83,8 @@ def test_every_span_starts_at_the_first_fit_and_the_index_stays_true(machine, st
 
 
 def test_a_summary_showing_a_run_no_longer_free_is_rebuilt_and_the_answer_is_exact(machine):
-    mh = machine.heap(0).mheap
+    mh = _emptied(machine)
     a = mh.a
-    _reset(mh)
     with mh.lock:
         spans = [mh.alloc_pages(100, 0) for _ in range(20)]  # 2,000 pages: chunks 0-3 partly in use
         for s in spans[::2]:
@@ -97,9 +98,8 @@ def test_a_summary_showing_a_run_no_longer_free_is_rebuilt_and_the_answer_is_exa
 
 
 def test_a_summary_hiding_every_run_does_not_fail_a_span_on_a_full_arena(machine):
-    mh = machine.heap(0).mheap
+    mh = _emptied(machine)
     a = mh.a
-    _reset(mh)
     with mh.lock:
         spans = []
         while int(a.heap_gauges[L.G_ARENA_PAGES]) + 64 <= mh.total_pages or pagealloc.scan(
