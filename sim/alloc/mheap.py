@@ -59,9 +59,6 @@ class MHeap:
         need = npages - tail
         grow = max(need, min(self.grow_pages, self.total_pages - used))
         if used + need > self.total_pages:
-            pagealloc.rebuild(self.a)  # before failing: a summary torn by a killed core may hide a run
-            if pagealloc.scan(self.a, npages, used) >= 0:
-                return
             inuse = int(g[L.G_INUSE_PAGES]) * PAGE_SIZE
             raise ResourceExhausted(
                 f"out of memory: allocating {npages * PAGE_SIZE} bytes ({npages} pages) needs more than the "
@@ -81,9 +78,16 @@ class MHeap:
         a = self.a
         start, first_free = pagealloc.find(a, npages)
         if start < 0:
+            # A miss, about once per 4 MiB of growth: first rebuild the index from the page map, so that
+            # no summary or searchAddr torn by a core killed under this lock hides a run (pagealloc.py).
+            pagealloc.rebuild(a)
+            start, first_free = pagealloc.find(a, npages)
+        if start < 0:
             self._grow(npages)
             start, first_free = pagealloc.find(a, npages)
-            assert start >= 0
+            if start < 0:
+                raise ResourceExhausted(f"out of memory: no run of {npages} pages after the arena grew "
+                                        f"(the page index disagrees with the page map)")
         end = start + npages
         scav = a.page_scav[start:end]
         nscav = int(scav.sum())

@@ -19,16 +19,22 @@ this module keeps the same two, in the machine's shared arrays, written under th
 
 First fit stays exact: a run of n pages starts in chunk c either within c (max[c] >= n) or at
 c's trailing free pages and crosses on (end[c] + the full chunks after c + start of the next
-non-full one >= n); the first chunk for which either holds is where the first fit starts, and
-the window from that chunk's base to the end of its crossing holds the whole run.
+non-full one >= n); the first chunk for which either holds is where the first fit starts. Only
+the pages that can hold it are scanned: that chunk's if the run fits within it (its first run
+of n is then the first fit: a crossing run starts at the chunk's last free run, no earlier),
+else the chunk's trailing free pages and the n pages from their start.
 
-Crash safety. The summaries and the hint are derived from `page_span`, which stays the truth. A
-core killed between its page-map write and its summary write leaves a summary that is stale
-one way or the other: one that shows a run no longer free is caught by the window's scan,
-which then falls back to a full scan and rebuilds (`find`); one that hides a free run can at
-worst make the heap grow early, never hand out a page twice, and the out-of-memory path
-rebuilds and searches again before it fails (`MHeap._grow`). Recovery rebuilds both
-(`recovery.recover`), and `recovery.check` verifies them.
+Crash safety. The summaries and the hint are derived from `page_span`, which stays the truth;
+a core killed under the heap lock can leave them stale (between its page-map write and its
+summary write, between a summary and searchAddr, or between a grow's arena size and its
+summaries) until recovery rebuilds them (`recovery.recover`; `recovery.check` verifies them).
+Meanwhile: a summary showing a run no longer free is caught by the window's scan, which
+rebuilds and scans the page map (`find`); a summary or a searchAddr hiding free runs makes
+`find` miss, and every miss rebuilds the index and searches again before the arena grows
+(`MHeap.alloc_pages`: a miss happens about once per 4 MiB of growth, so its O(arena) rebuild
+costs little). Neither can hand out a page twice: a page is taken only where the page map says
+free. The one cost: a searchAddr left too high can place a span past an earlier free run that
+would also have fitted, until the next miss or recovery.
 """
 
 from __future__ import annotations
@@ -183,5 +189,9 @@ def _search(a: L.HeapArrays, c0: int, hint: int, used: int, npages: int) -> tupl
         return -1, first_free
     i = int(fit.argmax())
     w0 = max(hint, (c0 + i) * CHUNK_PAGES)
-    found = _window(a, w0, min(used, (c0 + int(min(nxt[i], k - 1)) + 1) * CHUNK_PAGES), npages, w0)
+    # Within chunk i if it fits there (the first run within the chunk is the first fit, as in the fast
+    # path); else the run is chunk i's trailing free pages and what follows them, npages in all.
+    chunk_end = (c0 + i + 1) * CHUNK_PAGES
+    w1 = chunk_end if mx[i] >= npages else chunk_end - int(en[i]) + npages
+    found = _window(a, w0, min(used, w1), npages, w0)
     return None if found is None else (found[0], first_free)

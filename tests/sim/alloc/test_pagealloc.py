@@ -9,6 +9,9 @@ searchAddr stay true to the page map, and a torn index costs nothing but a rebui
   summary write) makes `find` scan, rebuild and answer exactly.
 - A summary that hides every free run, on a machine grown to its end, does not make a span fail
   with out-of-memory: the out-of-memory path rebuilds and searches again.
+- Each way a core killed under the heap lock can leave the index behind the page map (a torn free,
+  a torn searchAddr, a torn grow) hides no run from the next span.
+- A small span behind a 1-page hole scans the pages that can hold it, not the free chunks after.
 - The index at 1 GiB: a large object's span costs a chunk's scan, not the arena's (counted in
   pages scanned, not timed).
 """
@@ -111,6 +114,71 @@ def test_a_summary_hiding_every_run_does_not_fail_a_span_on_a_full_arena(machine
         a.chunk_sum[:] = 0  # torn: nothing shown free
         assert mh.alloc_pages(64, 0) == hole
         assert pagealloc.check(a) == []
+
+
+@pytest.mark.parametrize("tear", ["free", "hint", "grow"])
+def test_an_index_torn_by_a_killed_core_hides_no_run_from_the_next_span(tear):
+    """Each way a core killed under the heap lock leaves the index behind the page map (a review's
+    fuzzing found them: each made alloc_pages fail its assertion); the next span that fits only in
+    what the index hides gets it, and the index is true again afterwards.
+
+    - free: free_pages killed after its page-map write, before pagealloc.freed (a machine of one
+      chunk, grown to its end: no growth can make room);
+    - hint: free_pages killed between pagealloc.freed's summary update and its searchAddr write;
+    - grow: _grow killed after the arena's new size, before the new pages' summaries."""
+    mib = {"free": 4, "hint": 24, "grow": 8}[tear]
+    m = Machine.create(MachineConfig(memory_bytes=mib * MiB, cores=1))
+    try:
+        mh = m.heap(0).mheap
+        a = mh.a
+        with mh.lock:
+            if tear == "free":
+                mh.alloc_pages(256, 0)
+                second = mh.alloc_pages(256, 0)
+                a.span_state[second] = L.SPAN_FREE
+                a.page_span[second:second + 256] = -1
+                a.heap_gauges[L.G_INUSE_PAGES] -= 256
+                n, want = 100, second
+            elif tear == "hint":
+                mh.alloc_pages(400, 0)
+                second = mh.alloc_pages(112, 0)  # chunk 0 full, the arena's end
+                hint = int(a.heap_gauges[L.G_SEARCH_PAGE])
+                mh.free_pages(second)
+                a.heap_gauges[L.G_SEARCH_PAGE] = hint
+                n, want = 600, second  # its 112 pages and 488 of the growth
+            else:
+                mh.alloc_pages(512, 0)
+                used = int(a.heap_gauges[L.G_ARENA_PAGES])
+                mh.source.commit(mh.base + used * 8192, 512 * 8192)
+                a.heap_gauges[L.G_ARENA_PAGES] = used + 512
+                n, want = 10, used
+            assert pagealloc.check(a) != []
+            assert mh.alloc_pages(n, 0) == want
+            assert pagealloc.check(a) == []
+    finally:
+        m.destroy()
+
+
+def test_a_small_span_scans_the_pages_that_can_hold_it_not_the_free_chunks_after_them(monkeypatch):
+    """searchAddr's chunk full but for a 1-page hole, a large free region after it: a 2-page span is
+    looked for in the chunk's trailing free pages and the 2 pages from their start (the review's
+    case: the window ran to the next non-full chunk, the whole arena, 99,488 pages a span)."""
+    m = Machine.create(MachineConfig(memory_bytes=256 * MiB, cores=1))
+    try:
+        mh = m.heap(0).mheap
+        seen: list[int] = []
+        real = pagealloc._first_fit
+        monkeypatch.setattr(pagealloc, "_first_fit", lambda free, n: (seen.append(free.size), real(free, n))[1])
+        with mh.lock:
+            mh.free_pages(mh.alloc_pages(30_000, 0))  # the arena grown, all free
+            ones = [mh.alloc_pages(1, 0) for _ in range(CHUNK_PAGES)]  # chunk 0 full
+            mh.free_pages(ones[10])
+            seen.clear()
+            spans = [mh.alloc_pages(2, 0) for _ in range(200)]
+        assert spans[0] == CHUNK_PAGES and max(seen) <= CHUNK_PAGES, max(seen)
+        assert pagealloc.check(mh.a) == []
+    finally:
+        m.destroy()
 
 
 def test_at_1_gib_a_span_scans_a_chunk_not_the_arena(monkeypatch):
