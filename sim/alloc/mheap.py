@@ -52,10 +52,11 @@ class MHeap:
         """Extend the arena so that a run of npages exists at its end."""
         g = self.a.heap_gauges
         used = int(g[L.G_ARENA_PAGES])
-        # Reuse a free tail of the arena: only the missing pages need committing.
-        tail = 0
-        while tail < used and self.a.page_span[used - 1 - tail] < 0:
-            tail += 1
+        # Reuse a free tail of the arena: only the missing pages need committing. The tail is shorter
+        # than npages (alloc_pages grows only when no run fits), so only the last npages pages are read.
+        lo = max(0, used - npages)
+        taken = np.flatnonzero(self.a.page_span[lo:used] >= 0)
+        tail = used - lo - 1 - int(taken[-1]) if taken.size else used - lo
         need = npages - tail
         grow = max(need, min(self.grow_pages, self.total_pages - used))
         if used + need > self.total_pages:
