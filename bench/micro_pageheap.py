@@ -23,9 +23,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from memsim.sim.alloc import layout as L
 from memsim.sim.alloc import pagealloc
 from memsim.sim.system import Machine, MachineConfig
 
@@ -36,13 +33,7 @@ MiB = 1 << 20
 def full_scan():
     """pagealloc.find as the old mheap._find_run: first fit over the whole arena's page map."""
     real = pagealloc.find
-
-    def scan_find(a: L.HeapArrays, npages: int) -> tuple[int, int]:
-        used = int(a.heap_gauges[L.G_ARENA_PAGES])
-        free = np.flatnonzero(a.page_span[:used] < 0)
-        return pagealloc.scan(a, npages, used), int(free[0]) if free.size else used
-
-    pagealloc.find = scan_find
+    pagealloc.find = pagealloc.scan_find
     try:
         yield
     finally:

@@ -135,6 +135,13 @@ def scan(a: L.HeapArrays, npages: int, used: int) -> int:
     return _first_fit(a.page_span[:used] < 0, npages) if used else -1
 
 
+def scan_find(a: L.HeapArrays, npages: int) -> tuple[int, int]:
+    """`find`'s answer from the page map alone, no index: the whole-arena first fit and first free page."""
+    used = int(a.heap_gauges[L.G_ARENA_PAGES])
+    free = np.flatnonzero(a.page_span[:used] < 0)
+    return scan(a, npages, used), int(free[0]) if free.size else used
+
+
 def find(a: L.HeapArrays, npages: int) -> tuple[int, int]:
     """(first page of the arena's first free run of >= npages, or -1; the first free page at or
     after searchAddr, the hint for `allocated`). Caller holds the heap lock."""
@@ -151,8 +158,7 @@ def find(a: L.HeapArrays, npages: int) -> tuple[int, int]:
         found = _search(a, c0, hint, used, npages)
     if found is None:  # a summary torn by a core killed under the lock: the page map decides
         rebuild(a)
-        free = np.flatnonzero(a.page_span[:used] < 0)
-        return scan(a, npages, used), int(free[0]) if free.size else used
+        return scan_find(a, npages)
     return found
 
 
